@@ -1,0 +1,171 @@
+//! The typed records stackcrawl produces and the reports it gives about them.
+//!
+//! `Question` is the one record shape every source (HTML listing, later the
+//! API) turns into, so exports and reports never care where a row came from.
+//! Its field names are the JSONL keys and the CSV columns.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Where a page sits in the crawl: carried by every job, report and failure
+/// so that nothing is ever anonymous.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PageContext {
+    /// Host name of the site, e.g. `stackoverflow.com`.
+    pub site: String,
+    /// Scheme and host the relative links of the page resolve against.
+    pub base_url: String,
+    pub tag: String,
+    pub tab: String,
+    pub page: u32,
+}
+
+/// Whether a listing shows the question open or with a closing marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum QuestionStatus {
+    #[default]
+    Open,
+    Closed,
+    OnHold,
+    Duplicate,
+    Migrated,
+    Deleted,
+}
+
+/// Stack Overflow lists ordinary questions and, since 2025, "Advice" posts
+/// whose second stat is replies rather than answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PostKind {
+    #[default]
+    Question,
+    Advice,
+}
+
+/// One question as a listing shows it, cleaned and typed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Question {
+    pub site: String,
+    pub question_id: u64,
+    /// Absolute URL of the question.
+    pub url: String,
+    /// Title with entities decoded and any `[closed]`-style suffix removed.
+    pub title: String,
+    pub excerpt: String,
+    pub votes: i64,
+    /// Answers; for an Advice post its replies are not answers, so 0.
+    pub answers: u64,
+    /// Replies of an Advice post, `None` for a question.
+    pub replies: Option<u64>,
+    pub views: u64,
+    /// True when `views` came from an exact figure (a `title` attribute),
+    /// false when it was decoded from abbreviated text such as "3.1m".
+    pub views_exact: bool,
+    pub tags: Vec<String>,
+    pub has_accepted_answer: bool,
+    /// Empty for community-wiki and deleted-user posts.
+    pub author_name: Option<String>,
+    pub author_reputation: Option<u64>,
+    pub asked_at: Option<DateTime<Utc>>,
+    pub modified_at: Option<DateTime<Utc>>,
+    pub answered_at: Option<DateTime<Utc>>,
+    pub bounty: Option<u32>,
+    pub status: QuestionStatus,
+    pub post_kind: PostKind,
+    pub community_wiki: bool,
+    // The crawl's own context.
+    pub tag: String,
+    pub tab: String,
+    pub page: u32,
+    pub fetched_at: DateTime<Utc>,
+}
+
+/// A summary the cleaner could not turn into a `Question`, kept so that it
+/// is counted and logged instead of silently dropped or made up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejection {
+    pub question_id: Option<String>,
+    pub reason: String,
+}
+
+/// One page as it completed: what the futures-style API yields.
+#[derive(Debug, Clone)]
+pub struct PageReport {
+    pub ctx: PageContext,
+    pub url: String,
+    /// Questions on the page after cleaning.
+    pub questions: usize,
+    /// Questions already recorded earlier in the run (pushed down a page).
+    pub duplicates: usize,
+    pub rejected: usize,
+    /// Attempts it took (1 when the first fetch succeeded).
+    pub attempts: u32,
+    /// Running total of views of the tag's questions recorded so far.
+    pub tag_views_total: u64,
+    /// Time from the start of the run to this page's completion.
+    pub elapsed: Duration,
+    /// Layout the parser detected, e.g. `s-post-summary`.
+    pub layout: &'static str,
+}
+
+impl PageReport {
+    /// An empty page ends a tag: there is nothing further to page through.
+    pub fn is_empty(&self) -> bool {
+        self.questions == 0 && self.duplicates == 0 && self.rejected == 0
+    }
+}
+
+/// Per-tag totals kept by the aggregator.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TagTotals {
+    pub pages: u64,
+    pub questions: u64,
+    pub views: u64,
+    pub votes: i64,
+    pub answers: u64,
+    pub unanswered: u64,
+}
+
+impl TagTotals {
+    pub fn unanswered_share(&self) -> f64 {
+        if self.questions == 0 {
+            0.0
+        } else {
+            self.unanswered as f64 / self.questions as f64
+        }
+    }
+}
+
+/// How one run ended: what the final log line and `gather` give.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunSummary {
+    pub pages_planned: u64,
+    pub pages_done: u64,
+    pub pages_failed: u64,
+    pub pages_skipped: u64,
+    pub questions: u64,
+    pub duplicates_dropped: u64,
+    pub rejected: u64,
+    pub retries: u64,
+    pub rate_limited: u64,
+    pub requests: u64,
+    pub per_tag: BTreeMap<String, TagTotals>,
+    /// Failed pages with the reason of their last attempt.
+    pub failures: Vec<(PageContext, String)>,
+    pub wall_time: Duration,
+}
+
+impl RunSummary {
+    pub fn request_rate(&self) -> f64 {
+        let secs = self.wall_time.as_secs_f64();
+        if secs > 0.0 {
+            self.requests as f64 / secs
+        } else {
+            0.0
+        }
+    }
+}
