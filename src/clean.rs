@@ -1,14 +1,20 @@
 //! Pure cleaning: a `ParsedPage` of raw strings in, typed `Question`s and
 //! counted `Rejection`s out. No actix, no I/O.
 //!
+//! Exact figures win over abbreviated ones: a stat's `title` ("1,605,109
+//! views") is preferred to its visible text ("1.6m"), and `views_exact`
+//! records which one a record got. A summary whose id, title or counts cannot
+//! be read is rejected with a reason rather than recorded with a made-up
+//! number.
+//!
 //! INTERFACE (relied on by the actors; keep these names and shapes):
 //! - `clean_page(page: &ParsedPage, ctx: &PageContext, fetched_at: DateTime<Utc>) -> CleanedPage`
 //! - `CleanedPage { questions: Vec<Question>, rejections: Vec<Rejection> }`
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 
-use crate::model::{PageContext, Question, Rejection};
-use crate::parse::ParsedPage;
+use crate::model::{PageContext, PostKind, Question, QuestionStatus, Rejection};
+use crate::parse::{collapse, ParsedPage, RawStat, RawSummary};
 
 #[derive(Debug, Clone, Default)]
 pub struct CleanedPage {
@@ -16,6 +22,889 @@ pub struct CleanedPage {
     pub rejections: Vec<Rejection>,
 }
 
-pub fn clean_page(_page: &ParsedPage, _ctx: &PageContext, _fetched_at: DateTime<Utc>) -> CleanedPage {
-    CleanedPage::default()
+pub fn clean_page(page: &ParsedPage, ctx: &PageContext, fetched_at: DateTime<Utc>) -> CleanedPage {
+    let mut out = CleanedPage::default();
+    for raw in &page.summaries {
+        match clean_summary(raw, ctx, fetched_at) {
+            Ok(q) => out.questions.push(q),
+            Err(reason) => out.rejections.push(Rejection {
+                question_id: raw.question_id.clone(),
+                reason,
+            }),
+        }
+    }
+    out
+}
+
+/// Types one summary, or says why it cannot be trusted.
+pub fn clean_summary(
+    raw: &RawSummary,
+    ctx: &PageContext,
+    fetched_at: DateTime<Utc>,
+) -> Result<Question, String> {
+    let question_id = raw
+        .question_id
+        .as_deref()
+        .and_then(|id| id.trim().parse::<u64>().ok())
+        .filter(|id| *id > 0)
+        .ok_or_else(|| format!("bad question id {:?}", raw.question_id))?;
+
+    let full_title = raw.title.as_deref().map(collapse).unwrap_or_default();
+    let (title, status) = split_status(&full_title);
+    if title.is_empty() {
+        return Err("missing title".into());
+    }
+
+    let votes = stat_value(&raw.votes)
+        .map(|(v, _)| v)
+        .ok_or_else(|| format!("unreadable votes {:?}", raw.votes))?;
+
+    let advice = raw.replies.is_some()
+        || raw
+            .kind_label
+            .as_deref()
+            .is_some_and(|l| l.eq_ignore_ascii_case("advice"));
+    let (answers, replies) = match &raw.replies {
+        Some(r) if raw.answers.is_missing() => {
+            let n = stat_count(r).ok_or_else(|| format!("unreadable replies {r:?}"))?;
+            (0, Some(n))
+        }
+        _ => {
+            let n = stat_count(&raw.answers)
+                .ok_or_else(|| format!("unreadable answers {:?}", raw.answers))?;
+            (n, None)
+        }
+    };
+
+    let (views, views_exact) = stat_value(&raw.views)
+        .and_then(|(v, exact)| Some((u64::try_from(v).ok()?, exact)))
+        .ok_or_else(|| format!("unreadable views {:?}", raw.views))?;
+
+    let (author_name, author_reputation) = if raw.community_wiki {
+        (None, None)
+    } else {
+        let name = raw
+            .author_name
+            .as_deref()
+            .map(collapse)
+            .filter(|n| !n.is_empty());
+        let rep = name
+            .as_ref()
+            .and_then(|_| stat_value(&raw.author_reputation))
+            .and_then(|(v, _)| u64::try_from(v).ok());
+        (name, rep)
+    };
+
+    let mut asked_at = None;
+    let mut modified_at = None;
+    let mut answered_at = None;
+    for t in &raw.times {
+        let Some(at) = parse_iso(&t.iso) else {
+            continue;
+        };
+        let slot = match t.label.as_str() {
+            "asked" => &mut asked_at,
+            "modified" | "edited" | "active" => &mut modified_at,
+            "answered" => &mut answered_at,
+            _ => continue,
+        };
+        slot.get_or_insert(at);
+    }
+
+    let bounty = raw
+        .bounty
+        .as_deref()
+        .and_then(decode_count)
+        .and_then(|(v, _)| u32::try_from(v).ok())
+        .filter(|b| *b > 0);
+
+    Ok(Question {
+        site: ctx.site.clone(),
+        question_id,
+        url: absolute_url(&ctx.base_url, raw.href.as_deref(), question_id),
+        title: title.to_owned(),
+        excerpt: raw.excerpt.as_deref().map(collapse).unwrap_or_default(),
+        votes,
+        answers,
+        replies,
+        views,
+        views_exact,
+        tags: raw
+            .tags
+            .iter()
+            .map(|t| collapse(t))
+            .filter(|t| !t.is_empty())
+            .collect(),
+        has_accepted_answer: raw.accepted,
+        author_name,
+        author_reputation,
+        asked_at,
+        modified_at,
+        answered_at,
+        bounty,
+        status,
+        post_kind: if advice {
+            PostKind::Advice
+        } else {
+            PostKind::Question
+        },
+        community_wiki: raw.community_wiki,
+        tag: ctx.tag.clone(),
+        tab: ctx.tab.clone(),
+        page: ctx.page,
+        fetched_at,
+    })
+}
+
+/// The value of a stat and whether it is exact: the number in its `title`
+/// if it has one, else its visible text decoded.
+pub fn stat_value(stat: &RawStat) -> Option<(i64, bool)> {
+    if let Some(n) = stat.title.as_deref().and_then(exact_number) {
+        return Some((n, true));
+    }
+    stat.text.as_deref().and_then(decode_count)
+}
+
+fn stat_count(stat: &RawStat) -> Option<u64> {
+    stat_value(stat).and_then(|(v, _)| u64::try_from(v).ok())
+}
+
+/// The first integer written out in full in a `title` such as "Score of -5",
+/// "2,293,587 views" or "reputation score 11,102". `None` when the title has
+/// no digits ("reputation score ", "# replies").
+pub fn exact_number(title: &str) -> Option<i64> {
+    let start = title.find(|c: char| c.is_ascii_digit())?;
+    let before = title.get(..start).unwrap_or("");
+    let negative = before.ends_with('-') || before.ends_with('\u{2212}');
+    let digits: String = title
+        .get(start..)
+        .unwrap_or("")
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == ',')
+        .filter(char::is_ascii_digit)
+        .collect();
+    signed(negative, digits.parse().ok()?)
+}
+
+/// Applies a sign to a magnitude, reaching `i64::MIN` but refusing anything
+/// that does not fit.
+fn signed(negative: bool, magnitude: u64) -> Option<i64> {
+    if negative {
+        0i64.checked_sub_unsigned(magnitude)
+    } else {
+        i64::try_from(magnitude).ok()
+    }
+}
+
+/// Decodes a count as Stack Overflow displays it: "12", "1,234", "-5",
+/// "+50", "1k", "14k", "3.1m", "2.3m", "1.2b", with any surrounding
+/// whitespace or a trailing unit word ("2.3m views"). The flag is false when
+/// a k/m/b suffix made the figure approximate. `None` for anything else,
+/// including values that do not fit an `i64`; never panics.
+pub fn decode_count(text: &str) -> Option<(i64, bool)> {
+    let mut s = text.trim();
+    // "2.3m views" / "0answers": the number is the first token.
+    let end = s
+        .char_indices()
+        .find(|(i, c)| {
+            *i > 0
+                && !(c.is_ascii_digit()
+                    || matches!(c, ',' | '.' | 'k' | 'K' | 'm' | 'M' | 'b' | 'B'))
+        })
+        .map_or(s.len(), |(i, _)| i);
+    s = s.get(..end).unwrap_or("").trim();
+
+    let (negative, body) =
+        if let Some(rest) = s.strip_prefix('-').or_else(|| s.strip_prefix('\u{2212}')) {
+            (true, rest)
+        } else {
+            (false, s.strip_prefix('+').unwrap_or(s))
+        };
+
+    let (body, multiplier, exact) = match body.chars().last()? {
+        'k' | 'K' => (body.get(..body.len() - 1)?, 1_000u64, false),
+        'm' | 'M' => (body.get(..body.len() - 1)?, 1_000_000, false),
+        'b' | 'B' => (body.get(..body.len() - 1)?, 1_000_000_000, false),
+        _ => (body, 1, true),
+    };
+
+    let (int_part, frac_part) = match body.split_once('.') {
+        Some((i, f)) => (i, f),
+        None => (body, ""),
+    };
+    let int_digits: String = int_part.chars().filter(|c| *c != ',').collect();
+    let commas_ok = int_part.split(',').skip(1).all(|g| g.len() == 3) && !int_part.starts_with(',');
+    if int_digits.is_empty()
+        || !int_digits.chars().all(|c| c.is_ascii_digit())
+        || !frac_part.chars().all(|c| c.is_ascii_digit())
+        || !commas_ok
+        || (multiplier == 1 && !frac_part.is_empty())
+    {
+        return None;
+    }
+
+    let int: u64 = int_digits.parse().ok()?;
+    let mut value = int.checked_mul(multiplier)?;
+    // Fractions are summed digit by digit in integers: "3.1m" must be
+    // 3_100_000 exactly, which floating point does not promise.
+    let mut place = multiplier;
+    for d in frac_part.chars() {
+        place /= 10;
+        if place == 0 {
+            break;
+        }
+        let digit = u64::from(d.to_digit(10)?);
+        value = value.checked_add(digit.checked_mul(place)?)?;
+    }
+    Some((signed(negative, value)?, exact))
+}
+
+/// Timestamps in `relativetime` titles (`2025-11-17 03:46:46Z`) and
+/// `datetime` attributes (`2015-05-01T02:25:16`), all UTC.
+pub fn parse_iso(iso: &str) -> Option<DateTime<Utc>> {
+    let s = iso.trim();
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%SZ")
+        .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%SZ"))
+        .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S"))
+        .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S"))
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+const STATUS_SUFFIXES: [(&str, QuestionStatus); 5] = [
+    ("[closed]", QuestionStatus::Closed),
+    ("[on hold]", QuestionStatus::OnHold),
+    ("[duplicate]", QuestionStatus::Duplicate),
+    ("[migrated]", QuestionStatus::Migrated),
+    ("[deleted]", QuestionStatus::Deleted),
+];
+
+/// Removes the `[closed]`-style suffixes Stack Overflow appends to titles.
+/// With several ("[duplicate] [closed]"), the most specific one is kept.
+pub fn split_status(title: &str) -> (&str, QuestionStatus) {
+    let mut rest = title.trim();
+    let mut status = QuestionStatus::Open;
+    'strip: loop {
+        for (suffix, s) in STATUS_SUFFIXES {
+            let Some(cut) = rest.len().checked_sub(suffix.len()) else {
+                continue;
+            };
+            let matched = rest
+                .get(cut..)
+                .is_some_and(|tail| tail.eq_ignore_ascii_case(suffix));
+            if matched {
+                rest = rest.get(..cut).unwrap_or("").trim_end();
+                if rank(s) > rank(status) {
+                    status = s;
+                }
+                continue 'strip;
+            }
+        }
+        break;
+    }
+    (rest, status)
+}
+
+fn rank(s: QuestionStatus) -> u8 {
+    match s {
+        QuestionStatus::Open => 0,
+        QuestionStatus::OnHold => 1,
+        QuestionStatus::Closed => 2,
+        QuestionStatus::Migrated => 3,
+        QuestionStatus::Duplicate => 4,
+        QuestionStatus::Deleted => 5,
+    }
+}
+
+/// Joins a question link to the site's base URL. A summary without a link
+/// still has its id, and `/questions/{id}` is where Stack Exchange serves it.
+pub fn absolute_url(base: &str, href: Option<&str>, question_id: u64) -> String {
+    let base = base.trim().trim_end_matches('/');
+    let href = href.map(str::trim).filter(|h| !h.is_empty());
+    match href {
+        Some(h) if h.starts_with("http://") || h.starts_with("https://") => h.to_owned(),
+        Some(h) if h.starts_with("//") => {
+            let scheme = base.split_once("://").map_or("https", |(s, _)| s);
+            format!("{scheme}:{h}")
+        }
+        Some(h) => {
+            // Saved copies rewrite links as "../questions/…"; the site path
+            // is what matters.
+            let mut path = h;
+            while let Some(p) = path.strip_prefix("../").or_else(|| path.strip_prefix("./")) {
+                path = p;
+            }
+            format!("{base}/{}", path.trim_start_matches('/'))
+        }
+        None => format!("{base}/questions/{question_id}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse_listing;
+    use chrono::TimeZone;
+
+    fn ctx() -> PageContext {
+        PageContext {
+            site: "stackoverflow.com".into(),
+            base_url: "https://stackoverflow.com".into(),
+            tag: "python".into(),
+            tab: "Newest".into(),
+            page: 1,
+        }
+    }
+
+    fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> Option<DateTime<Utc>> {
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, s).single()
+    }
+
+    fn fetched() -> DateTime<Utc> {
+        DateTime::<Utc>::UNIX_EPOCH
+    }
+
+    fn cleaned(name: &str) -> CleanedPage {
+        let path = format!(
+            "{}/../shared/fixtures/so-html/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let html = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let page = parse_listing(&html).unwrap_or_else(|e| panic!("{name}: {e}"));
+        clean_page(&page, &ctx(), fetched())
+    }
+
+    fn find(page: &CleanedPage, id: u64) -> &Question {
+        page.questions
+            .iter()
+            .find(|q| q.question_id == id)
+            .unwrap_or_else(|| panic!("question {id} missing"))
+    }
+
+    #[test]
+    fn decode_count_cases() {
+        assert_eq!(decode_count("12"), Some((12, true)));
+        assert_eq!(decode_count("  \n 12\n  "), Some((12, true)));
+        assert_eq!(decode_count("1,234"), Some((1234, true)));
+        assert_eq!(decode_count("-5"), Some((-5, true)));
+        assert_eq!(decode_count("+50"), Some((50, true)));
+        assert_eq!(decode_count("1k"), Some((1000, false)));
+        assert_eq!(decode_count("1.5k"), Some((1500, false)));
+        assert_eq!(decode_count("14k"), Some((14_000, false)));
+        assert_eq!(decode_count("3.1m"), Some((3_100_000, false)));
+        assert_eq!(decode_count("1.6m"), Some((1_600_000, false)));
+        assert_eq!(decode_count("2.3m views"), Some((2_300_000, false)));
+        assert_eq!(decode_count("0answers"), Some((0, true)));
+        assert_eq!(decode_count(""), None);
+        assert_eq!(decode_count("k"), None);
+        assert_eq!(decode_count("-"), None);
+        assert_eq!(decode_count("1.5"), None);
+        assert_eq!(decode_count("abc"), None);
+        assert_eq!(decode_count("99999999999999999999"), None);
+        assert_eq!(decode_count("9999999999999999b"), None);
+        assert_eq!(decode_count("-9223372036854775808"), Some((i64::MIN, true)));
+        assert_eq!(decode_count("9223372036854775808"), None);
+        assert_eq!(decode_count("12,34"), None);
+        assert_eq!(decode_count("−7"), Some((-7, true)));
+    }
+
+    #[test]
+    fn exact_number_cases() {
+        assert_eq!(exact_number("Score of -5"), Some(-5));
+        assert_eq!(exact_number("1605109 views"), Some(1_605_109));
+        assert_eq!(exact_number("2,293,587 views"), Some(2_293_587));
+        assert_eq!(exact_number("reputation score 11,102"), Some(11_102));
+        assert_eq!(exact_number("reputation score "), None);
+        assert_eq!(exact_number("# replies"), None);
+        assert_eq!(
+            exact_number("Score of -9223372036854775808"),
+            Some(i64::MIN)
+        );
+        assert_eq!(exact_number("Score of 9223372036854775808"), None);
+    }
+
+    #[test]
+    fn split_status_cases() {
+        assert_eq!(split_status("A [closed]"), ("A", QuestionStatus::Closed));
+        assert_eq!(split_status("A [on hold] "), ("A", QuestionStatus::OnHold));
+        assert_eq!(
+            split_status("A [duplicate] [closed]"),
+            ("A", QuestionStatus::Duplicate)
+        );
+        assert_eq!(split_status("[closed]"), ("", QuestionStatus::Closed));
+        assert_eq!(
+            split_status("Why [closed] here"),
+            ("Why [closed] here", QuestionStatus::Open)
+        );
+    }
+
+    #[test]
+    fn absolute_url_cases() {
+        let b = "https://stackoverflow.com/";
+        assert_eq!(
+            absolute_url(b, Some("/questions/1/a"), 1),
+            "https://stackoverflow.com/questions/1/a"
+        );
+        assert_eq!(
+            absolute_url(b, Some("../questions/1/a"), 1),
+            "https://stackoverflow.com/questions/1/a"
+        );
+        assert_eq!(
+            absolute_url(b, Some("//meta.stackoverflow.com/questions/2"), 2),
+            "https://meta.stackoverflow.com/questions/2"
+        );
+        assert_eq!(
+            absolute_url(b, None, 3),
+            "https://stackoverflow.com/questions/3"
+        );
+    }
+
+    #[test]
+    fn tagged_python_newest_2025() {
+        let page = cleaned("tagged-python-newest-2025.html");
+        assert_eq!(page.questions.len(), 15);
+        assert!(page.rejections.is_empty(), "{:?}", page.rejections);
+
+        let first = &page.questions[0];
+        assert_eq!(first.question_id, 79821892);
+        assert_eq!(
+            first.url,
+            "https://stackoverflow.com/questions/79821892/how-to-automate-extraction-and-standardization-of-multilingual-name-username-dat"
+        );
+        assert_eq!(
+            first.title,
+            "How to Automate Extraction and Standardization of Multilingual Name/Username Data Without Modifying the Original Database?"
+        );
+        assert!(first
+            .excerpt
+            .starts_with("We’re working with a user table populated"));
+        assert!(first
+            .excerpt
+            .ends_with("I need a persistent, automated way to extract and ..."));
+        assert_eq!(first.votes, 0);
+        assert_eq!(first.post_kind, PostKind::Advice);
+        assert_eq!((first.answers, first.replies), (0, Some(0)));
+        assert_eq!((first.views, first.views_exact), (12, true));
+        assert_eq!(first.tags, ["python", "sql-server", "data-cleaning"]);
+        assert!(!first.has_accepted_answer);
+        assert_eq!(first.author_name.as_deref(), Some("John Doe"));
+        assert_eq!(first.author_reputation, Some(17));
+        assert_eq!(first.asked_at, at(2025, 11, 17, 3, 46, 46));
+        assert_eq!((first.modified_at, first.answered_at), (None, None));
+        assert_eq!(first.status, QuestionStatus::Open);
+        assert_eq!(first.bounty, None);
+        assert!(!first.community_wiki);
+        assert_eq!((first.tag.as_str(), first.page), ("python", 1));
+
+        let last = &page.questions[14];
+        assert_eq!(last.question_id, 79821480);
+        assert_eq!(
+            last.title,
+            "Horizontal and vertical scrollbars using TKinter and Python almost working"
+        );
+        assert!(last
+            .excerpt
+            .contains("It needed some text in a \"table\" and because"));
+        assert_eq!((last.votes, last.answers, last.replies), (0, 2, None));
+        assert_eq!(last.post_kind, PostKind::Question);
+        assert_eq!((last.views, last.views_exact), (47, true));
+        assert_eq!(last.tags, ["python", "tkinter"]);
+        assert!(!last.has_accepted_answer);
+        assert_eq!(last.author_name.as_deref(), Some("TTM"));
+        assert_eq!(last.author_reputation, Some(21));
+        assert_eq!(last.asked_at, at(2025, 11, 16, 13, 10, 48));
+
+        let closed = find(&page, 79821529);
+        assert_eq!(closed.title, "pretrained NTU60 of VPN");
+        assert_eq!(closed.status, QuestionStatus::Closed);
+
+        let accepted = find(&page, 79821639);
+        assert!(accepted.has_accepted_answer);
+        assert_eq!(
+            (accepted.votes, accepted.answers, accepted.views),
+            (3, 3, 63)
+        );
+        assert_eq!(accepted.author_name.as_deref(), Some("panji"));
+        assert_eq!(accepted.asked_at, at(2025, 11, 16, 17, 50, 15));
+        assert_eq!(
+            page.questions
+                .iter()
+                .filter(|q| q.has_accepted_answer)
+                .count(),
+            3
+        );
+        assert_eq!(
+            page.questions
+                .iter()
+                .filter(|q| q.post_kind == PostKind::Advice)
+                .count(),
+            3
+        );
+    }
+
+    #[test]
+    fn questions_newest_2026_resaved() {
+        let page = cleaned("questions-newest-2026-resaved.html");
+        assert_eq!(page.questions.len(), 15);
+        assert!(page.rejections.is_empty(), "{:?}", page.rejections);
+
+        let first = &page.questions[0];
+        assert_eq!(first.question_id, 79898520);
+        assert_eq!(
+            first.url,
+            "https://stackoverflow.com/questions/79898520/gitlab-docker-image-private-project"
+        );
+        assert_eq!(first.title, "Gitlab - Docker image - private project");
+        assert!(first
+            .excerpt
+            .starts_with("I run gitlab/gitlab-ee:18.9.0-ee.0 under Docker When I log in"));
+        assert_eq!((first.votes, first.answers, first.views), (0, 0, 5));
+        assert!(first.views_exact);
+        assert_eq!(first.tags, ["docker", "docker-compose", "gitlab"]);
+        assert_eq!(first.author_name.as_deref(), Some("Rick"));
+        assert_eq!(first.author_reputation, Some(142));
+        assert_eq!(first.asked_at, at(2026, 2, 28, 17, 20, 32));
+
+        let last = &page.questions[14];
+        assert_eq!(last.question_id, 79898452);
+        assert_eq!(
+            last.title,
+            "IntelliJ plugin action not showing in Commit toolbar"
+        );
+        assert!(last
+            .excerpt
+            .contains("<action id=\"CommitCraft.GenerateMessage\""));
+        assert_eq!((last.votes, last.answers, last.views), (-2, 1, 26));
+        assert_eq!(last.tags, ["intellij-idea", "intellij-plugin"]);
+        assert_eq!(last.author_name.as_deref(), Some("oksymisbah"));
+        assert_eq!(last.author_reputation, Some(1));
+        assert_eq!(last.asked_at, at(2026, 2, 28, 14, 50, 35));
+
+        // Reputation shown as "60.6k" but titled with the exact figure.
+        let exact_rep = find(&page, 79898491);
+        assert_eq!(
+            exact_rep.author_name.as_deref(),
+            Some("Wernfried Domscheit")
+        );
+        assert_eq!(exact_rep.author_reputation, Some(60_634));
+        assert_eq!(
+            (exact_rep.votes, exact_rep.answers, exact_rep.views),
+            (-2, 0, 43)
+        );
+
+        // A "Tooling" discussion post counts replies, not answers.
+        let tooling = find(&page, 79898489);
+        assert_eq!(tooling.post_kind, PostKind::Advice);
+        assert_eq!((tooling.answers, tooling.replies), (0, Some(2)));
+        assert_eq!((tooling.views, tooling.votes), (33, 0));
+    }
+
+    #[test]
+    fn meta_homepage_2026_resaved() {
+        let page = cleaned("meta-homepage-2026-resaved.html");
+        assert_eq!(page.questions.len(), 48);
+        assert!(page.rejections.is_empty(), "{:?}", page.rejections);
+
+        let first = &page.questions[0];
+        assert_eq!(first.question_id, 438369);
+        assert_eq!(
+            first.title,
+            "I’m Jody, the Chief Product and Technology Officer at Stack Overflow, let’s talk about the site redesign"
+        );
+        assert_eq!(first.excerpt, "");
+        assert_eq!((first.votes, first.answers), (12, 17));
+        // Shown as "1k", titled "1034 views".
+        assert_eq!((first.views, first.views_exact), (1034, true));
+        assert_eq!(
+            first.tags,
+            ["discussion", "company-update", "featured", "redesign-2026"]
+        );
+        assert_eq!(first.author_name.as_deref(), Some("David Maze"));
+        assert_eq!(first.author_reputation, Some(165_658));
+        assert_eq!(first.answered_at, at(2026, 2, 28, 16, 27, 16));
+        assert_eq!((first.asked_at, first.modified_at), (None, None));
+
+        let last = &page.questions[47];
+        assert_eq!(last.question_id, 430451);
+        assert_eq!(last.url, "https://stackoverflow.com/questions/430451/notification-clearing-for-followed-questions");
+        assert_eq!(last.title, "Notification clearing for followed questions");
+        assert_eq!((last.votes, last.answers, last.views), (14, 0, 172));
+        assert_eq!(
+            last.tags,
+            ["feature-request", "notifications", "follow-posts"]
+        );
+        assert_eq!(last.author_name.as_deref(), Some("wjandrea"));
+        assert_eq!(last.author_reputation, Some(34_147));
+        assert_eq!(last.modified_at, at(2026, 2, 21, 15, 5, 36));
+
+        let million = find(&page, 421831);
+        assert_eq!(
+            million.title,
+            "Policy: Generative AI (e.g., ChatGPT) is banned"
+        );
+        assert_eq!((million.views, million.views_exact), (1_605_109, true));
+        assert_eq!((million.votes, million.answers), (5435, 64));
+        assert_eq!(million.answered_at, at(2026, 2, 26, 7, 58, 38));
+
+        let duplicate = find(&page, 438321);
+        assert_eq!(
+            duplicate.title,
+            "The link to Staging Ground is missing in the Beta left navigation"
+        );
+        assert_eq!(duplicate.status, QuestionStatus::Duplicate);
+        assert_eq!(duplicate.votes, -5);
+
+        let accepted = find(&page, 438287);
+        assert!(accepted.has_accepted_answer);
+        assert_eq!(
+            (accepted.votes, accepted.answers, accepted.views),
+            (14, 2, 281)
+        );
+        assert_eq!(accepted.author_reputation, Some(22_952));
+
+        // No number in the title: the visible "9,080" is exact anyway.
+        assert_eq!(find(&page, 438284).author_reputation, Some(9_080));
+    }
+    #[test]
+    fn tagged_python_newest_2013() {
+        let page = cleaned("tagged-python-newest-2013.html");
+        assert_eq!(page.questions.len(), 15);
+        assert!(page.rejections.is_empty(), "{:?}", page.rejections);
+
+        let first = &page.questions[0];
+        assert_eq!(first.question_id, 19524072);
+        assert_eq!(
+            first.url,
+            "https://stackoverflow.com/questions/19524072/creating-a-mouse-over-text-box-in-tkinter"
+        );
+        assert_eq!(first.title, "Creating a mouse over text box in tkinter");
+        assert!(first
+            .excerpt
+            .starts_with("I'm trying to implement system where when the user points"));
+        assert_eq!((first.votes, first.answers, first.views), (0, 0, 2));
+        assert!(first.views_exact && !first.has_accepted_answer);
+        assert_eq!(first.tags, ["python", "tkinter"]);
+        assert_eq!(first.author_name.as_deref(), Some("Jack"));
+        assert_eq!(first.author_reputation, Some(57));
+        assert_eq!(first.asked_at, at(2013, 10, 22, 17, 3, 31));
+
+        let last = &page.questions[14];
+        assert_eq!(last.question_id, 19523257);
+        assert_eq!(last.title, "Pandas equivalent to SQL where");
+        assert_eq!((last.votes, last.answers, last.views), (1, 1, 12));
+        assert!(last.has_accepted_answer);
+        assert_eq!(last.author_name.as_deref(), Some("user1893354"));
+        assert_eq!(last.author_reputation, Some(166));
+        assert_eq!(last.asked_at, at(2013, 10, 22, 16, 21, 53));
+
+        assert_eq!(find(&page, 19523591).votes, -3);
+        assert!(page.questions.iter().all(|q| q.bounty.is_none()));
+    }
+
+    #[test]
+    fn tagged_webcam_newest_2014_bounty_closed() {
+        let page = cleaned("tagged-webcam-newest-2014-bounty-closed.html");
+        assert_eq!(page.questions.len(), 15);
+        assert!(page.rejections.is_empty(), "{:?}", page.rejections);
+
+        let first = &page.questions[0];
+        assert_eq!(first.question_id, 21250307);
+        assert_eq!(
+            first.title,
+            "When to use ImageEncodingProperties vs. VIdeoEncodingProperties"
+        );
+        assert_eq!((first.votes, first.answers, first.views), (0, 0, 4));
+        assert_eq!(
+            first.tags,
+            [
+                "c#",
+                "video",
+                "windows-runtime",
+                "windows-store-apps",
+                "webcam"
+            ]
+        );
+        assert_eq!(first.author_name.as_deref(), Some("Thaine Norris"));
+        assert_eq!(first.author_reputation, Some(16));
+        assert_eq!(first.asked_at, at(2014, 1, 21, 6, 0, 41));
+
+        let last = &page.questions[14];
+        assert_eq!(last.question_id, 21002836);
+        assert_eq!(last.title, "take screen from webcam and support by cmd");
+        assert_eq!((last.votes, last.answers, last.views), (-4, 0, 39));
+        assert_eq!(last.author_name.as_deref(), Some("user3141844"));
+        assert_eq!(last.author_reputation, Some(1));
+        assert_eq!(last.asked_at, at(2014, 1, 8, 17, 45, 25));
+
+        let bounty = find(&page, 21186550);
+        assert_eq!(bounty.bounty, Some(50));
+        assert_eq!(bounty.title, "java capturing webcam images macbook");
+        assert_eq!((bounty.votes, bounty.answers, bounty.views), (0, 1, 58));
+        assert_eq!(bounty.author_name.as_deref(), Some("Thijser"));
+        assert_eq!(bounty.author_reputation, Some(409));
+        assert_eq!(find(&page, 21182518).bounty, Some(50));
+        assert_eq!(
+            page.questions.iter().filter(|q| q.bounty.is_some()).count(),
+            2
+        );
+
+        let closed = find(&page, 21105650);
+        assert_eq!(
+            closed.title,
+            "How can I programatically get high resolution images from a webcamera"
+        );
+        assert_eq!(closed.status, QuestionStatus::Closed);
+        // Shown as "16.4k", titled "reputation score 16396".
+        assert_eq!(closed.author_reputation, Some(16_396));
+        assert_eq!(find(&page, 21051848).status, QuestionStatus::Closed);
+
+        let on_hold = find(&page, 21166845);
+        assert_eq!(
+            on_hold.title,
+            "Detecting a users presence on webcam in Java"
+        );
+        assert_eq!(on_hold.status, QuestionStatus::OnHold);
+        let marked = page
+            .questions
+            .iter()
+            .filter(|q| q.status != QuestionStatus::Open)
+            .count();
+        assert_eq!(marked, 3);
+    }
+
+    #[test]
+    fn homepage_narrow_2018() {
+        let page = cleaned("homepage-narrow-2018.html");
+        assert_eq!(page.questions.len(), 96);
+        assert!(page.rejections.is_empty(), "{:?}", page.rejections);
+
+        let first = &page.questions[0];
+        assert_eq!(first.question_id, 52418095);
+        assert_eq!(first.title, "Larave Where Collection");
+        assert_eq!(first.excerpt, "");
+        assert_eq!((first.votes, first.answers, first.views), (0, 0, 12));
+        assert_eq!(
+            first.tags,
+            ["arrays", "json", "laravel", "lumen", "laravel-collection"]
+        );
+        assert_eq!(first.author_name.as_deref(), Some("Ibu"));
+        assert_eq!(first.author_reputation, Some(30_971));
+        assert_eq!(first.modified_at, at(2018, 9, 20, 5, 26, 54));
+        assert_eq!(first.asked_at, None);
+
+        let last = &page.questions[95];
+        assert_eq!(last.question_id, 52397450);
+        assert_eq!(
+            last.title,
+            "Celery worker running tensorflow unable to create CUDA event"
+        );
+        assert_eq!((last.votes, last.answers, last.views), (5, 0, 26));
+        assert_eq!(last.author_name.as_deref(), Some("talonmies"));
+        assert_eq!(last.author_reputation, Some(58_308));
+        assert_eq!(last.modified_at, at(2018, 9, 20, 4, 24, 46));
+
+        // Shown as "20k", titled "20050 views".
+        let hot = find(&page, 50718018);
+        assert_eq!((hot.views, hot.views_exact), (20_050, true));
+        assert_eq!((hot.votes, hot.answers), (105, 20));
+        assert!(hot.has_accepted_answer);
+        assert_eq!(hot.answered_at, at(2018, 9, 20, 5, 17, 48));
+    }
+
+    #[test]
+    fn tagged_python_votes_2020() {
+        let page = cleaned("tagged-python-votes-2020.html");
+        assert_eq!(page.questions.len(), 50);
+        assert!(page.rejections.is_empty(), "{:?}", page.rejections);
+
+        let first = &page.questions[0];
+        assert_eq!(first.question_id, 231767);
+        assert_eq!(first.title, "What does the “yield” keyword do?");
+        assert_eq!((first.votes, first.answers), (10491, 42));
+        // Shown as "2.3m", titled "2,293,587 views".
+        assert_eq!((first.views, first.views_exact), (2_293_587, true));
+        assert!(first.has_accepted_answer);
+        assert_eq!(
+            first.tags,
+            ["python", "iterator", "generator", "yield", "coroutine"]
+        );
+        assert_eq!(first.author_name.as_deref(), Some("Alex. S."));
+        assert_eq!(first.author_reputation, Some(118_720));
+        assert_eq!(first.asked_at, at(2008, 10, 23, 22, 21, 11));
+
+        let last = &page.questions[49];
+        assert_eq!(last.question_id, 930397);
+        assert_eq!(last.title, "Getting the last element of a list");
+        assert_eq!(
+            (last.votes, last.answers, last.views),
+            (2160, 12, 2_235_117)
+        );
+        assert_eq!(last.author_name.as_deref(), Some("Janusz"));
+        assert_eq!(last.author_reputation, Some(169_340));
+        assert_eq!(last.asked_at, at(2009, 5, 30, 19, 28, 53));
+
+        let wiki = find(&page, 394809);
+        assert!(wiki.community_wiki);
+        assert_eq!(
+            wiki.title,
+            "Does Python have a ternary conditional operator?"
+        );
+        assert_eq!(
+            (wiki.author_name.as_deref(), wiki.author_reputation),
+            (None, None)
+        );
+        assert_eq!(
+            (wiki.votes, wiki.answers, wiki.views),
+            (6218, 26, 1_969_833)
+        );
+        assert!(find(&page, 4750806).community_wiki);
+        assert_eq!(
+            page.questions.iter().filter(|q| q.community_wiki).count(),
+            2
+        );
+
+        let duplicate = find(&page, 510348);
+        assert_eq!(duplicate.title, "How can I make a time delay in Python?");
+        assert_eq!(duplicate.status, QuestionStatus::Duplicate);
+        assert!(!duplicate.has_accepted_answer);
+        assert_eq!(duplicate.views, 3_112_716);
+    }
+
+    #[test]
+    fn tagged_command_newest_2020() {
+        let page = cleaned("tagged-command-newest-2020.html");
+        assert_eq!(page.questions.len(), 50);
+        assert!(page.rejections.is_empty(), "{:?}", page.rejections);
+
+        let first = &page.questions[0];
+        assert_eq!(first.question_id, 63892575);
+        assert_eq!(
+            first.title,
+            "Weird error in Command Prompt, trying to install package with PIP"
+        );
+        assert_eq!((first.votes, first.answers, first.views), (0, 0, 6));
+        assert_eq!(first.author_name.as_deref(), Some("Samuel DiSorbo"));
+        assert_eq!(first.author_reputation, Some(1));
+        assert_eq!(first.asked_at, at(2020, 9, 14, 22, 27, 55));
+
+        let last = &page.questions[49];
+        assert_eq!(last.question_id, 63670957);
+        assert_eq!(
+            last.title,
+            "How to log every single command executed from shell script"
+        );
+        assert_eq!((last.votes, last.answers, last.views), (0, 2, 49));
+        assert!(last.has_accepted_answer);
+        assert_eq!(last.author_name.as_deref(), Some("Manikant Singh"));
+        assert_eq!(last.author_reputation, Some(3));
+        assert_eq!(last.asked_at, at(2020, 8, 31, 12, 36, 59));
+
+        let closed = find(&page, 63863289);
+        assert_eq!(
+            closed.title,
+            "Command to list available webcam/video devices?"
+        );
+        assert_eq!(closed.status, QuestionStatus::Closed);
+        assert_eq!(closed.author_name.as_deref(), Some("esljkfgh"));
+    }
 }

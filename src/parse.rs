@@ -1,6 +1,13 @@
 //! Pure HTML extraction: a listing page's text in, a `ParsedPage` of raw
 //! strings out. No actix, no I/O, no typing of numbers (that is clean.rs).
 //!
+//! Three generations of listing markup are recognised per page (see
+//! [`Layout`]); whatever the generation, each summary becomes the same
+//! [`RawSummary`], so the cleaner has one shape to type. A body that is not a
+//! listing at all (empty, binary, truncated, a captcha, another kind of page)
+//! is a [`ParseError`], while a listing with no summaries is a valid, empty
+//! page: that is how the crawler learns a tag is exhausted.
+//!
 //! INTERFACE (relied on by the actors; keep these names and shapes):
 //! - `parse_listing(html: &str) -> Result<ParsedPage, ParseError>`
 //! - `ParsedPage { layout: Layout, summaries: Vec<RawSummary> }`
@@ -8,7 +15,14 @@
 //! - `ParseError::is_retryable(&self) -> bool` (truncated body: true),
 //!   `ParseError::is_block(&self) -> bool` (captcha / human verification).
 
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Utc};
+use scraper::{ElementRef, Html, Node, Selector};
 use thiserror::Error;
+
+use crate::clean::{decode_count, exact_number, parse_iso, split_status};
+use crate::model::QuestionStatus;
 
 /// Which generation of Stack Overflow's listing markup a page uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,9 +45,55 @@ impl Layout {
     }
 }
 
+/// A figure as the page shows it: the visible, possibly abbreviated text
+/// ("3.1m") and the `title` attribute that often carries the exact count
+/// ("3,101,234 views").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawStat {
+    pub text: Option<String>,
+    pub title: Option<String>,
+}
+
+impl RawStat {
+    pub fn is_missing(&self) -> bool {
+        self.text.is_none() && self.title.is_none()
+    }
+}
+
+/// A `span.relativetime`: the word in front of it ("asked", "modified",
+/// "answered") says which event it dates; `iso` is its `title`, e.g.
+/// `2025-11-17 03:46:46Z`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawTime {
+    pub label: String,
+    pub iso: String,
+}
+
 /// One question summary exactly as the page spells it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RawSummary {}
+pub struct RawSummary {
+    /// `data-post-id`, or the digits of the `question-summary-N` id.
+    pub question_id: Option<String>,
+    /// The question link's `href`, usually relative.
+    pub href: Option<String>,
+    pub title: Option<String>,
+    pub excerpt: Option<String>,
+    pub votes: RawStat,
+    pub answers: RawStat,
+    /// The replies stat of an Advice post (which has no answers stat).
+    pub replies: Option<RawStat>,
+    pub views: RawStat,
+    pub accepted: bool,
+    /// A stats item without a number, e.g. "Advice".
+    pub kind_label: Option<String>,
+    pub tags: Vec<String>,
+    pub author_name: Option<String>,
+    pub author_reputation: RawStat,
+    pub times: Vec<RawTime>,
+    /// Bounty badge text, e.g. "+50".
+    pub bounty: Option<String>,
+    pub community_wiki: bool,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParsedPage {
@@ -41,21 +101,988 @@ pub struct ParsedPage {
     pub summaries: Vec<RawSummary>,
 }
 
+/// Bodies above this are not Stack Exchange pages (those are ~0.3 MB), and
+/// parsing one would only burn a fetcher's time.
+pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ParseError {
     #[error("empty body")]
     Empty,
+    #[error("body of {len} bytes exceeds the {limit} byte limit")]
+    TooLarge { len: usize, limit: usize },
+    #[error("body is binary or not text ({bad} suspicious characters in the first {sampled})")]
+    Binary { bad: usize, sampled: usize },
+    #[error("truncated body: {len} bytes and no closing </html>")]
+    Truncated { len: usize },
+    #[error("blocked by the site: {reason}")]
+    Blocked { reason: String },
+    #[error("not a question listing (page title: {title:?})")]
+    NotListing { title: Option<String> },
+    #[error("not a single-question page (page title: {title:?})")]
+    NotQuestion { title: Option<String> },
 }
 
 impl ParseError {
+    /// Worth fetching again: a cut-off or empty body is a transport accident,
+    /// and a block page lifts after a pause (the caller also checks
+    /// [`ParseError::is_block`] to pause the whole pool, not one page).
     pub fn is_retryable(&self) -> bool {
-        false
+        matches!(
+            self,
+            ParseError::Empty | ParseError::Truncated { .. } | ParseError::Blocked { .. }
+        )
     }
+
     pub fn is_block(&self) -> bool {
-        false
+        matches!(self, ParseError::Blocked { .. })
     }
 }
 
-pub fn parse_listing(_html: &str) -> Result<ParsedPage, ParseError> {
-    Err(ParseError::Empty)
+/// Selectors are compiled once per process: `Selector::parse` costs more
+/// than matching a whole page's summaries.
+struct Selectors {
+    post_summary: Selector,
+    question_summary: Selector,
+    title_el: Selector,
+    h1: Selector,
+    body: Selector,
+    // Modern layout.
+    stats_item: Selector,
+    stats_number: Selector,
+    stats_unit: Selector,
+    modern_title: Selector,
+    modern_rep: Selector,
+    // Older layouts.
+    old_title: Selector,
+    vote_count: Selector,
+    mini_count: Selector,
+    mini_count_span: Selector,
+    votes: Selector,
+    status: Selector,
+    strong: Selector,
+    views: Selector,
+    community_wiki: Selector,
+    reputation: Selector,
+    user_details: Selector,
+    // Shared.
+    excerpt: Selector,
+    post_tag: Selector,
+    user_link: Selector,
+    relativetime: Selector,
+    bounty: Selector,
+    // Page kinds.
+    listing_container: Selector,
+    mainbar: Selector,
+    question_page_marker: Selector,
+    block_marker: Selector,
+    // Single-question pages.
+    question: Selector,
+    question_title: Selector,
+    vote_count_js: Selector,
+    header_label: Selector,
+    answers_header: Selector,
+    answer_count_prop: Selector,
+    answer: Selector,
+    accepted_answer: Selector,
+    question_tag: Selector,
+    date_created: Selector,
+}
+
+fn sel(css: &str) -> Selector {
+    // The selectors are constants; `selectors_compile` in the tests proves
+    // every one parses, so this cannot fail on any input.
+    Selector::parse(css).unwrap_or_else(|e| panic!("bad built-in selector {css:?}: {e:?}"))
+}
+
+static SEL: LazyLock<Selectors> = LazyLock::new(|| Selectors {
+    post_summary: sel("div.s-post-summary"),
+    question_summary: sel("div.question-summary"),
+    title_el: sel("title"),
+    h1: sel("h1"),
+    body: sel("body"),
+    stats_item: sel(".s-post-summary--stats-item"),
+    stats_number: sel(".s-post-summary--stats-item-number"),
+    stats_unit: sel(".s-post-summary--stats-item-unit"),
+    modern_title: sel(".s-post-summary--content-title a"),
+    modern_rep: sel(".s-user-card--rep span, .s-user-card--rep"),
+    old_title: sel("a.question-hyperlink, h3 a"),
+    vote_count: sel(".vote-count-post"),
+    mini_count: sel(".mini-counts"),
+    mini_count_span: sel(".mini-counts span"),
+    votes: sel(".votes"),
+    status: sel(".status"),
+    strong: sel("strong"),
+    views: sel(".views"),
+    community_wiki: sel(".community-wiki"),
+    reputation: sel(".reputation-score"),
+    user_details: sel(".user-details, .s-user-card--info, .started"),
+    excerpt: sel(".s-post-summary--content-excerpt, .excerpt"),
+    post_tag: sel("a.post-tag"),
+    user_link: sel("a[href*=\"/users/\"]"),
+    relativetime: sel("span.relativetime"),
+    bounty: sel(".bounty-indicator, .s-badge__bounty, .bounty-award"),
+    listing_container: sel("#questions, #question-mini-list, #qlist-wrapper"),
+    mainbar: sel("#mainbar"),
+    question_page_marker: sel("#question, #answers, #question-header"),
+    // Not `challenge-platform`: Cloudflare's bot-detection script of that
+    // name is on every ordinary Stack Overflow page.
+    block_marker: sel(
+        "form[action*=\"captcha\"], .g-recaptcha, .h-captcha, #challenge-form, \
+         #cf-challenge-running, #challenge-running, #challenge-error-text, .cf-turnstile",
+    ),
+    question: sel("#question"),
+    question_title: sel("#question-header h1"),
+    vote_count_js: sel(".js-vote-count, .vote-count-post"),
+    header_label: sel("span.fc-light"),
+    answers_header: sel("#answers-header [data-answercount]"),
+    answer_count_prop: sel("[itemprop=\"answerCount\"]"),
+    answer: sel("#answers .answer"),
+    accepted_answer: sel("#answers .answer.accepted-answer"),
+    question_tag: sel(".post-taglist a.post-tag"),
+    date_created: sel("time[itemprop=\"dateCreated\"]"),
+});
+
+/// Parses one listing page. Never panics, whatever the input.
+pub fn parse_listing(html: &str) -> Result<ParsedPage, ParseError> {
+    check_text(html)?;
+    check_complete(html)?;
+    let doc = Html::parse_document(html);
+    let s = &*SEL;
+
+    let modern: Vec<ElementRef> = doc.select(&s.post_summary).collect();
+    let (layout, summaries) = if !modern.is_empty() {
+        let summaries = modern.into_iter().map(modern_summary).collect();
+        (Layout::PostSummary, summaries)
+    } else {
+        let old: Vec<ElementRef> = doc.select(&s.question_summary).collect();
+        if old.is_empty() {
+            return empty_page(&doc, html);
+        }
+        let narrow = old.iter().any(|e| has_class(e, "narrow"));
+        let layout = if narrow {
+            Layout::QuestionSummaryNarrow
+        } else {
+            Layout::QuestionSummary
+        };
+        (layout, old.into_iter().map(old_summary).collect())
+    };
+    Ok(ParsedPage { layout, summaries })
+}
+
+/// A page without summaries: the end of a tag, or something else entirely.
+/// The explicit list containers are checked before block markers so that
+/// the last page of the `captcha` tag is not taken for a captcha.
+fn empty_page(doc: &Html, html: &str) -> Result<ParsedPage, ParseError> {
+    let s = &*SEL;
+    let has_list = doc.select(&s.listing_container).next().is_some();
+    if !has_list {
+        if let Some(reason) = block_reason(doc) {
+            return Err(ParseError::Blocked { reason });
+        }
+    }
+    if has_list || is_listing_mainbar(doc) {
+        return Ok(ParsedPage {
+            layout: guess_layout(html),
+            summaries: Vec::new(),
+        });
+    }
+    Err(ParseError::NotListing {
+        title: page_title(doc),
+    })
+}
+
+/// A question page also has `#mainbar`; its question and answers tell it
+/// apart from a listing whose page number ran past the last question.
+fn is_listing_mainbar(doc: &Html) -> bool {
+    let s = &*SEL;
+    let question_page = doc.select(&s.question_page_marker).next().is_some()
+        || doc
+            .select(&s.body)
+            .next()
+            .is_some_and(|b| has_class(&b, "question-page"));
+    doc.select(&s.mainbar).next().is_some() && !question_page
+}
+
+/// An empty listing shows no summary to tell its generation; the page's
+/// stylesheet classes still do, and the modern one is the safe default.
+fn guess_layout(html: &str) -> Layout {
+    if html.contains("s-post-summary") || !html.contains("question-summary") {
+        Layout::PostSummary
+    } else if html.contains("mini-counts") {
+        Layout::QuestionSummaryNarrow
+    } else {
+        Layout::QuestionSummary
+    }
+}
+
+fn page_title(doc: &Html) -> Option<String> {
+    doc.select(&SEL.title_el)
+        .next()
+        .map(|t| collapse(&text_of(&t)))
+        .filter(|t| !t.is_empty())
+}
+
+/// Captcha, "human verification" and CDN challenge pages, recognised by
+/// their title, heading or challenge markup. Only consulted when a page has
+/// no summaries and no list container, so a question *about* captchas
+/// never trips it.
+fn block_reason(doc: &Html) -> Option<String> {
+    // Bare "captcha" would match the `captcha` tag's own pages.
+    const PHRASES: [&str; 6] = [
+        "human verification",
+        "are you a human",
+        "just a moment",
+        "attention required",
+        "access denied",
+        "unusual traffic",
+    ];
+    let s = &*SEL;
+    let headings = doc
+        .select(&s.title_el)
+        .chain(doc.select(&s.h1))
+        .map(|e| collapse(&text_of(&e)));
+    for heading in headings {
+        let lower = heading.to_lowercase();
+        if PHRASES.iter().any(|p| lower.contains(p)) {
+            return Some(heading);
+        }
+    }
+    doc.select(&s.block_marker)
+        .next()
+        .map(|e| format!("challenge markup <{}>", e.value().name()))
+}
+
+fn check_text(html: &str) -> Result<(), ParseError> {
+    if html.len() > MAX_BODY_BYTES {
+        return Err(ParseError::TooLarge {
+            len: html.len(),
+            limit: MAX_BODY_BYTES,
+        });
+    }
+    if html.trim().is_empty() {
+        return Err(ParseError::Empty);
+    }
+    // Decoded binary (an image, gzip the client did not undo) is full of
+    // control characters and U+FFFD from lossy decoding; real HTML has
+    // almost none. Sampling the start keeps this cheap on big bodies.
+    let mut sampled = 0usize;
+    let mut bad = 0usize;
+    for c in html.chars().take(4096) {
+        sampled += 1;
+        let control = c.is_control() && !matches!(c, '\n' | '\r' | '\t' | '\u{c}');
+        if control || c == '\u{fffd}' {
+            bad += 1;
+        }
+    }
+    if html.contains('\0') || bad * 20 > sampled {
+        return Err(ParseError::Binary { bad, sampled });
+    }
+    Ok(())
+}
+
+/// Complete pages end with `</html>` (maybe followed by whitespace or a
+/// comment); looking only at the tail keeps this O(1) in the body size, and
+/// doing it before parsing means a cut-off body costs nothing. A listing cut
+/// short would still have summaries, but only some of them and maybe a last
+/// one missing its fields: refetching beats recording half a page.
+fn check_complete(html: &str) -> Result<(), ParseError> {
+    let mut start = html.len().saturating_sub(1024);
+    while !html.is_char_boundary(start) {
+        start += 1;
+    }
+    let tail = html.get(start..).unwrap_or("").to_ascii_lowercase();
+    if tail.contains("</html>") {
+        Ok(())
+    } else if let Some(reason) = raw_block_reason(html) {
+        // A cut-off challenge page is still a block: retrying it page by
+        // page would only dig the hole deeper.
+        Err(ParseError::Blocked { reason })
+    } else {
+        Err(ParseError::Truncated { len: html.len() })
+    }
+}
+
+/// Block markers found in the raw text of a body that cannot be parsed as a
+/// whole. Skipped when the text shows listing markup, where "recaptcha" may
+/// simply be a tag or a word in an excerpt.
+fn raw_block_reason(html: &str) -> Option<String> {
+    const MARKERS: [&str; 8] = [
+        "human verification",
+        "g-recaptcha",
+        "h-captcha",
+        "/nocaptcha",
+        "_cf_chl_opt",
+        "cf-challenge",
+        "challenge-running",
+        "are you a human",
+    ];
+    let mut end = html.len().min(64 * 1024);
+    while !html.is_char_boundary(end) {
+        end -= 1;
+    }
+    let head = html.get(..end).unwrap_or("").to_ascii_lowercase();
+    if [
+        "s-post-summary",
+        "question-summary",
+        "id=\"questions\"",
+        "id=\"question\"",
+    ]
+    .iter()
+    .any(|m| head.contains(m))
+    {
+        return None;
+    }
+    MARKERS
+        .iter()
+        .find(|m| head.contains(*m))
+        .map(|m| format!("{m:?} in a body without </html>"))
+}
+
+/// One single-question page (`/questions/{id}/…`), typed. A question page
+/// has no separate cleaning stage in the pipeline, so this borrows clean.rs's
+/// decoders instead of returning raw strings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuestionPage {
+    pub question_id: u64,
+    /// Title with any `[closed]`-style suffix removed (see `status`).
+    pub title: String,
+    pub status: QuestionStatus,
+    pub score: i64,
+    pub views: u64,
+    /// True when `views` came from the exact "Viewed 393,193 times" title.
+    pub views_exact: bool,
+    pub asked_at: Option<DateTime<Utc>>,
+    /// "Modified" (or "Active" on older pages) in the question header.
+    pub modified_at: Option<DateTime<Utc>>,
+    pub tags: Vec<String>,
+    pub answer_count: u64,
+    pub accepted_answer_id: Option<u64>,
+}
+
+/// Parses a single-question page. Never panics, whatever the input.
+pub fn parse_question_page(html: &str) -> Result<QuestionPage, ParseError> {
+    check_text(html)?;
+    check_complete(html)?;
+    let doc = Html::parse_document(html);
+    let s = &*SEL;
+    let not_question = |doc: &Html| ParseError::NotQuestion {
+        title: page_title(doc),
+    };
+    let Some(question) = doc.select(&s.question).next() else {
+        if let Some(reason) = block_reason(&doc) {
+            return Err(ParseError::Blocked { reason });
+        }
+        return Err(not_question(&doc));
+    };
+
+    let question_id = question
+        .value()
+        .attr("data-questionid")
+        .and_then(|id| id.trim().parse::<u64>().ok())
+        .ok_or_else(|| not_question(&doc))?;
+    let full_title = doc
+        .select(&s.question_title)
+        .next()
+        .map(|h| collapse(&text_of(&h)))
+        .unwrap_or_default();
+    let (title, status) = split_status(&full_title);
+
+    let score = question
+        .select(&s.vote_count_js)
+        .next()
+        .and_then(|v| {
+            v.value()
+                .attr("data-value")
+                .and_then(|d| d.trim().parse::<i64>().ok())
+                .or_else(|| decode_count(&text_of(&v)).map(|(n, _)| n))
+        })
+        .ok_or_else(|| not_question(&doc))?;
+
+    // The header is a row of "Asked" / "Modified" / "Viewed" labels, each
+    // with its exact value in a `title` beside or around it.
+    let mut asked_at = None;
+    let mut modified_at = None;
+    let mut views = None;
+    for label in doc.select(&s.header_label) {
+        let word = collapse(&text_of(&label)).to_lowercase();
+        let holder = label.parent().and_then(ElementRef::wrap);
+        let holder_title = holder.and_then(|h| attr(&h, "title"));
+        let sibling_title = label
+            .next_siblings()
+            .filter_map(ElementRef::wrap)
+            .find_map(|e| attr(&e, "title"));
+        match word.as_str() {
+            "asked" => asked_at = asked_at.or(holder_title.as_deref().and_then(parse_iso)),
+            "modified" | "active" => {
+                modified_at = modified_at.or(sibling_title
+                    .or(holder_title)
+                    .as_deref()
+                    .and_then(parse_iso));
+            }
+            "viewed" => {
+                let exact = holder_title.as_deref().and_then(exact_number);
+                let shown = holder.and_then(|h| {
+                    let text = collapse(&text_of(&h));
+                    let rest = text.get("viewed".len()..).unwrap_or("").trim().to_owned();
+                    decode_count(&rest)
+                });
+                views = views.or(exact.map(|n| (n, true)).or(shown));
+            }
+            _ => {}
+        }
+    }
+    if asked_at.is_none() {
+        asked_at = question
+            .select(&s.date_created)
+            .chain(doc.select(&s.date_created))
+            .find_map(|t| t.value().attr("datetime").and_then(parse_iso));
+    }
+    let (views, views_exact) = views
+        .and_then(|(n, exact)| Some((u64::try_from(n).ok()?, exact)))
+        .ok_or_else(|| not_question(&doc))?;
+
+    let mut tags: Vec<String> = Vec::new();
+    for t in question
+        .select(&s.question_tag)
+        .chain(question.select(&s.post_tag))
+    {
+        let tag = collapse(&text_of(&t));
+        if !tag.is_empty() && !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
+
+    let answer_count = doc
+        .select(&s.answers_header)
+        .next()
+        .and_then(|h| h.value().attr("data-answercount"))
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .or_else(|| {
+            doc.select(&s.answer_count_prop)
+                .next()
+                .and_then(|e| text_of(&e).trim().parse::<u64>().ok())
+        })
+        .unwrap_or_else(|| doc.select(&s.answer).count() as u64);
+    let accepted_answer_id = doc
+        .select(&s.accepted_answer)
+        .next()
+        .and_then(|a| a.value().attr("data-answerid"))
+        .and_then(|id| id.trim().parse::<u64>().ok());
+
+    Ok(QuestionPage {
+        question_id,
+        title: title.to_owned(),
+        status,
+        score,
+        views,
+        views_exact,
+        asked_at,
+        modified_at,
+        tags,
+        answer_count,
+        accepted_answer_id,
+    })
+}
+
+fn modern_summary(el: ElementRef) -> RawSummary {
+    let s = &*SEL;
+    let mut raw = common_fields(&el);
+
+    for item in el.select(&s.stats_item) {
+        let number = item.select(&s.stats_number).next().map(|n| text_of(&n));
+        let unit = item
+            .select(&s.stats_unit)
+            .next()
+            .map(|u| collapse(&text_of(&u)).to_lowercase())
+            .unwrap_or_default();
+        let stat = RawStat {
+            text: number.clone(),
+            title: attr(&item, "title"),
+        };
+        if number.is_none() {
+            let label = collapse(&text_of(&item));
+            if !label.is_empty() {
+                raw.kind_label = Some(label);
+            }
+        } else if unit.starts_with("vote") {
+            raw.votes = stat;
+        } else if unit.starts_with("answer") {
+            raw.accepted = has_class(&item, "has-accepted-answer");
+            raw.answers = stat;
+        } else if unit.starts_with("repl") {
+            raw.replies = Some(stat);
+        } else if unit.starts_with("view") {
+            raw.views = stat;
+        }
+    }
+
+    raw.title = el
+        .select(&s.modern_title)
+        .next()
+        .or_else(|| el.select(&s.old_title).next())
+        .map(|a| {
+            raw.href = attr(&a, "href");
+            text_of(&a)
+        });
+
+    // `.s-user-card--rep` holds the number in a span; the first of the two
+    // alternatives in document order is the `li`, so prefer a titled span.
+    let rep = el
+        .select(&s.modern_rep)
+        .find(|e| e.value().attr("title").is_some())
+        .or_else(|| el.select(&s.modern_rep).last());
+    if let Some(rep) = rep {
+        raw.author_reputation = RawStat {
+            text: Some(text_of(&rep)),
+            title: attr(&rep, "title"),
+        };
+    }
+    raw
+}
+
+fn old_summary(el: ElementRef) -> RawSummary {
+    let s = &*SEL;
+    let mut raw = common_fields(&el);
+
+    raw.votes = match el.select(&s.vote_count).next() {
+        Some(v) => RawStat {
+            text: Some(text_of(&v)),
+            title: attr(&v, "title"),
+        },
+        None => el
+            .select(&s.votes)
+            .next()
+            .map(|v| mini_stat(&v))
+            .unwrap_or_default(),
+    };
+
+    if let Some(status) = el.select(&s.status).next() {
+        raw.accepted = has_class(&status, "answered-accepted");
+        raw.answers = match status.select(&s.strong).next() {
+            Some(n) => RawStat {
+                text: Some(text_of(&n)),
+                title: None,
+            },
+            None => mini_stat(&status),
+        };
+    }
+
+    if let Some(v) = el.select(&s.views).next() {
+        // The `.views` box of the wide layout carries text and title itself;
+        // the narrow one nests them in `.mini-counts span`.
+        let own = RawStat {
+            text: Some(text_of(&v)),
+            title: attr(&v, "title"),
+        };
+        raw.views = if v.select(&s.mini_count).next().is_some() {
+            mini_stat(&v)
+        } else {
+            own
+        };
+    }
+
+    raw.title = el.select(&s.old_title).next().map(|a| {
+        raw.href = attr(&a, "href");
+        text_of(&a)
+    });
+
+    if let Some(rep) = el.select(&s.reputation).next() {
+        raw.author_reputation = RawStat {
+            text: Some(text_of(&rep)),
+            title: attr(&rep, "title"),
+        };
+    }
+    raw
+}
+
+/// A `.mini-counts` stat of the narrow home-page layout: the number is the
+/// text of its span, the exact count the span's title ("20050 views" for a
+/// shown "20k").
+fn mini_stat(container: &ElementRef) -> RawStat {
+    let s = &*SEL;
+    if let Some(span) = container.select(&s.mini_count_span).next() {
+        return RawStat {
+            text: Some(text_of(&span)),
+            title: attr(&span, "title"),
+        };
+    }
+    let text = container
+        .select(&s.mini_count)
+        .next()
+        .map_or_else(|| text_of(container), |m| text_of(&m));
+    RawStat {
+        text: Some(text),
+        title: None,
+    }
+}
+
+/// Fields spelled the same way in every generation.
+fn common_fields(el: &ElementRef) -> RawSummary {
+    let s = &*SEL;
+    let question_id = attr(el, "data-post-id").or_else(|| {
+        el.value()
+            .attr("id")
+            .and_then(|id| id.strip_prefix("question-summary-"))
+            .map(str::to_owned)
+    });
+    let tags = el
+        .select(&s.post_tag)
+        .map(|t| collapse(&text_of(&t)))
+        .filter(|t| !t.is_empty())
+        .collect();
+    let times = el
+        .select(&s.relativetime)
+        .filter_map(|span| {
+            let iso = span.value().attr("title")?.trim().to_owned();
+            Some(RawTime {
+                label: label_before(&span),
+                iso,
+            })
+        })
+        .collect();
+    let author_name = el
+        .select(&s.user_link)
+        .map(|a| collapse(&text_of(&a)))
+        .find(|name| !name.is_empty());
+    let community_wiki = el.select(&s.community_wiki).next().is_some()
+        || el
+            .select(&s.user_details)
+            .any(|d| text_of(&d).to_lowercase().contains("community wiki"));
+    let bounty = el
+        .select(&s.bounty)
+        .map(|b| collapse(&text_of(&b)))
+        .find(|t| t.chars().any(|c| c.is_ascii_digit()));
+    RawSummary {
+        question_id,
+        excerpt: el.select(&s.excerpt).next().map(|e| text_of(&e)),
+        tags,
+        author_name,
+        times,
+        bounty,
+        community_wiki,
+        ..RawSummary::default()
+    }
+}
+
+/// The last word of the nearest non-blank text before a `relativetime`
+/// span: "asked" in `asked <span …>`, or in `<a>asked</a> <span …>`.
+fn label_before(span: &ElementRef) -> String {
+    for node in span.prev_siblings() {
+        let text = match node.value() {
+            Node::Text(t) => t.to_string(),
+            Node::Element(_) => ElementRef::wrap(node)
+                .map(|e| text_of(&e))
+                .unwrap_or_default(),
+            _ => continue,
+        };
+        if let Some(word) = text.split_whitespace().last() {
+            return word.to_lowercase();
+        }
+    }
+    String::new()
+}
+
+fn text_of(el: &ElementRef) -> String {
+    el.text().collect()
+}
+
+fn attr(el: &ElementRef, name: &str) -> Option<String> {
+    el.value().attr(name).map(str::to_owned)
+}
+
+fn has_class(el: &ElementRef, class: &str) -> bool {
+    el.value().classes().any(|c| c == class)
+}
+
+/// Whitespace runs (including the newlines templates indent with) become
+/// one space.
+pub fn collapse(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        let path = format!(
+            "{}/../shared/fixtures/so-html/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn page(name: &str) -> ParsedPage {
+        parse_listing(&fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    fn stat(text: &str, title: Option<&str>) -> RawStat {
+        RawStat {
+            text: Some(text.to_owned()),
+            title: title.map(str::to_owned),
+        }
+    }
+
+    fn trimmed(s: &RawStat) -> RawStat {
+        RawStat {
+            text: s.text.as_deref().map(collapse),
+            title: s.title.clone(),
+        }
+    }
+
+    #[test]
+    fn selectors_compile() {
+        LazyLock::force(&SEL);
+    }
+
+    #[test]
+    fn tagged_python_newest_2025_first_and_last() {
+        let p = page("tagged-python-newest-2025.html");
+        assert_eq!(p.layout, Layout::PostSummary);
+        assert_eq!(p.summaries.len(), 15);
+
+        let first = &p.summaries[0];
+        assert_eq!(first.question_id.as_deref(), Some("79821892"));
+        assert_eq!(
+            first.href.as_deref(),
+            Some("/questions/79821892/how-to-automate-extraction-and-standardization-of-multilingual-name-username-dat")
+        );
+        assert_eq!(first.kind_label.as_deref(), Some("Advice"));
+        assert_eq!(trimmed(&first.votes), stat("0", Some("Score of 0")));
+        assert!(first.answers.is_missing());
+        assert_eq!(
+            first.replies.as_ref().map(trimmed),
+            Some(stat("0", Some("# replies")))
+        );
+        assert_eq!(trimmed(&first.views), stat("12", Some("12 views")));
+        assert_eq!(first.tags, ["python", "sql-server", "data-cleaning"]);
+        assert_eq!(first.author_name.as_deref(), Some("John Doe"));
+        assert_eq!(
+            first.author_reputation,
+            stat("17", Some("reputation score "))
+        );
+        assert_eq!(
+            first.times,
+            [RawTime {
+                label: "asked".into(),
+                iso: "2025-11-17 03:46:46Z".into()
+            }]
+        );
+        assert!(!first.accepted);
+
+        let last = &p.summaries[14];
+        assert_eq!(last.question_id.as_deref(), Some("79821480"));
+        assert_eq!(trimmed(&last.answers), stat("2", Some("2 answers")));
+        assert!(!last.accepted);
+        assert_eq!(last.author_name.as_deref(), Some("TTM"));
+    }
+
+    #[test]
+    fn empty_listing_is_ok_and_empty() {
+        let html =
+            "<html><body><div id=\"mainbar\"><div id=\"questions\">\n</div></div></body></html>\n";
+        let p = parse_listing(html).expect("empty listing");
+        assert!(p.summaries.is_empty());
+        let mainbar_only = "<!DOCTYPE html><html><body class=\"tagged-questions-page\"><div id=\"mainbar\"></div></body></HTML>  \n";
+        assert_eq!(
+            parse_listing(mainbar_only).map(|p| p.summaries.len()),
+            Ok(0)
+        );
+    }
+
+    #[test]
+    fn last_page_of_a_tag_from_a_real_page() {
+        // The 2025 page with its summaries removed is what a tag's page past
+        // the end looks like: still a listing, nothing on it.
+        let html = fixture("tagged-python-newest-2025.html").replace("s-post-summary ", "gone ");
+        let p = parse_listing(&html).expect("still a listing");
+        assert!(p.summaries.is_empty());
+    }
+
+    #[test]
+    fn empty_and_blank_bodies() {
+        assert_eq!(parse_listing(""), Err(ParseError::Empty));
+        assert_eq!(parse_listing(" \r\n\t "), Err(ParseError::Empty));
+        assert!(ParseError::Empty.is_retryable());
+    }
+
+    #[test]
+    fn binary_body() {
+        let png = "\u{89}PNG\r\n\u{1a}\n\0\0\0\rIHDR\0\0\0\u{10}";
+        assert!(matches!(parse_listing(png), Err(ParseError::Binary { .. })));
+        let lossy =
+            String::from_utf8_lossy(&[0x1f, 0x8b, 0x08, 0x00, 0xff, 0xfe, 0x9c, 0x01]).repeat(50);
+        let err = parse_listing(&lossy).unwrap_err();
+        assert!(matches!(err, ParseError::Binary { .. }), "{err:?}");
+        assert!(!err.is_retryable() && !err.is_block());
+    }
+
+    #[test]
+    fn truncated_body_is_retryable() {
+        let html = fixture("tagged-python-newest-2025.html");
+        let cut = html.get(..html.len() / 2).unwrap_or_default();
+        let err = parse_listing(cut).unwrap_err();
+        assert_eq!(err, ParseError::Truncated { len: cut.len() });
+        assert!(err.is_retryable() && !err.is_block());
+    }
+
+    #[test]
+    fn human_verification_page_is_a_block() {
+        let html = "<!DOCTYPE html><html><head><title>Human verification - Stack Overflow</title></head>\
+            <body class=\"floating-content\"><div id=\"content\"><h1>Human verification</h1>\
+            <form action=\"/nocaptcha\" method=\"post\"><div class=\"g-recaptcha\"></div></form></div></body></html>";
+        let err = parse_listing(html).unwrap_err();
+        assert!(err.is_block(), "{err:?}");
+        let challenge = "<html><head><title>Just a moment...</title></head><body>\
+            <div id=\"challenge-error-text\"></div><script>window._cf_chl_opt={cType: 'managed'};</script></body></html>";
+        assert!(parse_listing(challenge).is_err_and(|e| e.is_block()));
+        let markup_only = "<html><body><div class=\"h-captcha\"></div></body></html>";
+        assert!(parse_listing(markup_only).is_err_and(|e| e.is_block()));
+        let cut_captcha = "<html><head><title>Human verification</title></head><body><form action=\"/nocaptcha\">";
+        assert!(parse_listing(cut_captcha).is_err_and(|e| e.is_block()));
+        let captcha_tag_end = "<html><head><title>Newest 'captcha' Questions - Stack Overflow</title></head>\
+            <body><div id=\"mainbar\"><h1>Questions tagged [captcha]</h1><div id=\"questions\"></div></div></body></html>";
+        assert_eq!(
+            parse_listing(captcha_tag_end).map(|p| p.summaries.len()),
+            Ok(0)
+        );
+    }
+
+    #[test]
+    fn question_page_is_not_a_listing() {
+        let path = format!(
+            "{}/../shared/fixtures/so-question/question-29980798-2020.html",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let html = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let err = parse_listing(&html).unwrap_err();
+        assert!(matches!(err, ParseError::NotListing { .. }), "{err:?}");
+        assert!(!err.is_retryable() && !err.is_block());
+        let plain = "<html><head><title>Hello</title></head><body><p>hi</p></body></html>";
+        assert_eq!(
+            parse_listing(plain),
+            Err(ParseError::NotListing {
+                title: Some("Hello".into())
+            })
+        );
+        assert!(matches!(
+            parse_listing("just some text, no markup at all </html>"),
+            Err(ParseError::NotListing { title: None })
+        ));
+    }
+    fn question_fixture(name: &str) -> String {
+        let path = format!(
+            "{}/../shared/fixtures/so-question/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn utc(iso: &str) -> Option<DateTime<Utc>> {
+        parse_iso(iso)
+    }
+
+    #[test]
+    fn question_29980798_2020() {
+        let q = parse_question_page(&question_fixture("question-29980798-2020.html"))
+            .expect("question page");
+        assert_eq!(q.question_id, 29980798);
+        assert_eq!(q.title, "Where does pip install its packages?");
+        assert_eq!(q.status, QuestionStatus::Open);
+        assert_eq!(q.score, 353);
+        // Shown as "393k times", titled "Viewed 393,193 times".
+        assert_eq!((q.views, q.views_exact), (393_193, true));
+        assert_eq!(q.asked_at, utc("2015-05-01 02:25:16Z"));
+        assert_eq!(q.modified_at, utc("2020-07-22 17:27:29Z"));
+        assert_eq!(q.tags, ["python", "django", "pip", "virtualenv"]);
+        assert_eq!(q.answer_count, 7);
+        assert_eq!(q.accepted_answer_id, Some(29980912));
+    }
+
+    #[test]
+    fn question_19687421_2021() {
+        let q = parse_question_page(&question_fixture("question-19687421-2021.html"))
+            .expect("question page");
+        assert_eq!(q.question_id, 19687421);
+        assert_eq!(
+            q.title,
+            "Difference between BeautifulSoup and Scrapy crawler?"
+        );
+        assert_eq!(q.score, 141);
+        assert_eq!((q.views, q.views_exact), (73_494, true));
+        assert_eq!(q.asked_at, utc("2013-10-30 15:43:23Z"));
+        assert_eq!(q.modified_at, utc("2021-03-04 17:21:16Z"));
+        assert_eq!(q.tags, ["python", "beautifulsoup", "scrapy", "web-crawler"]);
+        assert_eq!(q.answer_count, 9);
+        assert_eq!(q.accepted_answer_id, Some(19734213));
+    }
+
+    #[test]
+    fn question_page_errors() {
+        assert_eq!(parse_question_page(""), Err(ParseError::Empty));
+        let listing = fixture("tagged-python-newest-2013.html");
+        assert!(matches!(
+            parse_question_page(&listing),
+            Err(ParseError::NotQuestion { .. })
+        ));
+        let page = question_fixture("question-29980798-2020.html");
+        let cut = page
+            .get(..page.len().saturating_sub(2000))
+            .unwrap_or_default();
+        assert!(parse_question_page(cut).is_err_and(|e| e.is_retryable()));
+    }
+
+    #[test]
+    fn layout_of_every_fixture() {
+        let expected = [
+            (
+                "tagged-python-newest-2013.html",
+                Layout::QuestionSummary,
+                15,
+            ),
+            (
+                "tagged-webcam-newest-2014-bounty-closed.html",
+                Layout::QuestionSummary,
+                15,
+            ),
+            (
+                "homepage-narrow-2018.html",
+                Layout::QuestionSummaryNarrow,
+                96,
+            ),
+            ("tagged-python-votes-2020.html", Layout::QuestionSummary, 50),
+            (
+                "tagged-command-newest-2020.html",
+                Layout::QuestionSummary,
+                50,
+            ),
+            ("tagged-python-newest-2025.html", Layout::PostSummary, 15),
+            (
+                "questions-newest-2026-resaved.html",
+                Layout::PostSummary,
+                15,
+            ),
+            ("meta-homepage-2026-resaved.html", Layout::PostSummary, 48),
+        ];
+        for (name, layout, count) in expected {
+            let p = page(name);
+            assert_eq!((p.layout, p.summaries.len()), (layout, count), "{name}");
+        }
+    }
+
+    #[test]
+    fn modern_bounty_badge() {
+        let html = "<html><body><div id=\"questions\"><div class=\"s-post-summary\" data-post-id=\"7\">\
+            <div class=\"s-post-summary--stats\">\
+            <div class=\"s-post-summary--stats-item\" title=\"Score of 1\"><span class=\"s-post-summary--stats-item-number\">1</span><span class=\"s-post-summary--stats-item-unit\">vote</span></div>\
+            </div><div class=\"s-post-summary--content\">\
+            <div class=\"s-post-summary--meta\"><div class=\"s-badge s-badge__bounty\" title=\"This question has an open bounty worth 100 reputation\">+100</div></div>\
+            </div></div></div></body></html>";
+        let p = parse_listing(html).expect("listing");
+        assert_eq!(
+            p.summaries.first().and_then(|s| s.bounty.as_deref()),
+            Some("+100")
+        );
+    }
 }

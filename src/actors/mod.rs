@@ -1,0 +1,89 @@
+//! Wiring only: starts the cleaner pool, the aggregator on its own arbiter,
+//! the supervisor and its fetchers, all sharing one `Throttle`.
+
+pub mod aggregator;
+pub mod cleaner;
+pub mod fetcher;
+pub mod supervisor;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::{Actor, Addr, Arbiter, AsyncContext, SyncArbiter};
+
+use crate::config::Config;
+use crate::fetch::HttpClient;
+use crate::output::Sink;
+use crate::throttle::Throttle;
+use aggregator::Aggregator;
+use cleaner::Cleaner;
+use fetcher::Fetcher;
+use supervisor::{RetryPolicy, Supervisor};
+
+/// Parsing threads: CPU-bound work, so as many as there are cores, capped
+/// because a crawl's rate is bounded by the quota, not by parsing.
+fn cleaner_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4)
+}
+
+pub struct Pipeline {
+    pub supervisor: Addr<Supervisor>,
+    pub aggregator: Addr<Aggregator>,
+    pub throttle: Arc<Throttle>,
+    aggregator_arbiter: Arbiter,
+}
+
+impl Pipeline {
+    /// Must be called from within a running actix System.
+    pub fn start(
+        config: &Config,
+        http: HttpClient,
+        sink: Option<Sink>,
+        started: Instant,
+    ) -> Pipeline {
+        let throttle = Arc::new(Throttle::new(config.rate, config.burst));
+        let cleaner = SyncArbiter::start(cleaner_threads(), || Cleaner);
+        let aggregator_arbiter = Arbiter::new();
+        let aggregator = Aggregator::start_in_arbiter(&aggregator_arbiter.handle(), move |_| {
+            Aggregator::new(sink, started)
+        });
+        let policy = RetryPolicy {
+            max_retries: config.max_retries,
+            base: config.retry_base,
+        };
+        let fetchers = config.fetchers;
+        let shared = throttle.clone();
+        let agg = aggregator.clone();
+        let supervisor = Supervisor::create(move |ctx| {
+            let mut sup = Supervisor::new(policy, shared.clone());
+            for id in 0..fetchers {
+                sup.add_fetcher(
+                    Fetcher {
+                        id,
+                        http: http.clone(),
+                        throttle: shared.clone(),
+                        cleaner: cleaner.clone(),
+                        aggregator: agg.clone(),
+                        supervisor: ctx.address().recipient(),
+                    }
+                    .start(),
+                );
+            }
+            sup
+        });
+        Pipeline {
+            supervisor,
+            aggregator,
+            throttle,
+            aggregator_arbiter,
+        }
+    }
+
+    /// Stops the aggregator's thread once its output is flushed.
+    pub fn stop(self) {
+        self.aggregator_arbiter.stop();
+    }
+}

@@ -1,0 +1,790 @@
+//! Configuration: the TOML file (`RawConfig`, serde, unknown keys refused)
+//! and the validated `Config` every actor takes its slice of.
+//!
+//! Validation happens before anything is fetched, and every error names the
+//! key and, where the value came from the file, its line.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+use toml::Spanned;
+
+/// The documented Stack Exchange per-IP ceiling: more than this is dropped
+/// and can get the IP banned, so no configuration may ask for it.
+pub const MAX_RATE_PER_SEC: f64 = 30.0;
+
+pub const DEFAULT_BASE_URL: &str = "https://stackoverflow.com";
+pub const DEFAULT_USER_AGENT: &str = concat!(
+    "stackcrawl/",
+    env!("CARGO_PKG_VERSION"),
+    " (polite tag-listing crawler; set site.user_agent to include your contact)"
+);
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Syntax, type and unknown-key errors; toml's message carries the line.
+    #[error("config {origin}: {message}")]
+    Toml { origin: String, message: String },
+    #[error("config {origin}: `{key}`{at}: {reason}")]
+    Invalid {
+        origin: String,
+        key: String,
+        at: LineRef,
+        reason: String,
+    },
+}
+
+/// ` (line N)` when the offending value came from the file.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LineRef(pub Option<usize>);
+
+impl fmt::Display for LineRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(line) => write!(f, " (line {line})"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The listing tabs Stack Overflow offers on a tag page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Tab {
+    Newest,
+    Active,
+    Bountied,
+    Unanswered,
+    Frequent,
+    Votes,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 6] = [
+        Tab::Newest,
+        Tab::Active,
+        Tab::Bountied,
+        Tab::Unanswered,
+        Tab::Frequent,
+        Tab::Votes,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Tab::Newest => "Newest",
+            Tab::Active => "Active",
+            Tab::Bountied => "Bountied",
+            Tab::Unanswered => "Unanswered",
+            Tab::Frequent => "Frequent",
+            Tab::Votes => "Votes",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Tab> {
+        Tab::ALL
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+}
+
+impl fmt::Display for Tab {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The file as written. Every field optional so that defaults live in one
+/// place (`Config::from_raw`) and command-line flags can fill gaps.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub site: RawSite,
+    #[serde(default)]
+    pub fetch: RawFetch,
+    #[serde(default)]
+    pub output: RawOutput,
+    #[serde(default)]
+    pub tag_sets: BTreeMap<String, RawTagSet>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSite {
+    pub base_url: Option<Spanned<String>>,
+    pub user_agent: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFetch {
+    pub fetchers: Option<Spanned<i64>>,
+    pub rate: Option<Spanned<f64>>,
+    pub burst: Option<Spanned<i64>>,
+    pub timeout_secs: Option<Spanned<f64>>,
+    pub connect_timeout_secs: Option<Spanned<f64>>,
+    pub max_retries: Option<Spanned<i64>>,
+    pub retry_base_ms: Option<Spanned<i64>>,
+    pub max_body_bytes: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutput {
+    pub path: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTagSet {
+    pub tags: Option<Spanned<Vec<String>>>,
+    pub tab: Option<Spanned<String>>,
+    pub pagesize: Option<Spanned<i64>>,
+    pub pages: Option<Spanned<i64>>,
+}
+
+/// Values from the command line that override the file or stand in for it.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub base_url: Option<String>,
+    pub output: Option<PathBuf>,
+    pub tags: Vec<String>,
+    pub tab: Option<String>,
+    pub pages: Option<i64>,
+    pub pagesize: Option<i64>,
+    pub fetchers: Option<i64>,
+    pub rate: Option<f64>,
+    pub burst: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    Jsonl,
+    Csv,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TagSet {
+    pub name: String,
+    pub tags: Vec<String>,
+    pub tab: Tab,
+    pub pagesize: u32,
+    pub pages: u32,
+}
+
+/// A validated configuration: every value in range, every tag safe to put
+/// in a URL path.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Scheme, host and optional path prefix, without a trailing slash.
+    pub base_url: String,
+    /// Host name, recorded as each question's `site`.
+    pub site: String,
+    pub user_agent: String,
+    pub fetchers: usize,
+    pub rate: f64,
+    pub burst: u32,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub max_retries: u32,
+    pub retry_base: Duration,
+    pub max_body_bytes: usize,
+    pub output: PathBuf,
+    pub output_format: OutputFormat,
+    pub tag_sets: Vec<TagSet>,
+}
+
+/// Gentle defaults: the real site promises nothing for HTML pages, so one
+/// request a second from two fetchers, far below the 30/s ceiling.
+const DEFAULT_FETCHERS: i64 = 2;
+const DEFAULT_RATE: f64 = 1.0;
+const DEFAULT_BURST: i64 = 1;
+const DEFAULT_TIMEOUT_SECS: f64 = 30.0;
+const DEFAULT_CONNECT_TIMEOUT_SECS: f64 = 10.0;
+const DEFAULT_MAX_RETRIES: i64 = 4;
+const DEFAULT_RETRY_BASE_MS: i64 = 500;
+const DEFAULT_MAX_BODY_BYTES: i64 = 8 * 1024 * 1024;
+const DEFAULT_OUTPUT: &str = "questions.jsonl";
+const DEFAULT_TAB: Tab = Tab::Newest;
+const DEFAULT_PAGESIZE: i64 = 50;
+const DEFAULT_PAGES: i64 = 1;
+const MAX_FETCHERS: i64 = 64;
+
+impl Config {
+    /// Reads and validates a config file, then applies command-line
+    /// overrides.
+    pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_toml(&text, &path.display().to_string(), overrides)
+    }
+
+    /// Validates TOML text; `origin` names it in errors (a path, or
+    /// "command line" when there is no file).
+    pub fn from_toml(
+        text: &str,
+        origin: &str,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Toml {
+            origin: origin.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        Config::from_raw(raw, text, origin, overrides)
+    }
+
+    pub fn from_raw(
+        raw: RawConfig,
+        text: &str,
+        origin: &str,
+        ov: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let v = Validator { text, origin };
+
+        let base_url = match &ov.base_url {
+            Some(u) => v.base_url("--base-url", u, None)?,
+            None => match &raw.site.base_url {
+                Some(s) => v.base_url("site.base_url", s.get_ref(), Some(s.span().start))?,
+                None => DEFAULT_BASE_URL.to_string(),
+            },
+        };
+        let site = host_of(&base_url).unwrap_or_default();
+        let user_agent = match &raw.site.user_agent {
+            Some(s) if s.get_ref().trim().is_empty() => {
+                return Err(v.err(
+                    "site.user_agent",
+                    Some(s.span().start),
+                    "must not be empty: a descriptive User-Agent is required",
+                ))
+            }
+            Some(s) => s.get_ref().trim().to_string(),
+            None => DEFAULT_USER_AGENT.to_string(),
+        };
+
+        let f = &raw.fetch;
+        let fetchers = v.int(
+            "fetch.fetchers",
+            "--fetchers",
+            ov.fetchers,
+            &f.fetchers,
+            DEFAULT_FETCHERS,
+            1..=MAX_FETCHERS,
+        )?;
+        let rate = match (ov.rate, &f.rate) {
+            (Some(r), _) => v.rate("--rate", r, None)?,
+            (None, Some(r)) => v.rate("fetch.rate", *r.get_ref(), Some(r.span().start))?,
+            (None, None) => DEFAULT_RATE,
+        };
+        let burst = v.int(
+            "fetch.burst",
+            "--burst",
+            ov.burst,
+            &f.burst,
+            DEFAULT_BURST,
+            1..=30,
+        )?;
+        let timeout = v.secs("fetch.timeout_secs", &f.timeout_secs, DEFAULT_TIMEOUT_SECS)?;
+        let connect_timeout = v.secs(
+            "fetch.connect_timeout_secs",
+            &f.connect_timeout_secs,
+            DEFAULT_CONNECT_TIMEOUT_SECS,
+        )?;
+        let max_retries = v.int(
+            "fetch.max_retries",
+            "",
+            None,
+            &f.max_retries,
+            DEFAULT_MAX_RETRIES,
+            0..=20,
+        )?;
+        let retry_base_ms = v.int(
+            "fetch.retry_base_ms",
+            "",
+            None,
+            &f.retry_base_ms,
+            DEFAULT_RETRY_BASE_MS,
+            1..=600_000,
+        )?;
+        let max_body_bytes = v.int(
+            "fetch.max_body_bytes",
+            "",
+            None,
+            &f.max_body_bytes,
+            DEFAULT_MAX_BODY_BYTES,
+            1024..=256 * 1024 * 1024,
+        )?;
+
+        let output = match (&ov.output, &raw.output.path) {
+            (Some(p), _) => p.clone(),
+            (None, Some(p)) => PathBuf::from(p.get_ref()),
+            (None, None) => PathBuf::from(DEFAULT_OUTPUT),
+        };
+        let output_format = match output.extension().and_then(|e| e.to_str()) {
+            Some(e) if e.eq_ignore_ascii_case("jsonl") => OutputFormat::Jsonl,
+            Some(e) if e.eq_ignore_ascii_case("csv") => OutputFormat::Csv,
+            _ => {
+                let line = raw.output.path.as_ref().map(|p| p.span().start);
+                let key = if ov.output.is_some() {
+                    "--output"
+                } else {
+                    "output.path"
+                };
+                return Err(v.err(
+                    key,
+                    line.filter(|_| ov.output.is_none()),
+                    format!("`{}` must end in .jsonl or .csv", output.display()),
+                ));
+            }
+        };
+
+        let tag_sets = v.tag_sets(&raw.tag_sets, ov)?;
+
+        Ok(Config {
+            base_url,
+            site,
+            user_agent,
+            fetchers: fetchers as usize,
+            rate,
+            burst: burst as u32,
+            timeout,
+            connect_timeout,
+            max_retries: max_retries as u32,
+            retry_base: Duration::from_millis(retry_base_ms as u64),
+            max_body_bytes: max_body_bytes as usize,
+            output,
+            output_format,
+            tag_sets,
+        })
+    }
+
+    /// The listing URL of one page: the tag is percent-encoded as a single
+    /// path segment, so `c#` and `c++` reach the right page.
+    pub fn listing_url(&self, tag: &str, tab: Tab, page: u32, pagesize: u32) -> String {
+        format!(
+            "{}/questions/tagged/{}?tab={}&page={}&pagesize={}",
+            self.base_url,
+            encode_tag(tag),
+            tab.as_str(),
+            page,
+            pagesize
+        )
+    }
+}
+
+/// Percent-encodes everything but the characters Stack Exchange tags are
+/// spelled with, so `+` and `#` never turn into a space or a fragment.
+pub fn encode_tag(tag: &str) -> String {
+    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+    const KEEP: &percent_encoding::AsciiSet =
+        &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_');
+    utf8_percent_encode(tag, KEEP).to_string()
+}
+
+fn host_of(url: &str) -> Option<String> {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+}
+
+/// Stack Exchange tag names: lower-case letters, digits and `+ # - . _`,
+/// at most 35 characters. Anything else (a slash, `..`, whitespace) could
+/// change the request path and is refused.
+fn check_tag(tag: &str) -> Result<String, String> {
+    let t = tag.trim().to_lowercase();
+    if t.is_empty() {
+        return Err("a tag is empty".into());
+    }
+    if t.len() > 35 {
+        return Err(format!("tag `{t}` is longer than 35 characters"));
+    }
+    if t.chars().all(|c| c == '.') {
+        return Err(format!("tag `{t}` is not a tag name"));
+    }
+    if let Some(bad) = t
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || "+#-._".contains(*c)))
+    {
+        return Err(format!(
+            "tag `{t}` contains `{bad}`; tags use only a-z, 0-9 and + # - . _"
+        ));
+    }
+    Ok(t)
+}
+
+struct Validator<'a> {
+    text: &'a str,
+    origin: &'a str,
+}
+
+impl Validator<'_> {
+    fn line(&self, offset: usize) -> usize {
+        self.text
+            .get(..offset)
+            .map_or(0, |s| s.bytes().filter(|b| *b == b'\n').count())
+            + 1
+    }
+
+    fn err(&self, key: &str, offset: Option<usize>, reason: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            origin: self.origin.to_string(),
+            key: key.to_string(),
+            at: LineRef(offset.map(|o| self.line(o))),
+            reason: reason.into(),
+        }
+    }
+
+    fn base_url(&self, key: &str, url: &str, at: Option<usize>) -> Result<String, ConfigError> {
+        let parsed = reqwest::Url::parse(url.trim())
+            .map_err(|e| self.err(key, at, format!("`{url}` is not a URL: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(self.err(key, at, "only http and https URLs are crawled"));
+        }
+        if parsed.host_str().is_none() {
+            return Err(self.err(key, at, "the URL has no host"));
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(self.err(key, at, "the base URL must not carry a query or fragment"));
+        }
+        Ok(parsed.as_str().trim_end_matches('/').to_string())
+    }
+
+    fn rate(&self, key: &str, rate: f64, at: Option<usize>) -> Result<f64, ConfigError> {
+        if !rate.is_finite() || rate <= 0.0 {
+            return Err(self.err(
+                key,
+                at,
+                format!("rate must be above 0 requests/s, got {rate}"),
+            ));
+        }
+        if rate > MAX_RATE_PER_SEC {
+            return Err(self.err(
+                key,
+                at,
+                format!(
+                    "{rate} requests/s is above the Stack Exchange ceiling of {MAX_RATE_PER_SEC}/s per IP"
+                ),
+            ));
+        }
+        Ok(rate)
+    }
+
+    /// An integer from the command line, the file, or the default, checked
+    /// against its range.
+    fn int(
+        &self,
+        key: &str,
+        flag: &str,
+        cli: Option<i64>,
+        file: &Option<Spanned<i64>>,
+        default: i64,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Result<i64, ConfigError> {
+        let (value, name, at) = match (cli, file) {
+            (Some(v), _) => (v, flag, None),
+            (None, Some(s)) => (*s.get_ref(), key, Some(s.span().start)),
+            (None, None) => return Ok(default),
+        };
+        if range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(self.err(
+                name,
+                at,
+                format!(
+                    "must be between {} and {}, got {value}",
+                    range.start(),
+                    range.end()
+                ),
+            ))
+        }
+    }
+
+    fn secs(
+        &self,
+        key: &str,
+        file: &Option<Spanned<f64>>,
+        default: f64,
+    ) -> Result<Duration, ConfigError> {
+        let Some(s) = file else {
+            return Ok(Duration::from_secs_f64(default));
+        };
+        let v = *s.get_ref();
+        if !v.is_finite() || v <= 0.0 || v > 3600.0 {
+            return Err(self.err(
+                key,
+                Some(s.span().start),
+                format!("must be between 0 and 3600 seconds, got {v}"),
+            ));
+        }
+        Ok(Duration::from_secs_f64(v))
+    }
+
+    fn tag_sets(
+        &self,
+        raw: &BTreeMap<String, RawTagSet>,
+        ov: &Overrides,
+    ) -> Result<Vec<TagSet>, ConfigError> {
+        let mut sets = Vec::new();
+        if !ov.tags.is_empty() {
+            // Tags on the command line form their own set and replace the
+            // file's, so a quick crawl never also runs the configured ones.
+            let mut tags = Vec::new();
+            for t in &ov.tags {
+                tags.push(check_tag(t).map_err(|r| self.err("--tag", None, r))?);
+            }
+            sets.push(self.tag_set("cli", tags, &RawTagSet::default(), ov)?);
+        } else {
+            for (name, set) in raw {
+                let key = format!("tag_sets.{name}.tags");
+                let Some(tags) = &set.tags else {
+                    return Err(self.err(&key, None, "missing: a tag set needs a list of tags"));
+                };
+                let at = Some(tags.span().start);
+                if tags.get_ref().is_empty() {
+                    return Err(self.err(&key, at, "the tag list is empty"));
+                }
+                let mut clean = Vec::new();
+                for t in tags.get_ref() {
+                    clean.push(check_tag(t).map_err(|r| self.err(&key, at, r))?);
+                }
+                sets.push(self.tag_set(name, clean, set, ov)?);
+            }
+        }
+        if sets.is_empty() {
+            return Err(self.err(
+                "tag_sets",
+                None,
+                "no tags to crawl: add a [tag_sets.NAME] table or pass --tag",
+            ));
+        }
+        Ok(sets)
+    }
+
+    fn tag_set(
+        &self,
+        name: &str,
+        tags: Vec<String>,
+        raw: &RawTagSet,
+        ov: &Overrides,
+    ) -> Result<TagSet, ConfigError> {
+        let prefix = format!("tag_sets.{name}");
+        let tab = match (&ov.tab, &raw.tab) {
+            (Some(t), _) => Tab::parse(t).ok_or_else(|| self.err("--tab", None, bad_tab(t)))?,
+            (None, Some(t)) => Tab::parse(t.get_ref()).ok_or_else(|| {
+                self.err(
+                    &format!("{prefix}.tab"),
+                    Some(t.span().start),
+                    bad_tab(t.get_ref()),
+                )
+            })?,
+            (None, None) => DEFAULT_TAB,
+        };
+        let pagesize = self.int(
+            &format!("{prefix}.pagesize"),
+            "--pagesize",
+            ov.pagesize,
+            &raw.pagesize,
+            DEFAULT_PAGESIZE,
+            15..=50,
+        )?;
+        if ![15, 30, 50].contains(&pagesize) {
+            let at = raw.pagesize.as_ref().map(|s| s.span().start);
+            let key = if ov.pagesize.is_some() {
+                "--pagesize".to_string()
+            } else {
+                format!("{prefix}.pagesize")
+            };
+            return Err(self.err(
+                &key,
+                at.filter(|_| ov.pagesize.is_none()),
+                format!("must be 15, 30 or 50 (the sizes the site offers), got {pagesize}"),
+            ));
+        }
+        let pages = self.int(
+            &format!("{prefix}.pages"),
+            "--pages",
+            ov.pages,
+            &raw.pages,
+            DEFAULT_PAGES,
+            1..=100_000,
+        )?;
+        Ok(TagSet {
+            name: name.to_string(),
+            tags,
+            tab,
+            pagesize: pagesize as u32,
+            pages: pages as u32,
+        })
+    }
+}
+
+fn bad_tab(t: &str) -> String {
+    let names: Vec<_> = Tab::ALL.iter().map(|t| t.as_str()).collect();
+    format!("unknown tab `{t}`; one of {}", names.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, "test.toml", &Overrides::default())
+    }
+
+    const GOOD: &str = r#"
+[site]
+base_url = "http://127.0.0.1:8080/"
+
+[fetch]
+fetchers = 8
+rate = 20.0
+burst = 4
+
+[output]
+path = "out.csv"
+
+[tag_sets.langs]
+tags = ["C++", "c#", ".net", "node.js"]
+tab = "votes"
+pagesize = 30
+pages = 3
+"#;
+
+    #[test]
+    fn good_config_is_validated_and_normalised() {
+        let c = load(GOOD).unwrap();
+        assert_eq!(c.base_url, "http://127.0.0.1:8080");
+        assert_eq!(c.site, "127.0.0.1");
+        assert_eq!(c.fetchers, 8);
+        assert_eq!(c.burst, 4);
+        assert_eq!(c.output_format, OutputFormat::Csv);
+        let set = &c.tag_sets[0];
+        assert_eq!(set.tags, ["c++", "c#", ".net", "node.js"]);
+        assert_eq!(set.tab, Tab::Votes);
+        assert_eq!((set.pagesize, set.pages), (30, 3));
+    }
+
+    #[test]
+    fn tags_are_percent_encoded_into_one_path_segment() {
+        let c = load(GOOD).unwrap();
+        assert_eq!(
+            c.listing_url("c++", Tab::Newest, 2, 50),
+            "http://127.0.0.1:8080/questions/tagged/c%2B%2B?tab=Newest&page=2&pagesize=50"
+        );
+        assert_eq!(encode_tag("c#"), "c%23");
+        assert_eq!(encode_tag(".net"), ".net");
+        assert_eq!(encode_tag("node.js"), "node.js");
+    }
+
+    fn invalid(text: &str) -> (String, Option<usize>, String) {
+        match load(text) {
+            Err(ConfigError::Invalid {
+                key, at, reason, ..
+            }) => (key, at.0, reason),
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rate_above_ceiling_names_key_and_line() {
+        let (key, line, reason) = invalid("[fetch]\nrate = 31.0\n[tag_sets.a]\ntags=[\"x\"]\n");
+        assert_eq!(key, "fetch.rate");
+        assert_eq!(line, Some(2));
+        assert!(reason.contains("ceiling"), "{reason}");
+    }
+
+    #[test]
+    fn zero_or_negative_rate_is_refused() {
+        assert_eq!(
+            invalid("[fetch]\nrate = 0.0\n[tag_sets.a]\ntags=[\"x\"]").0,
+            "fetch.rate"
+        );
+        assert_eq!(
+            invalid("[fetch]\nrate = -2.0\n[tag_sets.a]\ntags=[\"x\"]").0,
+            "fetch.rate"
+        );
+    }
+
+    #[test]
+    fn empty_tag_list_and_bad_pagesize_are_refused() {
+        let (key, line, _) = invalid("[tag_sets.a]\n\ntags = []\n");
+        assert_eq!((key.as_str(), line), ("tag_sets.a.tags", Some(3)));
+        let (key, line, _) = invalid("[tag_sets.a]\ntags = [\"x\"]\npagesize = 40\n");
+        assert_eq!((key.as_str(), line), ("tag_sets.a.pagesize", Some(3)));
+    }
+
+    #[test]
+    fn path_changing_tags_are_refused() {
+        for bad in ["../admin", "a/b", "a b", "..", "a?b"] {
+            let text = format!("[tag_sets.a]\ntags = [\"{bad}\"]\n");
+            let (key, _, _) = invalid(&text);
+            assert_eq!(key, "tag_sets.a.tags", "{bad}");
+        }
+    }
+
+    #[test]
+    fn unknown_key_and_wrong_type_name_the_line() {
+        match load("[fetch]\nrate = 1.0\nfetcherz = 3\n") {
+            Err(ConfigError::Toml { message, .. }) => {
+                assert!(message.contains("fetcherz"), "{message}");
+                assert!(message.contains("line 3"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        match load("[fetch]\nfetchers = \"eight\"\n") {
+            Err(ConfigError::Toml { message, .. }) => {
+                assert!(message.contains("line 2"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn command_line_stands_in_for_the_file() {
+        let ov = Overrides {
+            tags: vec!["rust".into()],
+            pages: Some(4),
+            rate: Some(2.5),
+            ..Overrides::default()
+        };
+        let c = Config::from_toml("", "command line", &ov).unwrap();
+        assert_eq!(c.tag_sets.len(), 1);
+        assert_eq!(c.tag_sets[0].pages, 4);
+        assert_eq!(c.rate, 2.5);
+        assert_eq!(c.base_url, DEFAULT_BASE_URL);
+        let ov = Overrides {
+            rate: Some(50.0),
+            ..ov
+        };
+        match Config::from_toml("", "command line", &ov) {
+            Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, "--rate"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn no_tags_anywhere_is_an_error() {
+        assert!(matches!(load(""), Err(ConfigError::Invalid { .. })));
+    }
+
+    #[test]
+    fn example_config_is_valid() {
+        let text = include_str!("../config/example.toml");
+        let c = Config::from_toml(text, "config/example.toml", &Overrides::default()).unwrap();
+        assert_eq!(c.base_url, DEFAULT_BASE_URL);
+        assert!(
+            c.rate <= 2.0,
+            "the example must be gentle with the real site"
+        );
+    }
+}

@@ -1,0 +1,228 @@
+//! HTTP: one shared reqwest client configured for politeness and safety, and
+//! the typed `FetchError` that tells the supervisor whether to retry.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::{redirect, StatusCode};
+use thiserror::Error;
+
+use crate::config::Config;
+
+#[derive(Debug, Clone, Error)]
+pub enum FetchError {
+    /// 429, or 503: the server asks us to slow down, perhaps saying how long.
+    #[error("rate limited (HTTP {status}){}", retry_after_text(.retry_after))]
+    RateLimited {
+        status: u16,
+        retry_after: Option<Duration>,
+    },
+    #[error("HTTP {status}")]
+    Status { status: u16 },
+    #[error("timed out")]
+    Timeout,
+    #[error("connection failed: {0}")]
+    Connect(String),
+    #[error("body refused: larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("body broken off: {0}")]
+    Body(String),
+    /// The body arrived whole but is not a usable listing (truncated markup,
+    /// a block page, garbage).
+    #[error("unusable page: {0}")]
+    Page(String),
+    #[error("request failed: {0}")]
+    Other(String),
+}
+
+fn retry_after_text(d: &Option<Duration>) -> String {
+    d.map(|d| format!(", retry after {}s", d.as_secs_f64()))
+        .unwrap_or_default()
+}
+
+impl FetchError {
+    /// Whether another attempt may succeed: network trouble, server errors
+    /// and rate limits, yes; a 404 or a refused body, no.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            FetchError::RateLimited { .. }
+            | FetchError::Timeout
+            | FetchError::Connect(_)
+            | FetchError::Body(_)
+            | FetchError::Page(_)
+            | FetchError::Other(_) => true,
+            FetchError::Status { status } => *status >= 500 || *status == 408,
+            FetchError::TooLarge { .. } => false,
+        }
+    }
+
+    /// A short machine-friendly name for logs and summaries.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FetchError::RateLimited { .. } => "rate_limited",
+            FetchError::Status { .. } => "status",
+            FetchError::Timeout => "timeout",
+            FetchError::Connect(_) => "connect",
+            FetchError::TooLarge { .. } => "too_large",
+            FetchError::Body(_) => "body",
+            FetchError::Page(_) => "page",
+            FetchError::Other(_) => "other",
+        }
+    }
+
+    fn from_reqwest(e: reqwest::Error) -> FetchError {
+        if e.is_timeout() {
+            FetchError::Timeout
+        } else if e.is_connect() {
+            FetchError::Connect(root_cause(&e))
+        } else if e.is_body() || e.is_decode() {
+            FetchError::Body(root_cause(&e))
+        } else {
+            FetchError::Other(root_cause(&e))
+        }
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+/// A successful response body.
+#[derive(Debug)]
+pub struct Body {
+    pub text: String,
+    pub fetched_at: DateTime<Utc>,
+}
+
+#[derive(Clone)]
+pub struct HttpClient {
+    client: reqwest::Client,
+    max_body_bytes: usize,
+}
+
+/// Redirects are followed only on the configured host and only a few times:
+/// a listing that redirects elsewhere is not the page that was planned.
+const MAX_REDIRECTS: usize = 3;
+
+impl HttpClient {
+    pub fn new(config: &Config) -> Result<HttpClient, FetchError> {
+        let host = config.site.clone();
+        let policy = redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= MAX_REDIRECTS {
+                attempt.error("too many redirects")
+            } else if attempt.url().host_str() != Some(host.as_str())
+                || !matches!(attempt.url().scheme(), "http" | "https")
+            {
+                attempt.error("redirect leaves the configured host")
+            } else {
+                attempt.follow()
+            }
+        });
+        let client = reqwest::Client::builder()
+            .user_agent(config.user_agent.clone())
+            .timeout(config.timeout)
+            .connect_timeout(config.connect_timeout)
+            .redirect(policy)
+            .gzip(true)
+            .brotli(true)
+            .https_only(false)
+            .build()
+            .map_err(|e| FetchError::Other(root_cause(&e)))?;
+        Ok(HttpClient {
+            client,
+            max_body_bytes: config.max_body_bytes,
+        })
+    }
+
+    /// GETs a page and reads its body up to the size cap.
+    pub async fn get(&self, url: &str) -> Result<Body, FetchError> {
+        let mut resp = self
+            .client
+            .get(url)
+            .send()
+            .await
+            .map_err(FetchError::from_reqwest)?;
+        let status = resp.status();
+        if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
+            return Err(FetchError::RateLimited {
+                status: status.as_u16(),
+                retry_after: retry_after(resp.headers(), Utc::now()),
+            });
+        }
+        if !status.is_success() {
+            return Err(FetchError::Status {
+                status: status.as_u16(),
+            });
+        }
+        if resp
+            .content_length()
+            .is_some_and(|len| len > self.max_body_bytes as u64)
+        {
+            return Err(FetchError::TooLarge {
+                limit: self.max_body_bytes,
+            });
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(FetchError::from_reqwest)? {
+            if bytes.len() + chunk.len() > self.max_body_bytes {
+                return Err(FetchError::TooLarge {
+                    limit: self.max_body_bytes,
+                });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(Body {
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+            fetched_at: Utc::now(),
+        })
+    }
+}
+
+/// `Retry-After` as seconds or as an HTTP date; a date in the past means
+/// "now", an unreadable value means the header was not given.
+pub fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs.min(24 * 3600)));
+    }
+    let when = DateTime::parse_from_rfc2822(value)
+        .ok()?
+        .with_timezone(&Utc);
+    Some((when - now).to_std().unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now = DateTime::parse_from_rfc3339("2015-10-21T07:28:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, HeaderValue::from_static("120"));
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(120)));
+        h.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:30 GMT"),
+        );
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(30)));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h, now), None);
+    }
+
+    #[test]
+    fn only_transient_errors_are_retried() {
+        assert!(FetchError::Status { status: 502 }.is_retryable());
+        assert!(!FetchError::Status { status: 404 }.is_retryable());
+        assert!(!FetchError::TooLarge { limit: 1 }.is_retryable());
+        assert!(FetchError::Timeout.is_retryable());
+    }
+}

@@ -1,0 +1,112 @@
+//! The plan: every page a crawl would fetch, built from the config without
+//! fetching anything (like `dask.delayed`), and the `PageJob` each becomes.
+
+use std::collections::HashSet;
+
+use crate::config::{Config, Tab};
+use crate::model::PageContext;
+
+/// One page to fetch. It carries its identity from the supervisor to the
+/// fetcher and back, so no outcome is ever anonymous.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PageJob {
+    pub ctx: PageContext,
+    pub url: String,
+    /// 1 for the first try; a retry is the same job with a higher attempt.
+    pub attempt: u32,
+}
+
+impl PageJob {
+    pub fn new(config: &Config, tag: &str, tab: Tab, page: u32, pagesize: u32) -> PageJob {
+        PageJob {
+            ctx: PageContext {
+                site: config.site.clone(),
+                base_url: config.base_url.clone(),
+                tag: tag.to_string(),
+                tab: tab.as_str().to_string(),
+                page,
+            },
+            url: config.listing_url(tag, tab, page, pagesize),
+            attempt: 1,
+        }
+    }
+}
+
+/// The pages of one run, in the order they are handed out: page 1 of every
+/// tag first, so each tag learns early whether it runs out.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub jobs: Vec<PageJob>,
+}
+
+impl Plan {
+    pub fn from_config(config: &Config) -> Plan {
+        let mut seen = HashSet::new();
+        let mut per_tag: Vec<(String, Tab, u32, u32)> = Vec::new();
+        for set in &config.tag_sets {
+            for tag in &set.tags {
+                // Two tag sets naming the same tag and tab would fetch the
+                // same pages twice; the larger page count wins.
+                if let Some(existing) = per_tag
+                    .iter_mut()
+                    .find(|(t, tab, ps, _)| t == tag && *tab == set.tab && *ps == set.pagesize)
+                {
+                    existing.3 = existing.3.max(set.pages);
+                } else {
+                    per_tag.push((tag.clone(), set.tab, set.pagesize, set.pages));
+                }
+            }
+        }
+        let max_pages = per_tag.iter().map(|p| p.3).max().unwrap_or(0);
+        let mut jobs = Vec::new();
+        for page in 1..=max_pages {
+            for (tag, tab, pagesize, pages) in &per_tag {
+                if page <= *pages && seen.insert((tag.clone(), *tab, page)) {
+                    jobs.push(PageJob::new(config, tag, *tab, page, *pagesize));
+                }
+            }
+        }
+        Plan { jobs }
+    }
+
+    pub fn len(&self) -> usize {
+        self.jobs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Overrides;
+
+    #[test]
+    fn plan_interleaves_tags_and_merges_duplicate_sets() {
+        let text = r#"
+[tag_sets.a]
+tags = ["rust", "c#"]
+pages = 2
+[tag_sets.b]
+tags = ["rust"]
+pages = 3
+"#;
+        let c = Config::from_toml(text, "t", &Overrides::default()).unwrap();
+        let plan = Plan::from_config(&c);
+        let got: Vec<_> = plan
+            .jobs
+            .iter()
+            .map(|j| (j.ctx.tag.as_str(), j.ctx.page))
+            .collect();
+        assert_eq!(
+            got,
+            [("rust", 1), ("c#", 1), ("rust", 2), ("c#", 2), ("rust", 3)]
+        );
+        assert_eq!(
+            plan.jobs[1].url,
+            "https://stackoverflow.com/questions/tagged/c%23?tab=Newest&page=1&pagesize=50"
+        );
+    }
+}
