@@ -33,8 +33,15 @@ fn main() {
         out.display()
     );
     let config = Config::from_toml(&text, "bench", &Overrides::default()).expect("config");
+    let plan = stackcrawl::plan::Plan::from_config(&config);
+    let sink = stackcrawl::Sink::create(&config.output, config.output_format).expect("output");
     let summary = actix_rt::System::new()
-        .block_on(stackcrawl::crawl(config, std::future::pending()))
+        .block_on(stackcrawl::crawl(
+            config,
+            plan,
+            sink,
+            std::future::pending(),
+        ))
         .expect("crawl");
 
     let total_pages = tags * pages;

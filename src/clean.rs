@@ -47,7 +47,7 @@ pub fn clean_summary(
         .as_deref()
         .and_then(|id| id.trim().parse::<u64>().ok())
         .filter(|id| *id > 0)
-        .ok_or_else(|| format!("bad question id {:?}", raw.question_id))?;
+        .ok_or_else(|| format!("bad question id {}", brief(&raw.question_id)))?;
 
     let full_title = raw.title.as_deref().map(collapse).unwrap_or_default();
     let (title, status) = split_status(&full_title);
@@ -57,7 +57,7 @@ pub fn clean_summary(
 
     let votes = stat_value(&raw.votes)
         .map(|(v, _)| v)
-        .ok_or_else(|| format!("unreadable votes {:?}", raw.votes))?;
+        .ok_or_else(|| format!("unreadable votes {}", brief(&raw.votes)))?;
 
     let advice = raw.replies.is_some()
         || raw
@@ -66,19 +66,19 @@ pub fn clean_summary(
             .is_some_and(|l| l.eq_ignore_ascii_case("advice"));
     let (answers, replies) = match &raw.replies {
         Some(r) if raw.answers.is_missing() => {
-            let n = stat_count(r).ok_or_else(|| format!("unreadable replies {r:?}"))?;
+            let n = stat_count(r).ok_or_else(|| format!("unreadable replies {}", brief(r)))?;
             (0, Some(n))
         }
         _ => {
             let n = stat_count(&raw.answers)
-                .ok_or_else(|| format!("unreadable answers {:?}", raw.answers))?;
+                .ok_or_else(|| format!("unreadable answers {}", brief(&raw.answers)))?;
             (n, None)
         }
     };
 
     let (views, views_exact) = stat_value(&raw.views)
         .and_then(|(v, exact)| Some((u64::try_from(v).ok()?, exact)))
-        .ok_or_else(|| format!("unreadable views {:?}", raw.views))?;
+        .ok_or_else(|| format!("unreadable views {}", brief(&raw.views)))?;
 
     let (author_name, author_reputation) = if raw.community_wiki {
         (None, None)
@@ -154,6 +154,22 @@ pub fn clean_summary(
         page: ctx.page,
         fetched_at,
     })
+}
+
+/// A raw value for a rejection reason, cut short: the reason is logged and
+/// stored, and a hostile page could make the raw text megabytes long.
+fn brief(value: &impl std::fmt::Debug) -> String {
+    const MAX: usize = 120;
+    let mut text = format!("{value:?}");
+    if text.len() > MAX {
+        let mut cut = MAX;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
 }
 
 /// The value of a stat and whether it is exact: the number in its `title`
@@ -366,7 +382,7 @@ mod tests {
 
     fn cleaned(name: &str) -> CleanedPage {
         let path = format!(
-            "{}/../shared/fixtures/so-html/{name}",
+            "{}/tests/fixtures/so-html/{name}",
             env!("CARGO_MANIFEST_DIR")
         );
         let html = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -421,6 +437,34 @@ mod tests {
             Some(i64::MIN)
         );
         assert_eq!(exact_number("Score of 9223372036854775808"), None);
+    }
+
+    #[test]
+    fn rejections_say_why_briefly() {
+        let raw = RawSummary {
+            question_id: Some("12".into()),
+            title: Some("A title".into()),
+            votes: RawStat {
+                text: Some("x".repeat(10_000)),
+                title: None,
+            },
+            ..RawSummary::default()
+        };
+        let page = ParsedPage {
+            layout: crate::parse::Layout::PostSummary,
+            summaries: vec![raw, RawSummary::default()],
+        };
+        let cleaned = clean_page(&page, &ctx(), fetched());
+        assert!(cleaned.questions.is_empty());
+        let reasons: Vec<&str> = cleaned
+            .rejections
+            .iter()
+            .map(|r| r.reason.as_str())
+            .collect();
+        assert!(reasons[0].starts_with("unreadable votes RawStat { text: Some(\"xxx"));
+        assert!(reasons[0].chars().count() < 160);
+        assert_eq!(reasons[1], "bad question id None");
+        assert_eq!(cleaned.rejections[0].question_id.as_deref(), Some("12"));
     }
 
     #[test]

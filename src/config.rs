@@ -121,6 +121,8 @@ pub struct RawConfig {
 pub struct RawSite {
     pub base_url: Option<Spanned<String>>,
     pub user_agent: Option<Spanned<String>>,
+    pub obey_robots: Option<bool>,
+    pub robots_unreachable: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,12 +136,18 @@ pub struct RawFetch {
     pub max_retries: Option<Spanned<i64>>,
     pub retry_base_ms: Option<Spanned<i64>>,
     pub max_body_bytes: Option<Spanned<i64>>,
+    pub read_timeout_secs: Option<Spanned<f64>>,
+    pub daily_budget: Option<Spanned<i64>>,
+    pub budget_file: Option<String>,
+    pub status_every_secs: Option<Spanned<i64>>,
+    pub block_pause_secs: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawOutput {
     pub path: Option<Spanned<String>>,
+    pub failures: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -194,12 +202,25 @@ pub struct Config {
     pub burst: u32,
     pub timeout: Duration,
     pub connect_timeout: Duration,
+    pub read_timeout: Duration,
     pub max_retries: u32,
     pub retry_base: Duration,
     pub max_body_bytes: usize,
     pub output: PathBuf,
     pub output_format: OutputFormat,
+    /// Where pages lost after their retries are listed for `--retry-failed`.
+    pub failures_path: PathBuf,
     pub tag_sets: Vec<TagSet>,
+    /// robots.txt is honoured unless the config explicitly says otherwise.
+    pub obey_robots: bool,
+    /// What an unreachable robots.txt means: deny (the default) or allow.
+    pub robots_unreachable_allows: bool,
+    pub daily_budget: u64,
+    pub budget_file: PathBuf,
+    /// Seconds between periodic status lines.
+    pub status_every: Duration,
+    /// How long the pool stops after a captcha or block page.
+    pub block_pause: Duration,
 }
 
 /// Gentle defaults: the real site promises nothing for HTML pages, so one
@@ -207,7 +228,14 @@ pub struct Config {
 const DEFAULT_FETCHERS: i64 = 2;
 const DEFAULT_RATE: f64 = 1.0;
 const DEFAULT_BURST: i64 = 1;
-const DEFAULT_TIMEOUT_SECS: f64 = 30.0;
+const DEFAULT_TIMEOUT_SECS: f64 = 60.0;
+const DEFAULT_READ_TIMEOUT_SECS: f64 = 20.0;
+/// The Stack Exchange API's daily quota with an app key; used for HTML too.
+const DEFAULT_DAILY_BUDGET: i64 = 10_000;
+const DEFAULT_STATUS_EVERY_SECS: i64 = 30;
+/// A block page means the site distrusts us: back off for minutes, not seconds.
+const DEFAULT_BLOCK_PAUSE_SECS: f64 = 300.0;
+const BUDGET_FILE_NAME: &str = ".stackcrawl-budget.json";
 const DEFAULT_CONNECT_TIMEOUT_SECS: f64 = 10.0;
 const DEFAULT_MAX_RETRIES: i64 = 4;
 const DEFAULT_RETRY_BASE_MS: i64 = 500;
@@ -307,6 +335,46 @@ impl Config {
             DEFAULT_MAX_RETRIES,
             0..=20,
         )?;
+        let read_timeout = v.secs(
+            "fetch.read_timeout_secs",
+            &f.read_timeout_secs,
+            DEFAULT_READ_TIMEOUT_SECS,
+        )?;
+        let daily_budget = v.int(
+            "fetch.daily_budget",
+            "",
+            None,
+            &f.daily_budget,
+            DEFAULT_DAILY_BUDGET,
+            1..=10_000_000,
+        )?;
+        let status_every = v.int(
+            "fetch.status_every_secs",
+            "",
+            None,
+            &f.status_every_secs,
+            DEFAULT_STATUS_EVERY_SECS,
+            1..=86_400,
+        )?;
+        let block_pause = v.secs(
+            "fetch.block_pause_secs",
+            &f.block_pause_secs,
+            DEFAULT_BLOCK_PAUSE_SECS,
+        )?;
+        let robots_unreachable_allows = match &raw.site.robots_unreachable {
+            None => false,
+            Some(s) => match s.get_ref().as_str() {
+                "deny" => false,
+                "allow" => true,
+                other => {
+                    return Err(v.err(
+                        "site.robots_unreachable",
+                        Some(s.span().start),
+                        format!("must be \"deny\" or \"allow\", got `{other}`"),
+                    ))
+                }
+            },
+        };
         let retry_base_ms = v.int(
             "fetch.retry_base_ms",
             "",
@@ -348,6 +416,20 @@ impl Config {
         };
 
         let tag_sets = v.tag_sets(&raw.tag_sets, ov)?;
+        let failures_path = match &raw.output.failures {
+            Some(p) => PathBuf::from(p),
+            None => output.with_extension("failed.jsonl"),
+        };
+        let budget_file = match &f.budget_file {
+            Some(p) => PathBuf::from(p),
+            None => output
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map_or_else(
+                    || PathBuf::from(BUDGET_FILE_NAME),
+                    |d| d.join(BUDGET_FILE_NAME),
+                ),
+        };
 
         Ok(Config {
             base_url,
@@ -358,12 +440,20 @@ impl Config {
             burst: burst as u32,
             timeout,
             connect_timeout,
+            read_timeout,
             max_retries: max_retries as u32,
             retry_base: Duration::from_millis(retry_base_ms as u64),
             max_body_bytes: max_body_bytes as usize,
             output,
             output_format,
+            failures_path,
             tag_sets,
+            obey_robots: raw.site.obey_robots.unwrap_or(true),
+            robots_unreachable_allows,
+            daily_budget: daily_budget as u64,
+            budget_file,
+            status_every: Duration::from_secs(status_every as u64),
+            block_pause,
         })
     }
 

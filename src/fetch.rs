@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
-use reqwest::{redirect, StatusCode};
+use reqwest::redirect;
 use thiserror::Error;
 
 use crate::config::Config;
@@ -28,10 +28,6 @@ pub enum FetchError {
     TooLarge { limit: usize },
     #[error("body broken off: {0}")]
     Body(String),
-    /// The body arrived whole but is not a usable listing (truncated markup,
-    /// a block page, garbage).
-    #[error("unusable page: {0}")]
-    Page(String),
     #[error("request failed: {0}")]
     Other(String),
 }
@@ -50,7 +46,6 @@ impl FetchError {
             | FetchError::Timeout
             | FetchError::Connect(_)
             | FetchError::Body(_)
-            | FetchError::Page(_)
             | FetchError::Other(_) => true,
             FetchError::Status { status } => *status >= 500 || *status == 408,
             FetchError::TooLarge { .. } => false,
@@ -66,7 +61,6 @@ impl FetchError {
             FetchError::Connect(_) => "connect",
             FetchError::TooLarge { .. } => "too_large",
             FetchError::Body(_) => "body",
-            FetchError::Page(_) => "page",
             FetchError::Other(_) => "other",
         }
     }
@@ -127,6 +121,7 @@ impl HttpClient {
             .user_agent(config.user_agent.clone())
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
+            .read_timeout(config.read_timeout)
             .redirect(policy)
             .gzip(true)
             .brotli(true)
@@ -139,26 +134,33 @@ impl HttpClient {
         })
     }
 
-    /// GETs a page and reads its body up to the size cap.
+    /// GETs a page: a 2xx body, or the error that says what went wrong.
     pub async fn get(&self, url: &str) -> Result<Body, FetchError> {
+        let resp = self.get_any(url).await?;
+        match resp.status {
+            429 | 503 => Err(FetchError::RateLimited {
+                status: resp.status,
+                retry_after: resp.retry_after,
+            }),
+            200..=299 => Ok(Body {
+                text: resp.text,
+                fetched_at: resp.fetched_at,
+            }),
+            status => Err(FetchError::Status { status }),
+        }
+    }
+
+    /// GETs a URL and returns whatever status it answers with, its body read
+    /// up to the size cap (robots.txt and the API put meaning in error bodies).
+    pub async fn get_any(&self, url: &str) -> Result<Response, FetchError> {
         let mut resp = self
             .client
             .get(url)
             .send()
             .await
             .map_err(FetchError::from_reqwest)?;
-        let status = resp.status();
-        if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
-            return Err(FetchError::RateLimited {
-                status: status.as_u16(),
-                retry_after: retry_after(resp.headers(), Utc::now()),
-            });
-        }
-        if !status.is_success() {
-            return Err(FetchError::Status {
-                status: status.as_u16(),
-            });
-        }
+        let status = resp.status().as_u16();
+        let retry_after = retry_after(resp.headers(), Utc::now());
         if resp
             .content_length()
             .is_some_and(|len| len > self.max_body_bytes as u64)
@@ -176,11 +178,22 @@ impl HttpClient {
             }
             bytes.extend_from_slice(&chunk);
         }
-        Ok(Body {
+        Ok(Response {
+            status,
+            retry_after,
             text: String::from_utf8_lossy(&bytes).into_owned(),
             fetched_at: Utc::now(),
         })
     }
+}
+
+/// Any response, whatever its status.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub retry_after: Option<Duration>,
+    pub text: String,
+    pub fetched_at: DateTime<Utc>,
 }
 
 /// `Retry-After` as seconds or as an HTTP date; a date in the past means

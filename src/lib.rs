@@ -26,6 +26,8 @@
 //! in completion order with [`as_completed`].
 
 pub mod actors;
+pub mod api;
+pub mod budget;
 pub mod clean;
 pub mod config;
 pub mod fetch;
@@ -33,11 +35,14 @@ pub mod model;
 pub mod output;
 pub mod parse;
 pub mod plan;
+pub mod robots;
+pub mod store;
 pub mod throttle;
 
 use std::future::Future;
 use std::ops::RangeInclusive;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use futures_util::future::{join_all, BoxFuture};
@@ -48,14 +53,17 @@ use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
 use actors::aggregator::Flush;
-use actors::supervisor::{Drain, GetStats, Submit};
+use actors::supervisor::{Drain, GetStats, Submit, SupervisorStats};
 pub use actors::supervisor::{PageFailure, PageOutcome};
 use actors::Pipeline;
+use budget::{Budget, BudgetError};
 use config::{Config, Tab};
 use fetch::{FetchError, HttpClient};
 use model::RunSummary;
-use output::{Sink, SinkError};
+pub use output::Sink;
+use output::SinkError;
 use plan::{PageJob, Plan};
+use robots::{RobotsError, RobotsPolicy};
 use throttle::Throttle;
 
 #[derive(Debug, Error)]
@@ -64,6 +72,17 @@ pub enum CrawlError {
     Output(#[from] SinkError),
     #[error("cannot build the HTTP client: {0}")]
     Http(#[from] FetchError),
+    #[error(transparent)]
+    Budget(#[from] BudgetError),
+    /// robots.txt forbids the plan: a usage problem, not a crawl failure.
+    #[error(transparent)]
+    Robots(#[from] RobotsError),
+    #[error("cannot write the failures file {path}: {reason}")]
+    Failures { path: PathBuf, reason: String },
+    #[error("daily request budget exhausted; it resets at {}", .resets_at.to_rfc3339())]
+    BudgetExhausted {
+        resets_at: chrono::DateTime<chrono::Utc>,
+    },
     #[error("the crawler's actors stopped before the run ended")]
     Stopped,
 }
@@ -75,24 +94,36 @@ pub type PageFuture = BoxFuture<'static, PageOutcome>;
 pub struct Crawler {
     config: Arc<Config>,
     pipeline: Pipeline,
+    http: HttpClient,
+    budget: Arc<Mutex<Budget>>,
     started: Instant,
     submitted: u64,
 }
 
 impl Crawler {
-    /// Starts the actors. Must be called from within a running actix System.
-    pub fn start(config: Config, write_output: bool) -> Result<Crawler, CrawlError> {
+    /// Starts the actors, writing records to `sink` if one is given. Must be
+    /// called from within a running actix System.
+    pub fn start(config: Config, sink: Option<Sink>) -> Result<Crawler, CrawlError> {
         let http = HttpClient::new(&config)?;
-        let sink = if write_output {
-            Some(Sink::create(&config.output, config.output_format)?)
-        } else {
-            None
-        };
+        let budget = Arc::new(Mutex::new(Budget::load(
+            &config.budget_file,
+            config.daily_budget,
+        )?));
+        let throttle = Arc::new(Throttle::new(config.rate, config.burst));
         let started = Instant::now();
-        let pipeline = Pipeline::start(&config, http, sink, started);
+        let pipeline = Pipeline::start(
+            &config,
+            http.clone(),
+            throttle,
+            budget.clone(),
+            sink,
+            started,
+        );
         Ok(Crawler {
             config: Arc::new(config),
             pipeline,
+            http,
+            budget,
             started,
             submitted: 0,
         })
@@ -105,6 +136,63 @@ impl Crawler {
     /// The shared quota, for callers that want to observe pauses.
     pub fn throttle(&self) -> &Arc<Throttle> {
         &self.pipeline.throttle
+    }
+
+    /// Fetches robots.txt once (through the shared quota and budget) and
+    /// checks every planned URL against it. Unreachable robots.txt is
+    /// retried, then treated as the config says.
+    pub async fn check_robots(&self, plan: &Plan) -> Result<(), CrawlError> {
+        let url = robots::robots_url(&self.config.base_url);
+        if !self.config.obey_robots {
+            warn!(robots_url = %url, "site.obey_robots = false: robots.txt is NOT checked; crawl only sites you may crawl");
+            return Ok(());
+        }
+        let mut attempt = 0;
+        let policy = loop {
+            attempt += 1;
+            self.pipeline.throttle.acquire().await;
+            {
+                let mut budget = self.budget.lock().unwrap_or_else(|p| p.into_inner());
+                let now = chrono::Utc::now();
+                if !budget.take(&self.config.site, now) {
+                    return Err(CrawlError::BudgetExhausted {
+                        resets_at: Budget::resets_at(now),
+                    });
+                }
+                budget.save()?;
+            }
+            let reason = match self.http.get_any(&url).await {
+                Ok(r) if r.status < 500 => break RobotsPolicy::from_response(r.status, &r.text),
+                Ok(r) => format!("HTTP {}", r.status),
+                Err(e) => e.to_string(),
+            };
+            if attempt > self.config.max_retries {
+                if self.config.robots_unreachable_allows {
+                    warn!(robots_url = %url, reason = %reason, "robots.txt unreachable; site.robots_unreachable = \"allow\": crawling");
+                    return Ok(());
+                }
+                return Err(RobotsError::Unreachable {
+                    robots_url: url,
+                    reason,
+                }
+                .into());
+            }
+            let wait = self.config.retry_base.saturating_mul(1 << attempt.min(10));
+            warn!(robots_url = %url, reason = %reason, attempt, wait_ms = wait.as_millis() as u64, "robots.txt fetch failed; retrying");
+            tokio::time::sleep(wait).await;
+        };
+        let forbidden = policy.forbidden(plan.jobs.iter().map(|j| j.url.as_str()));
+        if let Some(first) = forbidden.first() {
+            return Err(RobotsError::Disallowed {
+                robots_url: url,
+                url: first.to_string(),
+                forbidden: forbidden.len(),
+                planned: plan.len(),
+            }
+            .into());
+        }
+        info!(robots_url = %url, planned = plan.len(), "robots.txt allows the planned pages");
+        Ok(())
     }
 
     /// Submits one page job; the future resolves when the page is done,
@@ -152,15 +240,19 @@ impl Crawler {
         self.pipeline.supervisor.do_send(Drain);
     }
 
-    /// Flushes the output and returns the run's summary. Await every
-    /// submitted future first: pages still in flight would be cut short.
-    pub async fn finish(self) -> Result<RunSummary, CrawlError> {
-        let stats = self
-            .pipeline
+    /// The supervisor's counters right now (for the periodic status line).
+    pub async fn stats(&self) -> Result<SupervisorStats, CrawlError> {
+        self.pipeline
             .supervisor
             .send(GetStats)
             .await
-            .map_err(|_| CrawlError::Stopped)?;
+            .map_err(|_| CrawlError::Stopped)
+    }
+
+    /// Flushes the output and returns the run's summary. Await every
+    /// submitted future first: pages still in flight would be cut short.
+    pub async fn finish(self) -> Result<RunSummary, CrawlError> {
+        let stats = self.stats().await?;
         let totals = self
             .pipeline
             .aggregator
@@ -181,6 +273,8 @@ impl Crawler {
             requests: stats.requests,
             per_tag: totals.per_tag,
             failures: Vec::new(),
+            budget_left: stats.budget_left,
+            budget_resets_at: stats.budget_resets_at,
             wall_time: self.started.elapsed(),
         })
     }
@@ -196,29 +290,36 @@ pub async fn gather(futures: Vec<PageFuture>) -> Vec<PageOutcome> {
     join_all(futures).await
 }
 
-/// One pass over the configured tags: the `crawl` command. Logs a line per
-/// page as it completes and returns the summary. When `shutdown` resolves,
-/// no further pages are handed out and in-flight pages finish.
+/// One pass over `plan`: the `crawl` command. Checks robots.txt, logs a
+/// line per page as it completes and a status line periodically, writes
+/// the failures file, and returns the summary. When `shutdown` resolves, no
+/// further pages are handed out and in-flight pages finish.
 pub async fn crawl(
     config: Config,
+    plan: Plan,
+    sink: Sink,
     shutdown: impl Future<Output = ()>,
 ) -> Result<RunSummary, CrawlError> {
-    let plan = Plan::from_config(&config);
     info!(
         pages = plan.len(),
-        tags = config.tag_sets.iter().map(|s| s.tags.len()).sum::<usize>(),
         fetchers = config.fetchers,
         rate = config.rate,
         burst = config.burst,
         base_url = %config.base_url,
-        output = %config.output.display(),
+        output = %sink.path().display(),
         "crawl starting"
     );
-    let mut crawler = Crawler::start(config, true)?;
+    let status_every = config.status_every;
+    let failures_path = config.failures_path.clone();
+    let mut crawler = Crawler::start(config, Some(sink))?;
+    crawler.check_robots(&plan).await?;
     let mut pending = as_completed(crawler.submit_plan(&plan));
     let mut failures = Vec::new();
+    let mut failure_lines = Vec::new();
     let mut shutdown = std::pin::pin!(shutdown.fuse());
     let mut drained = false;
+    let mut status = tokio::time::interval(status_every);
+    status.tick().await;
     loop {
         let outcome = tokio::select! {
             next = pending.next() => match next {
@@ -229,6 +330,23 @@ pub async fn crawl(
                 warn!("shutdown requested: draining");
                 crawler.drain();
                 drained = true;
+                continue;
+            }
+            _ = status.tick() => {
+                let s = crawler.stats().await?;
+                info!(
+                    pages_done = s.done,
+                    pages_failed = s.failed,
+                    queued = s.queued,
+                    in_flight = s.in_flight,
+                    requests = s.requests,
+                    retries = s.retries,
+                    rate_limited = s.rate_limited,
+                    effective_rate = round3(s.effective_rate),
+                    budget_left = s.budget_left,
+                    pages_per_sec = round3(s.done as f64 / crawler.started.elapsed().as_secs_f64()),
+                    "status"
+                );
                 continue;
             }
         };
@@ -245,6 +363,7 @@ pub async fn crawl(
                 "page done"
             ),
             PageOutcome::Failed(f) => {
+                failure_lines.push(plan::FailedPage::from(&f));
                 failures.push((
                     f.ctx.clone(),
                     format!("{} after {} attempts: {}", f.kind, f.attempts, f.error),
@@ -255,6 +374,19 @@ pub async fn crawl(
     }
     let mut summary = crawler.finish().await?;
     summary.failures = failures;
+    plan::write_failures(&failures_path, &failure_lines).map_err(|reason| {
+        CrawlError::Failures {
+            path: failures_path.clone(),
+            reason,
+        }
+    })?;
+    if !failure_lines.is_empty() {
+        error!(
+            failures_file = %failures_path.display(),
+            pages = failure_lines.len(),
+            "pages lost after their retries are listed; re-run them with --retry-failed"
+        );
+    }
     log_summary(&summary);
     Ok(summary)
 }
@@ -275,6 +407,9 @@ fn log_summary(s: &RunSummary) {
     for (ctx, why) in &s.failures {
         error!(tag = %ctx.tag, page = ctx.page, why = %why, "page lost after retries");
     }
+    if let Some(at) = s.budget_resets_at {
+        error!(resets_at = %at.to_rfc3339(), pages_skipped = s.pages_skipped, "stopped: the daily request budget ran out");
+    }
     info!(
         pages_planned = s.pages_planned,
         pages_done = s.pages_done,
@@ -286,6 +421,7 @@ fn log_summary(s: &RunSummary) {
         retries = s.retries,
         rate_limited = s.rate_limited,
         requests = s.requests,
+        budget_left = s.budget_left,
         wall_secs = round3(s.wall_time.as_secs_f64()),
         request_rate = round3(s.request_rate()),
         "crawl finished"

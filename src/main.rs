@@ -11,6 +11,7 @@ use tracing_subscriber::EnvFilter;
 
 use stackcrawl::config::{Config, ConfigError, Overrides};
 use stackcrawl::plan::Plan;
+use stackcrawl::{CrawlError, Sink};
 
 #[derive(Parser)]
 #[command(
@@ -52,6 +53,10 @@ struct CrawlArgs {
     /// Print every URL that would be fetched and fetch nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Fetch only the pages listed in a failures file from an earlier run,
+    /// adding their records to the output.
+    #[arg(long, value_name = "FILE")]
+    retry_failed: Option<PathBuf>,
     /// A tag to crawl (repeatable); replaces the config's tag sets.
     #[arg(long = "tag")]
     tags: Vec<String>,
@@ -168,8 +173,17 @@ fn crawl(args: CrawlArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let plan = match &args.retry_failed {
+        Some(path) => match Plan::from_failures(path, &config) {
+            Ok(plan) => plan,
+            Err(e) => {
+                eprintln!("stackcrawl: --retry-failed: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Plan::from_config(&config),
+    };
     if args.dry_run {
-        let plan = Plan::from_config(&config);
         for job in &plan.jobs {
             println!("{}", job.url);
         }
@@ -181,15 +195,34 @@ fn crawl(args: CrawlArgs) -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    let result = actix_rt::System::new().block_on(stackcrawl::crawl(config, shutdown_signal()));
+    // A retry run adds to the records the first run wrote.
+    let sink = if args.retry_failed.is_some() {
+        Sink::append(&config.output, config.output_format)
+    } else {
+        Sink::create(&config.output, config.output_format)
+    };
+    let sink = match sink {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("stackcrawl: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result =
+        actix_rt::System::new().block_on(stackcrawl::crawl(config, plan, sink, shutdown_signal()));
     match result {
-        Ok(summary) if summary.pages_failed == 0 => ExitCode::SUCCESS,
-        Ok(summary) => {
+        Ok(s) if s.pages_failed == 0 && s.budget_resets_at.is_none() => ExitCode::SUCCESS,
+        Ok(s) => {
             error!(
-                pages_failed = summary.pages_failed,
-                "run finished with lost pages"
+                pages_failed = s.pages_failed,
+                budget_exhausted = s.budget_resets_at.is_some(),
+                "run incomplete"
             );
             ExitCode::from(1)
+        }
+        Err(CrawlError::Robots(e)) => {
+            eprintln!("stackcrawl: {e}");
+            ExitCode::from(2)
         }
         Err(e) => {
             error!(error = %e, "run failed");

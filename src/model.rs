@@ -156,6 +156,10 @@ pub struct RunSummary {
     pub per_tag: BTreeMap<String, TagTotals>,
     /// Failed pages with the reason of their last attempt.
     pub failures: Vec<(PageContext, String)>,
+    /// Requests left in today's budget for the host.
+    pub budget_left: u64,
+    /// Set when the run stopped because the daily budget ran out.
+    pub budget_resets_at: Option<DateTime<Utc>>,
     pub wall_time: Duration,
 }
 

@@ -97,14 +97,36 @@ impl<'a> From<&'a Question> for CsvRow<'a> {
 }
 
 impl Sink {
+    /// Creates (or truncates) the output.
     pub fn create(path: &Path, format: OutputFormat) -> Result<Sink, SinkError> {
-        let file = File::create(path).map_err(|source| SinkError::Create {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        Sink::open(path, format, false)
+    }
+
+    /// Opens the output to add records after those already there, as a
+    /// `--retry-failed` run does; a CSV header is written only to an empty file.
+    pub fn append(path: &Path, format: OutputFormat) -> Result<Sink, SinkError> {
+        Sink::open(path, format, true)
+    }
+
+    fn open(path: &Path, format: OutputFormat, append: bool) -> Result<Sink, SinkError> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(append)
+            .truncate(!append)
+            .open(path)
+            .map_err(|source| SinkError::Create {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let empty = file.metadata().map(|m| m.len() == 0).unwrap_or(true);
         let kind = match format {
             OutputFormat::Jsonl => SinkKind::Jsonl(BufWriter::new(file)),
-            OutputFormat::Csv => SinkKind::Csv(Box::new(csv::Writer::from_writer(file))),
+            OutputFormat::Csv => SinkKind::Csv(Box::new(
+                csv::WriterBuilder::new()
+                    .has_headers(empty)
+                    .from_writer(file),
+            )),
         };
         Ok(Sink {
             path: path.to_path_buf(),

@@ -8,6 +8,14 @@
 //! is a [`ParseError`], while a listing with no summaries is a valid, empty
 //! page: that is how the crawler learns a tag is exhausted.
 //!
+//! Bodies are vetted before html5ever sees them (size, binary content,
+//! block-element nesting, the closing `</html>`), so a hostile or cut-off
+//! body costs a scan, not a parse, and no input takes more than linear time.
+//!
+//! `parse_question_page` reads a single-question page. It returns typed
+//! values at once, borrowing clean.rs's decoders, because a question page
+//! has no cleaning stage of its own.
+//!
 //! INTERFACE (relied on by the actors; keep these names and shapes):
 //! - `parse_listing(html: &str) -> Result<ParsedPage, ParseError>`
 //! - `ParsedPage { layout: Layout, summaries: Vec<RawSummary> }`
@@ -103,7 +111,17 @@ pub struct ParsedPage {
 
 /// Bodies above this are not Stack Exchange pages (those are ~0.3 MB), and
 /// parsing one would only burn a fetcher's time.
-pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// Listings show at most 50 questions and home pages under 100; more
+/// summaries than this means the page is not what it claims to be.
+pub const MAX_SUMMARIES: usize = 500;
+
+/// Real pages nest block elements a few dozen deep. html5ever spends time
+/// proportional to the open-element stack on every block start tag, so a
+/// body of thousands of unclosed `<div>`s would take seconds to minutes:
+/// such a body is refused before parsing.
+pub const MAX_BLOCK_DEPTH: usize = 256;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ParseError {
@@ -113,6 +131,10 @@ pub enum ParseError {
     TooLarge { len: usize, limit: usize },
     #[error("body is binary or not text ({bad} suspicious characters in the first {sampled})")]
     Binary { bad: usize, sampled: usize },
+    #[error("markup nested {depth} block elements deep (limit {limit})")]
+    TooDeep { depth: usize, limit: usize },
+    #[error("{found} question summaries on one page (limit {limit})")]
+    TooManySummaries { found: usize, limit: usize },
     #[error("truncated body: {len} bytes and no closing </html>")]
     Truncated { len: usize },
     #[error("blocked by the site: {reason}")]
@@ -139,8 +161,8 @@ impl ParseError {
     }
 }
 
-/// Selectors are compiled once per process: `Selector::parse` costs more
-/// than matching a whole page's summaries.
+/// Compiled once per process, not per page: the set never changes and
+/// fetchers parse pages concurrently from several threads.
 struct Selectors {
     post_summary: Selector,
     question_summary: Selector,
@@ -247,15 +269,16 @@ static SEL: LazyLock<Selectors> = LazyLock::new(|| Selectors {
 pub fn parse_listing(html: &str) -> Result<ParsedPage, ParseError> {
     check_text(html)?;
     check_complete(html)?;
+    check_depth(html)?;
     let doc = Html::parse_document(html);
     let s = &*SEL;
 
-    let modern: Vec<ElementRef> = doc.select(&s.post_summary).collect();
+    let modern = outermost(&doc, &s.post_summary, "s-post-summary")?;
     let (layout, summaries) = if !modern.is_empty() {
         let summaries = modern.into_iter().map(modern_summary).collect();
         (Layout::PostSummary, summaries)
     } else {
-        let old: Vec<ElementRef> = doc.select(&s.question_summary).collect();
+        let old = outermost(&doc, &s.question_summary, "question-summary")?;
         if old.is_empty() {
             return empty_page(&doc, html);
         }
@@ -268,6 +291,31 @@ pub fn parse_listing(html: &str) -> Result<ParsedPage, ParseError> {
         (layout, old.into_iter().map(old_summary).collect())
     };
     Ok(ParsedPage { layout, summaries })
+}
+
+/// The summaries of a page, leaving out any nested inside another: real
+/// pages never nest them, and extracting each nested one would rescan its
+/// container's subtree, quadratic in the nesting.
+fn outermost<'a>(
+    doc: &'a Html,
+    selector: &Selector,
+    class: &str,
+) -> Result<Vec<ElementRef<'a>>, ParseError> {
+    let found: Vec<ElementRef> = doc
+        .select(selector)
+        .filter(|e| {
+            !e.ancestors()
+                .filter_map(ElementRef::wrap)
+                .any(|a| has_class(&a, class))
+        })
+        .collect();
+    if found.len() > MAX_SUMMARIES {
+        return Err(ParseError::TooManySummaries {
+            found: found.len(),
+            limit: MAX_SUMMARIES,
+        });
+    }
+    Ok(found)
 }
 
 /// A page without summaries: the end of a tag, or something else entirely.
@@ -381,6 +429,108 @@ fn check_text(html: &str) -> Result<(), ParseError> {
     Ok(())
 }
 
+fn check_depth(html: &str) -> Result<(), ParseError> {
+    let depth = block_depth(html, MAX_BLOCK_DEPTH);
+    if depth > MAX_BLOCK_DEPTH {
+        return Err(ParseError::TooDeep {
+            depth,
+            limit: MAX_BLOCK_DEPTH,
+        });
+    }
+    Ok(())
+}
+
+/// Block elements whose start tag makes html5ever scan the open-element
+/// stack ("close a p element in button scope").
+const BLOCK_TAGS: [&str; 24] = [
+    "address",
+    "article",
+    "aside",
+    "blockquote",
+    "center",
+    "details",
+    "dialog",
+    "dir",
+    "div",
+    "dl",
+    "fieldset",
+    "figcaption",
+    "figure",
+    "footer",
+    "header",
+    "hgroup",
+    "main",
+    "menu",
+    "nav",
+    "ol",
+    "search",
+    "section",
+    "summary",
+    "ul",
+];
+
+/// The deepest nesting of block elements, by a linear scan of the tags
+/// (skipping comments and script/style text, where `<` is not markup).
+/// Stops counting once past `limit`. Mismatched end tags make this an
+/// over-estimate, which only matters far beyond what real pages do.
+fn block_depth(html: &str, limit: usize) -> usize {
+    let mut rest = html;
+    let mut depth = 0usize;
+    let mut max = 0usize;
+    while let Some(lt) = rest.find('<') {
+        rest = rest.get(lt + 1..).unwrap_or("");
+        if let Some(comment) = rest.strip_prefix("!--") {
+            rest = comment
+                .find("-->")
+                .and_then(|e| comment.get(e + 3..))
+                .unwrap_or("");
+            continue;
+        }
+        let (closing, tag) = match rest.strip_prefix('/') {
+            Some(t) => (true, t),
+            None => (false, rest),
+        };
+        let name_len = tag
+            .bytes()
+            .take(16)
+            .take_while(u8::is_ascii_alphanumeric)
+            .count();
+        let name = tag.get(..name_len).unwrap_or("");
+        if !closing && (name.eq_ignore_ascii_case("script") || name.eq_ignore_ascii_case("style")) {
+            rest = skip_past_end_tag(tag, name);
+            continue;
+        }
+        if BLOCK_TAGS.iter().any(|b| b.eq_ignore_ascii_case(name)) {
+            if closing {
+                depth = depth.saturating_sub(1);
+            } else {
+                depth += 1;
+                max = max.max(depth);
+                if max > limit {
+                    break;
+                }
+            }
+        }
+    }
+    max
+}
+
+/// The text after `</name`, ignoring case; empty when it never closes.
+fn skip_past_end_tag<'a>(text: &'a str, name: &str) -> &'a str {
+    let mut rest = text;
+    while let Some(lt) = rest.find("</") {
+        let after = rest.get(lt + 2..).unwrap_or("");
+        let matches = after
+            .get(..name.len())
+            .is_some_and(|n| n.eq_ignore_ascii_case(name));
+        if matches {
+            return after.get(name.len()..).unwrap_or("");
+        }
+        rest = after;
+    }
+    ""
+}
+
 /// Complete pages end with `</html>` (maybe followed by whitespace or a
 /// comment); looking only at the tail keeps this O(1) in the body size, and
 /// doing it before parsing means a cut-off body costs nothing. A listing cut
@@ -464,6 +614,7 @@ pub struct QuestionPage {
 pub fn parse_question_page(html: &str) -> Result<QuestionPage, ParseError> {
     check_text(html)?;
     check_complete(html)?;
+    check_depth(html)?;
     let doc = Html::parse_document(html);
     let s = &*SEL;
     let not_question = |doc: &Html| ParseError::NotQuestion {
@@ -543,9 +694,11 @@ pub fn parse_question_page(html: &str) -> Result<QuestionPage, ParseError> {
         .ok_or_else(|| not_question(&doc))?;
 
     let mut tags: Vec<String> = Vec::new();
+    // Questions carry at most five tags; the cap bounds the de-duplication.
     for t in question
         .select(&s.question_tag)
         .chain(question.select(&s.post_tag))
+        .take(64)
     {
         let tag = collapse(&text_of(&t));
         if !tag.is_empty() && !tags.contains(&tag) {
@@ -731,8 +884,11 @@ fn common_fields(el: &ElementRef) -> RawSummary {
         .map(|t| collapse(&text_of(&t)))
         .filter(|t| !t.is_empty())
         .collect();
+    // A summary dates at most three events; the cap bounds the sibling walk
+    // in `label_before` on hostile markup.
     let times = el
         .select(&s.relativetime)
+        .take(8)
         .filter_map(|span| {
             let iso = span.value().attr("title")?.trim().to_owned();
             Some(RawTime {
@@ -768,7 +924,7 @@ fn common_fields(el: &ElementRef) -> RawSummary {
 /// The last word of the nearest non-blank text before a `relativetime`
 /// span: "asked" in `asked <span …>`, or in `<a>asked</a> <span …>`.
 fn label_before(span: &ElementRef) -> String {
-    for node in span.prev_siblings() {
+    for node in span.prev_siblings().take(8) {
         let text = match node.value() {
             Node::Text(t) => t.to_string(),
             Node::Element(_) => ElementRef::wrap(node)
@@ -807,7 +963,7 @@ mod tests {
 
     fn fixture(name: &str) -> String {
         let path = format!(
-            "{}/../shared/fixtures/so-html/{name}",
+            "{}/tests/fixtures/so-html/{name}",
             env!("CARGO_MANIFEST_DIR")
         );
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
@@ -952,7 +1108,7 @@ mod tests {
     #[test]
     fn question_page_is_not_a_listing() {
         let path = format!(
-            "{}/../shared/fixtures/so-question/question-29980798-2020.html",
+            "{}/tests/fixtures/so-question/question-29980798-2020.html",
             env!("CARGO_MANIFEST_DIR")
         );
         let html = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -973,7 +1129,7 @@ mod tests {
     }
     fn question_fixture(name: &str) -> String {
         let path = format!(
-            "{}/../shared/fixtures/so-question/{name}",
+            "{}/tests/fixtures/so-question/{name}",
             env!("CARGO_MANIFEST_DIR")
         );
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
@@ -1084,5 +1240,54 @@ mod tests {
             p.summaries.first().and_then(|s| s.bounty.as_deref()),
             Some("+100")
         );
+    }
+    #[test]
+    fn fixtures_nest_far_below_the_depth_limit() {
+        for name in [
+            "tagged-python-newest-2013.html",
+            "homepage-narrow-2018.html",
+            "tagged-python-votes-2020.html",
+            "tagged-python-newest-2025.html",
+            "meta-homepage-2026-resaved.html",
+        ] {
+            let depth = block_depth(&fixture(name), MAX_BLOCK_DEPTH);
+            assert!((5..MAX_BLOCK_DEPTH / 4).contains(&depth), "{name}: {depth}");
+        }
+        assert_eq!(
+            block_depth("<div><!-- <div> --><script>a<div</script></div>", 10),
+            1
+        );
+        assert_eq!(block_depth("<DIV><Section></section><ul>", 10), 2);
+    }
+
+    /// Markup that would make parsing quadratic is refused or bounded:
+    /// each of these took seconds to minutes before the guards.
+    #[test]
+    fn hostile_markup_is_bounded() {
+        let wrap = |body: String| format!("<html><body><div id=\"questions\">{body}</body></html>");
+        let summary = "<div class=\"s-post-summary\" data-post-id=\"1\">\
+            <h3 class=\"s-post-summary--content-title\"><a href=\"/q/1\">t</a></h3>";
+
+        let unclosed = wrap("<div>".repeat(100_000));
+        assert_eq!(
+            parse_listing(&unclosed),
+            Err(ParseError::TooDeep {
+                depth: MAX_BLOCK_DEPTH + 1,
+                limit: MAX_BLOCK_DEPTH
+            })
+        );
+        let nested = wrap(summary.repeat(200));
+        assert_eq!(parse_listing(&nested).map(|p| p.summaries.len()), Ok(1));
+        let flat = wrap(format!("{summary}</div>").repeat(MAX_SUMMARIES + 1));
+        assert!(matches!(
+            parse_listing(&flat),
+            Err(ParseError::TooManySummaries { .. })
+        ));
+        let times = wrap(format!(
+            "{summary}{}</div>",
+            "<span class=\"relativetime\" title=\"2020-01-01 00:00:00Z\"></span>".repeat(20_000)
+        ));
+        let page = parse_listing(&times).expect("one summary");
+        assert_eq!(page.summaries.first().map(|s| s.times.len()), Some(8));
     }
 }

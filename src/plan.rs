@@ -2,7 +2,11 @@
 //! fetching anything (like `dask.delayed`), and the `PageJob` each becomes.
 
 use std::collections::HashSet;
+use std::path::Path;
 
+use serde::{Deserialize, Serialize};
+
+use crate::actors::supervisor::PageFailure;
 use crate::config::{Config, Tab};
 use crate::model::PageContext;
 
@@ -75,6 +79,88 @@ impl Plan {
 
     pub fn is_empty(&self) -> bool {
         self.jobs.is_empty()
+    }
+}
+
+/// One line of the failures file: enough to fetch the page again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailedPage {
+    pub tag: String,
+    pub tab: String,
+    pub page: u32,
+    pub url: String,
+    pub attempts: u32,
+    pub kind: String,
+    pub error: String,
+}
+
+impl From<&PageFailure> for FailedPage {
+    fn from(f: &PageFailure) -> Self {
+        FailedPage {
+            tag: f.ctx.tag.clone(),
+            tab: f.ctx.tab.clone(),
+            page: f.ctx.page,
+            url: f.url.clone(),
+            attempts: f.attempts,
+            kind: f.kind.to_string(),
+            error: f.error.clone(),
+        }
+    }
+}
+
+/// Writes the failures file, or removes a stale one when nothing failed, so
+/// the file always lists exactly the pages the last run lost.
+pub fn write_failures(path: &Path, pages: &[FailedPage]) -> Result<(), String> {
+    if pages.is_empty() {
+        return match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.to_string()),
+            _ => Ok(()),
+        };
+    }
+    let mut text = String::new();
+    for p in pages {
+        text.push_str(&serde_json::to_string(p).map_err(|e| e.to_string())?);
+        text.push('\n');
+    }
+    std::fs::write(path, text).map_err(|e| e.to_string())
+}
+
+impl Plan {
+    /// The pages listed in a failures file, to fetch again. Each URL must be
+    /// on the configured site: the file must not send requests elsewhere.
+    pub fn from_failures(path: &Path, config: &Config) -> Result<Plan, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let mut jobs = Vec::new();
+        for (i, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let f: FailedPage = serde_json::from_str(line)
+                .map_err(|e| format!("{} line {}: {e}", path.display(), i + 1))?;
+            if !f.url.starts_with(&format!("{}/", config.base_url)) {
+                return Err(format!(
+                    "{} line {}: {} is not on {}",
+                    path.display(),
+                    i + 1,
+                    f.url,
+                    config.base_url
+                ));
+            }
+            jobs.push(PageJob {
+                ctx: PageContext {
+                    site: config.site.clone(),
+                    base_url: config.base_url.clone(),
+                    tag: f.tag,
+                    tab: f.tab,
+                    page: f.page,
+                },
+                url: f.url,
+                attempt: 1,
+            });
+        }
+        Ok(Plan { jobs })
     }
 }
 

@@ -13,10 +13,26 @@ use tokio::time::Instant;
 
 pub struct Throttle {
     limiter: DefaultDirectRateLimiter,
+    rate: f64,
+    /// AutoThrottle-style slowdown on top of the quota: governor's quota is
+    /// fixed at construction, so a lowered rate is enforced by spacing.
+    adaptive: Mutex<Adaptive>,
     /// Until when no request may start, whatever the limiter says. A plain
     /// mutex: it is held for a comparison, never across an await.
     paused_until: Mutex<Option<Instant>>,
 }
+
+struct Adaptive {
+    /// Effective rate = configured rate / factor; 1.0 is full speed.
+    factor: f64,
+    next_start: Instant,
+    healthy: u32,
+}
+
+/// Each 429 halves the effective rate, down to 1/64 of the quota.
+const MAX_SLOWDOWN: f64 = 64.0;
+/// Healthy responses it takes to recover one step (of 25%).
+const RECOVERY_STREAK: u32 = 20;
 
 impl Throttle {
     /// `rate` requests per second (fractional rates allowed) with `burst`
@@ -29,6 +45,12 @@ impl Throttle {
             .allow_burst(burst);
         Throttle {
             limiter: RateLimiter::direct(quota),
+            rate,
+            adaptive: Mutex::new(Adaptive {
+                factor: 1.0,
+                next_start: Instant::now(),
+                healthy: 0,
+            }),
             paused_until: Mutex::new(None),
         }
     }
@@ -41,12 +63,57 @@ impl Throttle {
                 continue;
             }
             self.limiter.until_ready().await;
+            if let Some(slot) = self.reserve_spacing() {
+                tokio::time::sleep_until(slot).await;
+            }
             // A pause may have begun while this fetcher waited for its slot;
             // the slot is given up rather than spent against the server's wish.
             if self.paused_until().is_none() {
                 return;
             }
         }
+    }
+
+    /// While slowed down, the start time this request may go at.
+    fn reserve_spacing(&self) -> Option<Instant> {
+        let mut a = self.adaptive.lock().unwrap_or_else(|p| p.into_inner());
+        if a.factor <= 1.0 {
+            return None;
+        }
+        let now = Instant::now();
+        let slot = a.next_start.max(now);
+        a.next_start = slot + Duration::from_secs_f64(a.factor / self.rate);
+        Some(slot)
+    }
+
+    /// The rate requests go out at now, after any slowdown.
+    pub fn effective_rate(&self) -> f64 {
+        let a = self.adaptive.lock().unwrap_or_else(|p| p.into_inner());
+        self.rate / a.factor
+    }
+
+    /// A 429: halve the effective rate. Returns the new rate.
+    pub fn slow_down(&self) -> f64 {
+        let mut a = self.adaptive.lock().unwrap_or_else(|p| p.into_inner());
+        a.factor = (a.factor * 2.0).min(MAX_SLOWDOWN);
+        a.healthy = 0;
+        self.rate / a.factor
+    }
+
+    /// A healthy response: after a streak of them, recover a quarter step.
+    /// Returns the new rate when it changed.
+    pub fn record_success(&self) -> Option<f64> {
+        let mut a = self.adaptive.lock().unwrap_or_else(|p| p.into_inner());
+        if a.factor <= 1.0 {
+            return None;
+        }
+        a.healthy += 1;
+        if a.healthy < RECOVERY_STREAK {
+            return None;
+        }
+        a.healthy = 0;
+        a.factor = (a.factor * 0.75).max(1.0);
+        Some(self.rate / a.factor)
     }
 
     /// Pauses every fetcher for `wait`; an existing longer pause stands.
@@ -80,6 +147,38 @@ mod tests {
         let short = t.pause_for(Duration::from_secs(1));
         assert_eq!(long, short);
         assert_eq!(t.paused_until(), Some(long));
+    }
+
+    #[tokio::test]
+    async fn repeated_429s_lower_the_rate_and_health_recovers_it_slowly() {
+        let t = Throttle::new(8.0, 1);
+        assert_eq!(t.slow_down(), 4.0);
+        assert_eq!(t.slow_down(), 2.0);
+        for _ in 0..RECOVERY_STREAK - 1 {
+            assert_eq!(t.record_success(), None);
+        }
+        assert_eq!(
+            t.record_success(),
+            Some(8.0 / 3.0),
+            "factor 4 recovers to 3"
+        );
+        for _ in 0..10 * RECOVERY_STREAK {
+            t.record_success();
+        }
+        assert_eq!(
+            t.effective_rate(),
+            8.0,
+            "back to the configured rate, never above"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_slowed_down_throttle_spaces_requests() {
+        let t = Throttle::new(10.0, 10);
+        t.slow_down();
+        let first = t.reserve_spacing().unwrap();
+        let second = t.reserve_spacing().unwrap();
+        assert_eq!(second - first, Duration::from_millis(200));
     }
 
     #[tokio::test]

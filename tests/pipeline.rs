@@ -12,7 +12,8 @@ use std::time::Duration;
 use common::{FakeQuestion, FakeSite, Fault};
 use stackcrawl::config::{Config, Overrides, Tab};
 use stackcrawl::model::{Question, RunSummary};
-use stackcrawl::{as_completed, crawl, gather, Crawler, PageOutcome};
+use stackcrawl::plan::Plan;
+use stackcrawl::{as_completed, crawl, gather, Crawler, PageOutcome, Sink};
 
 use futures_util::StreamExt;
 
@@ -26,7 +27,9 @@ fn config(site: &FakeSite, out: &Path, fetch: &str, sets: &str) -> Config {
 }
 
 async fn run(config: Config) -> RunSummary {
-    crawl(config, std::future::pending())
+    let plan = Plan::from_config(&config);
+    let sink = Sink::create(&config.output, config.output_format).expect("output");
+    crawl(config, plan, sink, std::future::pending())
         .await
         .expect("crawl runs")
 }
@@ -357,7 +360,8 @@ async fn a_question_pushed_to_the_next_page_is_recorded_once() {
         "fetchers = 1\nrate = 30.0\nburst = 1",
         "[tag_sets.a]\ntags = [\"a\"]\n",
     );
-    let mut crawler = Crawler::start(cfg, true).expect("start");
+    let sink = Sink::create(&cfg.output, cfg.output_format).unwrap();
+    let mut crawler = Crawler::start(cfg, Some(sink)).expect("start");
     let first = gather(crawler.map("a", Tab::Newest, 1..=1, 50)).await;
     assert!(matches!(first[0], PageOutcome::Done(_)));
     // A new question arrives: the last of page 1 moves to page 2.
@@ -392,7 +396,7 @@ async fn futures_api_submit_map_gather_as_completed() {
         "fetchers = 3\nrate = 30.0\nburst = 3",
         "[tag_sets.a]\ntags = [\"a\"]\n",
     );
-    let mut crawler = Crawler::start(cfg, false).expect("start");
+    let mut crawler = Crawler::start(cfg, None).expect("start");
     let futures = crawler.map("a", Tab::Newest, 1..=3, 50);
     let mut seen = Vec::new();
     let mut stream = as_completed(futures);

@@ -6,11 +6,12 @@ pub mod cleaner;
 pub mod fetcher;
 pub mod supervisor;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use actix::{Actor, Addr, Arbiter, AsyncContext, SyncArbiter};
 
+use crate::budget::Budget;
 use crate::config::Config;
 use crate::fetch::HttpClient;
 use crate::output::Sink;
@@ -41,10 +42,11 @@ impl Pipeline {
     pub fn start(
         config: &Config,
         http: HttpClient,
+        throttle: Arc<Throttle>,
+        budget: Arc<Mutex<Budget>>,
         sink: Option<Sink>,
         started: Instant,
     ) -> Pipeline {
-        let throttle = Arc::new(Throttle::new(config.rate, config.burst));
         let cleaner = SyncArbiter::start(cleaner_threads(), || Cleaner);
         let aggregator_arbiter = Arbiter::new();
         let aggregator = Aggregator::start_in_arbiter(&aggregator_arbiter.handle(), move |_| {
@@ -53,12 +55,14 @@ impl Pipeline {
         let policy = RetryPolicy {
             max_retries: config.max_retries,
             base: config.retry_base,
+            block_pause: config.block_pause,
         };
         let fetchers = config.fetchers;
         let shared = throttle.clone();
         let agg = aggregator.clone();
+        let host = config.site.clone();
         let supervisor = Supervisor::create(move |ctx| {
-            let mut sup = Supervisor::new(policy, shared.clone());
+            let mut sup = Supervisor::new(policy, shared.clone(), budget, host);
             for id in 0..fetchers {
                 sup.add_fetcher(
                     Fetcher {

@@ -5,14 +5,17 @@
 //! server asks, and stops a tag's pages after its first empty page.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult};
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
 use crate::actors::fetcher::{Fetcher, JobEnded, JobError};
+use crate::budget::Budget;
 use crate::fetch::FetchError;
 use crate::model::{PageContext, PageReport};
 use crate::plan::PageJob;
@@ -66,6 +69,13 @@ pub struct SupervisorStats {
     pub done: u64,
     pub failed: u64,
     pub skipped: u64,
+    /// Jobs waiting for a fetcher, and jobs being fetched.
+    pub queued: usize,
+    pub in_flight: usize,
+    pub budget_left: u64,
+    /// Set when the daily budget ran out: when it resets.
+    pub budget_resets_at: Option<DateTime<Utc>>,
+    pub effective_rate: f64,
 }
 
 struct Pending {
@@ -78,6 +88,8 @@ struct Pending {
 pub struct RetryPolicy {
     pub max_retries: u32,
     pub base: Duration,
+    /// A block page gets a long pause: hammering it only makes things worse.
+    pub block_pause: Duration,
 }
 
 impl RetryPolicy {
@@ -91,12 +103,12 @@ impl RetryPolicy {
     }
 }
 
-/// A block page gets a long pause: hammering it only makes things worse.
-const BLOCK_PAUSE: Duration = Duration::from_secs(60);
-
 pub struct Supervisor {
     policy: RetryPolicy,
     throttle: Arc<Throttle>,
+    /// Shared with the robots.txt check, which spends from it too.
+    budget: Arc<Mutex<Budget>>,
+    host: String,
     fetchers: Vec<Addr<Fetcher>>,
     idle: Vec<usize>,
     frontier: VecDeque<Pending>,
@@ -108,10 +120,17 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    pub fn new(policy: RetryPolicy, throttle: Arc<Throttle>) -> Supervisor {
+    pub fn new(
+        policy: RetryPolicy,
+        throttle: Arc<Throttle>,
+        budget: Arc<Mutex<Budget>>,
+        host: String,
+    ) -> Supervisor {
         Supervisor {
             policy,
             throttle,
+            budget,
+            host,
             fetchers: Vec::new(),
             idle: Vec::new(),
             frontier: VecDeque::new(),
@@ -155,11 +174,53 @@ impl Supervisor {
                 self.skip(p, "tag exhausted");
                 continue;
             }
+            if !self.spend_budget() {
+                self.frontier.push_front(p);
+                self.stop_for_budget();
+                break;
+            }
             self.idle.pop();
             self.stats.requests += 1;
             // At most one job per fetcher at a time: bounded by construction.
             self.fetchers[fetcher].do_send(p.job.clone());
             self.in_flight.insert(fetcher, p);
+        }
+    }
+
+    /// Takes one request from the persisted daily budget.
+    fn spend_budget(&mut self) -> bool {
+        let mut budget = self.budget.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Utc::now();
+        if !budget.take(&self.host, now) {
+            return false;
+        }
+        if let Err(e) = budget.save() {
+            warn!(error = %e, "request budget not saved; the count may restart");
+        }
+        self.stats.budget_left = budget.remaining(&self.host, now);
+        true
+    }
+
+    fn stop_for_budget(&mut self) {
+        let now = Utc::now();
+        let resets = Budget::resets_at(now);
+        let limit = self
+            .budget
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .limit();
+        error!(
+            host = %self.host,
+            daily_budget = limit,
+            resets_at = %resets.to_rfc3339(),
+            pages_not_fetched = self.frontier.len(),
+            "daily request budget exhausted: crawl stops; it resets at {}",
+            resets.to_rfc3339()
+        );
+        self.stats.budget_resets_at = Some(resets);
+        self.draining = true;
+        for p in std::mem::take(&mut self.frontier) {
+            self.skip(p, "daily budget exhausted");
         }
     }
 
@@ -200,11 +261,12 @@ impl Supervisor {
                 );
             }
             JobError::Page(e) if e.is_block() => {
-                self.throttle.pause_for(BLOCK_PAUSE);
-                wait = wait.max(BLOCK_PAUSE);
+                let pause = self.policy.block_pause;
+                self.throttle.pause_for(pause);
+                wait = wait.max(pause);
                 error!(
                     url = %p.job.url,
-                    pause_secs = BLOCK_PAUSE.as_secs(),
+                    pause_secs = pause.as_secs_f64(),
                     "BLOCK PAGE: the site served a captcha/verification page; whole pool paused"
                 );
             }
@@ -245,7 +307,12 @@ impl Handler<Submit> for Supervisor {
             reply: msg.reply,
         };
         if self.draining {
-            self.skip(p, "crawl drained");
+            let why = if self.stats.budget_resets_at.is_some() {
+                "daily budget exhausted"
+            } else {
+                "crawl drained"
+            };
+            self.skip(p, why);
         } else {
             self.frontier.push_back(p);
             self.dispatch();
@@ -269,6 +336,9 @@ impl Handler<JobEnded> for Supervisor {
         match msg.result {
             Ok(report) => {
                 self.stats.done += 1;
+                if let Some(rate) = self.throttle.record_success() {
+                    info!(effective_rate = rate, "adaptive rate recovering");
+                }
                 if report.is_empty() {
                     self.mark_exhausted(&report.ctx);
                 }
@@ -325,6 +395,15 @@ impl Handler<GetStats> for Supervisor {
     type Result = MessageResult<GetStats>;
 
     fn handle(&mut self, _: GetStats, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.stats.clone())
+        let mut stats = self.stats.clone();
+        stats.queued = self.frontier.len();
+        stats.in_flight = self.in_flight.len();
+        stats.effective_rate = self.throttle.effective_rate();
+        stats.budget_left = self
+            .budget
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remaining(&self.host, Utc::now());
+        MessageResult(stats)
     }
 }

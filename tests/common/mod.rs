@@ -86,6 +86,11 @@ pub enum Fault {
     Huge(usize),
     /// A 200 with a captcha page.
     Captcha,
+    /// A 200 whose body is the page cut short, with a matching
+    /// Content-Length: the transport sees a whole response.
+    CutPage,
+    /// A 302 to this location.
+    Redirect(String),
 }
 
 /// Random faults, applied with a seeded generator so runs are repeatable.
@@ -319,6 +324,11 @@ impl SiteBuilder {
             .or_default()
             .push_back(fault);
         self
+    }
+
+    /// The next robots.txt request gets `fault`.
+    pub fn robots_fault(self, fault: Fault) -> Self {
+        self.fault("", 0, fault)
     }
 
     pub fn random_faults(mut self, f: RandomFaults) -> Self {
@@ -628,6 +638,11 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, template: Arc<Temp
             }
             return;
         }
+        Some(Fault::CutPage) => {
+            let cut = body.len() / 2;
+            response(200, "OK", "", &body.as_bytes()[..cut])
+        }
+        Some(Fault::Redirect(to)) => response(302, "Found", &format!("Location: {to}\r\n"), b""),
         Some(Fault::Captcha) => response(
             200,
             "OK",

@@ -1,0 +1,419 @@
+//! Politeness against FakeSite on 127.0.0.1: robots.txt honoured before any
+//! page, the daily budget counted across restarts, server pauses and block
+//! pages, timeouts, size caps and redirects.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{FakeSite, Fault};
+use stackcrawl::config::{Config, Overrides};
+use stackcrawl::model::RunSummary;
+use stackcrawl::plan::Plan;
+use stackcrawl::robots::RobotsError;
+use stackcrawl::{crawl, CrawlError, Sink};
+
+fn config(site: &FakeSite, dir: &Path, fetch: &str, site_extra: &str, pages: u32) -> Config {
+    let text = format!(
+        "[site]\nbase_url = \"{}\"\n{site_extra}\n[fetch]\nretry_base_ms = 20\n{fetch}\n\
+         [output]\npath = \"{}\"\n[tag_sets.a]\ntags = [\"a\"]\npages = {pages}\n",
+        site.base_url(),
+        dir.join("q.jsonl").display()
+    );
+    Config::from_toml(&text, "test", &Overrides::default()).expect("valid test config")
+}
+
+async fn try_run(config: Config) -> Result<RunSummary, CrawlError> {
+    let plan = Plan::from_config(&config);
+    let sink = Sink::create(&config.output, config.output_format).expect("output");
+    crawl(config, plan, sink, std::future::pending()).await
+}
+
+fn robots_hits(site: &FakeSite) -> usize {
+    site.hits()
+        .iter()
+        .filter(|h| h.raw_path == "/robots.txt")
+        .count()
+}
+
+const DISALLOW_ALL: &str = "User-agent: *\nDisallow: /\n";
+
+#[actix::test]
+async fn robots_disallow_stops_before_any_page_is_fetched() {
+    let site = FakeSite::builder()
+        .tag("a", 100)
+        .robots(DISALLOW_ALL)
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let err = try_run(config(&site, dir.path(), "rate = 30.0", "", 2))
+        .await
+        .expect_err("robots.txt forbids the crawl");
+    match &err {
+        CrawlError::Robots(RobotsError::Disallowed {
+            forbidden, planned, ..
+        }) => {
+            assert_eq!((*forbidden, *planned), (2, 2));
+        }
+        other => panic!("{other:?}"),
+    }
+    let message = err.to_string();
+    assert!(
+        message.contains("API"),
+        "points to the API source: {message}"
+    );
+    assert_eq!(robots_hits(&site), 1);
+    assert!(site.page_hits().is_empty(), "no page fetched");
+}
+
+#[test]
+fn robots_disallow_exits_2_from_the_command_line() {
+    let site = FakeSite::builder()
+        .tag("a", 10)
+        .robots(DISALLOW_ALL)
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_stackcrawl"))
+        .args([
+            "crawl",
+            "--tag",
+            "a",
+            "--base-url",
+            &site.base_url(),
+            "--output",
+        ])
+        .arg(dir.path().join("q.csv"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("robots.txt") && stderr.contains("forbids"),
+        "{stderr}"
+    );
+    assert!(site.page_hits().is_empty());
+}
+
+#[actix::test]
+async fn obey_robots_false_crawls_with_a_warning() {
+    let site = FakeSite::builder()
+        .tag("a", 60)
+        .robots(DISALLOW_ALL)
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let s = try_run(config(
+        &site,
+        dir.path(),
+        "rate = 30.0",
+        "obey_robots = false",
+        2,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(s.pages_done, 2);
+    assert_eq!(robots_hits(&site), 0, "not even fetched");
+}
+
+#[actix::test]
+async fn unreachable_robots_is_retried_then_denied_by_default() {
+    let mut b = FakeSite::builder().tag("a", 60);
+    for _ in 0..3 {
+        b = b.robots_fault(Fault::Status {
+            status: 500,
+            retry_after: None,
+        });
+    }
+    let site = b.start();
+    let dir = tempfile::tempdir().unwrap();
+    let err = try_run(config(
+        &site,
+        dir.path(),
+        "rate = 30.0\nmax_retries = 2",
+        "",
+        1,
+    ))
+    .await
+    .expect_err("denied");
+    assert!(
+        matches!(err, CrawlError::Robots(RobotsError::Unreachable { .. })),
+        "{err:?}"
+    );
+    assert_eq!(robots_hits(&site), 3, "first try and two retries");
+    assert!(site.page_hits().is_empty());
+}
+
+#[actix::test]
+async fn unreachable_robots_can_be_configured_to_allow() {
+    let site = FakeSite::builder()
+        .tag("a", 60)
+        .robots_fault(Fault::Status {
+            status: 503,
+            retry_after: None,
+        })
+        .robots_fault(Fault::Status {
+            status: 503,
+            retry_after: None,
+        })
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let s = try_run(config(
+        &site,
+        dir.path(),
+        "rate = 30.0\nmax_retries = 1",
+        "robots_unreachable = \"allow\"",
+        2,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(s.pages_done, 2);
+}
+
+#[actix::test]
+async fn daily_budget_stops_the_crawl_and_counts_across_restarts() {
+    let site = FakeSite::builder().tag("a", 1000).start();
+    let dir = tempfile::tempdir().unwrap();
+    // 6 requests a day: robots.txt and 5 pages.
+    let cfg = || {
+        config(
+            &site,
+            dir.path(),
+            "rate = 30.0\nfetchers = 2\ndaily_budget = 6",
+            "",
+            10,
+        )
+    };
+    let first = try_run(cfg()).await.unwrap();
+    assert_eq!(first.pages_done, 5);
+    assert_eq!(first.pages_skipped, 5);
+    assert_eq!(first.budget_left, 0);
+    let resets = first.budget_resets_at.expect("stopped for the budget");
+    assert_eq!(
+        resets.time(),
+        chrono::NaiveTime::MIN,
+        "resets at UTC midnight"
+    );
+    assert_eq!(site.hits().len(), 6);
+
+    // A restart the same day finds the budget spent and fetches nothing.
+    let err = try_run(cfg()).await.expect_err("no budget for robots.txt");
+    assert!(err.to_string().contains("budget"), "{err}");
+    assert_eq!(site.hits().len(), 6, "nothing more was requested");
+}
+
+#[actix::test]
+async fn retry_after_as_an_http_date_pauses_the_pool() {
+    let when = chrono::Utc::now() + chrono::Duration::seconds(2);
+    let site = FakeSite::builder()
+        .tag("a", 500)
+        .fault(
+            "a",
+            1,
+            Fault::Status {
+                status: 503,
+                retry_after: Some(when.format("%a, %d %b %Y %H:%M:%S GMT").to_string()),
+            },
+        )
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let s = try_run(config(
+        &site,
+        dir.path(),
+        "rate = 30.0\nburst = 1\nfetchers = 1",
+        "",
+        3,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(s.pages_done, 3);
+    let hits = site.page_hits();
+    let limited = hits.iter().position(|h| h.status == 503).unwrap();
+    let next = &hits[limited + 1];
+    // The date has one-second resolution: at least 1 s must have passed.
+    assert!(
+        next.at.duration_since(hits[limited].at) >= Duration::from_millis(1000),
+        "next request after {:?}",
+        next.at.duration_since(hits[limited].at)
+    );
+}
+
+#[actix::test]
+async fn a_block_page_pauses_the_pool_and_is_retried() {
+    let site = FakeSite::builder()
+        .tag("a", 200)
+        .fault("a", 2, Fault::Captcha)
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let s = try_run(config(
+        &site,
+        dir.path(),
+        "rate = 30.0\nfetchers = 2\nblock_pause_secs = 1.0",
+        "",
+        4,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(s.pages_done, 4);
+    assert_eq!(s.retries, 1);
+    let hits = site.page_hits();
+    let blocked = hits.iter().position(|h| h.page == Some(2)).unwrap();
+    let block_at = hits[blocked].at;
+    // At most the one other fetcher's request may already have been on its way.
+    let early = hits
+        .iter()
+        .filter(|h| h.at > block_at && h.at.duration_since(block_at) < Duration::from_millis(950))
+        .count();
+    assert!(early <= 1, "{early} requests during the block pause");
+}
+
+#[actix::test]
+async fn a_stalled_response_times_out_and_is_retried() {
+    let site = FakeSite::builder()
+        .tag("a", 100)
+        .fault("a", 1, Fault::Stall(Duration::from_secs(5)))
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let s = try_run(config(
+        &site,
+        dir.path(),
+        "rate = 30.0\ntimeout_secs = 0.5\nread_timeout_secs = 0.5",
+        "",
+        2,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(s.pages_done, 2);
+    assert_eq!(s.retries, 1);
+    assert_eq!(
+        site.page_hits()
+            .iter()
+            .filter(|h| h.page == Some(1))
+            .count(),
+        2
+    );
+}
+
+#[actix::test]
+async fn a_huge_body_is_refused_not_buffered() {
+    let site = FakeSite::builder()
+        .tag("a", 100)
+        .fault("a", 2, Fault::Huge(50 * 1024 * 1024))
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let s = try_run(config(
+        &site,
+        dir.path(),
+        "rate = 30.0\nmax_body_bytes = 1048576",
+        "",
+        2,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(s.pages_done, 1);
+    assert_eq!(s.pages_failed, 1);
+    assert!(s.failures[0].1.contains("too_large"), "{}", s.failures[0].1);
+    assert_eq!(
+        site.page_hits().len(),
+        2,
+        "a refused body is not fetched again"
+    );
+}
+
+#[actix::test]
+async fn a_page_cut_short_with_a_matching_length_is_retried() {
+    let site = FakeSite::builder()
+        .tag("a", 100)
+        .fault("a", 1, Fault::CutPage)
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let s = try_run(config(&site, dir.path(), "rate = 30.0", "", 2))
+        .await
+        .unwrap();
+    assert_eq!(s.pages_done, 2);
+    assert_eq!(s.retries, 1);
+    assert_eq!(
+        s.questions, 100,
+        "the short page was not accepted as a short page"
+    );
+}
+
+#[actix::test]
+async fn redirects_off_the_host_are_not_followed() {
+    let site = FakeSite::builder()
+        .tag("a", 100)
+        .fault(
+            "a",
+            1,
+            Fault::Redirect("http://192.0.2.1/questions/tagged/a".into()),
+        )
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let s = try_run(config(
+        &site,
+        dir.path(),
+        "rate = 30.0\nmax_retries = 0",
+        "",
+        1,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(s.pages_failed, 1);
+    assert!(s.failures[0].1.contains("host"), "{}", s.failures[0].1);
+}
+
+#[actix::test]
+async fn lost_pages_go_to_a_failures_file_that_a_rerun_takes() {
+    let mut b = FakeSite::builder().tag("a", 150);
+    for _ in 0..2 {
+        b = b.fault(
+            "a",
+            2,
+            Fault::Status {
+                status: 500,
+                retry_after: None,
+            },
+        );
+    }
+    let site = b.start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&site, dir.path(), "rate = 30.0\nmax_retries = 1", "", 3);
+    let failures = cfg.failures_path.clone();
+    let output = cfg.output.clone();
+    let s = try_run(cfg).await.unwrap();
+    assert_eq!(s.pages_failed, 1);
+    let listed = std::fs::read_to_string(&failures).unwrap();
+    assert_eq!(listed.lines().count(), 1);
+    assert!(listed.contains("\"page\":2"), "{listed}");
+
+    // The re-run fetches only page 2 and adds its records to the output.
+    let out = Command::new(env!("CARGO_BIN_EXE_stackcrawl"))
+        .args([
+            "crawl",
+            "--tag",
+            "a",
+            "--base-url",
+            &site.base_url(),
+            "--retry-failed",
+        ])
+        .arg(&failures)
+        .arg("--output")
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pages: Vec<u32> = site.page_hits().iter().map(|h| h.page.unwrap()).collect();
+    assert_eq!(pages.iter().filter(|p| **p == 2).count(), 3);
+    assert_eq!(pages.len(), 5);
+    let records = std::fs::read_to_string(&output).unwrap();
+    assert_eq!(
+        records.lines().count(),
+        150,
+        "all pages' records, once each"
+    );
+    assert!(!failures.exists(), "nothing failed this time");
+}
