@@ -13,6 +13,8 @@ use serde::Deserialize;
 use thiserror::Error;
 use toml::Spanned;
 
+use crate::api::{self, ApiSort};
+
 /// The documented Stack Exchange per-IP ceiling: more than this is dropped
 /// and can get the IP banned, so no configuration may ask for it.
 pub const MAX_RATE_PER_SEC: f64 = 30.0;
@@ -114,6 +116,30 @@ pub struct RawConfig {
     pub output: RawOutput,
     #[serde(default)]
     pub tag_sets: BTreeMap<String, RawTagSet>,
+    #[serde(default)]
+    pub store: RawStore,
+    #[serde(default)]
+    pub api: RawApi,
+}
+
+/// `[api]`: where the Stack Exchange API lives and how its quota is spent.
+/// There is deliberately no `key` field: the app key comes only from the
+/// environment, so it never sits in a file that gets shared or committed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApi {
+    pub site: Option<Spanned<String>>,
+    pub base_url: Option<Spanned<String>>,
+    pub filter: Option<Spanned<String>>,
+    pub daily_quota: Option<Spanned<i64>>,
+    pub stop_at_quota_remaining: Option<Spanned<i64>>,
+    pub throttle_violation_pause_secs: Option<Spanned<f64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    pub path: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -157,6 +183,9 @@ pub struct RawTagSet {
     pub tab: Option<Spanned<String>>,
     pub pagesize: Option<Spanned<i64>>,
     pub pages: Option<Spanned<i64>>,
+    pub every: Option<Spanned<String>>,
+    pub source: Option<Spanned<String>>,
+    pub sort: Option<Spanned<String>>,
 }
 
 /// Values from the command line that override the file or stand in for it.
@@ -179,13 +208,44 @@ pub enum OutputFormat {
     Csv,
 }
 
+/// Where a tag set's questions come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum Source {
+    /// The site's tag listing pages, parsed from HTML.
+    #[default]
+    Html,
+    /// The Stack Exchange API's `/questions` method: JSON with exact figures.
+    Api,
+}
+
+impl Source {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Source::Html => "html",
+            Source::Api => "api",
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TagSet {
     pub name: String,
     pub tags: Vec<String>,
+    pub source: Source,
+    /// The listing tab (html tag sets).
     pub tab: Tab,
+    /// The API's order (api tag sets).
+    pub sort: ApiSort,
     pub pagesize: u32,
     pub pages: u32,
+    /// How often `run` repeats this tag set.
+    pub every: Duration,
 }
 
 /// A validated configuration: every value in range, every tag safe to put
@@ -221,6 +281,61 @@ pub struct Config {
     pub status_every: Duration,
     /// How long the pool stops after a captcha or block page.
     pub block_pause: Duration,
+    /// The SQLite store `run` keeps questions and their history in.
+    pub store_path: PathBuf,
+    pub api: ApiSettings,
+}
+
+/// The environment variable the Stack Exchange app key is read from.
+pub const API_KEY_ENV: &str = "STACKCRAWL_API_KEY";
+
+/// A Stack Exchange app key. It raises the daily quota from 300 to 10,000
+/// and is not a secret in OAuth terms, but it identifies the owner's app, so
+/// it is kept out of every log line, error and file: `Debug` prints
+/// `REDACTED` and there is no `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    /// The key itself, for the one place that builds the request URL.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(REDACTED)")
+    }
+}
+
+/// The validated `[api]` table, plus the key from the environment.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Scheme and host of the API, without a trailing slash.
+    pub base_url: String,
+    /// The API's host: it gets its own quota and daily budget, and it is the
+    /// one other host a redirect may lead to.
+    pub host: String,
+    /// The API's name for the site (`stackoverflow`, `serverfault`, ...).
+    /// `None` only when no tag set uses the API and none could be derived.
+    pub site: Option<String>,
+    pub key: Option<ApiKey>,
+    pub filter: Option<String>,
+    /// Requests per UTC day, counted across restarts like `daily_budget`.
+    pub daily_quota: u64,
+    /// The crawl stops cleanly once the API reports this few requests left.
+    pub stop_at_quota_remaining: u64,
+    /// The shortest pool-wide pause after a `throttle_violation`.
+    pub throttle_violation_pause: Duration,
+}
+
+impl ApiSettings {
+    /// The daily budget file's entry for the API. The API counts its quota
+    /// per IP (or per key), across all sites, so one entry per API host.
+    pub fn budget_key(&self) -> String {
+        format!("api:{}", self.host)
+    }
 }
 
 /// Gentle defaults: the real site promises nothing for HTML pages, so one
@@ -245,6 +360,17 @@ const DEFAULT_TAB: Tab = Tab::Newest;
 const DEFAULT_PAGESIZE: i64 = 50;
 const DEFAULT_PAGES: i64 = 1;
 const MAX_FETCHERS: i64 = 64;
+const DEFAULT_EVERY: Duration = Duration::from_secs(3600);
+/// The largest page the API serves: fewer requests for the same questions.
+const DEFAULT_API_PAGESIZE: i64 = api::MAX_PAGESIZE as i64;
+/// The API's documented daily quotas per IP, without and with an app key.
+const API_QUOTA_WITHOUT_KEY: i64 = 300;
+const API_QUOTA_WITH_KEY: i64 = 10_000;
+/// Stop a few requests short of the quota: requests already in flight spend
+/// it too, and a spent quota answers every request with an error until
+/// midnight UTC.
+const DEFAULT_STOP_AT_QUOTA_REMAINING: i64 = 5;
+const DEFAULT_STORE: &str = "stackcrawl.db";
 
 impl Config {
     /// Reads and validates a config file, then applies command-line
@@ -454,6 +580,7 @@ impl Config {
             budget_file,
             status_every: Duration::from_secs(status_every as u64),
             block_pause,
+            store_path: PathBuf::from(raw.store.path.as_deref().unwrap_or(DEFAULT_STORE)),
         })
     }
 
@@ -708,12 +835,31 @@ impl Validator<'_> {
             DEFAULT_PAGES,
             1..=100_000,
         )?;
+        let every = match &raw.every {
+            None => DEFAULT_EVERY,
+            Some(e) => {
+                let key = format!("{prefix}.every");
+                let at = Some(e.span().start);
+                let d = humantime::parse_duration(e.get_ref().trim()).map_err(|err| {
+                    self.err(
+                        &key,
+                        at,
+                        format!("`{}` is not a duration like \"15m\": {err}", e.get_ref()),
+                    )
+                })?;
+                if d < Duration::from_secs(1) {
+                    return Err(self.err(&key, at, "must be at least 1s"));
+                }
+                d
+            }
+        };
         Ok(TagSet {
             name: name.to_string(),
             tags,
             tab,
             pagesize: pagesize as u32,
             pages: pages as u32,
+            every,
         })
     }
 }
@@ -860,6 +1006,14 @@ pages = 3
             Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, "--rate"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn every_is_a_duration() {
+        let c = load("[tag_sets.a]\ntags = [\"x\"]\nevery = \"15m\"\n").unwrap();
+        assert_eq!(c.tag_sets[0].every, Duration::from_secs(900));
+        let (key, line, _) = invalid("[tag_sets.a]\ntags = [\"x\"]\nevery = \"soon\"\n");
+        assert_eq!((key.as_str(), line), ("tag_sets.a.every", Some(3)));
     }
 
     #[test]

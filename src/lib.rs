@@ -36,6 +36,7 @@ pub mod output;
 pub mod parse;
 pub mod plan;
 pub mod robots;
+pub mod runner;
 pub mod store;
 pub mod throttle;
 
@@ -49,10 +50,11 @@ use futures_util::future::{join_all, BoxFuture};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::FutureExt;
 use thiserror::Error;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tracing::{error, info, warn};
 
 use actors::aggregator::Flush;
+use actors::aggregator::{GetStoreStats, OutputError};
 use actors::supervisor::{Drain, GetStats, Submit, SupervisorStats};
 pub use actors::supervisor::{PageFailure, PageOutcome};
 use actors::Pipeline;
@@ -61,15 +63,15 @@ use config::{Config, Tab};
 use fetch::{FetchError, HttpClient};
 use model::RunSummary;
 pub use output::Sink;
-use output::SinkError;
-use plan::{PageJob, Plan};
+use plan::{FailedPage, PageJob, Plan};
 use robots::{RobotsError, RobotsPolicy};
+use store::Store;
 use throttle::Throttle;
 
 #[derive(Debug, Error)]
 pub enum CrawlError {
     #[error(transparent)]
-    Output(#[from] SinkError),
+    Output(#[from] OutputError),
     #[error("cannot build the HTTP client: {0}")]
     Http(#[from] FetchError),
     #[error(transparent)]
@@ -104,6 +106,16 @@ impl Crawler {
     /// Starts the actors, writing records to `sink` if one is given. Must be
     /// called from within a running actix System.
     pub fn start(config: Config, sink: Option<Sink>) -> Result<Crawler, CrawlError> {
+        Crawler::start_with_store(config, sink, None)
+    }
+
+    /// Starts the actors with records going to a store as well (the `run`
+    /// command), which then also answers "seen before?".
+    pub fn start_with_store(
+        config: Config,
+        sink: Option<Sink>,
+        store: Option<Store>,
+    ) -> Result<Crawler, CrawlError> {
         let http = HttpClient::new(&config)?;
         let budget = Arc::new(Mutex::new(Budget::load(
             &config.budget_file,
@@ -117,6 +129,7 @@ impl Crawler {
             throttle,
             budget.clone(),
             sink,
+            store,
             started,
         );
         Ok(Crawler {
@@ -131,6 +144,11 @@ impl Crawler {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The aggregator, which owns the output and the store.
+    pub fn aggregator(&self) -> &actix::Addr<actors::aggregator::Aggregator> {
+        &self.pipeline.aggregator
     }
 
     /// The shared quota, for callers that want to observe pauses.
@@ -290,6 +308,139 @@ pub async fn gather(futures: Vec<PageFuture>) -> Vec<PageOutcome> {
     join_all(futures).await
 }
 
+/// Turns a shutdown future into a flag every waiting point can watch.
+pub fn shutdown_flag(shutdown: impl Future<Output = ()> + 'static) -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    actix_rt::spawn(async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+/// How a batch of submitted pages ended.
+#[derive(Debug, Default)]
+pub struct Driven {
+    /// Pages lost after their retries, as the failures file lists them.
+    pub failures: Vec<FailedPage>,
+    /// Shutdown was requested while the batch ran.
+    pub interrupted: bool,
+}
+
+impl Crawler {
+    /// Awaits a batch of pages in completion order, logging a line per page
+    /// and a status line every `status_every`; on shutdown, stops handing
+    /// out jobs and lets in-flight pages finish.
+    pub async fn drive(
+        &self,
+        futures: Vec<PageFuture>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Driven, CrawlError> {
+        let mut pending = as_completed(futures);
+        let mut driven = Driven::default();
+        let mut status = tokio::time::interval(self.config.status_every);
+        status.tick().await;
+        // In-flight pages get this long to finish after a shutdown request;
+        // pages cut off are not recorded done, so a resume fetches them.
+        let drain_limit = self.config.timeout + self.config.retry_base;
+        let mut drain_deadline = None;
+        loop {
+            let outcome = tokio::select! {
+                next = pending.next() => match next {
+                    Some(o) => o,
+                    None => break,
+                },
+                _ = shutdown.wait_for(|stop| *stop), if !driven.interrupted => {
+                    warn!(in_flight = pending.len(), "shutdown requested: draining");
+                    self.drain();
+                    driven.interrupted = true;
+                    drain_deadline = Some(tokio::time::Instant::now() + drain_limit);
+                    continue;
+                }
+                _ = sleep_until_opt(drain_deadline) => {
+                    warn!(abandoned = pending.len(), "drain timed out; unfinished pages are left for the next run");
+                    break;
+                }
+                _ = status.tick() => {
+                    self.log_status().await?;
+                    continue;
+                }
+            };
+            match outcome {
+                PageOutcome::Done(r) => info!(
+                    tag = %r.ctx.tag,
+                    page = r.ctx.page,
+                    questions = r.questions,
+                    duplicates = r.duplicates,
+                    rejected = r.rejected,
+                    new = r.new,
+                    updated = r.updated,
+                    tag_views_total = r.tag_views_total,
+                    attempts = r.attempts,
+                    elapsed_ms = r.elapsed.as_millis() as u64,
+                    "page done"
+                ),
+                PageOutcome::Failed(f) => driven.failures.push(FailedPage::from(&f)),
+                PageOutcome::Skipped { .. } => {}
+            }
+        }
+        Ok(driven)
+    }
+
+    async fn log_status(&self) -> Result<(), CrawlError> {
+        let s = self.stats().await?;
+        let store = self
+            .pipeline
+            .aggregator
+            .send(GetStoreStats)
+            .await
+            .map_err(|_| CrawlError::Stopped)?;
+        info!(
+            pages_done = s.done,
+            pages_failed = s.failed,
+            queued = s.queued,
+            in_flight = s.in_flight,
+            requests = s.requests,
+            retries = s.retries,
+            rate_limited = s.rate_limited,
+            effective_rate = round3(s.effective_rate),
+            quota_rate = self.config.rate,
+            budget_left = s.budget_left,
+            pages_per_sec = round3(s.done as f64 / self.started.elapsed().as_secs_f64()),
+            store_questions = store.as_ref().map(|st| st.questions),
+            store_bytes = store.as_ref().map(|st| st.size_bytes),
+            "status"
+        );
+        Ok(())
+    }
+}
+
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes the failures file (or clears a stale one) and says where it is.
+pub(crate) fn report_failures(
+    path: &std::path::Path,
+    failures: &[FailedPage],
+) -> Result<(), CrawlError> {
+    plan::write_failures(path, failures).map_err(|reason| CrawlError::Failures {
+        path: path.to_path_buf(),
+        reason,
+    })?;
+    if !failures.is_empty() {
+        error!(
+            failures_file = %path.display(),
+            pages = failures.len(),
+            "pages lost after their retries are listed; re-run them with --retry-failed"
+        );
+    }
+    Ok(())
+}
+
 /// One pass over `plan`: the `crawl` command. Checks robots.txt, logs a
 /// line per page as it completes and a status line periodically, writes
 /// the failures file, and returns the summary. When `shutdown` resolves, no
@@ -298,7 +449,7 @@ pub async fn crawl(
     config: Config,
     plan: Plan,
     sink: Sink,
-    shutdown: impl Future<Output = ()>,
+    shutdown: impl Future<Output = ()> + 'static,
 ) -> Result<RunSummary, CrawlError> {
     info!(
         pages = plan.len(),
@@ -309,84 +460,24 @@ pub async fn crawl(
         output = %sink.path().display(),
         "crawl starting"
     );
-    let status_every = config.status_every;
     let failures_path = config.failures_path.clone();
+    let mut shutdown = shutdown_flag(shutdown);
     let mut crawler = Crawler::start(config, Some(sink))?;
     crawler.check_robots(&plan).await?;
-    let mut pending = as_completed(crawler.submit_plan(&plan));
-    let mut failures = Vec::new();
-    let mut failure_lines = Vec::new();
-    let mut shutdown = std::pin::pin!(shutdown.fuse());
-    let mut drained = false;
-    let mut status = tokio::time::interval(status_every);
-    status.tick().await;
-    loop {
-        let outcome = tokio::select! {
-            next = pending.next() => match next {
-                Some(o) => o,
-                None => break,
-            },
-            () = &mut shutdown, if !drained => {
-                warn!("shutdown requested: draining");
-                crawler.drain();
-                drained = true;
-                continue;
-            }
-            _ = status.tick() => {
-                let s = crawler.stats().await?;
-                info!(
-                    pages_done = s.done,
-                    pages_failed = s.failed,
-                    queued = s.queued,
-                    in_flight = s.in_flight,
-                    requests = s.requests,
-                    retries = s.retries,
-                    rate_limited = s.rate_limited,
-                    effective_rate = round3(s.effective_rate),
-                    budget_left = s.budget_left,
-                    pages_per_sec = round3(s.done as f64 / crawler.started.elapsed().as_secs_f64()),
-                    "status"
-                );
-                continue;
-            }
-        };
-        match outcome {
-            PageOutcome::Done(r) => info!(
-                tag = %r.ctx.tag,
-                page = r.ctx.page,
-                questions = r.questions,
-                duplicates = r.duplicates,
-                rejected = r.rejected,
-                tag_views_total = r.tag_views_total,
-                attempts = r.attempts,
-                elapsed_ms = r.elapsed.as_millis() as u64,
-                "page done"
-            ),
-            PageOutcome::Failed(f) => {
-                failure_lines.push(plan::FailedPage::from(&f));
-                failures.push((
-                    f.ctx.clone(),
-                    format!("{} after {} attempts: {}", f.kind, f.attempts, f.error),
-                ));
-            }
-            PageOutcome::Skipped { .. } => {}
-        }
-    }
+    let futures = crawler.submit_plan(&plan);
+    let driven = crawler.drive(futures, &mut shutdown).await?;
     let mut summary = crawler.finish().await?;
-    summary.failures = failures;
-    plan::write_failures(&failures_path, &failure_lines).map_err(|reason| {
-        CrawlError::Failures {
-            path: failures_path.clone(),
-            reason,
-        }
-    })?;
-    if !failure_lines.is_empty() {
-        error!(
-            failures_file = %failures_path.display(),
-            pages = failure_lines.len(),
-            "pages lost after their retries are listed; re-run them with --retry-failed"
-        );
-    }
+    summary.failures = driven
+        .failures
+        .iter()
+        .map(|f| {
+            (
+                f.ctx(),
+                format!("{} after {} attempts: {}", f.kind, f.attempts, f.error),
+            )
+        })
+        .collect();
+    report_failures(&failures_path, &driven.failures)?;
     log_summary(&summary);
     Ok(summary)
 }

@@ -11,6 +11,7 @@ use tracing_subscriber::EnvFilter;
 
 use stackcrawl::config::{Config, ConfigError, Overrides};
 use stackcrawl::plan::Plan;
+use stackcrawl::store::{ExportFormat, Store};
 use stackcrawl::{CrawlError, Sink};
 
 #[derive(Parser)]
@@ -37,6 +38,58 @@ enum LogFormat {
 enum Command {
     /// One pass over the configured tags, then exit.
     Crawl(CrawlArgs),
+    /// Keep the store current: repeat each tag set on its interval until
+    /// SIGINT/SIGTERM (SIGHUP re-reads the config).
+    Run(RunArgs),
+    /// Per-tag totals, fastest-growing questions and co-occurring tags.
+    Report(StoreArgs),
+    /// Write the store's questions (or their history) as JSONL or CSV.
+    Export(ExportArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// TOML config (see config/example.toml).
+    #[arg(long)]
+    config: PathBuf,
+}
+
+#[derive(Args)]
+struct StoreArgs {
+    /// Take the store path from this config.
+    #[arg(long, conflicts_with = "db")]
+    config: Option<PathBuf>,
+    /// The SQLite store to read.
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// How many growing questions and co-occurring tags to list.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    #[arg(long, conflicts_with = "db")]
+    config: Option<PathBuf>,
+    #[arg(long)]
+    db: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = ExportKind::Jsonl)]
+    format: ExportKind,
+    /// One row per snapshot instead of the latest state.
+    #[arg(long)]
+    history: bool,
+    /// Write here instead of standard output.
+    #[arg(long)]
+    output: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportKind {
+    Jsonl,
+    Csv,
 }
 
 #[derive(Args)]
@@ -162,6 +215,9 @@ fn main() -> ExitCode {
     init_logging(cli.log_format);
     match cli.command {
         Command::Crawl(args) => crawl(args),
+        Command::Run(args) => run(args),
+        Command::Report(args) => report(args),
+        Command::Export(args) => export(args),
     }
 }
 
@@ -226,6 +282,173 @@ fn crawl(args: CrawlArgs) -> ExitCode {
         }
         Err(e) => {
             error!(error = %e, "run failed");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    let config = match Config::load(&args.config, &Overrides::default()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("stackcrawl: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let path = args.config.clone();
+    let result = actix_rt::System::new().block_on(async move {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        actix_rt::spawn(reload_on_sighup(path, tx));
+        stackcrawl::runner::run(config, rx, shutdown_signal()).await
+    });
+    match result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(CrawlError::Robots(e)) => {
+            eprintln!("stackcrawl: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            error!(error = %e, "run failed");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Re-reads the config on every SIGHUP; only a valid one is passed on, so
+/// a bad edit never replaces the running config.
+async fn reload_on_sighup(path: PathBuf, tx: tokio::sync::mpsc::UnboundedSender<Config>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match Config::load(&path, &Overrides::default()) {
+                Ok(c) => {
+                    tracing::info!(config = %path.display(), "SIGHUP: new config accepted");
+                    if tx.send(c).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    error!(config = %path.display(), error = %e, "SIGHUP: config rejected; the running config stays")
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, tx);
+    }
+}
+
+fn store_path(config: &Option<PathBuf>, db: &Option<PathBuf>) -> Result<PathBuf, String> {
+    match (config, db) {
+        (_, Some(db)) => Ok(db.clone()),
+        (Some(c), None) => Config::load(c, &Overrides::default())
+            .map(|c| c.store_path)
+            .map_err(|e| e.to_string()),
+        (None, None) => Err("give --config FILE or --db PATH".into()),
+    }
+}
+
+fn open_store(config: &Option<PathBuf>, db: &Option<PathBuf>) -> Result<Store, ExitCode> {
+    let path = store_path(config, db).map_err(|e| {
+        eprintln!("stackcrawl: {e}");
+        ExitCode::from(2)
+    })?;
+    if !path.exists() {
+        eprintln!("stackcrawl: no store at {}", path.display());
+        return Err(ExitCode::from(2));
+    }
+    Store::open(&path).map_err(|e| {
+        eprintln!("stackcrawl: {e}");
+        ExitCode::from(1)
+    })
+}
+
+fn report(args: StoreArgs) -> ExitCode {
+    let store = match open_store(&args.config, &args.db) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let report = match store.report(args.top) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("stackcrawl: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if args.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("stackcrawl: {e}");
+                return ExitCode::from(1);
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+    for t in &report.tags {
+        println!(
+            "{:<24} {:>7} questions  {:>12} views  {:>8} votes  {:>7} answers  {:>5.1}% unanswered",
+            t.tag,
+            t.questions,
+            t.views,
+            t.votes,
+            t.answers,
+            t.unanswered_share * 100.0
+        );
+        let co: Vec<String> = t
+            .co_tags
+            .iter()
+            .map(|c| format!("{} ({})", c.tag, c.questions))
+            .collect();
+        if !co.is_empty() {
+            println!("    with: {}", co.join(", "));
+        }
+    }
+    if !report.growth.is_empty() {
+        println!("fastest-growing since the previous pass:");
+        for g in &report.growth {
+            println!(
+                "  +{:<8} views  +{} votes  {}  {}",
+                g.views_gained, g.votes_gained, g.title, g.url
+            );
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn export(args: ExportArgs) -> ExitCode {
+    let store = match open_store(&args.config, &args.db) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let format = match args.format {
+        ExportKind::Jsonl => ExportFormat::Jsonl,
+        ExportKind::Csv => ExportFormat::Csv,
+    };
+    let result = match &args.output {
+        Some(path) => std::fs::File::create(path)
+            .map_err(|e| format!("cannot create {}: {e}", path.display()))
+            .and_then(|f| {
+                store
+                    .export(std::io::BufWriter::new(f), format, args.history)
+                    .map_err(|e| e.to_string())
+            }),
+        None => store
+            .export(std::io::stdout().lock(), format, args.history)
+            .map_err(|e| e.to_string()),
+    };
+    match result {
+        Ok(rows) => {
+            eprintln!("stackcrawl: exported {rows} rows");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("stackcrawl: {e}");
             ExitCode::from(1)
         }
     }

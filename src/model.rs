@@ -110,10 +110,18 @@ pub struct PageReport {
     pub elapsed: Duration,
     /// Layout the parser detected, e.g. `s-post-summary`.
     pub layout: &'static str,
+    /// Nothing further to page through for this tag: the page was empty, or
+    /// (in an incremental pass) it held only questions already stored,
+    /// unchanged.
+    pub ends_tag: bool,
+    /// With a store: questions stored for the first time, and stored ones
+    /// whose figures changed.
+    pub new: usize,
+    pub updated: usize,
 }
 
 impl PageReport {
-    /// An empty page ends a tag: there is nothing further to page through.
+    /// A page with no question summaries at all: past a tag's last page.
     pub fn is_empty(&self) -> bool {
         self.questions == 0 && self.duplicates == 0 && self.rejected == 0
     }

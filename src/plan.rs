@@ -94,6 +94,26 @@ pub struct FailedPage {
     pub error: String,
 }
 
+impl FailedPage {
+    /// The page's identity, as far as the failures file records it.
+    pub fn ctx(&self) -> PageContext {
+        let base_url = reqwest::Url::parse(&self.url)
+            .map(|u| format!("{}://{}", u.scheme(), u.authority()))
+            .unwrap_or_default();
+        let site = reqwest::Url::parse(&self.url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_default();
+        PageContext {
+            site,
+            base_url,
+            tag: self.tag.clone(),
+            tab: self.tab.clone(),
+            page: self.page,
+        }
+    }
+}
+
 impl From<&PageFailure> for FailedPage {
     fn from(f: &PageFailure) -> Self {
         FailedPage {

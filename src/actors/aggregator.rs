@@ -1,31 +1,78 @@
 //! Aggregator: receives each page's cleaned `Records`, drops questions the
-//! run already recorded, writes the rest to the sink, keeps running totals
-//! and answers with the page's `PageReport`. `Flush` ends the run's output.
+//! run already recorded, writes the rest to the sink and/or the store, keeps
+//! running totals and answers with the page's `PageReport`. `BeginPass` and
+//! `EndPass` bracket a pass of `run`; `Flush` ends the run's output.
 //!
-//! It runs on its own arbiter so that file writes stay off the fetchers'
-//! event loop.
+//! It runs on its own arbiter so that file and database writes stay off the
+//! fetchers' event loop, and it is the store's only user, so the SQLite
+//! connection needs no lock.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 
-use actix::{Actor, Context, Handler, Message};
+use actix::{Actor, Context, Handler, Message, MessageResult};
+use chrono::{DateTime, Utc};
+use thiserror::Error;
 use tracing::warn;
 
 use crate::actors::cleaner::CleanedListing;
-use crate::model::{PageReport, TagTotals};
+use crate::model::{PageReport, PostKind, TagTotals};
 use crate::output::{Sink, SinkError};
 use crate::plan::PageJob;
+use crate::store::{PassTotals, Store, StoreError, StoreStats};
+
+#[derive(Debug, Error)]
+pub enum OutputError {
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("no store is open")]
+    NoStore,
+}
 
 #[derive(Debug, Message)]
-#[rtype(result = "Result<PageReport, SinkError>")]
+#[rtype(result = "Result<PageReport, OutputError>")]
 pub struct Records {
     pub job: PageJob,
     pub listing: CleanedListing,
 }
 
+/// Starts (or resumes) a pass of a tag set in the store.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<PassPlan, OutputError>")]
+pub struct BeginPass {
+    pub tag_set: String,
+    /// Whether a Newest pass may stop at pages of already-stored questions.
+    pub newest: bool,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PassPlan {
+    pub pass_id: i64,
+    pub resumed: bool,
+    /// (tag, tab, page) already done in this pass before a crash.
+    pub done: HashSet<(String, String, u32)>,
+    pub incremental: bool,
+}
+
+/// Ends the current pass: `finished` marks it complete in the store; a pass
+/// cut short by shutdown stays open so the next start resumes it.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<PassTotals, OutputError>")]
+pub struct EndPass {
+    pub finished: bool,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Message)]
+#[rtype(result = "Option<StoreStats>")]
+pub struct GetStoreStats;
+
 /// Ends the output and returns the totals.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Totals, SinkError>")]
+#[rtype(result = "Result<Totals, OutputError>")]
 pub struct Flush;
 
 #[derive(Debug, Clone, Default)]
@@ -36,20 +83,35 @@ pub struct Totals {
     pub per_tag: BTreeMap<String, TagTotals>,
 }
 
+struct ActivePass {
+    id: i64,
+    incremental: bool,
+}
+
 pub struct Aggregator {
     sink: Option<Sink>,
+    store: Option<Store>,
+    pass: Option<ActivePass>,
     /// (site, question_id) of every question written in this run: a new
-    /// question can push another onto the next page mid-crawl.
-    seen: HashSet<(String, u64)>,
+    /// question can push another onto the next page mid-crawl. Only for a
+    /// single crawl; a long run asks the store instead, so memory stays flat.
+    seen: Option<HashSet<(String, u64)>>,
     totals: Totals,
     started: Instant,
 }
 
 impl Aggregator {
-    pub fn new(sink: Option<Sink>, started: Instant) -> Aggregator {
+    pub fn new(sink: Option<Sink>, store: Option<Store>, started: Instant) -> Aggregator {
+        let seen = if store.is_none() {
+            Some(HashSet::new())
+        } else {
+            None
+        };
         Aggregator {
             sink,
-            seen: HashSet::new(),
+            store,
+            pass: None,
+            seen,
             totals: Totals::default(),
             started,
         }
@@ -61,7 +123,7 @@ impl Actor for Aggregator {
 }
 
 impl Handler<Records> for Aggregator {
-    type Result = Result<PageReport, SinkError>;
+    type Result = Result<PageReport, OutputError>;
 
     fn handle(&mut self, msg: Records, _: &mut Context<Self>) -> Self::Result {
         let Records { job, listing } = msg;
@@ -74,11 +136,25 @@ impl Handler<Records> for Aggregator {
             );
         }
         let total = listing.questions.len();
-        let fresh: Vec<_> = listing
-            .questions
-            .into_iter()
-            .filter(|q| self.seen.insert((q.site.clone(), q.question_id)))
-            .collect();
+        let fresh: Vec<_> = match &mut self.seen {
+            Some(seen) => listing
+                .questions
+                .into_iter()
+                .filter(|q| seen.insert((q.site.clone(), q.question_id)))
+                .collect(),
+            None => listing.questions,
+        };
+        let duplicates = total - fresh.len();
+        let empty = total == 0 && listing.rejections.is_empty();
+        let (mut new, mut updated, mut ends_tag) = (0, 0, empty);
+        if let (Some(store), Some(pass)) = (&mut self.store, &self.pass) {
+            let write = store.record_page(pass.id, &job.ctx, &fresh, Utc::now())?;
+            new = write.new;
+            updated = write.updated;
+            if pass.incremental && !empty && write.all_unchanged() {
+                ends_tag = true;
+            }
+        }
         if let Some(sink) = &mut self.sink {
             sink.write_page(&fresh)?;
         }
@@ -89,12 +165,11 @@ impl Handler<Records> for Aggregator {
             tag.views += q.views;
             tag.votes += q.votes;
             tag.answers += q.answers;
-            if q.answers == 0 && q.post_kind == crate::model::PostKind::Question {
+            if q.answers == 0 && q.post_kind == PostKind::Question {
                 tag.unanswered += 1;
             }
         }
         let tag_views_total = tag.views;
-        let duplicates = total - fresh.len();
         self.totals.questions += fresh.len() as u64;
         self.totals.duplicates += duplicates as u64;
         self.totals.rejected += listing.rejections.len() as u64;
@@ -108,16 +183,66 @@ impl Handler<Records> for Aggregator {
             tag_views_total,
             elapsed: self.started.elapsed(),
             layout: listing.layout,
+            ends_tag,
+            new,
+            updated,
         })
     }
 }
 
+impl Handler<BeginPass> for Aggregator {
+    type Result = Result<PassPlan, OutputError>;
+
+    fn handle(&mut self, msg: BeginPass, _: &mut Context<Self>) -> Self::Result {
+        let store = self.store.as_mut().ok_or(OutputError::NoStore)?;
+        // Incremental only once a full pass of this tag set is on record:
+        // the first pass must see every configured page.
+        let incremental = msg.newest && store.previous_finished_pass(&msg.tag_set)?.is_some();
+        let start = store.begin_pass(&msg.tag_set, msg.now)?;
+        let done = store.done_pages(start.pass_id)?;
+        self.pass = Some(ActivePass {
+            id: start.pass_id,
+            incremental,
+        });
+        Ok(PassPlan {
+            pass_id: start.pass_id,
+            resumed: start.resumed,
+            done,
+            incremental,
+        })
+    }
+}
+
+impl Handler<EndPass> for Aggregator {
+    type Result = Result<PassTotals, OutputError>;
+
+    fn handle(&mut self, msg: EndPass, _: &mut Context<Self>) -> Self::Result {
+        let store = self.store.as_mut().ok_or(OutputError::NoStore)?;
+        let pass = self.pass.take().ok_or(OutputError::NoStore)?;
+        if msg.finished {
+            store.finish_pass(pass.id, msg.now)?;
+        }
+        Ok(store.pass_totals(pass.id)?)
+    }
+}
+
+impl Handler<GetStoreStats> for Aggregator {
+    type Result = MessageResult<GetStoreStats>;
+
+    fn handle(&mut self, _: GetStoreStats, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.store.as_ref().and_then(|s| s.stats().ok()))
+    }
+}
+
 impl Handler<Flush> for Aggregator {
-    type Result = Result<Totals, SinkError>;
+    type Result = Result<Totals, OutputError>;
 
     fn handle(&mut self, _: Flush, _: &mut Context<Self>) -> Self::Result {
         if let Some(sink) = &mut self.sink {
             sink.write_page(&[])?;
+        }
+        if let Some(store) = &self.store {
+            store.checkpoint()?;
         }
         Ok(self.totals.clone())
     }

@@ -15,6 +15,7 @@ use crate::budget::Budget;
 use crate::config::Config;
 use crate::fetch::HttpClient;
 use crate::output::Sink;
+use crate::store::Store;
 use crate::throttle::Throttle;
 use aggregator::Aggregator;
 use cleaner::Cleaner;
@@ -45,12 +46,13 @@ impl Pipeline {
         throttle: Arc<Throttle>,
         budget: Arc<Mutex<Budget>>,
         sink: Option<Sink>,
+        store: Option<Store>,
         started: Instant,
     ) -> Pipeline {
         let cleaner = SyncArbiter::start(cleaner_threads(), || Cleaner);
         let aggregator_arbiter = Arbiter::new();
         let aggregator = Aggregator::start_in_arbiter(&aggregator_arbiter.handle(), move |_| {
-            Aggregator::new(sink, started)
+            Aggregator::new(sink, store, started)
         });
         let policy = RetryPolicy {
             max_retries: config.max_retries,

@@ -339,7 +339,7 @@ impl Handler<JobEnded> for Supervisor {
                 if let Some(rate) = self.throttle.record_success() {
                     info!(effective_rate = rate, "adaptive rate recovering");
                 }
-                if report.is_empty() {
+                if report.ends_tag {
                     self.mark_exhausted(&report.ctx);
                 }
                 let _ = p.reply.send(PageOutcome::Done(report));

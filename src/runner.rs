@@ -1,0 +1,215 @@
+//! The long-running service (`stackcrawl run`): repeats each tag set on its
+//! own interval, keeping the SQLite store current, until shutdown.
+//!
+//! Passes run one at a time. All tag sets share one quota, so running two
+//! passes at once would fetch no faster; one at a time keeps each pass's
+//! bookkeeping (resume, incremental stop) simple. A pass cut short by a
+//! shutdown or a crash stays open in the store and is resumed at the next
+//! start without refetching its done pages.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use chrono::Utc;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tracing::{error, info, warn};
+
+use crate::actors::aggregator::{BeginPass, EndPass};
+use crate::config::{Config, Tab, TagSet};
+use crate::plan::{PageJob, Plan};
+use crate::store::Store;
+use crate::{report_failures, shutdown_flag, CrawlError, Crawler};
+
+/// What a run did, for the final log line.
+#[derive(Debug, Default, Clone)]
+pub struct RunTotals {
+    pub passes: u64,
+    pub interrupted: bool,
+}
+
+/// The pages of one tag set's pass.
+pub fn tag_set_plan(config: &Config, set: &TagSet) -> Plan {
+    let mut jobs = Vec::new();
+    for page in 1..=set.pages {
+        for tag in &set.tags {
+            jobs.push(PageJob::new(config, tag, set.tab, page, set.pagesize));
+        }
+    }
+    Plan { jobs }
+}
+
+/// Runs until `shutdown` resolves. `reloads` delivers validated configs
+/// (main.rs re-reads the file on SIGHUP); each applies from the next pass.
+pub async fn run(
+    config: Config,
+    mut reloads: mpsc::UnboundedReceiver<Config>,
+    shutdown: impl Future<Output = ()> + 'static,
+) -> Result<RunTotals, CrawlError> {
+    let mut shutdown = shutdown_flag(shutdown);
+    let mut config = config;
+    let mut crawler = start(&config).await?;
+    let mut totals = RunTotals::default();
+    // Every tag set is due at once on start; an unfinished pass resumes.
+    let mut due: BTreeMap<String, Instant> = config
+        .tag_sets
+        .iter()
+        .map(|s| (s.name.clone(), Instant::now()))
+        .collect();
+    info!(
+        store = %config.store_path.display(),
+        tag_sets = due.len(),
+        "run starting"
+    );
+    loop {
+        let Some((name, at)) = due
+            .iter()
+            .min_by_key(|(_, at)| **at)
+            .map(|(n, a)| (n.clone(), *a))
+        else {
+            warn!("no tag sets configured; waiting for a reload or shutdown");
+            tokio::select! {
+                _ = shutdown.wait_for(|s| *s) => break,
+                Some(new) = reloads.recv() => {
+                    (config, crawler) = reload(config, new, crawler, &mut due).await?;
+                    continue;
+                }
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep_until(at) => {}
+            _ = shutdown.wait_for(|s| *s) => break,
+            Some(new) = reloads.recv() => {
+                (config, crawler) = reload(config, new, crawler, &mut due).await?;
+                continue;
+            }
+        }
+        let Some(set) = config.tag_sets.iter().find(|s| s.name == name).cloned() else {
+            due.remove(&name);
+            continue;
+        };
+        let started = Instant::now();
+        let interrupted = run_pass(&mut crawler, &config, &set, &mut shutdown).await?;
+        if interrupted {
+            totals.interrupted = true;
+            break;
+        }
+        totals.passes += 1;
+        // Start to start, so a pass's own length does not stretch the interval.
+        due.insert(name, (started + set.every).max(Instant::now()));
+    }
+    let summary = crawler.finish().await?;
+    info!(
+        passes = totals.passes,
+        interrupted = totals.interrupted,
+        pages_done = summary.pages_done,
+        pages_failed = summary.pages_failed,
+        questions = summary.questions,
+        requests = summary.requests,
+        wall_secs = summary.wall_time.as_secs_f64(),
+        "run stopped; store flushed"
+    );
+    Ok(totals)
+}
+
+/// Opens the store, starts the actors and checks robots.txt for every
+/// configured page (once per start and per reload, not per pass).
+async fn start(config: &Config) -> Result<Crawler, CrawlError> {
+    let store = Store::open(&config.store_path).map_err(|e| CrawlError::Output(e.into()))?;
+    let crawler = Crawler::start_with_store(config.clone(), None, Some(store))?;
+    crawler.check_robots(&Plan::from_config(config)).await?;
+    Ok(crawler)
+}
+
+/// Applies a new config between passes: the crawler is rebuilt so a new
+/// quota takes effect; added tag sets are due at once, removed ones dropped.
+async fn reload(
+    old: Config,
+    new: Config,
+    crawler: Crawler,
+    due: &mut BTreeMap<String, Instant>,
+) -> Result<(Config, Crawler), CrawlError> {
+    crawler.finish().await?;
+    let crawler = start(&new).await?;
+    due.retain(|name, _| new.tag_sets.iter().any(|s| &s.name == name));
+    for set in &new.tag_sets {
+        due.entry(set.name.clone()).or_insert_with(Instant::now);
+    }
+    info!(
+        tag_sets = new.tag_sets.len(),
+        rate = new.rate,
+        previous_rate = old.rate,
+        "config reloaded; applies from the next pass"
+    );
+    Ok((new, crawler))
+}
+
+/// One pass of a tag set. Returns true when shutdown cut it short.
+async fn run_pass(
+    crawler: &mut Crawler,
+    config: &Config,
+    set: &TagSet,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<bool, CrawlError> {
+    let started = Instant::now();
+    let pass = crawler
+        .aggregator()
+        .send(BeginPass {
+            tag_set: set.name.clone(),
+            newest: set.tab == Tab::Newest,
+            now: Utc::now(),
+        })
+        .await
+        .map_err(|_| CrawlError::Stopped)??;
+    let mut plan = tag_set_plan(config, set);
+    let planned = plan.len();
+    plan.jobs.retain(|j| {
+        !pass
+            .done
+            .contains(&(j.ctx.tag.clone(), j.ctx.tab.clone(), j.ctx.page))
+    });
+    info!(
+        tag_set = %set.name,
+        pass_id = pass.pass_id,
+        resumed = pass.resumed,
+        incremental = pass.incremental,
+        pages_planned = planned,
+        pages_already_done = planned - plan.len(),
+        "pass starting"
+    );
+    let futures = crawler.submit_plan(&plan);
+    let driven = crawler.drive(futures, shutdown).await?;
+    report_failures(&config.failures_path, &driven.failures)?;
+    let finished = !driven.interrupted;
+    let totals = crawler
+        .aggregator()
+        .send(EndPass {
+            finished,
+            now: Utc::now(),
+        })
+        .await
+        .map_err(|_| CrawlError::Stopped)??;
+    if finished {
+        info!(
+            tag_set = %set.name,
+            pass_id = pass.pass_id,
+            pages = totals.pages,
+            questions = totals.questions,
+            new = totals.new,
+            updated = totals.updated,
+            unchanged = totals.unchanged,
+            failed = driven.failures.len(),
+            incremental = pass.incremental,
+            wall_secs = started.elapsed().as_secs_f64(),
+            "pass finished"
+        );
+    } else {
+        error!(
+            tag_set = %set.name,
+            pass_id = pass.pass_id,
+            pages_done = totals.pages,
+            "pass interrupted; the next start resumes it"
+        );
+    }
+    Ok(driven.interrupted)
+}

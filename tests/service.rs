@@ -1,0 +1,343 @@
+//! `stackcrawl run` as a user runs it: the real binary against FakeSite on
+//! 127.0.0.1, synchronised on its JSON log lines. Incremental passes,
+//! kill -9 and resume, SIGTERM drain, SIGHUP reload.
+
+mod common;
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{FakeQuestion, FakeSite};
+
+/// A running `stackcrawl run` whose log lines arrive as JSON values.
+struct Service {
+    child: Child,
+    lines: mpsc::Receiver<serde_json::Value>,
+    seen: Vec<serde_json::Value>,
+}
+
+impl Service {
+    fn start(config: &Path) -> Service {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stackcrawl"))
+            .args(["--log-format", "json", "run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start stackcrawl run");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let value = serde_json::from_str(&line).unwrap_or(serde_json::Value::String(line));
+                if tx.send(value).is_err() {
+                    return;
+                }
+            }
+        });
+        Service {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (bounded) for the next log line with this message and returns it.
+    fn wait_for(&mut self, message: &str) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) => {
+                    self.seen.push(v.clone());
+                    if v["message"] == message {
+                        return v;
+                    }
+                }
+                Err(_) => panic!("no `{message}` log line; saw {:#?}", self.seen),
+            }
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits (bounded) for the process to exit and returns its code.
+    fn wait_exit(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                // Collect the remaining lines for assertions.
+                while let Ok(v) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    self.seen.push(v);
+                }
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "stackcrawl did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn saw(&self, message: &str) -> bool {
+        self.seen.iter().any(|v| v["message"] == message)
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_config(dir: &Path, site: &FakeSite, fetch: &str, sets: &str) -> PathBuf {
+    let path = dir.join("run.toml");
+    let text = format!(
+        "[site]\nbase_url = \"{}\"\n[fetch]\nretry_base_ms = 20\nstatus_every_secs = 1\n{fetch}\n\
+         [output]\npath = \"{}\"\n[store]\npath = \"{}\"\n{sets}",
+        site.base_url(),
+        dir.join("out.jsonl").display(),
+        dir.join("store.db").display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn query_u64(db: &Path, sql: &str) -> u64 {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap() as u64
+}
+
+fn done_pages(db: &Path) -> HashSet<u32> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn.prepare("SELECT page FROM pass_pages").unwrap();
+    let pages = stmt
+        .query_map([], |r| r.get::<_, u32>(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    pages
+}
+
+#[test]
+fn second_pass_is_incremental_and_adds_snapshots() {
+    let site = FakeSite::builder().tag("a", 500).start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &site,
+        "fetchers = 1\nrate = 30.0\nburst = 5",
+        "[tag_sets.s]\ntags = [\"a\"]\npages = 10\nevery = \"2s\"\n",
+    );
+    let mut svc = Service::start(&config);
+    let first = svc.wait_for("pass finished");
+    assert_eq!(first["new"], 500);
+    assert_eq!(site.page_hits().len(), 10);
+
+    for i in 0..3 {
+        let mut q = FakeQuestion::generated("a", 7, i);
+        q.id = 90_000_000 + i;
+        site.add_newest("a", q);
+    }
+    let second = svc.wait_for("pass finished");
+    svc.signal("-TERM");
+    assert_eq!(svc.wait_exit(), Some(0));
+
+    assert_eq!(second["incremental"], true);
+    assert_eq!(second["new"], 3);
+    // Page 1 holds the 3 new questions; page 2 holds only known ones and
+    // ends the pass: 2 pages instead of 10.
+    assert_eq!(second["pages"], 2);
+    assert_eq!(site.page_hits().len(), 12);
+    let db = dir.path().join("store.db");
+    assert_eq!(query_u64(&db, "SELECT COUNT(*) FROM questions"), 503);
+    assert_eq!(query_u64(&db, "SELECT COUNT(*) FROM snapshots"), 500 + 100);
+}
+
+#[test]
+fn kill_9_mid_pass_then_restart_refetches_no_done_page() {
+    let site = FakeSite::builder()
+        .tag("a", 2000)
+        .latency(Duration::from_millis(50))
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &site,
+        "fetchers = 2\nrate = 20.0\nburst = 1",
+        "[tag_sets.s]\ntags = [\"a\"]\npages = 40\n",
+    );
+    let db = dir.path().join("store.db");
+    let mut svc = Service::start(&config);
+    for _ in 0..8 {
+        svc.wait_for("page done");
+    }
+    svc.signal("-KILL");
+    svc.wait_exit();
+    let done_before = done_pages(&db);
+    assert!(done_before.len() >= 8, "{done_before:?}");
+    assert!(done_before.len() < 40, "killed mid-pass");
+    let hits_before = site.page_hits().len();
+
+    let mut svc = Service::start(&config);
+    let resumed = svc.wait_for("pass starting");
+    assert_eq!(resumed["resumed"], true);
+    assert_eq!(resumed["pages_already_done"], done_before.len() as u64);
+    svc.wait_for("pass finished");
+    svc.signal("-TERM");
+    assert_eq!(svc.wait_exit(), Some(0));
+
+    let refetched: Vec<u32> = site.page_hits()[hits_before..]
+        .iter()
+        .filter_map(|h| h.page)
+        .filter(|p| done_before.contains(p))
+        .collect();
+    assert!(
+        refetched.is_empty(),
+        "done pages fetched again: {refetched:?}"
+    );
+    assert_eq!(done_pages(&db).len(), 40);
+    assert_eq!(query_u64(&db, "SELECT COUNT(*) FROM questions"), 2000);
+    assert_eq!(
+        query_u64(&db, "SELECT COUNT(*) FROM snapshots"),
+        2000,
+        "no duplicate snapshot"
+    );
+}
+
+#[test]
+fn sigterm_drains_in_flight_pages_and_exits_0() {
+    let site = FakeSite::builder()
+        .tag("a", 2000)
+        .latency(Duration::from_millis(300))
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &site,
+        "fetchers = 4\nrate = 10.0\nburst = 4",
+        "[tag_sets.s]\ntags = [\"a\"]\npages = 40\n",
+    );
+    let db = dir.path().join("store.db");
+    let mut svc = Service::start(&config);
+    svc.wait_for("page done");
+    svc.signal("-TERM");
+    assert_eq!(svc.wait_exit(), Some(0));
+    assert!(svc.saw("pass interrupted; the next start resumes it"));
+    assert!(svc.saw("run stopped; store flushed"));
+    // Every page the server answered was drained into the store.
+    let served: HashSet<u32> = site.page_hits().iter().filter_map(|h| h.page).collect();
+    assert_eq!(done_pages(&db), served);
+    assert!(served.len() < 40);
+}
+
+#[test]
+fn sighup_applies_a_good_config_and_rejects_a_bad_one() {
+    let site = FakeSite::builder().tag("a", 100).tag("b", 100).start();
+    let dir = tempfile::tempdir().unwrap();
+    let fetch = "fetchers = 2\nrate = 30.0\nburst = 5";
+    let config = write_config(
+        dir.path(),
+        &site,
+        fetch,
+        "[tag_sets.one]\ntags = [\"a\"]\npages = 2\nevery = \"1h\"\n",
+    );
+    let mut svc = Service::start(&config);
+    let first = svc.wait_for("pass finished");
+    assert_eq!(first["tag_set"], "one");
+
+    std::fs::write(&config, "[fetch]\nrate = 99.0\n").unwrap();
+    svc.signal("-HUP");
+    let rejected = svc.wait_for("SIGHUP: config rejected; the running config stays");
+    assert!(
+        rejected["error"].as_str().unwrap().contains("fetch.rate"),
+        "{rejected}"
+    );
+
+    write_config(
+        dir.path(),
+        &site,
+        fetch,
+        "[tag_sets.one]\ntags = [\"a\"]\npages = 2\nevery = \"1h\"\n\
+         [tag_sets.two]\ntags = [\"b\"]\npages = 2\nevery = \"1h\"\n",
+    );
+    svc.signal("-HUP");
+    svc.wait_for("config reloaded; applies from the next pass");
+    let second = svc.wait_for("pass finished");
+    assert_eq!(second["tag_set"], "two");
+    svc.signal("-TERM");
+    assert_eq!(svc.wait_exit(), Some(0));
+    let tags: HashSet<String> = site
+        .page_hits()
+        .iter()
+        .filter_map(|h| h.tag.clone())
+        .collect();
+    assert_eq!(tags, HashSet::from(["a".to_string(), "b".to_string()]));
+}
+
+#[test]
+fn report_and_export_read_the_store() {
+    let site = FakeSite::builder().tag("a", 120).start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &site,
+        "fetchers = 2\nrate = 30.0\nburst = 5",
+        "[tag_sets.s]\ntags = [\"a\"]\npages = 3\n",
+    );
+    let mut svc = Service::start(&config);
+    svc.wait_for("pass finished");
+    svc.signal("-TERM");
+    assert_eq!(svc.wait_exit(), Some(0));
+
+    let bin = env!("CARGO_BIN_EXE_stackcrawl");
+    let out = Command::new(bin)
+        .args(["report", "--json", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let served = site.questions("a");
+    assert_eq!(report["tags"][0]["tag"], "a");
+    assert_eq!(report["tags"][0]["questions"], 120);
+    assert_eq!(
+        report["tags"][0]["views"],
+        served.iter().map(|q| q.views).sum::<u64>()
+    );
+
+    let csv = dir.path().join("export.csv");
+    let out = Command::new(bin)
+        .args(["export", "--format", "csv", "--config"])
+        .arg(&config)
+        .arg("--output")
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(text.lines().count(), 121, "header and 120 rows");
+    assert!(text
+        .lines()
+        .next()
+        .unwrap()
+        .starts_with("site,question_id,url,title"));
+}
