@@ -201,6 +201,35 @@ pub fn api_url(api_base: &str, q: &ApiQuery) -> String {
     url
 }
 
+/// `url` (built by [`api_url`] without a key) with the app key added. The
+/// fetcher calls this right before the request, so the keyed URL is never
+/// stored, logged or written anywhere.
+pub fn with_key(url: &str, key: &str) -> String {
+    if key.is_empty() {
+        return url.to_owned();
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}key={}", enc(key))
+}
+
+/// What a run spent of the API and what the API said about it, for the
+/// status line and the summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ApiUsage {
+    /// Requests sent (every attempt: each costs one unit of quota).
+    pub requests: u64,
+    /// Responses that carried `backoff`; each paused the API pool.
+    pub backoffs: u64,
+    pub throttle_violations: u64,
+    /// The API's latest figures, from the last response that had them.
+    pub quota_remaining: Option<u64>,
+    pub quota_max: Option<u64>,
+    /// Set when the run stopped because the quota (nearly) ran out: when it
+    /// is available again (the next UTC midnight, or the time a
+    /// `throttle_violation` named).
+    pub quota_resets_at: Option<DateTime<Utc>>,
+}
+
 const REDACTED: &str = "REDACTED";
 
 /// Query parameters whose values are secrets.
@@ -1463,6 +1492,25 @@ mod tests {
             "https://api.stackexchange.com/2.3/questions?tagged=asp.net-core&site=stackoverflow\
              &sort=creation&order=desc&page=1&pagesize=100"
         );
+    }
+
+    #[test]
+    fn with_key_adds_the_encoded_key_to_a_keyless_url() {
+        let url = api_url(DEFAULT_API_BASE, &query("c++"));
+        let keyed = with_key(&url, "k(ey)*1");
+        assert_eq!(keyed, format!("{url}&key=k%28ey%29%2A1"));
+        assert_eq!(
+            keyed,
+            api_url(
+                DEFAULT_API_BASE,
+                &ApiQuery {
+                    key: Some("k(ey)*1".into()),
+                    ..query("c++")
+                }
+            )
+        );
+        assert_eq!(with_key(&url, ""), url);
+        assert_eq!(redact_key(&keyed), format!("{url}&key=REDACTED"));
     }
 
     #[test]

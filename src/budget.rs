@@ -27,6 +27,9 @@ struct HostDay {
 pub struct Budget {
     path: PathBuf,
     limit: u64,
+    /// Hosts with a limit of their own: the API's documented quota is not
+    /// the budget chosen for HTML pages.
+    limits: BTreeMap<String, u64>,
     hosts: BTreeMap<String, HostDay>,
 }
 
@@ -49,12 +52,23 @@ impl Budget {
         Ok(Budget {
             path: path.to_path_buf(),
             limit,
+            limits: BTreeMap::new(),
             hosts,
         })
     }
 
     pub fn limit(&self) -> u64 {
         self.limit
+    }
+
+    /// Gives `host` its own daily limit instead of the default one.
+    pub fn set_limit(&mut self, host: &str, limit: u64) {
+        self.limits.insert(host.to_string(), limit);
+    }
+
+    /// The daily limit that applies to `host`.
+    pub fn limit_for(&self, host: &str) -> u64 {
+        self.limits.get(host).copied().unwrap_or(self.limit)
     }
 
     /// Requests left today for `host`.
@@ -65,7 +79,7 @@ impl Budget {
             .get(host)
             .filter(|d| d.day == today)
             .map_or(0, |d| d.used);
-        self.limit.saturating_sub(used)
+        self.limit_for(host).saturating_sub(used)
     }
 
     /// Takes one request from today's budget; false when none is left.
@@ -81,7 +95,8 @@ impl Budget {
                 used: 0,
             };
         }
-        if entry.used >= self.limit {
+        let limit = self.limits.get(host).copied().unwrap_or(self.limit);
+        if entry.used >= limit {
             return false;
         }
         entry.used += 1;
@@ -130,6 +145,19 @@ mod tests {
         assert_eq!(b.remaining("b", now), 3, "budgets are per host");
         assert_eq!(Budget::resets_at(now), at("2026-11-26T00:00:00Z"));
         assert!(b.take("a", at("2026-11-26T00:00:01Z")));
+    }
+
+    #[test]
+    fn a_host_can_have_its_own_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = Budget::load(&dir.path().join("budget.json"), 5).unwrap();
+        b.set_limit("api:api.stackexchange.com", 2);
+        let now = at("2026-11-25T10:00:00Z");
+        assert!(b.take("api:api.stackexchange.com", now));
+        assert!(b.take("api:api.stackexchange.com", now));
+        assert!(!b.take("api:api.stackexchange.com", now));
+        assert_eq!(b.remaining("stackoverflow.com", now), 5);
+        assert_eq!(b.limit_for("api:api.stackexchange.com"), 2);
     }
 
     #[test]

@@ -248,6 +248,18 @@ pub struct TagSet {
     pub every: Duration,
 }
 
+impl TagSet {
+    /// Whether pages list the newest questions first (a Newest tab, or the
+    /// API's `creation` order), so that a page of known questions means
+    /// everything after it is known too.
+    pub fn is_newest_first(&self) -> bool {
+        match self.source {
+            Source::Html => self.tab == Tab::Newest,
+            Source::Api => self.sort == ApiSort::Creation,
+        }
+    }
+}
+
 /// A validated configuration: every value in range, every tag safe to put
 /// in a URL path.
 #[derive(Debug, Clone)]
@@ -390,18 +402,42 @@ impl Config {
         origin: &str,
         overrides: &Overrides,
     ) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Toml {
-            origin: origin.to_string(),
-            message: e.to_string().trim_end().to_string(),
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let mut message = e.to_string().trim_end().to_string();
+            // serde's "unknown field" alone would leave the user guessing
+            // where the key belongs; it belongs in no file at all.
+            if message.contains("unknown field `key`") {
+                message.push_str(&format!(
+                    "\n(the Stack Exchange app key is read only from the {API_KEY_ENV} environment variable, never from the config file)"
+                ));
+            }
+            ConfigError::Toml {
+                origin: origin.to_string(),
+                message,
+            }
         })?;
         Config::from_raw(raw, text, origin, overrides)
     }
 
+    /// Validates a parsed file; the app key comes from `STACKCRAWL_API_KEY`.
     pub fn from_raw(
         raw: RawConfig,
         text: &str,
         origin: &str,
         ov: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let key = std::env::var(API_KEY_ENV).ok();
+        Config::from_raw_with_key(raw, text, origin, ov, key.as_deref())
+    }
+
+    /// `from_raw` with the app key given rather than read from the
+    /// environment, so tests and embedders control it.
+    pub fn from_raw_with_key(
+        raw: RawConfig,
+        text: &str,
+        origin: &str,
+        ov: &Overrides,
+        key: Option<&str>,
     ) -> Result<Config, ConfigError> {
         let v = Validator { text, origin };
 
@@ -542,6 +578,8 @@ impl Config {
         };
 
         let tag_sets = v.tag_sets(&raw.tag_sets, ov)?;
+        let uses_api = tag_sets.iter().any(|s| s.source == Source::Api);
+        let api = v.api(&raw.api, &site, key, uses_api)?;
         let failures_path = match &raw.output.failures {
             Some(p) => PathBuf::from(p),
             None => output.with_extension("failed.jsonl"),
@@ -581,6 +619,7 @@ impl Config {
             status_every: Duration::from_secs(status_every as u64),
             block_pause,
             store_path: PathBuf::from(raw.store.path.as_deref().unwrap_or(DEFAULT_STORE)),
+            api,
         })
     }
 
@@ -795,38 +834,67 @@ impl Validator<'_> {
         ov: &Overrides,
     ) -> Result<TagSet, ConfigError> {
         let prefix = format!("tag_sets.{name}");
-        let tab = match (&ov.tab, &raw.tab) {
-            (Some(t), _) => Tab::parse(t).ok_or_else(|| self.err("--tab", None, bad_tab(t)))?,
-            (None, Some(t)) => Tab::parse(t.get_ref()).ok_or_else(|| {
-                self.err(
-                    &format!("{prefix}.tab"),
-                    Some(t.span().start),
-                    bad_tab(t.get_ref()),
-                )
-            })?,
-            (None, None) => DEFAULT_TAB,
+        let source = match &raw.source {
+            None => Source::Html,
+            Some(s) => match s.get_ref().trim() {
+                "html" => Source::Html,
+                "api" => Source::Api,
+                other => {
+                    return Err(self.err(
+                        &format!("{prefix}.source"),
+                        Some(s.span().start),
+                        format!("must be \"html\" or \"api\", got `{other}`"),
+                    ))
+                }
+            },
         };
-        let pagesize = self.int(
-            &format!("{prefix}.pagesize"),
-            "--pagesize",
-            ov.pagesize,
-            &raw.pagesize,
-            DEFAULT_PAGESIZE,
-            15..=50,
-        )?;
-        if ![15, 30, 50].contains(&pagesize) {
-            let at = raw.pagesize.as_ref().map(|s| s.span().start);
-            let key = if ov.pagesize.is_some() {
-                "--pagesize".to_string()
-            } else {
-                format!("{prefix}.pagesize")
-            };
-            return Err(self.err(
-                &key,
-                at.filter(|_| ov.pagesize.is_none()),
-                format!("must be 15, 30 or 50 (the sizes the site offers), got {pagesize}"),
-            ));
-        }
+        let (tab, sort, pagesize) = match source {
+            Source::Html => {
+                if let Some(s) = &raw.sort {
+                    return Err(self.err(
+                        &format!("{prefix}.sort"),
+                        Some(s.span().start),
+                        "sort is for source = \"api\" tag sets; an html tag set orders by tab",
+                    ));
+                }
+                let tab = match (&ov.tab, &raw.tab) {
+                    (Some(t), _) => {
+                        Tab::parse(t).ok_or_else(|| self.err("--tab", None, bad_tab(t)))?
+                    }
+                    (None, Some(t)) => Tab::parse(t.get_ref()).ok_or_else(|| {
+                        self.err(
+                            &format!("{prefix}.tab"),
+                            Some(t.span().start),
+                            bad_tab(t.get_ref()),
+                        )
+                    })?,
+                    (None, None) => DEFAULT_TAB,
+                };
+                let pagesize = self.int(
+                    &format!("{prefix}.pagesize"),
+                    "--pagesize",
+                    ov.pagesize,
+                    &raw.pagesize,
+                    DEFAULT_PAGESIZE,
+                    15..=50,
+                )?;
+                if ![15, 30, 50].contains(&pagesize) {
+                    let at = raw.pagesize.as_ref().map(|s| s.span().start);
+                    let key = if ov.pagesize.is_some() {
+                        "--pagesize".to_string()
+                    } else {
+                        format!("{prefix}.pagesize")
+                    };
+                    return Err(self.err(
+                        &key,
+                        at.filter(|_| ov.pagesize.is_none()),
+                        format!("must be 15, 30 or 50 (the sizes the site offers), got {pagesize}"),
+                    ));
+                }
+                (tab, ApiSort::default(), pagesize)
+            }
+            Source::Api => self.api_listing(&prefix, raw, ov)?,
+        };
         let pages = self.int(
             &format!("{prefix}.pages"),
             "--pages",
@@ -856,12 +924,225 @@ impl Validator<'_> {
         Ok(TagSet {
             name: name.to_string(),
             tags,
+            source,
             tab,
+            sort,
             pagesize: pagesize as u32,
             pages: pages as u32,
             every,
         })
     }
+}
+
+impl Validator<'_> {
+    /// An api tag set's order and page size. `--tab` is for listings and
+    /// leaves api tag sets alone; `--pagesize` applies, within the API's limit.
+    fn api_listing(
+        &self,
+        prefix: &str,
+        raw: &RawTagSet,
+        ov: &Overrides,
+    ) -> Result<(Tab, ApiSort, i64), ConfigError> {
+        if let Some(t) = &raw.tab {
+            return Err(self.err(
+                &format!("{prefix}.tab"),
+                Some(t.span().start),
+                "tab is for html tag sets; an api tag set orders by sort = \"creation\", \"activity\" or \"votes\"",
+            ));
+        }
+        let sort = match &raw.sort {
+            None => ApiSort::default(),
+            Some(s) => s.get_ref().parse::<ApiSort>().map_err(|e| {
+                self.err(
+                    &format!("{prefix}.sort"),
+                    Some(s.span().start),
+                    e.to_string(),
+                )
+            })?,
+        };
+        let pagesize = self.int(
+            &format!("{prefix}.pagesize"),
+            "--pagesize",
+            ov.pagesize,
+            &raw.pagesize,
+            DEFAULT_API_PAGESIZE,
+            1..=api::MAX_PAGESIZE as i64,
+        )?;
+        Ok((DEFAULT_TAB, sort, pagesize))
+    }
+
+    /// `[api]`, with the key from the environment. The site name is needed
+    /// (and checked) only when a tag set uses the API.
+    fn api(
+        &self,
+        raw: &RawApi,
+        host: &str,
+        key: Option<&str>,
+        uses_api: bool,
+    ) -> Result<ApiSettings, ConfigError> {
+        let base_url = match &raw.base_url {
+            Some(u) => self.base_url("api.base_url", u.get_ref(), Some(u.span().start))?,
+            None => api::DEFAULT_API_BASE.to_string(),
+        };
+        let api_host = host_of(&base_url).unwrap_or_default();
+        let derived = api_site_for_host(host);
+        let site = match &raw.site {
+            Some(s) => {
+                let at = Some(s.span().start);
+                let name = check_api_site(s.get_ref()).map_err(|r| self.err("api.site", at, r))?;
+                // One config crawls one site: records are labelled with the
+                // host of site.base_url, so the API must fetch that same site.
+                if let Some(d) = derived.as_ref().filter(|d| **d != name && name != host) {
+                    return Err(self.err(
+                        "api.site",
+                        at,
+                        format!(
+                            "`{name}` is not the site of site.base_url ({host}, API name `{d}`); set site.base_url to the site you want"
+                        ),
+                    ));
+                }
+                Some(name)
+            }
+            None => derived,
+        };
+        if uses_api && site.is_none() {
+            return Err(self.err(
+                "api.site",
+                None,
+                format!(
+                    "missing: `{host}` is not a Stack Exchange host, so the API site cannot be derived from site.base_url; set it, e.g. site = \"stackoverflow\""
+                ),
+            ));
+        }
+        let key = match key.map(str::trim).filter(|k| !k.is_empty()) {
+            None => None,
+            // The value is never quoted back: it may be a real key, pasted wrong.
+            Some(k) if k.len() > 200 || !k.chars().all(|c| c.is_ascii_graphic()) => {
+                return Err(self.err(
+                    API_KEY_ENV,
+                    None,
+                    "is not an app key: expected up to 200 printable ASCII characters without spaces",
+                ))
+            }
+            Some(k) => Some(ApiKey(k.to_string())),
+        };
+        let default_quota = if key.is_some() {
+            API_QUOTA_WITH_KEY
+        } else {
+            API_QUOTA_WITHOUT_KEY
+        };
+        let daily_quota = self.int(
+            "api.daily_quota",
+            "",
+            None,
+            &raw.daily_quota,
+            default_quota,
+            1..=10_000_000,
+        )?;
+        let stop_at = self.int(
+            "api.stop_at_quota_remaining",
+            "",
+            None,
+            &raw.stop_at_quota_remaining,
+            DEFAULT_STOP_AT_QUOTA_REMAINING,
+            0..=10_000_000,
+        )?;
+        if stop_at >= daily_quota {
+            return Err(self.err(
+                "api.stop_at_quota_remaining",
+                raw.stop_at_quota_remaining.as_ref().map(|s| s.span().start),
+                format!("must be below api.daily_quota ({daily_quota}), got {stop_at}"),
+            ));
+        }
+        let throttle_violation_pause = self.secs(
+            "api.throttle_violation_pause_secs",
+            &raw.throttle_violation_pause_secs,
+            api::THROTTLE_VIOLATION_MIN_PAUSE.as_secs_f64(),
+        )?;
+        let filter = match &raw.filter {
+            None => None,
+            Some(f) => {
+                let v = f.get_ref().trim();
+                if v.is_empty() || v.len() > 100 || !v.chars().all(|c| c.is_ascii_graphic()) {
+                    return Err(self.err(
+                        "api.filter",
+                        Some(f.span().start),
+                        "must be a filter id the API minted (e.g. \"!9_bDDxJY5\"), or left out",
+                    ));
+                }
+                Some(v.to_string())
+            }
+        };
+        Ok(ApiSettings {
+            base_url,
+            host: api_host,
+            site,
+            key,
+            filter,
+            daily_quota: daily_quota as u64,
+            stop_at_quota_remaining: stop_at as u64,
+            throttle_violation_pause,
+        })
+    }
+}
+
+/// The API's short name for a Stack Exchange host (the API also accepts the
+/// full domain, used where the short form is not certain). `None` for hosts
+/// that are not Stack Exchange sites: a mirror or a test server.
+pub fn api_site_for_host(host: &str) -> Option<String> {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let host = host.strip_prefix("www.").unwrap_or(&host);
+    const DOT_COM: [&str; 5] = [
+        "stackoverflow.com",
+        "serverfault.com",
+        "superuser.com",
+        "askubuntu.com",
+        "stackapps.com",
+    ];
+    if let Some(sub) = host.strip_suffix(".stackexchange.com") {
+        // `unix.stackexchange.com` is `unix`; a nested meta is named by domain.
+        return Some(if sub.contains('.') {
+            host.to_string()
+        } else {
+            sub.to_string()
+        });
+    }
+    if DOT_COM
+        .iter()
+        .any(|d| host == *d || host.ends_with(&format!(".{d}")))
+    {
+        // `meta.stackoverflow.com` is `meta.stackoverflow`, `pt.stackoverflow.com` is `pt.stackoverflow`.
+        return host.strip_suffix(".com").map(str::to_string);
+    }
+    if host == "mathoverflow.net" || host.ends_with(".mathoverflow.net") {
+        return Some(host.to_string());
+    }
+    None
+}
+
+/// An API site name: a short name (`stackoverflow`, `unix`, `meta.serverfault`)
+/// or a domain (`mathoverflow.net`). It goes into a query string, so only
+/// lower-case letters, digits, `.` and `-`.
+fn check_api_site(name: &str) -> Result<String, String> {
+    let n = name.trim().to_lowercase();
+    if n.is_empty() || n.len() > 64 {
+        return Err(
+            "must be the API's name for a site, e.g. \"stackoverflow\" or \"serverfault\"".into(),
+        );
+    }
+    let plausible = n
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        && n.chars().any(|c| c.is_ascii_lowercase())
+        && !n.starts_with(['.', '-'])
+        && !n.ends_with(['.', '-'])
+        && !n.contains("..");
+    if !plausible {
+        return Err(format!(
+            "`{n}` is not an API site name: use letters, digits, `.` and `-`, e.g. \"stackoverflow\""
+        ));
+    }
+    Ok(n)
 }
 
 fn bad_tab(t: &str) -> String {
@@ -1014,6 +1295,204 @@ pages = 3
         assert_eq!(c.tag_sets[0].every, Duration::from_secs(900));
         let (key, line, _) = invalid("[tag_sets.a]\ntags = [\"x\"]\nevery = \"soon\"\n");
         assert_eq!((key.as_str(), line), ("tag_sets.a.every", Some(3)));
+    }
+
+    /// Like `load`, with the app key given instead of read from the
+    /// environment, so the tests do not depend on the shell they run in.
+    fn load_key(text: &str, key: Option<&str>) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).expect("test TOML parses");
+        Config::from_raw_with_key(raw, text, "test.toml", &Overrides::default(), key)
+    }
+
+    fn invalid_key(text: &str, key: Option<&str>) -> (String, Option<usize>, String) {
+        match load_key(text, key) {
+            Err(ConfigError::Invalid {
+                key, at, reason, ..
+            }) => (key, at.0, reason),
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    const API_SET: &str = "[tag_sets.so]\nsource = \"api\"\ntags = [\"c++\", \"rust\"]\nsort = \"votes\"\npages = 5\n";
+
+    #[test]
+    fn api_tag_set_defaults_and_site_from_the_base_url() {
+        let c = load_key(API_SET, None).unwrap();
+        let set = &c.tag_sets[0];
+        assert_eq!(set.source, Source::Api);
+        assert_eq!(set.sort, ApiSort::Votes);
+        assert_eq!((set.pagesize, set.pages), (100, 5));
+        assert_eq!(c.api.site.as_deref(), Some("stackoverflow"));
+        assert_eq!(c.api.base_url, api::DEFAULT_API_BASE);
+        assert_eq!(c.api.host, "api.stackexchange.com");
+        assert_eq!(c.api.daily_quota, 300, "without a key");
+        assert_eq!(c.api.stop_at_quota_remaining, 5);
+        assert_eq!(c.api.throttle_violation_pause, Duration::from_secs(30));
+        assert!(c.api.key.is_none());
+    }
+
+    #[test]
+    fn the_key_raises_the_quota_and_is_never_printed() {
+        let c = load_key(API_SET, Some(" s3cr3t((key ")).unwrap();
+        assert_eq!(c.api.daily_quota, 10_000);
+        assert_eq!(c.api.key.as_ref().map(ApiKey::expose), Some("s3cr3t((key"));
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("s3cr3t"), "{debug}");
+        assert!(load_key(API_SET, Some("  ")).unwrap().api.key.is_none());
+        let (key, _, reason) = invalid_key(API_SET, Some("two words"));
+        assert_eq!(key, API_KEY_ENV);
+        assert!(!reason.contains("two words"), "{reason}");
+    }
+
+    #[test]
+    fn a_key_in_the_file_is_refused_with_its_line() {
+        let text = format!("[api]\nsite = \"stackoverflow\"\nkey = \"abc\"\n{API_SET}");
+        match Config::from_toml(&text, "test.toml", &Overrides::default()) {
+            Err(ConfigError::Toml { message, .. }) => {
+                assert!(message.contains("line 3"), "{message}");
+                assert!(message.contains(API_KEY_ENV), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn api_pagesize_sort_and_tab_name_key_and_line() {
+        let (key, line, _) = invalid_key(
+            "[tag_sets.a]\nsource = \"api\"\ntags = [\"x\"]\npagesize = 101\n",
+            None,
+        );
+        assert_eq!((key.as_str(), line), ("tag_sets.a.pagesize", Some(4)));
+        let (key, line, reason) = invalid_key(
+            "[tag_sets.a]\nsource = \"api\"\ntags = [\"x\"]\nsort = \"hot\"\n",
+            None,
+        );
+        assert_eq!((key.as_str(), line), ("tag_sets.a.sort", Some(4)));
+        assert!(reason.contains("creation"), "{reason}");
+        let (key, _, _) = invalid_key(
+            "[tag_sets.a]\nsource = \"api\"\ntags = [\"x\"]\ntab = \"Votes\"\n",
+            None,
+        );
+        assert_eq!(key, "tag_sets.a.tab");
+        let (key, _, _) = invalid_key("[tag_sets.a]\ntags = [\"x\"]\nsort = \"votes\"\n", None);
+        assert_eq!(key, "tag_sets.a.sort", "sort is not for html sets");
+        let (key, line, _) = invalid_key("[tag_sets.a]\ntags = [\"x\"]\nsource = \"rss\"\n", None);
+        assert_eq!((key.as_str(), line), ("tag_sets.a.source", Some(3)));
+        // An API page may hold 1 to 100 questions; a listing still only 15/30/50.
+        let c = load_key(
+            "[tag_sets.a]\nsource = \"api\"\ntags = [\"x\"]\npagesize = 40\n",
+            None,
+        );
+        assert_eq!(c.unwrap().tag_sets[0].pagesize, 40);
+    }
+
+    #[test]
+    fn api_site_is_required_off_stack_exchange_and_checked() {
+        let local = "[site]\nbase_url = \"http://127.0.0.1:8080\"\n";
+        let (key, _, reason) = invalid_key(&format!("{local}{API_SET}"), None);
+        assert_eq!(key, "api.site");
+        assert!(reason.contains("127.0.0.1"), "{reason}");
+        // HTML-only configs need no API site.
+        assert!(load_key(&format!("{local}[tag_sets.a]\ntags = [\"x\"]\n"), None).is_ok());
+        let c = load_key(
+            &format!("{local}[api]\nsite = \"stackoverflow\"\n{API_SET}"),
+            None,
+        );
+        assert_eq!(c.unwrap().api.site.as_deref(), Some("stackoverflow"));
+        let (key, line, _) = invalid_key(
+            &format!("{local}[api]\nsite = \"stack overflow&x=1\"\n{API_SET}"),
+            None,
+        );
+        assert_eq!((key.as_str(), line), ("api.site", Some(4)));
+    }
+
+    #[test]
+    fn api_site_must_be_the_site_of_the_base_url() {
+        let (key, _, reason) =
+            invalid_key(&format!("[api]\nsite = \"serverfault\"\n{API_SET}"), None);
+        assert_eq!(key, "api.site");
+        assert!(reason.contains("site.base_url"), "{reason}");
+        let c = load_key(
+            &format!("[site]\nbase_url = \"https://serverfault.com\"\n[api]\nsite = \"serverfault\"\n{API_SET}"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.api.site.as_deref(), Some("serverfault"));
+        assert_eq!(c.site, "serverfault.com");
+    }
+
+    #[test]
+    fn api_site_names_follow_the_host() {
+        for (host, name) in [
+            ("stackoverflow.com", Some("stackoverflow")),
+            ("www.superuser.com", Some("superuser")),
+            ("meta.stackoverflow.com", Some("meta.stackoverflow")),
+            ("pt.stackoverflow.com", Some("pt.stackoverflow")),
+            ("unix.stackexchange.com", Some("unix")),
+            ("mathoverflow.net", Some("mathoverflow.net")),
+            ("127.0.0.1", None),
+            ("example.com", None),
+        ] {
+            assert_eq!(api_site_for_host(host).as_deref(), name, "{host}");
+        }
+    }
+
+    #[test]
+    fn api_quota_settings_are_bounded() {
+        let (key, line, _) = invalid_key(
+            &format!("[api]\ndaily_quota = 10\nstop_at_quota_remaining = 10\n{API_SET}"),
+            None,
+        );
+        assert_eq!(
+            (key.as_str(), line),
+            ("api.stop_at_quota_remaining", Some(3))
+        );
+        let (key, _, _) = invalid_key(
+            &format!("[api]\nthrottle_violation_pause_secs = 0.0\n{API_SET}"),
+            None,
+        );
+        assert_eq!(key, "api.throttle_violation_pause_secs");
+        let (key, _, _) = invalid_key(&format!("[api]\nbase_url = \"ftp://x\"\n{API_SET}"), None);
+        assert_eq!(key, "api.base_url");
+        let c = load_key(
+            &format!("[api]\nbase_url = \"http://127.0.0.1:9/\"\ndaily_quota = 50\nthrottle_violation_pause_secs = 1.5\n{API_SET}"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.api.base_url, "http://127.0.0.1:9");
+        assert_eq!(c.api.daily_quota, 50);
+        assert_eq!(c.api.throttle_violation_pause, Duration::from_millis(1500));
+    }
+
+    #[test]
+    fn example_api_tag_set_is_valid_once_uncommented() {
+        let text = include_str!("../config/example.toml");
+        let (head, block) = text
+            .split_once("# [tag_sets.python-data-api]")
+            .expect("the example documents an api tag set");
+        // Uncomment the TOML lines of the block, leave the prose comments.
+        let block: String = std::iter::once("[tag_sets.python-data-api]")
+            .chain(block.lines().map(|l| match l.strip_prefix("# ") {
+                Some(toml)
+                    if toml.split_once(" = ").is_some_and(|(k, _)| {
+                        k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                    }) =>
+                {
+                    toml
+                }
+                _ => l,
+            }))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let c = load_key(&format!("{head}{block}"), None).unwrap();
+        let set = c.tag_sets.iter().find(|s| s.source == Source::Api).unwrap();
+        assert_eq!(set.tags, ["pandas", "dask"]);
+        assert_eq!(
+            (set.sort, set.pagesize, set.pages),
+            (ApiSort::Creation, 100, 10)
+        );
+        assert_eq!(c.api.site.as_deref(), Some("stackoverflow"));
+        assert_eq!(c.api.base_url, api::DEFAULT_API_BASE);
     }
 
     #[test]

@@ -66,6 +66,9 @@ impl FetchError {
     }
 
     fn from_reqwest(e: reqwest::Error) -> FetchError {
+        // reqwest quotes the request URL in its errors, and an API URL
+        // carries the app key: drop it before anything can print it.
+        let e = e.without_url();
         if e.is_timeout() {
             FetchError::Timeout
         } else if e.is_connect() {
@@ -99,19 +102,22 @@ pub struct HttpClient {
     max_body_bytes: usize,
 }
 
-/// Redirects are followed only on the configured host and only a few times:
-/// a listing that redirects elsewhere is not the page that was planned.
+/// Redirects are followed only on the configured hosts (the site and the
+/// API) and only a few times: a listing that redirects elsewhere is not the
+/// page that was planned.
 const MAX_REDIRECTS: usize = 3;
 
 impl HttpClient {
     pub fn new(config: &Config) -> Result<HttpClient, FetchError> {
-        let host = config.site.clone();
+        let hosts = [config.site.clone(), config.api.host.clone()];
         let policy = redirect::Policy::custom(move |attempt| {
+            let allowed = attempt
+                .url()
+                .host_str()
+                .is_some_and(|h| hosts.iter().any(|allowed| allowed == h));
             if attempt.previous().len() >= MAX_REDIRECTS {
                 attempt.error("too many redirects")
-            } else if attempt.url().host_str() != Some(host.as_str())
-                || !matches!(attempt.url().scheme(), "http" | "https")
-            {
+            } else if !allowed || !matches!(attempt.url().scheme(), "http" | "https") {
                 attempt.error("redirect leaves the configured host")
             } else {
                 attempt.follow()
@@ -229,6 +235,28 @@ mod tests {
         assert_eq!(retry_after(&h, now), Some(Duration::from_secs(30)));
         h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h, now), None);
+    }
+
+    #[tokio::test]
+    async fn errors_never_quote_the_url_and_its_key() {
+        let config = Config::from_toml(
+            "",
+            "test",
+            &crate::config::Overrides {
+                tags: vec!["x".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let http = HttpClient::new(&config).unwrap();
+        // Port 1 on loopback: nothing listens, the connection is refused.
+        let err = http
+            .get_any("http://127.0.0.1:1/2.3/questions?site=stackoverflow&key=S3CRET")
+            .await
+            .unwrap_err();
+        let text = format!("{err} {err:?}");
+        assert!(!text.contains("S3CRET"), "{text}");
+        assert!(!text.contains("key="), "{text}");
     }
 
     #[test]

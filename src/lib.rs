@@ -6,16 +6,19 @@
 //!                    │
 //!                    ▼
 //!               Supervisor ──PageJob──► Fetcher × N ──RawPage──► Cleaner ──Records──► Aggregator ──► JSONL / CSV
-//!                    ▲          (each waits on the ONE shared quota)                       │
+//!                    ▲          (each waits on its host's ONE shared quota)                │
 //!                    └────────────────────── JobEnded ◄─────────────────────────────────────┘
 //! ```
 //!
 //! Modules, in the order data flows:
 //! - [`config`]: TOML → validated `Config` (key and line in every error)
 //! - [`plan`]: `Plan` and `PageJob` (what `--dry-run` prints)
-//! - [`throttle`]: the one governor quota and the pool-wide pause
+//! - [`throttle`]: a host's governor quota and the pool-wide pause (the site
+//!   and the Stack Exchange API each have one)
 //! - [`fetch`]: the HTTP client and `FetchError`
 //! - [`parse`], [`clean`]: pure HTML → raw strings → typed `Question`s
+//! - [`api`]: pure API 2.3 → URLs, typed `Question`s, paging and quota
+//!   fields, classified `ApiError`s (tag sets with `source = "api"`)
 //! - [`actors`]: supervisor, fetchers, cleaner, aggregator
 //! - [`output`]: JSONL and CSV sinks
 //! - [`model`]: `Question`, `PageReport`, `RunSummary`
@@ -51,7 +54,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::FutureExt;
 use thiserror::Error;
 use tokio::sync::{oneshot, watch};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use actors::aggregator::Flush;
 use actors::aggregator::{GetStoreStats, OutputError};
@@ -85,6 +88,14 @@ pub enum CrawlError {
     BudgetExhausted {
         resets_at: chrono::DateTime<chrono::Utc>,
     },
+    /// The API refused a request for good (bad parameter, key errors,
+    /// access denied): the crawl stopped at once, records so far kept.
+    #[error("the Stack Exchange API refused tag {tag} page {page}, crawl stopped: {error}")]
+    Api {
+        tag: String,
+        page: u32,
+        error: api::ApiError,
+    },
     #[error("the crawler's actors stopped before the run ended")]
     Stopped,
 }
@@ -117,10 +128,9 @@ impl Crawler {
         store: Option<Store>,
     ) -> Result<Crawler, CrawlError> {
         let http = HttpClient::new(&config)?;
-        let budget = Arc::new(Mutex::new(Budget::load(
-            &config.budget_file,
-            config.daily_budget,
-        )?));
+        let mut budget = Budget::load(&config.budget_file, config.daily_budget)?;
+        budget.set_limit(&config.api.budget_key(), config.api.daily_quota);
+        let budget = Arc::new(Mutex::new(budget));
         let throttle = Arc::new(Throttle::new(config.rate, config.burst));
         let started = Instant::now();
         let pipeline = Pipeline::start(
@@ -156,11 +166,32 @@ impl Crawler {
         &self.pipeline.throttle
     }
 
+    /// The API host's quota, paused by the API's `backoff`.
+    pub fn api_throttle(&self) -> &Arc<Throttle> {
+        &self.pipeline.api_throttle
+    }
+
     /// Fetches robots.txt once (through the shared quota and budget) and
     /// checks every planned URL against it. Unreachable robots.txt is
     /// retried, then treated as the config says.
     pub async fn check_robots(&self, plan: &Plan) -> Result<(), CrawlError> {
         let url = robots::robots_url(&self.config.base_url);
+        // robots.txt governs crawlers of the site's pages; the API is a
+        // documented interface with its own rules (quota, backoff), on
+        // another host, so API pages are neither checked nor counted.
+        let pages: Vec<&str> = plan
+            .jobs
+            .iter()
+            .filter(|j| j.source == config::Source::Html)
+            .map(|j| j.url.as_str())
+            .collect();
+        if pages.is_empty() && !plan.is_empty() {
+            debug!(
+                api_pages = plan.len(),
+                "robots.txt not fetched: the plan has only API pages, and robots.txt does not apply to the API"
+            );
+            return Ok(());
+        }
         if !self.config.obey_robots {
             warn!(robots_url = %url, "site.obey_robots = false: robots.txt is NOT checked; crawl only sites you may crawl");
             return Ok(());
@@ -199,17 +230,17 @@ impl Crawler {
             warn!(robots_url = %url, reason = %reason, attempt, wait_ms = wait.as_millis() as u64, "robots.txt fetch failed; retrying");
             tokio::time::sleep(wait).await;
         };
-        let forbidden = policy.forbidden(plan.jobs.iter().map(|j| j.url.as_str()));
+        let forbidden = policy.forbidden(pages.iter().copied());
         if let Some(first) = forbidden.first() {
             return Err(RobotsError::Disallowed {
                 robots_url: url,
                 url: first.to_string(),
                 forbidden: forbidden.len(),
-                planned: plan.len(),
+                planned: pages.len(),
             }
             .into());
         }
-        info!(robots_url = %url, planned = plan.len(), "robots.txt allows the planned pages");
+        info!(robots_url = %url, planned = pages.len(), "robots.txt allows the planned pages");
         Ok(())
     }
 
@@ -294,6 +325,7 @@ impl Crawler {
             budget_left: stats.budget_left,
             budget_resets_at: stats.budget_resets_at,
             wall_time: self.started.elapsed(),
+            api: (stats.api.requests > 0).then_some(stats.api),
         })
     }
 }
@@ -406,6 +438,9 @@ impl Crawler {
             effective_rate = round3(s.effective_rate),
             quota_rate = self.config.rate,
             budget_left = s.budget_left,
+            api_requests = (s.api.requests > 0).then_some(s.api.requests),
+            api_quota_remaining = s.api.quota_remaining,
+            api_backoffs = (s.api.backoffs > 0).then_some(s.api.backoffs),
             pages_per_sec = round3(s.done as f64 / self.started.elapsed().as_secs_f64()),
             store_questions = store.as_ref().map(|st| st.questions),
             store_bytes = store.as_ref().map(|st| st.size_bytes),
@@ -466,6 +501,7 @@ pub async fn crawl(
     crawler.check_robots(&plan).await?;
     let futures = crawler.submit_plan(&plan);
     let driven = crawler.drive(futures, &mut shutdown).await?;
+    let api_fatal = crawler.stats().await?.api_fatal;
     let mut summary = crawler.finish().await?;
     summary.failures = driven
         .failures
@@ -479,6 +515,15 @@ pub async fn crawl(
         .collect();
     report_failures(&failures_path, &driven.failures)?;
     log_summary(&summary);
+    // Records so far are flushed and the summary logged; the run still
+    // failed, and says why in the API's own words.
+    if let Some(f) = api_fatal {
+        return Err(CrawlError::Api {
+            tag: f.ctx.tag,
+            page: f.ctx.page,
+            error: f.error,
+        });
+    }
     Ok(summary)
 }
 
@@ -498,7 +543,29 @@ fn log_summary(s: &RunSummary) {
     for (ctx, why) in &s.failures {
         error!(tag = %ctx.tag, page = ctx.page, why = %why, "page lost after retries");
     }
-    if let Some(at) = s.budget_resets_at {
+    if let Some(api) = &s.api {
+        info!(
+            api_requests = api.requests,
+            api_backoffs = api.backoffs,
+            api_throttle_violations = api.throttle_violations,
+            api_quota_remaining = api.quota_remaining,
+            api_quota_max = api.quota_max,
+            "API usage"
+        );
+        if let Some(at) = api.quota_resets_at {
+            error!(
+                resets_at = %at.to_rfc3339(),
+                quota_remaining = api.quota_remaining,
+                pages_skipped = s.pages_skipped,
+                "stopped: the API quota ran out; it resets at {}",
+                at.to_rfc3339()
+            );
+        }
+    }
+    // An API quota stop also sets budget_resets_at (so the exit code says
+    // "incomplete"); it was reported above in its own words.
+    let quota_stop = s.api.as_ref().is_some_and(|a| a.quota_resets_at.is_some());
+    if let Some(at) = s.budget_resets_at.filter(|_| !quota_stop) {
         error!(resets_at = %at.to_rfc3339(), pages_skipped = s.pages_skipped, "stopped: the daily request budget ran out");
     }
     info!(

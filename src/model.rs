@@ -169,6 +169,9 @@ pub struct RunSummary {
     /// Set when the run stopped because the daily budget ran out.
     pub budget_resets_at: Option<DateTime<Utc>>,
     pub wall_time: Duration,
+    /// Requests, backoffs and quota of the Stack Exchange API, when the run
+    /// used it.
+    pub api: Option<crate::api::ApiUsage>,
 }
 
 impl RunSummary {

@@ -7,7 +7,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::actors::supervisor::PageFailure;
-use crate::config::{Config, Tab};
+use crate::api::{self, ApiQuery, ApiSort};
+use crate::config::{Config, Source, Tab, TagSet};
 use crate::model::PageContext;
 
 /// One page to fetch. It carries its identity from the supervisor to the
@@ -15,9 +16,12 @@ use crate::model::PageContext;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PageJob {
     pub ctx: PageContext,
+    /// For an API page, the URL without the app key: the fetcher adds the
+    /// key, so no log line, failures file or dry run can show it.
     pub url: String,
     /// 1 for the first try; a retry is the same job with a higher attempt.
     pub attempt: u32,
+    pub source: Source,
 }
 
 impl PageJob {
@@ -32,6 +36,40 @@ impl PageJob {
             },
             url: config.listing_url(tag, tab, page, pagesize),
             attempt: 1,
+            source: Source::Html,
+        }
+    }
+
+    /// A page of the API's `/questions` for one tag; `ctx.tab` is the sort.
+    pub fn api(config: &Config, tag: &str, sort: ApiSort, page: u32, pagesize: u32) -> PageJob {
+        let query = ApiQuery {
+            tag: tag.to_string(),
+            sort,
+            page,
+            pagesize,
+            site: config.api.site.clone().unwrap_or_default(),
+            key: None,
+            filter: config.api.filter.clone(),
+        };
+        PageJob {
+            ctx: PageContext {
+                site: config.site.clone(),
+                base_url: config.base_url.clone(),
+                tag: tag.to_string(),
+                tab: sort.as_str().to_string(),
+                page,
+            },
+            url: api::api_url(&config.api.base_url, &query),
+            attempt: 1,
+            source: Source::Api,
+        }
+    }
+
+    /// Page `page` of `tag` as `set` asks for it: a listing or an API page.
+    pub fn for_set(config: &Config, set: &TagSet, tag: &str, page: u32) -> PageJob {
+        match set.source {
+            Source::Html => PageJob::new(config, tag, set.tab, page, set.pagesize),
+            Source::Api => PageJob::api(config, tag, set.sort, page, set.pagesize),
         }
     }
 }
@@ -46,27 +84,37 @@ pub struct Plan {
 impl Plan {
     pub fn from_config(config: &Config) -> Plan {
         let mut seen = HashSet::new();
-        let mut per_tag: Vec<(String, Tab, u32, u32)> = Vec::new();
+        let mut per_tag: Vec<(String, TagSet)> = Vec::new();
         for set in &config.tag_sets {
             for tag in &set.tags {
-                // Two tag sets naming the same tag and tab would fetch the
-                // same pages twice; the larger page count wins.
-                if let Some(existing) = per_tag
-                    .iter_mut()
-                    .find(|(t, tab, ps, _)| t == tag && *tab == set.tab && *ps == set.pagesize)
-                {
-                    existing.3 = existing.3.max(set.pages);
+                // Two tag sets naming the same tag, source and order would
+                // fetch the same pages twice; the larger page count wins.
+                let same = |(t, s): &&mut (String, TagSet)| {
+                    t == tag
+                        && s.source == set.source
+                        && s.pagesize == set.pagesize
+                        && match set.source {
+                            Source::Html => s.tab == set.tab,
+                            Source::Api => s.sort == set.sort,
+                        }
+                };
+                if let Some((_, existing)) = per_tag.iter_mut().find(same) {
+                    existing.pages = existing.pages.max(set.pages);
                 } else {
-                    per_tag.push((tag.clone(), set.tab, set.pagesize, set.pages));
+                    per_tag.push((tag.clone(), set.clone()));
                 }
             }
         }
-        let max_pages = per_tag.iter().map(|p| p.3).max().unwrap_or(0);
+        let max_pages = per_tag.iter().map(|(_, s)| s.pages).max().unwrap_or(0);
         let mut jobs = Vec::new();
         for page in 1..=max_pages {
-            for (tag, tab, pagesize, pages) in &per_tag {
-                if page <= *pages && seen.insert((tag.clone(), *tab, page)) {
-                    jobs.push(PageJob::new(config, tag, *tab, page, *pagesize));
+            for (tag, set) in &per_tag {
+                if page > set.pages {
+                    continue;
+                }
+                let job = PageJob::for_set(config, set, tag, page);
+                if seen.insert((job.source, job.ctx.tab.clone(), tag.clone(), page)) {
+                    jobs.push(job);
                 }
             }
         }
@@ -159,7 +207,13 @@ impl Plan {
         {
             let f: FailedPage = serde_json::from_str(line)
                 .map_err(|e| format!("{} line {}: {e}", path.display(), i + 1))?;
-            if !f.url.starts_with(&format!("{}/", config.base_url)) {
+            // An API page is listed without the key; the fetcher adds today's.
+            let source = if f.url.starts_with(&format!("{}/2.3/", config.api.base_url)) {
+                Source::Api
+            } else {
+                Source::Html
+            };
+            if source == Source::Html && !f.url.starts_with(&format!("{}/", config.base_url)) {
                 return Err(format!(
                     "{} line {}: {} is not on {}",
                     path.display(),
@@ -178,6 +232,7 @@ impl Plan {
                 },
                 url: f.url,
                 attempt: 1,
+                source,
             });
         }
         Ok(Plan { jobs })
@@ -188,6 +243,70 @@ impl Plan {
 mod tests {
     use super::*;
     use crate::config::Overrides;
+
+    #[test]
+    fn api_jobs_carry_the_sort_and_no_key() {
+        let text = r#"
+[tag_sets.web]
+tags = ["c++"]
+pages = 2
+[tag_sets.api]
+source = "api"
+tags = ["c++"]
+sort = "activity"
+pages = 2
+"#;
+        let raw = toml::from_str(text).unwrap();
+        let c =
+            Config::from_raw_with_key(raw, text, "t", &Overrides::default(), Some("K3Y")).unwrap();
+        let plan = Plan::from_config(&c);
+        let got: Vec<_> = plan
+            .jobs
+            .iter()
+            .map(|j| (j.source, j.ctx.tab.as_str(), j.ctx.page))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Source::Api, "activity", 1),
+                (Source::Html, "Newest", 1),
+                (Source::Api, "activity", 2),
+                (Source::Html, "Newest", 2),
+            ],
+            "the same tag from both sources is two lanes, not a duplicate"
+        );
+        assert_eq!(
+            plan.jobs[2].url,
+            "https://api.stackexchange.com/2.3/questions?tagged=c%2B%2B&site=stackoverflow&sort=activity&order=desc&page=2&pagesize=100"
+        );
+        assert_eq!(plan.jobs[2].ctx.site, "stackoverflow.com");
+        assert!(plan.jobs.iter().all(|j| !j.url.contains("K3Y")));
+    }
+
+    #[test]
+    fn failed_api_pages_are_fetched_again_as_api_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("failed.jsonl");
+        let c = Config::from_toml(
+            "[tag_sets.a]\nsource = \"api\"\ntags = [\"rust\"]\n",
+            "t",
+            &Overrides::default(),
+        )
+        .unwrap();
+        let job = PageJob::api(&c, "rust", ApiSort::Creation, 3, 100);
+        let line = FailedPage {
+            tag: "rust".into(),
+            tab: "creation".into(),
+            page: 3,
+            url: job.url.clone(),
+            attempts: 5,
+            kind: "internal_error".into(),
+            error: "API error 500".into(),
+        };
+        write_failures(&path, &[line]).unwrap();
+        let plan = Plan::from_failures(&path, &c).unwrap();
+        assert_eq!(plan.jobs, [job]);
+    }
 
     #[test]
     fn plan_interleaves_tags_and_merges_duplicate_sets() {

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 use crate::actors::aggregator::{BeginPass, EndPass};
-use crate::config::{Config, Tab, TagSet};
+use crate::config::{Config, TagSet};
 use crate::plan::{PageJob, Plan};
 use crate::store::Store;
 use crate::{report_failures, shutdown_flag, CrawlError, Crawler};
@@ -33,7 +33,7 @@ pub fn tag_set_plan(config: &Config, set: &TagSet) -> Plan {
     let mut jobs = Vec::new();
     for page in 1..=set.pages {
         for tag in &set.tags {
-            jobs.push(PageJob::new(config, tag, set.tab, page, set.pagesize));
+            jobs.push(PageJob::for_set(config, set, tag, page));
         }
     }
     Plan { jobs }
@@ -156,7 +156,7 @@ async fn run_pass(
         .aggregator()
         .send(BeginPass {
             tag_set: set.name.clone(),
-            newest: set.tab == Tab::Newest,
+            newest: set.is_newest_first(),
             now: Utc::now(),
         })
         .await

@@ -32,7 +32,7 @@ struct Adaptive {
 /// Each 429 halves the effective rate, down to 1/64 of the quota.
 const MAX_SLOWDOWN: f64 = 64.0;
 /// Healthy responses it takes to recover one step (of 25%).
-const RECOVERY_STREAK: u32 = 20;
+const RECOVERY_STREAK: u32 = 10;
 
 impl Throttle {
     /// `rate` requests per second (fractional rates allowed) with `burst`
@@ -62,10 +62,12 @@ impl Throttle {
                 tokio::time::sleep_until(until).await;
                 continue;
             }
-            self.limiter.until_ready().await;
+            // The governor is the last gate: whatever the slowdown spacing
+            // held back is then released no faster than the quota allows.
             if let Some(slot) = self.reserve_spacing() {
                 tokio::time::sleep_until(slot).await;
             }
+            self.limiter.until_ready().await;
             // A pause may have begun while this fetcher waited for its slot;
             // the slot is given up rather than spent against the server's wish.
             if self.paused_until().is_none() {

@@ -203,7 +203,7 @@ async fn daily_budget_stops_the_crawl_and_counts_across_restarts() {
 
 #[actix::test]
 async fn retry_after_as_an_http_date_pauses_the_pool() {
-    let when = chrono::Utc::now() + chrono::Duration::seconds(2);
+    let when = chrono::Utc::now() + chrono::Duration::seconds(3);
     let site = FakeSite::builder()
         .tag("a", 500)
         .fault(
@@ -229,9 +229,10 @@ async fn retry_after_as_an_http_date_pauses_the_pool() {
     let hits = site.page_hits();
     let limited = hits.iter().position(|h| h.status == 503).unwrap();
     let next = &hits[limited + 1];
-    // The date has one-second resolution: at least 1 s must have passed.
+    // The date has one-second resolution, so it names a moment 2 to 3 s
+    // after the test began; page 1 was served within moments of the start.
     assert!(
-        next.at.duration_since(hits[limited].at) >= Duration::from_millis(1000),
+        next.at.duration_since(hits[limited].at) >= Duration::from_millis(1500),
         "next request after {:?}",
         next.at.duration_since(hits[limited].at)
     );
@@ -416,4 +417,45 @@ async fn lost_pages_go_to_a_failures_file_that_a_rerun_takes() {
         "all pages' records, once each"
     );
     assert!(!failures.exists(), "nothing failed this time");
+}
+
+#[actix::test]
+async fn repeated_429s_lower_the_request_rate() {
+    let mut b = FakeSite::builder().tag("a", 1000);
+    for _ in 0..3 {
+        b = b.fault(
+            "a",
+            1,
+            Fault::Status {
+                status: 429,
+                retry_after: Some("0".into()),
+            },
+        );
+    }
+    let site = b.start();
+    let dir = tempfile::tempdir().unwrap();
+    let s = try_run(config(
+        &site,
+        dir.path(),
+        "rate = 20.0\nburst = 1\nfetchers = 1",
+        "",
+        8,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(s.pages_done, 8);
+    assert_eq!(s.rate_limited, 3);
+    let hits = site.page_hits();
+    let last = hits.iter().rposition(|h| h.status == 429).unwrap();
+    let after = &hits[last + 1..];
+    // Pages 2 and 3 went out between the 429s of page 1.
+    assert!(
+        after.len() >= 5,
+        "{} requests after the last 429",
+        after.len()
+    );
+    // At the configured 20/s five requests span 0.2 s; after three 429s
+    // the effective rate is 20/8 = 2.5/s, so they span 1.6 s.
+    let span = after[4].at.duration_since(after[0].at);
+    assert!(span >= Duration::from_millis(1500), "{span:?}");
 }

@@ -1,5 +1,6 @@
 //! Wiring only: starts the cleaner pool, the aggregator on its own arbiter,
-//! the supervisor and its fetchers, all sharing one `Throttle`.
+//! the supervisor and its fetchers, all sharing one `Throttle` per host (the
+//! site's, and the API's).
 
 pub mod aggregator;
 pub mod cleaner;
@@ -20,7 +21,7 @@ use crate::throttle::Throttle;
 use aggregator::Aggregator;
 use cleaner::Cleaner;
 use fetcher::Fetcher;
-use supervisor::{RetryPolicy, Supervisor};
+use supervisor::{ApiLane, RetryPolicy, Supervisor};
 
 /// Parsing threads: CPU-bound work, so as many as there are cores, capped
 /// because a crawl's rate is bounded by the quota, not by parsing.
@@ -35,6 +36,9 @@ pub struct Pipeline {
     pub supervisor: Addr<Supervisor>,
     pub aggregator: Addr<Aggregator>,
     pub throttle: Arc<Throttle>,
+    /// The API host's quota, apart from the site's: a `backoff` from the API
+    /// pauses API requests only.
+    pub api_throttle: Arc<Throttle>,
     aggregator_arbiter: Arbiter,
 }
 
@@ -63,14 +67,24 @@ impl Pipeline {
         let shared = throttle.clone();
         let agg = aggregator.clone();
         let host = config.site.clone();
+        let api_throttle = Arc::new(Throttle::new(config.rate, config.burst));
+        let api_lane = ApiLane {
+            throttle: api_throttle.clone(),
+            budget_key: config.api.budget_key(),
+            stop_at_quota_remaining: config.api.stop_at_quota_remaining,
+            throttle_violation_pause: config.api.throttle_violation_pause,
+        };
+        let api_key = config.api.key.clone();
         let supervisor = Supervisor::create(move |ctx| {
-            let mut sup = Supervisor::new(policy, shared.clone(), budget, host);
+            let mut sup = Supervisor::new(policy, shared.clone(), budget, host, api_lane.clone());
             for id in 0..fetchers {
                 sup.add_fetcher(
                     Fetcher {
                         id,
                         http: http.clone(),
                         throttle: shared.clone(),
+                        api_throttle: api_lane.throttle.clone(),
+                        api_key: api_key.clone(),
                         cleaner: cleaner.clone(),
                         aggregator: agg.clone(),
                         supervisor: ctx.address().recipient(),
@@ -84,6 +98,7 @@ impl Pipeline {
             supervisor,
             aggregator,
             throttle,
+            api_throttle,
             aggregator_arbiter,
         }
     }

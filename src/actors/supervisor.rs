@@ -3,8 +3,15 @@
 //! bound), and on `JobEnded` resolves the job's future, requeues a retryable
 //! failure with exponential backoff and jitter, pauses the pool when the
 //! server asks, and stops a tag's pages after its first empty page.
+//!
+//! API pages follow the API's rules on top: a tag is paged by `has_more`
+//! (page N+1 is handed out only once page N said there is more, so no quota
+//! is spent past the end), a `throttle_violation` pauses the API pool, the
+//! quota the API reports is kept and stops the crawl cleanly when it runs
+//! low, and an error no retry can cure (a bad parameter, a refused key)
+//! stops the whole crawl at once.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,8 +21,11 @@ use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult}
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
+use crate::actors::cleaner::ApiWrapper;
 use crate::actors::fetcher::{Fetcher, JobEnded, JobError};
+use crate::api::{self, ApiError, ApiUsage};
 use crate::budget::Budget;
+use crate::config::Source;
 use crate::fetch::FetchError;
 use crate::model::{PageContext, PageReport};
 use crate::plan::PageJob;
@@ -73,10 +83,43 @@ pub struct SupervisorStats {
     pub queued: usize,
     pub in_flight: usize,
     pub budget_left: u64,
-    /// Set when the daily budget ran out: when it resets.
+    /// Set when the daily budget (or the API's quota) ran out: when it
+    /// resets.
     pub budget_resets_at: Option<DateTime<Utc>>,
     pub effective_rate: f64,
+    pub api: ApiUsage,
+    /// The API error that stopped the crawl, if one did.
+    pub api_fatal: Option<ApiFatal>,
 }
+
+/// An API error no retry can cure, with the page that got it.
+#[derive(Debug, Clone)]
+pub struct ApiFatal {
+    pub ctx: PageContext,
+    /// Without the key, like every URL a job carries.
+    pub url: String,
+    pub error: ApiError,
+}
+
+/// The API's share of the supervisor: its own quota and budget entry, and
+/// when to stop.
+#[derive(Clone)]
+pub struct ApiLane {
+    pub throttle: Arc<Throttle>,
+    pub budget_key: String,
+    pub stop_at_quota_remaining: u64,
+    pub throttle_violation_pause: Duration,
+}
+
+/// The longest `throttle_violation` pause the crawl waits out. A longer one
+/// means the day's quota is spent: the crawl stops and says when it resets.
+const MAX_VIOLATION_WAIT: Duration = Duration::from_secs(15 * 60);
+
+/// Why pages were skipped when the crawl stopped handing them out.
+const WHY_DRAINED: &str = "crawl drained";
+const WHY_BUDGET: &str = "daily budget exhausted";
+const WHY_QUOTA: &str = "API quota exhausted";
+const WHY_FATAL: &str = "API error stopped the crawl";
 
 struct Pending {
     job: PageJob,
@@ -109,13 +152,20 @@ pub struct Supervisor {
     /// Shared with the robots.txt check, which spends from it too.
     budget: Arc<Mutex<Budget>>,
     host: String,
+    api: ApiLane,
     fetchers: Vec<Addr<Fetcher>>,
     idle: Vec<usize>,
     frontier: VecDeque<Pending>,
     in_flight: HashMap<usize, Pending>,
     /// Per (tag, tab): the first page found empty.
     exhausted: HashMap<(String, String), u32>,
+    /// API pages waiting for the page before them, per (tag, sort).
+    parked: HashMap<(String, String), BTreeMap<u32, Pending>>,
+    /// API pages submitted and not yet resolved, per (tag, sort, page).
+    open: HashMap<(String, String, u32), usize>,
     draining: bool,
+    /// Why pages are no longer handed out, once they are not.
+    stop_reason: Option<&'static str>,
     stats: SupervisorStats,
 }
 
@@ -125,20 +175,115 @@ impl Supervisor {
         throttle: Arc<Throttle>,
         budget: Arc<Mutex<Budget>>,
         host: String,
+        api: ApiLane,
     ) -> Supervisor {
         Supervisor {
             policy,
             throttle,
             budget,
             host,
+            api,
             fetchers: Vec::new(),
             idle: Vec::new(),
             frontier: VecDeque::new(),
             in_flight: HashMap::new(),
             exhausted: HashMap::new(),
+            parked: HashMap::new(),
+            open: HashMap::new(),
             draining: false,
+            stop_reason: None,
             stats: SupervisorStats::default(),
         }
+    }
+
+    fn throttle_for(&self, job: &PageJob) -> &Arc<Throttle> {
+        match job.source {
+            Source::Html => &self.throttle,
+            Source::Api => &self.api.throttle,
+        }
+    }
+
+    fn budget_key(&self, job: &PageJob) -> String {
+        match job.source {
+            Source::Html => self.host.clone(),
+            Source::Api => self.api.budget_key.clone(),
+        }
+    }
+
+    /// An API page whose predecessor is still pending waits for it: only
+    /// the predecessor's `has_more` says whether this page exists, and every
+    /// request costs quota. A page whose predecessor is not in this run
+    /// (page 1, a retried page) never waits, so nothing waits forever.
+    fn waits_for_previous(&self, job: &PageJob) -> bool {
+        job.source == Source::Api
+            && job.ctx.page > 1
+            && self
+                .open
+                .contains_key(&(job.ctx.tag.clone(), job.ctx.tab.clone(), job.ctx.page - 1))
+    }
+
+    fn open_key(job: &PageJob) -> (String, String, u32) {
+        (job.ctx.tag.clone(), job.ctx.tab.clone(), job.ctx.page)
+    }
+
+    fn park(&mut self, p: Pending) {
+        self.parked
+            .entry((p.job.ctx.tag.clone(), p.job.ctx.tab.clone()))
+            .or_default()
+            .insert(p.job.ctx.page, p);
+    }
+
+    /// A job got its outcome: an API page no longer holds up the next one.
+    fn settle(&mut self, job: &PageJob) {
+        if job.source != Source::Api {
+            return;
+        }
+        let key = Self::open_key(job);
+        match self.open.get_mut(&key) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                return;
+            }
+            Some(_) => {
+                self.open.remove(&key);
+            }
+            None => return,
+        }
+        let lane = (job.ctx.tag.clone(), job.ctx.tab.clone());
+        let Some(waiting) = self.parked.get_mut(&lane) else {
+            return;
+        };
+        let next = waiting.remove(&(job.ctx.page + 1));
+        if waiting.is_empty() {
+            self.parked.remove(&lane);
+        }
+        if let Some(next) = next {
+            // Older than anything queued behind it.
+            self.frontier.push_front(next);
+        }
+    }
+
+    /// Skips every page not yet handed out, parked ones included.
+    fn skip_pending(&mut self, why: &'static str) {
+        loop {
+            let mut batch: Vec<Pending> = self.frontier.drain(..).collect();
+            for (_, waiting) in self.parked.drain() {
+                batch.extend(waiting.into_values());
+            }
+            if batch.is_empty() {
+                break;
+            }
+            for p in batch {
+                self.skip(p, why);
+            }
+        }
+    }
+
+    /// No further page is handed out; in-flight pages still finish.
+    fn stop(&mut self, why: &'static str) {
+        self.draining = true;
+        self.stop_reason.get_or_insert(why);
+        self.skip_pending(why);
     }
 
     /// Fetchers are started after the supervisor (they need its address).
@@ -154,6 +299,7 @@ impl Supervisor {
     }
 
     fn skip(&mut self, p: Pending, why: &'static str) {
+        self.settle(&p.job);
         self.stats.skipped += 1;
         let _ = p.reply.send(PageOutcome::Skipped {
             ctx: p.job.ctx,
@@ -163,10 +309,13 @@ impl Supervisor {
     }
 
     fn dispatch(&mut self) {
-        while !self.draining {
-            let Some(&fetcher) = self.idle.last() else {
-                break;
-            };
+        if self.draining {
+            // Pages released after the stop (a retry's successor) are
+            // skipped too, so every future resolves.
+            self.skip_pending(self.stop_reason.unwrap_or(WHY_DRAINED));
+            return;
+        }
+        while let Some(&fetcher) = self.idle.last() {
             let Some(p) = self.frontier.pop_front() else {
                 break;
             };
@@ -174,43 +323,52 @@ impl Supervisor {
                 self.skip(p, "tag exhausted");
                 continue;
             }
-            if !self.spend_budget() {
+            if self.waits_for_previous(&p.job) {
+                self.park(p);
+                continue;
+            }
+            let budget_key = self.budget_key(&p.job);
+            if !self.spend_budget(&budget_key) {
                 self.frontier.push_front(p);
-                self.stop_for_budget();
+                self.stop_for_budget(&budget_key);
                 break;
             }
             self.idle.pop();
             self.stats.requests += 1;
+            if p.job.source == Source::Api {
+                self.stats.api.requests += 1;
+            }
             // At most one job per fetcher at a time: bounded by construction.
             self.fetchers[fetcher].do_send(p.job.clone());
             self.in_flight.insert(fetcher, p);
         }
     }
 
-    /// Takes one request from the persisted daily budget.
-    fn spend_budget(&mut self) -> bool {
+    /// Takes one request from the persisted daily budget of `key` (the
+    /// site's host, or the API's entry).
+    fn spend_budget(&mut self, key: &str) -> bool {
         let mut budget = self.budget.lock().unwrap_or_else(|p| p.into_inner());
         let now = Utc::now();
-        if !budget.take(&self.host, now) {
+        if !budget.take(key, now) {
             return false;
         }
         if let Err(e) = budget.save() {
             warn!(error = %e, "request budget not saved; the count may restart");
         }
-        self.stats.budget_left = budget.remaining(&self.host, now);
+        self.stats.budget_left = budget.remaining(key, now);
         true
     }
 
-    fn stop_for_budget(&mut self) {
+    fn stop_for_budget(&mut self, key: &str) {
         let now = Utc::now();
         let resets = Budget::resets_at(now);
         let limit = self
             .budget
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .limit();
+            .limit_for(key);
         error!(
-            host = %self.host,
+            host = %key,
             daily_budget = limit,
             resets_at = %resets.to_rfc3339(),
             pages_not_fetched = self.frontier.len(),
@@ -218,9 +376,70 @@ impl Supervisor {
             resets.to_rfc3339()
         );
         self.stats.budget_resets_at = Some(resets);
-        self.draining = true;
-        for p in std::mem::take(&mut self.frontier) {
-            self.skip(p, "daily budget exhausted");
+        self.stop(WHY_BUDGET);
+    }
+
+    /// Keeps what an API response said and acts on it. The backoff itself
+    /// was already applied by the fetcher the moment it read the body.
+    fn note_api(&mut self, w: &ApiWrapper, ctx: &PageContext) {
+        if w.quota_remaining.is_some() {
+            self.stats.api.quota_remaining = w.quota_remaining;
+        }
+        if w.quota_max.is_some() {
+            self.stats.api.quota_max = w.quota_max;
+        }
+        if let Some(backoff) = w.backoff {
+            self.stats.api.backoffs += 1;
+            let resume_in = self
+                .api
+                .throttle
+                .paused_until()
+                .map_or(Duration::ZERO, |until| {
+                    until.saturating_duration_since(tokio::time::Instant::now())
+                });
+            warn!(
+                tag = %ctx.tag,
+                page = ctx.page,
+                backoff_secs = backoff.as_secs(),
+                pause_secs = api::throttle_pause(Some(backoff)).unwrap_or_default().as_secs(),
+                resume_in_secs = resume_in.as_secs_f64(),
+                "API asked to back off: every API request paused"
+            );
+        }
+        if let Some(left) = w.quota_remaining {
+            if left <= self.api.stop_at_quota_remaining && !self.draining {
+                self.stop_for_quota(Budget::resets_at(Utc::now()), left);
+            }
+        }
+    }
+
+    /// The API's quota is (nearly) spent: stop cleanly, keeping every
+    /// record so far, rather than have every request refused until it resets.
+    fn stop_for_quota(&mut self, resets: DateTime<Utc>, left: u64) {
+        error!(
+            quota_remaining = left,
+            stop_at_quota_remaining = self.api.stop_at_quota_remaining,
+            quota_max = self.stats.api.quota_max,
+            resets_at = %resets.to_rfc3339(),
+            pages_not_fetched = self.frontier.len() + self.parked.values().map(BTreeMap::len).sum::<usize>(),
+            "API quota exhausted: crawl stops; it resets at {}",
+            resets.to_rfc3339()
+        );
+        self.stats.api.quota_resets_at = Some(resets);
+        self.stats.budget_resets_at = Some(resets);
+        self.stop(WHY_QUOTA);
+    }
+
+    /// How long a `throttle_violation` pauses the API pool: what the API
+    /// said plus one second, never less than the configured minimum.
+    fn violation_pause(&self, err: &JobError) -> Option<Duration> {
+        match err {
+            JobError::Api(ApiError::ThrottleViolation { available_in, .. }) => Some(
+                api::throttle_pause(*available_in)
+                    .unwrap_or_default()
+                    .max(self.api.throttle_violation_pause),
+            ),
+            _ => None,
         }
     }
 
@@ -231,10 +450,21 @@ impl Supervisor {
             *first_empty = ctx.page;
         }
         info!(tag = %ctx.tag, tab = %ctx.tab, page = ctx.page, "tag exhausted: no further pages handed out");
-        let (past, keep): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.frontier)
+        let mut past: Vec<Pending> = Vec::new();
+        if let Some(waiting) = self.parked.remove(&(ctx.tag.clone(), ctx.tab.clone())) {
+            let (gone, stay): (Vec<_>, Vec<_>) = waiting
+                .into_values()
+                .partition(|p| self.is_past_end(&p.job));
+            past.extend(gone);
+            for p in stay {
+                self.park(p);
+            }
+        }
+        let (gone, keep): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.frontier)
             .into_iter()
             .partition(|p| self.is_past_end(&p.job));
         self.frontier = keep;
+        past.extend(gone);
         for p in past {
             self.skip(p, "tag exhausted");
         }
@@ -248,9 +478,15 @@ impl Supervisor {
                 retry_after,
             }) => {
                 self.stats.rate_limited += 1;
+                // Only a 429 says "too fast"; a 503 may just be a busy server,
+                // so it pauses the pool without lowering the rate for good.
+                if *status == 429 {
+                    let rate = self.throttle_for(&p.job).slow_down();
+                    warn!(effective_rate = rate, "adaptive rate lowered after a rate limit");
+                }
                 // The server's own figure wins; without one, the backoff.
                 let pause = retry_after.unwrap_or(wait);
-                let until = self.throttle.pause_for(pause);
+                let until = self.throttle_for(&p.job).pause_for(pause);
                 wait = wait.max(pause);
                 warn!(
                     status,
@@ -258,6 +494,17 @@ impl Supervisor {
                     resume_in_secs = until.saturating_duration_since(tokio::time::Instant::now()).as_secs_f64(),
                     url = %p.job.url,
                     "server asked to slow down: whole pool paused"
+                );
+            }
+            JobError::Api(ApiError::ThrottleViolation { message, .. }) => {
+                let pause = self.violation_pause(err).unwrap_or_default();
+                self.api.throttle.pause_for(pause);
+                wait = wait.max(pause);
+                warn!(
+                    error_message = %message,
+                    pause_secs = pause.as_secs_f64(),
+                    url = %p.job.url,
+                    "API throttle_violation: every API request paused"
                 );
             }
             JobError::Page(e) if e.is_block() => {
@@ -284,7 +531,7 @@ impl Supervisor {
         p.job.attempt += 1;
         ctx.run_later(wait, move |act, _| {
             if act.draining {
-                act.skip(p, "crawl drained");
+                act.skip(p, act.stop_reason.unwrap_or(WHY_DRAINED));
             } else {
                 // A retry goes first: its page is older than anything queued.
                 act.frontier.push_front(p);
@@ -306,13 +553,11 @@ impl Handler<Submit> for Supervisor {
             job: msg.job,
             reply: msg.reply,
         };
+        if p.job.source == Source::Api {
+            *self.open.entry(Self::open_key(&p.job)).or_insert(0) += 1;
+        }
         if self.draining {
-            let why = if self.stats.budget_resets_at.is_some() {
-                "daily budget exhausted"
-            } else {
-                "crawl drained"
-            };
-            self.skip(p, why);
+            self.skip(p, self.stop_reason.unwrap_or(WHY_DRAINED));
         } else {
             self.frontier.push_back(p);
             self.dispatch();
@@ -333,24 +578,45 @@ impl Handler<JobEnded> for Supervisor {
             self.dispatch();
             return;
         };
+        if let Some(w) = &msg.api {
+            self.note_api(w, &p.job.ctx);
+        }
         match msg.result {
             Ok(report) => {
                 self.stats.done += 1;
-                if let Some(rate) = self.throttle.record_success() {
+                if let Some(rate) = self.throttle_for(&p.job).record_success() {
                     info!(effective_rate = rate, "adaptive rate recovering");
                 }
-                if report.ends_tag {
+                // An API tag ends where the API says there is no more, like
+                // a listing at its first empty page.
+                let no_more = msg.api.is_some_and(|w| !w.has_more);
+                if report.ends_tag || no_more {
                     self.mark_exhausted(&report.ctx);
                 }
+                self.settle(&p.job);
                 let _ = p.reply.send(PageOutcome::Done(report));
             }
-            Err(e) if e.is_retryable() && p.job.attempt <= self.policy.max_retries => {
+            Err(e)
+                if e.is_retryable()
+                    && p.job.attempt <= self.policy.max_retries
+                    && self
+                        .violation_pause(&e)
+                        .is_none_or(|pause| pause <= MAX_VIOLATION_WAIT) =>
+            {
+                if self.violation_pause(&e).is_some() {
+                    self.stats.api.throttle_violations += 1;
+                }
                 self.retry_later(p, &e, ctx);
             }
             Err(e) => {
                 if let JobError::Fetch(FetchError::RateLimited { .. }) = e {
                     self.stats.rate_limited += 1;
                 }
+                let violation = self.violation_pause(&e);
+                if violation.is_some() {
+                    self.stats.api.throttle_violations += 1;
+                }
+                self.settle(&p.job);
                 self.stats.failed += 1;
                 error!(
                     tag = %p.job.ctx.tag,
@@ -360,6 +626,14 @@ impl Handler<JobEnded> for Supervisor {
                     error = %e,
                     "page failed"
                 );
+                if let JobError::Api(err) = &e {
+                    if err.is_fatal() {
+                        self.stop_for_api_error(&p.job, err);
+                    } else if let Some(pause) = violation.filter(|p| *p > MAX_VIOLATION_WAIT) {
+                        let left = self.stats.api.quota_remaining.unwrap_or(0);
+                        self.stop_for_quota(Utc::now() + pause, left);
+                    }
+                }
                 let _ = p.reply.send(PageOutcome::Failed(PageFailure {
                     ctx: p.job.ctx,
                     url: p.job.url,
@@ -370,6 +644,30 @@ impl Handler<JobEnded> for Supervisor {
             }
         }
         self.dispatch();
+    }
+}
+
+impl Supervisor {
+    /// A bad parameter or a refused key: every other API page would get the
+    /// same answer and spend quota on it, so the whole crawl stops now.
+    fn stop_for_api_error(&mut self, job: &PageJob, err: &ApiError) {
+        error!(
+            tag = %job.ctx.tag,
+            page = job.ctx.page,
+            url = %job.url,
+            error_id = err.error_id(),
+            error_name = err.kind(),
+            error = %err,
+            "the API refused the request: crawl stops, nothing is retried"
+        );
+        if self.stats.api_fatal.is_none() {
+            self.stats.api_fatal = Some(ApiFatal {
+                ctx: job.ctx.clone(),
+                url: job.url.clone(),
+                error: err.clone(),
+            });
+        }
+        self.stop(WHY_FATAL);
     }
 }
 
@@ -384,10 +682,7 @@ impl Handler<Drain> for Supervisor {
                 "draining: no new pages handed out, in-flight pages finish"
             );
         }
-        self.draining = true;
-        for p in std::mem::take(&mut self.frontier) {
-            self.skip(p, "crawl drained");
-        }
+        self.stop(WHY_DRAINED);
     }
 }
 
@@ -396,14 +691,21 @@ impl Handler<GetStats> for Supervisor {
 
     fn handle(&mut self, _: GetStats, _: &mut Context<Self>) -> Self::Result {
         let mut stats = self.stats.clone();
-        stats.queued = self.frontier.len();
         stats.in_flight = self.in_flight.len();
         stats.effective_rate = self.throttle.effective_rate();
-        stats.budget_left = self
-            .budget
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remaining(&self.host, Utc::now());
+        stats.queued = self.frontier.len() + self.parked.values().map(BTreeMap::len).sum::<usize>();
+        let budget = self.budget.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Utc::now();
+        // The budget that will stop the crawl first, among those it spends.
+        stats.budget_left = budget.remaining(&self.host, now);
+        if self.stats.api.requests > 0 {
+            let api_left = budget.remaining(&self.api.budget_key, now);
+            stats.budget_left = if self.stats.requests > self.stats.api.requests {
+                stats.budget_left.min(api_left)
+            } else {
+                api_left
+            };
+        }
         MessageResult(stats)
     }
 }

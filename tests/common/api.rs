@@ -8,11 +8,32 @@
 //! What a crawled record gets from these bodies that `FakeQuestion` does not
 //! hold: `url` is [`api_link`], `modified_at` is [`last_activity`], and the
 //! excerpt is empty (the default filter sends no body).
+//!
+//! The route: `/2.3/questions?tagged=T&site=S&sort=..&page=N&pagesize=N[&key=K]`
+//! pages through the same `FakeQuestion` lists the HTML listing serves, with
+//! `has_more` true while questions remain after the page and
+//! `quota_remaining` falling by one per request from a configurable
+//! `quota_max`. Once the quota is spent every request gets the real API's
+//! `throttle_violation`. Scripted [`ApiFault`]s add a `backoff` or answer
+//! with an error body. Hits are logged like listing hits, with the tag
+//! decoded, `page` set and `tab` holding the sort.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
-use super::FakeQuestion;
+use super::{decode, FakeQuestion, FakeSite, Hit, Request, SiteBuilder, State};
+
+/// The one API method the fake serves.
+pub const QUESTIONS_PATH: &str = "/2.3/questions";
+
+/// The API's default page size, when a request names none.
+const DEFAULT_PAGESIZE: usize = 30;
 
 /// The real API links to the site, not to itself.
 pub const API_SITE_URL: &str = "https://stackoverflow.com";
@@ -130,4 +151,208 @@ fn slug(name: &str) -> String {
         }
     }
     out.trim_end_matches('-').to_owned()
+}
+
+/// Something the fake API does instead of serving a page normally.
+#[derive(Debug, Clone)]
+pub enum ApiFault {
+    /// The page as usual, with `backoff: N` in the wrapper.
+    Backoff(u64),
+    /// An error body (`render_api_error`) with this HTTP status; the real
+    /// API sends 400 for every error, whatever its `error_id`.
+    Error {
+        status: u16,
+        error_id: u16,
+        error_name: &'static str,
+        message: String,
+    },
+}
+
+impl ApiFault {
+    /// A `throttle_violation` naming when requests are available again.
+    pub fn throttle_violation(available_in_secs: u64) -> ApiFault {
+        ApiFault::Error {
+            status: 400,
+            error_id: 502,
+            error_name: "throttle_violation",
+            message: violation_message(available_in_secs),
+        }
+    }
+
+    pub fn error(error_id: u16, error_name: &'static str, message: &str) -> ApiFault {
+        ApiFault::Error {
+            status: 400,
+            error_id,
+            error_name,
+            message: message.to_string(),
+        }
+    }
+}
+
+/// The fake API's own state inside the site's.
+#[derive(Debug)]
+pub(super) struct ApiState {
+    quota_max: u64,
+    requests: u64,
+    /// When set, any other key (or none) is refused as the real API does.
+    valid_key: Option<String>,
+    script: HashMap<(String, u32), VecDeque<ApiFault>>,
+}
+
+impl Default for ApiState {
+    fn default() -> Self {
+        ApiState {
+            quota_max: 10_000,
+            requests: 0,
+            valid_key: None,
+            script: HashMap::new(),
+        }
+    }
+}
+
+impl SiteBuilder {
+    /// The daily quota: `quota_remaining` starts one below it and the
+    /// request after the last unit gets a `throttle_violation`.
+    pub fn api_quota(mut self, quota_max: u64) -> Self {
+        self.state.api.quota_max = quota_max;
+        self
+    }
+
+    /// Only this app key is accepted; any other gets `400 bad_parameter`.
+    pub fn api_key(mut self, key: &str) -> Self {
+        self.state.api.valid_key = Some(key.to_string());
+        self
+    }
+
+    /// The next API request for this page gets `fault` (faults queue up).
+    pub fn api_fault(mut self, tag: &str, page: u32, fault: ApiFault) -> Self {
+        self.state
+            .api
+            .script
+            .entry((tag.to_string(), page))
+            .or_default()
+            .push_back(fault);
+        self
+    }
+}
+
+impl FakeSite {
+    /// The API requests only, in arrival order.
+    pub fn api_hits(&self) -> Vec<Hit> {
+        let mut hits: Vec<Hit> = self
+            .hits()
+            .into_iter()
+            .filter(|h| h.raw_path.starts_with(QUESTIONS_PATH))
+            .collect();
+        hits.sort_by_key(|h| h.at);
+        hits
+    }
+}
+
+/// A query parameter of a logged request, decoded.
+pub fn query_param(raw_path: &str, name: &str) -> Option<String> {
+    let (_, query) = raw_path.split_once('?')?;
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| decode(v))
+}
+
+/// The real API's message for a `throttle_violation`.
+fn violation_message(available_in_secs: u64) -> String {
+    format!(
+        "too many requests from this IP, more requests available in {available_in_secs} seconds"
+    )
+}
+
+/// Seconds until the next UTC midnight, when the real API's quota resets.
+fn secs_to_midnight(now: DateTime<Utc>) -> u64 {
+    let tomorrow = now.date_naive().succ_opt().unwrap_or(now.date_naive());
+    let midnight = tomorrow.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+    (midnight - now).num_seconds().max(1) as u64
+}
+
+/// Answers one `/2.3/questions` request. The response is decided under the
+/// lock and written without it, like the listing route.
+pub(super) async fn serve_api(
+    mut sock: TcpStream,
+    state: Arc<Mutex<State>>,
+    req: Request,
+    arrived: Instant,
+) {
+    let (status, body, latency) = {
+        let mut st = state.lock().unwrap();
+        let tag = req.tag.clone().unwrap_or_default();
+        let page = req.page.unwrap_or(1).max(1);
+        let size = req.pagesize.map_or(DEFAULT_PAGESIZE, |s| s as usize);
+        let key = query_param(&req.raw_path, "key");
+        let site = query_param(&req.raw_path, "site").unwrap_or_default();
+        st.api.requests += 1;
+        let used = st.api.requests;
+        let quota_max = st.api.quota_max;
+        let fault = st
+            .api
+            .script
+            .get_mut(&(tag.clone(), page))
+            .and_then(VecDeque::pop_front);
+        let error = |id: u16, name: &str, message: &str| (400, render_api_error(id, name, message));
+        let (status, body) = if used > quota_max {
+            let secs = secs_to_midnight(Utc::now());
+            error(502, "throttle_violation", &violation_message(secs))
+        } else if st.api.valid_key.is_some() && key != st.api.valid_key {
+            error(400, "bad_parameter", "key")
+        } else if site.is_empty() {
+            error(400, "bad_parameter", "site is required")
+        } else if !(1..=100).contains(&size) {
+            error(400, "bad_parameter", "pagesize")
+        } else if let Some(ApiFault::Error {
+            status,
+            error_id,
+            error_name,
+            message,
+        }) = &fault
+        {
+            (*status, render_api_error(*error_id, error_name, message))
+        } else {
+            let all = st.tags.get(&tag).map(Vec::as_slice).unwrap_or(&[]);
+            let start = ((page - 1) as usize).saturating_mul(size).min(all.len());
+            let end = (start + size).min(all.len());
+            let backoff = match fault {
+                Some(ApiFault::Backoff(n)) => Some(n),
+                _ => None,
+            };
+            let body = render_api_page(
+                &all[start..end],
+                end < all.len(),
+                quota_max - used,
+                quota_max,
+                backoff,
+            );
+            (200, body)
+        };
+        st.hits.push(Hit {
+            at: arrived,
+            raw_path: req.raw_path.clone(),
+            tag: req.tag.clone(),
+            page: Some(page),
+            pagesize: req.pagesize,
+            tab: query_param(&req.raw_path, "sort"),
+            user_agent: req.user_agent.clone(),
+            status,
+        });
+        (status, body, st.latency)
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let reason = if status == 200 { "OK" } else { "Bad Request" };
+    let mut out = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body.as_bytes());
+    let _ = sock.write_all(&out).await;
+    let _ = sock.shutdown().await;
 }

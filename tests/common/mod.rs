@@ -3,7 +3,11 @@
 //! page (its head, sidebar and footer, with summaries in the same markup),
 //! `robots.txt`, configurable latency and scripted or random faults, and it
 //! logs every request with its arrival time so tests assert at the server.
+//! It also answers as the Stack Exchange API 2.3 (`/2.3/questions`, see
+//! [`api`]) over the same questions.
 #![allow(dead_code)]
+
+pub mod api;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -117,11 +121,14 @@ pub struct Hit {
 #[derive(Default)]
 struct State {
     tags: BTreeMap<String, Vec<FakeQuestion>>,
+    /// Tags whose `n` questions are generated on request: (tag number, n).
+    synthetic: BTreeMap<String, (u64, u64)>,
     latency: Duration,
     script: HashMap<(String, u32), VecDeque<Fault>>,
     random: Option<(RandomFaults, fastrand::Rng)>,
     hits: Vec<Hit>,
     robots: String,
+    api: api::ApiState,
 }
 
 pub struct FakeSite {
@@ -303,11 +310,18 @@ pub struct SiteBuilder {
 impl SiteBuilder {
     /// `n` generated questions for `tag`, newest first.
     pub fn tag(mut self, tag: &str, n: u64) -> Self {
-        let tag_no = self.state.tags.len() as u64;
+        let tag_no = (self.state.tags.len() + self.state.synthetic.len()) as u64;
         let qs = (0..n)
             .map(|i| FakeQuestion::generated(tag, tag_no, i))
             .collect();
         self.state.tags.insert(tag.to_string(), qs);
+        self
+    }
+
+    /// `n` questions for `tag`, generated per request instead of stored.
+    pub fn synthetic_tag(mut self, tag: &str, n: u64) -> Self {
+        let tag_no = (self.state.tags.len() + self.state.synthetic.len()) as u64;
+        self.state.synthetic.insert(tag.to_string(), (tag_no, n));
         self
     }
 
@@ -472,12 +486,15 @@ fn decode(s: &str) -> String {
 
 struct Request {
     raw_path: String,
+    /// For an API request, the decoded `tagged` parameter.
     tag: Option<String>,
     page: Option<u32>,
     pagesize: Option<u32>,
     tab: Option<String>,
     user_agent: Option<String>,
     robots: bool,
+    /// `/2.3/questions`: answered by [`api::serve_api`].
+    api: bool,
 }
 
 fn parse_request(head: &str) -> Option<Request> {
@@ -496,7 +513,11 @@ fn parse_request(head: &str) -> Option<Request> {
             params.insert(k, v);
         }
     }
-    let tag = path.strip_prefix("/questions/tagged/").map(decode);
+    let tag = match path.strip_prefix("/questions/tagged/") {
+        Some(t) => Some(decode(t)),
+        None if path == api::QUESTIONS_PATH => params.get("tagged").map(|t| decode(t)),
+        None => None,
+    };
     Some(Request {
         tag,
         page: params.get("page").and_then(|p| p.parse().ok()),
@@ -504,6 +525,7 @@ fn parse_request(head: &str) -> Option<Request> {
         tab: params.get("tab").map(|t| t.to_string()),
         user_agent,
         robots: path == "/robots.txt",
+        api: path == api::QUESTIONS_PATH,
         raw_path: target,
     })
 }
@@ -525,6 +547,9 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, template: Arc<Temp
     let Some(req) = parse_request(&head) else {
         return;
     };
+    if req.api {
+        return api::serve_api(sock, state, req, arrived).await;
+    }
 
     // Decide the response under the lock, then sleep and write without it.
     let (fault, latency, body) = {
@@ -551,16 +576,29 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, template: Arc<Temp
         let body = if req.robots {
             st.robots.clone()
         } else if let Some(tag) = &req.tag {
-            let qs = st.tags.get(tag).map(Vec::as_slice).unwrap_or(&[]);
             let size = req.pagesize.unwrap_or(50).max(1) as usize;
             let page = req.page.unwrap_or(1).max(1) as usize;
-            let start = (page - 1).saturating_mul(size).min(qs.len());
-            let end = (start + size).min(qs.len());
-            let mut html = String::with_capacity(
-                template.head.len() + template.tail.len() + 4096 * (end - start),
-            );
+            // Synthetic tags generate their questions per request, so a
+            // soak of thousands of pages costs the server no memory.
+            let generated: Vec<FakeQuestion>;
+            let qs: &[FakeQuestion] = match st.synthetic.get(tag) {
+                Some(&(tag_no, n)) => {
+                    let from = ((page - 1) * size) as u64;
+                    generated = (from..(from + size as u64).min(n))
+                        .map(|i| FakeQuestion::generated(tag, tag_no, i))
+                        .collect();
+                    &generated
+                }
+                None => {
+                    let all = st.tags.get(tag).map(Vec::as_slice).unwrap_or(&[]);
+                    let start = (page - 1).saturating_mul(size).min(all.len());
+                    &all[start..(start + size).min(all.len())]
+                }
+            };
+            let mut html =
+                String::with_capacity(template.head.len() + template.tail.len() + 4096 * qs.len());
             html.push_str(&template.head);
-            for q in &qs[start..end] {
+            for q in qs {
                 html.push_str(&render_summary(q));
             }
             html.push_str(&template.tail);

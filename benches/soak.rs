@@ -1,0 +1,117 @@
+//! Soak benchmark for `stackcrawl run`: the release binary keeps a store
+//! current over a 5,000-page pass (100 tags × 50 pages × 50 questions)
+//! against FakeSite on 127.0.0.1, then one incremental pass. Samples the
+//! crawler process's resident memory (VmRSS) every second and reports it
+//! over time, with the page counts of the full and the incremental pass.
+//!
+//! Run: `cargo bench --bench soak` (about 3 minutes at 30 requests/s).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn main() {
+    let (tags, pages) = (100u64, 50u64);
+    let mut builder = common::FakeSite::builder();
+    let names: Vec<String> = (0..tags).map(|i| format!("soak-{i}")).collect();
+    for name in &names {
+        builder = builder.synthetic_tag(name, pages * 50);
+    }
+    let site = builder.start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("soak.toml");
+    let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    std::fs::write(
+        &config,
+        format!(
+            "[site]\nbase_url = \"{}\"\n[fetch]\nfetchers = 8\nrate = 30.0\nburst = 10\n\
+             status_every_secs = 10\ndaily_budget = 100000\n[output]\npath = \"{}\"\n[store]\npath = \"{}\"\n\
+             [tag_sets.soak]\ntags = [{}]\npages = {pages}\nevery = \"1s\"\n",
+            site.base_url(),
+            dir.path().join("out.jsonl").display(),
+            dir.path().join("soak.db").display(),
+            quoted.join(", ")
+        ),
+    )
+    .expect("config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stackcrawl"))
+        .args(["--log-format", "json", "run", "--config"])
+        .arg(&config)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn stackcrawl");
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                if v["message"] == "pass finished" && tx.send(v).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+
+    let started = Instant::now();
+    let mut samples = Vec::new();
+    let mut passes = Vec::new();
+    while passes.len() < 2 && started.elapsed() < Duration::from_secs(900) {
+        if let Some(kib) = rss_kib(pid) {
+            samples.push((started.elapsed().as_secs(), kib));
+        }
+        if let Ok(v) = rx.recv_timeout(Duration::from_secs(1)) {
+            passes.push((v, started.elapsed()));
+        }
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let _ = child.wait();
+
+    println!("soak: {tags} tags x {pages} pages x 50 questions, 8 fetchers, 30 requests/s");
+    for (i, (v, at)) in passes.iter().enumerate() {
+        println!(
+            "  pass {}: pages {} questions {} new {} updated {} unchanged {} incremental {} (finished at {:.0} s)",
+            i + 1,
+            v["pages"],
+            v["questions"],
+            v["new"],
+            v["updated"],
+            v["unchanged"],
+            v["incremental"],
+            at.as_secs_f64()
+        );
+    }
+    println!("  pages requested at the site: {}", site.page_hits().len());
+    println!("  RSS over time (s: MiB):");
+    let step = (samples.len() / 12).max(1);
+    for (t, kib) in samples.iter().step_by(step) {
+        println!("    {t:>4}: {:.1}", *kib as f64 / 1024.0);
+    }
+    if let (Some(first), Some(last)) = (samples.first(), samples.last()) {
+        let peak = samples.iter().map(|s| s.1).max().unwrap_or(0);
+        println!(
+            "  RSS start {:.1} MiB, end {:.1} MiB, peak {:.1} MiB",
+            first.1 as f64 / 1024.0,
+            last.1 as f64 / 1024.0,
+            peak as f64 / 1024.0
+        );
+    }
+}
