@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{error, info, warn};
@@ -89,10 +89,33 @@ pub async fn run(
             continue;
         };
         let started = Instant::now();
-        let interrupted = run_pass(&mut crawler, &config, &set, &mut shutdown).await?;
-        if interrupted {
-            totals.interrupted = true;
-            break;
+        match run_pass(&mut crawler, &config, &set, &mut shutdown).await? {
+            PassEnd::Finished => {}
+            PassEnd::Interrupted => {
+                totals.interrupted = true;
+                break;
+            }
+            PassEnd::Fatal(e) => {
+                crawler.finish().await?;
+                return Err(e);
+            }
+            PassEnd::OutOfBudget(resets_at) => {
+                // The supervisor stays stopped once its budget is gone; wait
+                // for the reset, then start afresh and resume this pass.
+                warn!(resets_at = %resets_at.to_rfc3339(), tag_set = %name, "request budget spent: waiting for it to reset");
+                let wait = (resets_at - Utc::now()).to_std().unwrap_or_default();
+                crawler.finish().await?;
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.wait_for(|s| *s) => {
+                        totals.interrupted = true;
+                        info!(passes = totals.passes, "run stopped while waiting for the budget; store flushed");
+                        return Ok(totals);
+                    }
+                }
+                crawler = start(&config).await?;
+                continue;
+            }
         }
         totals.passes += 1;
         // Start to start, so a pass's own length does not stretch the interval.
@@ -150,7 +173,7 @@ async fn run_pass(
     config: &Config,
     set: &TagSet,
     shutdown: &mut watch::Receiver<bool>,
-) -> Result<bool, CrawlError> {
+) -> Result<PassEnd, CrawlError> {
     let started = Instant::now();
     let pass = crawler
         .aggregator()
@@ -180,7 +203,23 @@ async fn run_pass(
     let futures = crawler.submit_plan(&plan);
     let driven = crawler.drive(futures, shutdown).await?;
     report_failures(&config.failures_path, &driven.failures)?;
-    let finished = !driven.interrupted;
+    let stats = crawler.stats().await?;
+    let end = if driven.interrupted {
+        PassEnd::Interrupted
+    } else if let Some(f) = stats.api_fatal {
+        PassEnd::Fatal(CrawlError::Api {
+            tag: f.ctx.tag,
+            page: f.ctx.page,
+            error: f.error,
+        })
+    } else if let Some(at) = stats.budget_resets_at {
+        PassEnd::OutOfBudget(at)
+    } else {
+        PassEnd::Finished
+    };
+    // A pass whose pages were skipped for want of budget stays open, so the
+    // next attempt resumes it rather than calling it complete.
+    let finished = matches!(end, PassEnd::Finished);
     let totals = crawler
         .aggregator()
         .send(EndPass {
@@ -211,5 +250,14 @@ async fn run_pass(
             "pass interrupted; the next start resumes it"
         );
     }
-    Ok(driven.interrupted)
+    Ok(end)
+}
+
+enum PassEnd {
+    Finished,
+    Interrupted,
+    /// The daily budget or the API quota ran out; it resets then.
+    OutOfBudget(DateTime<Utc>),
+    /// The API refused for good (bad key, bad parameter): no pass can succeed.
+    Fatal(CrawlError),
 }

@@ -341,3 +341,36 @@ fn report_and_export_read_the_store() {
         .unwrap()
         .starts_with("site,question_id,url,title"));
 }
+
+#[test]
+fn a_spent_budget_keeps_the_pass_open_and_waits_for_the_reset() {
+    let site = FakeSite::builder().tag("a", 500).start();
+    let dir = tempfile::tempdir().unwrap();
+    // robots.txt and three pages, then the day's budget is gone.
+    let config = write_config(
+        dir.path(),
+        &site,
+        "fetchers = 1\nrate = 30.0\nburst = 5\ndaily_budget = 4",
+        "[tag_sets.s]\ntags = [\"a\"]\npages = 10\n",
+    );
+    let db = dir.path().join("store.db");
+    let mut svc = Service::start(&config);
+    let waiting = svc.wait_for("request budget spent: waiting for it to reset");
+    assert!(
+        waiting["resets_at"]
+            .as_str()
+            .unwrap()
+            .ends_with("T00:00:00+00:00"),
+        "{waiting}"
+    );
+    svc.signal("-TERM");
+    assert_eq!(svc.wait_exit(), Some(0));
+    assert!(!svc.saw("pass finished"));
+    assert_eq!(done_pages(&db), HashSet::from([1, 2, 3]));
+    assert_eq!(
+        query_u64(&db, "SELECT COUNT(*) FROM passes WHERE finished_at IS NULL"),
+        1,
+        "the pass stays open for the next day"
+    );
+    assert_eq!(site.page_hits().len(), 3);
+}

@@ -482,7 +482,10 @@ impl Supervisor {
                 // so it pauses the pool without lowering the rate for good.
                 if *status == 429 {
                     let rate = self.throttle_for(&p.job).slow_down();
-                    warn!(effective_rate = rate, "adaptive rate lowered after a rate limit");
+                    warn!(
+                        effective_rate = rate,
+                        "adaptive rate lowered after a rate limit"
+                    );
                 }
                 // The server's own figure wins; without one, the backoff.
                 let pause = retry_after.unwrap_or(wait);
