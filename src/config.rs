@@ -1501,6 +1501,15 @@ pages = 3
     }
 
     #[test]
+    fn stackoverflow_api_config_is_valid_and_gentle() {
+        let text = include_str!("../config/stackoverflow-api.toml");
+        let c = Config::from_toml(text, "config/stackoverflow-api.toml", &Overrides::default())
+            .unwrap();
+        assert!(c.rate <= 1.0);
+        assert_eq!(c.tag_sets[0].tags, ["pandas", "dask"]);
+    }
+
+    #[test]
     fn example_config_is_valid() {
         let text = include_str!("../config/example.toml");
         let c = Config::from_toml(text, "config/example.toml", &Overrides::default()).unwrap();

@@ -45,6 +45,22 @@ enum Command {
     Report(StoreArgs),
     /// Write the store's questions (or their history) as JSONL or CSV.
     Export(ExportArgs),
+    /// Parse saved listing pages (an archive, a page saved from a browser)
+    /// and print their records as JSONL.
+    Parse(ParseArgs),
+}
+
+#[derive(Args)]
+struct ParseArgs {
+    /// Saved listing pages.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// The site the pages came from: makes question URLs absolute.
+    #[arg(long, default_value = stackcrawl::config::DEFAULT_BASE_URL)]
+    base_url: String,
+    /// The tag the pages list, recorded in each record's `tag`.
+    #[arg(long, default_value = "")]
+    tag: String,
 }
 
 #[derive(Args)]
@@ -218,6 +234,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::Report(args) => report(args),
         Command::Export(args) => export(args),
+        Command::Parse(args) => parse_files(args),
     }
 }
 
@@ -451,5 +468,81 @@ fn export(args: ExportArgs) -> ExitCode {
             eprintln!("stackcrawl: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// Parses each file on its own: one bad file is reported and the others
+/// still print. Exit 1 if any file is not a listing page.
+fn parse_files(args: ParseArgs) -> ExitCode {
+    use std::io::Write;
+    let site = reqwest::Url::parse(&args.base_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string));
+    let Some(site) = site else {
+        eprintln!(
+            "stackcrawl: --base-url `{}` is not a URL with a host",
+            args.base_url
+        );
+        return ExitCode::from(2);
+    };
+    let mut stdout = std::io::stdout().lock();
+    let mut failed = false;
+    for path in &args.files {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("{}: cannot read: {e}", path.display());
+                failed = true;
+                continue;
+            }
+        };
+        let page = match stackcrawl::parse::parse_listing(&String::from_utf8_lossy(&bytes)) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("{}: not a listing page: {e}", path.display());
+                failed = true;
+                continue;
+            }
+        };
+        // A saved page was fetched when it was saved: its file time is the
+        // best record of that.
+        let fetched_at = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .map(chrono::DateTime::<chrono::Utc>::from)
+            .unwrap_or_else(|_| chrono::Utc::now());
+        let ctx = stackcrawl::model::PageContext {
+            site: site.clone(),
+            base_url: args.base_url.trim_end_matches('/').to_string(),
+            tag: args.tag.clone(),
+            tab: String::new(),
+            page: 0,
+        };
+        let cleaned = stackcrawl::clean::clean_page(&page, &ctx, fetched_at);
+        eprintln!(
+            "{}: layout {}, {} questions, {} rejected",
+            path.display(),
+            page.layout.name(),
+            cleaned.questions.len(),
+            cleaned.rejections.len()
+        );
+        for r in &cleaned.rejections {
+            eprintln!(
+                "{}: rejected summary {}: {}",
+                path.display(),
+                r.question_id.as_deref().unwrap_or("(no id)"),
+                r.reason
+            );
+        }
+        for q in &cleaned.questions {
+            let line = serde_json::to_string(q).unwrap_or_default();
+            if writeln!(stdout, "{line}").is_err() {
+                return ExitCode::from(1);
+            }
+        }
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }

@@ -1,0 +1,108 @@
+//! The command line as a user meets it: exit codes, `--dry-run`, `parse`.
+//! Nothing here touches the network.
+
+use std::process::Command;
+
+fn stackcrawl(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_stackcrawl"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run stackcrawl")
+}
+
+#[test]
+fn dry_run_prints_every_planned_url_and_fetches_nothing() {
+    let out = stackcrawl(&[
+        "crawl",
+        "--tag",
+        "c#",
+        "--tag",
+        "c++",
+        "--pages",
+        "2",
+        "--base-url",
+        "http://127.0.0.1:9",
+        "--dry-run",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let urls: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            "http://127.0.0.1:9/questions/tagged/c%23?tab=Newest&page=1&pagesize=50",
+            "http://127.0.0.1:9/questions/tagged/c%2B%2B?tab=Newest&page=1&pagesize=50",
+            "http://127.0.0.1:9/questions/tagged/c%23?tab=Newest&page=2&pagesize=50",
+            "http://127.0.0.1:9/questions/tagged/c%2B%2B?tab=Newest&page=2&pagesize=50",
+        ]
+    );
+}
+
+#[test]
+fn bad_config_exits_2_naming_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[fetch]\nrate = 45.0\n[tag_sets.a]\ntags = [\"rust\"]\n",
+    )
+    .unwrap();
+    let out = stackcrawl(&["crawl", "--config", path.to_str().unwrap(), "--dry-run"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("fetch.rate") && err.contains("line 2"),
+        "{err}"
+    );
+    let out = stackcrawl(&["crawl", "--tag", "../admin", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = stackcrawl(&["crawl", "--frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn parse_prints_records_of_saved_pages() {
+    let out = stackcrawl(&[
+        "parse",
+        "tests/fixtures/so-html/tagged-python-newest-2025.html",
+        "tests/fixtures/so-html/homepage-narrow-2018.html",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 15 + 96);
+    assert_eq!(records[0]["question_id"], 79821892);
+    assert_eq!(records[0]["url"].as_str().unwrap(), "https://stackoverflow.com/questions/79821892/how-to-automate-extraction-and-standardization-of-multilingual-name-username-dat");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("layout s-post-summary, 15 questions"), "{err}");
+    assert!(
+        err.contains("layout question-summary-narrow, 96 questions"),
+        "{err}"
+    );
+}
+
+#[test]
+fn parse_exits_1_on_a_page_that_is_not_a_listing() {
+    let out = stackcrawl(&[
+        "parse",
+        "tests/fixtures/so-question/question-29980798-2020.html",
+        "tests/fixtures/so-html/tagged-python-newest-2013.html",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        15,
+        "the listing still prints"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a listing page"));
+}
