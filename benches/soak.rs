@@ -80,9 +80,10 @@ fn main() {
             passes.push((v, started.elapsed()));
         }
     }
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
+    if let Ok(pid) = libc::pid_t::try_from(pid) {
+        // SAFETY: kill(2) only sends SIGTERM to our own child process.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
     let _ = child.wait();
 
     println!("soak: {tags} tags x {pages} pages x 50 questions, 8 fetchers, 30 requests/s");

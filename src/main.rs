@@ -293,11 +293,19 @@ fn crawl(args: CrawlArgs) -> ExitCode {
             );
             ExitCode::from(1)
         }
-        Err(CrawlError::Robots(e)) => {
+        Err(e) => exit_for(e),
+    }
+}
+
+/// The one place a failed run becomes an exit code: robots.txt forbidding
+/// the plan is a usage problem (2); everything else is a failed run (1).
+fn exit_for(e: CrawlError) -> ExitCode {
+    match e {
+        CrawlError::Robots(e) => {
             eprintln!("stackcrawl: {e}");
             ExitCode::from(2)
         }
-        Err(e) => {
+        e => {
             error!(error = %e, "run failed");
             ExitCode::from(1)
         }
@@ -320,14 +328,7 @@ fn run(args: RunArgs) -> ExitCode {
     });
     match result {
         Ok(_) => ExitCode::SUCCESS,
-        Err(CrawlError::Robots(e)) => {
-            eprintln!("stackcrawl: {e}");
-            ExitCode::from(2)
-        }
-        Err(e) => {
-            error!(error = %e, "run failed");
-            ExitCode::from(1)
-        }
+        Err(e) => exit_for(e),
     }
 }
 

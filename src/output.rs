@@ -33,9 +33,10 @@ enum SinkKind {
     Csv(Box<csv::Writer<File>>),
 }
 
-/// The CSV row: `Question` flattened, since CSV has no lists.
+/// The CSV row: `Question` flattened, since CSV has no lists. Shared with
+/// the store's export so that both read alike.
 #[derive(Serialize)]
-struct CsvRow<'a> {
+pub(crate) struct CsvRow<'a> {
     site: &'a str,
     question_id: u64,
     url: &'a str,

@@ -29,6 +29,7 @@ use thiserror::Error;
 use tracing::{info, warn};
 
 use crate::model::{PageContext, PostKind, Question, QuestionStatus};
+use crate::output::CsvRow;
 
 /// Schema migrations, applied in order. `PRAGMA user_version` is the number
 /// applied so far, so a migration is never edited once released: append.
@@ -964,70 +965,6 @@ const HISTORY_COLUMNS: [&str; 7] = [
     "answers",
     "views",
 ];
-
-/// A copy of `output::CsvRow`, which is private to its module, so that an
-/// export reads exactly like a crawl's CSV output.
-#[derive(Serialize)]
-struct CsvRow<'a> {
-    site: &'a str,
-    question_id: u64,
-    url: &'a str,
-    title: &'a str,
-    excerpt: &'a str,
-    votes: i64,
-    answers: u64,
-    replies: Option<u64>,
-    views: u64,
-    views_exact: bool,
-    tags: String,
-    has_accepted_answer: bool,
-    author_name: Option<&'a str>,
-    author_reputation: Option<u64>,
-    asked_at: Option<String>,
-    modified_at: Option<String>,
-    answered_at: Option<String>,
-    bounty: Option<u32>,
-    status: QuestionStatus,
-    post_kind: PostKind,
-    community_wiki: bool,
-    tag: &'a str,
-    tab: &'a str,
-    page: u32,
-    fetched_at: String,
-}
-
-impl<'a> From<&'a Question> for CsvRow<'a> {
-    fn from(q: &'a Question) -> Self {
-        let ts = |t: &Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339());
-        CsvRow {
-            site: &q.site,
-            question_id: q.question_id,
-            url: &q.url,
-            title: &q.title,
-            excerpt: &q.excerpt,
-            votes: q.votes,
-            answers: q.answers,
-            replies: q.replies,
-            views: q.views,
-            views_exact: q.views_exact,
-            tags: q.tags.join(";"),
-            has_accepted_answer: q.has_accepted_answer,
-            author_name: q.author_name.as_deref(),
-            author_reputation: q.author_reputation,
-            asked_at: ts(&q.asked_at),
-            modified_at: ts(&q.modified_at),
-            answered_at: ts(&q.answered_at),
-            bounty: q.bounty,
-            status: q.status,
-            post_kind: q.post_kind,
-            community_wiki: q.community_wiki,
-            tag: &q.tag,
-            tab: &q.tab,
-            page: q.page,
-            fetched_at: q.fetched_at.to_rfc3339(),
-        }
-    }
-}
 
 /// History in CSV: `seen_at` written as the crawl's CSV writes times.
 #[derive(Serialize)]

@@ -65,11 +65,16 @@ impl Service {
     }
 
     fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
+        let signo = match sig {
+            "-TERM" => libc::SIGTERM,
+            "-HUP" => libc::SIGHUP,
+            "-KILL" => libc::SIGKILL,
+            other => panic!("no signal {other}"),
+        };
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
+        // SAFETY: kill(2) only sends a signal to our own child process.
+        let rc = unsafe { libc::kill(pid, signo) };
+        assert_eq!(rc, 0, "kill {sig}");
     }
 
     /// Waits (bounded) for the process to exit and returns its code.
