@@ -92,5 +92,8 @@ fn main() {
     let with_robots = latency.as_secs_f64() + bound;
     println!("  quota-bound min   {bound:.3} s ((pages - burst) / rate + one latency)");
     println!("  ratio             {:.3} (goal <= 1.10)", wall / bound);
-    println!("  min with the robots.txt round trip first: {with_robots:.3} s, ratio {:.3}", wall / with_robots);
+    println!(
+        "  min with the robots.txt round trip first: {with_robots:.3} s, ratio {:.3}",
+        wall / with_robots
+    );
 }

@@ -412,3 +412,28 @@ async fn futures_api_submit_map_gather_as_completed() {
     assert_eq!(summary.questions, 120);
     assert!(!out.exists(), "no output asked for");
 }
+
+#[actix::test]
+async fn gzip_compressed_pages_are_decoded() {
+    let site = FakeSite::builder().tag("a", 100).gzip().start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("q.jsonl");
+    let cfg = config(
+        &site,
+        &out,
+        "fetchers = 2\nrate = 30.0\nburst = 5",
+        "[tag_sets.a]\ntags = [\"a\"]\npages = 2\n",
+    );
+    let summary = run(cfg).await;
+    assert_eq!(summary.pages_done, 2);
+    assert!(site.gzipped() >= 2, "the pages went out compressed");
+    let records = read_jsonl(&out);
+    assert_eq!(records.len(), 100);
+    for q in site.questions("a") {
+        let r = records
+            .iter()
+            .find(|r| r.question_id == q.id)
+            .expect("recorded");
+        assert_record_matches(r, &q, &site.base_url());
+    }
+}

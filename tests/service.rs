@@ -379,3 +379,42 @@ fn a_spent_budget_keeps_the_pass_open_and_waits_for_the_reset() {
     );
     assert_eq!(site.page_hits().len(), 3);
 }
+
+#[test]
+fn a_second_signal_exits_at_once_and_the_store_stays_sound() {
+    let site = FakeSite::builder()
+        .tag("a", 2000)
+        .latency(Duration::from_millis(500))
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &site,
+        "fetchers = 4\nrate = 10.0\nburst = 4",
+        "[tag_sets.s]\ntags = [\"a\"]\npages = 40\n",
+    );
+    let db = dir.path().join("store.db");
+    let mut svc = Service::start(&config);
+    svc.wait_for("page done");
+    svc.signal("-TERM");
+    svc.wait_for("shutdown requested: draining");
+    svc.signal("-TERM");
+    assert_eq!(svc.wait_exit(), Some(1));
+    assert!(svc.saw("second signal: exiting at once"));
+    assert!(
+        !svc.saw("run stopped; store flushed"),
+        "it did not wait for the drain"
+    );
+
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    // Every page marked done has all its questions and snapshots: each page
+    // was written in one transaction.
+    let pages = done_pages(&db).len() as u64;
+    assert!(pages >= 1);
+    assert_eq!(query_u64(&db, "SELECT COUNT(*) FROM questions"), pages * 50);
+    assert_eq!(query_u64(&db, "SELECT COUNT(*) FROM snapshots"), pages * 50);
+}

@@ -129,6 +129,9 @@ struct State {
     hits: Vec<Hit>,
     robots: String,
     api: api::ApiState,
+    /// Compress 200 bodies for clients that accept gzip.
+    gzip: bool,
+    gzipped: usize,
 }
 
 pub struct FakeSite {
@@ -351,6 +354,12 @@ impl SiteBuilder {
         self
     }
 
+    /// Serve every plain 200 gzip-compressed to clients that accept it.
+    pub fn gzip(mut self) -> Self {
+        self.state.gzip = true;
+        self
+    }
+
     pub fn robots(mut self, body: &str) -> Self {
         self.state.robots = body.to_string();
         self
@@ -411,6 +420,11 @@ impl FakeSite {
 
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// How many responses went out gzip-compressed.
+    pub fn gzipped(&self) -> usize {
+        self.state.lock().unwrap().gzipped
     }
 
     pub fn hits(&self) -> Vec<Hit> {
@@ -493,6 +507,7 @@ struct Request {
     tab: Option<String>,
     user_agent: Option<String>,
     robots: bool,
+    accepts_gzip: bool,
     /// `/2.3/questions`: answered by [`api::serve_api`].
     api: bool,
 }
@@ -502,10 +517,15 @@ fn parse_request(head: &str) -> Option<Request> {
     let mut first = lines.next()?.split(' ');
     let _method = first.next()?;
     let target = first.next()?.to_string();
-    let user_agent = lines
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.eq_ignore_ascii_case("user-agent"))
-        .map(|(_, v)| v.trim().to_string());
+    let headers: Vec<(&str, &str)> = lines.filter_map(|l| l.split_once(':')).collect();
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let user_agent = header("user-agent");
+    let accepts_gzip = header("accept-encoding").is_some_and(|v| v.contains("gzip"));
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
     let mut params: HashMap<&str, &str> = HashMap::new();
     for kv in query.split('&') {
@@ -524,6 +544,7 @@ fn parse_request(head: &str) -> Option<Request> {
         pagesize: params.get("pagesize").and_then(|p| p.parse().ok()),
         tab: params.get("tab").map(|t| t.to_string()),
         user_agent,
+        accepts_gzip,
         robots: path == "/robots.txt",
         api: path == api::QUESTIONS_PATH,
         raw_path: target,
@@ -552,7 +573,7 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, template: Arc<Temp
     }
 
     // Decide the response under the lock, then sleep and write without it.
-    let (fault, latency, body) = {
+    let (fault, latency, body, gzip) = {
         let mut st = state.lock().unwrap();
         let key = (req.tag.clone().unwrap_or_default(), req.page.unwrap_or(0));
         let mut fault = st.script.get_mut(&key).and_then(|q| q.pop_front());
@@ -622,7 +643,11 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, template: Arc<Temp
             user_agent: req.user_agent.clone(),
             status,
         });
-        (fault, st.latency, body)
+        let gzip = st.gzip && req.accepts_gzip && fault.is_none();
+        if gzip {
+            st.gzipped += 1;
+        }
+        (fault, st.latency, body, gzip)
     };
 
     if !latency.is_zero() {
@@ -633,7 +658,18 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, template: Arc<Temp
     } else {
         "text/html; charset=utf-8"
     };
+    let compressed;
+    let (body, encoding) = if gzip {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(body.as_bytes()).expect("gzip");
+        compressed = enc.finish().expect("gzip");
+        (compressed.as_slice(), "Content-Encoding: gzip\r\n")
+    } else {
+        (body.as_bytes(), "")
+    };
     let response = |status: u16, reason: &str, extra: &str, body: &[u8]| -> Vec<u8> {
+        let extra = format!("{extra}{encoding}");
         let mut out = format!(
             "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
             body.len()
@@ -649,14 +685,14 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, template: Arc<Temp
             response(status, "Error", &extra, b"<html><body>error</body></html>")
         }
         Some(Fault::Truncate) => {
-            let full = response(200, "OK", "", body.as_bytes());
+            let full = response(200, "OK", "", body);
             let cut = full.len() * 2 / 3;
             let _ = sock.write_all(&full[..cut]).await;
             return;
         }
         Some(Fault::Stall(d)) => {
             tokio::time::sleep(d).await;
-            response(200, "OK", "", body.as_bytes())
+            response(200, "OK", "", body)
         }
         Some(Fault::Huge(n)) => {
             let head = format!(
@@ -678,7 +714,7 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, template: Arc<Temp
         }
         Some(Fault::CutPage) => {
             let cut = body.len() / 2;
-            response(200, "OK", "", &body.as_bytes()[..cut])
+            response(200, "OK", "", &body[..cut])
         }
         Some(Fault::Redirect(to)) => response(302, "Found", &format!("Location: {to}\r\n"), b""),
         Some(Fault::Captcha) => response(
@@ -687,7 +723,7 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, template: Arc<Temp
             "",
             b"<!DOCTYPE html><html><head><title>Human verification - Stack Overflow</title></head><body><h1>Human verification</h1><p>Are you a human being? We detected unusual traffic from your network. Please complete the captcha below.</p><div class=\"g-recaptcha\"></div></body></html>",
         ),
-        None if req.tag.is_some() || req.robots => response(200, "OK", "", body.as_bytes()),
+        None if req.tag.is_some() || req.robots => response(200, "OK", "", body),
         None => response(404, "Not Found", "", b"<html><body>Page not found</body></html>"),
     };
     let _ = sock.write_all(&bytes).await;
