@@ -57,7 +57,7 @@ use tokio::sync::{oneshot, watch};
 use tracing::{debug, error, info, warn};
 
 use actors::aggregator::Flush;
-use actors::aggregator::{GetStoreStats, OutputError};
+use actors::aggregator::{BeginPass, EndPass, GetStoreStats, OutputError};
 use actors::supervisor::{Drain, GetStats, Submit, SupervisorStats};
 pub use actors::supervisor::{PageFailure, PageOutcome};
 use actors::Pipeline;
@@ -340,6 +340,9 @@ pub async fn gather(futures: Vec<PageFuture>) -> Vec<PageOutcome> {
     join_all(futures).await
 }
 
+/// The store's name for the pass of a one-off `crawl --store`.
+pub const CRAWL_PASS: &str = "crawl";
+
 /// Turns a shutdown future into a flag every waiting point can watch.
 pub fn shutdown_flag(shutdown: impl Future<Output = ()> + 'static) -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
@@ -437,6 +440,8 @@ impl Crawler {
             rate_limited = s.rate_limited,
             effective_rate = round3(s.effective_rate),
             quota_rate = self.config.rate,
+            requests_last_minute = s.requests_last_minute,
+            quota_per_minute = round3(self.config.rate * 60.0),
             budget_left = s.budget_left,
             api_requests = (s.api.requests > 0).then_some(s.api.requests),
             api_quota_remaining = s.api.quota_remaining,
@@ -486,6 +491,20 @@ pub async fn crawl(
     sink: Sink,
     shutdown: impl Future<Output = ()> + 'static,
 ) -> Result<RunSummary, CrawlError> {
+    crawl_with_store(config, plan, sink, None, shutdown).await
+}
+
+/// `crawl` that also keeps its records in the SQLite store, as one pass
+/// named [`CRAWL_PASS`]: a crawl cut short (a crash, a signal) leaves the
+/// pass open, and the next `crawl --store` resumes it without fetching its
+/// done pages again.
+pub async fn crawl_with_store(
+    config: Config,
+    mut plan: Plan,
+    sink: Sink,
+    store: Option<Store>,
+    shutdown: impl Future<Output = ()> + 'static,
+) -> Result<RunSummary, CrawlError> {
     info!(
         pages = plan.len(),
         fetchers = config.fetchers,
@@ -497,11 +516,49 @@ pub async fn crawl(
     );
     let failures_path = config.failures_path.clone();
     let mut shutdown = shutdown_flag(shutdown);
-    let mut crawler = Crawler::start(config, Some(sink))?;
+    let with_store = store.is_some();
+    let mut crawler = Crawler::start_with_store(config, Some(sink), store)?;
+    if with_store {
+        let pass = crawler
+            .aggregator()
+            .send(BeginPass {
+                tag_set: CRAWL_PASS.to_string(),
+                newest: false,
+                now: chrono::Utc::now(),
+            })
+            .await
+            .map_err(|_| CrawlError::Stopped)??;
+        let planned = plan.len();
+        plan.jobs.retain(|j| {
+            !pass
+                .done
+                .contains(&(j.ctx.tag.clone(), j.ctx.tab.clone(), j.ctx.page))
+        });
+        info!(
+            pass_id = pass.pass_id,
+            resumed = pass.resumed,
+            pages_already_done = planned - plan.len(),
+            "store pass starting"
+        );
+    }
     crawler.check_robots(&plan).await?;
     let futures = crawler.submit_plan(&plan);
     let driven = crawler.drive(futures, &mut shutdown).await?;
-    let api_fatal = crawler.stats().await?.api_fatal;
+    let stats = crawler.stats().await?;
+    let api_fatal = stats.api_fatal;
+    if with_store {
+        // Only a crawl that reached every page closes its pass.
+        let finished =
+            !driven.interrupted && stats.budget_resets_at.is_none() && api_fatal.is_none();
+        crawler
+            .aggregator()
+            .send(EndPass {
+                finished,
+                now: chrono::Utc::now(),
+            })
+            .await
+            .map_err(|_| CrawlError::Stopped)??;
+    }
     let mut summary = crawler.finish().await?;
     summary.failures = driven
         .failures

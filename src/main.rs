@@ -126,6 +126,10 @@ struct CrawlArgs {
     /// adding their records to the output.
     #[arg(long, value_name = "FILE")]
     retry_failed: Option<PathBuf>,
+    /// Also keep the records, with a snapshot of their figures, in this
+    /// SQLite store (what `run` uses); an interrupted crawl resumes there.
+    #[arg(long, value_name = "PATH")]
+    store: Option<PathBuf>,
     /// A tag to crawl (repeatable); replaces the config's tag sets.
     #[arg(long = "tag")]
     tags: Vec<String>,
@@ -281,8 +285,23 @@ fn crawl(args: CrawlArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let result =
-        actix_rt::System::new().block_on(stackcrawl::crawl(config, plan, sink, shutdown_signal()));
+    let store = match &args.store {
+        Some(path) => match Store::open(path) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("stackcrawl: {e}");
+                return ExitCode::from(1);
+            }
+        },
+        None => None,
+    };
+    let result = actix_rt::System::new().block_on(stackcrawl::crawl_with_store(
+        config,
+        plan,
+        sink,
+        store,
+        shutdown_signal(),
+    ));
     match result {
         Ok(s) if s.pages_failed == 0 && s.budget_resets_at.is_none() => ExitCode::SUCCESS,
         Ok(s) => {

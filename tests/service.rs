@@ -235,7 +235,13 @@ fn sigterm_drains_in_flight_pages_and_exits_0() {
     );
     let db = dir.path().join("store.db");
     let mut svc = Service::start(&config);
-    svc.wait_for("page done");
+    // The periodic status line carries what an operator charts.
+    let status = svc.wait_for("status");
+    let last_minute = status["requests_last_minute"].as_u64().unwrap();
+    assert!((1..=14).contains(&last_minute), "{status}");
+    assert_eq!(status["quota_per_minute"], 600.0);
+    assert!(status["in_flight"].as_u64().unwrap() <= 4);
+    assert!(status["store_questions"].as_u64().is_some(), "{status}");
     svc.signal("-TERM");
     assert_eq!(svc.wait_exit(), Some(0));
     assert!(svc.saw("pass interrupted; the next start resumes it"));
@@ -417,4 +423,53 @@ fn a_second_signal_exits_at_once_and_the_store_stays_sound() {
     assert!(pages >= 1);
     assert_eq!(query_u64(&db, "SELECT COUNT(*) FROM questions"), pages * 50);
     assert_eq!(query_u64(&db, "SELECT COUNT(*) FROM snapshots"), pages * 50);
+}
+
+#[test]
+fn crawl_can_keep_its_records_in_the_store_too() {
+    let site = FakeSite::builder().tag("a", 120).start();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("crawl.db");
+    let out = dir.path().join("q.csv");
+    let crawl = || {
+        Command::new(env!("CARGO_BIN_EXE_stackcrawl"))
+            .args([
+                "crawl",
+                "--tag",
+                "a",
+                "--pages",
+                "3",
+                "--rate",
+                "30",
+                "--base-url",
+                &site.base_url(),
+            ])
+            .arg("--output")
+            .arg(&out)
+            .arg("--store")
+            .arg(&db)
+            .output()
+            .unwrap()
+    };
+    let first = crawl();
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 121);
+    assert_eq!(query_u64(&db, "SELECT COUNT(*) FROM questions"), 120);
+    let second = crawl();
+    assert_eq!(second.status.code(), Some(0));
+    // A second crawl is a second pass: the same questions, a snapshot each.
+    assert_eq!(query_u64(&db, "SELECT COUNT(*) FROM questions"), 120);
+    assert_eq!(query_u64(&db, "SELECT COUNT(*) FROM snapshots"), 240);
+    assert_eq!(
+        query_u64(
+            &db,
+            "SELECT COUNT(*) FROM passes WHERE finished_at IS NOT NULL"
+        ),
+        2
+    );
 }

@@ -92,9 +92,10 @@ pub struct Aggregator {
     sink: Option<Sink>,
     store: Option<Store>,
     pass: Option<ActivePass>,
-    /// (site, question_id) of every question written in this run: a new
-    /// question can push another onto the next page mid-crawl. Only for a
-    /// single crawl; a long run asks the store instead, so memory stays flat.
+    /// (site, question_id) of every question written to the file output in
+    /// this run: a new question can push another onto the next page
+    /// mid-crawl. Only with a file output; a long run writes to the store
+    /// alone, which is keyed, so memory stays flat.
     seen: Option<HashSet<(String, u64)>>,
     totals: Totals,
     started: Instant,
@@ -102,11 +103,9 @@ pub struct Aggregator {
 
 impl Aggregator {
     pub fn new(sink: Option<Sink>, store: Option<Store>, started: Instant) -> Aggregator {
-        let seen = if store.is_none() {
-            Some(HashSet::new())
-        } else {
-            None
-        };
+        // A file output must hold each question once per run; `run` writes
+        // only to the store, which is keyed, so it keeps no set.
+        let seen = sink.as_ref().map(|_| HashSet::new());
         Aggregator {
             sink,
             store,

@@ -87,6 +87,8 @@ pub struct SupervisorStats {
     /// resets.
     pub budget_resets_at: Option<DateTime<Utc>>,
     pub effective_rate: f64,
+    /// Requests handed out in the last 60 s, to compare with the quota.
+    pub requests_last_minute: usize,
     pub api: ApiUsage,
     /// The API error that stopped the crawl, if one did.
     pub api_fatal: Option<ApiFatal>,
@@ -167,6 +169,8 @@ pub struct Supervisor {
     /// Why pages are no longer handed out, once they are not.
     stop_reason: Option<&'static str>,
     stats: SupervisorStats,
+    /// When each request of the last minute went out, for the status line.
+    recent: VecDeque<std::time::Instant>,
 }
 
 impl Supervisor {
@@ -193,6 +197,7 @@ impl Supervisor {
             draining: false,
             stop_reason: None,
             stats: SupervisorStats::default(),
+            recent: VecDeque::new(),
         }
     }
 
@@ -308,6 +313,24 @@ impl Supervisor {
         });
     }
 
+    fn note_request(&mut self) {
+        let now = std::time::Instant::now();
+        self.recent.push_back(now);
+        self.note_requests_since(now);
+    }
+
+    /// Forgets requests older than a minute: the window stays bounded by
+    /// the quota (at most 60 × 30 entries).
+    fn note_requests_since(&mut self, now: std::time::Instant) {
+        while self
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+        {
+            self.recent.pop_front();
+        }
+    }
+
     fn dispatch(&mut self) {
         if self.draining {
             // Pages released after the stop (a retry's successor) are
@@ -335,6 +358,7 @@ impl Supervisor {
             }
             self.idle.pop();
             self.stats.requests += 1;
+            self.note_request();
             if p.job.source == Source::Api {
                 self.stats.api.requests += 1;
             }
@@ -695,6 +719,8 @@ impl Handler<GetStats> for Supervisor {
     fn handle(&mut self, _: GetStats, _: &mut Context<Self>) -> Self::Result {
         let mut stats = self.stats.clone();
         stats.in_flight = self.in_flight.len();
+        self.note_requests_since(std::time::Instant::now());
+        stats.requests_last_minute = self.recent.len();
         stats.effective_rate = self.throttle.effective_rate();
         stats.queued = self.frontier.len() + self.parked.values().map(BTreeMap::len).sum::<usize>();
         let budget = self.budget.lock().unwrap_or_else(|p| p.into_inner());
