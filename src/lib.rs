@@ -161,16 +161,6 @@ impl Crawler {
         &self.pipeline.aggregator
     }
 
-    /// The shared quota, for callers that want to observe pauses.
-    pub fn throttle(&self) -> &Arc<Throttle> {
-        &self.pipeline.throttle
-    }
-
-    /// The API host's quota, paused by the API's `backoff`.
-    pub fn api_throttle(&self) -> &Arc<Throttle> {
-        &self.pipeline.api_throttle
-    }
-
     /// Fetches robots.txt once (through the shared quota and budget) and
     /// checks every planned URL against it. Unreachable robots.txt is
     /// retried, then treated as the config says.

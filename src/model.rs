@@ -120,13 +120,6 @@ pub struct PageReport {
     pub updated: usize,
 }
 
-impl PageReport {
-    /// A page with no question summaries at all: past a tag's last page.
-    pub fn is_empty(&self) -> bool {
-        self.questions == 0 && self.duplicates == 0 && self.rejected == 0
-    }
-}
-
 /// Per-tag totals kept by the aggregator.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct TagTotals {

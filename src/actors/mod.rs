@@ -36,9 +36,6 @@ pub struct Pipeline {
     pub supervisor: Addr<Supervisor>,
     pub aggregator: Addr<Aggregator>,
     pub throttle: Arc<Throttle>,
-    /// The API host's quota, apart from the site's: a `backoff` from the API
-    /// pauses API requests only.
-    pub api_throttle: Arc<Throttle>,
     aggregator_arbiter: Arbiter,
 }
 
@@ -67,9 +64,10 @@ impl Pipeline {
         let shared = throttle.clone();
         let agg = aggregator.clone();
         let host = config.site.clone();
-        let api_throttle = Arc::new(Throttle::new(config.rate, config.burst));
+        // The API host has a quota of its own, apart from the site's: a
+        // `backoff` from the API pauses API requests only.
         let api_lane = ApiLane {
-            throttle: api_throttle.clone(),
+            throttle: Arc::new(Throttle::new(config.rate, config.burst)),
             budget_key: config.api.budget_key(),
             stop_at_quota_remaining: config.api.stop_at_quota_remaining,
             throttle_violation_pause: config.api.throttle_violation_pause,
@@ -98,7 +96,6 @@ impl Pipeline {
             supervisor,
             aggregator,
             throttle,
-            api_throttle,
             aggregator_arbiter,
         }
     }
