@@ -26,6 +26,7 @@ impl Service {
             .args(["--log-format", "json", "run", "--config"])
             .arg(config)
             .env("RUST_LOG", "info")
+            .env_remove("STACKCRAWL_API_KEY")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -472,4 +473,43 @@ fn crawl_can_keep_its_records_in_the_store_too() {
         ),
         2
     );
+}
+
+#[test]
+fn an_api_tag_set_is_kept_current_incrementally_too() {
+    let site = FakeSite::builder().tag("a", 250).start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &site,
+        "fetchers = 2\nrate = 30.0\nburst = 5",
+        &format!(
+            "[api]\nbase_url = \"{}\"\nsite = \"stackoverflow\"\n\
+             [tag_sets.so]\nsource = \"api\"\ntags = [\"a\"]\nsort = \"creation\"\npagesize = 100\npages = 5\nevery = \"2s\"\n",
+            site.base_url()
+        ),
+    );
+    let mut svc = Service::start(&config);
+    let first = svc.wait_for("pass finished");
+    // Pages 1-3; page 3 said has_more = false.
+    assert_eq!(
+        (first["pages"].as_u64(), first["new"].as_u64()),
+        (Some(3), Some(250))
+    );
+    for i in 0..2 {
+        let mut q = FakeQuestion::generated("a", 7, i);
+        q.id = 91_000_000 + i;
+        site.add_newest("a", q);
+    }
+    let second = svc.wait_for("pass finished");
+    svc.signal("-TERM");
+    assert_eq!(svc.wait_exit(), Some(0));
+    assert_eq!(second["incremental"], true);
+    assert_eq!(
+        (second["pages"].as_u64(), second["new"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(site.page_hits().len(), 5, "3 pages, then 2");
+    let db = dir.path().join("store.db");
+    assert_eq!(query_u64(&db, "SELECT COUNT(*) FROM questions"), 252);
 }
