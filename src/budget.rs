@@ -31,6 +31,10 @@ pub struct Budget {
     /// the budget chosen for HTML pages.
     limits: BTreeMap<String, u64>,
     hosts: BTreeMap<String, HostDay>,
+    /// When the counts last reached the file: saves are spaced so that the
+    /// supervisor, which shares a thread with the fetchers, does not write
+    /// a file for every request.
+    saved_at: Option<std::time::Instant>,
 }
 
 impl Budget {
@@ -54,6 +58,7 @@ impl Budget {
             limit,
             limits: BTreeMap::new(),
             hosts,
+            saved_at: None,
         })
     }
 
@@ -112,9 +117,20 @@ impl Budget {
         tomorrow.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
     }
 
+    /// Saves unless the last save is more recent than `every`. A crash may
+    /// then forget the requests of that last stretch; `save` at the end of
+    /// a run records everything.
+    pub fn save_if_due(&mut self, every: std::time::Duration) -> Result<(), BudgetError> {
+        if self.saved_at.is_some_and(|at| at.elapsed() < every) {
+            return Ok(());
+        }
+        self.save()
+    }
+
     /// Writes the counts atomically (temp file, then rename), so a crash
     /// never leaves a half-written file that would reset the count.
-    pub fn save(&self) -> Result<(), BudgetError> {
+    pub fn save(&mut self) -> Result<(), BudgetError> {
+        self.saved_at = Some(std::time::Instant::now());
         let err = |e: String| BudgetError::Write {
             path: self.path.clone(),
             reason: e,
@@ -172,6 +188,25 @@ mod tests {
         b.save().unwrap();
         let again = Budget::load(&path, 10).unwrap();
         assert_eq!(again.remaining("h", now), 6);
+    }
+
+    #[test]
+    fn saves_are_spaced_but_the_final_save_records_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("budget.json");
+        let now = at("2026-11-25T10:00:00Z");
+        let mut b = Budget::load(&path, 10).unwrap();
+        b.take("h", now);
+        b.save_if_due(std::time::Duration::from_secs(3600)).unwrap();
+        b.take("h", now);
+        b.save_if_due(std::time::Duration::from_secs(3600)).unwrap();
+        assert_eq!(
+            Budget::load(&path, 10).unwrap().remaining("h", now),
+            9,
+            "second save skipped"
+        );
+        b.save().unwrap();
+        assert_eq!(Budget::load(&path, 10).unwrap().remaining("h", now), 8);
     }
 
     #[test]

@@ -292,6 +292,11 @@ impl Crawler {
     /// submitted future first: pages still in flight would be cut short.
     pub async fn finish(self) -> Result<RunSummary, CrawlError> {
         let stats = self.stats().await?;
+        // The supervisor spaces its saves; this one records every request.
+        self.budget
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .save()?;
         let totals = self
             .pipeline
             .aggregator

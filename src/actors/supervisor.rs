@@ -173,6 +173,10 @@ pub struct Supervisor {
     recent: VecDeque<std::time::Instant>,
 }
 
+/// How often the budget file is rewritten while requests go out; the final
+/// count is saved when the crawler finishes.
+const BUDGET_SAVE_EVERY: Duration = Duration::from_secs(1);
+
 impl Supervisor {
     pub fn new(
         policy: RetryPolicy,
@@ -376,7 +380,7 @@ impl Supervisor {
         if !budget.take(key, now) {
             return false;
         }
-        if let Err(e) = budget.save() {
+        if let Err(e) = budget.save_if_due(BUDGET_SAVE_EVERY) {
             warn!(error = %e, "request budget not saved; the count may restart");
         }
         self.stats.budget_left = budget.remaining(key, now);
