@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use common::FakeSite;
 use stackcrawl::config::{Config, Overrides};
-use stackcrawl::model::Question;
 
 fn main() {
     let (tags, pages, pagesize) = (2u64, 32u64, 50u64);
@@ -47,11 +46,7 @@ fn main() {
     let total_pages = tags * pages;
     let bound = (total_pages - burst) as f64 / rate + latency.as_secs_f64();
     let wall = summary.wall_time.as_secs_f64();
-    let records: Vec<Question> = std::fs::read_to_string(&out)
-        .expect("output")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("record"))
-        .collect();
+    let records = common::read_jsonl(&out);
     let ids: HashSet<u64> = records.iter().map(|r| r.question_id).collect();
     let mut wrong = 0;
     for tag in ["python", "c++"] {

@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use common::{FakeSite, Fault, RandomFaults};
 use stackcrawl::config::{Config, Overrides};
-use stackcrawl::model::Question;
 use stackcrawl::plan::Plan;
 
 fn main() {
@@ -73,11 +72,7 @@ fn main() {
         ))
         .expect("crawl");
 
-    let records: Vec<Question> = std::fs::read_to_string(&out)
-        .expect("output")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("record"))
-        .collect();
+    let records = common::read_jsonl(&out);
     let unique: HashSet<u64> = records.iter().map(|r| r.question_id).collect();
     let hits = site.page_hits();
     let lost = planned - summary.pages_done - summary.pages_failed - summary.pages_skipped;

@@ -57,7 +57,7 @@ use tokio::sync::{oneshot, watch};
 use tracing::{debug, error, info, warn};
 
 use actors::aggregator::Flush;
-use actors::aggregator::{BeginPass, EndPass, GetStoreStats, OutputError};
+use actors::aggregator::{BeginPass, EndPass, GetStoreStats, OutputError, PassPlan};
 use actors::supervisor::{Drain, GetStats, Submit, SupervisorStats};
 pub use actors::supervisor::{PageFailure, PageOutcome};
 use actors::Pipeline;
@@ -68,6 +68,7 @@ use model::RunSummary;
 pub use output::Sink;
 use plan::{FailedPage, PageJob, Plan};
 use robots::{RobotsError, RobotsPolicy};
+use store::PassTotals;
 use store::Store;
 use throttle::Throttle;
 
@@ -156,9 +157,44 @@ impl Crawler {
         &self.config
     }
 
-    /// The aggregator, which owns the output and the store.
-    pub fn aggregator(&self) -> &actix::Addr<actors::aggregator::Aggregator> {
-        &self.pipeline.aggregator
+    /// Starts (or resumes) a store pass of `tag_set` and drops from `plan`
+    /// the pages that pass already did, so a resumed pass never refetches.
+    pub async fn begin_pass(
+        &self,
+        tag_set: &str,
+        newest: bool,
+        plan: &mut Plan,
+    ) -> Result<PassPlan, CrawlError> {
+        let pass = self
+            .pipeline
+            .aggregator
+            .send(BeginPass {
+                tag_set: tag_set.to_string(),
+                newest,
+                now: chrono::Utc::now(),
+            })
+            .await
+            .map_err(|_| CrawlError::Stopped)??;
+        plan.jobs.retain(|j| {
+            !pass
+                .done
+                .contains(&(j.ctx.tag.clone(), j.ctx.tab.clone(), j.ctx.page))
+        });
+        Ok(pass)
+    }
+
+    /// Ends the current store pass; only a `finished` one is closed, so an
+    /// interrupted pass is resumed next time.
+    pub async fn end_pass(&self, finished: bool) -> Result<PassTotals, CrawlError> {
+        Ok(self
+            .pipeline
+            .aggregator
+            .send(EndPass {
+                finished,
+                now: chrono::Utc::now(),
+            })
+            .await
+            .map_err(|_| CrawlError::Stopped)??)
     }
 
     /// Fetches robots.txt once (through the shared quota and budget) and
@@ -514,21 +550,8 @@ pub async fn crawl_with_store(
     let with_store = store.is_some();
     let mut crawler = Crawler::start_with_store(config, Some(sink), store)?;
     if with_store {
-        let pass = crawler
-            .aggregator()
-            .send(BeginPass {
-                tag_set: CRAWL_PASS.to_string(),
-                newest: false,
-                now: chrono::Utc::now(),
-            })
-            .await
-            .map_err(|_| CrawlError::Stopped)??;
         let planned = plan.len();
-        plan.jobs.retain(|j| {
-            !pass
-                .done
-                .contains(&(j.ctx.tag.clone(), j.ctx.tab.clone(), j.ctx.page))
-        });
+        let pass = crawler.begin_pass(CRAWL_PASS, false, &mut plan).await?;
         info!(
             pass_id = pass.pass_id,
             resumed = pass.resumed,
@@ -545,14 +568,7 @@ pub async fn crawl_with_store(
         // Only a crawl that reached every page closes its pass.
         let finished =
             !driven.interrupted && stats.budget_resets_at.is_none() && api_fatal.is_none();
-        crawler
-            .aggregator()
-            .send(EndPass {
-                finished,
-                now: chrono::Utc::now(),
-            })
-            .await
-            .map_err(|_| CrawlError::Stopped)??;
+        crawler.end_pass(finished).await?;
     }
     let mut summary = crawler.finish().await?;
     summary.failures = driven

@@ -83,9 +83,14 @@ pub struct Plan {
 
 impl Plan {
     pub fn from_config(config: &Config) -> Plan {
+        Plan::from_tag_sets(config, &config.tag_sets)
+    }
+
+    /// The pages of some of the config's tag sets (`run` plans one at a time).
+    pub fn from_tag_sets(config: &Config, sets: &[TagSet]) -> Plan {
         let mut seen = HashSet::new();
         let mut per_tag: Vec<(String, TagSet)> = Vec::new();
-        for set in &config.tag_sets {
+        for set in sets {
             for tag in &set.tags {
                 // Two tag sets naming the same tag, source and order would
                 // fetch the same pages twice; the larger page count wins.

@@ -15,9 +15,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
-use crate::actors::aggregator::{BeginPass, EndPass};
 use crate::config::{Config, TagSet};
-use crate::plan::{PageJob, Plan};
+use crate::plan::Plan;
 use crate::store::Store;
 use crate::{report_failures, shutdown_flag, CrawlError, Crawler};
 
@@ -26,17 +25,6 @@ use crate::{report_failures, shutdown_flag, CrawlError, Crawler};
 pub struct RunTotals {
     pub passes: u64,
     pub interrupted: bool,
-}
-
-/// The pages of one tag set's pass.
-pub fn tag_set_plan(config: &Config, set: &TagSet) -> Plan {
-    let mut jobs = Vec::new();
-    for page in 1..=set.pages {
-        for tag in &set.tags {
-            jobs.push(PageJob::for_set(config, set, tag, page));
-        }
-    }
-    Plan { jobs }
 }
 
 /// Runs until `shutdown` resolves. `reloads` delivers validated configs
@@ -175,22 +163,11 @@ async fn run_pass(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<PassEnd, CrawlError> {
     let started = Instant::now();
-    let pass = crawler
-        .aggregator()
-        .send(BeginPass {
-            tag_set: set.name.clone(),
-            newest: set.is_newest_first(),
-            now: Utc::now(),
-        })
-        .await
-        .map_err(|_| CrawlError::Stopped)??;
-    let mut plan = tag_set_plan(config, set);
+    let mut plan = Plan::from_tag_sets(config, std::slice::from_ref(set));
     let planned = plan.len();
-    plan.jobs.retain(|j| {
-        !pass
-            .done
-            .contains(&(j.ctx.tag.clone(), j.ctx.tab.clone(), j.ctx.page))
-    });
+    let pass = crawler
+        .begin_pass(&set.name, set.is_newest_first(), &mut plan)
+        .await?;
     info!(
         tag_set = %set.name,
         pass_id = pass.pass_id,
@@ -220,14 +197,7 @@ async fn run_pass(
     // A pass whose pages were skipped for want of budget stays open, so the
     // next attempt resumes it rather than calling it complete.
     let finished = matches!(end, PassEnd::Finished);
-    let totals = crawler
-        .aggregator()
-        .send(EndPass {
-            finished,
-            now: Utc::now(),
-        })
-        .await
-        .map_err(|_| CrawlError::Stopped)??;
+    let totals = crawler.end_pass(finished).await?;
     if finished {
         info!(
             tag_set = %set.name,

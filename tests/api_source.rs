@@ -16,7 +16,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::api::{api_link, last_activity, query_param, ApiFault};
-use common::{FakeQuestion, FakeSite, Hit};
+use common::{read_jsonl, FakeQuestion, FakeSite, Hit};
 use stackcrawl::api::ApiError;
 use stackcrawl::config::{Config, Overrides, RawConfig};
 use stackcrawl::model::{Question, RunSummary};
@@ -61,14 +61,6 @@ async fn try_run(config: Config) -> Result<RunSummary, CrawlError> {
     tokio::time::timeout(BOUND, crawl(config, plan, sink, std::future::pending()))
         .await
         .expect("the crawl ends in bounded time")
-}
-
-fn read_jsonl(path: &Path) -> Vec<Question> {
-    std::fs::read_to_string(path)
-        .expect("output written")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("each line is a record"))
-        .collect()
 }
 
 fn hits_per_page(hits: &[Hit]) -> HashMap<(String, u32), usize> {

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use common::{FakeSite, Fault, RandomFaults};
 use stackcrawl::config::{Config, Overrides};
-use stackcrawl::model::Question;
 use stackcrawl::plan::Plan;
 use stackcrawl::{crawl, Sink};
 
@@ -66,11 +65,7 @@ async fn no_page_lost_and_no_duplicate_under_random_faults() {
     assert!(summary.retries > 0, "faults were injected");
     assert!(summary.rate_limited >= 3);
 
-    let records: Vec<Question> = std::fs::read_to_string(&out)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records = common::read_jsonl(&out);
     let ids: HashSet<u64> = records.iter().map(|r| r.question_id).collect();
     assert_eq!(ids.len(), records.len(), "no question recorded twice");
     assert_eq!(records.len() as u64, summary.pages_done * 50);

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
-use common::{FakeQuestion, FakeSite, Fault};
+use common::{read_jsonl, FakeQuestion, FakeSite, Fault};
 use stackcrawl::config::{Config, Overrides, Tab};
 use stackcrawl::model::{Question, RunSummary};
 use stackcrawl::plan::Plan;
@@ -32,14 +32,6 @@ async fn run(config: Config) -> RunSummary {
     crawl(config, plan, sink, std::future::pending())
         .await
         .expect("crawl runs")
-}
-
-fn read_jsonl(path: &Path) -> Vec<Question> {
-    std::fs::read_to_string(path)
-        .expect("output written")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("each line is a record"))
-        .collect()
 }
 
 fn hits_per_page(site: &FakeSite) -> HashMap<(String, u32), usize> {

@@ -467,6 +467,15 @@ impl FakeSite {
     }
 }
 
+/// The records of a JSONL output, as a user would load them.
+pub fn read_jsonl(path: &std::path::Path) -> Vec<stackcrawl::model::Question> {
+    std::fs::read_to_string(path)
+        .expect("output written")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is a record"))
+        .collect()
+}
+
 pub fn max_in_window(times: &[Instant], window: Duration) -> usize {
     let mut t = times.to_vec();
     t.sort();
