@@ -26,9 +26,10 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("bench.jsonl");
     let text = format!(
-        "[site]\nbase_url = \"{}\"\n[fetch]\nfetchers = {fetchers}\nrate = {rate}\nburst = {burst}\n\
+        "[site]\nbase_url = \"{}\"\n[fetch]\nfetchers = {fetchers}\nrate = {rate}\nburst = {burst}\nbudget_file = \"{}\"\n\
          [output]\npath = \"{}\"\n[tag_sets.bench]\ntags = [\"python\", \"c++\"]\npages = {pages}\npagesize = {pagesize}\n",
         site.base_url(),
+        dir.path().join("budget.sqlite").display(),
         out.display()
     );
     let config = Config::from_toml(&text, "bench", &Overrides::default()).expect("config");

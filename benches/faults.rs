@@ -54,8 +54,9 @@ fn main() {
     let text = format!(
         "[site]\nbase_url = \"{}\"\n[fetch]\nfetchers = {fetchers}\nrate = {rate}.0\nburst = {burst}\n\
          timeout_secs = 2.0\nread_timeout_secs = 2.0\nmax_retries = 6\nretry_base_ms = 200\n\
-         daily_budget = 100000\n[output]\npath = \"{}\"\n[tag_sets.all]\ntags = [{}]\npages = {pages}\n",
+         daily_budget = 100000\nbudget_file = \"{}\"\n[output]\npath = \"{}\"\n[tag_sets.all]\ntags = [{}]\npages = {pages}\n",
         site.base_url(),
+        dir.path().join("budget.sqlite").display(),
         out.display(),
         quoted.join(", ")
     );

@@ -40,9 +40,10 @@ fn main() {
         &config,
         format!(
             "[site]\nbase_url = \"{}\"\n[fetch]\nfetchers = 8\nrate = 30.0\nburst = 10\n\
-             status_every_secs = 10\ndaily_budget = 100000\n[output]\npath = \"{}\"\n[store]\npath = \"{}\"\n\
+             status_every_secs = 10\ndaily_budget = 100000\nbudget_file = \"{}\"\n[output]\npath = \"{}\"\n[store]\npath = \"{}\"\n\
              [tag_sets.soak]\ntags = [{}]\npages = {pages}\nevery = \"1s\"\n",
             site.base_url(),
+            dir.path().join("budget.sqlite").display(),
             dir.path().join("out.jsonl").display(),
             dir.path().join("soak.db").display(),
             quoted.join(", ")

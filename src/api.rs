@@ -392,16 +392,14 @@ impl ApiError {
 
     /// How long the whole pool should pause after this error: for a
     /// `throttle_violation`, the message's "available in N seconds" plus one,
-    /// but never less than [`THROTTLE_VIOLATION_MIN_PAUSE`]. N can be hours
-    /// (the daily quota is spent); a caller may rather stop the crawl than
-    /// wait that long.
-    pub fn pause(&self) -> Option<Duration> {
+    /// but never less than `min` (the config's, by default
+    /// [`THROTTLE_VIOLATION_MIN_PAUSE`]). N can be hours (the daily quota is
+    /// spent); a caller may rather stop the crawl than wait that long.
+    pub fn pause(&self, min: Duration) -> Option<Duration> {
         match self {
-            ApiError::ThrottleViolation { available_in, .. } => Some(
-                throttle_pause(*available_in)
-                    .unwrap_or_default()
-                    .max(THROTTLE_VIOLATION_MIN_PAUSE),
-            ),
+            ApiError::ThrottleViolation { available_in, .. } => {
+                Some(throttle_pause(*available_in).unwrap_or_default().max(min))
+            }
             _ => None,
         }
     }
@@ -1278,7 +1276,7 @@ mod tests {
         let err = parse_api_page(body, &ctx("c"), fetched()).unwrap_err();
         assert!(err.is_throttle());
         assert_eq!(
-            err.pause(),
+            err.pause(THROTTLE_VIOLATION_MIN_PAUSE),
             Some(Duration::from_secs(82217)),
             "the message's figure plus one second"
         );
@@ -1366,10 +1364,16 @@ mod tests {
                 available_in: Some(Duration::from_secs(46472)),
             }
         );
-        assert_eq!(err.pause(), Some(Duration::from_secs(46473)));
+        assert_eq!(
+            err.pause(THROTTLE_VIOLATION_MIN_PAUSE),
+            Some(Duration::from_secs(46473))
+        );
         // Without a figure, or with a small one, the minimum pause holds.
         let err = parse_api_error(400, &error_body(502, "throttle_violation"));
-        assert_eq!(err.pause(), Some(THROTTLE_VIOLATION_MIN_PAUSE));
+        assert_eq!(
+            err.pause(THROTTLE_VIOLATION_MIN_PAUSE),
+            Some(THROTTLE_VIOLATION_MIN_PAUSE)
+        );
         assert_eq!(
             available_in("more requests available in 3 seconds"),
             Some(Duration::from_secs(3))
@@ -1377,7 +1381,8 @@ mod tests {
         assert_eq!(available_in("available in soon seconds"), None);
         assert_eq!(available_in("available in 5 minutes"), None);
         assert_eq!(
-            parse_api_error(400, &error_body(500, "internal_error")).pause(),
+            parse_api_error(400, &error_body(500, "internal_error"))
+                .pause(THROTTLE_VIOLATION_MIN_PAUSE),
             None
         );
     }

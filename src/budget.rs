@@ -1,69 +1,82 @@
-//! The daily request budget per host, counted across restarts in a small
-//! JSON file (the Stack Exchange API allows 10,000 requests a day per IP
+//! The daily request budget per host, counted across restarts and across
+//! processes (the Stack Exchange API allows 10,000 requests a day per IP
 //! with a key; the same figure bounds HTML crawling by default). Days are
 //! UTC days, as the API's quota is.
+//!
+//! Why a small SQLite file rather than JSON: every request is one atomic
+//! `UPDATE ... WHERE used < limit`, so two crawls sharing the file (two
+//! `crawl`s in one directory, a `run` beside a `crawl`) never lose each
+//! other's counts, and a `kill -9` forgets nothing that was counted. A
+//! request is counted just before it is sent and handed back when it never
+//! reached the server (a refused connection, a DNS failure), so the count
+//! is what the server saw.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use chrono::{DateTime, Days, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::{DateTime, Days, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum BudgetError {
-    #[error("cannot read request budget {path}: {reason}")]
-    Read { path: PathBuf, reason: String },
-    #[error("cannot write request budget {path}: {reason}")]
+    #[error("cannot open request budget {path}: {reason}")]
+    Open { path: PathBuf, reason: String },
+    #[error("cannot update request budget {path}: {reason}")]
     Write { path: PathBuf, reason: String },
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-struct HostDay {
-    day: NaiveDate,
-    used: u64,
-}
+/// Other processes may hold the file's write lock for one statement: a few
+/// microseconds, so waiting long means something is wrong.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Budget {
     path: PathBuf,
+    conn: Connection,
     limit: u64,
     /// Hosts with a limit of their own: the API's documented quota is not
     /// the budget chosen for HTML pages.
     limits: BTreeMap<String, u64>,
-    hosts: BTreeMap<String, HostDay>,
-    /// When the counts last reached the file: saves are spaced so that the
-    /// supervisor, which shares a thread with the fetchers, does not write
-    /// a file for every request.
-    saved_at: Option<std::time::Instant>,
 }
 
 impl Budget {
-    /// Loads the counts, or starts empty when the file does not exist yet.
-    pub fn load(path: &Path, limit: u64) -> Result<Budget, BudgetError> {
-        let hosts = match std::fs::read_to_string(path) {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| BudgetError::Read {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => {
-                return Err(BudgetError::Read {
-                    path: path.to_path_buf(),
-                    reason: e.to_string(),
-                })
-            }
+    /// Opens the budget file, creating it (and its directory) if needed.
+    pub fn open(path: &Path, limit: u64) -> Result<Budget, BudgetError> {
+        let err = |reason: String| BudgetError::Open {
+            path: path.to_path_buf(),
+            reason,
         };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+        }
+        let conn = Connection::open(path).map_err(|e| err(e.to_string()))?;
+        let init = || -> rusqlite::Result<()> {
+            conn.busy_timeout(BUSY_TIMEOUT)?;
+            // WAL with NORMAL sync: a commit is a write to the log, no fsync,
+            // and it survives the process being killed.
+            conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS requests (
+                     host TEXT NOT NULL,
+                     day  TEXT NOT NULL,
+                     used INTEGER NOT NULL,
+                     PRIMARY KEY (host, day)
+                 ) WITHOUT ROWID;",
+            )
+        };
+        init().map_err(|e| err(e.to_string()))?;
         Ok(Budget {
             path: path.to_path_buf(),
+            conn,
             limit,
             limits: BTreeMap::new(),
-            hosts,
-            saved_at: None,
         })
     }
 
-    pub fn limit(&self) -> u64 {
-        self.limit
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Gives `host` its own daily limit instead of the default one.
@@ -76,36 +89,58 @@ impl Budget {
         self.limits.get(host).copied().unwrap_or(self.limit)
     }
 
-    /// Requests left today for `host`.
-    pub fn remaining(&self, host: &str, now: DateTime<Utc>) -> u64 {
-        let today = now.date_naive();
-        let used = self
-            .hosts
-            .get(host)
-            .filter(|d| d.day == today)
-            .map_or(0, |d| d.used);
-        self.limit_for(host).saturating_sub(used)
+    fn write_err(&self, e: rusqlite::Error) -> BudgetError {
+        BudgetError::Write {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        }
     }
 
-    /// Takes one request from today's budget; false when none is left.
-    pub fn take(&mut self, host: &str, now: DateTime<Utc>) -> bool {
-        let today = now.date_naive();
-        let entry = self.hosts.entry(host.to_string()).or_insert(HostDay {
-            day: today,
-            used: 0,
-        });
-        if entry.day != today {
-            *entry = HostDay {
-                day: today,
-                used: 0,
-            };
+    /// Requests counted today for `host`, by every process sharing the file.
+    pub fn used(&self, host: &str, now: DateTime<Utc>) -> Result<u64, BudgetError> {
+        let used: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT used FROM requests WHERE host = ?1 AND day = ?2")
+            .and_then(|mut s| {
+                s.query_row(params![host, day(now)], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(|e| self.write_err(e))?;
+        Ok(used.unwrap_or(0).max(0) as u64)
+    }
+
+    /// Requests left today for `host`.
+    pub fn remaining(&self, host: &str, now: DateTime<Utc>) -> Result<u64, BudgetError> {
+        Ok(self.limit_for(host).saturating_sub(self.used(host, now)?))
+    }
+
+    /// Takes one request from today's budget; false when none is left. One
+    /// statement, so concurrent processes can never both take the last one.
+    pub fn take(&self, host: &str, now: DateTime<Utc>) -> Result<bool, BudgetError> {
+        let limit = self.limit_for(host);
+        if limit == 0 {
+            return Ok(false);
         }
-        let limit = self.limits.get(host).copied().unwrap_or(self.limit);
-        if entry.used >= limit {
-            return false;
-        }
-        entry.used += 1;
-        true
+        let changed = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO requests (host, day, used) VALUES (?1, ?2, 1)
+                 ON CONFLICT (host, day) DO UPDATE SET used = used + 1 WHERE used < ?3",
+            )
+            .and_then(|mut s| s.execute(params![host, day(now), limit as i64]))
+            .map_err(|e| self.write_err(e))?;
+        Ok(changed == 1)
+    }
+
+    /// Hands back a request taken on `taken_at` that never reached the server.
+    pub fn refund(&self, host: &str, taken_at: DateTime<Utc>) -> Result<(), BudgetError> {
+        self.conn
+            .prepare_cached(
+                "UPDATE requests SET used = used - 1 WHERE host = ?1 AND day = ?2 AND used > 0",
+            )
+            .and_then(|mut s| s.execute(params![host, day(taken_at)]))
+            .map_err(|e| self.write_err(e))?;
+        Ok(())
     }
 
     /// When the budget starts afresh: the next UTC midnight.
@@ -116,30 +151,10 @@ impl Budget {
             .unwrap_or(now.date_naive());
         tomorrow.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
     }
+}
 
-    /// Saves unless the last save is more recent than `every`. A crash may
-    /// then forget the requests of that last stretch; `save` at the end of
-    /// a run records everything.
-    pub fn save_if_due(&mut self, every: std::time::Duration) -> Result<(), BudgetError> {
-        if self.saved_at.is_some_and(|at| at.elapsed() < every) {
-            return Ok(());
-        }
-        self.save()
-    }
-
-    /// Writes the counts atomically (temp file, then rename), so a crash
-    /// never leaves a half-written file that would reset the count.
-    pub fn save(&mut self) -> Result<(), BudgetError> {
-        self.saved_at = Some(std::time::Instant::now());
-        let err = |e: String| BudgetError::Write {
-            path: self.path.clone(),
-            reason: e,
-        };
-        let text = serde_json::to_string_pretty(&self.hosts).map_err(|e| err(e.to_string()))?;
-        let tmp = self.path.with_extension("json.tmp");
-        std::fs::write(&tmp, text).map_err(|e| err(e.to_string()))?;
-        std::fs::rename(&tmp, &self.path).map_err(|e| err(e.to_string()))
-    }
+fn day(now: DateTime<Utc>) -> String {
+    now.date_naive().to_string()
 }
 
 #[cfg(test)]
@@ -153,67 +168,94 @@ mod tests {
     #[test]
     fn budget_runs_out_and_resets_the_next_utc_day() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("budget.json");
-        let mut b = Budget::load(&path, 3).unwrap();
+        let b = Budget::open(&dir.path().join("budget.sqlite"), 3).unwrap();
         let now = at("2026-11-25T23:59:00Z");
-        assert!(b.take("a", now) && b.take("a", now) && b.take("a", now));
-        assert!(!b.take("a", now), "the fourth request is over budget");
-        assert_eq!(b.remaining("b", now), 3, "budgets are per host");
+        for _ in 0..3 {
+            assert!(b.take("a", now).unwrap());
+        }
+        assert!(
+            !b.take("a", now).unwrap(),
+            "the fourth request is over budget"
+        );
+        assert_eq!(b.remaining("b", now).unwrap(), 3, "budgets are per host");
         assert_eq!(Budget::resets_at(now), at("2026-11-26T00:00:00Z"));
-        assert!(b.take("a", at("2026-11-26T00:00:01Z")));
+        assert!(b.take("a", at("2026-11-26T00:00:01Z")).unwrap());
     }
 
     #[test]
     fn a_host_can_have_its_own_limit() {
         let dir = tempfile::tempdir().unwrap();
-        let mut b = Budget::load(&dir.path().join("budget.json"), 5).unwrap();
+        let mut b = Budget::open(&dir.path().join("budget.sqlite"), 5).unwrap();
         b.set_limit("api:api.stackexchange.com", 2);
         let now = at("2026-11-25T10:00:00Z");
-        assert!(b.take("api:api.stackexchange.com", now));
-        assert!(b.take("api:api.stackexchange.com", now));
-        assert!(!b.take("api:api.stackexchange.com", now));
-        assert_eq!(b.remaining("stackoverflow.com", now), 5);
+        assert!(b.take("api:api.stackexchange.com", now).unwrap());
+        assert!(b.take("api:api.stackexchange.com", now).unwrap());
+        assert!(!b.take("api:api.stackexchange.com", now).unwrap());
+        assert_eq!(b.remaining("stackoverflow.com", now).unwrap(), 5);
         assert_eq!(b.limit_for("api:api.stackexchange.com"), 2);
     }
 
     #[test]
-    fn counts_survive_a_restart() {
+    fn every_count_is_on_disk_at_once_as_a_crash_would_find_it() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("budget.json");
+        let path = dir.path().join("budget.sqlite");
         let now = at("2026-11-25T10:00:00Z");
-        let mut b = Budget::load(&path, 10).unwrap();
+        let b = Budget::open(&path, 10).unwrap();
         for _ in 0..4 {
-            b.take("h", now);
+            b.take("h", now).unwrap();
         }
-        b.save().unwrap();
-        let again = Budget::load(&path, 10).unwrap();
-        assert_eq!(again.remaining("h", now), 6);
+        // No save, no drop: another connection sees every request.
+        let other = Budget::open(&path, 10).unwrap();
+        assert_eq!(other.remaining("h", now).unwrap(), 6);
+        drop(b);
     }
 
     #[test]
-    fn saves_are_spaced_but_the_final_save_records_everything() {
+    fn a_refund_gives_back_a_request_that_never_left() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("budget.json");
+        let b = Budget::open(&dir.path().join("budget.sqlite"), 2).unwrap();
         let now = at("2026-11-25T10:00:00Z");
-        let mut b = Budget::load(&path, 10).unwrap();
-        b.take("h", now);
-        b.save_if_due(std::time::Duration::from_secs(3600)).unwrap();
-        b.take("h", now);
-        b.save_if_due(std::time::Duration::from_secs(3600)).unwrap();
-        assert_eq!(
-            Budget::load(&path, 10).unwrap().remaining("h", now),
-            9,
-            "second save skipped"
-        );
-        b.save().unwrap();
-        assert_eq!(Budget::load(&path, 10).unwrap().remaining("h", now), 8);
+        assert!(b.take("h", now).unwrap());
+        assert!(b.take("h", now).unwrap());
+        b.refund("h", now).unwrap();
+        assert_eq!(b.used("h", now).unwrap(), 1);
+        assert!(b.take("h", now).unwrap());
+        b.refund("other", now).unwrap();
+        assert_eq!(b.used("other", now).unwrap(), 0, "never below zero");
     }
 
     #[test]
-    fn a_corrupt_file_is_an_error_not_a_fresh_budget() {
+    fn concurrent_processes_never_lose_a_count_nor_overspend() {
+        // Threads with their own connections stand in for processes: the
+        // file's locking is what keeps them apart either way.
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("budget.json");
-        std::fs::write(&path, "{not json").unwrap();
-        assert!(Budget::load(&path, 10).is_err());
+        let path = dir.path().join("budget.sqlite");
+        let now = at("2026-11-25T10:00:00Z");
+        Budget::open(&path, 300).unwrap();
+        let taken: u64 = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| {
+                        let b = Budget::open(&path, 300).unwrap();
+                        (0..50).filter(|_| b.take("h", now).unwrap()).count() as u64
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(taken, 300, "400 asked, exactly the limit granted");
+        assert_eq!(
+            Budget::open(&path, 300).unwrap().used("h", now).unwrap(),
+            300
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_budget_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("budget.sqlite");
+        std::fs::write(&path, "{not a database, not even close, at all}").unwrap();
+        let err = Budget::open(&path, 10).err().expect("refused");
+        assert!(err.to_string().contains("budget.sqlite"), "{err}");
     }
 }

@@ -362,7 +362,8 @@ const DEFAULT_DAILY_BUDGET: i64 = 10_000;
 const DEFAULT_STATUS_EVERY_SECS: i64 = 30;
 /// A block page means the site distrusts us: back off for minutes, not seconds.
 const DEFAULT_BLOCK_PAUSE_SECS: f64 = 300.0;
-const BUDGET_FILE_NAME: &str = ".stackcrawl-budget.json";
+/// The budget file's name inside the user's state directory.
+const BUDGET_FILE_NAME: &str = "stackcrawl/budget.sqlite";
 const DEFAULT_CONNECT_TIMEOUT_SECS: f64 = 10.0;
 const DEFAULT_MAX_RETRIES: i64 = 4;
 const DEFAULT_RETRY_BASE_MS: i64 = 500;
@@ -586,13 +587,7 @@ impl Config {
         };
         let budget_file = match &f.budget_file {
             Some(p) => PathBuf::from(p),
-            None => output
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .map_or_else(
-                    || PathBuf::from(BUDGET_FILE_NAME),
-                    |d| d.join(BUDGET_FILE_NAME),
-                ),
+            None => default_budget_file(),
         };
 
         Ok(Config {
@@ -635,6 +630,25 @@ impl Config {
             pagesize
         )
     }
+}
+
+/// One budget per user and machine, wherever the crawl writes its output:
+/// the quota it stands for belongs to the IP (and the API key), not to a
+/// directory. `$XDG_STATE_HOME/stackcrawl/budget.sqlite`, by default
+/// `~/.local/state/stackcrawl/budget.sqlite`.
+fn default_budget_file() -> PathBuf {
+    let absolute = |v: std::ffi::OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
+    std::env::var_os("XDG_STATE_HOME")
+        .and_then(absolute)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .and_then(absolute)
+                .map(|h| h.join(".local/state"))
+        })
+        .map_or_else(
+            || PathBuf::from(".stackcrawl-budget.sqlite"),
+            |d| d.join(BUDGET_FILE_NAME),
+        )
 }
 
 /// Percent-encodes everything but the characters Stack Exchange tags are
@@ -1287,6 +1301,22 @@ pages = 3
             Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, "--rate"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn the_default_budget_is_one_per_user_not_one_per_output_directory() {
+        // Regression: it defaulted to a file beside the output, so each
+        // output directory had a "daily" budget of its own.
+        let a =
+            load("[output]\npath = \"/tmp/x/a.jsonl\"\n[tag_sets.a]\ntags = [\"x\"]\n").unwrap();
+        let b = load("[output]\npath = \"/srv/y/b.csv\"\n[tag_sets.a]\ntags = [\"x\"]\n").unwrap();
+        assert_eq!(a.budget_file, b.budget_file);
+        assert!(!a.budget_file.starts_with("/tmp/x"), "{:?}", a.budget_file);
+        assert!(
+            a.budget_file.ends_with("stackcrawl/budget.sqlite"),
+            "{:?}",
+            a.budget_file
+        );
     }
 
     #[test]

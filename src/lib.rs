@@ -34,6 +34,7 @@ pub mod budget;
 pub mod clean;
 pub mod config;
 pub mod fetch;
+pub mod lane;
 pub mod model;
 pub mod output;
 pub mod parse;
@@ -42,6 +43,7 @@ pub mod robots;
 pub mod runner;
 pub mod store;
 pub mod throttle;
+pub mod writer_lock;
 
 use std::future::Future;
 use std::ops::RangeInclusive;
@@ -58,12 +60,14 @@ use tracing::{debug, error, info, warn};
 
 use actors::aggregator::Flush;
 use actors::aggregator::{BeginPass, EndPass, GetStoreStats, OutputError, PassPlan};
-use actors::supervisor::{Drain, GetStats, Submit, SupervisorStats};
+use actors::fetcher::Lanes;
+use actors::supervisor::{Drain, GetStats, NewPass, Submit, SupervisorStats};
 pub use actors::supervisor::{PageFailure, PageOutcome};
 use actors::Pipeline;
 use budget::{Budget, BudgetError};
 use config::{Config, Tab};
 use fetch::{FetchError, HttpClient};
+use lane::{Lane, LaneError};
 use model::RunSummary;
 pub use output::Sink;
 use plan::{FailedPage, PageJob, Plan};
@@ -80,6 +84,11 @@ pub enum CrawlError {
     Http(#[from] FetchError),
     #[error(transparent)]
     Budget(#[from] BudgetError),
+    #[error(transparent)]
+    Lane(#[from] LaneError),
+    /// Another process writes to the store: a usage problem.
+    #[error(transparent)]
+    Locked(#[from] writer_lock::LockError),
     /// robots.txt forbids the plan: a usage problem, not a crawl failure.
     #[error(transparent)]
     Robots(#[from] RobotsError),
@@ -109,7 +118,6 @@ pub struct Crawler {
     config: Arc<Config>,
     pipeline: Pipeline,
     http: HttpClient,
-    budget: Arc<Mutex<Budget>>,
     started: Instant,
     submitted: u64,
 }
@@ -129,25 +137,30 @@ impl Crawler {
         store: Option<Store>,
     ) -> Result<Crawler, CrawlError> {
         let http = HttpClient::new(&config)?;
-        let mut budget = Budget::load(&config.budget_file, config.daily_budget)?;
+        let mut budget = Budget::open(&config.budget_file, config.daily_budget)?;
         budget.set_limit(&config.api.budget_key(), config.api.daily_quota);
         let budget = Arc::new(Mutex::new(budget));
-        let throttle = Arc::new(Throttle::new(config.rate, config.burst));
+        // The API host has a quota of its own, apart from the site's.
+        let lanes = Lanes {
+            html: Arc::new(Lane::new(
+                config.site.clone(),
+                Throttle::new(config.rate, config.burst),
+                budget.clone(),
+                false,
+            )),
+            api: Arc::new(Lane::new(
+                config.api.budget_key(),
+                Throttle::new(config.rate, config.burst),
+                budget,
+                true,
+            )),
+        };
         let started = Instant::now();
-        let pipeline = Pipeline::start(
-            &config,
-            http.clone(),
-            throttle,
-            budget.clone(),
-            sink,
-            store,
-            started,
-        );
+        let pipeline = Pipeline::start(&config, http.clone(), lanes, sink, store, started);
         Ok(Crawler {
             config: Arc::new(config),
             pipeline,
             http,
-            budget,
             started,
             submitted: 0,
         })
@@ -159,6 +172,8 @@ impl Crawler {
 
     /// Starts (or resumes) a store pass of `tag_set` and drops from `plan`
     /// the pages that pass already did, so a resumed pass never refetches.
+    /// An incremental pass pages each tag one page at a time: page N+1 only
+    /// once page N showed new or changed questions.
     pub async fn begin_pass(
         &self,
         tag_set: &str,
@@ -176,10 +191,19 @@ impl Crawler {
             .await
             .map_err(|_| CrawlError::Stopped)??;
         plan.jobs.retain(|j| {
-            !pass
-                .done
-                .contains(&(j.ctx.tag.clone(), j.ctx.tab.clone(), j.ctx.page))
+            let lane = (j.ctx.tag.clone(), j.ctx.tab.clone());
+            let past_end = pass.ends.get(&lane).is_some_and(|&end| j.ctx.page > end);
+            !past_end
+                && !pass
+                    .done
+                    .contains(&(j.ctx.tag.clone(), j.ctx.tab.clone(), j.ctx.page))
         });
+        if pass.incremental {
+            for job in &mut plan.jobs {
+                job.after_previous = true;
+            }
+        }
+        self.pipeline.supervisor.do_send(NewPass);
         Ok(pass)
     }
 
@@ -222,21 +246,20 @@ impl Crawler {
             warn!(robots_url = %url, "site.obey_robots = false: robots.txt is NOT checked; crawl only sites you may crawl");
             return Ok(());
         }
+        let lane = &self.pipeline.lanes.html;
         let mut attempt = 0;
         let policy = loop {
             attempt += 1;
-            self.pipeline.throttle.acquire().await;
-            {
-                let mut budget = self.budget.lock().unwrap_or_else(|p| p.into_inner());
-                let now = chrono::Utc::now();
-                if !budget.take(&self.config.site, now) {
-                    return Err(CrawlError::BudgetExhausted {
-                        resets_at: Budget::resets_at(now),
-                    });
-                }
-                budget.save()?;
+            let ticket = lane.admit().await.map_err(|e| match e {
+                LaneError::Exhausted { resets_at, .. } => CrawlError::BudgetExhausted { resets_at },
+                e => e.into(),
+            })?;
+            let response = self.http.get_any(&url).await;
+            if let Err(FetchError::Connect(_)) = &response {
+                lane.refund(&ticket)?;
             }
-            let reason = match self.http.get_any(&url).await {
+            drop(ticket);
+            let reason = match response {
                 Ok(r) if r.status < 500 => break RobotsPolicy::from_response(r.status, &r.text),
                 Ok(r) => format!("HTTP {}", r.status),
                 Err(e) => e.to_string(),
@@ -328,11 +351,6 @@ impl Crawler {
     /// submitted future first: pages still in flight would be cut short.
     pub async fn finish(self) -> Result<RunSummary, CrawlError> {
         let stats = self.stats().await?;
-        // The supervisor spaces its saves; this one records every request.
-        self.budget
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .save()?;
         let totals = self
             .pipeline
             .aggregator
@@ -401,11 +419,10 @@ impl Crawler {
         &self,
         futures: Vec<PageFuture>,
         shutdown: &mut watch::Receiver<bool>,
+        status: &mut tokio::time::Interval,
     ) -> Result<Driven, CrawlError> {
         let mut pending = as_completed(futures);
         let mut driven = Driven::default();
-        let mut status = tokio::time::interval(self.config.status_every);
-        status.tick().await;
         // In-flight pages get this long to finish after a shutdown request;
         // pages cut off are not recorded done, so a resume fetches them.
         let drain_limit = self.config.timeout + self.config.retry_base;
@@ -417,7 +434,8 @@ impl Crawler {
                     None => break,
                 },
                 _ = shutdown.wait_for(|stop| *stop), if !driven.interrupted => {
-                    warn!(in_flight = pending.len(), "shutdown requested: draining");
+                    let s = self.stats().await?;
+                    warn!(in_flight = s.in_flight, pending = s.queued, "shutdown requested: draining");
                     self.drain();
                     driven.interrupted = true;
                     drain_deadline = Some(tokio::time::Instant::now() + drain_limit);
@@ -428,7 +446,7 @@ impl Crawler {
                     break;
                 }
                 _ = status.tick() => {
-                    self.log_status().await?;
+                    self.log_status(None).await?;
                     continue;
                 }
             };
@@ -453,7 +471,12 @@ impl Crawler {
         Ok(driven)
     }
 
-    async fn log_status(&self) -> Result<(), CrawlError> {
+    /// The periodic status line; between passes of `run`, `next_pass` says
+    /// which tag set is due next and when.
+    pub async fn log_status(
+        &self,
+        next_pass: Option<(&str, std::time::Duration)>,
+    ) -> Result<(), CrawlError> {
         let s = self.stats().await?;
         let store = self
             .pipeline
@@ -480,13 +503,23 @@ impl Crawler {
             pages_per_sec = round3(s.done as f64 / self.started.elapsed().as_secs_f64()),
             store_questions = store.as_ref().map(|st| st.questions),
             store_bytes = store.as_ref().map(|st| st.size_bytes),
+            next_pass = next_pass.map(|(name, _)| name),
+            next_pass_in_secs = next_pass.map(|(_, wait)| round3(wait.as_secs_f64())),
             "status"
         );
         Ok(())
     }
 }
 
-async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+/// The status line's clock: its first tick is one interval from now, and a
+/// late tick is not made up for with a burst of lines.
+pub fn status_timer(every: std::time::Duration) -> tokio::time::Interval {
+    let mut t = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    t
+}
+
+pub(crate) async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
@@ -548,6 +581,12 @@ pub async fn crawl_with_store(
     let failures_path = config.failures_path.clone();
     let mut shutdown = shutdown_flag(shutdown);
     let with_store = store.is_some();
+    // A store has one writer; a second `crawl --store` or a `run` beside
+    // this one is refused before anything is fetched.
+    let _lock = match &store {
+        Some(s) => s.path().map(writer_lock::WriterLock::acquire).transpose()?,
+        None => None,
+    };
     let mut crawler = Crawler::start_with_store(config, Some(sink), store)?;
     if with_store {
         let planned = plan.len();
@@ -561,7 +600,8 @@ pub async fn crawl_with_store(
     }
     crawler.check_robots(&plan).await?;
     let futures = crawler.submit_plan(&plan);
-    let driven = crawler.drive(futures, &mut shutdown).await?;
+    let mut status = status_timer(crawler.config().status_every);
+    let driven = crawler.drive(futures, &mut shutdown, &mut status).await?;
     let stats = crawler.stats().await?;
     let api_fatal = stats.api_fatal;
     if with_store {

@@ -324,6 +324,10 @@ fn exit_for(e: CrawlError) -> ExitCode {
             eprintln!("stackcrawl: {e}");
             ExitCode::from(2)
         }
+        CrawlError::Locked(e) => {
+            error!(error = %e, "store in use");
+            ExitCode::from(2)
+        }
         e => {
             error!(error = %e, "run failed");
             ExitCode::from(1)

@@ -22,6 +22,11 @@ pub struct PageJob {
     /// 1 for the first try; a retry is the same job with a higher attempt.
     pub attempt: u32,
     pub source: Source,
+    /// Handed out only after the page before it of the same tag came back
+    /// saying there is more: an API page (`has_more`), or a page of an
+    /// incremental pass (the page before showed new or changed questions).
+    /// Every request past a tag's end would be wasted.
+    pub after_previous: bool,
 }
 
 impl PageJob {
@@ -37,6 +42,7 @@ impl PageJob {
             url: config.listing_url(tag, tab, page, pagesize),
             attempt: 1,
             source: Source::Html,
+            after_previous: false,
         }
     }
 
@@ -62,6 +68,7 @@ impl PageJob {
             url: api::api_url(&config.api.base_url, &query),
             attempt: 1,
             source: Source::Api,
+            after_previous: true,
         }
     }
 
@@ -238,6 +245,7 @@ impl Plan {
                 url: f.url,
                 attempt: 1,
                 source,
+                after_previous: source == Source::Api,
             });
         }
         Ok(Plan { jobs })

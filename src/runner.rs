@@ -12,19 +12,57 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
-use tokio::time::Instant;
+use tokio::time::{Instant, Interval};
 use tracing::{error, info, warn};
 
 use crate::config::{Config, TagSet};
+use crate::model::RunSummary;
 use crate::plan::Plan;
 use crate::store::Store;
-use crate::{report_failures, shutdown_flag, CrawlError, Crawler};
+use crate::writer_lock::WriterLock;
+use crate::{report_failures, shutdown_flag, status_timer, CrawlError, Crawler};
 
-/// What a run did, for the final log line.
-#[derive(Debug, Default, Clone)]
+/// What a run did, over every crawler it started (a reload or a spent
+/// budget starts a new one), for the final log line.
+#[derive(Debug, Clone)]
 pub struct RunTotals {
     pub passes: u64,
     pub interrupted: bool,
+    pub pages_done: u64,
+    pub pages_failed: u64,
+    pub questions: u64,
+    pub requests: u64,
+    started: Instant,
+}
+
+impl Default for RunTotals {
+    fn default() -> Self {
+        RunTotals {
+            passes: 0,
+            interrupted: false,
+            pages_done: 0,
+            pages_failed: 0,
+            questions: 0,
+            requests: 0,
+            started: Instant::now(),
+        }
+    }
+}
+
+impl RunTotals {
+    fn add(&mut self, s: &RunSummary) {
+        self.pages_done += s.pages_done;
+        self.pages_failed += s.pages_failed;
+        self.questions += s.questions;
+        self.requests += s.requests;
+    }
+
+    /// Finishes a crawler, keeping its counts.
+    async fn retire(&mut self, crawler: Crawler) -> Result<(), CrawlError> {
+        let summary = crawler.finish().await?;
+        self.add(&summary);
+        Ok(())
+    }
 }
 
 /// Runs until `shutdown` resolves. `reloads` delivers validated configs
@@ -35,9 +73,13 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + 'static,
 ) -> Result<RunTotals, CrawlError> {
     let mut shutdown = shutdown_flag(shutdown);
+    // First, before any request: a store has one writer.
+    let _lock = WriterLock::acquire(&config.store_path)?;
     let mut config = config;
-    let mut crawler = start(&config).await?;
     let mut totals = RunTotals::default();
+    let mut crawler = start(&config).await?;
+    // One clock for status lines, in passes and between them alike.
+    let mut status = status_timer(config.status_every);
     // Every tag set is due at once on start; an unfinished pass resumes.
     let mut due: BTreeMap<String, Instant> = config
         .tag_sets
@@ -50,41 +92,46 @@ pub async fn run(
         "run starting"
     );
     loop {
-        let Some((name, at)) = due
+        let next = due
             .iter()
             .min_by_key(|(_, at)| **at)
-            .map(|(n, a)| (n.clone(), *a))
-        else {
+            .map(|(n, a)| (n.clone(), *a));
+        if next.is_none() {
             warn!("no tag sets configured; waiting for a reload or shutdown");
-            tokio::select! {
-                _ = shutdown.wait_for(|s| *s) => break,
-                Some(new) = reloads.recv() => {
-                    (config, crawler) = reload(config, new, crawler, &mut due).await?;
-                    continue;
-                }
-            }
-        };
+        }
+        let wake = next.as_ref().map(|(_, at)| *at);
         tokio::select! {
-            _ = tokio::time::sleep_until(at) => {}
+            _ = crate::sleep_until_opt(wake) => {}
             _ = shutdown.wait_for(|s| *s) => break,
             Some(new) = reloads.recv() => {
-                (config, crawler) = reload(config, new, crawler, &mut due).await?;
+                if new.status_every != config.status_every {
+                    status = status_timer(new.status_every);
+                }
+                (config, crawler) = reload(config, new, crawler, &mut due, &mut totals).await?;
+                continue;
+            }
+            _ = status.tick() => {
+                let next = next.as_ref().map(|(name, at)| {
+                    (name.as_str(), at.saturating_duration_since(Instant::now()))
+                });
+                crawler.log_status(next).await?;
                 continue;
             }
         }
+        let Some((name, _)) = next else { continue };
         let Some(set) = config.tag_sets.iter().find(|s| s.name == name).cloned() else {
             due.remove(&name);
             continue;
         };
         let started = Instant::now();
-        match run_pass(&mut crawler, &config, &set, &mut shutdown).await? {
+        match run_pass(&mut crawler, &config, &set, &mut shutdown, &mut status).await? {
             PassEnd::Finished => {}
             PassEnd::Interrupted => {
                 totals.interrupted = true;
                 break;
             }
             PassEnd::Fatal(e) => {
-                crawler.finish().await?;
+                totals.retire(crawler).await?;
                 return Err(e);
             }
             PassEnd::OutOfBudget(resets_at) => {
@@ -92,12 +139,12 @@ pub async fn run(
                 // for the reset, then start afresh and resume this pass.
                 warn!(resets_at = %resets_at.to_rfc3339(), tag_set = %name, "request budget spent: waiting for it to reset");
                 let wait = (resets_at - Utc::now()).to_std().unwrap_or_default();
-                crawler.finish().await?;
+                totals.retire(crawler).await?;
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = shutdown.wait_for(|s| *s) => {
                         totals.interrupted = true;
-                        info!(passes = totals.passes, "run stopped while waiting for the budget; store flushed");
+                        log_run_stopped(&totals);
                         return Ok(totals);
                     }
                 }
@@ -109,18 +156,22 @@ pub async fn run(
         // Start to start, so a pass's own length does not stretch the interval.
         due.insert(name, (started + set.every).max(Instant::now()));
     }
-    let summary = crawler.finish().await?;
+    totals.retire(crawler).await?;
+    log_run_stopped(&totals);
+    Ok(totals)
+}
+
+fn log_run_stopped(t: &RunTotals) {
     info!(
-        passes = totals.passes,
-        interrupted = totals.interrupted,
-        pages_done = summary.pages_done,
-        pages_failed = summary.pages_failed,
-        questions = summary.questions,
-        requests = summary.requests,
-        wall_secs = summary.wall_time.as_secs_f64(),
+        passes = t.passes,
+        interrupted = t.interrupted,
+        pages_done = t.pages_done,
+        pages_failed = t.pages_failed,
+        questions = t.questions,
+        requests = t.requests,
+        wall_secs = t.started.elapsed().as_secs_f64(),
         "run stopped; store flushed"
     );
-    Ok(totals)
 }
 
 /// Opens the store, starts the actors and checks robots.txt for every
@@ -139,8 +190,9 @@ async fn reload(
     new: Config,
     crawler: Crawler,
     due: &mut BTreeMap<String, Instant>,
+    totals: &mut RunTotals,
 ) -> Result<(Config, Crawler), CrawlError> {
-    crawler.finish().await?;
+    totals.retire(crawler).await?;
     let crawler = start(&new).await?;
     due.retain(|name, _| new.tag_sets.iter().any(|s| &s.name == name));
     for set in &new.tag_sets {
@@ -161,6 +213,7 @@ async fn run_pass(
     config: &Config,
     set: &TagSet,
     shutdown: &mut watch::Receiver<bool>,
+    status: &mut Interval,
 ) -> Result<PassEnd, CrawlError> {
     let started = Instant::now();
     let mut plan = Plan::from_tag_sets(config, std::slice::from_ref(set));
@@ -178,7 +231,7 @@ async fn run_pass(
         "pass starting"
     );
     let futures = crawler.submit_plan(&plan);
-    let driven = crawler.drive(futures, shutdown).await?;
+    let driven = crawler.drive(futures, shutdown, status).await?;
     report_failures(&config.failures_path, &driven.failures)?;
     let stats = crawler.stats().await?;
     let end = if driven.interrupted {

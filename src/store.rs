@@ -16,7 +16,7 @@
 //! Pure library code: a `Store` owns one `rusqlite::Connection` and is used
 //! from one thread (the aggregator's arbiter), hence no pool and no mutex.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -126,6 +126,11 @@ const MIGRATIONS: &[&str] = &[
         FOREIGN KEY (site, question_id) REFERENCES questions (site, question_id)
     ) WITHOUT ROWID;
     ",
+    // 2: where each tag's pass ended, so a pass resumed after a crash does
+    // not fetch pages past the end its first run found.
+    "
+    ALTER TABLE pass_pages ADD COLUMN ends_tag INTEGER NOT NULL DEFAULT 0;
+    ",
 ];
 
 /// How long a statement waits on a lock held by another connection (a
@@ -183,6 +188,8 @@ pub struct PageWrite {
     /// Stored before with the same figures. A Newest page made only of these
     /// ends an incremental pass for its tag.
     pub unchanged: usize,
+    /// The tag's pass ends at this page.
+    pub ends_tag: bool,
 }
 
 impl PageWrite {
@@ -279,6 +286,8 @@ pub struct HistoryRow {
 
 pub struct Store {
     conn: Connection,
+    /// The file, or `None` in memory.
+    path: Option<PathBuf>,
 }
 
 impl Store {
@@ -288,7 +297,14 @@ impl Store {
             path: path.to_path_buf(),
             source,
         })?;
-        Store::init(conn)
+        let mut store = Store::init(conn)?;
+        store.path = Some(path.to_path_buf());
+        Ok(store)
+    }
+
+    /// The store's file; `None` for a store in memory.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
     }
 
     /// A throwaway store, for tests and dry runs.
@@ -311,7 +327,7 @@ impl Store {
         // every page for no gain a re-crawl cannot give back.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
-        let mut store = Store { conn };
+        let mut store = Store { conn, path: None };
         store.migrate()?;
         Ok(store)
     }
@@ -375,6 +391,17 @@ impl Store {
         Ok(start)
     }
 
+    /// Per (tag, tab), the first page of the pass where the tag ended: a
+    /// resumed pass fetches nothing past it.
+    pub fn tag_ends(&self, pass_id: i64) -> Result<HashMap<(String, String), u32>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT tag, tab, MIN(page) FROM pass_pages
+             WHERE pass_id = ?1 AND ends_tag GROUP BY tag, tab",
+        )?;
+        let rows = stmt.query_map([pass_id], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// (tag, tab, page) already done in the pass: a restart skips them.
     pub fn done_pages(&self, pass_id: i64) -> Result<HashSet<(String, String, u32)>, StoreError> {
         let mut stmt = self
@@ -384,14 +411,28 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Stores one page in one transaction: every question upserted, its
-    /// snapshot for this pass added unless it has one, the page marked done.
+    /// Stores one page that does not end its tag: see [`Store::record_page_ending`].
     pub fn record_page(
         &mut self,
         pass_id: i64,
         ctx: &PageContext,
         questions: &[Question],
         now: DateTime<Utc>,
+    ) -> Result<PageWrite, StoreError> {
+        self.record_page_ending(pass_id, ctx, questions, now, |_| false)
+    }
+
+    /// Stores one page in one transaction: every question upserted, its
+    /// snapshot for this pass added unless it has one, the page marked done,
+    /// and whether the tag's pass ends here, as `ends_tag` decides from what
+    /// the write found.
+    pub fn record_page_ending(
+        &mut self,
+        pass_id: i64,
+        ctx: &PageContext,
+        questions: &[Question],
+        now: DateTime<Utc>,
+        ends_tag: impl FnOnce(&PageWrite) -> bool,
     ) -> Result<PageWrite, StoreError> {
         let tx = self
             .conn
@@ -423,10 +464,11 @@ impl Store {
         }
         // A page recorded twice in a pass (fetched again around a crash)
         // keeps its first counts: its questions were new then, not now.
+        write.ends_tag = ends_tag(&write);
         tx.execute(
             "INSERT INTO pass_pages
-             (pass_id, tag, tab, page, done_at, questions, new, updated, unchanged)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             (pass_id, tag, tab, page, done_at, questions, new, updated, unchanged, ends_tag)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
              ON CONFLICT DO NOTHING",
             params![
                 pass_id,
@@ -437,7 +479,8 @@ impl Store {
                 questions.len(),
                 write.new,
                 write.updated,
-                write.unchanged
+                write.unchanged,
+                write.ends_tag
             ],
         )?;
         tx.commit()?;
@@ -1136,7 +1179,8 @@ mod tests {
             PageWrite {
                 new: 6,
                 updated: 0,
-                unchanged: 0
+                unchanged: 0,
+                ends_tag: false
             }
         );
         s.finish_pass(p1, at(1)).unwrap();
@@ -1158,7 +1202,8 @@ mod tests {
             PageWrite {
                 new: 1,
                 updated: 5,
-                unchanged: 1
+                unchanged: 1,
+                ends_tag: false
             }
         );
         assert!(!w.all_unchanged());
@@ -1229,6 +1274,33 @@ mod tests {
         let next = s.begin_pass("langs", at(5)).unwrap();
         assert!(!next.resumed);
         assert!(s.done_pages(next.pass_id).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_resumed_pass_knows_where_each_tag_ended() {
+        let mut s = Store::open_in_memory().unwrap();
+        let pass = s.begin_pass("set", at(1)).unwrap().pass_id;
+        s.record_page(
+            pass,
+            &ctx("rust", 1),
+            &[q(1, "rust", &["rust"], 0, 0, 1)],
+            at(1),
+        )
+        .unwrap();
+        let w = s
+            .record_page_ending(pass, &ctx("rust", 2), &[], at(1), |_| true)
+            .unwrap();
+        assert!(w.ends_tag);
+        s.record_page_ending(pass, &ctx("rust", 4), &[], at(1), |_| true)
+            .unwrap();
+        let again = s.begin_pass("set", at(2)).unwrap();
+        assert!(again.resumed);
+        let ends = s.tag_ends(again.pass_id).unwrap();
+        assert_eq!(
+            ends.get(&("rust".to_string(), "newest".to_string())),
+            Some(&2)
+        );
+        assert_eq!(ends.len(), 1);
     }
 
     #[test]

@@ -31,11 +31,12 @@ const BOUND: Duration = Duration::from_secs(60);
 fn config_text(site: &FakeSite, dir: &Path, fetch: &str, api: &str, sets: &str) -> String {
     format!(
         "[site]\nbase_url = \"{base}\"\n\
-         [fetch]\nrate = 30.0\nretry_base_ms = 20\n{fetch}\n\
+         [fetch]\nrate = 30.0\nretry_base_ms = 20\nbudget_file = \"{budget}\"\n{fetch}\n\
          [api]\nbase_url = \"{base}\"\nsite = \"stackoverflow\"\n{api}\n\
          [output]\npath = \"{out}\"\n{sets}",
         base = site.base_url(),
-        out = dir.join("q.jsonl").display()
+        out = dir.join("q.jsonl").display(),
+        budget = dir.join("budget.sqlite").display()
     )
 }
 
@@ -502,7 +503,8 @@ fn the_app_key_reaches_the_server_but_no_log_line_output_or_failures_file() {
     assert_eq!(out.status.code(), Some(1), "a page was lost: {stderr}");
 
     let hits = site.api_hits();
-    assert_eq!(hits.len(), 4, "a/1, a/2 twice, a/3");
+    // Page 3 is not asked for: page 2 never said whether there is more.
+    assert_eq!(hits.len(), 3, "a/1, a/2 twice");
     for h in &hits {
         assert_eq!(query_param(&h.raw_path, "key").as_deref(), Some(key));
     }
@@ -525,6 +527,10 @@ fn the_app_key_reaches_the_server_but_no_log_line_output_or_failures_file() {
     }
     let failures = std::fs::read_to_string(dir.path().join("q.failed.jsonl")).unwrap();
     assert!(failures.contains("\"page\":2"), "{failures}");
+    assert!(
+        failures.contains("\"page\":3") && failures.contains("not_reached"),
+        "the page after the lost one is listed for a retry: {failures}"
+    );
 }
 
 #[test]
@@ -546,4 +552,94 @@ fn a_bad_key_exits_1_with_the_apis_message_and_nothing_is_retried() {
     );
     assert!(!stderr.contains("a-wrong-key-123"), "the key is logged");
     assert_eq!(site.api_hits().len(), 1, "refused once, never retried");
+}
+
+#[actix::test]
+async fn three_tags_paging_side_by_side_never_send_inside_a_backoff() {
+    // Regression: with tags paging side by side, requests already handed to
+    // other fetchers went out 2 ms after a `backoff` response was read; the
+    // server counted throttle violations. The server here answers any
+    // request arriving inside a backoff window with a violation.
+    let mut b = FakeSite::builder()
+        .tag("a", 200)
+        .tag("b", 200)
+        .tag("c", 200)
+        .latency(Duration::from_millis(15));
+    for (tag, page) in [("a", 1), ("b", 2), ("c", 3), ("a", 3), ("b", 4)] {
+        b = b.api_fault(tag, page, ApiFault::Backoff(1));
+    }
+    let site = b.start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        &site,
+        dir.path(),
+        "fetchers = 6\nburst = 6",
+        "",
+        &api_set(&["a", "b", "c"], 50, 4),
+    );
+    let output = cfg.output.clone();
+    let s = try_run(cfg).await.expect("crawl runs");
+    assert_eq!(site.api_violations(), 0, "requests sent inside a backoff");
+    let api = s.api.expect("API used");
+    assert_eq!(api.backoffs, 5);
+    assert_eq!(api.throttle_violations, 0);
+    assert_eq!(api.requests, 12, "each page once");
+    let records = read_jsonl(&output);
+    for tag in ["a", "b", "c"] {
+        assert_served(&records, &site, tag, 200);
+    }
+    eprintln!(
+        "issue-9 figures: three API tags, 5 backoffs: violations={} requests={} wall={:.2}s",
+        site.api_violations(),
+        api.requests,
+        s.wall_time.as_secs_f64()
+    );
+}
+
+#[actix::test]
+async fn with_the_network_down_page_2_waits_for_page_1_and_no_budget_is_spent() {
+    // Regression: page 1 failed on connection errors, and pages 2-5 were
+    // requested anyway (has_more unknown), each retried, each charged to
+    // the daily budget though none reached a server.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[fetch]\nrate = 30.0\nretry_base_ms = 10\nmax_retries = 2\nbudget_file = \"{budget}\"\n\
+         [api]\nbase_url = \"http://127.0.0.1:{port}\"\nsite = \"stackoverflow\"\n\
+         [output]\npath = \"{out}\"\n{sets}",
+        budget = dir.path().join("budget.sqlite").display(),
+        out = dir.path().join("q.jsonl").display(),
+        sets = api_set(&["a"], 50, 5)
+    );
+    let raw: RawConfig = toml::from_str(&text).unwrap();
+    let cfg = Config::from_raw_with_key(raw, &text, "test", &Overrides::default(), None).unwrap();
+    let failures_path = cfg.failures_path.clone();
+    let s = try_run(cfg).await.expect("crawl ends");
+    assert_eq!(s.pages_done, 0);
+    assert_eq!(s.pages_failed, 5);
+    assert_eq!(s.requests, 0, "no request reached a server");
+    let conn = rusqlite::Connection::open(dir.path().join("budget.sqlite")).unwrap();
+    let used: i64 = conn
+        .query_row("SELECT COALESCE(SUM(used), 0) FROM requests", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(used, 0, "nothing charged for requests that never left");
+    let lines = std::fs::read_to_string(failures_path).unwrap();
+    let failed: Vec<FailedPage> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let first = failed.iter().find(|f| f.page == 1).expect("page 1 listed");
+    assert_eq!(first.attempts, 3, "page 1 tried 1 + max_retries times");
+    for page in 2..=5 {
+        let f = failed.iter().find(|f| f.page == page).expect("listed");
+        assert_eq!(
+            (f.attempts, f.kind.as_str()),
+            (0, "not_reached"),
+            "page {page} was never requested"
+        );
+    }
 }

@@ -45,9 +45,10 @@ async fn no_page_lost_and_no_duplicate_under_random_faults() {
     let tag_list: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
     let text = format!(
         "[site]\nbase_url = \"{}\"\n[fetch]\nfetchers = 8\nrate = {rate}.0\nburst = {burst}\n\
-         retry_base_ms = 50\nmax_retries = 6\n[output]\npath = \"{}\"\n\
+         retry_base_ms = 50\nmax_retries = 6\nbudget_file = \"{}\"\n[output]\npath = \"{}\"\n\
          [tag_sets.all]\ntags = [{}]\npages = {pages}\n",
         site.base_url(),
+        dir.path().join("budget.sqlite").display(),
         out.display(),
         tag_list.join(", ")
     );

@@ -18,8 +18,17 @@ use stackcrawl::{as_completed, crawl, gather, Crawler, PageOutcome, Sink};
 use futures_util::StreamExt;
 
 fn config(site: &FakeSite, out: &Path, fetch: &str, sets: &str) -> Config {
+    // Each test counts its own budget, unless it names one.
+    let budget = if fetch.contains("budget_file") {
+        String::new()
+    } else {
+        format!(
+            "budget_file = \"{}\"\n",
+            out.with_extension("budget.sqlite").display()
+        )
+    };
     let text = format!(
-        "[site]\nbase_url = \"{}\"\n[fetch]\nretry_base_ms = 20\n{fetch}\n[output]\npath = \"{}\"\n{sets}",
+        "[site]\nbase_url = \"{}\"\n[fetch]\nretry_base_ms = 20\n{budget}{fetch}\n[output]\npath = \"{}\"\n{sets}",
         site.base_url(),
         out.display()
     );
@@ -428,4 +437,49 @@ async fn gzip_compressed_pages_are_decoded() {
             .expect("recorded");
         assert_record_matches(r, &q, &site.base_url());
     }
+}
+
+#[actix::test]
+async fn requests_count_robots_txt_as_the_budget_does() {
+    let site = FakeSite::builder().tag("a", 100).start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("q.jsonl");
+    let s = run(config(
+        &site,
+        &out,
+        "rate = 30.0",
+        "[tag_sets.a]\ntags = [\"a\"]\npages = 2\n",
+    ))
+    .await;
+    assert_eq!(site.hits().len(), 3, "robots.txt and two pages");
+    assert_eq!(s.requests, 3, "every request the server saw");
+}
+
+#[actix::test]
+async fn two_crawls_sharing_a_budget_file_count_every_request() {
+    // Regression: each crawl kept its own copy of the counts and rewrote
+    // the file from it (through one fixed temp name), so the file counted
+    // 205 of 357 requests and one crawl failed on the rename.
+    let site = FakeSite::builder().tag("a", 500).tag("b", 500).start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = |tag: &str| {
+        config(
+            &site,
+            &dir.path().join(format!("{tag}.jsonl")),
+            // Both name the same budget file, as two crawls in one
+            // directory did by default.
+            &format!(
+                "rate = 30.0\nfetchers = 3\nbudget_file = \"{}\"",
+                dir.path().join("shared.sqlite").display()
+            ),
+            &format!("[tag_sets.s]\ntags = [\"{tag}\"]\npages = 10\n"),
+        )
+    };
+    let (a, b) = tokio::join!(run(cfg("a")), run(cfg("b")));
+    assert_eq!((a.pages_done, b.pages_done), (10, 10));
+    let conn = rusqlite::Connection::open(dir.path().join("shared.sqlite")).unwrap();
+    let used: i64 = conn
+        .query_row("SELECT SUM(used) FROM requests", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(used as usize, site.hits().len(), "22 requests, 22 counted");
 }

@@ -17,9 +17,10 @@ use stackcrawl::{crawl, CrawlError, Sink};
 
 fn config(site: &FakeSite, dir: &Path, fetch: &str, site_extra: &str, pages: u32) -> Config {
     let text = format!(
-        "[site]\nbase_url = \"{}\"\n{site_extra}\n[fetch]\nretry_base_ms = 20\n{fetch}\n\
+        "[site]\nbase_url = \"{}\"\n{site_extra}\n[fetch]\nretry_base_ms = 20\nbudget_file = \"{}\"\n{fetch}\n\
          [output]\npath = \"{}\"\n[tag_sets.a]\ntags = [\"a\"]\npages = {pages}\n",
         site.base_url(),
+        dir.join("budget.sqlite").display(),
         dir.join("q.jsonl").display()
     );
     Config::from_toml(&text, "test", &Overrides::default()).expect("valid test config")

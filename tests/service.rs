@@ -4,114 +4,23 @@
 
 mod common;
 
+const BIN: &str = env!("CARGO_BIN_EXE_stackcrawl");
+
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use common::service::Service;
 use common::{FakeQuestion, FakeSite};
-
-/// A running `stackcrawl run` whose log lines arrive as JSON values.
-struct Service {
-    child: Child,
-    lines: mpsc::Receiver<serde_json::Value>,
-    seen: Vec<serde_json::Value>,
-}
-
-impl Service {
-    fn start(config: &Path) -> Service {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_stackcrawl"))
-            .args(["--log-format", "json", "run", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .env_remove("STACKCRAWL_API_KEY")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start stackcrawl run");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let value = serde_json::from_str(&line).unwrap_or(serde_json::Value::String(line));
-                if tx.send(value).is_err() {
-                    return;
-                }
-            }
-        });
-        Service {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits (bounded) for the next log line with this message and returns it.
-    fn wait_for(&mut self, message: &str) -> serde_json::Value {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(v) => {
-                    self.seen.push(v.clone());
-                    if v["message"] == message {
-                        return v;
-                    }
-                }
-                Err(_) => panic!("no `{message}` log line; saw {:#?}", self.seen),
-            }
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let signo = match sig {
-            "-TERM" => libc::SIGTERM,
-            "-HUP" => libc::SIGHUP,
-            "-KILL" => libc::SIGKILL,
-            other => panic!("no signal {other}"),
-        };
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
-        // SAFETY: kill(2) only sends a signal to our own child process.
-        let rc = unsafe { libc::kill(pid, signo) };
-        assert_eq!(rc, 0, "kill {sig}");
-    }
-
-    /// Waits (bounded) for the process to exit and returns its code.
-    fn wait_exit(&mut self) -> Option<i32> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                // Collect the remaining lines for assertions.
-                while let Ok(v) = self.lines.recv_timeout(Duration::from_millis(200)) {
-                    self.seen.push(v);
-                }
-                return status.code();
-            }
-            assert!(Instant::now() < deadline, "stackcrawl did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn saw(&self, message: &str) -> bool {
-        self.seen.iter().any(|v| v["message"] == message)
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn write_config(dir: &Path, site: &FakeSite, fetch: &str, sets: &str) -> PathBuf {
     let path = dir.join("run.toml");
     let text = format!(
-        "[site]\nbase_url = \"{}\"\n[fetch]\nretry_base_ms = 20\nstatus_every_secs = 1\n{fetch}\n\
+        "[site]\nbase_url = \"{}\"\n[fetch]\nretry_base_ms = 20\nstatus_every_secs = 1\nbudget_file = \"{}\"\n{fetch}\n\
          [output]\npath = \"{}\"\n[store]\npath = \"{}\"\n{sets}",
         site.base_url(),
+        dir.join("budget.sqlite").display(),
         dir.join("out.jsonl").display(),
         dir.join("store.db").display()
     );
@@ -145,7 +54,7 @@ fn second_pass_is_incremental_and_adds_snapshots() {
         "fetchers = 1\nrate = 30.0\nburst = 5",
         "[tag_sets.s]\ntags = [\"a\"]\npages = 10\nevery = \"2s\"\n",
     );
-    let mut svc = Service::start(&config);
+    let mut svc = Service::start(BIN, &config);
     let first = svc.wait_for("pass finished");
     assert_eq!(first["new"], 500);
     assert_eq!(site.page_hits().len(), 10);
@@ -184,7 +93,7 @@ fn kill_9_mid_pass_then_restart_refetches_no_done_page() {
         "[tag_sets.s]\ntags = [\"a\"]\npages = 40\n",
     );
     let db = dir.path().join("store.db");
-    let mut svc = Service::start(&config);
+    let mut svc = Service::start(BIN, &config);
     for _ in 0..8 {
         svc.wait_for("page done");
     }
@@ -195,7 +104,7 @@ fn kill_9_mid_pass_then_restart_refetches_no_done_page() {
     assert!(done_before.len() < 40, "killed mid-pass");
     let hits_before = site.page_hits().len();
 
-    let mut svc = Service::start(&config);
+    let mut svc = Service::start(BIN, &config);
     let resumed = svc.wait_for("pass starting");
     assert_eq!(resumed["resumed"], true);
     assert_eq!(resumed["pages_already_done"], done_before.len() as u64);
@@ -235,7 +144,7 @@ fn sigterm_drains_in_flight_pages_and_exits_0() {
         "[tag_sets.s]\ntags = [\"a\"]\npages = 40\n",
     );
     let db = dir.path().join("store.db");
-    let mut svc = Service::start(&config);
+    let mut svc = Service::start(BIN, &config);
     // The periodic status line carries what an operator charts.
     let status = svc.wait_for("status");
     let last_minute = status["requests_last_minute"].as_u64().unwrap();
@@ -264,7 +173,7 @@ fn sighup_applies_a_good_config_and_rejects_a_bad_one() {
         fetch,
         "[tag_sets.one]\ntags = [\"a\"]\npages = 2\nevery = \"1h\"\n",
     );
-    let mut svc = Service::start(&config);
+    let mut svc = Service::start(BIN, &config);
     let first = svc.wait_for("pass finished");
     assert_eq!(first["tag_set"], "one");
 
@@ -307,7 +216,7 @@ fn report_and_export_read_the_store() {
         "fetchers = 2\nrate = 30.0\nburst = 5",
         "[tag_sets.s]\ntags = [\"a\"]\npages = 3\n",
     );
-    let mut svc = Service::start(&config);
+    let mut svc = Service::start(BIN, &config);
     svc.wait_for("pass finished");
     svc.signal("-TERM");
     assert_eq!(svc.wait_exit(), Some(0));
@@ -366,7 +275,7 @@ fn a_spent_budget_keeps_the_pass_open_and_waits_for_the_reset() {
         "[tag_sets.s]\ntags = [\"a\"]\npages = 10\n",
     );
     let db = dir.path().join("store.db");
-    let mut svc = Service::start(&config);
+    let mut svc = Service::start(BIN, &config);
     let waiting = svc.wait_for("request budget spent: waiting for it to reset");
     assert!(
         waiting["resets_at"]
@@ -401,7 +310,7 @@ fn a_second_signal_exits_at_once_and_the_store_stays_sound() {
         "[tag_sets.s]\ntags = [\"a\"]\npages = 40\n",
     );
     let db = dir.path().join("store.db");
-    let mut svc = Service::start(&config);
+    let mut svc = Service::start(BIN, &config);
     svc.wait_for("page done");
     svc.signal("-TERM");
     svc.wait_for("shutdown requested: draining");
@@ -489,7 +398,7 @@ fn an_api_tag_set_is_kept_current_incrementally_too() {
             site.base_url()
         ),
     );
-    let mut svc = Service::start(&config);
+    let mut svc = Service::start(BIN, &config);
     let first = svc.wait_for("pass finished");
     // Pages 1-3; page 3 said has_more = false.
     assert_eq!(
@@ -512,4 +421,216 @@ fn an_api_tag_set_is_kept_current_incrementally_too() {
     assert_eq!(site.page_hits().len(), 5, "3 pages, then 2");
     let db = dir.path().join("store.db");
     assert_eq!(query_u64(&db, "SELECT COUNT(*) FROM questions"), 252);
+}
+
+/// A question with an id of its own, for tests that add posts on top.
+fn fresh(tag: &str, n: u64) -> FakeQuestion {
+    let mut q = FakeQuestion::generated(tag, 9, n % 1000);
+    q.id = 95_000_000 + n;
+    q
+}
+
+#[test]
+fn every_later_pass_of_one_process_finds_all_new_questions() {
+    // Regression: the tag's end found by one incremental pass (page 1 of an
+    // unchanged site) was kept for the life of the process, so a later pass
+    // with 80 new questions fetched page 1 only: 50 stored, 30 missed.
+    let site = FakeSite::builder().tag("a", 200).tag("b", 200).start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &site,
+        "fetchers = 2\nrate = 30.0\nburst = 5",
+        "[tag_sets.s]\ntags = [\"a\", \"b\"]\npages = 6\nevery = \"1s\"\n",
+    );
+    let db = dir.path().join("store.db");
+    let mut svc = Service::start(BIN, &config);
+    let first = svc.wait_for("pass finished");
+    assert_eq!(first["new"], 400);
+    let hits_after_first = site.page_hits().len();
+
+    // An unchanged site costs exactly one request per tag.
+    let unchanged = svc.wait_for("pass finished");
+    assert_eq!(unchanged["pages"], 2, "{unchanged}");
+    assert_eq!(site.page_hits().len(), hits_after_first + 2);
+
+    for n in 0..80 {
+        site.add_newest("a", fresh("a", n));
+    }
+    let grown = svc.wait_for("pass finished");
+    svc.signal("-TERM");
+    assert_eq!(svc.wait_exit(), Some(0));
+    assert_eq!(grown["new"], 80, "{grown}");
+    let stored = query_u64(
+        &db,
+        "SELECT COUNT(*) FROM questions WHERE question_id >= 95000000",
+    );
+    assert_eq!(stored, 80, "every new question stored by the same process");
+    // Pages 1 and 2 held new questions, page 3 only known ones: a's pass
+    // ended there, and b's at its unchanged page 1.
+    assert_eq!(grown["pages"], 4, "{grown}");
+}
+
+#[test]
+fn a_second_run_on_one_store_exits_2_naming_the_process_that_holds_it() {
+    let site = FakeSite::builder()
+        .tag("a", 500)
+        .latency(Duration::from_millis(20))
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &site,
+        "fetchers = 2\nrate = 30.0\nburst = 5",
+        "[tag_sets.s]\ntags = [\"a\"]\npages = 10\nevery = \"1h\"\n",
+    );
+    let mut first = Service::start(BIN, &config);
+    first.wait_for("pass finished");
+    let hits = site.hits().len();
+
+    let mut second = Service::start(BIN, &config);
+    assert_eq!(second.wait_exit(), Some(2));
+    let refused = second
+        .seen
+        .iter()
+        .find(|v| v["message"] == "store in use")
+        .unwrap_or_else(|| panic!("no `store in use` line: {:#?}", second.seen))
+        .clone();
+    let why = refused["error"].as_str().unwrap();
+    assert!(
+        why.contains(&format!("pid {}", first.child.id())) && why.contains("store.db"),
+        "{why}"
+    );
+    assert_eq!(site.hits().len(), hits, "the second writer sent nothing");
+
+    // Readers still read while the writer runs.
+    let report = Command::new(BIN)
+        .args(["report", "--db"])
+        .arg(dir.path().join("store.db"))
+        .output()
+        .unwrap();
+    assert!(report.status.success(), "{report:?}");
+    first.signal("-TERM");
+    assert_eq!(first.wait_exit(), Some(0));
+}
+
+#[test]
+fn status_lines_come_between_passes_and_name_the_next_one() {
+    // Regression: the status timer lived inside a pass, so a service
+    // waiting for its next pass said nothing at all.
+    let site = FakeSite::builder().tag("a", 100).start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &site,
+        "fetchers = 2\nrate = 30.0\nburst = 5",
+        "[tag_sets.s]\ntags = [\"a\"]\npages = 2\nevery = \"1h\"\n",
+    );
+    let mut svc = Service::start(BIN, &config);
+    svc.wait_for("pass finished");
+    let idle = svc.wait_until("status", |v| v["next_pass"].is_string());
+    assert_eq!(idle["next_pass"], "s");
+    let wait = idle["next_pass_in_secs"].as_f64().unwrap();
+    assert!(wait > 3000.0 && wait <= 3600.0, "{idle}");
+    // And they keep coming, at their interval.
+    svc.wait_until("status", |v| v["next_pass"].is_string());
+    svc.signal("-TERM");
+    assert_eq!(svc.wait_exit(), Some(0));
+}
+
+#[test]
+fn the_final_totals_cover_the_whole_run_across_reloads() {
+    // Regression: after a SIGHUP the final line counted only what the
+    // crawler built by the reload had done.
+    let site = FakeSite::builder().tag("a", 100).tag("b", 100).start();
+    let dir = tempfile::tempdir().unwrap();
+    let fetch = "fetchers = 2\nrate = 30.0\nburst = 5";
+    let one = "[tag_sets.one]\ntags = [\"a\"]\npages = 2\nevery = \"1h\"\n";
+    let config = write_config(dir.path(), &site, fetch, one);
+    let mut svc = Service::start(BIN, &config);
+    let first = svc.wait_for("pass finished");
+    write_config(
+        dir.path(),
+        &site,
+        fetch,
+        &format!("{one}[tag_sets.two]\ntags = [\"b\"]\npages = 2\nevery = \"1h\"\n"),
+    );
+    svc.signal("-HUP");
+    svc.wait_for("config reloaded; applies from the next pass");
+    let second = svc.wait_for("pass finished");
+    svc.signal("-TERM");
+    assert_eq!(svc.wait_exit(), Some(0));
+    let stopped = svc
+        .seen
+        .iter()
+        .find(|v| v["message"] == "run stopped; store flushed")
+        .expect("final line")
+        .clone();
+    assert_eq!(stopped["passes"], 2, "{stopped}");
+    let pages = first["pages"].as_u64().unwrap() + second["pages"].as_u64().unwrap();
+    assert_eq!(stopped["pages_done"], pages, "{stopped}");
+    assert_eq!(stopped["questions"], 200, "{stopped}");
+    assert_eq!(
+        stopped["requests"],
+        site.hits().len() as u64,
+        "robots.txt at start and at the reload counts too: {stopped}"
+    );
+}
+
+#[test]
+fn the_drain_line_tells_in_flight_pages_from_pending_ones() {
+    let site = FakeSite::builder()
+        .tag("a", 3000)
+        .latency(Duration::from_millis(200))
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &site,
+        "fetchers = 4\nrate = 30.0\nburst = 4",
+        "[tag_sets.s]\ntags = [\"a\"]\npages = 60\n",
+    );
+    let mut svc = Service::start(BIN, &config);
+    svc.wait_for("page done");
+    svc.signal("-TERM");
+    let drain = svc.wait_for("shutdown requested: draining");
+    assert_eq!(svc.wait_exit(), Some(0));
+    let in_flight = drain["in_flight"].as_u64().unwrap();
+    let pending = drain["pending"].as_u64().unwrap();
+    assert!(in_flight <= 4, "at most one page per fetcher: {drain}");
+    assert!(pending >= 40, "{drain}");
+}
+
+#[test]
+fn after_kill_9_the_budget_has_counted_every_request_the_server_saw() {
+    // Regression: the budget file was saved at most once a second, so a
+    // kill -9 forgot up to a second of requests.
+    let site = FakeSite::builder()
+        .tag("a", 3000)
+        .latency(Duration::from_millis(20))
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &site,
+        "fetchers = 4\nrate = 30.0\nburst = 10",
+        "[tag_sets.s]\ntags = [\"a\"]\npages = 60\n",
+    );
+    let mut svc = Service::start(BIN, &config);
+    for _ in 0..15 {
+        svc.wait_for("page done");
+    }
+    svc.signal("-KILL");
+    svc.wait_exit();
+    let served = site.hits().len() as u64;
+    let counted = query_u64(
+        &dir.path().join("budget.sqlite"),
+        "SELECT COALESCE(SUM(used), 0) FROM requests",
+    );
+    // A request is counted just before it is sent: at most the ones being
+    // sent at the kill can be counted and not yet have arrived.
+    assert!(
+        counted >= served && counted <= served + 4,
+        "counted {counted}, the server saw {served}"
+    );
 }

@@ -7,7 +7,7 @@
 //! fetchers' event loop, and it is the store's only user, so the SQLite
 //! connection needs no lock.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
 use actix::{Actor, Context, Handler, Message, MessageResult};
@@ -54,6 +54,8 @@ pub struct PassPlan {
     pub resumed: bool,
     /// (tag, tab, page) already done in this pass before a crash.
     pub done: HashSet<(String, String, u32)>,
+    /// Per (tag, tab), the page where the tag ended before a crash.
+    pub ends: HashMap<(String, String), u32>,
     pub incremental: bool,
 }
 
@@ -145,14 +147,18 @@ impl Handler<Records> for Aggregator {
         };
         let duplicates = total - fresh.len();
         let empty = total == 0 && listing.rejections.is_empty();
-        let (mut new, mut updated, mut ends_tag) = (0, 0, empty);
+        // Where the tag ends: an empty listing, the API's `has_more: false`,
+        // or, in an incremental pass, a page with nothing new or changed.
+        let no_more = listing.api.is_some_and(|w| !w.has_more);
+        let (mut new, mut updated, mut ends_tag) = (0, 0, empty || no_more);
         if let (Some(store), Some(pass)) = (&mut self.store, &self.pass) {
-            let write = store.record_page(pass.id, &job.ctx, &fresh, Utc::now())?;
+            let incremental = pass.incremental;
+            let write = store.record_page_ending(pass.id, &job.ctx, &fresh, Utc::now(), |w| {
+                empty || no_more || (incremental && w.all_unchanged())
+            })?;
             new = write.new;
             updated = write.updated;
-            if pass.incremental && !empty && write.all_unchanged() {
-                ends_tag = true;
-            }
+            ends_tag = write.ends_tag;
         }
         if let Some(sink) = &mut self.sink {
             sink.write_page(&fresh)?;
@@ -199,6 +205,7 @@ impl Handler<BeginPass> for Aggregator {
         let incremental = msg.newest && store.previous_finished_pass(&msg.tag_set)?.is_some();
         let start = store.begin_pass(&msg.tag_set, msg.now)?;
         let done = store.done_pages(start.pass_id)?;
+        let ends = store.tag_ends(start.pass_id)?;
         self.pass = Some(ActivePass {
             id: start.pass_id,
             incremental,
@@ -207,6 +214,7 @@ impl Handler<BeginPass> for Aggregator {
             pass_id: start.pass_id,
             resumed: start.resumed,
             done,
+            ends,
             incremental,
         })
     }

@@ -6,22 +6,23 @@
 //! request the moment it is read.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::{
     Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, Recipient, WrapFuture,
 };
 use thiserror::Error;
-use tracing::{debug, info_span, Instrument};
+use tracing::{debug, info_span, warn, Instrument};
 
 use crate::actors::aggregator::{Aggregator, Records};
 use crate::actors::cleaner::{ApiWrapper, CleanedListing, Cleaner, RawApiPage, RawPage};
 use crate::api::{self, ApiError};
 use crate::config::{ApiKey, Source};
 use crate::fetch::{FetchError, HttpClient};
+use crate::lane::{Lane, LaneError, Ticket};
 use crate::model::PageReport;
 use crate::parse::ParseError;
 use crate::plan::PageJob;
-use crate::throttle::Throttle;
 
 impl Message for PageJob {
     type Result = ();
@@ -36,6 +37,9 @@ pub enum JobError {
     Page(#[from] ParseError),
     #[error(transparent)]
     Api(#[from] ApiError),
+    /// No request could be sent: the budget is spent or cannot be counted.
+    #[error(transparent)]
+    Lane(#[from] LaneError),
     #[error("output failed: {0}")]
     Output(String),
     #[error("crawler stopped")]
@@ -48,14 +52,8 @@ impl JobError {
             JobError::Fetch(e) => e.is_retryable(),
             JobError::Page(e) => e.is_retryable() || e.is_block(),
             JobError::Api(e) => e.is_retryable(),
-            JobError::Output(_) | JobError::Stopped => false,
+            JobError::Lane(_) | JobError::Output(_) | JobError::Stopped => false,
         }
-    }
-
-    /// An API error no retry can cure (a bad parameter, a refused key): the
-    /// whole crawl stops, since every other page would get the same answer.
-    pub fn is_fatal(&self) -> bool {
-        matches!(self, JobError::Api(e) if e.is_fatal())
     }
 
     pub fn kind(&self) -> &'static str {
@@ -64,6 +62,8 @@ impl JobError {
             JobError::Page(e) if e.is_block() => "blocked",
             JobError::Page(_) => "page",
             JobError::Api(e) => e.kind(),
+            JobError::Lane(LaneError::Exhausted { .. }) => "budget_exhausted",
+            JobError::Lane(LaneError::Budget(_)) => "budget",
             JobError::Output(_) => "output",
             JobError::Stopped => "stopped",
         }
@@ -84,14 +84,30 @@ pub struct JobEnded {
 pub struct Fetcher {
     pub id: usize,
     pub http: HttpClient,
-    pub throttle: Arc<Throttle>,
-    /// The API host's own quota: its `backoff` must not stall HTML pages,
-    /// nor a site's 429 stall the API.
-    pub api_throttle: Arc<Throttle>,
+    pub lanes: Lanes,
     pub api_key: Option<ApiKey>,
+    /// The shortest pause after an API `throttle_violation`.
+    pub violation_pause: Duration,
     pub cleaner: Addr<Cleaner>,
     pub aggregator: Addr<Aggregator>,
     pub supervisor: Recipient<JobEnded>,
+}
+
+/// The two hosts' lanes. The API's `backoff` must not stall HTML pages, nor a
+/// site's 429 stall the API.
+#[derive(Clone)]
+pub struct Lanes {
+    pub html: Arc<Lane>,
+    pub api: Arc<Lane>,
+}
+
+impl Lanes {
+    pub fn for_job(&self, job: &PageJob) -> &Arc<Lane> {
+        match job.source {
+            Source::Html => &self.html,
+            Source::Api => &self.api,
+        }
+    }
 }
 
 impl Actor for Fetcher {
@@ -104,9 +120,9 @@ impl Handler<PageJob> for Fetcher {
     fn handle(&mut self, job: PageJob, ctx: &mut Context<Self>) {
         let tools = Tools {
             http: self.http.clone(),
-            throttle: self.throttle.clone(),
-            api_throttle: self.api_throttle.clone(),
+            lane: self.lanes.for_job(&job).clone(),
             api_key: self.api_key.clone(),
+            violation_pause: self.violation_pause,
             cleaner: self.cleaner.clone(),
             aggregator: self.aggregator.clone(),
         };
@@ -140,9 +156,9 @@ impl Handler<PageJob> for Fetcher {
 /// What one attempt needs, moved into its future.
 struct Tools {
     http: HttpClient,
-    throttle: Arc<Throttle>,
-    api_throttle: Arc<Throttle>,
+    lane: Arc<Lane>,
     api_key: Option<ApiKey>,
+    violation_pause: Duration,
     cleaner: Addr<Cleaner>,
     aggregator: Addr<Aggregator>,
 }
@@ -155,12 +171,39 @@ impl Tools {
             .map_err(|_| JobError::Stopped)?
             .map_err(|e| JobError::Output(e.to_string()))
     }
+
+    /// A request that never reached the server is not counted.
+    fn settle_ticket<T>(&self, ticket: &Ticket, result: &Result<T, FetchError>) {
+        if let Err(FetchError::Connect(_)) = result {
+            if let Err(e) = self.lane.refund(ticket) {
+                warn!(error = %e, "request budget not handed back");
+            }
+        }
+    }
+
+    /// A server's "slow down" binds every request from the moment it is
+    /// read, not from when the supervisor gets to it.
+    fn honour_retry_after(&self, err: &FetchError) {
+        if let FetchError::RateLimited {
+            retry_after: Some(wait),
+            ..
+        } = err
+        {
+            self.lane.throttle.pause_for(*wait);
+        }
+    }
 }
 
 async fn html_page(t: Tools, job: PageJob) -> Result<PageReport, JobError> {
-    t.throttle.acquire().await;
+    let ticket = t.lane.admit().await?;
     debug!(url = %job.url, "GET");
-    let body = t.http.get(&job.url).await?;
+    let body = t.http.get(&job.url).await;
+    t.settle_ticket(&ticket, &body);
+    if let Err(e) = &body {
+        t.honour_retry_after(e);
+    }
+    drop(ticket);
+    let body = body?;
     let listing = t
         .cleaner
         .send(RawPage {
@@ -179,29 +222,36 @@ async fn html_page(t: Tools, job: PageJob) -> Result<PageReport, JobError> {
 async fn api_page(t: Tools, job: PageJob) -> (Result<PageReport, JobError>, Option<ApiWrapper>) {
     let mut wrapper = None;
     let result = async {
-        t.api_throttle.acquire().await;
+        // Held until the response's backoff is applied: the lane is serial.
+        let ticket = t.lane.admit().await?;
         // `job.url` has no key; the keyed URL lives only in this call.
         debug!(url = %job.url, "GET");
         let resp = match &t.api_key {
             Some(key) => t.http.get_any(&api::with_key(&job.url, key.expose())).await,
             None => t.http.get_any(&job.url).await,
-        }?;
+        };
+        t.settle_ticket(&ticket, &resp);
+        let resp = resp?;
         if !(200..300).contains(&resp.status) {
             let err = api::parse_api_error(resp.status, &resp.text);
+            if let Some(pause) = err.pause(t.violation_pause) {
+                t.lane.throttle.pause_for(pause);
+            }
             if matches!(err, ApiError::Malformed(_)) {
                 // Not the API's own words but something's in front of it: a
                 // 429 or 503 still means slow down (its Retry-After is
                 // honoured), and another 4xx (a wrong api.base_url) will not
                 // change on a retry.
-                return Err(match resp.status {
+                let err = match resp.status {
                     429 | 503 => FetchError::RateLimited {
                         status: resp.status,
                         retry_after: resp.retry_after,
                     },
                     status @ 400..=499 if status != 408 => FetchError::Status { status },
                     _ => return Err(err.into()),
-                }
-                .into());
+                };
+                t.honour_retry_after(&err);
+                return Err(err.into());
             }
             return Err(err.into());
         }
@@ -215,12 +265,13 @@ async fn api_page(t: Tools, job: PageJob) -> (Result<PageReport, JobError>, Opti
             .await
             .map_err(|_| JobError::Stopped)??;
         wrapper = listing.api;
-        // No request to the method may start until the backoff has passed:
-        // pausing here, as soon as the body is read, leaves the smallest
-        // window for another fetcher to start one.
+        // No request to the method may start until the backoff has passed;
+        // the next API request waits for this ticket, so none can slip out
+        // between reading the body and pausing.
         if let Some(pause) = api::throttle_pause(listing.api.and_then(|w| w.backoff)) {
-            t.api_throttle.pause_for(pause);
+            t.lane.throttle.pause_for(pause);
         }
+        drop(ticket);
         t.record(job, listing).await
     }
     .await;

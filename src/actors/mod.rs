@@ -1,5 +1,5 @@
 //! Wiring only: starts the cleaner pool, the aggregator on its own arbiter,
-//! the supervisor and its fetchers, all sharing one `Throttle` per host (the
+//! the supervisor and its fetchers, all sharing one `Lane` per host (the
 //! site's, and the API's).
 
 pub mod aggregator;
@@ -7,21 +7,18 @@ pub mod cleaner;
 pub mod fetcher;
 pub mod supervisor;
 
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use actix::{Actor, Addr, Arbiter, AsyncContext, SyncArbiter};
 
-use crate::budget::Budget;
 use crate::config::Config;
 use crate::fetch::HttpClient;
 use crate::output::Sink;
 use crate::store::Store;
-use crate::throttle::Throttle;
 use aggregator::Aggregator;
 use cleaner::Cleaner;
-use fetcher::Fetcher;
-use supervisor::{ApiLane, RetryPolicy, Supervisor};
+use fetcher::{Fetcher, Lanes};
+use supervisor::{ApiPolicy, RetryPolicy, Supervisor};
 
 /// Parsing threads: CPU-bound work, so as many as there are cores, capped
 /// because a crawl's rate is bounded by the quota, not by parsing.
@@ -35,7 +32,7 @@ fn cleaner_threads() -> usize {
 pub struct Pipeline {
     pub supervisor: Addr<Supervisor>,
     pub aggregator: Addr<Aggregator>,
-    pub throttle: Arc<Throttle>,
+    pub lanes: Lanes,
     aggregator_arbiter: Arbiter,
 }
 
@@ -44,8 +41,7 @@ impl Pipeline {
     pub fn start(
         config: &Config,
         http: HttpClient,
-        throttle: Arc<Throttle>,
-        budget: Arc<Mutex<Budget>>,
+        lanes: Lanes,
         sink: Option<Sink>,
         store: Option<Store>,
         started: Instant,
@@ -61,28 +57,23 @@ impl Pipeline {
             block_pause: config.block_pause,
         };
         let fetchers = config.fetchers;
-        let shared = throttle.clone();
         let agg = aggregator.clone();
-        let host = config.site.clone();
-        // The API host has a quota of its own, apart from the site's: a
-        // `backoff` from the API pauses API requests only.
-        let api_lane = ApiLane {
-            throttle: Arc::new(Throttle::new(config.rate, config.burst)),
-            budget_key: config.api.budget_key(),
+        let api = ApiPolicy {
             stop_at_quota_remaining: config.api.stop_at_quota_remaining,
             throttle_violation_pause: config.api.throttle_violation_pause,
         };
         let api_key = config.api.key.clone();
+        let shared = lanes.clone();
         let supervisor = Supervisor::create(move |ctx| {
-            let mut sup = Supervisor::new(policy, shared.clone(), budget, host, api_lane.clone());
+            let mut sup = Supervisor::new(policy, shared.clone(), api.clone());
             for id in 0..fetchers {
                 sup.add_fetcher(
                     Fetcher {
                         id,
                         http: http.clone(),
-                        throttle: shared.clone(),
-                        api_throttle: api_lane.throttle.clone(),
+                        lanes: shared.clone(),
                         api_key: api_key.clone(),
+                        violation_pause: api.throttle_violation_pause,
                         cleaner: cleaner.clone(),
                         aggregator: agg.clone(),
                         supervisor: ctx.address().recipient(),
@@ -95,7 +86,7 @@ impl Pipeline {
         Pipeline {
             supervisor,
             aggregator,
-            throttle,
+            lanes,
             aggregator_arbiter,
         }
     }

@@ -12,7 +12,6 @@
 //! stops the whole crawl at once.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -22,14 +21,13 @@ use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
 use crate::actors::cleaner::ApiWrapper;
-use crate::actors::fetcher::{Fetcher, JobEnded, JobError};
+use crate::actors::fetcher::{Fetcher, JobEnded, JobError, Lanes};
 use crate::api::{self, ApiError, ApiUsage};
 use crate::budget::Budget;
-use crate::config::Source;
 use crate::fetch::FetchError;
+use crate::lane::LaneError;
 use crate::model::{PageContext, PageReport};
 use crate::plan::PageJob;
-use crate::throttle::Throttle;
 
 /// How a submitted page ended.
 #[derive(Debug, Clone)]
@@ -67,6 +65,12 @@ pub struct Submit {
 #[rtype(result = "()")]
 pub struct Drain;
 
+/// A new pass begins: where each tag ended in the last one says nothing
+/// about where it ends now (new questions push every tag's end further).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct NewPass;
+
 #[derive(Debug, Message)]
 #[rtype(result = "SupervisorStats")]
 pub struct GetStats;
@@ -103,12 +107,10 @@ pub struct ApiFatal {
     pub error: ApiError,
 }
 
-/// The API's share of the supervisor: its own quota and budget entry, and
-/// when to stop.
-#[derive(Clone)]
-pub struct ApiLane {
-    pub throttle: Arc<Throttle>,
-    pub budget_key: String,
+/// What the supervisor does with what the API says: when to stop, and the
+/// shortest pause after a `throttle_violation`.
+#[derive(Debug, Clone)]
+pub struct ApiPolicy {
     pub stop_at_quota_remaining: u64,
     pub throttle_violation_pause: Duration,
 }
@@ -122,6 +124,7 @@ const WHY_DRAINED: &str = "crawl drained";
 const WHY_BUDGET: &str = "daily budget exhausted";
 const WHY_QUOTA: &str = "API quota exhausted";
 const WHY_FATAL: &str = "API error stopped the crawl";
+const WHY_BUDGET_BROKEN: &str = "request budget cannot be counted";
 
 struct Pending {
     job: PageJob,
@@ -150,46 +153,32 @@ impl RetryPolicy {
 
 pub struct Supervisor {
     policy: RetryPolicy,
-    throttle: Arc<Throttle>,
-    /// Shared with the robots.txt check, which spends from it too.
-    budget: Arc<Mutex<Budget>>,
-    host: String,
-    api: ApiLane,
+    /// The hosts' quotas and budgets, shared with the fetchers and the
+    /// robots.txt check.
+    lanes: Lanes,
+    api: ApiPolicy,
     fetchers: Vec<Addr<Fetcher>>,
     idle: Vec<usize>,
     frontier: VecDeque<Pending>,
     in_flight: HashMap<usize, Pending>,
     /// Per (tag, tab): the first page found empty.
     exhausted: HashMap<(String, String), u32>,
-    /// API pages waiting for the page before them, per (tag, sort).
+    /// Pages waiting for the page before them, per (tag, tab or sort).
     parked: HashMap<(String, String), BTreeMap<u32, Pending>>,
-    /// API pages submitted and not yet resolved, per (tag, sort, page).
+    /// Pages that others may wait for, submitted and not yet resolved, per
+    /// (tag, tab or sort, page).
     open: HashMap<(String, String, u32), usize>,
     draining: bool,
     /// Why pages are no longer handed out, once they are not.
     stop_reason: Option<&'static str>,
     stats: SupervisorStats,
-    /// When each request of the last minute went out, for the status line.
-    recent: VecDeque<std::time::Instant>,
 }
 
-/// How often the budget file is rewritten while requests go out; the final
-/// count is saved when the crawler finishes.
-const BUDGET_SAVE_EVERY: Duration = Duration::from_secs(1);
-
 impl Supervisor {
-    pub fn new(
-        policy: RetryPolicy,
-        throttle: Arc<Throttle>,
-        budget: Arc<Mutex<Budget>>,
-        host: String,
-        api: ApiLane,
-    ) -> Supervisor {
+    pub fn new(policy: RetryPolicy, lanes: Lanes, api: ApiPolicy) -> Supervisor {
         Supervisor {
             policy,
-            throttle,
-            budget,
-            host,
+            lanes,
             api,
             fetchers: Vec::new(),
             idle: Vec::new(),
@@ -201,30 +190,19 @@ impl Supervisor {
             draining: false,
             stop_reason: None,
             stats: SupervisorStats::default(),
-            recent: VecDeque::new(),
         }
     }
 
-    fn throttle_for(&self, job: &PageJob) -> &Arc<Throttle> {
-        match job.source {
-            Source::Html => &self.throttle,
-            Source::Api => &self.api.throttle,
-        }
+    fn throttle_for(&self, job: &PageJob) -> &crate::throttle::Throttle {
+        &self.lanes.for_job(job).throttle
     }
 
-    fn budget_key(&self, job: &PageJob) -> String {
-        match job.source {
-            Source::Html => self.host.clone(),
-            Source::Api => self.api.budget_key.clone(),
-        }
-    }
-
-    /// An API page whose predecessor is still pending waits for it: only
-    /// the predecessor's `has_more` says whether this page exists, and every
-    /// request costs quota. A page whose predecessor is not in this run
-    /// (page 1, a retried page) never waits, so nothing waits forever.
+    /// A page whose predecessor is still pending waits for it: only the
+    /// predecessor says whether this page is worth a request. A page whose
+    /// predecessor is not in this run (page 1, a page done before a
+    /// restart) never waits, so nothing waits forever.
     fn waits_for_previous(&self, job: &PageJob) -> bool {
-        job.source == Source::Api
+        job.after_previous
             && job.ctx.page > 1
             && self
                 .open
@@ -242,9 +220,11 @@ impl Supervisor {
             .insert(p.job.ctx.page, p);
     }
 
-    /// A job got its outcome: an API page no longer holds up the next one.
-    fn settle(&mut self, job: &PageJob) {
-        if job.source != Source::Api {
+    /// A job got its outcome: it no longer holds up the next page of its
+    /// tag. After a failure, whether the next pages exist is unknown: they
+    /// fail too, unfetched, so the failures file lists them for a retry.
+    fn settle(&mut self, job: &PageJob, ended: Ended) {
+        if !job.after_previous {
             return;
         }
         let key = Self::open_key(job);
@@ -262,6 +242,19 @@ impl Supervisor {
         let Some(waiting) = self.parked.get_mut(&lane) else {
             return;
         };
+        if ended == Ended::Failed {
+            let behind: Vec<Pending> = {
+                let later = waiting.split_off(&(job.ctx.page + 1));
+                later.into_values().collect()
+            };
+            if waiting.is_empty() {
+                self.parked.remove(&lane);
+            }
+            for p in behind {
+                self.not_reached(p, job.ctx.page);
+            }
+            return;
+        }
         let next = waiting.remove(&(job.ctx.page + 1));
         if waiting.is_empty() {
             self.parked.remove(&lane);
@@ -270,6 +263,28 @@ impl Supervisor {
             // Older than anything queued behind it.
             self.frontier.push_front(next);
         }
+    }
+
+    /// A page never requested because a page before it failed.
+    fn not_reached(&mut self, p: Pending, failed_page: u32) {
+        if let Some(n) = self.open.get_mut(&Self::open_key(&p.job)) {
+            *n -= 1;
+            if *n == 0 {
+                self.open.remove(&Self::open_key(&p.job));
+            }
+        }
+        self.stats.failed += 1;
+        let error = format!(
+            "not fetched: page {failed_page} of the tag failed, so whether this page exists is unknown"
+        );
+        warn!(tag = %p.job.ctx.tag, page = p.job.ctx.page, failed_page, "page not fetched after an earlier page failed");
+        let _ = p.reply.send(PageOutcome::Failed(PageFailure {
+            ctx: p.job.ctx,
+            url: p.job.url,
+            attempts: 0,
+            kind: "not_reached",
+            error,
+        }));
     }
 
     /// Skips every page not yet handed out, parked ones included.
@@ -308,31 +323,13 @@ impl Supervisor {
     }
 
     fn skip(&mut self, p: Pending, why: &'static str) {
-        self.settle(&p.job);
+        self.settle(&p.job, Ended::Skipped);
         self.stats.skipped += 1;
         let _ = p.reply.send(PageOutcome::Skipped {
             ctx: p.job.ctx,
             url: p.job.url,
             why,
         });
-    }
-
-    fn note_request(&mut self) {
-        let now = std::time::Instant::now();
-        self.recent.push_back(now);
-        self.note_requests_since(now);
-    }
-
-    /// Forgets requests older than a minute: the window stays bounded by
-    /// the quota (at most 60 × 30 entries).
-    fn note_requests_since(&mut self, now: std::time::Instant) {
-        while self
-            .recent
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
-        {
-            self.recent.pop_front();
-        }
     }
 
     fn dispatch(&mut self) {
@@ -354,47 +351,22 @@ impl Supervisor {
                 self.park(p);
                 continue;
             }
-            let budget_key = self.budget_key(&p.job);
-            if !self.spend_budget(&budget_key) {
-                self.frontier.push_front(p);
-                self.stop_for_budget(&budget_key);
-                break;
-            }
             self.idle.pop();
-            self.stats.requests += 1;
-            self.note_request();
-            if p.job.source == Source::Api {
-                self.stats.api.requests += 1;
-            }
             // At most one job per fetcher at a time: bounded by construction.
             self.fetchers[fetcher].do_send(p.job.clone());
             self.in_flight.insert(fetcher, p);
         }
     }
 
-    /// Takes one request from the persisted daily budget of `key` (the
-    /// site's host, or the API's entry).
-    fn spend_budget(&mut self, key: &str) -> bool {
-        let mut budget = self.budget.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Utc::now();
-        if !budget.take(key, now) {
-            return false;
+    fn stop_for_budget(&mut self, key: &str, resets: DateTime<Utc>) {
+        if self.stop_reason == Some(WHY_BUDGET) {
+            return;
         }
-        if let Err(e) = budget.save_if_due(BUDGET_SAVE_EVERY) {
-            warn!(error = %e, "request budget not saved; the count may restart");
-        }
-        self.stats.budget_left = budget.remaining(key, now);
-        true
-    }
-
-    fn stop_for_budget(&mut self, key: &str) {
-        let now = Utc::now();
-        let resets = Budget::resets_at(now);
-        let limit = self
-            .budget
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .limit_for(key);
+        let limit = if key == self.lanes.api.key {
+            self.lanes.api.budget_limit()
+        } else {
+            self.lanes.html.budget_limit()
+        };
         error!(
             host = %key,
             daily_budget = limit,
@@ -419,6 +391,7 @@ impl Supervisor {
         if let Some(backoff) = w.backoff {
             self.stats.api.backoffs += 1;
             let resume_in = self
+                .lanes
                 .api
                 .throttle
                 .paused_until()
@@ -462,11 +435,7 @@ impl Supervisor {
     /// said plus one second, never less than the configured minimum.
     fn violation_pause(&self, err: &JobError) -> Option<Duration> {
         match err {
-            JobError::Api(ApiError::ThrottleViolation { available_in, .. }) => Some(
-                api::throttle_pause(*available_in)
-                    .unwrap_or_default()
-                    .max(self.api.throttle_violation_pause),
-            ),
+            JobError::Api(e) => e.pause(self.api.throttle_violation_pause),
             _ => None,
         }
     }
@@ -529,7 +498,7 @@ impl Supervisor {
             }
             JobError::Api(ApiError::ThrottleViolation { message, .. }) => {
                 let pause = self.violation_pause(err).unwrap_or_default();
-                self.api.throttle.pause_for(pause);
+                self.lanes.api.throttle.pause_for(pause);
                 wait = wait.max(pause);
                 warn!(
                     error_message = %message,
@@ -540,7 +509,7 @@ impl Supervisor {
             }
             JobError::Page(e) if e.is_block() => {
                 let pause = self.policy.block_pause;
-                self.throttle.pause_for(pause);
+                self.lanes.html.throttle.pause_for(pause);
                 wait = wait.max(pause);
                 error!(
                     url = %p.job.url,
@@ -584,7 +553,7 @@ impl Handler<Submit> for Supervisor {
             job: msg.job,
             reply: msg.reply,
         };
-        if p.job.source == Source::Api {
+        if p.job.after_previous {
             *self.open.entry(Self::open_key(&p.job)).or_insert(0) += 1;
         }
         if self.draining {
@@ -613,6 +582,11 @@ impl Handler<JobEnded> for Supervisor {
             self.note_api(w, &p.job.ctx);
         }
         match msg.result {
+            Err(JobError::Lane(LaneError::Exhausted { host, resets_at })) => {
+                // Nothing was sent: the page waits, unfetched, with the rest.
+                self.frontier.push_front(p);
+                self.stop_for_budget(&host, resets_at);
+            }
             Ok(report) => {
                 self.stats.done += 1;
                 if let Some(rate) = self.throttle_for(&p.job).record_success() {
@@ -624,7 +598,7 @@ impl Handler<JobEnded> for Supervisor {
                 if report.ends_tag || no_more {
                     self.mark_exhausted(&report.ctx);
                 }
-                self.settle(&p.job);
+                self.settle(&p.job, Ended::Done);
                 let _ = p.reply.send(PageOutcome::Done(report));
             }
             Err(e)
@@ -647,7 +621,6 @@ impl Handler<JobEnded> for Supervisor {
                 if violation.is_some() {
                     self.stats.api.throttle_violations += 1;
                 }
-                self.settle(&p.job);
                 self.stats.failed += 1;
                 error!(
                     tag = %p.job.ctx.tag,
@@ -665,6 +638,11 @@ impl Handler<JobEnded> for Supervisor {
                         self.stop_for_quota(Utc::now() + pause, left);
                     }
                 }
+                if let JobError::Lane(LaneError::Budget(why)) = &e {
+                    error!(error = %why, "the request budget cannot be counted: crawl stops");
+                    self.stop(WHY_BUDGET_BROKEN);
+                }
+                let job = p.job.clone();
                 let _ = p.reply.send(PageOutcome::Failed(PageFailure {
                     ctx: p.job.ctx,
                     url: p.job.url,
@@ -672,6 +650,7 @@ impl Handler<JobEnded> for Supervisor {
                     kind: e.kind(),
                     error: e.to_string(),
                 }));
+                self.settle(&job, Ended::Failed);
             }
         }
         self.dispatch();
@@ -717,28 +696,40 @@ impl Handler<Drain> for Supervisor {
     }
 }
 
+impl Handler<NewPass> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, _: NewPass, _: &mut Context<Self>) {
+        self.exhausted.clear();
+    }
+}
+
 impl Handler<GetStats> for Supervisor {
     type Result = MessageResult<GetStats>;
 
     fn handle(&mut self, _: GetStats, _: &mut Context<Self>) -> Self::Result {
         let mut stats = self.stats.clone();
+        let (html, api) = (&self.lanes.html, &self.lanes.api);
         stats.in_flight = self.in_flight.len();
-        self.note_requests_since(std::time::Instant::now());
-        stats.requests_last_minute = self.recent.len();
-        stats.effective_rate = self.throttle.effective_rate();
+        stats.requests = html.requests() + api.requests();
+        stats.api.requests = api.requests();
+        stats.requests_last_minute = html.requests_last_minute() + api.requests_last_minute();
+        stats.effective_rate = html.throttle.effective_rate();
         stats.queued = self.frontier.len() + self.parked.values().map(BTreeMap::len).sum::<usize>();
-        let budget = self.budget.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Utc::now();
         // The budget that will stop the crawl first, among those it spends.
-        stats.budget_left = budget.remaining(&self.host, now);
-        if self.stats.api.requests > 0 {
-            let api_left = budget.remaining(&self.api.budget_key, now);
-            stats.budget_left = if self.stats.requests > self.stats.api.requests {
-                stats.budget_left.min(api_left)
-            } else {
-                api_left
-            };
-        }
+        stats.budget_left = match (html.requests() > 0, api.requests() > 0) {
+            (true, true) => html.budget_left().min(api.budget_left()),
+            (false, true) => api.budget_left(),
+            _ => html.budget_left(),
+        };
         MessageResult(stats)
     }
+}
+
+/// How a job ended, for the pages waiting on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    Done,
+    Failed,
+    Skipped,
 }

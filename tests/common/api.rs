@@ -197,6 +197,12 @@ pub(super) struct ApiState {
     /// When set, any other key (or none) is refused as the real API does.
     valid_key: Option<String>,
     script: HashMap<(String, u32), VecDeque<ApiFault>>,
+    /// The last `backoff` sent: from when the response went out, until when
+    /// no request may arrive.
+    backoff: Option<(Instant, Instant)>,
+    /// Requests that arrived inside a backoff window, answered as the real
+    /// API does with a `throttle_violation`.
+    violations: u64,
 }
 
 impl Default for ApiState {
@@ -206,6 +212,8 @@ impl Default for ApiState {
             requests: 0,
             valid_key: None,
             script: HashMap::new(),
+            backoff: None,
+            violations: 0,
         }
     }
 }
@@ -237,6 +245,24 @@ impl SiteBuilder {
 }
 
 impl FakeSite {
+    /// Requests that arrived while a `backoff` the API had sent was running.
+    pub fn api_violations(&self) -> u64 {
+        self.state.lock().unwrap().api.violations
+    }
+
+    /// Scripts an API fault after the start, for tests that change the site
+    /// as they go.
+    pub fn push_api_fault(&self, tag: &str, page: u32, fault: ApiFault) {
+        self.state
+            .lock()
+            .unwrap()
+            .api
+            .script
+            .entry((tag.to_string(), page))
+            .or_default()
+            .push_back(fault);
+    }
+
     /// The API requests only, in arrival order.
     pub fn api_hits(&self) -> Vec<Hit> {
         let mut hits: Vec<Hit> = self
@@ -297,7 +323,18 @@ pub(super) async fn serve_api(
             .get_mut(&(tag.clone(), page))
             .and_then(VecDeque::pop_front);
         let error = |id: u16, name: &str, message: &str| (400, render_api_error(id, name, message));
-        let (status, body) = if used > quota_max {
+        let in_backoff = st
+            .api
+            .backoff
+            .is_some_and(|(from, until)| from <= arrived && arrived < until);
+        if in_backoff {
+            st.api.violations += 1;
+        }
+        let (status, body) = if in_backoff {
+            let until = st.api.backoff.map_or(arrived, |(_, u)| u);
+            let secs = until.saturating_duration_since(arrived).as_secs() + 1;
+            error(502, "throttle_violation", &violation_message(secs))
+        } else if used > quota_max {
             let secs = secs_to_midnight(Utc::now());
             error(502, "throttle_violation", &violation_message(secs))
         } else if st.api.valid_key.is_some() && key != st.api.valid_key {
@@ -315,13 +352,19 @@ pub(super) async fn serve_api(
         {
             (*status, render_api_error(*error_id, error_name, message))
         } else {
-            let all = st.tags.get(&tag).map(Vec::as_slice).unwrap_or(&[]);
-            let start = ((page - 1) as usize).saturating_mul(size).min(all.len());
-            let end = (start + size).min(all.len());
             let backoff = match fault {
                 Some(ApiFault::Backoff(n)) => Some(n),
                 _ => None,
             };
+            if let Some(n) = backoff {
+                // The window opens when the response leaves, after the
+                // latency: a request on the wire before then cannot know.
+                let sent = arrived + st.latency;
+                st.api.backoff = Some((sent, sent + std::time::Duration::from_secs(n)));
+            }
+            let all = st.tags.get(&tag).map(Vec::as_slice).unwrap_or(&[]);
+            let start = ((page - 1) as usize).saturating_mul(size).min(all.len());
+            let end = (start + size).min(all.len());
             let body = render_api_page(
                 &all[start..end],
                 end < all.len(),
@@ -331,6 +374,7 @@ pub(super) async fn serve_api(
             );
             (200, body)
         };
+        let version = st.versions.get(&tag).copied().unwrap_or(0);
         st.hits.push(Hit {
             at: arrived,
             raw_path: req.raw_path.clone(),
@@ -340,6 +384,8 @@ pub(super) async fn serve_api(
             tab: query_param(&req.raw_path, "sort"),
             user_agent: req.user_agent.clone(),
             status,
+            version,
+            clean: status == 200,
         });
         (status, body, st.latency)
     };

@@ -8,6 +8,8 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod service;
+pub mod sim;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -116,6 +118,10 @@ pub struct Hit {
     pub tab: Option<String>,
     pub user_agent: Option<String>,
     pub status: u16,
+    /// How many times the tag's content had been edited when this was served.
+    pub version: u64,
+    /// The page went out whole, as the site holds it (no fault).
+    pub clean: bool,
 }
 
 #[derive(Default)]
@@ -132,6 +138,8 @@ struct State {
     /// Compress 200 bodies for clients that accept gzip.
     gzip: bool,
     gzipped: usize,
+    /// Edits per tag, for tests that change the site between passes.
+    versions: HashMap<String, u64>,
 }
 
 pub struct FakeSite {
@@ -451,13 +459,33 @@ impl FakeSite {
 
     /// Puts a new question at the top of a tag, as a new post would.
     pub fn add_newest(&self, tag: &str, q: FakeQuestion) {
+        self.edit(tag, |qs| qs.insert(0, q));
+    }
+
+    /// Changes a tag's questions (new posts, votes, deletions) in one step,
+    /// counted as one version of the tag.
+    pub fn edit(&self, tag: &str, f: impl FnOnce(&mut Vec<FakeQuestion>)) {
+        let mut st = self.state.lock().unwrap();
+        f(st.tags.entry(tag.to_string()).or_default());
+        *st.versions.entry(tag.to_string()).or_default() += 1;
+    }
+
+    /// How many times the tag was edited so far.
+    pub fn version(&self, tag: &str) -> u64 {
+        let st = self.state.lock().unwrap();
+        st.versions.get(tag).copied().unwrap_or(0)
+    }
+
+    /// Scripts a fault after the start, for tests that change the site as
+    /// they go.
+    pub fn push_fault(&self, tag: &str, page: u32, fault: Fault) {
         self.state
             .lock()
             .unwrap()
-            .tags
-            .entry(tag.to_string())
+            .script
+            .entry((tag.to_string(), page))
             .or_default()
-            .insert(0, q);
+            .push_back(fault);
     }
 
     /// The most requests that arrived in any window of `window` (half-open).
@@ -642,6 +670,13 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, template: Arc<Temp
             (_, true) => 200,
             (_, false) => 404,
         };
+        let version = req
+            .tag
+            .as_ref()
+            .and_then(|t| st.versions.get(t))
+            .copied()
+            .unwrap_or(0);
+        let clean = status == 200 && matches!(fault, None | Some(Fault::Stall(_)));
         st.hits.push(Hit {
             at: arrived,
             raw_path: req.raw_path.clone(),
@@ -651,6 +686,8 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, template: Arc<Temp
             tab: req.tab.clone(),
             user_agent: req.user_agent.clone(),
             status,
+            version,
+            clean,
         });
         let gzip = st.gzip && req.accepts_gzip && fault.is_none();
         if gzip {

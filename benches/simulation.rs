@@ -1,0 +1,60 @@
+//! The long sweep of the evolving-site simulation (`tests/common/sim.rs`):
+//! several seeds, hundreds of passes in all, each seed a `stackcrawl run`
+//! process against its own fake site. Prints what each seed checked; a
+//! failure names its seed.
+//!
+//! `cargo bench --bench simulation [-- SEEDS PASSES]` (default: 6 seeds of
+//! 40 passes, two at a time).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::sim::Sim;
+
+const BIN: &str = env!("CARGO_BIN_EXE_stackcrawl");
+
+fn main() {
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let seeds = args.first().copied().unwrap_or(6);
+    let passes = args.get(1).copied().unwrap_or(40);
+    let started = std::time::Instant::now();
+    let mut total = common::sim::Checked::default();
+    for pair in (1..=seeds).collect::<Vec<_>>().chunks(2) {
+        let runs: Vec<_> = pair
+            .iter()
+            .map(|&seed| std::thread::spawn(move || (seed, Sim::run(BIN, seed, passes))))
+            .collect();
+        for run in runs {
+            let (seed, c) = run.join().expect("a seed failed: its panic names it");
+            println!(
+                "seed {seed}: passes={} incremental={} questions_checked={} snapshots={} pages_served={} faults={} \
+                 reloads_good={} reloads_bad={} sigterms={} kills={} restarts={} budget_checks={} requests={}",
+                c.passes, c.incremental_passes, c.questions_checked, c.snapshots_checked, c.pages_served,
+                c.faults, c.reloads_good, c.reloads_bad, c.sigterms, c.kills, c.restarts, c.budget_checks, c.requests
+            );
+            total.passes += c.passes;
+            total.kills += c.kills;
+            total.sigterms += c.sigterms;
+            total.reloads_good += c.reloads_good;
+            total.reloads_bad += c.reloads_bad;
+            total.faults += c.faults;
+            total.questions_checked += c.questions_checked;
+            total.requests += c.requests;
+        }
+    }
+    println!(
+        "simulation sweep: {seeds} seeds, {} passes checked, {} questions checked, {} faults, {} kill -9, {} SIGTERM, {} good + {} bad SIGHUP, {} requests, all correct, in {:.0} s",
+        total.passes,
+        total.questions_checked,
+        total.faults,
+        total.kills,
+        total.sigterms,
+        total.reloads_good,
+        total.reloads_bad,
+        total.requests,
+        started.elapsed().as_secs_f64()
+    );
+}

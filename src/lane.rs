@@ -1,0 +1,205 @@
+//! A host's lane: everything that stands between a fetcher and one request
+//! to that host. Its quota and pool-wide pause ([`Throttle`]), its entry in
+//! the daily budget, and, for the Stack Exchange API, one request in flight
+//! at a time. Built once per host and used by the fetchers and the robots.txt
+//! check alike, so every request that reaches the server is counted once.
+//!
+//! Why the API goes one request at a time: a `backoff` arrives in a response
+//! body and binds every request after it. With several requests in flight,
+//! some are on the wire before the backoff can be known, and the API counts
+//! them as violations. One at a time, each request is sent only after the
+//! previous response was read and its backoff applied. The API's daily quota,
+//! not its latency, is what bounds an API crawl, so this costs no data.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use thiserror::Error;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::budget::{Budget, BudgetError};
+use crate::throttle::Throttle;
+
+#[derive(Debug, Clone, Error)]
+pub enum LaneError {
+    /// The day's budget for this host is spent.
+    #[error("daily request budget of {host} exhausted; it resets at {}", .resets_at.to_rfc3339())]
+    Exhausted {
+        host: String,
+        resets_at: DateTime<Utc>,
+    },
+    /// The budget file cannot be updated: nothing may be sent uncounted.
+    #[error("{0}")]
+    Budget(String),
+}
+
+impl From<BudgetError> for LaneError {
+    fn from(e: BudgetError) -> Self {
+        LaneError::Budget(e.to_string())
+    }
+}
+
+pub struct Lane {
+    /// The budget entry: the site's host, or `api:` and the API's host.
+    pub key: String,
+    pub throttle: Throttle,
+    budget: Arc<Mutex<Budget>>,
+    /// One permit: requests go one at a time (the API).
+    serial: Option<Arc<Semaphore>>,
+    /// Requests counted and not handed back: what reached the server.
+    requests: AtomicU64,
+    /// When each request of the last minute went out, for the status line.
+    recent: Mutex<VecDeque<Instant>>,
+}
+
+/// Leave to send one request. Hold it until the response is read: for a
+/// serial lane, the next request waits for it.
+pub struct Ticket {
+    taken_at: DateTime<Utc>,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Lane {
+    pub fn new(key: String, throttle: Throttle, budget: Arc<Mutex<Budget>>, serial: bool) -> Lane {
+        Lane {
+            key,
+            throttle,
+            budget,
+            serial: serial.then(|| Arc::new(Semaphore::new(1))),
+            requests: AtomicU64::new(0),
+            recent: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Waits for this lane's turn (the previous request of a serial lane,
+    /// any pause, the quota), then counts the request in the daily budget.
+    /// The budget is the last step, so a request is counted only when it is
+    /// about to be sent.
+    pub async fn admit(&self) -> Result<Ticket, LaneError> {
+        let permit = match &self.serial {
+            Some(s) => Some(
+                s.clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| LaneError::Budget("lane closed".into()))?,
+            ),
+            None => None,
+        };
+        self.throttle.acquire().await;
+        let now = Utc::now();
+        let taken = self
+            .budget
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take(&self.key, now)?;
+        if !taken {
+            return Err(LaneError::Exhausted {
+                host: self.key.clone(),
+                resets_at: Budget::resets_at(now),
+            });
+        }
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.push_back(Instant::now());
+        forget_older_than_a_minute(&mut recent);
+        Ok(Ticket {
+            taken_at: now,
+            _permit: permit,
+        })
+    }
+
+    /// The request never reached the server (refused connection, DNS): it
+    /// costs no budget and is not counted.
+    pub fn refund(&self, ticket: &Ticket) -> Result<(), LaneError> {
+        self.requests.fetch_sub(1, Ordering::Relaxed);
+        let budget = self.budget.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(budget.refund(&self.key, ticket.taken_at)?)
+    }
+
+    /// Requests this lane sent that reached the server.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Requests sent in the last 60 s.
+    pub fn requests_last_minute(&self) -> usize {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        forget_older_than_a_minute(&mut recent);
+        recent.len()
+    }
+
+    /// Requests left today in this lane's budget (shared with other processes).
+    pub fn budget_left(&self) -> u64 {
+        let budget = self.budget.lock().unwrap_or_else(|p| p.into_inner());
+        budget.remaining(&self.key, Utc::now()).unwrap_or(0)
+    }
+
+    pub fn budget_limit(&self) -> u64 {
+        let budget = self.budget.lock().unwrap_or_else(|p| p.into_inner());
+        budget.limit_for(&self.key)
+    }
+}
+
+/// The window stays bounded by the quota (at most 60 × 30 entries).
+fn forget_older_than_a_minute(recent: &mut VecDeque<Instant>) {
+    let now = Instant::now();
+    while recent
+        .front()
+        .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+    {
+        recent.pop_front();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lane(dir: &std::path::Path, limit: u64, serial: bool) -> Lane {
+        let budget = Arc::new(Mutex::new(
+            Budget::open(&dir.join("budget.sqlite"), limit).unwrap(),
+        ));
+        Lane::new("h".into(), Throttle::new(1000.0, 100), budget, serial)
+    }
+
+    #[tokio::test]
+    async fn every_admitted_request_is_counted_and_a_refund_hands_it_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = lane(dir.path(), 3, false);
+        let a = l.admit().await.unwrap();
+        let _b = l.admit().await.unwrap();
+        l.refund(&a).unwrap();
+        assert_eq!(l.requests(), 1);
+        assert_eq!(l.budget_left(), 2);
+        l.admit().await.unwrap();
+        l.admit().await.unwrap();
+        match l.admit().await {
+            Err(LaneError::Exhausted { host, .. }) => assert_eq!(host, "h"),
+            other => panic!("expected exhausted, got {:?}", other.map(|_| ())),
+        }
+        assert_eq!(l.requests(), 3, "a refused request is not counted");
+    }
+
+    #[tokio::test]
+    async fn a_serial_lane_admits_the_next_request_only_after_the_last_ticket_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Arc::new(lane(dir.path(), 10, true));
+        let first = l.admit().await.unwrap();
+        let second = tokio::spawn({
+            let l = l.clone();
+            async move { l.admit().await.map(|_| ()) }
+        });
+        tokio::task::yield_now().await;
+        assert!(
+            !second.is_finished(),
+            "held while the first response is read"
+        );
+        assert_eq!(l.requests(), 1);
+        drop(first);
+        second.await.unwrap().unwrap();
+        assert_eq!(l.requests(), 2);
+    }
+}

@@ -1,0 +1,153 @@
+//! A `stackcrawl` process as a user runs it, its JSON log lines read as they
+//! come, for tests that synchronise on what it says rather than on time.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A running `stackcrawl run` whose log lines arrive as JSON values.
+pub struct Service {
+    pub child: Child,
+    lines: mpsc::Receiver<serde_json::Value>,
+    /// Every line read so far, in order.
+    pub seen: Vec<serde_json::Value>,
+}
+
+impl Service {
+    /// `stackcrawl run --config CONFIG`; `bin` is the test's
+    /// `env!("CARGO_BIN_EXE_stackcrawl")`.
+    pub fn start(bin: &str, config: &Path) -> Service {
+        Service::spawn(bin, &["run", "--config"], config)
+    }
+
+    /// `stackcrawl --log-format json ARGS... CONFIG` with JSON log lines.
+    pub fn spawn(bin: &str, args: &[&str], config: &Path) -> Service {
+        let mut child = Command::new(bin)
+            .args(["--log-format", "json"])
+            .args(args)
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .env_remove("STACKCRAWL_API_KEY")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start stackcrawl run");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let value = serde_json::from_str(&line).unwrap_or(serde_json::Value::String(line));
+                if tx.send(value).is_err() {
+                    return;
+                }
+            }
+        });
+        Service {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (bounded) for the next log line with this message and returns it.
+    pub fn wait_for(&mut self, message: &str) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) => {
+                    self.seen.push(v.clone());
+                    if v["message"] == message {
+                        return v;
+                    }
+                }
+                Err(_) => panic!("no `{message}` log line; saw {:#?}", self.seen),
+            }
+        }
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let signo = match sig {
+            "-TERM" => libc::SIGTERM,
+            "-HUP" => libc::SIGHUP,
+            "-KILL" => libc::SIGKILL,
+            "-INT" => libc::SIGINT,
+            other => panic!("no signal {other}"),
+        };
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
+        // SAFETY: kill(2) only sends a signal to our own child process.
+        let rc = unsafe { libc::kill(pid, signo) };
+        assert_eq!(rc, 0, "kill {sig}");
+    }
+
+    /// Waits (bounded) for the process to exit and returns its code.
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                // Collect the remaining lines for assertions.
+                while let Ok(v) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    self.seen.push(v);
+                }
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "stackcrawl did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn saw(&self, message: &str) -> bool {
+        self.seen.iter().any(|v| v["message"] == message)
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Service {
+    /// The next line with this message, if one comes within `within`.
+    pub fn next(&mut self, message: &str, within: Duration) -> Option<serde_json::Value> {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) => {
+                    self.seen.push(v.clone());
+                    if v["message"] == message {
+                        return Some(v);
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Waits (bounded) for a line with this message that `pred` accepts.
+    pub fn wait_until(
+        &mut self,
+        message: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        loop {
+            let v = self.wait_for(message);
+            if pred(&v) {
+                return v;
+            }
+        }
+    }
+}
+
+impl Service {
+    /// The next log line, whatever it says, if one comes within `within`.
+    pub fn line(&mut self, within: Duration) -> Option<serde_json::Value> {
+        let v = self.lines.recv_timeout(within).ok()?;
+        self.seen.push(v.clone());
+        Some(v)
+    }
+}

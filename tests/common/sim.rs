@@ -1,0 +1,600 @@
+//! The evolving-site simulation: one `stackcrawl run` process (the real
+//! binary) keeps a store current while the fake site changes under it.
+//!
+//! Between two passes of a tag set, new questions arrive on top of its tags
+//! (pushing others to later pages), votes, answers and views change, and
+//! questions are deleted; one tag never gets new posts and may run dry.
+//! Faults (5xx, dropped connections, truncated bodies, 429 with Retry-After,
+//! API `backoff` and errors) and signals (SIGHUP with a good and a bad
+//! config, SIGTERM, kill -9, each followed by a restart) come at seeded
+//! random moments.
+//!
+//! The truth is known at every instant: the test holds a model of what the
+//! store must contain and, from it, works out which pages each pass must
+//! read (an incremental pass stops at a tag's first page with nothing new or
+//! changed). After every pass it checks, against the store and the server's
+//! own log:
+//! - the pass's snapshots are exactly the questions its pages held, with the
+//!   figures the site served, and the store's latest state agrees;
+//! - no page was served twice in the pass, except pages in flight at a kill;
+//! - the daily budget counts every request that reached the server (exactly
+//!   after a clean exit, and no more than the fetchers' in-flight requests
+//!   over after a kill -9);
+//! - no API request arrived inside a `backoff`.
+//!
+//! Every failure names the seed; `Sim::run(seed, passes)` replays it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::api::ApiFault;
+use super::service::Service;
+use super::{FakeQuestion, FakeSite, Fault};
+
+/// One tag set of the simulated config.
+struct Set {
+    name: &'static str,
+    api: bool,
+    tags: &'static [&'static str],
+    pages: usize,
+    pagesize: usize,
+}
+
+const SETS: [Set; 2] = [
+    Set {
+        name: "web",
+        api: false,
+        tags: &["alpha", "beta", "gamma"],
+        pages: 4,
+        pagesize: 15,
+    },
+    Set {
+        name: "api",
+        api: true,
+        tags: &["delta", "eps"],
+        pages: 3,
+        pagesize: 20,
+    },
+];
+
+/// The tag that never gets a new question, and may be deleted down to none.
+const DRY_TAG: &str = "gamma";
+const FETCHERS: u64 = 3;
+
+/// The figures the store keeps and compares to decide "changed".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Figures {
+    votes: i64,
+    answers: u64,
+    views: u64,
+    accepted: bool,
+}
+
+impl From<&FakeQuestion> for Figures {
+    fn from(q: &FakeQuestion) -> Self {
+        Figures {
+            votes: q.votes,
+            answers: q.answers,
+            views: q.views,
+            accepted: q.accepted,
+        }
+    }
+}
+
+/// What a run checked, for the long sweep's report.
+#[derive(Debug, Default, Clone)]
+pub struct Checked {
+    pub passes: u64,
+    pub incremental_passes: u64,
+    pub questions_checked: u64,
+    pub snapshots_checked: u64,
+    pub pages_served: u64,
+    pub faults: u64,
+    pub reloads_good: u64,
+    pub reloads_bad: u64,
+    pub sigterms: u64,
+    pub kills: u64,
+    pub restarts: u64,
+    pub budget_checks: u64,
+    pub requests: u64,
+}
+
+/// A signal waiting for its moment: the n-th "page done" line from now.
+enum Pending {
+    Kill(u32),
+    Term(u32),
+}
+
+pub struct Sim {
+    seed: u64,
+    rng: fastrand::Rng,
+    site: FakeSite,
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    rate: u32,
+    svc: Service,
+    /// What the store must hold: each question's latest figures.
+    model: HashMap<u64, Figures>,
+    next_id: u64,
+    /// Per set, how many kills cut its current pass (pages in flight then
+    /// may be served twice).
+    killed_in: HashMap<&'static str, usize>,
+    /// The set whose pass is running, by its "pass starting" line.
+    running: Option<&'static str>,
+    pending: Option<Pending>,
+    awaiting_reject: bool,
+    /// Requests counted and never sent because a kill came between the two:
+    /// the budget errs on the safe side, by at most the fetchers at a kill.
+    overcount: u64,
+    pub checked: Checked,
+}
+
+impl Sim {
+    /// Runs one seed until `passes` passes have been checked.
+    pub fn run(bin: &str, seed: u64, passes: u64) -> Checked {
+        let mut sim = Sim::start(bin, seed);
+        sim.drive(bin, passes);
+        sim.checked
+    }
+
+    fn start(bin: &str, seed: u64) -> Sim {
+        let mut b = FakeSite::builder().latency(Duration::from_millis(5));
+        for (tag, n) in [
+            ("alpha", 70),
+            ("beta", 40),
+            ("gamma", 20),
+            ("delta", 50),
+            ("eps", 30),
+        ] {
+            b = b.tag(tag, n);
+        }
+        let site = b.start();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("sim.toml");
+        write_config(&config, &site, dir.path(), 30);
+        let svc = Service::start(bin, &config);
+        Sim {
+            seed,
+            rng: fastrand::Rng::with_seed(seed),
+            site,
+            config,
+            rate: 30,
+            svc,
+            dir,
+            model: HashMap::new(),
+            next_id: 0,
+            killed_in: HashMap::new(),
+            running: None,
+            pending: None,
+            awaiting_reject: false,
+            overcount: 0,
+            checked: Checked::default(),
+        }
+    }
+
+    fn write_config(&self) {
+        write_config(&self.config, &self.site, self.dir.path(), self.rate);
+    }
+
+    fn store_path(&self) -> PathBuf {
+        self.dir.path().join("store.db")
+    }
+
+    fn budget_path(&self) -> PathBuf {
+        self.dir.path().join("budget.sqlite")
+    }
+
+    fn fail(&self, what: String) -> ! {
+        panic!(
+            "simulation seed {} failed: {what}\n(replay: Sim::run(bin, {}, passes))",
+            self.seed, self.seed
+        )
+    }
+
+    fn drive(&mut self, bin: &str, passes: u64) {
+        while self.checked.passes < passes {
+            let Some(line) = self.svc.line(Duration::from_secs(60)) else {
+                self.fail(format!(
+                    "no log line for 60 s; last: {:?}",
+                    self.svc.seen.last()
+                ));
+            };
+            let message = line["message"].as_str().unwrap_or_default().to_string();
+            match message.as_str() {
+                "pass starting" => {
+                    self.running = set_named(&line["tag_set"]).map(|s| s.name);
+                }
+                "page done" => match &mut self.pending {
+                    Some(Pending::Kill(n) | Pending::Term(n)) if *n > 1 => *n -= 1,
+                    Some(Pending::Kill(_)) => {
+                        self.pending = None;
+                        self.kill_and_restart(bin);
+                    }
+                    Some(Pending::Term(_)) => {
+                        self.pending = None;
+                        self.term_and_restart(bin);
+                    }
+                    None => {}
+                },
+                "pass finished" => {
+                    self.running = None;
+                    self.verify_pass(&line);
+                    self.evolve(&line);
+                    self.maybe_signal();
+                }
+                "SIGHUP: config rejected; the running config stays" if self.awaiting_reject => {
+                    self.awaiting_reject = false;
+                    self.write_config();
+                }
+                "run failed" | "page failed" => {
+                    self.fail(format!("unexpected `{message}`: {line}"));
+                }
+                _ => {}
+            }
+        }
+        self.pending = None;
+        self.svc.signal("-TERM");
+        let code = self.svc.wait_exit();
+        if code != Some(0) {
+            self.fail(format!("final SIGTERM exited {code:?}"));
+        }
+        self.check_budget(true);
+        if self.site.api_violations() != 0 {
+            self.fail(format!(
+                "{} API requests arrived inside a backoff",
+                self.site.api_violations()
+            ));
+        }
+    }
+
+    /// Checks one finished pass against the model, then brings the model up
+    /// to date with what the store must now hold.
+    fn verify_pass(&mut self, line: &serde_json::Value) {
+        let Some(set) = set_named(&line["tag_set"]) else {
+            self.fail(format!("pass of an unknown tag set: {line}"));
+        };
+        let pass_id = line["pass_id"].as_i64().expect("pass_id");
+        let incremental = line["incremental"].as_bool().expect("incremental");
+        let epoch = self.site.version(set.tags[0]);
+        let mut expected: BTreeMap<u64, Figures> = BTreeMap::new();
+        for tag in set.tags {
+            if self.site.version(tag) != epoch {
+                self.fail(format!("tags of {} at different versions", set.name));
+            }
+            let content = self.site.questions(tag);
+            for page in 1..=set.pages {
+                let from = ((page - 1) * set.pagesize).min(content.len());
+                let to = (page * set.pagesize).min(content.len());
+                let slice = &content[from..to];
+                if slice.is_empty() {
+                    break;
+                }
+                let unchanged = slice
+                    .iter()
+                    .all(|q| self.model.get(&q.id) == Some(&Figures::from(q)));
+                for q in slice {
+                    expected.insert(q.id, Figures::from(q));
+                }
+                let has_more = to < content.len();
+                if (incremental && unchanged) || (set.api && !has_more) {
+                    break;
+                }
+            }
+        }
+        // The pages the server served in this pass: this set's tags at
+        // this version (the site changes only between passes).
+        let hits: Vec<_> = self
+            .site
+            .hits()
+            .into_iter()
+            .filter(|h| {
+                h.tag.as_deref().is_some_and(|t| set.tags.contains(&t))
+                    && h.version == epoch
+                    && h.page.is_some()
+            })
+            .collect();
+        let mut served: HashMap<(String, u32), u64> = HashMap::new();
+        for h in hits.iter().filter(|h| h.clean) {
+            *served
+                .entry((h.tag.clone().unwrap_or_default(), h.page.unwrap_or(0)))
+                .or_default() += 1;
+        }
+        let twice: Vec<_> = served.iter().filter(|(_, n)| **n > 1).collect();
+        let kills = self.killed_in.remove(set.name).unwrap_or(0);
+        let extra: u64 = served.values().map(|n| n - 1).sum();
+        if extra > kills as u64 * FETCHERS {
+            self.fail(format!(
+                "pass {pass_id} of {}: pages served twice: {twice:?}",
+                set.name
+            ));
+        }
+        self.checked.pages_served += served.len() as u64;
+
+        let conn = rusqlite::Connection::open(self.store_path()).expect("read the store");
+        let mut stmt = conn
+            .prepare(
+                "SELECT s.question_id, s.votes, s.answers, s.views,
+                        q.votes, q.answers, q.views, q.has_accepted_answer
+                 FROM snapshots s JOIN questions q
+                   ON q.site = s.site AND q.question_id = s.question_id
+                 WHERE s.pass_id = ?1",
+            )
+            .expect("query");
+        let rows: BTreeMap<u64, (Figures, Figures)> = stmt
+            .query_map([pass_id], |r| {
+                let snap = Figures {
+                    votes: r.get(1)?,
+                    answers: r.get(2)?,
+                    views: r.get(3)?,
+                    accepted: false,
+                };
+                let latest = Figures {
+                    votes: r.get(4)?,
+                    answers: r.get(5)?,
+                    views: r.get(6)?,
+                    accepted: r.get(7)?,
+                };
+                Ok((r.get::<_, i64>(0)? as u64, (snap, latest)))
+            })
+            .expect("rows")
+            .map(Result::unwrap)
+            .collect();
+        let missing: Vec<_> = expected
+            .keys()
+            .filter(|id| !rows.contains_key(id))
+            .collect();
+        let extra: Vec<_> = rows
+            .keys()
+            .filter(|id| !expected.contains_key(id))
+            .collect();
+        if !missing.is_empty() || !extra.is_empty() {
+            self.fail(format!(
+                "pass {pass_id} of {} (incremental {incremental}): {} questions missing {missing:?}, {} unexpected {extra:?}",
+                set.name,
+                missing.len(),
+                extra.len()
+            ));
+        }
+        for (id, want) in &expected {
+            let (snap, latest) = rows[id];
+            let snap_want = Figures {
+                accepted: false,
+                ..*want
+            };
+            if snap != snap_want || latest != *want {
+                self.fail(format!(
+                    "question {id} in pass {pass_id}: served {want:?}, snapshot {snap:?}, stored {latest:?}"
+                ));
+            }
+        }
+        self.checked.passes += 1;
+        self.checked.incremental_passes += u64::from(incremental);
+        self.checked.questions_checked += expected.len() as u64;
+        self.checked.snapshots_checked += rows.len() as u64;
+        self.model.extend(expected);
+    }
+
+    /// Changes the set's tags for its next pass, and scripts its faults.
+    fn evolve(&mut self, line: &serde_json::Value) {
+        let Some(set) = set_named(&line["tag_set"]) else {
+            return;
+        };
+        let old_epoch = self.site.version(set.tags[0]);
+        let before = self.hits_at(set, old_epoch);
+        for tag in set.tags {
+            let arrivals = if *tag != DRY_TAG && self.rng.bool() {
+                self.rng.u64(1..=35)
+            } else {
+                0
+            };
+            let fresh: Vec<FakeQuestion> = (0..arrivals)
+                .map(|i| {
+                    self.next_id += 1;
+                    let mut q = FakeQuestion::generated(tag, 50, (self.next_id + i) % 997);
+                    q.id = 90_000_000 + self.next_id;
+                    q
+                })
+                .collect();
+            let changes: Vec<(usize, i64, u64, u64)> = (0..self.rng.usize(0..6))
+                .map(|_| {
+                    (
+                        self.rng.usize(..1000),
+                        self.rng.i64(-2..=5),
+                        self.rng.u64(0..=1),
+                        self.rng.u64(1..=500),
+                    )
+                })
+                .collect();
+            let delete = self.rng.f64() < 0.2;
+            let victim = self.rng.usize(..1000);
+            self.site.edit(tag, |qs| {
+                for q in fresh.into_iter().rev() {
+                    qs.insert(0, q);
+                }
+                if !qs.is_empty() {
+                    for (i, dv, da, dw) in changes {
+                        let n = qs.len();
+                        let q = &mut qs[i % n];
+                        q.votes += dv;
+                        q.answers += da;
+                        q.views += dw;
+                    }
+                    if delete {
+                        let n = qs.len();
+                        qs.remove(victim % n);
+                    }
+                }
+            });
+        }
+        // The next pass of this set must not have begun before the change:
+        // the set is due 4 s after the last began, and the change is made
+        // as soon as its "pass finished" line is read.
+        if self.hits_at(set, old_epoch) != before {
+            self.fail(format!(
+                "the next {} pass began before the site changed",
+                set.name
+            ));
+        }
+        for _ in 0..self.rng.usize(0..=2) {
+            let tag = set.tags[self.rng.usize(..set.tags.len())];
+            let page = self.rng.u32(1..=2);
+            self.checked.faults += 1;
+            if set.api {
+                let fault = if self.rng.bool() {
+                    ApiFault::Backoff(1)
+                } else {
+                    ApiFault::error(500, "internal_error", "simulated")
+                };
+                self.site.push_api_fault(tag, page, fault);
+            } else {
+                let fault = match self.rng.u32(0..5) {
+                    0 => Fault::Status {
+                        status: 500,
+                        retry_after: None,
+                    },
+                    1 => Fault::Status {
+                        status: 503,
+                        retry_after: None,
+                    },
+                    2 => Fault::Drop,
+                    3 => Fault::Truncate,
+                    _ => Fault::Status {
+                        status: 429,
+                        retry_after: Some("1".into()),
+                    },
+                };
+                self.site.push_fault(tag, page, fault);
+            }
+        }
+    }
+
+    /// Requests for the set's tags served at this version of them.
+    fn hits_at(&self, set: &Set, version: u64) -> usize {
+        self.site
+            .hits()
+            .iter()
+            .filter(|h| {
+                h.tag.as_deref().is_some_and(|t| set.tags.contains(&t)) && h.version == version
+            })
+            .count()
+    }
+
+    /// Now and then, a signal: a reload at once, or a kill or a SIGTERM a
+    /// few pages into what comes next.
+    fn maybe_signal(&mut self) {
+        if self.pending.is_some() || self.awaiting_reject {
+            return;
+        }
+        let roll = self.rng.f64();
+        if roll < 0.15 {
+            self.rate = if self.rate == 30 { 25 } else { 30 };
+            self.write_config();
+            self.svc.signal("-HUP");
+            self.checked.reloads_good += 1;
+        } else if roll < 0.25 {
+            std::fs::write(&self.config, "[fetch]\nrate = 99.0\n").expect("bad config");
+            self.svc.signal("-HUP");
+            self.awaiting_reject = true;
+            self.checked.reloads_bad += 1;
+        } else if roll < 0.40 {
+            self.pending = Some(Pending::Kill(self.rng.u32(1..=4)));
+        } else if roll < 0.50 {
+            self.pending = Some(Pending::Term(self.rng.u32(1..=4)));
+        }
+    }
+
+    fn kill_and_restart(&mut self, bin: &str) {
+        eprintln!("seed {}: kill -9 during {:?}", self.seed, self.running);
+        if let Some(set) = self.running {
+            *self.killed_in.entry(set).or_default() += 1;
+        }
+        self.svc.signal("-KILL");
+        self.svc.wait_exit();
+        self.checked.kills += 1;
+        self.check_budget(false);
+        self.restart(bin);
+    }
+
+    fn term_and_restart(&mut self, bin: &str) {
+        eprintln!("seed {}: SIGTERM during {:?}", self.seed, self.running);
+        self.svc.signal("-TERM");
+        let code = self.svc.wait_exit();
+        if code != Some(0) {
+            self.fail(format!("SIGTERM exited {code:?}"));
+        }
+        self.checked.sigterms += 1;
+        self.check_budget(true);
+        self.restart(bin);
+    }
+
+    fn restart(&mut self, bin: &str) {
+        if self.awaiting_reject {
+            self.awaiting_reject = false;
+            self.write_config();
+        }
+        self.running = None;
+        self.svc = Service::start(bin, &self.config);
+        self.checked.restarts += 1;
+    }
+
+    /// The budget against the server's log: exact after a clean exit; after
+    /// a kill, over by at most the requests being sent at that moment.
+    fn check_budget(&mut self, clean: bool) {
+        let served = self.site.hits().len() as u64 + self.overcount;
+        let counted = budget_used(&self.budget_path());
+        let slack = if clean { 0 } else { FETCHERS };
+        if counted < served || counted > served + slack {
+            self.fail(format!(
+                "budget counted {counted} requests, the server saw {} and {} were counted unsent at kills (clean exit: {clean})",
+                served - self.overcount,
+                self.overcount
+            ));
+        }
+        self.overcount += counted - served;
+        self.checked.budget_checks += 1;
+        self.checked.requests = served;
+    }
+}
+
+/// The simulated service's config; `rate` flips between reloads.
+fn write_config(config: &Path, site: &FakeSite, dir: &Path, rate: u32) {
+    let base = site.base_url();
+    let mut text = format!(
+        "[site]\nbase_url = \"{base}\"\n\
+         [fetch]\nfetchers = {FETCHERS}\nrate = {rate}.0\nburst = 5\nretry_base_ms = 20\n\
+         max_retries = 8\nstatus_every_secs = 1\ntimeout_secs = 10.0\nbudget_file = \"{budget}\"\n\
+         [api]\nbase_url = \"{base}\"\nsite = \"stackoverflow\"\n\
+         [output]\npath = \"{out}\"\n[store]\npath = \"{store}\"\n",
+        rate = rate,
+        budget = dir.join("budget.sqlite").display(),
+        out = dir.join("out.jsonl").display(),
+        store = dir.join("store.db").display(),
+    );
+    for set in &SETS {
+        let tags: Vec<String> = set.tags.iter().map(|t| format!("\"{t}\"")).collect();
+        text.push_str(&format!(
+            "[tag_sets.{}]\ntags = [{}]\npages = {}\npagesize = {}\nevery = \"4s\"\n",
+            set.name,
+            tags.join(", "),
+            set.pages,
+            set.pagesize
+        ));
+        if set.api {
+            text.push_str("source = \"api\"\nsort = \"creation\"\n");
+        }
+    }
+    std::fs::write(config, text).expect("write config");
+}
+
+fn set_named(v: &serde_json::Value) -> Option<&'static Set> {
+    SETS.iter().find(|s| v.as_str() == Some(s.name))
+}
+
+fn budget_used(path: &Path) -> u64 {
+    let conn = rusqlite::Connection::open(path).expect("budget file");
+    conn.query_row("SELECT COALESCE(SUM(used), 0) FROM requests", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .expect("budget query") as u64
+}
