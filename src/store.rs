@@ -265,6 +265,15 @@ pub enum ExportFormat {
     Csv,
 }
 
+impl From<crate::config::OutputFormat> for ExportFormat {
+    fn from(f: crate::config::OutputFormat) -> Self {
+        match f {
+            crate::config::OutputFormat::Jsonl => ExportFormat::Jsonl,
+            crate::config::OutputFormat::Csv => ExportFormat::Csv,
+        }
+    }
+}
+
 /// One snapshot, as the history export writes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryRow {
@@ -631,8 +640,42 @@ impl Store {
         } else {
             "SELECT * FROM questions ORDER BY site, question_id"
         };
+        self.write_rows(sql, [], w, format, history)
+    }
+
+    /// Streams the questions seen in one pass (those with a snapshot in
+    /// it), latest state, in the export's formats, which are the crawl
+    /// output's: a resumed `crawl --store` rewrites its output with these,
+    /// so the output holds the records of the whole pass, not only of the
+    /// part fetched after the restart. Returns rows written.
+    pub fn export_pass(
+        &self,
+        pass_id: i64,
+        w: impl Write,
+        format: ExportFormat,
+    ) -> Result<u64, StoreError> {
+        self.write_rows(
+            "SELECT q.* FROM questions q
+             JOIN snapshots s ON s.site = q.site AND s.question_id = q.question_id
+             WHERE s.pass_id = ?1
+             ORDER BY q.site, q.question_id",
+            [pass_id],
+            w,
+            format,
+            false,
+        )
+    }
+
+    fn write_rows(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        w: impl Write,
+        format: ExportFormat,
+        history: bool,
+    ) -> Result<u64, StoreError> {
         let mut stmt = self.conn.prepare(sql)?;
-        let mut rows = stmt.query([])?;
+        let mut rows = stmt.query(params)?;
         let mut n = 0;
         match format {
             ExportFormat::Jsonl => {

@@ -1,0 +1,249 @@
+//! Edges of the `crawl` command as a user meets them, with the real binary
+//! against FakeSite on 127.0.0.1: an existing output is never wiped by a
+//! crawl that fetches nothing, a resumed `crawl --store` writes every record
+//! of its pass, an interrupted crawl says so and lists what it did not fetch.
+
+mod common;
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{read_jsonl, FakeSite, Fault};
+
+fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stackcrawl"));
+    cmd.env_remove("STACKCRAWL_API_KEY")
+        .env("RUST_LOG", "info")
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    cmd
+}
+
+/// A config for one tag `a` on `site`, retrying fast, writing `out`.
+fn write_config(dir: &Path, site: &FakeSite, fetch: &str, pages: u32) -> PathBuf {
+    let path = dir.join("crawl.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[site]\nbase_url = \"{}\"\n[fetch]\nretry_base_ms = 20\nrate = 30.0\n{fetch}\n\
+             [output]\npath = \"{}\"\n[tag_sets.a]\ntags = [\"a\"]\npages = {pages}\n",
+            site.base_url(),
+            dir.join("out.jsonl").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn crawl(config: &Path, extra: &[&str]) -> std::process::Output {
+    bin()
+        .args(["crawl", "--config"])
+        .arg(config)
+        .args(extra)
+        .output()
+        .expect("run stackcrawl crawl")
+}
+
+const OLD_OUTPUT: &str = "{\"an\":\"earlier crawl's record\"}\n";
+
+/// Runs a crawl that fetches nothing over an existing output and checks the
+/// output is exactly as it was.
+fn assert_output_kept(site: &FakeSite, fetch: &str, prepare: impl FnOnce(&Path)) -> i32 {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), site, fetch, 2);
+    let out = dir.path().join("out.jsonl");
+    std::fs::write(&out, OLD_OUTPUT).unwrap();
+    prepare(dir.path());
+    let run = crawl(&config, &[]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_ne!(run.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        OLD_OUTPUT,
+        "the output was touched: {stderr}"
+    );
+    run.status.code().unwrap()
+}
+
+#[test]
+fn robots_forbidding_the_crawl_leaves_the_output_as_it_was() {
+    let site = FakeSite::builder()
+        .tag("a", 100)
+        .robots("User-agent: *\nDisallow: /\n")
+        .start();
+    assert_eq!(assert_output_kept(&site, "", |_| {}), 2);
+}
+
+#[test]
+fn unreachable_robots_leaves_the_output_as_it_was() {
+    let site = FakeSite::builder()
+        .tag("a", 100)
+        .robots_fault(Fault::Status {
+            status: 503,
+            retry_after: None,
+        })
+        .start();
+    assert_eq!(assert_output_kept(&site, "max_retries = 0", |_| {}), 2);
+}
+
+#[test]
+fn a_corrupt_budget_file_leaves_the_output_as_it_was() {
+    let site = FakeSite::builder().tag("a", 100).start();
+    assert_output_kept(&site, "", |dir| {
+        std::fs::write(dir.join(".stackcrawl-budget.json"), "{not json").unwrap();
+    });
+    assert!(site.hits().is_empty());
+}
+
+#[test]
+fn a_crawl_whose_every_page_is_missing_leaves_the_output_as_it_was() {
+    let mut b = FakeSite::builder().tag("a", 100);
+    for page in 1..=2 {
+        b = b.fault(
+            "a",
+            page,
+            Fault::Status {
+                status: 404,
+                retry_after: None,
+            },
+        );
+    }
+    let site = b.start();
+    assert_eq!(assert_output_kept(&site, "max_retries = 0", |_| {}), 1);
+    assert_eq!(site.page_hits().len(), 2);
+}
+
+#[test]
+fn a_corrupt_store_leaves_the_output_as_it_was() {
+    let site = FakeSite::builder().tag("a", 100).start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &site, "", 2);
+    let out = dir.path().join("out.jsonl");
+    std::fs::write(&out, OLD_OUTPUT).unwrap();
+    let db = dir.path().join("store.db");
+    std::fs::write(&db, vec![b'x'; 8192]).unwrap();
+    let run = crawl(&config, &["--store", db.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(1));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), OLD_OUTPUT);
+}
+
+/// A running `stackcrawl crawl` whose log lines arrive as JSON values.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<serde_json::Value>,
+    seen: Vec<serde_json::Value>,
+}
+
+impl Running {
+    fn start(mut cmd: Command) -> Running {
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start stackcrawl");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let value = serde_json::from_str(&line).unwrap_or(serde_json::Value::String(line));
+                if tx.send(value).is_err() {
+                    return;
+                }
+            }
+        });
+        Running {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (bounded) for the next log line with this message.
+    fn wait_for(&mut self, message: &str) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) => {
+                    self.seen.push(v.clone());
+                    if v["message"] == message {
+                        return v;
+                    }
+                }
+                Err(_) => panic!("no `{message}` log line; saw {:#?}", self.seen),
+            }
+        }
+    }
+
+    fn signal(&self, signo: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
+        // SAFETY: kill(2) only sends a signal to our own child process.
+        let rc = unsafe { libc::kill(pid, signo) };
+        assert_eq!(rc, 0, "kill {signo}");
+    }
+
+    /// Waits for the process to exit, collecting its remaining log lines
+    /// (the reader thread ends when stderr closes).
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let status = self.child.wait().expect("wait");
+        while let Ok(v) = self.lines.recv_timeout(Duration::from_secs(10)) {
+            self.seen.push(v);
+        }
+        status
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn json_crawl(config: &Path, extra: &[&str]) -> Command {
+    let mut cmd = bin();
+    cmd.args(["--log-format", "json", "crawl", "--config"])
+        .arg(config)
+        .args(extra);
+    cmd
+}
+
+fn ids(path: &Path) -> Vec<u64> {
+    read_jsonl(path).iter().map(|q| q.question_id).collect()
+}
+
+#[test]
+fn crawl_store_killed_mid_crawl_then_rerun_outputs_every_record() {
+    let site = FakeSite::builder()
+        .tag("a", 1000)
+        .latency(Duration::from_millis(50))
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &site, "fetchers = 2\nburst = 1", 20);
+    let db = dir.path().join("store.db");
+    let out = dir.path().join("out.jsonl");
+    let store = ["--store", db.to_str().unwrap()];
+
+    let mut first = Running::start(json_crawl(&config, &store));
+    for _ in 0..5 {
+        first.wait_for("page done");
+    }
+    first.signal(libc::SIGKILL);
+    first.wait_exit();
+
+    let mut second = Running::start(json_crawl(&config, &store));
+    let resumed = second.wait_for("store pass starting");
+    assert_eq!(resumed["resumed"], true);
+    assert!(resumed["pages_already_done"].as_u64().unwrap() >= 5);
+    let status = second.wait_exit();
+    assert_eq!(status.code(), Some(0), "{:#?}", second.seen);
+
+    let got = ids(&out);
+    let unique: HashSet<u64> = got.iter().copied().collect();
+    assert_eq!(unique.len(), got.len(), "no record twice");
+    let served: HashSet<u64> = site.questions("a").iter().map(|q| q.id).collect();
+    assert_eq!(unique, served, "every record of the pass");
+}
