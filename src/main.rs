@@ -1,6 +1,7 @@
 //! The `stackcrawl` command: parses flags, sets up logging, turns SIGINT and
 //! SIGTERM into a shutdown future, runs the job on an actix System, and maps
-//! the outcome to an exit code (0 ok, 1 the run failed, 2 bad usage/config).
+//! the outcome to an exit code (0 ok, 1 the run failed, 2 bad usage/config,
+//! 3 a crawl interrupted by a signal, resumable).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -303,6 +304,13 @@ fn crawl(args: CrawlArgs) -> ExitCode {
         shutdown_signal(),
     ));
     match result {
+        Ok(s) if s.interrupted => {
+            error!(
+                pages_failed = s.pages_failed,
+                "crawl interrupted: the pages not fetched are in the failures file; --retry-failed completes the crawl"
+            );
+            ExitCode::from(3)
+        }
         Ok(s) if s.pages_failed == 0 && s.budget_resets_at.is_none() => ExitCode::SUCCESS,
         Ok(s) => {
             error!(

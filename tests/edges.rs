@@ -194,6 +194,10 @@ impl Running {
         }
         status
     }
+
+    fn saw(&self, message: &str) -> bool {
+        self.seen.iter().any(|v| v["message"] == message)
+    }
 }
 
 impl Drop for Running {
@@ -246,4 +250,64 @@ fn crawl_store_killed_mid_crawl_then_rerun_outputs_every_record() {
     assert_eq!(unique.len(), got.len(), "no record twice");
     let served: HashSet<u64> = site.questions("a").iter().map(|q| q.id).collect();
     assert_eq!(unique, served, "every record of the pass");
+}
+
+#[test]
+fn sigterm_mid_crawl_exits_3_listing_the_unfetched_pages_for_retry() {
+    let site = FakeSite::builder()
+        .tag("a", 2000)
+        .latency(Duration::from_millis(100))
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &site, "fetchers = 2\nburst = 1", 40);
+    let out = dir.path().join("out.jsonl");
+    let failures = dir.path().join("out.failed.jsonl");
+
+    let mut crawl = Running::start(json_crawl(&config, &[]));
+    crawl.wait_for("page done");
+    crawl.signal(libc::SIGTERM);
+    let status = crawl.wait_exit();
+    assert_eq!(status.code(), Some(3), "{:#?}", crawl.seen);
+    assert!(crawl.saw("crawl interrupted"));
+    assert!(!crawl.saw("crawl finished"));
+
+    let served: HashSet<u32> = site.page_hits().iter().filter_map(|h| h.page).collect();
+    assert!(served.len() < 40, "interrupted mid-crawl");
+    let listed: Vec<serde_json::Value> = std::fs::read_to_string(&failures)
+        .expect("a failures file")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let listed_pages: HashSet<u32> = listed
+        .iter()
+        .map(|f| f["page"].as_u64().unwrap() as u32)
+        .collect();
+    let unfetched: HashSet<u32> = (1..=40).filter(|p| !served.contains(p)).collect();
+    assert_eq!(listed_pages, unfetched);
+    assert_eq!(listed.len(), unfetched.len());
+    assert!(listed.iter().all(|f| f["kind"] == "interrupted"));
+
+    let retry = crawl_retry(&config, &failures);
+    assert_eq!(
+        retry.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&retry.stderr)
+    );
+    let got = ids(&out);
+    let unique: HashSet<u64> = got.iter().copied().collect();
+    assert_eq!(unique.len(), got.len(), "no record twice");
+    let all: HashSet<u64> = site.questions("a").iter().map(|q| q.id).collect();
+    assert_eq!(unique, all, "every record of the site");
+    assert!(!failures.exists(), "nothing left to retry");
+}
+
+fn crawl_retry(config: &Path, failures: &Path) -> std::process::Output {
+    bin()
+        .args(["crawl", "--config"])
+        .arg(config)
+        .arg("--retry-failed")
+        .arg(failures)
+        .output()
+        .expect("run stackcrawl crawl --retry-failed")
 }
