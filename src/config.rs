@@ -90,7 +90,7 @@ impl Tab {
         }
     }
 
-    fn parse(s: &str) -> Option<Tab> {
+    pub(crate) fn parse(s: &str) -> Option<Tab> {
         Tab::ALL
             .into_iter()
             .find(|t| t.as_str().eq_ignore_ascii_case(s.trim()))
@@ -200,6 +200,9 @@ pub struct Overrides {
     pub fetchers: Option<i64>,
     pub rate: Option<f64>,
     pub burst: Option<i64>,
+    /// The pages come from a failures file (`--retry-failed`), so the
+    /// config may name no tag set.
+    pub pages_from_file: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -655,7 +658,7 @@ fn host_of(url: &str) -> Option<String> {
 /// Stack Exchange tag names: lower-case letters, digits and `+ # - . _`,
 /// at most 35 characters. Anything else (a slash, `..`, whitespace) could
 /// change the request path and is refused.
-fn check_tag(tag: &str) -> Result<String, String> {
+pub(crate) fn check_tag(tag: &str) -> Result<String, String> {
     let t = tag.trim().to_lowercase();
     if t.is_empty() {
         return Err("a tag is empty".into());
@@ -816,7 +819,7 @@ impl Validator<'_> {
                 sets.push(self.tag_set(name, clean, set, ov)?);
             }
         }
-        if sets.is_empty() {
+        if sets.is_empty() && !ov.pages_from_file {
             return Err(self.err(
                 "tag_sets",
                 None,

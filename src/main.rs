@@ -124,8 +124,13 @@ struct CrawlArgs {
     #[arg(long)]
     dry_run: bool,
     /// Fetch only the pages listed in a failures file from an earlier run,
-    /// adding their records to the output.
-    #[arg(long, value_name = "FILE")]
+    /// adding their records to the output. The file says which pages, so
+    /// --tag, --tab, --pages and --pagesize are refused with it.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["tags", "tab", "pages", "pagesize"]
+    )]
     retry_failed: Option<PathBuf>,
     /// Also keep the records, with a snapshot of their figures, in this
     /// SQLite store (what `run` uses); an interrupted crawl resumes there.
@@ -166,6 +171,7 @@ impl CrawlArgs {
             fetchers: self.fetchers,
             rate: self.rate,
             burst: self.burst,
+            pages_from_file: self.retry_failed.is_some(),
         }
     }
 

@@ -106,3 +106,39 @@ fn parse_exits_1_on_a_page_that_is_not_a_listing() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a listing page"));
 }
+
+#[test]
+fn retry_failed_refuses_tag_and_bad_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let failures = dir.path().join("failed.jsonl");
+    std::fs::write(
+        &failures,
+        r#"{"tag":"../admin","tab":"Newest","page":1,"url":"http://127.0.0.1:9/questions/admin?tab=Newest&page=1&pagesize=50","attempts":5,"kind":"server_error","error":"HTTP 500"}"#,
+    )
+    .unwrap();
+    let retry = |extra: &[&str]| {
+        let mut args = vec![
+            "crawl",
+            "--base-url",
+            "http://127.0.0.1:9",
+            "--dry-run",
+            "--retry-failed",
+            failures.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        stackcrawl(&args)
+    };
+    let out = retry(&["--tag", "rust"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--retry-failed") && err.contains("--tag"),
+        "{err}"
+    );
+
+    let out = retry(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("../admin") && err.contains("line 1"), "{err}");
+    assert!(out.stdout.is_empty(), "no URL planned");
+}

@@ -388,14 +388,7 @@ async fn lost_pages_go_to_a_failures_file_that_a_rerun_takes() {
 
     // The re-run fetches only page 2 and adds its records to the output.
     let out = Command::new(env!("CARGO_BIN_EXE_stackcrawl"))
-        .args([
-            "crawl",
-            "--tag",
-            "a",
-            "--base-url",
-            &site.base_url(),
-            "--retry-failed",
-        ])
+        .args(["crawl", "--base-url", &site.base_url(), "--retry-failed"])
         .arg(&failures)
         .arg("--output")
         .arg(&output)
