@@ -227,7 +227,25 @@ async fn shutdown_signal() {
     }
 }
 
+/// SIGHUP's default action ends the process, and `run` can only turn it
+/// into a config reload once its runtime is up, after the config is read
+/// and the System started: a SIGHUP in those first milliseconds (a log
+/// rotation, a supervisor's reload) would kill the service. So it is
+/// ignored from the first instruction of `main`; the reload handler, once
+/// registered, replaces the ignore. Other commands keep the default.
+#[cfg(unix)]
+fn ignore_sighup(ignore: bool) {
+    let action = if ignore { libc::SIG_IGN } else { libc::SIG_DFL };
+    // SAFETY: sets a disposition (ignore or default), no handler code runs;
+    // it happens before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGHUP, action);
+    }
+}
+
 fn main() -> ExitCode {
+    #[cfg(unix)]
+    ignore_sighup(true);
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -239,6 +257,10 @@ fn main() -> ExitCode {
             };
         }
     };
+    #[cfg(unix)]
+    if !matches!(cli.command, Command::Run(_)) {
+        ignore_sighup(false);
+    }
     init_logging(cli.log_format);
     match cli.command {
         Command::Crawl(args) => crawl(args),

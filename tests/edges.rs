@@ -311,3 +311,49 @@ fn crawl_retry(config: &Path, failures: &Path) -> std::process::Output {
         .output()
         .expect("run stackcrawl crawl --retry-failed")
 }
+
+/// The config is a FIFO, so `run` is held inside its config load, past its
+/// first instruction but before its runtime exists, until the test writes
+/// the config: the window where a SIGHUP used to kill it.
+#[test]
+fn sighup_while_run_is_starting_does_not_kill_it() {
+    let site = FakeSite::builder().tag("a", 60).start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("run.toml");
+    let c_path = std::ffi::CString::new(config.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let text = format!(
+        "[site]\nbase_url = \"{}\"\n[fetch]\nrate = 30.0\n[store]\npath = \"{}\"\n\
+         [tag_sets.s]\ntags = [\"a\"]\npages = 2\nevery = \"1h\"\n",
+        site.base_url(),
+        dir.path().join("store.db").display()
+    );
+
+    let mut cmd = bin();
+    cmd.args(["--log-format", "json", "run", "--config"])
+        .arg(&config);
+    let mut run = Running::start(cmd);
+    // Opening a FIFO for writing returns once the reader has opened it.
+    let (tx, rx) = mpsc::channel();
+    let fifo = config.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(std::fs::OpenOptions::new().write(true).open(fifo));
+    });
+    let mut writer = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("run opened its config")
+        .expect("open the FIFO");
+    for _ in 0..3 {
+        run.signal(libc::SIGHUP);
+    }
+    // It may be dead already (the bug): the write then fails, which the
+    // exit status below reports.
+    let _ = std::io::Write::write_all(&mut writer, text.as_bytes());
+    drop(writer);
+
+    run.wait_for("pass finished");
+    run.signal(libc::SIGTERM);
+    let status = run.wait_exit();
+    assert_eq!(status.code(), Some(0), "{status:?}: {:#?}", run.seen);
+}
