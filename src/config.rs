@@ -722,7 +722,9 @@ impl Validator<'_> {
             return Err(self.err(
                 key,
                 at,
-                format!("rate must be above 0 requests/s, got {rate}"),
+                format!(
+                    "rate must be a finite number of requests/s above 0 and at most {MAX_RATE_PER_SEC}, got {rate}"
+                ),
             ));
         }
         if rate > MAX_RATE_PER_SEC {
@@ -1233,6 +1235,27 @@ pages = 3
             invalid("[fetch]\nrate = -2.0\n[tag_sets.a]\ntags=[\"x\"]").0,
             "fetch.rate"
         );
+    }
+
+    #[test]
+    fn an_infinite_rate_is_told_the_range() {
+        let ov = Overrides {
+            tags: vec!["rust".into()],
+            rate: Some(f64::INFINITY),
+            ..Overrides::default()
+        };
+        match Config::from_toml("", "command line", &ov) {
+            Err(e @ ConfigError::Invalid { .. }) => {
+                let message = e.to_string();
+                assert!(
+                    message.contains("--rate")
+                        && message.contains("finite")
+                        && message.contains("at most 30"),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

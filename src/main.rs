@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use tracing::error;
+use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
 use stackcrawl::config::{Config, ConfigError, Overrides};
@@ -275,7 +275,7 @@ fn crawl(args: CrawlArgs) -> ExitCode {
     let config = match args.load() {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("stackcrawl: {e}");
+            error!("{e}");
             return ExitCode::from(2);
         }
     };
@@ -283,7 +283,7 @@ fn crawl(args: CrawlArgs) -> ExitCode {
         Some(path) => match Plan::from_failures(path, &config) {
             Ok(plan) => plan,
             Err(e) => {
-                eprintln!("stackcrawl: --retry-failed: {e}");
+                error!("--retry-failed: {e}");
                 return ExitCode::from(2);
             }
         },
@@ -293,8 +293,8 @@ fn crawl(args: CrawlArgs) -> ExitCode {
         for job in &plan.jobs {
             println!("{}", job.url);
         }
-        eprintln!(
-            "stackcrawl: dry run: {} pages planned at {} requests/s (burst {}), nothing fetched",
+        info!(
+            "dry run: {} pages planned at {} requests/s (burst {}), nothing fetched",
             plan.len(),
             config.rate,
             config.burst
@@ -310,7 +310,7 @@ fn crawl(args: CrawlArgs) -> ExitCode {
     let sink = match sink {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("stackcrawl: {e}");
+            error!("{e}");
             return ExitCode::from(1);
         }
     };
@@ -318,7 +318,7 @@ fn crawl(args: CrawlArgs) -> ExitCode {
         Some(path) => match Store::open(path) {
             Ok(s) => Some(s),
             Err(e) => {
-                eprintln!("stackcrawl: {e}");
+                error!("{e}");
                 return ExitCode::from(1);
             }
         },
@@ -357,7 +357,7 @@ fn crawl(args: CrawlArgs) -> ExitCode {
 fn exit_for(e: CrawlError) -> ExitCode {
     match e {
         CrawlError::Robots(e) => {
-            eprintln!("stackcrawl: {e}");
+            error!("{e}");
             ExitCode::from(2)
         }
         e => {
@@ -371,7 +371,7 @@ fn run(args: RunArgs) -> ExitCode {
     let config = match Config::load(&args.config, &Overrides::default()) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("stackcrawl: {e}");
+            error!("{e}");
             return ExitCode::from(2);
         }
     };
@@ -428,15 +428,15 @@ fn store_path(config: &Option<PathBuf>, db: &Option<PathBuf>) -> Result<PathBuf,
 
 fn open_store(config: &Option<PathBuf>, db: &Option<PathBuf>) -> Result<Store, ExitCode> {
     let path = store_path(config, db).map_err(|e| {
-        eprintln!("stackcrawl: {e}");
+        error!("{e}");
         ExitCode::from(2)
     })?;
     if !path.exists() {
-        eprintln!("stackcrawl: no store at {}", path.display());
+        error!("no store at {}", path.display());
         return Err(ExitCode::from(2));
     }
     Store::open(&path).map_err(|e| {
-        eprintln!("stackcrawl: {e}");
+        error!("{e}");
         ExitCode::from(1)
     })
 }
@@ -449,7 +449,7 @@ fn report(args: StoreArgs) -> ExitCode {
     let report = match store.report(args.top) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("stackcrawl: {e}");
+            error!("{e}");
             return ExitCode::from(1);
         }
     };
@@ -457,7 +457,7 @@ fn report(args: StoreArgs) -> ExitCode {
         match serde_json::to_string_pretty(&report) {
             Ok(text) => println!("{text}"),
             Err(e) => {
-                eprintln!("stackcrawl: {e}");
+                error!("{e}");
                 return ExitCode::from(1);
             }
         }
@@ -511,20 +511,42 @@ fn export(args: ExportArgs) -> ExitCode {
                     .export(std::io::BufWriter::new(f), format, args.history)
                     .map_err(|e| e.to_string())
             }),
-        None => store
-            .export(std::io::stdout().lock(), format, args.history)
-            .map_err(|e| e.to_string()),
+        None => match store.export(std::io::stdout().lock(), format, args.history) {
+            // The reader has what it wanted (`export | head`): Rust ignores
+            // SIGPIPE, so the closed pipe arrives as an error; it is not one.
+            Err(e) if e.is_broken_pipe() => return ExitCode::SUCCESS,
+            other => other.map_err(|e| e.to_string()),
+        },
     };
     match result {
         Ok(rows) => {
-            eprintln!("stackcrawl: exported {rows} rows");
+            info!("exported {rows} rows");
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("stackcrawl: {e}");
+            error!("{e}");
             ExitCode::from(1)
         }
     }
+}
+
+/// A saved page's record: a saved file does not say which tab or page it
+/// was, nor (without --tag) which tag, so those are null rather than made
+/// up; a crawl's records always have them.
+fn parsed_record(q: &stackcrawl::model::Question) -> String {
+    let mut v = serde_json::to_value(q).unwrap_or_default();
+    if let Some(obj) = v.as_object_mut() {
+        for (key, unknown) in [
+            ("tag", q.tag.is_empty()),
+            ("tab", q.tab.is_empty()),
+            ("page", q.page == 0),
+        ] {
+            if unknown {
+                obj.insert(key.into(), serde_json::Value::Null);
+            }
+        }
+    }
+    v.to_string()
 }
 
 /// Parses each file on its own: one bad file is reported and the others
@@ -535,10 +557,7 @@ fn parse_files(args: ParseArgs) -> ExitCode {
         .ok()
         .and_then(|u| u.host_str().map(str::to_string));
     let Some(site) = site else {
-        eprintln!(
-            "stackcrawl: --base-url `{}` is not a URL with a host",
-            args.base_url
-        );
+        error!("--base-url `{}` is not a URL with a host", args.base_url);
         return ExitCode::from(2);
     };
     let mut stdout = std::io::stdout().lock();
@@ -547,7 +566,7 @@ fn parse_files(args: ParseArgs) -> ExitCode {
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) => {
-                eprintln!("{}: cannot read: {e}", path.display());
+                error!("{}: cannot read: {e}", path.display());
                 failed = true;
                 continue;
             }
@@ -555,7 +574,7 @@ fn parse_files(args: ParseArgs) -> ExitCode {
         let page = match stackcrawl::parse::parse_listing(&String::from_utf8_lossy(&bytes)) {
             Ok(p) => p,
             Err(e) => {
-                eprintln!("{}: not a listing page: {e}", path.display());
+                error!("{}: not a listing page: {e}", path.display());
                 failed = true;
                 continue;
             }
@@ -574,7 +593,7 @@ fn parse_files(args: ParseArgs) -> ExitCode {
             page: 0,
         };
         let cleaned = stackcrawl::clean::clean_page(&page, &ctx, fetched_at);
-        eprintln!(
+        info!(
             "{}: layout {}, {} questions, {} rejected",
             path.display(),
             page.layout.name(),
@@ -582,7 +601,7 @@ fn parse_files(args: ParseArgs) -> ExitCode {
             cleaned.rejections.len()
         );
         for r in &cleaned.rejections {
-            eprintln!(
+            warn!(
                 "{}: rejected summary {}: {}",
                 path.display(),
                 r.question_id.as_deref().unwrap_or("(no id)"),
@@ -590,7 +609,7 @@ fn parse_files(args: ParseArgs) -> ExitCode {
             );
         }
         for q in &cleaned.questions {
-            let line = serde_json::to_string(q).unwrap_or_default();
+            let line = parsed_record(q);
             if writeln!(stdout, "{line}").is_err() {
                 return ExitCode::from(1);
             }

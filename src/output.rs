@@ -74,9 +74,16 @@ pub(crate) struct CsvRow<'a> {
     fetched_at: String,
 }
 
+/// A time in CSV exactly as in JSONL (chrono's serde form: RFC 3339 in UTC
+/// with `Z`, fractional seconds only when there are any), so the two
+/// outputs of one crawl compare equal as text.
+pub(crate) fn csv_time(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
 impl<'a> From<&'a Question> for CsvRow<'a> {
     fn from(q: &'a Question) -> Self {
-        let ts = |t: &Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.to_rfc3339());
+        let ts = |t: &Option<chrono::DateTime<chrono::Utc>>| t.as_ref().map(csv_time);
         CsvRow {
             site: &q.site,
             question_id: q.question_id,
@@ -102,7 +109,7 @@ impl<'a> From<&'a Question> for CsvRow<'a> {
             tag: &q.tag,
             tab: &q.tab,
             page: q.page,
-            fetched_at: q.fetched_at.to_rfc3339(),
+            fetched_at: csv_time(&q.fetched_at),
         }
     }
 }

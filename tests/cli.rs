@@ -82,6 +82,10 @@ fn parse_prints_records_of_saved_pages() {
         .collect();
     assert_eq!(records.len(), 15 + 96);
     assert_eq!(records[0]["question_id"], 79821892);
+    // A saved file does not say its tag (no --tag), tab or page.
+    for key in ["tag", "tab", "page"] {
+        assert!(records[0][key].is_null(), "{key}: {}", records[0]);
+    }
     assert_eq!(records[0]["url"].as_str().unwrap(), "https://stackoverflow.com/questions/79821892/how-to-automate-extraction-and-standardization-of-multilingual-name-username-dat");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("layout s-post-summary, 15 questions"), "{err}");
@@ -141,4 +145,36 @@ fn retry_failed_refuses_tag_and_bad_entries() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("../admin") && err.contains("line 1"), "{err}");
     assert!(out.stdout.is_empty(), "no URL planned");
+}
+
+#[test]
+fn with_json_logs_a_bad_config_is_reported_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[fetch]\nrate = 45.0\n[tag_sets.a]\ntags = [\"rust\"]\n",
+    )
+    .unwrap();
+    for command in ["crawl", "run"] {
+        let out = stackcrawl(&[
+            "--log-format",
+            "json",
+            command,
+            "--config",
+            path.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.trim().is_empty(), "{command}");
+        for line in err.lines() {
+            let v: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{command}: not JSON ({e}): {line}"));
+            assert_eq!(v["level"], "ERROR", "{line}");
+            assert!(
+                v["message"].as_str().unwrap().contains("fetch.rate"),
+                "{line}"
+            );
+        }
+    }
 }

@@ -357,3 +357,31 @@ fn sighup_while_run_is_starting_does_not_kill_it() {
     let status = run.wait_exit();
     assert_eq!(status.code(), Some(0), "{status:?}: {:#?}", run.seen);
 }
+
+#[test]
+fn export_into_a_pipe_closed_early_exits_0_quietly() {
+    let site = FakeSite::builder().tag("a", 1000).start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &site, "burst = 5", 20);
+    let db = dir.path().join("store.db");
+    let run = crawl(&config, &["--store", db.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(0));
+
+    // Far more than a pipe buffer, so the writer meets the closed pipe.
+    let mut export = bin()
+        .args(["export", "--db"])
+        .arg(&db)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(export.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(first.contains("question_id"), "{first}");
+    drop(stdout);
+    let out = export.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+}
