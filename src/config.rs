@@ -90,7 +90,7 @@ impl Tab {
         }
     }
 
-    fn parse(s: &str) -> Option<Tab> {
+    pub(crate) fn parse(s: &str) -> Option<Tab> {
         Tab::ALL
             .into_iter()
             .find(|t| t.as_str().eq_ignore_ascii_case(s.trim()))
@@ -200,6 +200,9 @@ pub struct Overrides {
     pub fetchers: Option<i64>,
     pub rate: Option<f64>,
     pub burst: Option<i64>,
+    /// The pages come from a failures file (`--retry-failed`), so the
+    /// config may name no tag set.
+    pub pages_from_file: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -669,7 +672,7 @@ fn host_of(url: &str) -> Option<String> {
 /// Stack Exchange tag names: lower-case letters, digits and `+ # - . _`,
 /// at most 35 characters. Anything else (a slash, `..`, whitespace) could
 /// change the request path and is refused.
-fn check_tag(tag: &str) -> Result<String, String> {
+pub(crate) fn check_tag(tag: &str) -> Result<String, String> {
     let t = tag.trim().to_lowercase();
     if t.is_empty() {
         return Err("a tag is empty".into());
@@ -733,7 +736,9 @@ impl Validator<'_> {
             return Err(self.err(
                 key,
                 at,
-                format!("rate must be above 0 requests/s, got {rate}"),
+                format!(
+                    "rate must be a finite number of requests/s above 0 and at most {MAX_RATE_PER_SEC}, got {rate}"
+                ),
             ));
         }
         if rate > MAX_RATE_PER_SEC {
@@ -830,7 +835,7 @@ impl Validator<'_> {
                 sets.push(self.tag_set(name, clean, set, ov)?);
             }
         }
-        if sets.is_empty() {
+        if sets.is_empty() && !ov.pages_from_file {
             return Err(self.err(
                 "tag_sets",
                 None,
@@ -1244,6 +1249,27 @@ pages = 3
             invalid("[fetch]\nrate = -2.0\n[tag_sets.a]\ntags=[\"x\"]").0,
             "fetch.rate"
         );
+    }
+
+    #[test]
+    fn an_infinite_rate_is_told_the_range() {
+        let ov = Overrides {
+            tags: vec!["rust".into()],
+            rate: Some(f64::INFINITY),
+            ..Overrides::default()
+        };
+        match Config::from_toml("", "command line", &ov) {
+            Err(e @ ConfigError::Invalid { .. }) => {
+                let message = e.to_string();
+                assert!(
+                    message.contains("--rate")
+                        && message.contains("finite")
+                        && message.contains("at most 30"),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

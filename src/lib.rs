@@ -45,6 +45,7 @@ pub mod store;
 pub mod throttle;
 pub mod writer_lock;
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
@@ -375,6 +376,7 @@ impl Crawler {
             budget_resets_at: stats.budget_resets_at,
             wall_time: self.started.elapsed(),
             api: (stats.api.requests > 0).then_some(stats.api),
+            interrupted: false,
         })
     }
 }
@@ -409,7 +411,13 @@ pub struct Driven {
     pub failures: Vec<FailedPage>,
     /// Shutdown was requested while the batch ran.
     pub interrupted: bool,
+    /// (tag, tab, page) of every page that ended, done, failed or past its
+    /// tag's end: after an interruption, the others were never fetched.
+    pub ended: HashSet<(String, String, u32)>,
 }
+
+/// The failures-file kind of a page an interrupted crawl did not fetch.
+pub const KIND_INTERRUPTED: &str = "interrupted";
 
 impl Crawler {
     /// Awaits a batch of pages in completion order, logging a line per page
@@ -450,6 +458,20 @@ impl Crawler {
                     continue;
                 }
             };
+            match &outcome {
+                PageOutcome::Done(r) => {
+                    driven.ended.insert(page_key(&r.ctx));
+                }
+                PageOutcome::Failed(f) => {
+                    driven.ended.insert(page_key(&f.ctx));
+                }
+                // The supervisor's words for a page past its tag's last:
+                // there is nothing to fetch there, interrupted or not.
+                PageOutcome::Skipped { ctx, why, .. } if *why == "tag exhausted" => {
+                    driven.ended.insert(page_key(ctx));
+                }
+                PageOutcome::Skipped { .. } => {}
+            }
             match outcome {
                 PageOutcome::Done(r) => info!(
                     tag = %r.ctx.tag,
@@ -519,6 +541,10 @@ pub fn status_timer(every: std::time::Duration) -> tokio::time::Interval {
     t
 }
 
+fn page_key(ctx: &model::PageContext) -> (String, String, u32) {
+    (ctx.tag.clone(), ctx.tab.clone(), ctx.page)
+}
+
 pub(crate) async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -535,7 +561,18 @@ pub(crate) fn report_failures(
         path: path.to_path_buf(),
         reason,
     })?;
-    if !failures.is_empty() {
+    let not_fetched = failures
+        .iter()
+        .filter(|f| f.kind == KIND_INTERRUPTED)
+        .count();
+    if not_fetched > 0 {
+        error!(
+            failures_file = %path.display(),
+            pages = failures.len(),
+            not_fetched,
+            "pages lost or not fetched before the interruption are listed; complete the crawl with --retry-failed"
+        );
+    } else if !failures.is_empty() {
         error!(
             failures_file = %path.display(),
             pages = failures.len(),
@@ -621,7 +658,27 @@ pub async fn crawl_with_store(
             )
         })
         .collect();
-    report_failures(&failures_path, &driven.failures)?;
+    // An interrupted crawl lists what it did not reach beside what it
+    // lost, so `--retry-failed` completes it.
+    let mut listed = driven.failures;
+    if driven.interrupted {
+        summary.interrupted = true;
+        listed.extend(
+            plan.jobs
+                .iter()
+                .filter(|j| !driven.ended.contains(&page_key(&j.ctx)))
+                .map(|j| FailedPage {
+                    tag: j.ctx.tag.clone(),
+                    tab: j.ctx.tab.clone(),
+                    page: j.ctx.page,
+                    url: j.url.clone(),
+                    attempts: 0,
+                    kind: KIND_INTERRUPTED.to_string(),
+                    error: "not fetched: the crawl was interrupted".to_string(),
+                }),
+        );
+    }
+    report_failures(&failures_path, &listed)?;
     log_summary(&summary);
     // Records so far are flushed and the summary logged; the run still
     // failed, and says why in the API's own words.
@@ -676,6 +733,11 @@ fn log_summary(s: &RunSummary) {
     if let Some(at) = s.budget_resets_at.filter(|_| !quota_stop) {
         error!(resets_at = %at.to_rfc3339(), pages_skipped = s.pages_skipped, "stopped: the daily request budget ran out");
     }
+    let message = if s.interrupted {
+        "crawl interrupted"
+    } else {
+        "crawl finished"
+    };
     info!(
         pages_planned = s.pages_planned,
         pages_done = s.pages_done,
@@ -690,7 +752,7 @@ fn log_summary(s: &RunSummary) {
         budget_left = s.budget_left,
         wall_secs = round3(s.wall_time.as_secs_f64()),
         request_rate = round3(s.request_rate()),
-        "crawl finished"
+        "{message}"
     );
 }
 

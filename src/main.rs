@@ -1,12 +1,13 @@
 //! The `stackcrawl` command: parses flags, sets up logging, turns SIGINT and
 //! SIGTERM into a shutdown future, runs the job on an actix System, and maps
-//! the outcome to an exit code (0 ok, 1 the run failed, 2 bad usage/config).
+//! the outcome to an exit code (0 ok, 1 the run failed, 2 bad usage/config,
+//! 3 a crawl interrupted by a signal, resumable).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use tracing::error;
+use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
 use stackcrawl::config::{Config, ConfigError, Overrides};
@@ -123,8 +124,13 @@ struct CrawlArgs {
     #[arg(long)]
     dry_run: bool,
     /// Fetch only the pages listed in a failures file from an earlier run,
-    /// adding their records to the output.
-    #[arg(long, value_name = "FILE")]
+    /// adding their records to the output. The file says which pages, so
+    /// --tag, --tab, --pages and --pagesize are refused with it.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["tags", "tab", "pages", "pagesize"]
+    )]
     retry_failed: Option<PathBuf>,
     /// Also keep the records, with a snapshot of their figures, in this
     /// SQLite store (what `run` uses); an interrupted crawl resumes there.
@@ -165,6 +171,7 @@ impl CrawlArgs {
             fetchers: self.fetchers,
             rate: self.rate,
             burst: self.burst,
+            pages_from_file: self.retry_failed.is_some(),
         }
     }
 
@@ -220,7 +227,25 @@ async fn shutdown_signal() {
     }
 }
 
+/// SIGHUP's default action ends the process, and `run` can only turn it
+/// into a config reload once its runtime is up, after the config is read
+/// and the System started: a SIGHUP in those first milliseconds (a log
+/// rotation, a supervisor's reload) would kill the service. So it is
+/// ignored from the first instruction of `main`; the reload handler, once
+/// registered, replaces the ignore. Other commands keep the default.
+#[cfg(unix)]
+fn ignore_sighup(ignore: bool) {
+    let action = if ignore { libc::SIG_IGN } else { libc::SIG_DFL };
+    // SAFETY: sets a disposition (ignore or default), no handler code runs;
+    // it happens before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGHUP, action);
+    }
+}
+
 fn main() -> ExitCode {
+    #[cfg(unix)]
+    ignore_sighup(true);
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -232,6 +257,10 @@ fn main() -> ExitCode {
             };
         }
     };
+    #[cfg(unix)]
+    if !matches!(cli.command, Command::Run(_)) {
+        ignore_sighup(false);
+    }
     init_logging(cli.log_format);
     match cli.command {
         Command::Crawl(args) => crawl(args),
@@ -246,7 +275,7 @@ fn crawl(args: CrawlArgs) -> ExitCode {
     let config = match args.load() {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("stackcrawl: {e}");
+            error!("{e}");
             return ExitCode::from(2);
         }
     };
@@ -254,7 +283,7 @@ fn crawl(args: CrawlArgs) -> ExitCode {
         Some(path) => match Plan::from_failures(path, &config) {
             Ok(plan) => plan,
             Err(e) => {
-                eprintln!("stackcrawl: --retry-failed: {e}");
+                error!("--retry-failed: {e}");
                 return ExitCode::from(2);
             }
         },
@@ -264,8 +293,8 @@ fn crawl(args: CrawlArgs) -> ExitCode {
         for job in &plan.jobs {
             println!("{}", job.url);
         }
-        eprintln!(
-            "stackcrawl: dry run: {} pages planned at {} requests/s (burst {}), nothing fetched",
+        info!(
+            "dry run: {} pages planned at {} requests/s (burst {}), nothing fetched",
             plan.len(),
             config.rate,
             config.burst
@@ -281,7 +310,7 @@ fn crawl(args: CrawlArgs) -> ExitCode {
     let sink = match sink {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("stackcrawl: {e}");
+            error!("{e}");
             return ExitCode::from(1);
         }
     };
@@ -289,7 +318,7 @@ fn crawl(args: CrawlArgs) -> ExitCode {
         Some(path) => match Store::open(path) {
             Ok(s) => Some(s),
             Err(e) => {
-                eprintln!("stackcrawl: {e}");
+                error!("{e}");
                 return ExitCode::from(1);
             }
         },
@@ -303,6 +332,13 @@ fn crawl(args: CrawlArgs) -> ExitCode {
         shutdown_signal(),
     ));
     match result {
+        Ok(s) if s.interrupted => {
+            error!(
+                pages_failed = s.pages_failed,
+                "crawl interrupted: the pages not fetched are in the failures file; --retry-failed completes the crawl"
+            );
+            ExitCode::from(3)
+        }
         Ok(s) if s.pages_failed == 0 && s.budget_resets_at.is_none() => ExitCode::SUCCESS,
         Ok(s) => {
             error!(
@@ -321,7 +357,7 @@ fn crawl(args: CrawlArgs) -> ExitCode {
 fn exit_for(e: CrawlError) -> ExitCode {
     match e {
         CrawlError::Robots(e) => {
-            eprintln!("stackcrawl: {e}");
+            error!("{e}");
             ExitCode::from(2)
         }
         CrawlError::Locked(e) => {
@@ -339,7 +375,7 @@ fn run(args: RunArgs) -> ExitCode {
     let config = match Config::load(&args.config, &Overrides::default()) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("stackcrawl: {e}");
+            error!("{e}");
             return ExitCode::from(2);
         }
     };
@@ -396,15 +432,15 @@ fn store_path(config: &Option<PathBuf>, db: &Option<PathBuf>) -> Result<PathBuf,
 
 fn open_store(config: &Option<PathBuf>, db: &Option<PathBuf>) -> Result<Store, ExitCode> {
     let path = store_path(config, db).map_err(|e| {
-        eprintln!("stackcrawl: {e}");
+        error!("{e}");
         ExitCode::from(2)
     })?;
     if !path.exists() {
-        eprintln!("stackcrawl: no store at {}", path.display());
+        error!("no store at {}", path.display());
         return Err(ExitCode::from(2));
     }
     Store::open(&path).map_err(|e| {
-        eprintln!("stackcrawl: {e}");
+        error!("{e}");
         ExitCode::from(1)
     })
 }
@@ -417,7 +453,7 @@ fn report(args: StoreArgs) -> ExitCode {
     let report = match store.report(args.top) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("stackcrawl: {e}");
+            error!("{e}");
             return ExitCode::from(1);
         }
     };
@@ -425,7 +461,7 @@ fn report(args: StoreArgs) -> ExitCode {
         match serde_json::to_string_pretty(&report) {
             Ok(text) => println!("{text}"),
             Err(e) => {
-                eprintln!("stackcrawl: {e}");
+                error!("{e}");
                 return ExitCode::from(1);
             }
         }
@@ -479,20 +515,42 @@ fn export(args: ExportArgs) -> ExitCode {
                     .export(std::io::BufWriter::new(f), format, args.history)
                     .map_err(|e| e.to_string())
             }),
-        None => store
-            .export(std::io::stdout().lock(), format, args.history)
-            .map_err(|e| e.to_string()),
+        None => match store.export(std::io::stdout().lock(), format, args.history) {
+            // The reader has what it wanted (`export | head`): Rust ignores
+            // SIGPIPE, so the closed pipe arrives as an error; it is not one.
+            Err(e) if e.is_broken_pipe() => return ExitCode::SUCCESS,
+            other => other.map_err(|e| e.to_string()),
+        },
     };
     match result {
         Ok(rows) => {
-            eprintln!("stackcrawl: exported {rows} rows");
+            info!("exported {rows} rows");
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("stackcrawl: {e}");
+            error!("{e}");
             ExitCode::from(1)
         }
     }
+}
+
+/// A saved page's record: a saved file does not say which tab or page it
+/// was, nor (without --tag) which tag, so those are null rather than made
+/// up; a crawl's records always have them.
+fn parsed_record(q: &stackcrawl::model::Question) -> String {
+    let mut v = serde_json::to_value(q).unwrap_or_default();
+    if let Some(obj) = v.as_object_mut() {
+        for (key, unknown) in [
+            ("tag", q.tag.is_empty()),
+            ("tab", q.tab.is_empty()),
+            ("page", q.page == 0),
+        ] {
+            if unknown {
+                obj.insert(key.into(), serde_json::Value::Null);
+            }
+        }
+    }
+    v.to_string()
 }
 
 /// Parses each file on its own: one bad file is reported and the others
@@ -503,10 +561,7 @@ fn parse_files(args: ParseArgs) -> ExitCode {
         .ok()
         .and_then(|u| u.host_str().map(str::to_string));
     let Some(site) = site else {
-        eprintln!(
-            "stackcrawl: --base-url `{}` is not a URL with a host",
-            args.base_url
-        );
+        error!("--base-url `{}` is not a URL with a host", args.base_url);
         return ExitCode::from(2);
     };
     let mut stdout = std::io::stdout().lock();
@@ -515,7 +570,7 @@ fn parse_files(args: ParseArgs) -> ExitCode {
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) => {
-                eprintln!("{}: cannot read: {e}", path.display());
+                error!("{}: cannot read: {e}", path.display());
                 failed = true;
                 continue;
             }
@@ -523,7 +578,7 @@ fn parse_files(args: ParseArgs) -> ExitCode {
         let page = match stackcrawl::parse::parse_listing(&String::from_utf8_lossy(&bytes)) {
             Ok(p) => p,
             Err(e) => {
-                eprintln!("{}: not a listing page: {e}", path.display());
+                error!("{}: not a listing page: {e}", path.display());
                 failed = true;
                 continue;
             }
@@ -542,7 +597,7 @@ fn parse_files(args: ParseArgs) -> ExitCode {
             page: 0,
         };
         let cleaned = stackcrawl::clean::clean_page(&page, &ctx, fetched_at);
-        eprintln!(
+        info!(
             "{}: layout {}, {} questions, {} rejected",
             path.display(),
             page.layout.name(),
@@ -550,7 +605,7 @@ fn parse_files(args: ParseArgs) -> ExitCode {
             cleaned.rejections.len()
         );
         for r in &cleaned.rejections {
-            eprintln!(
+            warn!(
                 "{}: rejected summary {}: {}",
                 path.display(),
                 r.question_id.as_deref().unwrap_or("(no id)"),
@@ -558,7 +613,7 @@ fn parse_files(args: ParseArgs) -> ExitCode {
             );
         }
         for q in &cleaned.questions {
-            let line = serde_json::to_string(q).unwrap_or_default();
+            let line = parsed_record(q);
             if writeln!(stdout, "{line}").is_err() {
                 return ExitCode::from(1);
             }

@@ -165,6 +165,8 @@ pub struct RunSummary {
     /// Requests, backoffs and quota of the Stack Exchange API, when the run
     /// used it.
     pub api: Option<crate::api::ApiUsage>,
+    /// A signal stopped the run before every page was reached.
+    pub interrupted: bool,
 }
 
 impl RunSummary {

@@ -23,9 +23,19 @@ pub enum SinkError {
     Write { path: PathBuf, reason: String },
 }
 
+/// Records go to a temporary file beside the output (`.NAME.partial`) that
+/// replaces the output only when the crawl ends having written records: a
+/// crawl that fetches nothing (robots.txt forbids it, the budget is spent,
+/// every page fails) leaves an existing output as it was, and a reader never
+/// sees a half-written file under the output's name. An appending sink (a
+/// `--retry-failed` run) opens the output itself, but only at its first
+/// record.
 pub struct Sink {
     path: PathBuf,
-    kind: SinkKind,
+    format: OutputFormat,
+    append: bool,
+    /// Opened at the first page with records.
+    kind: Option<SinkKind>,
 }
 
 enum SinkKind {
@@ -64,9 +74,16 @@ pub(crate) struct CsvRow<'a> {
     fetched_at: String,
 }
 
+/// A time in CSV exactly as in JSONL (chrono's serde form: RFC 3339 in UTC
+/// with `Z`, fractional seconds only when there are any), so the two
+/// outputs of one crawl compare equal as text.
+pub(crate) fn csv_time(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
 impl<'a> From<&'a Question> for CsvRow<'a> {
     fn from(q: &'a Question) -> Self {
-        let ts = |t: &Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.to_rfc3339());
+        let ts = |t: &Option<chrono::DateTime<chrono::Utc>>| t.as_ref().map(csv_time);
         CsvRow {
             site: &q.site,
             question_id: q.question_id,
@@ -92,52 +109,175 @@ impl<'a> From<&'a Question> for CsvRow<'a> {
             tag: &q.tag,
             tab: &q.tab,
             page: q.page,
-            fetched_at: q.fetched_at.to_rfc3339(),
+            fetched_at: csv_time(&q.fetched_at),
         }
     }
 }
 
 impl Sink {
-    /// Creates (or truncates) the output.
+    /// An output that replaces `path` when the crawl ends with records.
+    /// Nothing is created yet: only the directory is checked, so a typo in
+    /// it fails before anything is fetched.
     pub fn create(path: &Path, format: OutputFormat) -> Result<Sink, SinkError> {
-        Sink::open(path, format, false)
+        Sink::new(path, format, false)
     }
 
-    /// Opens the output to add records after those already there, as a
-    /// `--retry-failed` run does; a CSV header is written only to an empty file.
+    /// Adds records after those already in `path`, as a `--retry-failed`
+    /// run does; a CSV header is written only to an empty or new file.
     pub fn append(path: &Path, format: OutputFormat) -> Result<Sink, SinkError> {
-        Sink::open(path, format, true)
+        Sink::new(path, format, true)
     }
 
-    fn open(path: &Path, format: OutputFormat, append: bool) -> Result<Sink, SinkError> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .append(append)
-            .truncate(!append)
-            .open(path)
-            .map_err(|source| SinkError::Create {
+    fn new(path: &Path, format: OutputFormat, append: bool) -> Result<Sink, SinkError> {
+        let dir = parent_dir(path);
+        if !dir.is_dir() {
+            return Err(SinkError::Create {
                 path: path.to_path_buf(),
-                source,
-            })?;
-        let empty = file.metadata().map(|m| m.len() == 0).unwrap_or(true);
-        let kind = match format {
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("no directory {}", dir.display()),
+                ),
+            });
+        }
+        Ok(Sink {
+            path: path.to_path_buf(),
+            format,
+            append,
+            kind: None,
+        })
+    }
+
+    /// Where records are written until the crawl ends: beside the output,
+    /// so the final rename stays on one file system and is atomic.
+    pub fn partial_path(&self) -> PathBuf {
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "output".into());
+        parent_dir(&self.path).join(format!(".{name}.partial"))
+    }
+
+    fn create_error(&self, path: &Path, source: std::io::Error) -> SinkError {
+        SinkError::Create {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    fn open(&mut self) -> Result<&mut SinkKind, SinkError> {
+        if self.kind.is_none() {
+            let target = if self.append {
+                self.path.clone()
+            } else {
+                self.partial_path()
+            };
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .append(self.append)
+                .truncate(!self.append)
+                .open(&target)
+                .map_err(|e| self.create_error(&target, e))?;
+            let empty = file.metadata().map(|m| m.len() == 0).unwrap_or(true);
+            self.kind = Some(SinkKind::new(file, self.format, empty));
+        }
+        Ok(self.kind.as_mut().expect("opened above"))
+    }
+
+    /// Writes one page's records and flushes them. A page without records
+    /// writes nothing, so it opens nothing either.
+    pub fn write_page(&mut self, questions: &[Question]) -> Result<(), SinkError> {
+        if questions.is_empty() {
+            return Ok(());
+        }
+        let path = self.path.clone();
+        self.open()?
+            .write(questions)
+            .map_err(|reason| SinkError::Write { path, reason })
+    }
+
+    /// Ends the output: the records written replace the output in one
+    /// rename. Returns whether there were any; without any, the output is
+    /// not touched.
+    pub fn finish(&mut self) -> Result<bool, SinkError> {
+        let Some(mut kind) = self.kind.take() else {
+            return Ok(false);
+        };
+        let write_err = |reason: String| SinkError::Write {
+            path: self.path.clone(),
+            reason,
+        };
+        kind.write(&[]).map_err(write_err)?;
+        if !self.append {
+            // On disk before the rename, so a power cut cannot leave an
+            // empty file under the output's name.
+            kind.sync().map_err(|e| write_err(e.to_string()))?;
+            drop(kind);
+            std::fs::rename(self.partial_path(), &self.path)
+                .map_err(|e| write_err(format!("cannot replace it: {e}")))?;
+        }
+        Ok(true)
+    }
+
+    /// Replaces the output with what `fill` writes (the store's records of
+    /// a resumed pass), through the same temporary file and rename. If
+    /// `fill` writes no record the output is left as it was. Returns the
+    /// records written.
+    pub fn replace_with<E: std::fmt::Display>(
+        &mut self,
+        fill: impl FnOnce(&mut dyn Write, OutputFormat) -> Result<u64, E>,
+    ) -> Result<u64, SinkError> {
+        // Records this run already wrote are part of what `fill` writes.
+        self.kind = None;
+        let partial = self.partial_path();
+        let write_err = |reason: String| SinkError::Write {
+            path: self.path.clone(),
+            reason,
+        };
+        let file = File::create(&partial).map_err(|e| self.create_error(&partial, e))?;
+        let mut w = BufWriter::new(file);
+        let n = fill(&mut w, self.format).map_err(|e| write_err(e.to_string()))?;
+        let file = w
+            .into_inner()
+            .map_err(|e| write_err(e.error().to_string()))?;
+        if n == 0 {
+            drop(file);
+            let _ = std::fs::remove_file(&partial);
+            return Ok(0);
+        }
+        file.sync_all().map_err(|e| write_err(e.to_string()))?;
+        drop(file);
+        std::fs::rename(&partial, &self.path)
+            .map_err(|e| write_err(format!("cannot replace it: {e}")))?;
+        Ok(n)
+    }
+
+    /// Whether records go after the output's (`--retry-failed`) rather
+    /// than replacing it.
+    pub fn is_append(&self) -> bool {
+        self.append
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl SinkKind {
+    fn new(file: File, format: OutputFormat, empty: bool) -> SinkKind {
+        match format {
             OutputFormat::Jsonl => SinkKind::Jsonl(BufWriter::new(file)),
             OutputFormat::Csv => SinkKind::Csv(Box::new(
                 csv::WriterBuilder::new()
                     .has_headers(empty)
                     .from_writer(file),
             )),
-        };
-        Ok(Sink {
-            path: path.to_path_buf(),
-            kind,
-        })
+        }
     }
 
-    /// Writes one page's records and flushes them.
-    pub fn write_page(&mut self, questions: &[Question]) -> Result<(), SinkError> {
-        let res = match &mut self.kind {
+    fn write(&mut self, questions: &[Question]) -> Result<(), String> {
+        match self {
             SinkKind::Jsonl(w) => questions
                 .iter()
                 .try_for_each(|q| {
@@ -149,14 +289,21 @@ impl Sink {
                 .iter()
                 .try_for_each(|q| w.serialize(CsvRow::from(q)).map_err(|e| e.to_string()))
                 .and_then(|()| w.flush().map_err(|e| e.to_string())),
-        };
-        res.map_err(|reason| SinkError::Write {
-            path: self.path.clone(),
-            reason,
-        })
+        }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    fn sync(&self) -> std::io::Result<()> {
+        match self {
+            SinkKind::Jsonl(w) => w.get_ref().sync_all(),
+            SinkKind::Csv(w) => w.get_ref().sync_all(),
+        }
+    }
+}
+
+/// The directory `path` is in; a bare file name is in the current one.
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
     }
 }

@@ -139,10 +139,21 @@ pub enum ParseError {
     Truncated { len: usize },
     #[error("blocked by the site: {reason}")]
     Blocked { reason: String },
-    #[error("not a question listing (page title: {title:?})")]
+    /// Plain text, JSON, anything not starting with markup: no refetch
+    /// turns it into a listing.
+    #[error("not a listing: the body is not HTML (it starts with {start})")]
+    NotHtml { start: String },
+    #[error("not a question listing ({})", title_note(.title))]
     NotListing { title: Option<String> },
-    #[error("not a single-question page (page title: {title:?})")]
+    #[error("not a single-question page ({})", title_note(.title))]
     NotQuestion { title: Option<String> },
+}
+
+fn title_note(title: &Option<String>) -> String {
+    match title {
+        Some(t) => format!("page title \"{t}\""),
+        None => "no page title".into(),
+    }
 }
 
 impl ParseError {
@@ -548,6 +559,15 @@ fn check_complete(html: &str) -> Result<(), ParseError> {
         // A cut-off challenge page is still a block: retrying it page by
         // page would only dig the hole deeper.
         Err(ParseError::Blocked { reason })
+    } else if !html
+        .trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n'])
+        .starts_with('<')
+    {
+        // Only a page that began as markup can have been cut short.
+        let start: String = html.trim_start().chars().take(20).collect();
+        Err(ParseError::NotHtml {
+            start: format!("{start:?}"),
+        })
     } else {
         Err(ParseError::Truncated { len: html.len() })
     }
@@ -1072,6 +1092,39 @@ mod tests {
         let err = parse_listing(&lossy).unwrap_err();
         assert!(matches!(err, ParseError::Binary { .. }), "{err:?}");
         assert!(!err.is_retryable() && !err.is_block());
+    }
+
+    #[test]
+    fn a_body_that_is_not_html_is_not_a_listing_and_not_retried() {
+        for body in [
+            "Service temporarily unavailable, try later.",
+            "{\"error\": \"not found\"}",
+            "\u{feff}  plain text after a BOM",
+        ] {
+            let err = parse_listing(body).unwrap_err();
+            assert!(matches!(err, ParseError::NotHtml { .. }), "{body}: {err:?}");
+            assert!(!err.is_retryable(), "{body}");
+            assert!(err.to_string().starts_with("not a listing"), "{err}");
+        }
+        // Markup after a BOM and blank lines, cut short, is still truncated.
+        let cut = "\u{feff}\n  <!DOCTYPE html><html><body><div id=\"questions\">";
+        assert!(matches!(
+            parse_listing(cut),
+            Err(ParseError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn not_a_listing_names_the_title_in_words() {
+        let err = ParseError::NotListing {
+            title: Some("Home".into()),
+        };
+        assert_eq!(
+            err.to_string(),
+            "not a question listing (page title \"Home\")"
+        );
+        let err = ParseError::NotListing { title: None };
+        assert_eq!(err.to_string(), "not a question listing (no page title)");
     }
 
     #[test]

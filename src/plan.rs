@@ -206,8 +206,11 @@ pub fn write_failures(path: &Path, pages: &[FailedPage]) -> Result<(), String> {
 }
 
 impl Plan {
-    /// The pages listed in a failures file, to fetch again. Each URL must be
-    /// on the configured site: the file must not send requests elsewhere.
+    /// The pages listed in a failures file, to fetch again. Each entry is
+    /// checked as strictly as the config (tag, tab or sort, page, page
+    /// size) and its URL must be exactly the one the plan builds for them
+    /// on the configured site: an edited or foreign file can neither send
+    /// requests elsewhere nor smuggle a path into a tag.
     pub fn from_failures(path: &Path, config: &Config) -> Result<Plan, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -217,39 +220,64 @@ impl Plan {
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
         {
-            let f: FailedPage = serde_json::from_str(line)
-                .map_err(|e| format!("{} line {}: {e}", path.display(), i + 1))?;
-            // An API page is listed without the key; the fetcher adds today's.
-            let source = if f.url.starts_with(&format!("{}/2.3/", config.api.base_url)) {
-                Source::Api
-            } else {
-                Source::Html
-            };
-            if source == Source::Html && !f.url.starts_with(&format!("{}/", config.base_url)) {
-                return Err(format!(
-                    "{} line {}: {} is not on {}",
-                    path.display(),
-                    i + 1,
-                    f.url,
-                    config.base_url
-                ));
-            }
-            jobs.push(PageJob {
-                ctx: PageContext {
-                    site: config.site.clone(),
-                    base_url: config.base_url.clone(),
-                    tag: f.tag,
-                    tab: f.tab,
-                    page: f.page,
-                },
-                url: f.url,
-                attempt: 1,
-                source,
-                after_previous: source == Source::Api,
-            });
+            let at = |reason: String| format!("{} line {}: {reason}", path.display(), i + 1);
+            let f: FailedPage = serde_json::from_str(line).map_err(|e| at(e.to_string()))?;
+            jobs.push(failed_job(&f, config).map_err(at)?);
         }
         Ok(Plan { jobs })
     }
+}
+
+/// Rebuilds a failures-file entry's job from its validated fields.
+fn failed_job(f: &FailedPage, config: &Config) -> Result<PageJob, String> {
+    let tag = crate::config::check_tag(&f.tag)?;
+    if tag != f.tag {
+        return Err(format!("tag `{}` is not written as a tag (`{tag}`)", f.tag));
+    }
+    if f.page == 0 {
+        return Err("page 0: pages start at 1".into());
+    }
+    let url = reqwest::Url::parse(&f.url).map_err(|e| format!("`{}` is not a URL: {e}", f.url))?;
+    let pagesize: u32 = url
+        .query_pairs()
+        .find(|(k, _)| k == "pagesize")
+        .and_then(|(_, v)| v.parse().ok())
+        .ok_or_else(|| format!("{} has no pagesize", f.url))?;
+    // An API page is listed without the key; the fetcher adds today's.
+    let job = if f.url.starts_with(&format!("{}/2.3/", config.api.base_url)) {
+        let sort = ApiSort::ALL
+            .into_iter()
+            .find(|s| s.as_str() == f.tab)
+            .ok_or_else(|| format!("sort `{}` is not one of creation, activity, votes", f.tab))?;
+        if !(1..=api::MAX_PAGESIZE).contains(&pagesize) {
+            return Err(format!(
+                "pagesize {pagesize} is outside the API's 1 to {}",
+                api::MAX_PAGESIZE
+            ));
+        }
+        PageJob::api(config, &tag, sort, f.page, pagesize)
+    } else {
+        let tab = Tab::parse(&f.tab)
+            .filter(|t| t.as_str() == f.tab)
+            .ok_or_else(|| {
+                format!(
+                    "tab `{}` is not one of {}",
+                    f.tab,
+                    Tab::ALL.map(|t| t.as_str()).join(", ")
+                )
+            })?;
+        if ![15, 30, 50].contains(&pagesize) {
+            return Err(format!("pagesize {pagesize} is not 15, 30 or 50"));
+        }
+        PageJob::new(config, &tag, tab, f.page, pagesize)
+    };
+    if job.url != f.url {
+        return Err(format!(
+            "{} is not the URL of tag {tag} {} page {} on {}: expected {}",
+            f.url, f.tab, f.page, config.base_url, job.url
+        ));
+    }
+    Ok(job)
 }
 
 #[cfg(test)]
@@ -319,6 +347,118 @@ pages = 2
         write_failures(&path, &[line]).unwrap();
         let plan = Plan::from_failures(&path, &c).unwrap();
         assert_eq!(plan.jobs, [job]);
+    }
+
+    fn retry_plan(entries: &[FailedPage]) -> Result<Plan, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("failed.jsonl");
+        write_failures(&path, entries).unwrap();
+        let c = Config::from_toml(
+            "[site]\nbase_url = \"http://127.0.0.1:8080\"\n",
+            "t",
+            &Overrides {
+                pages_from_file: true,
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        Plan::from_failures(&path, &c)
+    }
+
+    fn listing_entry(tag: &str, tab: &str, page: u32, url: &str) -> FailedPage {
+        FailedPage {
+            tag: tag.into(),
+            tab: tab.into(),
+            page,
+            url: url.into(),
+            attempts: 5,
+            kind: "server_error".into(),
+            error: "HTTP 500".into(),
+        }
+    }
+
+    #[test]
+    fn a_failures_file_entry_is_rebuilt_from_its_checked_fields() {
+        let url = "http://127.0.0.1:8080/questions/tagged/c%23?tab=Votes&page=3&pagesize=30";
+        let plan = retry_plan(&[listing_entry("c#", "Votes", 3, url)]).unwrap();
+        assert_eq!(plan.jobs.len(), 1);
+        let job = &plan.jobs[0];
+        assert_eq!(job.url, url);
+        assert_eq!(
+            (job.ctx.tag.as_str(), job.ctx.tab.as_str(), job.ctx.page),
+            ("c#", "Votes", 3)
+        );
+        assert_eq!(job.source, Source::Html);
+    }
+
+    #[test]
+    fn a_failures_file_entry_is_checked_as_strictly_as_the_config() {
+        let base = "http://127.0.0.1:8080";
+        let cases = [
+            // A tag that changes the path, with the URL it would make.
+            (
+                listing_entry(
+                    "../admin",
+                    "Newest",
+                    1,
+                    &format!("{base}/questions/admin?tab=Newest&page=1&pagesize=50"),
+                ),
+                "../admin",
+            ),
+            (
+                listing_entry(
+                    "a",
+                    "Bogus",
+                    1,
+                    &format!("{base}/questions/tagged/a?tab=Bogus&page=1&pagesize=50"),
+                ),
+                "tab `Bogus`",
+            ),
+            (
+                listing_entry(
+                    "a",
+                    "Newest",
+                    0,
+                    &format!("{base}/questions/tagged/a?tab=Newest&page=0&pagesize=50"),
+                ),
+                "page 0",
+            ),
+            (
+                listing_entry(
+                    "a",
+                    "Newest",
+                    1,
+                    &format!("{base}/questions/tagged/a?tab=Newest&page=1&pagesize=7"),
+                ),
+                "pagesize 7",
+            ),
+            // Fields and URL that disagree: the URL is not trusted.
+            (
+                listing_entry(
+                    "a",
+                    "Newest",
+                    2,
+                    &format!("{base}/admin/questions/tagged/a?tab=Newest&page=2&pagesize=50"),
+                ),
+                "expected http://127.0.0.1:8080/questions/tagged/a?tab=Newest&page=2&pagesize=50",
+            ),
+            (
+                listing_entry(
+                    "a",
+                    "Newest",
+                    1,
+                    "http://192.0.2.1/questions/tagged/a?tab=Newest&page=1&pagesize=50",
+                ),
+                "is not the URL",
+            ),
+        ];
+        for (entry, why) in cases {
+            let err = retry_plan(std::slice::from_ref(&entry)).expect_err(why);
+            assert!(
+                err.contains(why) && err.contains("line 1"),
+                "{entry:?}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -149,6 +149,11 @@ pub enum StoreError {
          this stackcrawl knows: upgrade stackcrawl"
     )]
     Schema { found: i64, supported: i64 },
+    #[error("the store {path}: {source}")]
+    File {
+        path: PathBuf,
+        source: Box<StoreError>,
+    },
     #[error("store: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("pass {0} is not in the store")]
@@ -167,6 +172,22 @@ pub enum StoreError {
     Serialize(#[from] serde_json::Error),
     #[error("export: {0}")]
     Csv(#[from] csv::Error),
+}
+
+impl StoreError {
+    /// The export's reader went away (a closed pipe).
+    pub fn is_broken_pipe(&self) -> bool {
+        let kind = match self {
+            StoreError::Io(e) => Some(e.kind()),
+            StoreError::Serialize(e) => e.io_error_kind(),
+            StoreError::Csv(e) => match e.kind() {
+                csv::ErrorKind::Io(e) => Some(e.kind()),
+                _ => None,
+            },
+            _ => None,
+        };
+        kind == Some(std::io::ErrorKind::BrokenPipe)
+    }
 }
 
 /// The pass `begin_pass` handed out.
@@ -272,6 +293,15 @@ pub enum ExportFormat {
     Csv,
 }
 
+impl From<crate::config::OutputFormat> for ExportFormat {
+    fn from(f: crate::config::OutputFormat) -> Self {
+        match f {
+            crate::config::OutputFormat::Jsonl => ExportFormat::Jsonl,
+            crate::config::OutputFormat::Csv => ExportFormat::Csv,
+        }
+    }
+}
+
 /// One snapshot, as the history export writes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryRow {
@@ -297,7 +327,19 @@ impl Store {
             path: path.to_path_buf(),
             source,
         })?;
-        let mut store = Store::init(conn)?;
+        // SQLite reads the file only now ("file is not a database"), and a
+        // schema error is about this file too: both name it.
+        let mut store = Store::init(conn).map_err(|e| match e {
+            StoreError::Sqlite(source) => StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            },
+            StoreError::Schema { found, supported } => StoreError::File {
+                path: path.to_path_buf(),
+                source: Box::new(StoreError::Schema { found, supported }),
+            },
+            other => other,
+        })?;
         store.path = Some(path.to_path_buf());
         Ok(store)
     }
@@ -674,8 +716,42 @@ impl Store {
         } else {
             "SELECT * FROM questions ORDER BY site, question_id"
         };
+        self.write_rows(sql, [], w, format, history)
+    }
+
+    /// Streams the questions seen in one pass (those with a snapshot in
+    /// it), latest state, in the export's formats, which are the crawl
+    /// output's: a resumed `crawl --store` rewrites its output with these,
+    /// so the output holds the records of the whole pass, not only of the
+    /// part fetched after the restart. Returns rows written.
+    pub fn export_pass(
+        &self,
+        pass_id: i64,
+        w: impl Write,
+        format: ExportFormat,
+    ) -> Result<u64, StoreError> {
+        self.write_rows(
+            "SELECT q.* FROM questions q
+             JOIN snapshots s ON s.site = q.site AND s.question_id = q.question_id
+             WHERE s.pass_id = ?1
+             ORDER BY q.site, q.question_id",
+            [pass_id],
+            w,
+            format,
+            false,
+        )
+    }
+
+    fn write_rows(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        w: impl Write,
+        format: ExportFormat,
+        history: bool,
+    ) -> Result<u64, StoreError> {
         let mut stmt = self.conn.prepare(sql)?;
-        let mut rows = stmt.query([])?;
+        let mut rows = stmt.query(params)?;
         let mut n = 0;
         match format {
             ExportFormat::Jsonl => {
@@ -1027,7 +1103,7 @@ impl From<HistoryRow> for HistoryCsvRow {
             site: h.site,
             question_id: h.question_id,
             pass_id: h.pass_id,
-            seen_at: h.seen_at.to_rfc3339(),
+            seen_at: crate::output::csv_time(&h.seen_at),
             votes: h.votes,
             answers: h.answers,
             views: h.views,
@@ -1366,12 +1442,31 @@ mod tests {
             .pragma_update(None, "user_version", 99)
             .unwrap();
         match Store::open(&path) {
-            Err(StoreError::Schema { found, supported }) => {
-                assert_eq!((found, supported), (99, MIGRATIONS.len() as i64))
+            Err(StoreError::File { path: p, source }) => {
+                assert_eq!(p, path);
+                match *source {
+                    StoreError::Schema { found, supported } => {
+                        assert_eq!((found, supported), (99, MIGRATIONS.len() as i64))
+                    }
+                    e => panic!("wrong error: {e}"),
+                }
             }
             Err(e) => panic!("wrong error: {e}"),
             Ok(_) => panic!("a newer schema was opened"),
         }
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_store_is_named_in_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notes.db");
+        std::fs::write(&path, vec![b'x'; 8192]).unwrap();
+        let err = Store::open(&path).err().expect("not a database");
+        let message = err.to_string();
+        assert!(
+            message.contains(&path.display().to_string()) && message.contains("not a database"),
+            "{message}"
+        );
     }
 
     /// Two passes over two crawl tags, figures chosen by hand:
@@ -1551,6 +1646,37 @@ mod tests {
             String::from_utf8(empty).unwrap(),
             CSV_COLUMNS.join(",") + "\n"
         );
+    }
+
+    #[test]
+    fn csv_and_jsonl_write_times_alike() {
+        let s = report_fixture();
+        for history in [false, true] {
+            let (mut jsonl, mut csv) = (Vec::new(), Vec::new());
+            s.export(&mut jsonl, ExportFormat::Jsonl, history).unwrap();
+            s.export(&mut csv, ExportFormat::Csv, history).unwrap();
+            let json_rows: Vec<serde_json::Value> = String::from_utf8(jsonl)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            let mut reader = csv::Reader::from_reader(csv.as_slice());
+            let headers = reader.headers().unwrap().clone();
+            let columns = ["asked_at", "fetched_at", "seen_at"];
+            let mut compared = 0;
+            for (row, json) in reader.records().zip(&json_rows) {
+                let row = row.unwrap();
+                for (name, field) in headers.iter().zip(row.iter()) {
+                    if columns.contains(&name) {
+                        let want = json[name].as_str().unwrap();
+                        assert!(want.ends_with('Z'), "{want}");
+                        assert_eq!(field, want, "{name}, history {history}");
+                        compared += 1;
+                    }
+                }
+            }
+            assert!(compared >= json_rows.len(), "history {history}");
+        }
     }
 
     #[test]

@@ -82,6 +82,10 @@ fn parse_prints_records_of_saved_pages() {
         .collect();
     assert_eq!(records.len(), 15 + 96);
     assert_eq!(records[0]["question_id"], 79821892);
+    // A saved file does not say its tag (no --tag), tab or page.
+    for key in ["tag", "tab", "page"] {
+        assert!(records[0][key].is_null(), "{key}: {}", records[0]);
+    }
     assert_eq!(records[0]["url"].as_str().unwrap(), "https://stackoverflow.com/questions/79821892/how-to-automate-extraction-and-standardization-of-multilingual-name-username-dat");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("layout s-post-summary, 15 questions"), "{err}");
@@ -105,4 +109,72 @@ fn parse_exits_1_on_a_page_that_is_not_a_listing() {
         "the listing still prints"
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a listing page"));
+}
+
+#[test]
+fn retry_failed_refuses_tag_and_bad_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let failures = dir.path().join("failed.jsonl");
+    std::fs::write(
+        &failures,
+        r#"{"tag":"../admin","tab":"Newest","page":1,"url":"http://127.0.0.1:9/questions/admin?tab=Newest&page=1&pagesize=50","attempts":5,"kind":"server_error","error":"HTTP 500"}"#,
+    )
+    .unwrap();
+    let retry = |extra: &[&str]| {
+        let mut args = vec![
+            "crawl",
+            "--base-url",
+            "http://127.0.0.1:9",
+            "--dry-run",
+            "--retry-failed",
+            failures.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        stackcrawl(&args)
+    };
+    let out = retry(&["--tag", "rust"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--retry-failed") && err.contains("--tag"),
+        "{err}"
+    );
+
+    let out = retry(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("../admin") && err.contains("line 1"), "{err}");
+    assert!(out.stdout.is_empty(), "no URL planned");
+}
+
+#[test]
+fn with_json_logs_a_bad_config_is_reported_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[fetch]\nrate = 45.0\n[tag_sets.a]\ntags = [\"rust\"]\n",
+    )
+    .unwrap();
+    for command in ["crawl", "run"] {
+        let out = stackcrawl(&[
+            "--log-format",
+            "json",
+            command,
+            "--config",
+            path.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.trim().is_empty(), "{command}");
+        for line in err.lines() {
+            let v: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{command}: not JSON ({e}): {line}"));
+            assert_eq!(v["level"], "ERROR", "{line}");
+            assert!(
+                v["message"].as_str().unwrap().contains("fetch.rate"),
+                "{line}"
+            );
+        }
+    }
 }

@@ -340,6 +340,30 @@ async fn a_page_cut_short_with_a_matching_length_is_retried() {
 }
 
 #[actix::test]
+async fn a_body_that_is_not_html_is_fetched_once() {
+    let site = FakeSite::builder()
+        .tag("a", 100)
+        .fault(
+            "a",
+            1,
+            Fault::Body("Service temporarily unavailable.\n".into()),
+        )
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let s = try_run(config(&site, dir.path(), "rate = 30.0", "", 2))
+        .await
+        .unwrap();
+    assert_eq!((s.pages_done, s.pages_failed, s.retries), (1, 1, 0));
+    assert!(s.failures[0].1.contains("not HTML"), "{}", s.failures[0].1);
+    let page_1 = site
+        .page_hits()
+        .iter()
+        .filter(|h| h.page == Some(1))
+        .count();
+    assert_eq!(page_1, 1, "not fetched again");
+}
+
+#[actix::test]
 async fn redirects_off_the_host_are_not_followed() {
     let site = FakeSite::builder()
         .tag("a", 100)
@@ -389,14 +413,7 @@ async fn lost_pages_go_to_a_failures_file_that_a_rerun_takes() {
 
     // The re-run fetches only page 2 and adds its records to the output.
     let out = Command::new(env!("CARGO_BIN_EXE_stackcrawl"))
-        .args([
-            "crawl",
-            "--tag",
-            "a",
-            "--base-url",
-            &site.base_url(),
-            "--retry-failed",
-        ])
+        .args(["crawl", "--base-url", &site.base_url(), "--retry-failed"])
         .arg(&failures)
         .arg("--output")
         .arg(&output)

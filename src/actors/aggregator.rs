@@ -13,13 +13,13 @@ use std::time::Instant;
 use actix::{Actor, Context, Handler, Message, MessageResult};
 use chrono::{DateTime, Utc};
 use thiserror::Error;
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::actors::cleaner::CleanedListing;
 use crate::model::{PageReport, PostKind, TagTotals};
 use crate::output::{Sink, SinkError};
 use crate::plan::PageJob;
-use crate::store::{PassTotals, Store, StoreError, StoreStats};
+use crate::store::{ExportFormat, PassTotals, Store, StoreError, StoreStats};
 
 #[derive(Debug, Error)]
 pub enum OutputError {
@@ -99,6 +99,10 @@ pub struct Aggregator {
     /// mid-crawl. Only with a file output; a long run writes to the store
     /// alone, which is keyed, so memory stays flat.
     seen: Option<HashSet<(String, u64)>>,
+    /// A pass picked up after a crash or a signal: this run fetches only
+    /// its remaining pages, so the file output is rewritten from the store,
+    /// which holds the records of the whole pass.
+    resumed_pass: Option<i64>,
     totals: Totals,
     started: Instant,
 }
@@ -113,6 +117,7 @@ impl Aggregator {
             store,
             pass: None,
             seen,
+            resumed_pass: None,
             totals: Totals::default(),
             started,
         }
@@ -206,6 +211,7 @@ impl Handler<BeginPass> for Aggregator {
         let start = store.begin_pass(&msg.tag_set, msg.now)?;
         let done = store.done_pages(start.pass_id)?;
         let ends = store.tag_ends(start.pass_id)?;
+        self.resumed_pass = start.resumed.then_some(start.pass_id);
         self.pass = Some(ActivePass {
             id: start.pass_id,
             incremental,
@@ -246,7 +252,24 @@ impl Handler<Flush> for Aggregator {
 
     fn handle(&mut self, _: Flush, _: &mut Context<Self>) -> Self::Result {
         if let Some(sink) = &mut self.sink {
-            sink.write_page(&[])?;
+            match (self.resumed_pass, &self.store) {
+                // An appending run adds its pages to an output the store
+                // knows nothing about: no rewrite.
+                (Some(pass_id), Some(store)) if !sink.is_append() => {
+                    let records = sink.replace_with(|w, format| {
+                        store.export_pass(pass_id, w, ExportFormat::from(format))
+                    })?;
+                    info!(
+                        pass_id,
+                        records,
+                        output = %sink.path().display(),
+                        "resumed pass: output rewritten with every record of the pass from the store"
+                    );
+                }
+                _ => {
+                    sink.finish()?;
+                }
+            }
         }
         if let Some(store) = &self.store {
             store.checkpoint()?;

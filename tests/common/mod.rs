@@ -97,6 +97,8 @@ pub enum Fault {
     CutPage,
     /// A 302 to this location.
     Redirect(String),
+    /// A 200 whose body is this text instead of the page.
+    Body(String),
 }
 
 /// Random faults, applied with a seeded generator so runs are repeatable.
@@ -763,6 +765,7 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, template: Arc<Temp
             response(200, "OK", "", &body[..cut])
         }
         Some(Fault::Redirect(to)) => response(302, "Found", &format!("Location: {to}\r\n"), b""),
+        Some(Fault::Body(text)) => response(200, "OK", "", text.as_bytes()),
         Some(Fault::Captcha) => response(
             200,
             "OK",

@@ -1,0 +1,393 @@
+//! Edges of the `crawl` command as a user meets them, with the real binary
+//! against FakeSite on 127.0.0.1: an existing output is never wiped by a
+//! crawl that fetches nothing, a resumed `crawl --store` writes every record
+//! of its pass, an interrupted crawl says so and lists what it did not fetch.
+
+mod common;
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{read_jsonl, FakeSite, Fault};
+
+fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stackcrawl"));
+    cmd.env_remove("STACKCRAWL_API_KEY")
+        .env("RUST_LOG", "info")
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    cmd
+}
+
+/// A config for one tag `a` on `site`, retrying fast, writing `out`.
+fn write_config(dir: &Path, site: &FakeSite, fetch: &str, pages: u32) -> PathBuf {
+    let path = dir.join("crawl.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[site]\nbase_url = \"{}\"\n[fetch]\nretry_base_ms = 20\nrate = 30.0\nbudget_file = \"{}\"\n{fetch}\n\
+             [output]\npath = \"{}\"\n[tag_sets.a]\ntags = [\"a\"]\npages = {pages}\n",
+            site.base_url(),
+            dir.join("budget.sqlite").display(),
+            dir.join("out.jsonl").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn crawl(config: &Path, extra: &[&str]) -> std::process::Output {
+    bin()
+        .args(["crawl", "--config"])
+        .arg(config)
+        .args(extra)
+        .output()
+        .expect("run stackcrawl crawl")
+}
+
+const OLD_OUTPUT: &str = "{\"an\":\"earlier crawl's record\"}\n";
+
+/// Runs a crawl that fetches nothing over an existing output and checks the
+/// output is exactly as it was.
+fn assert_output_kept(site: &FakeSite, fetch: &str, prepare: impl FnOnce(&Path)) -> i32 {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), site, fetch, 2);
+    let out = dir.path().join("out.jsonl");
+    std::fs::write(&out, OLD_OUTPUT).unwrap();
+    prepare(dir.path());
+    let run = crawl(&config, &[]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_ne!(run.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        OLD_OUTPUT,
+        "the output was touched: {stderr}"
+    );
+    run.status.code().unwrap()
+}
+
+#[test]
+fn robots_forbidding_the_crawl_leaves_the_output_as_it_was() {
+    let site = FakeSite::builder()
+        .tag("a", 100)
+        .robots("User-agent: *\nDisallow: /\n")
+        .start();
+    assert_eq!(assert_output_kept(&site, "", |_| {}), 2);
+}
+
+#[test]
+fn unreachable_robots_leaves_the_output_as_it_was() {
+    let site = FakeSite::builder()
+        .tag("a", 100)
+        .robots_fault(Fault::Status {
+            status: 503,
+            retry_after: None,
+        })
+        .start();
+    assert_eq!(assert_output_kept(&site, "max_retries = 0", |_| {}), 2);
+}
+
+#[test]
+fn a_corrupt_budget_file_leaves_the_output_as_it_was() {
+    let site = FakeSite::builder().tag("a", 100).start();
+    assert_output_kept(&site, "", |dir| {
+        std::fs::write(
+            dir.join("budget.sqlite"),
+            "{not a budget, not a database at all}",
+        )
+        .unwrap();
+    });
+    assert!(site.hits().is_empty());
+}
+
+#[test]
+fn a_crawl_whose_every_page_is_missing_leaves_the_output_as_it_was() {
+    let mut b = FakeSite::builder().tag("a", 100);
+    for page in 1..=2 {
+        b = b.fault(
+            "a",
+            page,
+            Fault::Status {
+                status: 404,
+                retry_after: None,
+            },
+        );
+    }
+    let site = b.start();
+    assert_eq!(assert_output_kept(&site, "max_retries = 0", |_| {}), 1);
+    assert_eq!(site.page_hits().len(), 2);
+}
+
+#[test]
+fn a_corrupt_store_leaves_the_output_as_it_was() {
+    let site = FakeSite::builder().tag("a", 100).start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &site, "", 2);
+    let out = dir.path().join("out.jsonl");
+    std::fs::write(&out, OLD_OUTPUT).unwrap();
+    let db = dir.path().join("store.db");
+    std::fs::write(&db, vec![b'x'; 8192]).unwrap();
+    let run = crawl(&config, &["--store", db.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(1));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), OLD_OUTPUT);
+}
+
+/// A running `stackcrawl crawl` whose log lines arrive as JSON values.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<serde_json::Value>,
+    seen: Vec<serde_json::Value>,
+}
+
+impl Running {
+    fn start(mut cmd: Command) -> Running {
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start stackcrawl");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let value = serde_json::from_str(&line).unwrap_or(serde_json::Value::String(line));
+                if tx.send(value).is_err() {
+                    return;
+                }
+            }
+        });
+        Running {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (bounded) for the next log line with this message.
+    fn wait_for(&mut self, message: &str) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) => {
+                    self.seen.push(v.clone());
+                    if v["message"] == message {
+                        return v;
+                    }
+                }
+                Err(_) => panic!("no `{message}` log line; saw {:#?}", self.seen),
+            }
+        }
+    }
+
+    fn signal(&self, signo: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
+        // SAFETY: kill(2) only sends a signal to our own child process.
+        let rc = unsafe { libc::kill(pid, signo) };
+        assert_eq!(rc, 0, "kill {signo}");
+    }
+
+    /// Waits for the process to exit, collecting its remaining log lines
+    /// (the reader thread ends when stderr closes).
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let status = self.child.wait().expect("wait");
+        while let Ok(v) = self.lines.recv_timeout(Duration::from_secs(10)) {
+            self.seen.push(v);
+        }
+        status
+    }
+
+    fn saw(&self, message: &str) -> bool {
+        self.seen.iter().any(|v| v["message"] == message)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn json_crawl(config: &Path, extra: &[&str]) -> Command {
+    let mut cmd = bin();
+    cmd.args(["--log-format", "json", "crawl", "--config"])
+        .arg(config)
+        .args(extra);
+    cmd
+}
+
+fn ids(path: &Path) -> Vec<u64> {
+    read_jsonl(path).iter().map(|q| q.question_id).collect()
+}
+
+#[test]
+fn crawl_store_killed_mid_crawl_then_rerun_outputs_every_record() {
+    let site = FakeSite::builder()
+        .tag("a", 1000)
+        .latency(Duration::from_millis(50))
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &site, "fetchers = 2\nburst = 1", 20);
+    let db = dir.path().join("store.db");
+    let out = dir.path().join("out.jsonl");
+    let store = ["--store", db.to_str().unwrap()];
+
+    let mut first = Running::start(json_crawl(&config, &store));
+    for _ in 0..5 {
+        first.wait_for("page done");
+    }
+    first.signal(libc::SIGKILL);
+    first.wait_exit();
+
+    let mut second = Running::start(json_crawl(&config, &store));
+    let resumed = second.wait_for("store pass starting");
+    assert_eq!(resumed["resumed"], true);
+    assert!(resumed["pages_already_done"].as_u64().unwrap() >= 5);
+    let status = second.wait_exit();
+    assert_eq!(status.code(), Some(0), "{:#?}", second.seen);
+
+    let got = ids(&out);
+    let unique: HashSet<u64> = got.iter().copied().collect();
+    assert_eq!(unique.len(), got.len(), "no record twice");
+    let served: HashSet<u64> = site.questions("a").iter().map(|q| q.id).collect();
+    assert_eq!(unique, served, "every record of the pass");
+}
+
+#[test]
+fn sigterm_mid_crawl_exits_3_listing_the_unfetched_pages_for_retry() {
+    let site = FakeSite::builder()
+        .tag("a", 2000)
+        .latency(Duration::from_millis(100))
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &site, "fetchers = 2\nburst = 1", 40);
+    let out = dir.path().join("out.jsonl");
+    let failures = dir.path().join("out.failed.jsonl");
+
+    let mut crawl = Running::start(json_crawl(&config, &[]));
+    crawl.wait_for("page done");
+    crawl.signal(libc::SIGTERM);
+    let status = crawl.wait_exit();
+    assert_eq!(status.code(), Some(3), "{:#?}", crawl.seen);
+    assert!(crawl.saw("crawl interrupted"));
+    assert!(!crawl.saw("crawl finished"));
+
+    let served: HashSet<u32> = site.page_hits().iter().filter_map(|h| h.page).collect();
+    assert!(served.len() < 40, "interrupted mid-crawl");
+    let listed: Vec<serde_json::Value> = std::fs::read_to_string(&failures)
+        .expect("a failures file")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let listed_pages: HashSet<u32> = listed
+        .iter()
+        .map(|f| f["page"].as_u64().unwrap() as u32)
+        .collect();
+    let unfetched: HashSet<u32> = (1..=40).filter(|p| !served.contains(p)).collect();
+    assert_eq!(listed_pages, unfetched);
+    assert_eq!(listed.len(), unfetched.len());
+    assert!(listed.iter().all(|f| f["kind"] == "interrupted"));
+
+    let retry = crawl_retry(&config, &failures);
+    assert_eq!(
+        retry.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&retry.stderr)
+    );
+    let got = ids(&out);
+    let unique: HashSet<u64> = got.iter().copied().collect();
+    assert_eq!(unique.len(), got.len(), "no record twice");
+    let all: HashSet<u64> = site.questions("a").iter().map(|q| q.id).collect();
+    assert_eq!(unique, all, "every record of the site");
+    assert!(!failures.exists(), "nothing left to retry");
+}
+
+fn crawl_retry(config: &Path, failures: &Path) -> std::process::Output {
+    bin()
+        .args(["crawl", "--config"])
+        .arg(config)
+        .arg("--retry-failed")
+        .arg(failures)
+        .output()
+        .expect("run stackcrawl crawl --retry-failed")
+}
+
+/// The config is a FIFO, so `run` is held inside its config load, past its
+/// first instruction but before its runtime exists, until the test writes
+/// the config: the window where a SIGHUP used to kill it.
+#[test]
+fn sighup_while_run_is_starting_does_not_kill_it() {
+    let site = FakeSite::builder().tag("a", 60).start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("run.toml");
+    let c_path = std::ffi::CString::new(config.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let text = format!(
+        "[site]\nbase_url = \"{}\"\n[fetch]\nrate = 30.0\nbudget_file = \"{}\"\n[store]\npath = \"{}\"\n\
+         [tag_sets.s]\ntags = [\"a\"]\npages = 2\nevery = \"1h\"\n",
+        site.base_url(),
+        dir.path().join("budget.sqlite").display(),
+        dir.path().join("store.db").display()
+    );
+
+    let mut cmd = bin();
+    cmd.args(["--log-format", "json", "run", "--config"])
+        .arg(&config);
+    let mut run = Running::start(cmd);
+    // Opening a FIFO for writing returns once the reader has opened it.
+    let (tx, rx) = mpsc::channel();
+    let fifo = config.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(std::fs::OpenOptions::new().write(true).open(fifo));
+    });
+    let mut writer = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("run opened its config")
+        .expect("open the FIFO");
+    for _ in 0..3 {
+        run.signal(libc::SIGHUP);
+    }
+    // It may be dead already (the bug): the write then fails, which the
+    // exit status below reports.
+    let _ = std::io::Write::write_all(&mut writer, text.as_bytes());
+    drop(writer);
+
+    run.wait_for("pass finished");
+    run.signal(libc::SIGTERM);
+    let status = run.wait_exit();
+    assert_eq!(status.code(), Some(0), "{status:?}: {:#?}", run.seen);
+}
+
+#[test]
+fn export_into_a_pipe_closed_early_exits_0_quietly() {
+    let site = FakeSite::builder().tag("a", 1000).start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &site, "burst = 5", 20);
+    let db = dir.path().join("store.db");
+    let run = crawl(&config, &["--store", db.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(0));
+
+    // Far more than a pipe buffer, so the writer meets the closed pipe.
+    let mut export = bin()
+        .args(["export", "--db"])
+        .arg(&db)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(export.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(first.contains("question_id"), "{first}");
+    drop(stdout);
+    let out = export.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+}
