@@ -8,10 +8,11 @@ mod common;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::service::Service;
 use common::{read_jsonl, FakeSite, Fault};
 
 fn bin() -> Command {
@@ -135,83 +136,6 @@ fn a_corrupt_store_leaves_the_output_as_it_was() {
     assert_eq!(std::fs::read_to_string(&out).unwrap(), OLD_OUTPUT);
 }
 
-/// A running `stackcrawl crawl` whose log lines arrive as JSON values.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<serde_json::Value>,
-    seen: Vec<serde_json::Value>,
-}
-
-impl Running {
-    fn start(mut cmd: Command) -> Running {
-        let mut child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start stackcrawl");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let value = serde_json::from_str(&line).unwrap_or(serde_json::Value::String(line));
-                if tx.send(value).is_err() {
-                    return;
-                }
-            }
-        });
-        Running {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits (bounded) for the next log line with this message.
-    fn wait_for(&mut self, message: &str) -> serde_json::Value {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(v) => {
-                    self.seen.push(v.clone());
-                    if v["message"] == message {
-                        return v;
-                    }
-                }
-                Err(_) => panic!("no `{message}` log line; saw {:#?}", self.seen),
-            }
-        }
-    }
-
-    fn signal(&self, signo: libc::c_int) {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
-        // SAFETY: kill(2) only sends a signal to our own child process.
-        let rc = unsafe { libc::kill(pid, signo) };
-        assert_eq!(rc, 0, "kill {signo}");
-    }
-
-    /// Waits for the process to exit, collecting its remaining log lines
-    /// (the reader thread ends when stderr closes).
-    fn wait_exit(&mut self) -> std::process::ExitStatus {
-        let status = self.child.wait().expect("wait");
-        while let Ok(v) = self.lines.recv_timeout(Duration::from_secs(10)) {
-            self.seen.push(v);
-        }
-        status
-    }
-
-    fn saw(&self, message: &str) -> bool {
-        self.seen.iter().any(|v| v["message"] == message)
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn json_crawl(config: &Path, extra: &[&str]) -> Command {
     let mut cmd = bin();
     cmd.args(["--log-format", "json", "crawl", "--config"])
@@ -236,19 +160,19 @@ fn crawl_store_killed_mid_crawl_then_rerun_outputs_every_record() {
     let out = dir.path().join("out.jsonl");
     let store = ["--store", db.to_str().unwrap()];
 
-    let mut first = Running::start(json_crawl(&config, &store));
+    let mut first = Service::from_command(json_crawl(&config, &store));
     for _ in 0..5 {
         first.wait_for("page done");
     }
-    first.signal(libc::SIGKILL);
+    first.signal("-KILL");
     first.wait_exit();
 
-    let mut second = Running::start(json_crawl(&config, &store));
+    let mut second = Service::from_command(json_crawl(&config, &store));
     let resumed = second.wait_for("store pass starting");
     assert_eq!(resumed["resumed"], true);
     assert!(resumed["pages_already_done"].as_u64().unwrap() >= 5);
     let status = second.wait_exit();
-    assert_eq!(status.code(), Some(0), "{:#?}", second.seen);
+    assert_eq!(status, Some(0), "{:#?}", second.seen);
 
     let got = ids(&out);
     let unique: HashSet<u64> = got.iter().copied().collect();
@@ -268,11 +192,11 @@ fn sigterm_mid_crawl_exits_3_listing_the_unfetched_pages_for_retry() {
     let out = dir.path().join("out.jsonl");
     let failures = dir.path().join("out.failed.jsonl");
 
-    let mut crawl = Running::start(json_crawl(&config, &[]));
+    let mut crawl = Service::from_command(json_crawl(&config, &[]));
     crawl.wait_for("page done");
-    crawl.signal(libc::SIGTERM);
+    crawl.signal("-TERM");
     let status = crawl.wait_exit();
-    assert_eq!(status.code(), Some(3), "{:#?}", crawl.seen);
+    assert_eq!(status, Some(3), "{:#?}", crawl.seen);
     assert!(crawl.saw("crawl interrupted"));
     assert!(!crawl.saw("crawl finished"));
 
@@ -339,7 +263,7 @@ fn sighup_while_run_is_starting_does_not_kill_it() {
     let mut cmd = bin();
     cmd.args(["--log-format", "json", "run", "--config"])
         .arg(&config);
-    let mut run = Running::start(cmd);
+    let mut run = Service::from_command(cmd);
     // Opening a FIFO for writing returns once the reader has opened it.
     let (tx, rx) = mpsc::channel();
     let fifo = config.clone();
@@ -351,7 +275,7 @@ fn sighup_while_run_is_starting_does_not_kill_it() {
         .expect("run opened its config")
         .expect("open the FIFO");
     for _ in 0..3 {
-        run.signal(libc::SIGHUP);
+        run.signal("-HUP");
     }
     // It may be dead already (the bug): the write then fails, which the
     // exit status below reports.
@@ -359,9 +283,9 @@ fn sighup_while_run_is_starting_does_not_kill_it() {
     drop(writer);
 
     run.wait_for("pass finished");
-    run.signal(libc::SIGTERM);
+    run.signal("-TERM");
     let status = run.wait_exit();
-    assert_eq!(status.code(), Some(0), "{status:?}: {:#?}", run.seen);
+    assert_eq!(status, Some(0), "{status:?}: {:#?}", run.seen);
 }
 
 #[test]

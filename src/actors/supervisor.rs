@@ -2,11 +2,18 @@
 //! `PageJob` at a time to each idle fetcher (so no mailbox grows without
 //! bound), and on `JobEnded` resolves the job's future, requeues a retryable
 //! failure with exponential backoff and jitter, pauses the pool when the
-//! server asks, and stops a tag's pages after its first empty page.
+//! server asks, and stops a tag's pages after its first empty page. Where a
+//! tag ended is forgotten at each new pass (`NewPass`).
 //!
-//! API pages follow the API's rules on top: a tag is paged by `has_more`
-//! (page N+1 is handed out only once page N said there is more, so no quota
-//! is spent past the end), a `throttle_violation` pauses the API pool, the
+//! Jobs marked `after_previous` (API pages, and the pages of an incremental
+//! pass) are paged one at a time per tag: page N+1 is handed out only once
+//! page N said there is more (`has_more`, or new and changed questions), so
+//! nothing is spent past the end; when page N is lost, the pages after it
+//! fail unfetched (`not_reached`). The budget is spent by the fetchers
+//! through their lanes; the supervisor stops the crawl when a lane says it
+//! is spent.
+//!
+//! API pages follow the API's rules on top: a `throttle_violation` pauses the API pool, the
 //! quota the API reports is kept and stops the crawl cleanly when it runs
 //! low, and an error no retry can cure (a bad parameter, a refused key)
 //! stops the whole crawl at once.

@@ -24,16 +24,22 @@ impl Service {
 
     /// `stackcrawl --log-format json ARGS... CONFIG` with JSON log lines.
     pub fn spawn(bin: &str, args: &[&str], config: &Path) -> Service {
-        let mut child = Command::new(bin)
-            .args(["--log-format", "json"])
+        let mut cmd = Command::new(bin);
+        cmd.args(["--log-format", "json"])
             .args(args)
             .arg(config)
             .env("RUST_LOG", "info")
-            .env_remove("STACKCRAWL_API_KEY")
+            .env_remove("STACKCRAWL_API_KEY");
+        Service::from_command(cmd)
+    }
+
+    /// A command prepared by the test, its standard error read as log lines.
+    pub fn from_command(mut cmd: Command) -> Service {
+        let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("start stackcrawl run");
+            .expect("start stackcrawl");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {

@@ -3,7 +3,8 @@
 //!
 //! Between two passes of a tag set, new questions arrive on top of its tags
 //! (pushing others to later pages), votes, answers and views change, and
-//! questions are deleted; one tag never gets new posts and may run dry.
+//! questions are closed or deleted; one tag never gets new posts and may run
+//! dry.
 //! Faults (5xx, dropped connections, truncated bodies, 429 with Retry-After,
 //! API `backoff` and errors) and signals (SIGHUP with a good and a bad
 //! config, SIGTERM, kill -9, each followed by a restart) come at seeded
@@ -69,6 +70,8 @@ struct Figures {
     answers: u64,
     views: u64,
     accepted: bool,
+    /// The listing shows it closed (`[closed]` after the title).
+    closed: bool,
 }
 
 impl From<&FakeQuestion> for Figures {
@@ -78,9 +81,12 @@ impl From<&FakeQuestion> for Figures {
             answers: q.answers,
             views: q.views,
             accepted: q.accepted,
+            closed: q.title.ends_with(CLOSED),
         }
     }
 }
+
+const CLOSED: &str = " [closed]";
 
 /// What a run checked, for the long sweep's report.
 #[derive(Debug, Default, Clone)]
@@ -315,7 +321,7 @@ impl Sim {
         let mut stmt = conn
             .prepare(
                 "SELECT s.question_id, s.votes, s.answers, s.views,
-                        q.votes, q.answers, q.views, q.has_accepted_answer
+                        q.votes, q.answers, q.views, q.has_accepted_answer, q.status = 'closed'
                  FROM snapshots s JOIN questions q
                    ON q.site = s.site AND q.question_id = s.question_id
                  WHERE s.pass_id = ?1",
@@ -328,12 +334,14 @@ impl Sim {
                     answers: r.get(2)?,
                     views: r.get(3)?,
                     accepted: false,
+                    closed: false,
                 };
                 let latest = Figures {
                     votes: r.get(4)?,
                     answers: r.get(5)?,
                     views: r.get(6)?,
                     accepted: r.get(7)?,
+                    closed: r.get(8)?,
                 };
                 Ok((r.get::<_, i64>(0)? as u64, (snap, latest)))
             })
@@ -358,8 +366,10 @@ impl Sim {
         }
         for (id, want) in &expected {
             let (snap, latest) = rows[id];
+            // A snapshot keeps the figures that change, not the marks.
             let snap_want = Figures {
                 accepted: false,
+                closed: false,
                 ..*want
             };
             if snap != snap_want || latest != *want {
@@ -408,6 +418,10 @@ impl Sim {
                 .collect();
             let delete = self.rng.f64() < 0.2;
             let victim = self.rng.usize(..1000);
+            // Closing shows in the HTML listing's title; the API has no
+            // such mark in the fields the crawler reads.
+            let close = !set.api && self.rng.f64() < 0.25;
+            let to_close = self.rng.usize(..1000);
             self.site.edit(tag, |qs| {
                 for q in fresh.into_iter().rev() {
                     qs.insert(0, q);
@@ -419,6 +433,13 @@ impl Sim {
                         q.votes += dv;
                         q.answers += da;
                         q.views += dw;
+                    }
+                    if close {
+                        let n = qs.len();
+                        let q = &mut qs[to_close % n];
+                        if !q.title.ends_with(CLOSED) {
+                            q.title.push_str(CLOSED);
+                        }
                     }
                     if delete {
                         let n = qs.len();
