@@ -757,6 +757,6 @@ fn log_summary(s: &RunSummary) {
 }
 
 /// Log fields stay numbers (for log tools) but without float noise.
-fn round3(x: f64) -> f64 {
+pub(crate) fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }

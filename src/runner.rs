@@ -169,7 +169,7 @@ fn log_run_stopped(t: &RunTotals) {
         pages_failed = t.pages_failed,
         questions = t.questions,
         requests = t.requests,
-        wall_secs = t.started.elapsed().as_secs_f64(),
+        wall_secs = crate::round3(t.started.elapsed().as_secs_f64()),
         "run stopped; store flushed"
     );
 }
