@@ -40,6 +40,7 @@ fn main() {
             config,
             plan,
             sink,
+            None,
             std::future::pending(),
         ))
         .expect("crawl");

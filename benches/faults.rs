@@ -69,6 +69,7 @@ fn main() {
             config,
             plan,
             sink,
+            None,
             std::future::pending(),
         ))
         .expect("crawl");

@@ -324,7 +324,7 @@ fn crawl(args: CrawlArgs) -> ExitCode {
         },
         None => None,
     };
-    let result = actix_rt::System::new().block_on(stackcrawl::crawl_with_store(
+    let result = actix_rt::System::new().block_on(stackcrawl::crawl(
         config,
         plan,
         sink,

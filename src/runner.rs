@@ -16,11 +16,13 @@ use tokio::time::{Instant, Interval};
 use tracing::{error, info, warn};
 
 use crate::config::{Config, TagSet};
+use crate::crawl::report_failures;
+use crate::crawler::{round3, shutdown_flag, sleep_until_opt, status_timer, Crawler};
+use crate::error::CrawlError;
 use crate::model::RunSummary;
 use crate::plan::Plan;
 use crate::store::Store;
 use crate::writer_lock::WriterLock;
-use crate::{report_failures, shutdown_flag, status_timer, CrawlError, Crawler};
 
 /// What a run did, over every crawler it started (a reload or a spent
 /// budget starts a new one), for the final log line.
@@ -101,7 +103,7 @@ pub async fn run(
         }
         let wake = next.as_ref().map(|(_, at)| *at);
         tokio::select! {
-            _ = crate::sleep_until_opt(wake) => {}
+            _ = sleep_until_opt(wake) => {}
             _ = shutdown.wait_for(|s| *s) => break,
             Some(new) = reloads.recv() => {
                 if new.status_every != config.status_every {
@@ -169,7 +171,7 @@ fn log_run_stopped(t: &RunTotals) {
         pages_failed = t.pages_failed,
         questions = t.questions,
         requests = t.requests,
-        wall_secs = crate::round3(t.started.elapsed().as_secs_f64()),
+        wall_secs = round3(t.started.elapsed().as_secs_f64()),
         "run stopped; store flushed"
     );
 }
@@ -178,7 +180,7 @@ fn log_run_stopped(t: &RunTotals) {
 /// configured page (once per start and per reload, not per pass).
 async fn start(config: &Config) -> Result<Crawler, CrawlError> {
     let store = Store::open(&config.store_path).map_err(|e| CrawlError::Output(e.into()))?;
-    let crawler = Crawler::start_with_store(config.clone(), None, Some(store))?;
+    let crawler = Crawler::start(config.clone(), None, Some(store))?;
     crawler.check_robots(&Plan::from_config(config)).await?;
     Ok(crawler)
 }

@@ -59,9 +59,12 @@ fn api_set(tags: &[&str], pagesize: u32, pages: u32) -> String {
 async fn try_run(config: Config) -> Result<RunSummary, CrawlError> {
     let plan = Plan::from_config(&config);
     let sink = Sink::create(&config.output, config.output_format).expect("output");
-    tokio::time::timeout(BOUND, crawl(config, plan, sink, std::future::pending()))
-        .await
-        .expect("the crawl ends in bounded time")
+    tokio::time::timeout(
+        BOUND,
+        crawl(config, plan, sink, None, std::future::pending()),
+    )
+    .await
+    .expect("the crawl ends in bounded time")
 }
 
 fn hits_per_page(hits: &[Hit]) -> HashMap<(String, u32), usize> {

@@ -56,7 +56,7 @@ async fn no_page_lost_and_no_duplicate_under_random_faults() {
     let plan = Plan::from_config(&config);
     let planned = plan.len() as u64;
     let sink = Sink::create(&config.output, config.output_format).unwrap();
-    let summary = crawl(config, plan, sink, std::future::pending())
+    let summary = crawl(config, plan, sink, None, std::future::pending())
         .await
         .unwrap();
 

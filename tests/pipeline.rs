@@ -38,7 +38,7 @@ fn config(site: &FakeSite, out: &Path, fetch: &str, sets: &str) -> Config {
 async fn run(config: Config) -> RunSummary {
     let plan = Plan::from_config(&config);
     let sink = Sink::create(&config.output, config.output_format).expect("output");
-    crawl(config, plan, sink, std::future::pending())
+    crawl(config, plan, sink, None, std::future::pending())
         .await
         .expect("crawl runs")
 }
@@ -362,7 +362,7 @@ async fn a_question_pushed_to_the_next_page_is_recorded_once() {
         "[tag_sets.a]\ntags = [\"a\"]\n",
     );
     let sink = Sink::create(&cfg.output, cfg.output_format).unwrap();
-    let mut crawler = Crawler::start(cfg, Some(sink)).expect("start");
+    let mut crawler = Crawler::start(cfg, Some(sink), None).expect("start");
     let first = gather(crawler.map("a", Tab::Newest, 1..=1, 50)).await;
     assert!(matches!(first[0], PageOutcome::Done(_)));
     // A new question arrives: the last of page 1 moves to page 2.
@@ -397,7 +397,7 @@ async fn futures_api_submit_map_gather_as_completed() {
         "fetchers = 3\nrate = 30.0\nburst = 3",
         "[tag_sets.a]\ntags = [\"a\"]\n",
     );
-    let mut crawler = Crawler::start(cfg, None).expect("start");
+    let mut crawler = Crawler::start(cfg, None, None).expect("start");
     let futures = crawler.map("a", Tab::Newest, 1..=3, 50);
     let mut seen = Vec::new();
     let mut stream = as_completed(futures);

@@ -29,7 +29,7 @@ fn config(site: &FakeSite, dir: &Path, fetch: &str, site_extra: &str, pages: u32
 async fn try_run(config: Config) -> Result<RunSummary, CrawlError> {
     let plan = Plan::from_config(&config);
     let sink = Sink::create(&config.output, config.output_format).expect("output");
-    crawl(config, plan, sink, std::future::pending()).await
+    crawl(config, plan, sink, None, std::future::pending()).await
 }
 
 fn robots_hits(site: &FakeSite) -> usize {

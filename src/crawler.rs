@@ -1,0 +1,470 @@
+//! The crawler: a running pipeline (supervisor, fetchers, cleaner,
+//! aggregator) behind the futures-style API of the Dask tutorial this
+//! descends from. [`Crawler::submit`] one page and get a future of its
+//! outcome, [`Crawler::map`] a tag over a page range, [`gather`] them, or
+//! take them in completion order with [`as_completed`]; [`Crawler::drive`]
+//! awaits a batch with the log lines an operator reads.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::ops::RangeInclusive;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use futures_util::future::{join_all, BoxFuture};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::FutureExt;
+use tokio::sync::{oneshot, watch};
+use tracing::{debug, info, warn};
+
+use crate::actors::aggregator::{BeginPass, EndPass, Flush, GetStoreStats, PassPlan};
+use crate::actors::fetcher::Lanes;
+use crate::actors::supervisor::PageOutcome;
+use crate::actors::supervisor::{Drain, GetStats, NewPass, Submit, SupervisorStats};
+use crate::actors::Pipeline;
+use crate::budget::Budget;
+use crate::config::{self, Config, Tab};
+use crate::error::CrawlError;
+use crate::fetch::{FetchError, HttpClient};
+use crate::lane::{Lane, LaneError};
+use crate::model::RunSummary;
+use crate::output::Sink;
+use crate::plan::{FailedPage, PageJob, Plan};
+use crate::robots::{self, RobotsError, RobotsPolicy};
+use crate::store::{PassTotals, Store};
+use crate::throttle::Throttle;
+
+/// A page's outcome, once it has one. Resolves even if the crawler stops.
+pub type PageFuture = BoxFuture<'static, PageOutcome>;
+
+/// A running pipeline: submit page jobs to it, then `finish` it.
+pub struct Crawler {
+    config: Arc<Config>,
+    pipeline: Pipeline,
+    http: HttpClient,
+    started: Instant,
+    submitted: u64,
+}
+
+impl Crawler {
+    /// Starts the actors, writing records to `sink` and/or `store` (`run`
+    /// has only a store, `crawl` a file and perhaps a store). Must be called
+    /// from within a running actix System.
+    pub fn start(
+        config: Config,
+        sink: Option<Sink>,
+        store: Option<Store>,
+    ) -> Result<Crawler, CrawlError> {
+        let http = HttpClient::new(&config)?;
+        let mut budget = Budget::open(&config.budget_file, config.daily_budget)?;
+        budget.set_limit(&config.api.budget_key(), config.api.daily_quota);
+        let budget = Arc::new(Mutex::new(budget));
+        // The API host has a quota of its own, apart from the site's.
+        let lanes = Lanes {
+            html: Arc::new(Lane::new(
+                config.site.clone(),
+                Throttle::new(config.rate, config.burst),
+                budget.clone(),
+                false,
+            )),
+            api: Arc::new(Lane::new(
+                config.api.budget_key(),
+                Throttle::new(config.rate, config.burst),
+                budget,
+                true,
+            )),
+        };
+        let started = Instant::now();
+        let pipeline = Pipeline::start(&config, http.clone(), lanes, sink, store, started);
+        Ok(Crawler {
+            config: Arc::new(config),
+            pipeline,
+            http,
+            started,
+            submitted: 0,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Starts (or resumes) a store pass of `tag_set` and drops from `plan`
+    /// the pages that pass already did, so a resumed pass never refetches.
+    /// An incremental pass pages each tag one page at a time: page N+1 only
+    /// once page N showed new or changed questions.
+    pub async fn begin_pass(
+        &self,
+        tag_set: &str,
+        newest: bool,
+        plan: &mut Plan,
+    ) -> Result<PassPlan, CrawlError> {
+        let pass = self
+            .pipeline
+            .aggregator
+            .send(BeginPass {
+                tag_set: tag_set.to_string(),
+                newest,
+                now: chrono::Utc::now(),
+            })
+            .await
+            .map_err(|_| CrawlError::Stopped)??;
+        plan.jobs.retain(|j| {
+            let lane = (j.ctx.tag.clone(), j.ctx.tab.clone());
+            let past_end = pass.ends.get(&lane).is_some_and(|&end| j.ctx.page > end);
+            !past_end
+                && !pass
+                    .done
+                    .contains(&(j.ctx.tag.clone(), j.ctx.tab.clone(), j.ctx.page))
+        });
+        if pass.incremental {
+            for job in &mut plan.jobs {
+                job.after_previous = true;
+            }
+        }
+        self.pipeline.supervisor.do_send(NewPass);
+        Ok(pass)
+    }
+
+    /// Ends the current store pass; only a `finished` one is closed, so an
+    /// interrupted pass is resumed next time.
+    pub async fn end_pass(&self, finished: bool) -> Result<PassTotals, CrawlError> {
+        Ok(self
+            .pipeline
+            .aggregator
+            .send(EndPass {
+                finished,
+                now: chrono::Utc::now(),
+            })
+            .await
+            .map_err(|_| CrawlError::Stopped)??)
+    }
+
+    /// Fetches robots.txt once (through the shared quota and budget) and
+    /// checks every planned URL against it. Unreachable robots.txt is
+    /// retried, then treated as the config says.
+    pub async fn check_robots(&self, plan: &Plan) -> Result<(), CrawlError> {
+        let url = robots::robots_url(&self.config.base_url);
+        // robots.txt governs crawlers of the site's pages; the API is a
+        // documented interface with its own rules (quota, backoff), on
+        // another host, so API pages are neither checked nor counted.
+        let pages: Vec<&str> = plan
+            .jobs
+            .iter()
+            .filter(|j| j.source == config::Source::Html)
+            .map(|j| j.url.as_str())
+            .collect();
+        if pages.is_empty() && !plan.is_empty() {
+            debug!(
+                api_pages = plan.len(),
+                "robots.txt not fetched: the plan has only API pages, and robots.txt does not apply to the API"
+            );
+            return Ok(());
+        }
+        if !self.config.obey_robots {
+            warn!(robots_url = %url, "site.obey_robots = false: robots.txt is NOT checked; crawl only sites you may crawl");
+            return Ok(());
+        }
+        let lane = &self.pipeline.lanes.html;
+        let mut attempt = 0;
+        let policy = loop {
+            attempt += 1;
+            let ticket = lane.admit().await.map_err(|e| match e {
+                LaneError::Exhausted { resets_at, .. } => CrawlError::BudgetExhausted { resets_at },
+                e => e.into(),
+            })?;
+            let response = self.http.get_any(&url).await;
+            if let Err(FetchError::Connect(_)) = &response {
+                lane.refund(&ticket)?;
+            }
+            drop(ticket);
+            let reason = match response {
+                Ok(r) if r.status < 500 => break RobotsPolicy::from_response(r.status, &r.text),
+                Ok(r) => format!("HTTP {}", r.status),
+                Err(e) => e.to_string(),
+            };
+            if attempt > self.config.max_retries {
+                if self.config.robots_unreachable_allows {
+                    warn!(robots_url = %url, reason = %reason, "robots.txt unreachable; site.robots_unreachable = \"allow\": crawling");
+                    return Ok(());
+                }
+                return Err(RobotsError::Unreachable {
+                    robots_url: url,
+                    reason,
+                }
+                .into());
+            }
+            let wait = self.config.retry_base.saturating_mul(1 << attempt.min(10));
+            warn!(robots_url = %url, reason = %reason, attempt, wait_ms = wait.as_millis() as u64, "robots.txt fetch failed; retrying");
+            tokio::time::sleep(wait).await;
+        };
+        let forbidden = policy.forbidden(pages.iter().copied());
+        if let Some(first) = forbidden.first() {
+            return Err(RobotsError::Disallowed {
+                robots_url: url,
+                url: first.to_string(),
+                forbidden: forbidden.len(),
+                planned: pages.len(),
+            }
+            .into());
+        }
+        info!(robots_url = %url, planned = pages.len(), "robots.txt allows the planned pages");
+        Ok(())
+    }
+
+    /// Submits one page job; the future resolves when the page is done,
+    /// failed after its retries, or skipped.
+    pub fn submit(&mut self, job: PageJob) -> PageFuture {
+        let (reply, rx) = oneshot::channel();
+        let ctx = job.ctx.clone();
+        let url = job.url.clone();
+        self.submitted += 1;
+        self.pipeline.supervisor.do_send(Submit { job, reply });
+        rx.map(move |r| {
+            r.unwrap_or(PageOutcome::Skipped {
+                ctx,
+                url,
+                why: "crawler stopped",
+            })
+        })
+        .boxed()
+    }
+
+    /// Submits pages `pages` of one tag: the tutorial's `client.map`.
+    pub fn map(
+        &mut self,
+        tag: &str,
+        tab: Tab,
+        pages: RangeInclusive<u32>,
+        pagesize: u32,
+    ) -> Vec<PageFuture> {
+        let config = self.config.clone();
+        pages
+            .map(|page| self.submit(PageJob::new(&config, tag, tab, page, pagesize)))
+            .collect()
+    }
+
+    /// Submits every page of a plan.
+    pub fn submit_plan(&mut self, plan: &Plan) -> Vec<PageFuture> {
+        plan.jobs
+            .iter()
+            .map(|job| self.submit(job.clone()))
+            .collect()
+    }
+
+    /// Stops handing out jobs; in-flight pages still finish.
+    pub fn drain(&self) {
+        self.pipeline.supervisor.do_send(Drain);
+    }
+
+    /// The supervisor's counters right now (for the periodic status line).
+    pub async fn stats(&self) -> Result<SupervisorStats, CrawlError> {
+        self.pipeline
+            .supervisor
+            .send(GetStats)
+            .await
+            .map_err(|_| CrawlError::Stopped)
+    }
+
+    /// Flushes the output and returns the run's summary. Await every
+    /// submitted future first: pages still in flight would be cut short.
+    pub async fn finish(self) -> Result<RunSummary, CrawlError> {
+        let stats = self.stats().await?;
+        let totals = self
+            .pipeline
+            .aggregator
+            .send(Flush)
+            .await
+            .map_err(|_| CrawlError::Stopped)??;
+        self.pipeline.stop();
+        Ok(RunSummary {
+            pages_planned: self.submitted,
+            pages_done: stats.done,
+            pages_failed: stats.failed,
+            pages_skipped: stats.skipped,
+            questions: totals.questions,
+            duplicates_dropped: totals.duplicates,
+            rejected: totals.rejected,
+            retries: stats.retries,
+            rate_limited: stats.rate_limited,
+            requests: stats.requests,
+            per_tag: totals.per_tag,
+            failures: Vec::new(),
+            budget_left: stats.budget_left,
+            budget_resets_at: stats.budget_resets_at,
+            wall_time: self.started.elapsed(),
+            api: (stats.api.requests > 0).then_some(stats.api),
+            interrupted: false,
+        })
+    }
+}
+
+/// Outcomes in the order pages complete: the tutorial's `as_completed`.
+pub fn as_completed(futures: Vec<PageFuture>) -> FuturesUnordered<PageFuture> {
+    futures.into_iter().collect()
+}
+
+/// Every outcome, in submission order: the tutorial's `gather`.
+pub async fn gather(futures: Vec<PageFuture>) -> Vec<PageOutcome> {
+    join_all(futures).await
+}
+
+/// Turns a shutdown future into a flag every waiting point can watch.
+pub fn shutdown_flag(shutdown: impl Future<Output = ()> + 'static) -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    actix_rt::spawn(async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+/// How a batch of submitted pages ended.
+#[derive(Debug, Default)]
+pub struct Driven {
+    /// Pages lost after their retries, as the failures file lists them.
+    pub failures: Vec<FailedPage>,
+    /// Shutdown was requested while the batch ran.
+    pub interrupted: bool,
+    /// (tag, tab, page) of every page that ended, done, failed or past its
+    /// tag's end: after an interruption, the others were never fetched.
+    pub ended: HashSet<(String, String, u32)>,
+}
+
+impl Crawler {
+    /// Awaits a batch of pages in completion order, logging a line per page
+    /// and a status line every `status_every`; on shutdown, stops handing
+    /// out jobs and lets in-flight pages finish.
+    pub async fn drive(
+        &self,
+        futures: Vec<PageFuture>,
+        shutdown: &mut watch::Receiver<bool>,
+        status: &mut tokio::time::Interval,
+    ) -> Result<Driven, CrawlError> {
+        let mut pending = as_completed(futures);
+        let mut driven = Driven::default();
+        // In-flight pages get this long to finish after a shutdown request;
+        // pages cut off are not recorded done, so a resume fetches them.
+        let drain_limit = self.config.timeout + self.config.retry_base;
+        let mut drain_deadline = None;
+        loop {
+            let outcome = tokio::select! {
+                next = pending.next() => match next {
+                    Some(o) => o,
+                    None => break,
+                },
+                _ = shutdown.wait_for(|stop| *stop), if !driven.interrupted => {
+                    let s = self.stats().await?;
+                    warn!(in_flight = s.in_flight, pending = s.queued, "shutdown requested: draining");
+                    self.drain();
+                    driven.interrupted = true;
+                    drain_deadline = Some(tokio::time::Instant::now() + drain_limit);
+                    continue;
+                }
+                _ = sleep_until_opt(drain_deadline) => {
+                    warn!(abandoned = pending.len(), "drain timed out; unfinished pages are left for the next run");
+                    break;
+                }
+                _ = status.tick() => {
+                    self.log_status(None).await?;
+                    continue;
+                }
+            };
+            match &outcome {
+                PageOutcome::Done(r) => {
+                    driven.ended.insert(page_key(&r.ctx));
+                }
+                PageOutcome::Failed(f) => {
+                    driven.ended.insert(page_key(&f.ctx));
+                }
+                // The supervisor's words for a page past its tag's last:
+                // there is nothing to fetch there, interrupted or not.
+                PageOutcome::Skipped { ctx, why, .. } if *why == "tag exhausted" => {
+                    driven.ended.insert(page_key(ctx));
+                }
+                PageOutcome::Skipped { .. } => {}
+            }
+            match outcome {
+                PageOutcome::Done(r) => info!(
+                    tag = %r.ctx.tag,
+                    page = r.ctx.page,
+                    questions = r.questions,
+                    duplicates = r.duplicates,
+                    rejected = r.rejected,
+                    new = r.new,
+                    updated = r.updated,
+                    tag_views_total = r.tag_views_total,
+                    attempts = r.attempts,
+                    elapsed_ms = r.elapsed.as_millis() as u64,
+                    "page done"
+                ),
+                PageOutcome::Failed(f) => driven.failures.push(FailedPage::from(&f)),
+                PageOutcome::Skipped { .. } => {}
+            }
+        }
+        Ok(driven)
+    }
+
+    /// The periodic status line; between passes of `run`, `next_pass` says
+    /// which tag set is due next and when.
+    pub async fn log_status(
+        &self,
+        next_pass: Option<(&str, std::time::Duration)>,
+    ) -> Result<(), CrawlError> {
+        let s = self.stats().await?;
+        let store = self
+            .pipeline
+            .aggregator
+            .send(GetStoreStats)
+            .await
+            .map_err(|_| CrawlError::Stopped)?;
+        info!(
+            pages_done = s.done,
+            pages_failed = s.failed,
+            queued = s.queued,
+            in_flight = s.in_flight,
+            requests = s.requests,
+            retries = s.retries,
+            rate_limited = s.rate_limited,
+            effective_rate = round3(s.effective_rate),
+            quota_rate = self.config.rate,
+            requests_last_minute = s.requests_last_minute,
+            quota_per_minute = round3(self.config.rate * 60.0),
+            budget_left = s.budget_left,
+            api_requests = (s.api.requests > 0).then_some(s.api.requests),
+            api_quota_remaining = s.api.quota_remaining,
+            api_backoffs = (s.api.backoffs > 0).then_some(s.api.backoffs),
+            pages_per_sec = round3(s.done as f64 / self.started.elapsed().as_secs_f64()),
+            store_questions = store.as_ref().map(|st| st.questions),
+            store_bytes = store.as_ref().map(|st| st.size_bytes),
+            next_pass = next_pass.map(|(name, _)| name),
+            next_pass_in_secs = next_pass.map(|(_, wait)| round3(wait.as_secs_f64())),
+            "status"
+        );
+        Ok(())
+    }
+}
+
+/// The status line's clock: its first tick is one interval from now, and a
+/// late tick is not made up for with a burst of lines.
+pub fn status_timer(every: std::time::Duration) -> tokio::time::Interval {
+    let mut t = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    t
+}
+
+pub(crate) fn page_key(ctx: &crate::model::PageContext) -> (String, String, u32) {
+    (ctx.tag.clone(), ctx.tab.clone(), ctx.page)
+}
+
+pub(crate) async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Log fields stay numbers (for log tools) but without float noise.
+pub(crate) fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}

@@ -1,0 +1,47 @@
+//! The crate's one error type at its boundary: why a crawl, a pass or a run
+//! could not go on. main.rs turns each into an exit code.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+use crate::actors::aggregator::OutputError;
+use crate::budget::BudgetError;
+use crate::fetch::FetchError;
+use crate::lane::LaneError;
+use crate::robots::RobotsError;
+use crate::{api, writer_lock};
+
+#[derive(Debug, Error)]
+pub enum CrawlError {
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[from] FetchError),
+    #[error(transparent)]
+    Budget(#[from] BudgetError),
+    #[error(transparent)]
+    Lane(#[from] LaneError),
+    /// Another process writes to the store: a usage problem.
+    #[error(transparent)]
+    Locked(#[from] writer_lock::LockError),
+    /// robots.txt forbids the plan: a usage problem, not a crawl failure.
+    #[error(transparent)]
+    Robots(#[from] RobotsError),
+    #[error("cannot write the failures file {path}: {reason}")]
+    Failures { path: PathBuf, reason: String },
+    #[error("daily request budget exhausted; it resets at {}", .resets_at.to_rfc3339())]
+    BudgetExhausted {
+        resets_at: chrono::DateTime<chrono::Utc>,
+    },
+    /// The API refused a request for good (bad parameter, key errors,
+    /// access denied): the crawl stopped at once, records so far kept.
+    #[error("the Stack Exchange API refused tag {tag} page {page}, crawl stopped: {error}")]
+    Api {
+        tag: String,
+        page: u32,
+        error: api::ApiError,
+    },
+    #[error("the crawler's actors stopped before the run ended")]
+    Stopped,
+}
