@@ -3,8 +3,8 @@
 //! process against its own fake site. Prints what each seed checked; a
 //! failure names its seed.
 //!
-//! `cargo bench --bench simulation [-- SEEDS PASSES]` (default: 6 seeds of
-//! 40 passes, two at a time).
+//! `cargo bench --bench simulation [-- SEEDS PASSES [FIRST]]` (default: 6
+//! seeds of 40 passes from seed 1, two at a time); `-- 1 40 4` replays seed 4.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -20,9 +20,10 @@ fn main() {
         .collect();
     let seeds = args.first().copied().unwrap_or(6);
     let passes = args.get(1).copied().unwrap_or(40);
+    let first = args.get(2).copied().unwrap_or(1);
     let started = std::time::Instant::now();
     let mut total = common::sim::Checked::default();
-    for pair in (1..=seeds).collect::<Vec<_>>().chunks(2) {
+    for pair in (first..first + seeds).collect::<Vec<_>>().chunks(2) {
         let runs: Vec<_> = pair
             .iter()
             .map(|&seed| std::thread::spawn(move || (seed, Sim::run(BIN, seed, passes))))

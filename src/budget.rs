@@ -63,6 +63,10 @@ impl Budget {
                      day  TEXT NOT NULL,
                      used INTEGER NOT NULL,
                      PRIMARY KEY (host, day)
+                 ) WITHOUT ROWID;
+                 CREATE TABLE IF NOT EXISTS pauses (
+                     host  TEXT PRIMARY KEY,
+                     until TEXT NOT NULL
                  ) WITHOUT ROWID;",
             )
         };
@@ -143,6 +147,38 @@ impl Budget {
         Ok(())
     }
 
+    /// Records that the server asked `host` to be left alone until `until`
+    /// (a Retry-After, an API backoff): a process started meanwhile, or
+    /// another one sharing the file, waits too. A later pause never shortens
+    /// an earlier one.
+    pub fn pause_until(&self, host: &str, until: DateTime<Utc>) -> Result<(), BudgetError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO pauses (host, until) VALUES (?1, ?2)
+                 ON CONFLICT (host) DO UPDATE SET until = MAX(until, excluded.until)",
+            )
+            .and_then(|mut s| s.execute(params![host, stamp(until)]))
+            .map_err(|e| self.write_err(e))?;
+        Ok(())
+    }
+
+    /// Until when `host` must be left alone, if that is still ahead of `now`.
+    pub fn paused_until(
+        &self,
+        host: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, BudgetError> {
+        let until: Option<String> = self
+            .conn
+            .prepare_cached("SELECT until FROM pauses WHERE host = ?1")
+            .and_then(|mut s| s.query_row([host], |r| r.get(0)).optional())
+            .map_err(|e| self.write_err(e))?;
+        Ok(until
+            .and_then(|u| DateTime::parse_from_rfc3339(&u).ok())
+            .map(|u| u.with_timezone(&Utc))
+            .filter(|u| *u > now))
+    }
+
     /// When the budget starts afresh: the next UTC midnight.
     pub fn resets_at(now: DateTime<Utc>) -> DateTime<Utc> {
         let tomorrow = now
@@ -155,6 +191,11 @@ impl Budget {
 
 fn day(now: DateTime<Utc>) -> String {
     now.date_naive().to_string()
+}
+
+/// Fixed width, so that text order is time order (`MAX` compares text).
+fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 #[cfg(test)]
@@ -248,6 +289,29 @@ mod tests {
             Budget::open(&path, 300).unwrap().used("h", now).unwrap(),
             300
         );
+    }
+
+    #[test]
+    fn a_pause_outlives_the_process_and_is_never_shortened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("budget.sqlite");
+        let now = at("2026-11-25T10:00:00Z");
+        let b = Budget::open(&path, 10).unwrap();
+        b.pause_until("api:h", at("2026-11-25T10:00:05Z")).unwrap();
+        b.pause_until("api:h", at("2026-11-25T10:00:02Z")).unwrap();
+        drop(b);
+        let again = Budget::open(&path, 10).unwrap();
+        assert_eq!(
+            again.paused_until("api:h", now).unwrap(),
+            Some(at("2026-11-25T10:00:05Z"))
+        );
+        assert_eq!(
+            again
+                .paused_until("api:h", at("2026-11-25T10:00:06Z"))
+                .unwrap(),
+            None
+        );
+        assert_eq!(again.paused_until("other", now).unwrap(), None);
     }
 
     #[test]

@@ -63,7 +63,20 @@ pub struct Ticket {
 }
 
 impl Lane {
+    /// A lane for `key`; a pause the server asked for and that is still
+    /// running (recorded by an earlier process, or before a reload) holds
+    /// from the start.
     pub fn new(key: String, throttle: Throttle, budget: Arc<Mutex<Budget>>, serial: bool) -> Lane {
+        let now = Utc::now();
+        let pending = budget
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .paused_until(&key, now)
+            .ok()
+            .flatten();
+        if let Some(until) = pending {
+            throttle.pause_for((until - now).to_std().unwrap_or_default());
+        }
         Lane {
             key,
             throttle,
@@ -72,6 +85,23 @@ impl Lane {
             requests: AtomicU64::new(0),
             recent: Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// Stops every request of this lane for `wait` (the server asked), in
+    /// this process at once and, through the budget file, in any process
+    /// started before it is over. Returns when the lane resumes.
+    pub fn pause_for(&self, wait: Duration) -> tokio::time::Instant {
+        let until = self.throttle.pause_for(wait);
+        let wall = Utc::now()
+            + chrono::Duration::from_std(
+                until.saturating_duration_since(tokio::time::Instant::now()),
+            )
+            .unwrap_or_default();
+        let budget = self.budget.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = budget.pause_until(&self.key, wall) {
+            tracing::warn!(error = %e, host = %self.key, "pause not recorded for later processes");
+        }
+        until
     }
 
     /// Waits for this lane's turn (the previous request of a serial lane,
@@ -181,6 +211,19 @@ mod tests {
             other => panic!("expected exhausted, got {:?}", other.map(|_| ())),
         }
         assert_eq!(l.requests(), 3, "a refused request is not counted");
+    }
+
+    #[tokio::test]
+    async fn a_lane_started_during_a_pause_waits_it_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = lane(dir.path(), 10, true);
+        first.pause_for(Duration::from_secs(30));
+        let second = lane(dir.path(), 10, true);
+        let resumes = second
+            .throttle
+            .paused_until()
+            .expect("paused from the start");
+        assert!(resumes > tokio::time::Instant::now() + Duration::from_secs(29));
     }
 
     #[tokio::test]

@@ -189,7 +189,7 @@ impl Tools {
             ..
         } = err
         {
-            self.lane.throttle.pause_for(*wait);
+            self.lane.pause_for(*wait);
         }
     }
 }
@@ -235,7 +235,7 @@ async fn api_page(t: Tools, job: PageJob) -> (Result<PageReport, JobError>, Opti
         if !(200..300).contains(&resp.status) {
             let err = api::parse_api_error(resp.status, &resp.text);
             if let Some(pause) = err.pause(t.violation_pause) {
-                t.lane.throttle.pause_for(pause);
+                t.lane.pause_for(pause);
             }
             if matches!(err, ApiError::Malformed(_)) {
                 // Not the API's own words but something's in front of it: a
@@ -269,7 +269,7 @@ async fn api_page(t: Tools, job: PageJob) -> (Result<PageReport, JobError>, Opti
         // the next API request waits for this ticket, so none can slip out
         // between reading the body and pausing.
         if let Some(pause) = api::throttle_pause(listing.api.and_then(|w| w.backoff)) {
-            t.lane.throttle.pause_for(pause);
+            t.lane.pause_for(pause);
         }
         drop(ticket);
         t.record(job, listing).await

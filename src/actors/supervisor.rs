@@ -493,7 +493,7 @@ impl Supervisor {
                 }
                 // The server's own figure wins; without one, the backoff.
                 let pause = retry_after.unwrap_or(wait);
-                let until = self.throttle_for(&p.job).pause_for(pause);
+                let until = self.lanes.for_job(&p.job).pause_for(pause);
                 wait = wait.max(pause);
                 warn!(
                     status,
@@ -505,7 +505,7 @@ impl Supervisor {
             }
             JobError::Api(ApiError::ThrottleViolation { message, .. }) => {
                 let pause = self.violation_pause(err).unwrap_or_default();
-                self.lanes.api.throttle.pause_for(pause);
+                self.lanes.api.pause_for(pause);
                 wait = wait.max(pause);
                 warn!(
                     error_message = %message,
@@ -516,7 +516,7 @@ impl Supervisor {
             }
             JobError::Page(e) if e.is_block() => {
                 let pause = self.policy.block_pause;
-                self.lanes.html.throttle.pause_for(pause);
+                self.lanes.html.pause_for(pause);
                 wait = wait.max(pause);
                 error!(
                     url = %p.job.url,
