@@ -37,6 +37,7 @@ pub mod crawl;
 pub mod crawler;
 pub mod error;
 pub mod fetch;
+pub mod frontier;
 pub mod lane;
 pub mod model;
 pub mod output;

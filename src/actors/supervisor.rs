@@ -18,7 +18,7 @@
 //! low, and an error no retry can cure (a bad parameter, a refused key)
 //! stops the whole crawl at once.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -32,6 +32,7 @@ use crate::actors::fetcher::{Fetcher, JobEnded, JobError, Lanes};
 use crate::api::{self, ApiError, ApiUsage};
 use crate::budget::Budget;
 use crate::fetch::FetchError;
+use crate::frontier::{Entry, Frontier, Unfetched};
 use crate::lane::LaneError;
 use crate::model::{PageContext, PageReport};
 use crate::plan::PageJob;
@@ -133,10 +134,8 @@ const WHY_QUOTA: &str = "API quota exhausted";
 const WHY_FATAL: &str = "API error stopped the crawl";
 const WHY_BUDGET_BROKEN: &str = "request budget cannot be counted";
 
-struct Pending {
-    job: PageJob,
-    reply: oneshot::Sender<PageOutcome>,
-}
+/// A job with the future waiting on it.
+type Pending = Entry<oneshot::Sender<PageOutcome>>;
 
 /// Politeness settings the supervisor needs from the config.
 #[derive(Debug, Clone)]
@@ -166,18 +165,8 @@ pub struct Supervisor {
     api: ApiPolicy,
     fetchers: Vec<Addr<Fetcher>>,
     idle: Vec<usize>,
-    frontier: VecDeque<Pending>,
+    frontier: Frontier<oneshot::Sender<PageOutcome>>,
     in_flight: HashMap<usize, Pending>,
-    /// Per (tag, tab): the first page found empty.
-    exhausted: HashMap<(String, String), u32>,
-    /// Pages waiting for the page before them, per (tag, tab or sort).
-    parked: HashMap<(String, String), BTreeMap<u32, Pending>>,
-    /// Pages that others may wait for, submitted and not yet resolved, per
-    /// (tag, tab or sort, page).
-    open: HashMap<(String, String, u32), usize>,
-    draining: bool,
-    /// Why pages are no longer handed out, once they are not.
-    stop_reason: Option<&'static str>,
     stats: SupervisorStats,
 }
 
@@ -189,13 +178,8 @@ impl Supervisor {
             api,
             fetchers: Vec::new(),
             idle: Vec::new(),
-            frontier: VecDeque::new(),
+            frontier: Frontier::default(),
             in_flight: HashMap::new(),
-            exhausted: HashMap::new(),
-            parked: HashMap::new(),
-            open: HashMap::new(),
-            draining: false,
-            stop_reason: None,
             stats: SupervisorStats::default(),
         }
     }
@@ -204,117 +188,39 @@ impl Supervisor {
         &self.lanes.for_job(job).throttle
     }
 
-    /// A page whose predecessor is still pending waits for it: only the
-    /// predecessor says whether this page is worth a request. A page whose
-    /// predecessor is not in this run (page 1, a page done before a
-    /// restart) never waits, so nothing waits forever.
-    fn waits_for_previous(&self, job: &PageJob) -> bool {
-        job.after_previous
-            && job.ctx.page > 1
-            && self
-                .open
-                .contains_key(&(job.ctx.tag.clone(), job.ctx.tab.clone(), job.ctx.page - 1))
-    }
-
-    fn open_key(job: &PageJob) -> (String, String, u32) {
-        (job.ctx.tag.clone(), job.ctx.tab.clone(), job.ctx.page)
-    }
-
-    fn park(&mut self, p: Pending) {
-        self.parked
-            .entry((p.job.ctx.tag.clone(), p.job.ctx.tab.clone()))
-            .or_default()
-            .insert(p.job.ctx.page, p);
-    }
-
-    /// A job got its outcome: it no longer holds up the next page of its
-    /// tag. After a failure, whether the next pages exist is unknown: they
-    /// fail too, unfetched, so the failures file lists them for a retry.
-    fn settle(&mut self, job: &PageJob, ended: Ended) {
-        if !job.after_previous {
-            return;
-        }
-        let key = Self::open_key(job);
-        match self.open.get_mut(&key) {
-            Some(n) if *n > 1 => {
-                *n -= 1;
-                return;
-            }
-            Some(_) => {
-                self.open.remove(&key);
-            }
-            None => return,
-        }
-        let lane = (job.ctx.tag.clone(), job.ctx.tab.clone());
-        let Some(waiting) = self.parked.get_mut(&lane) else {
-            return;
-        };
-        if ended == Ended::Failed {
-            let behind: Vec<Pending> = {
-                let later = waiting.split_off(&(job.ctx.page + 1));
-                later.into_values().collect()
-            };
-            if waiting.is_empty() {
-                self.parked.remove(&lane);
-            }
-            for p in behind {
-                self.not_reached(p, job.ctx.page);
-            }
-            return;
-        }
-        let next = waiting.remove(&(job.ctx.page + 1));
-        if waiting.is_empty() {
-            self.parked.remove(&lane);
-        }
-        if let Some(next) = next {
-            // Older than anything queued behind it.
-            self.frontier.push_front(next);
-        }
-    }
-
-    /// A page never requested because a page before it failed.
-    fn not_reached(&mut self, p: Pending, failed_page: u32) {
-        if let Some(n) = self.open.get_mut(&Self::open_key(&p.job)) {
-            *n -= 1;
-            if *n == 0 {
-                self.open.remove(&Self::open_key(&p.job));
-            }
-        }
-        self.stats.failed += 1;
-        let error = format!(
-            "not fetched: page {failed_page} of the tag failed, so whether this page exists is unknown"
-        );
-        warn!(tag = %p.job.ctx.tag, page = p.job.ctx.page, failed_page, "page not fetched after an earlier page failed");
-        let _ = p.reply.send(PageOutcome::Failed(PageFailure {
-            ctx: p.job.ctx,
-            url: p.job.url,
-            attempts: 0,
-            kind: "not_reached",
-            error,
-        }));
-    }
-
-    /// Skips every page not yet handed out, parked ones included.
-    fn skip_pending(&mut self, why: &'static str) {
-        loop {
-            let mut batch: Vec<Pending> = self.frontier.drain(..).collect();
-            for (_, waiting) in self.parked.drain() {
-                batch.extend(waiting.into_values());
-            }
-            if batch.is_empty() {
-                break;
-            }
-            for p in batch {
-                self.skip(p, why);
+    /// Carries out what the frontier settled: every future resolves.
+    fn deliver(&mut self, unfetched: Vec<Unfetched<oneshot::Sender<PageOutcome>>>) {
+        for u in unfetched {
+            match u {
+                Unfetched::Skipped { entry, why } => {
+                    self.stats.skipped += 1;
+                    let _ = entry.reply.send(PageOutcome::Skipped {
+                        ctx: entry.job.ctx,
+                        url: entry.job.url,
+                        why,
+                    });
+                }
+                Unfetched::NotReached { entry, failed_page } => {
+                    self.stats.failed += 1;
+                    warn!(tag = %entry.job.ctx.tag, page = entry.job.ctx.page, failed_page, "page not fetched after an earlier page failed");
+                    let _ = entry.reply.send(PageOutcome::Failed(PageFailure {
+                        ctx: entry.job.ctx,
+                        url: entry.job.url,
+                        attempts: 0,
+                        kind: "not_reached",
+                        error: format!(
+                            "not fetched: page {failed_page} of the tag failed, so whether this page exists is unknown"
+                        ),
+                    }));
+                }
             }
         }
     }
 
     /// No further page is handed out; in-flight pages still finish.
     fn stop(&mut self, why: &'static str) {
-        self.draining = true;
-        self.stop_reason.get_or_insert(why);
-        self.skip_pending(why);
+        let out = self.frontier.stop(why);
+        self.deliver(out);
     }
 
     /// Fetchers are started after the supervisor (they need its address).
@@ -323,50 +229,22 @@ impl Supervisor {
         self.fetchers.push(fetcher);
     }
 
-    fn is_past_end(&self, job: &PageJob) -> bool {
-        self.exhausted
-            .get(&(job.ctx.tag.clone(), job.ctx.tab.clone()))
-            .is_some_and(|&empty| job.ctx.page > empty)
-    }
-
-    fn skip(&mut self, p: Pending, why: &'static str) {
-        self.settle(&p.job, Ended::Skipped);
-        self.stats.skipped += 1;
-        let _ = p.reply.send(PageOutcome::Skipped {
-            ctx: p.job.ctx,
-            url: p.job.url,
-            why,
-        });
-    }
-
     fn dispatch(&mut self) {
-        if self.draining {
-            // Pages released after the stop (a retry's successor) are
-            // skipped too, so every future resolves.
-            self.skip_pending(self.stop_reason.unwrap_or(WHY_DRAINED));
-            return;
-        }
+        let mut out = Vec::new();
         while let Some(&fetcher) = self.idle.last() {
-            let Some(p) = self.frontier.pop_front() else {
+            let Some(p) = self.frontier.next(&mut out) else {
                 break;
             };
-            if self.is_past_end(&p.job) {
-                self.skip(p, "tag exhausted");
-                continue;
-            }
-            if self.waits_for_previous(&p.job) {
-                self.park(p);
-                continue;
-            }
             self.idle.pop();
             // At most one job per fetcher at a time: bounded by construction.
             self.fetchers[fetcher].do_send(p.job.clone());
             self.in_flight.insert(fetcher, p);
         }
+        self.deliver(out);
     }
 
     fn stop_for_budget(&mut self, key: &str, resets: DateTime<Utc>) {
-        if self.stop_reason == Some(WHY_BUDGET) {
+        if self.frontier.stopped() == Some(WHY_BUDGET) {
             return;
         }
         let limit = if key == self.lanes.api.key {
@@ -378,7 +256,7 @@ impl Supervisor {
             host = %key,
             daily_budget = limit,
             resets_at = %resets.to_rfc3339(),
-            pages_not_fetched = self.frontier.len(),
+            pages_not_fetched = self.frontier.pending(),
             "daily request budget exhausted: crawl stops; it resets at {}",
             resets.to_rfc3339()
         );
@@ -415,7 +293,7 @@ impl Supervisor {
             );
         }
         if let Some(left) = w.quota_remaining {
-            if left <= self.api.stop_at_quota_remaining && !self.draining {
+            if left <= self.api.stop_at_quota_remaining && self.frontier.stopped().is_none() {
                 self.stop_for_quota(Budget::resets_at(Utc::now()), left);
             }
         }
@@ -429,7 +307,7 @@ impl Supervisor {
             stop_at_quota_remaining = self.api.stop_at_quota_remaining,
             quota_max = self.stats.api.quota_max,
             resets_at = %resets.to_rfc3339(),
-            pages_not_fetched = self.frontier.len() + self.parked.values().map(BTreeMap::len).sum::<usize>(),
+            pages_not_fetched = self.frontier.pending(),
             "API quota exhausted: crawl stops; it resets at {}",
             resets.to_rfc3339()
         );
@@ -444,33 +322,6 @@ impl Supervisor {
         match err {
             JobError::Api(e) => e.pause(self.api.throttle_violation_pause),
             _ => None,
-        }
-    }
-
-    fn mark_exhausted(&mut self, ctx: &PageContext) {
-        let key = (ctx.tag.clone(), ctx.tab.clone());
-        let first_empty = self.exhausted.entry(key).or_insert(ctx.page);
-        if ctx.page < *first_empty {
-            *first_empty = ctx.page;
-        }
-        info!(tag = %ctx.tag, tab = %ctx.tab, page = ctx.page, "tag exhausted: no further pages handed out");
-        let mut past: Vec<Pending> = Vec::new();
-        if let Some(waiting) = self.parked.remove(&(ctx.tag.clone(), ctx.tab.clone())) {
-            let (gone, stay): (Vec<_>, Vec<_>) = waiting
-                .into_values()
-                .partition(|p| self.is_past_end(&p.job));
-            past.extend(gone);
-            for p in stay {
-                self.park(p);
-            }
-        }
-        let (gone, keep): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.frontier)
-            .into_iter()
-            .partition(|p| self.is_past_end(&p.job));
-        self.frontier = keep;
-        past.extend(gone);
-        for p in past {
-            self.skip(p, "tag exhausted");
         }
     }
 
@@ -537,13 +388,9 @@ impl Supervisor {
         );
         p.job.attempt += 1;
         ctx.run_later(wait, move |act, _| {
-            if act.draining {
-                act.skip(p, act.stop_reason.unwrap_or(WHY_DRAINED));
-            } else {
-                // A retry goes first: its page is older than anything queued.
-                act.frontier.push_front(p);
-                act.dispatch();
-            }
+            let out = act.frontier.retry(p);
+            act.deliver(out);
+            act.dispatch();
         });
     }
 }
@@ -556,19 +403,12 @@ impl Handler<Submit> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: Submit, _: &mut Context<Self>) {
-        let p = Pending {
+        let out = self.frontier.submit(Entry {
             job: msg.job,
             reply: msg.reply,
-        };
-        if p.job.after_previous {
-            *self.open.entry(Self::open_key(&p.job)).or_insert(0) += 1;
-        }
-        if self.draining {
-            self.skip(p, self.stop_reason.unwrap_or(WHY_DRAINED));
-        } else {
-            self.frontier.push_back(p);
-            self.dispatch();
-        }
+        });
+        self.deliver(out);
+        self.dispatch();
     }
 }
 
@@ -591,7 +431,7 @@ impl Handler<JobEnded> for Supervisor {
         match msg.result {
             Err(JobError::Lane(LaneError::Exhausted { host, resets_at })) => {
                 // Nothing was sent: the page waits, unfetched, with the rest.
-                self.frontier.push_front(p);
+                self.frontier.put_back(p);
                 self.stop_for_budget(&host, resets_at);
             }
             Ok(report) => {
@@ -603,10 +443,11 @@ impl Handler<JobEnded> for Supervisor {
                 // a listing at its first empty page.
                 let no_more = msg.api.is_some_and(|w| !w.has_more);
                 if report.ends_tag || no_more {
-                    self.mark_exhausted(&report.ctx);
+                    info!(tag = %report.ctx.tag, tab = %report.ctx.tab, page = report.ctx.page, "tag exhausted: no further pages handed out");
                 }
-                self.settle(&p.job, Ended::Done);
+                let out = self.frontier.done(&p.job, report.ends_tag || no_more);
                 let _ = p.reply.send(PageOutcome::Done(report));
+                self.deliver(out);
             }
             Err(e)
                 if e.is_retryable()
@@ -649,7 +490,7 @@ impl Handler<JobEnded> for Supervisor {
                     error!(error = %why, "the request budget cannot be counted: crawl stops");
                     self.stop(WHY_BUDGET_BROKEN);
                 }
-                let job = p.job.clone();
+                let out = self.frontier.failed(&p.job);
                 let _ = p.reply.send(PageOutcome::Failed(PageFailure {
                     ctx: p.job.ctx,
                     url: p.job.url,
@@ -657,7 +498,7 @@ impl Handler<JobEnded> for Supervisor {
                     kind: e.kind(),
                     error: e.to_string(),
                 }));
-                self.settle(&job, Ended::Failed);
+                self.deliver(out);
             }
         }
         self.dispatch();
@@ -692,9 +533,9 @@ impl Handler<Drain> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, _: Drain, _: &mut Context<Self>) {
-        if !self.draining {
+        if self.frontier.stopped().is_none() {
             info!(
-                pending = self.frontier.len(),
+                pending = self.frontier.pending(),
                 in_flight = self.in_flight.len(),
                 "draining: no new pages handed out, in-flight pages finish"
             );
@@ -707,7 +548,7 @@ impl Handler<NewPass> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, _: NewPass, _: &mut Context<Self>) {
-        self.exhausted.clear();
+        self.frontier.new_pass();
     }
 }
 
@@ -722,7 +563,7 @@ impl Handler<GetStats> for Supervisor {
         stats.api.requests = api.requests();
         stats.requests_last_minute = html.requests_last_minute() + api.requests_last_minute();
         stats.effective_rate = html.throttle.effective_rate();
-        stats.queued = self.frontier.len() + self.parked.values().map(BTreeMap::len).sum::<usize>();
+        stats.queued = self.frontier.pending();
         // The budget that will stop the crawl first, among those it spends.
         stats.budget_left = match (html.requests() > 0, api.requests() > 0) {
             (true, true) => html.budget_left().min(api.budget_left()),
@@ -731,12 +572,4 @@ impl Handler<GetStats> for Supervisor {
         };
         MessageResult(stats)
     }
-}
-
-/// How a job ended, for the pages waiting on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ended {
-    Done,
-    Failed,
-    Skipped,
 }
