@@ -224,7 +224,8 @@ pub struct Config {
     pub api: ApiSettings,
 }
 
-/// The environment variable the Stack Exchange app key is read from.
+/// The environment variable the binary reads the Stack Exchange app key
+/// from. Config only names it, in errors about the key.
 pub const API_KEY_ENV: &str = "STACKCRAWL_API_KEY";
 
 /// A Stack Exchange app key. It raises the daily quota from 300 to 10,000
@@ -247,7 +248,7 @@ impl fmt::Debug for ApiKey {
     }
 }
 
-/// The validated `[api]` table, plus the key from the environment.
+/// The validated `[api]` table, plus the app key the caller passed in.
 #[derive(Debug, Clone)]
 pub struct ApiSettings {
     /// Scheme and host of the API, without a trailing slash.
@@ -276,41 +277,82 @@ impl ApiSettings {
     }
 }
 
+/// What loading a config needs from the process it runs in. Config reads
+/// no environment variables itself: the binary gathers these once at start
+/// and passes them in, so loading is a function of its arguments alone and
+/// tests and embedders decide what it sees.
+#[derive(Clone, Default)]
+pub struct Environment {
+    /// The Stack Exchange app key (`STACKCRAWL_API_KEY`), if any.
+    pub api_key: Option<String>,
+    /// The user's state directory (`$XDG_STATE_HOME`, else
+    /// `~/.local/state`): the default budget file is
+    /// `stackcrawl/budget.sqlite` under it. `None` falls back to
+    /// `.stackcrawl-budget.sqlite` in the current directory.
+    pub state_dir: Option<PathBuf>,
+}
+
+/// The key is redacted for the same reason `ApiKey`'s is.
+impl fmt::Debug for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Environment")
+            .field("api_key", &self.api_key.as_ref().map(|_| "REDACTED"))
+            .field("state_dir", &self.state_dir)
+            .finish()
+    }
+}
+
 impl Config {
     /// Reads and validates a config file, then applies command-line
-    /// overrides.
-    pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
+    /// overrides; `env` supplies the app key and the state directory.
+    pub fn load(
+        path: &Path,
+        overrides: &Overrides,
+        env: &Environment,
+    ) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        Config::from_toml(&text, &path.display().to_string(), overrides)
+        Config::from_toml_in(&text, &path.display().to_string(), overrides, env)
     }
 
-    /// Validates TOML text; `origin` names it in errors (a path, or
-    /// "command line" when there is no file).
+    /// `from_toml_in` with an empty environment: no app key, and the
+    /// budget file in the current directory unless the text names one.
     pub fn from_toml(
         text: &str,
         origin: &str,
         overrides: &Overrides,
     ) -> Result<Config, ConfigError> {
-        let raw = raw::parse(text, origin)?;
-        Config::from_raw(raw, text, origin, overrides)
+        Config::from_toml_in(text, origin, overrides, &Environment::default())
     }
 
-    /// Validates a parsed file; the app key comes from `STACKCRAWL_API_KEY`.
+    /// Validates TOML text; `origin` names it in errors (a path, or
+    /// "command line" when there is no file).
+    pub fn from_toml_in(
+        text: &str,
+        origin: &str,
+        overrides: &Overrides,
+        env: &Environment,
+    ) -> Result<Config, ConfigError> {
+        let raw = raw::parse(text, origin)?;
+        Config::from_raw(raw, text, origin, overrides, env)
+    }
+
+    /// Validates a parsed file; `text` is what it was parsed from, for the
+    /// line numbers in errors.
     pub fn from_raw(
         raw: RawConfig,
         text: &str,
         origin: &str,
         ov: &Overrides,
+        env: &Environment,
     ) -> Result<Config, ConfigError> {
-        let key = std::env::var(API_KEY_ENV).ok();
-        Config::from_raw_with_key(raw, text, origin, ov, key.as_deref())
+        validate::validate(raw, text, origin, ov, env)
     }
 
-    /// `from_raw` with the app key given rather than read from the
-    /// environment, so tests and embedders control it.
+    /// `from_raw` with an app key and no state directory: all most tests
+    /// need, since they name their budget file.
     pub fn from_raw_with_key(
         raw: RawConfig,
         text: &str,
@@ -318,7 +360,11 @@ impl Config {
         ov: &Overrides,
         key: Option<&str>,
     ) -> Result<Config, ConfigError> {
-        validate::validate(raw, text, origin, ov, key)
+        let env = Environment {
+            api_key: key.map(str::to_string),
+            state_dir: None,
+        };
+        Config::from_raw(raw, text, origin, ov, &env)
     }
 
     /// The listing URL of one page: the tag is percent-encoded as a single

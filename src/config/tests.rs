@@ -162,15 +162,38 @@ fn command_line_stands_in_for_the_file() {
 fn the_default_budget_is_one_per_user_not_one_per_output_directory() {
     // Regression: it defaulted to a file beside the output, so each
     // output directory had a "daily" budget of its own.
-    let a = load("[output]\npath = \"/tmp/x/a.jsonl\"\n[tag_sets.a]\ntags = [\"x\"]\n").unwrap();
-    let b = load("[output]\npath = \"/srv/y/b.csv\"\n[tag_sets.a]\ntags = [\"x\"]\n").unwrap();
+    let env = Environment {
+        api_key: None,
+        state_dir: Some(PathBuf::from("/home/u/.local/state")),
+    };
+    let load_in = |text: &str| Config::from_toml_in(text, "test.toml", &Overrides::default(), &env);
+    let a = load_in("[output]\npath = \"/tmp/x/a.jsonl\"\n[tag_sets.a]\ntags = [\"x\"]\n").unwrap();
+    let b = load_in("[output]\npath = \"/srv/y/b.csv\"\n[tag_sets.a]\ntags = [\"x\"]\n").unwrap();
     assert_eq!(a.budget_file, b.budget_file);
     assert!(!a.budget_file.starts_with("/tmp/x"), "{:?}", a.budget_file);
-    assert!(
-        a.budget_file.ends_with("stackcrawl/budget.sqlite"),
-        "{:?}",
-        a.budget_file
+    assert_eq!(
+        a.budget_file,
+        Path::new("/home/u/.local/state/stackcrawl/budget.sqlite")
     );
+}
+
+#[test]
+fn without_a_state_directory_the_budget_falls_back_to_the_working_directory() {
+    let c = load("[tag_sets.a]\ntags = [\"x\"]\n").unwrap();
+    assert_eq!(c.budget_file, Path::new(".stackcrawl-budget.sqlite"));
+}
+
+#[test]
+fn the_key_comes_from_the_environment_it_is_given_and_from_nowhere_else() {
+    let with_key = Environment {
+        api_key: Some("k3y".into()),
+        state_dir: None,
+    };
+    let c = Config::from_toml_in(API_SET, "test.toml", &Overrides::default(), &with_key).unwrap();
+    assert_eq!(c.api.key.as_ref().map(ApiKey::expose), Some("k3y"));
+    assert!(!format!("{with_key:?}").contains("k3y"));
+    // `from_toml` passes an empty environment whatever the shell holds.
+    assert!(load(API_SET).unwrap().api.key.is_none());
 }
 
 #[test]
@@ -181,8 +204,7 @@ fn every_is_a_duration() {
     assert_eq!((key.as_str(), line), ("tag_sets.a.every", Some(3)));
 }
 
-/// Like `load`, with the app key given instead of read from the
-/// environment, so the tests do not depend on the shell they run in.
+/// Like `load`, with an app key.
 fn load_key(text: &str, key: Option<&str>) -> Result<Config, ConfigError> {
     let raw: RawConfig = toml::from_str(text).expect("test TOML parses");
     Config::from_raw_with_key(raw, text, "test.toml", &Overrides::default(), key)

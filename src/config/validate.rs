@@ -6,15 +6,15 @@
 //! the raw structs keep).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use toml::Spanned;
 
 use super::raw::{RawApi, RawConfig, RawTagSet};
 use super::{
-    ApiKey, ApiSettings, Config, ConfigError, LineRef, OutputFormat, Overrides, Source, Tab,
-    TagSet, API_KEY_ENV, DEFAULT_BASE_URL, DEFAULT_USER_AGENT, MAX_RATE_PER_SEC,
+    ApiKey, ApiSettings, Config, ConfigError, Environment, LineRef, OutputFormat, Overrides,
+    Source, Tab, TagSet, API_KEY_ENV, DEFAULT_BASE_URL, DEFAULT_USER_AGENT, MAX_RATE_PER_SEC,
 };
 use crate::api::{self, ApiSort};
 
@@ -54,13 +54,14 @@ const DEFAULT_STOP_AT_QUOTA_REMAINING: i64 = 5;
 const DEFAULT_STORE: &str = "stackcrawl.db";
 
 /// Validates a parsed file against its text (for line numbers) and the
-/// command-line overrides; `key` is the app key, if the caller has one.
+/// command-line overrides; `env` holds what the caller took from the
+/// process.
 pub(super) fn validate(
     raw: RawConfig,
     text: &str,
     origin: &str,
     ov: &Overrides,
-    key: Option<&str>,
+    env: &Environment,
 ) -> Result<Config, ConfigError> {
     let v = Validator { text, origin };
 
@@ -202,14 +203,14 @@ pub(super) fn validate(
 
     let tag_sets = v.tag_sets(&raw.tag_sets, ov)?;
     let uses_api = tag_sets.iter().any(|s| s.source == Source::Api);
-    let api = v.api(&raw.api, &site, key, uses_api)?;
+    let api = v.api(&raw.api, &site, env.api_key.as_deref(), uses_api)?;
     let failures_path = match &raw.output.failures {
         Some(p) => PathBuf::from(p),
         None => output.with_extension("failed.jsonl"),
     };
     let budget_file = match &f.budget_file {
         Some(p) => PathBuf::from(p),
-        None => default_budget_file(),
+        None => default_budget_file(env.state_dir.as_deref()),
     };
 
     Ok(Config {
@@ -242,21 +243,13 @@ pub(super) fn validate(
 
 /// One budget per user and machine, wherever the crawl writes its output:
 /// the quota it stands for belongs to the IP (and the API key), not to a
-/// directory. `$XDG_STATE_HOME/stackcrawl/budget.sqlite`, by default
-/// `~/.local/state/stackcrawl/budget.sqlite`.
-fn default_budget_file() -> PathBuf {
-    let absolute = |v: std::ffi::OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
-    std::env::var_os("XDG_STATE_HOME")
-        .and_then(absolute)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .and_then(absolute)
-                .map(|h| h.join(".local/state"))
-        })
-        .map_or_else(
-            || PathBuf::from(".stackcrawl-budget.sqlite"),
-            |d| d.join(BUDGET_FILE_NAME),
-        )
+/// directory. So it lives in the user's state directory; only without one
+/// does it fall back to the current directory.
+fn default_budget_file(state_dir: Option<&Path>) -> PathBuf {
+    state_dir.map_or_else(
+        || PathBuf::from(".stackcrawl-budget.sqlite"),
+        |d| d.join(BUDGET_FILE_NAME),
+    )
 }
 
 fn host_of(url: &str) -> Option<String> {
@@ -586,7 +579,7 @@ impl Validator<'_> {
         Ok((DEFAULT_TAB, sort, pagesize))
     }
 
-    /// `[api]`, with the key from the environment. The site name is needed
+    /// `[api]`, with the caller's app key. The site name is needed
     /// (and checked) only when a tag set uses the API.
     fn api(
         &self,
