@@ -3,6 +3,7 @@
 //! the outcome to an exit code (0 ok, 1 the run failed, 2 bad usage/config,
 //! 3 a crawl interrupted by a signal, resumable).
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -10,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
-use stackcrawl::config::{Config, ConfigError, Overrides};
+use stackcrawl::config::{Config, ConfigError, Environment, Overrides, API_KEY_ENV};
 use stackcrawl::plan::Plan;
 use stackcrawl::store::{ExportFormat, Store};
 use stackcrawl::{CrawlError, Sink};
@@ -175,13 +176,32 @@ impl CrawlArgs {
         }
     }
 
-    fn load(&self) -> Result<Config, ConfigError> {
+    fn load(&self, env: &Environment) -> Result<Config, ConfigError> {
         let ov = self.overrides();
         match &self.config {
-            Some(path) => Config::load(path, &ov),
-            None => Config::from_toml("", "command line", &ov),
+            Some(path) => Config::load(path, &ov, env),
+            None => Config::from_toml_in("", "command line", &ov, env),
         }
     }
+}
+
+/// The one place the process environment is read for the config; the
+/// config module reads none itself.
+fn process_environment() -> Environment {
+    Environment {
+        api_key: std::env::var(API_KEY_ENV).ok(),
+        state_dir: state_dir(std::env::var_os("XDG_STATE_HOME"), std::env::var_os("HOME")),
+    }
+}
+
+/// `$XDG_STATE_HOME`, else `~/.local/state`. A relative value is ignored,
+/// as the XDG spec asks: it would put the per-user budget in whatever
+/// directory the crawl happened to start from.
+fn state_dir(xdg_state_home: Option<OsString>, home: Option<OsString>) -> Option<PathBuf> {
+    let absolute = |v: OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
+    xdg_state_home
+        .and_then(absolute)
+        .or_else(|| home.and_then(absolute).map(|h| h.join(".local/state")))
 }
 
 fn init_logging(format: LogFormat) {
@@ -262,17 +282,18 @@ fn main() -> ExitCode {
         ignore_sighup(false);
     }
     init_logging(cli.log_format);
+    let env = process_environment();
     match cli.command {
-        Command::Crawl(args) => crawl(args),
-        Command::Run(args) => run(args),
-        Command::Report(args) => report(args),
-        Command::Export(args) => export(args),
+        Command::Crawl(args) => crawl(args, &env),
+        Command::Run(args) => run(args, env),
+        Command::Report(args) => report(args, &env),
+        Command::Export(args) => export(args, &env),
         Command::Parse(args) => parse_files(args),
     }
 }
 
-fn crawl(args: CrawlArgs) -> ExitCode {
-    let config = match args.load() {
+fn crawl(args: CrawlArgs, env: &Environment) -> ExitCode {
+    let config = match args.load(env) {
         Ok(c) => c,
         Err(e) => {
             error!("{e}");
@@ -371,8 +392,8 @@ fn exit_for(e: CrawlError) -> ExitCode {
     }
 }
 
-fn run(args: RunArgs) -> ExitCode {
-    let config = match Config::load(&args.config, &Overrides::default()) {
+fn run(args: RunArgs, env: Environment) -> ExitCode {
+    let config = match Config::load(&args.config, &Overrides::default(), &env) {
         Ok(c) => c,
         Err(e) => {
             error!("{e}");
@@ -382,7 +403,7 @@ fn run(args: RunArgs) -> ExitCode {
     let path = args.config.clone();
     let result = actix_rt::System::new().block_on(async move {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        actix_rt::spawn(reload_on_sighup(path, tx));
+        actix_rt::spawn(reload_on_sighup(path, env, tx));
         stackcrawl::runner::run(config, rx, shutdown_signal()).await
     });
     match result {
@@ -393,7 +414,11 @@ fn run(args: RunArgs) -> ExitCode {
 
 /// Re-reads the config on every SIGHUP; only a valid one is passed on, so
 /// a bad edit never replaces the running config.
-async fn reload_on_sighup(path: PathBuf, tx: tokio::sync::mpsc::UnboundedSender<Config>) {
+async fn reload_on_sighup(
+    path: PathBuf,
+    env: Environment,
+    tx: tokio::sync::mpsc::UnboundedSender<Config>,
+) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -401,7 +426,7 @@ async fn reload_on_sighup(path: PathBuf, tx: tokio::sync::mpsc::UnboundedSender<
             return;
         };
         while hup.recv().await.is_some() {
-            match Config::load(&path, &Overrides::default()) {
+            match Config::load(&path, &Overrides::default(), &env) {
                 Ok(c) => {
                     tracing::info!(config = %path.display(), "SIGHUP: new config accepted");
                     if tx.send(c).is_err() {
@@ -416,22 +441,30 @@ async fn reload_on_sighup(path: PathBuf, tx: tokio::sync::mpsc::UnboundedSender<
     }
     #[cfg(not(unix))]
     {
-        let _ = (path, tx);
+        let _ = (path, env, tx);
     }
 }
 
-fn store_path(config: &Option<PathBuf>, db: &Option<PathBuf>) -> Result<PathBuf, String> {
+fn store_path(
+    config: &Option<PathBuf>,
+    db: &Option<PathBuf>,
+    env: &Environment,
+) -> Result<PathBuf, String> {
     match (config, db) {
         (_, Some(db)) => Ok(db.clone()),
-        (Some(c), None) => Config::load(c, &Overrides::default())
+        (Some(c), None) => Config::load(c, &Overrides::default(), env)
             .map(|c| c.store_path)
             .map_err(|e| e.to_string()),
         (None, None) => Err("give --config FILE or --db PATH".into()),
     }
 }
 
-fn open_store(config: &Option<PathBuf>, db: &Option<PathBuf>) -> Result<Store, ExitCode> {
-    let path = store_path(config, db).map_err(|e| {
+fn open_store(
+    config: &Option<PathBuf>,
+    db: &Option<PathBuf>,
+    env: &Environment,
+) -> Result<Store, ExitCode> {
+    let path = store_path(config, db, env).map_err(|e| {
         error!("{e}");
         ExitCode::from(2)
     })?;
@@ -445,8 +478,8 @@ fn open_store(config: &Option<PathBuf>, db: &Option<PathBuf>) -> Result<Store, E
     })
 }
 
-fn report(args: StoreArgs) -> ExitCode {
-    let store = match open_store(&args.config, &args.db) {
+fn report(args: StoreArgs, env: &Environment) -> ExitCode {
+    let store = match open_store(&args.config, &args.db, env) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -498,8 +531,8 @@ fn report(args: StoreArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn export(args: ExportArgs) -> ExitCode {
-    let store = match open_store(&args.config, &args.db) {
+fn export(args: ExportArgs, env: &Environment) -> ExitCode {
+    let store = match open_store(&args.config, &args.db, env) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -623,5 +656,27 @@ fn parse_files(args: ParseArgs) -> ExitCode {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_dir_is_xdg_state_home_else_under_home_and_never_relative() {
+        let dir =
+            |x: Option<&str>, h: Option<&str>| state_dir(x.map(Into::into), h.map(Into::into));
+        assert_eq!(dir(Some("/xdg"), Some("/home/u")), Some("/xdg".into()));
+        assert_eq!(
+            dir(None, Some("/home/u")),
+            Some("/home/u/.local/state".into())
+        );
+        assert_eq!(
+            dir(Some("rel"), Some("/home/u")),
+            Some("/home/u/.local/state".into())
+        );
+        assert_eq!(dir(Some("rel"), Some("rel")), None);
+        assert_eq!(dir(None, None), None);
     }
 }

@@ -1,0 +1,759 @@
+//! Validation: turns a `RawConfig` plus command-line overrides into a
+//! `Config`, applying defaults and checking every range, tag and URL.
+//!
+//! It runs before anything is fetched, and every error names the key and,
+//! where the value came from the file, its line (recovered from the spans
+//! the raw structs keep).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::raw::{RawApi, RawConfig, RawTagSet};
+use super::{
+    ApiKey, ApiSettings, Config, ConfigError, Environment, LineRef, OutputFormat, Overrides,
+    Source, Tab, TagSet, API_KEY_ENV, DEFAULT_BASE_URL, DEFAULT_USER_AGENT, MAX_RATE_PER_SEC,
+};
+use crate::api::{self, ApiSort};
+
+/// Gentle defaults: the real site promises nothing for HTML pages, so one
+/// request a second from two fetchers, far below the 30/s ceiling.
+const DEFAULT_FETCHERS: i64 = 2;
+const DEFAULT_RATE: f64 = 1.0;
+const DEFAULT_BURST: i64 = 1;
+const DEFAULT_TIMEOUT_SECS: f64 = 60.0;
+const DEFAULT_READ_TIMEOUT_SECS: f64 = 20.0;
+/// The Stack Exchange API's daily quota with an app key; used for HTML too.
+const DEFAULT_DAILY_BUDGET: i64 = 10_000;
+const DEFAULT_STATUS_EVERY_SECS: i64 = 30;
+/// A block page means the site distrusts us: back off for minutes, not seconds.
+const DEFAULT_BLOCK_PAUSE_SECS: f64 = 300.0;
+/// The budget file's name inside the user's state directory.
+const BUDGET_FILE_NAME: &str = "stackcrawl/budget.sqlite";
+const DEFAULT_CONNECT_TIMEOUT_SECS: f64 = 10.0;
+const DEFAULT_MAX_RETRIES: i64 = 4;
+const DEFAULT_RETRY_BASE_MS: i64 = 500;
+const DEFAULT_MAX_BODY_BYTES: i64 = 8 * 1024 * 1024;
+const DEFAULT_OUTPUT: &str = "questions.jsonl";
+const DEFAULT_TAB: Tab = Tab::Newest;
+const DEFAULT_PAGESIZE: i64 = 50;
+const DEFAULT_PAGES: i64 = 1;
+const MAX_FETCHERS: i64 = 64;
+const DEFAULT_EVERY: Duration = Duration::from_secs(3600);
+/// The largest page the API serves: fewer requests for the same questions.
+const DEFAULT_API_PAGESIZE: i64 = api::MAX_PAGESIZE as i64;
+/// The API's documented daily quotas per IP, without and with an app key.
+const API_QUOTA_WITHOUT_KEY: i64 = 300;
+const API_QUOTA_WITH_KEY: i64 = 10_000;
+/// Stop a few requests short of the quota: requests already in flight spend
+/// it too, and a spent quota answers every request with an error until
+/// midnight UTC.
+const DEFAULT_STOP_AT_QUOTA_REMAINING: i64 = 5;
+const DEFAULT_STORE: &str = "stackcrawl.db";
+
+/// Validates a parsed file against its text (for line numbers) and the
+/// command-line overrides; `env` holds what the caller took from the
+/// process.
+pub(super) fn validate(
+    raw: RawConfig,
+    text: &str,
+    origin: &str,
+    ov: &Overrides,
+    env: &Environment,
+) -> Result<Config, ConfigError> {
+    let v = Validator { text, origin };
+
+    let base_url = match &ov.base_url {
+        Some(u) => v.base_url("--base-url", u, None)?,
+        None => match &raw.site.base_url {
+            Some(s) => v.base_url("site.base_url", s.get_ref(), Some(s.span().start))?,
+            None => DEFAULT_BASE_URL.to_string(),
+        },
+    };
+    let site = host_of(&base_url).unwrap_or_default();
+    let user_agent = match &raw.site.user_agent {
+        Some(s) if s.get_ref().trim().is_empty() => {
+            return Err(v.err(
+                "site.user_agent",
+                Some(s.span().start),
+                "must not be empty: a descriptive User-Agent is required",
+            ))
+        }
+        Some(s) => s.get_ref().trim().to_string(),
+        None => DEFAULT_USER_AGENT.to_string(),
+    };
+
+    let f = &raw.fetch;
+    let fetchers = v.int(
+        "fetch.fetchers",
+        "--fetchers",
+        ov.fetchers,
+        &f.fetchers,
+        DEFAULT_FETCHERS,
+        1..=MAX_FETCHERS,
+    )?;
+    let rate = match (ov.rate, &f.rate) {
+        (Some(r), _) => v.rate("--rate", r, None)?,
+        (None, Some(r)) => v.rate("fetch.rate", *r.get_ref(), Some(r.span().start))?,
+        (None, None) => DEFAULT_RATE,
+    };
+    let burst = v.int(
+        "fetch.burst",
+        "--burst",
+        ov.burst,
+        &f.burst,
+        DEFAULT_BURST,
+        1..=30,
+    )?;
+    let timeout = v.secs("fetch.timeout_secs", &f.timeout_secs, DEFAULT_TIMEOUT_SECS)?;
+    let connect_timeout = v.secs(
+        "fetch.connect_timeout_secs",
+        &f.connect_timeout_secs,
+        DEFAULT_CONNECT_TIMEOUT_SECS,
+    )?;
+    let max_retries = v.int(
+        "fetch.max_retries",
+        "",
+        None,
+        &f.max_retries,
+        DEFAULT_MAX_RETRIES,
+        0..=20,
+    )?;
+    let read_timeout = v.secs(
+        "fetch.read_timeout_secs",
+        &f.read_timeout_secs,
+        DEFAULT_READ_TIMEOUT_SECS,
+    )?;
+    let daily_budget = v.int(
+        "fetch.daily_budget",
+        "",
+        None,
+        &f.daily_budget,
+        DEFAULT_DAILY_BUDGET,
+        1..=10_000_000,
+    )?;
+    let status_every = v.int(
+        "fetch.status_every_secs",
+        "",
+        None,
+        &f.status_every_secs,
+        DEFAULT_STATUS_EVERY_SECS,
+        1..=86_400,
+    )?;
+    let block_pause = v.secs(
+        "fetch.block_pause_secs",
+        &f.block_pause_secs,
+        DEFAULT_BLOCK_PAUSE_SECS,
+    )?;
+    let robots_unreachable_allows = match &raw.site.robots_unreachable {
+        None => false,
+        Some(s) => match s.get_ref().as_str() {
+            "deny" => false,
+            "allow" => true,
+            other => {
+                return Err(v.err(
+                    "site.robots_unreachable",
+                    Some(s.span().start),
+                    format!("must be \"deny\" or \"allow\", got `{other}`"),
+                ))
+            }
+        },
+    };
+    let retry_base_ms = v.int(
+        "fetch.retry_base_ms",
+        "",
+        None,
+        &f.retry_base_ms,
+        DEFAULT_RETRY_BASE_MS,
+        1..=600_000,
+    )?;
+    let max_body_bytes = v.int(
+        "fetch.max_body_bytes",
+        "",
+        None,
+        &f.max_body_bytes,
+        DEFAULT_MAX_BODY_BYTES,
+        1024..=256 * 1024 * 1024,
+    )?;
+
+    let output = match (&ov.output, &raw.output.path) {
+        (Some(p), _) => p.clone(),
+        (None, Some(p)) => PathBuf::from(p.get_ref()),
+        (None, None) => PathBuf::from(DEFAULT_OUTPUT),
+    };
+    let output_format = match output.extension().and_then(|e| e.to_str()) {
+        Some(e) if e.eq_ignore_ascii_case("jsonl") => OutputFormat::Jsonl,
+        Some(e) if e.eq_ignore_ascii_case("csv") => OutputFormat::Csv,
+        _ => {
+            let line = raw.output.path.as_ref().map(|p| p.span().start);
+            let key = if ov.output.is_some() {
+                "--output"
+            } else {
+                "output.path"
+            };
+            return Err(v.err(
+                key,
+                line.filter(|_| ov.output.is_none()),
+                format!("`{}` must end in .jsonl or .csv", output.display()),
+            ));
+        }
+    };
+
+    let tag_sets = v.tag_sets(&raw.tag_sets, ov)?;
+    let uses_api = tag_sets.iter().any(|s| s.source == Source::Api);
+    let api = v.api(&raw.api, &site, env.api_key.as_deref(), uses_api)?;
+    let failures_path = match &raw.output.failures {
+        Some(p) => PathBuf::from(p),
+        None => output.with_extension("failed.jsonl"),
+    };
+    let budget_file = match &f.budget_file {
+        Some(p) => PathBuf::from(p),
+        None => default_budget_file(env.state_dir.as_deref()),
+    };
+
+    Ok(Config {
+        base_url,
+        site,
+        user_agent,
+        fetchers: fetchers as usize,
+        rate,
+        burst: burst as u32,
+        timeout,
+        connect_timeout,
+        read_timeout,
+        max_retries: max_retries as u32,
+        retry_base: Duration::from_millis(retry_base_ms as u64),
+        max_body_bytes: max_body_bytes as usize,
+        output,
+        output_format,
+        failures_path,
+        tag_sets,
+        obey_robots: raw.site.obey_robots.unwrap_or(true),
+        robots_unreachable_allows,
+        daily_budget: daily_budget as u64,
+        budget_file,
+        status_every: Duration::from_secs(status_every as u64),
+        block_pause,
+        store_path: PathBuf::from(raw.store.path.as_deref().unwrap_or(DEFAULT_STORE)),
+        api,
+    })
+}
+
+/// One budget per user and machine, wherever the crawl writes its output:
+/// the quota it stands for belongs to the IP (and the API key), not to a
+/// directory. So it lives in the user's state directory; only without one
+/// does it fall back to the current directory.
+fn default_budget_file(state_dir: Option<&Path>) -> PathBuf {
+    state_dir.map_or_else(
+        || PathBuf::from(".stackcrawl-budget.sqlite"),
+        |d| d.join(BUDGET_FILE_NAME),
+    )
+}
+
+fn host_of(url: &str) -> Option<String> {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+}
+
+/// Stack Exchange tag names: lower-case letters, digits and `+ # - . _`,
+/// at most 35 characters. Anything else (a slash, `..`, whitespace) could
+/// change the request path and is refused.
+pub(crate) fn check_tag(tag: &str) -> Result<String, String> {
+    let t = tag.trim().to_lowercase();
+    if t.is_empty() {
+        return Err("a tag is empty".into());
+    }
+    if t.len() > 35 {
+        return Err(format!("tag `{t}` is longer than 35 characters"));
+    }
+    if t.chars().all(|c| c == '.') {
+        return Err(format!("tag `{t}` is not a tag name"));
+    }
+    if let Some(bad) = t
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || "+#-._".contains(*c)))
+    {
+        return Err(format!(
+            "tag `{t}` contains `{bad}`; tags use only a-z, 0-9 and + # - . _"
+        ));
+    }
+    Ok(t)
+}
+
+struct Validator<'a> {
+    text: &'a str,
+    origin: &'a str,
+}
+
+impl Validator<'_> {
+    fn line(&self, offset: usize) -> usize {
+        self.text
+            .get(..offset)
+            .map_or(0, |s| s.bytes().filter(|b| *b == b'\n').count())
+            + 1
+    }
+
+    fn err(&self, key: &str, offset: Option<usize>, reason: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            origin: self.origin.to_string(),
+            key: key.to_string(),
+            at: LineRef(offset.map(|o| self.line(o))),
+            reason: reason.into(),
+        }
+    }
+
+    fn base_url(&self, key: &str, url: &str, at: Option<usize>) -> Result<String, ConfigError> {
+        let parsed = reqwest::Url::parse(url.trim())
+            .map_err(|e| self.err(key, at, format!("`{url}` is not a URL: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(self.err(key, at, "only http and https URLs are crawled"));
+        }
+        if parsed.host_str().is_none() {
+            return Err(self.err(key, at, "the URL has no host"));
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(self.err(key, at, "the base URL must not carry a query or fragment"));
+        }
+        Ok(parsed.as_str().trim_end_matches('/').to_string())
+    }
+
+    fn rate(&self, key: &str, rate: f64, at: Option<usize>) -> Result<f64, ConfigError> {
+        if !rate.is_finite() || rate <= 0.0 {
+            return Err(self.err(
+                key,
+                at,
+                format!(
+                    "rate must be a finite number of requests/s above 0 and at most {MAX_RATE_PER_SEC}, got {rate}"
+                ),
+            ));
+        }
+        if rate > MAX_RATE_PER_SEC {
+            return Err(self.err(
+                key,
+                at,
+                format!(
+                    "{rate} requests/s is above the Stack Exchange ceiling of {MAX_RATE_PER_SEC}/s per IP"
+                ),
+            ));
+        }
+        Ok(rate)
+    }
+
+    /// An integer from the command line, the file, or the default, checked
+    /// against its range.
+    fn int(
+        &self,
+        key: &str,
+        flag: &str,
+        cli: Option<i64>,
+        file: &Option<Spanned<i64>>,
+        default: i64,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Result<i64, ConfigError> {
+        let (value, name, at) = match (cli, file) {
+            (Some(v), _) => (v, flag, None),
+            (None, Some(s)) => (*s.get_ref(), key, Some(s.span().start)),
+            (None, None) => return Ok(default),
+        };
+        if range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(self.err(
+                name,
+                at,
+                format!(
+                    "must be between {} and {}, got {value}",
+                    range.start(),
+                    range.end()
+                ),
+            ))
+        }
+    }
+
+    fn secs(
+        &self,
+        key: &str,
+        file: &Option<Spanned<f64>>,
+        default: f64,
+    ) -> Result<Duration, ConfigError> {
+        let Some(s) = file else {
+            return Ok(Duration::from_secs_f64(default));
+        };
+        let v = *s.get_ref();
+        if !v.is_finite() || v <= 0.0 || v > 3600.0 {
+            return Err(self.err(
+                key,
+                Some(s.span().start),
+                format!("must be between 0 and 3600 seconds, got {v}"),
+            ));
+        }
+        Ok(Duration::from_secs_f64(v))
+    }
+
+    fn tag_sets(
+        &self,
+        raw: &BTreeMap<String, RawTagSet>,
+        ov: &Overrides,
+    ) -> Result<Vec<TagSet>, ConfigError> {
+        let mut sets = Vec::new();
+        if !ov.tags.is_empty() {
+            // Tags on the command line form their own set and replace the
+            // file's, so a quick crawl never also runs the configured ones.
+            let mut tags = Vec::new();
+            for t in &ov.tags {
+                tags.push(check_tag(t).map_err(|r| self.err("--tag", None, r))?);
+            }
+            sets.push(self.tag_set("cli", tags, &RawTagSet::default(), ov)?);
+        } else {
+            for (name, set) in raw {
+                let key = format!("tag_sets.{name}.tags");
+                let Some(tags) = &set.tags else {
+                    return Err(self.err(&key, None, "missing: a tag set needs a list of tags"));
+                };
+                let at = Some(tags.span().start);
+                if tags.get_ref().is_empty() {
+                    return Err(self.err(&key, at, "the tag list is empty"));
+                }
+                let mut clean = Vec::new();
+                for t in tags.get_ref() {
+                    clean.push(check_tag(t).map_err(|r| self.err(&key, at, r))?);
+                }
+                sets.push(self.tag_set(name, clean, set, ov)?);
+            }
+        }
+        if sets.is_empty() && !ov.pages_from_file {
+            return Err(self.err(
+                "tag_sets",
+                None,
+                "no tags to crawl: add a [tag_sets.NAME] table or pass --tag",
+            ));
+        }
+        Ok(sets)
+    }
+
+    fn tag_set(
+        &self,
+        name: &str,
+        tags: Vec<String>,
+        raw: &RawTagSet,
+        ov: &Overrides,
+    ) -> Result<TagSet, ConfigError> {
+        let prefix = format!("tag_sets.{name}");
+        let source = match &raw.source {
+            None => Source::Html,
+            Some(s) => match s.get_ref().trim() {
+                "html" => Source::Html,
+                "api" => Source::Api,
+                other => {
+                    return Err(self.err(
+                        &format!("{prefix}.source"),
+                        Some(s.span().start),
+                        format!("must be \"html\" or \"api\", got `{other}`"),
+                    ))
+                }
+            },
+        };
+        let (tab, sort, pagesize) = match source {
+            Source::Html => {
+                if let Some(s) = &raw.sort {
+                    return Err(self.err(
+                        &format!("{prefix}.sort"),
+                        Some(s.span().start),
+                        "sort is for source = \"api\" tag sets; an html tag set orders by tab",
+                    ));
+                }
+                let tab = match (&ov.tab, &raw.tab) {
+                    (Some(t), _) => {
+                        Tab::parse(t).ok_or_else(|| self.err("--tab", None, bad_tab(t)))?
+                    }
+                    (None, Some(t)) => Tab::parse(t.get_ref()).ok_or_else(|| {
+                        self.err(
+                            &format!("{prefix}.tab"),
+                            Some(t.span().start),
+                            bad_tab(t.get_ref()),
+                        )
+                    })?,
+                    (None, None) => DEFAULT_TAB,
+                };
+                let pagesize = self.int(
+                    &format!("{prefix}.pagesize"),
+                    "--pagesize",
+                    ov.pagesize,
+                    &raw.pagesize,
+                    DEFAULT_PAGESIZE,
+                    15..=50,
+                )?;
+                if ![15, 30, 50].contains(&pagesize) {
+                    let at = raw.pagesize.as_ref().map(|s| s.span().start);
+                    let key = if ov.pagesize.is_some() {
+                        "--pagesize".to_string()
+                    } else {
+                        format!("{prefix}.pagesize")
+                    };
+                    return Err(self.err(
+                        &key,
+                        at.filter(|_| ov.pagesize.is_none()),
+                        format!("must be 15, 30 or 50 (the sizes the site offers), got {pagesize}"),
+                    ));
+                }
+                (tab, ApiSort::default(), pagesize)
+            }
+            Source::Api => self.api_listing(&prefix, raw, ov)?,
+        };
+        let pages = self.int(
+            &format!("{prefix}.pages"),
+            "--pages",
+            ov.pages,
+            &raw.pages,
+            DEFAULT_PAGES,
+            1..=100_000,
+        )?;
+        let every = match &raw.every {
+            None => DEFAULT_EVERY,
+            Some(e) => {
+                let key = format!("{prefix}.every");
+                let at = Some(e.span().start);
+                let d = humantime::parse_duration(e.get_ref().trim()).map_err(|err| {
+                    self.err(
+                        &key,
+                        at,
+                        format!("`{}` is not a duration like \"15m\": {err}", e.get_ref()),
+                    )
+                })?;
+                if d < Duration::from_secs(1) {
+                    return Err(self.err(&key, at, "must be at least 1s"));
+                }
+                d
+            }
+        };
+        Ok(TagSet {
+            name: name.to_string(),
+            tags,
+            source,
+            tab,
+            sort,
+            pagesize: pagesize as u32,
+            pages: pages as u32,
+            every,
+        })
+    }
+}
+
+impl Validator<'_> {
+    /// An api tag set's order and page size. `--tab` is for listings and
+    /// leaves api tag sets alone; `--pagesize` applies, within the API's limit.
+    fn api_listing(
+        &self,
+        prefix: &str,
+        raw: &RawTagSet,
+        ov: &Overrides,
+    ) -> Result<(Tab, ApiSort, i64), ConfigError> {
+        if let Some(t) = &raw.tab {
+            return Err(self.err(
+                &format!("{prefix}.tab"),
+                Some(t.span().start),
+                "tab is for html tag sets; an api tag set orders by sort = \"creation\", \"activity\" or \"votes\"",
+            ));
+        }
+        let sort = match &raw.sort {
+            None => ApiSort::default(),
+            Some(s) => s.get_ref().parse::<ApiSort>().map_err(|e| {
+                self.err(
+                    &format!("{prefix}.sort"),
+                    Some(s.span().start),
+                    e.to_string(),
+                )
+            })?,
+        };
+        let pagesize = self.int(
+            &format!("{prefix}.pagesize"),
+            "--pagesize",
+            ov.pagesize,
+            &raw.pagesize,
+            DEFAULT_API_PAGESIZE,
+            1..=api::MAX_PAGESIZE as i64,
+        )?;
+        Ok((DEFAULT_TAB, sort, pagesize))
+    }
+
+    /// `[api]`, with the caller's app key. The site name is needed
+    /// (and checked) only when a tag set uses the API.
+    fn api(
+        &self,
+        raw: &RawApi,
+        host: &str,
+        key: Option<&str>,
+        uses_api: bool,
+    ) -> Result<ApiSettings, ConfigError> {
+        let base_url = match &raw.base_url {
+            Some(u) => self.base_url("api.base_url", u.get_ref(), Some(u.span().start))?,
+            None => api::DEFAULT_API_BASE.to_string(),
+        };
+        let api_host = host_of(&base_url).unwrap_or_default();
+        let derived = api_site_for_host(host);
+        let site = match &raw.site {
+            Some(s) => {
+                let at = Some(s.span().start);
+                let name = check_api_site(s.get_ref()).map_err(|r| self.err("api.site", at, r))?;
+                // One config crawls one site: records are labelled with the
+                // host of site.base_url, so the API must fetch that same site.
+                if let Some(d) = derived.as_ref().filter(|d| **d != name && name != host) {
+                    return Err(self.err(
+                        "api.site",
+                        at,
+                        format!(
+                            "`{name}` is not the site of site.base_url ({host}, API name `{d}`); set site.base_url to the site you want"
+                        ),
+                    ));
+                }
+                Some(name)
+            }
+            None => derived,
+        };
+        if uses_api && site.is_none() {
+            return Err(self.err(
+                "api.site",
+                None,
+                format!(
+                    "missing: `{host}` is not a Stack Exchange host, so the API site cannot be derived from site.base_url; set it, e.g. site = \"stackoverflow\""
+                ),
+            ));
+        }
+        let key = match key.map(str::trim).filter(|k| !k.is_empty()) {
+            None => None,
+            // The value is never quoted back: it may be a real key, pasted wrong.
+            Some(k) if k.len() > 200 || !k.chars().all(|c| c.is_ascii_graphic()) => {
+                return Err(self.err(
+                    API_KEY_ENV,
+                    None,
+                    "is not an app key: expected up to 200 printable ASCII characters without spaces",
+                ))
+            }
+            Some(k) => Some(ApiKey(k.to_string())),
+        };
+        let default_quota = if key.is_some() {
+            API_QUOTA_WITH_KEY
+        } else {
+            API_QUOTA_WITHOUT_KEY
+        };
+        let daily_quota = self.int(
+            "api.daily_quota",
+            "",
+            None,
+            &raw.daily_quota,
+            default_quota,
+            1..=10_000_000,
+        )?;
+        let stop_at = self.int(
+            "api.stop_at_quota_remaining",
+            "",
+            None,
+            &raw.stop_at_quota_remaining,
+            DEFAULT_STOP_AT_QUOTA_REMAINING,
+            0..=10_000_000,
+        )?;
+        if stop_at >= daily_quota {
+            return Err(self.err(
+                "api.stop_at_quota_remaining",
+                raw.stop_at_quota_remaining.as_ref().map(|s| s.span().start),
+                format!("must be below api.daily_quota ({daily_quota}), got {stop_at}"),
+            ));
+        }
+        let throttle_violation_pause = self.secs(
+            "api.throttle_violation_pause_secs",
+            &raw.throttle_violation_pause_secs,
+            api::THROTTLE_VIOLATION_MIN_PAUSE.as_secs_f64(),
+        )?;
+        let filter = match &raw.filter {
+            None => None,
+            Some(f) => {
+                let v = f.get_ref().trim();
+                if v.is_empty() || v.len() > 100 || !v.chars().all(|c| c.is_ascii_graphic()) {
+                    return Err(self.err(
+                        "api.filter",
+                        Some(f.span().start),
+                        "must be a filter id the API minted (e.g. \"!9_bDDxJY5\"), or left out",
+                    ));
+                }
+                Some(v.to_string())
+            }
+        };
+        Ok(ApiSettings {
+            base_url,
+            host: api_host,
+            site,
+            key,
+            filter,
+            daily_quota: daily_quota as u64,
+            stop_at_quota_remaining: stop_at as u64,
+            throttle_violation_pause,
+        })
+    }
+}
+
+/// The API's short name for a Stack Exchange host (the API also accepts the
+/// full domain, used where the short form is not certain). `None` for hosts
+/// that are not Stack Exchange sites: a mirror or a test server.
+pub fn api_site_for_host(host: &str) -> Option<String> {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let host = host.strip_prefix("www.").unwrap_or(&host);
+    const DOT_COM: [&str; 5] = [
+        "stackoverflow.com",
+        "serverfault.com",
+        "superuser.com",
+        "askubuntu.com",
+        "stackapps.com",
+    ];
+    if let Some(sub) = host.strip_suffix(".stackexchange.com") {
+        // `unix.stackexchange.com` is `unix`; a nested meta is named by domain.
+        return Some(if sub.contains('.') {
+            host.to_string()
+        } else {
+            sub.to_string()
+        });
+    }
+    if DOT_COM
+        .iter()
+        .any(|d| host == *d || host.ends_with(&format!(".{d}")))
+    {
+        // `meta.stackoverflow.com` is `meta.stackoverflow`, `pt.stackoverflow.com` is `pt.stackoverflow`.
+        return host.strip_suffix(".com").map(str::to_string);
+    }
+    if host == "mathoverflow.net" || host.ends_with(".mathoverflow.net") {
+        return Some(host.to_string());
+    }
+    None
+}
+
+/// An API site name: a short name (`stackoverflow`, `unix`, `meta.serverfault`)
+/// or a domain (`mathoverflow.net`). It goes into a query string, so only
+/// lower-case letters, digits, `.` and `-`.
+fn check_api_site(name: &str) -> Result<String, String> {
+    let n = name.trim().to_lowercase();
+    if n.is_empty() || n.len() > 64 {
+        return Err(
+            "must be the API's name for a site, e.g. \"stackoverflow\" or \"serverfault\"".into(),
+        );
+    }
+    let plausible = n
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        && n.chars().any(|c| c.is_ascii_lowercase())
+        && !n.starts_with(['.', '-'])
+        && !n.ends_with(['.', '-'])
+        && !n.contains("..");
+    if !plausible {
+        return Err(format!(
+            "`{n}` is not an API site name: use letters, digits, `.` and `-`, e.g. \"stackoverflow\""
+        ));
+    }
+    Ok(n)
+}
+
+fn bad_tab(t: &str) -> String {
+    let names: Vec<_> = Tab::ALL.iter().map(|t| t.as_str()).collect();
+    format!("unknown tab `{t}`; one of {}", names.join(", "))
+}
