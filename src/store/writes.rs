@@ -237,14 +237,6 @@ impl Store {
         )?)
     }
 
-    /// Whether the question has ever been stored.
-    pub fn is_seen(&self, site: &str, question_id: u64) -> Result<bool, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT 1 FROM questions WHERE site = ?1 AND question_id = ?2")?
-            .exists(params![site, question_id])?)
-    }
-
     /// Folds the WAL back into the database file, for a clean shutdown: the
     /// file is then complete on its own, should someone copy it.
     pub fn checkpoint(&self) -> Result<(), StoreError> {
@@ -454,9 +446,6 @@ mod tests {
             ),
             10
         );
-        assert!(s.is_seen("stackoverflow.com", 2).unwrap());
-        assert!(!s.is_seen("stackoverflow.com", 3).unwrap());
-        assert!(!s.is_seen("superuser.com", 1).unwrap());
     }
 
     #[test]
