@@ -123,9 +123,9 @@ impl Store {
                 // see the columns.
                 if n == 0 {
                     if history {
-                        w.write_record(HISTORY_COLUMNS)?;
+                        w.write_record(&csv_header(HistoryCsvRow::default())?)?;
                     } else {
-                        w.write_record(CSV_COLUMNS)?;
+                        w.write_record(&csv_header(CsvRow::from(&placeholder_question()))?)?;
                     }
                 }
                 w.flush()?;
@@ -182,47 +182,52 @@ fn history_from_row(r: &Row) -> Result<HistoryRow, StoreError> {
     })
 }
 
-/// The crawl's CSV columns (`output::CsvRow`), in order.
-const CSV_COLUMNS: [&str; 25] = [
-    "site",
-    "question_id",
-    "url",
-    "title",
-    "excerpt",
-    "votes",
-    "answers",
-    "replies",
-    "views",
-    "views_exact",
-    "tags",
-    "has_accepted_answer",
-    "author_name",
-    "author_reputation",
-    "asked_at",
-    "modified_at",
-    "answered_at",
-    "bounty",
-    "status",
-    "post_kind",
-    "community_wiki",
-    "tag",
-    "tab",
-    "page",
-    "fetched_at",
-];
+/// The header csv writes before rows of `T`, taken from one serialised row
+/// so that an empty export's header is the one its rows would have had,
+/// rather than a hand-kept copy of their columns that could drift.
+fn csv_header<T: Serialize>(row: T) -> Result<csv::StringRecord, StoreError> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.serialize(row)?;
+    let bytes = w.into_inner().map_err(|e| e.into_error())?;
+    Ok(csv::Reader::from_reader(bytes.as_slice())
+        .headers()?
+        .clone())
+}
 
-const HISTORY_COLUMNS: [&str; 7] = [
-    "site",
-    "question_id",
-    "pass_id",
-    "seen_at",
-    "votes",
-    "answers",
-    "views",
-];
+/// A question of empty, zero and `None` fields, serialised only for the
+/// crawl's CSV header (`Question` has no `Default`, and needs none).
+fn placeholder_question() -> Question {
+    Question {
+        site: String::new(),
+        question_id: 0,
+        url: String::new(),
+        title: String::new(),
+        excerpt: String::new(),
+        votes: 0,
+        answers: 0,
+        replies: None,
+        views: 0,
+        views_exact: false,
+        tags: Vec::new(),
+        has_accepted_answer: false,
+        author_name: None,
+        author_reputation: None,
+        asked_at: None,
+        modified_at: None,
+        answered_at: None,
+        bounty: None,
+        status: QuestionStatus::default(),
+        post_kind: PostKind::default(),
+        community_wiki: false,
+        tag: String::new(),
+        tab: String::new(),
+        page: 0,
+        fetched_at: DateTime::<Utc>::UNIX_EPOCH,
+    }
+}
 
 /// History in CSV: `seen_at` written as the crawl's CSV writes times.
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 struct HistoryCsvRow {
     site: String,
     question_id: u64,
@@ -317,9 +322,22 @@ mod tests {
             .export(&mut empty, ExportFormat::Csv, false)
             .unwrap();
         assert_eq!(n, 0);
+        // The same header as when there are rows.
+        let header = text.lines().next().unwrap();
+        assert_eq!(String::from_utf8(empty).unwrap(), format!("{header}\n"));
+    }
+
+    #[test]
+    fn an_empty_history_export_has_the_history_columns() {
+        let mut empty = Vec::new();
+        let n = Store::open_in_memory()
+            .unwrap()
+            .export(&mut empty, ExportFormat::Csv, true)
+            .unwrap();
+        assert_eq!(n, 0);
         assert_eq!(
             String::from_utf8(empty).unwrap(),
-            CSV_COLUMNS.join(",") + "\n"
+            "site,question_id,pass_id,seen_at,votes,answers,views\n"
         );
     }
 
