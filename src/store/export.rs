@@ -13,23 +13,16 @@ use rusqlite::Row;
 use serde::{Deserialize, Serialize};
 
 use super::{parse_enum, parse_opt_ts, parse_ts, Store, StoreError};
+use crate::config::OutputFormat;
 use crate::model::{PostKind, Question, QuestionStatus};
 use crate::output::CsvRow;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExportFormat {
-    Jsonl,
-    Csv,
-}
-
-impl From<crate::config::OutputFormat> for ExportFormat {
-    fn from(f: crate::config::OutputFormat) -> Self {
-        match f {
-            crate::config::OutputFormat::Jsonl => ExportFormat::Jsonl,
-            crate::config::OutputFormat::Csv => ExportFormat::Csv,
-        }
-    }
-}
+/// The export formats are the crawl output's, so exporting takes the
+/// config's `OutputFormat` itself. `ExportFormat` was a copy of it with a
+/// `From` between the two; the name stays as an alias so that `main.rs` and
+/// the aggregator, which spell it, compile unchanged until they move to
+/// `OutputFormat`.
+pub type ExportFormat = OutputFormat;
 
 /// One snapshot, as the history export writes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,7 +42,7 @@ impl Store {
     pub fn export(
         &self,
         w: impl Write,
-        format: ExportFormat,
+        format: OutputFormat,
         history: bool,
     ) -> Result<u64, StoreError> {
         let sql = if history {
@@ -70,7 +63,7 @@ impl Store {
         &self,
         pass_id: i64,
         w: impl Write,
-        format: ExportFormat,
+        format: OutputFormat,
     ) -> Result<u64, StoreError> {
         self.write_rows(
             "SELECT q.* FROM questions q
@@ -89,14 +82,14 @@ impl Store {
         sql: &str,
         params: impl rusqlite::Params,
         w: impl Write,
-        format: ExportFormat,
+        format: OutputFormat,
         history: bool,
     ) -> Result<u64, StoreError> {
         let mut stmt = self.conn.prepare(sql)?;
         let mut rows = stmt.query(params)?;
         let mut n = 0;
         match format {
-            ExportFormat::Jsonl => {
+            OutputFormat::Jsonl => {
                 let mut w = std::io::BufWriter::new(w);
                 while let Some(r) = rows.next()? {
                     if history {
@@ -109,7 +102,7 @@ impl Store {
                 }
                 w.flush()?;
             }
-            ExportFormat::Csv => {
+            OutputFormat::Csv => {
                 let mut w = csv::Writer::from_writer(w);
                 while let Some(r) = rows.next()? {
                     if history {

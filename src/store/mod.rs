@@ -41,6 +41,7 @@ use serde::Serialize;
 use thiserror::Error;
 use tracing::warn;
 
+use crate::config::OutputFormat;
 use crate::model::{PageContext, Question};
 
 pub use export::{ExportFormat, HistoryRow};
@@ -293,7 +294,7 @@ pub trait PassStore: Send {
         &self,
         pass_id: i64,
         w: &mut dyn Write,
-        format: ExportFormat,
+        format: OutputFormat,
     ) -> Result<u64, StoreError>;
 
     /// Makes what was written durable on its own, for a clean shutdown.
@@ -350,7 +351,7 @@ impl PassStore for Store {
         &self,
         pass_id: i64,
         w: &mut dyn Write,
-        format: ExportFormat,
+        format: OutputFormat,
     ) -> Result<u64, StoreError> {
         Store::export_pass(self, pass_id, w, format)
     }
