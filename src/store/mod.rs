@@ -1,0 +1,428 @@
+//! The embedded store: every question's latest state, a snapshot of its
+//! figures per pass, and which pages of each pass are done.
+//!
+//! It receives cleaned `Question`s a page at a time and answers the
+//! questions a long-running crawler asks: "seen before?", "changed?",
+//! "which pages of this pass are already done?", "what grew?". It also
+//! streams the latest state or the history out as JSONL or CSV.
+//!
+//! Why SQLite: a service that runs for weeks needs state that survives
+//! `kill -9` and a power cut uncorrupted, without a server to install. One
+//! page is one transaction, so a crash loses at most the page being written
+//! and never leaves half a page behind; WAL mode lets `report` and `export` read the
+//! file while `run` keeps writing. The store answers "seen?" from the file,
+//! so memory stays flat however long the run.
+//!
+//! Pure library code: a `Store` owns one `rusqlite::Connection` and is used
+//! from one thread (the aggregator's arbiter), hence no pool and no mutex.
+//!
+//! This file holds what every part shares: opening a `Store`, its errors,
+//! how values are encoded in columns, and [`PassStore`], the interface the
+//! crawl needs from any store. The rest is split by concern: `schema` (the
+//! migrations), `writes` (a pass and its pages), `report`, `export`.
+
+mod export;
+mod report;
+mod schema;
+mod writes;
+
+#[cfg(test)]
+mod fixtures;
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::Connection;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use thiserror::Error;
+use tracing::warn;
+
+use crate::config::OutputFormat;
+use crate::model::{PageContext, Question};
+
+pub use export::{ExportFormat, HistoryRow};
+pub use report::{CoTag, Growth, Report, TagReport};
+pub use writes::{PageWrite, PassStart, PassTotals};
+
+/// How long a statement waits on a lock held by another connection (a
+/// `report` or `export` reading the file) before failing with SQLITE_BUSY.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("cannot open the store {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "the store is at schema version {found}, newer than the {supported} \
+         this stackcrawl knows: upgrade stackcrawl"
+    )]
+    Schema { found: i64, supported: i64 },
+    #[error("the store {path}: {source}")]
+    File {
+        path: PathBuf,
+        source: Box<StoreError>,
+    },
+    #[error("store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("pass {0} is not in the store")]
+    UnknownPass(i64),
+    #[error("pass {0} is finished and takes no more pages")]
+    PassFinished(i64),
+    #[error("store column {column} holds {value:?}: {reason}")]
+    Decode {
+        column: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("export: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("export: {0}")]
+    Serialize(#[from] serde_json::Error),
+    #[error("export: {0}")]
+    Csv(#[from] csv::Error),
+}
+
+impl StoreError {
+    /// The export's reader went away (a closed pipe).
+    pub fn is_broken_pipe(&self) -> bool {
+        let kind = match self {
+            StoreError::Io(e) => Some(e.kind()),
+            StoreError::Serialize(e) => e.io_error_kind(),
+            StoreError::Csv(e) => match e.kind() {
+                csv::ErrorKind::Io(e) => Some(e.kind()),
+                _ => None,
+            },
+            _ => None,
+        };
+        kind == Some(std::io::ErrorKind::BrokenPipe)
+    }
+}
+
+/// Sizes for the periodic status line.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StoreStats {
+    pub questions: u64,
+    pub snapshots: u64,
+    pub passes: u64,
+    /// Main database file (page_count × page_size); the WAL is not counted.
+    pub size_bytes: u64,
+}
+
+pub struct Store {
+    conn: Connection,
+    /// The file, or `None` in memory.
+    path: Option<PathBuf>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path` and migrates it.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let conn = Connection::open(path).map_err(|source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        // SQLite reads the file only now ("file is not a database"), and a
+        // schema error is about this file too: both name it.
+        let mut store = Store::init(conn).map_err(|e| match e {
+            StoreError::Sqlite(source) => StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            },
+            StoreError::Schema { found, supported } => StoreError::File {
+                path: path.to_path_buf(),
+                source: Box::new(StoreError::Schema { found, supported }),
+            },
+            other => other,
+        })?;
+        store.path = Some(path.to_path_buf());
+        Ok(store)
+    }
+
+    /// The store's file; `None` for a store in memory.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// A throwaway store, for tests and dry runs.
+    pub fn open_in_memory() -> Result<Store, StoreError> {
+        Store::init(Connection::open_in_memory()?)
+    }
+
+    fn init(mut conn: Connection) -> Result<Store, StoreError> {
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // WAL: readers (`report`, `export`) never block the writer. Some
+        // file systems cannot do WAL; SQLite then keeps its rollback journal,
+        // which is slower but as safe, so that is a warning, not an error.
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {
+            warn!(journal_mode = %mode, "store cannot use WAL mode");
+        }
+        // NORMAL in WAL mode survives a process crash; a power cut may lose
+        // the last transactions, never corrupt the file. FULL would fsync on
+        // every page for no gain a re-crawl cannot give back.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        schema::migrate(&mut conn)?;
+        Ok(Store { conn, path: None })
+    }
+
+    pub fn stats(&self) -> Result<StoreStats, StoreError> {
+        let count = |table: &str| -> Result<u64, StoreError> {
+            Ok(self
+                .conn
+                .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?)
+        };
+        let page_count: u64 = self
+            .conn
+            .pragma_query_value(None, "page_count", |r| r.get(0))?;
+        let page_size: u64 = self
+            .conn
+            .pragma_query_value(None, "page_size", |r| r.get(0))?;
+        Ok(StoreStats {
+            questions: count("questions")?,
+            snapshots: count("snapshots")?,
+            passes: count("passes")?,
+            size_bytes: page_count.saturating_mul(page_size),
+        })
+    }
+}
+
+/// Timestamps are stored as fixed-width RFC 3339 text in UTC with
+/// nanoseconds: readable in the sqlite3 shell, lossless, and ordered as text
+/// the way they are in time, which the growth query relies on.
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Nanos, true)
+}
+
+fn parse_ts(column: &'static str, s: String) -> Result<DateTime<Utc>, StoreError> {
+    match DateTime::parse_from_rfc3339(&s) {
+        Ok(t) => Ok(t.with_timezone(&Utc)),
+        Err(e) => Err(StoreError::Decode {
+            column,
+            value: s,
+            reason: e.to_string(),
+        }),
+    }
+}
+
+fn parse_opt_ts(
+    column: &'static str,
+    s: Option<String>,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    s.map(|s| parse_ts(column, s)).transpose()
+}
+
+/// Enums are stored under their serde names, the same words as in JSONL.
+fn enum_text<T: Serialize>(v: &T) -> Result<String, StoreError> {
+    match serde_json::to_value(v)? {
+        serde_json::Value::String(s) => Ok(s),
+        other => Err(StoreError::Decode {
+            column: "enum",
+            value: other.to_string(),
+            reason: "not a unit variant".into(),
+        }),
+    }
+}
+
+fn parse_enum<T: DeserializeOwned>(column: &'static str, s: String) -> Result<T, StoreError> {
+    serde_json::from_value(serde_json::Value::String(s.clone())).map_err(|e| StoreError::Decode {
+        column,
+        value: s,
+        reason: e.to_string(),
+    })
+}
+
+/// What the crawl needs from a store, and all it needs: the calls the
+/// aggregator and the crawler make on the store between opening it and
+/// dropping it. It is the seam for a second backend (PostgreSQL): a type
+/// implementing it can replace the SQLite [`Store`] under the actors without
+/// touching them. `report` and `export`, run from the command line against
+/// a store opened for the purpose, are not part of it.
+///
+/// Object safe, so the actors can hold a `Box<dyn PassStore>`: where the
+/// inherent methods of [`Store`] take generic arguments, these take trait
+/// objects. `Send` because the store is moved onto the aggregator's arbiter.
+pub trait PassStore: Send {
+    /// The store's file, which the one-writer lock guards; `None` for a
+    /// store that is not a file (in memory, or on a server).
+    fn path(&self) -> Option<&Path>;
+
+    /// The tag set's most recently finished pass: with one, a Newest pass
+    /// can be incremental.
+    fn previous_finished_pass(&self, tag_set: &str) -> Result<Option<i64>, StoreError>;
+
+    /// Resumes the tag set's unfinished pass, or starts a new one.
+    fn begin_pass(&mut self, tag_set: &str, now: DateTime<Utc>) -> Result<PassStart, StoreError>;
+
+    /// (tag, tab, page) already done in the pass: a restart skips them.
+    fn done_pages(&self, pass_id: i64) -> Result<HashSet<(String, String, u32)>, StoreError>;
+
+    /// Per (tag, tab), the first page of the pass where the tag ended.
+    fn tag_ends(&self, pass_id: i64) -> Result<HashMap<(String, String), u32>, StoreError>;
+
+    /// Stores one page atomically, all of it or none; `ends_tag` decides from
+    /// what the write found whether the tag's pass ends at this page.
+    fn record_page_ending(
+        &mut self,
+        pass_id: i64,
+        ctx: &PageContext,
+        questions: &[Question],
+        now: DateTime<Utc>,
+        ends_tag: &dyn Fn(&PageWrite) -> bool,
+    ) -> Result<PageWrite, StoreError>;
+
+    /// Marks the pass finished; finishing a finished pass is a no-op.
+    fn finish_pass(&mut self, pass_id: i64, now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// The pass's totals over its done pages.
+    fn pass_totals(&self, pass_id: i64) -> Result<PassTotals, StoreError>;
+
+    /// Sizes for the periodic status line.
+    fn stats(&self) -> Result<StoreStats, StoreError>;
+
+    /// Streams the questions seen in one pass, latest state, in the crawl
+    /// output's format. Returns rows written.
+    fn export_pass(
+        &self,
+        pass_id: i64,
+        w: &mut dyn Write,
+        format: OutputFormat,
+    ) -> Result<u64, StoreError>;
+
+    /// Makes what was written durable on its own, for a clean shutdown.
+    fn checkpoint(&self) -> Result<(), StoreError>;
+}
+
+/// Each method forwards to the inherent one of the same name, which keeps
+/// the generic signatures the rest of the crate calls.
+impl PassStore for Store {
+    fn path(&self) -> Option<&Path> {
+        Store::path(self)
+    }
+
+    fn previous_finished_pass(&self, tag_set: &str) -> Result<Option<i64>, StoreError> {
+        Store::previous_finished_pass(self, tag_set)
+    }
+
+    fn begin_pass(&mut self, tag_set: &str, now: DateTime<Utc>) -> Result<PassStart, StoreError> {
+        Store::begin_pass(self, tag_set, now)
+    }
+
+    fn done_pages(&self, pass_id: i64) -> Result<HashSet<(String, String, u32)>, StoreError> {
+        Store::done_pages(self, pass_id)
+    }
+
+    fn tag_ends(&self, pass_id: i64) -> Result<HashMap<(String, String), u32>, StoreError> {
+        Store::tag_ends(self, pass_id)
+    }
+
+    fn record_page_ending(
+        &mut self,
+        pass_id: i64,
+        ctx: &PageContext,
+        questions: &[Question],
+        now: DateTime<Utc>,
+        ends_tag: &dyn Fn(&PageWrite) -> bool,
+    ) -> Result<PageWrite, StoreError> {
+        Store::record_page_ending(self, pass_id, ctx, questions, now, ends_tag)
+    }
+
+    fn finish_pass(&mut self, pass_id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+        Store::finish_pass(self, pass_id, now)
+    }
+
+    fn pass_totals(&self, pass_id: i64) -> Result<PassTotals, StoreError> {
+        Store::pass_totals(self, pass_id)
+    }
+
+    fn stats(&self) -> Result<StoreStats, StoreError> {
+        Store::stats(self)
+    }
+
+    fn export_pass(
+        &self,
+        pass_id: i64,
+        w: &mut dyn Write,
+        format: OutputFormat,
+    ) -> Result<u64, StoreError> {
+        Store::export_pass(self, pass_id, w, format)
+    }
+
+    fn checkpoint(&self) -> Result<(), StoreError> {
+        Store::checkpoint(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+
+    use super::*;
+    use crate::store::fixtures::*;
+
+    #[test]
+    fn a_file_that_is_not_a_store_is_named_in_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notes.db");
+        std::fs::write(&path, vec![b'x'; 8192]).unwrap();
+        let err = Store::open(&path).err().expect("not a database");
+        let message = err.to_string();
+        assert!(
+            message.contains(&path.display().to_string()) && message.contains("not a database"),
+            "{message}"
+        );
+    }
+
+    /// A whole pass driven through the trait object the actors will hold,
+    /// as the aggregator drives it: the interface covers their calls.
+    #[test]
+    fn a_pass_runs_through_a_boxed_pass_store() {
+        let mut s: Box<dyn PassStore> = Box::new(Store::open_in_memory().unwrap());
+        assert_eq!(s.path(), None);
+        assert_eq!(s.previous_finished_pass("langs").unwrap(), None);
+        let start = s.begin_pass("langs", at(1)).unwrap();
+        assert!(!start.resumed);
+        let page = [
+            q(1, "rust", &["rust"], 0, 0, 1),
+            q(2, "rust", &["rust"], 0, 0, 2),
+        ];
+        let w = s
+            .record_page_ending(start.pass_id, &ctx("rust", 1), &page, at(1), &|w| {
+                w.all_unchanged()
+            })
+            .unwrap();
+        assert_eq!((w.new, w.ends_tag), (2, false));
+        let w = s
+            .record_page_ending(start.pass_id, &ctx("rust", 2), &page[..1], at(1), &|w| {
+                w.all_unchanged()
+            })
+            .unwrap();
+        assert!(w.ends_tag);
+        assert_eq!(s.done_pages(start.pass_id).unwrap().len(), 2);
+        assert_eq!(
+            s.tag_ends(start.pass_id).unwrap(),
+            HashMap::from([(("rust".to_string(), "newest".to_string()), 2)])
+        );
+        let mut out = Vec::new();
+        let n = s
+            .export_pass(start.pass_id, &mut out, ExportFormat::Jsonl)
+            .unwrap();
+        assert_eq!((n, String::from_utf8(out).unwrap().lines().count()), (2, 2));
+        s.finish_pass(start.pass_id, at(2)).unwrap();
+        let totals = s.pass_totals(start.pass_id).unwrap();
+        assert_eq!((totals.pages, totals.new, totals.unchanged), (2, 2, 1));
+        assert_eq!(
+            s.previous_finished_pass("langs").unwrap(),
+            Some(start.pass_id)
+        );
+        assert_eq!(s.stats().unwrap().questions, 2);
+        s.checkpoint().unwrap();
+    }
+}

@@ -1,0 +1,628 @@
+//! Writing passes: starting or resuming one, storing its pages, finishing
+//! it, and the totals and resume state read back from what was written.
+//!
+//! This is what a crawl does to the store, page after page for weeks, so it
+//! is kept apart from the one-off reads (`report`, `export`): each page is
+//! one transaction, and the per-page bookkeeping (`pass_pages`) is what lets
+//! a pass cut short by a crash resume without refetching or double-counting.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
+use serde::Serialize;
+
+use super::{enum_text, ts, Store, StoreError};
+use crate::model::{PageContext, Question};
+
+/// The pass `begin_pass` handed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PassStart {
+    pub pass_id: i64,
+    /// True when an unfinished pass (a crash, a `kill -9`) was picked up.
+    pub resumed: bool,
+}
+
+/// What one page did to the store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PageWrite {
+    /// Questions stored for the first time.
+    pub new: usize,
+    /// Stored before, and votes, answers, replies, views, title, status or
+    /// the accepted mark changed.
+    pub updated: usize,
+    /// Stored before with the same figures. A Newest page made only of these
+    /// ends an incremental pass for its tag.
+    pub unchanged: usize,
+    /// The tag's pass ends at this page.
+    pub ends_tag: bool,
+}
+
+impl PageWrite {
+    pub fn all_unchanged(&self) -> bool {
+        self.new == 0 && self.updated == 0
+    }
+}
+
+/// Totals of one pass, summed from its done pages, so they survive a resume.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PassTotals {
+    pub pages: u64,
+    pub questions: u64,
+    pub new: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+}
+
+impl Store {
+    /// Resumes the tag set's unfinished pass, or starts a new one.
+    pub fn begin_pass(
+        &mut self,
+        tag_set: &str,
+        now: DateTime<Utc>,
+    ) -> Result<PassStart, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let running: Option<i64> = tx
+            .query_row(
+                "SELECT pass_id FROM passes WHERE tag_set = ?1 AND finished_at IS NULL",
+                [tag_set],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let start = match running {
+            Some(pass_id) => PassStart {
+                pass_id,
+                resumed: true,
+            },
+            None => {
+                tx.execute(
+                    "INSERT INTO passes (tag_set, started_at) VALUES (?1, ?2)",
+                    params![tag_set, ts(now)],
+                )?;
+                PassStart {
+                    pass_id: tx.last_insert_rowid(),
+                    resumed: false,
+                }
+            }
+        };
+        tx.commit()?;
+        Ok(start)
+    }
+
+    /// Per (tag, tab), the first page of the pass where the tag ended: a
+    /// resumed pass fetches nothing past it.
+    pub fn tag_ends(&self, pass_id: i64) -> Result<HashMap<(String, String), u32>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT tag, tab, MIN(page) FROM pass_pages
+             WHERE pass_id = ?1 AND ends_tag GROUP BY tag, tab",
+        )?;
+        let rows = stmt.query_map([pass_id], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// (tag, tab, page) already done in the pass: a restart skips them.
+    pub fn done_pages(&self, pass_id: i64) -> Result<HashSet<(String, String, u32)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT tag, tab, page FROM pass_pages WHERE pass_id = ?1")?;
+        let rows = stmt.query_map([pass_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Stores one page that does not end its tag: see [`Store::record_page_ending`].
+    pub fn record_page(
+        &mut self,
+        pass_id: i64,
+        ctx: &PageContext,
+        questions: &[Question],
+        now: DateTime<Utc>,
+    ) -> Result<PageWrite, StoreError> {
+        self.record_page_ending(pass_id, ctx, questions, now, |_| false)
+    }
+
+    /// Stores one page in one transaction: every question upserted, its
+    /// snapshot for this pass added unless it has one, the page marked done,
+    /// and whether the tag's pass ends here, as `ends_tag` decides from what
+    /// the write found.
+    pub fn record_page_ending(
+        &mut self,
+        pass_id: i64,
+        ctx: &PageContext,
+        questions: &[Question],
+        now: DateTime<Utc>,
+        ends_tag: impl FnOnce(&PageWrite) -> bool,
+    ) -> Result<PageWrite, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        check_running(&tx, pass_id)?;
+        let now = ts(now);
+        let mut write = PageWrite::default();
+        for q in questions {
+            match upsert_question(&tx, q, &now)? {
+                Change::New => write.new += 1,
+                Change::Updated => write.updated += 1,
+                Change::Unchanged => write.unchanged += 1,
+            }
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO snapshots
+                 (site, question_id, pass_id, seen_at, votes, answers, views)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                q.site,
+                q.question_id,
+                pass_id,
+                // When the figures were observed, not when they were stored.
+                ts(q.fetched_at),
+                q.votes,
+                q.answers,
+                q.views
+            ])?;
+        }
+        // A page recorded twice in a pass (fetched again around a crash)
+        // keeps its first counts: its questions were new then, not now.
+        write.ends_tag = ends_tag(&write);
+        tx.execute(
+            "INSERT INTO pass_pages
+             (pass_id, tag, tab, page, done_at, questions, new, updated, unchanged, ends_tag)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT DO NOTHING",
+            params![
+                pass_id,
+                ctx.tag,
+                ctx.tab,
+                ctx.page,
+                now,
+                questions.len(),
+                write.new,
+                write.updated,
+                write.unchanged,
+                write.ends_tag
+            ],
+        )?;
+        tx.commit()?;
+        Ok(write)
+    }
+
+    /// Marks the pass finished. Finishing a finished pass is a no-op, so a
+    /// retried shutdown does no harm.
+    pub fn finish_pass(&mut self, pass_id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let changed = self.conn.execute(
+            "UPDATE passes SET finished_at = ?2 WHERE pass_id = ?1 AND finished_at IS NULL",
+            params![pass_id, ts(now)],
+        )?;
+        if changed == 0 && !self.pass_exists(pass_id)? {
+            return Err(StoreError::UnknownPass(pass_id));
+        }
+        Ok(())
+    }
+
+    /// The tag set's most recently finished pass: with one, a Newest pass
+    /// can be incremental.
+    pub fn previous_finished_pass(&self, tag_set: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT pass_id FROM passes
+                 WHERE tag_set = ?1 AND finished_at IS NOT NULL
+                 ORDER BY finished_at DESC, pass_id DESC LIMIT 1",
+                [tag_set],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// The pass's totals over its done pages, for the per-pass log line.
+    pub fn pass_totals(&self, pass_id: i64) -> Result<PassTotals, StoreError> {
+        if !self.pass_exists(pass_id)? {
+            return Err(StoreError::UnknownPass(pass_id));
+        }
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(questions), 0), COALESCE(SUM(new), 0),
+                    COALESCE(SUM(updated), 0), COALESCE(SUM(unchanged), 0)
+             FROM pass_pages WHERE pass_id = ?1",
+            [pass_id],
+            |r| {
+                Ok(PassTotals {
+                    pages: r.get(0)?,
+                    questions: r.get(1)?,
+                    new: r.get(2)?,
+                    updated: r.get(3)?,
+                    unchanged: r.get(4)?,
+                })
+            },
+        )?)
+    }
+
+    /// Folds the WAL back into the database file, for a clean shutdown: the
+    /// file is then complete on its own, should someone copy it.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    fn pass_exists(&self, pass_id: i64) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM passes WHERE pass_id = ?1")?
+            .exists([pass_id])?)
+    }
+}
+
+fn check_running(tx: &Transaction, pass_id: i64) -> Result<(), StoreError> {
+    let finished: Option<Option<String>> = tx
+        .query_row(
+            "SELECT finished_at FROM passes WHERE pass_id = ?1",
+            [pass_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match finished {
+        None => Err(StoreError::UnknownPass(pass_id)),
+        Some(Some(_)) => Err(StoreError::PassFinished(pass_id)),
+        Some(None) => Ok(()),
+    }
+}
+
+enum Change {
+    New,
+    Updated,
+    Unchanged,
+}
+
+/// The figures that decide "changed?", as stored.
+#[derive(PartialEq)]
+struct Figures {
+    votes: i64,
+    answers: u64,
+    replies: Option<u64>,
+    views: u64,
+    title: String,
+    status: String,
+    has_accepted_answer: bool,
+}
+
+fn upsert_question(tx: &Transaction, q: &Question, now: &str) -> Result<Change, StoreError> {
+    let stored = tx
+        .prepare_cached(
+            "SELECT votes, answers, replies, views, title, status, has_accepted_answer, tags
+             FROM questions WHERE site = ?1 AND question_id = ?2",
+        )?
+        .query_row(params![q.site, q.question_id], |r| {
+            Ok((
+                Figures {
+                    votes: r.get(0)?,
+                    answers: r.get(1)?,
+                    replies: r.get(2)?,
+                    views: r.get(3)?,
+                    title: r.get(4)?,
+                    status: r.get(5)?,
+                    has_accepted_answer: r.get(6)?,
+                },
+                r.get::<_, String>(7)?,
+            ))
+        })
+        .optional()?;
+    let status = enum_text(&q.status)?;
+    let tags = serde_json::to_string(&q.tags)?;
+    let seen = Figures {
+        votes: q.votes,
+        answers: q.answers,
+        replies: q.replies,
+        views: q.views,
+        title: q.title.clone(),
+        status: status.clone(),
+        has_accepted_answer: q.has_accepted_answer,
+    };
+    let (change, tags_changed) = match &stored {
+        None => (Change::New, true),
+        Some((before, old_tags)) => {
+            let change = if *before == seen {
+                Change::Unchanged
+            } else {
+                Change::Updated
+            };
+            (change, *old_tags != tags)
+        }
+    };
+    tx.prepare_cached(
+        "INSERT INTO questions (
+             site, question_id, url, title, excerpt, votes, answers, replies, views,
+             views_exact, tags, has_accepted_answer, author_name, author_reputation,
+             asked_at, modified_at, answered_at, bounty, status, post_kind,
+             community_wiki, tag, tab, page, fetched_at, first_seen_at, last_seen_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                 ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?26)
+         ON CONFLICT (site, question_id) DO UPDATE SET
+             url = excluded.url, title = excluded.title, excerpt = excluded.excerpt,
+             votes = excluded.votes, answers = excluded.answers,
+             replies = excluded.replies, views = excluded.views,
+             views_exact = excluded.views_exact, tags = excluded.tags,
+             has_accepted_answer = excluded.has_accepted_answer,
+             author_name = excluded.author_name,
+             author_reputation = excluded.author_reputation,
+             asked_at = excluded.asked_at, modified_at = excluded.modified_at,
+             answered_at = excluded.answered_at, bounty = excluded.bounty,
+             status = excluded.status, post_kind = excluded.post_kind,
+             community_wiki = excluded.community_wiki, tag = excluded.tag,
+             tab = excluded.tab, page = excluded.page, fetched_at = excluded.fetched_at,
+             last_seen_at = excluded.last_seen_at",
+    )?
+    .execute(params![
+        q.site,
+        q.question_id,
+        q.url,
+        q.title,
+        q.excerpt,
+        q.votes,
+        q.answers,
+        q.replies,
+        q.views,
+        q.views_exact,
+        tags,
+        q.has_accepted_answer,
+        q.author_name,
+        q.author_reputation,
+        q.asked_at.map(ts),
+        q.modified_at.map(ts),
+        q.answered_at.map(ts),
+        q.bounty,
+        status,
+        enum_text(&q.post_kind)?,
+        q.community_wiki,
+        q.tag,
+        q.tab,
+        q.page,
+        ts(q.fetched_at),
+        now
+    ])?;
+    // Retags are rare: rewrite the side table only when the list changed.
+    if tags_changed {
+        tx.prepare_cached("DELETE FROM question_tags WHERE site = ?1 AND question_id = ?2")?
+            .execute(params![q.site, q.question_id])?;
+        let mut insert = tx.prepare_cached(
+            "INSERT OR IGNORE INTO question_tags (site, question_id, tag) VALUES (?1, ?2, ?3)",
+        )?;
+        for t in &q.tags {
+            insert.execute(params![q.site, q.question_id, t])?;
+        }
+    }
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO question_crawl_tags (crawl_tag, site, question_id)
+         VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![q.tag, q.site, q.question_id])?;
+    Ok(change)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::QuestionStatus;
+
+    use super::*;
+    use crate::store::fixtures::*;
+
+    #[test]
+    fn upsert_keeps_latest_state_and_one_snapshot_per_pass() {
+        let mut s = Store::open_in_memory().unwrap();
+        let p1 = s.begin_pass("langs", at(1)).unwrap().pass_id;
+        let page = [
+            q(1, "rust", &["rust"], 1, 0, 10),
+            q(2, "rust", &["rust"], 0, 0, 5),
+        ];
+        s.record_page(p1, &ctx("rust", 1), &page, at(1)).unwrap();
+        s.finish_pass(p1, at(2)).unwrap();
+
+        let p2 = s.begin_pass("langs", at(3)).unwrap().pass_id;
+        assert_ne!(p1, p2);
+        let mut later = seen_at(q(1, "rust", &["rust"], 3, 1, 40), 3);
+        later.title = "Question 1, edited".into();
+        s.record_page(p2, &ctx("rust", 1), &[later], at(3)).unwrap();
+
+        let st = s.stats().unwrap();
+        assert_eq!((st.questions, st.snapshots, st.passes), (2, 3, 2));
+        let (votes, views, title, first, last): (i64, i64, String, String, String) = s
+            .conn
+            .query_row(
+                "SELECT votes, views, title, first_seen_at, last_seen_at
+                 FROM questions WHERE question_id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            (votes, views, title.as_str()),
+            (3, 40, "Question 1, edited")
+        );
+        assert_eq!((first, last), (ts(at(1)), ts(at(3))));
+        assert_eq!(
+            count(
+                &s,
+                "SELECT views FROM snapshots WHERE question_id = 1 AND pass_id = 1"
+            ),
+            10
+        );
+    }
+
+    #[test]
+    fn page_recorded_twice_in_a_pass_adds_no_snapshot() {
+        let mut s = Store::open_in_memory().unwrap();
+        let p = s.begin_pass("langs", at(1)).unwrap().pass_id;
+        let page = [
+            q(1, "rust", &["rust"], 1, 0, 10),
+            q(2, "rust", &["rust"], 0, 0, 5),
+        ];
+        let first = s.record_page(p, &ctx("rust", 1), &page, at(1)).unwrap();
+        let again = s.record_page(p, &ctx("rust", 1), &page, at(2)).unwrap();
+        assert_eq!(first.new, 2);
+        assert_eq!(again.unchanged, 2);
+        assert_eq!(count(&s, "SELECT COUNT(*) FROM snapshots"), 2);
+        assert_eq!(count(&s, "SELECT COUNT(*) FROM pass_pages"), 1);
+        // The pass's totals keep the first recording.
+        let t = s.pass_totals(p).unwrap();
+        assert_eq!((t.pages, t.questions, t.new, t.unchanged), (1, 2, 2, 0));
+    }
+
+    #[test]
+    fn page_write_counts_new_updated_unchanged() {
+        let mut s = Store::open_in_memory().unwrap();
+        let p1 = s.begin_pass("langs", at(1)).unwrap().pass_id;
+        let base: Vec<_> = (1..=6)
+            .map(|id| q(id, "rust", &["rust"], 0, 0, 10))
+            .collect();
+        let w = s.record_page(p1, &ctx("rust", 1), &base, at(1)).unwrap();
+        assert_eq!(
+            w,
+            PageWrite {
+                new: 6,
+                updated: 0,
+                unchanged: 0,
+                ends_tag: false
+            }
+        );
+        s.finish_pass(p1, at(1)).unwrap();
+
+        let p2 = s.begin_pass("langs", at(2)).unwrap().pass_id;
+        let mut next = base.clone();
+        next[0].votes = 1;
+        next[1].answers = 1;
+        next[2].views = 11;
+        next[3].status = QuestionStatus::Closed;
+        next[4].has_accepted_answer = true;
+        // Not a figure: a new excerpt or fetch time alone is "unchanged".
+        next[5].excerpt = "How do I, now?".into();
+        next[5].fetched_at = at(2);
+        next.push(q(7, "rust", &["rust"], 0, 0, 1));
+        let w = s.record_page(p2, &ctx("rust", 1), &next, at(2)).unwrap();
+        assert_eq!(
+            w,
+            PageWrite {
+                new: 1,
+                updated: 5,
+                unchanged: 1,
+                ends_tag: false
+            }
+        );
+        assert!(!w.all_unchanged());
+
+        let p3_page = s
+            .record_page(p2, &ctx("rust", 2), &next[5..6], at(2))
+            .unwrap();
+        assert!(p3_page.all_unchanged());
+        let t = s.pass_totals(p2).unwrap();
+        assert_eq!(
+            t,
+            PassTotals {
+                pages: 2,
+                questions: 8,
+                new: 1,
+                updated: 5,
+                unchanged: 2
+            }
+        );
+    }
+
+    #[test]
+    fn begin_pass_resumes_the_unfinished_pass_and_lists_done_pages() {
+        let mut s = Store::open_in_memory().unwrap();
+        assert_eq!(s.previous_finished_pass("langs").unwrap(), None);
+        let start = s.begin_pass("langs", at(1)).unwrap();
+        assert!(!start.resumed);
+        s.record_page(
+            start.pass_id,
+            &ctx("rust", 1),
+            &[q(1, "rust", &["rust"], 0, 0, 1)],
+            at(1),
+        )
+        .unwrap();
+        s.record_page(start.pass_id, &ctx("go", 2), &[], at(1))
+            .unwrap();
+
+        // A restart after kill -9: same pass, and its done pages.
+        let again = s.begin_pass("langs", at(2)).unwrap();
+        assert_eq!(
+            again,
+            PassStart {
+                pass_id: start.pass_id,
+                resumed: true
+            }
+        );
+        let done = s.done_pages(start.pass_id).unwrap();
+        let expected: HashSet<_> = [
+            ("rust".to_string(), "newest".to_string(), 1),
+            ("go".to_string(), "newest".to_string(), 2),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(done, expected);
+
+        // Another tag set has passes of its own.
+        let other = s.begin_pass("dbs", at(2)).unwrap();
+        assert!(!other.resumed);
+        assert_ne!(other.pass_id, start.pass_id);
+
+        s.finish_pass(start.pass_id, at(3)).unwrap();
+        s.finish_pass(start.pass_id, at(4)).unwrap();
+        assert_eq!(
+            s.previous_finished_pass("langs").unwrap(),
+            Some(start.pass_id)
+        );
+        assert_eq!(s.previous_finished_pass("dbs").unwrap(), None);
+        let next = s.begin_pass("langs", at(5)).unwrap();
+        assert!(!next.resumed);
+        assert!(s.done_pages(next.pass_id).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_resumed_pass_knows_where_each_tag_ended() {
+        let mut s = Store::open_in_memory().unwrap();
+        let pass = s.begin_pass("set", at(1)).unwrap().pass_id;
+        s.record_page(
+            pass,
+            &ctx("rust", 1),
+            &[q(1, "rust", &["rust"], 0, 0, 1)],
+            at(1),
+        )
+        .unwrap();
+        let w = s
+            .record_page_ending(pass, &ctx("rust", 2), &[], at(1), |_| true)
+            .unwrap();
+        assert!(w.ends_tag);
+        s.record_page_ending(pass, &ctx("rust", 4), &[], at(1), |_| true)
+            .unwrap();
+        let again = s.begin_pass("set", at(2)).unwrap();
+        assert!(again.resumed);
+        let ends = s.tag_ends(again.pass_id).unwrap();
+        assert_eq!(
+            ends.get(&("rust".to_string(), "newest".to_string())),
+            Some(&2)
+        );
+        assert_eq!(ends.len(), 1);
+    }
+
+    #[test]
+    fn pages_of_finished_or_unknown_passes_are_refused() {
+        let mut s = Store::open_in_memory().unwrap();
+        let p = s.begin_pass("langs", at(1)).unwrap().pass_id;
+        s.finish_pass(p, at(2)).unwrap();
+        let page = [q(1, "rust", &["rust"], 0, 0, 1)];
+        assert!(matches!(
+            s.record_page(p, &ctx("rust", 1), &page, at(3)),
+            Err(StoreError::PassFinished(id)) if id == p
+        ));
+        assert!(matches!(
+            s.record_page(99, &ctx("rust", 1), &page, at(3)),
+            Err(StoreError::UnknownPass(99))
+        ));
+        assert!(matches!(
+            s.finish_pass(99, at(3)),
+            Err(StoreError::UnknownPass(99))
+        ));
+        // The refused page left nothing behind.
+        assert_eq!(s.stats().unwrap().questions, 0);
+    }
+}
