@@ -18,12 +18,11 @@ use tokio::sync::{oneshot, watch};
 use tracing::{debug, info, warn};
 
 use crate::actors::aggregator::{BeginPass, EndPass, Flush, GetStoreStats, PassPlan};
-use crate::actors::fetcher::Lanes;
 use crate::actors::supervisor::PageOutcome;
 use crate::actors::supervisor::{Drain, GetStats, NewPass, Submit, SupervisorStats};
 use crate::actors::Pipeline;
 use crate::budget::Budget;
-use crate::config::{self, Config, Tab};
+use crate::config::{Config, Tab};
 use crate::error::CrawlError;
 use crate::fetch::{FetchError, HttpClient};
 use crate::lane::{Lane, LaneError};
@@ -31,6 +30,7 @@ use crate::model::RunSummary;
 use crate::output::Sink;
 use crate::plan::{FailedPage, PageJob, Plan};
 use crate::robots::{self, RobotsError, RobotsPolicy};
+use crate::source::Lanes;
 use crate::store::{PassTotals, Store};
 use crate::throttle::Throttle;
 
@@ -151,7 +151,7 @@ impl Crawler {
         let pages: Vec<&str> = plan
             .jobs
             .iter()
-            .filter(|j| j.source == config::Source::Html)
+            .filter(|j| j.source.obeys_robots())
             .map(|j| j.url.as_str())
             .collect();
         if pages.is_empty() && !plan.is_empty() {

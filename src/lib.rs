@@ -45,6 +45,7 @@ pub mod parse;
 pub mod plan;
 pub mod robots;
 pub mod runner;
+pub mod source;
 pub mod store;
 pub mod throttle;
 pub mod writer_lock;

@@ -7,8 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::actors::supervisor::PageFailure;
-use crate::api::{self, ApiQuery, ApiSort};
-use crate::config::{Config, Source, Tab, TagSet};
+use crate::config::{Config, Source, TagSet};
 use crate::model::PageContext;
 
 /// One page to fetch. It carries its identity from the supervisor to the
@@ -27,58 +26,6 @@ pub struct PageJob {
     /// incremental pass (the page before showed new or changed questions).
     /// Every request past a tag's end would be wasted.
     pub after_previous: bool,
-}
-
-impl PageJob {
-    pub fn new(config: &Config, tag: &str, tab: Tab, page: u32, pagesize: u32) -> PageJob {
-        PageJob {
-            ctx: PageContext {
-                site: config.site.clone(),
-                base_url: config.base_url.clone(),
-                tag: tag.to_string(),
-                tab: tab.as_str().to_string(),
-                page,
-            },
-            url: config.listing_url(tag, tab, page, pagesize),
-            attempt: 1,
-            source: Source::Html,
-            after_previous: false,
-        }
-    }
-
-    /// A page of the API's `/questions` for one tag; `ctx.tab` is the sort.
-    pub fn api(config: &Config, tag: &str, sort: ApiSort, page: u32, pagesize: u32) -> PageJob {
-        let query = ApiQuery {
-            tag: tag.to_string(),
-            sort,
-            page,
-            pagesize,
-            site: config.api.site.clone().unwrap_or_default(),
-            key: None,
-            filter: config.api.filter.clone(),
-        };
-        PageJob {
-            ctx: PageContext {
-                site: config.site.clone(),
-                base_url: config.base_url.clone(),
-                tag: tag.to_string(),
-                tab: sort.as_str().to_string(),
-                page,
-            },
-            url: api::api_url(&config.api.base_url, &query),
-            attempt: 1,
-            source: Source::Api,
-            after_previous: true,
-        }
-    }
-
-    /// Page `page` of `tag` as `set` asks for it: a listing or an API page.
-    pub fn for_set(config: &Config, set: &TagSet, tag: &str, page: u32) -> PageJob {
-        match set.source {
-            Source::Html => PageJob::new(config, tag, set.tab, page, set.pagesize),
-            Source::Api => PageJob::api(config, tag, set.sort, page, set.pagesize),
-        }
-    }
 }
 
 /// The pages of one run, in the order they are handed out: page 1 of every
@@ -105,10 +52,7 @@ impl Plan {
                     t == tag
                         && s.source == set.source
                         && s.pagesize == set.pagesize
-                        && match set.source {
-                            Source::Html => s.tab == set.tab,
-                            Source::Api => s.sort == set.sort,
-                        }
+                        && s.source.order(s) == set.source.order(set)
                 };
                 if let Some((_, existing)) = per_tag.iter_mut().find(same) {
                     existing.pages = existing.pages.max(set.pages);
@@ -124,7 +68,7 @@ impl Plan {
                 if page > set.pages {
                     continue;
                 }
-                let job = PageJob::for_set(config, set, tag, page);
+                let job = set.source.job(config, set, tag, page);
                 if seen.insert((job.source, job.ctx.tab.clone(), tag.clone(), page)) {
                     jobs.push(job);
                 }
@@ -243,34 +187,8 @@ fn failed_job(f: &FailedPage, config: &Config) -> Result<PageJob, String> {
         .find(|(k, _)| k == "pagesize")
         .and_then(|(_, v)| v.parse().ok())
         .ok_or_else(|| format!("{} has no pagesize", f.url))?;
-    // An API page is listed without the key; the fetcher adds today's.
-    let job = if f.url.starts_with(&format!("{}/2.3/", config.api.base_url)) {
-        let sort = ApiSort::ALL
-            .into_iter()
-            .find(|s| s.as_str() == f.tab)
-            .ok_or_else(|| format!("sort `{}` is not one of creation, activity, votes", f.tab))?;
-        if !(1..=api::MAX_PAGESIZE).contains(&pagesize) {
-            return Err(format!(
-                "pagesize {pagesize} is outside the API's 1 to {}",
-                api::MAX_PAGESIZE
-            ));
-        }
-        PageJob::api(config, &tag, sort, f.page, pagesize)
-    } else {
-        let tab = Tab::parse(&f.tab)
-            .filter(|t| t.as_str() == f.tab)
-            .ok_or_else(|| {
-                format!(
-                    "tab `{}` is not one of {}",
-                    f.tab,
-                    Tab::ALL.map(|t| t.as_str()).join(", ")
-                )
-            })?;
-        if ![15, 30, 50].contains(&pagesize) {
-            return Err(format!("pagesize {pagesize} is not 15, 30 or 50"));
-        }
-        PageJob::new(config, &tag, tab, f.page, pagesize)
-    };
+    let job =
+        Source::of_url(config, &f.url).job_from_fields(config, &tag, &f.tab, f.page, pagesize)?;
     if job.url != f.url {
         return Err(format!(
             "{} is not the URL of tag {tag} {} page {} on {}: expected {}",
@@ -283,46 +201,8 @@ fn failed_job(f: &FailedPage, config: &Config) -> Result<PageJob, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::ApiSort;
     use crate::config::Overrides;
-
-    #[test]
-    fn api_jobs_carry_the_sort_and_no_key() {
-        let text = r#"
-[tag_sets.web]
-tags = ["c++"]
-pages = 2
-[tag_sets.api]
-source = "api"
-tags = ["c++"]
-sort = "activity"
-pages = 2
-"#;
-        let raw = toml::from_str(text).unwrap();
-        let c =
-            Config::from_raw_with_key(raw, text, "t", &Overrides::default(), Some("K3Y")).unwrap();
-        let plan = Plan::from_config(&c);
-        let got: Vec<_> = plan
-            .jobs
-            .iter()
-            .map(|j| (j.source, j.ctx.tab.as_str(), j.ctx.page))
-            .collect();
-        assert_eq!(
-            got,
-            [
-                (Source::Api, "activity", 1),
-                (Source::Html, "Newest", 1),
-                (Source::Api, "activity", 2),
-                (Source::Html, "Newest", 2),
-            ],
-            "the same tag from both sources is two lanes, not a duplicate"
-        );
-        assert_eq!(
-            plan.jobs[2].url,
-            "https://api.stackexchange.com/2.3/questions?tagged=c%2B%2B&site=stackoverflow&sort=activity&order=desc&page=2&pagesize=100"
-        );
-        assert_eq!(plan.jobs[2].ctx.site, "stackoverflow.com");
-        assert!(plan.jobs.iter().all(|j| !j.url.contains("K3Y")));
-    }
 
     #[test]
     fn failed_api_pages_are_fetched_again_as_api_pages() {
@@ -388,7 +268,10 @@ pages = 2
             (job.ctx.tag.as_str(), job.ctx.tab.as_str(), job.ctx.page),
             ("c#", "Votes", 3)
         );
-        assert_eq!(job.source, Source::Html);
+        assert!(
+            job.source.obeys_robots() && !job.after_previous,
+            "a listing page, fetched as any other"
+        );
     }
 
     #[test]

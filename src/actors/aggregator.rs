@@ -15,10 +15,10 @@ use chrono::{DateTime, Utc};
 use thiserror::Error;
 use tracing::{info, warn};
 
-use crate::actors::cleaner::CleanedListing;
 use crate::model::{PageReport, PostKind, TagTotals};
 use crate::output::{Sink, SinkError};
 use crate::plan::PageJob;
+use crate::source::CleanedListing;
 use crate::store::{ExportFormat, PassTotals, Store, StoreError, StoreStats};
 
 #[derive(Debug, Error)]
@@ -142,6 +142,7 @@ impl Handler<Records> for Aggregator {
             );
         }
         let total = listing.questions.len();
+        let no_more = listing.is_last();
         let fresh: Vec<_> = match &mut self.seen {
             Some(seen) => listing
                 .questions
@@ -154,7 +155,6 @@ impl Handler<Records> for Aggregator {
         let empty = total == 0 && listing.rejections.is_empty();
         // Where the tag ends: an empty listing, the API's `has_more: false`,
         // or, in an incremental pass, a page with nothing new or changed.
-        let no_more = listing.api.is_some_and(|w| !w.has_more);
         let (mut new, mut updated, mut ends_tag) = (0, 0, empty || no_more);
         if let (Some(store), Some(pass)) = (&mut self.store, &self.pass) {
             let incremental = pass.incremental;

@@ -14,10 +14,11 @@ use actix::{Actor, Addr, Arbiter, AsyncContext, SyncArbiter};
 use crate::config::Config;
 use crate::fetch::HttpClient;
 use crate::output::Sink;
+use crate::source::{Lanes, Requester};
 use crate::store::Store;
 use aggregator::Aggregator;
 use cleaner::Cleaner;
-use fetcher::{Fetcher, Lanes};
+use fetcher::Fetcher;
 use supervisor::{ApiPolicy, RetryPolicy, Supervisor};
 
 /// Parsing threads: CPU-bound work, so as many as there are cores, capped
@@ -62,7 +63,11 @@ impl Pipeline {
             stop_at_quota_remaining: config.api.stop_at_quota_remaining,
             throttle_violation_pause: config.api.throttle_violation_pause,
         };
-        let api_key = config.api.key.clone();
+        let requester = Requester {
+            http,
+            api_key: config.api.key.clone(),
+            violation_pause: config.api.throttle_violation_pause,
+        };
         let shared = lanes.clone();
         let supervisor = Supervisor::create(move |ctx| {
             let mut sup = Supervisor::new(policy, shared.clone(), api.clone());
@@ -70,10 +75,8 @@ impl Pipeline {
                 sup.add_fetcher(
                     Fetcher {
                         id,
-                        http: http.clone(),
+                        requester: requester.clone(),
                         lanes: shared.clone(),
-                        api_key: api_key.clone(),
-                        violation_pause: api.throttle_violation_pause,
                         cleaner: cleaner.clone(),
                         aggregator: agg.clone(),
                         supervisor: ctx.address().recipient(),

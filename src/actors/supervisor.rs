@@ -27,8 +27,7 @@ use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult}
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
-use crate::actors::cleaner::ApiWrapper;
-use crate::actors::fetcher::{Fetcher, JobEnded, JobError, Lanes};
+use crate::actors::fetcher::{Fetcher, JobEnded};
 use crate::api::{self, ApiError, ApiUsage};
 use crate::budget::Budget;
 use crate::fetch::FetchError;
@@ -36,6 +35,7 @@ use crate::frontier::{Entry, Frontier, Unfetched};
 use crate::lane::LaneError;
 use crate::model::{PageContext, PageReport};
 use crate::plan::PageJob;
+use crate::source::{ApiWrapper, JobError, Lanes};
 
 /// How a submitted page ended.
 #[derive(Debug, Clone)]
@@ -441,11 +441,10 @@ impl Handler<JobEnded> for Supervisor {
                 }
                 // An API tag ends where the API says there is no more, like
                 // a listing at its first empty page.
-                let no_more = msg.api.is_some_and(|w| !w.has_more);
-                if report.ends_tag || no_more {
+                if report.ends_tag {
                     info!(tag = %report.ctx.tag, tab = %report.ctx.tab, page = report.ctx.page, "tag exhausted: no further pages handed out");
                 }
-                let out = self.frontier.done(&p.job, report.ends_tag || no_more);
+                let out = self.frontier.done(&p.job, report.ends_tag);
                 let _ = p.reply.send(PageOutcome::Done(report));
                 self.deliver(out);
             }

@@ -1,0 +1,403 @@
+//! The source boundary: the one place that knows whether a page comes from
+//! a site's HTML listing or from the Stack Exchange API. Everything a source
+//! decides lives here, one `match` per decision: the page's URL, which lane
+//! (quota, pause, budget) its request goes through, whether robots.txt
+//! governs it, how it is requested and what each status means, how its body
+//! becomes records, and its paging rules (an API tag is paged by `has_more`;
+//! a listing ends at its first empty page). Outside this module no code asks
+//! which source a page is; adding a source is a variant here, its pure
+//! module (like [`crate::api`]) and its config section.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use thiserror::Error;
+
+use crate::api::{self, ApiError, ApiQuery, ApiSort};
+use crate::clean::clean_page;
+use crate::config::{ApiKey, Config, Tab, TagSet};
+use crate::fetch::{Body, FetchError, HttpClient};
+use crate::lane::{Lane, LaneError};
+use crate::model::{PageContext, Question, Rejection};
+use crate::parse::{parse_listing, ParseError};
+use crate::plan::PageJob;
+
+pub use crate::config::Source;
+
+/// Why one attempt at a page did not produce a report.
+#[derive(Debug, Clone, Error)]
+pub enum JobError {
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error("unusable page: {0}")]
+    Page(#[from] ParseError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// No request could be sent: the budget is spent or cannot be counted.
+    #[error(transparent)]
+    Lane(#[from] LaneError),
+    #[error("output failed: {0}")]
+    Output(String),
+    #[error("crawler stopped")]
+    Stopped,
+}
+
+impl JobError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            JobError::Fetch(e) => e.is_retryable(),
+            JobError::Page(e) => e.is_retryable() || e.is_block(),
+            JobError::Api(e) => e.is_retryable(),
+            JobError::Lane(_) | JobError::Output(_) | JobError::Stopped => false,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            JobError::Fetch(e) => e.kind(),
+            JobError::Page(e) if e.is_block() => "blocked",
+            JobError::Page(_) => "page",
+            JobError::Api(e) => e.kind(),
+            JobError::Lane(LaneError::Exhausted { .. }) => "budget_exhausted",
+            JobError::Lane(LaneError::Budget(_)) => "budget",
+            JobError::Output(_) => "output",
+            JobError::Stopped => "stopped",
+        }
+    }
+}
+
+/// A page read into records.
+#[derive(Debug, Clone)]
+pub struct CleanedListing {
+    pub layout: &'static str,
+    pub questions: Vec<Question>,
+    pub rejections: Vec<Rejection>,
+    /// What the API said beyond its items; `None` for an HTML page.
+    pub api: Option<ApiWrapper>,
+}
+
+impl CleanedListing {
+    /// The source says no page of this tag comes after this one.
+    pub fn is_last(&self) -> bool {
+        self.api.is_some_and(|w| !w.has_more)
+    }
+
+    /// How long the source asked to be left alone after this page.
+    pub fn pause_after(&self) -> Option<Duration> {
+        api::throttle_pause(self.api.and_then(|w| w.backoff))
+    }
+}
+
+/// What an API response says beyond its items: whether the tag goes on,
+/// how much quota is left, and whether to back off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiWrapper {
+    pub has_more: bool,
+    pub quota_remaining: Option<u64>,
+    pub quota_max: Option<u64>,
+    pub backoff: Option<Duration>,
+}
+
+/// The `layout` an API page reports.
+pub const API_LAYOUT: &str = "api-2.3";
+
+/// The two hosts' lanes. The API's `backoff` must not stall HTML pages, nor
+/// a site's 429 stall the API.
+#[derive(Clone)]
+pub struct Lanes {
+    pub html: Arc<Lane>,
+    pub api: Arc<Lane>,
+}
+
+impl Lanes {
+    pub fn for_job(&self, job: &PageJob) -> &Arc<Lane> {
+        match job.source {
+            Source::Html => &self.html,
+            Source::Api => &self.api,
+        }
+    }
+}
+
+/// What a request needs besides its lane.
+#[derive(Clone)]
+pub struct Requester {
+    pub http: HttpClient,
+    pub api_key: Option<ApiKey>,
+    /// The shortest pause after an API `throttle_violation`.
+    pub violation_pause: Duration,
+}
+
+impl PageJob {
+    /// Page `page` of `tag`'s listing in `tab`.
+    pub fn new(config: &Config, tag: &str, tab: Tab, page: u32, pagesize: u32) -> PageJob {
+        PageJob {
+            ctx: context(config, tag, tab.as_str(), page),
+            url: config.listing_url(tag, tab, page, pagesize),
+            attempt: 1,
+            source: Source::Html,
+            after_previous: false,
+        }
+    }
+
+    /// A page of the API's `/questions` for one tag; `ctx.tab` is the sort.
+    /// Page N+1 goes out only once page N said `has_more`.
+    pub fn api(config: &Config, tag: &str, sort: ApiSort, page: u32, pagesize: u32) -> PageJob {
+        let query = ApiQuery {
+            tag: tag.to_string(),
+            sort,
+            page,
+            pagesize,
+            site: config.api.site.clone().unwrap_or_default(),
+            key: None,
+            filter: config.api.filter.clone(),
+        };
+        PageJob {
+            ctx: context(config, tag, sort.as_str(), page),
+            url: api::api_url(&config.api.base_url, &query),
+            attempt: 1,
+            source: Source::Api,
+            after_previous: true,
+        }
+    }
+}
+
+fn context(config: &Config, tag: &str, order: &str, page: u32) -> PageContext {
+    PageContext {
+        site: config.site.clone(),
+        base_url: config.base_url.clone(),
+        tag: tag.to_string(),
+        tab: order.to_string(),
+        page,
+    }
+}
+
+impl Source {
+    /// Page `page` of `tag` as `set` asks for it.
+    pub fn job(self, config: &Config, set: &TagSet, tag: &str, page: u32) -> PageJob {
+        match self {
+            Source::Html => PageJob::new(config, tag, set.tab, page, set.pagesize),
+            Source::Api => PageJob::api(config, tag, set.sort, page, set.pagesize),
+        }
+    }
+
+    /// The order a tag set pages in: the listing's tab, or the API's sort.
+    pub fn order(self, set: &TagSet) -> &'static str {
+        match self {
+            Source::Html => set.tab.as_str(),
+            Source::Api => set.sort.as_str(),
+        }
+    }
+
+    /// robots.txt governs crawlers of the site's pages; the API is a
+    /// documented interface with its own rules, on another host.
+    pub fn obeys_robots(self) -> bool {
+        match self {
+            Source::Html => true,
+            Source::Api => false,
+        }
+    }
+
+    /// The source a failures-file URL belongs to: an API page is listed
+    /// without the key, under the configured API base.
+    pub fn of_url(config: &Config, url: &str) -> Source {
+        if url.starts_with(&format!("{}/2.3/", config.api.base_url)) {
+            Source::Api
+        } else {
+            Source::Html
+        }
+    }
+
+    /// The job a failures-file entry names, rebuilt from its fields: an
+    /// order (tab or sort) and a page size this source knows, or an error
+    /// saying which is wrong.
+    pub fn job_from_fields(
+        self,
+        config: &Config,
+        tag: &str,
+        order: &str,
+        page: u32,
+        pagesize: u32,
+    ) -> Result<PageJob, String> {
+        match self {
+            Source::Api => {
+                let sort = ApiSort::ALL
+                    .into_iter()
+                    .find(|s| s.as_str() == order)
+                    .ok_or_else(|| {
+                        format!("sort `{}` is not one of creation, activity, votes", order)
+                    })?;
+                if !(1..=api::MAX_PAGESIZE).contains(&pagesize) {
+                    return Err(format!(
+                        "pagesize {pagesize} is outside the API's 1 to {}",
+                        api::MAX_PAGESIZE
+                    ));
+                }
+                Ok(PageJob::api(config, tag, sort, page, pagesize))
+            }
+            Source::Html => {
+                let tab = Tab::parse(order)
+                    .filter(|t| t.as_str() == order)
+                    .ok_or_else(|| {
+                        format!(
+                            "tab `{}` is not one of {}",
+                            order,
+                            Tab::ALL.map(|t| t.as_str()).join(", ")
+                        )
+                    })?;
+                if ![15, 30, 50].contains(&pagesize) {
+                    return Err(format!("pagesize {pagesize} is not 15, 30 or 50"));
+                }
+                Ok(PageJob::new(config, tag, tab, page, pagesize))
+            }
+        }
+    }
+
+    /// Requests the job's page and maps its status to what it means. Any
+    /// pause the server asks for is applied to `lane` before this returns,
+    /// so it binds every request from the moment it is read.
+    pub async fn request(
+        self,
+        r: &Requester,
+        lane: &Lane,
+        job: &PageJob,
+    ) -> Result<Body, JobError> {
+        match self {
+            Source::Html => {
+                let body = r.http.get(&job.url).await;
+                if let Err(e) = &body {
+                    honour_retry_after(lane, e);
+                }
+                Ok(body?)
+            }
+            Source::Api => {
+                // `job.url` has no key; the keyed URL lives only in this call.
+                let resp = match &r.api_key {
+                    Some(key) => r.http.get_any(&api::with_key(&job.url, key.expose())).await,
+                    None => r.http.get_any(&job.url).await,
+                }?;
+                if (200..300).contains(&resp.status) {
+                    return Ok(Body {
+                        text: resp.text,
+                        fetched_at: resp.fetched_at,
+                    });
+                }
+                let err = api::parse_api_error(resp.status, &resp.text);
+                if let Some(pause) = err.pause(r.violation_pause) {
+                    lane.pause_for(pause);
+                }
+                if !matches!(err, ApiError::Malformed(_)) {
+                    return Err(err.into());
+                }
+                // Not the API's own words but something's in front of it: a
+                // 429 or 503 still means slow down (its Retry-After is
+                // honoured), and another 4xx (a wrong api.base_url) will not
+                // change on a retry.
+                let err = match resp.status {
+                    429 | 503 => FetchError::RateLimited {
+                        status: resp.status,
+                        retry_after: resp.retry_after,
+                    },
+                    status @ 400..=499 if status != 408 => FetchError::Status { status },
+                    _ => return Err(err.into()),
+                };
+                honour_retry_after(lane, &err);
+                Err(err.into())
+            }
+        }
+    }
+
+    /// Reads a fetched body into records: pure CPU work, run on the
+    /// cleaner's threads.
+    pub fn read(
+        self,
+        ctx: &PageContext,
+        body: &str,
+        fetched_at: DateTime<Utc>,
+    ) -> Result<CleanedListing, JobError> {
+        match self {
+            Source::Html => {
+                let parsed = parse_listing(body)?;
+                let cleaned = clean_page(&parsed, ctx, fetched_at);
+                Ok(CleanedListing {
+                    layout: parsed.layout.name(),
+                    questions: cleaned.questions,
+                    rejections: cleaned.rejections,
+                    api: None,
+                })
+            }
+            Source::Api => {
+                let page = api::parse_api_page(body, ctx, fetched_at)?;
+                Ok(CleanedListing {
+                    layout: API_LAYOUT,
+                    questions: page.questions,
+                    rejections: page.rejections,
+                    api: Some(ApiWrapper {
+                        has_more: page.has_more,
+                        quota_remaining: page.quota_remaining,
+                        quota_max: page.quota_max,
+                        backoff: page.backoff,
+                    }),
+                })
+            }
+        }
+    }
+}
+
+/// A server's "slow down" binds every request from the moment it is read,
+/// not from when the supervisor gets to it.
+fn honour_retry_after(lane: &Lane, err: &FetchError) {
+    if let FetchError::RateLimited {
+        retry_after: Some(wait),
+        ..
+    } = err
+    {
+        lane.pause_for(*wait);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Overrides;
+    use crate::plan::Plan;
+
+    #[test]
+    fn api_jobs_carry_the_sort_and_no_key() {
+        let text = r#"
+[tag_sets.web]
+tags = ["c++"]
+pages = 2
+[tag_sets.api]
+source = "api"
+tags = ["c++"]
+sort = "activity"
+pages = 2
+"#;
+        let raw = toml::from_str(text).unwrap();
+        let c =
+            Config::from_raw_with_key(raw, text, "t", &Overrides::default(), Some("K3Y")).unwrap();
+        let plan = Plan::from_config(&c);
+        let got: Vec<_> = plan
+            .jobs
+            .iter()
+            .map(|j| (j.source, j.ctx.tab.as_str(), j.ctx.page))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Source::Api, "activity", 1),
+                (Source::Html, "Newest", 1),
+                (Source::Api, "activity", 2),
+                (Source::Html, "Newest", 2),
+            ],
+            "the same tag from both sources is two lanes, not a duplicate"
+        );
+        assert_eq!(
+            plan.jobs[2].url,
+            "https://api.stackexchange.com/2.3/questions?tagged=c%2B%2B&site=stackoverflow&sort=activity&order=desc&page=2&pagesize=100"
+        );
+        assert_eq!(plan.jobs[2].ctx.site, "stackoverflow.com");
+        assert!(plan.jobs.iter().all(|j| !j.url.contains("K3Y")));
+    }
+}
