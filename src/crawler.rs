@@ -55,7 +55,7 @@ impl Crawler {
         sink: Option<Sink>,
         store: Option<Store>,
     ) -> Result<Crawler, CrawlError> {
-        let http = HttpClient::new(&config)?;
+        let http = HttpClient::new(&config).map_err(CrawlError::HttpClient)?;
         let mut budget = Budget::open(&config.budget_file, config.daily_budget)?;
         budget.set_limit(&config.api.budget_key(), config.api.daily_quota);
         let budget = Arc::new(Mutex::new(budget));

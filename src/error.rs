@@ -16,8 +16,10 @@ use crate::{api, writer_lock};
 pub enum CrawlError {
     #[error(transparent)]
     Output(#[from] OutputError),
+    /// Only building the client: a failed request is a page's outcome,
+    /// never the crawl's error.
     #[error("cannot build the HTTP client: {0}")]
-    Http(#[from] FetchError),
+    HttpClient(FetchError),
     #[error(transparent)]
     Budget(#[from] BudgetError),
     #[error(transparent)]

@@ -283,31 +283,81 @@ fn main() -> ExitCode {
     }
     init_logging(cli.log_format);
     let env = process_environment();
-    match cli.command {
+    let outcome = match cli.command {
         Command::Crawl(args) => crawl(args, &env),
         Command::Run(args) => run(args, env),
         Command::Report(args) => report(args, &env),
         Command::Export(args) => export(args, &env),
         Command::Parse(args) => parse_files(args),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            failure.log();
+            ExitCode::from(failure.code())
+        }
     }
 }
 
-fn crawl(args: CrawlArgs, env: &Environment) -> ExitCode {
-    let config = match args.load(env) {
-        Ok(c) => c,
-        Err(e) => {
-            error!("{e}");
-            return ExitCode::from(2);
+/// Why a command did not succeed. The one place an outcome becomes an exit
+/// code: 0 success, 1 the run failed, 2 bad usage or config (robots.txt
+/// forbidding the plan and a store in use are usage problems too), 3
+/// interrupted and resumable.
+#[derive(Debug)]
+enum Failure {
+    Usage(String),
+    Failed(String),
+    Crawl(CrawlError),
+    Interrupted {
+        pages_failed: u64,
+    },
+    Incomplete {
+        pages_failed: u64,
+        budget_exhausted: bool,
+    },
+}
+
+impl From<CrawlError> for Failure {
+    fn from(e: CrawlError) -> Self {
+        Failure::Crawl(e)
+    }
+}
+
+impl Failure {
+    fn code(&self) -> u8 {
+        match self {
+            Failure::Usage(_) => 2,
+            Failure::Crawl(CrawlError::Robots(_) | CrawlError::Locked(_)) => 2,
+            Failure::Interrupted { .. } => 3,
+            Failure::Failed(_) | Failure::Crawl(_) | Failure::Incomplete { .. } => 1,
         }
-    };
+    }
+
+    /// Every line goes through the log, so `--log-format json` holds for
+    /// failures too.
+    fn log(&self) {
+        match self {
+            Failure::Usage(why) | Failure::Failed(why) => error!("{why}"),
+            Failure::Crawl(CrawlError::Robots(e)) => error!("{e}"),
+            Failure::Crawl(e @ CrawlError::Locked(_)) => error!(error = %e, "store in use"),
+            Failure::Crawl(e) => error!(error = %e, "run failed"),
+            Failure::Interrupted { pages_failed } => error!(
+                pages_failed,
+                "crawl interrupted: the pages not fetched are in the failures file; --retry-failed completes the crawl"
+            ),
+            Failure::Incomplete {
+                pages_failed,
+                budget_exhausted,
+            } => error!(pages_failed, budget_exhausted, "run incomplete"),
+        }
+    }
+}
+
+fn crawl(args: CrawlArgs, env: &Environment) -> Result<(), Failure> {
+    let config = args.load(env).map_err(|e| Failure::Usage(e.to_string()))?;
     let plan = match &args.retry_failed {
-        Some(path) => match Plan::from_failures(path, &config) {
-            Ok(plan) => plan,
-            Err(e) => {
-                error!("--retry-failed: {e}");
-                return ExitCode::from(2);
-            }
-        },
+        Some(path) => Plan::from_failures(path, &config)
+            .map_err(|e| Failure::Usage(format!("--retry-failed: {e}")))?,
         None => Plan::from_config(&config),
     };
     if args.dry_run {
@@ -320,96 +370,50 @@ fn crawl(args: CrawlArgs, env: &Environment) -> ExitCode {
             config.rate,
             config.burst
         );
-        return ExitCode::SUCCESS;
+        return Ok(());
     }
     // A retry run adds to the records the first run wrote.
     let sink = if args.retry_failed.is_some() {
         Sink::append(&config.output, config.output_format)
     } else {
         Sink::create(&config.output, config.output_format)
-    };
-    let sink = match sink {
-        Ok(s) => s,
-        Err(e) => {
-            error!("{e}");
-            return ExitCode::from(1);
-        }
-    };
+    }
+    .map_err(|e| Failure::Failed(e.to_string()))?;
     let store = match &args.store {
-        Some(path) => match Store::open(path) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                error!("{e}");
-                return ExitCode::from(1);
-            }
-        },
+        Some(path) => Some(Store::open(path).map_err(|e| Failure::Failed(e.to_string()))?),
         None => None,
     };
-    let result = actix_rt::System::new().block_on(stackcrawl::crawl(
+    let s = actix_rt::System::new().block_on(stackcrawl::crawl(
         config,
         plan,
         sink,
         store,
         shutdown_signal(),
-    ));
-    match result {
-        Ok(s) if s.interrupted => {
-            error!(
-                pages_failed = s.pages_failed,
-                "crawl interrupted: the pages not fetched are in the failures file; --retry-failed completes the crawl"
-            );
-            ExitCode::from(3)
-        }
-        Ok(s) if s.pages_failed == 0 && s.budget_resets_at.is_none() => ExitCode::SUCCESS,
-        Ok(s) => {
-            error!(
-                pages_failed = s.pages_failed,
-                budget_exhausted = s.budget_resets_at.is_some(),
-                "run incomplete"
-            );
-            ExitCode::from(1)
-        }
-        Err(e) => exit_for(e),
+    ))?;
+    if s.interrupted {
+        Err(Failure::Interrupted {
+            pages_failed: s.pages_failed,
+        })
+    } else if s.pages_failed > 0 || s.budget_resets_at.is_some() {
+        Err(Failure::Incomplete {
+            pages_failed: s.pages_failed,
+            budget_exhausted: s.budget_resets_at.is_some(),
+        })
+    } else {
+        Ok(())
     }
 }
 
-/// The one place a failed run becomes an exit code: robots.txt forbidding
-/// the plan is a usage problem (2); everything else is a failed run (1).
-fn exit_for(e: CrawlError) -> ExitCode {
-    match e {
-        CrawlError::Robots(e) => {
-            error!("{e}");
-            ExitCode::from(2)
-        }
-        CrawlError::Locked(e) => {
-            error!(error = %e, "store in use");
-            ExitCode::from(2)
-        }
-        e => {
-            error!(error = %e, "run failed");
-            ExitCode::from(1)
-        }
-    }
-}
-
-fn run(args: RunArgs, env: Environment) -> ExitCode {
-    let config = match Config::load(&args.config, &Overrides::default(), &env) {
-        Ok(c) => c,
-        Err(e) => {
-            error!("{e}");
-            return ExitCode::from(2);
-        }
-    };
+fn run(args: RunArgs, env: Environment) -> Result<(), Failure> {
+    let config = Config::load(&args.config, &Overrides::default(), &env)
+        .map_err(|e| Failure::Usage(e.to_string()))?;
     let path = args.config.clone();
-    let result = actix_rt::System::new().block_on(async move {
+    actix_rt::System::new().block_on(async move {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         actix_rt::spawn(reload_on_sighup(path, env, tx));
         stackcrawl::runner::run(config, rx, shutdown_signal()).await
-    });
-    match result {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => exit_for(e),
-    }
+    })?;
+    Ok(())
 }
 
 /// Re-reads the config on every SIGHUP; only a valid one is passed on, so
@@ -463,42 +467,24 @@ fn open_store(
     config: &Option<PathBuf>,
     db: &Option<PathBuf>,
     env: &Environment,
-) -> Result<Store, ExitCode> {
-    let path = store_path(config, db, env).map_err(|e| {
-        error!("{e}");
-        ExitCode::from(2)
-    })?;
+) -> Result<Store, Failure> {
+    let path = store_path(config, db, env).map_err(Failure::Usage)?;
     if !path.exists() {
-        error!("no store at {}", path.display());
-        return Err(ExitCode::from(2));
+        return Err(Failure::Usage(format!("no store at {}", path.display())));
     }
-    Store::open(&path).map_err(|e| {
-        error!("{e}");
-        ExitCode::from(1)
-    })
+    Store::open(&path).map_err(|e| Failure::Failed(e.to_string()))
 }
 
-fn report(args: StoreArgs, env: &Environment) -> ExitCode {
-    let store = match open_store(&args.config, &args.db, env) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let report = match store.report(args.top) {
-        Ok(r) => r,
-        Err(e) => {
-            error!("{e}");
-            return ExitCode::from(1);
-        }
-    };
+fn report(args: StoreArgs, env: &Environment) -> Result<(), Failure> {
+    let store = open_store(&args.config, &args.db, env)?;
+    let report = store
+        .report(args.top)
+        .map_err(|e| Failure::Failed(e.to_string()))?;
     if args.json {
-        match serde_json::to_string_pretty(&report) {
-            Ok(text) => println!("{text}"),
-            Err(e) => {
-                error!("{e}");
-                return ExitCode::from(1);
-            }
-        }
-        return ExitCode::SUCCESS;
+        let text =
+            serde_json::to_string_pretty(&report).map_err(|e| Failure::Failed(e.to_string()))?;
+        println!("{text}");
+        return Ok(());
     }
     for t in &report.tags {
         println!(
@@ -528,14 +514,11 @@ fn report(args: StoreArgs, env: &Environment) -> ExitCode {
             );
         }
     }
-    ExitCode::SUCCESS
+    Ok(())
 }
 
-fn export(args: ExportArgs, env: &Environment) -> ExitCode {
-    let store = match open_store(&args.config, &args.db, env) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
+fn export(args: ExportArgs, env: &Environment) -> Result<(), Failure> {
+    let store = open_store(&args.config, &args.db, env)?;
     let format = match args.format {
         ExportKind::Jsonl => ExportFormat::Jsonl,
         ExportKind::Csv => ExportFormat::Csv,
@@ -551,20 +534,13 @@ fn export(args: ExportArgs, env: &Environment) -> ExitCode {
         None => match store.export(std::io::stdout().lock(), format, args.history) {
             // The reader has what it wanted (`export | head`): Rust ignores
             // SIGPIPE, so the closed pipe arrives as an error; it is not one.
-            Err(e) if e.is_broken_pipe() => return ExitCode::SUCCESS,
+            Err(e) if e.is_broken_pipe() => return Ok(()),
             other => other.map_err(|e| e.to_string()),
         },
     };
-    match result {
-        Ok(rows) => {
-            info!("exported {rows} rows");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            error!("{e}");
-            ExitCode::from(1)
-        }
-    }
+    let rows = result.map_err(Failure::Failed)?;
+    info!("exported {rows} rows");
+    Ok(())
 }
 
 /// A saved page's record: a saved file does not say which tab or page it
@@ -588,23 +564,25 @@ fn parsed_record(q: &stackcrawl::model::Question) -> String {
 
 /// Parses each file on its own: one bad file is reported and the others
 /// still print. Exit 1 if any file is not a listing page.
-fn parse_files(args: ParseArgs) -> ExitCode {
+fn parse_files(args: ParseArgs) -> Result<(), Failure> {
     use std::io::Write;
     let site = reqwest::Url::parse(&args.base_url)
         .ok()
-        .and_then(|u| u.host_str().map(str::to_string));
-    let Some(site) = site else {
-        error!("--base-url `{}` is not a URL with a host", args.base_url);
-        return ExitCode::from(2);
-    };
+        .and_then(|u| u.host_str().map(str::to_string))
+        .ok_or_else(|| {
+            Failure::Usage(format!(
+                "--base-url `{}` is not a URL with a host",
+                args.base_url
+            ))
+        })?;
     let mut stdout = std::io::stdout().lock();
-    let mut failed = false;
+    let mut failed = 0;
     for path in &args.files {
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) => {
                 error!("{}: cannot read: {e}", path.display());
-                failed = true;
+                failed += 1;
                 continue;
             }
         };
@@ -612,7 +590,7 @@ fn parse_files(args: ParseArgs) -> ExitCode {
             Ok(p) => p,
             Err(e) => {
                 error!("{}: not a listing page: {e}", path.display());
-                failed = true;
+                failed += 1;
                 continue;
             }
         };
@@ -647,16 +625,17 @@ fn parse_files(args: ParseArgs) -> ExitCode {
         }
         for q in &cleaned.questions {
             let line = parsed_record(q);
-            if writeln!(stdout, "{line}").is_err() {
-                return ExitCode::from(1);
-            }
+            writeln!(stdout, "{line}")
+                .map_err(|e| Failure::Failed(format!("cannot write the records: {e}")))?;
         }
     }
-    if failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
+    if failed > 0 {
+        return Err(Failure::Failed(format!(
+            "{failed} of {} files were not read as listing pages",
+            args.files.len()
+        )));
     }
+    Ok(())
 }
 
 #[cfg(test)]
