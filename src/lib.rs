@@ -1,27 +1,28 @@
 //! stackcrawl: a polite, actor-based crawler for Stack Overflow and Stack
-//! Exchange tag listings.
+//! Exchange tag listings and the Stack Exchange API.
 //!
 //! ```text
-//!  TOML config ──► Plan (lazy: the pages to fetch, nothing fetched yet)
-//!                    │
-//!                    ▼
-//!               Supervisor ──PageJob──► Fetcher × N ──RawPage──► Cleaner ──Records──► Aggregator ──► JSONL / CSV
-//!                    ▲          (each waits on its host's ONE shared quota)                │
-//!                    └────────────────────── JobEnded ◄─────────────────────────────────────┘
+//!  TOML ─► config ─► plan ─► Supervisor ──PageJob──► Fetcher × N ──RawPage──► Cleaner ──Records──► Aggregator ─► store / JSONL / CSV
+//!                       (frontier)  ▲      (lane: quota, pause, budget;     (source reads          │
+//!                                   │       source requests the page)        the body)             │
+//!                                   └──────────────────────── JobEnded ◄────────────────────────────┘
 //! ```
 //!
-//! Modules, in the order data flows:
+//! Modules, in the order a page flows through them:
 //! - [`config`]: TOML → validated `Config` (key and line in every error)
-//! - [`plan`]: `Plan` and `PageJob` (what `--dry-run` prints)
-//! - [`throttle`]: a host's governor quota and the pool-wide pause (the site
-//!   and the Stack Exchange API each have one)
+//! - [`plan`]: the pages a crawl would fetch (`--dry-run`), failures files
+//! - [`source`]: everything that differs between HTML listings and the
+//!   API: URLs, requests, statuses, reading bodies, paging
+//! - [`frontier`]: which page goes next (queue, per-tag paging, tag ends)
+//! - [`lane`], [`throttle`], [`budget`], [`robots`]: politeness per host
 //! - [`fetch`]: the HTTP client and `FetchError`
-//! - [`parse`], [`clean`]: pure HTML → raw strings → typed `Question`s
-//! - [`api`]: pure API 2.3 → URLs, typed `Question`s, paging and quota
-//!   fields, classified `ApiError`s (tag sets with `source = "api"`)
+//! - [`parse`], [`clean`]: pure HTML → typed `Question`s; [`api`]: pure
+//!   API 2.3 → typed `Question`s, paging and quota fields, `ApiError`s
 //! - [`actors`]: supervisor, fetchers, cleaner, aggregator
-//! - [`output`]: JSONL and CSV sinks
+//! - [`store`] (with [`writer_lock`]), [`output`]: where records go
 //! - [`model`]: `Question`, `PageReport`, `RunSummary`
+//! - [`crawler`]: the running pipeline and its futures API; [`crawl`]: the
+//!   `crawl` command; [`runner`]: the `run` service; [`error`]: `CrawlError`
 //!
 //! The futures-style API mirrors the Dask tutorial this descends from:
 //! [`Crawler::submit`] one page and get a future of its outcome,
