@@ -363,9 +363,20 @@ impl PassStore for Store {
 
 #[cfg(test)]
 mod tests {
-
     use super::*;
     use crate::store::fixtures::*;
+
+    #[test]
+    fn a_snapshot_of_a_question_not_stored_is_refused() {
+        // The schema's foreign keys hold only with the pragma on.
+        let s = Store::open_in_memory().unwrap();
+        let orphan = s.conn.execute(
+            "INSERT INTO snapshots (site, question_id, pass_id, seen_at, votes, answers, views)
+             VALUES ('nowhere', 1, 1, '2026-01-01T00:00:00Z', 0, 0, 0)",
+            [],
+        );
+        assert!(orphan.is_err(), "a snapshot without its question was kept");
+    }
 
     #[test]
     fn a_file_that_is_not_a_store_is_named_in_the_error() {
