@@ -368,14 +368,16 @@ mod tests {
 
     #[test]
     fn a_snapshot_of_a_question_not_stored_is_refused() {
-        // The schema's foreign keys hold only with the pragma on.
+        // The schema's foreign keys are enforced (the pragma turns them on
+        // whatever SQLite's compiled-in default).
         let s = Store::open_in_memory().unwrap();
         let orphan = s.conn.execute(
             "INSERT INTO snapshots (site, question_id, pass_id, seen_at, votes, answers, views)
              VALUES ('nowhere', 1, 1, '2026-01-01T00:00:00Z', 0, 0, 0)",
             [],
         );
-        assert!(orphan.is_err(), "a snapshot without its question was kept");
+        let err = orphan.expect_err("a snapshot without its question was kept");
+        assert!(err.to_string().contains("FOREIGN KEY"), "{err}");
     }
 
     #[test]
