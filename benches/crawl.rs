@@ -5,14 +5,11 @@
 //!
 //! Run: `cargo bench --bench crawl`
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::FakeSite;
 use stackcrawl::config::{Config, Overrides};
+use stackcrawl_fakesite::FakeSite;
 
 fn main() {
     let (tags, pages, pagesize) = (2u64, 32u64, 50u64);
@@ -48,7 +45,7 @@ fn main() {
     let total_pages = tags * pages;
     let bound = (total_pages - burst) as f64 / rate + latency.as_secs_f64();
     let wall = summary.wall_time.as_secs_f64();
-    let records = common::read_jsonl(&out);
+    let records = stackcrawl_fakesite::read_jsonl(&out);
     let ids: HashSet<u64> = records.iter().map(|r| r.question_id).collect();
     let mut wrong = 0;
     for tag in ["python", "c++"] {

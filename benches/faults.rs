@@ -8,15 +8,12 @@
 //!
 //! Run: `cargo bench --bench faults` (about 80 seconds).
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{FakeSite, Fault, RandomFaults};
 use stackcrawl::config::{Config, Overrides};
 use stackcrawl::plan::Plan;
+use stackcrawl_fakesite::{FakeSite, Fault, RandomFaults};
 
 fn main() {
     let (tags, pages, rate, burst, fetchers) = (40u64, 50u32, 30u64, 5u64, 8);
@@ -74,7 +71,7 @@ fn main() {
         ))
         .expect("crawl");
 
-    let records = common::read_jsonl(&out);
+    let records = stackcrawl_fakesite::read_jsonl(&out);
     let unique: HashSet<u64> = records.iter().map(|r| r.question_id).collect();
     let hits = site.page_hits();
     let lost = planned - summary.pages_done - summary.pages_failed - summary.pages_skipped;

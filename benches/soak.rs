@@ -6,9 +6,6 @@
 //!
 //! Run: `cargo bench --bench soak` (about 3 minutes at 30 requests/s).
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -27,7 +24,7 @@ fn rss_kib(pid: u32) -> Option<u64> {
 
 fn main() {
     let (tags, pages) = (100u64, 50u64);
-    let mut builder = common::FakeSite::builder();
+    let mut builder = stackcrawl_fakesite::FakeSite::builder();
     let names: Vec<String> = (0..tags).map(|i| format!("soak-{i}")).collect();
     for name in &names {
         builder = builder.synthetic_tag(name, pages * 50);

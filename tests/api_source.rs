@@ -8,20 +8,18 @@
 //! Every test prints its figures (`issue-6 figures: ...`) for the closing
 //! note; `cargo test --test api_source -- --nocapture` shows them.
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::api::{api_link, last_activity, query_param, ApiFault};
-use common::{read_jsonl, FakeQuestion, FakeSite, Hit};
 use stackcrawl::api::ApiError;
 use stackcrawl::config::{Config, Overrides, RawConfig};
 use stackcrawl::model::{Question, RunSummary};
 use stackcrawl::plan::{FailedPage, Plan};
 use stackcrawl::{crawl, CrawlError, Sink};
+use stackcrawl_fakesite::api::{api_link, last_activity, query_param, ApiFault};
+use stackcrawl_fakesite::{read_jsonl, FakeQuestion, FakeSite, Hit};
 
 /// No test may hang: the longest pause any of them asks for is 2 s.
 const BOUND: Duration = Duration::from_secs(60);

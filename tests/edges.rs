@@ -3,8 +3,6 @@
 //! crawl that fetches nothing, a resumed `crawl --store` writes every record
 //! of its pass, an interrupted crawl says so and lists what it did not fetch.
 
-mod common;
-
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -12,8 +10,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::service::Service;
-use common::{read_jsonl, FakeSite, Fault};
+use stackcrawl_fakesite::service::Service;
+use stackcrawl_fakesite::{read_jsonl, FakeSite, Fault};
 
 fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_stackcrawl"));

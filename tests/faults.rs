@@ -3,15 +3,13 @@
 //! of 429s on top. Every page must end fetched or reported failed, no
 //! question may be recorded twice, and the quota must hold at the server.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{FakeSite, Fault, RandomFaults};
 use stackcrawl::config::{Config, Overrides};
 use stackcrawl::plan::Plan;
 use stackcrawl::{crawl, Sink};
+use stackcrawl_fakesite::{FakeSite, Fault, RandomFaults};
 
 #[actix::test]
 async fn no_page_lost_and_no_duplicate_under_random_faults() {
@@ -66,7 +64,7 @@ async fn no_page_lost_and_no_duplicate_under_random_faults() {
     assert!(summary.retries > 0, "faults were injected");
     assert!(summary.rate_limited >= 3);
 
-    let records = common::read_jsonl(&out);
+    let records = stackcrawl_fakesite::read_jsonl(&out);
     let ids: HashSet<u64> = records.iter().map(|r| r.question_id).collect();
     assert_eq!(ids.len(), records.len(), "no question recorded twice");
     assert_eq!(records.len() as u64, summary.pages_done * 50);

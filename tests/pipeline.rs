@@ -3,17 +3,15 @@
 //! the server, tags ending at their first empty page, odd tags encoded,
 //! server signals honoured, and the futures-style API.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
-use common::{read_jsonl, FakeQuestion, FakeSite, Fault};
 use stackcrawl::config::{Config, Overrides, Tab};
 use stackcrawl::model::{Question, RunSummary};
 use stackcrawl::plan::Plan;
 use stackcrawl::{as_completed, crawl, gather, Crawler, PageOutcome, Sink};
+use stackcrawl_fakesite::{read_jsonl, FakeQuestion, FakeSite, Fault};
 
 use futures_util::StreamExt;
 

@@ -2,18 +2,16 @@
 //! page, the daily budget counted across restarts, server pauses and block
 //! pages, timeouts, size caps and redirects.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{FakeSite, Fault};
 use stackcrawl::config::{Config, Overrides};
 use stackcrawl::model::RunSummary;
 use stackcrawl::plan::Plan;
 use stackcrawl::robots::RobotsError;
 use stackcrawl::{crawl, CrawlError, Sink};
+use stackcrawl_fakesite::{FakeSite, Fault};
 
 fn config(site: &FakeSite, dir: &Path, fetch: &str, site_extra: &str, pages: u32) -> Config {
     let text = format!(

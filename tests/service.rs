@@ -2,8 +2,6 @@
 //! 127.0.0.1, synchronised on its JSON log lines. Incremental passes,
 //! kill -9 and resume, SIGTERM drain, SIGHUP reload.
 
-mod common;
-
 const BIN: &str = env!("CARGO_BIN_EXE_stackcrawl");
 
 use std::collections::HashSet;
@@ -11,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::service::Service;
-use common::{FakeQuestion, FakeSite};
+use stackcrawl_fakesite::service::Service;
+use stackcrawl_fakesite::{FakeQuestion, FakeSite};
 
 fn write_config(dir: &Path, site: &FakeSite, fetch: &str, sets: &str) -> PathBuf {
     let path = dir.join("run.toml");

@@ -1,11 +1,15 @@
-//! FakeSite: a Stack Exchange site on 127.0.0.1 for the integration tests
-//! and benchmarks. It serves tag listings built from the real 2025 fixture
+//! FakeSite: a Stack Exchange site on 127.0.0.1 for stackcrawl's
+//! integration tests, benchmarks and `examples/fake_site.rs`. It serves tag listings built from the real 2025 fixture
 //! page (its head, sidebar and footer, with summaries in the same markup),
 //! `robots.txt`, configurable latency and scripted or random faults, and it
 //! logs every request with its arrival time so tests assert at the server.
 //! It also answers as the Stack Exchange API 2.3 (`/2.3/questions`, see
 //! [`api`]) over the same questions.
-#![allow(dead_code)]
+//!
+//! Also here, shared by the tests and benches: [`service`] runs the real
+//! binary and reads its JSON log lines, and [`sim`] is the evolving-site
+//! simulation. Whatever needs `env!("CARGO_BIN_EXE_stackcrawl")` takes the
+//! path from its caller, since only stackcrawl's own targets have it.
 
 pub mod api;
 pub mod service;
@@ -20,9 +24,10 @@ use chrono::{DateTime, TimeZone, Utc};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// The fixtures stay in stackcrawl's `tests/fixtures`, beside this crate.
 pub const FIXTURE_2025: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/so-html/tagged-python-newest-2025.html"
+    "/../tests/fixtures/so-html/tagged-python-newest-2025.html"
 );
 
 /// One question as the fake site knows it: what a crawled record must equal.
