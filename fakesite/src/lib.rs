@@ -6,14 +6,17 @@
 //! It also answers as the Stack Exchange API 2.3 (`/2.3/questions`, see
 //! [`api`]) over the same questions.
 //!
-//! Also here, shared by the tests and benches: [`service`] runs the real
-//! binary and reads its JSON log lines, and [`sim`] is the evolving-site
-//! simulation. Whatever needs `env!("CARGO_BIN_EXE_stackcrawl")` takes the
+//! Also here, shared by the tests and benches: [`config`] builds a config
+//! for a site and runs a crawl with it, [`service`] runs the real binary and
+//! reads its JSON log lines, and [`sim`] is the evolving-site simulation. Whatever needs `env!("CARGO_BIN_EXE_stackcrawl")` takes the
 //! path from its caller, since only stackcrawl's own targets have it.
 
 pub mod api;
+pub mod config;
 pub mod service;
 pub mod sim;
+
+pub use config::{budget_used, crawl_site, TestConfig};
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -495,6 +498,14 @@ impl FakeSite {
             .push_back(fault);
     }
 
+    /// How many times robots.txt was requested.
+    pub fn robots_hits(&self) -> usize {
+        self.hits()
+            .iter()
+            .filter(|h| h.raw_path == "/robots.txt")
+            .count()
+    }
+
     /// The most requests that arrived in any window of `window` (half-open).
     pub fn max_in_window(&self, window: Duration) -> usize {
         let times: Vec<Instant> = self.page_hits().iter().map(|h| h.at).collect();
@@ -509,6 +520,16 @@ pub fn read_jsonl(path: &std::path::Path) -> Vec<stackcrawl::model::Question> {
         .lines()
         .map(|l| serde_json::from_str(l).expect("each line is a record"))
         .collect()
+}
+
+/// How many of `hits` asked for each (tag, page).
+pub fn hits_per_page(hits: &[Hit]) -> HashMap<(String, u32), usize> {
+    let mut m = HashMap::new();
+    for h in hits {
+        *m.entry((h.tag.clone().unwrap_or_default(), h.page.unwrap_or(0)))
+            .or_insert(0) += 1;
+    }
+    m
 }
 
 pub fn max_in_window(times: &[Instant], window: Duration) -> usize {
