@@ -136,7 +136,7 @@ impl TestConfig {
     }
 
     /// An HTML tag set: `[tag_sets.NAME]` with these tags and pages.
-    pub fn tag_set(self, name: &str, tags: &[&str], pages: u32) -> TestConfig {
+    pub fn tag_set(self, name: &str, tags: &[impl AsRef<str>], pages: u32) -> TestConfig {
         self.sets(format!(
             "[tag_sets.{name}]\ntags = [{}]\npages = {pages}\n",
             quoted(tags)
@@ -145,7 +145,7 @@ impl TestConfig {
 
     /// An API tag set, `[tag_sets.so]`, sorted by creation; it brings the
     /// `[api]` table that points at the site.
-    pub fn api_set(self, tags: &[&str], pagesize: u32, pages: u32) -> TestConfig {
+    pub fn api_set(self, tags: &[impl AsRef<str>], pagesize: u32, pages: u32) -> TestConfig {
         self.api("").sets(format!(
             "[tag_sets.so]\nsource = \"api\"\ntags = [{}]\nsort = \"creation\"\npagesize = {pagesize}\npages = {pages}\n",
             quoted(tags)
@@ -222,8 +222,8 @@ fn non_empty_lines(text: &str) -> impl Iterator<Item = String> + '_ {
         .map(str::to_string)
 }
 
-fn quoted(tags: &[&str]) -> String {
-    let tags: Vec<String> = tags.iter().map(|t| format!("\"{t}\"")).collect();
+fn quoted(tags: &[impl AsRef<str>]) -> String {
+    let tags: Vec<String> = tags.iter().map(|t| format!("\"{}\"", t.as_ref())).collect();
     tags.join(", ")
 }
 
