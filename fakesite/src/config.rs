@@ -152,27 +152,6 @@ impl TestConfig {
         ))
     }
 
-    /// The directory the config keeps its files in.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    pub fn output_path(&self) -> &Path {
-        &self.output
-    }
-
-    /// The `[fetch] budget_file` the config names.
-    pub fn budget_path(&self) -> PathBuf {
-        let line = &self
-            .fetch
-            .iter()
-            .find(|(k, _)| k == "budget_file")
-            .expect("every test config names its budget file")
-            .1;
-        let value = line.split_once('=').map_or("", |(_, v)| v).trim();
-        PathBuf::from(value.trim_matches('"'))
-    }
-
     /// The config as TOML text.
     pub fn toml(&self) -> String {
         let mut text = format!("[site]\nbase_url = \"{}\"\n", self.base_url);
@@ -265,7 +244,6 @@ mod tests {
             .fetch("budget_file = \"/tmp/t/shared.sqlite\"")
             .build();
         assert_eq!(shared.budget_file, Path::new("/tmp/t/shared.sqlite"));
-        assert_eq!(config().budget_path(), Path::new("/tmp/t/budget.sqlite"));
     }
 
     #[test]
