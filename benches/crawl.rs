@@ -5,14 +5,10 @@
 //!
 //! Run: `cargo bench --bench crawl`
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::FakeSite;
-use stackcrawl::config::{Config, Overrides};
+use stackcrawl_fakesite::{crawl_site, read_jsonl, FakeSite, TestConfig};
 
 fn main() {
     let (tags, pages, pagesize) = (2u64, 32u64, 50u64);
@@ -24,31 +20,24 @@ fn main() {
         .latency(latency)
         .start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("bench.jsonl");
-    let text = format!(
-        "[site]\nbase_url = \"{}\"\n[fetch]\nfetchers = {fetchers}\nrate = {rate}\nburst = {burst}\nbudget_file = \"{}\"\n\
-         [output]\npath = \"{}\"\n[tag_sets.bench]\ntags = [\"python\", \"c++\"]\npages = {pages}\npagesize = {pagesize}\n",
-        site.base_url(),
-        dir.path().join("budget.sqlite").display(),
-        out.display()
-    );
-    let config = Config::from_toml(&text, "bench", &Overrides::default()).expect("config");
-    let plan = stackcrawl::plan::Plan::from_config(&config);
-    let sink = stackcrawl::Sink::create(&config.output, config.output_format).expect("output");
-    let summary = actix_rt::System::new()
-        .block_on(stackcrawl::crawl(
-            config,
-            plan,
-            sink,
-            None,
-            std::future::pending(),
+    let config = TestConfig::new(&site, dir.path())
+        .output("bench.jsonl")
+        .fetch(format!(
+            "fetchers = {fetchers}\nrate = {rate}\nburst = {burst}"
         ))
+        .sets(format!(
+            "[tag_sets.bench]\ntags = [\"python\", \"c++\"]\npages = {pages}\npagesize = {pagesize}\n"
+        ))
+        .build();
+    let out = config.output.clone();
+    let summary = actix_rt::System::new()
+        .block_on(crawl_site(config))
         .expect("crawl");
 
     let total_pages = tags * pages;
     let bound = (total_pages - burst) as f64 / rate + latency.as_secs_f64();
     let wall = summary.wall_time.as_secs_f64();
-    let records = common::read_jsonl(&out);
+    let records = read_jsonl(&out);
     let ids: HashSet<u64> = records.iter().map(|r| r.question_id).collect();
     let mut wrong = 0;
     for tag in ["python", "c++"] {

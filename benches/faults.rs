@@ -8,15 +8,11 @@
 //!
 //! Run: `cargo bench --bench faults` (about 80 seconds).
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{FakeSite, Fault, RandomFaults};
-use stackcrawl::config::{Config, Overrides};
 use stackcrawl::plan::Plan;
+use stackcrawl_fakesite::{read_jsonl, FakeSite, Fault, RandomFaults, TestConfig};
 
 fn main() {
     let (tags, pages, rate, burst, fetchers) = (40u64, 50u32, 30u64, 5u64, 8);
@@ -49,18 +45,17 @@ fn main() {
         .fault("f5", 45, Fault::Huge(50 * 1024 * 1024));
     let site = b.start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("faults.jsonl");
-    let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
-    let text = format!(
-        "[site]\nbase_url = \"{}\"\n[fetch]\nfetchers = {fetchers}\nrate = {rate}.0\nburst = {burst}\n\
-         timeout_secs = 2.0\nread_timeout_secs = 2.0\nmax_retries = 6\nretry_base_ms = 200\n\
-         daily_budget = 100000\nbudget_file = \"{}\"\n[output]\npath = \"{}\"\n[tag_sets.all]\ntags = [{}]\npages = {pages}\n",
-        site.base_url(),
-        dir.path().join("budget.sqlite").display(),
-        out.display(),
-        quoted.join(", ")
-    );
-    let config = Config::from_toml(&text, "bench", &Overrides::default()).expect("config");
+    let config = TestConfig::new(&site, dir.path())
+        .output("faults.jsonl")
+        .fetch(format!(
+            "fetchers = {fetchers}\nrate = {rate}.0\nburst = {burst}\n\
+             timeout_secs = 2.0\nread_timeout_secs = 2.0\nmax_retries = 6\nretry_base_ms = 200\n\
+             daily_budget = 100000"
+        ))
+        .tag_set("all", &names, pages)
+        .build();
+    let out = config.output.clone();
+    // Not crawl_site: this crawl takes longer than a test's bound.
     let plan = Plan::from_config(&config);
     let planned = plan.len() as u64;
     let sink = stackcrawl::Sink::create(&config.output, config.output_format).expect("output");
@@ -74,7 +69,7 @@ fn main() {
         ))
         .expect("crawl");
 
-    let records = common::read_jsonl(&out);
+    let records = read_jsonl(&out);
     let unique: HashSet<u64> = records.iter().map(|r| r.question_id).collect();
     let hits = site.page_hits();
     let lost = planned - summary.pages_done - summary.pages_failed - summary.pages_skipped;

@@ -1,4 +1,4 @@
-//! The long sweep of the evolving-site simulation (`tests/common/sim.rs`):
+//! The long sweep of the evolving-site simulation (`fakesite/src/sim.rs`):
 //! several seeds, hundreds of passes in all, each seed a `stackcrawl run`
 //! process against its own fake site. Prints what each seed checked; a
 //! failure names its seed.
@@ -6,10 +6,7 @@
 //! `cargo bench --bench simulation [-- SEEDS PASSES [FIRST]]` (default: 6
 //! seeds of 40 passes from seed 1, two at a time); `-- 1 40 4` replays seed 4.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
-use common::sim::Sim;
+use stackcrawl_fakesite::sim::Sim;
 
 const BIN: &str = env!("CARGO_BIN_EXE_stackcrawl");
 
@@ -22,7 +19,7 @@ fn main() {
     let passes = args.get(1).copied().unwrap_or(40);
     let first = args.get(2).copied().unwrap_or(1);
     let started = std::time::Instant::now();
-    let mut total = common::sim::Checked::default();
+    let mut total = stackcrawl_fakesite::sim::Checked::default();
     for pair in (first..first + seeds).collect::<Vec<_>>().chunks(2) {
         let runs: Vec<_> = pair
             .iter()

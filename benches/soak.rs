@@ -6,13 +6,12 @@
 //!
 //! Run: `cargo bench --bench soak` (about 3 minutes at 30 requests/s).
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use stackcrawl_fakesite::{FakeSite, TestConfig};
 
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -27,29 +26,24 @@ fn rss_kib(pid: u32) -> Option<u64> {
 
 fn main() {
     let (tags, pages) = (100u64, 50u64);
-    let mut builder = common::FakeSite::builder();
+    let mut builder = FakeSite::builder();
     let names: Vec<String> = (0..tags).map(|i| format!("soak-{i}")).collect();
     for name in &names {
         builder = builder.synthetic_tag(name, pages * 50);
     }
     let site = builder.start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("soak.toml");
     let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
-    std::fs::write(
-        &config,
-        format!(
-            "[site]\nbase_url = \"{}\"\n[fetch]\nfetchers = 8\nrate = 30.0\nburst = 10\n\
-             status_every_secs = 10\ndaily_budget = 100000\nbudget_file = \"{}\"\n[output]\npath = \"{}\"\n[store]\npath = \"{}\"\n\
-             [tag_sets.soak]\ntags = [{}]\npages = {pages}\nevery = \"1s\"\n",
-            site.base_url(),
-            dir.path().join("budget.sqlite").display(),
-            dir.path().join("out.jsonl").display(),
-            dir.path().join("soak.db").display(),
+    let config = TestConfig::new(&site, dir.path())
+        .fetch(
+            "fetchers = 8\nrate = 30.0\nburst = 10\nstatus_every_secs = 10\ndaily_budget = 100000",
+        )
+        .store()
+        .sets(format!(
+            "[tag_sets.soak]\ntags = [{}]\npages = {pages}\nevery = \"1s\"\n",
             quoted.join(", ")
-        ),
-    )
-    .expect("config");
+        ))
+        .write();
     let mut child = Command::new(env!("CARGO_BIN_EXE_stackcrawl"))
         .args(["--log-format", "json", "run", "--config"])
         .arg(&config)

@@ -6,15 +6,12 @@
 //! cargo run --release -- crawl --config config/example.toml --base-url http://127.0.0.1:8080
 //! ```
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::time::Duration;
 
 fn main() {
     let mut args = std::env::args().skip(1);
     let port: u16 = args.next().and_then(|p| p.parse().ok()).unwrap_or(8080);
-    let mut builder = common::FakeSite::builder().latency(Duration::from_millis(50));
+    let mut builder = stackcrawl_fakesite::FakeSite::builder().latency(Duration::from_millis(50));
     let mut any = false;
     for spec in args {
         let (tag, n) = spec.split_once('=').unwrap_or((spec.as_str(), "100"));

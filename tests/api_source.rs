@@ -8,73 +8,19 @@
 //! Every test prints its figures (`issue-6 figures: ...`) for the closing
 //! note; `cargo test --test api_source -- --nocapture` shows them.
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::api::{api_link, last_activity, query_param, ApiFault};
-use common::{read_jsonl, FakeQuestion, FakeSite, Hit};
 use stackcrawl::api::ApiError;
-use stackcrawl::config::{Config, Overrides, RawConfig};
-use stackcrawl::model::{Question, RunSummary};
-use stackcrawl::plan::{FailedPage, Plan};
-use stackcrawl::{crawl, CrawlError, Sink};
-
-/// No test may hang: the longest pause any of them asks for is 2 s.
-const BOUND: Duration = Duration::from_secs(60);
-
-/// A config for the fake site and API on one server. `api` and `fetch`
-/// add lines to those tables; `sets` holds the tag sets.
-fn config_text(site: &FakeSite, dir: &Path, fetch: &str, api: &str, sets: &str) -> String {
-    format!(
-        "[site]\nbase_url = \"{base}\"\n\
-         [fetch]\nrate = 30.0\nretry_base_ms = 20\nbudget_file = \"{budget}\"\n{fetch}\n\
-         [api]\nbase_url = \"{base}\"\nsite = \"stackoverflow\"\n{api}\n\
-         [output]\npath = \"{out}\"\n{sets}",
-        base = site.base_url(),
-        out = dir.join("q.jsonl").display(),
-        budget = dir.join("budget.sqlite").display()
-    )
-}
-
-/// The key is given, never read from the test runner's environment.
-fn config(site: &FakeSite, dir: &Path, fetch: &str, api: &str, sets: &str) -> Config {
-    let text = config_text(site, dir, fetch, api, sets);
-    let raw: RawConfig = toml::from_str(&text).expect("test TOML");
-    Config::from_raw_with_key(raw, &text, "test", &Overrides::default(), None)
-        .expect("valid test config")
-}
-
-fn api_set(tags: &[&str], pagesize: u32, pages: u32) -> String {
-    let tags: Vec<String> = tags.iter().map(|t| format!("\"{t}\"")).collect();
-    format!(
-        "[tag_sets.so]\nsource = \"api\"\ntags = [{}]\nsort = \"creation\"\npagesize = {pagesize}\npages = {pages}\n",
-        tags.join(", ")
-    )
-}
-
-async fn try_run(config: Config) -> Result<RunSummary, CrawlError> {
-    let plan = Plan::from_config(&config);
-    let sink = Sink::create(&config.output, config.output_format).expect("output");
-    tokio::time::timeout(
-        BOUND,
-        crawl(config, plan, sink, None, std::future::pending()),
-    )
-    .await
-    .expect("the crawl ends in bounded time")
-}
-
-fn hits_per_page(hits: &[Hit]) -> HashMap<(String, u32), usize> {
-    let mut m = HashMap::new();
-    for h in hits {
-        *m.entry((h.tag.clone().unwrap_or_default(), h.page.unwrap_or(0)))
-            .or_insert(0) += 1;
-    }
-    m
-}
+use stackcrawl::model::Question;
+use stackcrawl::plan::FailedPage;
+use stackcrawl::CrawlError;
+use stackcrawl_fakesite::api::{api_link, last_activity, query_param, ApiFault};
+use stackcrawl_fakesite::{
+    budget_used, crawl_site, hits_per_page, read_jsonl, FakeQuestion, FakeSite, Hit, TestConfig,
+};
 
 /// Every field the API gives must equal what the server served, decoded.
 fn assert_api_record(r: &Question, q: &FakeQuestion) {
@@ -131,15 +77,12 @@ async fn api_tags_page_until_has_more_is_false_and_records_equal_the_server() {
         .tag("haskell", 7)
         .start();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(
-        &site,
-        dir.path(),
-        "fetchers = 3",
-        "",
-        &api_set(&["c++", "rust", "haskell", "nosuchtag"], 100, 20),
-    );
+    let cfg = TestConfig::new(&site, dir.path())
+        .fetch("fetchers = 3")
+        .api_set(&["c++", "rust", "haskell", "nosuchtag"], 100, 20)
+        .build();
     let output = cfg.output.clone();
-    let s = try_run(cfg).await.expect("crawl runs");
+    let s = crawl_site(cfg).await.expect("crawl runs");
 
     let hits = site.api_hits();
     let per_page = hits_per_page(&hits);
@@ -214,15 +157,12 @@ async fn backoff_pauses_every_api_request_for_backoff_plus_one_seconds() {
         .start();
     let dir = tempfile::tempdir().unwrap();
     let fetchers = 2;
-    let cfg = config(
-        &site,
-        dir.path(),
-        &format!("fetchers = {fetchers}"),
-        "",
-        &api_set(&["a", "b"], 50, 6),
-    );
+    let cfg = TestConfig::new(&site, dir.path())
+        .fetch(format!("fetchers = {fetchers}"))
+        .api_set(&["a", "b"], 50, 6)
+        .build();
     let output = cfg.output.clone();
-    let s = try_run(cfg).await.expect("crawl runs");
+    let s = crawl_site(cfg).await.expect("crawl runs");
 
     let hits = site.api_hits();
     let told = hits
@@ -280,15 +220,13 @@ async fn a_throttle_violation_pauses_the_api_pool_then_the_page_succeeds() {
         .start();
     let dir = tempfile::tempdir().unwrap();
     let fetchers = 2;
-    let cfg = config(
-        &site,
-        dir.path(),
-        &format!("fetchers = {fetchers}"),
-        "throttle_violation_pause_secs = 1.5",
-        &api_set(&["a", "b"], 50, 3),
-    );
+    let cfg = TestConfig::new(&site, dir.path())
+        .fetch(format!("fetchers = {fetchers}"))
+        .api("throttle_violation_pause_secs = 1.5")
+        .api_set(&["a", "b"], 50, 3)
+        .build();
     let output = cfg.output.clone();
-    let s = try_run(cfg).await.expect("crawl runs");
+    let s = crawl_site(cfg).await.expect("crawl runs");
 
     let hits = site.api_hits();
     let a2: Vec<&Hit> = hits
@@ -343,16 +281,15 @@ async fn a_bad_parameter_stops_the_crawl_at_once_and_nothing_is_retried() {
     let dir = tempfile::tempdir().unwrap();
     // One fetcher: nothing is in flight when the error arrives, so the
     // server log shows exactly what the crawl did after it.
-    let cfg = config(
-        &site,
-        dir.path(),
-        "fetchers = 1\nmax_retries = 4",
-        "",
-        &api_set(&["a", "b"], 100, 3),
-    );
+    let cfg = TestConfig::new(&site, dir.path())
+        .fetch("fetchers = 1\nmax_retries = 4")
+        .api_set(&["a", "b"], 100, 3)
+        .build();
     let output = cfg.output.clone();
     let failures = cfg.failures_path.clone();
-    let err = try_run(cfg).await.expect_err("the API refused the crawl");
+    let err = crawl_site(cfg)
+        .await
+        .expect_err("the API refused the crawl");
     match &err {
         CrawlError::Api { tag, page, error } => {
             assert_eq!((tag.as_str(), *page), ("a", 2));
@@ -404,15 +341,13 @@ async fn running_out_of_quota_stops_cleanly_and_keeps_the_records() {
     // 8 requests a day; stop when 3 are left: after the 5th response.
     let site = FakeSite::builder().tag("a", 1_000).api_quota(8).start();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(
-        &site,
-        dir.path(),
-        "fetchers = 2",
-        "stop_at_quota_remaining = 3",
-        &api_set(&["a"], 100, 10),
-    );
+    let cfg = TestConfig::new(&site, dir.path())
+        .fetch("fetchers = 2")
+        .api("stop_at_quota_remaining = 3")
+        .api_set(&["a"], 100, 10)
+        .build();
     let output = cfg.output.clone();
-    let s = try_run(cfg).await.expect("a quota stop is a clean end");
+    let s = crawl_site(cfg).await.expect("a quota stop is a clean end");
 
     let hits = site.api_hits();
     assert_eq!(hits.len(), 5, "paging by has_more leaves nothing in flight");
@@ -450,19 +385,14 @@ async fn html_and_api_tag_sets_share_one_crawl_and_robots_covers_only_html() {
         .robots("User-agent: *\nDisallow: /2.3/\n")
         .start();
     let dir = tempfile::tempdir().unwrap();
-    let sets = format!(
-        "{}[tag_sets.web]\ntags = [\"python\"]\npagesize = 50\npages = 3\n",
-        api_set(&["rust"], 100, 3)
-    );
-    let cfg = config(&site, dir.path(), "fetchers = 2", "", &sets);
+    let cfg = TestConfig::new(&site, dir.path())
+        .fetch("fetchers = 2")
+        .api_set(&["rust"], 100, 3)
+        .sets("[tag_sets.web]\ntags = [\"python\"]\npagesize = 50\npages = 3\n")
+        .build();
     let output = cfg.output.clone();
-    let s = try_run(cfg).await.expect("crawl runs");
-    let robots = site
-        .hits()
-        .iter()
-        .filter(|h| h.raw_path == "/robots.txt")
-        .count();
-    assert_eq!(robots, 1, "checked once, for the HTML pages");
+    let s = crawl_site(cfg).await.expect("crawl runs");
+    assert_eq!(site.robots_hits(), 1, "checked once, for the HTML pages");
     assert_eq!(site.api_hits().len(), 2, "rust: 120 questions, 2 API pages");
     let records = read_jsonl(&output);
     assert_served(&records, &site, "rust", 120);
@@ -492,15 +422,10 @@ fn the_app_key_reaches_the_server_but_no_log_line_output_or_failures_file() {
         .api_fault("a", 2, ApiFault::error(500, "internal_error", "boom"))
         .start();
     let dir = tempfile::tempdir().unwrap();
-    let text = config_text(
-        &site,
-        dir.path(),
-        "max_retries = 1",
-        "",
-        &api_set(&["a"], 50, 5),
-    );
-    let config_path = dir.path().join("c.toml");
-    std::fs::write(&config_path, text).unwrap();
+    let config_path = TestConfig::new(&site, dir.path())
+        .fetch("max_retries = 1")
+        .api_set(&["a"], 50, 5)
+        .write();
     let out = run_cli(&config_path, key);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "a page was lost: {stderr}");
@@ -543,9 +468,9 @@ fn a_bad_key_exits_1_with_the_apis_message_and_nothing_is_retried() {
         .api_key("the-right-key")
         .start();
     let dir = tempfile::tempdir().unwrap();
-    let text = config_text(&site, dir.path(), "", "", &api_set(&["a"], 100, 3));
-    let config_path = dir.path().join("c.toml");
-    std::fs::write(&config_path, text).unwrap();
+    let config_path = TestConfig::new(&site, dir.path())
+        .api_set(&["a"], 100, 3)
+        .write();
     let out = run_cli(&config_path, "a-wrong-key-123");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -573,15 +498,12 @@ async fn three_tags_paging_side_by_side_never_send_inside_a_backoff() {
     }
     let site = b.start();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(
-        &site,
-        dir.path(),
-        "fetchers = 6\nburst = 6",
-        "",
-        &api_set(&["a", "b", "c"], 50, 4),
-    );
+    let cfg = TestConfig::new(&site, dir.path())
+        .fetch("fetchers = 6\nburst = 6")
+        .api_set(&["a", "b", "c"], 50, 4)
+        .build();
     let output = cfg.output.clone();
-    let s = try_run(cfg).await.expect("crawl runs");
+    let s = crawl_site(cfg).await.expect("crawl runs");
     assert_eq!(site.api_violations(), 0, "requests sent inside a backoff");
     let api = s.api.expect("API used");
     assert_eq!(api.backoffs, 5);
@@ -608,27 +530,16 @@ async fn with_the_network_down_page_2_waits_for_page_1_and_no_budget_is_spent() 
     let port = closed.local_addr().unwrap().port();
     drop(closed);
     let dir = tempfile::tempdir().unwrap();
-    let text = format!(
-        "[fetch]\nrate = 30.0\nretry_base_ms = 10\nmax_retries = 2\nbudget_file = \"{budget}\"\n\
-         [api]\nbase_url = \"http://127.0.0.1:{port}\"\nsite = \"stackoverflow\"\n\
-         [output]\npath = \"{out}\"\n{sets}",
-        budget = dir.path().join("budget.sqlite").display(),
-        out = dir.path().join("q.jsonl").display(),
-        sets = api_set(&["a"], 50, 5)
-    );
-    let raw: RawConfig = toml::from_str(&text).unwrap();
-    let cfg = Config::from_raw_with_key(raw, &text, "test", &Overrides::default(), None).unwrap();
+    let cfg = TestConfig::at(&format!("http://127.0.0.1:{port}"), dir.path())
+        .fetch("retry_base_ms = 10\nmax_retries = 2")
+        .api_set(&["a"], 50, 5)
+        .build();
     let failures_path = cfg.failures_path.clone();
-    let s = try_run(cfg).await.expect("crawl ends");
+    let s = crawl_site(cfg).await.expect("crawl ends");
     assert_eq!(s.pages_done, 0);
     assert_eq!(s.pages_failed, 5);
     assert_eq!(s.requests, 0, "no request reached a server");
-    let conn = rusqlite::Connection::open(dir.path().join("budget.sqlite")).unwrap();
-    let used: i64 = conn
-        .query_row("SELECT COALESCE(SUM(used), 0) FROM requests", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
+    let used = budget_used(&dir.path().join("budget.sqlite"));
     assert_eq!(used, 0, "nothing charged for requests that never left");
     let lines = std::fs::read_to_string(failures_path).unwrap();
     let failed: Vec<FailedPage> = lines

@@ -3,17 +3,15 @@
 //! crawl that fetches nothing, a resumed `crawl --store` writes every record
 //! of its pass, an interrupted crawl says so and lists what it did not fetch.
 
-mod common;
-
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::service::Service;
-use common::{read_jsonl, FakeSite, Fault};
+use stackcrawl_fakesite::service::Service;
+use stackcrawl_fakesite::{read_jsonl, FakeSite, Fault, TestConfig};
 
 fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_stackcrawl"));
@@ -21,23 +19,6 @@ fn bin() -> Command {
         .env("RUST_LOG", "info")
         .current_dir(env!("CARGO_MANIFEST_DIR"));
     cmd
-}
-
-/// A config for one tag `a` on `site`, retrying fast, writing `out`.
-fn write_config(dir: &Path, site: &FakeSite, fetch: &str, pages: u32) -> PathBuf {
-    let path = dir.join("crawl.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[site]\nbase_url = \"{}\"\n[fetch]\nretry_base_ms = 20\nrate = 30.0\nbudget_file = \"{}\"\n{fetch}\n\
-             [output]\npath = \"{}\"\n[tag_sets.a]\ntags = [\"a\"]\npages = {pages}\n",
-            site.base_url(),
-            dir.join("budget.sqlite").display(),
-            dir.join("out.jsonl").display()
-        ),
-    )
-    .unwrap();
-    path
 }
 
 fn crawl(config: &Path, extra: &[&str]) -> std::process::Output {
@@ -55,8 +36,11 @@ const OLD_OUTPUT: &str = "{\"an\":\"earlier crawl's record\"}\n";
 /// output is exactly as it was.
 fn assert_output_kept(site: &FakeSite, fetch: &str, prepare: impl FnOnce(&Path)) -> i32 {
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), site, fetch, 2);
-    let out = dir.path().join("out.jsonl");
+    let config = TestConfig::new(site, dir.path())
+        .fetch(fetch)
+        .tag_set("a", &["a"], 2)
+        .write();
+    let out = dir.path().join("q.jsonl");
     std::fs::write(&out, OLD_OUTPUT).unwrap();
     prepare(dir.path());
     let run = crawl(&config, &[]);
@@ -126,8 +110,10 @@ fn a_crawl_whose_every_page_is_missing_leaves_the_output_as_it_was() {
 fn a_corrupt_store_leaves_the_output_as_it_was() {
     let site = FakeSite::builder().tag("a", 100).start();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &site, "", 2);
-    let out = dir.path().join("out.jsonl");
+    let config = TestConfig::new(&site, dir.path())
+        .tag_set("a", &["a"], 2)
+        .write();
+    let out = dir.path().join("q.jsonl");
     std::fs::write(&out, OLD_OUTPUT).unwrap();
     let db = dir.path().join("store.db");
     std::fs::write(&db, vec![b'x'; 8192]).unwrap();
@@ -155,9 +141,12 @@ fn crawl_store_killed_mid_crawl_then_rerun_outputs_every_record() {
         .latency(Duration::from_millis(50))
         .start();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &site, "fetchers = 2\nburst = 1", 20);
+    let config = TestConfig::new(&site, dir.path())
+        .fetch("fetchers = 2\nburst = 1")
+        .tag_set("a", &["a"], 20)
+        .write();
     let db = dir.path().join("store.db");
-    let out = dir.path().join("out.jsonl");
+    let out = dir.path().join("q.jsonl");
     let store = ["--store", db.to_str().unwrap()];
 
     let mut first = Service::from_command(json_crawl(&config, &store));
@@ -188,9 +177,12 @@ fn sigterm_mid_crawl_exits_3_listing_the_unfetched_pages_for_retry() {
         .latency(Duration::from_millis(100))
         .start();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &site, "fetchers = 2\nburst = 1", 40);
-    let out = dir.path().join("out.jsonl");
-    let failures = dir.path().join("out.failed.jsonl");
+    let config = TestConfig::new(&site, dir.path())
+        .fetch("fetchers = 2\nburst = 1")
+        .tag_set("a", &["a"], 40)
+        .write();
+    let out = dir.path().join("q.jsonl");
+    let failures = dir.path().join("q.failed.jsonl");
 
     let mut crawl = Service::from_command(json_crawl(&config, &[]));
     crawl.wait_for("page done");
@@ -252,13 +244,10 @@ fn sighup_while_run_is_starting_does_not_kill_it() {
     let c_path = std::ffi::CString::new(config.to_str().unwrap()).unwrap();
     // SAFETY: mkfifo(3) with a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
-    let text = format!(
-        "[site]\nbase_url = \"{}\"\n[fetch]\nrate = 30.0\nbudget_file = \"{}\"\n[store]\npath = \"{}\"\n\
-         [tag_sets.s]\ntags = [\"a\"]\npages = 2\nevery = \"1h\"\n",
-        site.base_url(),
-        dir.path().join("budget.sqlite").display(),
-        dir.path().join("store.db").display()
-    );
+    let text = TestConfig::new(&site, dir.path())
+        .store()
+        .sets("[tag_sets.s]\ntags = [\"a\"]\npages = 2\nevery = \"1h\"\n")
+        .toml();
 
     let mut cmd = bin();
     cmd.args(["--log-format", "json", "run", "--config"])
@@ -292,7 +281,10 @@ fn sighup_while_run_is_starting_does_not_kill_it() {
 fn export_into_a_pipe_closed_early_exits_0_quietly() {
     let site = FakeSite::builder().tag("a", 1000).start();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &site, "burst = 5", 20);
+    let config = TestConfig::new(&site, dir.path())
+        .fetch("burst = 5")
+        .tag_set("a", &["a"], 20)
+        .write();
     let db = dir.path().join("store.db");
     let run = crawl(&config, &["--store", db.to_str().unwrap()]);
     assert_eq!(run.status.code(), Some(0));

@@ -3,15 +3,11 @@
 //! of 429s on top. Every page must end fetched or reported failed, no
 //! question may be recorded twice, and the quota must hold at the server.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{FakeSite, Fault, RandomFaults};
-use stackcrawl::config::{Config, Overrides};
 use stackcrawl::plan::Plan;
-use stackcrawl::{crawl, Sink};
+use stackcrawl_fakesite::{crawl_site, read_jsonl, FakeSite, Fault, RandomFaults, TestConfig};
 
 #[actix::test]
 async fn no_page_lost_and_no_duplicate_under_random_faults() {
@@ -41,24 +37,15 @@ async fn no_page_lost_and_no_duplicate_under_random_faults() {
     }
     let site = b.start();
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("q.jsonl");
-    let tag_list: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
-    let text = format!(
-        "[site]\nbase_url = \"{}\"\n[fetch]\nfetchers = 8\nrate = {rate}.0\nburst = {burst}\n\
-         retry_base_ms = 50\nmax_retries = 6\nbudget_file = \"{}\"\n[output]\npath = \"{}\"\n\
-         [tag_sets.all]\ntags = [{}]\npages = {pages}\n",
-        site.base_url(),
-        dir.path().join("budget.sqlite").display(),
-        out.display(),
-        tag_list.join(", ")
-    );
-    let config = Config::from_toml(&text, "test", &Overrides::default()).unwrap();
-    let plan = Plan::from_config(&config);
-    let planned = plan.len() as u64;
-    let sink = Sink::create(&config.output, config.output_format).unwrap();
-    let summary = crawl(config, plan, sink, None, std::future::pending())
-        .await
-        .unwrap();
+    let config = TestConfig::new(&site, dir.path())
+        .fetch(format!(
+            "fetchers = 8\nrate = {rate}.0\nburst = {burst}\nretry_base_ms = 50\nmax_retries = 6"
+        ))
+        .tag_set("all", &names, pages)
+        .build();
+    let out = config.output.clone();
+    let planned = Plan::from_config(&config).len() as u64;
+    let summary = crawl_site(config).await.unwrap();
 
     // Every page ends fetched or reported failed: none missing.
     assert_eq!(summary.pages_done + summary.pages_failed, planned);
@@ -66,7 +53,7 @@ async fn no_page_lost_and_no_duplicate_under_random_faults() {
     assert!(summary.retries > 0, "faults were injected");
     assert!(summary.rate_limited >= 3);
 
-    let records = common::read_jsonl(&out);
+    let records = read_jsonl(&out);
     let ids: HashSet<u64> = records.iter().map(|r| r.question_id).collect();
     assert_eq!(ids.len(), records.len(), "no question recorded twice");
     assert_eq!(records.len() as u64, summary.pages_done * 50);

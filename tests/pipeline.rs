@@ -3,53 +3,17 @@
 //! the server, tags ending at their first empty page, odd tags encoded,
 //! server signals honoured, and the futures-style API.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 use std::time::Duration;
 
-use common::{read_jsonl, FakeQuestion, FakeSite, Fault};
-use stackcrawl::config::{Config, Overrides, Tab};
-use stackcrawl::model::{Question, RunSummary};
-use stackcrawl::plan::Plan;
-use stackcrawl::{as_completed, crawl, gather, Crawler, PageOutcome, Sink};
+use stackcrawl::config::Tab;
+use stackcrawl::model::Question;
+use stackcrawl::{as_completed, gather, Crawler, PageOutcome, Sink};
+use stackcrawl_fakesite::{
+    budget_used, crawl_site, hits_per_page, read_jsonl, FakeQuestion, FakeSite, Fault, TestConfig,
+};
 
 use futures_util::StreamExt;
-
-fn config(site: &FakeSite, out: &Path, fetch: &str, sets: &str) -> Config {
-    // Each test counts its own budget, unless it names one.
-    let budget = if fetch.contains("budget_file") {
-        String::new()
-    } else {
-        format!(
-            "budget_file = \"{}\"\n",
-            out.with_extension("budget.sqlite").display()
-        )
-    };
-    let text = format!(
-        "[site]\nbase_url = \"{}\"\n[fetch]\nretry_base_ms = 20\n{budget}{fetch}\n[output]\npath = \"{}\"\n{sets}",
-        site.base_url(),
-        out.display()
-    );
-    Config::from_toml(&text, "test", &Overrides::default()).expect("valid test config")
-}
-
-async fn run(config: Config) -> RunSummary {
-    let plan = Plan::from_config(&config);
-    let sink = Sink::create(&config.output, config.output_format).expect("output");
-    crawl(config, plan, sink, None, std::future::pending())
-        .await
-        .expect("crawl runs")
-}
-
-fn hits_per_page(site: &FakeSite) -> HashMap<(String, u32), usize> {
-    let mut m = HashMap::new();
-    for h in site.page_hits() {
-        *m.entry((h.tag.unwrap(), h.page.unwrap())).or_insert(0) += 1;
-    }
-    m
-}
 
 /// Every field a listing shows must equal what the server served.
 fn assert_record_matches(r: &Question, q: &FakeQuestion, base: &str) {
@@ -79,16 +43,14 @@ async fn every_planned_page_fetched_once_and_records_equal_the_server() {
         .tag("rust", 100)
         .start();
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("q.jsonl");
-    let cfg = config(
-        &site,
-        &out,
-        "fetchers = 4\nrate = 30.0\nburst = 5",
-        "[tag_sets.a]\ntags = [\"python\", \"rust\"]\npages = 3\n",
-    );
-    let summary = run(cfg).await;
+    let cfg = TestConfig::new(&site, dir.path())
+        .fetch("fetchers = 4\nrate = 30.0\nburst = 5")
+        .tag_set("a", &["python", "rust"], 3)
+        .build();
+    let out = cfg.output.clone();
+    let summary = crawl_site(cfg).await.expect("crawl runs");
 
-    let hits = hits_per_page(&site);
+    let hits = hits_per_page(&site.page_hits());
     for tag in ["python", "rust"] {
         for page in 1..=3 {
             assert_eq!(
@@ -144,15 +106,12 @@ async fn quota_is_never_exceeded_whatever_the_pool_size() {
         .latency(Duration::from_millis(20))
         .start();
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("q.jsonl");
     let (rate, burst) = (10, 3);
-    let cfg = config(
-        &site,
-        &out,
-        &format!("fetchers = 16\nrate = {rate}.0\nburst = {burst}"),
-        "[tag_sets.a]\ntags = [\"a\", \"b\"]\npages = 10\n",
-    );
-    let summary = run(cfg).await;
+    let cfg = TestConfig::new(&site, dir.path())
+        .fetch(format!("fetchers = 16\nrate = {rate}.0\nburst = {burst}"))
+        .tag_set("a", &["a", "b"], 10)
+        .build();
+    let summary = crawl_site(cfg).await.expect("crawl runs");
     assert_eq!(summary.pages_done, 20);
     let max = site.max_in_window(Duration::from_secs(1));
     assert!(
@@ -165,14 +124,12 @@ async fn quota_is_never_exceeded_whatever_the_pool_size() {
 async fn a_tag_stops_at_its_first_empty_page() {
     let site = FakeSite::builder().tag("short", 120).start();
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("q.jsonl");
-    let cfg = config(
-        &site,
-        &out,
-        "fetchers = 1\nrate = 30.0\nburst = 5",
-        "[tag_sets.a]\ntags = [\"short\"]\npages = 10\n",
-    );
-    let summary = run(cfg).await;
+    let cfg = TestConfig::new(&site, dir.path())
+        .fetch("fetchers = 1\nrate = 30.0\nburst = 5")
+        .tag_set("a", &["short"], 10)
+        .build();
+    let out = cfg.output.clone();
+    let summary = crawl_site(cfg).await.expect("crawl runs");
     let mut pages: Vec<u32> = site.page_hits().iter().map(|h| h.page.unwrap()).collect();
     pages.sort();
     assert_eq!(pages, [1, 2, 3, 4], "page 4 is the first empty one");
@@ -185,15 +142,13 @@ async fn a_tag_stops_at_its_first_empty_page() {
 async fn a_tag_stops_early_with_many_fetchers_too() {
     let site = FakeSite::builder().tag("short", 60).start();
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("q.jsonl");
     let fetchers = 3;
-    let cfg = config(
-        &site,
-        &out,
-        &format!("fetchers = {fetchers}\nrate = 5.0\nburst = 1"),
-        "[tag_sets.a]\ntags = [\"short\"]\npages = 30\n",
-    );
-    let summary = run(cfg).await;
+    let cfg = TestConfig::new(&site, dir.path())
+        .fetch(format!("fetchers = {fetchers}\nrate = 5.0\nburst = 1"))
+        .tag_set("a", &["short"], 30)
+        .build();
+    let out = cfg.output.clone();
+    let summary = crawl_site(cfg).await.expect("crawl runs");
     let fetched = site.page_hits().len() as u64;
     // Page 3 is the first empty one; at most the fetchers already busy
     // when it came back may have started a later page.
@@ -211,14 +166,12 @@ async fn odd_tag_names_are_url_encoded() {
     }
     let site = b.start();
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("q.jsonl");
-    let cfg = config(
-        &site,
-        &out,
-        "fetchers = 2\nrate = 30.0\nburst = 5",
-        "[tag_sets.a]\ntags = [\"c++\", \"c#\", \".net\", \"node.js\"]\npages = 1\n",
-    );
-    run(cfg).await;
+    let cfg = TestConfig::new(&site, dir.path())
+        .fetch("fetchers = 2\nrate = 30.0\nburst = 5")
+        .tag_set("a", &["c++", "c#", ".net", "node.js"], 1)
+        .build();
+    let out = cfg.output.clone();
+    crawl_site(cfg).await.expect("crawl runs");
     let paths: HashSet<String> = site
         .page_hits()
         .iter()
@@ -253,14 +206,12 @@ async fn retry_after_pauses_the_whole_pool() {
         )
         .start();
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("q.jsonl");
-    let cfg = config(
-        &site,
-        &out,
-        "fetchers = 4\nrate = 20.0\nburst = 2",
-        "[tag_sets.a]\ntags = [\"a\", \"b\"]\npages = 4\n",
-    );
-    let summary = run(cfg).await;
+    let cfg = TestConfig::new(&site, dir.path())
+        .fetch("fetchers = 4\nrate = 20.0\nburst = 2")
+        .tag_set("a", &["a", "b"], 4)
+        .build();
+    let out = cfg.output.clone();
+    let summary = crawl_site(cfg).await.expect("crawl runs");
     assert_eq!(summary.pages_done, 8);
     assert_eq!(summary.rate_limited, 1);
     assert_eq!(summary.retries, 1);
@@ -300,17 +251,15 @@ async fn server_errors_and_broken_bodies_are_retried() {
         .fault("a", 3, Fault::Truncate)
         .start();
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("q.jsonl");
-    let cfg = config(
-        &site,
-        &out,
-        "fetchers = 2\nrate = 30.0\nburst = 5",
-        "[tag_sets.a]\ntags = [\"a\"]\npages = 3\n",
-    );
-    let summary = run(cfg).await;
+    let cfg = TestConfig::new(&site, dir.path())
+        .fetch("fetchers = 2\nrate = 30.0\nburst = 5")
+        .tag_set("a", &["a"], 3)
+        .build();
+    let out = cfg.output.clone();
+    let summary = crawl_site(cfg).await.expect("crawl runs");
     assert_eq!(summary.pages_done, 3);
     assert_eq!(summary.retries, 3);
-    assert_eq!(hits_per_page(&site).values().sum::<usize>(), 6);
+    assert_eq!(hits_per_page(&site.page_hits()).values().sum::<usize>(), 6);
     let records = read_jsonl(&out);
     assert_eq!(records.len(), 150);
 }
@@ -330,14 +279,12 @@ async fn a_page_failing_every_retry_is_named_in_the_summary() {
     }
     let site = b.start();
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("q.jsonl");
-    let cfg = config(
-        &site,
-        &out,
-        "fetchers = 2\nrate = 30.0\nburst = 5\nmax_retries = 2",
-        "[tag_sets.a]\ntags = [\"a\"]\npages = 2\n",
-    );
-    let summary = run(cfg).await;
+    let cfg = TestConfig::new(&site, dir.path())
+        .fetch("fetchers = 2\nrate = 30.0\nburst = 5\nmax_retries = 2")
+        .tag_set("a", &["a"], 2)
+        .build();
+    let out = cfg.output.clone();
+    let summary = crawl_site(cfg).await.expect("crawl runs");
     assert_eq!(summary.pages_failed, 1);
     assert_eq!(summary.failures.len(), 1);
     assert_eq!(summary.failures[0].0.page, 2);
@@ -346,7 +293,7 @@ async fn a_page_failing_every_retry_is_named_in_the_summary() {
         "{}",
         summary.failures[0].1
     );
-    assert_eq!(hits_per_page(&site)[&("a".to_string(), 2)], 3);
+    assert_eq!(hits_per_page(&site.page_hits())[&("a".to_string(), 2)], 3);
     assert_eq!(read_jsonl(&out).len(), 50, "page 1 is kept");
 }
 
@@ -354,13 +301,11 @@ async fn a_page_failing_every_retry_is_named_in_the_summary() {
 async fn a_question_pushed_to_the_next_page_is_recorded_once() {
     let site = FakeSite::builder().tag("a", 100).start();
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("q.jsonl");
-    let cfg = config(
-        &site,
-        &out,
-        "fetchers = 1\nrate = 30.0\nburst = 1",
-        "[tag_sets.a]\ntags = [\"a\"]\n",
-    );
+    let cfg = TestConfig::new(&site, dir.path())
+        .fetch("fetchers = 1\nrate = 30.0\nburst = 1")
+        .sets("[tag_sets.a]\ntags = [\"a\"]\n")
+        .build();
+    let out = cfg.output.clone();
     let sink = Sink::create(&cfg.output, cfg.output_format).unwrap();
     let mut crawler = Crawler::start(cfg, Some(sink), None).expect("start");
     let first = gather(crawler.map("a", Tab::Newest, 1..=1, 50)).await;
@@ -390,13 +335,11 @@ async fn futures_api_submit_map_gather_as_completed() {
         .latency(Duration::from_millis(10))
         .start();
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("q.jsonl");
-    let cfg = config(
-        &site,
-        &out,
-        "fetchers = 3\nrate = 30.0\nburst = 3",
-        "[tag_sets.a]\ntags = [\"a\"]\n",
-    );
+    let cfg = TestConfig::new(&site, dir.path())
+        .fetch("fetchers = 3\nrate = 30.0\nburst = 3")
+        .sets("[tag_sets.a]\ntags = [\"a\"]\n")
+        .build();
+    let out = cfg.output.clone();
     let mut crawler = Crawler::start(cfg, None, None).expect("start");
     let futures = crawler.map("a", Tab::Newest, 1..=3, 50);
     let mut seen = Vec::new();
@@ -418,14 +361,12 @@ async fn futures_api_submit_map_gather_as_completed() {
 async fn gzip_compressed_pages_are_decoded() {
     let site = FakeSite::builder().tag("a", 100).gzip().start();
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("q.jsonl");
-    let cfg = config(
-        &site,
-        &out,
-        "fetchers = 2\nrate = 30.0\nburst = 5",
-        "[tag_sets.a]\ntags = [\"a\"]\npages = 2\n",
-    );
-    let summary = run(cfg).await;
+    let cfg = TestConfig::new(&site, dir.path())
+        .fetch("fetchers = 2\nrate = 30.0\nburst = 5")
+        .tag_set("a", &["a"], 2)
+        .build();
+    let out = cfg.output.clone();
+    let summary = crawl_site(cfg).await.expect("crawl runs");
     assert_eq!(summary.pages_done, 2);
     assert!(site.gzipped() >= 2, "the pages went out compressed");
     let records = read_jsonl(&out);
@@ -443,14 +384,13 @@ async fn gzip_compressed_pages_are_decoded() {
 async fn requests_count_robots_txt_as_the_budget_does() {
     let site = FakeSite::builder().tag("a", 100).start();
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("q.jsonl");
-    let s = run(config(
-        &site,
-        &out,
-        "rate = 30.0",
-        "[tag_sets.a]\ntags = [\"a\"]\npages = 2\n",
-    ))
-    .await;
+    let s = crawl_site(
+        TestConfig::new(&site, dir.path())
+            .tag_set("a", &["a"], 2)
+            .build(),
+    )
+    .await
+    .expect("crawl runs");
     assert_eq!(site.hits().len(), 3, "robots.txt and two pages");
     assert_eq!(s.requests, 3, "every request the server saw");
 }
@@ -462,24 +402,22 @@ async fn two_crawls_sharing_a_budget_file_count_every_request() {
     // 205 of 357 requests and one crawl failed on the rename.
     let site = FakeSite::builder().tag("a", 500).tag("b", 500).start();
     let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared.sqlite");
     let cfg = |tag: &str| {
-        config(
-            &site,
-            &dir.path().join(format!("{tag}.jsonl")),
+        TestConfig::new(&site, dir.path())
+            .output(format!("{tag}.jsonl"))
             // Both name the same budget file, as two crawls in one
             // directory did by default.
-            &format!(
+            .fetch(format!(
                 "rate = 30.0\nfetchers = 3\nbudget_file = \"{}\"",
-                dir.path().join("shared.sqlite").display()
-            ),
-            &format!("[tag_sets.s]\ntags = [\"{tag}\"]\npages = 10\n"),
-        )
+                shared.display()
+            ))
+            .tag_set("s", &[tag], 10)
+            .build()
     };
-    let (a, b) = tokio::join!(run(cfg("a")), run(cfg("b")));
+    let (a, b) = tokio::join!(crawl_site(cfg("a")), crawl_site(cfg("b")));
+    let (a, b) = (a.expect("crawl a runs"), b.expect("crawl b runs"));
     assert_eq!((a.pages_done, b.pages_done), (10, 10));
-    let conn = rusqlite::Connection::open(dir.path().join("shared.sqlite")).unwrap();
-    let used: i64 = conn
-        .query_row("SELECT SUM(used) FROM requests", [], |r| r.get(0))
-        .unwrap();
+    let used = budget_used(&shared);
     assert_eq!(used as usize, site.hits().len(), "22 requests, 22 counted");
 }

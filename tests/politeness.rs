@@ -2,42 +2,12 @@
 //! page, the daily budget counted across restarts, server pauses and block
 //! pages, timeouts, size caps and redirects.
 
-mod common;
-
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{FakeSite, Fault};
-use stackcrawl::config::{Config, Overrides};
-use stackcrawl::model::RunSummary;
-use stackcrawl::plan::Plan;
 use stackcrawl::robots::RobotsError;
-use stackcrawl::{crawl, CrawlError, Sink};
-
-fn config(site: &FakeSite, dir: &Path, fetch: &str, site_extra: &str, pages: u32) -> Config {
-    let text = format!(
-        "[site]\nbase_url = \"{}\"\n{site_extra}\n[fetch]\nretry_base_ms = 20\nbudget_file = \"{}\"\n{fetch}\n\
-         [output]\npath = \"{}\"\n[tag_sets.a]\ntags = [\"a\"]\npages = {pages}\n",
-        site.base_url(),
-        dir.join("budget.sqlite").display(),
-        dir.join("q.jsonl").display()
-    );
-    Config::from_toml(&text, "test", &Overrides::default()).expect("valid test config")
-}
-
-async fn try_run(config: Config) -> Result<RunSummary, CrawlError> {
-    let plan = Plan::from_config(&config);
-    let sink = Sink::create(&config.output, config.output_format).expect("output");
-    crawl(config, plan, sink, None, std::future::pending()).await
-}
-
-fn robots_hits(site: &FakeSite) -> usize {
-    site.hits()
-        .iter()
-        .filter(|h| h.raw_path == "/robots.txt")
-        .count()
-}
+use stackcrawl::CrawlError;
+use stackcrawl_fakesite::{crawl_site, FakeSite, Fault, TestConfig};
 
 const DISALLOW_ALL: &str = "User-agent: *\nDisallow: /\n";
 
@@ -48,9 +18,13 @@ async fn robots_disallow_stops_before_any_page_is_fetched() {
         .robots(DISALLOW_ALL)
         .start();
     let dir = tempfile::tempdir().unwrap();
-    let err = try_run(config(&site, dir.path(), "rate = 30.0", "", 2))
-        .await
-        .expect_err("robots.txt forbids the crawl");
+    let err = crawl_site(
+        TestConfig::new(&site, dir.path())
+            .tag_set("a", &["a"], 2)
+            .build(),
+    )
+    .await
+    .expect_err("robots.txt forbids the crawl");
     match &err {
         CrawlError::Robots(RobotsError::Disallowed {
             forbidden, planned, ..
@@ -64,7 +38,7 @@ async fn robots_disallow_stops_before_any_page_is_fetched() {
         message.contains("API"),
         "points to the API source: {message}"
     );
-    assert_eq!(robots_hits(&site), 1);
+    assert_eq!(site.robots_hits(), 1);
     assert!(site.page_hits().is_empty(), "no page fetched");
 }
 
@@ -103,17 +77,16 @@ async fn obey_robots_false_crawls_with_a_warning() {
         .robots(DISALLOW_ALL)
         .start();
     let dir = tempfile::tempdir().unwrap();
-    let s = try_run(config(
-        &site,
-        dir.path(),
-        "rate = 30.0",
-        "obey_robots = false",
-        2,
-    ))
+    let s = crawl_site(
+        TestConfig::new(&site, dir.path())
+            .site("obey_robots = false")
+            .tag_set("a", &["a"], 2)
+            .build(),
+    )
     .await
     .unwrap();
     assert_eq!(s.pages_done, 2);
-    assert_eq!(robots_hits(&site), 0, "not even fetched");
+    assert_eq!(site.robots_hits(), 0, "not even fetched");
 }
 
 #[actix::test]
@@ -127,20 +100,19 @@ async fn unreachable_robots_is_retried_then_denied_by_default() {
     }
     let site = b.start();
     let dir = tempfile::tempdir().unwrap();
-    let err = try_run(config(
-        &site,
-        dir.path(),
-        "rate = 30.0\nmax_retries = 2",
-        "",
-        1,
-    ))
+    let err = crawl_site(
+        TestConfig::new(&site, dir.path())
+            .fetch("max_retries = 2")
+            .tag_set("a", &["a"], 1)
+            .build(),
+    )
     .await
     .expect_err("denied");
     assert!(
         matches!(err, CrawlError::Robots(RobotsError::Unreachable { .. })),
         "{err:?}"
     );
-    assert_eq!(robots_hits(&site), 3, "first try and two retries");
+    assert_eq!(site.robots_hits(), 3, "first try and two retries");
     assert!(site.page_hits().is_empty());
 }
 
@@ -158,13 +130,13 @@ async fn unreachable_robots_can_be_configured_to_allow() {
         })
         .start();
     let dir = tempfile::tempdir().unwrap();
-    let s = try_run(config(
-        &site,
-        dir.path(),
-        "rate = 30.0\nmax_retries = 1",
-        "robots_unreachable = \"allow\"",
-        2,
-    ))
+    let s = crawl_site(
+        TestConfig::new(&site, dir.path())
+            .fetch("max_retries = 1")
+            .site("robots_unreachable = \"allow\"")
+            .tag_set("a", &["a"], 2)
+            .build(),
+    )
     .await
     .unwrap();
     assert_eq!(s.pages_done, 2);
@@ -176,15 +148,12 @@ async fn daily_budget_stops_the_crawl_and_counts_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
     // 6 requests a day: robots.txt and 5 pages.
     let cfg = || {
-        config(
-            &site,
-            dir.path(),
-            "rate = 30.0\nfetchers = 2\ndaily_budget = 6",
-            "",
-            10,
-        )
+        TestConfig::new(&site, dir.path())
+            .fetch("fetchers = 2\ndaily_budget = 6")
+            .tag_set("a", &["a"], 10)
+            .build()
     };
-    let first = try_run(cfg()).await.unwrap();
+    let first = crawl_site(cfg()).await.unwrap();
     assert_eq!(first.pages_done, 5);
     assert_eq!(first.pages_skipped, 5);
     assert_eq!(first.budget_left, 0);
@@ -197,7 +166,9 @@ async fn daily_budget_stops_the_crawl_and_counts_across_restarts() {
     assert_eq!(site.hits().len(), 6);
 
     // A restart the same day finds the budget spent and fetches nothing.
-    let err = try_run(cfg()).await.expect_err("no budget for robots.txt");
+    let err = crawl_site(cfg())
+        .await
+        .expect_err("no budget for robots.txt");
     assert!(err.to_string().contains("budget"), "{err}");
     assert_eq!(site.hits().len(), 6, "nothing more was requested");
 }
@@ -217,13 +188,12 @@ async fn retry_after_as_an_http_date_pauses_the_pool() {
         )
         .start();
     let dir = tempfile::tempdir().unwrap();
-    let s = try_run(config(
-        &site,
-        dir.path(),
-        "rate = 30.0\nburst = 1\nfetchers = 1",
-        "",
-        3,
-    ))
+    let s = crawl_site(
+        TestConfig::new(&site, dir.path())
+            .fetch("burst = 1\nfetchers = 1")
+            .tag_set("a", &["a"], 3)
+            .build(),
+    )
     .await
     .unwrap();
     assert_eq!(s.pages_done, 3);
@@ -246,13 +216,12 @@ async fn a_block_page_pauses_the_pool_and_is_retried() {
         .fault("a", 2, Fault::Captcha)
         .start();
     let dir = tempfile::tempdir().unwrap();
-    let s = try_run(config(
-        &site,
-        dir.path(),
-        "rate = 30.0\nfetchers = 2\nblock_pause_secs = 1.0",
-        "",
-        4,
-    ))
+    let s = crawl_site(
+        TestConfig::new(&site, dir.path())
+            .fetch("fetchers = 2\nblock_pause_secs = 1.0")
+            .tag_set("a", &["a"], 4)
+            .build(),
+    )
     .await
     .unwrap();
     assert_eq!(s.pages_done, 4);
@@ -275,13 +244,12 @@ async fn a_stalled_response_times_out_and_is_retried() {
         .fault("a", 1, Fault::Stall(Duration::from_secs(5)))
         .start();
     let dir = tempfile::tempdir().unwrap();
-    let s = try_run(config(
-        &site,
-        dir.path(),
-        "rate = 30.0\ntimeout_secs = 0.5\nread_timeout_secs = 0.5",
-        "",
-        2,
-    ))
+    let s = crawl_site(
+        TestConfig::new(&site, dir.path())
+            .fetch("timeout_secs = 0.5\nread_timeout_secs = 0.5")
+            .tag_set("a", &["a"], 2)
+            .build(),
+    )
     .await
     .unwrap();
     assert_eq!(s.pages_done, 2);
@@ -302,13 +270,12 @@ async fn a_huge_body_is_refused_not_buffered() {
         .fault("a", 2, Fault::Huge(50 * 1024 * 1024))
         .start();
     let dir = tempfile::tempdir().unwrap();
-    let s = try_run(config(
-        &site,
-        dir.path(),
-        "rate = 30.0\nmax_body_bytes = 1048576",
-        "",
-        2,
-    ))
+    let s = crawl_site(
+        TestConfig::new(&site, dir.path())
+            .fetch("max_body_bytes = 1048576")
+            .tag_set("a", &["a"], 2)
+            .build(),
+    )
     .await
     .unwrap();
     assert_eq!(s.pages_done, 1);
@@ -328,9 +295,13 @@ async fn a_page_cut_short_with_a_matching_length_is_retried() {
         .fault("a", 1, Fault::CutPage)
         .start();
     let dir = tempfile::tempdir().unwrap();
-    let s = try_run(config(&site, dir.path(), "rate = 30.0", "", 2))
-        .await
-        .unwrap();
+    let s = crawl_site(
+        TestConfig::new(&site, dir.path())
+            .tag_set("a", &["a"], 2)
+            .build(),
+    )
+    .await
+    .unwrap();
     assert_eq!(s.pages_done, 2);
     assert_eq!(s.retries, 1);
     assert_eq!(
@@ -350,9 +321,13 @@ async fn a_body_that_is_not_html_is_fetched_once() {
         )
         .start();
     let dir = tempfile::tempdir().unwrap();
-    let s = try_run(config(&site, dir.path(), "rate = 30.0", "", 2))
-        .await
-        .unwrap();
+    let s = crawl_site(
+        TestConfig::new(&site, dir.path())
+            .tag_set("a", &["a"], 2)
+            .build(),
+    )
+    .await
+    .unwrap();
     assert_eq!((s.pages_done, s.pages_failed, s.retries), (1, 1, 0));
     assert!(s.failures[0].1.contains("not HTML"), "{}", s.failures[0].1);
     let page_1 = site
@@ -374,13 +349,12 @@ async fn redirects_off_the_host_are_not_followed() {
         )
         .start();
     let dir = tempfile::tempdir().unwrap();
-    let s = try_run(config(
-        &site,
-        dir.path(),
-        "rate = 30.0\nmax_retries = 0",
-        "",
-        1,
-    ))
+    let s = crawl_site(
+        TestConfig::new(&site, dir.path())
+            .fetch("max_retries = 0")
+            .tag_set("a", &["a"], 1)
+            .build(),
+    )
     .await
     .unwrap();
     assert_eq!(s.pages_failed, 1);
@@ -402,10 +376,13 @@ async fn lost_pages_go_to_a_failures_file_that_a_rerun_takes() {
     }
     let site = b.start();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(&site, dir.path(), "rate = 30.0\nmax_retries = 1", "", 3);
+    let cfg = TestConfig::new(&site, dir.path())
+        .fetch("max_retries = 1")
+        .tag_set("a", &["a"], 3)
+        .build();
     let failures = cfg.failures_path.clone();
     let output = cfg.output.clone();
-    let s = try_run(cfg).await.unwrap();
+    let s = crawl_site(cfg).await.unwrap();
     assert_eq!(s.pages_failed, 1);
     let listed = std::fs::read_to_string(&failures).unwrap();
     assert_eq!(listed.lines().count(), 1);
@@ -452,13 +429,12 @@ async fn repeated_429s_lower_the_request_rate() {
     }
     let site = b.start();
     let dir = tempfile::tempdir().unwrap();
-    let s = try_run(config(
-        &site,
-        dir.path(),
-        "rate = 20.0\nburst = 1\nfetchers = 1",
-        "",
-        8,
-    ))
+    let s = crawl_site(
+        TestConfig::new(&site, dir.path())
+            .fetch("rate = 20.0\nburst = 1\nfetchers = 1")
+            .tag_set("a", &["a"], 8)
+            .build(),
+    )
     .await
     .unwrap();
     assert_eq!(s.pages_done, 8);

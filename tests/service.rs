@@ -2,31 +2,15 @@
 //! 127.0.0.1, synchronised on its JSON log lines. Incremental passes,
 //! kill -9 and resume, SIGTERM drain, SIGHUP reload.
 
-mod common;
-
 const BIN: &str = env!("CARGO_BIN_EXE_stackcrawl");
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::service::Service;
-use common::{FakeQuestion, FakeSite};
-
-fn write_config(dir: &Path, site: &FakeSite, fetch: &str, sets: &str) -> PathBuf {
-    let path = dir.join("run.toml");
-    let text = format!(
-        "[site]\nbase_url = \"{}\"\n[fetch]\nretry_base_ms = 20\nstatus_every_secs = 1\nbudget_file = \"{}\"\n{fetch}\n\
-         [output]\npath = \"{}\"\n[store]\npath = \"{}\"\n{sets}",
-        site.base_url(),
-        dir.join("budget.sqlite").display(),
-        dir.join("out.jsonl").display(),
-        dir.join("store.db").display()
-    );
-    std::fs::write(&path, text).unwrap();
-    path
-}
+use stackcrawl_fakesite::service::Service;
+use stackcrawl_fakesite::{budget_used, FakeQuestion, FakeSite, TestConfig};
 
 fn query_u64(db: &Path, sql: &str) -> u64 {
     let conn = rusqlite::Connection::open(db).unwrap();
@@ -48,12 +32,10 @@ fn done_pages(db: &Path) -> HashSet<u32> {
 fn second_pass_is_incremental_and_adds_snapshots() {
     let site = FakeSite::builder().tag("a", 500).start();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &site,
-        "fetchers = 1\nrate = 30.0\nburst = 5",
-        "[tag_sets.s]\ntags = [\"a\"]\npages = 10\nevery = \"2s\"\n",
-    );
+    let config = TestConfig::service(&site, dir.path())
+        .fetch("fetchers = 1\nrate = 30.0\nburst = 5")
+        .sets("[tag_sets.s]\ntags = [\"a\"]\npages = 10\nevery = \"2s\"\n")
+        .write();
     let mut svc = Service::start(BIN, &config);
     let first = svc.wait_for("pass finished");
     assert_eq!(first["new"], 500);
@@ -86,12 +68,10 @@ fn kill_9_mid_pass_then_restart_refetches_no_done_page() {
         .latency(Duration::from_millis(50))
         .start();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &site,
-        "fetchers = 2\nrate = 20.0\nburst = 1",
-        "[tag_sets.s]\ntags = [\"a\"]\npages = 40\n",
-    );
+    let config = TestConfig::service(&site, dir.path())
+        .fetch("fetchers = 2\nrate = 20.0\nburst = 1")
+        .tag_set("s", &["a"], 40)
+        .write();
     let db = dir.path().join("store.db");
     let mut svc = Service::start(BIN, &config);
     for _ in 0..8 {
@@ -137,12 +117,10 @@ fn sigterm_drains_in_flight_pages_and_exits_0() {
         .latency(Duration::from_millis(300))
         .start();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &site,
-        "fetchers = 4\nrate = 10.0\nburst = 4",
-        "[tag_sets.s]\ntags = [\"a\"]\npages = 40\n",
-    );
+    let config = TestConfig::service(&site, dir.path())
+        .fetch("fetchers = 4\nrate = 10.0\nburst = 4")
+        .tag_set("s", &["a"], 40)
+        .write();
     let db = dir.path().join("store.db");
     let mut svc = Service::start(BIN, &config);
     // The periodic status line carries what an operator charts.
@@ -166,13 +144,10 @@ fn sigterm_drains_in_flight_pages_and_exits_0() {
 fn sighup_applies_a_good_config_and_rejects_a_bad_one() {
     let site = FakeSite::builder().tag("a", 100).tag("b", 100).start();
     let dir = tempfile::tempdir().unwrap();
-    let fetch = "fetchers = 2\nrate = 30.0\nburst = 5";
-    let config = write_config(
-        dir.path(),
-        &site,
-        fetch,
-        "[tag_sets.one]\ntags = [\"a\"]\npages = 2\nevery = \"1h\"\n",
-    );
+    let one = TestConfig::service(&site, dir.path())
+        .fetch("fetchers = 2\nrate = 30.0\nburst = 5")
+        .sets("[tag_sets.one]\ntags = [\"a\"]\npages = 2\nevery = \"1h\"\n");
+    let config = one.write();
     let mut svc = Service::start(BIN, &config);
     let first = svc.wait_for("pass finished");
     assert_eq!(first["tag_set"], "one");
@@ -185,13 +160,8 @@ fn sighup_applies_a_good_config_and_rejects_a_bad_one() {
         "{rejected}"
     );
 
-    write_config(
-        dir.path(),
-        &site,
-        fetch,
-        "[tag_sets.one]\ntags = [\"a\"]\npages = 2\nevery = \"1h\"\n\
-         [tag_sets.two]\ntags = [\"b\"]\npages = 2\nevery = \"1h\"\n",
-    );
+    one.sets("[tag_sets.two]\ntags = [\"b\"]\npages = 2\nevery = \"1h\"\n")
+        .write();
     svc.signal("-HUP");
     svc.wait_for("config reloaded; applies from the next pass");
     let second = svc.wait_for("pass finished");
@@ -210,12 +180,10 @@ fn sighup_applies_a_good_config_and_rejects_a_bad_one() {
 fn report_and_export_read_the_store() {
     let site = FakeSite::builder().tag("a", 120).start();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &site,
-        "fetchers = 2\nrate = 30.0\nburst = 5",
-        "[tag_sets.s]\ntags = [\"a\"]\npages = 3\n",
-    );
+    let config = TestConfig::service(&site, dir.path())
+        .fetch("fetchers = 2\nrate = 30.0\nburst = 5")
+        .tag_set("s", &["a"], 3)
+        .write();
     let mut svc = Service::start(BIN, &config);
     svc.wait_for("pass finished");
     svc.signal("-TERM");
@@ -268,12 +236,10 @@ fn a_spent_budget_keeps_the_pass_open_and_waits_for_the_reset() {
     let site = FakeSite::builder().tag("a", 500).start();
     let dir = tempfile::tempdir().unwrap();
     // robots.txt and three pages, then the day's budget is gone.
-    let config = write_config(
-        dir.path(),
-        &site,
-        "fetchers = 1\nrate = 30.0\nburst = 5\ndaily_budget = 4",
-        "[tag_sets.s]\ntags = [\"a\"]\npages = 10\n",
-    );
+    let config = TestConfig::service(&site, dir.path())
+        .fetch("fetchers = 1\nrate = 30.0\nburst = 5\ndaily_budget = 4")
+        .tag_set("s", &["a"], 10)
+        .write();
     let db = dir.path().join("store.db");
     let mut svc = Service::start(BIN, &config);
     let waiting = svc.wait_for("request budget spent: waiting for it to reset");
@@ -303,12 +269,10 @@ fn a_second_signal_exits_at_once_and_the_store_stays_sound() {
         .latency(Duration::from_millis(500))
         .start();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &site,
-        "fetchers = 4\nrate = 10.0\nburst = 4",
-        "[tag_sets.s]\ntags = [\"a\"]\npages = 40\n",
-    );
+    let config = TestConfig::service(&site, dir.path())
+        .fetch("fetchers = 4\nrate = 10.0\nburst = 4")
+        .tag_set("s", &["a"], 40)
+        .write();
     let db = dir.path().join("store.db");
     let mut svc = Service::start(BIN, &config);
     svc.wait_for("page done");
@@ -388,16 +352,13 @@ fn crawl_can_keep_its_records_in_the_store_too() {
 fn an_api_tag_set_is_kept_current_incrementally_too() {
     let site = FakeSite::builder().tag("a", 250).start();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &site,
-        "fetchers = 2\nrate = 30.0\nburst = 5",
-        &format!(
-            "[api]\nbase_url = \"{}\"\nsite = \"stackoverflow\"\n\
-             [tag_sets.so]\nsource = \"api\"\ntags = [\"a\"]\nsort = \"creation\"\npagesize = 100\npages = 5\nevery = \"2s\"\n",
-            site.base_url()
-        ),
-    );
+    let config = TestConfig::service(&site, dir.path())
+        .fetch("fetchers = 2\nrate = 30.0\nburst = 5")
+        .api("")
+        .sets(
+            "[tag_sets.so]\nsource = \"api\"\ntags = [\"a\"]\nsort = \"creation\"\npagesize = 100\npages = 5\nevery = \"2s\"\n",
+        )
+        .write();
     let mut svc = Service::start(BIN, &config);
     let first = svc.wait_for("pass finished");
     // Pages 1-3; page 3 said has_more = false.
@@ -437,12 +398,10 @@ fn every_later_pass_of_one_process_finds_all_new_questions() {
     // with 80 new questions fetched page 1 only: 50 stored, 30 missed.
     let site = FakeSite::builder().tag("a", 200).tag("b", 200).start();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &site,
-        "fetchers = 2\nrate = 30.0\nburst = 5",
-        "[tag_sets.s]\ntags = [\"a\", \"b\"]\npages = 6\nevery = \"1s\"\n",
-    );
+    let config = TestConfig::service(&site, dir.path())
+        .fetch("fetchers = 2\nrate = 30.0\nburst = 5")
+        .sets("[tag_sets.s]\ntags = [\"a\", \"b\"]\npages = 6\nevery = \"1s\"\n")
+        .write();
     let db = dir.path().join("store.db");
     let mut svc = Service::start(BIN, &config);
     let first = svc.wait_for("pass finished");
@@ -478,12 +437,10 @@ fn a_second_run_on_one_store_exits_2_naming_the_process_that_holds_it() {
         .latency(Duration::from_millis(20))
         .start();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &site,
-        "fetchers = 2\nrate = 30.0\nburst = 5",
-        "[tag_sets.s]\ntags = [\"a\"]\npages = 10\nevery = \"1h\"\n",
-    );
+    let config = TestConfig::service(&site, dir.path())
+        .fetch("fetchers = 2\nrate = 30.0\nburst = 5")
+        .sets("[tag_sets.s]\ntags = [\"a\"]\npages = 10\nevery = \"1h\"\n")
+        .write();
     let mut first = Service::start(BIN, &config);
     first.wait_for("pass finished");
     let hits = site.hits().len();
@@ -520,12 +477,10 @@ fn status_lines_come_between_passes_and_name_the_next_one() {
     // waiting for its next pass said nothing at all.
     let site = FakeSite::builder().tag("a", 100).start();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &site,
-        "fetchers = 2\nrate = 30.0\nburst = 5",
-        "[tag_sets.s]\ntags = [\"a\"]\npages = 2\nevery = \"1h\"\n",
-    );
+    let config = TestConfig::service(&site, dir.path())
+        .fetch("fetchers = 2\nrate = 30.0\nburst = 5")
+        .sets("[tag_sets.s]\ntags = [\"a\"]\npages = 2\nevery = \"1h\"\n")
+        .write();
     let mut svc = Service::start(BIN, &config);
     svc.wait_for("pass finished");
     let idle = svc.wait_until("status", |v| v["next_pass"].is_string());
@@ -544,17 +499,14 @@ fn the_final_totals_cover_the_whole_run_across_reloads() {
     // crawler built by the reload had done.
     let site = FakeSite::builder().tag("a", 100).tag("b", 100).start();
     let dir = tempfile::tempdir().unwrap();
-    let fetch = "fetchers = 2\nrate = 30.0\nburst = 5";
-    let one = "[tag_sets.one]\ntags = [\"a\"]\npages = 2\nevery = \"1h\"\n";
-    let config = write_config(dir.path(), &site, fetch, one);
+    let one = TestConfig::service(&site, dir.path())
+        .fetch("fetchers = 2\nrate = 30.0\nburst = 5")
+        .sets("[tag_sets.one]\ntags = [\"a\"]\npages = 2\nevery = \"1h\"\n");
+    let config = one.write();
     let mut svc = Service::start(BIN, &config);
     let first = svc.wait_for("pass finished");
-    write_config(
-        dir.path(),
-        &site,
-        fetch,
-        &format!("{one}[tag_sets.two]\ntags = [\"b\"]\npages = 2\nevery = \"1h\"\n"),
-    );
+    one.sets("[tag_sets.two]\ntags = [\"b\"]\npages = 2\nevery = \"1h\"\n")
+        .write();
     svc.signal("-HUP");
     svc.wait_for("config reloaded; applies from the next pass");
     let second = svc.wait_for("pass finished");
@@ -584,12 +536,10 @@ fn the_drain_line_tells_in_flight_pages_from_pending_ones() {
         .latency(Duration::from_millis(200))
         .start();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &site,
-        "fetchers = 4\nrate = 30.0\nburst = 4",
-        "[tag_sets.s]\ntags = [\"a\"]\npages = 60\n",
-    );
+    let config = TestConfig::service(&site, dir.path())
+        .fetch("fetchers = 4\nrate = 30.0\nburst = 4")
+        .tag_set("s", &["a"], 60)
+        .write();
     let mut svc = Service::start(BIN, &config);
     svc.wait_for("page done");
     svc.signal("-TERM");
@@ -610,12 +560,10 @@ fn after_kill_9_the_budget_has_counted_every_request_the_server_saw() {
         .latency(Duration::from_millis(20))
         .start();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &site,
-        "fetchers = 4\nrate = 30.0\nburst = 10",
-        "[tag_sets.s]\ntags = [\"a\"]\npages = 60\n",
-    );
+    let config = TestConfig::service(&site, dir.path())
+        .fetch("fetchers = 4\nrate = 30.0\nburst = 10")
+        .tag_set("s", &["a"], 60)
+        .write();
     let mut svc = Service::start(BIN, &config);
     for _ in 0..15 {
         svc.wait_for("page done");
@@ -623,10 +571,7 @@ fn after_kill_9_the_budget_has_counted_every_request_the_server_saw() {
     svc.signal("-KILL");
     svc.wait_exit();
     let served = site.hits().len() as u64;
-    let counted = query_u64(
-        &dir.path().join("budget.sqlite"),
-        "SELECT COALESCE(SUM(used), 0) FROM requests",
-    );
+    let counted = budget_used(&dir.path().join("budget.sqlite"));
     // A request is counted just before it is sent: at most the ones being
     // sent at the kill can be counted and not yet have arrived.
     assert!(

@@ -1,10 +1,8 @@
-//! The evolving-site simulation (see `tests/common/sim.rs`): a small seed
+//! The evolving-site simulation (see `fakesite/src/sim.rs`): a small seed
 //! sweep, bounded to well under a minute. The long sweep is
 //! `cargo bench --bench simulation`.
 
-mod common;
-
-use common::sim::Sim;
+use stackcrawl_fakesite::sim::Sim;
 
 const BIN: &str = env!("CARGO_BIN_EXE_stackcrawl");
 

@@ -1,15 +1,22 @@
-//! FakeSite: a Stack Exchange site on 127.0.0.1 for the integration tests
-//! and benchmarks. It serves tag listings built from the real 2025 fixture
+//! FakeSite: a Stack Exchange site on 127.0.0.1 for stackcrawl's
+//! integration tests, benchmarks and `examples/fake_site.rs`. It serves tag listings built from the real 2025 fixture
 //! page (its head, sidebar and footer, with summaries in the same markup),
 //! `robots.txt`, configurable latency and scripted or random faults, and it
 //! logs every request with its arrival time so tests assert at the server.
 //! It also answers as the Stack Exchange API 2.3 (`/2.3/questions`, see
 //! [`api`]) over the same questions.
-#![allow(dead_code)]
+//!
+//! Also here, shared by the tests and benches: [`config`] builds a config
+//! for a site and runs a crawl with it, [`service`] runs the real binary and
+//! reads its JSON log lines, and [`sim`] is the evolving-site simulation. Whatever needs `env!("CARGO_BIN_EXE_stackcrawl")` takes the
+//! path from its caller, since only stackcrawl's own targets have it.
 
 pub mod api;
+pub mod config;
 pub mod service;
 pub mod sim;
+
+pub use config::{budget_used, crawl_site, TestConfig};
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -20,9 +27,10 @@ use chrono::{DateTime, TimeZone, Utc};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// The fixtures stay in stackcrawl's `tests/fixtures`, beside this crate.
 pub const FIXTURE_2025: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/so-html/tagged-python-newest-2025.html"
+    "/../tests/fixtures/so-html/tagged-python-newest-2025.html"
 );
 
 /// One question as the fake site knows it: what a crawled record must equal.
@@ -490,6 +498,14 @@ impl FakeSite {
             .push_back(fault);
     }
 
+    /// How many times robots.txt was requested.
+    pub fn robots_hits(&self) -> usize {
+        self.hits()
+            .iter()
+            .filter(|h| h.raw_path == "/robots.txt")
+            .count()
+    }
+
     /// The most requests that arrived in any window of `window` (half-open).
     pub fn max_in_window(&self, window: Duration) -> usize {
         let times: Vec<Instant> = self.page_hits().iter().map(|h| h.at).collect();
@@ -504,6 +520,16 @@ pub fn read_jsonl(path: &std::path::Path) -> Vec<stackcrawl::model::Question> {
         .lines()
         .map(|l| serde_json::from_str(l).expect("each line is a record"))
         .collect()
+}
+
+/// How many of `hits` asked for each (tag, page).
+pub fn hits_per_page(hits: &[Hit]) -> HashMap<(String, u32), usize> {
+    let mut m = HashMap::new();
+    for h in hits {
+        *m.entry((h.tag.clone().unwrap_or_default(), h.page.unwrap_or(0)))
+            .or_insert(0) += 1;
+    }
+    m
 }
 
 pub fn max_in_window(times: &[Instant], window: Duration) -> usize {

@@ -29,9 +29,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::api::ApiFault;
-use super::service::Service;
-use super::{FakeQuestion, FakeSite, Fault};
+use crate::api::ApiFault;
+use crate::config::{budget_used, TestConfig};
+use crate::service::Service;
+use crate::{FakeQuestion, FakeSite, Fault};
 
 /// One tag set of the simulated config.
 struct Set {
@@ -157,8 +158,7 @@ impl Sim {
         }
         let site = b.start();
         let dir = tempfile::tempdir().expect("tempdir");
-        let config = dir.path().join("sim.toml");
-        write_config(&config, &site, dir.path(), 30);
+        let config = test_config(&site, dir.path(), 30).write();
         let svc = Service::start(bin, &config);
         Sim {
             seed,
@@ -180,7 +180,7 @@ impl Sim {
     }
 
     fn write_config(&self) {
-        write_config(&self.config, &self.site, self.dir.path(), self.rate);
+        test_config(&self.site, self.dir.path(), self.rate).write();
     }
 
     fn store_path(&self) -> PathBuf {
@@ -579,22 +579,15 @@ impl Sim {
 }
 
 /// The simulated service's config; `rate` flips between reloads.
-fn write_config(config: &Path, site: &FakeSite, dir: &Path, rate: u32) {
-    let base = site.base_url();
-    let mut text = format!(
-        "[site]\nbase_url = \"{base}\"\n\
-         [fetch]\nfetchers = {FETCHERS}\nrate = {rate}.0\nburst = 5\nretry_base_ms = 20\n\
-         max_retries = 8\nstatus_every_secs = 1\ntimeout_secs = 10.0\nbudget_file = \"{budget}\"\n\
-         [api]\nbase_url = \"{base}\"\nsite = \"stackoverflow\"\n\
-         [output]\npath = \"{out}\"\n[store]\npath = \"{store}\"\n",
-        rate = rate,
-        budget = dir.join("budget.sqlite").display(),
-        out = dir.join("out.jsonl").display(),
-        store = dir.join("store.db").display(),
-    );
+fn test_config(site: &FakeSite, dir: &Path, rate: u32) -> TestConfig {
+    let mut config = TestConfig::service(site, dir)
+        .fetch(format!(
+            "fetchers = {FETCHERS}\nrate = {rate}.0\nburst = 5\nmax_retries = 8\ntimeout_secs = 10.0"
+        ))
+        .api("");
     for set in &SETS {
         let tags: Vec<String> = set.tags.iter().map(|t| format!("\"{t}\"")).collect();
-        text.push_str(&format!(
+        config = config.sets(format!(
             "[tag_sets.{}]\ntags = [{}]\npages = {}\npagesize = {}\nevery = \"4s\"\n",
             set.name,
             tags.join(", "),
@@ -602,20 +595,12 @@ fn write_config(config: &Path, site: &FakeSite, dir: &Path, rate: u32) {
             set.pagesize
         ));
         if set.api {
-            text.push_str("source = \"api\"\nsort = \"creation\"\n");
+            config = config.sets("source = \"api\"\nsort = \"creation\"\n");
         }
     }
-    std::fs::write(config, text).expect("write config");
+    config
 }
 
 fn set_named(v: &serde_json::Value) -> Option<&'static Set> {
     SETS.iter().find(|s| v.as_str() == Some(s.name))
-}
-
-fn budget_used(path: &Path) -> u64 {
-    let conn = rusqlite::Connection::open(path).expect("budget file");
-    conn.query_row("SELECT COALESCE(SUM(used), 0) FROM requests", [], |r| {
-        r.get::<_, i64>(0)
-    })
-    .expect("budget query") as u64
 }
