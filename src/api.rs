@@ -30,6 +30,7 @@ use serde_json::{Map, Value};
 use thiserror::Error;
 
 use crate::model::{PageContext, PostKind, Question, QuestionStatus, Rejection};
+use crate::parse::collapse;
 
 /// Where the API lives; tests point the crawler at a fake on 127.0.0.1.
 pub const DEFAULT_API_BASE: &str = "https://api.stackexchange.com";
@@ -775,11 +776,6 @@ fn status_of(raw: &RawItem) -> QuestionStatus {
 
 fn unix_time(secs: i64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(secs, 0)
-}
-
-/// Collapses runs of whitespace (including no-break spaces) to one space.
-fn collapse(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// At most [`EXCERPT_MAX_CHARS`] characters of plain text, cut at a word
