@@ -15,9 +15,10 @@
 //!   `{"error_id", "error_name", "error_message"}` in the body. Fatal ones
 //!   stop the crawl and are never retried ([`ApiError::is_fatal`]); a 502
 //!   `throttle_violation` pauses the whole pool for [`ApiError::pause`].
-//! - The app key raises the daily quota but must never be logged: log
-//!   [`redact_key`]`(url)`, never the URL itself, and `ApiQuery`'s `Debug`
-//!   hides the key.
+//! - The app key raises the daily quota but must never be logged: URLs are
+//!   built without it and [`with_key`] adds it only for the request itself;
+//!   anything that may quote a keyed URL (an error body) goes through
+//!   [`redact_key`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -46,46 +47,6 @@ pub const THROTTLE_VIOLATION_MIN_PAUSE: Duration = Duration::from_secs(30);
 /// An excerpt made from a question body is cut to this many characters,
 /// about what a tag listing shows.
 pub const EXCERPT_MAX_CHARS: usize = 200;
-
-/// The `filter` sent when the config names none: no `filter` parameter at
-/// all, which gets the API's built-in `default` filter.
-///
-/// The default filter already returns every field we read: per question
-/// `question_id`, `title`, `link`, `tags`, `score`, `view_count`,
-/// `answer_count`, `is_answered`, `accepted_answer_id`, `creation_date`,
-/// `last_activity_date`, `last_edit_date`, `bounty_amount`, `closed_date`,
-/// `closed_reason`, `community_owned_date`, `migrated_to` and `owner`
-/// (`display_name`, `reputation`, `user_type`); and in the wrapper
-/// `items`, `has_more`, `quota_remaining`, `quota_max`, `backoff` and the
-/// `error_*` fields. The built-in `withbody` filter adds `body`, from which
-/// [`parse_api_page`] makes a short excerpt.
-///
-/// A custom filter would only trim the response (owner `profile_image`,
-/// `link`, `account_id`, `accept_rate`, `content_license`, ...). It saves
-/// bandwidth, not quota: every request costs one unit whatever it returns.
-/// Filter ids are opaque strings minted by the API, and a made-up one is
-/// answered with `400 bad_parameter`, so none is baked in here. To mint one,
-/// call once (by hand, not at run time):
-///
-/// ```text
-/// /2.3/filters/create?base=none&unsafe=false&include=
-///   .items;.has_more;.quota_remaining;.quota_max;.backoff;
-///   .error_id;.error_name;.error_message;
-///   question.question_id;question.title;question.link;question.tags;
-///   question.score;question.view_count;question.answer_count;
-///   question.is_answered;question.accepted_answer_id;
-///   question.creation_date;question.last_activity_date;
-///   question.last_edit_date;question.bounty_amount;
-///   question.closed_date;question.closed_reason;
-///   question.community_owned_date;question.migrated_to;question.owner;
-///   shallow_user.display_name;shallow_user.reputation;shallow_user.user_type
-/// ```
-///
-/// (joined without the line breaks; add `question.body` for excerpts) and put
-/// the returned `filter` in the config. Keep `unsafe=false`: a safe filter
-/// HTML-encodes strings, which is what the entity decoding here undoes; with
-/// an unsafe filter a literal `&amp;` in a title would be decoded wrongly.
-pub const DEFAULT_FILTER: Option<&str> = None;
 
 /// How the API orders a tag's questions: the `sort` parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -133,8 +94,10 @@ impl FromStr for ApiSort {
     }
 }
 
-/// One `/questions` request: a page of one tag on one site.
-#[derive(Clone, PartialEq, Eq)]
+/// One `/questions` request: a page of one tag on one site. It has no app
+/// key: [`with_key`] adds that right before sending, so no query, job or
+/// plan can print it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiQuery {
     pub tag: String,
     pub sort: ApiSort,
@@ -144,24 +107,7 @@ pub struct ApiQuery {
     pub pagesize: u32,
     /// The API's name for the site: `stackoverflow`, `serverfault`, ...
     pub site: String,
-    /// The app key, from the environment only; never log it.
-    pub key: Option<String>,
     pub filter: Option<String>,
-}
-
-/// Written by hand so that `?query` in a log line cannot leak the key.
-impl fmt::Debug for ApiQuery {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApiQuery")
-            .field("tag", &self.tag)
-            .field("sort", &self.sort)
-            .field("page", &self.page)
-            .field("pagesize", &self.pagesize)
-            .field("site", &self.site)
-            .field("key", &self.key.as_ref().map(|_| REDACTED))
-            .field("filter", &self.filter)
-            .finish()
-    }
 }
 
 /// Everything but the unreserved characters is escaped, so tags such as
@@ -176,7 +122,7 @@ fn enc(value: &str) -> String {
     utf8_percent_encode(value, QUERY_VALUE).to_string()
 }
 
-/// `{api_base}/2.3/questions?tagged=T&site=S&sort=creation&order=desc&page=N&pagesize=100[&key=K][&filter=F]`.
+/// `{api_base}/2.3/questions?tagged=T&site=S&sort=creation&order=desc&page=N&pagesize=100[&filter=F]`.
 ///
 /// `page` and `pagesize` are clamped to what the API accepts (config
 /// validation should already have refused worse): a `bad_parameter` error
@@ -191,10 +137,6 @@ pub fn api_url(api_base: &str, q: &ApiQuery) -> String {
         q.page.max(1),
         q.pagesize.clamp(1, MAX_PAGESIZE),
     );
-    if let Some(key) = q.key.as_deref().filter(|k| !k.is_empty()) {
-        url.push_str("&key=");
-        url.push_str(&enc(key));
-    }
     if let Some(filter) = q.filter.as_deref().filter(|f| !f.is_empty()) {
         url.push_str("&filter=");
         url.push_str(&enc(filter));
@@ -308,8 +250,8 @@ pub fn throttle_pause(backoff: Option<Duration>) -> Option<Duration> {
 /// What the caller does with it:
 /// - [`is_fatal`](ApiError::is_fatal): stop the crawl with this message; a
 ///   retry would fail the same way and spend quota.
-/// - [`is_throttle`](ApiError::is_throttle): pause the whole pool for
-///   [`pause`](ApiError::pause) and log a warning, then retry.
+/// - [`pause`](ApiError::pause) is `Some` (a `throttle_violation`): pause
+///   the whole pool that long and log a warning, then retry.
 /// - [`is_retryable`](ApiError::is_retryable): retry within the page's budget.
 /// - otherwise the page fails.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -385,10 +327,6 @@ impl ApiError {
             ApiError::Other { status, .. } => *status >= 500,
             _ => false,
         }
-    }
-
-    pub fn is_throttle(&self) -> bool {
-        matches!(self, ApiError::ThrottleViolation { .. })
     }
 
     /// How long the whole pool should pause after this error: for a
@@ -968,7 +906,6 @@ mod tests {
             page: 1,
             pagesize: 100,
             site: "stackoverflow".into(),
-            key: None,
             filter: None,
         }
     }
@@ -1270,7 +1207,7 @@ mod tests {
         let body = r#"{"error_id": 502, "error_name": "throttle_violation",
                        "error_message": "too many requests from this IP, more requests available in 82216 seconds"}"#;
         let err = parse_api_page(body, &ctx("c"), fetched()).unwrap_err();
-        assert!(err.is_throttle());
+        assert!(matches!(err, ApiError::ThrottleViolation { .. }));
         assert_eq!(
             err.pause(THROTTLE_VIOLATION_MIN_PAUSE),
             Some(Duration::from_secs(82217)),
@@ -1305,7 +1242,11 @@ mod tests {
             assert_eq!(err.kind(), name);
             assert_eq!(err.is_fatal(), fatal, "{name} fatal");
             assert_eq!(err.is_retryable(), retryable, "{name} retryable");
-            assert_eq!(err.is_throttle(), id == 502, "{name} throttle");
+            assert_eq!(
+                err.pause(Duration::ZERO).is_some(),
+                id == 502,
+                "{name} pauses the pool"
+            );
             assert!(!(err.is_fatal() && err.is_retryable()));
             assert!(err.to_string().contains(name));
         }
@@ -1472,20 +1413,21 @@ mod tests {
             sort: ApiSort::Votes,
             page: 3,
             pagesize: 50,
-            key: Some("U4DMV*8nvpm3EOpvf69Rxw((".into()),
             filter: Some("!9_bDDxJY5".into()),
             ..query("c#")
         };
         assert_eq!(
-            api_url("http://127.0.0.1:8080/", &q),
+            with_key(
+                &api_url("http://127.0.0.1:8080/", &q),
+                "U4DMV*8nvpm3EOpvf69Rxw(("
+            ),
             "http://127.0.0.1:8080/2.3/questions?tagged=c%23&site=stackoverflow&sort=votes\
-             &order=desc&page=3&pagesize=50&key=U4DMV%2A8nvpm3EOpvf69Rxw%28%28\
-             &filter=%219_bDDxJY5"
+             &order=desc&page=3&pagesize=50&filter=%219_bDDxJY5\
+             &key=U4DMV%2A8nvpm3EOpvf69Rxw%28%28"
         );
         let q = ApiQuery {
             pagesize: 500,
             page: 0,
-            key: Some(String::new()),
             ..query("asp.net-core")
         };
         assert_eq!(
@@ -1500,27 +1442,14 @@ mod tests {
         let url = api_url(DEFAULT_API_BASE, &query("c++"));
         let keyed = with_key(&url, "k(ey)*1");
         assert_eq!(keyed, format!("{url}&key=k%28ey%29%2A1"));
-        assert_eq!(
-            keyed,
-            api_url(
-                DEFAULT_API_BASE,
-                &ApiQuery {
-                    key: Some("k(ey)*1".into()),
-                    ..query("c++")
-                }
-            )
-        );
         assert_eq!(with_key(&url, ""), url);
         assert_eq!(redact_key(&keyed), format!("{url}&key=REDACTED"));
     }
 
     #[test]
-    fn keys_are_redacted_and_never_debug_printed() {
-        let q = ApiQuery {
-            key: Some("S3cr3t((".into()),
-            ..query("rust")
-        };
-        let url = api_url(DEFAULT_API_BASE, &q);
+    fn keys_are_redacted_and_never_part_of_a_query() {
+        let q = query("rust");
+        let url = with_key(&api_url(DEFAULT_API_BASE, &q), "S3cr3t((");
         assert!(url.contains("key=S3cr3t%28%28"));
         let redacted = redact_key(&url);
         assert_eq!(
@@ -1528,8 +1457,7 @@ mod tests {
             "https://api.stackexchange.com/2.3/questions?tagged=rust&site=stackoverflow\
              &sort=creation&order=desc&page=1&pagesize=100&key=REDACTED"
         );
-        assert!(!format!("{q:?}").contains("S3cr3t"));
-        assert!(format!("{q:?}").contains("REDACTED"));
+        assert!(!format!("{q:?}").contains("key"), "a query holds no key");
         assert_eq!(redact_key("/x?key=abc&page=2"), "/x?key=REDACTED&page=2");
         assert_eq!(redact_key("/x?KEY=abc#frag"), "/x?KEY=REDACTED#frag");
         assert_eq!(

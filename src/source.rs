@@ -149,7 +149,8 @@ impl PageJob {
             page,
             pagesize,
             site: config.api.site.clone().unwrap_or_default(),
-            key: None,
+            // None unless the config names one: the API's default filter
+            // returns every field we read; a custom one saves bandwidth, not quota.
             filter: config.api.filter.clone(),
         };
         PageJob {
