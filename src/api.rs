@@ -155,24 +155,6 @@ pub fn with_key(url: &str, key: &str) -> String {
     format!("{url}{sep}key={}", enc(key))
 }
 
-/// What a run spent of the API and what the API said about it, for the
-/// status line and the summary.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct ApiUsage {
-    /// Requests sent (every attempt: each costs one unit of quota).
-    pub requests: u64,
-    /// Responses that carried `backoff`; each paused the API pool.
-    pub backoffs: u64,
-    pub throttle_violations: u64,
-    /// The API's latest figures, from the last response that had them.
-    pub quota_remaining: Option<u64>,
-    pub quota_max: Option<u64>,
-    /// Set when the run stopped because the quota (nearly) ran out: when it
-    /// is available again (the next UTC midnight, or the time a
-    /// `throttle_violation` named).
-    pub quota_resets_at: Option<DateTime<Utc>>,
-}
-
 const REDACTED: &str = "REDACTED";
 
 /// Query parameters whose values are secrets.

@@ -141,6 +141,24 @@ impl TagTotals {
     }
 }
 
+/// What a run spent of the API and what the API said about it, for the
+/// status line and the summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ApiUsage {
+    /// Requests sent (every attempt: each costs one unit of quota).
+    pub requests: u64,
+    /// Responses that carried `backoff`; each paused the API pool.
+    pub backoffs: u64,
+    pub throttle_violations: u64,
+    /// The API's latest figures, from the last response that had them.
+    pub quota_remaining: Option<u64>,
+    pub quota_max: Option<u64>,
+    /// Set when the run stopped because the quota (nearly) ran out: when it
+    /// is available again (the next UTC midnight, or the time a
+    /// `throttle_violation` named).
+    pub quota_resets_at: Option<DateTime<Utc>>,
+}
+
 /// How one run ended: what the final log line and `gather` give.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RunSummary {
@@ -164,7 +182,7 @@ pub struct RunSummary {
     pub wall_time: Duration,
     /// Requests, backoffs and quota of the Stack Exchange API, when the run
     /// used it.
-    pub api: Option<crate::api::ApiUsage>,
+    pub api: Option<ApiUsage>,
     /// A signal stopped the run before every page was reached.
     pub interrupted: bool,
 }

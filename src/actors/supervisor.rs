@@ -28,12 +28,12 @@ use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
 use crate::actors::fetcher::{Fetcher, JobEnded};
-use crate::api::{self, ApiError, ApiUsage};
+use crate::api::{self, ApiError};
 use crate::budget::Budget;
 use crate::fetch::FetchError;
 use crate::frontier::{Entry, Frontier, Unfetched};
 use crate::lane::LaneError;
-use crate::model::{PageContext, PageReport};
+use crate::model::{ApiUsage, PageContext, PageReport};
 use crate::plan::PageJob;
 use crate::source::{ApiWrapper, JobError, Lanes};
 
