@@ -5,6 +5,7 @@
 //! Its field names are the JSONL keys and the CSV columns.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -120,6 +121,85 @@ pub struct PageReport {
     pub updated: usize,
 }
 
+/// A page lost for this run, with the reason of its last attempt: what a
+/// failed page's future resolves to, what the summary lists, and one line
+/// of the failures file, so `--retry-failed` can fetch it again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "FailureLine", from = "FailureLine")]
+pub struct FailedPage {
+    pub ctx: PageContext,
+    /// Without the app key, like every URL a job carries.
+    pub url: String,
+    /// 0 for a page never requested (`not_reached`, `interrupted`).
+    pub attempts: u32,
+    /// A short name for what went wrong, e.g. `server_error`.
+    pub kind: String,
+    pub error: String,
+}
+
+impl fmt::Display for FailedPage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} after {} attempts: {}",
+            self.kind, self.attempts, self.error
+        )
+    }
+}
+
+/// A failures-file line. It stays flat and without the site fields, as
+/// files written by earlier versions are: reading one back, those come from
+/// the URL.
+#[derive(Serialize, Deserialize)]
+struct FailureLine {
+    tag: String,
+    tab: String,
+    page: u32,
+    url: String,
+    attempts: u32,
+    kind: String,
+    error: String,
+}
+
+impl From<FailedPage> for FailureLine {
+    fn from(f: FailedPage) -> Self {
+        FailureLine {
+            tag: f.ctx.tag,
+            tab: f.ctx.tab,
+            page: f.ctx.page,
+            url: f.url,
+            attempts: f.attempts,
+            kind: f.kind,
+            error: f.error,
+        }
+    }
+}
+
+impl From<FailureLine> for FailedPage {
+    fn from(l: FailureLine) -> Self {
+        let parsed = reqwest::Url::parse(&l.url).ok();
+        FailedPage {
+            ctx: PageContext {
+                site: parsed
+                    .as_ref()
+                    .and_then(|u| u.host_str().map(str::to_string))
+                    .unwrap_or_default(),
+                base_url: parsed
+                    .as_ref()
+                    .map(|u| format!("{}://{}", u.scheme(), u.authority()))
+                    .unwrap_or_default(),
+                tag: l.tag,
+                tab: l.tab,
+                page: l.page,
+            },
+            url: l.url,
+            attempts: l.attempts,
+            kind: l.kind,
+            error: l.error,
+        }
+    }
+}
+
 /// Per-tag totals kept by the aggregator.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct TagTotals {
@@ -173,8 +253,8 @@ pub struct RunSummary {
     pub rate_limited: u64,
     pub requests: u64,
     pub per_tag: BTreeMap<String, TagTotals>,
-    /// Failed pages with the reason of their last attempt.
-    pub failures: Vec<(PageContext, String)>,
+    /// Pages lost after their retries.
+    pub failures: Vec<FailedPage>,
     /// Requests left in today's budget for the host.
     pub budget_left: u64,
     /// Set when the run stopped because the daily budget ran out.
