@@ -30,7 +30,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-use crate::model::{PageContext, PostKind, Question, QuestionStatus, Rejection};
+use crate::model::{
+    ApiWrapper, Listing, PageContext, PostKind, Question, QuestionStatus, Rejection,
+};
 use crate::parse::collapse;
 
 /// Where the API lives; tests point the crawler at a fake on 127.0.0.1.
@@ -207,18 +209,8 @@ fn ends_value(c: char) -> bool {
     c.is_whitespace() || matches!(c, '&' | '#' | '"' | '\'' | '<' | '>')
 }
 
-/// One page of `/questions`, typed.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct ApiPage {
-    pub questions: Vec<Question>,
-    pub rejections: Vec<Rejection>,
-    /// False ends the tag: there is no further page.
-    pub has_more: bool,
-    pub quota_remaining: Option<u64>,
-    pub quota_max: Option<u64>,
-    /// No request to this method before it has passed; see [`throttle_pause`].
-    pub backoff: Option<Duration>,
-}
+/// The `layout` an API page reports.
+pub const API_LAYOUT: &str = "api-2.3";
 
 /// The pause a `backoff` asks for. The API says "wait at least N seconds";
 /// its N is whole seconds and our clock is not its clock, so one second is
@@ -486,7 +478,7 @@ pub fn parse_api_page(
     body: &str,
     ctx: &PageContext,
     fetched_at: DateTime<Utc>,
-) -> Result<ApiPage, ApiError> {
+) -> Result<Listing, ApiError> {
     let map = match serde_json::from_str::<Value>(body) {
         Ok(Value::Object(map)) => map,
         Ok(_) => {
@@ -510,15 +502,18 @@ pub fn parse_api_page(
         Some(_) => return Err(ApiError::Malformed("`items` is not an array".into())),
         None => return Err(ApiError::Malformed("no `items` in the wrapper".into())),
     };
-    let mut page = ApiPage {
-        has_more: map
-            .get("has_more")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        quota_remaining: map.get("quota_remaining").and_then(Value::as_u64),
-        quota_max: map.get("quota_max").and_then(Value::as_u64),
-        backoff: map.get("backoff").and_then(whole_seconds),
-        ..ApiPage::default()
+    let mut page = Listing {
+        layout: API_LAYOUT,
+        api: Some(ApiWrapper {
+            has_more: map
+                .get("has_more")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            quota_remaining: map.get("quota_remaining").and_then(Value::as_u64),
+            quota_max: map.get("quota_max").and_then(Value::as_u64),
+            backoff: map.get("backoff").and_then(whole_seconds),
+        }),
+        ..Listing::default()
     };
     for item in items {
         match question_from_item(item, ctx, fetched_at) {
@@ -877,8 +872,12 @@ mod tests {
         Some(Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap())
     }
 
-    fn parse(path: &str, tag: &str) -> ApiPage {
+    fn parse(path: &str, tag: &str) -> Listing {
         parse_api_page(&fixture(path), &ctx(tag), fetched()).expect("fixture parses")
+    }
+
+    fn wrapper(page: &Listing) -> ApiWrapper {
+        page.api.expect("an API page has a wrapper")
     }
 
     fn query(tag: &str) -> ApiQuery {
@@ -900,10 +899,10 @@ mod tests {
         let page = parse(PHP_2017, "php");
         assert_eq!(page.questions.len(), 9);
         assert!(page.rejections.is_empty());
-        assert!(!page.has_more);
-        assert_eq!(page.quota_max, Some(300));
-        assert_eq!(page.quota_remaining, Some(299));
-        assert_eq!(page.backoff, None);
+        assert!(!wrapper(&page).has_more);
+        assert_eq!(wrapper(&page).quota_max, Some(300));
+        assert_eq!(wrapper(&page).quota_remaining, Some(299));
+        assert_eq!(wrapper(&page).backoff, None);
     }
 
     #[test]
@@ -977,9 +976,9 @@ mod tests {
         let page = parse(GOSO_2024, "c");
         assert_eq!(page.questions.len(), 10);
         assert!(page.rejections.is_empty());
-        assert!(!page.has_more);
-        assert_eq!(page.quota_max, Some(300));
-        assert_eq!(page.quota_remaining, Some(292));
+        assert!(!wrapper(&page).has_more);
+        assert_eq!(wrapper(&page).quota_max, Some(300));
+        assert_eq!(wrapper(&page).quota_remaining, Some(292));
     }
 
     #[test]
@@ -1061,11 +1060,14 @@ mod tests {
         let body = r#"{"items": [], "has_more": true, "quota_max": 10000,
                        "quota_remaining": 9876, "backoff": 10}"#;
         let page = parse_api_page(body, &ctx("rust"), fetched()).unwrap();
-        assert!(page.has_more);
-        assert_eq!(page.quota_max, Some(10_000));
-        assert_eq!(page.quota_remaining, Some(9_876));
-        assert_eq!(page.backoff, Some(Duration::from_secs(10)));
-        assert_eq!(throttle_pause(page.backoff), Some(Duration::from_secs(11)));
+        assert!(wrapper(&page).has_more);
+        assert_eq!(wrapper(&page).quota_max, Some(10_000));
+        assert_eq!(wrapper(&page).quota_remaining, Some(9_876));
+        assert_eq!(wrapper(&page).backoff, Some(Duration::from_secs(10)));
+        assert_eq!(
+            throttle_pause(wrapper(&page).backoff),
+            Some(Duration::from_secs(11))
+        );
         assert_eq!(throttle_pause(None), None);
         assert_eq!(
             throttle_pause(Some(Duration::MAX)),
@@ -1174,7 +1176,8 @@ mod tests {
         // Wrong types in the wrapper's own fields are read as absent.
         let odd = r#"{"items": [], "has_more": "yes", "quota_remaining": -1, "backoff": "x"}"#;
         let page = parse_api_page(odd, &ctx("c"), fetched()).unwrap();
-        assert_eq!(page, ApiPage::default());
+        assert_eq!(page.api, Some(ApiWrapper::default()));
+        assert!(page.questions.is_empty() && page.rejections.is_empty());
         // Deep nesting hits serde_json's recursion limit, not the stack.
         let deep = "[".repeat(100_000);
         assert!(parse_api_page(&deep, &ctx("c"), fetched()).is_err());

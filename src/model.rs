@@ -93,6 +93,32 @@ pub struct Rejection {
     pub reason: String,
 }
 
+/// A page read into records, whichever its source: what both pure readers
+/// (`clean::clean_page`, `api::parse_api_page`) return and the cleaner hands
+/// on to the aggregator.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Listing {
+    /// How the page was read: the listing markup's generation, e.g.
+    /// `s-post-summary`, or the API version.
+    pub layout: &'static str,
+    pub questions: Vec<Question>,
+    pub rejections: Vec<Rejection>,
+    /// What the API said beyond its items; `None` for an HTML page.
+    pub api: Option<ApiWrapper>,
+}
+
+/// What an API response says beyond its items: whether the tag goes on,
+/// how much quota is left, and whether to back off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ApiWrapper {
+    /// False ends the tag: there is no further page.
+    pub has_more: bool,
+    pub quota_remaining: Option<u64>,
+    pub quota_max: Option<u64>,
+    /// As the API sent it; `api::throttle_pause` gives the pause to take.
+    pub backoff: Option<Duration>,
+}
+
 /// One page as it completed: what the futures-style API yields.
 #[derive(Debug, Clone)]
 pub struct PageReport {

@@ -16,10 +16,10 @@ use crate::actors::aggregator::{Aggregator, Records};
 use crate::actors::cleaner::{Cleaner, RawPage};
 use crate::fetch::FetchError;
 use crate::lane::Lane;
-use crate::model::PageReport;
+use crate::model::{ApiWrapper, PageReport};
 use crate::plan::PageJob;
 pub use crate::source::JobError;
-use crate::source::{ApiWrapper, Lanes, Requester};
+use crate::source::{Lanes, Requester};
 
 impl Message for PageJob {
     type Result = ();

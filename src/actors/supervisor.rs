@@ -33,9 +33,9 @@ use crate::budget::Budget;
 use crate::fetch::FetchError;
 use crate::frontier::{Entry, Frontier, Unfetched};
 use crate::lane::LaneError;
-use crate::model::{ApiUsage, FailedPage, PageContext, PageReport};
+use crate::model::{ApiUsage, ApiWrapper, FailedPage, PageContext, PageReport};
 use crate::plan::PageJob;
-use crate::source::{ApiWrapper, JobError, Lanes};
+use crate::source::{JobError, Lanes};
 
 /// How a submitted page ended.
 #[derive(Debug, Clone)]
