@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use stackcrawl::clean::clean_page;
 use stackcrawl::model::PageContext;
-use stackcrawl::parse::{parse_listing, parse_question_page};
+use stackcrawl::parse::parse_listing;
 
 const LISTINGS: [&str; 8] = [
     "tagged-python-newest-2013.html",
@@ -25,8 +25,6 @@ const LISTINGS: [&str; 8] = [
     "questions-newest-2026-resaved.html",
     "meta-homepage-2026-resaved.html",
 ];
-
-const QUESTIONS: [&str; 2] = ["question-29980798-2020.html", "question-19687421-2021.html"];
 
 const WARM_UP: Duration = Duration::from_millis(200);
 const MEASURE: Duration = Duration::from_secs(1);
@@ -104,22 +102,6 @@ fn main() {
             per_page,
         });
     }
-    for name in QUESTIONS.into_iter().filter(|n| wanted(n)) {
-        let Some(html) = read("so-question", name) else {
-            continue;
-        };
-        let (iterations, per_page) = measure(|| {
-            let _ = black_box(parse_question_page(black_box(&html)));
-        });
-        rows.push(Row {
-            name,
-            kb: html.len() / 1024,
-            questions: 1,
-            iterations,
-            per_page,
-        });
-    }
-
     println!(
         "{:<46} {:>6} {:>5} {:>7} {:>9} {:>12} {:>12}",
         "page (parse + clean)", "KiB", "qs", "iters", "ms/page", "pages/s/core", "qs/s/core"

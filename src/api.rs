@@ -15,9 +15,10 @@
 //!   `{"error_id", "error_name", "error_message"}` in the body. Fatal ones
 //!   stop the crawl and are never retried ([`ApiError::is_fatal`]); a 502
 //!   `throttle_violation` pauses the whole pool for [`ApiError::pause`].
-//! - The app key raises the daily quota but must never be logged: log
-//!   [`redact_key`]`(url)`, never the URL itself, and `ApiQuery`'s `Debug`
-//!   hides the key.
+//! - The app key raises the daily quota but must never be logged: URLs are
+//!   built without it and [`with_key`] adds it only for the request itself;
+//!   anything that may quote a keyed URL (an error body) goes through
+//!   [`redact_key`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -29,7 +30,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-use crate::model::{PageContext, PostKind, Question, QuestionStatus, Rejection};
+use crate::model::{
+    ApiWrapper, Listing, PageContext, PostKind, Question, QuestionStatus, Rejection,
+};
+use crate::parse::collapse;
 
 /// Where the API lives; tests point the crawler at a fake on 127.0.0.1.
 pub const DEFAULT_API_BASE: &str = "https://api.stackexchange.com";
@@ -45,46 +49,6 @@ pub const THROTTLE_VIOLATION_MIN_PAUSE: Duration = Duration::from_secs(30);
 /// An excerpt made from a question body is cut to this many characters,
 /// about what a tag listing shows.
 pub const EXCERPT_MAX_CHARS: usize = 200;
-
-/// The `filter` sent when the config names none: no `filter` parameter at
-/// all, which gets the API's built-in `default` filter.
-///
-/// The default filter already returns every field we read: per question
-/// `question_id`, `title`, `link`, `tags`, `score`, `view_count`,
-/// `answer_count`, `is_answered`, `accepted_answer_id`, `creation_date`,
-/// `last_activity_date`, `last_edit_date`, `bounty_amount`, `closed_date`,
-/// `closed_reason`, `community_owned_date`, `migrated_to` and `owner`
-/// (`display_name`, `reputation`, `user_type`); and in the wrapper
-/// `items`, `has_more`, `quota_remaining`, `quota_max`, `backoff` and the
-/// `error_*` fields. The built-in `withbody` filter adds `body`, from which
-/// [`parse_api_page`] makes a short excerpt.
-///
-/// A custom filter would only trim the response (owner `profile_image`,
-/// `link`, `account_id`, `accept_rate`, `content_license`, ...). It saves
-/// bandwidth, not quota: every request costs one unit whatever it returns.
-/// Filter ids are opaque strings minted by the API, and a made-up one is
-/// answered with `400 bad_parameter`, so none is baked in here. To mint one,
-/// call once (by hand, not at run time):
-///
-/// ```text
-/// /2.3/filters/create?base=none&unsafe=false&include=
-///   .items;.has_more;.quota_remaining;.quota_max;.backoff;
-///   .error_id;.error_name;.error_message;
-///   question.question_id;question.title;question.link;question.tags;
-///   question.score;question.view_count;question.answer_count;
-///   question.is_answered;question.accepted_answer_id;
-///   question.creation_date;question.last_activity_date;
-///   question.last_edit_date;question.bounty_amount;
-///   question.closed_date;question.closed_reason;
-///   question.community_owned_date;question.migrated_to;question.owner;
-///   shallow_user.display_name;shallow_user.reputation;shallow_user.user_type
-/// ```
-///
-/// (joined without the line breaks; add `question.body` for excerpts) and put
-/// the returned `filter` in the config. Keep `unsafe=false`: a safe filter
-/// HTML-encodes strings, which is what the entity decoding here undoes; with
-/// an unsafe filter a literal `&amp;` in a title would be decoded wrongly.
-pub const DEFAULT_FILTER: Option<&str> = None;
 
 /// How the API orders a tag's questions: the `sort` parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -132,8 +96,10 @@ impl FromStr for ApiSort {
     }
 }
 
-/// One `/questions` request: a page of one tag on one site.
-#[derive(Clone, PartialEq, Eq)]
+/// One `/questions` request: a page of one tag on one site. It has no app
+/// key: [`with_key`] adds that right before sending, so no query, job or
+/// plan can print it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiQuery {
     pub tag: String,
     pub sort: ApiSort,
@@ -143,24 +109,7 @@ pub struct ApiQuery {
     pub pagesize: u32,
     /// The API's name for the site: `stackoverflow`, `serverfault`, ...
     pub site: String,
-    /// The app key, from the environment only; never log it.
-    pub key: Option<String>,
     pub filter: Option<String>,
-}
-
-/// Written by hand so that `?query` in a log line cannot leak the key.
-impl fmt::Debug for ApiQuery {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApiQuery")
-            .field("tag", &self.tag)
-            .field("sort", &self.sort)
-            .field("page", &self.page)
-            .field("pagesize", &self.pagesize)
-            .field("site", &self.site)
-            .field("key", &self.key.as_ref().map(|_| REDACTED))
-            .field("filter", &self.filter)
-            .finish()
-    }
 }
 
 /// Everything but the unreserved characters is escaped, so tags such as
@@ -175,7 +124,7 @@ fn enc(value: &str) -> String {
     utf8_percent_encode(value, QUERY_VALUE).to_string()
 }
 
-/// `{api_base}/2.3/questions?tagged=T&site=S&sort=creation&order=desc&page=N&pagesize=100[&key=K][&filter=F]`.
+/// `{api_base}/2.3/questions?tagged=T&site=S&sort=creation&order=desc&page=N&pagesize=100[&filter=F]`.
 ///
 /// `page` and `pagesize` are clamped to what the API accepts (config
 /// validation should already have refused worse): a `bad_parameter` error
@@ -190,10 +139,6 @@ pub fn api_url(api_base: &str, q: &ApiQuery) -> String {
         q.page.max(1),
         q.pagesize.clamp(1, MAX_PAGESIZE),
     );
-    if let Some(key) = q.key.as_deref().filter(|k| !k.is_empty()) {
-        url.push_str("&key=");
-        url.push_str(&enc(key));
-    }
     if let Some(filter) = q.filter.as_deref().filter(|f| !f.is_empty()) {
         url.push_str("&filter=");
         url.push_str(&enc(filter));
@@ -210,24 +155,6 @@ pub fn with_key(url: &str, key: &str) -> String {
     }
     let sep = if url.contains('?') { '&' } else { '?' };
     format!("{url}{sep}key={}", enc(key))
-}
-
-/// What a run spent of the API and what the API said about it, for the
-/// status line and the summary.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct ApiUsage {
-    /// Requests sent (every attempt: each costs one unit of quota).
-    pub requests: u64,
-    /// Responses that carried `backoff`; each paused the API pool.
-    pub backoffs: u64,
-    pub throttle_violations: u64,
-    /// The API's latest figures, from the last response that had them.
-    pub quota_remaining: Option<u64>,
-    pub quota_max: Option<u64>,
-    /// Set when the run stopped because the quota (nearly) ran out: when it
-    /// is available again (the next UTC midnight, or the time a
-    /// `throttle_violation` named).
-    pub quota_resets_at: Option<DateTime<Utc>>,
 }
 
 const REDACTED: &str = "REDACTED";
@@ -282,18 +209,8 @@ fn ends_value(c: char) -> bool {
     c.is_whitespace() || matches!(c, '&' | '#' | '"' | '\'' | '<' | '>')
 }
 
-/// One page of `/questions`, typed.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct ApiPage {
-    pub questions: Vec<Question>,
-    pub rejections: Vec<Rejection>,
-    /// False ends the tag: there is no further page.
-    pub has_more: bool,
-    pub quota_remaining: Option<u64>,
-    pub quota_max: Option<u64>,
-    /// No request to this method before it has passed; see [`throttle_pause`].
-    pub backoff: Option<Duration>,
-}
+/// The `layout` an API page reports.
+pub const API_LAYOUT: &str = "api-2.3";
 
 /// The pause a `backoff` asks for. The API says "wait at least N seconds";
 /// its N is whole seconds and our clock is not its clock, so one second is
@@ -307,8 +224,8 @@ pub fn throttle_pause(backoff: Option<Duration>) -> Option<Duration> {
 /// What the caller does with it:
 /// - [`is_fatal`](ApiError::is_fatal): stop the crawl with this message; a
 ///   retry would fail the same way and spend quota.
-/// - [`is_throttle`](ApiError::is_throttle): pause the whole pool for
-///   [`pause`](ApiError::pause) and log a warning, then retry.
+/// - [`pause`](ApiError::pause) is `Some` (a `throttle_violation`): pause
+///   the whole pool that long and log a warning, then retry.
 /// - [`is_retryable`](ApiError::is_retryable): retry within the page's budget.
 /// - otherwise the page fails.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -384,10 +301,6 @@ impl ApiError {
             ApiError::Other { status, .. } => *status >= 500,
             _ => false,
         }
-    }
-
-    pub fn is_throttle(&self) -> bool {
-        matches!(self, ApiError::ThrottleViolation { .. })
     }
 
     /// How long the whole pool should pause after this error: for a
@@ -565,7 +478,7 @@ pub fn parse_api_page(
     body: &str,
     ctx: &PageContext,
     fetched_at: DateTime<Utc>,
-) -> Result<ApiPage, ApiError> {
+) -> Result<Listing, ApiError> {
     let map = match serde_json::from_str::<Value>(body) {
         Ok(Value::Object(map)) => map,
         Ok(_) => {
@@ -589,15 +502,18 @@ pub fn parse_api_page(
         Some(_) => return Err(ApiError::Malformed("`items` is not an array".into())),
         None => return Err(ApiError::Malformed("no `items` in the wrapper".into())),
     };
-    let mut page = ApiPage {
-        has_more: map
-            .get("has_more")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        quota_remaining: map.get("quota_remaining").and_then(Value::as_u64),
-        quota_max: map.get("quota_max").and_then(Value::as_u64),
-        backoff: map.get("backoff").and_then(whole_seconds),
-        ..ApiPage::default()
+    let mut page = Listing {
+        layout: API_LAYOUT,
+        api: Some(ApiWrapper {
+            has_more: map
+                .get("has_more")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            quota_remaining: map.get("quota_remaining").and_then(Value::as_u64),
+            quota_max: map.get("quota_max").and_then(Value::as_u64),
+            backoff: map.get("backoff").and_then(whole_seconds),
+        }),
+        ..Listing::default()
     };
     for item in items {
         match question_from_item(item, ctx, fetched_at) {
@@ -775,11 +691,6 @@ fn status_of(raw: &RawItem) -> QuestionStatus {
 
 fn unix_time(secs: i64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(secs, 0)
-}
-
-/// Collapses runs of whitespace (including no-break spaces) to one space.
-fn collapse(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// At most [`EXCERPT_MAX_CHARS`] characters of plain text, cut at a word
@@ -961,8 +872,12 @@ mod tests {
         Some(Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap())
     }
 
-    fn parse(path: &str, tag: &str) -> ApiPage {
+    fn parse(path: &str, tag: &str) -> Listing {
         parse_api_page(&fixture(path), &ctx(tag), fetched()).expect("fixture parses")
+    }
+
+    fn wrapper(page: &Listing) -> ApiWrapper {
+        page.api.expect("an API page has a wrapper")
     }
 
     fn query(tag: &str) -> ApiQuery {
@@ -972,7 +887,6 @@ mod tests {
             page: 1,
             pagesize: 100,
             site: "stackoverflow".into(),
-            key: None,
             filter: None,
         }
     }
@@ -985,10 +899,10 @@ mod tests {
         let page = parse(PHP_2017, "php");
         assert_eq!(page.questions.len(), 9);
         assert!(page.rejections.is_empty());
-        assert!(!page.has_more);
-        assert_eq!(page.quota_max, Some(300));
-        assert_eq!(page.quota_remaining, Some(299));
-        assert_eq!(page.backoff, None);
+        assert!(!wrapper(&page).has_more);
+        assert_eq!(wrapper(&page).quota_max, Some(300));
+        assert_eq!(wrapper(&page).quota_remaining, Some(299));
+        assert_eq!(wrapper(&page).backoff, None);
     }
 
     #[test]
@@ -1062,9 +976,9 @@ mod tests {
         let page = parse(GOSO_2024, "c");
         assert_eq!(page.questions.len(), 10);
         assert!(page.rejections.is_empty());
-        assert!(!page.has_more);
-        assert_eq!(page.quota_max, Some(300));
-        assert_eq!(page.quota_remaining, Some(292));
+        assert!(!wrapper(&page).has_more);
+        assert_eq!(wrapper(&page).quota_max, Some(300));
+        assert_eq!(wrapper(&page).quota_remaining, Some(292));
     }
 
     #[test]
@@ -1146,11 +1060,14 @@ mod tests {
         let body = r#"{"items": [], "has_more": true, "quota_max": 10000,
                        "quota_remaining": 9876, "backoff": 10}"#;
         let page = parse_api_page(body, &ctx("rust"), fetched()).unwrap();
-        assert!(page.has_more);
-        assert_eq!(page.quota_max, Some(10_000));
-        assert_eq!(page.quota_remaining, Some(9_876));
-        assert_eq!(page.backoff, Some(Duration::from_secs(10)));
-        assert_eq!(throttle_pause(page.backoff), Some(Duration::from_secs(11)));
+        assert!(wrapper(&page).has_more);
+        assert_eq!(wrapper(&page).quota_max, Some(10_000));
+        assert_eq!(wrapper(&page).quota_remaining, Some(9_876));
+        assert_eq!(wrapper(&page).backoff, Some(Duration::from_secs(10)));
+        assert_eq!(
+            throttle_pause(wrapper(&page).backoff),
+            Some(Duration::from_secs(11))
+        );
         assert_eq!(throttle_pause(None), None);
         assert_eq!(
             throttle_pause(Some(Duration::MAX)),
@@ -1259,7 +1176,8 @@ mod tests {
         // Wrong types in the wrapper's own fields are read as absent.
         let odd = r#"{"items": [], "has_more": "yes", "quota_remaining": -1, "backoff": "x"}"#;
         let page = parse_api_page(odd, &ctx("c"), fetched()).unwrap();
-        assert_eq!(page, ApiPage::default());
+        assert_eq!(page.api, Some(ApiWrapper::default()));
+        assert!(page.questions.is_empty() && page.rejections.is_empty());
         // Deep nesting hits serde_json's recursion limit, not the stack.
         let deep = "[".repeat(100_000);
         assert!(parse_api_page(&deep, &ctx("c"), fetched()).is_err());
@@ -1274,7 +1192,7 @@ mod tests {
         let body = r#"{"error_id": 502, "error_name": "throttle_violation",
                        "error_message": "too many requests from this IP, more requests available in 82216 seconds"}"#;
         let err = parse_api_page(body, &ctx("c"), fetched()).unwrap_err();
-        assert!(err.is_throttle());
+        assert!(matches!(err, ApiError::ThrottleViolation { .. }));
         assert_eq!(
             err.pause(THROTTLE_VIOLATION_MIN_PAUSE),
             Some(Duration::from_secs(82217)),
@@ -1309,7 +1227,11 @@ mod tests {
             assert_eq!(err.kind(), name);
             assert_eq!(err.is_fatal(), fatal, "{name} fatal");
             assert_eq!(err.is_retryable(), retryable, "{name} retryable");
-            assert_eq!(err.is_throttle(), id == 502, "{name} throttle");
+            assert_eq!(
+                err.pause(Duration::ZERO).is_some(),
+                id == 502,
+                "{name} pauses the pool"
+            );
             assert!(!(err.is_fatal() && err.is_retryable()));
             assert!(err.to_string().contains(name));
         }
@@ -1476,20 +1398,21 @@ mod tests {
             sort: ApiSort::Votes,
             page: 3,
             pagesize: 50,
-            key: Some("U4DMV*8nvpm3EOpvf69Rxw((".into()),
             filter: Some("!9_bDDxJY5".into()),
             ..query("c#")
         };
         assert_eq!(
-            api_url("http://127.0.0.1:8080/", &q),
+            with_key(
+                &api_url("http://127.0.0.1:8080/", &q),
+                "U4DMV*8nvpm3EOpvf69Rxw(("
+            ),
             "http://127.0.0.1:8080/2.3/questions?tagged=c%23&site=stackoverflow&sort=votes\
-             &order=desc&page=3&pagesize=50&key=U4DMV%2A8nvpm3EOpvf69Rxw%28%28\
-             &filter=%219_bDDxJY5"
+             &order=desc&page=3&pagesize=50&filter=%219_bDDxJY5\
+             &key=U4DMV%2A8nvpm3EOpvf69Rxw%28%28"
         );
         let q = ApiQuery {
             pagesize: 500,
             page: 0,
-            key: Some(String::new()),
             ..query("asp.net-core")
         };
         assert_eq!(
@@ -1504,27 +1427,14 @@ mod tests {
         let url = api_url(DEFAULT_API_BASE, &query("c++"));
         let keyed = with_key(&url, "k(ey)*1");
         assert_eq!(keyed, format!("{url}&key=k%28ey%29%2A1"));
-        assert_eq!(
-            keyed,
-            api_url(
-                DEFAULT_API_BASE,
-                &ApiQuery {
-                    key: Some("k(ey)*1".into()),
-                    ..query("c++")
-                }
-            )
-        );
         assert_eq!(with_key(&url, ""), url);
         assert_eq!(redact_key(&keyed), format!("{url}&key=REDACTED"));
     }
 
     #[test]
-    fn keys_are_redacted_and_never_debug_printed() {
-        let q = ApiQuery {
-            key: Some("S3cr3t((".into()),
-            ..query("rust")
-        };
-        let url = api_url(DEFAULT_API_BASE, &q);
+    fn keys_are_redacted_and_never_part_of_a_query() {
+        let q = query("rust");
+        let url = with_key(&api_url(DEFAULT_API_BASE, &q), "S3cr3t((");
         assert!(url.contains("key=S3cr3t%28%28"));
         let redacted = redact_key(&url);
         assert_eq!(
@@ -1532,8 +1442,7 @@ mod tests {
             "https://api.stackexchange.com/2.3/questions?tagged=rust&site=stackoverflow\
              &sort=creation&order=desc&page=1&pagesize=100&key=REDACTED"
         );
-        assert!(!format!("{q:?}").contains("S3cr3t"));
-        assert!(format!("{q:?}").contains("REDACTED"));
+        assert!(!format!("{q:?}").contains("key"), "a query holds no key");
         assert_eq!(redact_key("/x?key=abc&page=2"), "/x?key=REDACTED&page=2");
         assert_eq!(redact_key("/x?KEY=abc#frag"), "/x?KEY=REDACTED#frag");
         assert_eq!(

@@ -8,22 +8,19 @@
 //! number.
 //!
 //! INTERFACE (relied on by the actors; keep these names and shapes):
-//! - `clean_page(page: &ParsedPage, ctx: &PageContext, fetched_at: DateTime<Utc>) -> CleanedPage`
-//! - `CleanedPage { questions: Vec<Question>, rejections: Vec<Rejection> }`
+//! - `clean_page(page: &ParsedPage, ctx: &PageContext, fetched_at: DateTime<Utc>) -> Listing`
+//!   (`model::Listing`, the shape the API reader returns too)
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
-use crate::model::{PageContext, PostKind, Question, QuestionStatus, Rejection};
+use crate::model::{Listing, PageContext, PostKind, Question, QuestionStatus, Rejection};
 use crate::parse::{collapse, ParsedPage, RawStat, RawSummary};
 
-#[derive(Debug, Clone, Default)]
-pub struct CleanedPage {
-    pub questions: Vec<Question>,
-    pub rejections: Vec<Rejection>,
-}
-
-pub fn clean_page(page: &ParsedPage, ctx: &PageContext, fetched_at: DateTime<Utc>) -> CleanedPage {
-    let mut out = CleanedPage::default();
+pub fn clean_page(page: &ParsedPage, ctx: &PageContext, fetched_at: DateTime<Utc>) -> Listing {
+    let mut out = Listing {
+        layout: page.layout.name(),
+        ..Listing::default()
+    };
     for raw in &page.summaries {
         match clean_summary(raw, ctx, fetched_at) {
             Ok(q) => out.questions.push(q),
@@ -380,7 +377,7 @@ mod tests {
         DateTime::<Utc>::UNIX_EPOCH
     }
 
-    fn cleaned(name: &str) -> CleanedPage {
+    fn cleaned(name: &str) -> Listing {
         let path = format!(
             "{}/tests/fixtures/so-html/{name}",
             env!("CARGO_MANIFEST_DIR")
@@ -390,7 +387,7 @@ mod tests {
         clean_page(&page, &ctx(), fetched())
     }
 
-    fn find(page: &CleanedPage, id: u64) -> &Question {
+    fn find(page: &Listing, id: u64) -> &Question {
         page.questions
             .iter()
             .find(|q| q.question_id == id)

@@ -9,9 +9,9 @@ use tracing::{error, info};
 use crate::config::Config;
 use crate::crawler::{page_key, round3, shutdown_flag, status_timer, Crawler};
 use crate::error::CrawlError;
-use crate::model::RunSummary;
+use crate::model::{FailedPage, RunSummary};
 use crate::output::Sink;
-use crate::plan::{self, FailedPage, Plan};
+use crate::plan::{self, Plan};
 use crate::store::Store;
 use crate::writer_lock;
 
@@ -26,10 +26,7 @@ pub(crate) fn report_failures(
     path: &std::path::Path,
     failures: &[FailedPage],
 ) -> Result<(), CrawlError> {
-    plan::write_failures(path, failures).map_err(|reason| CrawlError::Failures {
-        path: path.to_path_buf(),
-        reason,
-    })?;
+    plan::write_failures(path, failures)?;
     let not_fetched = failures
         .iter()
         .filter(|f| f.kind == KIND_INTERRUPTED)
@@ -109,16 +106,7 @@ pub async fn crawl(
         crawler.end_pass(finished).await?;
     }
     let mut summary = crawler.finish().await?;
-    summary.failures = driven
-        .failures
-        .iter()
-        .map(|f| {
-            (
-                f.ctx(),
-                format!("{} after {} attempts: {}", f.kind, f.attempts, f.error),
-            )
-        })
-        .collect();
+    summary.failures = driven.failures.clone();
     // An interrupted crawl lists what it did not reach beside what it
     // lost, so `--retry-failed` completes it.
     let mut listed = driven.failures;
@@ -129,9 +117,7 @@ pub async fn crawl(
                 .iter()
                 .filter(|j| !driven.ended.contains(&page_key(&j.ctx)))
                 .map(|j| FailedPage {
-                    tag: j.ctx.tag.clone(),
-                    tab: j.ctx.tab.clone(),
-                    page: j.ctx.page,
+                    ctx: j.ctx.clone(),
                     url: j.url.clone(),
                     attempts: 0,
                     kind: KIND_INTERRUPTED.to_string(),
@@ -166,8 +152,8 @@ fn log_summary(s: &RunSummary) {
             "tag totals"
         );
     }
-    for (ctx, why) in &s.failures {
-        error!(tag = %ctx.tag, page = ctx.page, why = %why, "page lost after retries");
+    for f in &s.failures {
+        error!(tag = %f.ctx.tag, page = f.ctx.page, why = %f, "page lost after retries");
     }
     if let Some(api) = &s.api {
         info!(

@@ -26,9 +26,10 @@ use crate::config::{Config, Tab};
 use crate::error::CrawlError;
 use crate::fetch::{FetchError, HttpClient};
 use crate::lane::{Lane, LaneError};
+use crate::model::FailedPage;
 use crate::model::RunSummary;
 use crate::output::Sink;
-use crate::plan::{FailedPage, PageJob, Plan};
+use crate::plan::{PageJob, Plan};
 use crate::robots::{self, RobotsError, RobotsPolicy};
 use crate::source::Lanes;
 use crate::store::{PassTotals, Store};
@@ -398,7 +399,7 @@ impl Crawler {
                     elapsed_ms = r.elapsed.as_millis() as u64,
                     "page done"
                 ),
-                PageOutcome::Failed(f) => driven.failures.push(FailedPage::from(&f)),
+                PageOutcome::Failed(f) => driven.failures.push(f),
                 PageOutcome::Skipped { .. } => {}
             }
         }

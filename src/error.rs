@@ -1,14 +1,13 @@
 //! The crate's one error type at its boundary: why a crawl, a pass or a run
 //! could not go on. main.rs turns each into an exit code.
 
-use std::path::PathBuf;
-
 use thiserror::Error;
 
 use crate::actors::aggregator::OutputError;
 use crate::budget::BudgetError;
 use crate::fetch::FetchError;
 use crate::lane::LaneError;
+use crate::plan::PlanError;
 use crate::robots::RobotsError;
 use crate::{api, writer_lock};
 
@@ -30,8 +29,8 @@ pub enum CrawlError {
     /// robots.txt forbids the plan: a usage problem, not a crawl failure.
     #[error(transparent)]
     Robots(#[from] RobotsError),
-    #[error("cannot write the failures file {path}: {reason}")]
-    Failures { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Failures(#[from] PlanError),
     #[error("daily request budget exhausted; it resets at {}", .resets_at.to_rfc3339())]
     BudgetExhausted {
         resets_at: chrono::DateTime<chrono::Utc>,

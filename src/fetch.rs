@@ -99,6 +99,8 @@ pub struct Body {
 #[derive(Clone)]
 pub struct HttpClient {
     client: reqwest::Client,
+    /// The one cap on a body's size: checked while reading, so an oversized
+    /// body is never held whole, and the parser need not check again.
     max_body_bytes: usize,
 }
 

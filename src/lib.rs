@@ -51,8 +51,9 @@ pub mod store;
 pub mod throttle;
 pub mod writer_lock;
 
-pub use actors::supervisor::{PageFailure, PageOutcome};
+pub use actors::supervisor::PageOutcome;
 pub use crawl::{crawl, CRAWL_PASS};
 pub use crawler::{as_completed, gather, shutdown_flag, Crawler, PageFuture};
 pub use error::CrawlError;
+pub use model::FailedPage;
 pub use output::Sink;

@@ -5,6 +5,7 @@
 //! Its field names are the JSONL keys and the CSV columns.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -92,6 +93,32 @@ pub struct Rejection {
     pub reason: String,
 }
 
+/// A page read into records, whichever its source: what both pure readers
+/// (`clean::clean_page`, `api::parse_api_page`) return and the cleaner hands
+/// on to the aggregator.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Listing {
+    /// How the page was read: the listing markup's generation, e.g.
+    /// `s-post-summary`, or the API version.
+    pub layout: &'static str,
+    pub questions: Vec<Question>,
+    pub rejections: Vec<Rejection>,
+    /// What the API said beyond its items; `None` for an HTML page.
+    pub api: Option<ApiWrapper>,
+}
+
+/// What an API response says beyond its items: whether the tag goes on,
+/// how much quota is left, and whether to back off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ApiWrapper {
+    /// False ends the tag: there is no further page.
+    pub has_more: bool,
+    pub quota_remaining: Option<u64>,
+    pub quota_max: Option<u64>,
+    /// As the API sent it; `api::throttle_pause` gives the pause to take.
+    pub backoff: Option<Duration>,
+}
+
 /// One page as it completed: what the futures-style API yields.
 #[derive(Debug, Clone)]
 pub struct PageReport {
@@ -120,6 +147,85 @@ pub struct PageReport {
     pub updated: usize,
 }
 
+/// A page lost for this run, with the reason of its last attempt: what a
+/// failed page's future resolves to, what the summary lists, and one line
+/// of the failures file, so `--retry-failed` can fetch it again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "FailureLine", from = "FailureLine")]
+pub struct FailedPage {
+    pub ctx: PageContext,
+    /// Without the app key, like every URL a job carries.
+    pub url: String,
+    /// 0 for a page never requested (`not_reached`, `interrupted`).
+    pub attempts: u32,
+    /// A short name for what went wrong, e.g. `server_error`.
+    pub kind: String,
+    pub error: String,
+}
+
+impl fmt::Display for FailedPage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} after {} attempts: {}",
+            self.kind, self.attempts, self.error
+        )
+    }
+}
+
+/// A failures-file line. It stays flat and without the site fields, as
+/// files written by earlier versions are: reading one back, those come from
+/// the URL.
+#[derive(Serialize, Deserialize)]
+struct FailureLine {
+    tag: String,
+    tab: String,
+    page: u32,
+    url: String,
+    attempts: u32,
+    kind: String,
+    error: String,
+}
+
+impl From<FailedPage> for FailureLine {
+    fn from(f: FailedPage) -> Self {
+        FailureLine {
+            tag: f.ctx.tag,
+            tab: f.ctx.tab,
+            page: f.ctx.page,
+            url: f.url,
+            attempts: f.attempts,
+            kind: f.kind,
+            error: f.error,
+        }
+    }
+}
+
+impl From<FailureLine> for FailedPage {
+    fn from(l: FailureLine) -> Self {
+        let parsed = reqwest::Url::parse(&l.url).ok();
+        FailedPage {
+            ctx: PageContext {
+                site: parsed
+                    .as_ref()
+                    .and_then(|u| u.host_str().map(str::to_string))
+                    .unwrap_or_default(),
+                base_url: parsed
+                    .as_ref()
+                    .map(|u| format!("{}://{}", u.scheme(), u.authority()))
+                    .unwrap_or_default(),
+                tag: l.tag,
+                tab: l.tab,
+                page: l.page,
+            },
+            url: l.url,
+            attempts: l.attempts,
+            kind: l.kind,
+            error: l.error,
+        }
+    }
+}
+
 /// Per-tag totals kept by the aggregator.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct TagTotals {
@@ -141,6 +247,24 @@ impl TagTotals {
     }
 }
 
+/// What a run spent of the API and what the API said about it, for the
+/// status line and the summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ApiUsage {
+    /// Requests sent (every attempt: each costs one unit of quota).
+    pub requests: u64,
+    /// Responses that carried `backoff`; each paused the API pool.
+    pub backoffs: u64,
+    pub throttle_violations: u64,
+    /// The API's latest figures, from the last response that had them.
+    pub quota_remaining: Option<u64>,
+    pub quota_max: Option<u64>,
+    /// Set when the run stopped because the quota (nearly) ran out: when it
+    /// is available again (the next UTC midnight, or the time a
+    /// `throttle_violation` named).
+    pub quota_resets_at: Option<DateTime<Utc>>,
+}
+
 /// How one run ended: what the final log line and `gather` give.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RunSummary {
@@ -155,8 +279,8 @@ pub struct RunSummary {
     pub rate_limited: u64,
     pub requests: u64,
     pub per_tag: BTreeMap<String, TagTotals>,
-    /// Failed pages with the reason of their last attempt.
-    pub failures: Vec<(PageContext, String)>,
+    /// Pages lost after their retries.
+    pub failures: Vec<FailedPage>,
     /// Requests left in today's budget for the host.
     pub budget_left: u64,
     /// Set when the run stopped because the daily budget ran out.
@@ -164,7 +288,7 @@ pub struct RunSummary {
     pub wall_time: Duration,
     /// Requests, backoffs and quota of the Stack Exchange API, when the run
     /// used it.
-    pub api: Option<crate::api::ApiUsage>,
+    pub api: Option<ApiUsage>,
     /// A signal stopped the run before every page was reached.
     pub interrupted: bool,
 }

@@ -8,13 +8,11 @@
 //! is a [`ParseError`], while a listing with no summaries is a valid, empty
 //! page: that is how the crawler learns a tag is exhausted.
 //!
-//! Bodies are vetted before html5ever sees them (size, binary content,
+//! Bodies are vetted before html5ever sees them (binary content,
 //! block-element nesting, the closing `</html>`), so a hostile or cut-off
 //! body costs a scan, not a parse, and no input takes more than linear time.
-//!
-//! `parse_question_page` reads a single-question page. It returns typed
-//! values at once, borrowing clean.rs's decoders, because a question page
-//! has no cleaning stage of its own.
+//! Their size has one cap, `fetch.max_body_bytes`, enforced by the fetcher
+//! while it reads: refusing a body after reading it whole would be too late.
 //!
 //! INTERFACE (relied on by the actors; keep these names and shapes):
 //! - `parse_listing(html: &str) -> Result<ParsedPage, ParseError>`
@@ -25,12 +23,8 @@
 
 use std::sync::LazyLock;
 
-use chrono::{DateTime, Utc};
 use scraper::{ElementRef, Html, Node, Selector};
 use thiserror::Error;
-
-use crate::clean::{decode_count, exact_number, parse_iso, split_status};
-use crate::model::QuestionStatus;
 
 /// Which generation of Stack Overflow's listing markup a page uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,10 +103,6 @@ pub struct ParsedPage {
     pub summaries: Vec<RawSummary>,
 }
 
-/// Bodies above this are not Stack Exchange pages (those are ~0.3 MB), and
-/// parsing one would only burn a fetcher's time.
-pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
-
 /// Listings show at most 50 questions and home pages under 100; more
 /// summaries than this means the page is not what it claims to be.
 pub const MAX_SUMMARIES: usize = 500;
@@ -127,8 +117,6 @@ pub const MAX_BLOCK_DEPTH: usize = 256;
 pub enum ParseError {
     #[error("empty body")]
     Empty,
-    #[error("body of {len} bytes exceeds the {limit} byte limit")]
-    TooLarge { len: usize, limit: usize },
     #[error("body is binary or not text ({bad} suspicious characters in the first {sampled})")]
     Binary { bad: usize, sampled: usize },
     #[error("markup nested {depth} block elements deep (limit {limit})")]
@@ -145,8 +133,6 @@ pub enum ParseError {
     NotHtml { start: String },
     #[error("not a question listing ({})", title_note(.title))]
     NotListing { title: Option<String> },
-    #[error("not a single-question page ({})", title_note(.title))]
-    NotQuestion { title: Option<String> },
 }
 
 fn title_note(title: &Option<String>) -> String {
@@ -209,17 +195,6 @@ struct Selectors {
     mainbar: Selector,
     question_page_marker: Selector,
     block_marker: Selector,
-    // Single-question pages.
-    question: Selector,
-    question_title: Selector,
-    vote_count_js: Selector,
-    header_label: Selector,
-    answers_header: Selector,
-    answer_count_prop: Selector,
-    answer: Selector,
-    accepted_answer: Selector,
-    question_tag: Selector,
-    date_created: Selector,
 }
 
 fn sel(css: &str) -> Selector {
@@ -264,16 +239,6 @@ static SEL: LazyLock<Selectors> = LazyLock::new(|| Selectors {
         "form[action*=\"captcha\"], .g-recaptcha, .h-captcha, #challenge-form, \
          #cf-challenge-running, #challenge-running, #challenge-error-text, .cf-turnstile",
     ),
-    question: sel("#question"),
-    question_title: sel("#question-header h1"),
-    vote_count_js: sel(".js-vote-count, .vote-count-post"),
-    header_label: sel("span.fc-light"),
-    answers_header: sel("#answers-header [data-answercount]"),
-    answer_count_prop: sel("[itemprop=\"answerCount\"]"),
-    answer: sel("#answers .answer"),
-    accepted_answer: sel("#answers .answer.accepted-answer"),
-    question_tag: sel(".post-taglist a.post-tag"),
-    date_created: sel("time[itemprop=\"dateCreated\"]"),
 });
 
 /// Parses one listing page. Never panics, whatever the input.
@@ -413,12 +378,6 @@ fn block_reason(doc: &Html) -> Option<String> {
 }
 
 fn check_text(html: &str) -> Result<(), ParseError> {
-    if html.len() > MAX_BODY_BYTES {
-        return Err(ParseError::TooLarge {
-            len: html.len(),
-            limit: MAX_BODY_BYTES,
-        });
-    }
     if html.trim().is_empty() {
         return Err(ParseError::Empty);
     }
@@ -607,155 +566,6 @@ fn raw_block_reason(html: &str) -> Option<String> {
         .iter()
         .find(|m| head.contains(*m))
         .map(|m| format!("{m:?} in a body without </html>"))
-}
-
-/// One single-question page (`/questions/{id}/…`), typed. A question page
-/// has no separate cleaning stage in the pipeline, so this borrows clean.rs's
-/// decoders instead of returning raw strings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QuestionPage {
-    pub question_id: u64,
-    /// Title with any `[closed]`-style suffix removed (see `status`).
-    pub title: String,
-    pub status: QuestionStatus,
-    pub score: i64,
-    pub views: u64,
-    /// True when `views` came from the exact "Viewed 393,193 times" title.
-    pub views_exact: bool,
-    pub asked_at: Option<DateTime<Utc>>,
-    /// "Modified" (or "Active" on older pages) in the question header.
-    pub modified_at: Option<DateTime<Utc>>,
-    pub tags: Vec<String>,
-    pub answer_count: u64,
-    pub accepted_answer_id: Option<u64>,
-}
-
-/// Parses a single-question page. Never panics, whatever the input.
-pub fn parse_question_page(html: &str) -> Result<QuestionPage, ParseError> {
-    check_text(html)?;
-    check_complete(html)?;
-    check_depth(html)?;
-    let doc = Html::parse_document(html);
-    let s = &*SEL;
-    let not_question = |doc: &Html| ParseError::NotQuestion {
-        title: page_title(doc),
-    };
-    let Some(question) = doc.select(&s.question).next() else {
-        if let Some(reason) = block_reason(&doc) {
-            return Err(ParseError::Blocked { reason });
-        }
-        return Err(not_question(&doc));
-    };
-
-    let question_id = question
-        .value()
-        .attr("data-questionid")
-        .and_then(|id| id.trim().parse::<u64>().ok())
-        .ok_or_else(|| not_question(&doc))?;
-    let full_title = doc
-        .select(&s.question_title)
-        .next()
-        .map(|h| collapse(&text_of(&h)))
-        .unwrap_or_default();
-    let (title, status) = split_status(&full_title);
-
-    let score = question
-        .select(&s.vote_count_js)
-        .next()
-        .and_then(|v| {
-            v.value()
-                .attr("data-value")
-                .and_then(|d| d.trim().parse::<i64>().ok())
-                .or_else(|| decode_count(&text_of(&v)).map(|(n, _)| n))
-        })
-        .ok_or_else(|| not_question(&doc))?;
-
-    // The header is a row of "Asked" / "Modified" / "Viewed" labels, each
-    // with its exact value in a `title` beside or around it.
-    let mut asked_at = None;
-    let mut modified_at = None;
-    let mut views = None;
-    for label in doc.select(&s.header_label) {
-        let word = collapse(&text_of(&label)).to_lowercase();
-        let holder = label.parent().and_then(ElementRef::wrap);
-        let holder_title = holder.and_then(|h| attr(&h, "title"));
-        let sibling_title = label
-            .next_siblings()
-            .filter_map(ElementRef::wrap)
-            .find_map(|e| attr(&e, "title"));
-        match word.as_str() {
-            "asked" => asked_at = asked_at.or(holder_title.as_deref().and_then(parse_iso)),
-            "modified" | "active" => {
-                modified_at = modified_at.or(sibling_title
-                    .or(holder_title)
-                    .as_deref()
-                    .and_then(parse_iso));
-            }
-            "viewed" => {
-                let exact = holder_title.as_deref().and_then(exact_number);
-                let shown = holder.and_then(|h| {
-                    let text = collapse(&text_of(&h));
-                    let rest = text.get("viewed".len()..).unwrap_or("").trim().to_owned();
-                    decode_count(&rest)
-                });
-                views = views.or(exact.map(|n| (n, true)).or(shown));
-            }
-            _ => {}
-        }
-    }
-    if asked_at.is_none() {
-        asked_at = question
-            .select(&s.date_created)
-            .chain(doc.select(&s.date_created))
-            .find_map(|t| t.value().attr("datetime").and_then(parse_iso));
-    }
-    let (views, views_exact) = views
-        .and_then(|(n, exact)| Some((u64::try_from(n).ok()?, exact)))
-        .ok_or_else(|| not_question(&doc))?;
-
-    let mut tags: Vec<String> = Vec::new();
-    // Questions carry at most five tags; the cap bounds the de-duplication.
-    for t in question
-        .select(&s.question_tag)
-        .chain(question.select(&s.post_tag))
-        .take(64)
-    {
-        let tag = collapse(&text_of(&t));
-        if !tag.is_empty() && !tags.contains(&tag) {
-            tags.push(tag);
-        }
-    }
-
-    let answer_count = doc
-        .select(&s.answers_header)
-        .next()
-        .and_then(|h| h.value().attr("data-answercount"))
-        .and_then(|n| n.trim().parse::<u64>().ok())
-        .or_else(|| {
-            doc.select(&s.answer_count_prop)
-                .next()
-                .and_then(|e| text_of(&e).trim().parse::<u64>().ok())
-        })
-        .unwrap_or_else(|| doc.select(&s.answer).count() as u64);
-    let accepted_answer_id = doc
-        .select(&s.accepted_answer)
-        .next()
-        .and_then(|a| a.value().attr("data-answerid"))
-        .and_then(|id| id.trim().parse::<u64>().ok());
-
-    Ok(QuestionPage {
-        question_id,
-        title: title.to_owned(),
-        status,
-        score,
-        views,
-        views_exact,
-        asked_at,
-        modified_at,
-        tags,
-        answer_count,
-        accepted_answer_id,
-    })
 }
 
 fn modern_summary(el: ElementRef) -> RawSummary {
@@ -971,8 +781,9 @@ fn has_class(el: &ElementRef, class: &str) -> bool {
     el.value().classes().any(|c| c == class)
 }
 
-/// Whitespace runs (including the newlines templates indent with) become
-/// one space.
+/// Whitespace runs (including the newlines templates indent with, and the
+/// no-break spaces of decoded API text) become one space. The API reader
+/// uses it too, so both sources' text compares equal.
 pub fn collapse(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -1180,66 +991,19 @@ mod tests {
             Err(ParseError::NotListing { title: None })
         ));
     }
-    fn question_fixture(name: &str) -> String {
+
+    #[test]
+    fn a_fetched_question_page_that_is_empty_or_cut_is_worth_a_retry() {
+        assert_eq!(parse_listing(""), Err(ParseError::Empty));
         let path = format!(
-            "{}/tests/fixtures/so-question/{name}",
+            "{}/tests/fixtures/so-question/question-29980798-2020.html",
             env!("CARGO_MANIFEST_DIR")
         );
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
-
-    fn utc(iso: &str) -> Option<DateTime<Utc>> {
-        parse_iso(iso)
-    }
-
-    #[test]
-    fn question_29980798_2020() {
-        let q = parse_question_page(&question_fixture("question-29980798-2020.html"))
-            .expect("question page");
-        assert_eq!(q.question_id, 29980798);
-        assert_eq!(q.title, "Where does pip install its packages?");
-        assert_eq!(q.status, QuestionStatus::Open);
-        assert_eq!(q.score, 353);
-        // Shown as "393k times", titled "Viewed 393,193 times".
-        assert_eq!((q.views, q.views_exact), (393_193, true));
-        assert_eq!(q.asked_at, utc("2015-05-01 02:25:16Z"));
-        assert_eq!(q.modified_at, utc("2020-07-22 17:27:29Z"));
-        assert_eq!(q.tags, ["python", "django", "pip", "virtualenv"]);
-        assert_eq!(q.answer_count, 7);
-        assert_eq!(q.accepted_answer_id, Some(29980912));
-    }
-
-    #[test]
-    fn question_19687421_2021() {
-        let q = parse_question_page(&question_fixture("question-19687421-2021.html"))
-            .expect("question page");
-        assert_eq!(q.question_id, 19687421);
-        assert_eq!(
-            q.title,
-            "Difference between BeautifulSoup and Scrapy crawler?"
-        );
-        assert_eq!(q.score, 141);
-        assert_eq!((q.views, q.views_exact), (73_494, true));
-        assert_eq!(q.asked_at, utc("2013-10-30 15:43:23Z"));
-        assert_eq!(q.modified_at, utc("2021-03-04 17:21:16Z"));
-        assert_eq!(q.tags, ["python", "beautifulsoup", "scrapy", "web-crawler"]);
-        assert_eq!(q.answer_count, 9);
-        assert_eq!(q.accepted_answer_id, Some(19734213));
-    }
-
-    #[test]
-    fn question_page_errors() {
-        assert_eq!(parse_question_page(""), Err(ParseError::Empty));
-        let listing = fixture("tagged-python-newest-2013.html");
-        assert!(matches!(
-            parse_question_page(&listing),
-            Err(ParseError::NotQuestion { .. })
-        ));
-        let page = question_fixture("question-29980798-2020.html");
+        let page = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         let cut = page
             .get(..page.len().saturating_sub(2000))
             .unwrap_or_default();
-        assert!(parse_question_page(cut).is_err_and(|e| e.is_retryable()));
+        assert!(parse_listing(cut).is_err_and(|e| e.is_retryable()));
     }
 
     #[test]

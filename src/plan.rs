@@ -2,13 +2,13 @@
 //! fetching anything (like `dask.delayed`), and the `PageJob` each becomes.
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::io;
+use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use thiserror::Error;
 
-use crate::actors::supervisor::PageFailure;
 use crate::config::{Config, Source, TagSet};
-use crate::model::PageContext;
+use crate::model::{FailedPage, PageContext};
 
 /// One page to fetch. It carries its identity from the supervisor to the
 /// fetcher and back, so no outcome is ever anonymous.
@@ -86,67 +86,41 @@ impl Plan {
     }
 }
 
-/// One line of the failures file: enough to fetch the page again.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FailedPage {
-    pub tag: String,
-    pub tab: String,
-    pub page: u32,
-    pub url: String,
-    pub attempts: u32,
-    pub kind: String,
-    pub error: String,
-}
-
-impl FailedPage {
-    /// The page's identity, as far as the failures file records it.
-    pub fn ctx(&self) -> PageContext {
-        let base_url = reqwest::Url::parse(&self.url)
-            .map(|u| format!("{}://{}", u.scheme(), u.authority()))
-            .unwrap_or_default();
-        let site = reqwest::Url::parse(&self.url)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_string))
-            .unwrap_or_default();
-        PageContext {
-            site,
-            base_url,
-            tag: self.tag.clone(),
-            tab: self.tab.clone(),
-            page: self.page,
-        }
-    }
-}
-
-impl From<&PageFailure> for FailedPage {
-    fn from(f: &PageFailure) -> Self {
-        FailedPage {
-            tag: f.ctx.tag.clone(),
-            tab: f.ctx.tab.clone(),
-            page: f.ctx.page,
-            url: f.url.clone(),
-            attempts: f.attempts,
-            kind: f.kind.to_string(),
-            error: f.error.clone(),
-        }
-    }
+/// Why a failures file could not be written or read back into a plan.
+#[derive(Debug, Error)]
+pub enum PlanError {
+    #[error("cannot write the failures file {}: {source}", path.display())]
+    Write { path: PathBuf, source: io::Error },
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    /// An entry that is not JSON, or names a page the plan would not build.
+    #[error("{} line {line}: {reason}", path.display())]
+    Entry {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
 }
 
 /// Writes the failures file, or removes a stale one when nothing failed, so
 /// the file always lists exactly the pages the last run lost.
-pub fn write_failures(path: &Path, pages: &[FailedPage]) -> Result<(), String> {
+pub fn write_failures(path: &Path, pages: &[FailedPage]) -> Result<(), PlanError> {
+    let failed = |source| PlanError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
     if pages.is_empty() {
         return match std::fs::remove_file(path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.to_string()),
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(failed(e)),
             _ => Ok(()),
         };
     }
     let mut text = String::new();
     for p in pages {
-        text.push_str(&serde_json::to_string(p).map_err(|e| e.to_string())?);
+        text.push_str(&serde_json::to_string(p).map_err(|e| failed(e.into()))?);
         text.push('\n');
     }
-    std::fs::write(path, text).map_err(|e| e.to_string())
+    std::fs::write(path, text).map_err(failed)
 }
 
 impl Plan {
@@ -155,16 +129,22 @@ impl Plan {
     /// size) and its URL must be exactly the one the plan builds for them
     /// on the configured site: an edited or foreign file can neither send
     /// requests elsewhere nor smuggle a path into a tag.
-    pub fn from_failures(path: &Path, config: &Config) -> Result<Plan, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    pub fn from_failures(path: &Path, config: &Config) -> Result<Plan, PlanError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PlanError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let mut jobs = Vec::new();
         for (i, line) in text
             .lines()
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
         {
-            let at = |reason: String| format!("{} line {}: {reason}", path.display(), i + 1);
+            let at = |reason: String| PlanError::Entry {
+                path: path.to_path_buf(),
+                line: i + 1,
+                reason,
+            };
             let f: FailedPage = serde_json::from_str(line).map_err(|e| at(e.to_string()))?;
             jobs.push(failed_job(&f, config).map_err(at)?);
         }
@@ -174,11 +154,15 @@ impl Plan {
 
 /// Rebuilds a failures-file entry's job from its validated fields.
 fn failed_job(f: &FailedPage, config: &Config) -> Result<PageJob, String> {
-    let tag = crate::config::check_tag(&f.tag)?;
-    if tag != f.tag {
-        return Err(format!("tag `{}` is not written as a tag (`{tag}`)", f.tag));
+    let ctx = &f.ctx;
+    let tag = crate::config::check_tag(&ctx.tag)?;
+    if tag != ctx.tag {
+        return Err(format!(
+            "tag `{}` is not written as a tag (`{tag}`)",
+            ctx.tag
+        ));
     }
-    if f.page == 0 {
+    if ctx.page == 0 {
         return Err("page 0: pages start at 1".into());
     }
     let url = reqwest::Url::parse(&f.url).map_err(|e| format!("`{}` is not a URL: {e}", f.url))?;
@@ -187,12 +171,12 @@ fn failed_job(f: &FailedPage, config: &Config) -> Result<PageJob, String> {
         .find(|(k, _)| k == "pagesize")
         .and_then(|(_, v)| v.parse().ok())
         .ok_or_else(|| format!("{} has no pagesize", f.url))?;
-    let job =
-        Source::of_url(config, &f.url).job_from_fields(config, &tag, &f.tab, f.page, pagesize)?;
+    let job = Source::of_url(config, &f.url)
+        .job_from_fields(config, &tag, &ctx.tab, ctx.page, pagesize)?;
     if job.url != f.url {
         return Err(format!(
             "{} is not the URL of tag {tag} {} page {} on {}: expected {}",
-            f.url, f.tab, f.page, config.base_url, job.url
+            f.url, ctx.tab, ctx.page, config.base_url, job.url
         ));
     }
     Ok(job)
@@ -216,9 +200,7 @@ mod tests {
         .unwrap();
         let job = PageJob::api(&c, "rust", ApiSort::Creation, 3, 100);
         let line = FailedPage {
-            tag: "rust".into(),
-            tab: "creation".into(),
-            page: 3,
+            ctx: job.ctx.clone(),
             url: job.url.clone(),
             attempts: 5,
             kind: "internal_error".into(),
@@ -229,7 +211,7 @@ mod tests {
         assert_eq!(plan.jobs, [job]);
     }
 
-    fn retry_plan(entries: &[FailedPage]) -> Result<Plan, String> {
+    fn retry_plan(entries: &[FailedPage]) -> Result<Plan, PlanError> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("failed.jsonl");
         write_failures(&path, entries).unwrap();
@@ -247,14 +229,37 @@ mod tests {
 
     fn listing_entry(tag: &str, tab: &str, page: u32, url: &str) -> FailedPage {
         FailedPage {
-            tag: tag.into(),
-            tab: tab.into(),
-            page,
+            ctx: PageContext {
+                site: "127.0.0.1".into(),
+                base_url: "http://127.0.0.1:8080".into(),
+                tag: tag.into(),
+                tab: tab.into(),
+                page,
+            },
             url: url.into(),
             attempts: 5,
             kind: "server_error".into(),
             error: "HTTP 500".into(),
         }
+    }
+
+    #[test]
+    fn a_failures_file_line_is_flat_json_without_the_site_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("failed.jsonl");
+        let url = "http://127.0.0.1:8080/questions/tagged/c%23?tab=Votes&page=3&pagesize=30";
+        let entry = listing_entry("c#", "Votes", 3, url);
+        write_failures(&path, std::slice::from_ref(&entry)).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            format!(
+                "{{\"tag\":\"c#\",\"tab\":\"Votes\",\"page\":3,\"url\":\"{url}\",\
+                 \"attempts\":5,\"kind\":\"server_error\",\"error\":\"HTTP 500\"}}\n"
+            )
+        );
+        let back: FailedPage = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(back, entry, "the site fields come back from the URL");
     }
 
     #[test]
@@ -338,9 +343,10 @@ mod tests {
         for (entry, why) in cases {
             let err = retry_plan(std::slice::from_ref(&entry)).expect_err(why);
             assert!(
-                err.contains(why) && err.contains("line 1"),
+                matches!(&err, PlanError::Entry { line: 1, reason, .. } if reason.contains(why)),
                 "{entry:?}: {err}"
             );
+            assert!(err.to_string().contains("failed.jsonl line 1"), "{err}");
         }
     }
 

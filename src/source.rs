@@ -19,7 +19,7 @@ use crate::clean::clean_page;
 use crate::config::{ApiKey, Config, Tab, TagSet};
 use crate::fetch::{Body, FetchError, HttpClient};
 use crate::lane::{Lane, LaneError};
-use crate::model::{PageContext, Question, Rejection};
+use crate::model::{Listing, PageContext};
 use crate::parse::{parse_listing, ParseError};
 use crate::plan::PageJob;
 
@@ -67,17 +67,9 @@ impl JobError {
     }
 }
 
-/// A page read into records.
-#[derive(Debug, Clone)]
-pub struct CleanedListing {
-    pub layout: &'static str,
-    pub questions: Vec<Question>,
-    pub rejections: Vec<Rejection>,
-    /// What the API said beyond its items; `None` for an HTML page.
-    pub api: Option<ApiWrapper>,
-}
-
-impl CleanedListing {
+// The sources' paging rules, kept here with the rest of what differs
+// between sources (an inherent impl may live in any module of the crate).
+impl Listing {
     /// The source says no page of this tag comes after this one.
     pub fn is_last(&self) -> bool {
         self.api.is_some_and(|w| !w.has_more)
@@ -88,19 +80,6 @@ impl CleanedListing {
         api::throttle_pause(self.api.and_then(|w| w.backoff))
     }
 }
-
-/// What an API response says beyond its items: whether the tag goes on,
-/// how much quota is left, and whether to back off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ApiWrapper {
-    pub has_more: bool,
-    pub quota_remaining: Option<u64>,
-    pub quota_max: Option<u64>,
-    pub backoff: Option<Duration>,
-}
-
-/// The `layout` an API page reports.
-pub const API_LAYOUT: &str = "api-2.3";
 
 /// The two hosts' lanes. The API's `backoff` must not stall HTML pages, nor
 /// a site's 429 stall the API.
@@ -149,7 +128,8 @@ impl PageJob {
             page,
             pagesize,
             site: config.api.site.clone().unwrap_or_default(),
-            key: None,
+            // None unless the config names one: the API's default filter
+            // returns every field we read; a custom one saves bandwidth, not quota.
             filter: config.api.filter.clone(),
         };
         PageJob {
@@ -314,32 +294,10 @@ impl Source {
         ctx: &PageContext,
         body: &str,
         fetched_at: DateTime<Utc>,
-    ) -> Result<CleanedListing, JobError> {
+    ) -> Result<Listing, JobError> {
         match self {
-            Source::Html => {
-                let parsed = parse_listing(body)?;
-                let cleaned = clean_page(&parsed, ctx, fetched_at);
-                Ok(CleanedListing {
-                    layout: parsed.layout.name(),
-                    questions: cleaned.questions,
-                    rejections: cleaned.rejections,
-                    api: None,
-                })
-            }
-            Source::Api => {
-                let page = api::parse_api_page(body, ctx, fetched_at)?;
-                Ok(CleanedListing {
-                    layout: API_LAYOUT,
-                    questions: page.questions,
-                    rejections: page.rejections,
-                    api: Some(ApiWrapper {
-                        has_more: page.has_more,
-                        quota_remaining: page.quota_remaining,
-                        quota_max: page.quota_max,
-                        backoff: page.backoff,
-                    }),
-                })
-            }
+            Source::Html => Ok(clean_page(&parse_listing(body)?, ctx, fetched_at)),
+            Source::Api => Ok(api::parse_api_page(body, ctx, fetched_at)?),
         }
     }
 }

@@ -14,8 +14,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use stackcrawl::api::ApiError;
-use stackcrawl::model::Question;
-use stackcrawl::plan::FailedPage;
+use stackcrawl::model::{FailedPage, Question};
 use stackcrawl::CrawlError;
 use stackcrawl_fakesite::api::{api_link, last_activity, query_param, ApiFault};
 use stackcrawl_fakesite::{
@@ -326,7 +325,7 @@ async fn a_bad_parameter_stops_the_crawl_at_once_and_nothing_is_retried() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(listed.len(), 1);
-    assert_eq!((listed[0].tag.as_str(), listed[0].page), ("a", 2));
+    assert_eq!((listed[0].ctx.tag.as_str(), listed[0].ctx.page), ("a", 2));
     assert_eq!(listed[0].kind, "bad_parameter");
     assert_eq!(listed[0].attempts, 1);
     eprintln!(
@@ -546,10 +545,13 @@ async fn with_the_network_down_page_2_waits_for_page_1_and_no_budget_is_spent() 
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let first = failed.iter().find(|f| f.page == 1).expect("page 1 listed");
+    let first = failed
+        .iter()
+        .find(|f| f.ctx.page == 1)
+        .expect("page 1 listed");
     assert_eq!(first.attempts, 3, "page 1 tried 1 + max_retries times");
     for page in 2..=5 {
-        let f = failed.iter().find(|f| f.page == page).expect("listed");
+        let f = failed.iter().find(|f| f.ctx.page == page).expect("listed");
         assert_eq!(
             (f.attempts, f.kind.as_str()),
             (0, "not_reached"),

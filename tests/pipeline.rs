@@ -287,11 +287,11 @@ async fn a_page_failing_every_retry_is_named_in_the_summary() {
     let summary = crawl_site(cfg).await.expect("crawl runs");
     assert_eq!(summary.pages_failed, 1);
     assert_eq!(summary.failures.len(), 1);
-    assert_eq!(summary.failures[0].0.page, 2);
+    assert_eq!(summary.failures[0].ctx.page, 2);
     assert!(
-        summary.failures[0].1.contains("502"),
+        summary.failures[0].to_string().contains("502"),
         "{}",
-        summary.failures[0].1
+        summary.failures[0]
     );
     assert_eq!(hits_per_page(&site.page_hits())[&("a".to_string(), 2)], 3);
     assert_eq!(read_jsonl(&out).len(), 50, "page 1 is kept");

@@ -280,7 +280,11 @@ async fn a_huge_body_is_refused_not_buffered() {
     .unwrap();
     assert_eq!(s.pages_done, 1);
     assert_eq!(s.pages_failed, 1);
-    assert!(s.failures[0].1.contains("too_large"), "{}", s.failures[0].1);
+    assert!(
+        s.failures[0].to_string().contains("too_large"),
+        "{}",
+        s.failures[0]
+    );
     assert_eq!(
         site.page_hits().len(),
         2,
@@ -329,7 +333,11 @@ async fn a_body_that_is_not_html_is_fetched_once() {
     .await
     .unwrap();
     assert_eq!((s.pages_done, s.pages_failed, s.retries), (1, 1, 0));
-    assert!(s.failures[0].1.contains("not HTML"), "{}", s.failures[0].1);
+    assert!(
+        s.failures[0].to_string().contains("not HTML"),
+        "{}",
+        s.failures[0]
+    );
     let page_1 = site
         .page_hits()
         .iter()
@@ -358,7 +366,11 @@ async fn redirects_off_the_host_are_not_followed() {
     .await
     .unwrap();
     assert_eq!(s.pages_failed, 1);
-    assert!(s.failures[0].1.contains("host"), "{}", s.failures[0].1);
+    assert!(
+        s.failures[0].to_string().contains("host"),
+        "{}",
+        s.failures[0]
+    );
 }
 
 #[actix::test]

@@ -15,10 +15,9 @@ use chrono::{DateTime, Utc};
 use thiserror::Error;
 use tracing::{info, warn};
 
-use crate::model::{PageReport, PostKind, TagTotals};
+use crate::model::{Listing, PageReport, PostKind, TagTotals};
 use crate::output::{Sink, SinkError};
 use crate::plan::PageJob;
-use crate::source::CleanedListing;
 use crate::store::{ExportFormat, PassTotals, Store, StoreError, StoreStats};
 
 #[derive(Debug, Error)]
@@ -35,7 +34,7 @@ pub enum OutputError {
 #[rtype(result = "Result<PageReport, OutputError>")]
 pub struct Records {
     pub job: PageJob,
-    pub listing: CleanedListing,
+    pub listing: Listing,
 }
 
 /// Starts (or resumes) a pass of a tag set in the store.

@@ -16,10 +16,10 @@ use crate::actors::aggregator::{Aggregator, Records};
 use crate::actors::cleaner::{Cleaner, RawPage};
 use crate::fetch::FetchError;
 use crate::lane::Lane;
-use crate::model::PageReport;
+use crate::model::{ApiWrapper, PageReport};
 use crate::plan::PageJob;
 pub use crate::source::JobError;
-use crate::source::{ApiWrapper, Lanes, Requester};
+use crate::source::{Lanes, Requester};
 
 impl Message for PageJob {
     type Result = ();
@@ -30,7 +30,6 @@ impl Message for PageJob {
 #[rtype(result = "()")]
 pub struct JobEnded {
     pub fetcher: usize,
-    pub job: PageJob,
     pub result: Result<PageReport, JobError>,
     /// For an API page that was read: has_more, quota and backoff.
     pub api: Option<ApiWrapper>,
@@ -53,7 +52,7 @@ impl Handler<PageJob> for Fetcher {
     type Result = ();
 
     fn handle(&mut self, job: PageJob, ctx: &mut Context<Self>) {
-        let tools = Tools {
+        let attempt = Attempt {
             requester: self.requester.clone(),
             lane: self.lanes.for_job(&job).clone(),
             cleaner: self.cleaner.clone(),
@@ -61,17 +60,18 @@ impl Handler<PageJob> for Fetcher {
         };
         let span =
             info_span!("page", tag = %job.ctx.tag, page = job.ctx.page, attempt = job.attempt);
-        let work = fetch_page(tools, job.clone()).instrument(span);
+        let url = job.url.clone();
+        let work = attempt.run(job).instrument(span);
         let fetcher = self.id;
         let supervisor = self.supervisor.clone();
         ctx.spawn(work.into_actor(self).map(move |(result, api), _, _| {
             if let Err(e) = &result {
-                debug!(url = %job.url, error = %e, "attempt failed");
+                debug!(url = %url, error = %e, "attempt failed");
             }
-            // One JobEnded per PageJob: bounded by construction.
+            // One JobEnded per PageJob: bounded by construction. The
+            // supervisor knows which job it was from `fetcher`.
             supervisor.do_send(JobEnded {
                 fetcher,
-                job,
                 result,
                 api,
             });
@@ -79,54 +79,57 @@ impl Handler<PageJob> for Fetcher {
     }
 }
 
-/// What one attempt needs, moved into its future.
-struct Tools {
+/// One attempt at a page: the handles it uses, owned, because its future
+/// outlives the `handle` call that starts it.
+struct Attempt {
     requester: Requester,
     lane: Arc<Lane>,
     cleaner: Addr<Cleaner>,
     aggregator: Addr<Aggregator>,
 }
 
-/// One attempt at a page, whatever its source: the lane's leave, the
-/// request, the body read into records on the cleaner's threads, the
-/// records written. What the page said about quota and paging goes back to
-/// the supervisor even when its records cannot be written.
-async fn fetch_page(t: Tools, job: PageJob) -> (Result<PageReport, JobError>, Option<ApiWrapper>) {
-    let mut wrapper = None;
-    let result = async {
-        // Held until the response is read and any pause it asks for is
-        // applied: the next request of a serial lane waits for it.
-        let ticket = t.lane.admit().await?;
-        debug!(url = %job.url, "GET");
-        let body = job.source.request(&t.requester, &t.lane, &job).await;
-        if let Err(JobError::Fetch(FetchError::Connect(_))) = &body {
-            // It never reached the server: it costs no budget.
-            if let Err(e) = t.lane.refund(&ticket) {
-                warn!(error = %e, "request budget not handed back");
+impl Attempt {
+    /// Whatever the page's source: the lane's leave, the request, the body
+    /// read into records on the cleaner's threads, the records written. What
+    /// the page said about quota and paging goes back to the supervisor even
+    /// when its records cannot be written.
+    async fn run(self, job: PageJob) -> (Result<PageReport, JobError>, Option<ApiWrapper>) {
+        let mut wrapper = None;
+        let result = async {
+            // Held until the response is read and any pause it asks for is
+            // applied: the next request of a serial lane waits for it.
+            let ticket = self.lane.admit().await?;
+            debug!(url = %job.url, "GET");
+            let body = job.source.request(&self.requester, &self.lane, &job).await;
+            if let Err(JobError::Fetch(FetchError::Connect(_))) = &body {
+                // It never reached the server: it costs no budget.
+                if let Err(e) = self.lane.refund(&ticket) {
+                    warn!(error = %e, "request budget not handed back");
+                }
             }
+            let body = body?;
+            let listing = self
+                .cleaner
+                .send(RawPage {
+                    source: job.source,
+                    ctx: job.ctx.clone(),
+                    body: body.text,
+                    fetched_at: body.fetched_at,
+                })
+                .await
+                .map_err(|_| JobError::Stopped)??;
+            wrapper = listing.api;
+            if let Some(pause) = listing.pause_after() {
+                self.lane.pause_for(pause);
+            }
+            drop(ticket);
+            self.aggregator
+                .send(Records { job, listing })
+                .await
+                .map_err(|_| JobError::Stopped)?
+                .map_err(|e| JobError::Output(e.to_string()))
         }
-        let body = body?;
-        let listing = t
-            .cleaner
-            .send(RawPage {
-                source: job.source,
-                ctx: job.ctx.clone(),
-                body: body.text,
-                fetched_at: body.fetched_at,
-            })
-            .await
-            .map_err(|_| JobError::Stopped)??;
-        wrapper = listing.api;
-        if let Some(pause) = listing.pause_after() {
-            t.lane.pause_for(pause);
-        }
-        drop(ticket);
-        t.aggregator
-            .send(Records { job, listing })
-            .await
-            .map_err(|_| JobError::Stopped)?
-            .map_err(|e| JobError::Output(e.to_string()))
+        .await;
+        (result, wrapper)
     }
-    .await;
-    (result, wrapper)
 }

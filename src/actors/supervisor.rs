@@ -28,36 +28,27 @@ use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
 use crate::actors::fetcher::{Fetcher, JobEnded};
-use crate::api::{self, ApiError, ApiUsage};
+use crate::api::{self, ApiError};
 use crate::budget::Budget;
 use crate::fetch::FetchError;
 use crate::frontier::{Entry, Frontier, Unfetched};
 use crate::lane::LaneError;
-use crate::model::{PageContext, PageReport};
+use crate::model::{ApiUsage, ApiWrapper, FailedPage, PageContext, PageReport};
 use crate::plan::PageJob;
-use crate::source::{ApiWrapper, JobError, Lanes};
+use crate::source::{JobError, Lanes};
 
 /// How a submitted page ended.
 #[derive(Debug, Clone)]
 pub enum PageOutcome {
     Done(PageReport),
     /// Failed after its retries, or at once when not retryable.
-    Failed(PageFailure),
+    Failed(FailedPage),
     /// Not fetched: its tag ran out before it, or the crawl was drained.
     Skipped {
         ctx: PageContext,
         url: String,
         why: &'static str,
     },
-}
-
-#[derive(Debug, Clone)]
-pub struct PageFailure {
-    pub ctx: PageContext,
-    pub url: String,
-    pub attempts: u32,
-    pub kind: &'static str,
-    pub error: String,
 }
 
 /// One page job with the future waiting on it.
@@ -203,11 +194,11 @@ impl Supervisor {
                 Unfetched::NotReached { entry, failed_page } => {
                     self.stats.failed += 1;
                     warn!(tag = %entry.job.ctx.tag, page = entry.job.ctx.page, failed_page, "page not fetched after an earlier page failed");
-                    let _ = entry.reply.send(PageOutcome::Failed(PageFailure {
+                    let _ = entry.reply.send(PageOutcome::Failed(FailedPage {
                         ctx: entry.job.ctx,
                         url: entry.job.url,
                         attempts: 0,
-                        kind: "not_reached",
+                        kind: "not_reached".into(),
                         error: format!(
                             "not fetched: page {failed_page} of the tag failed, so whether this page exists is unknown"
                         ),
@@ -490,11 +481,11 @@ impl Handler<JobEnded> for Supervisor {
                     self.stop(WHY_BUDGET_BROKEN);
                 }
                 let out = self.frontier.failed(&p.job);
-                let _ = p.reply.send(PageOutcome::Failed(PageFailure {
+                let _ = p.reply.send(PageOutcome::Failed(FailedPage {
                     ctx: p.job.ctx,
                     url: p.job.url,
                     attempts: p.job.attempt,
-                    kind: e.kind(),
+                    kind: e.kind().into(),
                     error: e.to_string(),
                 }));
                 self.deliver(out);
