@@ -12,7 +12,7 @@ use crate::error::CrawlError;
 use crate::model::{FailedPage, RunSummary};
 use crate::output::Sink;
 use crate::plan::{self, Plan};
-use crate::store::Store;
+use crate::store::PassStore;
 use crate::writer_lock;
 
 /// The store's name for the pass of a one-off `crawl --store`.
@@ -61,7 +61,7 @@ pub async fn crawl(
     config: Config,
     mut plan: Plan,
     sink: Sink,
-    store: Option<Store>,
+    store: Option<Box<dyn PassStore>>,
     shutdown: impl Future<Output = ()> + 'static,
 ) -> Result<RunSummary, CrawlError> {
     info!(

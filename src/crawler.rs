@@ -17,7 +17,7 @@ use futures_util::FutureExt;
 use tokio::sync::{oneshot, watch};
 use tracing::{debug, info, warn};
 
-use crate::actors::aggregator::{BeginPass, EndPass, Flush, GetStoreStats, PassPlan};
+use crate::actors::aggregator::{BeginPass, EndPass, Flush, GetStoreStats, OpenedPass};
 use crate::actors::supervisor::PageOutcome;
 use crate::actors::supervisor::{Drain, GetStats, NewPass, Submit, SupervisorStats};
 use crate::actors::Pipeline;
@@ -32,7 +32,7 @@ use crate::output::Sink;
 use crate::plan::{PageJob, Plan};
 use crate::robots::{self, RobotsError, RobotsPolicy};
 use crate::source::Lanes;
-use crate::store::{PassTotals, Store};
+use crate::store::{PassStore, PassTotals};
 use crate::throttle::Throttle;
 
 /// A page's outcome, once it has one. Resolves even if the crawler stops.
@@ -54,7 +54,7 @@ impl Crawler {
     pub fn start(
         config: Config,
         sink: Option<Sink>,
-        store: Option<Store>,
+        store: Option<Box<dyn PassStore>>,
     ) -> Result<Crawler, CrawlError> {
         let http = HttpClient::new(&config).map_err(CrawlError::HttpClient)?;
         let mut budget = Budget::open(&config.budget_file, config.daily_budget)?;
@@ -99,7 +99,7 @@ impl Crawler {
         tag_set: &str,
         newest: bool,
         plan: &mut Plan,
-    ) -> Result<PassPlan, CrawlError> {
+    ) -> Result<OpenedPass, CrawlError> {
         let pass = self
             .pipeline
             .aggregator
@@ -174,7 +174,7 @@ impl Crawler {
                 LaneError::Exhausted { resets_at, .. } => CrawlError::BudgetExhausted { resets_at },
                 e => e.into(),
             })?;
-            let response = self.http.get_any(&url).await;
+            let response = self.http.get_response(&url).await;
             if let Err(FetchError::Connect(_)) = &response {
                 lane.refund(&ticket)?;
             }
@@ -322,7 +322,7 @@ pub fn shutdown_flag(shutdown: impl Future<Output = ()> + 'static) -> watch::Rec
 
 /// How a batch of submitted pages ended.
 #[derive(Debug, Default)]
-pub struct Driven {
+pub struct BatchEnd {
     /// Pages lost after their retries, as the failures file lists them.
     pub failures: Vec<FailedPage>,
     /// Shutdown was requested while the batch ran.
@@ -341,9 +341,9 @@ impl Crawler {
         futures: Vec<PageFuture>,
         shutdown: &mut watch::Receiver<bool>,
         status: &mut tokio::time::Interval,
-    ) -> Result<Driven, CrawlError> {
+    ) -> Result<BatchEnd, CrawlError> {
         let mut pending = as_completed(futures);
-        let mut driven = Driven::default();
+        let mut driven = BatchEnd::default();
         // In-flight pages get this long to finish after a shutdown request;
         // pages cut off are not recorded done, so a resume fetches them.
         let drain_limit = self.config.timeout + self.config.retry_base;

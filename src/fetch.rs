@@ -143,8 +143,8 @@ impl HttpClient {
     }
 
     /// GETs a page: a 2xx body, or the error that says what went wrong.
-    pub async fn get(&self, url: &str) -> Result<Body, FetchError> {
-        let resp = self.get_any(url).await?;
+    pub async fn get_ok(&self, url: &str) -> Result<Body, FetchError> {
+        let resp = self.get_response(url).await?;
         match resp.status {
             429 | 503 => Err(FetchError::RateLimited {
                 status: resp.status,
@@ -160,7 +160,7 @@ impl HttpClient {
 
     /// GETs a URL and returns whatever status it answers with, its body read
     /// up to the size cap (robots.txt and the API put meaning in error bodies).
-    pub async fn get_any(&self, url: &str) -> Result<Response, FetchError> {
+    pub async fn get_response(&self, url: &str) -> Result<Response, FetchError> {
         let mut resp = self
             .client
             .get(url)
@@ -253,7 +253,7 @@ mod tests {
         let http = HttpClient::new(&config).unwrap();
         // Port 1 on loopback: nothing listens, the connection is refused.
         let err = http
-            .get_any("http://127.0.0.1:1/2.3/questions?site=stackoverflow&key=S3CRET")
+            .get_response("http://127.0.0.1:1/2.3/questions?site=stackoverflow&key=S3CRET")
             .await
             .unwrap_err();
         let text = format!("{err} {err:?}");

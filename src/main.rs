@@ -380,7 +380,10 @@ fn crawl(args: CrawlArgs, env: &Environment) -> Result<(), Failure> {
     }
     .map_err(|e| Failure::Failed(e.to_string()))?;
     let store = match &args.store {
-        Some(path) => Some(Store::open(path).map_err(|e| Failure::Failed(e.to_string()))?),
+        Some(path) => {
+            let store = Store::open(path).map_err(|e| Failure::Failed(e.to_string()))?;
+            Some(Box::new(store) as Box<dyn stackcrawl::store::PassStore>)
+        }
         None => None,
     };
     let s = actix_rt::System::new().block_on(stackcrawl::crawl(

@@ -8,25 +8,9 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use crate::config::{Config, Source, TagSet};
-use crate::model::{FailedPage, PageContext};
-
-/// One page to fetch. It carries its identity from the supervisor to the
-/// fetcher and back, so no outcome is ever anonymous.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct PageJob {
-    pub ctx: PageContext,
-    /// For an API page, the URL without the app key: the fetcher adds the
-    /// key, so no log line, failures file or dry run can show it.
-    pub url: String,
-    /// 1 for the first try; a retry is the same job with a higher attempt.
-    pub attempt: u32,
-    pub source: Source,
-    /// Handed out only after the page before it of the same tag came back
-    /// saying there is more: an API page (`has_more`), or a page of an
-    /// incremental pass (the page before showed new or changed questions).
-    /// Every request past a tag's end would be wasted.
-    pub after_previous: bool,
-}
+use crate::model::FailedPage;
+/// A page to fetch is its source's to build; the plan lists them.
+pub use crate::source::PageJob;
 
 /// The pages of one run, in the order they are handed out: page 1 of every
 /// tag first, so each tag learns early whether it runs out.
@@ -187,6 +171,7 @@ mod tests {
     use super::*;
     use crate::api::ApiSort;
     use crate::config::Overrides;
+    use crate::model::PageContext;
 
     #[test]
     fn failed_api_pages_are_fetched_again_as_api_pages() {

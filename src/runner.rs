@@ -180,7 +180,7 @@ fn log_run_stopped(t: &RunTotals) {
 /// configured page (once per start and per reload, not per pass).
 async fn start(config: &Config) -> Result<Crawler, CrawlError> {
     let store = Store::open(&config.store_path).map_err(|e| CrawlError::Output(e.into()))?;
-    let crawler = Crawler::start(config.clone(), None, Some(store))?;
+    let crawler = Crawler::start(config.clone(), None, Some(Box::new(store)))?;
     crawler.check_robots(&Plan::from_config(config)).await?;
     Ok(crawler)
 }

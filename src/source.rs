@@ -21,7 +21,6 @@ use crate::fetch::{Body, FetchError, HttpClient};
 use crate::lane::{Lane, LaneError};
 use crate::model::{Listing, PageContext};
 use crate::parse::{parse_listing, ParseError};
-use crate::plan::PageJob;
 
 pub use crate::config::Source;
 
@@ -105,6 +104,24 @@ pub struct Requester {
     pub api_key: Option<ApiKey>,
     /// The shortest pause after an API `throttle_violation`.
     pub violation_pause: Duration,
+}
+
+/// One page to fetch. It carries its identity from the supervisor to the
+/// fetcher and back, so no outcome is ever anonymous.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PageJob {
+    pub ctx: PageContext,
+    /// For an API page, the URL without the app key: the fetcher adds the
+    /// key, so no log line, failures file or dry run can show it.
+    pub url: String,
+    /// 1 for the first try; a retry is the same job with a higher attempt.
+    pub attempt: u32,
+    pub source: Source,
+    /// Handed out only after the page before it of the same tag came back
+    /// saying there is more: an API page (`has_more`), or a page of an
+    /// incremental pass (the page before showed new or changed questions).
+    /// Every request past a tag's end would be wasted.
+    pub after_previous: bool,
 }
 
 impl PageJob {
@@ -244,7 +261,7 @@ impl Source {
     ) -> Result<Body, JobError> {
         match self {
             Source::Html => {
-                let body = r.http.get(&job.url).await;
+                let body = r.http.get_ok(&job.url).await;
                 if let Err(e) = &body {
                     honour_retry_after(lane, e);
                 }
@@ -253,8 +270,12 @@ impl Source {
             Source::Api => {
                 // `job.url` has no key; the keyed URL lives only in this call.
                 let resp = match &r.api_key {
-                    Some(key) => r.http.get_any(&api::with_key(&job.url, key.expose())).await,
-                    None => r.http.get_any(&job.url).await,
+                    Some(key) => {
+                        r.http
+                            .get_response(&api::with_key(&job.url, key.expose()))
+                            .await
+                    }
+                    None => r.http.get_response(&job.url).await,
                 }?;
                 if (200..300).contains(&resp.status) {
                     return Ok(Body {

@@ -18,7 +18,7 @@ use tracing::{info, warn};
 use crate::model::{Listing, PageReport, PostKind, TagTotals};
 use crate::output::{Sink, SinkError};
 use crate::plan::PageJob;
-use crate::store::{ExportFormat, PassTotals, Store, StoreError, StoreStats};
+use crate::store::{ExportFormat, PassStore, PassTotals, StoreError, StoreStats};
 
 #[derive(Debug, Error)]
 pub enum OutputError {
@@ -39,7 +39,7 @@ pub struct Records {
 
 /// Starts (or resumes) a pass of a tag set in the store.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<PassPlan, OutputError>")]
+#[rtype(result = "Result<OpenedPass, OutputError>")]
 pub struct BeginPass {
     pub tag_set: String,
     /// Whether a Newest pass may stop at pages of already-stored questions.
@@ -48,7 +48,7 @@ pub struct BeginPass {
 }
 
 #[derive(Debug, Clone)]
-pub struct PassPlan {
+pub struct OpenedPass {
     pub pass_id: i64,
     pub resumed: bool,
     /// (tag, tab, page) already done in this pass before a crash.
@@ -91,7 +91,8 @@ struct ActivePass {
 
 pub struct Aggregator {
     sink: Option<Sink>,
-    store: Option<Store>,
+    /// Any backend: the actors see only the interface.
+    store: Option<Box<dyn PassStore>>,
     pass: Option<ActivePass>,
     /// (site, question_id) of every question written to the file output in
     /// this run: a new question can push another onto the next page
@@ -107,7 +108,11 @@ pub struct Aggregator {
 }
 
 impl Aggregator {
-    pub fn new(sink: Option<Sink>, store: Option<Store>, started: Instant) -> Aggregator {
+    pub fn new(
+        sink: Option<Sink>,
+        store: Option<Box<dyn PassStore>>,
+        started: Instant,
+    ) -> Aggregator {
         // A file output must hold each question once per run; `run` writes
         // only to the store, which is keyed, so it keeps no set.
         let seen = sink.as_ref().map(|_| HashSet::new());
@@ -157,7 +162,7 @@ impl Handler<Records> for Aggregator {
         let (mut new, mut updated, mut ends_tag) = (0, 0, empty || no_more);
         if let (Some(store), Some(pass)) = (&mut self.store, &self.pass) {
             let incremental = pass.incremental;
-            let write = store.record_page_ending(pass.id, &job.ctx, &fresh, Utc::now(), |w| {
+            let write = store.record_page_ending(pass.id, &job.ctx, &fresh, Utc::now(), &|w| {
                 empty || no_more || (incremental && w.all_unchanged())
             })?;
             new = write.new;
@@ -200,7 +205,7 @@ impl Handler<Records> for Aggregator {
 }
 
 impl Handler<BeginPass> for Aggregator {
-    type Result = Result<PassPlan, OutputError>;
+    type Result = Result<OpenedPass, OutputError>;
 
     fn handle(&mut self, msg: BeginPass, _: &mut Context<Self>) -> Self::Result {
         let store = self.store.as_mut().ok_or(OutputError::NoStore)?;
@@ -215,7 +220,7 @@ impl Handler<BeginPass> for Aggregator {
             id: start.pass_id,
             incremental,
         });
-        Ok(PassPlan {
+        Ok(OpenedPass {
             pass_id: start.pass_id,
             resumed: start.resumed,
             done,

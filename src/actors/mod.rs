@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::fetch::HttpClient;
 use crate::output::Sink;
 use crate::source::{Lanes, Requester};
-use crate::store::Store;
+use crate::store::PassStore;
 use aggregator::Aggregator;
 use cleaner::Cleaner;
 use fetcher::Fetcher;
@@ -44,7 +44,7 @@ impl Pipeline {
         http: HttpClient,
         lanes: Lanes,
         sink: Option<Sink>,
-        store: Option<Store>,
+        store: Option<Box<dyn PassStore>>,
         started: Instant,
     ) -> Pipeline {
         let cleaner = SyncArbiter::start(cleaner_threads(), || Cleaner);
