@@ -59,19 +59,8 @@ impl Service {
 
     /// Waits (bounded) for the next log line with this message and returns it.
     pub fn wait_for(&mut self, message: &str) -> serde_json::Value {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(v) => {
-                    self.seen.push(v.clone());
-                    if v["message"] == message {
-                        return v;
-                    }
-                }
-                Err(_) => panic!("no `{message}` log line; saw {:#?}", self.seen),
-            }
-        }
+        self.next(message, Duration::from_secs(60))
+            .unwrap_or_else(|| panic!("no `{message}` log line; saw {:#?}", self.seen))
     }
 
     pub fn signal(&self, sig: &str) {
