@@ -33,10 +33,7 @@ impl Plan {
                 // Two tag sets naming the same tag, source and order would
                 // fetch the same pages twice; the larger page count wins.
                 let same = |(t, s): &&mut (String, TagSet)| {
-                    t == tag
-                        && s.source == set.source
-                        && s.pagesize == set.pagesize
-                        && s.source.order(s) == set.source.order(set)
+                    t == tag && s.order == set.order && s.pagesize == set.pagesize
                 };
                 if let Some((_, existing)) = per_tag.iter_mut().find(same) {
                     existing.pages = existing.pages.max(set.pages);
@@ -52,7 +49,7 @@ impl Plan {
                 if page > set.pages {
                     continue;
                 }
-                let job = set.source.job(config, set, tag, page);
+                let job = Source::job(config, set, tag, page);
                 if seen.insert((job.source, job.ctx.tab.clone(), tag.clone(), page)) {
                     jobs.push(job);
                 }

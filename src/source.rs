@@ -16,7 +16,7 @@ use thiserror::Error;
 
 use crate::api::{self, ApiError, ApiQuery, ApiSort};
 use crate::clean::clean_page;
-use crate::config::{ApiKey, Config, Tab, TagSet};
+use crate::config::{ApiKey, Config, Order, Tab, TagSet};
 use crate::fetch::{Body, FetchError, HttpClient};
 use crate::lane::{Lane, LaneError};
 use crate::model::{Listing, PageContext};
@@ -171,18 +171,10 @@ fn context(config: &Config, tag: &str, order: &str, page: u32) -> PageContext {
 
 impl Source {
     /// Page `page` of `tag` as `set` asks for it.
-    pub fn job(self, config: &Config, set: &TagSet, tag: &str, page: u32) -> PageJob {
-        match self {
-            Source::Html => PageJob::new(config, tag, set.tab, page, set.pagesize),
-            Source::Api => PageJob::api(config, tag, set.sort, page, set.pagesize),
-        }
-    }
-
-    /// The order a tag set pages in: the listing's tab, or the API's sort.
-    pub fn order(self, set: &TagSet) -> &'static str {
-        match self {
-            Source::Html => set.tab.as_str(),
-            Source::Api => set.sort.as_str(),
+    pub fn job(config: &Config, set: &TagSet, tag: &str, page: u32) -> PageJob {
+        match set.order {
+            Order::Listing(tab) => PageJob::new(config, tag, tab, page, set.pagesize),
+            Order::Api(sort) => PageJob::api(config, tag, sort, page, set.pagesize),
         }
     }
 

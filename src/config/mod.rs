@@ -159,15 +159,38 @@ impl fmt::Display for Source {
     }
 }
 
+/// A tag set's source with the one ordering that source knows: a listing
+/// tab for HTML, a sort for the API. One type, so no tag set carries a field
+/// that means nothing for its source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    Listing(Tab),
+    Api(ApiSort),
+}
+
+impl Order {
+    pub fn source(self) -> Source {
+        match self {
+            Order::Listing(_) => Source::Html,
+            Order::Api(_) => Source::Api,
+        }
+    }
+
+    /// What `PageContext.tab` records: the tab's or the sort's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Order::Listing(tab) => tab.as_str(),
+            Order::Api(sort) => sort.as_str(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TagSet {
     pub name: String,
     pub tags: Vec<String>,
-    pub source: Source,
-    /// The listing tab (html tag sets).
-    pub tab: Tab,
-    /// The API's order (api tag sets).
-    pub sort: ApiSort,
+    /// Where its pages come from and in what order.
+    pub order: Order,
     pub pagesize: u32,
     pub pages: u32,
     /// How often `run` repeats this tag set.
@@ -179,10 +202,14 @@ impl TagSet {
     /// API's `creation` order), so that a page of known questions means
     /// everything after it is known too.
     pub fn is_newest_first(&self) -> bool {
-        match self.source {
-            Source::Html => self.tab == Tab::Newest,
-            Source::Api => self.sort == ApiSort::Creation,
-        }
+        matches!(
+            self.order,
+            Order::Listing(Tab::Newest) | Order::Api(ApiSort::Creation)
+        )
+    }
+
+    pub fn source(&self) -> Source {
+        self.order.source()
     }
 }
 

@@ -38,7 +38,7 @@ fn good_config_is_validated_and_normalised() {
     assert_eq!(c.output_format, OutputFormat::Csv);
     let set = &c.tag_sets[0];
     assert_eq!(set.tags, ["c++", "c#", ".net", "node.js"]);
-    assert_eq!(set.tab, Tab::Votes);
+    assert_eq!(set.order, Order::Listing(Tab::Votes));
     assert_eq!((set.pagesize, set.pages), (30, 3));
 }
 
@@ -226,8 +226,8 @@ const API_SET: &str =
 fn api_tag_set_defaults_and_site_from_the_base_url() {
     let c = load_key(API_SET, None).unwrap();
     let set = &c.tag_sets[0];
-    assert_eq!(set.source, Source::Api);
-    assert_eq!(set.sort, ApiSort::Votes);
+    assert_eq!(set.source(), Source::Api);
+    assert_eq!(set.order, Order::Api(ApiSort::Votes));
     assert_eq!((set.pagesize, set.pages), (100, 5));
     assert_eq!(c.api.site.as_deref(), Some("stackoverflow"));
     assert_eq!(c.api.base_url, api::DEFAULT_API_BASE);
@@ -391,11 +391,15 @@ fn example_api_tag_set_is_valid_once_uncommented() {
         .map(|l| format!("{l}\n"))
         .collect();
     let c = load_key(&format!("{head}{block}"), None).unwrap();
-    let set = c.tag_sets.iter().find(|s| s.source == Source::Api).unwrap();
+    let set = c
+        .tag_sets
+        .iter()
+        .find(|s| s.source() == Source::Api)
+        .unwrap();
     assert_eq!(set.tags, ["pandas", "dask"]);
     assert_eq!(
-        (set.sort, set.pagesize, set.pages),
-        (ApiSort::Creation, 100, 10)
+        (set.order, set.pagesize, set.pages),
+        (Order::Api(ApiSort::Creation), 100, 10)
     );
     assert_eq!(c.api.site.as_deref(), Some("stackoverflow"));
     assert_eq!(c.api.base_url, api::DEFAULT_API_BASE);

@@ -13,7 +13,7 @@ use toml::Spanned;
 
 use super::raw::{RawApi, RawConfig, RawTagSet};
 use super::{
-    ApiKey, ApiSettings, Config, ConfigError, Environment, LineRef, OutputFormat, Overrides,
+    ApiKey, ApiSettings, Config, ConfigError, Environment, LineRef, Order, OutputFormat, Overrides,
     Source, Tab, TagSet, API_KEY_ENV, DEFAULT_BASE_URL, DEFAULT_USER_AGENT, MAX_RATE_PER_SEC,
 };
 use crate::api::{self, ApiSort};
@@ -202,7 +202,7 @@ pub(super) fn validate(
     };
 
     let tag_sets = v.tag_sets(&raw.tag_sets, ov)?;
-    let uses_api = tag_sets.iter().any(|s| s.source == Source::Api);
+    let uses_api = tag_sets.iter().any(|s| s.source() == Source::Api);
     let api = v.api(&raw.api, &site, env.api_key.as_deref(), uses_api)?;
     let failures_path = match &raw.output.failures {
         Some(p) => PathBuf::from(p),
@@ -456,7 +456,7 @@ impl Validator<'_> {
                 }
             },
         };
-        let (tab, sort, pagesize) = match source {
+        let (order, pagesize) = match source {
             Source::Html => {
                 if let Some(s) = &raw.sort {
                     return Err(self.err(
@@ -499,7 +499,7 @@ impl Validator<'_> {
                         format!("must be 15, 30 or 50 (the sizes the site offers), got {pagesize}"),
                     ));
                 }
-                (tab, ApiSort::default(), pagesize)
+                (Order::Listing(tab), pagesize)
             }
             Source::Api => self.api_listing(&prefix, raw, ov)?,
         };
@@ -532,9 +532,7 @@ impl Validator<'_> {
         Ok(TagSet {
             name: name.to_string(),
             tags,
-            source,
-            tab,
-            sort,
+            order,
             pagesize: pagesize as u32,
             pages: pages as u32,
             every,
@@ -550,7 +548,7 @@ impl Validator<'_> {
         prefix: &str,
         raw: &RawTagSet,
         ov: &Overrides,
-    ) -> Result<(Tab, ApiSort, i64), ConfigError> {
+    ) -> Result<(Order, i64), ConfigError> {
         if let Some(t) = &raw.tab {
             return Err(self.err(
                 &format!("{prefix}.tab"),
@@ -576,7 +574,7 @@ impl Validator<'_> {
             DEFAULT_API_PAGESIZE,
             1..=api::MAX_PAGESIZE as i64,
         )?;
-        Ok((DEFAULT_TAB, sort, pagesize))
+        Ok((Order::Api(sort), pagesize))
     }
 
     /// `[api]`, with the caller's app key. The site name is needed
