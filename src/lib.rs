@@ -44,6 +44,7 @@ pub mod model;
 pub mod output;
 pub mod parse;
 pub mod plan;
+pub mod retry;
 pub mod robots;
 pub mod runner;
 pub mod source;

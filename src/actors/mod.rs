@@ -14,12 +14,13 @@ use actix::{Actor, Addr, Arbiter, AsyncContext, SyncArbiter};
 use crate::config::Config;
 use crate::fetch::HttpClient;
 use crate::output::Sink;
+use crate::retry::RetryPolicy;
 use crate::source::{Lanes, Requester};
 use crate::store::PassStore;
 use aggregator::Aggregator;
 use cleaner::Cleaner;
 use fetcher::Fetcher;
-use supervisor::{ApiPolicy, RetryPolicy, Supervisor};
+use supervisor::{ApiPolicy, Supervisor};
 
 /// Parsing threads: CPU-bound work, so as many as there are cores, capped
 /// because a crawl's rate is bounded by the quota, not by parsing.
@@ -56,6 +57,7 @@ impl Pipeline {
             max_retries: config.max_retries,
             base: config.retry_base,
             block_pause: config.block_pause,
+            violation_pause: config.api.throttle_violation_pause,
         };
         let fetchers = config.fetchers;
         let agg = aggregator.clone();

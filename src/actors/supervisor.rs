@@ -35,6 +35,7 @@ use crate::frontier::{Entry, Frontier, Unfetched};
 use crate::lane::LaneError;
 use crate::model::{ApiUsage, ApiWrapper, FailedPage, PageContext, PageReport};
 use crate::plan::PageJob;
+use crate::retry::{Decision, RetryPolicy, Stop};
 use crate::source::{JobError, Lanes};
 
 /// How a submitted page ended.
@@ -114,10 +115,6 @@ pub struct ApiPolicy {
     pub throttle_violation_pause: Duration,
 }
 
-/// The longest `throttle_violation` pause the crawl waits out. A longer one
-/// means the day's quota is spent: the crawl stops and says when it resets.
-const MAX_VIOLATION_WAIT: Duration = Duration::from_secs(15 * 60);
-
 /// Why pages were skipped when the crawl stopped handing them out.
 const WHY_DRAINED: &str = "crawl drained";
 const WHY_BUDGET: &str = "daily budget exhausted";
@@ -127,26 +124,6 @@ const WHY_BUDGET_BROKEN: &str = "request budget cannot be counted";
 
 /// A job with the future waiting on it.
 type Pending = Entry<oneshot::Sender<PageOutcome>>;
-
-/// Politeness settings the supervisor needs from the config.
-#[derive(Debug, Clone)]
-pub struct RetryPolicy {
-    pub max_retries: u32,
-    pub base: Duration,
-    /// A block page gets a long pause: hammering it only makes things worse.
-    pub block_pause: Duration,
-}
-
-impl RetryPolicy {
-    /// Exponential backoff with full jitter in [0.5, 1.5) of the step, so
-    /// failed pages do not come back in lockstep.
-    fn backoff(&self, attempt: u32) -> Duration {
-        let step = self
-            .base
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
-        step.mul_f64(0.5 + fastrand::f64())
-    }
-}
 
 pub struct Supervisor {
     policy: RetryPolicy,
@@ -307,66 +284,48 @@ impl Supervisor {
         self.stop(WHY_QUOTA);
     }
 
-    /// How long a `throttle_violation` pauses the API pool: what the API
-    /// said plus one second, never less than the configured minimum.
-    fn violation_pause(&self, err: &JobError) -> Option<Duration> {
-        match err {
-            JobError::Api(e) => e.pause(self.api.throttle_violation_pause),
-            _ => None,
+    /// Carries out a retry: the pause the server asked for, on the page's
+    /// whole lane, then the page again after `wait`.
+    fn retry_later(
+        &mut self,
+        mut p: Pending,
+        err: &JobError,
+        wait: Duration,
+        pause: Option<Duration>,
+        slow_down: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        let lane = self.lanes.for_job(&p.job).clone();
+        if slow_down {
+            let rate = lane.throttle.slow_down();
+            warn!(
+                effective_rate = rate,
+                "adaptive rate lowered after a rate limit"
+            );
         }
-    }
-
-    fn retry_later(&mut self, mut p: Pending, err: &JobError, ctx: &mut Context<Self>) {
-        let mut wait = self.policy.backoff(p.job.attempt);
-        match err {
-            JobError::Fetch(FetchError::RateLimited {
-                status,
-                retry_after,
-            }) => {
-                self.stats.rate_limited += 1;
-                // Only a 429 says "too fast"; a 503 may just be a busy server,
-                // so it pauses the pool without lowering the rate for good.
-                if *status == 429 {
-                    let rate = self.throttle_for(&p.job).slow_down();
-                    warn!(
-                        effective_rate = rate,
-                        "adaptive rate lowered after a rate limit"
-                    );
-                }
-                // The server's own figure wins; without one, the backoff.
-                let pause = retry_after.unwrap_or(wait);
-                let until = self.lanes.for_job(&p.job).pause_for(pause);
-                wait = wait.max(pause);
-                warn!(
-                    status,
-                    pause_secs = pause.as_secs_f64(),
-                    resume_in_secs = until.saturating_duration_since(tokio::time::Instant::now()).as_secs_f64(),
-                    url = %p.job.url,
-                    "server asked to slow down: whole pool paused"
-                );
-            }
-            JobError::Api(ApiError::ThrottleViolation { message, .. }) => {
-                let pause = self.violation_pause(err).unwrap_or_default();
-                self.lanes.api.pause_for(pause);
-                wait = wait.max(pause);
-                warn!(
-                    error_message = %message,
-                    pause_secs = pause.as_secs_f64(),
-                    url = %p.job.url,
-                    "API throttle_violation: every API request paused"
-                );
-            }
-            JobError::Page(e) if e.is_block() => {
-                let pause = self.policy.block_pause;
-                self.lanes.html.pause_for(pause);
-                wait = wait.max(pause);
-                error!(
+        if let Some(pause) = pause {
+            let until = lane.pause_for(pause);
+            let resume_in = until.saturating_duration_since(tokio::time::Instant::now());
+            match err {
+                JobError::Page(_) => error!(
                     url = %p.job.url,
                     pause_secs = pause.as_secs_f64(),
                     "BLOCK PAGE: the site served a captcha/verification page; whole pool paused"
-                );
+                ),
+                JobError::Api(e) => warn!(
+                    error = %e,
+                    pause_secs = pause.as_secs_f64(),
+                    url = %p.job.url,
+                    "API throttle_violation: every API request paused"
+                ),
+                _ => warn!(
+                    pause_secs = pause.as_secs_f64(),
+                    resume_in_secs = resume_in.as_secs_f64(),
+                    url = %p.job.url,
+                    why = %err,
+                    "server asked to slow down: whole pool paused"
+                ),
             }
-            _ => {}
         }
         self.stats.retries += 1;
         warn!(
@@ -439,56 +398,21 @@ impl Handler<JobEnded> for Supervisor {
                 let _ = p.reply.send(PageOutcome::Done(report));
                 self.deliver(out);
             }
-            Err(e)
-                if e.is_retryable()
-                    && p.job.attempt <= self.policy.max_retries
-                    && self
-                        .violation_pause(&e)
-                        .is_none_or(|pause| pause <= MAX_VIOLATION_WAIT) =>
-            {
-                if self.violation_pause(&e).is_some() {
-                    self.stats.api.throttle_violations += 1;
-                }
-                self.retry_later(p, &e, ctx);
-            }
             Err(e) => {
                 if let JobError::Fetch(FetchError::RateLimited { .. }) = e {
                     self.stats.rate_limited += 1;
                 }
-                let violation = self.violation_pause(&e);
-                if violation.is_some() {
+                if self.policy.violation_pause(&e).is_some() {
                     self.stats.api.throttle_violations += 1;
                 }
-                self.stats.failed += 1;
-                error!(
-                    tag = %p.job.ctx.tag,
-                    page = p.job.ctx.page,
-                    attempts = p.job.attempt,
-                    url = %p.job.url,
-                    error = %e,
-                    "page failed"
-                );
-                if let JobError::Api(err) = &e {
-                    if err.is_fatal() {
-                        self.stop_for_api_error(&p.job, err);
-                    } else if let Some(pause) = violation.filter(|p| *p > MAX_VIOLATION_WAIT) {
-                        let left = self.stats.api.quota_remaining.unwrap_or(0);
-                        self.stop_for_quota(Utc::now() + pause, left);
-                    }
+                match self.policy.decide(&e, p.job.attempt, fastrand::f64()) {
+                    Decision::Retry {
+                        wait,
+                        pause,
+                        slow_down,
+                    } => self.retry_later(p, &e, wait, pause, slow_down, ctx),
+                    Decision::GiveUp { stop } => self.give_up(p, &e, stop),
                 }
-                if let JobError::Lane(LaneError::Budget(why)) = &e {
-                    error!(error = %why, "the request budget cannot be counted: crawl stops");
-                    self.stop(WHY_BUDGET_BROKEN);
-                }
-                let out = self.frontier.failed(&p.job);
-                let _ = p.reply.send(PageOutcome::Failed(FailedPage {
-                    ctx: p.job.ctx,
-                    url: p.job.url,
-                    attempts: p.job.attempt,
-                    kind: e.kind().into(),
-                    error: e.to_string(),
-                }));
-                self.deliver(out);
             }
         }
         self.dispatch();
@@ -496,6 +420,42 @@ impl Handler<JobEnded> for Supervisor {
 }
 
 impl Supervisor {
+    /// A page lost after its retries (or at once): its future resolves as
+    /// failed, the pages waiting on it are not reached, and with `stop` the
+    /// whole crawl stops.
+    fn give_up(&mut self, p: Pending, e: &JobError, stop: Option<Stop>) {
+        self.stats.failed += 1;
+        error!(
+            tag = %p.job.ctx.tag,
+            page = p.job.ctx.page,
+            attempts = p.job.attempt,
+            url = %p.job.url,
+            error = %e,
+            "page failed"
+        );
+        match (stop, e) {
+            (Some(Stop::ApiFatal), JobError::Api(err)) => self.stop_for_api_error(&p.job, err),
+            (Some(Stop::ApiQuota(pause)), _) => {
+                let left = self.stats.api.quota_remaining.unwrap_or(0);
+                self.stop_for_quota(Utc::now() + pause, left);
+            }
+            (Some(Stop::BudgetBroken), _) => {
+                error!(error = %e, "the request budget cannot be counted: crawl stops");
+                self.stop(WHY_BUDGET_BROKEN);
+            }
+            _ => {}
+        }
+        let out = self.frontier.failed(&p.job);
+        let _ = p.reply.send(PageOutcome::Failed(FailedPage {
+            ctx: p.job.ctx,
+            url: p.job.url,
+            attempts: p.job.attempt,
+            kind: e.kind().into(),
+            error: e.to_string(),
+        }));
+        self.deliver(out);
+    }
+
     /// A bad parameter or a refused key: every other API page would get the
     /// same answer and spend quota on it, so the whole crawl stops now.
     fn stop_for_api_error(&mut self, job: &PageJob, err: &ApiError) {
