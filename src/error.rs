@@ -3,10 +3,10 @@
 
 use thiserror::Error;
 
-use crate::actors::aggregator::OutputError;
 use crate::budget::BudgetError;
 use crate::fetch::FetchError;
 use crate::lane::LaneError;
+use crate::output::OutputError;
 use crate::plan::PlanError;
 use crate::robots::RobotsError;
 use crate::{api, writer_lock};

@@ -6,11 +6,22 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
 use thiserror::Error;
 
 use crate::config::OutputFormat;
-use crate::model::Question;
+use crate::model::{CsvRow, Question};
+use crate::store::StoreError;
+
+/// Why records could not be written: to the file output or to the store.
+#[derive(Debug, Error)]
+pub enum OutputError {
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("no store is open")]
+    NoStore,
+}
 
 #[derive(Debug, Error)]
 pub enum SinkError {
@@ -41,77 +52,6 @@ pub struct Sink {
 enum SinkKind {
     Jsonl(BufWriter<File>),
     Csv(Box<csv::Writer<File>>),
-}
-
-/// The CSV row: `Question` flattened, since CSV has no lists. Shared with
-/// the store's export so that both read alike.
-#[derive(Serialize)]
-pub(crate) struct CsvRow<'a> {
-    site: &'a str,
-    question_id: u64,
-    url: &'a str,
-    title: &'a str,
-    excerpt: &'a str,
-    votes: i64,
-    answers: u64,
-    replies: Option<u64>,
-    views: u64,
-    views_exact: bool,
-    tags: String,
-    has_accepted_answer: bool,
-    author_name: Option<&'a str>,
-    author_reputation: Option<u64>,
-    asked_at: Option<String>,
-    modified_at: Option<String>,
-    answered_at: Option<String>,
-    bounty: Option<u32>,
-    status: crate::model::QuestionStatus,
-    post_kind: crate::model::PostKind,
-    community_wiki: bool,
-    tag: &'a str,
-    tab: &'a str,
-    page: u32,
-    fetched_at: String,
-}
-
-/// A time in CSV exactly as in JSONL (chrono's serde form: RFC 3339 in UTC
-/// with `Z`, fractional seconds only when there are any), so the two
-/// outputs of one crawl compare equal as text.
-pub(crate) fn csv_time(t: &chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-}
-
-impl<'a> From<&'a Question> for CsvRow<'a> {
-    fn from(q: &'a Question) -> Self {
-        let ts = |t: &Option<chrono::DateTime<chrono::Utc>>| t.as_ref().map(csv_time);
-        CsvRow {
-            site: &q.site,
-            question_id: q.question_id,
-            url: &q.url,
-            title: &q.title,
-            excerpt: &q.excerpt,
-            votes: q.votes,
-            answers: q.answers,
-            replies: q.replies,
-            views: q.views,
-            views_exact: q.views_exact,
-            tags: q.tags.join(";"),
-            has_accepted_answer: q.has_accepted_answer,
-            author_name: q.author_name.as_deref(),
-            author_reputation: q.author_reputation,
-            asked_at: ts(&q.asked_at),
-            modified_at: ts(&q.modified_at),
-            answered_at: ts(&q.answered_at),
-            bounty: q.bounty,
-            status: q.status,
-            post_kind: q.post_kind,
-            community_wiki: q.community_wiki,
-            tag: &q.tag,
-            tab: &q.tab,
-            page: q.page,
-            fetched_at: csv_time(&q.fetched_at),
-        }
-    }
 }
 
 impl Sink {

@@ -20,6 +20,7 @@ use crate::config::{ApiKey, Config, Order, Tab, TagSet};
 use crate::fetch::{Body, FetchError, HttpClient};
 use crate::lane::{Lane, LaneError};
 use crate::model::{Listing, PageContext};
+use crate::output::OutputError;
 use crate::parse::{parse_listing, ParseError};
 
 pub use crate::config::Source;
@@ -36,8 +37,10 @@ pub enum JobError {
     /// No request could be sent: the budget is spent or cannot be counted.
     #[error(transparent)]
     Lane(#[from] LaneError),
+    /// The records could not be written (shared: an attempt's outcome is
+    /// cloned, an I/O error is not).
     #[error("output failed: {0}")]
-    Output(String),
+    Output(std::sync::Arc<OutputError>),
     #[error("crawler stopped")]
     Stopped,
 }

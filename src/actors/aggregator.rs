@@ -12,23 +12,12 @@ use std::time::Instant;
 
 use actix::{Actor, Context, Handler, Message, MessageResult};
 use chrono::{DateTime, Utc};
-use thiserror::Error;
 use tracing::{info, warn};
 
 use crate::model::{Listing, PageReport, PostKind, TagTotals};
-use crate::output::{Sink, SinkError};
+use crate::output::{OutputError, Sink};
 use crate::plan::PageJob;
-use crate::store::{ExportFormat, PassStore, PassTotals, StoreError, StoreStats};
-
-#[derive(Debug, Error)]
-pub enum OutputError {
-    #[error(transparent)]
-    Sink(#[from] SinkError),
-    #[error("store: {0}")]
-    Store(#[from] StoreError),
-    #[error("no store is open")]
-    NoStore,
-}
+use crate::store::{ExportFormat, PassStore, PassTotals, StoreStats};
 
 #[derive(Debug, Message)]
 #[rtype(result = "Result<PageReport, OutputError>")]

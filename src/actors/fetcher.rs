@@ -127,7 +127,7 @@ impl Attempt {
                 .send(Records { job, listing })
                 .await
                 .map_err(|_| JobError::Stopped)?
-                .map_err(|e| JobError::Output(e.to_string()))
+                .map_err(|e| JobError::Output(std::sync::Arc::new(e)))
         }
         .await;
         (result, wrapper)

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{parse_enum, parse_opt_ts, parse_ts, Store, StoreError};
 use crate::config::OutputFormat;
+use crate::model::{csv_time, CsvRow};
 use crate::model::{PostKind, Question, QuestionStatus};
-use crate::output::CsvRow;
 
 /// The export formats are the crawl output's, so exporting takes the
 /// config's `OutputFormat` itself. `ExportFormat` was a copy of it with a
@@ -237,7 +237,7 @@ impl From<HistoryRow> for HistoryCsvRow {
             site: h.site,
             question_id: h.question_id,
             pass_id: h.pass_id,
-            seen_at: crate::output::csv_time(&h.seen_at),
+            seen_at: csv_time(&h.seen_at),
             votes: h.votes,
             answers: h.answers,
             views: h.views,
