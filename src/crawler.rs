@@ -30,6 +30,7 @@ use crate::model::FailedPage;
 use crate::model::RunSummary;
 use crate::output::Sink;
 use crate::plan::{PageJob, Plan};
+use crate::retry::RetryPolicy;
 use crate::robots::{self, RobotsError, RobotsPolicy};
 use crate::source::Lanes;
 use crate::store::{PassStore, PassTotals};
@@ -184,7 +185,8 @@ impl Crawler {
                 Ok(r) => format!("HTTP {}", r.status),
                 Err(e) => e.to_string(),
             };
-            if attempt > self.config.max_retries {
+            let policy = RetryPolicy::from_config(&self.config);
+            if attempt > policy.max_retries {
                 if self.config.robots_unreachable_allows {
                     warn!(robots_url = %url, reason = %reason, "robots.txt unreachable; site.robots_unreachable = \"allow\": crawling");
                     return Ok(());
@@ -195,7 +197,8 @@ impl Crawler {
                 }
                 .into());
             }
-            let wait = self.config.retry_base.saturating_mul(1 << attempt.min(10));
+            // The pages' own backoff: robots.txt is a request like theirs.
+            let wait = policy.backoff(attempt, fastrand::f64());
             warn!(robots_url = %url, reason = %reason, attempt, wait_ms = wait.as_millis() as u64, "robots.txt fetch failed; retrying");
             tokio::time::sleep(wait).await;
         };

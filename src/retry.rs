@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::config::Config;
 use crate::fetch::FetchError;
 use crate::lane::LaneError;
 use crate::source::JobError;
@@ -51,6 +52,15 @@ pub enum Stop {
 }
 
 impl RetryPolicy {
+    pub fn from_config(config: &Config) -> RetryPolicy {
+        RetryPolicy {
+            max_retries: config.max_retries,
+            base: config.retry_base,
+            block_pause: config.block_pause,
+            violation_pause: config.api.throttle_violation_pause,
+        }
+    }
+
     /// Decides for an attempt numbered `attempt` (1 for the first) that
     /// failed with `err`. `jitter` in [0, 1) spreads retries so pages do not
     /// come back in lockstep.
@@ -95,7 +105,7 @@ impl RetryPolicy {
     }
 
     /// Exponential backoff, scaled into [0.5, 1.5) of the step by `jitter`.
-    fn backoff(&self, attempt: u32, jitter: f64) -> Duration {
+    pub fn backoff(&self, attempt: u32, jitter: f64) -> Duration {
         let step = self
             .base
             .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));

@@ -53,12 +53,7 @@ impl Pipeline {
         let aggregator = Aggregator::start_in_arbiter(&aggregator_arbiter.handle(), move |_| {
             Aggregator::new(sink, store, started)
         });
-        let policy = RetryPolicy {
-            max_retries: config.max_retries,
-            base: config.retry_base,
-            block_pause: config.block_pause,
-            violation_pause: config.api.throttle_violation_pause,
-        };
+        let policy = RetryPolicy::from_config(config);
         let fetchers = config.fetchers;
         let agg = aggregator.clone();
         let api = ApiPolicy {
