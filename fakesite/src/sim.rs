@@ -131,6 +131,8 @@ pub struct Sim {
     running: Option<&'static str>,
     pending: Option<Pending>,
     awaiting_reject: bool,
+    /// Lines of the current process the driver has handled.
+    consumed: usize,
     /// Requests counted and never sent because a kill came between the two:
     /// the budget errs on the safe side, by at most the fetchers at a kill.
     overcount: u64,
@@ -174,6 +176,7 @@ impl Sim {
             running: None,
             pending: None,
             awaiting_reject: false,
+            consumed: 0,
             overcount: 0,
             checked: Checked::default(),
         }
@@ -206,11 +209,10 @@ impl Sim {
                     self.svc.seen.last()
                 ));
             };
+            self.consumed = self.svc.seen.len();
             let message = line["message"].as_str().unwrap_or_default().to_string();
             match message.as_str() {
-                "pass starting" => {
-                    self.running = set_named(&line["tag_set"]).map(|s| s.name);
-                }
+                "pass starting" | "pass finished" => self.on_pass_line(&line, true),
                 "page done" => match &mut self.pending {
                     Some(Pending::Kill(n) | Pending::Term(n)) if *n > 1 => *n -= 1,
                     Some(Pending::Kill(_)) => {
@@ -223,12 +225,6 @@ impl Sim {
                     }
                     None => {}
                 },
-                "pass finished" => {
-                    self.running = None;
-                    self.verify_pass(&line);
-                    self.evolve(&line);
-                    self.maybe_signal();
-                }
                 "SIGHUP: config rejected; the running config stays" if self.awaiting_reject => {
                     self.awaiting_reject = false;
                     self.write_config();
@@ -251,6 +247,34 @@ impl Sim {
                 "{} API requests arrived inside a backoff",
                 self.site.api_violations()
             ));
+        }
+    }
+
+    /// A pass began, or ended: an ended pass is checked, then the site
+    /// changes for its next one, and (if the process still runs) a signal
+    /// may be planned.
+    fn on_pass_line(&mut self, line: &serde_json::Value, live: bool) {
+        if line["message"] == "pass starting" {
+            self.running = set_named(&line["tag_set"]).map(|s| s.name);
+            return;
+        }
+        self.running = None;
+        self.verify_pass(line);
+        self.evolve(line);
+        if live {
+            self.maybe_signal();
+        }
+    }
+
+    /// The lines a stopped process wrote after the one that triggered the
+    /// signal: a pass may have finished just before the signal landed, and
+    /// it must be checked (and the site changed) before the restart.
+    fn catch_up(&mut self) {
+        let tail: Vec<serde_json::Value> = self.svc.seen[self.consumed..].to_vec();
+        for line in &tail {
+            if line["message"] == "pass starting" || line["message"] == "pass finished" {
+                self.on_pass_line(line, false);
+            }
         }
     }
 
@@ -534,6 +558,7 @@ impl Sim {
         self.svc.wait_exit();
         self.checked.kills += 1;
         self.check_budget(false);
+        self.catch_up();
         self.restart(bin);
     }
 
@@ -546,6 +571,7 @@ impl Sim {
         }
         self.checked.sigterms += 1;
         self.check_budget(true);
+        self.catch_up();
         self.restart(bin);
     }
 
@@ -556,6 +582,7 @@ impl Sim {
         }
         self.running = None;
         self.svc = Service::start(bin, &self.config);
+        self.consumed = 0;
         self.checked.restarts += 1;
     }
 
