@@ -118,22 +118,27 @@ impl Budget {
         Ok(self.limit_for(host).saturating_sub(self.used(host, now)?))
     }
 
-    /// Takes one request from today's budget; false when none is left. One
-    /// statement, so concurrent processes can never both take the last one.
-    pub fn take(&self, host: &str, now: DateTime<Utc>) -> Result<bool, BudgetError> {
+    /// Takes one request from today's budget and says how many are left
+    /// after it; `None` when none was left to take. One statement, so
+    /// concurrent processes can never both take the last one.
+    pub fn take(&self, host: &str, now: DateTime<Utc>) -> Result<Option<u64>, BudgetError> {
         let limit = self.limit_for(host);
         if limit == 0 {
-            return Ok(false);
+            return Ok(None);
         }
-        let changed = self
+        let used: Option<i64> = self
             .conn
             .prepare_cached(
                 "INSERT INTO requests (host, day, used) VALUES (?1, ?2, 1)
-                 ON CONFLICT (host, day) DO UPDATE SET used = used + 1 WHERE used < ?3",
+                 ON CONFLICT (host, day) DO UPDATE SET used = used + 1 WHERE used < ?3
+                 RETURNING used",
             )
-            .and_then(|mut s| s.execute(params![host, day(now), limit as i64]))
+            .and_then(|mut s| {
+                s.query_row(params![host, day(now), limit as i64], |r| r.get(0))
+                    .optional()
+            })
             .map_err(|e| self.write_err(e))?;
-        Ok(changed == 1)
+        Ok(used.map(|u| limit.saturating_sub(u.max(0) as u64)))
     }
 
     /// Hands back a request taken on `taken_at` that never reached the server.
@@ -211,16 +216,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let b = Budget::open(&dir.path().join("budget.sqlite"), 3).unwrap();
         let now = at("2026-11-25T23:59:00Z");
-        for _ in 0..3 {
-            assert!(b.take("a", now).unwrap());
-        }
+        let left: Vec<_> = (0..3).map(|_| b.take("a", now).unwrap()).collect();
+        assert_eq!(
+            left,
+            [Some(2), Some(1), Some(0)],
+            "each take says what is left"
+        );
         assert!(
-            !b.take("a", now).unwrap(),
+            b.take("a", now).unwrap().is_none(),
             "the fourth request is over budget"
         );
         assert_eq!(b.remaining("b", now).unwrap(), 3, "budgets are per host");
         assert_eq!(Budget::resets_at(now), at("2026-11-26T00:00:00Z"));
-        assert!(b.take("a", at("2026-11-26T00:00:01Z")).unwrap());
+        assert!(b.take("a", at("2026-11-26T00:00:01Z")).unwrap().is_some());
     }
 
     #[test]
@@ -229,9 +237,9 @@ mod tests {
         let mut b = Budget::open(&dir.path().join("budget.sqlite"), 5).unwrap();
         b.set_limit("api:api.stackexchange.com", 2);
         let now = at("2026-11-25T10:00:00Z");
-        assert!(b.take("api:api.stackexchange.com", now).unwrap());
-        assert!(b.take("api:api.stackexchange.com", now).unwrap());
-        assert!(!b.take("api:api.stackexchange.com", now).unwrap());
+        assert!(b.take("api:api.stackexchange.com", now).unwrap().is_some());
+        assert!(b.take("api:api.stackexchange.com", now).unwrap().is_some());
+        assert!(b.take("api:api.stackexchange.com", now).unwrap().is_none());
         assert_eq!(b.remaining("stackoverflow.com", now).unwrap(), 5);
         assert_eq!(b.limit_for("api:api.stackexchange.com"), 2);
     }
@@ -256,11 +264,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let b = Budget::open(&dir.path().join("budget.sqlite"), 2).unwrap();
         let now = at("2026-11-25T10:00:00Z");
-        assert!(b.take("h", now).unwrap());
-        assert!(b.take("h", now).unwrap());
+        assert!(b.take("h", now).unwrap().is_some());
+        assert!(b.take("h", now).unwrap().is_some());
         b.refund("h", now).unwrap();
         assert_eq!(b.used("h", now).unwrap(), 1);
-        assert!(b.take("h", now).unwrap());
+        assert!(b.take("h", now).unwrap().is_some());
         b.refund("other", now).unwrap();
         assert_eq!(b.used("other", now).unwrap(), 0, "never below zero");
     }
@@ -278,7 +286,9 @@ mod tests {
                 .map(|_| {
                     s.spawn(|| {
                         let b = Budget::open(&path, 300).unwrap();
-                        (0..50).filter(|_| b.take("h", now).unwrap()).count() as u64
+                        (0..50)
+                            .filter(|_| b.take("h", now).unwrap().is_some())
+                            .count() as u64
                     })
                 })
                 .collect();

@@ -168,6 +168,7 @@ impl Crawler {
             return Ok(());
         }
         let lane = &self.pipeline.lanes.html;
+        let retry = RetryPolicy::from_config(&self.config);
         let mut attempt = 0;
         let policy = loop {
             attempt += 1;
@@ -177,7 +178,7 @@ impl Crawler {
             })?;
             let response = self.http.get_response(&url).await;
             if let Err(FetchError::Connect(_)) = &response {
-                lane.refund(&ticket)?;
+                lane.refund(&ticket).await?;
             }
             drop(ticket);
             let reason = match response {
@@ -185,8 +186,7 @@ impl Crawler {
                 Ok(r) => format!("HTTP {}", r.status),
                 Err(e) => e.to_string(),
             };
-            let policy = RetryPolicy::from_config(&self.config);
-            if attempt > policy.max_retries {
+            if attempt > retry.max_retries {
                 if self.config.robots_unreachable_allows {
                     warn!(robots_url = %url, reason = %reason, "robots.txt unreachable; site.robots_unreachable = \"allow\": crawling");
                     return Ok(());
@@ -198,7 +198,7 @@ impl Crawler {
                 .into());
             }
             // The pages' own backoff: robots.txt is a request like theirs.
-            let wait = policy.backoff(attempt, fastrand::f64());
+            let wait = retry.backoff(attempt, fastrand::f64());
             warn!(robots_url = %url, reason = %reason, attempt, wait_ms = wait.as_millis() as u64, "robots.txt fetch failed; retrying");
             tokio::time::sleep(wait).await;
         };

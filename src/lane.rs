@@ -51,6 +51,10 @@ pub struct Lane {
     serial: Option<Arc<Semaphore>>,
     /// Requests counted and not handed back: what reached the server.
     requests: AtomicU64,
+    /// Requests left today, as of this lane's last take or refund (other
+    /// processes may have spent some since): the status line's figure,
+    /// kept so that reading it costs no query on the event loop.
+    left: AtomicU64,
     /// When each request of the last minute went out, for the status line.
     recent: Mutex<VecDeque<Instant>>,
 }
@@ -68,12 +72,13 @@ impl Lane {
     /// from the start.
     pub fn new(key: String, throttle: Throttle, budget: Arc<Mutex<Budget>>, serial: bool) -> Lane {
         let now = Utc::now();
-        let pending = budget
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .paused_until(&key, now)
-            .ok()
-            .flatten();
+        let (pending, left) = {
+            let b = budget.lock().unwrap_or_else(|p| p.into_inner());
+            (
+                b.paused_until(&key, now).ok().flatten(),
+                b.remaining(&key, now).unwrap_or(0),
+            )
+        };
         if let Some(until) = pending {
             throttle.pause_for((until - now).to_std().unwrap_or_default());
         }
@@ -83,20 +88,44 @@ impl Lane {
             budget,
             serial: serial.then(|| Arc::new(Semaphore::new(1))),
             requests: AtomicU64::new(0),
+            left: AtomicU64::new(left),
             recent: Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// Runs `f` on the budget file off the event loop: a statement may wait
+    /// on another process's write lock, and the fetchers must not wait with it.
+    async fn with_budget<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Budget) -> Result<T, BudgetError> + Send + 'static,
+    ) -> Result<T, LaneError> {
+        let budget = self.budget.clone();
+        tokio::task::spawn_blocking(move || f(&budget.lock().unwrap_or_else(|p| p.into_inner())))
+            .await
+            .map_err(|e| LaneError::Budget(format!("budget update did not finish: {e}")))?
+            .map_err(LaneError::from)
     }
 
     /// Stops every request of this lane for `wait` (the server asked), in
     /// this process at once and, through the budget file, in any process
     /// started before it is over. Returns when the lane resumes.
+    ///
+    /// The fetcher applies a pause the moment it reads it and the supervisor
+    /// may apply the same one again when it decides the retry: only a pause
+    /// that extends the lane's is recorded.
     pub fn pause_for(&self, wait: Duration) -> tokio::time::Instant {
+        let before = self.throttle.paused_until();
         let until = self.throttle.pause_for(wait);
+        if before == Some(until) {
+            return until;
+        }
         let wall = Utc::now()
             + chrono::Duration::from_std(
                 until.saturating_duration_since(tokio::time::Instant::now()),
             )
             .unwrap_or_default();
+        // Written at once, on the caller's thread: pauses are rare (the
+        // server asked), and a process started a moment later must see it.
         let budget = self.budget.lock().unwrap_or_else(|p| p.into_inner());
         if let Err(e) = budget.pause_until(&self.key, wall) {
             tracing::warn!(error = %e, host = %self.key, "pause not recorded for later processes");
@@ -120,17 +149,14 @@ impl Lane {
         };
         self.throttle.acquire().await;
         let now = Utc::now();
-        let taken = self
-            .budget
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take(&self.key, now)?;
-        if !taken {
+        let key = self.key.clone();
+        let Some(left) = self.with_budget(move |b| b.take(&key, now)).await? else {
             return Err(LaneError::Exhausted {
                 host: self.key.clone(),
                 resets_at: Budget::resets_at(now),
             });
-        }
+        };
+        self.left.store(left, Ordering::Relaxed);
         self.requests.fetch_add(1, Ordering::Relaxed);
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         recent.push_back(Instant::now());
@@ -143,10 +169,11 @@ impl Lane {
 
     /// The request never reached the server (refused connection, DNS): it
     /// costs no budget and is not counted.
-    pub fn refund(&self, ticket: &Ticket) -> Result<(), LaneError> {
+    pub async fn refund(&self, ticket: &Ticket) -> Result<(), LaneError> {
         self.requests.fetch_sub(1, Ordering::Relaxed);
-        let budget = self.budget.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(budget.refund(&self.key, ticket.taken_at)?)
+        self.left.fetch_add(1, Ordering::Relaxed);
+        let (key, taken_at) = (self.key.clone(), ticket.taken_at);
+        self.with_budget(move |b| b.refund(&key, taken_at)).await
     }
 
     /// Requests this lane sent that reached the server.
@@ -161,10 +188,10 @@ impl Lane {
         recent.len()
     }
 
-    /// Requests left today in this lane's budget (shared with other processes).
+    /// Requests left today in this lane's budget (shared with other
+    /// processes), as of this lane's last request.
     pub fn budget_left(&self) -> u64 {
-        let budget = self.budget.lock().unwrap_or_else(|p| p.into_inner());
-        budget.remaining(&self.key, Utc::now()).unwrap_or(0)
+        self.left.load(Ordering::Relaxed)
     }
 
     pub fn budget_limit(&self) -> u64 {
@@ -201,7 +228,7 @@ mod tests {
         let l = lane(dir.path(), 3, false);
         let a = l.admit().await.unwrap();
         let _b = l.admit().await.unwrap();
-        l.refund(&a).unwrap();
+        l.refund(&a).await.unwrap();
         assert_eq!(l.requests(), 1);
         assert_eq!(l.budget_left(), 2);
         l.admit().await.unwrap();
@@ -231,15 +258,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let l = Arc::new(lane(dir.path(), 10, true));
         let first = l.admit().await.unwrap();
-        let second = tokio::spawn({
+        let mut second = tokio::spawn({
             let l = l.clone();
             async move { l.admit().await.map(|_| ()) }
         });
-        tokio::task::yield_now().await;
-        assert!(
-            !second.is_finished(),
-            "held while the first response is read"
-        );
+        // An unheld lane admits in microseconds (one budget statement); a
+        // serial one holds the second request for as long as the first
+        // ticket lives, however long that is.
+        let early = tokio::time::timeout(Duration::from_millis(200), &mut second).await;
+        assert!(early.is_err(), "held while the first response is read");
         assert_eq!(l.requests(), 1);
         drop(first);
         second.await.unwrap().unwrap();

@@ -18,8 +18,7 @@ use crate::fetch::FetchError;
 use crate::lane::Lane;
 use crate::model::{ApiWrapper, PageReport};
 use crate::plan::PageJob;
-pub use crate::source::JobError;
-use crate::source::{Lanes, Requester};
+use crate::source::{JobError, Lanes, Requester};
 
 impl Message for PageJob {
     type Result = ();
@@ -103,7 +102,7 @@ impl Attempt {
             let body = job.source.request(&self.requester, &self.lane, &job).await;
             if let Err(JobError::Fetch(FetchError::Connect(_))) = &body {
                 // It never reached the server: it costs no budget.
-                if let Err(e) = self.lane.refund(&ticket) {
+                if let Err(e) = self.lane.refund(&ticket).await {
                     warn!(error = %e, "request budget not handed back");
                 }
             }
