@@ -146,15 +146,11 @@ impl HttpClient {
     pub async fn get_ok(&self, url: &str) -> Result<Body, FetchError> {
         let resp = self.get_response(url).await?;
         match resp.status {
-            429 | 503 => Err(FetchError::RateLimited {
-                status: resp.status,
-                retry_after: resp.retry_after,
-            }),
             200..=299 => Ok(Body {
                 text: resp.text,
                 fetched_at: resp.fetched_at,
             }),
-            status => Err(FetchError::Status { status }),
+            _ => Err(resp.status_error()),
         }
     }
 
@@ -202,6 +198,20 @@ pub struct Response {
     pub retry_after: Option<Duration>,
     pub text: String,
     pub fetched_at: DateTime<Utc>,
+}
+
+impl Response {
+    /// What a status that is not a success means: a 429 or 503 asks us to
+    /// slow down (saying how long, perhaps); any other is plain.
+    pub fn status_error(&self) -> FetchError {
+        match self.status {
+            429 | 503 => FetchError::RateLimited {
+                status: self.status,
+                retry_after: self.retry_after,
+            },
+            status => FetchError::Status { status },
+        }
+    }
 }
 
 /// `Retry-After` as seconds or as an HTTP date; a date in the past means

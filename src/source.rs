@@ -290,11 +290,8 @@ impl Source {
                 // honoured), and another 4xx (a wrong api.base_url) will not
                 // change on a retry.
                 let err = match resp.status {
-                    429 | 503 => FetchError::RateLimited {
-                        status: resp.status,
-                        retry_after: resp.retry_after,
-                    },
-                    status @ 400..=499 if status != 408 => FetchError::Status { status },
+                    429 | 503 => resp.status_error(),
+                    400..=499 if resp.status != 408 => resp.status_error(),
                     _ => return Err(err.into()),
                 };
                 honour_retry_after(lane, &err);

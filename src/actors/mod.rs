@@ -20,7 +20,7 @@ use crate::store::PassStore;
 use aggregator::Aggregator;
 use cleaner::Cleaner;
 use fetcher::Fetcher;
-use supervisor::{ApiPolicy, Supervisor};
+use supervisor::Supervisor;
 
 /// Parsing threads: CPU-bound work, so as many as there are cores, capped
 /// because a crawl's rate is bounded by the quota, not by parsing.
@@ -56,10 +56,7 @@ impl Pipeline {
         let policy = RetryPolicy::from_config(config);
         let fetchers = config.fetchers;
         let agg = aggregator.clone();
-        let api = ApiPolicy {
-            stop_at_quota_remaining: config.api.stop_at_quota_remaining,
-            throttle_violation_pause: config.api.throttle_violation_pause,
-        };
+        let stop_at_quota_remaining = config.api.stop_at_quota_remaining;
         let requester = Requester {
             http,
             api_key: config.api.key.clone(),
@@ -67,7 +64,7 @@ impl Pipeline {
         };
         let shared = lanes.clone();
         let supervisor = Supervisor::create(move |ctx| {
-            let mut sup = Supervisor::new(policy, shared.clone(), api.clone());
+            let mut sup = Supervisor::new(policy, shared.clone(), stop_at_quota_remaining);
             for id in 0..fetchers {
                 sup.add_fetcher(
                     Fetcher {

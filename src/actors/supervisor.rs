@@ -107,14 +107,6 @@ pub struct ApiFatal {
     pub error: ApiError,
 }
 
-/// What the supervisor does with what the API says: when to stop, and the
-/// shortest pause after a `throttle_violation`.
-#[derive(Debug, Clone)]
-pub struct ApiPolicy {
-    pub stop_at_quota_remaining: u64,
-    pub throttle_violation_pause: Duration,
-}
-
 /// Why pages were skipped when the crawl stopped handing them out.
 const WHY_DRAINED: &str = "crawl drained";
 const WHY_BUDGET: &str = "daily budget exhausted";
@@ -130,7 +122,8 @@ pub struct Supervisor {
     /// The hosts' quotas and budgets, shared with the fetchers and the
     /// robots.txt check.
     lanes: Lanes,
-    api: ApiPolicy,
+    /// The API quota left at which the crawl stops cleanly.
+    stop_at_quota_remaining: u64,
     fetchers: Vec<Addr<Fetcher>>,
     idle: Vec<usize>,
     frontier: Frontier<oneshot::Sender<PageOutcome>>,
@@ -139,11 +132,11 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    pub fn new(policy: RetryPolicy, lanes: Lanes, api: ApiPolicy) -> Supervisor {
+    pub fn new(policy: RetryPolicy, lanes: Lanes, stop_at_quota_remaining: u64) -> Supervisor {
         Supervisor {
             policy,
             lanes,
-            api,
+            stop_at_quota_remaining,
             fetchers: Vec::new(),
             idle: Vec::new(),
             frontier: Frontier::default(),
@@ -261,7 +254,7 @@ impl Supervisor {
             );
         }
         if let Some(left) = w.quota_remaining {
-            if left <= self.api.stop_at_quota_remaining && self.frontier.stopped().is_none() {
+            if left <= self.stop_at_quota_remaining && self.frontier.stopped().is_none() {
                 self.stop_for_quota(Budget::resets_at(Utc::now()), left);
             }
         }
@@ -272,7 +265,7 @@ impl Supervisor {
     fn stop_for_quota(&mut self, resets: DateTime<Utc>, left: u64) {
         error!(
             quota_remaining = left,
-            stop_at_quota_remaining = self.api.stop_at_quota_remaining,
+            stop_at_quota_remaining = self.stop_at_quota_remaining,
             quota_max = self.stats.api.quota_max,
             resets_at = %resets.to_rfc3339(),
             pages_not_fetched = self.frontier.pending(),
