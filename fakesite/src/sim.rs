@@ -127,8 +127,8 @@ pub struct Sim {
     /// Per set, how many kills cut its current pass (pages in flight then
     /// may be served twice).
     killed_in: HashMap<&'static str, usize>,
-    /// The set whose pass is running, by its "pass starting" line.
-    running: Option<&'static str>,
+    /// The "pass starting" line of the pass that is running.
+    running: Option<serde_json::Value>,
     pending: Option<Pending>,
     awaiting_reject: bool,
     /// Lines of the current process the driver has handled.
@@ -255,7 +255,7 @@ impl Sim {
     /// may be planned.
     fn on_pass_line(&mut self, line: &serde_json::Value, live: bool) {
         if line["message"] == "pass starting" {
-            self.running = set_named(&line["tag_set"]).map(|s| s.name);
+            self.running = Some(line.clone());
             return;
         }
         self.running = None;
@@ -276,6 +276,32 @@ impl Sim {
                 self.on_pass_line(line, false);
             }
         }
+        // A kill can land after the store closed the pass and before the
+        // process said so: the store, not the log, says whether it finished.
+        if let Some(start) = self.running.clone() {
+            let pass_id = start["pass_id"].as_i64().expect("pass_id");
+            let conn = rusqlite::Connection::open(self.store_path()).expect("read the store");
+            let finished: bool = conn
+                .query_row(
+                    "SELECT finished_at IS NOT NULL FROM passes WHERE pass_id = ?1",
+                    [pass_id],
+                    |r| r.get(0),
+                )
+                .expect("the running pass is in the store");
+            if finished {
+                let mut line = start;
+                line["message"] = "pass finished".into();
+                self.on_pass_line(&line, false);
+            }
+        }
+    }
+
+    /// The tag set whose pass is running.
+    fn running_set(&self) -> Option<&'static str> {
+        self.running
+            .as_ref()
+            .and_then(|l| set_named(&l["tag_set"]))
+            .map(|s| s.name)
     }
 
     /// Checks one finished pass against the model, then brings the model up
@@ -550,8 +576,9 @@ impl Sim {
     }
 
     fn kill_and_restart(&mut self, bin: &str) {
-        eprintln!("seed {}: kill -9 during {:?}", self.seed, self.running);
-        if let Some(set) = self.running {
+        let set = self.running_set();
+        eprintln!("seed {}: kill -9 during {set:?}", self.seed);
+        if let Some(set) = set {
             *self.killed_in.entry(set).or_default() += 1;
         }
         self.svc.signal("-KILL");
@@ -563,7 +590,11 @@ impl Sim {
     }
 
     fn term_and_restart(&mut self, bin: &str) {
-        eprintln!("seed {}: SIGTERM during {:?}", self.seed, self.running);
+        eprintln!(
+            "seed {}: SIGTERM during {:?}",
+            self.seed,
+            self.running_set()
+        );
         self.svc.signal("-TERM");
         let code = self.svc.wait_exit();
         if code != Some(0) {
