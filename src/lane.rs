@@ -55,6 +55,9 @@ pub struct Lane {
     /// processes may have spent some since): the status line's figure,
     /// kept so that reading it costs no query on the event loop.
     left: AtomicU64,
+    /// The end of the pause last written to the budget file, in Unix
+    /// seconds: the same pause is not written twice.
+    pause_recorded: Mutex<i64>,
     /// When each request of the last minute went out, for the status line.
     recent: Mutex<VecDeque<Instant>>,
 }
@@ -89,6 +92,7 @@ impl Lane {
             serial: serial.then(|| Arc::new(Semaphore::new(1))),
             requests: AtomicU64::new(0),
             left: AtomicU64::new(left),
+            pause_recorded: Mutex::new(0),
             recent: Mutex::new(VecDeque::new()),
         }
     }
@@ -111,24 +115,31 @@ impl Lane {
     /// started before it is over. Returns when the lane resumes.
     ///
     /// The fetcher applies a pause the moment it reads it and the supervisor
-    /// may apply the same one again when it decides the retry: only a pause
-    /// that extends the lane's is recorded.
+    /// applies the same one a moment later when it decides the retry. The
+    /// record is kept in whole seconds, rounded up (never shorter than the
+    /// pause), so the second application finds it recorded and writes
+    /// nothing.
     pub fn pause_for(&self, wait: Duration) -> tokio::time::Instant {
-        let before = self.throttle.paused_until();
         let until = self.throttle.pause_for(wait);
-        if before == Some(until) {
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        let now = Utc::now().timestamp();
+        let wall_secs = now + left.as_secs() as i64 + i64::from(left.subsec_nanos() > 0);
+        let mut recorded = self
+            .pause_recorded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if *recorded >= wall_secs {
             return until;
         }
-        let wall = Utc::now()
-            + chrono::Duration::from_std(
-                until.saturating_duration_since(tokio::time::Instant::now()),
-            )
-            .unwrap_or_default();
+        let wall = DateTime::from_timestamp(wall_secs, 0).unwrap_or_default();
         // Written at once, on the caller's thread: pauses are rare (the
         // server asked), and a process started a moment later must see it.
         let budget = self.budget.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) = budget.pause_until(&self.key, wall) {
-            tracing::warn!(error = %e, host = %self.key, "pause not recorded for later processes");
+        match budget.pause_until(&self.key, wall) {
+            Ok(()) => *recorded = wall_secs,
+            Err(e) => {
+                tracing::warn!(error = %e, host = %self.key, "pause not recorded for later processes")
+            }
         }
         until
     }
@@ -251,6 +262,27 @@ mod tests {
             .paused_until()
             .expect("paused from the start");
         assert!(resumes > tokio::time::Instant::now() + Duration::from_secs(29));
+    }
+
+    #[tokio::test]
+    async fn the_same_pause_applied_twice_is_written_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = lane(dir.path(), 10, false);
+        l.pause_for(Duration::from_secs(30));
+        // Forget the record behind the lane's back: a second write would
+        // bring it back.
+        let raw = rusqlite::Connection::open(dir.path().join("budget.sqlite")).unwrap();
+        raw.execute("DELETE FROM pauses", []).unwrap();
+        l.pause_for(Duration::from_secs(30));
+        let rows: i64 = raw
+            .query_row("SELECT COUNT(*) FROM pauses", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 0, "the same pause was written again");
+        l.pause_for(Duration::from_secs(90));
+        let rows: i64 = raw
+            .query_row("SELECT COUNT(*) FROM pauses", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 1, "a longer pause is written");
     }
 
     #[tokio::test]
