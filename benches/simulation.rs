@@ -29,9 +29,10 @@ fn main() {
             let (seed, c) = run.join().expect("a seed failed: its panic names it");
             println!(
                 "seed {seed}: passes={} incremental={} questions_checked={} snapshots={} pages_served={} faults={} \
-                 reloads_good={} reloads_bad={} sigterms={} kills={} restarts={} budget_checks={} requests={}",
+                 reloads_good={} reloads_bad={} sigterms={} kills={} restarts={} budget_checks={} requests={} backoffs_unknowable={}",
                 c.passes, c.incremental_passes, c.questions_checked, c.snapshots_checked, c.pages_served,
-                c.faults, c.reloads_good, c.reloads_bad, c.sigterms, c.kills, c.restarts, c.budget_checks, c.requests
+                c.faults, c.reloads_good, c.reloads_bad, c.sigterms, c.kills, c.restarts, c.budget_checks, c.requests,
+                c.backoffs_unknowable
             );
             total.passes += c.passes;
             total.kills += c.kills;
@@ -41,10 +42,12 @@ fn main() {
             total.faults += c.faults;
             total.questions_checked += c.questions_checked;
             total.requests += c.requests;
+            total.backoffs_unknowable += c.backoffs_unknowable;
         }
     }
     println!(
-        "simulation sweep: {seeds} seeds, {} passes checked, {} questions checked, {} faults, {} kill -9, {} SIGTERM, {} good + {} bad SIGHUP, {} requests, all correct, in {:.0} s",
+        "simulation sweep: {seeds} seeds, {} passes checked, {} questions checked, {} faults, {} kill -9, {} SIGTERM, {} good + {} bad SIGHUP, {} requests, \
+         {} requests inside a backoff that a kill hid from every process, all correct, in {:.0} s",
         total.passes,
         total.questions_checked,
         total.faults,
@@ -53,6 +56,7 @@ fn main() {
         total.reloads_good,
         total.reloads_bad,
         total.requests,
+        total.backoffs_unknowable,
         started.elapsed().as_secs_f64()
     );
 }

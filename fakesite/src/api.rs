@@ -201,8 +201,9 @@ pub(super) struct ApiState {
     /// no request may arrive.
     backoff: Option<(Instant, Instant)>,
     /// Requests that arrived inside a backoff window, answered as the real
-    /// API does with a `throttle_violation`.
-    violations: u64,
+    /// API does with a `throttle_violation`: when the backoff response went
+    /// out, and when the request arrived.
+    violations: Vec<(Instant, Instant)>,
 }
 
 impl Default for ApiState {
@@ -213,7 +214,7 @@ impl Default for ApiState {
             valid_key: None,
             script: HashMap::new(),
             backoff: None,
-            violations: 0,
+            violations: Vec::new(),
         }
     }
 }
@@ -247,7 +248,13 @@ impl SiteBuilder {
 impl FakeSite {
     /// Requests that arrived while a `backoff` the API had sent was running.
     pub fn api_violations(&self) -> u64 {
-        self.state.lock().unwrap().api.violations
+        self.state.lock().unwrap().api.violations.len() as u64
+    }
+
+    /// Each violation: when the backoff it broke was sent, and when the
+    /// request arrived.
+    pub fn api_violation_times(&self) -> Vec<(Instant, Instant)> {
+        self.state.lock().unwrap().api.violations.clone()
     }
 
     /// Scripts an API fault after the start, for tests that change the site
@@ -326,10 +333,11 @@ pub(super) async fn serve_api(
         let in_backoff = st
             .api
             .backoff
-            .is_some_and(|(from, until)| from <= arrived && arrived < until);
-        if in_backoff {
-            st.api.violations += 1;
+            .filter(|(from, until)| *from <= arrived && arrived < *until);
+        if let Some((sent, _)) = in_backoff {
+            st.api.violations.push((sent, arrived));
         }
+        let in_backoff = in_backoff.is_some();
         let (status, body) = if in_backoff {
             let until = st.api.backoff.map_or(arrived, |(_, u)| u);
             let secs = until.saturating_duration_since(arrived).as_secs() + 1;
