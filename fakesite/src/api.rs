@@ -199,7 +199,8 @@ pub(super) struct ApiState {
     script: HashMap<(String, u32), VecDeque<ApiFault>>,
     /// The last `backoff` sent: from when the response went out, until when
     /// no request may arrive.
-    backoff: Option<(Instant, Instant)>,
+    /// With when the request that got it arrived.
+    backoff: Option<(Instant, Instant, Instant)>,
     /// Requests that arrived inside a backoff window, answered as the real
     /// API does with a `throttle_violation`: when the backoff response went
     /// out, and when the request arrived.
@@ -251,8 +252,8 @@ impl FakeSite {
         self.state.lock().unwrap().api.violations.len() as u64
     }
 
-    /// Each violation: when the backoff it broke was sent, and when the
-    /// request arrived.
+    /// Each violation: when the request that got the backoff it broke
+    /// arrived, and when the violating request arrived.
     pub fn api_violation_times(&self) -> Vec<(Instant, Instant)> {
         self.state.lock().unwrap().api.violations.clone()
     }
@@ -333,13 +334,13 @@ pub(super) async fn serve_api(
         let in_backoff = st
             .api
             .backoff
-            .filter(|(from, until)| *from <= arrived && arrived < *until);
-        if let Some((sent, _)) = in_backoff {
-            st.api.violations.push((sent, arrived));
+            .filter(|(_, from, until)| *from <= arrived && arrived < *until);
+        if let Some((asked, _, _)) = in_backoff {
+            st.api.violations.push((asked, arrived));
         }
         let in_backoff = in_backoff.is_some();
         let (status, body) = if in_backoff {
-            let until = st.api.backoff.map_or(arrived, |(_, u)| u);
+            let until = st.api.backoff.map_or(arrived, |(_, _, u)| u);
             let secs = until.saturating_duration_since(arrived).as_secs() + 1;
             error(502, "throttle_violation", &violation_message(secs))
         } else if used > quota_max {
@@ -368,7 +369,7 @@ pub(super) async fn serve_api(
                 // The window opens when the response leaves, after the
                 // latency: a request on the wire before then cannot know.
                 let sent = arrived + st.latency;
-                st.api.backoff = Some((sent, sent + std::time::Duration::from_secs(n)));
+                st.api.backoff = Some((arrived, sent, sent + std::time::Duration::from_secs(n)));
             }
             let all = st.tags.get(&tag).map(Vec::as_slice).unwrap_or(&[]);
             let start = ((page - 1) as usize).saturating_mul(size).min(all.len());

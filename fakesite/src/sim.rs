@@ -136,8 +136,12 @@ pub struct Sim {
     awaiting_reject: bool,
     /// Lines of the current process the driver has handled.
     consumed: usize,
-    /// When each kill -9 was sent.
+    /// When each kill -9 was sent, each restart began, each good SIGHUP
+    /// was sent, and the run began: for a failure's account of events.
     kills: Vec<Instant>,
+    restarts: Vec<Instant>,
+    reloads: Vec<Instant>,
+    started: Instant,
     /// Requests counted and never sent because a kill came between the two:
     /// the budget errs on the safe side, by at most the fetchers at a kill.
     overcount: u64,
@@ -183,6 +187,9 @@ impl Sim {
             awaiting_reject: false,
             consumed: 0,
             kills: Vec::new(),
+            restarts: Vec::new(),
+            reloads: Vec::new(),
+            started: Instant::now(),
             overcount: 0,
             checked: Checked::default(),
         }
@@ -248,25 +255,41 @@ impl Sim {
             self.fail(format!("final SIGTERM exited {code:?}"));
         }
         self.check_budget(true);
-        // A process killed between the backoff response leaving the server
-        // and the process reading it cannot know of the backoff, and neither
-        // can the one started after it: no crawler can avoid that. Any
-        // other request inside a backoff is a violation.
-        let unknowable = |sent: Instant| {
+        // A process killed after its request reached the server and before
+        // it read the backoff in the answer cannot know of the backoff, and
+        // neither can the one started after it: no crawler can avoid that.
+        // Any other request inside a backoff is a violation.
+        let unknowable = |asked: Instant| {
             self.kills
                 .iter()
-                .any(|k| *k >= sent && *k <= sent + Duration::from_millis(250))
+                .any(|k| *k >= asked && *k <= asked + Duration::from_millis(250))
         };
         let violations: Vec<_> = self
             .site
             .api_violation_times()
             .into_iter()
-            .filter(|(sent, _)| !unknowable(*sent))
+            .filter(|(asked, _)| !unknowable(*asked))
             .collect();
         if !violations.is_empty() {
+            let base = self.started;
+            let ms = |t: Instant| t.saturating_duration_since(base).as_millis();
+            let detail: Vec<String> = violations
+                .iter()
+                .map(|(asked, arrived)| {
+                    format!(
+                        "backoff asked for at {} ms, request at {} ms",
+                        ms(*asked),
+                        ms(*arrived)
+                    )
+                })
+                .collect();
             self.fail(format!(
-                "{} API requests arrived inside a backoff the crawler knew of",
-                violations.len()
+                "{} API requests arrived inside a backoff the crawler knew of: {detail:?}; \
+                 kills at {:?} ms, restarts at {:?} ms, reloads at {:?} ms",
+                violations.len(),
+                self.kills.iter().map(|k| ms(*k)).collect::<Vec<_>>(),
+                self.restarts.iter().map(|k| ms(*k)).collect::<Vec<_>>(),
+                self.reloads.iter().map(|k| ms(*k)).collect::<Vec<_>>(),
             ));
         }
         self.checked.backoffs_unknowable = self.site.api_violations() - violations.len() as u64;
@@ -584,6 +607,7 @@ impl Sim {
             self.rate = if self.rate == 30 { 25 } else { 30 };
             self.write_config();
             self.svc.signal("-HUP");
+            self.reloads.push(Instant::now());
             self.checked.reloads_good += 1;
         } else if roll < 0.25 {
             std::fs::write(&self.config, "[fetch]\nrate = 99.0\n").expect("bad config");
@@ -635,6 +659,7 @@ impl Sim {
             self.write_config();
         }
         self.running = None;
+        self.restarts.push(Instant::now());
         self.svc = Service::start(bin, &self.config);
         self.consumed = 0;
         self.checked.restarts += 1;
