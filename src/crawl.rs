@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::crawler::{page_key, round3, shutdown_flag, status_timer, Crawler};
 use crate::error::CrawlError;
 use crate::model::{FailedPage, RunSummary};
+use crate::monitor::Monitor;
 use crate::output::Sink;
 use crate::plan::{self, Plan};
 use crate::store::PassStore;
@@ -59,10 +60,23 @@ pub(crate) fn report_failures(
 /// pages again.
 pub async fn crawl(
     config: Config,
+    plan: Plan,
+    sink: Sink,
+    store: Option<Box<dyn PassStore>>,
+    shutdown: impl Future<Output = ()> + 'static,
+) -> Result<RunSummary, CrawlError> {
+    crawl_watched(config, plan, sink, store, shutdown, None).await
+}
+
+/// [`crawl`], reporting to `monitor` (the status page, the progress
+/// display) as it goes.
+pub async fn crawl_watched(
+    config: Config,
     mut plan: Plan,
     sink: Sink,
     store: Option<Box<dyn PassStore>>,
     shutdown: impl Future<Output = ()> + 'static,
+    monitor: Option<Monitor>,
 ) -> Result<RunSummary, CrawlError> {
     info!(
         pages = plan.len(),
@@ -83,6 +97,9 @@ pub async fn crawl(
         None => None,
     };
     let mut crawler = Crawler::start(config, Some(sink), store)?;
+    if let Some(m) = monitor {
+        crawler.watch(m);
+    }
     if with_store {
         let planned = plan.len();
         let pass = crawler.begin_pass(CRAWL_PASS, false, &mut plan).await?;
@@ -92,6 +109,8 @@ pub async fn crawl(
             pages_already_done = planned - plan.len(),
             "store pass starting"
         );
+    } else if let Some(m) = crawler.monitor() {
+        m.pass_started(CRAWL_PASS, &plan, &plan);
     }
     crawler.check_robots(&plan).await?;
     let futures = crawler.submit_plan(&plan);
@@ -99,11 +118,12 @@ pub async fn crawl(
     let driven = crawler.drive(futures, &mut shutdown, &mut status).await?;
     let stats = crawler.stats().await?;
     let api_fatal = stats.api_fatal;
+    // Only a crawl that reached every page closes its pass.
+    let finished = !driven.interrupted && stats.budget_resets_at.is_none() && api_fatal.is_none();
     if with_store {
-        // Only a crawl that reached every page closes its pass.
-        let finished =
-            !driven.interrupted && stats.budget_resets_at.is_none() && api_fatal.is_none();
         crawler.end_pass(finished).await?;
+    } else if let Some(m) = crawler.monitor() {
+        m.pass_ended(finished);
     }
     let mut summary = crawler.finish().await?;
     summary.failures = driven.failures.clone();

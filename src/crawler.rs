@@ -28,6 +28,7 @@ use crate::fetch::{FetchError, HttpClient};
 use crate::lane::{Lane, LaneError};
 use crate::model::FailedPage;
 use crate::model::RunSummary;
+use crate::monitor::Monitor;
 use crate::output::Sink;
 use crate::plan::{PageJob, Plan};
 use crate::retry::RetryPolicy;
@@ -46,7 +47,26 @@ pub struct Crawler {
     http: HttpClient,
     started: Instant,
     submitted: u64,
+    monitor: Option<Watched>,
 }
+
+/// A monitor and the task that passes it the supervisor's counters; the
+/// task ends with the crawler, so a replaced crawler's figures never
+/// reach the monitor late.
+struct Watched {
+    monitor: Monitor,
+    feeder: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        self.feeder.abort();
+    }
+}
+
+/// How often the supervisor's counters reach a monitor: the page and the
+/// progress display are as fresh as this.
+const MONITOR_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Crawler {
     /// Starts the actors, writing records to `sink` and/or `store` (`run`
@@ -84,7 +104,36 @@ impl Crawler {
             http,
             started,
             submitted: 0,
+            monitor: None,
         })
+    }
+
+    /// Reports to `monitor` from now on: every page's outcome, and the
+    /// supervisor's counters each second and at the end.
+    pub fn watch(&mut self, monitor: Monitor) {
+        monitor.crawler_started(self.config.rate);
+        let supervisor = self.pipeline.supervisor.downgrade();
+        let m = monitor.clone();
+        let feeder = actix_rt::spawn(async move {
+            let mut every = tokio::time::interval(MONITOR_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let Some(sup) = supervisor.upgrade() else {
+                    return;
+                };
+                match sup.send(GetStats).await {
+                    Ok(stats) => m.supervisor_stats(&stats),
+                    Err(_) => return,
+                }
+            }
+        });
+        self.monitor = Some(Watched { monitor, feeder });
+    }
+
+    /// The monitor this crawler reports to, if any.
+    pub fn monitor(&self) -> Option<&Monitor> {
+        self.monitor.as_ref().map(|w| &w.monitor)
     }
 
     pub fn config(&self) -> &Config {
@@ -111,6 +160,7 @@ impl Crawler {
             })
             .await
             .map_err(|_| CrawlError::Stopped)??;
+        let full = self.monitor().map(|_| plan.clone());
         plan.jobs.retain(|j| {
             let lane = (j.ctx.tag.clone(), j.ctx.tab.clone());
             let past_end = pass.ends.get(&lane).is_some_and(|&end| j.ctx.page > end);
@@ -125,13 +175,17 @@ impl Crawler {
             }
         }
         self.pipeline.supervisor.do_send(NewPass);
+        if let (Some(m), Some(full)) = (self.monitor(), full) {
+            m.pass_started(tag_set, &full, plan);
+            self.report_store_stats(m).await;
+        }
         Ok(pass)
     }
 
     /// Ends the current store pass; only a `finished` one is closed, so an
     /// interrupted pass is resumed next time.
     pub async fn end_pass(&self, finished: bool) -> Result<PassTotals, CrawlError> {
-        Ok(self
+        let totals = self
             .pipeline
             .aggregator
             .send(EndPass {
@@ -139,7 +193,20 @@ impl Crawler {
                 now: chrono::Utc::now(),
             })
             .await
-            .map_err(|_| CrawlError::Stopped)??)
+            .map_err(|_| CrawlError::Stopped)??;
+        if let Some(m) = self.monitor() {
+            m.pass_ended(finished);
+            self.report_store_stats(m).await;
+        }
+        Ok(totals)
+    }
+
+    /// The store's totals for the monitor, at the moments they change most
+    /// (a pass's start and end); pages add their new questions between.
+    async fn report_store_stats(&self, m: &Monitor) {
+        if let Ok(Some(st)) = self.pipeline.aggregator.send(GetStoreStats).await {
+            m.store_stats(&st);
+        }
     }
 
     /// Fetches robots.txt once (through the shared quota and budget) and
@@ -272,8 +339,13 @@ impl Crawler {
 
     /// Flushes the output and returns the run's summary. Await every
     /// submitted future first: pages still in flight would be cut short.
-    pub async fn finish(self) -> Result<RunSummary, CrawlError> {
+    pub async fn finish(mut self) -> Result<RunSummary, CrawlError> {
         let stats = self.stats().await?;
+        // The last figures, after the feeder's last tick.
+        if let Some(w) = self.monitor.take() {
+            w.feeder.abort();
+            w.monitor.supervisor_stats(&stats);
+        }
         let totals = self
             .pipeline
             .aggregator
@@ -374,6 +446,9 @@ impl Crawler {
                     continue;
                 }
             };
+            if let Some(m) = self.monitor() {
+                m.page_ended(&outcome);
+            }
             match &outcome {
                 PageOutcome::Done(r) => {
                     driven.ended.insert(page_key(&r.ctx));
@@ -422,6 +497,15 @@ impl Crawler {
             .send(GetStoreStats)
             .await
             .map_err(|_| CrawlError::Stopped)?;
+        if let Some(m) = self.monitor() {
+            m.supervisor_stats(&s);
+            if let Some(st) = &store {
+                m.store_stats(st);
+            }
+            if let Some((name, wait)) = next_pass {
+                m.next_pass(name, wait);
+            }
+        }
         info!(
             pages_done = s.done,
             pages_failed = s.failed,

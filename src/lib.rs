@@ -23,6 +23,9 @@
 //! - [`model`]: `Question`, `PageReport`, `RunSummary`
 //! - [`crawler`]: the running pipeline and its futures API; [`crawl`]: the
 //!   `crawl` command; [`runner`]: the `run` service; [`error`]: `CrawlError`
+//! - [`monitor`]: what a running crawl is doing, fed by its events; read by
+//!   [`status`] (the live page, `/status.json`, `/metrics`); [`charts`]:
+//!   SVG charts (plotters) for the status page
 //!
 //! The futures-style API mirrors the Dask tutorial this descends from:
 //! [`Crawler::submit`] one page and get a future of its outcome,
@@ -32,6 +35,7 @@
 pub mod actors;
 pub mod api;
 pub mod budget;
+pub mod charts;
 pub mod clean;
 pub mod config;
 pub mod crawl;
@@ -41,6 +45,7 @@ pub mod fetch;
 pub mod frontier;
 pub mod lane;
 pub mod model;
+pub mod monitor;
 pub mod output;
 pub mod parse;
 pub mod plan;
@@ -48,12 +53,13 @@ pub mod retry;
 pub mod robots;
 pub mod runner;
 pub mod source;
+pub mod status;
 pub mod store;
 pub mod throttle;
 pub mod writer_lock;
 
 pub use actors::supervisor::PageOutcome;
-pub use crawl::{crawl, CRAWL_PASS};
+pub use crawl::{crawl, crawl_watched, CRAWL_PASS};
 pub use crawler::{as_completed, gather, shutdown_flag, Crawler, PageFuture};
 pub use error::CrawlError;
 pub use model::FailedPage;

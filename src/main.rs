@@ -12,7 +12,9 @@ use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
 use stackcrawl::config::{Config, ConfigError, Environment, Overrides, API_KEY_ENV};
+use stackcrawl::monitor::Monitor;
 use stackcrawl::plan::Plan;
+use stackcrawl::status::StatusServer;
 use stackcrawl::store::{ExportFormat, Store};
 use stackcrawl::{CrawlError, Sink};
 
@@ -70,6 +72,17 @@ struct RunArgs {
     /// TOML config (see config/example.toml).
     #[arg(long)]
     config: PathBuf,
+    #[command(flatten)]
+    status: StatusArgs,
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    /// Serve a live status page (/), /status.json and Prometheus /metrics
+    /// on HOST:PORT while working (config: [status] addr). Loopback only,
+    /// unless the config sets [status] allow_remote = true.
+    #[arg(long, value_name = "HOST:PORT")]
+    status_addr: Option<String>,
 }
 
 #[derive(Args)]
@@ -158,6 +171,8 @@ struct CrawlArgs {
     /// Requests allowed back to back before the rate applies.
     #[arg(long)]
     burst: Option<i64>,
+    #[command(flatten)]
+    status: StatusArgs,
 }
 
 impl CrawlArgs {
@@ -173,6 +188,7 @@ impl CrawlArgs {
             rate: self.rate,
             burst: self.burst,
             pages_from_file: self.retry_failed.is_some(),
+            status_addr: self.status.status_addr.clone(),
         }
     }
 
@@ -386,13 +402,18 @@ fn crawl(args: CrawlArgs, env: &Environment) -> Result<(), Failure> {
         }
         None => None,
     };
-    let s = actix_rt::System::new().block_on(stackcrawl::crawl(
-        config,
-        plan,
-        sink,
-        store,
-        shutdown_signal(),
-    ))?;
+    let monitor = config
+        .status_addr
+        .map(|_| Monitor::new("crawl", config.rate));
+    let s = actix_rt::System::new().block_on(async move {
+        let server = serve_status(config.status_addr, &monitor)?;
+        let summary =
+            stackcrawl::crawl_watched(config, plan, sink, store, shutdown_signal(), monitor).await;
+        if let Some(server) = server {
+            server.stop().await;
+        }
+        Ok::<_, Failure>(summary?)
+    })?;
     if s.interrupted {
         Err(Failure::Interrupted {
             pages_failed: s.pages_failed,
@@ -407,14 +428,42 @@ fn crawl(args: CrawlArgs, env: &Environment) -> Result<(), Failure> {
     }
 }
 
+/// Starts the status server when an address is configured.
+fn serve_status(
+    addr: Option<std::net::SocketAddr>,
+    monitor: &Option<Monitor>,
+) -> Result<Option<StatusServer>, Failure> {
+    let (Some(addr), Some(monitor)) = (addr, monitor) else {
+        return Ok(None);
+    };
+    let server =
+        StatusServer::start(addr, monitor.clone()).map_err(|e| Failure::Usage(e.to_string()))?;
+    info!(
+        url = %format!("http://{}/", server.addr),
+        "status page, /status.json and /metrics served"
+    );
+    Ok(Some(server))
+}
+
 fn run(args: RunArgs, env: Environment) -> Result<(), Failure> {
-    let config = Config::load(&args.config, &Overrides::default(), &env)
-        .map_err(|e| Failure::Usage(e.to_string()))?;
+    // The flag holds across SIGHUP reloads; the server stays where it is.
+    let overrides = Overrides {
+        status_addr: args.status.status_addr.clone(),
+        ..Overrides::default()
+    };
+    let config =
+        Config::load(&args.config, &overrides, &env).map_err(|e| Failure::Usage(e.to_string()))?;
     let path = args.config.clone();
+    let monitor = config.status_addr.map(|_| Monitor::new("run", config.rate));
     actix_rt::System::new().block_on(async move {
+        let server = serve_status(config.status_addr, &monitor)?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        actix_rt::spawn(reload_on_sighup(path, env, tx));
-        stackcrawl::runner::run(config, rx, shutdown_signal()).await
+        actix_rt::spawn(reload_on_sighup(path, env, overrides, tx));
+        let totals = stackcrawl::runner::run_watched(config, rx, shutdown_signal(), monitor).await;
+        if let Some(server) = server {
+            server.stop().await;
+        }
+        totals.map_err(Failure::from)
     })?;
     Ok(())
 }
@@ -424,6 +473,7 @@ fn run(args: RunArgs, env: Environment) -> Result<(), Failure> {
 async fn reload_on_sighup(
     path: PathBuf,
     env: Environment,
+    overrides: Overrides,
     tx: tokio::sync::mpsc::UnboundedSender<Config>,
 ) {
     #[cfg(unix)]
@@ -433,7 +483,7 @@ async fn reload_on_sighup(
             return;
         };
         while hup.recv().await.is_some() {
-            match Config::load(&path, &Overrides::default(), &env) {
+            match Config::load(&path, &overrides, &env) {
                 Ok(c) => {
                     tracing::info!(config = %path.display(), "SIGHUP: new config accepted");
                     if tx.send(c).is_err() {
@@ -448,7 +498,7 @@ async fn reload_on_sighup(
     }
     #[cfg(not(unix))]
     {
-        let _ = (path, env, tx);
+        let _ = (path, env, overrides, tx);
     }
 }
 

@@ -20,6 +20,7 @@ use crate::crawl::report_failures;
 use crate::crawler::{round3, shutdown_flag, sleep_until_opt, status_timer, Crawler};
 use crate::error::CrawlError;
 use crate::model::RunSummary;
+use crate::monitor::Monitor;
 use crate::plan::Plan;
 use crate::store::Store;
 use crate::writer_lock::WriterLock;
@@ -71,15 +72,25 @@ impl RunTotals {
 /// (main.rs re-reads the file on SIGHUP); each applies from the next pass.
 pub async fn run(
     config: Config,
+    reloads: mpsc::UnboundedReceiver<Config>,
+    shutdown: impl Future<Output = ()> + 'static,
+) -> Result<RunTotals, CrawlError> {
+    run_watched(config, reloads, shutdown, None).await
+}
+
+/// [`run`], reporting to `monitor` (the status page) as it goes.
+pub async fn run_watched(
+    config: Config,
     mut reloads: mpsc::UnboundedReceiver<Config>,
     shutdown: impl Future<Output = ()> + 'static,
+    monitor: Option<Monitor>,
 ) -> Result<RunTotals, CrawlError> {
     let mut shutdown = shutdown_flag(shutdown);
     // First, before any request: a store has one writer.
     let _lock = WriterLock::acquire(&config.store_path)?;
     let mut config = config;
     let mut totals = RunTotals::default();
-    let mut crawler = start(&config).await?;
+    let mut crawler = start(&config, &monitor).await?;
     // One clock for status lines, in passes and between them alike.
     let mut status = status_timer(config.status_every);
     // Every tag set is due at once on start; an unfinished pass resumes.
@@ -102,6 +113,9 @@ pub async fn run(
             warn!("no tag sets configured; waiting for a reload or shutdown");
         }
         let wake = next.as_ref().map(|(_, at)| *at);
+        if let (Some(m), Some((name, at))) = (&monitor, &next) {
+            m.next_pass(name, at.saturating_duration_since(Instant::now()));
+        }
         tokio::select! {
             _ = sleep_until_opt(wake) => {}
             _ = shutdown.wait_for(|s| *s) => break,
@@ -109,7 +123,7 @@ pub async fn run(
                 if new.status_every != config.status_every {
                     status = status_timer(new.status_every);
                 }
-                (config, crawler) = reload(config, new, crawler, &mut due, &mut totals).await?;
+                (config, crawler) = reload(config, new, crawler, &mut due, &mut totals, &monitor).await?;
                 continue;
             }
             _ = status.tick() => {
@@ -150,7 +164,7 @@ pub async fn run(
                         return Ok(totals);
                     }
                 }
-                crawler = start(&config).await?;
+                crawler = start(&config, &monitor).await?;
                 continue;
             }
         }
@@ -178,9 +192,12 @@ fn log_run_stopped(t: &RunTotals) {
 
 /// Opens the store, starts the actors and checks robots.txt for every
 /// configured page (once per start and per reload, not per pass).
-async fn start(config: &Config) -> Result<Crawler, CrawlError> {
+async fn start(config: &Config, monitor: &Option<Monitor>) -> Result<Crawler, CrawlError> {
     let store = Store::open(&config.store_path).map_err(|e| CrawlError::Output(e.into()))?;
-    let crawler = Crawler::start(config.clone(), None, Some(Box::new(store)))?;
+    let mut crawler = Crawler::start(config.clone(), None, Some(Box::new(store)))?;
+    if let Some(m) = monitor {
+        crawler.watch(m.clone());
+    }
     crawler.check_robots(&Plan::from_config(config)).await?;
     Ok(crawler)
 }
@@ -193,9 +210,10 @@ async fn reload(
     crawler: Crawler,
     due: &mut BTreeMap<String, Instant>,
     totals: &mut RunTotals,
+    monitor: &Option<Monitor>,
 ) -> Result<(Config, Crawler), CrawlError> {
     totals.retire(crawler).await?;
-    let crawler = start(&new).await?;
+    let crawler = start(&new, monitor).await?;
     due.retain(|name, _| new.tag_sets.iter().any(|s| &s.name == name));
     for set in &new.tag_sets {
         due.entry(set.name.clone()).or_insert_with(Instant::now);

@@ -126,6 +126,8 @@ pub struct Overrides {
     /// The pages come from a failures file (`--retry-failed`), so the
     /// config may name no tag set.
     pub pages_from_file: bool,
+    /// `--status-addr HOST:PORT`: serve the status page there.
+    pub status_addr: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,6 +251,10 @@ pub struct Config {
     /// The SQLite store `run` keeps questions and their history in.
     pub store_path: PathBuf,
     pub api: ApiSettings,
+    /// Where the live status page listens, if anywhere (`[status] addr`,
+    /// `--status-addr`). Loopback only unless `[status] allow_remote`: the
+    /// page has no authentication.
+    pub status_addr: Option<std::net::SocketAddr>,
 }
 
 /// The environment variable the binary reads the Stack Exchange app key

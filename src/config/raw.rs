@@ -29,6 +29,16 @@ pub struct RawConfig {
     pub store: RawStore,
     #[serde(default)]
     pub api: RawApi,
+    #[serde(default)]
+    pub status: RawStatus,
+}
+
+/// `[status]`: the optional live status page, JSON and metrics.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStatus {
+    pub addr: Option<Spanned<String>>,
+    pub allow_remote: Option<bool>,
 }
 
 /// `[api]`: where the Stack Exchange API lives and how its quota is spent.

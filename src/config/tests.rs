@@ -429,3 +429,38 @@ fn example_config_is_valid() {
         "the example must be gentle with the real site"
     );
 }
+
+#[test]
+fn the_status_page_is_off_by_default_and_loopback_only_unless_allowed() {
+    assert_eq!(load(GOOD).unwrap().status_addr, None);
+    let with = |status: &str| load(&format!("{GOOD}\n[status]\n{status}\n"));
+    assert_eq!(
+        with("addr = \"127.0.0.1:9898\"").unwrap().status_addr,
+        Some("127.0.0.1:9898".parse().unwrap())
+    );
+    assert_eq!(
+        with("addr = \"localhost:9898\"").unwrap().status_addr,
+        Some("127.0.0.1:9898".parse().unwrap())
+    );
+    let (key, line, reason) = invalid(&format!("{GOOD}\n[status]\naddr = \"0.0.0.0:9898\"\n"));
+    assert_eq!(key, "status.addr");
+    assert!(line.is_some());
+    assert!(reason.contains("allow_remote"), "{reason}");
+    assert_eq!(
+        with("addr = \"0.0.0.0:9898\"\nallow_remote = true")
+            .unwrap()
+            .status_addr,
+        Some("0.0.0.0:9898".parse().unwrap())
+    );
+    let (_, _, reason) = invalid(&format!("{GOOD}\n[status]\naddr = \"example.com:80\"\n"));
+    assert!(reason.contains("HOST:PORT"), "{reason}");
+    // The flag is checked as strictly as the file.
+    let ov = Overrides {
+        status_addr: Some("192.0.2.1:80".into()),
+        ..Overrides::default()
+    };
+    assert!(matches!(
+        Config::from_toml(GOOD, "test.toml", &ov),
+        Err(ConfigError::Invalid { key, .. }) if key == "--status-addr"
+    ));
+}

@@ -238,6 +238,7 @@ pub(super) fn validate(
         block_pause,
         store_path: PathBuf::from(raw.store.path.as_deref().unwrap_or(DEFAULT_STORE)),
         api,
+        status_addr: v.status_addr(&raw.status, ov)?,
     })
 }
 
@@ -283,12 +284,51 @@ pub(crate) fn check_tag(tag: &str) -> Result<String, String> {
     Ok(t)
 }
 
+/// `localhost` is the one host name taken: anything else must be an IP
+/// address, so what the page is exposed to is never a DNS lookup's answer.
+fn parse_status_addr(text: &str) -> Result<std::net::SocketAddr, String> {
+    let text = text.trim();
+    let literal = match text.strip_prefix("localhost:") {
+        Some(port) => format!("127.0.0.1:{port}"),
+        None => text.to_string(),
+    };
+    literal
+        .parse()
+        .map_err(|_| format!("`{text}` is not HOST:PORT with an IP address (e.g. 127.0.0.1:9898)"))
+}
+
 struct Validator<'a> {
     text: &'a str,
     origin: &'a str,
 }
 
 impl Validator<'_> {
+    /// The status page's address: the flag wins over the file. A
+    /// non-loopback address is refused unless the file says
+    /// `allow_remote = true`, since anyone who reaches the page sees it.
+    fn status_addr(
+        &self,
+        raw: &super::raw::RawStatus,
+        ov: &Overrides,
+    ) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+        let (text, key, at) = match (&ov.status_addr, &raw.addr) {
+            (Some(a), _) => (a.as_str(), "--status-addr", None),
+            (None, Some(a)) => (a.get_ref().as_str(), "status.addr", Some(a.span().start)),
+            (None, None) => return Ok(None),
+        };
+        let addr = parse_status_addr(text).map_err(|why| self.err(key, at, why))?;
+        if !addr.ip().is_loopback() && raw.allow_remote != Some(true) {
+            return Err(self.err(
+                key,
+                at,
+                format!(
+                    "{addr} is reachable from other machines and the status page has no authentication; use a loopback address (127.0.0.1), or set `allow_remote = true` under [status] to expose it deliberately"
+                ),
+            ));
+        }
+        Ok(Some(addr))
+    }
+
     fn line(&self, offset: usize) -> usize {
         self.text
             .get(..offset)

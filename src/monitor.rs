@@ -1,0 +1,710 @@
+//! What a running crawl is doing, for eyes other than the log's: the live
+//! status page, `/status.json`, `/metrics` ([`crate::status`]) and the
+//! terminal progress display ([`crate::progress`]) all read one [`Monitor`].
+//!
+//! It is fed by the events the crawler already has (a pass planned, each
+//! page's outcome, the supervisor's counters, the store's totals at a
+//! status line), never by a reader: serving the page or a scrape only
+//! copies what is here, so watching costs the crawl nothing.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::actors::supervisor::{PageOutcome, SupervisorStats};
+use crate::budget::Budget;
+use crate::plan::Plan;
+use crate::store::StoreStats;
+
+/// Pages listed under "last pages completed".
+const RECENT_PAGES: usize = 20;
+/// The request-rate chart covers this long, in buckets of `RATE_BUCKET`.
+const RATE_WINDOW: Duration = Duration::from_secs(10 * 60);
+const RATE_BUCKET: Duration = Duration::from_secs(10);
+
+/// Everything the status page shows, as `/status.json` serves it. Holds
+/// no secret: the API key never reaches the monitor.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// `crawl` or `run`.
+    pub mode: String,
+    pub started_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The tag set whose pass is running, if one is.
+    pub current_pass: Option<String>,
+    /// The latest pass of each tag set, by name.
+    pub passes: BTreeMap<String, PassStatus>,
+    pub requests: RequestStatus,
+    pub budget: BudgetStatus,
+    /// Present once the process has spent any of the Stack Exchange API.
+    pub api: Option<ApiStatus>,
+    /// The store's totals; absent without a store.
+    pub store: Option<StoreTotals>,
+    /// Most recent first.
+    pub recent_pages: VecDeque<RecentPage>,
+    pub next_pass: Option<NextPass>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PassStatus {
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub duration_secs: Option<f64>,
+    pub pages_planned: u64,
+    pub pages_done: u64,
+    pub pages_failed: u64,
+    pub pages_skipped: u64,
+    pub questions: u64,
+    /// By crawl tag.
+    pub tags: BTreeMap<String, TagStatus>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TagStatus {
+    pub pages_planned: u64,
+    /// Includes the pages a resumed pass had already done.
+    pub pages_done: u64,
+    pub pages_failed: u64,
+    /// Not fetched: past the tag's last page, or the crawl stopped.
+    pub pages_skipped: u64,
+    pub questions: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RequestStatus {
+    /// Every request sent since the process started (robots.txt, retries).
+    pub total: u64,
+    pub retries: u64,
+    /// 429 answers.
+    pub rate_limited: u64,
+    /// Pages lost after their retries.
+    pub pages_failed: u64,
+    /// The configured quota, and the rate the adaptive throttle allows now.
+    pub quota_per_second: f64,
+    pub effective_rate: f64,
+    pub last_minute: u64,
+    /// Requests per second over the last minutes, oldest first.
+    pub rate_history: Vec<RateSample>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RateSample {
+    pub at: DateTime<Utc>,
+    pub per_second: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BudgetStatus {
+    /// Requests left today in the budget that will stop the crawl first.
+    pub remaining: u64,
+    pub resets_at: Option<DateTime<Utc>>,
+    /// The crawl stopped because it ran out.
+    pub exhausted: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ApiStatus {
+    pub requests: u64,
+    pub quota_remaining: Option<u64>,
+    pub quota_max: Option<u64>,
+    pub resets_at: Option<DateTime<Utc>>,
+    pub backoffs: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct StoreTotals {
+    pub questions: u64,
+    pub size_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RecentPage {
+    pub tag: String,
+    pub page: u32,
+    /// `done`, `failed` or `skipped`.
+    pub outcome: &'static str,
+    pub questions: u64,
+    pub new: u64,
+    pub updated: u64,
+    pub attempts: u32,
+    pub completed_at: DateTime<Utc>,
+    /// Why a page failed or was skipped.
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NextPass {
+    pub tag_set: String,
+    pub at: DateTime<Utc>,
+}
+
+/// A handle on the shared status; cheap to clone, safe to share between
+/// the crawl, the status server and the progress display.
+#[derive(Clone)]
+pub struct Monitor {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Bumped on every change: the progress display and tests wait on it.
+    changed: watch::Sender<u64>,
+    metrics: Metrics,
+}
+
+struct State {
+    status: Status,
+    /// Counters of crawlers already retired (a `run` rebuilds its crawler
+    /// on reload and after a spent budget), added to the live one's.
+    retired: Counts,
+    live: Counts,
+    /// (time, requests so far), one per supervisor report, for the chart.
+    samples: VecDeque<(DateTime<Utc>, u64)>,
+    /// The pass running now, by tag set name.
+    current: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    requests: u64,
+    retries: u64,
+    rate_limited: u64,
+    api_requests: u64,
+}
+
+impl Counts {
+    fn plus(self, o: Counts) -> Counts {
+        Counts {
+            requests: self.requests + o.requests,
+            retries: self.retries + o.retries,
+            rate_limited: self.rate_limited + o.rate_limited,
+            api_requests: self.api_requests + o.api_requests,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: String,
+}
+
+/// The Prometheus view, named after Prometheus conventions (`_total` for
+/// counters, base units in the name).
+struct Metrics {
+    registry: Registry,
+    requests: Counter,
+    retries: Counter,
+    rate_limited: Counter,
+    pages: Family<OutcomeLabel, Counter>,
+    questions: Counter,
+    quota_per_second: Gauge<f64, AtomicU64>,
+    budget_remaining: Gauge,
+    api_quota_remaining: Gauge,
+    store_questions: Gauge,
+    pass_duration: Histogram,
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("stackcrawl");
+        let m = Metrics {
+            requests: Counter::default(),
+            retries: Counter::default(),
+            rate_limited: Counter::default(),
+            pages: Family::default(),
+            questions: Counter::default(),
+            quota_per_second: Gauge::default(),
+            budget_remaining: Gauge::default(),
+            api_quota_remaining: Gauge::default(),
+            store_questions: Gauge::default(),
+            // 1 s to about 9 h.
+            pass_duration: Histogram::new(exponential_buckets(1.0, 2.0, 16)),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "requests",
+            "HTTP requests sent (pages, retries, robots.txt, API calls)",
+            m.requests.clone(),
+        );
+        registry.register("retries", "Page retries scheduled", m.retries.clone());
+        registry.register(
+            "rate_limited",
+            "Responses with status 429 Too Many Requests",
+            m.rate_limited.clone(),
+        );
+        registry.register(
+            "pages",
+            "Pages by outcome: done, failed (after retries) or skipped",
+            m.pages.clone(),
+        );
+        registry.register(
+            "questions",
+            "Questions recorded (after de-duplication)",
+            m.questions.clone(),
+        );
+        registry.register(
+            "quota_per_second",
+            "Configured request quota in requests per second",
+            m.quota_per_second.clone(),
+        );
+        registry.register(
+            "budget_remaining",
+            "Requests left in today's budget",
+            m.budget_remaining.clone(),
+        );
+        registry.register(
+            "api_quota_remaining",
+            "Stack Exchange API quota left, as the API last reported it",
+            m.api_quota_remaining.clone(),
+        );
+        registry.register(
+            "store_questions",
+            "Questions in the store",
+            m.store_questions.clone(),
+        );
+        registry.register(
+            "pass_duration_seconds",
+            "Duration of finished passes",
+            m.pass_duration.clone(),
+        );
+        // Every outcome is exported from the start, as 0, so a rate()
+        // over it has a first sample.
+        for outcome in ["done", "failed", "skipped"] {
+            let _ = m.pages.get_or_create(&OutcomeLabel {
+                outcome: outcome.into(),
+            });
+        }
+        Metrics { registry, ..m }
+    }
+
+    fn page(&self, outcome: &str) {
+        self.pages
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.into(),
+            })
+            .inc();
+    }
+}
+
+/// Raises a counter to `total` (counters only go up; a lower total, from a
+/// crawler just replaced, is caught up by the retired counts instead).
+fn raise_to(counter: &Counter, total: u64) {
+    let now = counter.get();
+    if total > now {
+        counter.inc_by(total - now);
+    }
+}
+
+impl Monitor {
+    /// `mode` is the command: `crawl` or `run`.
+    pub fn new(mode: &str, quota_per_second: f64) -> Monitor {
+        let now = Utc::now();
+        let metrics = Metrics::new();
+        metrics.quota_per_second.set(quota_per_second);
+        let status = Status {
+            mode: mode.to_string(),
+            started_at: now,
+            updated_at: now,
+            current_pass: None,
+            passes: BTreeMap::new(),
+            requests: RequestStatus {
+                quota_per_second,
+                effective_rate: quota_per_second,
+                ..RequestStatus::default()
+            },
+            budget: BudgetStatus::default(),
+            api: None,
+            store: None,
+            recent_pages: VecDeque::new(),
+            next_pass: None,
+        };
+        Monitor {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State {
+                    status,
+                    retired: Counts::default(),
+                    live: Counts::default(),
+                    samples: VecDeque::new(),
+                    current: None,
+                }),
+                changed: watch::channel(0).0,
+                metrics,
+            }),
+        }
+    }
+
+    /// A copy of the status as it is now.
+    pub fn status(&self) -> Status {
+        let state = self.lock();
+        let mut status = state.status.clone();
+        status.requests.rate_history = rate_history(&state.samples);
+        status
+    }
+
+    /// The metrics in Prometheus' text format.
+    pub fn metrics_text(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.shared.metrics.registry);
+        out
+    }
+
+    /// Resolves once `ready` holds for the status (checked now and after
+    /// every change); the progress display and tests wait on this.
+    pub async fn wait_for(&self, ready: impl Fn(&Status) -> bool) {
+        let mut rx = self.shared.changed.subscribe();
+        loop {
+            if ready(&self.status()) {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// A receiver that sees every change (its value is a change counter).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.shared.changed.subscribe()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere while holding the lock leaves figures that are
+        // still worth showing.
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn update(&self, f: impl FnOnce(&mut State, &Metrics)) {
+        {
+            let mut state = self.lock();
+            f(&mut state, &self.shared.metrics);
+            state.status.updated_at = Utc::now();
+        }
+        self.shared.changed.send_modify(|n| *n += 1);
+    }
+
+    /// A new crawler starts: the last one's counters are kept.
+    pub fn crawler_started(&self, quota_per_second: f64) {
+        self.update(|s, m| {
+            s.retired = s.retired.plus(s.live);
+            s.live = Counts::default();
+            s.status.requests.quota_per_second = quota_per_second;
+            m.quota_per_second.set(quota_per_second);
+        });
+    }
+
+    /// A pass of `tag_set` starts: `full` is every page it covers,
+    /// `remaining` what is left to fetch (a resumed pass did the rest).
+    pub fn pass_started(&self, tag_set: &str, full: &Plan, remaining: &Plan) {
+        let mut tags: BTreeMap<String, TagStatus> = BTreeMap::new();
+        for job in &full.jobs {
+            let t = tags.entry(job.ctx.tag.clone()).or_default();
+            t.pages_planned += 1;
+            t.pages_done += 1;
+        }
+        for job in &remaining.jobs {
+            if let Some(t) = tags.get_mut(&job.ctx.tag) {
+                t.pages_done = t.pages_done.saturating_sub(1);
+            }
+        }
+        let pass = PassStatus {
+            started_at: Some(Utc::now()),
+            pages_planned: full.len() as u64,
+            pages_done: tags.values().map(|t| t.pages_done).sum(),
+            tags,
+            ..PassStatus::default()
+        };
+        self.update(|s, _| {
+            s.status.passes.insert(tag_set.to_string(), pass);
+            s.status.current_pass = Some(tag_set.to_string());
+            s.current = Some(tag_set.to_string());
+            s.status.next_pass = None;
+        });
+    }
+
+    /// The running pass ended; `finished` when it reached every page.
+    pub fn pass_ended(&self, finished: bool) {
+        self.update(|s, m| {
+            let Some(name) = s.current.take() else {
+                return;
+            };
+            s.status.current_pass = None;
+            if let Some(p) = s.status.passes.get_mut(&name) {
+                let now = Utc::now();
+                if finished {
+                    p.finished_at = Some(now);
+                }
+                let secs = p
+                    .started_at
+                    .and_then(|at| (now - at).to_std().ok())
+                    .map(|d| d.as_secs_f64());
+                if let (true, Some(secs)) = (finished, secs) {
+                    p.duration_secs = Some(secs);
+                    m.pass_duration.observe(secs);
+                }
+            }
+        });
+    }
+
+    /// A page's outcome, as the crawler's futures deliver it.
+    pub fn page_ended(&self, outcome: &PageOutcome) {
+        let now = Utc::now();
+        let (ctx, recent) = match outcome {
+            PageOutcome::Done(r) => (
+                &r.ctx,
+                RecentPage {
+                    tag: r.ctx.tag.clone(),
+                    page: r.ctx.page,
+                    outcome: "done",
+                    questions: r.questions as u64,
+                    new: r.new as u64,
+                    updated: r.updated as u64,
+                    attempts: r.attempts,
+                    completed_at: now,
+                    detail: None,
+                },
+            ),
+            PageOutcome::Failed(f) => (
+                &f.ctx,
+                RecentPage {
+                    tag: f.ctx.tag.clone(),
+                    page: f.ctx.page,
+                    outcome: "failed",
+                    questions: 0,
+                    new: 0,
+                    updated: 0,
+                    attempts: f.attempts,
+                    completed_at: now,
+                    detail: Some(f.to_string()),
+                },
+            ),
+            PageOutcome::Skipped { ctx, why, .. } => (
+                ctx,
+                RecentPage {
+                    tag: ctx.tag.clone(),
+                    page: ctx.page,
+                    outcome: "skipped",
+                    questions: 0,
+                    new: 0,
+                    updated: 0,
+                    attempts: 0,
+                    completed_at: now,
+                    detail: Some(why.to_string()),
+                },
+            ),
+        };
+        self.update(|s, m| {
+            m.page(recent.outcome);
+            m.questions.inc_by(recent.questions);
+            if let Some(store) = &mut s.status.store {
+                store.questions += recent.new;
+                m.store_questions.set(store.questions as i64);
+            }
+            if recent.outcome == "failed" {
+                s.status.requests.pages_failed += 1;
+            }
+            let pass_name = s.current.clone().unwrap_or_default();
+            let pass = s.status.passes.entry(pass_name).or_default();
+            let tag = pass.tags.entry(ctx.tag.clone()).or_default();
+            match recent.outcome {
+                "done" => {
+                    tag.pages_done += 1;
+                    tag.questions += recent.questions;
+                    pass.pages_done += 1;
+                    pass.questions += recent.questions;
+                }
+                "failed" => {
+                    tag.pages_failed += 1;
+                    pass.pages_failed += 1;
+                }
+                _ => {
+                    tag.pages_skipped += 1;
+                    pass.pages_skipped += 1;
+                }
+            }
+            s.status.recent_pages.push_front(recent);
+            s.status.recent_pages.truncate(RECENT_PAGES);
+        });
+    }
+
+    /// The supervisor's counters, as its status report gives them.
+    pub fn supervisor_stats(&self, st: &SupervisorStats) {
+        let now = Utc::now();
+        self.update(|s, m| {
+            s.live = Counts {
+                requests: st.requests,
+                retries: st.retries,
+                rate_limited: st.rate_limited,
+                api_requests: st.api.requests,
+            };
+            let total = s.retired.plus(s.live);
+            let r = &mut s.status.requests;
+            r.total = total.requests;
+            r.retries = total.retries;
+            r.rate_limited = total.rate_limited;
+            r.effective_rate = st.effective_rate;
+            r.last_minute = st.requests_last_minute as u64;
+            raise_to(&m.requests, total.requests);
+            raise_to(&m.retries, total.retries);
+            raise_to(&m.rate_limited, total.rate_limited);
+            s.status.budget = BudgetStatus {
+                remaining: st.budget_left,
+                resets_at: Some(
+                    st.budget_resets_at
+                        .unwrap_or_else(|| Budget::resets_at(now)),
+                ),
+                exhausted: st.budget_resets_at.is_some(),
+            };
+            m.budget_remaining.set(st.budget_left as i64);
+            if total.api_requests > 0 {
+                let api = s.status.api.get_or_insert_with(ApiStatus::default);
+                api.requests = total.api_requests;
+                api.backoffs = st.api.backoffs;
+                if st.api.quota_remaining.is_some() {
+                    api.quota_remaining = st.api.quota_remaining;
+                }
+                if st.api.quota_max.is_some() {
+                    api.quota_max = st.api.quota_max;
+                }
+                api.resets_at = Some(
+                    st.api
+                        .quota_resets_at
+                        .unwrap_or_else(|| Budget::resets_at(now)),
+                );
+                if let Some(left) = api.quota_remaining {
+                    m.api_quota_remaining.set(left as i64);
+                }
+            }
+            s.samples.push_back((now, total.requests));
+            while s
+                .samples
+                .front()
+                .is_some_and(|(at, _)| now - *at > chrono_span(RATE_WINDOW + RATE_BUCKET))
+            {
+                s.samples.pop_front();
+            }
+        });
+    }
+
+    /// The store's totals, as a status line or a pass's end reads them.
+    pub fn store_stats(&self, st: &StoreStats) {
+        self.update(|s, m| {
+            s.status.store = Some(StoreTotals {
+                questions: st.questions,
+                size_bytes: st.size_bytes,
+            });
+            m.store_questions.set(st.questions as i64);
+        });
+    }
+
+    /// Between passes of `run`: which tag set is due next, and when.
+    pub fn next_pass(&self, tag_set: &str, in_: Duration) {
+        let at = Utc::now() + chrono_span(in_);
+        self.update(|s, _| {
+            s.status.next_pass = Some(NextPass {
+                tag_set: tag_set.to_string(),
+                at,
+            })
+        });
+    }
+}
+
+fn chrono_span(d: Duration) -> chrono::TimeDelta {
+    chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX)
+}
+
+/// Requests per second in each `RATE_BUCKET` of the window, from the
+/// samples' running totals: the difference across a bucket over its
+/// length. The oldest bucket starts at the first sample, so a crawl of a
+/// few seconds has a point too.
+fn rate_history(samples: &VecDeque<(DateTime<Utc>, u64)>) -> Vec<RateSample> {
+    let (Some(&(first_at, _)), Some(&(last_at, _))) = (samples.front(), samples.back()) else {
+        return Vec::new();
+    };
+    let bucket = chrono_span(RATE_BUCKET);
+    let buckets = (RATE_WINDOW.as_secs() / RATE_BUCKET.as_secs()) as i32;
+    let total_at = |t: DateTime<Utc>| {
+        samples
+            .iter()
+            .rev()
+            .find(|(at, _)| *at <= t)
+            .map(|&(_, n)| n)
+    };
+    let mut out = Vec::new();
+    for i in (0..buckets).rev() {
+        let end = last_at - bucket * i;
+        let start = (end - bucket).max(first_at);
+        let secs = (end - start).num_milliseconds() as f64 / 1000.0;
+        let (Some(a), Some(b)) = (total_at(start), total_at(end)) else {
+            continue;
+        };
+        if secs <= 0.0 {
+            continue;
+        }
+        out.push(RateSample {
+            at: end,
+            per_second: b.saturating_sub(a) as f64 / secs,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_is_the_difference_of_running_totals_over_each_bucket() {
+        let t0 = Utc::now();
+        let samples: VecDeque<_> = (0..=30)
+            .map(|s| (t0 + chrono::TimeDelta::seconds(s), 2 * s as u64))
+            .collect();
+        let h = rate_history(&samples);
+        // 30 s of samples fill three 10 s buckets; older ones are empty.
+        assert_eq!(h.len(), 3);
+        assert!(h.iter().all(|r| (r.per_second - 2.0).abs() < 1e-9), "{h:?}");
+        assert!(rate_history(&VecDeque::new()).is_empty());
+        // A crawl shorter than a bucket still has its rate.
+        let short: VecDeque<_> = [(t0, 0), (t0 + chrono::TimeDelta::milliseconds(500), 5)].into();
+        let h = rate_history(&short);
+        assert_eq!(h.len(), 1);
+        assert!((h[0].per_second - 10.0).abs() < 1e-9, "{h:?}");
+    }
+
+    #[test]
+    fn counters_survive_a_crawler_replaced_on_reload() {
+        let m = Monitor::new("run", 1.0);
+        let stats = |requests| SupervisorStats {
+            requests,
+            retries: 1,
+            ..SupervisorStats::default()
+        };
+        m.supervisor_stats(&stats(5));
+        m.crawler_started(2.0);
+        m.supervisor_stats(&stats(3));
+        let s = m.status();
+        assert_eq!((s.requests.total, s.requests.retries), (8, 2));
+        assert_eq!(s.requests.quota_per_second, 2.0);
+        let text = m.metrics_text();
+        assert!(text.contains("stackcrawl_requests_total 8"), "{text}");
+        assert!(text.contains("stackcrawl_quota_per_second 2.0"), "{text}");
+        assert!(
+            text.contains("stackcrawl_pages_total{outcome=\"failed\"} 0"),
+            "{text}"
+        );
+    }
+}
