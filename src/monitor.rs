@@ -210,7 +210,9 @@ struct Metrics {
     questions: Counter,
     quota_per_second: Gauge<f64, AtomicU64>,
     budget_remaining: Gauge,
-    api_quota_remaining: Gauge,
+    /// No label; a family so that no sample is exported before the API
+    /// has reported a quota (a 0 would read as "quota spent").
+    api_quota_remaining: Family<Vec<(String, String)>, Gauge>,
     store_questions: Gauge,
     pass_duration: Histogram,
 }
@@ -226,7 +228,7 @@ impl Metrics {
             questions: Counter::default(),
             quota_per_second: Gauge::default(),
             budget_remaining: Gauge::default(),
-            api_quota_remaining: Gauge::default(),
+            api_quota_remaining: Family::default(),
             store_questions: Gauge::default(),
             // 1 s to about 9 h.
             pass_duration: Histogram::new(exponential_buckets(1.0, 2.0, 16)),
@@ -586,7 +588,9 @@ impl Monitor {
                         .unwrap_or_else(|| Budget::resets_at(now)),
                 );
                 if let Some(left) = api.quota_remaining {
-                    m.api_quota_remaining.set(left as i64);
+                    m.api_quota_remaining
+                        .get_or_create(&Vec::new())
+                        .set(left as i64);
                 }
             }
             s.samples.push_back((now, total.requests));
@@ -706,5 +710,21 @@ mod tests {
             text.contains("stackcrawl_pages_total{outcome=\"failed\"} 0"),
             "{text}"
         );
+        assert!(!text.contains("stackcrawl_api_quota_remaining "), "{text}");
+        m.supervisor_stats(&SupervisorStats {
+            requests: 4,
+            api: crate::model::ApiUsage {
+                requests: 1,
+                quota_remaining: Some(299),
+                ..Default::default()
+            },
+            ..SupervisorStats::default()
+        });
+        let text = m.metrics_text();
+        assert!(
+            text.contains("stackcrawl_api_quota_remaining 299"),
+            "{text}"
+        );
+        assert_eq!(m.status().api.unwrap().quota_remaining, Some(299));
     }
 }
