@@ -24,7 +24,8 @@
 //! - [`crawler`]: the running pipeline and its futures API; [`crawl`]: the
 //!   `crawl` command; [`runner`]: the `run` service; [`error`]: `CrawlError`
 //! - [`monitor`]: what a running crawl is doing, fed by its events; read by
-//!   [`status`] (the live page, `/status.json`, `/metrics`); [`charts`]:
+//!   [`status`] (the live page, `/status.json`, `/metrics`) and
+//!   [`progress`] (the terminal display); [`charts`]:
 //!   SVG charts (plotters) for the status page
 //!
 //! The futures-style API mirrors the Dask tutorial this descends from:
@@ -49,6 +50,7 @@ pub mod monitor;
 pub mod output;
 pub mod parse;
 pub mod plan;
+pub mod progress;
 pub mod retry;
 pub mod robots;
 pub mod runner;

@@ -14,6 +14,7 @@ use tracing_subscriber::EnvFilter;
 use stackcrawl::config::{Config, ConfigError, Environment, Overrides, API_KEY_ENV};
 use stackcrawl::monitor::Monitor;
 use stackcrawl::plan::Plan;
+use stackcrawl::progress::{LogWriter, Progress};
 use stackcrawl::status::StatusServer;
 use stackcrawl::store::{ExportFormat, Store};
 use stackcrawl::{CrawlError, Sink};
@@ -28,6 +29,9 @@ struct Cli {
     /// Log format: human-readable, or one JSON object per line.
     #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
     log_format: LogFormat,
+    /// No progress display on a terminal (the log is unchanged).
+    #[arg(long, short, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -224,7 +228,7 @@ fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(LogWriter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         LogFormat::Human => builder.init(),
@@ -300,7 +304,13 @@ fn main() -> ExitCode {
     init_logging(cli.log_format);
     let env = process_environment();
     let outcome = match cli.command {
-        Command::Crawl(args) => crawl(args, &env),
+        Command::Crawl(args) => {
+            // Bars only where a person watches and the log is for people.
+            let progress = !cli.quiet
+                && matches!(cli.log_format, LogFormat::Human)
+                && std::io::IsTerminal::is_terminal(&std::io::stderr());
+            crawl(args, &env, progress)
+        }
         Command::Run(args) => run(args, env),
         Command::Report(args) => report(args, &env),
         Command::Export(args) => export(args, &env),
@@ -369,7 +379,7 @@ impl Failure {
     }
 }
 
-fn crawl(args: CrawlArgs, env: &Environment) -> Result<(), Failure> {
+fn crawl(args: CrawlArgs, env: &Environment, progress: bool) -> Result<(), Failure> {
     let config = args.load(env).map_err(|e| Failure::Usage(e.to_string()))?;
     let plan = match &args.retry_failed {
         Some(path) => Plan::from_failures(path, &config)
@@ -402,13 +412,16 @@ fn crawl(args: CrawlArgs, env: &Environment) -> Result<(), Failure> {
         }
         None => None,
     };
-    let monitor = config
-        .status_addr
-        .map(|_| Monitor::new("crawl", config.rate));
+    let monitor =
+        (progress || config.status_addr.is_some()).then(|| Monitor::new("crawl", config.rate));
     let s = actix_rt::System::new().block_on(async move {
         let server = serve_status(config.status_addr, &monitor)?;
+        let bars = monitor.clone().filter(|_| progress).map(Progress::start);
         let summary =
             stackcrawl::crawl_watched(config, plan, sink, store, shutdown_signal(), monitor).await;
+        if let Some(bars) = bars {
+            bars.finish().await;
+        }
         if let Some(server) = server {
             server.stop().await;
         }
