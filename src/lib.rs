@@ -26,7 +26,8 @@
 //! - [`monitor`]: what a running crawl is doing, fed by its events; read by
 //!   [`status`] (the live page, `/status.json`, `/metrics`) and
 //!   [`progress`] (the terminal display); [`charts`]:
-//!   SVG charts (plotters) for the status page
+//!   SVG charts (plotters) for the status page and [`html_report`]
+//!   (`report --html`)
 //!
 //! The futures-style API mirrors the Dask tutorial this descends from:
 //! [`Crawler::submit`] one page and get a future of its outcome,
@@ -44,6 +45,7 @@ pub mod crawler;
 pub mod error;
 pub mod fetch;
 pub mod frontier;
+pub mod html_report;
 pub mod lane;
 pub mod model;
 pub mod monitor;

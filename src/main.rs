@@ -89,28 +89,37 @@ struct StatusArgs {
     status_addr: Option<String>,
 }
 
+/// Where `report` and `export` read: a config's store, or a store path.
+#[derive(Args)]
+struct StoreSource {
+    /// Take the store path from this config's [store] path.
+    #[arg(long, conflicts_with = "store")]
+    config: Option<PathBuf>,
+    /// The SQLite store to read (`--db` is accepted too, as before).
+    #[arg(long, alias = "db", value_name = "PATH")]
+    store: Option<PathBuf>,
+}
+
 #[derive(Args)]
 struct StoreArgs {
-    /// Take the store path from this config.
-    #[arg(long, conflicts_with = "db")]
-    config: Option<PathBuf>,
-    /// The SQLite store to read.
-    #[arg(long)]
-    db: Option<PathBuf>,
+    #[command(flatten)]
+    source: StoreSource,
     /// How many growing questions and co-occurring tags to list.
     #[arg(long, default_value_t = 10)]
     top: usize,
     /// Print JSON instead of text.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "html")]
     json: bool,
+    /// Also write the report, with charts, as one self-contained HTML file.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
 }
 
 #[derive(Args)]
 struct ExportArgs {
-    #[arg(long, conflicts_with = "db")]
-    config: Option<PathBuf>,
-    #[arg(long)]
-    db: Option<PathBuf>,
+    #[command(flatten)]
+    source: StoreSource,
+    /// Row format: one JSON object a line, or CSV with a header.
     #[arg(long, value_enum, default_value_t = ExportKind::Jsonl)]
     format: ExportKind,
     /// One row per snapshot instead of the latest state.
@@ -515,26 +524,18 @@ async fn reload_on_sighup(
     }
 }
 
-fn store_path(
-    config: &Option<PathBuf>,
-    db: &Option<PathBuf>,
-    env: &Environment,
-) -> Result<PathBuf, String> {
-    match (config, db) {
-        (_, Some(db)) => Ok(db.clone()),
+fn store_path(source: &StoreSource, env: &Environment) -> Result<PathBuf, String> {
+    match (&source.config, &source.store) {
+        (_, Some(store)) => Ok(store.clone()),
         (Some(c), None) => Config::load(c, &Overrides::default(), env)
             .map(|c| c.store_path)
             .map_err(|e| e.to_string()),
-        (None, None) => Err("give --config FILE or --db PATH".into()),
+        (None, None) => Err("give --config FILE or --store PATH".into()),
     }
 }
 
-fn open_store(
-    config: &Option<PathBuf>,
-    db: &Option<PathBuf>,
-    env: &Environment,
-) -> Result<Store, Failure> {
-    let path = store_path(config, db, env).map_err(Failure::Usage)?;
+fn open_store(source: &StoreSource, env: &Environment) -> Result<Store, Failure> {
+    let path = store_path(source, env).map_err(Failure::Usage)?;
     if !path.exists() {
         return Err(Failure::Usage(format!("no store at {}", path.display())));
     }
@@ -542,10 +543,19 @@ fn open_store(
 }
 
 fn report(args: StoreArgs, env: &Environment) -> Result<(), Failure> {
-    let store = open_store(&args.config, &args.db, env)?;
+    let store = open_store(&args.source, env)?;
     let report = store
         .report(args.top)
         .map_err(|e| Failure::Failed(e.to_string()))?;
+    if let Some(path) = &args.html {
+        let history = store
+            .history(args.top)
+            .map_err(|e| Failure::Failed(e.to_string()))?;
+        let page = stackcrawl::html_report::render(&report, &history, chrono::Utc::now());
+        std::fs::write(path, page)
+            .map_err(|e| Failure::Failed(format!("cannot write {}: {e}", path.display())))?;
+        info!(html = %path.display(), "report written with charts");
+    }
     if args.json {
         let text =
             serde_json::to_string_pretty(&report).map_err(|e| Failure::Failed(e.to_string()))?;
@@ -584,7 +594,7 @@ fn report(args: StoreArgs, env: &Environment) -> Result<(), Failure> {
 }
 
 fn export(args: ExportArgs, env: &Environment) -> Result<(), Failure> {
-    let store = open_store(&args.config, &args.db, env)?;
+    let store = open_store(&args.source, env)?;
     let format = match args.format {
         ExportKind::Jsonl => ExportFormat::Jsonl,
         ExportKind::Csv => ExportFormat::Csv,

@@ -462,7 +462,7 @@ fn a_second_run_on_one_store_exits_2_naming_the_process_that_holds_it() {
 
     // Readers still read while the writer runs.
     let report = Command::new(BIN)
-        .args(["report", "--db"])
+        .args(["report", "--store"])
         .arg(dir.path().join("store.db"))
         .output()
         .unwrap();

@@ -22,6 +22,7 @@
 //! migrations), `writes` (a pass and its pages), `report`, `export`.
 
 mod export;
+mod history;
 mod report;
 mod schema;
 mod writes;
@@ -45,6 +46,7 @@ use crate::config::OutputFormat;
 use crate::model::{PageContext, Question};
 
 pub use export::{ExportFormat, HistoryRow};
+pub use history::{Bucket, DayCount, History, PassShare};
 pub use report::{CoTag, Growth, Report, TagReport};
 pub use writes::{PageWrite, PassStart, PassTotals};
 

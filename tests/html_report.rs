@@ -1,0 +1,187 @@
+//! `stackcrawl report --html` on a store of three passes of the fake site:
+//! one self-contained file (nothing it would fetch), its charts present
+//! and rendered by headless Chromium, its figures those of the store.
+
+use std::path::Path;
+use std::process::Command;
+
+use stackcrawl::plan::Plan;
+use stackcrawl::store::Store;
+use stackcrawl::{crawl, Sink};
+use stackcrawl_fakesite::{FakeSite, TestConfig};
+
+/// Three finished `crawl --store` passes; between them the site's
+/// questions gain views and answers, so growth and the unanswered share
+/// move.
+async fn three_passes(site: &FakeSite, dir: &Path) -> std::path::PathBuf {
+    let store_path = dir.join("store.db");
+    for pass in 0..3u64 {
+        let cfg = TestConfig::new(site, dir)
+            .fetch("fetchers = 2\nrate = 30.0\nburst = 5")
+            .tag_set("a", &["python", "rust"], 2)
+            .build();
+        let plan = Plan::from_config(&cfg);
+        let sink = Sink::create(&cfg.output, cfg.output_format).unwrap();
+        let store = Store::open(&store_path).unwrap();
+        let summary = crawl(
+            cfg,
+            plan,
+            sink,
+            Some(Box::new(store)),
+            std::future::pending(),
+        )
+        .await
+        .expect("crawl runs");
+        assert_eq!(summary.pages_failed, 0);
+        for tag in ["python", "rust"] {
+            site.edit(tag, |qs| {
+                for (i, q) in qs.iter_mut().enumerate() {
+                    q.views += (i as u64 + 1) * 10 * (pass + 1);
+                    if i % 3 == 0 {
+                        q.answers += 1;
+                    }
+                }
+            });
+        }
+    }
+    store_path
+}
+
+fn sql_u64(db: &rusqlite::Connection, sql: &str) -> Vec<(String, u64)> {
+    let mut stmt = db.prepare(sql).unwrap();
+    stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// The text of every `<td class="CLASS">` in rows of the table with `id`.
+fn column(doc: &scraper::Html, table: &str, class: &str) -> Vec<String> {
+    let sel = scraper::Selector::parse(&format!("#{table} td.{class}")).unwrap();
+    doc.select(&sel)
+        .map(|c| c.text().collect::<String>().trim().to_string())
+        .collect()
+}
+
+#[actix::test]
+async fn an_html_report_of_three_passes_is_self_contained_and_matches_the_store() {
+    let site = FakeSite::builder()
+        .tag("python", 80)
+        .tag("rust", 60)
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let store_path = three_passes(&site, dir.path()).await;
+    let html_path = dir.path().join("report.html");
+    let out = Command::new(env!("CARGO_BIN_EXE_stackcrawl"))
+        .args(["report", "--store"])
+        .arg(&store_path)
+        .arg("--html")
+        .arg(&html_path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The text report still prints.
+    assert!(String::from_utf8_lossy(&out.stdout).contains("python"));
+    let html = std::fs::read_to_string(&html_path).unwrap();
+
+    // Self-contained: nothing to fetch.
+    let lower = html.to_lowercase();
+    for needle in [
+        "src=\"http",
+        "src='http",
+        "href=\"http",
+        "href='http",
+        "<script",
+        "<link",
+        "@import",
+        "url(",
+    ] {
+        assert!(!lower.contains(needle), "{needle} in the report");
+    }
+    // A chart per section, and one per crawl tag's co-occurring tags.
+    assert!(html.matches("<svg").count() >= 7, "{html}");
+    assert!(!html.contains("chart not drawn"), "{html}");
+
+    let doc = scraper::Html::parse_document(&html);
+    let db = rusqlite::Connection::open(&store_path).unwrap();
+    // Questions per crawl tag.
+    let want = sql_u64(
+        &db,
+        "SELECT crawl_tag, COUNT(*) FROM question_crawl_tags GROUP BY crawl_tag ORDER BY crawl_tag",
+    );
+    assert_eq!(want, [("python".into(), 80), ("rust".into(), 60)]);
+    let shown: Vec<u64> = column(&doc, "tags", "questions")
+        .iter()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert_eq!(shown, want.iter().map(|w| w.1).collect::<Vec<_>>());
+    // Unanswered per pass: three passes, each saw every question, and the
+    // site answered a third of them between passes.
+    let want = sql_u64(
+        &db,
+        "SELECT CAST(pass_id AS TEXT), SUM(answers = 0) FROM snapshots GROUP BY pass_id ORDER BY pass_id",
+    );
+    assert_eq!(want.len(), 3);
+    let shown: Vec<u64> = column(&doc, "passes", "unanswered")
+        .iter()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert_eq!(shown, want.iter().map(|w| w.1).collect::<Vec<_>>());
+    assert!(shown[0] > shown[2], "answers came in: {shown:?}");
+    // Fastest-growing: views gained first to latest snapshot, most first.
+    let want = sql_u64(
+        &db,
+        "SELECT CAST(question_id AS TEXT), MAX(views) - MIN(views) AS g FROM snapshots
+         GROUP BY site, question_id ORDER BY g DESC, question_id LIMIT 10",
+    );
+    let shown: Vec<u64> = column(&doc, "growth-table", "views-gained")
+        .iter()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert_eq!(shown, want.iter().map(|w| w.1).collect::<Vec<_>>());
+
+    // Chromium renders it, charts included.
+    let url = format!("file://{}", html_path.display());
+    let dom = tokio::task::spawn_blocking(move || chromium_dom(&url))
+        .await
+        .unwrap();
+    let rendered = scraper::Html::parse_document(&dom);
+    let svgs = scraper::Selector::parse("svg").unwrap();
+    assert!(rendered.select(&svgs).count() >= 7, "{dom}");
+    let text = scraper::Selector::parse("svg text").unwrap();
+    assert!(rendered.select(&text).any(|t| t
+        .text()
+        .collect::<String>()
+        .contains("Questions asked per day")));
+}
+
+fn chromium_dom(url: &str) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-quic",
+            "--no-first-run",
+            &format!("--user-data-dir={}", profile.path().display()),
+            "--dump-dom",
+            url,
+        ])
+        .output()
+        .expect("chromium runs (Debian's package `chromium`; .ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
