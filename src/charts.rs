@@ -93,14 +93,15 @@ pub fn bars(title: &str, y_desc: &str, bars: &[(String, f64)]) -> String {
     }
     let y_max = bars.iter().map(|b| b.1).fold(0.0_f64, f64::max);
     let y_max = if y_max > 0.0 { y_max * 1.15 } else { 1.0 };
-    let n = bars.len() as u32;
+    // A segmented 0..n has a slot for n itself: end one short of it.
+    let last = (bars.len() as u32).saturating_sub(1).max(1);
     draw(|root| {
         let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 18))
             .margin(10)
             .x_label_area_size(40)
             .y_label_area_size(50)
-            .build_cartesian_2d((0..n).into_segmented(), 0.0..y_max)?;
+            .build_cartesian_2d((0..last).into_segmented(), 0.0..y_max)?;
         chart
             .configure_mesh()
             .disable_x_mesh()

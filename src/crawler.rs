@@ -47,6 +47,8 @@ pub struct Crawler {
     http: HttpClient,
     started: Instant,
     submitted: u64,
+    /// Records go to a store too: pages have new and updated counts.
+    stored: bool,
     monitor: Option<Watched>,
 }
 
@@ -97,13 +99,15 @@ impl Crawler {
             )),
         };
         let started = Instant::now();
-        let pipeline = Pipeline::start(&config, http.clone(), lanes, sink, store, started);
+        let stored = store.is_some();
+        let pipeline = Pipeline::start(&config, http.clone(), lanes, sink, store);
         Ok(Crawler {
             config: Arc::new(config),
             pipeline,
             http,
             started,
             submitted: 0,
+            stored,
             monitor: None,
         })
     }
@@ -470,8 +474,8 @@ impl Crawler {
                     questions = r.questions,
                     duplicates = r.duplicates,
                     rejected = r.rejected,
-                    new = r.new,
-                    updated = r.updated,
+                    new = self.stored.then_some(r.new),
+                    updated = self.stored.then_some(r.updated),
                     tag_views_total = r.tag_views_total,
                     attempts = r.attempts,
                     elapsed_ms = r.elapsed.as_millis() as u64,

@@ -56,6 +56,16 @@ enum Command {
     /// Parse saved listing pages (an archive, a page saved from a browser)
     /// and print their records as JSONL.
     Parse(ParseArgs),
+    /// Print a shell completion script, e.g.
+    /// `stackcrawl completions bash > ~/.local/share/bash-completion/completions/stackcrawl`.
+    Completions(CompletionsArgs),
+}
+
+#[derive(Args)]
+struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    shell: clap_complete::Shell,
 }
 
 #[derive(Args)]
@@ -95,7 +105,7 @@ struct StoreSource {
     /// Take the store path from this config's [store] path.
     #[arg(long, conflicts_with = "store")]
     config: Option<PathBuf>,
-    /// The SQLite store to read (`--db` is accepted too, as before).
+    /// The SQLite store to read.
     #[arg(long, alias = "db", value_name = "PATH")]
     store: Option<PathBuf>,
 }
@@ -324,6 +334,16 @@ fn main() -> ExitCode {
         Command::Report(args) => report(args, &env),
         Command::Export(args) => export(args, &env),
         Command::Parse(args) => parse_files(args),
+        Command::Completions(args) => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                args.shell,
+                &mut Cli::command(),
+                "stackcrawl",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -396,6 +416,7 @@ fn crawl(args: CrawlArgs, env: &Environment, progress: bool) -> Result<(), Failu
         None => Plan::from_config(&config),
     };
     if args.dry_run {
+        warn_if_robots_refuses(&config, &plan);
         for job in &plan.jobs {
             println!("{}", job.url);
         }
@@ -465,6 +486,27 @@ fn serve_status(
         "status page, /status.json and /metrics served"
     );
     Ok(Some(server))
+}
+
+/// A dry run fetches nothing, robots.txt included, but the Stack Exchange
+/// sites' robots.txt is known: `Disallow: /` for crawlers they have not
+/// verified. So a dry run of HTML pages there says, before listing them,
+/// that the crawl would stop at robots.txt, and what to use instead.
+fn warn_if_robots_refuses(config: &Config, plan: &Plan) {
+    let html_pages = plan.jobs.iter().filter(|j| j.source.obeys_robots()).count();
+    if html_pages == 0 || !config.obey_robots {
+        return;
+    }
+    let Some(api_site) = stackcrawl::config::api_site_for_host(&config.site) else {
+        return;
+    };
+    warn!(
+        site = %config.site,
+        html_pages,
+        "{site}'s robots.txt refuses crawlers it has not verified (Disallow: /): this crawl would stop before fetching any of these {html_pages} pages and exit 2. \
+         Use the Stack Exchange API instead: source = \"api\" in the tag set, with [api] site = \"{api_site}\" (config/stackoverflow-api.toml is ready for Stack Overflow)",
+        site = config.site,
+    );
 }
 
 fn run(args: RunArgs, env: Environment) -> Result<(), Failure> {

@@ -133,7 +133,8 @@ pub struct PageReport {
     pub attempts: u32,
     /// Running total of views of the tag's questions recorded so far.
     pub tag_views_total: u64,
-    /// Time from the start of the run to this page's completion.
+    /// The page's own time: from its request (once the quota let it go)
+    /// to its records written.
     pub elapsed: Duration,
     /// Layout the parser detected, e.g. `s-post-summary`.
     pub layout: &'static str,

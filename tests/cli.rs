@@ -178,3 +178,144 @@ fn with_json_logs_a_bad_config_is_reported_as_json() {
         }
     }
 }
+
+#[test]
+fn every_flag_of_every_command_has_a_help_text() {
+    for command in ["crawl", "run", "report", "export", "parse", "completions"] {
+        let out = stackcrawl(&[command, "--help"]);
+        assert_eq!(out.status.code(), Some(0), "{command}");
+        let help = String::from_utf8_lossy(&out.stdout);
+        let bare: Vec<&str> = help
+            .lines()
+            .filter(|l| l.trim_start().starts_with('-'))
+            .filter(|l| {
+                // `  -q, --quiet   text`: the flag, then its help after spaces.
+                let flag_and_value = l.trim_start().split("  ").next().unwrap_or("");
+                l.trim() == flag_and_value.trim()
+            })
+            .collect();
+        assert!(bare.is_empty(), "{command}: no help for {bare:?}\n{help}");
+    }
+}
+
+#[test]
+fn a_dry_run_on_stack_overflow_html_says_robots_txt_refuses_it_before_the_urls() {
+    // Both streams in one pipe, to see what comes first.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{} crawl --tag pandas --pages 2 --dry-run 2>&1",
+            env!("CARGO_BIN_EXE_stackcrawl")
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let warning = text.find("robots.txt refuses").expect(&text);
+    let first_url = text
+        .find("https://stackoverflow.com/questions/")
+        .expect(&text);
+    assert!(warning < first_url, "{text}");
+    assert!(text.contains("source = \"api\""), "{text}");
+    // A mirror, or the API source, is not warned about.
+    let mirror = stackcrawl(&[
+        "crawl",
+        "--tag",
+        "pandas",
+        "--base-url",
+        "http://127.0.0.1:9",
+        "--dry-run",
+    ]);
+    assert!(!String::from_utf8_lossy(&mirror.stderr).contains("robots.txt refuses"));
+    let api = stackcrawl(&[
+        "crawl",
+        "--config",
+        "config/stackoverflow-api.toml",
+        "--dry-run",
+    ]);
+    assert_eq!(api.status.code(), Some(0));
+    assert!(!String::from_utf8_lossy(&api.stderr).contains("robots.txt refuses"));
+}
+
+#[test]
+fn completions_are_printed_for_bash_zsh_and_fish() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = stackcrawl(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            script.contains("stackcrawl") && script.contains("status-addr"),
+            "{shell}: {script}"
+        );
+    }
+    assert_eq!(stackcrawl(&["completions", "tcsh"]).status.code(), Some(2));
+}
+
+#[test]
+fn report_and_export_take_store_like_crawl_and_db_still_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    stackcrawl::store::Store::open(&path).unwrap();
+    for flag in ["--store", "--db"] {
+        let out = stackcrawl(&["report", flag, path.to_str().unwrap(), "--json"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{flag}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let help = String::from_utf8_lossy(&stackcrawl(&["report", "--help"]).stdout).into_owned();
+    assert!(help.contains("--store") && !help.contains("--db"), "{help}");
+    let out = stackcrawl(&["export"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--store PATH"));
+}
+
+#[test]
+fn page_lines_give_the_page_own_time_and_new_counts_only_with_a_store() {
+    use stackcrawl_fakesite::{FakeSite, TestConfig};
+    let site = FakeSite::builder().tag("python", 150).start();
+    let dir = tempfile::tempdir().unwrap();
+    // One request a second: the third page cannot end before two seconds
+    // of quota have passed, whatever its own time.
+    let config = TestConfig::new(&site, dir.path())
+        .fetch("fetchers = 1\nrate = 1.0\nburst = 1")
+        .tag_set("a", &["python"], 3)
+        .write();
+    let pages = |extra: &[&str]| -> Vec<serde_json::Value> {
+        let mut args = vec![
+            "--log-format",
+            "json",
+            "crawl",
+            "--config",
+            config.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let out = stackcrawl(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["message"] == "page done")
+            .collect()
+    };
+    let without = pages(&[]);
+    assert_eq!(without.len(), 3);
+    for p in &without {
+        assert!(p.get("new").is_none() && p.get("updated").is_none(), "{p}");
+        assert!(p["elapsed_ms"].as_u64().unwrap() < 2000, "{p}");
+    }
+    let store = dir.path().join("s.db");
+    let with = pages(&["--store", store.to_str().unwrap()]);
+    assert_eq!(with.len(), 3);
+    assert!(
+        with.iter().all(|p| p["new"] == 50 && p["updated"] == 0),
+        "{with:?}"
+    );
+}

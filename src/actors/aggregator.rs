@@ -24,6 +24,9 @@ use crate::store::{ExportFormat, PassStore, PassTotals, StoreStats};
 pub struct Records {
     pub job: PageJob,
     pub listing: Listing,
+    /// When the page's request was sent: its report's `elapsed` runs
+    /// from here to its records written.
+    pub sent: Instant,
 }
 
 /// Starts (or resumes) a pass of a tag set in the store.
@@ -93,15 +96,10 @@ pub struct Aggregator {
     /// which holds the records of the whole pass.
     resumed_pass: Option<i64>,
     totals: Totals,
-    started: Instant,
 }
 
 impl Aggregator {
-    pub fn new(
-        sink: Option<Sink>,
-        store: Option<Box<dyn PassStore>>,
-        started: Instant,
-    ) -> Aggregator {
+    pub fn new(sink: Option<Sink>, store: Option<Box<dyn PassStore>>) -> Aggregator {
         // A file output must hold each question once per run; `run` writes
         // only to the store, which is keyed, so it keeps no set.
         let seen = sink.as_ref().map(|_| HashSet::new());
@@ -112,7 +110,6 @@ impl Aggregator {
             seen,
             resumed_pass: None,
             totals: Totals::default(),
-            started,
         }
     }
 }
@@ -125,7 +122,7 @@ impl Handler<Records> for Aggregator {
     type Result = Result<PageReport, OutputError>;
 
     fn handle(&mut self, msg: Records, _: &mut Context<Self>) -> Self::Result {
-        let Records { job, listing } = msg;
+        let Records { job, listing, sent } = msg;
         for r in &listing.rejections {
             warn!(
                 url = %job.url,
@@ -184,7 +181,7 @@ impl Handler<Records> for Aggregator {
             rejected: listing.rejections.len(),
             attempts: job.attempt,
             tag_views_total,
-            elapsed: self.started.elapsed(),
+            elapsed: sent.elapsed(),
             layout: listing.layout,
             ends_tag,
             new,

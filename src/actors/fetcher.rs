@@ -6,6 +6,7 @@
 //! moment it is read.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix::{
     Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, Recipient, WrapFuture,
@@ -98,6 +99,7 @@ impl Attempt {
             // Held until the response is read and any pause it asks for is
             // applied: the next request of a serial lane waits for it.
             let ticket = self.lane.admit().await?;
+            let sent = Instant::now();
             debug!(url = %job.url, "GET");
             let body = job.source.request(&self.requester, &self.lane, &job).await;
             if let Err(JobError::Fetch(FetchError::Connect(_))) = &body {
@@ -123,7 +125,7 @@ impl Attempt {
             }
             drop(ticket);
             self.aggregator
-                .send(Records { job, listing })
+                .send(Records { job, listing, sent })
                 .await
                 .map_err(|_| JobError::Stopped)?
                 .map_err(|e| JobError::Output(std::sync::Arc::new(e)))

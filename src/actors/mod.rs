@@ -7,8 +7,6 @@ pub mod cleaner;
 pub mod fetcher;
 pub mod supervisor;
 
-use std::time::Instant;
-
 use actix::{Actor, Addr, Arbiter, AsyncContext, SyncArbiter};
 
 use crate::config::Config;
@@ -46,12 +44,11 @@ impl Pipeline {
         lanes: Lanes,
         sink: Option<Sink>,
         store: Option<Box<dyn PassStore>>,
-        started: Instant,
     ) -> Pipeline {
         let cleaner = SyncArbiter::start(cleaner_threads(), || Cleaner);
         let aggregator_arbiter = Arbiter::new();
         let aggregator = Aggregator::start_in_arbiter(&aggregator_arbiter.handle(), move |_| {
-            Aggregator::new(sink, store, started)
+            Aggregator::new(sink, store)
         });
         let policy = RetryPolicy::from_config(config);
         let fetchers = config.fetchers;
