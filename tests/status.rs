@@ -265,3 +265,57 @@ async fn chromium_renders_the_page_with_the_per_tag_figures_of_status_json() {
         .is_some());
     server.stop().await;
 }
+
+#[actix::test]
+async fn a_run_serves_its_passes_store_totals_and_next_pass() {
+    let site = FakeSite::builder().tag("python", 120).start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = TestConfig::service(&site, dir.path())
+        .fetch("fetchers = 2\nrate = 30.0\nburst = 5")
+        .sets("[tag_sets.s]\ntags = [\"python\"]\npages = 3\nevery = \"1h\"\n")
+        .build();
+    let monitor = Monitor::new("run", cfg.rate);
+    let server = StatusServer::start("127.0.0.1:0".parse().unwrap(), monitor.clone()).unwrap();
+    let (_reload, reloads) = tokio::sync::mpsc::unbounded_channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = actix_rt::spawn(stackcrawl::runner::run_watched(
+        cfg,
+        reloads,
+        async move {
+            let _ = stopped.await;
+        },
+        Some(monitor.clone()),
+    ));
+    // The pass ends and the next is scheduled: both events the run reports.
+    monitor
+        .wait_for(|s| {
+            s.passes.get("s").is_some_and(|p| p.finished_at.is_some()) && s.next_pass.is_some()
+        })
+        .await;
+    let status = status_json(&server).await;
+    assert_eq!(status["mode"], "run");
+    let pass = &status["passes"]["s"];
+    assert_eq!(pass["pages_done"], 3, "{status:#}");
+    assert_eq!(pass["tags"]["python"]["questions"], 120, "{status:#}");
+    assert_eq!(status["store"]["questions"], 120, "{status:#}");
+    assert_eq!(status["next_pass"]["tag_set"], "s");
+    let (_, page) = get(&server, "/").await;
+    assert!(page.contains("id=\"next-pass\""), "{page}");
+    let (_, metrics) = get(&server, "/metrics").await;
+    assert_eq!(metric(&metrics, "stackcrawl_store_questions"), 120.0);
+    assert_eq!(
+        metric(&metrics, "stackcrawl_pass_duration_seconds_count"),
+        1.0
+    );
+
+    stop.send(()).unwrap();
+    let totals = tokio::time::timeout(CRAWL_BOUND, run)
+        .await
+        .expect("run stops")
+        .unwrap()
+        .expect("run ends cleanly");
+    assert_eq!(totals.passes, 1);
+    let after = status_json(&server).await;
+    assert_eq!(after["requests"]["total"], totals.requests);
+    server.stop().await;
+}
