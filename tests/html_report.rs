@@ -8,6 +8,7 @@ use std::process::Command;
 use stackcrawl::plan::Plan;
 use stackcrawl::store::Store;
 use stackcrawl::{crawl, Sink};
+use stackcrawl_fakesite::browser::chromium_dom;
 use stackcrawl_fakesite::{FakeSite, TestConfig};
 
 /// Three finished `crawl --store` passes; between them the site's
@@ -158,30 +159,4 @@ async fn an_html_report_of_three_passes_is_self_contained_and_matches_the_store(
         .text()
         .collect::<String>()
         .contains("Questions asked per day")));
-}
-
-fn chromium_dom(url: &str) -> String {
-    let profile = tempfile::tempdir().unwrap();
-    let out = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-quic",
-            "--no-first-run",
-            &format!("--user-data-dir={}", profile.path().display()),
-            "--dump-dom",
-            url,
-        ])
-        .output()
-        .expect("chromium runs (Debian's package `chromium`; .ci/run installs it)");
-    assert!(
-        out.status.success(),
-        "chromium failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }

@@ -13,6 +13,7 @@ use stackcrawl::monitor::Monitor;
 use stackcrawl::plan::Plan;
 use stackcrawl::status::StatusServer;
 use stackcrawl::{crawl_watched, Sink, CRAWL_PASS};
+use stackcrawl_fakesite::browser::chromium_dom;
 use stackcrawl_fakesite::config::CRAWL_BOUND;
 use stackcrawl_fakesite::{FakeSite, TestConfig};
 
@@ -182,33 +183,6 @@ async fn the_page_never_shows_the_api_key_and_the_json_has_no_key_field() {
     let json = status_json(&server).await.to_string();
     assert!(!json.contains("key"), "{json}");
     server.stop().await;
-}
-
-/// Runs Debian's Chromium headless on `url` and returns the DOM it built.
-fn chromium_dom(url: &str) -> String {
-    let profile = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-quic",
-            "--no-first-run",
-            &format!("--user-data-dir={}", profile.path().display()),
-            "--dump-dom",
-            url,
-        ])
-        .output()
-        .expect("chromium runs (Debian's package `chromium`; .ci/run installs it)");
-    assert!(
-        out.status.success(),
-        "chromium failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8 DOM")
 }
 
 #[actix::test]

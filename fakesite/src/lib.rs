@@ -7,11 +7,13 @@
 //! [`api`]) over the same questions.
 //!
 //! Also here, shared by the tests and benches: [`config`] builds a config
-//! for a site and runs a crawl with it, [`service`] runs the real binary and
+//! for a site and runs a crawl with it, [`browser`] renders HTML in
+//! headless Chromium, [`service`] runs the real binary and
 //! reads its JSON log lines, and [`sim`] is the evolving-site simulation. Whatever needs `env!("CARGO_BIN_EXE_stackcrawl")` takes the
 //! path from its caller, since only stackcrawl's own targets have it.
 
 pub mod api;
+pub mod browser;
 pub mod config;
 pub mod service;
 pub mod sim;

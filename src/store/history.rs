@@ -9,7 +9,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::report::Growth;
+use super::report::{growth_row, Growth};
 use super::{enum_text, parse_ts, Store, StoreError};
 use crate::model::PostKind;
 
@@ -165,19 +165,7 @@ impl Store {
             )?;
             let mut rows = stmt.query([top_n])?;
             while let Some(r) = rows.next()? {
-                growth.push(Growth {
-                    site: r.get(0)?,
-                    question_id: r.get(1)?,
-                    title: r.get(2)?,
-                    url: r.get(3)?,
-                    from_pass: r.get(4)?,
-                    to_pass: r.get(5)?,
-                    from_seen_at: parse_ts("snapshots.seen_at", r.get(6)?)?,
-                    to_seen_at: parse_ts("snapshots.seen_at", r.get(7)?)?,
-                    views_gained: r.get(8)?,
-                    votes_gained: r.get(9)?,
-                    answers_gained: r.get(10)?,
-                });
+                growth.push(growth_row(r)?);
             }
         }
         Ok(History {

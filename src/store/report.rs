@@ -131,22 +131,29 @@ impl Store {
         let mut rows = stmt.query([top_n])?;
         let mut growth = Vec::new();
         while let Some(r) = rows.next()? {
-            growth.push(Growth {
-                site: r.get(0)?,
-                question_id: r.get(1)?,
-                title: r.get(2)?,
-                url: r.get(3)?,
-                from_pass: r.get(4)?,
-                to_pass: r.get(5)?,
-                from_seen_at: parse_ts("snapshots.seen_at", r.get(6)?)?,
-                to_seen_at: parse_ts("snapshots.seen_at", r.get(7)?)?,
-                views_gained: r.get(8)?,
-                votes_gained: r.get(9)?,
-                answers_gained: r.get(10)?,
-            });
+            growth.push(growth_row(r)?);
         }
         Ok(Report { tags, growth })
     }
+}
+
+/// A `Growth` from a row of site, question_id, title, url, from_pass,
+/// to_pass, from_seen_at, to_seen_at and the views, votes and answers
+/// gained, in that order: the growth queries' shared shape.
+pub(super) fn growth_row(r: &rusqlite::Row) -> Result<Growth, StoreError> {
+    Ok(Growth {
+        site: r.get(0)?,
+        question_id: r.get(1)?,
+        title: r.get(2)?,
+        url: r.get(3)?,
+        from_pass: r.get(4)?,
+        to_pass: r.get(5)?,
+        from_seen_at: parse_ts("snapshots.seen_at", r.get(6)?)?,
+        to_seen_at: parse_ts("snapshots.seen_at", r.get(7)?)?,
+        views_gained: r.get(8)?,
+        votes_gained: r.get(9)?,
+        answers_gained: r.get(10)?,
+    })
 }
 
 fn share(part: u64, whole: u64) -> f64 {
