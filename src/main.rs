@@ -118,7 +118,7 @@ struct StoreArgs {
     #[arg(long, default_value_t = 10)]
     top: usize,
     /// Print JSON instead of text.
-    #[arg(long, conflicts_with = "html")]
+    #[arg(long)]
     json: bool,
     /// Also write the report, with charts, as one self-contained HTML file.
     #[arg(long, value_name = "FILE")]
