@@ -450,6 +450,7 @@ mod tests {
         let page = ParsedPage {
             layout: crate::parse::Layout::PostSummary,
             summaries: vec![raw, RawSummary::default()],
+            drift: None,
         };
         let cleaned = clean_page(&page, &ctx(), fetched());
         assert!(cleaned.questions.is_empty());

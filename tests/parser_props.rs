@@ -241,6 +241,7 @@ fn raw_summary() -> impl Strategy<Value = RawSummary> {
             prop::collection::vec(any::<String>(), 0..4),
         ),
         (raw_text(), raw_stat(), times, raw_text(), any::<bool>()),
+        (raw_text(), raw_text(), any::<bool>()),
     )
         .prop_map(
             |(
@@ -248,6 +249,7 @@ fn raw_summary() -> impl Strategy<Value = RawSummary> {
                 (votes, answers, replies, views),
                 (accepted, kind_label, tags),
                 (author_name, author_reputation, times, bounty, community_wiki),
+                (author_user_id, author_action, author_linked),
             )| RawSummary {
                 question_id,
                 href,
@@ -261,6 +263,9 @@ fn raw_summary() -> impl Strategy<Value = RawSummary> {
                 kind_label,
                 tags,
                 author_name,
+                author_user_id,
+                author_linked,
+                author_action,
                 author_reputation,
                 times,
                 bounty,
@@ -378,7 +383,7 @@ proptest! {
 
     #[test]
     fn clean_page_never_panics(summaries in prop::collection::vec(raw_summary(), 0..4)) {
-        let page = ParsedPage { layout: stackcrawl::parse::Layout::PostSummary, summaries };
+        let page = ParsedPage { layout: stackcrawl::parse::Layout::PostSummary, summaries, drift: None };
         check_cleaned(&page)?;
     }
 
