@@ -13,7 +13,9 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
-use crate::model::{Listing, PageContext, PostKind, Question, QuestionStatus, Rejection};
+use crate::model::{
+    AuthorAction, Listing, PageContext, PostKind, Question, QuestionStatus, Rejection,
+};
 use crate::parse::{collapse, ParsedPage, RawStat, RawSummary};
 
 pub fn clean_page(page: &ParsedPage, ctx: &PageContext, fetched_at: DateTime<Utc>) -> Listing {
@@ -77,20 +79,28 @@ pub fn clean_summary(
         .and_then(|(v, exact)| Some((u64::try_from(v).ok()?, exact)))
         .ok_or_else(|| format!("unreadable views {}", brief(&raw.views)))?;
 
-    let (author_name, author_reputation) = if raw.community_wiki {
-        (None, None)
-    } else {
-        let name = raw
-            .author_name
-            .as_deref()
-            .map(collapse)
-            .filter(|n| !n.is_empty());
-        let rep = name
-            .as_ref()
-            .and_then(|_| stat_value(&raw.author_reputation))
-            .and_then(|(v, _)| u64::try_from(v).ok());
-        (name, rep)
-    };
+    // The name as shown, community wiki or not; a reputation only with a
+    // name (a community-wiki post shows none of its own).
+    let author_name = raw
+        .author_name
+        .as_deref()
+        .map(collapse)
+        .filter(|n| !n.is_empty());
+    let author_reputation = author_name
+        .as_ref()
+        .filter(|_| !raw.community_wiki)
+        .and_then(|_| stat_value(&raw.author_reputation))
+        .and_then(|(v, _)| u64::try_from(v).ok());
+    let author_has_profile = author_name.is_some() && raw.author_linked;
+    let author_user_id = raw
+        .author_user_id
+        .as_deref()
+        .filter(|_| author_has_profile)
+        .and_then(|id| id.trim().parse::<i64>().ok());
+    let author_action = author_name
+        .as_ref()
+        .and(raw.author_action.as_deref())
+        .and_then(action_of);
 
     let mut asked_at = None;
     let mut modified_at = None;
@@ -99,11 +109,11 @@ pub fn clean_summary(
         let Some(at) = parse_iso(&t.iso) else {
             continue;
         };
-        let slot = match t.label.as_str() {
-            "asked" => &mut asked_at,
-            "modified" | "edited" | "active" => &mut modified_at,
-            "answered" => &mut answered_at,
-            _ => continue,
+        let slot = match action_of(&t.label) {
+            Some(AuthorAction::Asked) => &mut asked_at,
+            Some(AuthorAction::Modified) => &mut modified_at,
+            Some(AuthorAction::Answered) => &mut answered_at,
+            None => continue,
         };
         slot.get_or_insert(at);
     }
@@ -150,7 +160,44 @@ pub fn clean_summary(
         tab: ctx.tab.clone(),
         page: ctx.page,
         fetched_at,
+        author_user_id,
+        author_has_profile,
+        author_action,
     })
+}
+
+/// The event a listing's word before a time names, in the languages of the
+/// Stack Exchange sites: English, Russian, Portuguese, Spanish, Japanese.
+/// Stems, matched anywhere in the word, so inflections ("задан",
+/// "задано"; "perguntada", "perguntado") and glued CJK labels all count.
+pub fn action_of(label: &str) -> Option<AuthorAction> {
+    const STEMS: [(&str, AuthorAction); 17] = [
+        ("ask", AuthorAction::Asked),
+        ("задан", AuthorAction::Asked),
+        ("pergunt", AuthorAction::Asked),
+        ("pregunt", AuthorAction::Asked),
+        ("質問", AuthorAction::Asked),
+        ("answer", AuthorAction::Answered),
+        ("ответ", AuthorAction::Answered),
+        ("respond", AuthorAction::Answered),
+        ("contest", AuthorAction::Answered),
+        ("回答", AuthorAction::Answered),
+        ("modif", AuthorAction::Modified),
+        ("edit", AuthorAction::Modified),
+        ("active", AuthorAction::Modified),
+        ("измен", AuthorAction::Modified),
+        ("редакт", AuthorAction::Modified),
+        ("更新", AuthorAction::Modified),
+        ("編集", AuthorAction::Modified),
+    ];
+    let word = label.trim().to_lowercase();
+    if word.is_empty() {
+        return None;
+    }
+    STEMS
+        .iter()
+        .find(|(stem, _)| word.contains(stem))
+        .map(|(_, action)| *action)
 }
 
 /// A raw value for a rejection reason, cut short: the reason is logged and
@@ -378,13 +425,105 @@ mod tests {
     }
 
     fn cleaned(name: &str) -> Listing {
+        cleaned_edited(name, "", "")
+    }
+
+    /// A fixture page with its first `from` replaced by `to`, read.
+    fn cleaned_edited(name: &str, from: &str, to: &str) -> Listing {
         let path = format!(
             "{}/tests/fixtures/so-html/{name}",
             env!("CARGO_MANIFEST_DIR")
         );
-        let html = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let mut html = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        if !from.is_empty() {
+            assert!(html.contains(from), "{name}: no {from:?}");
+            html = html.replacen(from, to, 1);
+        }
         let page = parse_listing(&html).unwrap_or_else(|e| panic!("{name}: {e}"));
         clean_page(&page, &ctx(), fetched())
+    }
+
+    /// A user without a profile link, as deleted and anonymous users and
+    /// revision-only community-wiki posts are shown, in every layout: the
+    /// name as shown, no profile, no id.
+    #[test]
+    fn authors_without_a_profile_keep_the_name_the_page_shows() {
+        let cases = [
+            (
+                "tagged-python-newest-2013.html",
+                19524072,
+                "<a href=\"/users/2147331/jack\">Jack</a>",
+                "user2147331",
+                "user2147331",
+                Some(AuthorAction::Asked),
+            ),
+            (
+                "homepage-narrow-2018.html",
+                52418095,
+                "<a href=\"/users/560299/ibu\">Ibu</a>",
+                "anon",
+                "anon",
+                Some(AuthorAction::Modified),
+            ),
+            (
+                "tagged-python-newest-2025.html",
+                79821892,
+                "<a href=\"/users/20197103/john-doe\" class=\"flex--item\"><span itemprop=\"name\">John Doe</span></a>",
+                "<span itemprop=\"name\">user20197103</span>",
+                "user20197103",
+                Some(AuthorAction::Asked),
+            ),
+            (
+                "tagged-python-votes-2020.html",
+                394809,
+                "<a href=\"/users/51518\">Devoted</a>",
+                "",
+                "20 revs, 16 users 43%",
+                None,
+            ),
+        ];
+        for (name, id, from, to, shown, action) in cases {
+            let page = cleaned_edited(name, from, to);
+            let q = find(&page, id);
+            assert_eq!(q.author_name.as_deref(), Some(shown), "{name}");
+            assert!(!q.author_has_profile, "{name}");
+            assert_eq!(q.author_user_id, None, "{name}");
+            assert_eq!(q.author_action, action, "{name}");
+        }
+        // The same summaries with their links, for contrast.
+        let q = find(&cleaned("tagged-python-newest-2025.html"), 79821892).clone();
+        assert_eq!(
+            (
+                q.author_name.as_deref(),
+                q.author_user_id,
+                q.author_has_profile
+            ),
+            (Some("John Doe"), Some(20197103), true)
+        );
+    }
+
+    #[test]
+    fn action_words_of_every_language() {
+        for (label, action) in [
+            ("asked", Some(AuthorAction::Asked)),
+            ("Answered", Some(AuthorAction::Answered)),
+            ("modified", Some(AuthorAction::Modified)),
+            ("edited", Some(AuthorAction::Modified)),
+            ("задан", Some(AuthorAction::Asked)),
+            ("изменён", Some(AuthorAction::Modified)),
+            ("ответил", Some(AuthorAction::Answered)),
+            ("perguntada", Some(AuthorAction::Asked)),
+            ("respondida", Some(AuthorAction::Answered)),
+            ("preguntado", Some(AuthorAction::Asked)),
+            ("modificada", Some(AuthorAction::Modified)),
+            ("質問日時", Some(AuthorAction::Asked)),
+            ("回答", Some(AuthorAction::Answered)),
+            ("更新", Some(AuthorAction::Modified)),
+            ("", None),
+            ("views", None),
+        ] {
+            assert_eq!(action_of(label), action, "{label}");
+        }
     }
 
     fn find(page: &Listing, id: u64) -> &Question {
@@ -891,9 +1030,15 @@ mod tests {
             wiki.title,
             "Does Python have a ternary conditional operator?"
         );
+        // The page shows "20 revs, 16 users 43%" and the main editor's
+        // linked name: the name is kept, a wiki post has no reputation.
         assert_eq!(
             (wiki.author_name.as_deref(), wiki.author_reputation),
-            (None, None)
+            (Some("Devoted"), None)
+        );
+        assert_eq!(
+            (wiki.author_user_id, wiki.author_has_profile),
+            (Some(51518), true)
         );
         assert_eq!(
             (wiki.votes, wiki.answers, wiki.views),

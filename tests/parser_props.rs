@@ -88,7 +88,11 @@ fn check_cleaned(page: &ParsedPage) -> Result<(), TestCaseError> {
         prop_assert!(q.url.starts_with("http"), "{}", q.url);
         prop_assert_eq!(split_status(&q.title).0, q.title.as_str());
         prop_assert!(q.replies.is_none() || q.answers == 0);
-        prop_assert_eq!(q.community_wiki && q.author_name.is_some(), false);
+        // A community-wiki post keeps the name it shows, never a reputation.
+        prop_assert!(!q.community_wiki || q.author_reputation.is_none());
+        prop_assert!(!q.author_has_profile || q.author_name.is_some());
+        prop_assert!(q.author_user_id.is_none() || q.author_has_profile);
+        prop_assert!(q.author_action.is_none() || q.author_name.is_some());
     }
     for r in &cleaned.rejections {
         prop_assert!(!r.reason.is_empty());
