@@ -21,6 +21,7 @@ use crate::parse::{collapse, ParsedPage, RawStat, RawSummary};
 pub fn clean_page(page: &ParsedPage, ctx: &PageContext, fetched_at: DateTime<Utc>) -> Listing {
     let mut out = Listing {
         layout: page.layout.name(),
+        layout_drift: page.drift.as_ref().map(ToString::to_string),
         ..Listing::default()
     };
     for raw in &page.summaries {

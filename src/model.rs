@@ -129,6 +129,9 @@ pub struct Listing {
     pub rejections: Vec<Rejection>,
     /// What the API said beyond its items; `None` for an HTML page.
     pub api: Option<ApiWrapper>,
+    /// An HTML listing that refers to more questions than it yielded: what
+    /// the parser saw, for the ERROR that says the layout may have changed.
+    pub layout_drift: Option<String>,
 }
 
 /// What an API response says beyond its items: whether the tag goes on,
