@@ -592,7 +592,7 @@ fn a_layout_change_is_an_error_on_its_first_page_and_the_status_line_counts_reje
     .unwrap()
     .replacen("class=\"question-summary\"", "class=\"question-card\"", 3);
     let last_votes = html.rfind("vote-count-post \"><strong>").unwrap();
-    html.insert_str(last_votes + "vote-count-post \"><strong>".len(), "x");
+    html.insert(last_votes + "vote-count-post \"><strong>".len(), 'x');
     let site = FakeSite::builder()
         .tag("a", 100)
         .fault("a", 2, Fault::Body(html))
