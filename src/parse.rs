@@ -16,7 +16,12 @@
 //!
 //! INTERFACE (relied on by the actors; keep these names and shapes):
 //! - `parse_listing(html: &str) -> Result<ParsedPage, ParseError>`
-//! - `ParsedPage { layout: Layout, summaries: Vec<RawSummary> }`
+//! - `ParsedPage { layout: Layout, summaries: Vec<RawSummary>, drift: Option<LayoutDrift> }`
+//!
+//! Broken markup is the real site's too: an unclosed tag makes the tree
+//! builder nest every later summary inside an earlier one. Every summary is
+//! a record of its own, and each is read from its own elements only (see
+//! `own_nodes`), so none borrows the tags or figures of those nested in it.
 //! - `Layout::name(&self) -> &'static str`
 //! - `ParseError::is_retryable(&self) -> bool` (truncated body: true),
 //!   `ParseError::is_block(&self) -> bool` (captcha / human verification).
