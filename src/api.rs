@@ -31,7 +31,7 @@ use serde_json::{Map, Value};
 use thiserror::Error;
 
 use crate::model::{
-    ApiWrapper, Listing, PageContext, PostKind, Question, QuestionStatus, Rejection,
+    ApiWrapper, AuthorAction, Listing, PageContext, PostKind, Question, QuestionStatus, Rejection,
 };
 use crate::parse::collapse;
 
@@ -572,6 +572,7 @@ struct RawItem {
 
 #[derive(Debug, Deserialize)]
 struct RawOwner {
+    user_id: Option<i64>,
     display_name: Option<String>,
     reputation: Option<u64>,
     user_type: Option<String>,
@@ -604,7 +605,7 @@ fn question_from_item(
     let community_wiki = raw.community_owned_date.is_some();
     // A community-wiki post shows no author on a listing; a deleted user's
     // old name is no longer an author either.
-    let (author_name, author_reputation) = match &raw.owner {
+    let (author_name, author_reputation, author_user_id) = match &raw.owner {
         Some(owner) if !community_wiki && owner.user_type.as_deref() != Some("does_not_exist") => {
             let name = owner
                 .display_name
@@ -612,10 +613,14 @@ fn question_from_item(
                 .map(|n| collapse(&decode_entities(n)))
                 .filter(|n| !n.is_empty());
             let rep = name.as_ref().and(owner.reputation);
-            (name, rep)
+            let id = name.as_ref().and(owner.user_id);
+            (name, rep, id)
         }
-        _ => (None, None),
+        _ => (None, None, None),
     };
+
+    // The API's owner is the asker.
+    let author_action = author_name.as_ref().map(|_| AuthorAction::Asked);
 
     let url = raw
         .link
@@ -666,6 +671,9 @@ fn question_from_item(
         tab: ctx.tab.clone(),
         page: ctx.page,
         fetched_at,
+        author_has_profile: author_user_id.is_some(),
+        author_action,
+        author_user_id,
     })
 }
 

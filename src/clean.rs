@@ -13,12 +13,15 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
-use crate::model::{Listing, PageContext, PostKind, Question, QuestionStatus, Rejection};
+use crate::model::{
+    AuthorAction, Listing, PageContext, PostKind, Question, QuestionStatus, Rejection,
+};
 use crate::parse::{collapse, ParsedPage, RawStat, RawSummary};
 
 pub fn clean_page(page: &ParsedPage, ctx: &PageContext, fetched_at: DateTime<Utc>) -> Listing {
     let mut out = Listing {
         layout: page.layout.name(),
+        layout_drift: page.drift.as_ref().map(ToString::to_string),
         ..Listing::default()
     };
     for raw in &page.summaries {
@@ -77,20 +80,28 @@ pub fn clean_summary(
         .and_then(|(v, exact)| Some((u64::try_from(v).ok()?, exact)))
         .ok_or_else(|| format!("unreadable views {}", brief(&raw.views)))?;
 
-    let (author_name, author_reputation) = if raw.community_wiki {
-        (None, None)
-    } else {
-        let name = raw
-            .author_name
-            .as_deref()
-            .map(collapse)
-            .filter(|n| !n.is_empty());
-        let rep = name
-            .as_ref()
-            .and_then(|_| stat_value(&raw.author_reputation))
-            .and_then(|(v, _)| u64::try_from(v).ok());
-        (name, rep)
-    };
+    // The name as shown, community wiki or not; a reputation only with a
+    // name (a community-wiki post shows none of its own).
+    let author_name = raw
+        .author_name
+        .as_deref()
+        .map(collapse)
+        .filter(|n| !n.is_empty());
+    let author_reputation = author_name
+        .as_ref()
+        .filter(|_| !raw.community_wiki)
+        .and_then(|_| stat_value(&raw.author_reputation))
+        .and_then(|(v, _)| u64::try_from(v).ok());
+    let author_has_profile = author_name.is_some() && raw.author_linked;
+    let author_user_id = raw
+        .author_user_id
+        .as_deref()
+        .filter(|_| author_has_profile)
+        .and_then(|id| id.trim().parse::<i64>().ok());
+    let author_action = author_name
+        .as_ref()
+        .and(raw.author_action.as_deref())
+        .and_then(action_of);
 
     let mut asked_at = None;
     let mut modified_at = None;
@@ -99,11 +110,11 @@ pub fn clean_summary(
         let Some(at) = parse_iso(&t.iso) else {
             continue;
         };
-        let slot = match t.label.as_str() {
-            "asked" => &mut asked_at,
-            "modified" | "edited" | "active" => &mut modified_at,
-            "answered" => &mut answered_at,
-            _ => continue,
+        let slot = match action_of(&t.label) {
+            Some(AuthorAction::Asked) => &mut asked_at,
+            Some(AuthorAction::Modified) => &mut modified_at,
+            Some(AuthorAction::Answered) => &mut answered_at,
+            None => continue,
         };
         slot.get_or_insert(at);
     }
@@ -150,7 +161,44 @@ pub fn clean_summary(
         tab: ctx.tab.clone(),
         page: ctx.page,
         fetched_at,
+        author_user_id,
+        author_has_profile,
+        author_action,
     })
+}
+
+/// The event a listing's word before a time names, in the languages of the
+/// Stack Exchange sites: English, Russian, Portuguese, Spanish, Japanese.
+/// Stems, matched anywhere in the word, so inflections ("задан",
+/// "задано"; "perguntada", "perguntado") and glued CJK labels all count.
+pub fn action_of(label: &str) -> Option<AuthorAction> {
+    const STEMS: [(&str, AuthorAction); 17] = [
+        ("ask", AuthorAction::Asked),
+        ("задан", AuthorAction::Asked),
+        ("pergunt", AuthorAction::Asked),
+        ("pregunt", AuthorAction::Asked),
+        ("質問", AuthorAction::Asked),
+        ("answer", AuthorAction::Answered),
+        ("ответ", AuthorAction::Answered),
+        ("respond", AuthorAction::Answered),
+        ("contest", AuthorAction::Answered),
+        ("回答", AuthorAction::Answered),
+        ("modif", AuthorAction::Modified),
+        ("edit", AuthorAction::Modified),
+        ("active", AuthorAction::Modified),
+        ("измен", AuthorAction::Modified),
+        ("редакт", AuthorAction::Modified),
+        ("更新", AuthorAction::Modified),
+        ("編集", AuthorAction::Modified),
+    ];
+    let word = label.trim().to_lowercase();
+    if word.is_empty() {
+        return None;
+    }
+    STEMS
+        .iter()
+        .find(|(stem, _)| word.contains(stem))
+        .map(|(_, action)| *action)
 }
 
 /// A raw value for a rejection reason, cut short: the reason is logged and
@@ -183,20 +231,41 @@ fn stat_count(stat: &RawStat) -> Option<u64> {
 }
 
 /// The first integer written out in full in a `title` such as "Score of -5",
-/// "2,293,587 views" or "reputation score 11,102". `None` when the title has
-/// no digits ("reputation score ", "# replies").
+/// "2,293,587 views", "reputation score 11,102" or, on localized sites,
+/// "1 234 просмотра" and "1.234 visualizações": a separator counts as a
+/// thousands separator only between groups of three digits. `None` when
+/// the title has no digits ("reputation score ", "# replies").
 pub fn exact_number(title: &str) -> Option<i64> {
     let start = title.find(|c: char| c.is_ascii_digit())?;
     let before = title.get(..start).unwrap_or("");
     let negative = before.ends_with('-') || before.ends_with('\u{2212}');
-    let digits: String = title
-        .get(start..)
-        .unwrap_or("")
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == ',')
-        .filter(char::is_ascii_digit)
-        .collect();
+    let rest = title.get(start..).unwrap_or("");
+    let mut digits = String::new();
+    for (i, c) in rest.char_indices() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else if is_group_separator(c) && three_digits_follow(rest.get(i + c.len_utf8()..)) {
+            continue;
+        } else {
+            break;
+        }
+    }
     signed(negative, digits.parse().ok()?)
+}
+
+/// Thousands separators of the sites' languages: `,` (English), `.`
+/// (Portuguese, Spanish), spaces (Russian, often no-break), `'`.
+fn is_group_separator(c: char) -> bool {
+    matches!(c, ',' | '.' | '\'' | ' ' | '\u{a0}' | '\u{202f}')
+}
+
+/// Exactly three digits, then no further digit: the group after a
+/// thousands separator.
+fn three_digits_follow(rest: Option<&str>) -> bool {
+    let b = rest.unwrap_or("").as_bytes();
+    b.len() >= 3
+        && b[..3].iter().all(u8::is_ascii_digit)
+        && !b.get(3).is_some_and(u8::is_ascii_digit)
 }
 
 /// Applies a sign to a magnitude, reaching `i64::MIN` but refusing anything
@@ -209,67 +278,98 @@ fn signed(negative: bool, magnitude: u64) -> Option<i64> {
     }
 }
 
-/// Decodes a count as Stack Overflow displays it: "12", "1,234", "-5",
-/// "+50", "1k", "14k", "3.1m", "2.3m", "1.2b", with any surrounding
-/// whitespace or a trailing unit word ("2.3m views"). The flag is false when
-/// a k/m/b suffix made the figure approximate. `None` for anything else,
-/// including values that do not fit an `i64`; never panics.
+/// Decodes a count as Stack Exchange sites display it: "12", "1,234",
+/// "1 234", "-5", "+50", "1k", "14k", "3.1m", "1.2b", and localized
+/// abbreviations ("1,2 тыс.", "3 млн", "1,5 mil", "1.2万"), with any
+/// surrounding whitespace or a trailing unit word ("2.3m views",
+/// "5 ответов"). The flag is false when an abbreviation made the figure
+/// approximate. `None` for anything else, including values that do not fit
+/// an `i64`; never panics.
 pub fn decode_count(text: &str) -> Option<(i64, bool)> {
-    let mut s = text.trim();
-    // "2.3m views" / "0answers": the number is the first token.
-    let end = s
-        .char_indices()
-        .find(|(i, c)| {
-            *i > 0
-                && !(c.is_ascii_digit()
-                    || matches!(c, ',' | '.' | 'k' | 'K' | 'm' | 'M' | 'b' | 'B'))
-        })
-        .map_or(s.len(), |(i, _)| i);
-    s = s.get(..end).unwrap_or("").trim();
-
-    let (negative, body) =
+    let s = text.trim();
+    let (negative, s) =
         if let Some(rest) = s.strip_prefix('-').or_else(|| s.strip_prefix('\u{2212}')) {
             (true, rest)
         } else {
             (false, s.strip_prefix('+').unwrap_or(s))
         };
-
-    let (body, multiplier, exact) = match body.chars().last()? {
-        'k' | 'K' => (body.get(..body.len() - 1)?, 1_000u64, false),
-        'm' | 'M' => (body.get(..body.len() - 1)?, 1_000_000, false),
-        'b' | 'B' => (body.get(..body.len() - 1)?, 1_000_000_000, false),
-        _ => (body, 1, true),
-    };
-
-    let (int_part, frac_part) = match body.split_once('.') {
-        Some((i, f)) => (i, f),
-        None => (body, ""),
-    };
-    let int_digits: String = int_part.chars().filter(|c| *c != ',').collect();
-    let commas_ok = int_part.split(',').skip(1).all(|g| g.len() == 3) && !int_part.starts_with(',');
-    if int_digits.is_empty()
-        || !int_digits.chars().all(|c| c.is_ascii_digit())
-        || !frac_part.chars().all(|c| c.is_ascii_digit())
-        || !commas_ok
-        || (multiplier == 1 && !frac_part.is_empty())
-    {
+    let end = s
+        .char_indices()
+        .find(|(_, c)| !(c.is_ascii_digit() || is_group_separator(*c)))
+        .map_or(s.len(), |(i, _)| i);
+    let number = s
+        .get(..end)
+        .unwrap_or("")
+        .trim_end_matches(is_group_separator);
+    let word: String = s
+        .get(number.len()..)
+        .unwrap_or("")
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_alphabetic())
+        .take(8)
+        .collect();
+    let multiplier = abbreviation(&word.to_lowercase());
+    if number.is_empty() || !number.starts_with(|c: char| c.is_ascii_digit()) {
         return None;
     }
 
-    let int: u64 = int_digits.parse().ok()?;
-    let mut value = int.checked_mul(multiplier)?;
-    // Fractions are summed digit by digit in integers: "3.1m" must be
-    // 3_100_000 exactly, which floating point does not promise.
-    let mut place = multiplier;
-    for d in frac_part.chars() {
-        place /= 10;
-        if place == 0 {
-            break;
+    let value = if multiplier == 1 {
+        // Whole numbers: every separator must split off a group of three.
+        let mut groups = number.split(is_group_separator);
+        let first = groups.next()?;
+        let mut digits = first.to_owned();
+        for g in groups {
+            if g.len() != 3 || !g.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            digits.push_str(g);
         }
-        let digit = u64::from(d.to_digit(10)?);
-        value = value.checked_add(digit.checked_mul(place)?)?;
+        if !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse::<u64>().ok()?
+    } else {
+        // Abbreviated: one decimal separator, `.` or `,` by language.
+        let (int_part, frac_part) = match number.split_once(['.', ',']) {
+            Some((i, f)) => (i, f),
+            None => (number, ""),
+        };
+        if int_part.is_empty()
+            || !int_part.bytes().all(|b| b.is_ascii_digit())
+            || !frac_part.bytes().all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        let int: u64 = int_part.parse().ok()?;
+        let mut value = int.checked_mul(multiplier)?;
+        // Fractions are summed digit by digit in integers: "3.1m" must be
+        // 3_100_000 exactly, which floating point does not promise.
+        let mut place = multiplier;
+        for d in frac_part.chars() {
+            place /= 10;
+            if place == 0 {
+                break;
+            }
+            let digit = u64::from(d.to_digit(10)?);
+            value = value.checked_add(digit.checked_mul(place)?)?;
+        }
+        value
+    };
+    Some((signed(negative, value)?, multiplier == 1))
+}
+
+/// The factor of an abbreviation after a number, or 1 for none (a unit
+/// word such as "views" or "ответов").
+fn abbreviation(word: &str) -> u64 {
+    match word {
+        "k" | "тыс" | "mil" | "千" => 1_000,
+        "万" => 10_000,
+        "m" | "млн" | "mi" | "mio" => 1_000_000,
+        "億" => 100_000_000,
+        "b" | "млрд" | "bi" => 1_000_000_000,
+        _ => 1,
     }
-    Some((signed(negative, value)?, exact))
 }
 
 /// Timestamps in `relativetime` titles (`2025-11-17 03:46:46Z`) and
@@ -378,13 +478,150 @@ mod tests {
     }
 
     fn cleaned(name: &str) -> Listing {
+        cleaned_edited(name, "", "")
+    }
+
+    /// A fixture page with its first `from` replaced by `to`, read.
+    fn cleaned_edited(name: &str, from: &str, to: &str) -> Listing {
         let path = format!(
             "{}/tests/fixtures/so-html/{name}",
             env!("CARGO_MANIFEST_DIR")
         );
-        let html = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let mut html = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        if !from.is_empty() {
+            assert!(html.contains(from), "{name}: no {from:?}");
+            html = html.replacen(from, to, 1);
+        }
         let page = parse_listing(&html).unwrap_or_else(|e| panic!("{name}: {e}"));
         clean_page(&page, &ctx(), fetched())
+    }
+
+    /// A user without a profile link, as deleted and anonymous users and
+    /// revision-only community-wiki posts are shown, in every layout: the
+    /// name as shown, no profile, no id.
+    #[test]
+    fn authors_without_a_profile_keep_the_name_the_page_shows() {
+        let cases = [
+            (
+                "tagged-python-newest-2013.html",
+                19524072,
+                "<a href=\"/users/2147331/jack\">Jack</a>",
+                "user2147331",
+                "user2147331",
+                Some(AuthorAction::Asked),
+            ),
+            (
+                "homepage-narrow-2018.html",
+                52418095,
+                "<a href=\"/users/560299/ibu\">Ibu</a>",
+                "anon",
+                "anon",
+                Some(AuthorAction::Modified),
+            ),
+            (
+                "tagged-python-newest-2025.html",
+                79821892,
+                "<a href=\"/users/20197103/john-doe\" class=\"flex--item\"><span itemprop=\"name\">John Doe</span></a>",
+                "<span itemprop=\"name\">user20197103</span>",
+                "user20197103",
+                Some(AuthorAction::Asked),
+            ),
+            (
+                "tagged-python-votes-2020.html",
+                394809,
+                "<a href=\"/users/51518\">Devoted</a>",
+                "",
+                "20 revs, 16 users 43%",
+                None,
+            ),
+        ];
+        for (name, id, from, to, shown, action) in cases {
+            let page = cleaned_edited(name, from, to);
+            let q = find(&page, id);
+            assert_eq!(q.author_name.as_deref(), Some(shown), "{name}");
+            assert!(!q.author_has_profile, "{name}");
+            assert_eq!(q.author_user_id, None, "{name}");
+            assert_eq!(q.author_action, action, "{name}");
+        }
+        // The same summaries with their links, for contrast.
+        let q = find(&cleaned("tagged-python-newest-2025.html"), 79821892).clone();
+        assert_eq!(
+            (
+                q.author_name.as_deref(),
+                q.author_user_id,
+                q.author_has_profile
+            ),
+            (Some("John Doe"), Some(20197103), true)
+        );
+    }
+
+    /// A localized modern summary (the markup of ru.stackoverflow.com,
+    /// with its own words and number format): nothing English is needed.
+    #[test]
+    fn a_localized_summary_reads_without_english_words() {
+        let html = "<html><body><div id=\"mainbar\"><div id=\"questions\">\
+            <div id=\"question-summary-1501\" class=\"s-post-summary js-post-summary\" data-post-id=\"1501\">\
+            <div class=\"s-post-summary--stats\">\
+            <div class=\"s-post-summary--stats-item s-post-summary--stats-item__emphasized\" title=\"Оценка: -2\">\
+              <span class=\"s-post-summary--stats-item-number\">-2</span><span class=\"s-post-summary--stats-item-unit\">голоса</span></div>\
+            <div class=\"s-post-summary--stats-item has-answers has-accepted-answer\" title=\"3 ответа\">\
+              <span class=\"s-post-summary--stats-item-number\">3</span><span class=\"s-post-summary--stats-item-unit\">ответа</span></div>\
+            <div class=\"s-post-summary--stats-item\" title=\"12\u{a0}345 показов\">\
+              <span class=\"s-post-summary--stats-item-number\">12 тыс.</span><span class=\"s-post-summary--stats-item-unit\">показов</span></div>\
+            </div><div class=\"s-post-summary--content\">\
+            <h3 class=\"s-post-summary--content-title\"><a href=\"/questions/1501/как\" class=\"s-link\">Как прочитать файл?</a></h3>\
+            <div class=\"s-post-summary--meta\"><div class=\"s-post-summary--meta-tags tags\">\
+              <a href=\"/questions/tagged/python\" class=\"post-tag\">python</a><a href=\"/questions/tagged/файлы\" class=\"post-tag\">файлы</a></div>\
+            <div class=\"s-user-card s-user-card__minimal\"><div class=\"s-user-card--info\">\
+              <div class=\"s-user-card--link d-flex gs4\"><a href=\"/users/77/иван\">Иван</a></div>\
+              <ul class=\"s-user-card--awards\"><li class=\"s-user-card--rep\"><span title=\"репутация 1\u{a0}024\">1 024</span></li></ul></div>\
+            <time class=\"s-user-card--time\">задан <span title=\"2024-05-06 07:08:09Z\" class=\"relativetime\">вчера</span></time></div>\
+            </div></div></div></div></div></body></html>";
+        let page = parse_listing(html).expect("listing");
+        assert_eq!(page.drift, None);
+        let listing = clean_page(&page, &ctx(), fetched());
+        assert_eq!(listing.rejections, []);
+        let q = &listing.questions[0];
+        assert_eq!(q.question_id, 1501);
+        assert_eq!(q.title, "Как прочитать файл?");
+        assert_eq!(
+            (q.votes, q.answers, q.views, q.views_exact),
+            (-2, 3, 12_345, true)
+        );
+        assert!(q.has_accepted_answer);
+        assert_eq!(q.tags, ["python", "файлы"]);
+        assert_eq!(q.author_name.as_deref(), Some("Иван"));
+        assert_eq!(
+            (q.author_user_id, q.author_reputation),
+            (Some(77), Some(1024))
+        );
+        assert_eq!(q.author_action, Some(AuthorAction::Asked));
+        assert_eq!(q.asked_at, at(2024, 5, 6, 7, 8, 9));
+        assert_eq!(q.url, "https://stackoverflow.com/questions/1501/как");
+    }
+
+    #[test]
+    fn action_words_of_every_language() {
+        for (label, action) in [
+            ("asked", Some(AuthorAction::Asked)),
+            ("Answered", Some(AuthorAction::Answered)),
+            ("modified", Some(AuthorAction::Modified)),
+            ("edited", Some(AuthorAction::Modified)),
+            ("задан", Some(AuthorAction::Asked)),
+            ("изменён", Some(AuthorAction::Modified)),
+            ("ответил", Some(AuthorAction::Answered)),
+            ("perguntada", Some(AuthorAction::Asked)),
+            ("respondida", Some(AuthorAction::Answered)),
+            ("preguntado", Some(AuthorAction::Asked)),
+            ("modificada", Some(AuthorAction::Modified)),
+            ("質問日時", Some(AuthorAction::Asked)),
+            ("回答", Some(AuthorAction::Answered)),
+            ("更新", Some(AuthorAction::Modified)),
+            ("", None),
+            ("views", None),
+        ] {
+            assert_eq!(action_of(label), action, "{label}");
+        }
     }
 
     fn find(page: &Listing, id: u64) -> &Question {
@@ -419,6 +656,18 @@ mod tests {
         assert_eq!(decode_count("9223372036854775808"), None);
         assert_eq!(decode_count("12,34"), None);
         assert_eq!(decode_count("−7"), Some((-7, true)));
+        // Localized pages.
+        assert_eq!(decode_count("1 234"), Some((1234, true)));
+        assert_eq!(decode_count("1\u{a0}234 просмотра"), Some((1234, true)));
+        assert_eq!(decode_count("1.234"), Some((1234, true)));
+        assert_eq!(decode_count("5 ответов"), Some((5, true)));
+        assert_eq!(decode_count("1,2 тыс."), Some((1200, false)));
+        assert_eq!(decode_count("3 млн"), Some((3_000_000, false)));
+        assert_eq!(decode_count("1,5 mil"), Some((1500, false)));
+        assert_eq!(decode_count("2,5 mi"), Some((2_500_000, false)));
+        assert_eq!(decode_count("1.2万"), Some((12_000, false)));
+        assert_eq!(decode_count("12回答"), Some((12, true)));
+        assert_eq!(decode_count("тыс"), None);
     }
 
     #[test]
@@ -434,6 +683,17 @@ mod tests {
             Some(i64::MIN)
         );
         assert_eq!(exact_number("Score of 9223372036854775808"), None);
+        // Localized titles.
+        assert_eq!(exact_number("1 234 просмотра"), Some(1234));
+        assert_eq!(
+            exact_number("12\u{a0}345\u{a0}678 просмотров"),
+            Some(12_345_678)
+        );
+        assert_eq!(exact_number("1.234 visualizações"), Some(1234));
+        assert_eq!(exact_number("Pontuação de 12"), Some(12));
+        assert_eq!(exact_number("閲覧数 5,432 回"), Some(5432));
+        assert_eq!(exact_number("12 views 2020"), Some(12));
+        assert_eq!(exact_number("1.5 views"), Some(1));
     }
 
     #[test]
@@ -450,6 +710,7 @@ mod tests {
         let page = ParsedPage {
             layout: crate::parse::Layout::PostSummary,
             summaries: vec![raw, RawSummary::default()],
+            drift: None,
         };
         let cleaned = clean_page(&page, &ctx(), fetched());
         assert!(cleaned.questions.is_empty());
@@ -890,9 +1151,15 @@ mod tests {
             wiki.title,
             "Does Python have a ternary conditional operator?"
         );
+        // The page shows "20 revs, 16 users 43%" and the main editor's
+        // linked name: the name is kept, a wiki post has no reputation.
         assert_eq!(
             (wiki.author_name.as_deref(), wiki.author_reputation),
-            (None, None)
+            (Some("Devoted"), None)
+        );
+        assert_eq!(
+            (wiki.author_user_id, wiki.author_has_profile),
+            (Some(51518), true)
         );
         assert_eq!(
             (wiki.votes, wiki.answers, wiki.views),

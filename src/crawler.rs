@@ -17,7 +17,9 @@ use futures_util::FutureExt;
 use tokio::sync::{oneshot, watch};
 use tracing::{debug, info, warn};
 
-use crate::actors::aggregator::{BeginPass, EndPass, Flush, GetStoreStats, OpenedPass};
+use crate::actors::aggregator::{
+    BeginPass, EndPass, Flush, GetPassCounts, GetStoreStats, OpenedPass,
+};
 use crate::actors::supervisor::PageOutcome;
 use crate::actors::supervisor::{Drain, GetStats, NewPass, Submit, SupervisorStats};
 use crate::actors::Pipeline;
@@ -501,6 +503,12 @@ impl Crawler {
             .send(GetStoreStats)
             .await
             .map_err(|_| CrawlError::Stopped)?;
+        let pass = self
+            .pipeline
+            .aggregator
+            .send(GetPassCounts)
+            .await
+            .map_err(|_| CrawlError::Stopped)?;
         if let Some(m) = self.monitor() {
             m.supervisor_stats(&s);
             if let Some(st) = &store {
@@ -523,6 +531,8 @@ impl Crawler {
             requests_last_minute = s.requests_last_minute,
             quota_per_minute = round3(self.config.rate * 60.0),
             budget_left = s.budget_left,
+            rejected = pass.rejected,
+            layout_drift_pages = pass.layout_drift_pages,
             api_requests = (s.api.requests > 0).then_some(s.api.requests),
             api_quota_remaining = s.api.quota_remaining,
             api_backoffs = (s.api.backoffs > 0).then_some(s.api.backoffs),

@@ -54,7 +54,8 @@ enum Command {
     /// Write the store's questions (or their history) as JSONL or CSV.
     Export(ExportArgs),
     /// Parse saved listing pages (an archive, a page saved from a browser)
-    /// and print their records as JSONL.
+    /// or saved API 2.x responses, told apart by content, and print their
+    /// records as JSONL.
     Parse(ParseArgs),
     /// Print a shell completion script, e.g.
     /// `stackcrawl completions bash > ~/.local/share/bash-completion/completions/stackcrawl`.
@@ -70,7 +71,7 @@ struct CompletionsArgs {
 
 #[derive(Args)]
 struct ParseArgs {
-    /// Saved listing pages.
+    /// Saved listing pages or API responses.
     #[arg(required = true)]
     files: Vec<PathBuf>,
     /// The site the pages came from: makes question URLs absolute.
@@ -704,14 +705,6 @@ fn parse_files(args: ParseArgs) -> Result<(), Failure> {
                 continue;
             }
         };
-        let page = match stackcrawl::parse::parse_listing(&String::from_utf8_lossy(&bytes)) {
-            Ok(p) => p,
-            Err(e) => {
-                error!("{}: not a listing page: {e}", path.display());
-                failed += 1;
-                continue;
-            }
-        };
         // A saved page was fetched when it was saved: its file time is the
         // best record of that.
         let fetched_at = std::fs::metadata(path)
@@ -725,11 +718,28 @@ fn parse_files(args: ParseArgs) -> Result<(), Failure> {
             tab: String::new(),
             page: 0,
         };
-        let cleaned = stackcrawl::clean::clean_page(&page, &ctx, fetched_at);
+        let cleaned = match stackcrawl::source::read_saved(
+            &String::from_utf8_lossy(&bytes),
+            &ctx,
+            fetched_at,
+        ) {
+            Ok(listing) => listing,
+            Err(e) => {
+                error!(
+                    "{}: not a listing page or API response: {e}",
+                    path.display()
+                );
+                failed += 1;
+                continue;
+            }
+        };
+        if let Some(drift) = &cleaned.layout_drift {
+            error!("{}: {drift}", path.display());
+        }
         info!(
             "{}: layout {}, {} questions, {} rejected",
             path.display(),
-            page.layout.name(),
+            cleaned.layout,
             cleaned.questions.len(),
             cleaned.rejections.len()
         );

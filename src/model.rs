@@ -47,6 +47,16 @@ pub enum PostKind {
     Advice,
 }
 
+/// What the user a listing names did. Newest listings name the asker;
+/// Active tabs and home pages name whoever acted last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthorAction {
+    Asked,
+    Answered,
+    Modified,
+}
+
 /// One question as a listing shows it, cleaned and typed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Question {
@@ -68,7 +78,10 @@ pub struct Question {
     pub views_exact: bool,
     pub tags: Vec<String>,
     pub has_accepted_answer: bool,
-    /// Empty for community-wiki and deleted-user posts.
+    /// The user as the listing shows them: a profile's name, a deleted or
+    /// anonymous user's plain-text name, or a community-wiki post's
+    /// revision summary ("22 revs, 18 users 14%"). `None` only when the
+    /// listing shows no one.
     pub author_name: Option<String>,
     pub author_reputation: Option<u64>,
     pub asked_at: Option<DateTime<Utc>>,
@@ -83,6 +96,17 @@ pub struct Question {
     pub tab: String,
     pub page: u32,
     pub fetched_at: DateTime<Utc>,
+    // Added with schema 3; `default` keeps older JSONL readable.
+    /// The profile id the name links to (`-1` is the Community user).
+    #[serde(default)]
+    pub author_user_id: Option<i64>,
+    /// Whether the name links to a user profile: false for deleted and
+    /// anonymous users and for a revision summary.
+    #[serde(default)]
+    pub author_has_profile: bool,
+    /// What the named user did, when the listing says.
+    #[serde(default)]
+    pub author_action: Option<AuthorAction>,
 }
 
 /// A summary the cleaner could not turn into a `Question`, kept so that it
@@ -105,6 +129,9 @@ pub struct Listing {
     pub rejections: Vec<Rejection>,
     /// What the API said beyond its items; `None` for an HTML page.
     pub api: Option<ApiWrapper>,
+    /// An HTML listing that refers to more questions than it yielded: what
+    /// the parser saw, for the ERROR that says the layout may have changed.
+    pub layout_drift: Option<String>,
 }
 
 /// What an API response says beyond its items: whether the tag goes on,
@@ -334,6 +361,9 @@ pub(crate) struct CsvRow<'a> {
     tab: &'a str,
     page: u32,
     fetched_at: String,
+    author_user_id: Option<i64>,
+    author_has_profile: bool,
+    author_action: Option<AuthorAction>,
 }
 
 /// A time in CSV exactly as in JSONL (chrono's serde form: RFC 3339 in UTC
@@ -372,6 +402,9 @@ impl<'a> From<&'a Question> for CsvRow<'a> {
             tab: &q.tab,
             page: q.page,
             fetched_at: csv_time(&q.fetched_at),
+            author_user_id: q.author_user_id,
+            author_has_profile: q.author_has_profile,
+            author_action: q.author_action,
         }
     }
 }

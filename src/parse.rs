@@ -16,13 +16,22 @@
 //!
 //! INTERFACE (relied on by the actors; keep these names and shapes):
 //! - `parse_listing(html: &str) -> Result<ParsedPage, ParseError>`
-//! - `ParsedPage { layout: Layout, summaries: Vec<RawSummary> }`
+//! - `ParsedPage { layout: Layout, summaries: Vec<RawSummary>, drift: Option<LayoutDrift> }`
+//!
+//! Broken markup is the real site's too: an unclosed tag makes the tree
+//! builder nest every later summary inside an earlier one. Every summary is
+//! a record of its own, and each is read from its own elements only (see
+//! `own_nodes`), so none borrows the tags or figures of those nested in it.
 //! - `Layout::name(&self) -> &'static str`
 //! - `ParseError::is_retryable(&self) -> bool` (truncated body: true),
 //!   `ParseError::is_block(&self) -> bool` (captcha / human verification).
 
 use std::sync::LazyLock;
 
+use std::collections::HashSet;
+
+use ego_tree::{NodeId, NodeRef};
+use scraper::node::Element;
 use scraper::{ElementRef, Html, Node, Selector};
 use thiserror::Error;
 
@@ -89,7 +98,18 @@ pub struct RawSummary {
     /// A stats item without a number, e.g. "Advice".
     pub kind_label: Option<String>,
     pub tags: Vec<String>,
+    /// The user as the page shows them: a profile link's text, or plain
+    /// text for deleted and anonymous users ("user12345", "anon") and for
+    /// community-wiki posts that show only their revisions ("22 revs, 18
+    /// users 14%"). `None` only when the summary shows no one.
     pub author_name: Option<String>,
+    /// The id in the profile link (`/users/123/…`), when the name links.
+    pub author_user_id: Option<String>,
+    pub author_linked: bool,
+    /// The word before the user area's time ("asked", "answered",
+    /// "modified", or the page language's word for them): on Active and
+    /// home pages the user shown is whoever acted last.
+    pub author_action: Option<String>,
     pub author_reputation: RawStat,
     pub times: Vec<RawTime>,
     /// Bounty badge text, e.g. "+50".
@@ -101,6 +121,37 @@ pub struct RawSummary {
 pub struct ParsedPage {
     pub layout: Layout,
     pub summaries: Vec<RawSummary>,
+    /// Set when the list holds questions the parser did not read: the
+    /// site's markup may have changed.
+    pub drift: Option<LayoutDrift>,
+}
+
+/// A listing whose list container refers to more questions than the parser
+/// read as summaries: on the real site, the sign of a layout change, to be
+/// noticed on the first page rather than weeks later in an empty store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayoutDrift {
+    /// Distinct questions the list container refers to: summary ids and
+    /// `data-post-id`s, or its question links when no summary was read.
+    pub expected: usize,
+    pub found: usize,
+    /// Tag and classes of the first element of the list holding a question
+    /// that was not read, e.g. `div.s-post-card.js-post-card`.
+    pub first_unrecognised: Option<String>,
+}
+
+impl std::fmt::Display for LayoutDrift {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "read {} question summaries of the {} the list refers to; the layout may have changed",
+            self.found, self.expected
+        )?;
+        match &self.first_unrecognised {
+            Some(el) => write!(f, " (first unrecognised element: {el})"),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Listings show at most 50 questions and home pages under 100; more
@@ -159,38 +210,15 @@ impl ParseError {
 }
 
 /// Compiled once per process, not per page: the set never changes and
-/// fetchers parse pages concurrently from several threads.
+/// fetchers parse pages concurrently from several threads. Only page-level
+/// questions use selectors; a summary's fields come from one walk of its own
+/// elements (see [`own_nodes`]).
 struct Selectors {
     post_summary: Selector,
     question_summary: Selector,
     title_el: Selector,
     h1: Selector,
     body: Selector,
-    // Modern layout.
-    stats_item: Selector,
-    stats_number: Selector,
-    stats_unit: Selector,
-    modern_title: Selector,
-    modern_rep: Selector,
-    // Older layouts.
-    old_title: Selector,
-    vote_count: Selector,
-    mini_count: Selector,
-    mini_count_span: Selector,
-    votes: Selector,
-    status: Selector,
-    strong: Selector,
-    views: Selector,
-    community_wiki: Selector,
-    reputation: Selector,
-    user_details: Selector,
-    // Shared.
-    excerpt: Selector,
-    post_tag: Selector,
-    user_link: Selector,
-    relativetime: Selector,
-    bounty: Selector,
-    // Page kinds.
     listing_container: Selector,
     mainbar: Selector,
     question_page_marker: Selector,
@@ -209,27 +237,6 @@ static SEL: LazyLock<Selectors> = LazyLock::new(|| Selectors {
     title_el: sel("title"),
     h1: sel("h1"),
     body: sel("body"),
-    stats_item: sel(".s-post-summary--stats-item"),
-    stats_number: sel(".s-post-summary--stats-item-number"),
-    stats_unit: sel(".s-post-summary--stats-item-unit"),
-    modern_title: sel(".s-post-summary--content-title a"),
-    modern_rep: sel(".s-user-card--rep span, .s-user-card--rep"),
-    old_title: sel("a.question-hyperlink, h3 a"),
-    vote_count: sel(".vote-count-post"),
-    mini_count: sel(".mini-counts"),
-    mini_count_span: sel(".mini-counts span"),
-    votes: sel(".votes"),
-    status: sel(".status"),
-    strong: sel("strong"),
-    views: sel(".views"),
-    community_wiki: sel(".community-wiki"),
-    reputation: sel(".reputation-score"),
-    user_details: sel(".user-details, .s-user-card--info, .started"),
-    excerpt: sel(".s-post-summary--content-excerpt, .excerpt"),
-    post_tag: sel("a.post-tag"),
-    user_link: sel("a[href*=\"/users/\"]"),
-    relativetime: sel("span.relativetime"),
-    bounty: sel(".bounty-indicator, .s-badge__bounty, .bounty-award"),
     listing_container: sel("#questions, #question-mini-list, #qlist-wrapper"),
     mainbar: sel("#mainbar"),
     question_page_marker: sel("#question, #answers, #question-header"),
@@ -249,42 +256,42 @@ pub fn parse_listing(html: &str) -> Result<ParsedPage, ParseError> {
     let doc = Html::parse_document(html);
     let s = &*SEL;
 
-    let modern = outermost(&doc, &s.post_summary, "s-post-summary")?;
-    let (layout, summaries) = if !modern.is_empty() {
-        let summaries = modern.into_iter().map(modern_summary).collect();
-        (Layout::PostSummary, summaries)
+    let modern = all_summaries(&doc, &s.post_summary)?;
+    let (layout, found) = if !modern.is_empty() {
+        (Layout::PostSummary, modern)
     } else {
-        let old = outermost(&doc, &s.question_summary, "question-summary")?;
+        let old = all_summaries(&doc, &s.question_summary)?;
         if old.is_empty() {
-            return empty_page(&doc, html);
+            let mut page = empty_page(&doc, html)?;
+            page.drift = layout_drift(&doc, &[]);
+            return Ok(page);
         }
-        let narrow = old.iter().any(|e| has_class(e, "narrow"));
-        let layout = if narrow {
+        let layout = if old.iter().any(|e| has_class(e, "narrow")) {
             Layout::QuestionSummaryNarrow
         } else {
             Layout::QuestionSummary
         };
-        (layout, old.into_iter().map(old_summary).collect())
+        (layout, old)
     };
-    Ok(ParsedPage { layout, summaries })
+    let summaries: Vec<RawSummary> = found.iter().map(|el| summary(*el)).collect();
+    let drift = layout_drift(&doc, &summaries);
+    Ok(ParsedPage {
+        layout,
+        summaries,
+        drift,
+    })
 }
 
-/// The summaries of a page, leaving out any nested inside another: real
-/// pages never nest them, and extracting each nested one would rescan its
-/// container's subtree, quadratic in the nesting.
-fn outermost<'a>(
+/// Every summary of a page, nested ones included. Real markup never nests
+/// them on purpose, but an unclosed tag (a 2014 template typo left a `div`
+/// open) makes the tree builder put every following summary inside the one
+/// before it; each is still a question of its own, and [`own_nodes`] keeps a
+/// summary from reading the fields of those nested in it.
+fn all_summaries<'a>(
     doc: &'a Html,
     selector: &Selector,
-    class: &str,
 ) -> Result<Vec<ElementRef<'a>>, ParseError> {
-    let found: Vec<ElementRef> = doc
-        .select(selector)
-        .filter(|e| {
-            !e.ancestors()
-                .filter_map(ElementRef::wrap)
-                .any(|a| has_class(&a, class))
-        })
-        .collect();
+    let found: Vec<ElementRef> = doc.select(selector).collect();
     if found.len() > MAX_SUMMARIES {
         return Err(ParseError::TooManySummaries {
             found: found.len(),
@@ -309,6 +316,7 @@ fn empty_page(doc: &Html, html: &str) -> Result<ParsedPage, ParseError> {
         return Ok(ParsedPage {
             layout: guess_layout(html),
             summaries: Vec::new(),
+            drift: None,
         });
     }
     Err(ParseError::NotListing {
@@ -568,186 +576,396 @@ fn raw_block_reason(html: &str) -> Option<String> {
         .map(|m| format!("{m:?} in a body without </html>"))
 }
 
-fn modern_summary(el: ElementRef) -> RawSummary {
-    let s = &*SEL;
-    let mut raw = common_fields(&el);
+/// The nodes of `root`'s subtree in document order, `root` first, leaving
+/// out every summary nested inside it with its whole subtree. Each node of a
+/// page is visited by the walk of exactly one summary, so extracting every
+/// summary of even a pathologically nested page stays linear.
+fn own_nodes(root: ElementRef<'_>) -> Walk<'_> {
+    Walk {
+        stack: vec![*root],
+        root: root.id(),
+        prune: is_summary,
+    }
+}
 
-    for item in el.select(&s.stats_item) {
-        let number = item.select(&s.stats_number).next().map(|n| text_of(&n));
-        let unit = item
-            .select(&s.stats_unit)
-            .next()
-            .map(|u| collapse(&text_of(&u)).to_lowercase())
-            .unwrap_or_default();
-        let stat = RawStat {
-            text: number.clone(),
-            title: attr(&item, "title"),
-        };
-        if number.is_none() {
-            let label = collapse(&text_of(&item));
-            if !label.is_empty() {
-                raw.kind_label = Some(label);
+/// A pre-order walk of a subtree that leaves out every element (other
+/// than the root) for which `prune` holds, with all of its descendants.
+struct Walk<'a> {
+    stack: Vec<NodeRef<'a, Node>>,
+    root: NodeId,
+    prune: fn(&Element) -> bool,
+}
+
+impl<'a> Iterator for Walk<'a> {
+    type Item = NodeRef<'a, Node>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let node = self.stack.pop()?;
+            if node.id() != self.root {
+                if let Node::Element(e) = node.value() {
+                    if (self.prune)(e) {
+                        continue;
+                    }
+                }
             }
-        } else if unit.starts_with("vote") {
-            raw.votes = stat;
-        } else if unit.starts_with("answer") {
-            raw.accepted = has_class(&item, "has-accepted-answer");
-            raw.answers = stat;
-        } else if unit.starts_with("repl") {
-            raw.replies = Some(stat);
-        } else if unit.starts_with("view") {
-            raw.views = stat;
+            self.stack.extend(node.children().rev());
+            return Some(node);
         }
     }
+}
 
-    raw.title = el
-        .select(&s.modern_title)
+fn is_summary(e: &Element) -> bool {
+    e.classes()
+        .any(|c| c == "s-post-summary" || c == "question-summary")
+}
+
+/// The elements of `root`'s own subtree (see [`own_nodes`]), `root` first.
+fn own_elements(root: ElementRef<'_>) -> impl Iterator<Item = ElementRef<'_>> {
+    own_nodes(root).filter_map(ElementRef::wrap)
+}
+
+/// The text of `el`, without the text of any summary nested in it.
+fn own_text(el: &ElementRef) -> String {
+    let mut out = String::new();
+    for node in own_nodes(*el) {
+        if let Node::Text(t) = node.value() {
+            out.push_str(t);
+        }
+    }
+    out
+}
+
+/// Classes whose text is not the user's name: the action and its time,
+/// reputation, badges, avatars, the community-wiki marker.
+const NOT_NAME: [&str; 17] = [
+    "started-link",
+    "user-action-time",
+    "relativetime",
+    "reputation-score",
+    "-flair",
+    "badge1",
+    "badge2",
+    "badge3",
+    "badgecount",
+    "v-visible-sr",
+    "community-wiki",
+    "user-gravatar32",
+    "s-avatar",
+    "s-user-card--time",
+    "s-user-card--awards",
+    "s-user-card--rep",
+    "s-user-card--avatar",
+];
+
+/// The text a reader sees as a name in a user area: everything but the
+/// parts listed in [`NOT_NAME`] (and `time`, `script`, `style`), collapsed.
+fn shown_name(area: ElementRef<'_>) -> String {
+    fn hidden(e: &Element) -> bool {
+        is_summary(e)
+            || matches!(e.name(), "time" | "script" | "style" | "img" | "svg")
+            || e.classes().any(|c| NOT_NAME.contains(&c))
+    }
+    let walk = Walk {
+        stack: vec![*area],
+        root: area.id(),
+        prune: hidden,
+    };
+    let mut out = String::new();
+    for node in walk {
+        if let Node::Text(t) = node.value() {
+            out.push_str(t);
+        }
+    }
+    collapse(&out)
+}
+
+/// The profile a link points to: the id in `/users/123/name` (absolute or
+/// relative; `-1` is the Community user).
+fn profile_id(href: &str) -> Option<String> {
+    let rest = href.split("/users/").nth(1)?;
+    let id: String = rest
+        .chars()
+        .enumerate()
+        .take_while(|(i, c)| c.is_ascii_digit() || (*i == 0 && *c == '-'))
+        .map(|(_, c)| c)
+        .collect();
+    id.trim_start_matches('-')
+        .chars()
         .next()
-        .or_else(|| el.select(&s.old_title).next())
-        .map(|a| {
-            raw.href = attr(&a, "href");
-            text_of(&a)
-        });
+        .is_some_and(|c| c.is_ascii_digit())
+        .then_some(id)
+}
 
-    // `.s-user-card--rep` holds the number in a span; the first of the two
-    // alternatives in document order is the `li`, so prefer a titled span.
-    let rep = el
-        .select(&s.modern_rep)
-        .find(|e| e.value().attr("title").is_some())
-        .or_else(|| el.select(&s.modern_rep).last());
-    if let Some(rep) = rep {
-        raw.author_reputation = RawStat {
-            text: Some(text_of(&rep)),
-            title: attr(&rep, "title"),
+/// Who a summary names and what they did, as the page shows it.
+fn read_author(area: ElementRef<'_>, raw: &mut RawSummary) {
+    let mut details: Option<String> = None;
+    let mut linked: Option<(String, String)> = None;
+    for el in own_elements(area).skip(1) {
+        let v = el.value();
+        if linked.is_none() && v.name() == "a" {
+            let id = v
+                .attr("href")
+                .and_then(profile_id)
+                .or_else(|| v.attr("data-user-id").map(str::to_owned));
+            if let Some(id) = id {
+                let name = collapse(&own_text(&el));
+                if !name.is_empty() {
+                    linked = Some((name, id));
+                }
+            }
+        }
+        if details.is_none()
+            && v.classes()
+                .any(|c| c == "user-details" || c == "s-user-card--link")
+        {
+            details = Some(shown_name(el)).filter(|n| !n.is_empty());
+        }
+        if has_class(&el, "relativetime") && raw.author_action.is_none() {
+            raw.author_action = Some(label_before(&el)).filter(|l| !l.is_empty());
+        }
+    }
+    match linked {
+        Some((name, id)) => {
+            raw.author_name = Some(name);
+            raw.author_user_id = Some(id);
+            raw.author_linked = true;
+        }
+        None => {
+            raw.author_name = details.or_else(|| Some(shown_name(area)).filter(|n| !n.is_empty()));
+        }
+    }
+}
+
+/// One summary's fields, read in one walk of its own elements: the first
+/// element of each kind wins, as a reader's eye would take it.
+fn summary(el: ElementRef<'_>) -> RawSummary {
+    let mut raw = RawSummary {
+        question_id: attr(&el, "data-post-id").or_else(|| {
+            el.value()
+                .attr("id")
+                .and_then(|id| id.strip_prefix("question-summary-"))
+                .map(str::to_owned)
+        }),
+        ..RawSummary::default()
+    };
+    let mut modern_title = None;
+    let mut hyperlink = None;
+    let mut h3 = None;
+    let mut vote_count = None;
+    let mut votes = None;
+    let mut status = None;
+    let mut views = None;
+    let mut reputation = None;
+    let mut modern_rep = None;
+    let mut user_area = None;
+    let mut modern_stats = Vec::new();
+    let mut bounties = Vec::new();
+    let mut wiki_text = false;
+
+    for e in own_elements(el).skip(1) {
+        let v = e.value();
+        if v.name() == "h3" {
+            h3.get_or_insert(e);
+        }
+        for class in v.classes() {
+            match class {
+                "s-post-summary--stats-item" => modern_stats.push(e),
+                "s-post-summary--content-title" => {
+                    modern_title.get_or_insert(e);
+                }
+                "question-hyperlink" if v.name() == "a" => {
+                    hyperlink.get_or_insert(e);
+                }
+                "vote-count-post" => {
+                    vote_count.get_or_insert(e);
+                }
+                "votes" => {
+                    votes.get_or_insert(e);
+                }
+                "status" => {
+                    status.get_or_insert(e);
+                }
+                "views" => {
+                    views.get_or_insert(e);
+                }
+                "post-tag" if v.name() == "a" => {
+                    let tag = collapse(&own_text(&e));
+                    if !tag.is_empty() {
+                        raw.tags.push(tag);
+                    }
+                }
+                // A summary dates at most three events; the cap bounds the
+                // sibling walk in `label_before` on hostile markup.
+                "relativetime" if v.name() == "span" && raw.times.len() < 8 => {
+                    if let Some(iso) = v.attr("title") {
+                        raw.times.push(RawTime {
+                            label: label_before(&e),
+                            iso: iso.trim().to_owned(),
+                        });
+                    }
+                }
+                "s-post-summary--content-excerpt" | "excerpt" if raw.excerpt.is_none() => {
+                    raw.excerpt = Some(own_text(&e));
+                }
+                "bounty-indicator" | "s-badge__bounty" | "bounty-award" | "has-bounty" => {
+                    bounties.push(e);
+                }
+                "community-wiki" => raw.community_wiki = true,
+                "reputation-score" => {
+                    reputation.get_or_insert(e);
+                }
+                "s-user-card--rep" => {
+                    modern_rep.get_or_insert(e);
+                }
+                "started" | "s-user-card" => {
+                    user_area.get_or_insert(e);
+                }
+                "user-details" | "s-user-card--info" => {
+                    wiki_text |= own_text(&e).to_lowercase().contains("community wiki");
+                }
+                _ => {}
+            }
+        }
+    }
+    raw.community_wiki |= wiki_text;
+
+    if !modern_stats.is_empty() {
+        modern_stat_items(&modern_stats, &mut raw);
+    }
+    let title_link = modern_title
+        .and_then(|t| own_elements(t).find(|a| a.value().name() == "a"))
+        .or(hyperlink)
+        .or_else(|| h3.and_then(|h| own_elements(h).find(|a| a.value().name() == "a")));
+    if let Some(a) = title_link {
+        raw.href = attr(&a, "href");
+        raw.title = Some(own_text(&a));
+    }
+    if raw.votes.is_missing() {
+        if let Some(v) = vote_count {
+            raw.votes = own_stat(&v);
+        } else if let Some(v) = votes {
+            raw.votes = mini_stat(v);
+        }
+    }
+    if let Some(st) = status {
+        raw.accepted = has_class(&st, "answered-accepted");
+        raw.answers = match own_elements(st).find(|e| e.value().name() == "strong") {
+            Some(n) => RawStat {
+                text: Some(own_text(&n)),
+                title: None,
+            },
+            None => mini_stat(st),
         };
+    }
+    if let Some(v) = views {
+        // The `.views` box of the wide layout carries text and title itself;
+        // the narrow one nests them in `.mini-counts span`.
+        raw.views = if own_elements(v).any(|e| has_class(&e, "mini-counts")) {
+            mini_stat(v)
+        } else {
+            own_stat(&v)
+        };
+    }
+    raw.bounty = bounties
+        .iter()
+        .map(|b| collapse(&own_text(b)))
+        .find(|t| t.chars().any(|c| c.is_ascii_digit()));
+    if let Some(rep) = reputation {
+        raw.author_reputation = own_stat(&rep);
+    } else if let Some(rep) = modern_rep {
+        // `.s-user-card--rep` holds the number in a span with the title.
+        let span = own_elements(rep)
+            .skip(1)
+            .find(|e| e.value().attr("title").is_some())
+            .unwrap_or(rep);
+        raw.author_reputation = own_stat(&span);
+    }
+    if let Some(area) = user_area {
+        read_author(area, &mut raw);
     }
     raw
 }
 
-fn old_summary(el: ElementRef) -> RawSummary {
-    let s = &*SEL;
-    let mut raw = common_fields(&el);
-
-    raw.votes = match el.select(&s.vote_count).next() {
-        Some(v) => RawStat {
-            text: Some(text_of(&v)),
-            title: attr(&v, "title"),
-        },
-        None => el
-            .select(&s.votes)
-            .next()
-            .map(|v| mini_stat(&v))
-            .unwrap_or_default(),
-    };
-
-    if let Some(status) = el.select(&s.status).next() {
-        raw.accepted = has_class(&status, "answered-accepted");
-        raw.answers = match status.select(&s.strong).next() {
-            Some(n) => RawStat {
-                text: Some(text_of(&n)),
-                title: None,
-            },
-            None => mini_stat(&status),
+/// The stats items of the modern layout: votes, answers (or an Advice
+/// post's replies) and views, in that order on every site and language.
+/// English units confirm the slot where present; elsewhere the position
+/// decides, since localized pages spell the units their own way. Items
+/// without a number are labels ("Advice") or a bounty.
+fn modern_stat_items(items: &[ElementRef<'_>], raw: &mut RawSummary) {
+    let mut position = 0usize;
+    for item in items {
+        let mut number = None;
+        let mut unit = String::new();
+        for e in own_elements(*item).skip(1) {
+            if number.is_none() && has_class(&e, "s-post-summary--stats-item-number") {
+                number = Some(own_text(&e));
+            } else if unit.is_empty() && has_class(&e, "s-post-summary--stats-item-unit") {
+                unit = collapse(&own_text(&e)).to_lowercase();
+            }
+        }
+        let Some(number) = number else {
+            if !has_class(item, "has-bounty") {
+                let label = collapse(&own_text(item));
+                if !label.is_empty() {
+                    raw.kind_label = Some(label);
+                }
+            }
+            continue;
         };
-    }
-
-    if let Some(v) = el.select(&s.views).next() {
-        // The `.views` box of the wide layout carries text and title itself;
-        // the narrow one nests them in `.mini-counts span`.
-        let own = RawStat {
-            text: Some(text_of(&v)),
-            title: attr(&v, "title"),
-        };
-        raw.views = if v.select(&s.mini_count).next().is_some() {
-            mini_stat(&v)
+        let title = attr(item, "title");
+        let replies_hint =
+            unit.starts_with("repl") || title.as_deref().is_some_and(|t| t.contains("repl"));
+        let answers_hint = has_class(item, "has-answers") || has_class(item, "has-accepted-answer");
+        let slot = if unit.starts_with("vote") {
+            0
+        } else if unit.starts_with("answer") || unit.starts_with("repl") || answers_hint {
+            1
+        } else if unit.starts_with("view") {
+            2
         } else {
-            own
+            position
         };
-    }
-
-    raw.title = el.select(&s.old_title).next().map(|a| {
-        raw.href = attr(&a, "href");
-        text_of(&a)
-    });
-
-    if let Some(rep) = el.select(&s.reputation).next() {
-        raw.author_reputation = RawStat {
-            text: Some(text_of(&rep)),
-            title: attr(&rep, "title"),
+        position = slot + 1;
+        let stat = RawStat {
+            text: Some(number),
+            title,
         };
+        match slot {
+            0 => raw.votes = stat,
+            1 if replies_hint => raw.replies = Some(stat),
+            1 => {
+                raw.accepted = has_class(item, "has-accepted-answer");
+                raw.answers = stat;
+            }
+            2 => raw.views = stat,
+            _ => {}
+        }
     }
-    raw
+}
+
+/// A stat whose element holds the number itself, with the exact count in
+/// its `title` when the page gives one.
+fn own_stat(el: &ElementRef) -> RawStat {
+    RawStat {
+        text: Some(own_text(el)),
+        title: attr(el, "title"),
+    }
 }
 
 /// A `.mini-counts` stat of the narrow home-page layout: the number is the
 /// text of its span, the exact count the span's title ("20050 views" for a
 /// shown "20k").
-fn mini_stat(container: &ElementRef) -> RawStat {
-    let s = &*SEL;
-    if let Some(span) = container.select(&s.mini_count_span).next() {
-        return RawStat {
-            text: Some(text_of(&span)),
-            title: attr(&span, "title"),
-        };
+fn mini_stat(container: ElementRef<'_>) -> RawStat {
+    let mini = own_elements(container).find(|e| has_class(e, "mini-counts"));
+    if let Some(span) =
+        mini.and_then(|m| own_elements(m).skip(1).find(|e| e.value().name() == "span"))
+    {
+        return own_stat(&span);
     }
-    let text = container
-        .select(&s.mini_count)
-        .next()
-        .map_or_else(|| text_of(container), |m| text_of(&m));
     RawStat {
-        text: Some(text),
+        text: Some(own_text(&mini.unwrap_or(container))),
         title: None,
-    }
-}
-
-/// Fields spelled the same way in every generation.
-fn common_fields(el: &ElementRef) -> RawSummary {
-    let s = &*SEL;
-    let question_id = attr(el, "data-post-id").or_else(|| {
-        el.value()
-            .attr("id")
-            .and_then(|id| id.strip_prefix("question-summary-"))
-            .map(str::to_owned)
-    });
-    let tags = el
-        .select(&s.post_tag)
-        .map(|t| collapse(&text_of(&t)))
-        .filter(|t| !t.is_empty())
-        .collect();
-    // A summary dates at most three events; the cap bounds the sibling walk
-    // in `label_before` on hostile markup.
-    let times = el
-        .select(&s.relativetime)
-        .take(8)
-        .filter_map(|span| {
-            let iso = span.value().attr("title")?.trim().to_owned();
-            Some(RawTime {
-                label: label_before(&span),
-                iso,
-            })
-        })
-        .collect();
-    let author_name = el
-        .select(&s.user_link)
-        .map(|a| collapse(&text_of(&a)))
-        .find(|name| !name.is_empty());
-    let community_wiki = el.select(&s.community_wiki).next().is_some()
-        || el
-            .select(&s.user_details)
-            .any(|d| text_of(&d).to_lowercase().contains("community wiki"));
-    let bounty = el
-        .select(&s.bounty)
-        .map(|b| collapse(&text_of(&b)))
-        .find(|t| t.chars().any(|c| c.is_ascii_digit()));
-    RawSummary {
-        question_id,
-        excerpt: el.select(&s.excerpt).next().map(|e| text_of(&e)),
-        tags,
-        author_name,
-        times,
-        bounty,
-        community_wiki,
-        ..RawSummary::default()
     }
 }
 
@@ -757,8 +975,10 @@ fn label_before(span: &ElementRef) -> String {
     for node in span.prev_siblings().take(8) {
         let text = match node.value() {
             Node::Text(t) => t.to_string(),
+            // A summary nested by broken markup is not this one's label.
+            Node::Element(e) if is_summary(e) => break,
             Node::Element(_) => ElementRef::wrap(node)
-                .map(|e| text_of(&e))
+                .map(|e| own_text(&e))
                 .unwrap_or_default(),
             _ => continue,
         };
@@ -767,6 +987,84 @@ fn label_before(span: &ElementRef) -> String {
         }
     }
     String::new()
+}
+
+/// Compares the summaries read with the questions the list container
+/// refers to, in a language-independent way: ids and links, not words.
+fn layout_drift(doc: &Html, summaries: &[RawSummary]) -> Option<LayoutDrift> {
+    let container = doc.select(&SEL.listing_container).next()?;
+    let read: HashSet<&str> = summaries
+        .iter()
+        .filter_map(|s| s.question_id.as_deref())
+        .map(str::trim)
+        .collect();
+    let mut expected: HashSet<&str> = HashSet::new();
+    let mut first = None;
+    for e in container.descendants().filter_map(ElementRef::wrap) {
+        let v = e.value();
+        // Links count only when nothing was read: other lists (a page's
+        // featured or hot questions) can sit inside the same container.
+        let id = v
+            .attr("data-post-id")
+            .or_else(|| {
+                v.attr("id")
+                    .and_then(|i| i.strip_prefix("question-summary-"))
+            })
+            .or_else(|| {
+                v.attr("href")
+                    .filter(|_| summaries.is_empty())
+                    .and_then(question_id_in_href)
+            })
+            .map(str::trim)
+            .filter(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()));
+        let Some(id) = id else { continue };
+        if first.is_none() && !read.contains(id) {
+            first = Some(describe(&child_holding(container, e)));
+        }
+        expected.insert(id);
+    }
+    (expected.len() > summaries.len()).then_some(LayoutDrift {
+        expected: expected.len(),
+        found: summaries.len(),
+        first_unrecognised: first,
+    })
+}
+
+/// The question id of a link to a question on this site,
+/// `/questions/123/slug`, but not `/questions/tagged/…`.
+fn question_id_in_href(href: &str) -> Option<&str> {
+    let rest = href.strip_prefix("/questions/")?;
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    let id = rest.get(..end)?;
+    let after = rest.get(end..).unwrap_or("");
+    (!id.is_empty() && (after.is_empty() || after.starts_with(['/', '?', '#']))).then_some(id)
+}
+
+/// The child of the list container that holds `el` (or `el` itself).
+fn child_holding<'a>(container: ElementRef<'a>, el: ElementRef<'a>) -> ElementRef<'a> {
+    let mut top = el;
+    for a in el.ancestors() {
+        if a.id() == container.id() {
+            break;
+        }
+        if let Some(e) = ElementRef::wrap(a) {
+            top = e;
+        }
+    }
+    top
+}
+
+/// `div.class1.class2`, as a log names an element.
+fn describe(el: &ElementRef) -> String {
+    let mut out = el.value().name().to_owned();
+    // As written in the page: `classes()` does not keep the order.
+    for c in el.value().attr("class").unwrap_or("").split_whitespace() {
+        out.push('.');
+        out.push_str(c);
+    }
+    out
 }
 
 fn text_of(el: &ElementRef) -> String {
@@ -816,6 +1114,148 @@ mod tests {
             text: s.text.as_deref().map(collapse),
             title: s.title.clone(),
         }
+    }
+
+    /// What a reader checks of a summary: everything but the excerpt, whose
+    /// text a broken tag may legitimately cut or extend.
+    fn essentials(s: &RawSummary) -> RawSummary {
+        RawSummary {
+            excerpt: None,
+            ..s.clone()
+        }
+    }
+
+    /// Breaks one summary's markup (`from` → `to`, first occurrence after
+    /// the `nth` summary starts) and checks that the page still yields every
+    /// summary, each with exactly the fields of the intact page.
+    fn survives_broken_markup(name: &str, nth: usize, from: &str, to: &str) -> String {
+        let html = fixture(name);
+        let intact = page(name);
+        let marker = match intact.layout {
+            Layout::PostSummary => "s-post-summary ",
+            _ => "class=\"question-summary",
+        };
+        let start = html
+            .match_indices(marker)
+            .nth(nth)
+            .map(|(i, _)| i)
+            .unwrap_or_else(|| panic!("{name}: no summary {nth}"));
+        let at = start
+            + html[start..]
+                .find(from)
+                .unwrap_or_else(|| panic!("{name}: no {from:?} in summary {nth}"));
+        let broken = format!("{}{to}{}", &html[..at], &html[at + from.len()..]);
+        let p = parse_listing(&broken).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            p.summaries.len(),
+            intact.summaries.len(),
+            "{name}: {from:?}"
+        );
+        for (got, want) in p.summaries.iter().zip(&intact.summaries) {
+            assert_eq!(essentials(got), essentials(want), "{name}: {from:?}");
+        }
+        assert_eq!(p.drift, None, "{name}");
+        broken
+    }
+
+    /// Summaries the tree builder put inside another summary.
+    fn nested_summaries(html: &str) -> usize {
+        let doc = Html::parse_document(html);
+        doc.select(&SEL.question_summary)
+            .chain(doc.select(&SEL.post_summary))
+            .filter(|e| {
+                e.ancestors()
+                    .filter_map(ElementRef::wrap)
+                    .any(|a| is_summary(a.value()))
+            })
+            .count()
+    }
+
+    const ALL_FIXTURES: [&str; 19] = [
+        "tagged-python-newest-2013.html",
+        "quantse-tagged-equities-newest-2014.html",
+        "tagged-webcam-newest-2014-bounty-closed.html",
+        "csse-tagged-complexity-theory-newest-2014.html",
+        "dbase-tagged-database-administration-newest-2014.html",
+        "electronicsse-tagged-integrated-circuit-newest-2014.html",
+        "serverfault-tagged-bash-newest-2014.html",
+        "so-home-interesting-2016.html",
+        "homepage-narrow-2018.html",
+        "so-questions-active-2020.html",
+        "so-questions-bounties-featured-2020.html",
+        "so-questions-unanswered-2020.html",
+        "so-tagged-gitlab-newest-2020.html",
+        "so-tagged-odoo-server-2020.html",
+        "tagged-command-newest-2020.html",
+        "tagged-python-votes-2020.html",
+        "tagged-python-newest-2025.html",
+        "questions-newest-2026-resaved.html",
+        "meta-homepage-2026-resaved.html",
+    ];
+
+    #[test]
+    fn the_real_2014_template_typo_loses_no_question_and_mixes_no_tags() {
+        // `<div>votes/div>`: the typo of the 2014 home pages, a div that
+        // never closes, nests every later summary inside this one.
+        let broken = survives_broken_markup(
+            "homepage-narrow-2018.html",
+            0,
+            "<div>votes</div>",
+            "<div>votes/div>",
+        );
+        // Every summary after the first now sits inside the one before.
+        assert_eq!(nested_summaries(&broken), 95);
+        let broken = survives_broken_markup(
+            "so-home-interesting-2016.html",
+            3,
+            "<div>votes</div>",
+            "<div>votes/div>",
+        );
+        assert!(nested_summaries(&broken) > 90);
+    }
+
+    #[test]
+    fn unclosed_tags_in_every_layout() {
+        // Old wide layout: an excerpt and a stats box left open.
+        survives_broken_markup("tagged-python-newest-2013.html", 2, "</div>", "");
+        survives_broken_markup(
+            "so-questions-active-2020.html",
+            0,
+            "<div class=\"viewcount\">votes</div>",
+            "<div class=\"viewcount\">votes",
+        );
+        survives_broken_markup(
+            "tagged-webcam-newest-2014-bounty-closed.html",
+            5,
+            "<div class=\"excerpt\">",
+            "<div class=\"excerpt\"><div>",
+        );
+        // Narrow home-page layout: an unclosed stat box.
+        survives_broken_markup(
+            "homepage-narrow-2018.html",
+            10,
+            "<div>answers</div>",
+            "<div>answers",
+        );
+        // Modern layout: an unclosed excerpt and an unclosed stats item.
+        survives_broken_markup(
+            "tagged-python-newest-2025.html",
+            4,
+            "<div class=\"s-post-summary--meta\">",
+            "<div><div class=\"s-post-summary--meta\">",
+        );
+        survives_broken_markup(
+            "questions-newest-2026-resaved.html",
+            0,
+            "</h3>",
+            "</h3><div>",
+        );
+        survives_broken_markup(
+            "meta-homepage-2026-resaved.html",
+            7,
+            "</h3>",
+            "</h3><div><div>",
+        );
     }
 
     #[test]
@@ -871,6 +1311,7 @@ mod tests {
             "<html><body><div id=\"mainbar\"><div id=\"questions\">\n</div></div></body></html>\n";
         let p = parse_listing(html).expect("empty listing");
         assert!(p.summaries.is_empty());
+        assert_eq!(p.drift, None);
         let mainbar_only = "<!DOCTYPE html><html><body class=\"tagged-questions-page\"><div id=\"mainbar\"></div></body></HTML>  \n";
         assert_eq!(
             parse_listing(mainbar_only).map(|p| p.summaries.len()),
@@ -885,6 +1326,59 @@ mod tests {
         let html = fixture("tagged-python-newest-2025.html").replace("s-post-summary ", "gone ");
         let p = parse_listing(&html).expect("still a listing");
         assert!(p.summaries.is_empty());
+        // ...but its list still holds 15 questions by id: a layout change,
+        // not the end of the tag.
+        assert_eq!(
+            p.drift,
+            Some(LayoutDrift {
+                expected: 15,
+                found: 0,
+                first_unrecognised: Some("div.gone.js-post-summary".into())
+            })
+        );
+    }
+
+    #[test]
+    fn a_layout_change_is_reported_with_the_first_unrecognised_element() {
+        // Three summaries of a 2020 page renamed: 47 of 50 read.
+        let html = fixture("tagged-command-newest-2020.html").replacen(
+            "class=\"question-summary\"",
+            "class=\"question-card js-card\"",
+            3,
+        );
+        let p = parse_listing(&html).expect("listing");
+        assert_eq!(p.summaries.len(), 47);
+        let drift = p.drift.expect("drift");
+        assert_eq!((drift.expected, drift.found), (50, 47));
+        assert_eq!(
+            drift.first_unrecognised.as_deref(),
+            Some("div.question-card.js-card")
+        );
+        assert!(
+            drift.to_string().contains("layout may have changed"),
+            "{drift}"
+        );
+        // Ids gone too: the question links still tell.
+        let bare = "<html><body><div id=\"mainbar\"><div id=\"questions\">\
+            <article class=\"q-card\"><a href=\"/questions/11/a\">a</a></article>\
+            <article class=\"q-card\"><a href=\"/questions/12/b\">b</a> <a href=\"/questions/tagged/x\">x</a></article>\
+            </div></div></body></html>";
+        let p = parse_listing(bare).expect("listing");
+        assert_eq!(
+            p.drift,
+            Some(LayoutDrift {
+                expected: 2,
+                found: 0,
+                first_unrecognised: Some("article.q-card".into())
+            })
+        );
+    }
+
+    #[test]
+    fn every_fixture_reads_every_question_it_lists() {
+        for name in ALL_FIXTURES {
+            assert_eq!(page(name).drift, None, "{name}");
+        }
     }
 
     #[test]
@@ -1093,8 +1587,15 @@ mod tests {
                 limit: MAX_BLOCK_DEPTH
             })
         );
+        // Nested summaries are records of their own, each reading only
+        // its own fields, in one linear walk.
         let nested = wrap(summary.repeat(200));
-        assert_eq!(parse_listing(&nested).map(|p| p.summaries.len()), Ok(1));
+        let page = parse_listing(&nested).expect("nested summaries");
+        assert_eq!(page.summaries.len(), 200);
+        assert!(page
+            .summaries
+            .iter()
+            .all(|s| s.title.as_deref() == Some("t") && s.tags.is_empty()));
         let flat = wrap(format!("{summary}</div>").repeat(MAX_SUMMARIES + 1));
         assert!(matches!(
             parse_listing(&flat),

@@ -315,6 +315,31 @@ impl Source {
     }
 }
 
+/// Reads a saved body whose source nobody recorded (`stackcrawl parse`):
+/// a JSON object is an API 2.x response, anything else is read as an HTML
+/// listing. Told apart by content, never by the file's name.
+pub fn read_saved(
+    body: &str,
+    ctx: &PageContext,
+    fetched_at: DateTime<Utc>,
+) -> Result<Listing, JobError> {
+    if is_json_object(body) {
+        // Editors save JSON with a BOM that serde_json does not skip.
+        Source::Api.read(ctx, body.trim_start_matches('\u{feff}'), fetched_at)
+    } else {
+        Source::Html.read(ctx, body, fetched_at)
+    }
+}
+
+/// Starts (after a BOM and whitespace) with `{` and a quoted key or `}`:
+/// markup never does.
+fn is_json_object(body: &str) -> bool {
+    let rest = body.trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
+    rest.strip_prefix('{')
+        .map(|r| r.trim_start())
+        .is_some_and(|r| r.starts_with('"') || r.starts_with('}'))
+}
+
 /// A server's "slow down" binds every request from the moment it is read,
 /// not from when the supervisor gets to it.
 fn honour_retry_after(lane: &Lane, err: &FetchError) {
@@ -329,6 +354,43 @@ fn honour_retry_after(lane: &Lane, err: &FetchError) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_saved_body_is_told_html_or_api_by_content() {
+        let ctx = PageContext {
+            site: "stackoverflow.com".into(),
+            base_url: "https://stackoverflow.com".into(),
+            tag: String::new(),
+            tab: String::new(),
+            page: 0,
+        };
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        let fixture = |p: &str| {
+            std::fs::read_to_string(format!("{}/tests/fixtures/{p}", env!("CARGO_MANIFEST_DIR")))
+                .unwrap()
+        };
+        let api = read_saved(&fixture("se-api/questions-search-php-2017.json"), &ctx, at)
+            .expect("API response");
+        assert_eq!((api.questions.len(), api.api.is_some()), (9, true));
+        let pretty = read_saved(
+            &format!(
+                "\u{feff}\n  {}",
+                fixture("se-api/questions-withbody-goso-2024.json")
+            ),
+            &ctx,
+            at,
+        )
+        .expect("pretty-printed API response");
+        assert_eq!(pretty.questions.len(), 10);
+        let html = read_saved(&fixture("so-html/tagged-python-newest-2025.html"), &ctx, at)
+            .expect("HTML listing");
+        assert_eq!((html.questions.len(), html.api.is_none()), (15, true));
+        // A JSON error wrapper is the API's error, not a truncated page.
+        let err = read_saved("{\"error_id\": 502, \"error_name\": \"throttle_violation\", \"error_message\": \"too many requests\"}", &ctx, at)
+            .unwrap_err();
+        assert!(matches!(err, JobError::Api(_)), "{err}");
+        assert!(!err.to_string().contains("truncated"), "{err}");
+    }
+
     use super::*;
     use crate::config::Overrides;
     use crate::plan::Plan;

@@ -96,6 +96,31 @@ fn parse_prints_records_of_saved_pages() {
 }
 
 #[test]
+fn parse_reads_saved_api_responses_by_content_and_reports_layout_drift() {
+    let dir = tempfile::tempdir().unwrap();
+    // An API response saved under an HTML name is still an API response.
+    let api = dir.path().join("saved.html");
+    std::fs::copy("tests/fixtures/se-api/questions-search-php-2017.json", &api).unwrap();
+    // A listing whose summaries' class the parser no longer knows.
+    let drifted = dir.path().join("drifted.html");
+    let html = std::fs::read_to_string("tests/fixtures/so-html/tagged-command-newest-2020.html")
+        .unwrap()
+        .replacen("class=\"question-summary\"", "class=\"question-card\"", 2);
+    std::fs::write(&drifted, html).unwrap();
+    let out = stackcrawl(&["parse", api.to_str().unwrap(), drifted.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 9 + 48);
+    assert!(!err.contains("truncated"), "{err}");
+    assert!(err.contains("saved.html: layout api"), "{err}");
+    assert!(err.contains("ERROR"), "{err}");
+    assert!(
+        err.contains("read 48 question summaries of the 50 the list refers to; the layout may have changed (first unrecognised element: div.question-card)"),
+        "{err}"
+    );
+}
+
+#[test]
 fn parse_exits_1_on_a_page_that_is_not_a_listing() {
     let out = stackcrawl(&[
         "parse",

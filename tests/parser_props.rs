@@ -88,7 +88,11 @@ fn check_cleaned(page: &ParsedPage) -> Result<(), TestCaseError> {
         prop_assert!(q.url.starts_with("http"), "{}", q.url);
         prop_assert_eq!(split_status(&q.title).0, q.title.as_str());
         prop_assert!(q.replies.is_none() || q.answers == 0);
-        prop_assert_eq!(q.community_wiki && q.author_name.is_some(), false);
+        // A community-wiki post keeps the name it shows, never a reputation.
+        prop_assert!(!q.community_wiki || q.author_reputation.is_none());
+        prop_assert!(!q.author_has_profile || q.author_name.is_some());
+        prop_assert!(q.author_user_id.is_none() || q.author_has_profile);
+        prop_assert!(q.author_action.is_none() || q.author_name.is_some());
     }
     for r in &cleaned.rejections {
         prop_assert!(!r.reason.is_empty());
@@ -241,6 +245,7 @@ fn raw_summary() -> impl Strategy<Value = RawSummary> {
             prop::collection::vec(any::<String>(), 0..4),
         ),
         (raw_text(), raw_stat(), times, raw_text(), any::<bool>()),
+        (raw_text(), raw_text(), any::<bool>()),
     )
         .prop_map(
             |(
@@ -248,6 +253,7 @@ fn raw_summary() -> impl Strategy<Value = RawSummary> {
                 (votes, answers, replies, views),
                 (accepted, kind_label, tags),
                 (author_name, author_reputation, times, bounty, community_wiki),
+                (author_user_id, author_action, author_linked),
             )| RawSummary {
                 question_id,
                 href,
@@ -261,6 +267,9 @@ fn raw_summary() -> impl Strategy<Value = RawSummary> {
                 kind_label,
                 tags,
                 author_name,
+                author_user_id,
+                author_linked,
+                author_action,
                 author_reputation,
                 times,
                 bounty,
@@ -378,7 +387,7 @@ proptest! {
 
     #[test]
     fn clean_page_never_panics(summaries in prop::collection::vec(raw_summary(), 0..4)) {
-        let page = ParsedPage { layout: stackcrawl::parse::Layout::PostSummary, summaries };
+        let page = ParsedPage { layout: stackcrawl::parse::Layout::PostSummary, summaries, drift: None };
         check_cleaned(&page)?;
     }
 

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use stackcrawl_fakesite::service::Service;
-use stackcrawl_fakesite::{budget_used, FakeQuestion, FakeSite, TestConfig};
+use stackcrawl_fakesite::{budget_used, FakeQuestion, FakeSite, Fault, TestConfig};
 
 fn query_u64(db: &Path, sql: &str) -> u64 {
     let conn = rusqlite::Connection::open(db).unwrap();
@@ -578,4 +578,45 @@ fn after_kill_9_the_budget_has_counted_every_request_the_server_saw() {
         counted >= served && counted <= served + 4,
         "counted {counted}, the server saw {served}"
     );
+}
+
+#[test]
+fn a_layout_change_is_an_error_on_its_first_page_and_the_status_line_counts_rejections() {
+    // Page 2 comes back as a real 2020 listing whose first three summaries
+    // carry a class the parser does not know, and whose last has a vote
+    // count it cannot read.
+    let mut html = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/so-html/tagged-command-newest-2020.html"
+    ))
+    .unwrap()
+    .replacen("class=\"question-summary\"", "class=\"question-card\"", 3);
+    let last_votes = html.rfind("vote-count-post \"><strong>").unwrap();
+    html.insert(last_votes + "vote-count-post \"><strong>".len(), 'x');
+    let site = FakeSite::builder()
+        .tag("a", 100)
+        .fault("a", 2, Fault::Body(html))
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = TestConfig::service(&site, dir.path())
+        .fetch("fetchers = 2\nrate = 30.0\nburst = 5")
+        .sets("[tag_sets.s]\ntags = [\"a\"]\npages = 2\nevery = \"1h\"\n")
+        .write();
+    let mut svc = Service::start(BIN, &config);
+    let error = svc.wait_for(
+        "listing page yielded fewer question summaries than it holds: the site's layout may have changed",
+    );
+    assert_eq!(error["level"], "ERROR", "{error}");
+    assert!(error["url"].as_str().unwrap().contains("page=2"), "{error}");
+    assert!(
+        error["drift"]
+            .as_str()
+            .unwrap()
+            .contains("read 47 question summaries of the 50 the list refers to; the layout may have changed (first unrecognised element: div.question-card)"),
+        "{error}"
+    );
+    let status = svc.wait_until("status", |v| v["layout_drift_pages"] == 1);
+    assert_eq!(status["rejected"], 1, "{status}");
+    svc.signal("-TERM");
+    assert_eq!(svc.wait_exit(), Some(0));
 }

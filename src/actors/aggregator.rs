@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use actix::{Actor, Context, Handler, Message, MessageResult};
 use chrono::{DateTime, Utc};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::model::{Listing, PageReport, PostKind, TagTotals};
 use crate::output::{OutputError, Sink};
@@ -68,11 +68,25 @@ pub struct GetStoreStats;
 #[rtype(result = "Result<Totals, OutputError>")]
 pub struct Flush;
 
+/// What the status line reports of the current pass (the last one, between
+/// `run`'s passes; the whole run of a `crawl`): summaries rejected, and
+/// listing pages whose markup referred to questions the parser did not read.
+#[derive(Debug, Message)]
+#[rtype(result = "PassCounts")]
+pub struct GetPassCounts;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PassCounts {
+    pub rejected: u64,
+    pub layout_drift_pages: u64,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Totals {
     pub questions: u64,
     pub duplicates: u64,
     pub rejected: u64,
+    pub layout_drift_pages: u64,
     pub per_tag: BTreeMap<String, TagTotals>,
 }
 
@@ -96,6 +110,8 @@ pub struct Aggregator {
     /// which holds the records of the whole pass.
     resumed_pass: Option<i64>,
     totals: Totals,
+    /// Since the last `BeginPass`.
+    pass_counts: PassCounts,
 }
 
 impl Aggregator {
@@ -110,6 +126,7 @@ impl Aggregator {
             seen,
             resumed_pass: None,
             totals: Totals::default(),
+            pass_counts: PassCounts::default(),
         }
     }
 }
@@ -123,6 +140,22 @@ impl Handler<Records> for Aggregator {
 
     fn handle(&mut self, msg: Records, _: &mut Context<Self>) -> Self::Result {
         let Records { job, listing, sent } = msg;
+        if let Some(drift) = &listing.layout_drift {
+            // Noticed on the first page of a layout change, not weeks later
+            // in an empty store.
+            error!(
+                url = %job.url,
+                tag = %job.ctx.tag,
+                page = job.ctx.page,
+                %drift,
+                "listing page yielded fewer question summaries than it holds: the site's layout may have changed"
+            );
+        }
+        let drifted = u64::from(listing.layout_drift.is_some());
+        let rejected = listing.rejections.len() as u64;
+        self.totals.layout_drift_pages += drifted;
+        self.pass_counts.rejected += rejected;
+        self.pass_counts.layout_drift_pages += drifted;
         for r in &listing.rejections {
             warn!(
                 url = %job.url,
@@ -142,7 +175,8 @@ impl Handler<Records> for Aggregator {
             None => listing.questions,
         };
         let duplicates = total - fresh.len();
-        let empty = total == 0 && listing.rejections.is_empty();
+        // A page whose summaries went unread is not the end of its tag.
+        let empty = total == 0 && listing.rejections.is_empty() && listing.layout_drift.is_none();
         // Where the tag ends: an empty listing, the API's `has_more: false`,
         // or, in an incremental pass, a page with nothing new or changed.
         let (mut new, mut updated, mut ends_tag) = (0, 0, empty || no_more);
@@ -206,6 +240,7 @@ impl Handler<BeginPass> for Aggregator {
             id: start.pass_id,
             incremental,
         });
+        self.pass_counts = PassCounts::default();
         Ok(OpenedPass {
             pass_id: start.pass_id,
             resumed: start.resumed,
@@ -226,6 +261,14 @@ impl Handler<EndPass> for Aggregator {
             store.finish_pass(pass.id, msg.now)?;
         }
         Ok(store.pass_totals(pass.id)?)
+    }
+}
+
+impl Handler<GetPassCounts> for Aggregator {
+    type Result = MessageResult<GetPassCounts>;
+
+    fn handle(&mut self, _: GetPassCounts, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.pass_counts)
     }
 }
 

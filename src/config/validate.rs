@@ -259,26 +259,30 @@ fn host_of(url: &str) -> Option<String> {
         .and_then(|u| u.host_str().map(str::to_string))
 }
 
-/// Stack Exchange tag names: lower-case letters, digits and `+ # - . _`,
-/// at most 35 characters. Anything else (a slash, `..`, whitespace) could
-/// change the request path and is refused.
+/// Stack Exchange tag names: letters and digits of any script (`日本語`,
+/// `javascript-функции`, `programação`) and `+ # - . _`, at most 35
+/// characters. Anything that could change the request's path or query is
+/// refused: `/`, `?`, `%`, `&`, `=`, `..`, whitespace and control characters
+/// (and every other symbol, which no site's tags use).
 pub(crate) fn check_tag(tag: &str) -> Result<String, String> {
     let t = tag.trim().to_lowercase();
     if t.is_empty() {
         return Err("a tag is empty".into());
     }
-    if t.len() > 35 {
+    if t.chars().count() > 35 {
         return Err(format!("tag `{t}` is longer than 35 characters"));
     }
-    if t.chars().all(|c| c == '.') {
-        return Err(format!("tag `{t}` is not a tag name"));
+    if t.chars().all(|c| c == '.') || t.contains("..") {
+        return Err(format!(
+            "tag `{t}` is not a tag name (`..` could change the URL path)"
+        ));
     }
     if let Some(bad) = t
         .chars()
-        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || "+#-._".contains(*c)))
+        .find(|c| !(c.is_alphanumeric() || "+#-._".contains(*c)))
     {
         return Err(format!(
-            "tag `{t}` contains `{bad}`; tags use only a-z, 0-9 and + # - . _"
+            "tag `{t}` contains {bad:?}; tags use only letters and digits (of any script) and + # - . _"
         ));
     }
     Ok(t)

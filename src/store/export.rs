@@ -160,6 +160,12 @@ fn question_from_row(r: &Row) -> Result<Question, StoreError> {
         tab: r.get("tab")?,
         page: r.get("page")?,
         fetched_at: parse_ts("questions.fetched_at", r.get("fetched_at")?)?,
+        author_user_id: r.get("author_user_id")?,
+        author_has_profile: r.get("author_has_profile")?,
+        author_action: r
+            .get::<_, Option<String>>("author_action")?
+            .map(|a| parse_enum("questions.author_action", a))
+            .transpose()?,
     })
 }
 
@@ -216,6 +222,9 @@ fn placeholder_question() -> Question {
         tab: String::new(),
         page: 0,
         fetched_at: DateTime::<Utc>::UNIX_EPOCH,
+        author_user_id: None,
+        author_has_profile: false,
+        author_action: None,
     }
 }
 
@@ -304,7 +313,8 @@ mod tests {
             lines.next().unwrap(),
             "site,question_id,url,title,excerpt,votes,answers,replies,views,views_exact,\
              tags,has_accepted_answer,author_name,author_reputation,asked_at,modified_at,\
-             answered_at,bounty,status,post_kind,community_wiki,tag,tab,page,fetched_at"
+             answered_at,bounty,status,post_kind,community_wiki,tag,tab,page,fetched_at,\
+             author_user_id,author_has_profile,author_action"
         );
         assert!(lines.next().unwrap().contains(",rust;tokio,"));
         assert_eq!(text.lines().count(), 5);

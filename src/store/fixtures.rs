@@ -4,7 +4,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 
 use super::Store;
-use crate::model::{PageContext, PostKind, Question, QuestionStatus};
+use crate::model::{AuthorAction, PageContext, PostKind, Question, QuestionStatus};
 
 pub(super) fn at(hour: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 3, 1, hour, 0, 0).unwrap()
@@ -55,6 +55,9 @@ pub(super) fn q(
         tab: "newest".into(),
         page: 1,
         fetched_at: at(1),
+        author_user_id: Some(1066),
+        author_has_profile: true,
+        author_action: Some(AuthorAction::Asked),
     }
 }
 

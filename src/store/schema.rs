@@ -110,6 +110,14 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE pass_pages ADD COLUMN ends_tag INTEGER NOT NULL DEFAULT 0;
     ",
+    // 3: authors as displayed: the profile a name links to, whether it
+    // links at all, and what the named user did (asked, answered,
+    // modified). Rows stored before keep NULL / 0 until seen again.
+    "
+    ALTER TABLE questions ADD COLUMN author_user_id INTEGER;
+    ALTER TABLE questions ADD COLUMN author_has_profile INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE questions ADD COLUMN author_action TEXT;
+    ",
 ];
 
 /// Brings the schema of `conn` up to the last migration. A file from a newer
@@ -171,6 +179,62 @@ mod tests {
             assert!(s.begin_pass("langs", at(2)).unwrap().resumed);
             s.checkpoint().unwrap();
         }
+    }
+
+    /// A store written before the author columns (schema 2) opens, gains
+    /// them empty, and exports its rows; a row seen again fills them.
+    #[test]
+    fn a_schema_2_store_gains_the_author_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch(MIGRATIONS[1]).unwrap();
+            conn.pragma_update(None, "user_version", 2).unwrap();
+            conn.execute_batch(
+                "INSERT INTO questions VALUES ('stackoverflow.com', 5, 'u', 't', '', 1, 0, NULL,
+                 10, 1, '[\"rust\"]', 0, 'old', 3, NULL, NULL, NULL, NULL, 'open', 'question',
+                 0, 'rust', 'newest', 1, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z',
+                 '2026-01-01T00:00:00Z');",
+            )
+            .unwrap();
+        }
+        let mut s = Store::open(&path).unwrap();
+        assert_eq!(count(&s, "PRAGMA user_version"), MIGRATIONS.len() as i64);
+        let mut out = Vec::new();
+        s.export(&mut out, crate::store::ExportFormat::Jsonl, false)
+            .unwrap();
+        let old: crate::model::Question = serde_json::from_slice(&out).unwrap();
+        assert_eq!(old.author_name.as_deref(), Some("old"));
+        assert_eq!(
+            (
+                old.author_user_id,
+                old.author_has_profile,
+                old.author_action
+            ),
+            (None, false, None)
+        );
+        let p = s.begin_pass("langs", at(1)).unwrap().pass_id;
+        s.record_page(
+            p,
+            &ctx("rust", 1),
+            &[q(5, "rust", &["rust"], 1, 0, 10)],
+            at(1),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        s.export(&mut out, crate::store::ExportFormat::Jsonl, false)
+            .unwrap();
+        let seen: crate::model::Question = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            (
+                seen.author_user_id,
+                seen.author_has_profile,
+                seen.author_action
+            ),
+            (Some(1066), true, Some(crate::model::AuthorAction::Asked))
+        );
     }
 
     #[test]

@@ -334,9 +334,10 @@ fn upsert_question(tx: &Transaction, q: &Question, now: &str) -> Result<Change, 
              site, question_id, url, title, excerpt, votes, answers, replies, views,
              views_exact, tags, has_accepted_answer, author_name, author_reputation,
              asked_at, modified_at, answered_at, bounty, status, post_kind,
-             community_wiki, tag, tab, page, fetched_at, first_seen_at, last_seen_at)
+             community_wiki, tag, tab, page, fetched_at, first_seen_at, last_seen_at,
+             author_user_id, author_has_profile, author_action)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                 ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?26)
+                 ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?26, ?27, ?28, ?29)
          ON CONFLICT (site, question_id) DO UPDATE SET
              url = excluded.url, title = excluded.title, excerpt = excluded.excerpt,
              votes = excluded.votes, answers = excluded.answers,
@@ -350,7 +351,10 @@ fn upsert_question(tx: &Transaction, q: &Question, now: &str) -> Result<Change, 
              status = excluded.status, post_kind = excluded.post_kind,
              community_wiki = excluded.community_wiki, tag = excluded.tag,
              tab = excluded.tab, page = excluded.page, fetched_at = excluded.fetched_at,
-             last_seen_at = excluded.last_seen_at",
+             last_seen_at = excluded.last_seen_at,
+             author_user_id = excluded.author_user_id,
+             author_has_profile = excluded.author_has_profile,
+             author_action = excluded.author_action",
     )?
     .execute(params![
         q.site,
@@ -378,7 +382,10 @@ fn upsert_question(tx: &Transaction, q: &Question, now: &str) -> Result<Change, 
         q.tab,
         q.page,
         ts(q.fetched_at),
-        now
+        now,
+        q.author_user_id,
+        q.author_has_profile,
+        q.author_action.as_ref().map(enum_text).transpose()?,
     ])?;
     // Retags are rare: rewrite the side table only when the list changed.
     if tags_changed {
