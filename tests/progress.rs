@@ -5,6 +5,7 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use stackcrawl_fakesite::{FakeSite, TestConfig};
 
@@ -29,7 +30,14 @@ fn tmux(socket: &Path, args: &[&str]) -> Output {
 /// until captured: the command signals a tmux channel when it is done and
 /// then waits on another, so no sleep is needed.
 fn crawl_in_a_terminal(dir: &Path, config: &Path, extra: &str) -> String {
-    let socket = dir.join("tmux.sock");
+    // A server per call: `kill-server` returns before the old server has
+    // let go of its socket, and a new session on that socket can meet the
+    // dying server ("server exited unexpectedly").
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    let socket = dir.join(format!(
+        "tmux-{}.sock",
+        CALLS.fetch_add(1, Ordering::Relaxed)
+    ));
     let command = format!(
         "{bin} crawl --config {config} {extra}; tmux -S {sock} wait-for -S crawled; tmux -S {sock} wait-for captured",
         bin = env!("CARGO_BIN_EXE_stackcrawl"),
