@@ -13,7 +13,7 @@ use tracing_subscriber::EnvFilter;
 
 use stackcrawl::config::{Config, ConfigError, Environment, Overrides, API_KEY_ENV};
 use stackcrawl::plan::Plan;
-use stackcrawl::store::{ExportFormat, Store};
+use stackcrawl::store::{self, ExportFormat, PassStore, StoreLocation};
 use stackcrawl::{CrawlError, Sink};
 
 #[derive(Parser)]
@@ -77,9 +77,10 @@ struct StoreArgs {
     /// Take the store path from this config.
     #[arg(long, conflicts_with = "db")]
     config: Option<PathBuf>,
-    /// The SQLite store to read.
-    #[arg(long)]
-    db: Option<PathBuf>,
+    /// The store to read: a SQLite file (PATH or sqlite:PATH) or a
+    /// PostgreSQL URL (postgres://…).
+    #[arg(long, value_name = "STORE")]
+    db: Option<String>,
     /// How many growing questions and co-occurring tags to list.
     #[arg(long, default_value_t = 10)]
     top: usize,
@@ -92,8 +93,8 @@ struct StoreArgs {
 struct ExportArgs {
     #[arg(long, conflicts_with = "db")]
     config: Option<PathBuf>,
-    #[arg(long)]
-    db: Option<PathBuf>,
+    #[arg(long, value_name = "STORE")]
+    db: Option<String>,
     #[arg(long, value_enum, default_value_t = ExportKind::Jsonl)]
     format: ExportKind,
     /// One row per snapshot instead of the latest state.
@@ -134,9 +135,10 @@ struct CrawlArgs {
     )]
     retry_failed: Option<PathBuf>,
     /// Also keep the records, with a snapshot of their figures, in this
-    /// SQLite store (what `run` uses); an interrupted crawl resumes there.
-    #[arg(long, value_name = "PATH")]
-    store: Option<PathBuf>,
+    /// store (what `run` uses): a SQLite file (PATH or sqlite:PATH) or a
+    /// PostgreSQL URL; an interrupted crawl resumes there.
+    #[arg(long, value_name = "STORE")]
+    store: Option<String>,
     /// A tag to crawl (repeatable); replaces the config's tag sets.
     #[arg(long = "tag")]
     tags: Vec<String>,
@@ -379,13 +381,12 @@ fn crawl(args: CrawlArgs, env: &Environment) -> Result<(), Failure> {
         Sink::create(&config.output, config.output_format)
     }
     .map_err(|e| Failure::Failed(e.to_string()))?;
-    let store = match &args.store {
-        Some(path) => {
-            let store = Store::open(path).map_err(|e| Failure::Failed(e.to_string()))?;
-            Some(Box::new(store) as Box<dyn stackcrawl::store::PassStore>)
-        }
-        None => None,
-    };
+    let store = args
+        .store
+        .as_deref()
+        .map(|name| store::open(&StoreLocation::parse(name)))
+        .transpose()
+        .map_err(|e| Failure::Failed(e.to_string()))?;
     let s = actix_rt::System::new().block_on(stackcrawl::crawl(
         config,
         plan,
@@ -452,30 +453,30 @@ async fn reload_on_sighup(
     }
 }
 
-fn store_path(
+fn store_location(
     config: &Option<PathBuf>,
-    db: &Option<PathBuf>,
+    db: &Option<String>,
     env: &Environment,
-) -> Result<PathBuf, String> {
+) -> Result<StoreLocation, String> {
     match (config, db) {
-        (_, Some(db)) => Ok(db.clone()),
+        (_, Some(db)) => Ok(StoreLocation::parse(db)),
         (Some(c), None) => Config::load(c, &Overrides::default(), env)
-            .map(|c| c.store_path)
+            .map(|c| c.store)
             .map_err(|e| e.to_string()),
-        (None, None) => Err("give --config FILE or --db PATH".into()),
+        (None, None) => Err("give --config FILE or --db STORE".into()),
     }
 }
 
 fn open_store(
     config: &Option<PathBuf>,
-    db: &Option<PathBuf>,
+    db: &Option<String>,
     env: &Environment,
-) -> Result<Store, Failure> {
-    let path = store_path(config, db, env).map_err(Failure::Usage)?;
-    if !path.exists() {
+) -> Result<Box<dyn PassStore>, Failure> {
+    let location = store_location(config, db, env).map_err(Failure::Usage)?;
+    if let Some(path) = location.sqlite_path().filter(|p| !p.exists()) {
         return Err(Failure::Usage(format!("no store at {}", path.display())));
     }
-    Store::open(&path).map_err(|e| Failure::Failed(e.to_string()))
+    store::open(&location).map_err(|e| Failure::Failed(e.to_string()))
 }
 
 fn report(args: StoreArgs, env: &Environment) -> Result<(), Failure> {
@@ -531,10 +532,10 @@ fn export(args: ExportArgs, env: &Environment) -> Result<(), Failure> {
             .map_err(|e| format!("cannot create {}: {e}", path.display()))
             .and_then(|f| {
                 store
-                    .export(std::io::BufWriter::new(f), format, args.history)
+                    .export(&mut std::io::BufWriter::new(f), format, args.history)
                     .map_err(|e| e.to_string())
             }),
-        None => match store.export(std::io::stdout().lock(), format, args.history) {
+        None => match store.export(&mut std::io::stdout().lock(), format, args.history) {
             // The reader has what it wanted (`export | head`): Rust ignores
             // SIGPIPE, so the closed pipe arrives as an error; it is not one.
             Err(e) if e.is_broken_pipe() => return Ok(()),

@@ -21,7 +21,7 @@ use crate::crawler::{round3, shutdown_flag, sleep_until_opt, status_timer, Crawl
 use crate::error::CrawlError;
 use crate::model::RunSummary;
 use crate::plan::Plan;
-use crate::store::Store;
+use crate::store;
 use crate::writer_lock::WriterLock;
 
 /// What a run did, over every crawler it started (a reload or a spent
@@ -76,7 +76,12 @@ pub async fn run(
 ) -> Result<RunTotals, CrawlError> {
     let mut shutdown = shutdown_flag(shutdown);
     // First, before any request: a store has one writer.
-    let _lock = WriterLock::acquire(&config.store_path)?;
+    // A PostgreSQL store has many writers, the fleet: no lock there.
+    let _lock = config
+        .store
+        .sqlite_path()
+        .map(WriterLock::acquire)
+        .transpose()?;
     let mut config = config;
     let mut totals = RunTotals::default();
     let mut crawler = start(&config).await?;
@@ -89,7 +94,7 @@ pub async fn run(
         .map(|s| (s.name.clone(), Instant::now()))
         .collect();
     info!(
-        store = %config.store_path.display(),
+        store = %config.store,
         tag_sets = due.len(),
         "run starting"
     );
@@ -179,8 +184,8 @@ fn log_run_stopped(t: &RunTotals) {
 /// Opens the store, starts the actors and checks robots.txt for every
 /// configured page (once per start and per reload, not per pass).
 async fn start(config: &Config) -> Result<Crawler, CrawlError> {
-    let store = Store::open(&config.store_path).map_err(|e| CrawlError::Output(e.into()))?;
-    let crawler = Crawler::start(config.clone(), None, Some(Box::new(store)))?;
+    let store = store::open(&config.store).map_err(|e| CrawlError::Output(e.into()))?;
+    let crawler = Crawler::start(config.clone(), None, Some(store))?;
     crawler.check_robots(&Plan::from_config(config)).await?;
     Ok(crawler)
 }

@@ -13,6 +13,7 @@
 
 pub mod api;
 pub mod config;
+pub mod pg;
 pub mod service;
 pub mod sim;
 

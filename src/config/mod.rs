@@ -17,6 +17,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::api::ApiSort;
+use crate::store::StoreLocation;
 
 pub use raw::{RawApi, RawConfig, RawFetch, RawOutput, RawSite, RawStore, RawTagSet};
 pub use url::encode_tag;
@@ -246,8 +247,9 @@ pub struct Config {
     pub status_every: Duration,
     /// How long the pool stops after a captcha or block page.
     pub block_pause: Duration,
-    /// The SQLite store `run` keeps questions and their history in.
-    pub store_path: PathBuf,
+    /// The store `run` keeps questions and their history in: a SQLite file
+    /// or a PostgreSQL database a fleet shares.
+    pub store: StoreLocation,
     pub api: ApiSettings,
 }
 

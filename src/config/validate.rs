@@ -17,6 +17,7 @@ use super::{
     Source, Tab, TagSet, API_KEY_ENV, DEFAULT_BASE_URL, DEFAULT_USER_AGENT, MAX_RATE_PER_SEC,
 };
 use crate::api::{self, ApiSort};
+use crate::store::StoreLocation;
 
 /// Gentle defaults: the real site promises nothing for HTML pages, so one
 /// request a second from two fetchers, far below the 30/s ceiling.
@@ -236,7 +237,7 @@ pub(super) fn validate(
         budget_file,
         status_every: Duration::from_secs(status_every as u64),
         block_pause,
-        store_path: PathBuf::from(raw.store.path.as_deref().unwrap_or(DEFAULT_STORE)),
+        store: StoreLocation::parse(raw.store.path.as_deref().unwrap_or(DEFAULT_STORE)),
         api,
     })
 }

@@ -22,10 +22,14 @@
 //! migrations), `writes` (a pass and its pages), `report`, `export`.
 
 mod export;
+mod location;
+mod pg;
 mod report;
 mod schema;
 mod writes;
 
+#[cfg(test)]
+mod conformance;
 #[cfg(test)]
 mod fixtures;
 
@@ -45,6 +49,8 @@ use crate::config::OutputFormat;
 use crate::model::{PageContext, Question};
 
 pub use export::{ExportFormat, HistoryRow};
+pub use location::StoreLocation;
+pub use pg::PgStore;
 pub use report::{CoTag, Growth, Report, TagReport};
 pub use writes::{PageWrite, PassStart, PassTotals};
 
@@ -71,6 +77,17 @@ pub enum StoreError {
     },
     #[error("store: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("cannot reach the store {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("the store {name}: {source}")]
+    Named {
+        name: String,
+        source: Box<StoreError>,
+    },
+    #[error("store: {0}")]
+    Postgres(#[from] postgres::Error),
+    #[error("store TLS: {0}")]
+    Tls(String),
     #[error("pass {0} is not in the store")]
     UnknownPass(i64),
     #[error("pass {0} is finished and takes no more pages")]
@@ -276,7 +293,7 @@ pub trait PassStore: Send {
         ctx: &PageContext,
         questions: &[Question],
         now: DateTime<Utc>,
-        ends_tag: &dyn Fn(&PageWrite) -> bool,
+        ends_tag: &(dyn Fn(&PageWrite) -> bool + Sync),
     ) -> Result<PageWrite, StoreError>;
 
     /// Marks the pass finished; finishing a finished pass is a no-op.
@@ -299,6 +316,27 @@ pub trait PassStore: Send {
 
     /// Makes what was written durable on its own, for a clean shutdown.
     fn checkpoint(&self) -> Result<(), StoreError>;
+
+    /// `stackcrawl report`: per crawl tag totals, co-occurring tags and
+    /// the questions that grew most; `top_n` bounds both lists.
+    fn report(&self, top_n: usize) -> Result<Report, StoreError>;
+
+    /// `stackcrawl export`: every question's latest state (or, with
+    /// `history`, every snapshot) as JSONL or CSV. Returns rows written.
+    fn export(
+        &self,
+        w: &mut dyn Write,
+        format: OutputFormat,
+        history: bool,
+    ) -> Result<u64, StoreError>;
+}
+
+/// Opens (creating and migrating if needed) the store `location` names.
+pub fn open(location: &StoreLocation) -> Result<Box<dyn PassStore>, StoreError> {
+    Ok(match location {
+        StoreLocation::Sqlite(path) => Box::new(Store::open(path)?),
+        StoreLocation::Postgres(url) => Box::new(PgStore::open(url)?),
+    })
 }
 
 /// Each method forwards to the inherent one of the same name, which keeps
@@ -330,7 +368,7 @@ impl PassStore for Store {
         ctx: &PageContext,
         questions: &[Question],
         now: DateTime<Utc>,
-        ends_tag: &dyn Fn(&PageWrite) -> bool,
+        ends_tag: &(dyn Fn(&PageWrite) -> bool + Sync),
     ) -> Result<PageWrite, StoreError> {
         Store::record_page_ending(self, pass_id, ctx, questions, now, ends_tag)
     }
@@ -358,6 +396,19 @@ impl PassStore for Store {
 
     fn checkpoint(&self) -> Result<(), StoreError> {
         Store::checkpoint(self)
+    }
+
+    fn report(&self, top_n: usize) -> Result<Report, StoreError> {
+        Store::report(self, top_n)
+    }
+
+    fn export(
+        &self,
+        w: &mut dyn Write,
+        format: OutputFormat,
+        history: bool,
+    ) -> Result<u64, StoreError> {
+        Store::export(self, w, format, history)
     }
 }
 

@@ -1,0 +1,319 @@
+//! Writing passes on PostgreSQL: the SQLite store's `writes`, statement
+//! for statement, made safe for several processes writing at once.
+//!
+//! What several writers change: a pass is opened by one insert that the
+//! `passes_one_running` index lets only one process win (the others find
+//! its pass); a page's questions are written in (site, id) order so two
+//! pages sharing questions lock them in the same order; and the "changed?"
+//! read takes the row's lock, so two processes seeing one question at once
+//! count it new once.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use postgres::{Client, Transaction};
+
+use super::{signed, unsigned};
+use crate::model::{PageContext, Question};
+use crate::store::writes::{compare, Change, Compared, Figures};
+use crate::store::{enum_text, ts, PageWrite, PassStart, PassTotals, StoreError};
+
+pub(super) fn begin_pass(
+    c: &mut Client,
+    tag_set: &str,
+    now: DateTime<Utc>,
+) -> Result<PassStart, StoreError> {
+    let mut tx = c.transaction()?;
+    let opened = tx.query_opt(
+        "INSERT INTO passes (tag_set, started_at) VALUES ($1, $2)
+         ON CONFLICT (tag_set) WHERE finished_at IS NULL DO NOTHING
+         RETURNING pass_id",
+        &[&tag_set, &ts(now)],
+    )?;
+    let start = match opened {
+        Some(row) => PassStart {
+            pass_id: row.try_get(0)?,
+            resumed: false,
+        },
+        None => PassStart {
+            pass_id: tx
+                .query_one(
+                    "SELECT pass_id FROM passes WHERE tag_set = $1 AND finished_at IS NULL",
+                    &[&tag_set],
+                )?
+                .try_get(0)?,
+            resumed: true,
+        },
+    };
+    tx.commit()?;
+    Ok(start)
+}
+
+pub(super) fn tag_ends(
+    c: &mut Client,
+    pass_id: i64,
+) -> Result<HashMap<(String, String), u32>, StoreError> {
+    c.query(
+        "SELECT tag, tab, MIN(page) FROM pass_pages
+         WHERE pass_id = $1 AND ends_tag GROUP BY tag, tab",
+        &[&pass_id],
+    )?
+    .iter()
+    .map(|r| Ok(((r.try_get(0)?, r.try_get(1)?), page(r.try_get(2)?)?)))
+    .collect()
+}
+
+pub(super) fn done_pages(
+    c: &mut Client,
+    pass_id: i64,
+) -> Result<HashSet<(String, String, u32)>, StoreError> {
+    c.query(
+        "SELECT tag, tab, page FROM pass_pages WHERE pass_id = $1",
+        &[&pass_id],
+    )?
+    .iter()
+    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, page(r.try_get(2)?)?)))
+    .collect()
+}
+
+fn page(v: i32) -> Result<u32, StoreError> {
+    u32::try_from(v).map_err(|e| StoreError::Decode {
+        column: "pass_pages.page",
+        value: v.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// As the SQLite store's `record_page_ending`: one transaction, all of the
+/// page or none of it.
+pub(super) fn record_page(
+    c: &mut Client,
+    pass_id: i64,
+    ctx: &PageContext,
+    questions: &[Question],
+    now: DateTime<Utc>,
+    ends_tag: &(dyn Fn(&PageWrite) -> bool + Sync),
+) -> Result<PageWrite, StoreError> {
+    let mut tx = c.transaction()?;
+    check_running(&mut tx, pass_id)?;
+    let now = ts(now);
+    let mut in_lock_order: Vec<&Question> = questions.iter().collect();
+    in_lock_order.sort_by(|a, b| (&a.site, a.question_id).cmp(&(&b.site, b.question_id)));
+    let mut write = PageWrite::default();
+    let snapshot = tx.prepare(
+        "INSERT INTO snapshots (site, question_id, pass_id, seen_at, votes, answers, views)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+    )?;
+    for q in in_lock_order {
+        write.count(&upsert_question(&mut tx, q, &now)?);
+        tx.execute(
+            &snapshot,
+            &[
+                &q.site,
+                &signed(q.question_id),
+                &pass_id,
+                // When the figures were observed, not when they were stored.
+                &ts(q.fetched_at),
+                &q.votes,
+                &signed(q.answers),
+                &signed(q.views),
+            ],
+        )?;
+    }
+    // A page recorded twice in a pass keeps its first counts.
+    write.ends_tag = ends_tag(&write);
+    tx.execute(
+        "INSERT INTO pass_pages
+         (pass_id, tag, tab, page, done_at, questions, new, updated, unchanged, ends_tag)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT DO NOTHING",
+        &[
+            &pass_id,
+            &ctx.tag,
+            &ctx.tab,
+            &(ctx.page as i32),
+            &now,
+            &(questions.len() as i32),
+            &(write.new as i32),
+            &(write.updated as i32),
+            &(write.unchanged as i32),
+            &write.ends_tag,
+        ],
+    )?;
+    tx.commit()?;
+    Ok(write)
+}
+
+/// Takes a share lock on the pass row: a pass cannot be finished under a
+/// page being written to it.
+fn check_running(tx: &mut Transaction, pass_id: i64) -> Result<(), StoreError> {
+    let row = tx.query_opt(
+        "SELECT finished_at FROM passes WHERE pass_id = $1 FOR SHARE",
+        &[&pass_id],
+    )?;
+    match row.map(|r| r.try_get::<_, Option<String>>(0)).transpose()? {
+        None => Err(StoreError::UnknownPass(pass_id)),
+        Some(Some(_)) => Err(StoreError::PassFinished(pass_id)),
+        Some(None) => Ok(()),
+    }
+}
+
+fn upsert_question(tx: &mut Transaction, q: &Question, now: &str) -> Result<Change, StoreError> {
+    let id = signed(q.question_id);
+    let stored = tx
+        .query_opt(
+            "SELECT votes, answers, replies, views, title, status, has_accepted_answer, tags
+             FROM questions WHERE site = $1 AND question_id = $2 FOR UPDATE",
+            &[&q.site, &id],
+        )?
+        .map(|r| -> Result<_, StoreError> {
+            Ok((
+                Figures {
+                    votes: r.try_get(0)?,
+                    answers: unsigned("questions.answers", r.try_get(1)?)?,
+                    replies: r
+                        .try_get::<_, Option<i64>>(2)?
+                        .map(|v| unsigned("questions.replies", v))
+                        .transpose()?,
+                    views: unsigned("questions.views", r.try_get(3)?)?,
+                    title: r.try_get(4)?,
+                    status: r.try_get(5)?,
+                    has_accepted_answer: r.try_get(6)?,
+                },
+                r.try_get::<_, String>(7)?,
+            ))
+        })
+        .transpose()?;
+    let Compared {
+        change,
+        tags_changed,
+        status,
+        tags,
+    } = compare(stored, q)?;
+    tx.execute(
+        "INSERT INTO questions (
+             site, question_id, url, title, excerpt, votes, answers, replies, views,
+             views_exact, tags, has_accepted_answer, author_name, author_reputation,
+             asked_at, modified_at, answered_at, bounty, status, post_kind,
+             community_wiki, tag, tab, page, fetched_at, first_seen_at, last_seen_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                 $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $26)
+         ON CONFLICT (site, question_id) DO UPDATE SET
+             url = excluded.url, title = excluded.title, excerpt = excluded.excerpt,
+             votes = excluded.votes, answers = excluded.answers,
+             replies = excluded.replies, views = excluded.views,
+             views_exact = excluded.views_exact, tags = excluded.tags,
+             has_accepted_answer = excluded.has_accepted_answer,
+             author_name = excluded.author_name,
+             author_reputation = excluded.author_reputation,
+             asked_at = excluded.asked_at, modified_at = excluded.modified_at,
+             answered_at = excluded.answered_at, bounty = excluded.bounty,
+             status = excluded.status, post_kind = excluded.post_kind,
+             community_wiki = excluded.community_wiki, tag = excluded.tag,
+             tab = excluded.tab, page = excluded.page, fetched_at = excluded.fetched_at,
+             last_seen_at = excluded.last_seen_at",
+        &[
+            &q.site,
+            &id,
+            &q.url,
+            &q.title,
+            &q.excerpt,
+            &q.votes,
+            &signed(q.answers),
+            &q.replies.map(signed),
+            &signed(q.views),
+            &q.views_exact,
+            &tags,
+            &q.has_accepted_answer,
+            &q.author_name,
+            &q.author_reputation.map(signed),
+            &q.asked_at.map(ts),
+            &q.modified_at.map(ts),
+            &q.answered_at.map(ts),
+            &q.bounty.map(i64::from),
+            &status,
+            &enum_text(&q.post_kind)?,
+            &q.community_wiki,
+            &q.tag,
+            &q.tab,
+            &(q.page as i32),
+            &ts(q.fetched_at),
+            &now,
+        ],
+    )?;
+    if tags_changed {
+        tx.execute(
+            "DELETE FROM question_tags WHERE site = $1 AND question_id = $2",
+            &[&q.site, &id],
+        )?;
+        for t in &q.tags {
+            tx.execute(
+                "INSERT INTO question_tags (site, question_id, tag) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+                &[&q.site, &id, t],
+            )?;
+        }
+    }
+    tx.execute(
+        "INSERT INTO question_crawl_tags (crawl_tag, site, question_id) VALUES ($1, $2, $3)
+         ON CONFLICT DO NOTHING",
+        &[&q.tag, &q.site, &id],
+    )?;
+    Ok(change)
+}
+
+pub(super) fn finish_pass(
+    c: &mut Client,
+    pass_id: i64,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let changed = c.execute(
+        "UPDATE passes SET finished_at = $2 WHERE pass_id = $1 AND finished_at IS NULL",
+        &[&pass_id, &ts(now)],
+    )?;
+    if changed == 0 && !pass_exists(c, pass_id)? {
+        return Err(StoreError::UnknownPass(pass_id));
+    }
+    Ok(())
+}
+
+pub(super) fn previous_finished_pass(
+    c: &mut Client,
+    tag_set: &str,
+) -> Result<Option<i64>, StoreError> {
+    Ok(c.query_opt(
+        "SELECT pass_id FROM passes
+         WHERE tag_set = $1 AND finished_at IS NOT NULL
+         ORDER BY finished_at DESC, pass_id DESC LIMIT 1",
+        &[&tag_set],
+    )?
+    .map(|r| r.try_get(0))
+    .transpose()?)
+}
+
+pub(super) fn pass_totals(c: &mut Client, pass_id: i64) -> Result<PassTotals, StoreError> {
+    if !pass_exists(c, pass_id)? {
+        return Err(StoreError::UnknownPass(pass_id));
+    }
+    let r = c.query_one(
+        "SELECT COUNT(*), COALESCE(SUM(questions), 0)::BIGINT, COALESCE(SUM(new), 0)::BIGINT,
+                COALESCE(SUM(updated), 0)::BIGINT, COALESCE(SUM(unchanged), 0)::BIGINT
+         FROM pass_pages WHERE pass_id = $1",
+        &[&pass_id],
+    )?;
+    let n = |i: usize| -> Result<u64, StoreError> { unsigned("pass_pages", r.try_get(i)?) };
+    Ok(PassTotals {
+        pages: n(0)?,
+        questions: n(1)?,
+        new: n(2)?,
+        updated: n(3)?,
+        unchanged: n(4)?,
+    })
+}
+
+fn pass_exists(c: &mut Client, pass_id: i64) -> Result<bool, StoreError> {
+    Ok(
+        c.query_opt("SELECT 1 FROM passes WHERE pass_id = $1", &[&pass_id])?
+            .is_some(),
+    )
+}
