@@ -18,8 +18,8 @@ use tokio::sync::{oneshot, watch};
 use tracing::{debug, info, warn};
 
 use crate::actors::aggregator::{BeginPass, EndPass, Flush, GetStoreStats, OpenedPass};
-use crate::actors::supervisor::PageOutcome;
 use crate::actors::supervisor::{Drain, GetStats, NewPass, Submit, SupervisorStats};
+use crate::actors::supervisor::{PageOutcome, WHY_ELSEWHERE};
 use crate::actors::Pipeline;
 use crate::budget::Budget;
 use crate::config::{Config, Tab};
@@ -383,7 +383,9 @@ impl Crawler {
                 }
                 // The supervisor's words for a page past its tag's last:
                 // there is nothing to fetch there, interrupted or not.
-                PageOutcome::Skipped { ctx, why, .. } if *why == "tag exhausted" => {
+                PageOutcome::Skipped { ctx, why, .. }
+                    if *why == "tag exhausted" || *why == WHY_ELSEWHERE =>
+                {
                     driven.ended.insert(page_key(ctx));
                 }
                 PageOutcome::Skipped { .. } => {}
@@ -423,7 +425,9 @@ impl Crawler {
             .await
             .map_err(|_| CrawlError::Stopped)?;
         info!(
+            worker = %self.config.fleet.name,
             pages_done = s.done,
+            pages_elsewhere = (s.elsewhere > 0).then_some(s.elsewhere),
             pages_failed = s.failed,
             queued = s.queued,
             in_flight = s.in_flight,

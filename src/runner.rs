@@ -94,7 +94,9 @@ pub async fn run(
         .map(|s| (s.name.clone(), Instant::now()))
         .collect();
     info!(
+        worker = %config.fleet.name,
         store = %config.store,
+        local_address = config.fleet.local_address.map(|a| a.to_string()),
         tag_sets = due.len(),
         "run starting"
     );
@@ -229,6 +231,7 @@ async fn run_pass(
         .begin_pass(&set.name, set.is_newest_first(), &mut plan)
         .await?;
     info!(
+        worker = %config.fleet.name,
         tag_set = %set.name,
         pass_id = pass.pass_id,
         resumed = pass.resumed,
@@ -260,6 +263,7 @@ async fn run_pass(
     let totals = crawler.end_pass(finished).await?;
     if finished {
         info!(
+            worker = %config.fleet.name,
             tag_set = %set.name,
             pass_id = pass.pass_id,
             pages = totals.pages,

@@ -14,10 +14,11 @@ use actix::{Actor, Context, Handler, Message, MessageResult};
 use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
-use crate::model::{Listing, PageReport, PostKind, TagTotals};
+use crate::config::FleetSettings;
+use crate::model::{Listing, PageContext, PageReport, PostKind, TagTotals};
 use crate::output::{OutputError, Sink};
 use crate::plan::PageJob;
-use crate::store::{ExportFormat, PassStore, PassTotals, StoreStats};
+use crate::store::{Claim, ExportFormat, PassStore, PassTotals, StoreStats};
 
 #[derive(Debug, Message)]
 #[rtype(result = "Result<PageReport, OutputError>")]
@@ -60,6 +61,14 @@ pub struct EndPass {
 #[rtype(result = "Option<StoreStats>")]
 pub struct GetStoreStats;
 
+/// A fetcher asks for a page before fetching it: on a store a fleet
+/// shares, the page may be another process's.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Claim, OutputError>")]
+pub struct ClaimPage {
+    pub ctx: PageContext,
+}
+
 /// Ends the output and returns the totals.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Totals, OutputError>")]
@@ -94,6 +103,8 @@ pub struct Aggregator {
     resumed_pass: Option<i64>,
     totals: Totals,
     started: Instant,
+    /// This process's name and lease, for claiming pages.
+    fleet: FleetSettings,
 }
 
 impl Aggregator {
@@ -101,6 +112,7 @@ impl Aggregator {
         sink: Option<Sink>,
         store: Option<Box<dyn PassStore>>,
         started: Instant,
+        fleet: FleetSettings,
     ) -> Aggregator {
         // A file output must hold each question once per run; `run` writes
         // only to the store, which is keyed, so it keeps no set.
@@ -113,6 +125,7 @@ impl Aggregator {
             resumed_pass: None,
             totals: Totals::default(),
             started,
+            fleet,
         }
     }
 }
@@ -229,6 +242,33 @@ impl Handler<EndPass> for Aggregator {
             store.finish_pass(pass.id, msg.now)?;
         }
         Ok(store.pass_totals(pass.id)?)
+    }
+}
+
+impl Handler<ClaimPage> for Aggregator {
+    type Result = Result<Claim, OutputError>;
+
+    fn handle(&mut self, msg: ClaimPage, _: &mut Context<Self>) -> Self::Result {
+        let (Some(store), Some(pass)) = (&mut self.store, &self.pass) else {
+            // No pass (a crawl without a store): nobody else to ask.
+            return Ok(Claim::Leased {
+                taken_over_from: None,
+            });
+        };
+        let claim = store.claim_page(pass.id, &msg.ctx, &self.fleet.name, self.fleet.lease)?;
+        if let Claim::Leased {
+            taken_over_from: Some(from),
+        } = &claim
+        {
+            warn!(
+                tag = %msg.ctx.tag,
+                page = msg.ctx.page,
+                from = %from,
+                worker = %self.fleet.name,
+                "lease of another process expired: page taken over"
+            );
+        }
+        Ok(claim)
     }
 }
 

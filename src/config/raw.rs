@@ -29,6 +29,18 @@ pub struct RawConfig {
     pub store: RawStore,
     #[serde(default)]
     pub api: RawApi,
+    #[serde(default)]
+    pub fleet: RawFleet,
+}
+
+/// `[fleet]`: how this process takes part in a fleet sharing one
+/// PostgreSQL store.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFleet {
+    pub name: Option<Spanned<String>>,
+    pub lease_secs: Option<Spanned<f64>>,
+    pub local_address: Option<Spanned<String>>,
 }
 
 /// `[api]`: where the Stack Exchange API lives and how its quota is spent.

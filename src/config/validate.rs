@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::{RawApi, RawConfig, RawTagSet};
+use super::raw::{RawApi, RawConfig, RawFleet, RawTagSet};
 use super::{
-    ApiKey, ApiSettings, Config, ConfigError, Environment, LineRef, Order, OutputFormat, Overrides,
-    Source, Tab, TagSet, API_KEY_ENV, DEFAULT_BASE_URL, DEFAULT_USER_AGENT, MAX_RATE_PER_SEC,
+    ApiKey, ApiSettings, Config, ConfigError, Environment, FleetSettings, LineRef, Order,
+    OutputFormat, Overrides, Source, Tab, TagSet, API_KEY_ENV, DEFAULT_BASE_URL,
+    DEFAULT_USER_AGENT, MAX_RATE_PER_SEC,
 };
 use crate::api::{self, ApiSort};
 use crate::store::StoreLocation;
@@ -53,6 +54,9 @@ const API_QUOTA_WITH_KEY: i64 = 10_000;
 /// midnight UTC.
 const DEFAULT_STOP_AT_QUOTA_REMAINING: i64 = 5;
 const DEFAULT_STORE: &str = "stackcrawl.db";
+/// Long enough for a page's retries on a slow day, short enough that a
+/// dead process's pages are taken over within a minute.
+const DEFAULT_LEASE_SECS: f64 = 60.0;
 
 /// Validates a parsed file against its text (for line numbers) and the
 /// command-line overrides; `env` holds what the caller took from the
@@ -239,6 +243,7 @@ pub(super) fn validate(
         block_pause,
         store: StoreLocation::parse(raw.store.path.as_deref().unwrap_or(DEFAULT_STORE)),
         api,
+        fleet: v.fleet(&raw.fleet)?,
     })
 }
 
@@ -372,6 +377,34 @@ impl Validator<'_> {
                 ),
             ))
         }
+    }
+
+    fn fleet(&self, raw: &RawFleet) -> Result<FleetSettings, ConfigError> {
+        let name = match &raw.name {
+            Some(n) if n.get_ref().trim().is_empty() => {
+                return Err(self.err("fleet.name", Some(n.span().start), "must not be empty"))
+            }
+            Some(n) => n.get_ref().trim().to_string(),
+            None => FleetSettings::default_name(),
+        };
+        let local_address = raw
+            .local_address
+            .as_ref()
+            .map(|a| {
+                a.get_ref().trim().parse::<std::net::IpAddr>().map_err(|e| {
+                    self.err(
+                        "fleet.local_address",
+                        Some(a.span().start),
+                        format!("not an IP address ({e}): {:?}", a.get_ref()),
+                    )
+                })
+            })
+            .transpose()?;
+        Ok(FleetSettings {
+            name,
+            lease: self.secs("fleet.lease_secs", &raw.lease_secs, DEFAULT_LEASE_SECS)?,
+            local_address,
+        })
     }
 
     fn secs(

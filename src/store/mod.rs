@@ -276,6 +276,21 @@ pub trait PassStore: Send {
     /// can be incremental.
     fn previous_finished_pass(&self, tag_set: &str) -> Result<Option<i64>, StoreError>;
 
+    /// Leases a page of the pass to `worker` for `lease` before it is
+    /// fetched, unless another process did or is doing it. A store with one
+    /// writer (SQLite, under its lock) leases every page at once.
+    fn claim_page(
+        &mut self,
+        _pass_id: i64,
+        _ctx: &PageContext,
+        _worker: &str,
+        _lease: Duration,
+    ) -> Result<Claim, StoreError> {
+        Ok(Claim::Leased {
+            taken_over_from: None,
+        })
+    }
+
     /// Resumes the tag set's unfinished pass, or starts a new one.
     fn begin_pass(&mut self, tag_set: &str, now: DateTime<Utc>) -> Result<PassStart, StoreError>;
 
@@ -329,6 +344,21 @@ pub trait PassStore: Send {
         format: OutputFormat,
         history: bool,
     ) -> Result<u64, StoreError>;
+}
+
+/// What a process found when it claimed a page of a pass before fetching
+/// it: on a store a fleet shares, each page is fetched by one process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The page is this process's until its lease expires: fetch it.
+    Leased {
+        /// The process whose lease had expired (it died, or stalled).
+        taken_over_from: Option<String>,
+    },
+    /// Another process fetched and wrote it; `ends_tag` as it found.
+    Done { ends_tag: bool, by: Option<String> },
+    /// Another process holds it (fetching it now) until `until`.
+    Held { by: String, until: DateTime<Utc> },
 }
 
 /// Opens (creating and migrating if needed) the store `location` names.

@@ -110,6 +110,11 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE pass_pages ADD COLUMN ends_tag INTEGER NOT NULL DEFAULT 0;
     ",
+    // 3: which process fetched each page (a fleet shares a PostgreSQL
+    // store; a SQLite store has one writer and leaves it NULL).
+    "
+    ALTER TABLE pass_pages ADD COLUMN fetched_by TEXT;
+    ",
 ];
 
 /// Brings the schema of `conn` up to the last migration. A file from a newer

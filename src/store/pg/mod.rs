@@ -37,7 +37,8 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use tracing::{info, warn};
 
 use super::{
-    PageWrite, PassStart, PassStore, PassTotals, Report, StoreError, StoreLocation, StoreStats,
+    Claim, PageWrite, PassStart, PassStore, PassTotals, Report, StoreError, StoreLocation,
+    StoreStats,
 };
 use crate::config::OutputFormat;
 use crate::model::{PageContext, Question};
@@ -286,6 +287,16 @@ impl PassStore for PgStore {
         self.call(|c| writes::begin_pass(c, tag_set, now))
     }
 
+    fn claim_page(
+        &mut self,
+        pass_id: i64,
+        ctx: &PageContext,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Claim, StoreError> {
+        self.call(|c| writes::claim_page(c, pass_id, ctx, worker, lease))
+    }
+
     fn done_pages(&self, pass_id: i64) -> Result<HashSet<(String, String, u32)>, StoreError> {
         self.call(|c| writes::done_pages(c, pass_id))
     }
@@ -351,6 +362,7 @@ mod tests {
 
     use super::*;
     use crate::store::fixtures::*;
+    use crate::store::Claim;
 
     #[test]
     fn reopening_migrates_once_and_a_newer_schema_is_refused() {
@@ -410,6 +422,66 @@ mod tests {
         );
         assert_eq!(w.new, 1);
         assert_eq!(db.count("SELECT COUNT(*) FROM pass_pages"), 1);
+    }
+
+    #[test]
+    fn a_page_is_leased_to_one_process_until_written_or_expired() {
+        let db = TestDb::create();
+        let (mut a, mut b) = (
+            PgStore::open(&db.url).unwrap(),
+            PgStore::open(&db.url).unwrap(),
+        );
+        let pass = PassStore::begin_pass(&mut a, "langs", at(1))
+            .unwrap()
+            .pass_id;
+        let page = ctx("rust", 1);
+        let long = Duration::from_secs(60);
+        let fresh = Claim::Leased {
+            taken_over_from: None,
+        };
+        assert_eq!(a.claim_page(pass, &page, "a", long).unwrap(), fresh);
+        assert_eq!(
+            a.claim_page(pass, &page, "a", long).unwrap(),
+            fresh,
+            "its own again"
+        );
+        match b.claim_page(pass, &page, "b", long).unwrap() {
+            Claim::Held { by, until } => {
+                assert_eq!(by, "a");
+                assert!(until > Utc::now() + chrono::Duration::seconds(50));
+            }
+            other => panic!("{other:?}"),
+        }
+        let w = a
+            .record_page_ending(
+                pass,
+                &page,
+                &[q(1, "rust", &["rust"], 0, 0, 1)],
+                at(1),
+                &|_| true,
+            )
+            .unwrap();
+        assert!(w.ends_tag);
+        assert_eq!(
+            b.claim_page(pass, &page, "b", long).unwrap(),
+            Claim::Done {
+                ends_tag: true,
+                by: Some("a".into())
+            }
+        );
+        assert_eq!(db.count("SELECT COUNT(*) FROM page_leases"), 0);
+
+        // A lease whose holder went quiet is taken over once it expires.
+        let next = ctx("rust", 2);
+        a.claim_page(pass, &next, "a", Duration::from_millis(1))
+            .unwrap();
+        db.execute("SELECT pg_sleep(0.05)");
+        assert_eq!(
+            b.claim_page(pass, &next, "b", long).unwrap(),
+            Claim::Leased {
+                taken_over_from: Some("a".into())
+            }
+        );
     }
 
     #[test]

@@ -103,6 +103,22 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE pass_pages ADD COLUMN ends_tag BOOLEAN NOT NULL DEFAULT FALSE;
     ",
+    // 3: which process fetched each page, and the leases of the pages
+    // being fetched (PostgreSQL only: a SQLite store has one writer). A
+    // lease row lives from the claim to the page's write, which deletes it
+    // in the same transaction as it marks the page done.
+    "
+    ALTER TABLE pass_pages ADD COLUMN fetched_by TEXT;
+    CREATE TABLE page_leases (
+        pass_id    BIGINT NOT NULL REFERENCES passes (pass_id),
+        tag        TEXT NOT NULL,
+        tab        TEXT NOT NULL,
+        page       INTEGER NOT NULL,
+        holder     TEXT NOT NULL,
+        expires_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (pass_id, tag, tab, page)
+    );
+    ",
 ];
 
 /// Any constant the fleet agrees on: the advisory lock that lets one

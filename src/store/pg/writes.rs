@@ -9,14 +9,16 @@
 //! count it new once.
 
 use std::collections::{HashMap, HashSet};
+use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
+use postgres::types::ToSql;
 use postgres::{Client, Transaction};
 
 use super::{signed, unsigned};
 use crate::model::{PageContext, Question};
 use crate::store::writes::{compare, Change, Compared, Figures};
-use crate::store::{enum_text, ts, PageWrite, PassStart, PassTotals, StoreError};
+use crate::store::{enum_text, ts, Claim, PageWrite, PassStart, PassTotals, StoreError};
 
 pub(super) fn begin_pass(
     c: &mut Client,
@@ -84,6 +86,91 @@ fn page(v: i32) -> Result<u32, StoreError> {
     })
 }
 
+/// Leases the page to `worker` unless it is done or another process's
+/// unexpired lease holds it. The lease row is read `FOR UPDATE SKIP
+/// LOCKED`: a row another process is claiming or writing at this moment is
+/// theirs, and this process moves on instead of waiting for it. The
+/// server's clock decides expiry, so the fleet's clocks need not agree.
+pub(super) fn claim_page(
+    c: &mut Client,
+    pass_id: i64,
+    ctx: &PageContext,
+    worker: &str,
+    lease: Duration,
+) -> Result<Claim, StoreError> {
+    let mut tx = c.transaction()?;
+    let page = ctx.page as i32;
+    let key: [&(dyn ToSql + Sync); 4] = [&pass_id, &ctx.tag, &ctx.tab, &page];
+    let lease_secs = lease.as_secs_f64();
+    let inserted = tx.query_opt(
+        "INSERT INTO page_leases (pass_id, tag, tab, page, holder, expires_at)
+         VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))
+         ON CONFLICT DO NOTHING RETURNING 1",
+        &[key[0], key[1], key[2], key[3], &worker, &lease_secs],
+    )?;
+    let claim = if inserted.is_some() {
+        Claim::Leased {
+            taken_over_from: None,
+        }
+    } else {
+        let held = tx.query_opt(
+            "SELECT holder, expires_at, expires_at < now() FROM page_leases
+             WHERE pass_id = $1 AND tag = $2 AND tab = $3 AND page = $4
+             FOR UPDATE SKIP LOCKED",
+            &key,
+        )?;
+        match held {
+            // Being claimed or written by another process this instant.
+            None => Claim::Held {
+                by: "another process".into(),
+                until: Utc::now(),
+            },
+            Some(row) => {
+                let holder: String = row.try_get(0)?;
+                let until: DateTime<Utc> = row.try_get::<_, SystemTime>(1)?.into();
+                let expired: bool = row.try_get(2)?;
+                if expired || holder == worker {
+                    tx.execute(
+                        "UPDATE page_leases SET holder = $5,
+                             expires_at = now() + make_interval(secs => $6)
+                         WHERE pass_id = $1 AND tag = $2 AND tab = $3 AND page = $4",
+                        &[key[0], key[1], key[2], key[3], &worker, &lease_secs],
+                    )?;
+                    Claim::Leased {
+                        taken_over_from: (holder != worker).then_some(holder),
+                    }
+                } else {
+                    Claim::Held { by: holder, until }
+                }
+            }
+        }
+    };
+    // Done already (a lease is deleted with the page's write, so a fresh
+    // lease row can belong to a page written a moment ago): the lease just
+    // taken is handed back.
+    if matches!(claim, Claim::Leased { .. }) {
+        let done = tx.query_opt(
+            "SELECT ends_tag, fetched_by FROM pass_pages
+             WHERE pass_id = $1 AND tag = $2 AND tab = $3 AND page = $4",
+            &key,
+        )?;
+        if let Some(row) = done {
+            tx.execute(
+                "DELETE FROM page_leases
+                 WHERE pass_id = $1 AND tag = $2 AND tab = $3 AND page = $4",
+                &key,
+            )?;
+            tx.commit()?;
+            return Ok(Claim::Done {
+                ends_tag: row.try_get(0)?,
+                by: row.try_get(1)?,
+            });
+        }
+    }
+    tx.commit()?;
+    Ok(claim)
+}
+
 /// As the SQLite store's `record_page_ending`: one transaction, all of the
 /// page or none of it.
 pub(super) fn record_page(
@@ -122,10 +209,23 @@ pub(super) fn record_page(
     }
     // A page recorded twice in a pass keeps its first counts.
     write.ends_tag = ends_tag(&write);
+    // The lease ends with the write that marks the page done, in its
+    // transaction: a page whose records did not commit stays leased, and
+    // another process takes it over when the lease expires.
+    let fetched_by: Option<String> = tx
+        .query_opt(
+            "DELETE FROM page_leases
+             WHERE pass_id = $1 AND tag = $2 AND tab = $3 AND page = $4
+             RETURNING holder",
+            &[&pass_id, &ctx.tag, &ctx.tab, &(ctx.page as i32)],
+        )?
+        .map(|r| r.try_get(0))
+        .transpose()?;
     tx.execute(
         "INSERT INTO pass_pages
-         (pass_id, tag, tab, page, done_at, questions, new, updated, unchanged, ends_tag)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         (pass_id, tag, tab, page, done_at, questions, new, updated, unchanged, ends_tag,
+          fetched_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
          ON CONFLICT DO NOTHING",
         &[
             &pass_id,
@@ -138,6 +238,7 @@ pub(super) fn record_page(
             &(write.updated as i32),
             &(write.unchanged as i32),
             &write.ends_tag,
+            &fetched_by,
         ],
     )?;
     tx.commit()?;

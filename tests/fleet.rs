@@ -1,0 +1,203 @@
+//! A fleet: several `stackcrawl run` processes (the real binary), each
+//! leaving from its own loopback address, sharing one PostgreSQL store and
+//! one pass, against one fake site that allows each client address 10
+//! requests a second. Every test has a database of its own, dropped after.
+//!
+//! These tests assert what a fleet must get right (each page fetched once,
+//! a dead process's pages taken over, the store equal to what the site
+//! served); how much faster three processes are is measured by
+//! `benches/fleet.rs`.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::process::Command;
+
+use stackcrawl_fakesite::pg::TestDb;
+use stackcrawl_fakesite::service::Service;
+use stackcrawl_fakesite::{config::TestConfig, FakeSite, Hit};
+
+const BIN: &str = env!("CARGO_BIN_EXE_stackcrawl");
+const PAGESIZE: u32 = 15;
+
+/// The site: one tag of `pages` full pages, 10 requests/s per client.
+fn site(pages: u32) -> FakeSite {
+    FakeSite::builder()
+        .tag("fleet", u64::from(pages * PAGESIZE))
+        .per_client_rate(10)
+        .start()
+}
+
+/// Process `i` of a fleet: named `w{i}`, leaving from 127.0.0.{i + 2}.
+fn member(site: &FakeSite, db: &TestDb, dir: &Path, i: usize, pages: u32) -> Service {
+    let dir = dir.join(format!("w{i}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = TestConfig::service(site, &dir)
+        .store_at(&db.url)
+        .fetch("rate = 10.0\nburst = 1\nfetchers = 2")
+        .fleet(format!(
+            "name = \"w{i}\"\nlocal_address = \"127.0.0.{}\"\nlease_secs = 3",
+            i + 2
+        ))
+        .sets(format!(
+            "[tag_sets.fleet]\ntags = [\"fleet\"]\npages = {pages}\npagesize = {PAGESIZE}\nevery = \"1h\"\n"
+        ))
+        .write();
+    Service::start(BIN, &config)
+}
+
+fn listing_hits(site: &FakeSite) -> Vec<Hit> {
+    site.page_hits()
+        .into_iter()
+        .filter(|h| h.tag.as_deref() == Some("fleet"))
+        .collect()
+}
+
+/// Question ids `stackcrawl export` finds in the store.
+fn exported_ids(db: &TestDb) -> BTreeSet<u64> {
+    let out = Command::new(BIN)
+        .args(["export", "--db", &db.url])
+        .output()
+        .expect("run export");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["question_id"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect()
+}
+
+fn served_ids(site: &FakeSite) -> BTreeSet<u64> {
+    site.questions("fleet").iter().map(|q| q.id).collect()
+}
+
+#[test]
+fn three_processes_share_one_pass_and_fetch_each_page_once() {
+    const PAGES: u32 = 45;
+    let db = TestDb::create();
+    let site = site(PAGES);
+    let dir = tempfile::tempdir().unwrap();
+    let mut fleet: Vec<Service> = (0..3)
+        .map(|i| member(&site, &db, dir.path(), i, PAGES))
+        .collect();
+    let mut pass_ids = BTreeSet::new();
+    for svc in &mut fleet {
+        let started = svc.wait_for("run starting");
+        assert!(started["worker"].as_str().unwrap().starts_with('w'));
+        let finished = svc.wait_for("pass finished");
+        pass_ids.insert(finished["pass_id"].as_i64().unwrap());
+        svc.signal("-TERM");
+        assert_eq!(svc.wait_exit(), Some(0));
+    }
+    assert_eq!(pass_ids.len(), 1, "one pass for the fleet");
+
+    let hits = listing_hits(&site);
+    let mut per_page: HashMap<u32, usize> = HashMap::new();
+    for h in &hits {
+        *per_page.entry(h.page.unwrap()).or_default() += 1;
+    }
+    assert_eq!(per_page.len(), PAGES as usize, "every page fetched");
+    assert!(
+        per_page.values().all(|&n| n == 1),
+        "a page fetched twice: {per_page:?}"
+    );
+    assert!(
+        hits.iter().all(|h| h.status == 200),
+        "the per-address limit was never hit"
+    );
+    let clients: BTreeSet<String> = hits.iter().map(|h| h.client.to_string()).collect();
+    assert_eq!(
+        clients,
+        BTreeSet::from(["127.0.0.2".into(), "127.0.0.3".into(), "127.0.0.4".into()]),
+        "every process fetched from its own address"
+    );
+
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM pass_pages"),
+        i64::from(PAGES)
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(DISTINCT fetched_by) FROM pass_pages WHERE fetched_by LIKE 'w%'"),
+        3,
+        "the store says which process fetched which page"
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM page_leases"),
+        0,
+        "no lease outlives its page"
+    );
+    assert_eq!(exported_ids(&db), served_ids(&site));
+    let report = Command::new(BIN)
+        .args(["report", "--db", &db.url, "--json"])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert_eq!(report["tags"][0]["questions"], u64::from(PAGES * PAGESIZE));
+}
+
+#[test]
+fn a_killed_process_pages_are_taken_over_when_its_leases_expire() {
+    const PAGES: u32 = 60;
+    let db = TestDb::create();
+    let site = site(PAGES);
+    let dir = tempfile::tempdir().unwrap();
+    let mut fleet: Vec<Service> = (0..3)
+        .map(|i| member(&site, &db, dir.path(), i, PAGES))
+        .collect();
+    // Mid-pass: the victim has written pages and holds leases on more.
+    for _ in 0..5 {
+        fleet[0].wait_for("page done");
+    }
+    fleet[0].signal("-KILL");
+    fleet[0].wait_exit();
+    for svc in &mut fleet[1..] {
+        svc.wait_for("pass finished");
+        svc.signal("-TERM");
+        assert_eq!(svc.wait_exit(), Some(0));
+    }
+
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM pass_pages"),
+        i64::from(PAGES)
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM passes WHERE finished_at IS NOT NULL"),
+        1
+    );
+    assert_eq!(
+        exported_ids(&db),
+        served_ids(&site),
+        "the store is what the site served"
+    );
+    // Each page once, but those the victim had on the wire when it died
+    // (at most one per fetcher), which another process fetched again.
+    let mut per_page: HashMap<u32, Vec<String>> = HashMap::new();
+    for h in listing_hits(&site) {
+        per_page
+            .entry(h.page.unwrap())
+            .or_default()
+            .push(h.client.to_string());
+    }
+    let twice: Vec<_> = per_page.iter().filter(|(_, c)| c.len() > 1).collect();
+    assert!(twice.len() <= 2, "{twice:?}");
+    for (page, clients) in &twice {
+        assert_eq!(clients.len(), 2, "page {page}");
+        assert_eq!(
+            clients[0], "127.0.0.2",
+            "page {page}: only the victim's pages are refetched"
+        );
+    }
+    let taken_over = fleet[1..]
+        .iter()
+        .flat_map(|s| &s.seen)
+        .filter(|v| v["message"] == "lease of another process expired: page taken over")
+        .count();
+    assert!(taken_over >= twice.len(), "{taken_over} take-overs logged");
+}
