@@ -33,7 +33,7 @@ use crate::plan::{PageJob, Plan};
 use crate::retry::RetryPolicy;
 use crate::robots::{self, RobotsError, RobotsPolicy};
 use crate::source::Lanes;
-use crate::store::{PassStore, PassTotals};
+use crate::store::{PassStore, PassTotals, SharedCounter, StoreLocation};
 use crate::throttle::Throttle;
 
 /// A page's outcome, once it has one. Resolves even if the crawler stops.
@@ -61,6 +61,17 @@ impl Crawler {
         let mut budget = Budget::open(&config.budget_file, config.daily_budget)?;
         budget.set_limit(&config.api.budget_key(), config.api.daily_quota);
         let budget = Arc::new(Mutex::new(budget));
+        // An app key's daily quota is the key's, wherever it is spent: a
+        // fleet sharing a PostgreSQL store spends it from one row there.
+        // Without a key the quota is the IP's, which the file keeps.
+        let api_budget = match (&config.store, &config.api.key) {
+            (StoreLocation::Postgres(url), Some(key)) => {
+                let counter = SharedCounter::open(url, key.expose())
+                    .map_err(|e| CrawlError::Output(e.into()))?;
+                Arc::new(Mutex::new(Budget::shared(counter, config.api.daily_quota)))
+            }
+            _ => budget.clone(),
+        };
         // The API host has a quota of its own, apart from the site's.
         let lanes = Lanes {
             html: Arc::new(Lane::new(
@@ -72,7 +83,7 @@ impl Crawler {
             api: Arc::new(Lane::new(
                 config.api.budget_key(),
                 Throttle::new(config.rate, config.burst),
-                budget,
+                api_budget,
                 true,
             )),
         };

@@ -201,3 +201,51 @@ fn a_killed_process_pages_are_taken_over_when_its_leases_expire() {
         .count();
     assert!(taken_over >= twice.len(), "{taken_over} take-overs logged");
 }
+
+#[test]
+fn processes_sharing_an_app_key_spend_one_budget_counted_exactly() {
+    const KEY: &str = "fleet-key-1";
+    const QUOTA: i64 = 7;
+    let db = TestDb::create();
+    let site = FakeSite::builder().tag("api", 200).api_key(KEY).start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut fleet: Vec<Service> = (0..2)
+        .map(|i| {
+            let dir = dir.path().join(format!("w{i}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let config = TestConfig::service(&site, &dir)
+                .store_at(&db.url)
+                .fleet(format!("name = \"w{i}\"\nlease_secs = 2"))
+                .api_set(&["api"], 10, 20)
+                .api(format!(
+                    "daily_quota = {QUOTA}\nstop_at_quota_remaining = 0"
+                ))
+                .write();
+            let mut cmd = Command::new(BIN);
+            cmd.args(["--log-format", "json", "run", "--config"])
+                .arg(&config)
+                .env("RUST_LOG", "info")
+                .env("STACKCRAWL_API_KEY", KEY);
+            Service::from_command(cmd)
+        })
+        .collect();
+    for svc in &mut fleet {
+        svc.wait_for("request budget spent: waiting for it to reset");
+    }
+    for svc in &mut fleet {
+        svc.signal("-TERM");
+        assert_eq!(svc.wait_exit(), Some(0));
+    }
+    // Each process alone would have spent the whole quota.
+    assert_eq!(site.api_hits().len() as i64, QUOTA, "requests the API saw");
+    assert_eq!(
+        db.count("SELECT SUM(used)::BIGINT FROM budget_requests"),
+        QUOTA
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM budget_requests"),
+        1,
+        "one budget, the key's, in the database"
+    );
+    assert_eq!(db.count("SELECT COUNT(*) FROM pass_pages"), QUOTA);
+}

@@ -50,7 +50,7 @@ use crate::model::{PageContext, Question};
 
 pub use export::{ExportFormat, HistoryRow};
 pub use location::StoreLocation;
-pub use pg::PgStore;
+pub use pg::{PgStore, SharedCounter};
 pub use report::{CoTag, Growth, Report, TagReport};
 pub use writes::{PageWrite, PassStart, PassTotals};
 

@@ -19,9 +19,12 @@
 //! `schema` the migrations, `writes` a pass and its pages, `reads` the
 //! report and the exports.
 
+mod budget;
 mod reads;
 mod schema;
 mod writes;
+
+pub use budget::SharedCounter;
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -102,7 +105,7 @@ impl Tls {
 
 /// Runs `f` where the sync client may block: on this thread when it runs no
 /// async runtime, else on a scoped thread that this one waits for.
-fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+pub(crate) fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     if tokio::runtime::Handle::try_current().is_err() {
         return f();
     }

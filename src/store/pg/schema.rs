@@ -118,6 +118,19 @@ pub(super) const MIGRATIONS: &[&str] = &[
         expires_at TIMESTAMPTZ NOT NULL,
         PRIMARY KEY (pass_id, tag, tab, page)
     );
+    -- The daily budgets that belong to an API key rather than to a
+    -- machine, and the pauses the API asked of that key: the budget file's
+    -- two tables, for every process of the fleet at once.
+    CREATE TABLE budget_requests (
+        budget TEXT NOT NULL,
+        day    TEXT NOT NULL,
+        used   BIGINT NOT NULL,
+        PRIMARY KEY (budget, day)
+    );
+    CREATE TABLE budget_pauses (
+        budget TEXT PRIMARY KEY,
+        until  TEXT NOT NULL
+    );
     ",
 ];
 
