@@ -32,6 +32,7 @@ use crate::output::Sink;
 use crate::plan::{PageJob, Plan};
 use crate::retry::RetryPolicy;
 use crate::robots::{self, RobotsError, RobotsPolicy};
+use crate::shared_quota::SharedQuota;
 use crate::source::Lanes;
 use crate::store::{PassStore, PassTotals, SharedCounter, StoreLocation};
 use crate::throttle::Throttle;
@@ -73,19 +74,32 @@ impl Crawler {
             _ => budget.clone(),
         };
         // The API host has a quota of its own, apart from the site's.
+        let shared = |lane: Lane| -> Result<Arc<Lane>, CrawlError> {
+            Ok(Arc::new(
+                match (&config.fleet.shared_quota, &config.store) {
+                    (Some(name), StoreLocation::Postgres(url)) => {
+                        let quota =
+                            SharedQuota::new(url, name, &lane.key, config.rate, config.burst)
+                                .map_err(|e| CrawlError::Output(e.into()))?;
+                        lane.with_shared_quota(quota)
+                    }
+                    _ => lane,
+                },
+            ))
+        };
         let lanes = Lanes {
-            html: Arc::new(Lane::new(
+            html: shared(Lane::new(
                 config.site.clone(),
                 Throttle::new(config.rate, config.burst),
                 budget.clone(),
                 false,
-            )),
-            api: Arc::new(Lane::new(
+            ))?,
+            api: shared(Lane::new(
                 config.api.budget_key(),
                 Throttle::new(config.rate, config.burst),
                 api_budget,
                 true,
-            )),
+            ))?,
         };
         let started = Instant::now();
         let pipeline = Pipeline::start(&config, http.clone(), lanes, sink, store, started);

@@ -249,3 +249,46 @@ fn processes_sharing_an_app_key_spend_one_budget_counted_exactly() {
     );
     assert_eq!(db.count("SELECT COUNT(*) FROM pass_pages"), QUOTA);
 }
+
+#[test]
+fn processes_behind_one_address_share_its_quota_through_the_database() {
+    const PAGES: u32 = 30;
+    let db = TestDb::create();
+    let site = site(PAGES);
+    let dir = tempfile::tempdir().unwrap();
+    // Two processes on one address, each allowed the address's whole rate:
+    // only the shared quota keeps them under it together.
+    let mut fleet: Vec<Service> = (0..2)
+        .map(|i| {
+            let dir = dir.path().join(format!("w{i}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let config = TestConfig::service(&site, &dir)
+                .store_at(&db.url)
+                .fetch("rate = 10.0\nburst = 1\nfetchers = 2")
+                .fleet(format!(
+                    "name = \"w{i}\"\nlocal_address = \"127.0.0.5\"\nshared_quota = \"ip5\""
+                ))
+                .sets(format!(
+                    "[tag_sets.fleet]\ntags = [\"fleet\"]\npages = {PAGES}\npagesize = {PAGESIZE}\nevery = \"1h\"\n"
+                ))
+                .write();
+            Service::start(BIN, &config)
+        })
+        .collect();
+    for svc in &mut fleet {
+        svc.wait_for("pass finished");
+        svc.signal("-TERM");
+        assert_eq!(svc.wait_exit(), Some(0));
+    }
+    let hits = site.hits();
+    assert!(
+        hits.iter().all(|h| h.status != 429),
+        "the address's limit was hit"
+    );
+    assert_eq!(listing_hits(&site).len(), PAGES as usize);
+    assert_eq!(
+        db.count("SELECT COUNT(DISTINCT fetched_by) FROM pass_pages"),
+        2,
+        "both processes fetched"
+    );
+}

@@ -265,6 +265,9 @@ pub struct FleetSettings {
     pub lease: Duration,
     /// The local address requests leave from: one egress IP per process.
     pub local_address: Option<std::net::IpAddr>,
+    /// Processes behind one egress IP that share its per-second quota
+    /// through the database name it alike; `None`: this process's own.
+    pub shared_quota: Option<String>,
 }
 
 impl FleetSettings {

@@ -41,6 +41,7 @@ pub struct RawFleet {
     pub name: Option<Spanned<String>>,
     pub lease_secs: Option<Spanned<f64>>,
     pub local_address: Option<Spanned<String>>,
+    pub shared_quota: Option<Spanned<String>>,
 }
 
 /// `[api]`: where the Stack Exchange API lives and how its quota is spent.

@@ -207,6 +207,7 @@ pub(super) fn validate(
     };
 
     let tag_sets = v.tag_sets(&raw.tag_sets, ov)?;
+    let store = StoreLocation::parse(raw.store.path.as_deref().unwrap_or(DEFAULT_STORE));
     let uses_api = tag_sets.iter().any(|s| s.source() == Source::Api);
     let api = v.api(&raw.api, &site, env.api_key.as_deref(), uses_api)?;
     let failures_path = match &raw.output.failures {
@@ -241,9 +242,9 @@ pub(super) fn validate(
         budget_file,
         status_every: Duration::from_secs(status_every as u64),
         block_pause,
-        store: StoreLocation::parse(raw.store.path.as_deref().unwrap_or(DEFAULT_STORE)),
+        fleet: v.fleet(&raw.fleet, &store)?,
+        store,
         api,
-        fleet: v.fleet(&raw.fleet)?,
     })
 }
 
@@ -379,7 +380,7 @@ impl Validator<'_> {
         }
     }
 
-    fn fleet(&self, raw: &RawFleet) -> Result<FleetSettings, ConfigError> {
+    fn fleet(&self, raw: &RawFleet, store: &StoreLocation) -> Result<FleetSettings, ConfigError> {
         let name = match &raw.name {
             Some(n) if n.get_ref().trim().is_empty() => {
                 return Err(self.err("fleet.name", Some(n.span().start), "must not be empty"))
@@ -400,7 +401,25 @@ impl Validator<'_> {
                 })
             })
             .transpose()?;
+        let shared_quota =
+            match &raw.shared_quota {
+                Some(q) if !matches!(store, StoreLocation::Postgres(_)) => return Err(self.err(
+                    "fleet.shared_quota",
+                    Some(q.span().start),
+                    "a shared quota is kept in PostgreSQL: [store] path must be a postgres:// URL",
+                )),
+                Some(q) if q.get_ref().trim().is_empty() => {
+                    return Err(self.err(
+                        "fleet.shared_quota",
+                        Some(q.span().start),
+                        "must not be empty",
+                    ))
+                }
+                Some(q) => Some(q.get_ref().trim().to_string()),
+                None => None,
+            };
         Ok(FleetSettings {
+            shared_quota,
             name,
             lease: self.secs("fleet.lease_secs", &raw.lease_secs, DEFAULT_LEASE_SECS)?,
             local_address,

@@ -23,7 +23,7 @@
 
 mod export;
 mod location;
-mod pg;
+pub(crate) mod pg;
 mod report;
 mod schema;
 mod writes;

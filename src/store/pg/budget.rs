@@ -14,11 +14,11 @@ use std::sync::Mutex;
 use postgres::Client;
 use sha2::{Digest, Sha256};
 
-use super::{off_runtime, schema, Tls};
-use crate::store::{StoreError, StoreLocation};
+use super::{connect_migrated, off_runtime, SyncClient};
+use crate::store::StoreError;
 
 pub struct SharedCounter {
-    client: Mutex<Client>,
+    client: Mutex<SyncClient>,
     /// Appended to each budget's name: whose quota it is.
     fingerprint: String,
     shown: String,
@@ -34,26 +34,11 @@ impl SharedCounter {
     /// Connects to the database `url` names (migrating it if this process
     /// is the first), for the budgets of the app key `key`.
     pub fn open(url: &str, key: &str) -> Result<SharedCounter, StoreError> {
-        let shown = StoreLocation::Postgres(url.to_string()).to_string();
-        let config: postgres::Config =
-            url.parse()
-                .map_err(|e: postgres::Error| StoreError::Connect {
-                    url: shown.clone(),
-                    reason: e.to_string(),
-                })?;
-        let tls = Tls::for_config(&config)?;
-        let client = off_runtime(|| {
-            let mut c = tls.connect(&config).map_err(|e| StoreError::Connect {
-                url: shown.clone(),
-                reason: e.to_string(),
-            })?;
-            schema::migrate(&mut c)?;
-            Ok::<_, StoreError>(c)
-        })?;
+        let (client, shown) = connect_migrated(url)?;
         let digest = Sha256::digest(key.as_bytes());
         let fingerprint = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
         Ok(SharedCounter {
-            client: Mutex::new(client),
+            client: Mutex::new(SyncClient::new(client)),
             fingerprint,
             shown,
         })

@@ -54,8 +54,45 @@ const RECONNECT_MAX_WAIT: Duration = Duration::from_secs(15);
 /// with another process is replayed before the error is reported.
 const RACE_RETRIES: u32 = 5;
 
+/// A sync client that may be dropped on an async runtime's thread (the
+/// aggregator's arbiter stopping): closing it blocks on the client's own
+/// runtime, which must happen off that thread.
+pub(crate) struct SyncClient(Option<Client>);
+
+impl SyncClient {
+    pub(crate) fn new(client: Client) -> SyncClient {
+        SyncClient(Some(client))
+    }
+}
+
+impl std::ops::Deref for SyncClient {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        self.0
+            .as_ref()
+            .expect("a SyncClient holds its client until dropped")
+    }
+}
+
+impl std::ops::DerefMut for SyncClient {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.0
+            .as_mut()
+            .expect("a SyncClient holds its client until dropped")
+    }
+}
+
+impl Drop for SyncClient {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            off_runtime(move || drop(client));
+        }
+    }
+}
+
 pub struct PgStore {
-    client: Mutex<Client>,
+    client: Mutex<SyncClient>,
     config: postgres::Config,
     tls: Tls,
     /// The URL with its password hidden, for log lines and errors.
@@ -67,13 +104,13 @@ pub struct PgStore {
 /// URL's `sslmode` says (`prefer` by default, `require` to insist,
 /// `disable` to turn it off).
 #[derive(Clone)]
-enum Tls {
+pub(crate) enum Tls {
     Off,
     Rustls(MakeRustlsConnect),
 }
 
 impl Tls {
-    fn for_config(config: &postgres::Config) -> Result<Tls, StoreError> {
+    pub(crate) fn for_config(config: &postgres::Config) -> Result<Tls, StoreError> {
         let local = config.get_hosts().iter().all(|h| match h {
             Host::Unix(_) => true,
             Host::Tcp(name) => {
@@ -101,10 +138,65 @@ impl Tls {
             Tls::Rustls(tls) => config.connect(tls.clone()),
         }
     }
+
+    /// An async connection, its driver spawned on the current runtime.
+    pub(crate) async fn connect_async(
+        &self,
+        config: &tokio_postgres::Config,
+    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let client = match self {
+            Tls::Off => {
+                let (client, conn) = config.connect(tokio_postgres::NoTls).await?;
+                tokio::spawn(conn);
+                client
+            }
+            Tls::Rustls(tls) => {
+                let (client, conn) = config.connect(tls.clone()).await?;
+                tokio::spawn(conn);
+                client
+            }
+        };
+        Ok(client)
+    }
 }
 
 /// Runs `f` where the sync client may block: on this thread when it runs no
 /// async runtime, else on a scoped thread that this one waits for.
+/// A URL's connection settings, with the defaults every stackcrawl
+/// connection has, its TLS, and the URL as logs may show it.
+pub(crate) fn settings(url: &str) -> Result<(postgres::Config, Tls, String), StoreError> {
+    let shown = StoreLocation::Postgres(url.to_string()).to_string();
+    let mut config: postgres::Config =
+        url.parse()
+            .map_err(|e: postgres::Error| StoreError::Connect {
+                url: shown.clone(),
+                reason: format!("not a PostgreSQL URL: {e}"),
+            })?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(10));
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("stackcrawl");
+    }
+    let tls = Tls::for_config(&config)?;
+    Ok((config, tls, shown))
+}
+
+/// A connection to a migrated database, for the fleet's other shared
+/// state (the key's budget, the IP's quota) beside the store's own.
+pub(crate) fn connect_migrated(url: &str) -> Result<(Client, String), StoreError> {
+    let (config, tls, shown) = settings(url)?;
+    let client = off_runtime(|| {
+        let mut c = tls.connect(&config).map_err(|e| StoreError::Connect {
+            url: shown.clone(),
+            reason: e.to_string(),
+        })?;
+        schema::migrate(&mut c)?;
+        Ok::<_, StoreError>(c)
+    })?;
+    Ok((client, shown))
+}
+
 pub(crate) fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     if tokio::runtime::Handle::try_current().is_err() {
         return f();
@@ -118,21 +210,11 @@ pub(crate) fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
 impl PgStore {
     /// Connects to the database `url` names and migrates it.
     pub fn open(url: &str) -> Result<PgStore, StoreError> {
-        let shown = StoreLocation::Postgres(url.to_string()).to_string();
+        let (config, tls, shown) = settings(url)?;
         let open_err = |reason: String| StoreError::Connect {
             url: shown.clone(),
             reason,
         };
-        let mut config: postgres::Config = url
-            .parse()
-            .map_err(|e: postgres::Error| open_err(format!("not a PostgreSQL URL: {e}")))?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(10));
-        }
-        if config.get_application_name().is_none() {
-            config.application_name("stackcrawl");
-        }
-        let tls = Tls::for_config(&config)?;
         let client = off_runtime(|| {
             let mut client = tls.connect(&config).map_err(|e| open_err(e.to_string()))?;
             schema::migrate(&mut client).map_err(|e| match e {
@@ -145,7 +227,7 @@ impl PgStore {
             Ok::<_, StoreError>(client)
         })?;
         Ok(PgStore {
-            client: Mutex::new(client),
+            client: Mutex::new(SyncClient::new(client)),
             config,
             tls,
             shown,
@@ -485,6 +567,17 @@ mod tests {
                 taken_over_from: Some("a".into())
             }
         );
+    }
+
+    /// The aggregator's arbiter drops the store when it stops: closing the
+    /// sync client there must not try to start a runtime inside a runtime.
+    #[actix_rt::test]
+    async fn a_store_opened_and_dropped_on_an_async_runtime_does_not_panic() {
+        let db = TestDb::create();
+        let mut s = PgStore::open(&db.url).unwrap();
+        PassStore::begin_pass(&mut s, "langs", at(1)).unwrap();
+        drop(s);
+        drop(SharedCounter::open(&db.url, "k").unwrap());
     }
 
     #[test]

@@ -131,6 +131,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
         budget TEXT PRIMARY KEY,
         until  TEXT NOT NULL
     );
+    -- One GCRA cell per per-second quota that processes behind one egress
+    -- IP share: the theoretical arrival time of the next request.
+    CREATE TABLE rate_cells (
+        name TEXT PRIMARY KEY,
+        tat  TIMESTAMPTZ NOT NULL
+    );
     ",
 ];
 
