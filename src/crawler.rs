@@ -17,7 +17,9 @@ use futures_util::FutureExt;
 use tokio::sync::{oneshot, watch};
 use tracing::{debug, info, warn};
 
-use crate::actors::aggregator::{BeginPass, EndPass, Flush, GetStoreStats, OpenedPass};
+use crate::actors::aggregator::{
+    BeginPass, EndPass, FinishedPassStarted, Flush, GetStoreStats, OpenedPass,
+};
 use crate::actors::supervisor::{Drain, GetStats, NewPass, Submit, SupervisorStats};
 use crate::actors::supervisor::{PageOutcome, WHY_ELSEWHERE};
 use crate::actors::Pipeline;
@@ -151,6 +153,22 @@ impl Crawler {
         }
         self.pipeline.supervisor.do_send(NewPass);
         Ok(pass)
+    }
+
+    /// When the tag set's latest pass started, if the fleet's shared store
+    /// has it finished (see `PassStore::finished_pass_started`).
+    pub async fn finished_pass_started(
+        &self,
+        tag_set: &str,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, CrawlError> {
+        Ok(self
+            .pipeline
+            .aggregator
+            .send(FinishedPassStarted {
+                tag_set: tag_set.to_string(),
+            })
+            .await
+            .map_err(|_| CrawlError::Stopped)??)
     }
 
     /// Ends the current store pass; only a `finished` one is closed, so an

@@ -65,11 +65,32 @@ struct ParseArgs {
     tag: String,
 }
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 struct RunArgs {
     /// TOML config (see config/example.toml).
     #[arg(long)]
     config: PathBuf,
+    /// This process's name in logs, status lines and the store (overrides
+    /// [fleet] name; default HOST:PID).
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// Send requests from this local address (overrides [fleet]
+    /// local_address): one egress IP per process of a fleet.
+    #[arg(long, value_name = "IP")]
+    local_address: Option<std::net::IpAddr>,
+}
+
+impl RunArgs {
+    /// The fleet flags win over the file, at start and at every reload.
+    fn apply(&self, mut config: Config) -> Config {
+        if let Some(name) = &self.name {
+            config.fleet.name = name.clone();
+        }
+        if self.local_address.is_some() {
+            config.fleet.local_address = self.local_address;
+        }
+        config
+    }
 }
 
 #[derive(Args)]
@@ -411,10 +432,10 @@ fn crawl(args: CrawlArgs, env: &Environment) -> Result<(), Failure> {
 fn run(args: RunArgs, env: Environment) -> Result<(), Failure> {
     let config = Config::load(&args.config, &Overrides::default(), &env)
         .map_err(|e| Failure::Usage(e.to_string()))?;
-    let path = args.config.clone();
+    let config = args.apply(config);
     actix_rt::System::new().block_on(async move {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        actix_rt::spawn(reload_on_sighup(path, env, tx));
+        actix_rt::spawn(reload_on_sighup(args, env, tx));
         stackcrawl::runner::run(config, rx, shutdown_signal()).await
     })?;
     Ok(())
@@ -423,10 +444,11 @@ fn run(args: RunArgs, env: Environment) -> Result<(), Failure> {
 /// Re-reads the config on every SIGHUP; only a valid one is passed on, so
 /// a bad edit never replaces the running config.
 async fn reload_on_sighup(
-    path: PathBuf,
+    args: RunArgs,
     env: Environment,
     tx: tokio::sync::mpsc::UnboundedSender<Config>,
 ) {
+    let path = &args.config;
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -434,7 +456,7 @@ async fn reload_on_sighup(
             return;
         };
         while hup.recv().await.is_some() {
-            match Config::load(&path, &Overrides::default(), &env) {
+            match Config::load(path, &Overrides::default(), &env).map(|c| args.apply(c)) {
                 Ok(c) => {
                     tracing::info!(config = %path.display(), "SIGHUP: new config accepted");
                     if tx.send(c).is_err() {

@@ -87,12 +87,22 @@ pub async fn run(
     let mut crawler = start(&config).await?;
     // One clock for status lines, in passes and between them alike.
     let mut status = status_timer(config.status_every);
-    // Every tag set is due at once on start; an unfinished pass resumes.
-    let mut due: BTreeMap<String, Instant> = config
-        .tag_sets
-        .iter()
-        .map(|s| (s.name.clone(), Instant::now()))
-        .collect();
+    // Every tag set is due at once on start, and an unfinished pass
+    // resumes; but a fleet's pass that others finished is not repeated
+    // before its interval is up.
+    let mut due: BTreeMap<String, Instant> = BTreeMap::new();
+    for set in &config.tag_sets {
+        let at = match crawler.finished_pass_started(&set.name).await? {
+            Some(started) => {
+                let wait = (started + set.every - Utc::now())
+                    .to_std()
+                    .unwrap_or_default();
+                Instant::now() + wait
+            }
+            None => Instant::now(),
+        };
+        due.insert(set.name.clone(), at);
+    }
     info!(
         worker = %config.fleet.name,
         store = %config.store,

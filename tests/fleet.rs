@@ -97,6 +97,17 @@ fn three_processes_share_one_pass_and_fetch_each_page_once() {
         assert_eq!(svc.wait_exit(), Some(0));
     }
     assert_eq!(pass_ids.len(), 1, "one pass for the fleet");
+    // A process started after the fleet finished its pass waits for the
+    // next one to fall due rather than repeat it.
+    let mut late = member(&site, &db, dir.path(), 3, PAGES);
+    let idle = late.wait_until("status", |v| v["next_pass"].is_string());
+    assert!(
+        idle["next_pass_in_secs"].as_f64().unwrap() > 3000.0,
+        "{idle}"
+    );
+    assert!(!late.saw("pass starting"));
+    late.signal("-TERM");
+    assert_eq!(late.wait_exit(), Some(0));
 
     let hits = listing_hits(&site);
     let mut per_page: HashMap<u32, usize> = HashMap::new();

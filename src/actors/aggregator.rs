@@ -61,6 +61,14 @@ pub struct EndPass {
 #[rtype(result = "Option<StoreStats>")]
 pub struct GetStoreStats;
 
+/// When the tag set's latest pass started, if a shared store says it is
+/// finished: `run` waits for the next one to fall due.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Option<DateTime<Utc>>, OutputError>")]
+pub struct FinishedPassStarted {
+    pub tag_set: String,
+}
+
 /// A fetcher asks for a page before fetching it: on a store a fleet
 /// shares, the page may be another process's.
 #[derive(Debug, Message)]
@@ -242,6 +250,17 @@ impl Handler<EndPass> for Aggregator {
             store.finish_pass(pass.id, msg.now)?;
         }
         Ok(store.pass_totals(pass.id)?)
+    }
+}
+
+impl Handler<FinishedPassStarted> for Aggregator {
+    type Result = Result<Option<DateTime<Utc>>, OutputError>;
+
+    fn handle(&mut self, msg: FinishedPassStarted, _: &mut Context<Self>) -> Self::Result {
+        match &self.store {
+            Some(store) => Ok(store.finished_pass_started(&msg.tag_set)?),
+            None => Ok(None),
+        }
     }
 }
 

@@ -276,6 +276,15 @@ pub trait PassStore: Send {
     /// can be incremental.
     fn previous_finished_pass(&self, tag_set: &str) -> Result<Option<i64>, StoreError>;
 
+    /// When the tag set's latest pass started, if it is finished and the
+    /// store is shared: a process of a fleet that starts (or restarts)
+    /// after the others finished a pass waits for the next one to fall
+    /// due instead of opening one at once. A store with one writer says
+    /// `None`, and its `run` starts every tag set at once, as it always has.
+    fn finished_pass_started(&self, _tag_set: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(None)
+    }
+
     /// Leases a page of the pass to `worker` for `lease` before it is
     /// fetched, unless another process did or is doing it. A store with one
     /// writer (SQLite, under its lock) leases every page at once.

@@ -22,6 +22,8 @@ pub struct SharedCounter {
     /// Appended to each budget's name: whose quota it is.
     fingerprint: String,
     shown: String,
+    /// To reconnect; never shown (it may hold a password).
+    url: String,
 }
 
 impl fmt::Display for SharedCounter {
@@ -41,6 +43,7 @@ impl SharedCounter {
             client: Mutex::new(SyncClient::new(client)),
             fingerprint,
             shown,
+            url: url.to_string(),
         })
     }
 
@@ -48,13 +51,21 @@ impl SharedCounter {
         format!("{host}#{}", self.fingerprint)
     }
 
+    /// Runs one statement; a connection the server closed is reopened
+    /// once first. A budget that cannot be counted is an error, never a
+    /// request sent uncounted: the crawl stops and says so.
     fn call<T: Send>(
         &self,
         f: impl FnOnce(&mut Client) -> Result<T, postgres::Error> + Send,
     ) -> Result<T, String> {
         let mut guard = self.client.lock().unwrap_or_else(|p| p.into_inner());
         let client: &mut Client = &mut guard;
-        off_runtime(move || f(client)).map_err(|e| e.to_string())
+        off_runtime(move || {
+            if client.is_closed() {
+                *client = connect_migrated(&self.url).map_err(|e| e.to_string())?.0;
+            }
+            f(client).map_err(|e| e.to_string())
+        })
     }
 
     pub(crate) fn used(&self, host: &str, day: &str) -> Result<u64, String> {

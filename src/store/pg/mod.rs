@@ -372,6 +372,10 @@ impl PassStore for PgStore {
         self.call(|c| writes::begin_pass(c, tag_set, now))
     }
 
+    fn finished_pass_started(&self, tag_set: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.call(|c| writes::finished_pass_started(c, tag_set))
+    }
+
     fn claim_page(
         &mut self,
         pass_id: i64,

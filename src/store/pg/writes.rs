@@ -392,6 +392,27 @@ pub(super) fn previous_finished_pass(
     .transpose()?)
 }
 
+/// The latest pass's start, unless it is still running (a running pass is
+/// joined at once).
+pub(super) fn finished_pass_started(
+    c: &mut Client,
+    tag_set: &str,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let row = c.query_opt(
+        "SELECT started_at, finished_at IS NOT NULL FROM passes
+         WHERE tag_set = $1 ORDER BY pass_id DESC LIMIT 1",
+        &[&tag_set],
+    )?;
+    let Some(row) = row else { return Ok(None) };
+    if !row.try_get::<_, bool>(1)? {
+        return Ok(None);
+    }
+    Ok(Some(crate::store::parse_ts(
+        "passes.started_at",
+        row.try_get(0)?,
+    )?))
+}
+
 pub(super) fn pass_totals(c: &mut Client, pass_id: i64) -> Result<PassTotals, StoreError> {
     if !pass_exists(c, pass_id)? {
         return Err(StoreError::UnknownPass(pass_id));
