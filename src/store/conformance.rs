@@ -85,6 +85,14 @@ on_both_backends! {
         assert_eq!((t.pages, t.questions, t.new, t.unchanged), (1, 2, 2, 0));
     }
 
+    a_question_listed_twice_on_a_page_counts_once(s) {
+        let p = s.begin_pass("langs", at(1)).unwrap().pass_id;
+        let twice = [q(1, "rust", &["rust"], 1, 0, 10), q(1, "rust", &["rust"], 1, 0, 10)];
+        let w = record(s, p, &ctx("rust", 1), &twice, at(1));
+        assert_eq!((w.new, w.updated, w.unchanged), (1, 0, 1));
+        assert_eq!(s.stats().unwrap().snapshots, 1);
+    }
+
     page_write_counts_new_updated_unchanged(s) {
         let p1 = s.begin_pass("langs", at(1)).unwrap().pass_id;
         let base: Vec<_> = (1..=6).map(|id| q(id, "rust", &["rust"], 0, 0, 10)).collect();

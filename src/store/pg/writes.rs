@@ -17,7 +17,7 @@ use postgres::{Client, Transaction};
 
 use super::{signed, unsigned};
 use crate::model::{PageContext, Question};
-use crate::store::writes::{compare, Change, Compared, Figures};
+use crate::store::writes::{compare, Compared, Figures};
 use crate::store::{enum_text, ts, Claim, PageWrite, PassStart, PassTotals, StoreError};
 
 pub(super) fn begin_pass(
@@ -99,6 +99,9 @@ pub(super) fn claim_page(
     lease: Duration,
 ) -> Result<Claim, StoreError> {
     let mut tx = c.transaction()?;
+    // A lease lost in a server crash costs at most one page fetched twice:
+    // it is not worth a flush to disk per page, as the page's write is.
+    tx.batch_execute("SET LOCAL synchronous_commit = off")?;
     let page = ctx.page as i32;
     let key: [&(dyn ToSql + Sync); 4] = [&pass_id, &ctx.tag, &ctx.tab, &page];
     let lease_secs = lease.as_secs_f64();
@@ -184,29 +187,7 @@ pub(super) fn record_page(
     let mut tx = c.transaction()?;
     check_running(&mut tx, pass_id)?;
     let now = ts(now);
-    let mut in_lock_order: Vec<&Question> = questions.iter().collect();
-    in_lock_order.sort_by(|a, b| (&a.site, a.question_id).cmp(&(&b.site, b.question_id)));
-    let mut write = PageWrite::default();
-    let snapshot = tx.prepare(
-        "INSERT INTO snapshots (site, question_id, pass_id, seen_at, votes, answers, views)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-    )?;
-    for q in in_lock_order {
-        write.count(&upsert_question(&mut tx, q, &now)?);
-        tx.execute(
-            &snapshot,
-            &[
-                &q.site,
-                &signed(q.question_id),
-                &pass_id,
-                // When the figures were observed, not when they were stored.
-                &ts(q.fetched_at),
-                &q.votes,
-                &signed(q.answers),
-                &signed(q.views),
-            ],
-        )?;
-    }
+    let mut write = upsert_page(&mut tx, pass_id, questions, &now)?;
     // A page recorded twice in a pass keeps its first counts.
     write.ends_tag = ends_tag(&write);
     // The lease ends with the write that marks the page done, in its
@@ -259,46 +240,103 @@ fn check_running(tx: &mut Transaction, pass_id: i64) -> Result<(), StoreError> {
     }
 }
 
-fn upsert_question(tx: &mut Transaction, q: &Question, now: &str) -> Result<Change, StoreError> {
-    let id = signed(q.question_id);
-    let stored = tx
-        .query_opt(
-            "SELECT votes, answers, replies, views, title, status, has_accepted_answer, tags
-             FROM questions WHERE site = $1 AND question_id = $2 FOR UPDATE",
-            &[&q.site, &id],
-        )?
-        .map(|r| -> Result<_, StoreError> {
-            Ok((
+/// The page's questions, written in a few set-based statements (arrays
+/// `unnest`ed server-side) rather than several round trips per question:
+/// on a server across a network the round trips, not the rows, are what
+/// a page costs. The rows are locked in (site, id) order, so two processes
+/// writing pages that share questions cannot deadlock.
+fn upsert_page(
+    tx: &mut Transaction,
+    pass_id: i64,
+    questions: &[Question],
+    now: &str,
+) -> Result<PageWrite, StoreError> {
+    let mut write = PageWrite::default();
+    // A question listed twice on one page is written once; the second
+    // sighting is what the sequential rule makes it: unchanged.
+    let mut page: Vec<&Question> = Vec::with_capacity(questions.len());
+    let mut seen = HashSet::new();
+    for q in questions {
+        if seen.insert((q.site.as_str(), q.question_id)) {
+            page.push(q);
+        } else {
+            write.unchanged += 1;
+        }
+    }
+    page.sort_by(|a, b| (&a.site, a.question_id).cmp(&(&b.site, b.question_id)));
+    if page.is_empty() {
+        return Ok(write);
+    }
+    let sites: Vec<&str> = page.iter().map(|q| q.site.as_str()).collect();
+    let ids: Vec<i64> = page.iter().map(|q| signed(q.question_id)).collect();
+    let mut stored: HashMap<(String, i64), (Figures, String)> = HashMap::new();
+    for r in tx.query(
+        "SELECT site, question_id, votes, answers, replies, views, title, status,
+                has_accepted_answer, tags
+         FROM questions
+         WHERE (site, question_id) IN (SELECT * FROM unnest($1::text[], $2::bigint[]))
+         ORDER BY site, question_id FOR UPDATE",
+        &[&sites, &ids],
+    )? {
+        stored.insert(
+            (r.try_get(0)?, r.try_get(1)?),
+            (
                 Figures {
-                    votes: r.try_get(0)?,
-                    answers: unsigned("questions.answers", r.try_get(1)?)?,
+                    votes: r.try_get(2)?,
+                    answers: unsigned("questions.answers", r.try_get(3)?)?,
                     replies: r
-                        .try_get::<_, Option<i64>>(2)?
+                        .try_get::<_, Option<i64>>(4)?
                         .map(|v| unsigned("questions.replies", v))
                         .transpose()?,
-                    views: unsigned("questions.views", r.try_get(3)?)?,
-                    title: r.try_get(4)?,
-                    status: r.try_get(5)?,
-                    has_accepted_answer: r.try_get(6)?,
+                    views: unsigned("questions.views", r.try_get(5)?)?,
+                    title: r.try_get(6)?,
+                    status: r.try_get(7)?,
+                    has_accepted_answer: r.try_get(8)?,
                 },
-                r.try_get::<_, String>(7)?,
-            ))
-        })
-        .transpose()?;
-    let Compared {
-        change,
-        tags_changed,
-        status,
-        tags,
-    } = compare(stored, q)?;
+                r.try_get(9)?,
+            ),
+        );
+    }
+    let mut statuses = Vec::with_capacity(page.len());
+    let mut tag_lists = Vec::with_capacity(page.len());
+    let mut post_kinds = Vec::with_capacity(page.len());
+    let (mut retag_sites, mut retag_ids, mut retag_tags) = (Vec::new(), Vec::new(), Vec::new());
+    let mut retagged: Vec<(&str, i64)> = Vec::new();
+    for (q, &id) in page.iter().zip(&ids) {
+        let Compared {
+            change,
+            tags_changed,
+            status,
+            tags,
+        } = compare(stored.remove(&(q.site.clone(), id)), q)?;
+        write.count(&change);
+        if tags_changed {
+            retagged.push((q.site.as_str(), id));
+            for t in &q.tags {
+                retag_sites.push(q.site.as_str());
+                retag_ids.push(id);
+                retag_tags.push(t.as_str());
+            }
+        }
+        statuses.push(status);
+        tag_lists.push(tags);
+        post_kinds.push(enum_text(&q.post_kind)?);
+    }
+    let col = |f: fn(&Question) -> Option<String>| -> Vec<Option<String>> {
+        page.iter().map(|q| f(q)).collect()
+    };
     tx.execute(
         "INSERT INTO questions (
              site, question_id, url, title, excerpt, votes, answers, replies, views,
              views_exact, tags, has_accepted_answer, author_name, author_reputation,
              asked_at, modified_at, answered_at, bounty, status, post_kind,
              community_wiki, tag, tab, page, fetched_at, first_seen_at, last_seen_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                 $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $26)
+         SELECT u.*, $26, $26 FROM unnest(
+             $1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[],
+             $7::bigint[], $8::bigint[], $9::bigint[], $10::boolean[], $11::text[],
+             $12::boolean[], $13::text[], $14::bigint[], $15::text[], $16::text[],
+             $17::text[], $18::bigint[], $19::text[], $20::text[], $21::boolean[],
+             $22::text[], $23::text[], $24::integer[], $25::text[]) AS u
          ON CONFLICT (site, question_id) DO UPDATE SET
              url = excluded.url, title = excluded.title, excerpt = excluded.excerpt,
              votes = excluded.votes, answers = excluded.answers,
@@ -314,53 +352,89 @@ fn upsert_question(tx: &mut Transaction, q: &Question, now: &str) -> Result<Chan
              tab = excluded.tab, page = excluded.page, fetched_at = excluded.fetched_at,
              last_seen_at = excluded.last_seen_at",
         &[
-            &q.site,
-            &id,
-            &q.url,
-            &q.title,
-            &q.excerpt,
-            &q.votes,
-            &signed(q.answers),
-            &q.replies.map(signed),
-            &signed(q.views),
-            &q.views_exact,
-            &tags,
-            &q.has_accepted_answer,
-            &q.author_name,
-            &q.author_reputation.map(signed),
-            &q.asked_at.map(ts),
-            &q.modified_at.map(ts),
-            &q.answered_at.map(ts),
-            &q.bounty.map(i64::from),
-            &status,
-            &enum_text(&q.post_kind)?,
-            &q.community_wiki,
-            &q.tag,
-            &q.tab,
-            &(q.page as i32),
-            &ts(q.fetched_at),
+            &sites,
+            &ids,
+            &page.iter().map(|q| q.url.as_str()).collect::<Vec<_>>(),
+            &page.iter().map(|q| q.title.as_str()).collect::<Vec<_>>(),
+            &page.iter().map(|q| q.excerpt.as_str()).collect::<Vec<_>>(),
+            &page.iter().map(|q| q.votes).collect::<Vec<_>>(),
+            &page.iter().map(|q| signed(q.answers)).collect::<Vec<_>>(),
+            &page
+                .iter()
+                .map(|q| q.replies.map(signed))
+                .collect::<Vec<_>>(),
+            &page.iter().map(|q| signed(q.views)).collect::<Vec<_>>(),
+            &page.iter().map(|q| q.views_exact).collect::<Vec<_>>(),
+            &tag_lists,
+            &page
+                .iter()
+                .map(|q| q.has_accepted_answer)
+                .collect::<Vec<_>>(),
+            &col(|q| q.author_name.clone()),
+            &page
+                .iter()
+                .map(|q| q.author_reputation.map(signed))
+                .collect::<Vec<_>>(),
+            &col(|q| q.asked_at.map(ts)),
+            &col(|q| q.modified_at.map(ts)),
+            &col(|q| q.answered_at.map(ts)),
+            &page
+                .iter()
+                .map(|q| q.bounty.map(i64::from))
+                .collect::<Vec<_>>(),
+            &statuses,
+            &post_kinds,
+            &page.iter().map(|q| q.community_wiki).collect::<Vec<_>>(),
+            &page.iter().map(|q| q.tag.as_str()).collect::<Vec<_>>(),
+            &page.iter().map(|q| q.tab.as_str()).collect::<Vec<_>>(),
+            &page.iter().map(|q| q.page as i32).collect::<Vec<_>>(),
+            &page.iter().map(|q| ts(q.fetched_at)).collect::<Vec<_>>(),
             &now,
         ],
     )?;
-    if tags_changed {
+    // Retags are rare: the side table is rewritten only where the list changed.
+    if !retagged.is_empty() {
+        let (s, i): (Vec<&str>, Vec<i64>) = retagged.into_iter().unzip();
         tx.execute(
-            "DELETE FROM question_tags WHERE site = $1 AND question_id = $2",
-            &[&q.site, &id],
+            "DELETE FROM question_tags
+             WHERE (site, question_id) IN (SELECT * FROM unnest($1::text[], $2::bigint[]))",
+            &[&s, &i],
         )?;
-        for t in &q.tags {
-            tx.execute(
-                "INSERT INTO question_tags (site, question_id, tag) VALUES ($1, $2, $3)
-                 ON CONFLICT DO NOTHING",
-                &[&q.site, &id, t],
-            )?;
-        }
+        tx.execute(
+            "INSERT INTO question_tags (site, question_id, tag)
+             SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[])
+             ON CONFLICT DO NOTHING",
+            &[&retag_sites, &retag_ids, &retag_tags],
+        )?;
     }
     tx.execute(
-        "INSERT INTO question_crawl_tags (crawl_tag, site, question_id) VALUES ($1, $2, $3)
+        "INSERT INTO question_crawl_tags (crawl_tag, site, question_id)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
          ON CONFLICT DO NOTHING",
-        &[&q.tag, &q.site, &id],
+        &[
+            &page.iter().map(|q| q.tag.as_str()).collect::<Vec<_>>(),
+            &sites,
+            &ids,
+        ],
     )?;
-    Ok(change)
+    tx.execute(
+        // When the figures were observed, not when they were stored.
+        "INSERT INTO snapshots (site, question_id, pass_id, seen_at, votes, answers, views)
+         SELECT u.site, u.id, $3, u.seen, u.votes, u.answers, u.views
+         FROM unnest($1::text[], $2::bigint[], $4::text[], $5::bigint[], $6::bigint[],
+                     $7::bigint[]) AS u (site, id, seen, votes, answers, views)
+         ON CONFLICT DO NOTHING",
+        &[
+            &sites,
+            &ids,
+            &pass_id,
+            &page.iter().map(|q| ts(q.fetched_at)).collect::<Vec<_>>(),
+            &page.iter().map(|q| q.votes).collect::<Vec<_>>(),
+            &page.iter().map(|q| signed(q.answers)).collect::<Vec<_>>(),
+            &page.iter().map(|q| signed(q.views)).collect::<Vec<_>>(),
+        ],
+    )?;
+    Ok(write)
 }
 
 pub(super) fn finish_pass(
