@@ -27,22 +27,43 @@ fn site(pages: u32) -> FakeSite {
         .start()
 }
 
-/// Process `i` of a fleet: named `w{i}`, leaving from 127.0.0.{i + 2}.
-fn member(site: &FakeSite, db: &TestDb, dir: &Path, i: usize, pages: u32) -> Service {
+/// The config of process `i` of a fleet on `db`, in a directory of its own.
+fn member_config(site: &FakeSite, db: &TestDb, dir: &Path, i: usize) -> TestConfig {
     let dir = dir.join(format!("w{i}"));
     std::fs::create_dir_all(&dir).unwrap();
-    let config = TestConfig::service(site, &dir)
-        .store_at(&db.url)
+    TestConfig::service(site, &dir).store_at(&db.url)
+}
+
+/// The fleet's tag set: `pages` pages of the `fleet` tag, due hourly.
+fn fleet_set(pages: u32) -> String {
+    format!(
+        "[tag_sets.fleet]\ntags = [\"fleet\"]\npages = {pages}\npagesize = {PAGESIZE}\nevery = \"1h\"\n"
+    )
+}
+
+/// Process `i` of a fleet: named `w{i}`, leaving from 127.0.0.{i + 2}.
+fn member(site: &FakeSite, db: &TestDb, dir: &Path, i: usize, pages: u32) -> Service {
+    let config = member_config(site, db, dir, i)
         .fetch("rate = 10.0\nburst = 1\nfetchers = 2")
         .fleet(format!(
             "name = \"w{i}\"\nlocal_address = \"127.0.0.{}\"\nlease_secs = 3",
             i + 2
         ))
-        .sets(format!(
-            "[tag_sets.fleet]\ntags = [\"fleet\"]\npages = {pages}\npagesize = {PAGESIZE}\nevery = \"1h\"\n"
-        ))
+        .sets(fleet_set(pages))
         .write();
     Service::start(BIN, &config)
+}
+
+/// `n` processes of a fleet on a database and a site of their own, crawling
+/// a pass of `pages` pages.
+fn start_fleet(n: usize, pages: u32) -> (TestDb, FakeSite, tempfile::TempDir, Vec<Service>) {
+    let db = TestDb::create();
+    let site = site(pages);
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = (0..n)
+        .map(|i| member(&site, &db, dir.path(), i, pages))
+        .collect();
+    (db, site, dir, fleet)
 }
 
 fn listing_hits(site: &FakeSite) -> Vec<Hit> {
@@ -81,12 +102,7 @@ fn served_ids(site: &FakeSite) -> BTreeSet<u64> {
 #[test]
 fn three_processes_share_one_pass_and_fetch_each_page_once() {
     const PAGES: u32 = 45;
-    let db = TestDb::create();
-    let site = site(PAGES);
-    let dir = tempfile::tempdir().unwrap();
-    let mut fleet: Vec<Service> = (0..3)
-        .map(|i| member(&site, &db, dir.path(), i, PAGES))
-        .collect();
+    let (db, site, dir, mut fleet) = start_fleet(3, PAGES);
     let mut pass_ids = BTreeSet::new();
     for svc in &mut fleet {
         let started = svc.wait_for("run starting");
@@ -156,12 +172,7 @@ fn three_processes_share_one_pass_and_fetch_each_page_once() {
 #[test]
 fn a_killed_process_pages_are_taken_over_when_its_leases_expire() {
     const PAGES: u32 = 60;
-    let db = TestDb::create();
-    let site = site(PAGES);
-    let dir = tempfile::tempdir().unwrap();
-    let mut fleet: Vec<Service> = (0..3)
-        .map(|i| member(&site, &db, dir.path(), i, PAGES))
-        .collect();
+    let (db, site, _dir, mut fleet) = start_fleet(3, PAGES);
     // Mid-pass: the victim has written pages and holds leases on more.
     for _ in 0..5 {
         fleet[0].wait_for("page done");
@@ -222,10 +233,7 @@ fn processes_sharing_an_app_key_spend_one_budget_counted_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let mut fleet: Vec<Service> = (0..2)
         .map(|i| {
-            let dir = dir.path().join(format!("w{i}"));
-            std::fs::create_dir_all(&dir).unwrap();
-            let config = TestConfig::service(&site, &dir)
-                .store_at(&db.url)
+            let config = member_config(&site, &db, dir.path(), i)
                 .fleet(format!("name = \"w{i}\"\nlease_secs = 2"))
                 .api_set(&["api"], 10, 20)
                 .api(format!(
@@ -271,17 +279,12 @@ fn processes_behind_one_address_share_its_quota_through_the_database() {
     // only the shared quota keeps them under it together.
     let mut fleet: Vec<Service> = (0..2)
         .map(|i| {
-            let dir = dir.path().join(format!("w{i}"));
-            std::fs::create_dir_all(&dir).unwrap();
-            let config = TestConfig::service(&site, &dir)
-                .store_at(&db.url)
+            let config = member_config(&site, &db, dir.path(), i)
                 .fetch("rate = 10.0\nburst = 1\nfetchers = 2")
                 .fleet(format!(
                     "name = \"w{i}\"\nlocal_address = \"127.0.0.5\"\nshared_quota = \"ip5\""
                 ))
-                .sets(format!(
-                    "[tag_sets.fleet]\ntags = [\"fleet\"]\npages = {PAGES}\npagesize = {PAGESIZE}\nevery = \"1h\"\n"
-                ))
+                .sets(fleet_set(PAGES))
                 .write();
             Service::start(BIN, &config)
         })

@@ -264,6 +264,28 @@ fn check_running(tx: &Transaction, pass_id: i64) -> Result<(), StoreError> {
     }
 }
 
+/// A stored question takes every listed field of a new sighting but its
+/// first-seen time: one clause for both backends' upserts.
+macro_rules! question_upsert_set {
+    () => {
+        "ON CONFLICT (site, question_id) DO UPDATE SET
+             url = excluded.url, title = excluded.title, excerpt = excluded.excerpt,
+             votes = excluded.votes, answers = excluded.answers,
+             replies = excluded.replies, views = excluded.views,
+             views_exact = excluded.views_exact, tags = excluded.tags,
+             has_accepted_answer = excluded.has_accepted_answer,
+             author_name = excluded.author_name,
+             author_reputation = excluded.author_reputation,
+             asked_at = excluded.asked_at, modified_at = excluded.modified_at,
+             answered_at = excluded.answered_at, bounty = excluded.bounty,
+             status = excluded.status, post_kind = excluded.post_kind,
+             community_wiki = excluded.community_wiki, tag = excluded.tag,
+             tab = excluded.tab, page = excluded.page, fetched_at = excluded.fetched_at,
+             last_seen_at = excluded.last_seen_at"
+    };
+}
+pub(super) use question_upsert_set;
+
 pub(super) enum Change {
     New,
     Updated,
@@ -364,29 +386,16 @@ fn upsert_question(tx: &Transaction, q: &Question, now: &str) -> Result<Change, 
         status,
         tags,
     } = compare(stored, q)?;
-    tx.prepare_cached(
+    tx.prepare_cached(concat!(
         "INSERT INTO questions (
              site, question_id, url, title, excerpt, votes, answers, replies, views,
              views_exact, tags, has_accepted_answer, author_name, author_reputation,
              asked_at, modified_at, answered_at, bounty, status, post_kind,
              community_wiki, tag, tab, page, fetched_at, first_seen_at, last_seen_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                 ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?26)
-         ON CONFLICT (site, question_id) DO UPDATE SET
-             url = excluded.url, title = excluded.title, excerpt = excluded.excerpt,
-             votes = excluded.votes, answers = excluded.answers,
-             replies = excluded.replies, views = excluded.views,
-             views_exact = excluded.views_exact, tags = excluded.tags,
-             has_accepted_answer = excluded.has_accepted_answer,
-             author_name = excluded.author_name,
-             author_reputation = excluded.author_reputation,
-             asked_at = excluded.asked_at, modified_at = excluded.modified_at,
-             answered_at = excluded.answered_at, bounty = excluded.bounty,
-             status = excluded.status, post_kind = excluded.post_kind,
-             community_wiki = excluded.community_wiki, tag = excluded.tag,
-             tab = excluded.tab, page = excluded.page, fetched_at = excluded.fetched_at,
-             last_seen_at = excluded.last_seen_at",
-    )?
+                 ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?26) ",
+        question_upsert_set!()
+    ))?
     .execute(params![
         q.site,
         q.question_id,

@@ -14,8 +14,9 @@ use crate::config::OutputFormat;
 use crate::model::{PostKind, Question, QuestionStatus};
 use crate::store::export::{write_records, Record};
 use crate::store::{
-    enum_text, parse_enum, parse_opt_ts, parse_ts, report::share, CoTag, Growth, HistoryRow,
-    Report, StoreError, StoreStats, TagReport,
+    enum_text, parse_enum, parse_opt_ts, parse_ts,
+    report::{share, CO_TAGS_SQL, GROWTH_SQL},
+    CoTag, Growth, HistoryRow, Report, StoreError, StoreStats, TagReport,
 };
 
 pub(super) fn stats(c: &mut Client) -> Result<StoreStats, StoreError> {
@@ -57,12 +58,7 @@ pub(super) fn report(c: &mut Client, top_n: usize) -> Result<Report, StoreError>
             co_tags: Vec::new(),
         });
     }
-    let co = c.prepare(
-        "SELECT t.tag, COUNT(*) AS n
-         FROM question_crawl_tags c JOIN question_tags t USING (site, question_id)
-         WHERE c.crawl_tag = $1 AND t.tag <> $1
-         GROUP BY t.tag ORDER BY n DESC, t.tag LIMIT $2",
-    )?;
+    let co = c.prepare(CO_TAGS_SQL)?;
     for t in &mut tags {
         for r in c.query(&co, &[&t.tag, &top])? {
             let n = unsigned("report", r.try_get(1)?)?;
@@ -74,27 +70,7 @@ pub(super) fn report(c: &mut Client, top_n: usize) -> Result<Report, StoreError>
         }
     }
     let mut growth = Vec::new();
-    for r in c.query(
-        "WITH w AS (
-             SELECT site, question_id, pass_id, seen_at, votes, answers, views,
-                    ROW_NUMBER() OVER win AS rn,
-                    LEAD(pass_id) OVER win AS prev_pass,
-                    LEAD(seen_at) OVER win AS prev_seen_at,
-                    LEAD(votes) OVER win AS prev_votes,
-                    LEAD(answers) OVER win AS prev_answers,
-                    LEAD(views) OVER win AS prev_views
-             FROM snapshots
-             WINDOW win AS (PARTITION BY site, question_id ORDER BY seen_at DESC, pass_id DESC)
-         )
-         SELECT w.site, w.question_id, q.title, q.url, w.prev_pass, w.pass_id,
-                w.prev_seen_at, w.seen_at, w.views - w.prev_views AS gained,
-                w.votes - w.prev_votes, w.answers - w.prev_answers
-         FROM w JOIN questions q USING (site, question_id)
-         WHERE w.rn = 1 AND w.prev_views IS NOT NULL AND w.views > w.prev_views
-         ORDER BY gained DESC, w.site, w.question_id
-         LIMIT $1",
-        &[&top],
-    )? {
+    for r in c.query(GROWTH_SQL, &[&top])? {
         growth.push(Growth {
             site: r.try_get(0)?,
             question_id: unsigned("snapshots.question_id", r.try_get(1)?)?,

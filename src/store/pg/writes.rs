@@ -17,7 +17,7 @@ use postgres::{Client, Transaction};
 
 use super::{signed, unsigned};
 use crate::model::{PageContext, Question};
-use crate::store::writes::{compare, Compared, Figures};
+use crate::store::writes::{compare, question_upsert_set, Compared, Figures};
 use crate::store::{enum_text, ts, Claim, PageWrite, PassStart, PassTotals, StoreError};
 
 pub(super) fn begin_pass(
@@ -326,7 +326,8 @@ fn upsert_page(
         page.iter().map(|q| f(q)).collect()
     };
     tx.execute(
-        "INSERT INTO questions (
+        concat!(
+            "INSERT INTO questions (
              site, question_id, url, title, excerpt, votes, answers, replies, views,
              views_exact, tags, has_accepted_answer, author_name, author_reputation,
              asked_at, modified_at, answered_at, bounty, status, post_kind,
@@ -336,21 +337,9 @@ fn upsert_page(
              $7::bigint[], $8::bigint[], $9::bigint[], $10::boolean[], $11::text[],
              $12::boolean[], $13::text[], $14::bigint[], $15::text[], $16::text[],
              $17::text[], $18::bigint[], $19::text[], $20::text[], $21::boolean[],
-             $22::text[], $23::text[], $24::integer[], $25::text[]) AS u
-         ON CONFLICT (site, question_id) DO UPDATE SET
-             url = excluded.url, title = excluded.title, excerpt = excluded.excerpt,
-             votes = excluded.votes, answers = excluded.answers,
-             replies = excluded.replies, views = excluded.views,
-             views_exact = excluded.views_exact, tags = excluded.tags,
-             has_accepted_answer = excluded.has_accepted_answer,
-             author_name = excluded.author_name,
-             author_reputation = excluded.author_reputation,
-             asked_at = excluded.asked_at, modified_at = excluded.modified_at,
-             answered_at = excluded.answered_at, bounty = excluded.bounty,
-             status = excluded.status, post_kind = excluded.post_kind,
-             community_wiki = excluded.community_wiki, tag = excluded.tag,
-             tab = excluded.tab, page = excluded.page, fetched_at = excluded.fetched_at,
-             last_seen_at = excluded.last_seen_at",
+             $22::text[], $23::text[], $24::integer[], $25::text[]) AS u ",
+            question_upsert_set!()
+        ),
         &[
             &sites,
             &ids,
