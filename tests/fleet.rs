@@ -306,3 +306,36 @@ fn processes_behind_one_address_share_its_quota_through_the_database() {
         "both processes fetched"
     );
 }
+
+/// `crawl --store` takes a PostgreSQL URL as it takes a file, and `export`
+/// reads back what the crawl wrote to its output.
+#[test]
+fn a_crawl_keeps_its_records_in_a_postgresql_store() {
+    let db = TestDb::create();
+    let site = FakeSite::builder().tag("pg", 45).start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = TestConfig::new(&site, dir.path())
+        .sets("[tag_sets.pg]\ntags = [\"pg\"]\npages = 3\npagesize = 15\n")
+        .write();
+    let out = Command::new(BIN)
+        .args(["crawl", "--config"])
+        .arg(&config)
+        .args(["--store", &db.url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written: BTreeSet<u64> = stackcrawl_fakesite::read_jsonl(&dir.path().join("q.jsonl"))
+        .iter()
+        .map(|q| q.question_id)
+        .collect();
+    assert_eq!(written.len(), 45);
+    assert_eq!(exported_ids(&db), written);
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM passes WHERE finished_at IS NOT NULL"),
+        1
+    );
+}
