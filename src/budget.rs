@@ -19,6 +19,8 @@ use chrono::{DateTime, Days, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 use thiserror::Error;
 
+pub use crate::store::SharedCounter;
+
 #[derive(Debug, Error)]
 pub enum BudgetError {
     #[error("cannot open request budget {path}: {reason}")]
@@ -27,13 +29,19 @@ pub enum BudgetError {
     Write { path: PathBuf, reason: String },
 }
 
+/// Where the counts are kept: the user's file, or the fleet's database.
+enum Counter {
+    File(Connection),
+    Shared(Box<SharedCounter>),
+}
+
 /// Other processes may hold the file's write lock for one statement: a few
 /// microseconds, so waiting long means something is wrong.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Budget {
     path: PathBuf,
-    conn: Connection,
+    counter: Counter,
     limit: u64,
     /// Hosts with a limit of their own: the API's documented quota is not
     /// the budget chosen for HTML pages.
@@ -73,10 +81,21 @@ impl Budget {
         init().map_err(|e| err(e.to_string()))?;
         Ok(Budget {
             path: path.to_path_buf(),
-            conn,
+            counter: Counter::File(conn),
             limit,
             limits: BTreeMap::new(),
         })
+    }
+
+    /// A budget kept in the fleet's PostgreSQL database rather than a file:
+    /// every process spending from it, on any machine, counts in one row.
+    pub fn shared(counter: SharedCounter, limit: u64) -> Budget {
+        Budget {
+            path: PathBuf::from(counter.to_string()),
+            counter: Counter::Shared(Box::new(counter)),
+            limit,
+            limits: BTreeMap::new(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -93,7 +112,7 @@ impl Budget {
         self.limits.get(host).copied().unwrap_or(self.limit)
     }
 
-    fn write_err(&self, e: rusqlite::Error) -> BudgetError {
+    fn write_err(&self, e: impl std::fmt::Display) -> BudgetError {
         BudgetError::Write {
             path: self.path.clone(),
             reason: e.to_string(),
@@ -102,8 +121,11 @@ impl Budget {
 
     /// Requests counted today for `host`, by every process sharing the file.
     pub fn used(&self, host: &str, now: DateTime<Utc>) -> Result<u64, BudgetError> {
-        let used: Option<i64> = self
-            .conn
+        let conn = match &self.counter {
+            Counter::File(conn) => conn,
+            Counter::Shared(s) => return s.used(host, &day(now)).map_err(|e| self.write_err(e)),
+        };
+        let used: Option<i64> = conn
             .prepare_cached("SELECT used FROM requests WHERE host = ?1 AND day = ?2")
             .and_then(|mut s| {
                 s.query_row(params![host, day(now)], |r| r.get(0))
@@ -126,8 +148,16 @@ impl Budget {
         if limit == 0 {
             return Ok(None);
         }
-        let used: Option<i64> = self
-            .conn
+        let conn = match &self.counter {
+            Counter::File(conn) => conn,
+            Counter::Shared(s) => {
+                let used = s
+                    .take(host, &day(now), limit)
+                    .map_err(|e| self.write_err(e))?;
+                return Ok(used.map(|u| limit.saturating_sub(u)));
+            }
+        };
+        let used: Option<i64> = conn
             .prepare_cached(
                 "INSERT INTO requests (host, day, used) VALUES (?1, ?2, 1)
                  ON CONFLICT (host, day) DO UPDATE SET used = used + 1 WHERE used < ?3
@@ -143,12 +173,19 @@ impl Budget {
 
     /// Hands back a request taken on `taken_at` that never reached the server.
     pub fn refund(&self, host: &str, taken_at: DateTime<Utc>) -> Result<(), BudgetError> {
-        self.conn
-            .prepare_cached(
-                "UPDATE requests SET used = used - 1 WHERE host = ?1 AND day = ?2 AND used > 0",
-            )
-            .and_then(|mut s| s.execute(params![host, day(taken_at)]))
-            .map_err(|e| self.write_err(e))?;
+        let conn = match &self.counter {
+            Counter::File(conn) => conn,
+            Counter::Shared(s) => {
+                return s
+                    .refund(host, &day(taken_at))
+                    .map_err(|e| self.write_err(e))
+            }
+        };
+        conn.prepare_cached(
+            "UPDATE requests SET used = used - 1 WHERE host = ?1 AND day = ?2 AND used > 0",
+        )
+        .and_then(|mut s| s.execute(params![host, day(taken_at)]))
+        .map_err(|e| self.write_err(e))?;
         Ok(())
     }
 
@@ -157,13 +194,20 @@ impl Budget {
     /// another one sharing the file, waits too. A later pause never shortens
     /// an earlier one.
     pub fn pause_until(&self, host: &str, until: DateTime<Utc>) -> Result<(), BudgetError> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO pauses (host, until) VALUES (?1, ?2)
+        let conn = match &self.counter {
+            Counter::File(conn) => conn,
+            Counter::Shared(s) => {
+                return s
+                    .pause_until(host, &stamp(until))
+                    .map_err(|e| self.write_err(e))
+            }
+        };
+        conn.prepare_cached(
+            "INSERT INTO pauses (host, until) VALUES (?1, ?2)
                  ON CONFLICT (host) DO UPDATE SET until = MAX(until, excluded.until)",
-            )
-            .and_then(|mut s| s.execute(params![host, stamp(until)]))
-            .map_err(|e| self.write_err(e))?;
+        )
+        .and_then(|mut s| s.execute(params![host, stamp(until)]))
+        .map_err(|e| self.write_err(e))?;
         Ok(())
     }
 
@@ -173,11 +217,20 @@ impl Budget {
         host: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<DateTime<Utc>>, BudgetError> {
-        let until: Option<String> = self
-            .conn
-            .prepare_cached("SELECT until FROM pauses WHERE host = ?1")
-            .and_then(|mut s| s.query_row([host], |r| r.get(0)).optional())
-            .map_err(|e| self.write_err(e))?;
+        let until: Option<String> = match &self.counter {
+            Counter::File(conn) => conn,
+            Counter::Shared(s) => {
+                return Ok(s
+                    .paused_until(host)
+                    .map_err(|e| self.write_err(e))?
+                    .and_then(|u| DateTime::parse_from_rfc3339(&u).ok())
+                    .map(|u| u.with_timezone(&Utc))
+                    .filter(|u| *u > now))
+            }
+        }
+        .prepare_cached("SELECT until FROM pauses WHERE host = ?1")
+        .and_then(|mut s| s.query_row([host], |r| r.get(0)).optional())
+        .map_err(|e| self.write_err(e))?;
         Ok(until
             .and_then(|u| DateTime::parse_from_rfc3339(&u).ok())
             .map(|u| u.with_timezone(&Utc))

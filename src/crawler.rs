@@ -18,10 +18,10 @@ use tokio::sync::{oneshot, watch};
 use tracing::{debug, info, warn};
 
 use crate::actors::aggregator::{
-    BeginPass, EndPass, Flush, GetPassCounts, GetStoreStats, OpenedPass,
+    BeginPass, EndPass, FinishedPassStarted, Flush, GetPassCounts, GetStoreStats, OpenedPass,
 };
-use crate::actors::supervisor::PageOutcome;
 use crate::actors::supervisor::{Drain, GetStats, NewPass, Submit, SupervisorStats};
+use crate::actors::supervisor::{PageOutcome, WHY_ELSEWHERE};
 use crate::actors::Pipeline;
 use crate::budget::Budget;
 use crate::config::{Config, Tab};
@@ -35,8 +35,9 @@ use crate::output::Sink;
 use crate::plan::{PageJob, Plan};
 use crate::retry::RetryPolicy;
 use crate::robots::{self, RobotsError, RobotsPolicy};
+use crate::shared_quota::SharedQuota;
 use crate::source::Lanes;
-use crate::store::{PassStore, PassTotals};
+use crate::store::{PassStore, PassTotals, SharedCounter, StoreLocation};
 use crate::throttle::Throttle;
 
 /// A page's outcome, once it has one. Resolves even if the crawler stops.
@@ -85,20 +86,44 @@ impl Crawler {
         let mut budget = Budget::open(&config.budget_file, config.daily_budget)?;
         budget.set_limit(&config.api.budget_key(), config.api.daily_quota);
         let budget = Arc::new(Mutex::new(budget));
+        // An app key's daily quota is the key's, wherever it is spent: a
+        // fleet sharing a PostgreSQL store spends it from one row there.
+        // Without a key the quota is the IP's, which the file keeps.
+        let api_budget = match (&config.store, &config.api.key) {
+            (StoreLocation::Postgres(url), Some(key)) => {
+                let counter = SharedCounter::open(url, key.expose())
+                    .map_err(|e| CrawlError::Output(e.into()))?;
+                Arc::new(Mutex::new(Budget::shared(counter, config.api.daily_quota)))
+            }
+            _ => budget.clone(),
+        };
         // The API host has a quota of its own, apart from the site's.
+        let shared = |lane: Lane| -> Result<Arc<Lane>, CrawlError> {
+            Ok(Arc::new(
+                match (&config.fleet.shared_quota, &config.store) {
+                    (Some(name), StoreLocation::Postgres(url)) => {
+                        let quota =
+                            SharedQuota::new(url, name, &lane.key, config.rate, config.burst)
+                                .map_err(|e| CrawlError::Output(e.into()))?;
+                        lane.with_shared_quota(quota)
+                    }
+                    _ => lane,
+                },
+            ))
+        };
         let lanes = Lanes {
-            html: Arc::new(Lane::new(
+            html: shared(Lane::new(
                 config.site.clone(),
                 Throttle::new(config.rate, config.burst),
                 budget.clone(),
                 false,
-            )),
-            api: Arc::new(Lane::new(
+            ))?,
+            api: shared(Lane::new(
                 config.api.budget_key(),
                 Throttle::new(config.rate, config.burst),
-                budget,
+                api_budget,
                 true,
-            )),
+            ))?,
         };
         let started = Instant::now();
         let stored = store.is_some();
@@ -186,6 +211,22 @@ impl Crawler {
             self.report_store_stats(m).await;
         }
         Ok(pass)
+    }
+
+    /// When the tag set's latest pass started, if the fleet's shared store
+    /// has it finished (see `PassStore::finished_pass_started`).
+    pub async fn finished_pass_started(
+        &self,
+        tag_set: &str,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, CrawlError> {
+        Ok(self
+            .pipeline
+            .aggregator
+            .send(FinishedPassStarted {
+                tag_set: tag_set.to_string(),
+            })
+            .await
+            .map_err(|_| CrawlError::Stopped)??)
     }
 
     /// Ends the current store pass; only a `finished` one is closed, so an
@@ -464,7 +505,9 @@ impl Crawler {
                 }
                 // The supervisor's words for a page past its tag's last:
                 // there is nothing to fetch there, interrupted or not.
-                PageOutcome::Skipped { ctx, why, .. } if *why == "tag exhausted" => {
+                PageOutcome::Skipped { ctx, why, .. }
+                    if *why == "tag exhausted" || *why == WHY_ELSEWHERE =>
+                {
                     driven.ended.insert(page_key(ctx));
                 }
                 PageOutcome::Skipped { .. } => {}
@@ -519,7 +562,9 @@ impl Crawler {
             }
         }
         info!(
+            worker = %self.config.fleet.name,
             pages_done = s.done,
+            pages_elsewhere = (s.elsewhere > 0).then_some(s.elsewhere),
             pages_failed = s.failed,
             queued = s.queued,
             in_flight = s.in_flight,

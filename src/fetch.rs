@@ -134,6 +134,8 @@ impl HttpClient {
             .gzip(true)
             .brotli(true)
             .https_only(false)
+            // One egress address per process of a fleet on one machine.
+            .local_address(config.fleet.local_address)
             .build()
             .map_err(|e| FetchError::Other(root_cause(&e)))?;
         Ok(HttpClient {

@@ -21,6 +21,7 @@ use thiserror::Error;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::budget::{Budget, BudgetError};
+use crate::shared_quota::SharedQuota;
 use crate::throttle::Throttle;
 
 #[derive(Debug, Clone, Error)]
@@ -60,6 +61,8 @@ pub struct Lane {
     pause_recorded: Mutex<i64>,
     /// When each request of the last minute went out, for the status line.
     recent: Mutex<VecDeque<Instant>>,
+    /// The IP's quota, when processes sharing the IP share it.
+    shared: Option<SharedQuota>,
 }
 
 /// Leave to send one request. Hold it until the response is read: for a
@@ -94,7 +97,15 @@ impl Lane {
             left: AtomicU64::new(left),
             pause_recorded: Mutex::new(0),
             recent: Mutex::new(VecDeque::new()),
+            shared: None,
         }
+    }
+
+    /// Requests also wait for their turn under a quota shared with other
+    /// processes on this IP.
+    pub fn with_shared_quota(mut self, quota: SharedQuota) -> Lane {
+        self.shared = Some(quota);
+        self
     }
 
     /// Runs `f` on the budget file off the event loop: a statement may wait
@@ -159,6 +170,9 @@ impl Lane {
             None => None,
         };
         self.throttle.acquire().await;
+        if let Some(shared) = &self.shared {
+            shared.until_ready().await;
+        }
         let now = Utc::now();
         let key = self.key.clone();
         let Some(left) = self.with_budget(move |b| b.take(&key, now)).await? else {

@@ -14,12 +14,14 @@
 //! - [`source`]: everything that differs between HTML listings and the
 //!   API: URLs, requests, statuses, reading bodies, paging
 //! - [`frontier`]: which page goes next (queue, per-tag paging, tag ends)
-//! - [`lane`], [`throttle`], [`budget`], [`robots`]: politeness per host
+//! - [`lane`], [`throttle`], [`budget`], [`robots`]: politeness per host;
+//!   [`shared_quota`]: one per-second quota for processes sharing an IP
 //! - [`fetch`]: the HTTP client and `FetchError`
 //! - [`parse`], [`clean`]: pure HTML → typed `Question`s; [`api`]: pure
 //!   API 2.3 → typed `Question`s, paging and quota fields, `ApiError`s
 //! - [`actors`]: supervisor, fetchers, cleaner, aggregator
-//! - [`store`] (with [`writer_lock`]), [`output`]: where records go
+//! - [`store`] (SQLite or PostgreSQL, with [`writer_lock`]), [`output`]:
+//!   where records go; a PostgreSQL store is shared by a fleet of processes
 //! - [`model`]: `Question`, `PageReport`, `RunSummary`
 //! - [`crawler`]: the running pipeline and its futures API; [`crawl`]: the
 //!   `crawl` command; [`runner`]: the `run` service; [`error`]: `CrawlError`
@@ -56,6 +58,7 @@ pub mod progress;
 pub mod retry;
 pub mod robots;
 pub mod runner;
+pub mod shared_quota;
 pub mod source;
 pub mod status;
 pub mod store;

@@ -16,7 +16,7 @@ use stackcrawl::monitor::Monitor;
 use stackcrawl::plan::Plan;
 use stackcrawl::progress::{LogWriter, Progress};
 use stackcrawl::status::StatusServer;
-use stackcrawl::store::{ExportFormat, Store};
+use stackcrawl::store::{self, ExportFormat, PassStore, StoreLocation};
 use stackcrawl::{CrawlError, Sink};
 
 #[derive(Parser)]
@@ -82,16 +82,37 @@ struct ParseArgs {
     tag: String,
 }
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 struct RunArgs {
     /// TOML config (see config/example.toml).
     #[arg(long)]
     config: PathBuf,
     #[command(flatten)]
     status: StatusArgs,
+    /// This process's name in logs, status lines and the store (overrides
+    /// [fleet] name; default HOST:PID).
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// Send requests from this local address (overrides [fleet]
+    /// local_address): one egress IP per process of a fleet.
+    #[arg(long, value_name = "IP")]
+    local_address: Option<std::net::IpAddr>,
 }
 
-#[derive(Args)]
+impl RunArgs {
+    /// The fleet flags win over the file, at start and at every reload.
+    fn apply(&self, mut config: Config) -> Config {
+        if let Some(name) = &self.name {
+            config.fleet.name = name.clone();
+        }
+        if self.local_address.is_some() {
+            config.fleet.local_address = self.local_address;
+        }
+        config
+    }
+}
+
+#[derive(Args, Clone)]
 struct StatusArgs {
     /// Serve a live status page (/), /status.json and Prometheus /metrics
     /// on HOST:PORT while working (config: [status] addr). Loopback only,
@@ -100,15 +121,16 @@ struct StatusArgs {
     status_addr: Option<String>,
 }
 
-/// Where `report` and `export` read: a config's store, or a store path.
+/// Where `report` and `export` read: a config's store, or a store named.
 #[derive(Args)]
 struct StoreSource {
-    /// Take the store path from this config's [store] path.
+    /// Take the store from this config's [store] path.
     #[arg(long, conflicts_with = "store")]
     config: Option<PathBuf>,
-    /// The SQLite store to read.
-    #[arg(long, alias = "db", value_name = "PATH")]
-    store: Option<PathBuf>,
+    /// The store to read: a SQLite file (PATH or sqlite:PATH) or a
+    /// PostgreSQL URL (postgres://…).
+    #[arg(long, alias = "db", value_name = "STORE")]
+    store: Option<String>,
 }
 
 #[derive(Args)]
@@ -171,9 +193,10 @@ struct CrawlArgs {
     )]
     retry_failed: Option<PathBuf>,
     /// Also keep the records, with a snapshot of their figures, in this
-    /// SQLite store (what `run` uses); an interrupted crawl resumes there.
-    #[arg(long, value_name = "PATH")]
-    store: Option<PathBuf>,
+    /// store (what `run` uses): a SQLite file (PATH or sqlite:PATH) or a
+    /// PostgreSQL URL; an interrupted crawl resumes there.
+    #[arg(long, value_name = "STORE")]
+    store: Option<String>,
     /// A tag to crawl (repeatable); replaces the config's tag sets.
     #[arg(long = "tag")]
     tags: Vec<String>,
@@ -436,13 +459,12 @@ fn crawl(args: CrawlArgs, env: &Environment, progress: bool) -> Result<(), Failu
         Sink::create(&config.output, config.output_format)
     }
     .map_err(|e| Failure::Failed(e.to_string()))?;
-    let store = match &args.store {
-        Some(path) => {
-            let store = Store::open(path).map_err(|e| Failure::Failed(e.to_string()))?;
-            Some(Box::new(store) as Box<dyn stackcrawl::store::PassStore>)
-        }
-        None => None,
-    };
+    let store = args
+        .store
+        .as_deref()
+        .map(|name| store::open(&StoreLocation::parse(name)))
+        .transpose()
+        .map_err(|e| Failure::Failed(e.to_string()))?;
     let monitor =
         (progress || config.status_addr.is_some()).then(|| Monitor::new("crawl", config.rate));
     let s = actix_rt::System::new().block_on(async move {
@@ -518,12 +540,12 @@ fn run(args: RunArgs, env: Environment) -> Result<(), Failure> {
     };
     let config =
         Config::load(&args.config, &overrides, &env).map_err(|e| Failure::Usage(e.to_string()))?;
-    let path = args.config.clone();
+    let config = args.apply(config);
     let monitor = config.status_addr.map(|_| Monitor::new("run", config.rate));
     actix_rt::System::new().block_on(async move {
         let server = serve_status(config.status_addr, &monitor)?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        actix_rt::spawn(reload_on_sighup(path, env, overrides, tx));
+        actix_rt::spawn(reload_on_sighup(args, env, overrides, tx));
         let totals = stackcrawl::runner::run_watched(config, rx, shutdown_signal(), monitor).await;
         if let Some(server) = server {
             server.stop().await;
@@ -536,11 +558,12 @@ fn run(args: RunArgs, env: Environment) -> Result<(), Failure> {
 /// Re-reads the config on every SIGHUP; only a valid one is passed on, so
 /// a bad edit never replaces the running config.
 async fn reload_on_sighup(
-    path: PathBuf,
+    args: RunArgs,
     env: Environment,
     overrides: Overrides,
     tx: tokio::sync::mpsc::UnboundedSender<Config>,
 ) {
+    let path = &args.config;
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -548,7 +571,7 @@ async fn reload_on_sighup(
             return;
         };
         while hup.recv().await.is_some() {
-            match Config::load(&path, &overrides, &env) {
+            match Config::load(path, &overrides, &env).map(|c| args.apply(c)) {
                 Ok(c) => {
                     tracing::info!(config = %path.display(), "SIGHUP: new config accepted");
                     if tx.send(c).is_err() {
@@ -567,22 +590,22 @@ async fn reload_on_sighup(
     }
 }
 
-fn store_path(source: &StoreSource, env: &Environment) -> Result<PathBuf, String> {
+fn store_location(source: &StoreSource, env: &Environment) -> Result<StoreLocation, String> {
     match (&source.config, &source.store) {
-        (_, Some(store)) => Ok(store.clone()),
+        (_, Some(store)) => Ok(StoreLocation::parse(store)),
         (Some(c), None) => Config::load(c, &Overrides::default(), env)
-            .map(|c| c.store_path)
+            .map(|c| c.store)
             .map_err(|e| e.to_string()),
-        (None, None) => Err("give --config FILE or --store PATH".into()),
+        (None, None) => Err("give --config FILE or --store STORE".into()),
     }
 }
 
-fn open_store(source: &StoreSource, env: &Environment) -> Result<Store, Failure> {
-    let path = store_path(source, env).map_err(Failure::Usage)?;
-    if !path.exists() {
+fn open_store(source: &StoreSource, env: &Environment) -> Result<Box<dyn PassStore>, Failure> {
+    let location = store_location(source, env).map_err(Failure::Usage)?;
+    if let Some(path) = location.sqlite_path().filter(|p| !p.exists()) {
         return Err(Failure::Usage(format!("no store at {}", path.display())));
     }
-    Store::open(&path).map_err(|e| Failure::Failed(e.to_string()))
+    store::open(&location).map_err(|e| Failure::Failed(e.to_string()))
 }
 
 fn report(args: StoreArgs, env: &Environment) -> Result<(), Failure> {
@@ -647,10 +670,10 @@ fn export(args: ExportArgs, env: &Environment) -> Result<(), Failure> {
             .map_err(|e| format!("cannot create {}: {e}", path.display()))
             .and_then(|f| {
                 store
-                    .export(std::io::BufWriter::new(f), format, args.history)
+                    .export(&mut std::io::BufWriter::new(f), format, args.history)
                     .map_err(|e| e.to_string())
             }),
-        None => match store.export(std::io::stdout().lock(), format, args.history) {
+        None => match store.export(&mut std::io::stdout().lock(), format, args.history) {
             // The reader has what it wanted (`export | head`): Rust ignores
             // SIGPIPE, so the closed pipe arrives as an error; it is not one.
             Err(e) if e.is_broken_pipe() => return Ok(()),

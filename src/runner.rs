@@ -22,7 +22,7 @@ use crate::error::CrawlError;
 use crate::model::RunSummary;
 use crate::monitor::Monitor;
 use crate::plan::Plan;
-use crate::store::Store;
+use crate::store;
 use crate::writer_lock::WriterLock;
 
 /// What a run did, over every crawler it started (a reload or a spent
@@ -87,20 +87,37 @@ pub async fn run_watched(
 ) -> Result<RunTotals, CrawlError> {
     let mut shutdown = shutdown_flag(shutdown);
     // First, before any request: a store has one writer.
-    let _lock = WriterLock::acquire(&config.store_path)?;
+    // A PostgreSQL store has many writers, the fleet: no lock there.
+    let _lock = config
+        .store
+        .sqlite_path()
+        .map(WriterLock::acquire)
+        .transpose()?;
     let mut config = config;
     let mut totals = RunTotals::default();
     let mut crawler = start(&config, &monitor).await?;
     // One clock for status lines, in passes and between them alike.
     let mut status = status_timer(config.status_every);
-    // Every tag set is due at once on start; an unfinished pass resumes.
-    let mut due: BTreeMap<String, Instant> = config
-        .tag_sets
-        .iter()
-        .map(|s| (s.name.clone(), Instant::now()))
-        .collect();
+    // Every tag set is due at once on start, and an unfinished pass
+    // resumes; but a fleet's pass that others finished is not repeated
+    // before its interval is up.
+    let mut due: BTreeMap<String, Instant> = BTreeMap::new();
+    for set in &config.tag_sets {
+        let at = match crawler.finished_pass_started(&set.name).await? {
+            Some(started) => {
+                let wait = (started + set.every - Utc::now())
+                    .to_std()
+                    .unwrap_or_default();
+                Instant::now() + wait
+            }
+            None => Instant::now(),
+        };
+        due.insert(set.name.clone(), at);
+    }
     info!(
-        store = %config.store_path.display(),
+        worker = %config.fleet.name,
+        store = %config.store,
+        local_address = config.fleet.local_address.map(|a| a.to_string()),
         tag_sets = due.len(),
         "run starting"
     );
@@ -193,8 +210,8 @@ fn log_run_stopped(t: &RunTotals) {
 /// Opens the store, starts the actors and checks robots.txt for every
 /// configured page (once per start and per reload, not per pass).
 async fn start(config: &Config, monitor: &Option<Monitor>) -> Result<Crawler, CrawlError> {
-    let store = Store::open(&config.store_path).map_err(|e| CrawlError::Output(e.into()))?;
-    let mut crawler = Crawler::start(config.clone(), None, Some(Box::new(store)))?;
+    let store = store::open(&config.store).map_err(|e| CrawlError::Output(e.into()))?;
+    let mut crawler = Crawler::start(config.clone(), None, Some(store))?;
     if let Some(m) = monitor {
         crawler.watch(m.clone());
     }
@@ -242,6 +259,7 @@ async fn run_pass(
         .begin_pass(&set.name, set.is_newest_first(), &mut plan)
         .await?;
     info!(
+        worker = %config.fleet.name,
         tag_set = %set.name,
         pass_id = pass.pass_id,
         resumed = pass.resumed,
@@ -273,6 +291,7 @@ async fn run_pass(
     let totals = crawler.end_pass(finished).await?;
     if finished {
         info!(
+            worker = %config.fleet.name,
             tag_set = %set.name,
             pass_id = pass.pass_id,
             pages = totals.pages,

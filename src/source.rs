@@ -22,6 +22,7 @@ use crate::lane::{Lane, LaneError};
 use crate::model::{Listing, PageContext};
 use crate::output::OutputError;
 use crate::parse::{parse_listing, ParseError};
+use crate::store::Claim;
 
 pub use crate::config::Source;
 
@@ -43,6 +44,10 @@ pub enum JobError {
     Output(std::sync::Arc<OutputError>),
     #[error("crawler stopped")]
     Stopped,
+    /// Another process of the fleet fetched the page or is fetching it:
+    /// nothing was sent.
+    #[error("page is another process's: {0:?}")]
+    Elsewhere(Claim),
 }
 
 impl JobError {
@@ -51,7 +56,10 @@ impl JobError {
             JobError::Fetch(e) => e.is_retryable(),
             JobError::Page(e) => e.is_retryable() || e.is_block(),
             JobError::Api(e) => e.is_retryable(),
-            JobError::Lane(_) | JobError::Output(_) | JobError::Stopped => false,
+            JobError::Lane(_)
+            | JobError::Output(_)
+            | JobError::Stopped
+            | JobError::Elsewhere(_) => false,
         }
     }
 
@@ -65,6 +73,7 @@ impl JobError {
             JobError::Lane(LaneError::Budget(_)) => "budget",
             JobError::Output(_) => "output",
             JobError::Stopped => "stopped",
+            JobError::Elsewhere(_) => "elsewhere",
         }
     }
 }

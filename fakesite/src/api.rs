@@ -311,6 +311,7 @@ fn secs_to_midnight(now: DateTime<Utc>) -> u64 {
 /// lock and written without it, like the listing route.
 pub(super) async fn serve_api(
     mut sock: TcpStream,
+    client: std::net::IpAddr,
     state: Arc<Mutex<State>>,
     req: Request,
     arrived: Instant,
@@ -395,6 +396,7 @@ pub(super) async fn serve_api(
             status,
             version,
             clean: status == 200,
+            client,
         });
         (status, body, st.latency)
     };

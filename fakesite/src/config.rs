@@ -46,7 +46,10 @@ pub struct TestConfig {
     /// Lines of `[api]`, after its `base_url` and `site`; `None`: no table.
     api: Option<Vec<String>>,
     output: PathBuf,
-    store: Option<PathBuf>,
+    /// The store's name: a path, or a PostgreSQL URL.
+    store: Option<String>,
+    /// Lines of `[fleet]`; `None`: no table.
+    fleet: Option<Vec<String>>,
     sets: String,
 }
 
@@ -66,6 +69,7 @@ impl TestConfig {
             api: None,
             output: dir.join("q.jsonl"),
             store: None,
+            fleet: None,
             sets: String::new(),
         }
         .fetch(format!(
@@ -122,7 +126,20 @@ impl TestConfig {
 
     /// Keeps a store at `DIR/store.db`.
     pub fn store(mut self) -> TestConfig {
-        self.store = Some(self.dir.join("store.db"));
+        self.store = Some(self.dir.join("store.db").display().to_string());
+        self
+    }
+
+    /// Keeps the store `name` names (a PostgreSQL URL, say).
+    pub fn store_at(mut self, name: &str) -> TestConfig {
+        self.store = Some(name.to_string());
+        self
+    }
+
+    /// Adds lines to `[fleet]`.
+    pub fn fleet(mut self, lines: impl AsRef<str>) -> TestConfig {
+        let table = self.fleet.get_or_insert_with(Vec::new);
+        table.extend(non_empty_lines(lines.as_ref()));
         self
     }
 
@@ -173,7 +190,13 @@ impl TestConfig {
         }
         text.push_str(&format!("[output]\npath = \"{}\"\n", self.output.display()));
         if let Some(store) = &self.store {
-            text.push_str(&format!("[store]\npath = \"{}\"\n", store.display()));
+            text.push_str(&format!("[store]\npath = \"{store}\"\n"));
+        }
+        if let Some(lines) = &self.fleet {
+            text.push_str("[fleet]\n");
+            for line in lines {
+                text.push_str(&format!("{line}\n"));
+            }
         }
         text.push_str(&self.sets);
         text

@@ -15,13 +15,14 @@
 pub mod api;
 pub mod browser;
 pub mod config;
+pub mod pg;
 pub mod service;
 pub mod sim;
 
 pub use config::{budget_used, crawl_site, TestConfig};
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -134,6 +135,8 @@ pub struct Hit {
     pub version: u64,
     /// The page went out whole, as the site holds it (no fault).
     pub clean: bool,
+    /// The client's address: each process of a fleet leaves from its own.
+    pub client: IpAddr,
 }
 
 #[derive(Default)]
@@ -152,6 +155,33 @@ struct State {
     gzipped: usize,
     /// Edits per tag, for tests that change the site between passes.
     versions: HashMap<String, u64>,
+    /// Requests per second each client address may make, as Stack
+    /// Exchange limits per IP; beyond it a 429 with `Retry-After: 1`.
+    per_client_rate: Option<u32>,
+    /// Per client address, when its requests of the last second arrived.
+    recent: HashMap<IpAddr, VecDeque<Instant>>,
+}
+
+impl State {
+    /// Counts a request against its client's per-second limit; false when
+    /// it is over the limit (it is then refused, and not counted).
+    fn within_client_limit(&mut self, client: IpAddr, arrived: Instant) -> bool {
+        let Some(limit) = self.per_client_rate else {
+            return true;
+        };
+        let recent = self.recent.entry(client).or_default();
+        while recent
+            .front()
+            .is_some_and(|t| arrived.duration_since(*t) >= Duration::from_secs(1))
+        {
+            recent.pop_front();
+        }
+        if recent.len() >= limit as usize {
+            return false;
+        }
+        recent.push_back(arrived);
+        true
+    }
 }
 
 pub struct FakeSite {
@@ -374,6 +404,13 @@ impl SiteBuilder {
         self
     }
 
+    /// Each client address may make `rate` requests in any second; more are
+    /// answered 429 with `Retry-After: 1`.
+    pub fn per_client_rate(mut self, rate: u32) -> Self {
+        self.state.per_client_rate = Some(rate);
+        self
+    }
+
     /// Serve every plain 200 gzip-compressed to clients that accept it.
     pub fn gzip(mut self) -> Self {
         self.state.gzip = true;
@@ -414,8 +451,8 @@ impl SiteBuilder {
                     tokio::select! {
                         _ = &mut stop_rx => break,
                         accepted = listener.accept() => {
-                            let Ok((sock, _)) = accepted else { continue };
-                            tokio::spawn(serve(sock, shared.clone(), template.clone()));
+                            let Ok((sock, peer)) = accepted else { continue };
+                            tokio::spawn(serve(sock, peer.ip(), shared.clone(), template.clone()));
                         }
                     }
                 }
@@ -618,7 +655,12 @@ fn parse_request(head: &str) -> Option<Request> {
     })
 }
 
-async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, template: Arc<Template>) {
+async fn serve(
+    mut sock: TcpStream,
+    client: IpAddr,
+    state: Arc<Mutex<State>>,
+    template: Arc<Template>,
+) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -636,7 +678,7 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, template: Arc<Temp
         return;
     };
     if req.api {
-        return api::serve_api(sock, state, req, arrived).await;
+        return api::serve_api(sock, client, state, req, arrived).await;
     }
 
     // Decide the response under the lock, then sleep and write without it.
@@ -644,6 +686,12 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, template: Arc<Temp
         let mut st = state.lock().unwrap();
         let key = (req.tag.clone().unwrap_or_default(), req.page.unwrap_or(0));
         let mut fault = st.script.get_mut(&key).and_then(|q| q.pop_front());
+        if !st.within_client_limit(client, arrived) {
+            fault = Some(Fault::Status {
+                status: 429,
+                retry_after: Some("1".into()),
+            });
+        }
         if fault.is_none() && req.tag.is_some() {
             if let Some((f, rng)) = &mut st.random {
                 let r = rng.f64();
@@ -718,6 +766,7 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, template: Arc<Temp
             status,
             version,
             clean,
+            client,
         });
         let gzip = st.gzip && req.accepts_gzip && fault.is_none();
         if gzip {

@@ -14,10 +14,11 @@ use actix::{Actor, Context, Handler, Message, MessageResult};
 use chrono::{DateTime, Utc};
 use tracing::{error, info, warn};
 
-use crate::model::{Listing, PageReport, PostKind, TagTotals};
+use crate::config::FleetSettings;
+use crate::model::{Listing, PageContext, PageReport, PostKind, TagTotals};
 use crate::output::{OutputError, Sink};
 use crate::plan::PageJob;
-use crate::store::{ExportFormat, PassStore, PassTotals, StoreStats};
+use crate::store::{Claim, ExportFormat, PassStore, PassTotals, StoreStats};
 
 #[derive(Debug, Message)]
 #[rtype(result = "Result<PageReport, OutputError>")]
@@ -62,6 +63,22 @@ pub struct EndPass {
 #[derive(Debug, Message)]
 #[rtype(result = "Option<StoreStats>")]
 pub struct GetStoreStats;
+
+/// When the tag set's latest pass started, if a shared store says it is
+/// finished: `run` waits for the next one to fall due.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Option<DateTime<Utc>>, OutputError>")]
+pub struct FinishedPassStarted {
+    pub tag_set: String,
+}
+
+/// A fetcher asks for a page before fetching it: on a store a fleet
+/// shares, the page may be another process's.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Claim, OutputError>")]
+pub struct ClaimPage {
+    pub ctx: PageContext,
+}
 
 /// Ends the output and returns the totals.
 #[derive(Debug, Message)]
@@ -112,10 +129,16 @@ pub struct Aggregator {
     totals: Totals,
     /// Since the last `BeginPass`.
     pass_counts: PassCounts,
+    /// This process's name and lease, for claiming pages.
+    fleet: FleetSettings,
 }
 
 impl Aggregator {
-    pub fn new(sink: Option<Sink>, store: Option<Box<dyn PassStore>>) -> Aggregator {
+    pub fn new(
+        sink: Option<Sink>,
+        store: Option<Box<dyn PassStore>>,
+        fleet: FleetSettings,
+    ) -> Aggregator {
         // A file output must hold each question once per run; `run` writes
         // only to the store, which is keyed, so it keeps no set.
         let seen = sink.as_ref().map(|_| HashSet::new());
@@ -127,6 +150,7 @@ impl Aggregator {
             resumed_pass: None,
             totals: Totals::default(),
             pass_counts: PassCounts::default(),
+            fleet,
         }
     }
 }
@@ -269,6 +293,44 @@ impl Handler<GetPassCounts> for Aggregator {
 
     fn handle(&mut self, _: GetPassCounts, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.pass_counts)
+    }
+}
+
+impl Handler<FinishedPassStarted> for Aggregator {
+    type Result = Result<Option<DateTime<Utc>>, OutputError>;
+
+    fn handle(&mut self, msg: FinishedPassStarted, _: &mut Context<Self>) -> Self::Result {
+        match &self.store {
+            Some(store) => Ok(store.finished_pass_started(&msg.tag_set)?),
+            None => Ok(None),
+        }
+    }
+}
+
+impl Handler<ClaimPage> for Aggregator {
+    type Result = Result<Claim, OutputError>;
+
+    fn handle(&mut self, msg: ClaimPage, _: &mut Context<Self>) -> Self::Result {
+        let (Some(store), Some(pass)) = (&mut self.store, &self.pass) else {
+            // No pass (a crawl without a store): nobody else to ask.
+            return Ok(Claim::Leased {
+                taken_over_from: None,
+            });
+        };
+        let claim = store.claim_page(pass.id, &msg.ctx, &self.fleet.name, self.fleet.lease)?;
+        if let Claim::Leased {
+            taken_over_from: Some(from),
+        } = &claim
+        {
+            warn!(
+                tag = %msg.ctx.tag,
+                page = msg.ctx.page,
+                from = %from,
+                worker = %self.fleet.name,
+                "lease of another process expired: page taken over"
+            );
+        }
+        Ok(claim)
     }
 }
 

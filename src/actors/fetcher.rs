@@ -13,13 +13,14 @@ use actix::{
 };
 use tracing::{debug, info_span, warn, Instrument};
 
-use crate::actors::aggregator::{Aggregator, Records};
+use crate::actors::aggregator::{Aggregator, ClaimPage, Records};
 use crate::actors::cleaner::{Cleaner, RawPage};
 use crate::fetch::FetchError;
 use crate::lane::Lane;
 use crate::model::{ApiWrapper, PageReport};
 use crate::plan::PageJob;
 use crate::source::{JobError, Lanes, Requester};
+use crate::store::Claim;
 
 impl Message for PageJob {
     type Result = ();
@@ -96,6 +97,18 @@ impl Attempt {
     async fn run(self, job: PageJob) -> (Result<PageReport, JobError>, Option<ApiWrapper>) {
         let mut wrapper = None;
         let result = async {
+            // On a store a fleet shares, the page may be another process's.
+            let claim = self
+                .aggregator
+                .send(ClaimPage {
+                    ctx: job.ctx.clone(),
+                })
+                .await
+                .map_err(|_| JobError::Stopped)?
+                .map_err(|e| JobError::Output(std::sync::Arc::new(e)))?;
+            if !matches!(claim, Claim::Leased { .. }) {
+                return Err(JobError::Elsewhere(claim));
+            }
             // Held until the response is read and any pause it asks for is
             // applied: the next request of a serial lane waits for it.
             let ticket = self.lane.admit().await?;

@@ -47,8 +47,9 @@ impl Pipeline {
     ) -> Pipeline {
         let cleaner = SyncArbiter::start(cleaner_threads(), || Cleaner);
         let aggregator_arbiter = Arbiter::new();
+        let fleet = config.fleet.clone();
         let aggregator = Aggregator::start_in_arbiter(&aggregator_arbiter.handle(), move |_| {
-            Aggregator::new(sink, store)
+            Aggregator::new(sink, store, fleet)
         });
         let policy = RetryPolicy::from_config(config);
         let fetchers = config.fetchers;

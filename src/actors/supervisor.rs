@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 
 use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult};
 use tokio::sync::oneshot;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::actors::fetcher::{Fetcher, JobEnded};
 use crate::api::{self, ApiError};
@@ -37,6 +37,7 @@ use crate::model::{ApiUsage, ApiWrapper, FailedPage, PageContext, PageReport};
 use crate::plan::PageJob;
 use crate::retry::{Decision, RetryPolicy, Stop};
 use crate::source::{JobError, Lanes};
+use crate::store::Claim;
 
 /// How a submitted page ended.
 #[derive(Debug, Clone)]
@@ -83,6 +84,9 @@ pub struct SupervisorStats {
     pub done: u64,
     pub failed: u64,
     pub skipped: u64,
+    /// Pages another process of the fleet fetched (they count as skipped
+    /// here, done in the store).
+    pub elsewhere: u64,
     /// Jobs waiting for a fetcher, and jobs being fetched.
     pub queued: usize,
     pub in_flight: usize,
@@ -113,6 +117,13 @@ const WHY_BUDGET: &str = "daily budget exhausted";
 const WHY_QUOTA: &str = "API quota exhausted";
 const WHY_FATAL: &str = "API error stopped the crawl";
 const WHY_BUDGET_BROKEN: &str = "request budget cannot be counted";
+/// Why a page was not fetched: another process of the fleet did it.
+pub const WHY_ELSEWHERE: &str = "fetched by another process";
+
+/// How often a page another process holds is asked about again, at most:
+/// a live holder finishes in about a request's time, and a dead one's
+/// lease expires on its own clock.
+const RECHECK_HELD: Duration = Duration::from_secs(1);
 
 /// A job with the future waiting on it.
 type Pending = Entry<oneshot::Sender<PageOutcome>>;
@@ -391,6 +402,7 @@ impl Handler<JobEnded> for Supervisor {
                 let _ = p.reply.send(PageOutcome::Done(report));
                 self.deliver(out);
             }
+            Err(JobError::Elsewhere(claim)) => self.elsewhere(p, claim, ctx),
             Err(e) => {
                 if let JobError::Fetch(FetchError::RateLimited { .. }) = e {
                     self.stats.rate_limited += 1;
@@ -413,6 +425,43 @@ impl Handler<JobEnded> for Supervisor {
 }
 
 impl Supervisor {
+    /// A page another process of the fleet has: done there, it counts as
+    /// done for the paging rules here (the next page of an incremental or
+    /// API tag goes out, or none after a tag's end); held there, it is
+    /// asked about again shortly, without spending an attempt, so a lease
+    /// that expires (its holder died) is taken over.
+    fn elsewhere(&mut self, p: Pending, claim: Claim, ctx: &mut Context<Self>) {
+        match claim {
+            Claim::Done { ends_tag, by } => {
+                self.stats.elsewhere += 1;
+                self.stats.skipped += 1;
+                debug!(tag = %p.job.ctx.tag, page = p.job.ctx.page, by = by.as_deref().unwrap_or(""), ends_tag, "page done by another process");
+                let out = self.frontier.done(&p.job, ends_tag);
+                let _ = p.reply.send(PageOutcome::Skipped {
+                    ctx: p.job.ctx,
+                    url: p.job.url,
+                    why: WHY_ELSEWHERE,
+                });
+                self.deliver(out);
+            }
+            Claim::Held { by, until } => {
+                let left = (until - Utc::now()).to_std().unwrap_or_default();
+                let wait = left.clamp(Duration::from_millis(100), RECHECK_HELD);
+                debug!(tag = %p.job.ctx.tag, page = p.job.ctx.page, by = %by, wait_ms = wait.as_millis() as u64, "page held by another process");
+                ctx.run_later(wait, move |act, _| {
+                    let out = act.frontier.retry(p);
+                    act.deliver(out);
+                    act.dispatch();
+                });
+            }
+            Claim::Leased { .. } => {
+                error!(tag = %p.job.ctx.tag, page = p.job.ctx.page, "a leased page came back unfetched");
+                let out = self.frontier.retry(p);
+                self.deliver(out);
+            }
+        }
+    }
+
     /// A page lost after its retries (or at once): its future resolves as
     /// failed, the pages waiting on it are not reached, and with `stop` the
     /// whole crawl stops.

@@ -17,8 +17,9 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::api::ApiSort;
+use crate::store::StoreLocation;
 
-pub use raw::{RawApi, RawConfig, RawFetch, RawOutput, RawSite, RawStore, RawTagSet};
+pub use raw::{RawApi, RawConfig, RawFetch, RawFleet, RawOutput, RawSite, RawStore, RawTagSet};
 pub use url::encode_tag;
 pub use validate::api_site_for_host;
 pub(crate) use validate::check_tag;
@@ -248,13 +249,45 @@ pub struct Config {
     pub status_every: Duration,
     /// How long the pool stops after a captcha or block page.
     pub block_pause: Duration,
-    /// The SQLite store `run` keeps questions and their history in.
-    pub store_path: PathBuf,
+    /// The store `run` keeps questions and their history in: a SQLite file
+    /// or a PostgreSQL database a fleet shares.
+    pub store: StoreLocation,
     pub api: ApiSettings,
     /// Where the live status page listens, if anywhere (`[status] addr`,
     /// `--status-addr`). Loopback only unless `[status] allow_remote`: the
     /// page has no authentication.
     pub status_addr: Option<std::net::SocketAddr>,
+    pub fleet: FleetSettings,
+}
+
+/// The validated `[fleet]` table.
+#[derive(Debug, Clone)]
+pub struct FleetSettings {
+    /// This process in logs, the status line and the store (who fetched a
+    /// page): `host:pid` unless the config names it.
+    pub name: String,
+    /// How long a page leased from a shared store stays this process's:
+    /// if it dies, the others take the page over once this has passed.
+    pub lease: Duration,
+    /// The local address requests leave from: one egress IP per process.
+    pub local_address: Option<std::net::IpAddr>,
+    /// Processes behind one egress IP that share its per-second quota
+    /// through the database name it alike; `None`: this process's own.
+    pub shared_quota: Option<String>,
+}
+
+impl FleetSettings {
+    /// `host:pid`: unique among processes of one machine, and says where
+    /// to look for the process.
+    pub fn default_name() -> String {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "localhost".to_string());
+        format!("{host}:{}", std::process::id())
+    }
 }
 
 /// The environment variable the binary reads the Stack Exchange app key

@@ -31,6 +31,8 @@ pub struct RawConfig {
     pub api: RawApi,
     #[serde(default)]
     pub status: RawStatus,
+    #[serde(default)]
+    pub fleet: RawFleet,
 }
 
 /// `[status]`: the optional live status page, JSON and metrics.
@@ -39,6 +41,17 @@ pub struct RawConfig {
 pub struct RawStatus {
     pub addr: Option<Spanned<String>>,
     pub allow_remote: Option<bool>,
+}
+
+/// `[fleet]`: how this process takes part in a fleet sharing one
+/// PostgreSQL store.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFleet {
+    pub name: Option<Spanned<String>>,
+    pub lease_secs: Option<Spanned<f64>>,
+    pub local_address: Option<Spanned<String>>,
+    pub shared_quota: Option<Spanned<String>>,
 }
 
 /// `[api]`: where the Stack Exchange API lives and how its quota is spent.

@@ -507,3 +507,40 @@ fn the_status_page_is_off_by_default_and_loopback_only_unless_allowed() {
         Err(ConfigError::Invalid { key, .. }) if key == "--status-addr"
     ));
 }
+
+#[test]
+fn a_fleet_member_is_named_and_bound_as_configured() {
+    let c = load(GOOD).unwrap();
+    assert_eq!(
+        c.store,
+        crate::store::StoreLocation::Sqlite("stackcrawl.db".into())
+    );
+    assert!(
+        c.fleet.name.ends_with(&format!(":{}", std::process::id())),
+        "{}",
+        c.fleet.name
+    );
+    assert_eq!(
+        (c.fleet.local_address, c.fleet.shared_quota.as_deref()),
+        (None, None)
+    );
+    let text = format!(
+        "{GOOD}\n[store]\npath = \"postgres://db/sc\"\n[fleet]\nname = \"w1\"\nlease_secs = 5\nlocal_address = \"127.0.0.2\"\nshared_quota = \"ip-a\"\n"
+    );
+    let c = load(&text).unwrap();
+    assert_eq!(c.fleet.name, "w1");
+    assert_eq!(c.fleet.lease, std::time::Duration::from_secs(5));
+    assert_eq!(c.fleet.local_address, Some("127.0.0.2".parse().unwrap()));
+    assert_eq!(c.fleet.shared_quota.as_deref(), Some("ip-a"));
+}
+
+#[test]
+fn a_bad_fleet_table_names_the_key() {
+    let (key, _, reason) = invalid(&format!("{GOOD}\n[fleet]\nlocal_address = \"nine\"\n"));
+    assert_eq!(key, "fleet.local_address");
+    assert!(reason.contains("not an IP address"), "{reason}");
+    // A shared quota lives in PostgreSQL; with a SQLite store it could not.
+    let (key, _, reason) = invalid(&format!("{GOOD}\n[fleet]\nshared_quota = \"ip\"\n"));
+    assert_eq!(key, "fleet.shared_quota");
+    assert!(reason.contains("postgres://"), "{reason}");
+}

@@ -11,12 +11,14 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::{RawApi, RawConfig, RawTagSet};
+use super::raw::{RawApi, RawConfig, RawFleet, RawTagSet};
 use super::{
-    ApiKey, ApiSettings, Config, ConfigError, Environment, LineRef, Order, OutputFormat, Overrides,
-    Source, Tab, TagSet, API_KEY_ENV, DEFAULT_BASE_URL, DEFAULT_USER_AGENT, MAX_RATE_PER_SEC,
+    ApiKey, ApiSettings, Config, ConfigError, Environment, FleetSettings, LineRef, Order,
+    OutputFormat, Overrides, Source, Tab, TagSet, API_KEY_ENV, DEFAULT_BASE_URL,
+    DEFAULT_USER_AGENT, MAX_RATE_PER_SEC,
 };
 use crate::api::{self, ApiSort};
+use crate::store::StoreLocation;
 
 /// Gentle defaults: the real site promises nothing for HTML pages, so one
 /// request a second from two fetchers, far below the 30/s ceiling.
@@ -52,6 +54,9 @@ const API_QUOTA_WITH_KEY: i64 = 10_000;
 /// midnight UTC.
 const DEFAULT_STOP_AT_QUOTA_REMAINING: i64 = 5;
 const DEFAULT_STORE: &str = "stackcrawl.db";
+/// Long enough for a page's retries on a slow day, short enough that a
+/// dead process's pages are taken over within a minute.
+const DEFAULT_LEASE_SECS: f64 = 60.0;
 
 /// Validates a parsed file against its text (for line numbers) and the
 /// command-line overrides; `env` holds what the caller took from the
@@ -202,6 +207,7 @@ pub(super) fn validate(
     };
 
     let tag_sets = v.tag_sets(&raw.tag_sets, ov)?;
+    let store = StoreLocation::parse(raw.store.path.as_deref().unwrap_or(DEFAULT_STORE));
     let uses_api = tag_sets.iter().any(|s| s.source() == Source::Api);
     let api = v.api(&raw.api, &site, env.api_key.as_deref(), uses_api)?;
     let failures_path = match &raw.output.failures {
@@ -236,7 +242,8 @@ pub(super) fn validate(
         budget_file,
         status_every: Duration::from_secs(status_every as u64),
         block_pause,
-        store_path: PathBuf::from(raw.store.path.as_deref().unwrap_or(DEFAULT_STORE)),
+        fleet: v.fleet(&raw.fleet, &store)?,
+        store,
         api,
         status_addr: v.status_addr(&raw.status, ov)?,
     })
@@ -415,6 +422,52 @@ impl Validator<'_> {
                 ),
             ))
         }
+    }
+
+    fn fleet(&self, raw: &RawFleet, store: &StoreLocation) -> Result<FleetSettings, ConfigError> {
+        let name = match &raw.name {
+            Some(n) if n.get_ref().trim().is_empty() => {
+                return Err(self.err("fleet.name", Some(n.span().start), "must not be empty"))
+            }
+            Some(n) => n.get_ref().trim().to_string(),
+            None => FleetSettings::default_name(),
+        };
+        let local_address = raw
+            .local_address
+            .as_ref()
+            .map(|a| {
+                a.get_ref().trim().parse::<std::net::IpAddr>().map_err(|e| {
+                    self.err(
+                        "fleet.local_address",
+                        Some(a.span().start),
+                        format!("not an IP address ({e}): {:?}", a.get_ref()),
+                    )
+                })
+            })
+            .transpose()?;
+        let shared_quota =
+            match &raw.shared_quota {
+                Some(q) if !matches!(store, StoreLocation::Postgres(_)) => return Err(self.err(
+                    "fleet.shared_quota",
+                    Some(q.span().start),
+                    "a shared quota is kept in PostgreSQL: [store] path must be a postgres:// URL",
+                )),
+                Some(q) if q.get_ref().trim().is_empty() => {
+                    return Err(self.err(
+                        "fleet.shared_quota",
+                        Some(q.span().start),
+                        "must not be empty",
+                    ))
+                }
+                Some(q) => Some(q.get_ref().trim().to_string()),
+                None => None,
+            };
+        Ok(FleetSettings {
+            shared_quota,
+            name,
+            lease: self.secs("fleet.lease_secs", &raw.lease_secs, DEFAULT_LEASE_SECS)?,
+            local_address,
+        })
     }
 
     fn secs(

@@ -87,45 +87,85 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let mut stmt = self.conn.prepare(sql)?;
         let mut rows = stmt.query(params)?;
-        let mut n = 0;
-        match format {
-            OutputFormat::Jsonl => {
-                let mut w = std::io::BufWriter::new(w);
-                while let Some(r) = rows.next()? {
-                    if history {
-                        serde_json::to_writer(&mut w, &history_from_row(r)?)?;
-                    } else {
-                        serde_json::to_writer(&mut w, &question_from_row(r)?)?;
-                    }
-                    w.write_all(b"\n")?;
-                    n += 1;
-                }
-                w.flush()?;
-            }
-            OutputFormat::Csv => {
-                let mut w = csv::Writer::from_writer(w);
-                while let Some(r) = rows.next()? {
-                    if history {
-                        w.serialize(HistoryCsvRow::from(history_from_row(r)?))?;
-                    } else {
-                        w.serialize(CsvRow::from(&question_from_row(r)?))?;
-                    }
-                    n += 1;
-                }
-                // An empty export still gets its header, so tools reading it
-                // see the columns.
-                if n == 0 {
-                    if history {
-                        w.write_record(&csv_header(HistoryCsvRow::default())?)?;
-                    } else {
-                        w.write_record(&csv_header(CsvRow::from(&placeholder_question()))?)?;
-                    }
-                }
-                w.flush()?;
-            }
+        let mut next = move |read: fn(&Row) -> Result<Record, StoreError>| {
+            rows.next()
+                .map_err(StoreError::from)
+                .and_then(|r| r.map(read).transpose())
+        };
+        if history {
+            write_records(
+                std::iter::from_fn(|| {
+                    next(|r| history_from_row(r).map(Record::History)).transpose()
+                }),
+                w,
+                format,
+                true,
+            )
+        } else {
+            write_records(
+                std::iter::from_fn(|| {
+                    next(|r| question_from_row(r).map(Record::Question)).transpose()
+                }),
+                w,
+                format,
+                false,
+            )
         }
-        Ok(n)
     }
+}
+
+/// A row of an export: a question's latest state or one snapshot. Rows are
+/// streamed one at a time, so the variants' sizes need not match.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Record {
+    Question(Question),
+    History(HistoryRow),
+}
+
+/// Writes rows, read by any backend, in the crawl output's formats; an
+/// empty CSV export still gets the header of its kind of row (`history`).
+pub(super) fn write_records(
+    rows: impl Iterator<Item = Result<Record, StoreError>>,
+    w: impl Write,
+    format: OutputFormat,
+    history: bool,
+) -> Result<u64, StoreError> {
+    let mut n = 0;
+    match format {
+        OutputFormat::Jsonl => {
+            let mut w = std::io::BufWriter::new(w);
+            for r in rows {
+                match r? {
+                    Record::History(h) => serde_json::to_writer(&mut w, &h)?,
+                    Record::Question(q) => serde_json::to_writer(&mut w, &q)?,
+                }
+                w.write_all(b"\n")?;
+                n += 1;
+            }
+            w.flush()?;
+        }
+        OutputFormat::Csv => {
+            let mut w = csv::Writer::from_writer(w);
+            for r in rows {
+                match r? {
+                    Record::History(h) => w.serialize(HistoryCsvRow::from(h))?,
+                    Record::Question(q) => w.serialize(CsvRow::from(&q))?,
+                }
+                n += 1;
+            }
+            // An empty export still gets its header, so tools reading it
+            // see the columns.
+            if n == 0 {
+                if history {
+                    w.write_record(&csv_header(HistoryCsvRow::default())?)?;
+                } else {
+                    w.write_record(&csv_header(CsvRow::from(&placeholder_question()))?)?;
+                }
+            }
+            w.flush()?;
+        }
+    }
+    Ok(n)
 }
 
 fn question_from_row(r: &Row) -> Result<Question, StoreError> {

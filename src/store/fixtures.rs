@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 
-use super::Store;
+use super::{PassStore, Store};
 use crate::model::{AuthorAction, PageContext, PostKind, Question, QuestionStatus};
 
 pub(super) fn at(hour: u32) -> DateTime<Utc> {
@@ -80,6 +80,24 @@ pub(super) fn count(store: &Store, sql: &str) -> i64 {
 /// | 4  | tokio        | tokio            | 20 → 100          | 1     | 1           |
 pub(super) fn report_fixture() -> Store {
     let mut s = Store::open_in_memory().unwrap();
+    fill_report_fixture(&mut s);
+    s
+}
+
+/// A page that does not end its tag, through the interface every backend has.
+pub(super) fn record(
+    s: &mut dyn PassStore,
+    pass_id: i64,
+    ctx: &PageContext,
+    questions: &[Question],
+    now: DateTime<Utc>,
+) -> super::PageWrite {
+    s.record_page_ending(pass_id, ctx, questions, now, &|_| false)
+        .unwrap()
+}
+
+/// The report fixture's two passes, written to any backend.
+pub(super) fn fill_report_fixture(s: &mut dyn PassStore) {
     let mut advice = q(3, "rust", &["rust", "tokio", "async"], 0, 0, 10);
     advice.post_kind = PostKind::Advice;
     advice.replies = Some(4);
@@ -89,12 +107,12 @@ pub(super) fn report_fixture() -> Store {
         q(2, "rust", &["rust", "serde"], -1, 0, 50),
         advice,
     ];
-    s.record_page(p1, &ctx("rust", 1), &rust1, at(1)).unwrap();
+    record(s, p1, &ctx("rust", 1), &rust1, at(1));
     let tokio1 = [
         q(1, "tokio", &["rust", "tokio"], 5, 2, 100),
         q(4, "tokio", &["tokio"], 1, 1, 20),
     ];
-    s.record_page(p1, &ctx("tokio", 1), &tokio1, at(1)).unwrap();
+    record(s, p1, &ctx("tokio", 1), &tokio1, at(1));
     s.finish_pass(p1, at(2)).unwrap();
 
     let p2 = s.begin_pass("async", at(5)).unwrap().pass_id;
@@ -102,9 +120,8 @@ pub(super) fn report_fixture() -> Store {
         seen_at(q(1, "rust", &["rust", "tokio"], 5, 2, 160), 5),
         seen_at(q(2, "rust", &["rust", "serde"], -1, 0, 55), 5),
     ];
-    s.record_page(p2, &ctx("rust", 1), &rust2, at(5)).unwrap();
+    record(s, p2, &ctx("rust", 1), &rust2, at(5));
     let tokio2 = [seen_at(q(4, "tokio", &["tokio"], 1, 1, 100), 5)];
-    s.record_page(p2, &ctx("tokio", 1), &tokio2, at(5)).unwrap();
+    record(s, p2, &ctx("tokio", 1), &tokio2, at(5));
     s.finish_pass(p2, at(6)).unwrap();
-    s
 }

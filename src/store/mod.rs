@@ -23,10 +23,14 @@
 
 mod export;
 mod history;
+mod location;
+pub(crate) mod pg;
 mod report;
 mod schema;
 mod writes;
 
+#[cfg(test)]
+mod conformance;
 #[cfg(test)]
 mod fixtures;
 
@@ -47,6 +51,8 @@ use crate::model::{PageContext, Question};
 
 pub use export::{ExportFormat, HistoryRow};
 pub use history::{Bucket, DayCount, History, PassShare};
+pub use location::StoreLocation;
+pub use pg::{PgStore, SharedCounter};
 pub use report::{CoTag, Growth, Report, TagReport};
 pub use writes::{PageWrite, PassStart, PassTotals};
 
@@ -73,6 +79,17 @@ pub enum StoreError {
     },
     #[error("store: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("cannot reach the store {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("the store {name}: {source}")]
+    Named {
+        name: String,
+        source: Box<StoreError>,
+    },
+    #[error("store: {0}")]
+    Postgres(#[from] postgres::Error),
+    #[error("store TLS: {0}")]
+    Tls(String),
     #[error("pass {0} is not in the store")]
     UnknownPass(i64),
     #[error("pass {0} is finished and takes no more pages")]
@@ -83,6 +100,8 @@ pub enum StoreError {
         value: String,
         reason: String,
     },
+    #[error("{0} is not available on a PostgreSQL store yet")]
+    Unsupported(&'static str),
     #[error("export: {0}")]
     Io(#[from] std::io::Error),
     #[error("export: {0}")]
@@ -261,6 +280,30 @@ pub trait PassStore: Send {
     /// can be incremental.
     fn previous_finished_pass(&self, tag_set: &str) -> Result<Option<i64>, StoreError>;
 
+    /// When the tag set's latest pass started, if it is finished and the
+    /// store is shared: a process of a fleet that starts (or restarts)
+    /// after the others finished a pass waits for the next one to fall
+    /// due instead of opening one at once. A store with one writer says
+    /// `None`, and its `run` starts every tag set at once, as it always has.
+    fn finished_pass_started(&self, _tag_set: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(None)
+    }
+
+    /// Leases a page of the pass to `worker` for `lease` before it is
+    /// fetched, unless another process did or is doing it. A store with one
+    /// writer (SQLite, under its lock) leases every page at once.
+    fn claim_page(
+        &mut self,
+        _pass_id: i64,
+        _ctx: &PageContext,
+        _worker: &str,
+        _lease: Duration,
+    ) -> Result<Claim, StoreError> {
+        Ok(Claim::Leased {
+            taken_over_from: None,
+        })
+    }
+
     /// Resumes the tag set's unfinished pass, or starts a new one.
     fn begin_pass(&mut self, tag_set: &str, now: DateTime<Utc>) -> Result<PassStart, StoreError>;
 
@@ -278,7 +321,7 @@ pub trait PassStore: Send {
         ctx: &PageContext,
         questions: &[Question],
         now: DateTime<Utc>,
-        ends_tag: &dyn Fn(&PageWrite) -> bool,
+        ends_tag: &(dyn Fn(&PageWrite) -> bool + Sync),
     ) -> Result<PageWrite, StoreError>;
 
     /// Marks the pass finished; finishing a finished pass is a no-op.
@@ -301,6 +344,45 @@ pub trait PassStore: Send {
 
     /// Makes what was written durable on its own, for a clean shutdown.
     fn checkpoint(&self) -> Result<(), StoreError>;
+
+    /// `stackcrawl report`: per crawl tag totals, co-occurring tags and
+    /// the questions that grew most; `top_n` bounds both lists.
+    fn report(&self, top_n: usize) -> Result<Report, StoreError>;
+
+    /// `stackcrawl report --html`: the figures behind its charts.
+    fn history(&self, top_n: usize) -> Result<History, StoreError>;
+
+    /// `stackcrawl export`: every question's latest state (or, with
+    /// `history`, every snapshot) as JSONL or CSV. Returns rows written.
+    fn export(
+        &self,
+        w: &mut dyn Write,
+        format: OutputFormat,
+        history: bool,
+    ) -> Result<u64, StoreError>;
+}
+
+/// What a process found when it claimed a page of a pass before fetching
+/// it: on a store a fleet shares, each page is fetched by one process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The page is this process's until its lease expires: fetch it.
+    Leased {
+        /// The process whose lease had expired (it died, or stalled).
+        taken_over_from: Option<String>,
+    },
+    /// Another process fetched and wrote it; `ends_tag` as it found.
+    Done { ends_tag: bool, by: Option<String> },
+    /// Another process holds it (fetching it now) until `until`.
+    Held { by: String, until: DateTime<Utc> },
+}
+
+/// Opens (creating and migrating if needed) the store `location` names.
+pub fn open(location: &StoreLocation) -> Result<Box<dyn PassStore>, StoreError> {
+    Ok(match location {
+        StoreLocation::Sqlite(path) => Box::new(Store::open(path)?),
+        StoreLocation::Postgres(url) => Box::new(PgStore::open(url)?),
+    })
 }
 
 /// Each method forwards to the inherent one of the same name, which keeps
@@ -332,7 +414,7 @@ impl PassStore for Store {
         ctx: &PageContext,
         questions: &[Question],
         now: DateTime<Utc>,
-        ends_tag: &dyn Fn(&PageWrite) -> bool,
+        ends_tag: &(dyn Fn(&PageWrite) -> bool + Sync),
     ) -> Result<PageWrite, StoreError> {
         Store::record_page_ending(self, pass_id, ctx, questions, now, ends_tag)
     }
@@ -360,6 +442,23 @@ impl PassStore for Store {
 
     fn checkpoint(&self) -> Result<(), StoreError> {
         Store::checkpoint(self)
+    }
+
+    fn report(&self, top_n: usize) -> Result<Report, StoreError> {
+        Store::report(self, top_n)
+    }
+
+    fn history(&self, top_n: usize) -> Result<History, StoreError> {
+        Store::history(self, top_n)
+    }
+
+    fn export(
+        &self,
+        w: &mut dyn Write,
+        format: OutputFormat,
+        history: bool,
+    ) -> Result<u64, StoreError> {
+        Store::export(self, w, format, history)
     }
 }
 

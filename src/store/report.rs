@@ -60,6 +60,36 @@ pub struct Growth {
     pub answers_gained: i64,
 }
 
+/// Other tags on a crawl tag's questions, most frequent first. The report's
+/// SQL that both backends speak alike is kept once, here (`$N` parameters
+/// are numbered for SQLite as for PostgreSQL).
+pub(super) const CO_TAGS_SQL: &str = "SELECT t.tag, COUNT(*) AS n
+    FROM question_crawl_tags c JOIN question_tags t USING (site, question_id)
+    WHERE c.crawl_tag = $1 AND t.tag <> $1
+    GROUP BY t.tag ORDER BY n DESC, t.tag LIMIT $2";
+
+/// Each question's latest and previous snapshot by observation time (a
+/// resumed pass can observe a question after a later-numbered pass of
+/// another set), the questions that gained views, most first.
+pub(super) const GROWTH_SQL: &str = "WITH w AS (
+        SELECT site, question_id, pass_id, seen_at, votes, answers, views,
+          ROW_NUMBER() OVER win AS rn,
+          LEAD(pass_id) OVER win AS prev_pass,
+          LEAD(seen_at) OVER win AS prev_seen_at,
+          LEAD(votes) OVER win AS prev_votes,
+          LEAD(answers) OVER win AS prev_answers,
+          LEAD(views) OVER win AS prev_views
+        FROM snapshots
+        WINDOW win AS (PARTITION BY site, question_id ORDER BY seen_at DESC, pass_id DESC)
+    )
+    SELECT w.site, w.question_id, q.title, q.url, w.prev_pass, w.pass_id,
+      w.prev_seen_at, w.seen_at, w.views - w.prev_views AS gained,
+      w.votes - w.prev_votes, w.answers - w.prev_answers
+    FROM w JOIN questions q USING (site, question_id)
+    WHERE w.rn = 1 AND w.prev_views IS NOT NULL AND w.views > w.prev_views
+    ORDER BY gained DESC, w.site, w.question_id
+    LIMIT $1";
+
 impl Store {
     /// Per crawl tag totals and co-occurring tags, and the questions that
     /// gained the most views; `top_n` bounds both lists.
@@ -89,12 +119,7 @@ impl Store {
                 });
             }
         }
-        let mut co = self.conn.prepare(
-            "SELECT t.tag, COUNT(*) AS n
-             FROM question_crawl_tags c JOIN question_tags t USING (site, question_id)
-             WHERE c.crawl_tag = ?1 AND t.tag <> ?1
-             GROUP BY t.tag ORDER BY n DESC, t.tag LIMIT ?2",
-        )?;
+        let mut co = self.conn.prepare(CO_TAGS_SQL)?;
         for t in &mut tags {
             let mut rows = co.query(params![t.tag, top_n])?;
             while let Some(r) = rows.next()? {
@@ -106,28 +131,7 @@ impl Store {
                 });
             }
         }
-        // Latest and previous snapshot by observation time: a resumed pass
-        // can observe a question after a later-numbered pass of another set.
-        let mut stmt = self.conn.prepare(
-            "WITH w AS (
-                 SELECT site, question_id, pass_id, seen_at, votes, answers, views,
-                        ROW_NUMBER() OVER win AS rn,
-                        LEAD(pass_id) OVER win AS prev_pass,
-                        LEAD(seen_at) OVER win AS prev_seen_at,
-                        LEAD(votes) OVER win AS prev_votes,
-                        LEAD(answers) OVER win AS prev_answers,
-                        LEAD(views) OVER win AS prev_views
-                 FROM snapshots
-                 WINDOW win AS (PARTITION BY site, question_id ORDER BY seen_at DESC, pass_id DESC)
-             )
-             SELECT w.site, w.question_id, q.title, q.url, w.prev_pass, w.pass_id,
-                    w.prev_seen_at, w.seen_at, w.views - w.prev_views AS gained,
-                    w.votes - w.prev_votes, w.answers - w.prev_answers
-             FROM w JOIN questions q USING (site, question_id)
-             WHERE w.rn = 1 AND w.prev_views IS NOT NULL AND w.views > w.prev_views
-             ORDER BY gained DESC, w.site, w.question_id
-             LIMIT ?1",
-        )?;
+        let mut stmt = self.conn.prepare(GROWTH_SQL)?;
         let mut rows = stmt.query([top_n])?;
         let mut growth = Vec::new();
         while let Some(r) = rows.next()? {
@@ -156,7 +160,7 @@ pub(super) fn growth_row(r: &rusqlite::Row) -> Result<Growth, StoreError> {
     })
 }
 
-fn share(part: u64, whole: u64) -> f64 {
+pub(super) fn share(part: u64, whole: u64) -> f64 {
     if whole == 0 {
         0.0
     } else {

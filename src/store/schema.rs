@@ -110,7 +110,12 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE pass_pages ADD COLUMN ends_tag INTEGER NOT NULL DEFAULT 0;
     ",
-    // 3: authors as displayed: the profile a name links to, whether it
+    // 3: which process fetched each page (a fleet shares a PostgreSQL
+    // store; a SQLite store has one writer and leaves it NULL).
+    "
+    ALTER TABLE pass_pages ADD COLUMN fetched_by TEXT;
+    ",
+    // 4: authors as displayed: the profile a name links to, whether it
     // links at all, and what the named user did (asked, answered,
     // modified). Rows stored before keep NULL / 0 until seen again.
     "

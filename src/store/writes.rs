@@ -141,11 +141,7 @@ impl Store {
         let now = ts(now);
         let mut write = PageWrite::default();
         for q in questions {
-            match upsert_question(&tx, q, &now)? {
-                Change::New => write.new += 1,
-                Change::Updated => write.updated += 1,
-                Change::Unchanged => write.unchanged += 1,
-            }
+            write.count(&upsert_question(&tx, q, &now)?);
             tx.prepare_cached(
                 "INSERT OR IGNORE INTO snapshots
                  (site, question_id, pass_id, seen_at, votes, answers, views)
@@ -268,7 +264,32 @@ fn check_running(tx: &Transaction, pass_id: i64) -> Result<(), StoreError> {
     }
 }
 
-enum Change {
+/// A stored question takes every listed field of a new sighting but its
+/// first-seen time: one clause for both backends' upserts.
+macro_rules! question_upsert_set {
+    () => {
+        "ON CONFLICT (site, question_id) DO UPDATE SET
+             url = excluded.url, title = excluded.title, excerpt = excluded.excerpt,
+             votes = excluded.votes, answers = excluded.answers,
+             replies = excluded.replies, views = excluded.views,
+             views_exact = excluded.views_exact, tags = excluded.tags,
+             has_accepted_answer = excluded.has_accepted_answer,
+             author_name = excluded.author_name,
+             author_reputation = excluded.author_reputation,
+             asked_at = excluded.asked_at, modified_at = excluded.modified_at,
+             answered_at = excluded.answered_at, bounty = excluded.bounty,
+             status = excluded.status, post_kind = excluded.post_kind,
+             community_wiki = excluded.community_wiki, tag = excluded.tag,
+             tab = excluded.tab, page = excluded.page, fetched_at = excluded.fetched_at,
+             last_seen_at = excluded.last_seen_at,
+             author_user_id = excluded.author_user_id,
+             author_has_profile = excluded.author_has_profile,
+             author_action = excluded.author_action"
+    };
+}
+pub(super) use question_upsert_set;
+
+pub(super) enum Change {
     New,
     Updated,
     Unchanged,
@@ -276,14 +297,69 @@ enum Change {
 
 /// The figures that decide "changed?", as stored.
 #[derive(PartialEq)]
-struct Figures {
-    votes: i64,
-    answers: u64,
-    replies: Option<u64>,
-    views: u64,
-    title: String,
-    status: String,
-    has_accepted_answer: bool,
+pub(super) struct Figures {
+    pub votes: i64,
+    pub answers: u64,
+    pub replies: Option<u64>,
+    pub views: u64,
+    pub title: String,
+    pub status: String,
+    pub has_accepted_answer: bool,
+}
+
+/// A question compared with what the store holds of it: one rule for
+/// every backend.
+pub(super) struct Compared {
+    pub change: Change,
+    pub tags_changed: bool,
+    /// The status and tags as stored (serde names, a JSON array).
+    pub status: String,
+    pub tags: String,
+}
+
+/// `stored` is the question's figures and tags in the store, if it is there.
+pub(super) fn compare(
+    stored: Option<(Figures, String)>,
+    q: &Question,
+) -> Result<Compared, StoreError> {
+    let status = enum_text(&q.status)?;
+    let tags = serde_json::to_string(&q.tags)?;
+    let seen = Figures {
+        votes: q.votes,
+        answers: q.answers,
+        replies: q.replies,
+        views: q.views,
+        title: q.title.clone(),
+        status: status.clone(),
+        has_accepted_answer: q.has_accepted_answer,
+    };
+    let (change, tags_changed) = match &stored {
+        None => (Change::New, true),
+        Some((before, old_tags)) => {
+            let change = if *before == seen {
+                Change::Unchanged
+            } else {
+                Change::Updated
+            };
+            (change, *old_tags != tags)
+        }
+    };
+    Ok(Compared {
+        change,
+        tags_changed,
+        status,
+        tags,
+    })
+}
+
+impl PageWrite {
+    pub(super) fn count(&mut self, change: &Change) {
+        match change {
+            Change::New => self.new += 1,
+            Change::Updated => self.updated += 1,
+            Change::Unchanged => self.unchanged += 1,
+        }
+    }
 }
 
 fn upsert_question(tx: &Transaction, q: &Question, now: &str) -> Result<Change, StoreError> {
@@ -307,29 +383,13 @@ fn upsert_question(tx: &Transaction, q: &Question, now: &str) -> Result<Change, 
             ))
         })
         .optional()?;
-    let status = enum_text(&q.status)?;
-    let tags = serde_json::to_string(&q.tags)?;
-    let seen = Figures {
-        votes: q.votes,
-        answers: q.answers,
-        replies: q.replies,
-        views: q.views,
-        title: q.title.clone(),
-        status: status.clone(),
-        has_accepted_answer: q.has_accepted_answer,
-    };
-    let (change, tags_changed) = match &stored {
-        None => (Change::New, true),
-        Some((before, old_tags)) => {
-            let change = if *before == seen {
-                Change::Unchanged
-            } else {
-                Change::Updated
-            };
-            (change, *old_tags != tags)
-        }
-    };
-    tx.prepare_cached(
+    let Compared {
+        change,
+        tags_changed,
+        status,
+        tags,
+    } = compare(stored, q)?;
+    tx.prepare_cached(concat!(
         "INSERT INTO questions (
              site, question_id, url, title, excerpt, votes, answers, replies, views,
              views_exact, tags, has_accepted_answer, author_name, author_reputation,
@@ -337,25 +397,9 @@ fn upsert_question(tx: &Transaction, q: &Question, now: &str) -> Result<Change, 
              community_wiki, tag, tab, page, fetched_at, first_seen_at, last_seen_at,
              author_user_id, author_has_profile, author_action)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                 ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?26, ?27, ?28, ?29)
-         ON CONFLICT (site, question_id) DO UPDATE SET
-             url = excluded.url, title = excluded.title, excerpt = excluded.excerpt,
-             votes = excluded.votes, answers = excluded.answers,
-             replies = excluded.replies, views = excluded.views,
-             views_exact = excluded.views_exact, tags = excluded.tags,
-             has_accepted_answer = excluded.has_accepted_answer,
-             author_name = excluded.author_name,
-             author_reputation = excluded.author_reputation,
-             asked_at = excluded.asked_at, modified_at = excluded.modified_at,
-             answered_at = excluded.answered_at, bounty = excluded.bounty,
-             status = excluded.status, post_kind = excluded.post_kind,
-             community_wiki = excluded.community_wiki, tag = excluded.tag,
-             tab = excluded.tab, page = excluded.page, fetched_at = excluded.fetched_at,
-             last_seen_at = excluded.last_seen_at,
-             author_user_id = excluded.author_user_id,
-             author_has_profile = excluded.author_has_profile,
-             author_action = excluded.author_action",
-    )?
+                 ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?26, ?27, ?28, ?29) ",
+        question_upsert_set!()
+    ))?
     .execute(params![
         q.site,
         q.question_id,
@@ -404,232 +448,4 @@ fn upsert_question(tx: &Transaction, q: &Question, now: &str) -> Result<Change, 
     )?
     .execute(params![q.tag, q.site, q.question_id])?;
     Ok(change)
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::model::QuestionStatus;
-
-    use super::*;
-    use crate::store::fixtures::*;
-
-    #[test]
-    fn upsert_keeps_latest_state_and_one_snapshot_per_pass() {
-        let mut s = Store::open_in_memory().unwrap();
-        let p1 = s.begin_pass("langs", at(1)).unwrap().pass_id;
-        let page = [
-            q(1, "rust", &["rust"], 1, 0, 10),
-            q(2, "rust", &["rust"], 0, 0, 5),
-        ];
-        s.record_page(p1, &ctx("rust", 1), &page, at(1)).unwrap();
-        s.finish_pass(p1, at(2)).unwrap();
-
-        let p2 = s.begin_pass("langs", at(3)).unwrap().pass_id;
-        assert_ne!(p1, p2);
-        let mut later = seen_at(q(1, "rust", &["rust"], 3, 1, 40), 3);
-        later.title = "Question 1, edited".into();
-        s.record_page(p2, &ctx("rust", 1), &[later], at(3)).unwrap();
-
-        let st = s.stats().unwrap();
-        assert_eq!((st.questions, st.snapshots, st.passes), (2, 3, 2));
-        let (votes, views, title, first, last): (i64, i64, String, String, String) = s
-            .conn
-            .query_row(
-                "SELECT votes, views, title, first_seen_at, last_seen_at
-                 FROM questions WHERE question_id = 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-            )
-            .unwrap();
-        assert_eq!(
-            (votes, views, title.as_str()),
-            (3, 40, "Question 1, edited")
-        );
-        assert_eq!((first, last), (ts(at(1)), ts(at(3))));
-        assert_eq!(
-            count(
-                &s,
-                "SELECT views FROM snapshots WHERE question_id = 1 AND pass_id = 1"
-            ),
-            10
-        );
-    }
-
-    #[test]
-    fn page_recorded_twice_in_a_pass_adds_no_snapshot() {
-        let mut s = Store::open_in_memory().unwrap();
-        let p = s.begin_pass("langs", at(1)).unwrap().pass_id;
-        let page = [
-            q(1, "rust", &["rust"], 1, 0, 10),
-            q(2, "rust", &["rust"], 0, 0, 5),
-        ];
-        let first = s.record_page(p, &ctx("rust", 1), &page, at(1)).unwrap();
-        let again = s.record_page(p, &ctx("rust", 1), &page, at(2)).unwrap();
-        assert_eq!(first.new, 2);
-        assert_eq!(again.unchanged, 2);
-        assert_eq!(count(&s, "SELECT COUNT(*) FROM snapshots"), 2);
-        assert_eq!(count(&s, "SELECT COUNT(*) FROM pass_pages"), 1);
-        // The pass's totals keep the first recording.
-        let t = s.pass_totals(p).unwrap();
-        assert_eq!((t.pages, t.questions, t.new, t.unchanged), (1, 2, 2, 0));
-    }
-
-    #[test]
-    fn page_write_counts_new_updated_unchanged() {
-        let mut s = Store::open_in_memory().unwrap();
-        let p1 = s.begin_pass("langs", at(1)).unwrap().pass_id;
-        let base: Vec<_> = (1..=6)
-            .map(|id| q(id, "rust", &["rust"], 0, 0, 10))
-            .collect();
-        let w = s.record_page(p1, &ctx("rust", 1), &base, at(1)).unwrap();
-        assert_eq!(
-            w,
-            PageWrite {
-                new: 6,
-                updated: 0,
-                unchanged: 0,
-                ends_tag: false
-            }
-        );
-        s.finish_pass(p1, at(1)).unwrap();
-
-        let p2 = s.begin_pass("langs", at(2)).unwrap().pass_id;
-        let mut next = base.clone();
-        next[0].votes = 1;
-        next[1].answers = 1;
-        next[2].views = 11;
-        next[3].status = QuestionStatus::Closed;
-        next[4].has_accepted_answer = true;
-        // Not a figure: a new excerpt or fetch time alone is "unchanged".
-        next[5].excerpt = "How do I, now?".into();
-        next[5].fetched_at = at(2);
-        next.push(q(7, "rust", &["rust"], 0, 0, 1));
-        let w = s.record_page(p2, &ctx("rust", 1), &next, at(2)).unwrap();
-        assert_eq!(
-            w,
-            PageWrite {
-                new: 1,
-                updated: 5,
-                unchanged: 1,
-                ends_tag: false
-            }
-        );
-        assert!(!w.all_unchanged());
-
-        let p3_page = s
-            .record_page(p2, &ctx("rust", 2), &next[5..6], at(2))
-            .unwrap();
-        assert!(p3_page.all_unchanged());
-        let t = s.pass_totals(p2).unwrap();
-        assert_eq!(
-            t,
-            PassTotals {
-                pages: 2,
-                questions: 8,
-                new: 1,
-                updated: 5,
-                unchanged: 2
-            }
-        );
-    }
-
-    #[test]
-    fn begin_pass_resumes_the_unfinished_pass_and_lists_done_pages() {
-        let mut s = Store::open_in_memory().unwrap();
-        assert_eq!(s.previous_finished_pass("langs").unwrap(), None);
-        let start = s.begin_pass("langs", at(1)).unwrap();
-        assert!(!start.resumed);
-        s.record_page(
-            start.pass_id,
-            &ctx("rust", 1),
-            &[q(1, "rust", &["rust"], 0, 0, 1)],
-            at(1),
-        )
-        .unwrap();
-        s.record_page(start.pass_id, &ctx("go", 2), &[], at(1))
-            .unwrap();
-
-        // A restart after kill -9: same pass, and its done pages.
-        let again = s.begin_pass("langs", at(2)).unwrap();
-        assert_eq!(
-            again,
-            PassStart {
-                pass_id: start.pass_id,
-                resumed: true
-            }
-        );
-        let done = s.done_pages(start.pass_id).unwrap();
-        let expected: HashSet<_> = [
-            ("rust".to_string(), "newest".to_string(), 1),
-            ("go".to_string(), "newest".to_string(), 2),
-        ]
-        .into_iter()
-        .collect();
-        assert_eq!(done, expected);
-
-        // Another tag set has passes of its own.
-        let other = s.begin_pass("dbs", at(2)).unwrap();
-        assert!(!other.resumed);
-        assert_ne!(other.pass_id, start.pass_id);
-
-        s.finish_pass(start.pass_id, at(3)).unwrap();
-        s.finish_pass(start.pass_id, at(4)).unwrap();
-        assert_eq!(
-            s.previous_finished_pass("langs").unwrap(),
-            Some(start.pass_id)
-        );
-        assert_eq!(s.previous_finished_pass("dbs").unwrap(), None);
-        let next = s.begin_pass("langs", at(5)).unwrap();
-        assert!(!next.resumed);
-        assert!(s.done_pages(next.pass_id).unwrap().is_empty());
-    }
-
-    #[test]
-    fn a_resumed_pass_knows_where_each_tag_ended() {
-        let mut s = Store::open_in_memory().unwrap();
-        let pass = s.begin_pass("set", at(1)).unwrap().pass_id;
-        s.record_page(
-            pass,
-            &ctx("rust", 1),
-            &[q(1, "rust", &["rust"], 0, 0, 1)],
-            at(1),
-        )
-        .unwrap();
-        let w = s
-            .record_page_ending(pass, &ctx("rust", 2), &[], at(1), |_| true)
-            .unwrap();
-        assert!(w.ends_tag);
-        s.record_page_ending(pass, &ctx("rust", 4), &[], at(1), |_| true)
-            .unwrap();
-        let again = s.begin_pass("set", at(2)).unwrap();
-        assert!(again.resumed);
-        let ends = s.tag_ends(again.pass_id).unwrap();
-        assert_eq!(
-            ends.get(&("rust".to_string(), "newest".to_string())),
-            Some(&2)
-        );
-        assert_eq!(ends.len(), 1);
-    }
-
-    #[test]
-    fn pages_of_finished_or_unknown_passes_are_refused() {
-        let mut s = Store::open_in_memory().unwrap();
-        let p = s.begin_pass("langs", at(1)).unwrap().pass_id;
-        s.finish_pass(p, at(2)).unwrap();
-        let page = [q(1, "rust", &["rust"], 0, 0, 1)];
-        assert!(matches!(
-            s.record_page(p, &ctx("rust", 1), &page, at(3)),
-            Err(StoreError::PassFinished(id)) if id == p
-        ));
-        assert!(matches!(
-            s.record_page(99, &ctx("rust", 1), &page, at(3)),
-            Err(StoreError::UnknownPass(99))
-        ));
-        assert!(matches!(
-            s.finish_pass(99, at(3)),
-            Err(StoreError::UnknownPass(99))
-        ));
-        // The refused page left nothing behind.
-        assert_eq!(s.stats().unwrap().questions, 0);
-    }
 }

@@ -1,0 +1,169 @@
+//! Fleet benchmark: what a fleet of `stackcrawl run` processes (the real
+//! binary) sharing one PostgreSQL store buys, against one fake site that
+//! allows each client address 10 requests a second.
+//!
+//! 1. One process, a 300-page pass, at 10 requests/s: the baseline.
+//! 2. Three processes on 127.0.0.2–4, the same pass: wall time and speed-up,
+//!    and how often each page was fetched.
+//! 3. Three processes, one killed (-9) a third of the way in: how long the
+//!    other two take to finish after the kill, with a 5 s lease.
+//! 4. The shared per-second quota (`[fleet] shared_quota`): the cost of one
+//!    GCRA reservation per request, against a bare round trip.
+//!
+//! Needs PostgreSQL on 127.0.0.1:5432 (as the tests). Run:
+//! `cargo bench --bench fleet` (about a minute).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use stackcrawl::shared_quota::SharedQuota;
+use stackcrawl::store::PgStore;
+use stackcrawl_fakesite::pg::TestDb;
+use stackcrawl_fakesite::service::Service;
+use stackcrawl_fakesite::{FakeSite, TestConfig};
+
+const BIN: &str = env!("CARGO_BIN_EXE_stackcrawl");
+const PAGES: u32 = 300;
+const PAGESIZE: u32 = 15;
+const RATE: u32 = 10;
+
+fn member(site: &FakeSite, db: &TestDb, dir: &Path, i: usize) -> Service {
+    let dir = dir.join(format!("w{i}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = TestConfig::service(site, &dir)
+        .store_at(&db.url)
+        .fetch(format!("rate = {RATE}.0\nburst = 1\nfetchers = 3\nstatus_every_secs = 60"))
+        .fleet(format!(
+            "name = \"w{i}\"\nlocal_address = \"127.0.0.{}\"\nlease_secs = 5",
+            i + 2
+        ))
+        .sets(format!(
+            "[tag_sets.fleet]\ntags = [\"fleet\"]\npages = {PAGES}\npagesize = {PAGESIZE}\nevery = \"1h\"\n"
+        ))
+        .write();
+    Service::start(BIN, &config)
+}
+
+struct Pass {
+    wall: Duration,
+    fetched_once: usize,
+    fetched_twice: usize,
+    refused: usize,
+    after_kill: Option<Duration>,
+}
+
+/// `n` processes crawl one pass; with `kill_after`, process 0 is killed
+/// once it has written that many pages.
+fn pass(n: usize, kill_after: Option<usize>) -> Pass {
+    let db = TestDb::create();
+    drop(PgStore::open(&db.url).unwrap());
+    let site = FakeSite::builder()
+        .tag("fleet", u64::from(PAGES * PAGESIZE))
+        .per_client_rate(RATE)
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let mut fleet: Vec<Service> = (0..n).map(|i| member(&site, &db, dir.path(), i)).collect();
+    let mut killed_at = None;
+    if let Some(pages) = kill_after {
+        for _ in 0..pages {
+            fleet[0].wait_for("page done");
+        }
+        fleet[0].signal("-KILL");
+        fleet[0].wait_exit();
+        killed_at = Some(Instant::now());
+    }
+    let survivors = usize::from(kill_after.is_some());
+    for svc in &mut fleet[survivors..] {
+        svc.next("pass finished", Duration::from_secs(120))
+            .expect("pass finished");
+    }
+    let wall = started.elapsed();
+    let finished_at = Instant::now();
+    for svc in &mut fleet[survivors..] {
+        svc.signal("-TERM");
+        svc.wait_exit();
+    }
+    let mut per_page: HashMap<u32, usize> = HashMap::new();
+    let hits = site.page_hits();
+    for h in hits.iter().filter(|h| h.status == 200) {
+        *per_page.entry(h.page.unwrap_or(0)).or_default() += 1;
+    }
+    assert_eq!(per_page.len(), PAGES as usize, "every page fetched");
+    Pass {
+        wall,
+        fetched_once: per_page.values().filter(|&&c| c == 1).count(),
+        fetched_twice: per_page.values().filter(|&&c| c > 1).count(),
+        refused: hits.iter().filter(|h| h.status == 429).count(),
+        after_kill: killed_at.map(|k| finished_at.duration_since(k)),
+    }
+}
+
+fn quota_cost() -> (f64, f64) {
+    let db = TestDb::create();
+    drop(PgStore::open(&db.url).unwrap());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // A rate no request waits for: what is left is the reservation.
+        let quota = SharedQuota::new(&db.url, "bench", "h", 1e6, 1).unwrap();
+        quota.reserve().await.unwrap();
+        let n = 2000;
+        let t = Instant::now();
+        for _ in 0..n {
+            quota.until_ready().await;
+        }
+        let per_reservation = t.elapsed().as_secs_f64() / f64::from(n) * 1e6;
+        let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let t = Instant::now();
+        for _ in 0..n {
+            client.query_one("SELECT 1", &[]).await.unwrap();
+        }
+        let per_round_trip = t.elapsed().as_secs_f64() / f64::from(n) * 1e6;
+        (per_reservation, per_round_trip)
+    })
+}
+
+fn main() {
+    let minimum = f64::from(PAGES) / f64::from(RATE);
+    println!("fleet bench: a {PAGES}-page pass, {RATE} requests/s per client address, PostgreSQL store on 127.0.0.1");
+    let one = pass(1, None);
+    println!(
+        "1 process:   {:>6.2} s  (quota-bound minimum {minimum:.1} s); pages fetched once {}, twice {}, 429s {}",
+        one.wall.as_secs_f64(),
+        one.fetched_once,
+        one.fetched_twice,
+        one.refused
+    );
+    let three = pass(3, None);
+    println!(
+        "3 processes: {:>6.2} s  (minimum {:.1} s) = {:.2}x one process's time ({:.2}x speed-up); pages fetched once {}, twice {}, 429s {}",
+        three.wall.as_secs_f64(),
+        minimum / 3.0,
+        three.wall.as_secs_f64() / one.wall.as_secs_f64(),
+        one.wall.as_secs_f64() / three.wall.as_secs_f64(),
+        three.fetched_once,
+        three.fetched_twice,
+        three.refused
+    );
+    let killed = pass(3, Some(PAGES as usize / 9));
+    println!(
+        "3 processes, one kill -9'd after {} of its pages: pass {:.2} s, the other two finished {:.2} s after the kill (lease 5 s); pages fetched twice {} (on the wire at the kill), 429s {}",
+        PAGES / 9,
+        killed.wall.as_secs_f64(),
+        killed.after_kill.unwrap_or_default().as_secs_f64(),
+        killed.fetched_twice,
+        killed.refused
+    );
+    let (reservation, round_trip) = quota_cost();
+    println!(
+        "shared quota: {reservation:.0} µs per request (one GCRA reservation), against {round_trip:.0} µs for a bare SELECT 1 round trip; at 30 requests/s that is {:.2}% of one core's second",
+        reservation * 30.0 / 1e4
+    );
+}

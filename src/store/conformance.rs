@@ -1,0 +1,213 @@
+//! The store's behaviour, asserted once and run on every backend: each
+//! check below becomes a test on an in-memory SQLite store and one on a
+//! PostgreSQL database of its own (created on 127.0.0.1:5432, dropped
+//! after). Checks of one backend's own machinery (WAL, `user_version`,
+//! PostgreSQL's migration lock) stay beside that backend.
+
+use std::collections::{HashMap, HashSet};
+
+use stackcrawl_fakesite::pg::TestDb;
+
+use super::fixtures::*;
+use super::*;
+use crate::model::QuestionStatus;
+
+/// One `mod NAME { fn sqlite(); fn postgres(); }` per check.
+macro_rules! on_both_backends {
+    ($($name:ident($s:ident) $body:block)*) => {$(
+        mod $name {
+            use super::*;
+
+            fn check($s: &mut dyn PassStore) $body
+
+            #[test]
+            fn sqlite() {
+                check(&mut Store::open_in_memory().unwrap());
+            }
+
+            #[test]
+            fn postgres() {
+                let db = TestDb::create();
+                check(&mut PgStore::open(&db.url).unwrap());
+            }
+        }
+    )*};
+}
+
+fn export_text(s: &dyn PassStore, format: ExportFormat, history: bool) -> String {
+    let mut out = Vec::new();
+    s.export(&mut out, format, history).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+fn exported(s: &dyn PassStore) -> Vec<Question> {
+    export_text(s, ExportFormat::Jsonl, false)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+on_both_backends! {
+    upsert_keeps_latest_state_and_one_snapshot_per_pass(s) {
+        let p1 = s.begin_pass("langs", at(1)).unwrap().pass_id;
+        let page = [
+            q(1, "rust", &["rust"], 1, 0, 10),
+            q(2, "rust", &["rust"], 0, 0, 5),
+        ];
+        record(s, p1, &ctx("rust", 1), &page, at(1));
+        s.finish_pass(p1, at(2)).unwrap();
+        let p2 = s.begin_pass("langs", at(3)).unwrap().pass_id;
+        assert_ne!(p1, p2);
+        let mut later = seen_at(q(1, "rust", &["rust"], 3, 1, 40), 3);
+        later.title = "Question 1, edited".into();
+        record(s, p2, &ctx("rust", 1), &[later.clone()], at(3));
+
+        let st = s.stats().unwrap();
+        assert_eq!((st.questions, st.snapshots, st.passes), (2, 3, 2));
+        assert!(st.size_bytes > 0);
+        assert_eq!(exported(s), [later, page[1].clone()]);
+        let history = export_text(s, ExportFormat::Jsonl, true);
+        let first: HistoryRow = serde_json::from_str(history.lines().next().unwrap()).unwrap();
+        assert_eq!((first.question_id, first.pass_id, first.views), (1, p1, 10));
+    }
+
+    page_recorded_twice_in_a_pass_adds_no_snapshot(s) {
+        let p = s.begin_pass("langs", at(1)).unwrap().pass_id;
+        let page = [
+            q(1, "rust", &["rust"], 1, 0, 10),
+            q(2, "rust", &["rust"], 0, 0, 5),
+        ];
+        let first = record(s, p, &ctx("rust", 1), &page, at(1));
+        let again = record(s, p, &ctx("rust", 1), &page, at(2));
+        assert_eq!((first.new, again.unchanged), (2, 2));
+        assert_eq!(s.stats().unwrap().snapshots, 2);
+        let t = s.pass_totals(p).unwrap();
+        assert_eq!((t.pages, t.questions, t.new, t.unchanged), (1, 2, 2, 0));
+    }
+
+    a_question_listed_twice_on_a_page_counts_once(s) {
+        let p = s.begin_pass("langs", at(1)).unwrap().pass_id;
+        let twice = [q(1, "rust", &["rust"], 1, 0, 10), q(1, "rust", &["rust"], 1, 0, 10)];
+        let w = record(s, p, &ctx("rust", 1), &twice, at(1));
+        assert_eq!((w.new, w.updated, w.unchanged), (1, 0, 1));
+        assert_eq!(s.stats().unwrap().snapshots, 1);
+    }
+
+    page_write_counts_new_updated_unchanged(s) {
+        let p1 = s.begin_pass("langs", at(1)).unwrap().pass_id;
+        let base: Vec<_> = (1..=6).map(|id| q(id, "rust", &["rust"], 0, 0, 10)).collect();
+        assert_eq!(record(s, p1, &ctx("rust", 1), &base, at(1)).new, 6);
+        s.finish_pass(p1, at(1)).unwrap();
+        let p2 = s.begin_pass("langs", at(2)).unwrap().pass_id;
+        let mut next = base.clone();
+        next[0].votes = 1;
+        next[1].answers = 1;
+        next[2].views = 11;
+        next[3].status = QuestionStatus::Closed;
+        next[4].has_accepted_answer = true;
+        next[5].excerpt = "How do I, now?".into();
+        next.push(q(7, "rust", &["rust"], 0, 0, 1));
+        let w = record(s, p2, &ctx("rust", 1), &next, at(2));
+        assert_eq!((w.new, w.updated, w.unchanged), (1, 5, 1));
+        let w = s
+            .record_page_ending(p2, &ctx("rust", 2), &next[5..6], at(2), &|w| w.all_unchanged())
+            .unwrap();
+        assert!(w.ends_tag);
+        let t = s.pass_totals(p2).unwrap();
+        assert_eq!((t.pages, t.questions, t.new, t.updated, t.unchanged), (2, 8, 1, 5, 2));
+    }
+
+    begin_pass_resumes_the_unfinished_pass_and_lists_done_pages(s) {
+        assert_eq!(s.previous_finished_pass("langs").unwrap(), None);
+        let start = s.begin_pass("langs", at(1)).unwrap();
+        assert!(!start.resumed);
+        record(s, start.pass_id, &ctx("rust", 1), &[q(1, "rust", &["rust"], 0, 0, 1)], at(1));
+        record(s, start.pass_id, &ctx("go", 2), &[], at(1));
+        let again = s.begin_pass("langs", at(2)).unwrap();
+        assert_eq!(again, PassStart { pass_id: start.pass_id, resumed: true });
+        let expected: HashSet<_> = [
+            ("rust".to_string(), "newest".to_string(), 1),
+            ("go".to_string(), "newest".to_string(), 2),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(s.done_pages(start.pass_id).unwrap(), expected);
+        let other = s.begin_pass("dbs", at(2)).unwrap();
+        assert!(!other.resumed);
+        assert_ne!(other.pass_id, start.pass_id);
+        s.finish_pass(start.pass_id, at(3)).unwrap();
+        s.finish_pass(start.pass_id, at(4)).unwrap();
+        assert_eq!(s.previous_finished_pass("langs").unwrap(), Some(start.pass_id));
+        assert_eq!(s.previous_finished_pass("dbs").unwrap(), None);
+        let next = s.begin_pass("langs", at(5)).unwrap();
+        assert!(!next.resumed);
+        assert!(s.done_pages(next.pass_id).unwrap().is_empty());
+    }
+
+    a_resumed_pass_knows_where_each_tag_ended(s) {
+        let pass = s.begin_pass("set", at(1)).unwrap().pass_id;
+        record(s, pass, &ctx("rust", 1), &[q(1, "rust", &["rust"], 0, 0, 1)], at(1));
+        for page in [2, 4] {
+            s.record_page_ending(pass, &ctx("rust", page), &[], at(1), &|_| true).unwrap();
+        }
+        assert_eq!(
+            s.tag_ends(pass).unwrap(),
+            HashMap::from([(("rust".to_string(), "newest".to_string()), 2)])
+        );
+    }
+
+    pages_of_finished_or_unknown_passes_are_refused(s) {
+        let p = s.begin_pass("langs", at(1)).unwrap().pass_id;
+        s.finish_pass(p, at(2)).unwrap();
+        let page = [q(1, "rust", &["rust"], 0, 0, 1)];
+        let no = |s: &mut dyn PassStore, pass| s.record_page_ending(pass, &ctx("rust", 1), &page, at(3), &|_| false);
+        assert!(matches!(no(s, p), Err(StoreError::PassFinished(id)) if id == p));
+        assert!(matches!(no(s, 99), Err(StoreError::UnknownPass(99))));
+        assert!(matches!(s.finish_pass(99, at(3)), Err(StoreError::UnknownPass(99))));
+        assert!(matches!(s.pass_totals(99), Err(StoreError::UnknownPass(99))));
+        assert_eq!(s.stats().unwrap().questions, 0, "the refused page left nothing");
+    }
+
+    a_report_is_the_same_on_every_backend(s) {
+        fill_report_fixture(s);
+        assert_eq!(s.report(2).unwrap(), report_fixture().report(2).unwrap());
+        let empty = Store::open_in_memory().unwrap();
+        assert!(empty.report(5).unwrap().tags.is_empty());
+    }
+
+    exports_are_byte_for_byte_the_same_on_every_backend(s) {
+        fill_report_fixture(s);
+        let mut full = q(7, "rust", &["rust", "c#", "c++"], -2, 0, 3_100_000);
+        full.title = "Quotes \" and, commas; here".into();
+        full.views_exact = false;
+        full.replies = Some(3);
+        full.post_kind = crate::model::PostKind::Advice;
+        full.status = QuestionStatus::OnHold;
+        full.has_accepted_answer = true;
+        full.author_name = None;
+        full.author_reputation = None;
+        full.modified_at = Some(at(2));
+        full.answered_at = Some(at(3));
+        full.bounty = Some(50);
+        full.community_wiki = true;
+        let p = s.begin_pass("extra", at(7)).unwrap().pass_id;
+        record(s, p, &ctx("rust", 3), &[full.clone()], at(7));
+        let mut sqlite = report_fixture();
+        let sp = sqlite.begin_pass("extra", at(7)).unwrap().pass_id;
+        sqlite.record_page(sp, &ctx("rust", 3), &[full.clone()], at(7)).unwrap();
+        for format in [ExportFormat::Jsonl, ExportFormat::Csv] {
+            for history in [false, true] {
+                assert_eq!(
+                    export_text(s, format, history),
+                    export_text(&sqlite, format, history),
+                    "{format:?}, history {history}"
+                );
+            }
+            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+            assert_eq!(s.export_pass(p, &mut ours, format).unwrap(), 1);
+            PassStore::export_pass(&sqlite, sp, &mut theirs, format).unwrap();
+            assert_eq!(ours, theirs);
+        }
+        assert!(exported(s).contains(&full));
+    }
+}

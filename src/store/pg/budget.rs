@@ -1,0 +1,190 @@
+//! The daily budget of an API key, kept in the fleet's database: the
+//! budget file's counting statements (`crate::budget`) on PostgreSQL, so
+//! that every process spending one key's quota, on any machine, takes from
+//! one row with one atomic statement and none can take the last request
+//! twice.
+//!
+//! The row is named by the lane's key and a fingerprint of the app key (a
+//! SHA-256 prefix, never the key): two keys sharing a database keep two
+//! budgets.
+
+use std::fmt;
+use std::sync::Mutex;
+
+use postgres::Client;
+use sha2::{Digest, Sha256};
+
+use super::{connect_migrated, off_runtime, SyncClient};
+use crate::store::StoreError;
+
+pub struct SharedCounter {
+    client: Mutex<SyncClient>,
+    /// Appended to each budget's name: whose quota it is.
+    fingerprint: String,
+    shown: String,
+    /// To reconnect; never shown (it may hold a password).
+    url: String,
+}
+
+impl fmt::Display for SharedCounter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+impl SharedCounter {
+    /// Connects to the database `url` names (migrating it if this process
+    /// is the first), for the budgets of the app key `key`.
+    pub fn open(url: &str, key: &str) -> Result<SharedCounter, StoreError> {
+        let (client, shown) = connect_migrated(url)?;
+        let digest = Sha256::digest(key.as_bytes());
+        let fingerprint = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        Ok(SharedCounter {
+            client: Mutex::new(SyncClient::new(client)),
+            fingerprint,
+            shown,
+            url: url.to_string(),
+        })
+    }
+
+    fn budget(&self, host: &str) -> String {
+        format!("{host}#{}", self.fingerprint)
+    }
+
+    /// Runs one statement; a connection the server closed is reopened
+    /// once first. A budget that cannot be counted is an error, never a
+    /// request sent uncounted: the crawl stops and says so.
+    fn call<T: Send>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<T, postgres::Error> + Send,
+    ) -> Result<T, String> {
+        let mut guard = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        let client: &mut Client = &mut guard;
+        off_runtime(move || {
+            if client.is_closed() {
+                *client = connect_migrated(&self.url).map_err(|e| e.to_string())?.0;
+            }
+            f(client).map_err(|e| e.to_string())
+        })
+    }
+
+    pub(crate) fn used(&self, host: &str, day: &str) -> Result<u64, String> {
+        let budget = self.budget(host);
+        let used: Option<i64> = self.call(|c| {
+            c.query_opt(
+                "SELECT used FROM budget_requests WHERE budget = $1 AND day = $2",
+                &[&budget, &day],
+            )?
+            .map(|r| r.try_get(0))
+            .transpose()
+        })?;
+        Ok(used.unwrap_or(0).max(0) as u64)
+    }
+
+    /// Requests used after this one, or `None` when none was left.
+    pub(crate) fn take(&self, host: &str, day: &str, limit: u64) -> Result<Option<u64>, String> {
+        let (budget, limit) = (self.budget(host), i64::try_from(limit).unwrap_or(i64::MAX));
+        let used: Option<i64> = self.call(|c| {
+            c.query_opt(
+                "INSERT INTO budget_requests AS b (budget, day, used) VALUES ($1, $2, 1)
+                 ON CONFLICT (budget, day) DO UPDATE SET used = b.used + 1 WHERE b.used < $3
+                 RETURNING used",
+                &[&budget, &day, &limit],
+            )?
+            .map(|r| r.try_get(0))
+            .transpose()
+        })?;
+        Ok(used.map(|u| u.max(0) as u64))
+    }
+
+    pub(crate) fn refund(&self, host: &str, day: &str) -> Result<(), String> {
+        let budget = self.budget(host);
+        self.call(|c| {
+            c.execute(
+                "UPDATE budget_requests SET used = used - 1
+                 WHERE budget = $1 AND day = $2 AND used > 0",
+                &[&budget, &day],
+            )
+        })?;
+        Ok(())
+    }
+
+    /// `until` is fixed-width RFC 3339 text, so the greater text is the
+    /// later time, as in the budget file.
+    pub(crate) fn pause_until(&self, host: &str, until: &str) -> Result<(), String> {
+        let budget = self.budget(host);
+        self.call(|c| {
+            c.execute(
+                "INSERT INTO budget_pauses AS p (budget, until) VALUES ($1, $2)
+                 ON CONFLICT (budget) DO UPDATE SET until = GREATEST(p.until, excluded.until)",
+                &[&budget, &until],
+            )
+        })?;
+        Ok(())
+    }
+
+    pub(crate) fn paused_until(&self, host: &str) -> Result<Option<String>, String> {
+        let budget = self.budget(host);
+        self.call(|c| {
+            c.query_opt(
+                "SELECT until FROM budget_pauses WHERE budget = $1",
+                &[&budget],
+            )?
+            .map(|r| r.try_get(0))
+            .transpose()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use stackcrawl_fakesite::pg::TestDb;
+
+    use super::*;
+
+    #[test]
+    fn processes_sharing_a_key_never_lose_a_count_nor_overspend() {
+        let db = TestDb::create();
+        let taken: u64 = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..6)
+                .map(|_| {
+                    s.spawn(|| {
+                        let c = SharedCounter::open(&db.url, "k").unwrap();
+                        (0..30)
+                            .filter(|_| c.take("api:h", "2026-11-26", 100).unwrap().is_some())
+                            .count() as u64
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(taken, 100, "180 asked, exactly the limit granted");
+        let c = SharedCounter::open(&db.url, "k").unwrap();
+        assert_eq!(c.used("api:h", "2026-11-26").unwrap(), 100);
+        c.refund("api:h", "2026-11-26").unwrap();
+        assert_eq!(c.used("api:h", "2026-11-26").unwrap(), 99);
+        let other_key = SharedCounter::open(&db.url, "another key").unwrap();
+        assert_eq!(
+            other_key.used("api:h", "2026-11-26").unwrap(),
+            0,
+            "a budget per key"
+        );
+    }
+
+    #[test]
+    fn a_pause_is_shared_and_never_shortened() {
+        let db = TestDb::create();
+        let (a, b) = (
+            SharedCounter::open(&db.url, "k").unwrap(),
+            SharedCounter::open(&db.url, "k").unwrap(),
+        );
+        a.pause_until("api:h", "2026-11-26T10:00:05.000000Z")
+            .unwrap();
+        b.pause_until("api:h", "2026-11-26T10:00:02.000000Z")
+            .unwrap();
+        assert_eq!(
+            b.paused_until("api:h").unwrap().as_deref(),
+            Some("2026-11-26T10:00:05.000000Z")
+        );
+    }
+}

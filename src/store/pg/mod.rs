@@ -1,0 +1,604 @@
+//! The PostgreSQL store: the SQLite store's schema and behaviour on a
+//! server that a fleet of `run` processes on several machines shares.
+//!
+//! It speaks through the sync `postgres` client, as the SQLite store speaks
+//! through rusqlite: the aggregator calls the store from its own thread, one
+//! page at a time. That client drives its connection on a private tokio
+//! runtime, which cannot be entered from a thread already running one (the
+//! aggregator's arbiter), so each call made from such a thread runs on a
+//! short-lived scoped thread of its own and the caller waits for it, as it
+//! would wait for SQLite's disk.
+//!
+//! When the server goes away the store waits and reconnects, logging each
+//! attempt, and then replays the whole call: a page's records are written
+//! in one transaction, so a call cut off mid-way left nothing behind, and a
+//! page fetched meanwhile is kept until it is written (or, after
+//! [`RECONNECT_FOR`], reported failed and left undone for the next pass).
+//!
+//! This file holds the connection and the [`PassStore`] implementation;
+//! `schema` the migrations, `writes` a pass and its pages, `reads` the
+//! report and the exports.
+
+mod budget;
+mod reads;
+mod schema;
+mod writes;
+
+pub use budget::SharedCounter;
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use postgres::config::{Host, SslMode};
+use postgres::{Client, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
+use tracing::{info, warn};
+
+use super::{
+    Claim, History, PageWrite, PassStart, PassStore, PassTotals, Report, StoreError, StoreLocation,
+    StoreStats,
+};
+use crate::config::OutputFormat;
+use crate::model::{PageContext, Question};
+
+/// How long a call waits for an unreachable server before it fails.
+pub const RECONNECT_FOR: Duration = Duration::from_secs(300);
+/// The longest wait between two connection attempts.
+const RECONNECT_MAX_WAIT: Duration = Duration::from_secs(15);
+/// How often a transaction that lost a deadlock or a serialization race
+/// with another process is replayed before the error is reported.
+const RACE_RETRIES: u32 = 5;
+
+/// A sync client that may be dropped on an async runtime's thread (the
+/// aggregator's arbiter stopping): closing it blocks on the client's own
+/// runtime, which must happen off that thread.
+pub(crate) struct SyncClient(Option<Client>);
+
+impl SyncClient {
+    pub(crate) fn new(client: Client) -> SyncClient {
+        SyncClient(Some(client))
+    }
+}
+
+impl std::ops::Deref for SyncClient {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        self.0
+            .as_ref()
+            .expect("a SyncClient holds its client until dropped")
+    }
+}
+
+impl std::ops::DerefMut for SyncClient {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.0
+            .as_mut()
+            .expect("a SyncClient holds its client until dropped")
+    }
+}
+
+impl Drop for SyncClient {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            off_runtime(move || drop(client));
+        }
+    }
+}
+
+pub struct PgStore {
+    client: Mutex<SyncClient>,
+    config: postgres::Config,
+    tls: Tls,
+    /// The URL with its password hidden, for log lines and errors.
+    shown: String,
+}
+
+/// TLS off for a server on this machine (a Unix socket or loopback), where
+/// it protects nothing; rustls with the Mozilla roots for any other, as the
+/// URL's `sslmode` says (`prefer` by default, `require` to insist,
+/// `disable` to turn it off).
+#[derive(Clone)]
+pub(crate) enum Tls {
+    Off,
+    Rustls(MakeRustlsConnect),
+}
+
+impl Tls {
+    pub(crate) fn for_config(config: &postgres::Config) -> Result<Tls, StoreError> {
+        let local = config.get_hosts().iter().all(|h| match h {
+            Host::Unix(_) => true,
+            Host::Tcp(name) => {
+                name == "localhost" || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+            }
+        });
+        if local || config.get_ssl_mode() == SslMode::Disable {
+            return Ok(Tls::Off);
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| StoreError::Tls(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Tls::Rustls(MakeRustlsConnect::new(tls)))
+    }
+
+    fn connect(&self, config: &postgres::Config) -> Result<Client, postgres::Error> {
+        match self {
+            Tls::Off => config.connect(NoTls),
+            Tls::Rustls(tls) => config.connect(tls.clone()),
+        }
+    }
+
+    /// An async connection, its driver spawned on the current runtime.
+    pub(crate) async fn connect_async(
+        &self,
+        config: &tokio_postgres::Config,
+    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let client = match self {
+            Tls::Off => {
+                let (client, conn) = config.connect(tokio_postgres::NoTls).await?;
+                tokio::spawn(conn);
+                client
+            }
+            Tls::Rustls(tls) => {
+                let (client, conn) = config.connect(tls.clone()).await?;
+                tokio::spawn(conn);
+                client
+            }
+        };
+        Ok(client)
+    }
+}
+
+/// Runs `f` where the sync client may block: on this thread when it runs no
+/// async runtime, else on a scoped thread that this one waits for.
+/// A URL's connection settings, with the defaults every stackcrawl
+/// connection has, its TLS, and the URL as logs may show it.
+pub(crate) fn settings(url: &str) -> Result<(postgres::Config, Tls, String), StoreError> {
+    let shown = StoreLocation::Postgres(url.to_string()).to_string();
+    let mut config: postgres::Config =
+        url.parse()
+            .map_err(|e: postgres::Error| StoreError::Connect {
+                url: shown.clone(),
+                reason: format!("not a PostgreSQL URL: {e}"),
+            })?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(10));
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("stackcrawl");
+    }
+    let tls = Tls::for_config(&config)?;
+    Ok((config, tls, shown))
+}
+
+/// A connection to a migrated database, for the fleet's other shared
+/// state (the key's budget, the IP's quota) beside the store's own.
+pub(crate) fn connect_migrated(url: &str) -> Result<(Client, String), StoreError> {
+    let (config, tls, shown) = settings(url)?;
+    let client = off_runtime(|| {
+        let mut c = tls.connect(&config).map_err(|e| StoreError::Connect {
+            url: shown.clone(),
+            reason: e.to_string(),
+        })?;
+        schema::migrate(&mut c)?;
+        Ok::<_, StoreError>(c)
+    })?;
+    Ok((client, shown))
+}
+
+pub(crate) fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|s| match s.spawn(f).join() {
+        Ok(v) => v,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
+}
+
+impl PgStore {
+    /// Connects to the database `url` names and migrates it.
+    pub fn open(url: &str) -> Result<PgStore, StoreError> {
+        let (config, tls, shown) = settings(url)?;
+        let open_err = |reason: String| StoreError::Connect {
+            url: shown.clone(),
+            reason,
+        };
+        let client = off_runtime(|| {
+            let mut client = tls.connect(&config).map_err(|e| open_err(e.to_string()))?;
+            schema::migrate(&mut client).map_err(|e| match e {
+                e @ StoreError::Schema { .. } => StoreError::Named {
+                    name: shown.clone(),
+                    source: Box::new(e),
+                },
+                e => e,
+            })?;
+            Ok::<_, StoreError>(client)
+        })?;
+        Ok(PgStore {
+            client: Mutex::new(SyncClient::new(client)),
+            config,
+            tls,
+            shown,
+        })
+    }
+
+    /// Runs `f` with the connection, off the async runtime. A connection
+    /// that broke (the server restarted, the network dropped) is reopened,
+    /// waiting as long as [`RECONNECT_FOR`], and `f` run again from the
+    /// start; so is a transaction that lost a deadlock to another process.
+    fn call<T: Send>(
+        &self,
+        mut f: impl FnMut(&mut Client) -> Result<T, StoreError> + Send,
+    ) -> Result<T, StoreError> {
+        let mut guard = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        let client: &mut Client = &mut guard;
+        off_runtime(move || {
+            let mut lost_at: Option<Instant> = None;
+            let mut wait = Duration::from_millis(500);
+            let mut races = 0;
+            let mut broken = false;
+            loop {
+                if broken || client.is_closed() {
+                    let since = *lost_at.get_or_insert_with(Instant::now);
+                    match self.tls.connect(&self.config) {
+                        Ok(c) => {
+                            *client = c;
+                            info!(
+                                store = %self.shown,
+                                down_secs = since.elapsed().as_secs_f64(),
+                                "PostgreSQL reachable again; resuming"
+                            );
+                            lost_at = None;
+                            broken = false;
+                            wait = Duration::from_millis(500);
+                        }
+                        Err(e) if since.elapsed() < RECONNECT_FOR => {
+                            warn!(
+                                store = %self.shown,
+                                error = %e,
+                                retry_in_secs = wait.as_secs_f64(),
+                                gives_up_in_secs = (RECONNECT_FOR.saturating_sub(since.elapsed())).as_secs(),
+                                "PostgreSQL unreachable: waiting to reconnect; fetched pages are kept until written"
+                            );
+                            std::thread::sleep(wait);
+                            wait = (wait * 2).min(RECONNECT_MAX_WAIT);
+                            continue;
+                        }
+                        Err(e) => {
+                            return Err(StoreError::Connect {
+                                url: self.shown.clone(),
+                                reason: format!(
+                                    "unreachable for {}s: {e}",
+                                    since.elapsed().as_secs()
+                                ),
+                            })
+                        }
+                    }
+                }
+                match f(client) {
+                    Err(StoreError::Postgres(e)) if client.is_closed() || is_lost(&e) => {
+                        lost_at.get_or_insert_with(Instant::now);
+                        broken = true;
+                        warn!(store = %self.shown, error = %e, "connection to PostgreSQL lost; reconnecting, then retrying the write");
+                    }
+                    Err(StoreError::Postgres(e)) if is_race(&e) && races < RACE_RETRIES => {
+                        races += 1;
+                    }
+                    other => return other,
+                }
+            }
+        })
+    }
+}
+
+/// The connection is gone: closed, or the server is shutting it down
+/// (class 57P, operator intervention) or reports a connection exception
+/// (class 08).
+fn is_lost(e: &postgres::Error) -> bool {
+    e.is_closed()
+        || e.code()
+            .is_some_and(|c| c.code().starts_with("57P") || c.code().starts_with("08"))
+}
+
+/// Lost a deadlock or a serialization check to another process: the
+/// transaction was rolled back and is safe to run again.
+fn is_race(e: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    matches!(
+        e.code(),
+        Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE
+    )
+}
+
+/// A count or figure stored as BIGINT, read back as the unsigned it was.
+fn unsigned(column: &'static str, v: i64) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|e| StoreError::Decode {
+        column,
+        value: v.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// An unsigned figure as BIGINT; none comes near 2^63.
+fn signed(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl PgStore {
+    /// Rows written by `f` to `w`. Off an async runtime (the command line)
+    /// they stream; on one they are read on the scoped thread into memory
+    /// first, because `w` (the caller's, `stdout` say) cannot go there. A
+    /// write is never replayed after a reconnect: rows already out would
+    /// repeat.
+    fn write_out(
+        &self,
+        w: &mut dyn Write,
+        f: impl FnOnce(&mut Client, &mut dyn Write) -> Result<u64, StoreError> + Send,
+    ) -> Result<u64, StoreError> {
+        let mut guard = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        let client: &mut Client = &mut guard;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return f(client, w);
+        }
+        let mut rows = Vec::new();
+        let n = off_runtime(|| f(client, &mut rows))?;
+        w.write_all(&rows)?;
+        Ok(n)
+    }
+}
+
+impl PassStore for PgStore {
+    fn path(&self) -> Option<&Path> {
+        None
+    }
+
+    fn previous_finished_pass(&self, tag_set: &str) -> Result<Option<i64>, StoreError> {
+        self.call(|c| writes::previous_finished_pass(c, tag_set))
+    }
+
+    fn begin_pass(&mut self, tag_set: &str, now: DateTime<Utc>) -> Result<PassStart, StoreError> {
+        self.call(|c| writes::begin_pass(c, tag_set, now))
+    }
+
+    fn finished_pass_started(&self, tag_set: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.call(|c| writes::finished_pass_started(c, tag_set))
+    }
+
+    fn claim_page(
+        &mut self,
+        pass_id: i64,
+        ctx: &PageContext,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Claim, StoreError> {
+        self.call(|c| writes::claim_page(c, pass_id, ctx, worker, lease))
+    }
+
+    fn done_pages(&self, pass_id: i64) -> Result<HashSet<(String, String, u32)>, StoreError> {
+        self.call(|c| writes::done_pages(c, pass_id))
+    }
+
+    fn tag_ends(&self, pass_id: i64) -> Result<HashMap<(String, String), u32>, StoreError> {
+        self.call(|c| writes::tag_ends(c, pass_id))
+    }
+
+    fn record_page_ending(
+        &mut self,
+        pass_id: i64,
+        ctx: &PageContext,
+        questions: &[Question],
+        now: DateTime<Utc>,
+        ends_tag: &(dyn Fn(&PageWrite) -> bool + Sync),
+    ) -> Result<PageWrite, StoreError> {
+        self.call(|c| writes::record_page(c, pass_id, ctx, questions, now, ends_tag))
+    }
+
+    fn finish_pass(&mut self, pass_id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.call(|c| writes::finish_pass(c, pass_id, now))
+    }
+
+    fn pass_totals(&self, pass_id: i64) -> Result<PassTotals, StoreError> {
+        self.call(|c| writes::pass_totals(c, pass_id))
+    }
+
+    fn stats(&self) -> Result<StoreStats, StoreError> {
+        self.call(reads::stats)
+    }
+
+    fn export_pass(
+        &self,
+        pass_id: i64,
+        w: &mut dyn Write,
+        format: OutputFormat,
+    ) -> Result<u64, StoreError> {
+        self.write_out(w, |c, w| reads::export_pass(c, pass_id, w, format))
+    }
+
+    fn report(&self, top_n: usize) -> Result<Report, StoreError> {
+        self.call(|c| reads::report(c, top_n))
+    }
+
+    fn history(&self, _top_n: usize) -> Result<History, StoreError> {
+        // The charts' queries are SQLite's (substr on text timestamps,
+        // MIN of two values); not yet ported.
+        Err(StoreError::Unsupported("report --html"))
+    }
+
+    fn export(
+        &self,
+        w: &mut dyn Write,
+        format: OutputFormat,
+        history: bool,
+    ) -> Result<u64, StoreError> {
+        self.write_out(w, |c, w| reads::export(c, w, format, history))
+    }
+
+    /// Every transaction is durable when it commits: nothing to fold back.
+    fn checkpoint(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use stackcrawl_fakesite::pg::TestDb;
+
+    use super::*;
+    use crate::store::fixtures::*;
+    use crate::store::Claim;
+
+    #[test]
+    fn reopening_migrates_once_and_a_newer_schema_is_refused() {
+        let db = TestDb::create();
+        drop(PgStore::open(&db.url).unwrap());
+        drop(PgStore::open(&db.url).unwrap());
+        let applied = db.count("SELECT COUNT(*) FROM schema_migrations");
+        assert_eq!(applied, schema::MIGRATIONS.len() as i64);
+        db.execute("INSERT INTO schema_migrations (version) VALUES (99)");
+        match PgStore::open(&db.url) {
+            Err(StoreError::Named { source, .. }) => assert!(
+                matches!(*source, StoreError::Schema { found: 99, .. }),
+                "{source}"
+            ),
+            Err(e) => panic!("wrong error: {e}"),
+            Ok(_) => panic!("a newer schema was opened"),
+        }
+    }
+
+    #[test]
+    fn processes_opening_a_pass_at_once_share_one() {
+        let db = TestDb::create();
+        drop(PgStore::open(&db.url).unwrap());
+        let starts: Vec<PassStart> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut store = PgStore::open(&db.url).unwrap();
+                        PassStore::begin_pass(&mut store, "langs", at(1)).unwrap()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let ids: HashSet<i64> = starts.iter().map(|s| s.pass_id).collect();
+        assert_eq!(ids.len(), 1, "{starts:?}");
+        assert_eq!(starts.iter().filter(|s| !s.resumed).count(), 1);
+    }
+
+    #[test]
+    fn a_connection_the_server_dropped_is_reopened_and_the_page_written() {
+        let db = TestDb::create();
+        let mut s = PgStore::open(&db.url).unwrap();
+        let pass = PassStore::begin_pass(&mut s, "langs", at(1))
+            .unwrap()
+            .pass_id;
+        db.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        );
+        let w = record(
+            &mut s,
+            pass,
+            &ctx("rust", 1),
+            &[q(1, "rust", &["rust"], 0, 0, 1)],
+            at(1),
+        );
+        assert_eq!(w.new, 1);
+        assert_eq!(db.count("SELECT COUNT(*) FROM pass_pages"), 1);
+    }
+
+    #[test]
+    fn a_page_is_leased_to_one_process_until_written_or_expired() {
+        let db = TestDb::create();
+        let (mut a, mut b) = (
+            PgStore::open(&db.url).unwrap(),
+            PgStore::open(&db.url).unwrap(),
+        );
+        let pass = PassStore::begin_pass(&mut a, "langs", at(1))
+            .unwrap()
+            .pass_id;
+        let page = ctx("rust", 1);
+        let long = Duration::from_secs(60);
+        let fresh = Claim::Leased {
+            taken_over_from: None,
+        };
+        assert_eq!(a.claim_page(pass, &page, "a", long).unwrap(), fresh);
+        assert_eq!(
+            a.claim_page(pass, &page, "a", long).unwrap(),
+            fresh,
+            "its own again"
+        );
+        match b.claim_page(pass, &page, "b", long).unwrap() {
+            Claim::Held { by, until } => {
+                assert_eq!(by, "a");
+                assert!(until > Utc::now() + chrono::Duration::seconds(50));
+            }
+            other => panic!("{other:?}"),
+        }
+        let w = a
+            .record_page_ending(
+                pass,
+                &page,
+                &[q(1, "rust", &["rust"], 0, 0, 1)],
+                at(1),
+                &|_| true,
+            )
+            .unwrap();
+        assert!(w.ends_tag);
+        assert_eq!(
+            b.claim_page(pass, &page, "b", long).unwrap(),
+            Claim::Done {
+                ends_tag: true,
+                by: Some("a".into())
+            }
+        );
+        assert_eq!(db.count("SELECT COUNT(*) FROM page_leases"), 0);
+
+        // A lease whose holder went quiet is taken over once it expires.
+        let next = ctx("rust", 2);
+        a.claim_page(pass, &next, "a", Duration::from_millis(1))
+            .unwrap();
+        db.execute("SELECT pg_sleep(0.05)");
+        assert_eq!(
+            b.claim_page(pass, &next, "b", long).unwrap(),
+            Claim::Leased {
+                taken_over_from: Some("a".into())
+            }
+        );
+    }
+
+    /// The aggregator's arbiter drops the store when it stops: closing the
+    /// sync client there must not try to start a runtime inside a runtime.
+    #[actix_rt::test]
+    async fn a_store_opened_and_dropped_on_an_async_runtime_does_not_panic() {
+        let db = TestDb::create();
+        let mut s = PgStore::open(&db.url).unwrap();
+        PassStore::begin_pass(&mut s, "langs", at(1)).unwrap();
+        drop(s);
+        drop(SharedCounter::open(&db.url, "k").unwrap());
+    }
+
+    #[test]
+    fn a_bad_url_is_an_error_naming_it_without_its_password() {
+        let err = PgStore::open("postgres://u:hunter2@127.0.0.1:1/none")
+            .err()
+            .expect("nothing listens on port 1");
+        let text = err.to_string();
+        assert!(
+            text.contains("127.0.0.1:1") && !text.contains("hunter2"),
+            "{text}"
+        );
+    }
+}

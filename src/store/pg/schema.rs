@@ -1,0 +1,190 @@
+//! The PostgreSQL schema and its migrations: the SQLite schema's tables
+//! and meaning, in PostgreSQL's types (BIGINT, BOOLEAN), step for step.
+//!
+//! The list mirrors `store::schema::MIGRATIONS`: step N here makes the
+//! same change as step N there, so a new column is one more entry in each.
+//! Timestamps stay the SQLite store's fixed-width RFC 3339 text, so both
+//! backends hold the same values and share their encoding and decoding.
+//! `schema_migrations` records the steps applied (SQLite's `user_version`).
+
+use postgres::Client;
+use tracing::info;
+
+use crate::store::StoreError;
+
+/// Applied in order, never edited once released: append.
+pub(super) const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema.
+    "
+    CREATE TABLE passes (
+        pass_id     BIGSERIAL PRIMARY KEY,
+        tag_set     TEXT NOT NULL,
+        started_at  TEXT NOT NULL,
+        finished_at TEXT
+    );
+    -- At most one running pass per tag set: resume, and a fleet sharing
+    -- one pass, rely on it.
+    CREATE UNIQUE INDEX passes_one_running ON passes (tag_set) WHERE finished_at IS NULL;
+    CREATE INDEX passes_by_tag_set ON passes (tag_set, finished_at);
+
+    CREATE TABLE pass_pages (
+        pass_id   BIGINT NOT NULL REFERENCES passes (pass_id),
+        tag       TEXT NOT NULL,
+        tab       TEXT NOT NULL,
+        page      INTEGER NOT NULL,
+        done_at   TEXT NOT NULL,
+        questions INTEGER NOT NULL,
+        new       INTEGER NOT NULL,
+        updated   INTEGER NOT NULL,
+        unchanged INTEGER NOT NULL,
+        PRIMARY KEY (pass_id, tag, tab, page)
+    );
+
+    CREATE TABLE questions (
+        site                TEXT NOT NULL,
+        question_id         BIGINT NOT NULL,
+        url                 TEXT NOT NULL,
+        title               TEXT NOT NULL,
+        excerpt             TEXT NOT NULL,
+        votes               BIGINT NOT NULL,
+        answers             BIGINT NOT NULL,
+        replies             BIGINT,
+        views               BIGINT NOT NULL,
+        views_exact         BOOLEAN NOT NULL,
+        tags                TEXT NOT NULL,
+        has_accepted_answer BOOLEAN NOT NULL,
+        author_name         TEXT,
+        author_reputation   BIGINT,
+        asked_at            TEXT,
+        modified_at         TEXT,
+        answered_at         TEXT,
+        bounty              BIGINT,
+        status              TEXT NOT NULL,
+        post_kind           TEXT NOT NULL,
+        community_wiki      BOOLEAN NOT NULL,
+        tag                 TEXT NOT NULL,
+        tab                 TEXT NOT NULL,
+        page                INTEGER NOT NULL,
+        fetched_at          TEXT NOT NULL,
+        first_seen_at       TEXT NOT NULL,
+        last_seen_at        TEXT NOT NULL,
+        PRIMARY KEY (site, question_id)
+    );
+
+    CREATE TABLE question_tags (
+        site        TEXT NOT NULL,
+        question_id BIGINT NOT NULL,
+        tag         TEXT NOT NULL,
+        PRIMARY KEY (site, question_id, tag),
+        FOREIGN KEY (site, question_id) REFERENCES questions (site, question_id)
+    );
+
+    CREATE TABLE question_crawl_tags (
+        crawl_tag   TEXT NOT NULL,
+        site        TEXT NOT NULL,
+        question_id BIGINT NOT NULL,
+        PRIMARY KEY (crawl_tag, site, question_id),
+        FOREIGN KEY (site, question_id) REFERENCES questions (site, question_id)
+    );
+
+    CREATE TABLE snapshots (
+        site        TEXT NOT NULL,
+        question_id BIGINT NOT NULL,
+        pass_id     BIGINT NOT NULL REFERENCES passes (pass_id),
+        seen_at     TEXT NOT NULL,
+        votes       BIGINT NOT NULL,
+        answers     BIGINT NOT NULL,
+        views       BIGINT NOT NULL,
+        PRIMARY KEY (site, question_id, pass_id),
+        FOREIGN KEY (site, question_id) REFERENCES questions (site, question_id)
+    );
+    ",
+    // 2: where each tag's pass ended.
+    "
+    ALTER TABLE pass_pages ADD COLUMN ends_tag BOOLEAN NOT NULL DEFAULT FALSE;
+    ",
+    // 3: which process fetched each page, and the leases of the pages
+    // being fetched (PostgreSQL only: a SQLite store has one writer). A
+    // lease row lives from the claim to the page's write, which deletes it
+    // in the same transaction as it marks the page done.
+    "
+    ALTER TABLE pass_pages ADD COLUMN fetched_by TEXT;
+    CREATE TABLE page_leases (
+        pass_id    BIGINT NOT NULL REFERENCES passes (pass_id),
+        tag        TEXT NOT NULL,
+        tab        TEXT NOT NULL,
+        page       INTEGER NOT NULL,
+        holder     TEXT NOT NULL,
+        expires_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (pass_id, tag, tab, page)
+    );
+    -- The daily budgets that belong to an API key rather than to a
+    -- machine, and the pauses the API asked of that key: the budget file's
+    -- two tables, for every process of the fleet at once.
+    CREATE TABLE budget_requests (
+        budget TEXT NOT NULL,
+        day    TEXT NOT NULL,
+        used   BIGINT NOT NULL,
+        PRIMARY KEY (budget, day)
+    );
+    CREATE TABLE budget_pauses (
+        budget TEXT PRIMARY KEY,
+        until  TEXT NOT NULL
+    );
+    -- One GCRA cell per per-second quota that processes behind one egress
+    -- IP share: the theoretical arrival time of the next request.
+    CREATE TABLE rate_cells (
+        name TEXT PRIMARY KEY,
+        tat  TIMESTAMPTZ NOT NULL
+    );
+    ",
+    // 4: authors as displayed: the profile a name links to, whether it
+    // links at all, and what the named user did (asked, answered,
+    // modified). Rows stored before keep NULL / FALSE until seen again.
+    "
+    ALTER TABLE questions ADD COLUMN author_user_id BIGINT;
+    ALTER TABLE questions ADD COLUMN author_has_profile BOOLEAN NOT NULL DEFAULT FALSE;
+    ALTER TABLE questions ADD COLUMN author_action TEXT;
+    ",
+];
+
+/// Any constant the fleet agrees on: the advisory lock that lets one
+/// process at a time migrate a database several are opening.
+const MIGRATION_LOCK: i64 = 0x5374_6b43_7261_776c;
+
+/// Brings the database up to the last migration, one process at a time; a
+/// database from a newer stackcrawl is refused, not touched.
+pub(super) fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    let supported = MIGRATIONS.len() as i64;
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    BIGINT PRIMARY KEY,
+             applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+         )",
+    )?;
+    let found: i64 = tx
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            &[],
+        )?
+        .get(0);
+    if found > supported {
+        return Err(StoreError::Schema { found, supported });
+    }
+    if found == supported {
+        tx.commit()?;
+        return Ok(());
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
+        tx.batch_execute(sql)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version) VALUES ($1)",
+            &[&(i as i64 + 1)],
+        )?;
+    }
+    tx.commit()?;
+    info!(from = found, to = supported, "store schema migrated");
+    Ok(())
+}

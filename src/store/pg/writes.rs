@@ -1,0 +1,515 @@
+//! Writing passes on PostgreSQL: the SQLite store's `writes`, statement
+//! for statement, made safe for several processes writing at once.
+//!
+//! What several writers change: a pass is opened by one insert that the
+//! `passes_one_running` index lets only one process win (the others find
+//! its pass); a page's questions are written in (site, id) order so two
+//! pages sharing questions lock them in the same order; and the "changed?"
+//! read takes the row's lock, so two processes seeing one question at once
+//! count it new once.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, Utc};
+use postgres::types::ToSql;
+use postgres::{Client, Transaction};
+
+use super::{signed, unsigned};
+use crate::model::{PageContext, Question};
+use crate::store::writes::{compare, question_upsert_set, Compared, Figures};
+use crate::store::{enum_text, ts, Claim, PageWrite, PassStart, PassTotals, StoreError};
+
+pub(super) fn begin_pass(
+    c: &mut Client,
+    tag_set: &str,
+    now: DateTime<Utc>,
+) -> Result<PassStart, StoreError> {
+    let mut tx = c.transaction()?;
+    let opened = tx.query_opt(
+        "INSERT INTO passes (tag_set, started_at) VALUES ($1, $2)
+         ON CONFLICT (tag_set) WHERE finished_at IS NULL DO NOTHING
+         RETURNING pass_id",
+        &[&tag_set, &ts(now)],
+    )?;
+    let start = match opened {
+        Some(row) => PassStart {
+            pass_id: row.try_get(0)?,
+            resumed: false,
+        },
+        None => PassStart {
+            pass_id: tx
+                .query_one(
+                    "SELECT pass_id FROM passes WHERE tag_set = $1 AND finished_at IS NULL",
+                    &[&tag_set],
+                )?
+                .try_get(0)?,
+            resumed: true,
+        },
+    };
+    tx.commit()?;
+    Ok(start)
+}
+
+pub(super) fn tag_ends(
+    c: &mut Client,
+    pass_id: i64,
+) -> Result<HashMap<(String, String), u32>, StoreError> {
+    c.query(
+        "SELECT tag, tab, MIN(page) FROM pass_pages
+         WHERE pass_id = $1 AND ends_tag GROUP BY tag, tab",
+        &[&pass_id],
+    )?
+    .iter()
+    .map(|r| Ok(((r.try_get(0)?, r.try_get(1)?), page(r.try_get(2)?)?)))
+    .collect()
+}
+
+pub(super) fn done_pages(
+    c: &mut Client,
+    pass_id: i64,
+) -> Result<HashSet<(String, String, u32)>, StoreError> {
+    c.query(
+        "SELECT tag, tab, page FROM pass_pages WHERE pass_id = $1",
+        &[&pass_id],
+    )?
+    .iter()
+    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, page(r.try_get(2)?)?)))
+    .collect()
+}
+
+fn page(v: i32) -> Result<u32, StoreError> {
+    u32::try_from(v).map_err(|e| StoreError::Decode {
+        column: "pass_pages.page",
+        value: v.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// Leases the page to `worker` unless it is done or another process's
+/// unexpired lease holds it. The lease row is read `FOR UPDATE SKIP
+/// LOCKED`: a row another process is claiming or writing at this moment is
+/// theirs, and this process moves on instead of waiting for it. The
+/// server's clock decides expiry, so the fleet's clocks need not agree.
+pub(super) fn claim_page(
+    c: &mut Client,
+    pass_id: i64,
+    ctx: &PageContext,
+    worker: &str,
+    lease: Duration,
+) -> Result<Claim, StoreError> {
+    let mut tx = c.transaction()?;
+    // A lease lost in a server crash costs at most one page fetched twice:
+    // it is not worth a flush to disk per page, as the page's write is.
+    tx.batch_execute("SET LOCAL synchronous_commit = off")?;
+    let page = ctx.page as i32;
+    let key: [&(dyn ToSql + Sync); 4] = [&pass_id, &ctx.tag, &ctx.tab, &page];
+    let lease_secs = lease.as_secs_f64();
+    let inserted = tx.query_opt(
+        "INSERT INTO page_leases (pass_id, tag, tab, page, holder, expires_at)
+         VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))
+         ON CONFLICT DO NOTHING RETURNING 1",
+        &[key[0], key[1], key[2], key[3], &worker, &lease_secs],
+    )?;
+    let claim = if inserted.is_some() {
+        Claim::Leased {
+            taken_over_from: None,
+        }
+    } else {
+        let held = tx.query_opt(
+            "SELECT holder, expires_at, expires_at < now() FROM page_leases
+             WHERE pass_id = $1 AND tag = $2 AND tab = $3 AND page = $4
+             FOR UPDATE SKIP LOCKED",
+            &key,
+        )?;
+        match held {
+            // Being claimed or written by another process this instant.
+            None => Claim::Held {
+                by: "another process".into(),
+                until: Utc::now(),
+            },
+            Some(row) => {
+                let holder: String = row.try_get(0)?;
+                let until: DateTime<Utc> = row.try_get::<_, SystemTime>(1)?.into();
+                let expired: bool = row.try_get(2)?;
+                if expired || holder == worker {
+                    tx.execute(
+                        "UPDATE page_leases SET holder = $5,
+                             expires_at = now() + make_interval(secs => $6)
+                         WHERE pass_id = $1 AND tag = $2 AND tab = $3 AND page = $4",
+                        &[key[0], key[1], key[2], key[3], &worker, &lease_secs],
+                    )?;
+                    Claim::Leased {
+                        taken_over_from: (holder != worker).then_some(holder),
+                    }
+                } else {
+                    Claim::Held { by: holder, until }
+                }
+            }
+        }
+    };
+    // Done already (a lease is deleted with the page's write, so a fresh
+    // lease row can belong to a page written a moment ago): the lease just
+    // taken is handed back.
+    if matches!(claim, Claim::Leased { .. }) {
+        let done = tx.query_opt(
+            "SELECT ends_tag, fetched_by FROM pass_pages
+             WHERE pass_id = $1 AND tag = $2 AND tab = $3 AND page = $4",
+            &key,
+        )?;
+        if let Some(row) = done {
+            tx.execute(
+                "DELETE FROM page_leases
+                 WHERE pass_id = $1 AND tag = $2 AND tab = $3 AND page = $4",
+                &key,
+            )?;
+            tx.commit()?;
+            return Ok(Claim::Done {
+                ends_tag: row.try_get(0)?,
+                by: row.try_get(1)?,
+            });
+        }
+    }
+    tx.commit()?;
+    Ok(claim)
+}
+
+/// As the SQLite store's `record_page_ending`: one transaction, all of the
+/// page or none of it.
+pub(super) fn record_page(
+    c: &mut Client,
+    pass_id: i64,
+    ctx: &PageContext,
+    questions: &[Question],
+    now: DateTime<Utc>,
+    ends_tag: &(dyn Fn(&PageWrite) -> bool + Sync),
+) -> Result<PageWrite, StoreError> {
+    let mut tx = c.transaction()?;
+    check_running(&mut tx, pass_id)?;
+    let now = ts(now);
+    let mut write = upsert_page(&mut tx, pass_id, questions, &now)?;
+    // A page recorded twice in a pass keeps its first counts.
+    write.ends_tag = ends_tag(&write);
+    // The lease ends with the write that marks the page done, in its
+    // transaction: a page whose records did not commit stays leased, and
+    // another process takes it over when the lease expires.
+    let fetched_by: Option<String> = tx
+        .query_opt(
+            "DELETE FROM page_leases
+             WHERE pass_id = $1 AND tag = $2 AND tab = $3 AND page = $4
+             RETURNING holder",
+            &[&pass_id, &ctx.tag, &ctx.tab, &(ctx.page as i32)],
+        )?
+        .map(|r| r.try_get(0))
+        .transpose()?;
+    tx.execute(
+        "INSERT INTO pass_pages
+         (pass_id, tag, tab, page, done_at, questions, new, updated, unchanged, ends_tag,
+          fetched_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         ON CONFLICT DO NOTHING",
+        &[
+            &pass_id,
+            &ctx.tag,
+            &ctx.tab,
+            &(ctx.page as i32),
+            &now,
+            &(questions.len() as i32),
+            &(write.new as i32),
+            &(write.updated as i32),
+            &(write.unchanged as i32),
+            &write.ends_tag,
+            &fetched_by,
+        ],
+    )?;
+    tx.commit()?;
+    Ok(write)
+}
+
+/// Takes a share lock on the pass row: a pass cannot be finished under a
+/// page being written to it.
+fn check_running(tx: &mut Transaction, pass_id: i64) -> Result<(), StoreError> {
+    let row = tx.query_opt(
+        "SELECT finished_at FROM passes WHERE pass_id = $1 FOR SHARE",
+        &[&pass_id],
+    )?;
+    match row.map(|r| r.try_get::<_, Option<String>>(0)).transpose()? {
+        None => Err(StoreError::UnknownPass(pass_id)),
+        Some(Some(_)) => Err(StoreError::PassFinished(pass_id)),
+        Some(None) => Ok(()),
+    }
+}
+
+/// The page's questions, written in a few set-based statements (arrays
+/// `unnest`ed server-side) rather than several round trips per question:
+/// on a server across a network the round trips, not the rows, are what
+/// a page costs. The rows are locked in (site, id) order, so two processes
+/// writing pages that share questions cannot deadlock.
+fn upsert_page(
+    tx: &mut Transaction,
+    pass_id: i64,
+    questions: &[Question],
+    now: &str,
+) -> Result<PageWrite, StoreError> {
+    let mut write = PageWrite::default();
+    // A question listed twice on one page is written once; the second
+    // sighting is what the sequential rule makes it: unchanged.
+    let mut page: Vec<&Question> = Vec::with_capacity(questions.len());
+    let mut seen = HashSet::new();
+    for q in questions {
+        if seen.insert((q.site.as_str(), q.question_id)) {
+            page.push(q);
+        } else {
+            write.unchanged += 1;
+        }
+    }
+    page.sort_by(|a, b| (&a.site, a.question_id).cmp(&(&b.site, b.question_id)));
+    if page.is_empty() {
+        return Ok(write);
+    }
+    let sites: Vec<&str> = page.iter().map(|q| q.site.as_str()).collect();
+    let ids: Vec<i64> = page.iter().map(|q| signed(q.question_id)).collect();
+    let mut stored: HashMap<(String, i64), (Figures, String)> = HashMap::new();
+    for r in tx.query(
+        "SELECT site, question_id, votes, answers, replies, views, title, status,
+                has_accepted_answer, tags
+         FROM questions
+         WHERE (site, question_id) IN (SELECT * FROM unnest($1::text[], $2::bigint[]))
+         ORDER BY site, question_id FOR UPDATE",
+        &[&sites, &ids],
+    )? {
+        stored.insert(
+            (r.try_get(0)?, r.try_get(1)?),
+            (
+                Figures {
+                    votes: r.try_get(2)?,
+                    answers: unsigned("questions.answers", r.try_get(3)?)?,
+                    replies: r
+                        .try_get::<_, Option<i64>>(4)?
+                        .map(|v| unsigned("questions.replies", v))
+                        .transpose()?,
+                    views: unsigned("questions.views", r.try_get(5)?)?,
+                    title: r.try_get(6)?,
+                    status: r.try_get(7)?,
+                    has_accepted_answer: r.try_get(8)?,
+                },
+                r.try_get(9)?,
+            ),
+        );
+    }
+    let mut statuses = Vec::with_capacity(page.len());
+    let mut tag_lists = Vec::with_capacity(page.len());
+    let mut post_kinds = Vec::with_capacity(page.len());
+    let mut actions: Vec<Option<String>> = Vec::with_capacity(page.len());
+    let (mut retag_sites, mut retag_ids, mut retag_tags) = (Vec::new(), Vec::new(), Vec::new());
+    let mut retagged: Vec<(&str, i64)> = Vec::new();
+    for (q, &id) in page.iter().zip(&ids) {
+        let Compared {
+            change,
+            tags_changed,
+            status,
+            tags,
+        } = compare(stored.remove(&(q.site.clone(), id)), q)?;
+        write.count(&change);
+        if tags_changed {
+            retagged.push((q.site.as_str(), id));
+            for t in &q.tags {
+                retag_sites.push(q.site.as_str());
+                retag_ids.push(id);
+                retag_tags.push(t.as_str());
+            }
+        }
+        statuses.push(status);
+        tag_lists.push(tags);
+        post_kinds.push(enum_text(&q.post_kind)?);
+        actions.push(q.author_action.as_ref().map(enum_text).transpose()?);
+    }
+    let col = |f: fn(&Question) -> Option<String>| -> Vec<Option<String>> {
+        page.iter().map(|q| f(q)).collect()
+    };
+    tx.execute(
+        concat!(
+            "INSERT INTO questions (
+             site, question_id, url, title, excerpt, votes, answers, replies, views,
+             views_exact, tags, has_accepted_answer, author_name, author_reputation,
+             asked_at, modified_at, answered_at, bounty, status, post_kind,
+             community_wiki, tag, tab, page, fetched_at,
+             author_user_id, author_has_profile, author_action,
+             first_seen_at, last_seen_at)
+         SELECT u.*, $26, $26 FROM unnest(
+             $1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[],
+             $7::bigint[], $8::bigint[], $9::bigint[], $10::boolean[], $11::text[],
+             $12::boolean[], $13::text[], $14::bigint[], $15::text[], $16::text[],
+             $17::text[], $18::bigint[], $19::text[], $20::text[], $21::boolean[],
+             $22::text[], $23::text[], $24::integer[], $25::text[],
+             $27::bigint[], $28::boolean[], $29::text[]) AS u ",
+            question_upsert_set!()
+        ),
+        &[
+            &sites,
+            &ids,
+            &page.iter().map(|q| q.url.as_str()).collect::<Vec<_>>(),
+            &page.iter().map(|q| q.title.as_str()).collect::<Vec<_>>(),
+            &page.iter().map(|q| q.excerpt.as_str()).collect::<Vec<_>>(),
+            &page.iter().map(|q| q.votes).collect::<Vec<_>>(),
+            &page.iter().map(|q| signed(q.answers)).collect::<Vec<_>>(),
+            &page
+                .iter()
+                .map(|q| q.replies.map(signed))
+                .collect::<Vec<_>>(),
+            &page.iter().map(|q| signed(q.views)).collect::<Vec<_>>(),
+            &page.iter().map(|q| q.views_exact).collect::<Vec<_>>(),
+            &tag_lists,
+            &page
+                .iter()
+                .map(|q| q.has_accepted_answer)
+                .collect::<Vec<_>>(),
+            &col(|q| q.author_name.clone()),
+            &page
+                .iter()
+                .map(|q| q.author_reputation.map(signed))
+                .collect::<Vec<_>>(),
+            &col(|q| q.asked_at.map(ts)),
+            &col(|q| q.modified_at.map(ts)),
+            &col(|q| q.answered_at.map(ts)),
+            &page
+                .iter()
+                .map(|q| q.bounty.map(i64::from))
+                .collect::<Vec<_>>(),
+            &statuses,
+            &post_kinds,
+            &page.iter().map(|q| q.community_wiki).collect::<Vec<_>>(),
+            &page.iter().map(|q| q.tag.as_str()).collect::<Vec<_>>(),
+            &page.iter().map(|q| q.tab.as_str()).collect::<Vec<_>>(),
+            &page.iter().map(|q| q.page as i32).collect::<Vec<_>>(),
+            &page.iter().map(|q| ts(q.fetched_at)).collect::<Vec<_>>(),
+            &now,
+            &page.iter().map(|q| q.author_user_id).collect::<Vec<_>>(),
+            &page
+                .iter()
+                .map(|q| q.author_has_profile)
+                .collect::<Vec<_>>(),
+            &actions,
+        ],
+    )?;
+    // Retags are rare: the side table is rewritten only where the list changed.
+    if !retagged.is_empty() {
+        let (s, i): (Vec<&str>, Vec<i64>) = retagged.into_iter().unzip();
+        tx.execute(
+            "DELETE FROM question_tags
+             WHERE (site, question_id) IN (SELECT * FROM unnest($1::text[], $2::bigint[]))",
+            &[&s, &i],
+        )?;
+        tx.execute(
+            "INSERT INTO question_tags (site, question_id, tag)
+             SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[])
+             ON CONFLICT DO NOTHING",
+            &[&retag_sites, &retag_ids, &retag_tags],
+        )?;
+    }
+    tx.execute(
+        "INSERT INTO question_crawl_tags (crawl_tag, site, question_id)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
+         ON CONFLICT DO NOTHING",
+        &[
+            &page.iter().map(|q| q.tag.as_str()).collect::<Vec<_>>(),
+            &sites,
+            &ids,
+        ],
+    )?;
+    tx.execute(
+        // When the figures were observed, not when they were stored.
+        "INSERT INTO snapshots (site, question_id, pass_id, seen_at, votes, answers, views)
+         SELECT u.site, u.id, $3, u.seen, u.votes, u.answers, u.views
+         FROM unnest($1::text[], $2::bigint[], $4::text[], $5::bigint[], $6::bigint[],
+                     $7::bigint[]) AS u (site, id, seen, votes, answers, views)
+         ON CONFLICT DO NOTHING",
+        &[
+            &sites,
+            &ids,
+            &pass_id,
+            &page.iter().map(|q| ts(q.fetched_at)).collect::<Vec<_>>(),
+            &page.iter().map(|q| q.votes).collect::<Vec<_>>(),
+            &page.iter().map(|q| signed(q.answers)).collect::<Vec<_>>(),
+            &page.iter().map(|q| signed(q.views)).collect::<Vec<_>>(),
+        ],
+    )?;
+    Ok(write)
+}
+
+pub(super) fn finish_pass(
+    c: &mut Client,
+    pass_id: i64,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let changed = c.execute(
+        "UPDATE passes SET finished_at = $2 WHERE pass_id = $1 AND finished_at IS NULL",
+        &[&pass_id, &ts(now)],
+    )?;
+    if changed == 0 && !pass_exists(c, pass_id)? {
+        return Err(StoreError::UnknownPass(pass_id));
+    }
+    Ok(())
+}
+
+pub(super) fn previous_finished_pass(
+    c: &mut Client,
+    tag_set: &str,
+) -> Result<Option<i64>, StoreError> {
+    Ok(c.query_opt(
+        "SELECT pass_id FROM passes
+         WHERE tag_set = $1 AND finished_at IS NOT NULL
+         ORDER BY finished_at DESC, pass_id DESC LIMIT 1",
+        &[&tag_set],
+    )?
+    .map(|r| r.try_get(0))
+    .transpose()?)
+}
+
+/// The latest pass's start, unless it is still running (a running pass is
+/// joined at once).
+pub(super) fn finished_pass_started(
+    c: &mut Client,
+    tag_set: &str,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let row = c.query_opt(
+        "SELECT started_at, finished_at IS NOT NULL FROM passes
+         WHERE tag_set = $1 ORDER BY pass_id DESC LIMIT 1",
+        &[&tag_set],
+    )?;
+    let Some(row) = row else { return Ok(None) };
+    if !row.try_get::<_, bool>(1)? {
+        return Ok(None);
+    }
+    Ok(Some(crate::store::parse_ts(
+        "passes.started_at",
+        row.try_get(0)?,
+    )?))
+}
+
+pub(super) fn pass_totals(c: &mut Client, pass_id: i64) -> Result<PassTotals, StoreError> {
+    if !pass_exists(c, pass_id)? {
+        return Err(StoreError::UnknownPass(pass_id));
+    }
+    let r = c.query_one(
+        "SELECT COUNT(*), COALESCE(SUM(questions), 0)::BIGINT, COALESCE(SUM(new), 0)::BIGINT,
+                COALESCE(SUM(updated), 0)::BIGINT, COALESCE(SUM(unchanged), 0)::BIGINT
+         FROM pass_pages WHERE pass_id = $1",
+        &[&pass_id],
+    )?;
+    let n = |i: usize| -> Result<u64, StoreError> { unsigned("pass_pages", r.try_get(i)?) };
+    Ok(PassTotals {
+        pages: n(0)?,
+        questions: n(1)?,
+        new: n(2)?,
+        updated: n(3)?,
+        unchanged: n(4)?,
+    })
+}
+
+fn pass_exists(c: &mut Client, pass_id: i64) -> Result<bool, StoreError> {
+    Ok(
+        c.query_opt("SELECT 1 FROM passes WHERE pass_id = $1", &[&pass_id])?
+            .is_some(),
+    )
+}

@@ -1,0 +1,341 @@
+//! A fleet: several `stackcrawl run` processes (the real binary), each
+//! leaving from its own loopback address, sharing one PostgreSQL store and
+//! one pass, against one fake site that allows each client address 10
+//! requests a second. Every test has a database of its own, dropped after.
+//!
+//! These tests assert what a fleet must get right (each page fetched once,
+//! a dead process's pages taken over, the store equal to what the site
+//! served); how much faster three processes are is measured by
+//! `benches/fleet.rs`.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::process::Command;
+
+use stackcrawl_fakesite::pg::TestDb;
+use stackcrawl_fakesite::service::Service;
+use stackcrawl_fakesite::{config::TestConfig, FakeSite, Hit};
+
+const BIN: &str = env!("CARGO_BIN_EXE_stackcrawl");
+const PAGESIZE: u32 = 15;
+
+/// The site: one tag of `pages` full pages, 10 requests/s per client.
+fn site(pages: u32) -> FakeSite {
+    FakeSite::builder()
+        .tag("fleet", u64::from(pages * PAGESIZE))
+        .per_client_rate(10)
+        .start()
+}
+
+/// The config of process `i` of a fleet on `db`, in a directory of its own.
+fn member_config(site: &FakeSite, db: &TestDb, dir: &Path, i: usize) -> TestConfig {
+    let dir = dir.join(format!("w{i}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    TestConfig::service(site, &dir).store_at(&db.url)
+}
+
+/// The fleet's tag set: `pages` pages of the `fleet` tag, due hourly.
+fn fleet_set(pages: u32) -> String {
+    format!(
+        "[tag_sets.fleet]\ntags = [\"fleet\"]\npages = {pages}\npagesize = {PAGESIZE}\nevery = \"1h\"\n"
+    )
+}
+
+/// Process `i` of a fleet: named `w{i}`, leaving from 127.0.0.{i + 2}.
+fn member(site: &FakeSite, db: &TestDb, dir: &Path, i: usize, pages: u32) -> Service {
+    let config = member_config(site, db, dir, i)
+        .fetch("rate = 10.0\nburst = 1\nfetchers = 2")
+        .fleet(format!(
+            "name = \"w{i}\"\nlocal_address = \"127.0.0.{}\"\nlease_secs = 3",
+            i + 2
+        ))
+        .sets(fleet_set(pages))
+        .write();
+    Service::start(BIN, &config)
+}
+
+/// `n` processes of a fleet on a database and a site of their own, crawling
+/// a pass of `pages` pages.
+fn start_fleet(n: usize, pages: u32) -> (TestDb, FakeSite, tempfile::TempDir, Vec<Service>) {
+    let db = TestDb::create();
+    let site = site(pages);
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = (0..n)
+        .map(|i| member(&site, &db, dir.path(), i, pages))
+        .collect();
+    (db, site, dir, fleet)
+}
+
+fn listing_hits(site: &FakeSite) -> Vec<Hit> {
+    site.page_hits()
+        .into_iter()
+        .filter(|h| h.tag.as_deref() == Some("fleet"))
+        .collect()
+}
+
+/// Question ids `stackcrawl export` finds in the store.
+fn exported_ids(db: &TestDb) -> BTreeSet<u64> {
+    let out = Command::new(BIN)
+        .args(["export", "--db", &db.url])
+        .output()
+        .expect("run export");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["question_id"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect()
+}
+
+fn served_ids(site: &FakeSite) -> BTreeSet<u64> {
+    site.questions("fleet").iter().map(|q| q.id).collect()
+}
+
+#[test]
+fn three_processes_share_one_pass_and_fetch_each_page_once() {
+    const PAGES: u32 = 45;
+    let (db, site, dir, mut fleet) = start_fleet(3, PAGES);
+    let mut pass_ids = BTreeSet::new();
+    for svc in &mut fleet {
+        let started = svc.wait_for("run starting");
+        assert!(started["worker"].as_str().unwrap().starts_with('w'));
+        let finished = svc.wait_for("pass finished");
+        pass_ids.insert(finished["pass_id"].as_i64().unwrap());
+        svc.signal("-TERM");
+        assert_eq!(svc.wait_exit(), Some(0));
+    }
+    assert_eq!(pass_ids.len(), 1, "one pass for the fleet");
+    // A process started after the fleet finished its pass waits for the
+    // next one to fall due rather than repeat it.
+    let mut late = member(&site, &db, dir.path(), 3, PAGES);
+    let idle = late.wait_until("status", |v| v["next_pass"].is_string());
+    assert!(
+        idle["next_pass_in_secs"].as_f64().unwrap() > 3000.0,
+        "{idle}"
+    );
+    assert!(!late.saw("pass starting"));
+    late.signal("-TERM");
+    assert_eq!(late.wait_exit(), Some(0));
+
+    let hits = listing_hits(&site);
+    let mut per_page: HashMap<u32, usize> = HashMap::new();
+    for h in &hits {
+        *per_page.entry(h.page.unwrap()).or_default() += 1;
+    }
+    assert_eq!(per_page.len(), PAGES as usize, "every page fetched");
+    assert!(
+        per_page.values().all(|&n| n == 1),
+        "a page fetched twice: {per_page:?}"
+    );
+    assert!(
+        hits.iter().all(|h| h.status == 200),
+        "the per-address limit was never hit"
+    );
+    let clients: BTreeSet<String> = hits.iter().map(|h| h.client.to_string()).collect();
+    assert_eq!(
+        clients,
+        BTreeSet::from(["127.0.0.2".into(), "127.0.0.3".into(), "127.0.0.4".into()]),
+        "every process fetched from its own address"
+    );
+
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM pass_pages"),
+        i64::from(PAGES)
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(DISTINCT fetched_by) FROM pass_pages WHERE fetched_by LIKE 'w%'"),
+        3,
+        "the store says which process fetched which page"
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM page_leases"),
+        0,
+        "no lease outlives its page"
+    );
+    assert_eq!(exported_ids(&db), served_ids(&site));
+    let report = Command::new(BIN)
+        .args(["report", "--db", &db.url, "--json"])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert_eq!(report["tags"][0]["questions"], u64::from(PAGES * PAGESIZE));
+}
+
+#[test]
+fn a_killed_process_pages_are_taken_over_when_its_leases_expire() {
+    const PAGES: u32 = 60;
+    let (db, site, _dir, mut fleet) = start_fleet(3, PAGES);
+    // Mid-pass: the victim has written pages and holds leases on more.
+    for _ in 0..5 {
+        fleet[0].wait_for("page done");
+    }
+    fleet[0].signal("-KILL");
+    fleet[0].wait_exit();
+    for svc in &mut fleet[1..] {
+        svc.wait_for("pass finished");
+        svc.signal("-TERM");
+        assert_eq!(svc.wait_exit(), Some(0));
+    }
+
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM pass_pages"),
+        i64::from(PAGES)
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM passes WHERE finished_at IS NOT NULL"),
+        1
+    );
+    assert_eq!(
+        exported_ids(&db),
+        served_ids(&site),
+        "the store is what the site served"
+    );
+    // Each page once, but those the victim had on the wire when it died
+    // (at most one per fetcher), which another process fetched again.
+    let mut per_page: HashMap<u32, Vec<String>> = HashMap::new();
+    for h in listing_hits(&site) {
+        per_page
+            .entry(h.page.unwrap())
+            .or_default()
+            .push(h.client.to_string());
+    }
+    let twice: Vec<_> = per_page.iter().filter(|(_, c)| c.len() > 1).collect();
+    assert!(twice.len() <= 2, "{twice:?}");
+    for (page, clients) in &twice {
+        assert_eq!(clients.len(), 2, "page {page}");
+        assert_eq!(
+            clients[0], "127.0.0.2",
+            "page {page}: only the victim's pages are refetched"
+        );
+    }
+    let taken_over = fleet[1..]
+        .iter()
+        .flat_map(|s| &s.seen)
+        .filter(|v| v["message"] == "lease of another process expired: page taken over")
+        .count();
+    assert!(taken_over >= twice.len(), "{taken_over} take-overs logged");
+}
+
+#[test]
+fn processes_sharing_an_app_key_spend_one_budget_counted_exactly() {
+    const KEY: &str = "fleet-key-1";
+    const QUOTA: i64 = 7;
+    let db = TestDb::create();
+    let site = FakeSite::builder().tag("api", 200).api_key(KEY).start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut fleet: Vec<Service> = (0..2)
+        .map(|i| {
+            let config = member_config(&site, &db, dir.path(), i)
+                .fleet(format!("name = \"w{i}\"\nlease_secs = 2"))
+                .api_set(&["api"], 10, 20)
+                .api(format!(
+                    "daily_quota = {QUOTA}\nstop_at_quota_remaining = 0"
+                ))
+                .write();
+            let mut cmd = Command::new(BIN);
+            cmd.args(["--log-format", "json", "run", "--config"])
+                .arg(&config)
+                .env("RUST_LOG", "info")
+                .env("STACKCRAWL_API_KEY", KEY);
+            Service::from_command(cmd)
+        })
+        .collect();
+    for svc in &mut fleet {
+        svc.wait_for("request budget spent: waiting for it to reset");
+    }
+    for svc in &mut fleet {
+        svc.signal("-TERM");
+        assert_eq!(svc.wait_exit(), Some(0));
+    }
+    // Each process alone would have spent the whole quota.
+    assert_eq!(site.api_hits().len() as i64, QUOTA, "requests the API saw");
+    assert_eq!(
+        db.count("SELECT SUM(used)::BIGINT FROM budget_requests"),
+        QUOTA
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM budget_requests"),
+        1,
+        "one budget, the key's, in the database"
+    );
+    assert_eq!(db.count("SELECT COUNT(*) FROM pass_pages"), QUOTA);
+}
+
+#[test]
+fn processes_behind_one_address_share_its_quota_through_the_database() {
+    const PAGES: u32 = 30;
+    let db = TestDb::create();
+    let site = site(PAGES);
+    let dir = tempfile::tempdir().unwrap();
+    // Two processes on one address, each allowed the address's whole rate:
+    // only the shared quota keeps them under it together.
+    let mut fleet: Vec<Service> = (0..2)
+        .map(|i| {
+            let config = member_config(&site, &db, dir.path(), i)
+                .fetch("rate = 10.0\nburst = 1\nfetchers = 2")
+                .fleet(format!(
+                    "name = \"w{i}\"\nlocal_address = \"127.0.0.5\"\nshared_quota = \"ip5\""
+                ))
+                .sets(fleet_set(PAGES))
+                .write();
+            Service::start(BIN, &config)
+        })
+        .collect();
+    for svc in &mut fleet {
+        svc.wait_for("pass finished");
+        svc.signal("-TERM");
+        assert_eq!(svc.wait_exit(), Some(0));
+    }
+    let hits = site.hits();
+    assert!(
+        hits.iter().all(|h| h.status != 429),
+        "the address's limit was hit"
+    );
+    assert_eq!(listing_hits(&site).len(), PAGES as usize);
+    assert_eq!(
+        db.count("SELECT COUNT(DISTINCT fetched_by) FROM pass_pages"),
+        2,
+        "both processes fetched"
+    );
+}
+
+/// `crawl --store` takes a PostgreSQL URL as it takes a file, and `export`
+/// reads back what the crawl wrote to its output.
+#[test]
+fn a_crawl_keeps_its_records_in_a_postgresql_store() {
+    let db = TestDb::create();
+    let site = FakeSite::builder().tag("pg", 45).start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = TestConfig::new(&site, dir.path())
+        .sets("[tag_sets.pg]\ntags = [\"pg\"]\npages = 3\npagesize = 15\n")
+        .write();
+    let out = Command::new(BIN)
+        .args(["crawl", "--config"])
+        .arg(&config)
+        .args(["--store", &db.url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written: BTreeSet<u64> = stackcrawl_fakesite::read_jsonl(&dir.path().join("q.jsonl"))
+        .iter()
+        .map(|q| q.question_id)
+        .collect();
+    assert_eq!(written.len(), 45);
+    assert_eq!(exported_ids(&db), written);
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM passes WHERE finished_at IS NOT NULL"),
+        1
+    );
+}
