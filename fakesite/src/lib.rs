@@ -150,6 +150,37 @@ struct State {
     gzipped: usize,
     /// Edits per tag, for tests that change the site between passes.
     versions: HashMap<String, u64>,
+    limit: Option<SiteLimit>,
+}
+
+/// A site that throttles its client: at most `per_second` requests in any
+/// one-second window (a sliding log, as many rate limiters keep), counting
+/// only the requests it served. One more gets a 429 whose `Retry-After`
+/// names the whole seconds until the window has room again.
+#[derive(Debug)]
+struct SiteLimit {
+    per_second: usize,
+    served: VecDeque<Instant>,
+}
+
+impl SiteLimit {
+    /// `None`: serve it (and remember it); `Some(secs)`: refuse it.
+    fn admit(&mut self, at: Instant) -> Option<u64> {
+        let window = Duration::from_secs(1);
+        while self
+            .served
+            .front()
+            .is_some_and(|t| at.saturating_duration_since(*t) >= window)
+        {
+            self.served.pop_front();
+        }
+        if self.served.len() < self.per_second {
+            self.served.push_back(at);
+            return None;
+        }
+        let free_at = self.served[self.served.len() - self.per_second] + window;
+        Some(free_at.saturating_duration_since(at).as_secs_f64().ceil() as u64)
+    }
 }
 
 pub struct FakeSite {
@@ -369,6 +400,17 @@ impl SiteBuilder {
     pub fn random_faults(mut self, f: RandomFaults) -> Self {
         let rng = fastrand::Rng::with_seed(f.seed);
         self.state.random = Some((f, rng));
+        self
+    }
+
+    /// Throttle the client to `per_second` requests in any one-second window
+    /// (listings and robots.txt alike): one more gets a 429 with a
+    /// `Retry-After`.
+    pub fn limit(mut self, per_second: usize) -> Self {
+        self.state.limit = Some(SiteLimit {
+            per_second: per_second.max(1),
+            served: VecDeque::new(),
+        });
         self
     }
 
@@ -642,6 +684,14 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, template: Arc<Temp
         let mut st = state.lock().unwrap();
         let key = (req.tag.clone().unwrap_or_default(), req.page.unwrap_or(0));
         let mut fault = st.script.get_mut(&key).and_then(|q| q.pop_front());
+        if fault.is_none() {
+            if let Some(secs) = st.limit.as_mut().and_then(|l| l.admit(arrived)) {
+                fault = Some(Fault::Status {
+                    status: 429,
+                    retry_after: Some(secs.to_string()),
+                });
+            }
+        }
         if fault.is_none() && req.tag.is_some() {
             if let Some((f, rng)) = &mut st.random {
                 let r = rng.f64();
