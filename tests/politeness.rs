@@ -504,7 +504,7 @@ async fn a_site_that_throttles_below_the_quota_is_crawled_just_under_its_limit()
     // stays far from flaky while a controller that cut once per 429 (to
     // 20/2^4 = 1.25/s) falls far below it.
     // After the last 429 the lane spaces requests just under the site's
-    // limit (8 × 0.95/s: 132 ms apart). A slow machine can only widen the
+    // limit (8 × 0.97/s: 129 ms apart). A slow machine can only widen the
     // gaps, not all of them: the fetchers queue at the lane, so some go out
     // at the spacing itself. A controller that cut once per 429 (to
     // 20/2^4 = 1.25/s) would space every one 800 ms apart.
