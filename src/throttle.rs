@@ -87,6 +87,9 @@ pub struct RateControl {
     /// Send times of the accepted requests of the last [`MAX_WINDOW`],
     /// oldest first (at most the quota × 60 entries).
     accepted: VecDeque<Instant>,
+    /// When the pool's recent pauses end (those of the last
+    /// [`MAX_WINDOW`]): a 429 soon after one is not a measurement.
+    resumes: VecDeque<Instant>,
 }
 
 impl RateControl {
@@ -98,6 +101,7 @@ impl RateControl {
             cut_at: None,
             next_probe: None,
             accepted: VecDeque::new(),
+            resumes: VecDeque::new(),
         }
     }
 
@@ -109,6 +113,19 @@ impl RateControl {
     /// Below the quota: the controller, not the governor, spaces requests.
     pub fn is_limiting(&self) -> bool {
         self.rate < self.ceiling
+    }
+
+    /// The pool is paused until `until` (a `Retry-After`, a block page, an
+    /// API backoff); `now` is when the pause was applied.
+    pub fn paused(&mut self, until: Instant, now: Instant) {
+        while self
+            .resumes
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) > MAX_WINDOW)
+        {
+            self.resumes.pop_front();
+        }
+        self.resumes.push_back(until);
     }
 
     /// The site answered a request sent at `sent`; `now` is when the answer
@@ -158,7 +175,18 @@ impl RateControl {
             .filter(|t| from.is_none_or(|from| **t >= from) && **t < sent)
             .count();
         let accepted = served as f64 / window.as_secs_f64();
-        self.rate = (accepted * MARGIN)
+        // Refused soon after a pause the site asked for, the requests since
+        // are too few to measure a rate by: its memory outlasted the
+        // Retry-After it gave, or the refusal is not about the rate at all.
+        // The decrease is the least one, as for any loss.
+        let resumed = self.resumes.iter().filter(|end| **end <= sent).max();
+        let measured = resumed.is_none_or(|r| sent.duration_since(*r) >= window / 2);
+        let target = if measured {
+            accepted * MARGIN
+        } else {
+            self.rate * LEAST_CUT
+        };
+        self.rate = target
             .clamp(self.rate * DEEPEST_CUT, self.rate * LEAST_CUT)
             .max(self.ceiling * FLOOR);
         self.cut_at = Some(now);
@@ -260,6 +288,8 @@ impl Throttle {
             _ => until,
         };
         *guard = Some(until);
+        let mut s = self.control.lock().unwrap_or_else(|p| p.into_inner());
+        s.control.paused(until, Instant::now());
         until
     }
 
@@ -414,6 +444,27 @@ mod tests {
         // 2.5 → 10 at 2% a step: ln 4 / ln 1.02 = 70 steps, 140 s.
         assert_eq!(steps, 71);
         assert_eq!(c.answered(now + HOLD, now + HOLD, Answer::Accepted), None);
+    }
+
+    #[test]
+    fn a_429_soon_after_a_pause_lowers_the_rate_by_the_least_step_only() {
+        // A 429 at full speed is measured: 20 accepted in its second.
+        let mut c = RateControl::new(30.0);
+        let t0 = Instant::now();
+        let refused = accept_run(&mut c, t0, 20, 30.0, ms(5));
+        c.answered(refused, refused + ms(5), throttled(1));
+        c.paused(refused + ms(1005), refused + ms(5));
+        assert_eq!(c.rate(), 20.0 * MARGIN);
+        // The same page again, among the first requests after the pause:
+        // two were accepted in its second, which says nothing of the rate.
+        let resumed = refused + ms(1005);
+        let again = accept_run(&mut c, resumed, 2, 20.0 * MARGIN, ms(5));
+        c.answered(again, again + ms(5), throttled(1));
+        assert_eq!(c.rate(), 20.0 * MARGIN * LEAST_CUT);
+        // Half a window after the pause, a 429 is a measurement again.
+        let late = resumed + ms(600);
+        c.answered(late, late + ms(5), throttled(1));
+        assert_eq!(c.rate(), 20.0 * MARGIN * LEAST_CUT * DEEPEST_CUT);
     }
 
     #[test]

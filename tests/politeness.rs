@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use stackcrawl::robots::RobotsError;
 use stackcrawl::CrawlError;
-use stackcrawl_fakesite::{crawl_site, FakeSite, Fault, TestConfig};
+use stackcrawl_fakesite::{crawl_site, FakeSite, Fault, Hit, TestConfig};
 
 const DISALLOW_ALL: &str = "User-agent: *\nDisallow: /\n";
 
@@ -426,6 +426,14 @@ async fn lost_pages_go_to_a_failures_file_that_a_rerun_takes() {
     assert!(!failures.exists(), "nothing failed this time");
 }
 
+/// The shortest time between two consecutive requests at the site.
+fn closest_gap(hits: &[Hit]) -> Duration {
+    hits.windows(2)
+        .map(|w| w[1].at.duration_since(w[0].at))
+        .min()
+        .expect("two requests or more")
+}
+
 #[actix::test]
 async fn the_429s_of_requests_in_flight_together_lower_the_rate_once() {
     // Four requests go out together and all four come back 429: one
@@ -461,11 +469,7 @@ async fn the_429s_of_requests_in_flight_together_lower_the_rate_once() {
     // At 5/s the rest go 200 ms apart (a loaded machine widens some gaps,
     // not all: the fetchers queue at the lane); four cuts would have made
     // it 1.25/s, 800 ms apart.
-    let closest = hits[last + 1..]
-        .windows(2)
-        .map(|w| w[1].at.duration_since(w[0].at))
-        .min()
-        .unwrap();
+    let closest = closest_gap(&hits[last + 1..]);
     assert!(
         closest < Duration::from_millis(500),
         "requests at least {closest:?} apart after the 429s"
@@ -515,11 +519,7 @@ async fn a_site_that_throttles_below_the_quota_is_crawled_just_under_its_limit()
         "{} served after the last 429",
         served.len()
     );
-    let closest = served
-        .windows(2)
-        .map(|w| w[1].at.duration_since(w[0].at))
-        .min()
-        .unwrap();
+    let closest = closest_gap(served);
     assert!(
         closest < Duration::from_millis(300),
         "requests at least {closest:?} apart after the last 429"
