@@ -211,6 +211,10 @@ pub struct Throttle {
 struct Spacing {
     control: RateControl,
     next_start: Instant,
+    /// When the requests of the last second went out while the controller
+    /// limits. Spacing alone lets a request woken late bunch up with the
+    /// next ones on time; sites count what arrives in a window.
+    sent: VecDeque<Instant>,
 }
 
 impl Throttle {
@@ -227,6 +231,7 @@ impl Throttle {
             control: Mutex::new(Spacing {
                 control: RateControl::new(rate),
                 next_start: Instant::now(),
+                sent: VecDeque::new(),
             }),
             paused_until: Mutex::new(None),
         }
@@ -234,7 +239,7 @@ impl Throttle {
 
     /// Waits until the pool is not paused and the quota has a slot.
     pub async fn acquire(&self) {
-        loop {
+        'turn: loop {
             if let Some(until) = self.paused_until() {
                 tokio::time::sleep_until(until).await;
                 continue;
@@ -247,10 +252,42 @@ impl Throttle {
             self.limiter.until_ready().await;
             // A pause may have begun while this fetcher waited for its slot;
             // the slot is given up rather than spent against the server's wish.
-            if self.paused_until().is_none() {
-                return;
+            if self.paused_until().is_some() {
+                continue;
             }
+            while let Some(at) = self.window_gate(Instant::now()) {
+                tokio::time::sleep_until(at).await;
+                if self.paused_until().is_some() {
+                    continue 'turn;
+                }
+            }
+            return;
         }
+    }
+
+    /// While the controller limits: no more than the rate, rounded up, in
+    /// any second, counted by when requests really went out. `None`: this
+    /// request may go now (and is counted); else when to ask again.
+    fn window_gate(&self, now: Instant) -> Option<Instant> {
+        let window = Duration::from_secs(1);
+        let mut s = self.control.lock().unwrap_or_else(|p| p.into_inner());
+        if !s.control.is_limiting() {
+            s.sent.clear();
+            return None;
+        }
+        while s
+            .sent
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= window)
+        {
+            s.sent.pop_front();
+        }
+        let allowed = (s.control.rate().ceil() as usize).max(1);
+        if s.sent.len() >= allowed {
+            return Some(s.sent[s.sent.len() - allowed] + window);
+        }
+        s.sent.push_back(now);
+        None
     }
 
     /// While the controller holds the rate below the quota, the start time
@@ -508,6 +545,22 @@ mod tests {
         let first = t.reserve_spacing().unwrap();
         let second = t.reserve_spacing().unwrap();
         assert_eq!(second - first, ms(400));
+    }
+
+    #[tokio::test]
+    async fn below_its_quota_a_throttle_sends_no_more_than_its_rate_in_any_second() {
+        let t = Throttle::new(20.0, 1);
+        let t0 = Instant::now();
+        assert_eq!(t.window_gate(t0), None, "at the quota the governor gates");
+        t.answered(t0, throttled(1));
+        assert_eq!(t.effective_rate(), 5.0);
+        // Five went out late and bunched (a loaded machine woke them
+        // together): the sixth waits for the first to leave the window.
+        for i in 0..5 {
+            assert_eq!(t.window_gate(t0 + ms(10 * i)), None);
+        }
+        assert_eq!(t.window_gate(t0 + ms(60)), Some(t0 + ms(1000)));
+        assert_eq!(t.window_gate(t0 + ms(1000)), None);
     }
 
     #[tokio::test]
