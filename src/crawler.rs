@@ -38,7 +38,7 @@ use crate::robots::{self, RobotsError, RobotsPolicy};
 use crate::shared_quota::SharedQuota;
 use crate::source::Lanes;
 use crate::store::{PassStore, PassTotals, SharedCounter, StoreLocation};
-use crate::throttle::Throttle;
+use crate::throttle::{Answer, Throttle};
 
 /// A page's outcome, once it has one. Resolves even if the crawler stops.
 pub type PageFuture = BoxFuture<'static, PageOutcome>;
@@ -293,6 +293,11 @@ impl Crawler {
             let response = self.http.get_response(&url).await;
             if let Err(FetchError::Connect(_)) = &response {
                 lane.refund(&ticket).await?;
+            }
+            // A site that throttles counts robots.txt among the requests it
+            // allows; so does the lane's rate controller.
+            if matches!(&response, Ok(r) if r.status < 400) {
+                lane.answered(&ticket, Answer::Accepted);
             }
             drop(ticket);
             let reason = match response {

@@ -22,7 +22,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::budget::{Budget, BudgetError};
 use crate::shared_quota::SharedQuota;
-use crate::throttle::Throttle;
+use crate::throttle::{Answer, Change, Throttle};
 
 #[derive(Debug, Clone, Error)]
 pub enum LaneError {
@@ -69,6 +69,8 @@ pub struct Lane {
 /// serial lane, the next request waits for it.
 pub struct Ticket {
     taken_at: DateTime<Utc>,
+    /// When the request went out, for the rate controller.
+    sent: tokio::time::Instant,
     _permit: Option<OwnedSemaphorePermit>,
 }
 
@@ -188,8 +190,26 @@ impl Lane {
         forget_older_than_a_minute(&mut recent);
         Ok(Ticket {
             taken_at: now,
+            sent: tokio::time::Instant::now(),
             _permit: permit,
         })
+    }
+
+    /// What the server answered to the request of `ticket`: the lane's
+    /// rate follows what the site accepts.
+    pub fn answered(&self, ticket: &Ticket, answer: Answer) {
+        match self.throttle.answered(ticket.sent, answer) {
+            Some(Change::Lowered { rate, accepted }) => tracing::warn!(
+                host = %self.key,
+                rate = rate,
+                accepted_per_sec = accepted,
+                "the site throttles: request rate lowered to just under what it accepted"
+            ),
+            Some(Change::Raised { rate }) => {
+                tracing::info!(host = %self.key, rate = rate, "request rate probing upward")
+            }
+            None => {}
+        }
     }
 
     /// The request never reached the server (refused connection, DNS): it

@@ -29,11 +29,11 @@ pub struct RetryPolicy {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
     /// Try the page again after `wait`. First pause the page's whole lane
-    /// for `pause` when the server asked, and halve its rate on a 429.
+    /// for `pause` when the server asked. (A 429's lesson for the lane's
+    /// rate was learned when it was read: [`crate::lane::Lane::answered`].)
     Retry {
         wait: Duration,
         pause: Option<Duration>,
-        slow_down: bool,
     },
     /// The page is lost; with `stop`, the whole crawl stops too.
     GiveUp { stop: Option<Stop> },
@@ -77,21 +77,17 @@ impl RetryPolicy {
             return Decision::GiveUp { stop };
         }
         let backoff = self.backoff(attempt, jitter);
-        let (pause, slow_down) = match err {
-            // The server's own figure wins; without one, the backoff. Only a
-            // 429 says "too fast"; a 503 may just be a busy server, so it
-            // pauses without lowering the rate for good.
-            JobError::Fetch(FetchError::RateLimited {
-                status,
-                retry_after,
-            }) => (Some(retry_after.unwrap_or(backoff)), *status == 429),
-            JobError::Page(e) if e.is_block() => (Some(self.block_pause), false),
-            _ => (violation, false),
+        let pause = match err {
+            // The server's own figure wins; without one, the backoff.
+            JobError::Fetch(FetchError::RateLimited { retry_after, .. }) => {
+                Some(retry_after.unwrap_or(backoff))
+            }
+            JobError::Page(e) if e.is_block() => Some(self.block_pause),
+            _ => violation,
         };
         Decision::Retry {
             wait: pause.map_or(backoff, |p| backoff.max(p)),
             pause,
-            slow_down,
         }
     }
 
@@ -166,7 +162,7 @@ mod tests {
     }
 
     #[test]
-    fn a_429_pauses_the_lane_for_its_retry_after_and_slows_it_down() {
+    fn a_429_pauses_the_lane_for_its_retry_after() {
         let p = policy();
         let e = JobError::Fetch(FetchError::RateLimited {
             status: 429,
@@ -177,13 +173,12 @@ mod tests {
             Decision::Retry {
                 wait: Duration::from_secs(2),
                 pause: Some(Duration::from_secs(2)),
-                slow_down: true,
             }
         );
     }
 
     #[test]
-    fn a_503_without_retry_after_pauses_for_the_backoff_and_keeps_the_rate() {
+    fn a_503_without_retry_after_pauses_for_the_backoff() {
         let p = policy();
         let e = JobError::Fetch(FetchError::RateLimited {
             status: 503,
@@ -194,7 +189,6 @@ mod tests {
             Decision::Retry {
                 wait: Duration::from_millis(200),
                 pause: Some(Duration::from_millis(200)),
-                slow_down: false,
             }
         );
     }
@@ -210,7 +204,6 @@ mod tests {
             Decision::Retry {
                 wait: Duration::from_secs(300),
                 pause: Some(Duration::from_secs(300)),
-                slow_down: false,
             }
         );
     }
@@ -223,7 +216,6 @@ mod tests {
             Decision::Retry {
                 wait: Duration::from_secs(46),
                 pause: Some(Duration::from_secs(46)),
-                slow_down: false,
             }
         );
         let d = p.decide(&violation(None), 1, 0.5);

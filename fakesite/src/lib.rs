@@ -155,32 +155,48 @@ struct State {
     gzipped: usize,
     /// Edits per tag, for tests that change the site between passes.
     versions: HashMap<String, u64>,
-    /// Requests per second each client address may make, as Stack
-    /// Exchange limits per IP; beyond it a 429 with `Retry-After: 1`.
-    per_client_rate: Option<u32>,
-    /// Per client address, when its requests of the last second arrived.
-    recent: HashMap<IpAddr, VecDeque<Instant>>,
+    /// The whole site's limit, as one client sees it (`limit`).
+    limit: Option<SiteLimit>,
+    /// Requests per second each client address may make, as Stack Exchange
+    /// limits per IP (`per_client_rate`): one window per address.
+    per_client: Option<usize>,
+    client_limits: HashMap<IpAddr, SiteLimit>,
 }
 
-impl State {
-    /// Counts a request against its client's per-second limit; false when
-    /// it is over the limit (it is then refused, and not counted).
-    fn within_client_limit(&mut self, client: IpAddr, arrived: Instant) -> bool {
-        let Some(limit) = self.per_client_rate else {
-            return true;
-        };
-        let recent = self.recent.entry(client).or_default();
-        while recent
+/// A site that throttles its client: at most `per_second` requests in any
+/// one-second window (a sliding log, as many rate limiters keep), counting
+/// only the requests it served. One more gets a 429 whose `Retry-After`
+/// names the whole seconds until the window has room again.
+#[derive(Debug)]
+struct SiteLimit {
+    per_second: usize,
+    served: VecDeque<Instant>,
+}
+
+impl SiteLimit {
+    fn new(per_second: usize) -> SiteLimit {
+        SiteLimit {
+            per_second: per_second.max(1),
+            served: VecDeque::new(),
+        }
+    }
+
+    /// `None`: serve it (and remember it); `Some(secs)`: refuse it.
+    fn admit(&mut self, at: Instant) -> Option<u64> {
+        let window = Duration::from_secs(1);
+        while self
+            .served
             .front()
-            .is_some_and(|t| arrived.duration_since(*t) >= Duration::from_secs(1))
+            .is_some_and(|t| at.saturating_duration_since(*t) >= window)
         {
-            recent.pop_front();
+            self.served.pop_front();
         }
-        if recent.len() >= limit as usize {
-            return false;
+        if self.served.len() < self.per_second {
+            self.served.push_back(at);
+            return None;
         }
-        recent.push_back(arrived);
-        true
+        let free_at = self.served[self.served.len() - self.per_second] + window;
+        Some(free_at.saturating_duration_since(at).as_secs_f64().ceil() as u64)
     }
 }
 
@@ -404,10 +420,18 @@ impl SiteBuilder {
         self
     }
 
-    /// Each client address may make `rate` requests in any second; more are
-    /// answered 429 with `Retry-After: 1`.
+    /// Each client address may make `rate` requests in any one-second
+    /// window; one more is answered 429 with a `Retry-After`.
     pub fn per_client_rate(mut self, rate: u32) -> Self {
-        self.state.per_client_rate = Some(rate);
+        self.state.per_client = Some(rate as usize);
+        self
+    }
+
+    /// Throttle the client to `per_second` requests in any one-second window
+    /// (listings and robots.txt alike): one more gets a 429 with a
+    /// `Retry-After`.
+    pub fn limit(mut self, per_second: usize) -> Self {
+        self.state.limit = Some(SiteLimit::new(per_second));
         self
     }
 
@@ -686,11 +710,22 @@ async fn serve(
         let mut st = state.lock().unwrap();
         let key = (req.tag.clone().unwrap_or_default(), req.page.unwrap_or(0));
         let mut fault = st.script.get_mut(&key).and_then(|q| q.pop_front());
-        if !st.within_client_limit(client, arrived) {
-            fault = Some(Fault::Status {
-                status: 429,
-                retry_after: Some("1".into()),
-            });
+        if fault.is_none() {
+            let st = &mut *st;
+            let refused = match st.per_client {
+                Some(n) => st
+                    .client_limits
+                    .entry(client)
+                    .or_insert_with(|| SiteLimit::new(n))
+                    .admit(arrived),
+                None => st.limit.as_mut().and_then(|l| l.admit(arrived)),
+            };
+            if let Some(secs) = refused {
+                fault = Some(Fault::Status {
+                    status: 429,
+                    retry_after: Some(secs.to_string()),
+                });
+            }
         }
         if fault.is_none() && req.tag.is_some() {
             if let Some((f, rng)) = &mut st.random {

@@ -21,6 +21,7 @@ use crate::model::{ApiWrapper, PageReport};
 use crate::plan::PageJob;
 use crate::source::{JobError, Lanes, Requester};
 use crate::store::Claim;
+use crate::throttle::Answer;
 
 impl Message for PageJob {
     type Result = ();
@@ -115,6 +116,19 @@ impl Attempt {
             let sent = Instant::now();
             debug!(url = %job.url, "GET");
             let body = job.source.request(&self.requester, &self.lane, &job).await;
+            match &body {
+                Ok(_) => self.lane.answered(&ticket, Answer::Accepted),
+                Err(JobError::Fetch(FetchError::RateLimited {
+                    status: 429,
+                    retry_after,
+                })) => self.lane.answered(
+                    &ticket,
+                    Answer::Throttled {
+                        retry_after: *retry_after,
+                    },
+                ),
+                Err(_) => {}
+            }
             if let Err(JobError::Fetch(FetchError::Connect(_))) = &body {
                 // It never reached the server: it costs no budget.
                 if let Err(e) = self.lane.refund(&ticket).await {

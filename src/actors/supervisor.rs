@@ -156,10 +156,6 @@ impl Supervisor {
         }
     }
 
-    fn throttle_for(&self, job: &PageJob) -> &crate::throttle::Throttle {
-        &self.lanes.for_job(job).throttle
-    }
-
     /// Carries out what the frontier settled: every future resolves.
     fn deliver(&mut self, unfetched: Vec<Unfetched<oneshot::Sender<PageOutcome>>>) {
         for u in unfetched {
@@ -296,18 +292,10 @@ impl Supervisor {
         err: &JobError,
         wait: Duration,
         pause: Option<Duration>,
-        slow_down: bool,
         ctx: &mut Context<Self>,
     ) {
-        let lane = self.lanes.for_job(&p.job).clone();
-        if slow_down {
-            let rate = lane.throttle.slow_down();
-            warn!(
-                effective_rate = rate,
-                "adaptive rate lowered after a rate limit"
-            );
-        }
         if let Some(pause) = pause {
+            let lane = self.lanes.for_job(&p.job).clone();
             let until = lane.pause_for(pause);
             let resume_in = until.saturating_duration_since(tokio::time::Instant::now());
             match err {
@@ -390,9 +378,6 @@ impl Handler<JobEnded> for Supervisor {
             }
             Ok(report) => {
                 self.stats.done += 1;
-                if let Some(rate) = self.throttle_for(&p.job).record_success() {
-                    info!(effective_rate = rate, "adaptive rate recovering");
-                }
                 // An API tag ends where the API says there is no more, like
                 // a listing at its first empty page.
                 if report.ends_tag {
@@ -411,11 +396,7 @@ impl Handler<JobEnded> for Supervisor {
                     self.stats.api.throttle_violations += 1;
                 }
                 match self.policy.decide(&e, p.job.attempt, fastrand::f64()) {
-                    Decision::Retry {
-                        wait,
-                        pause,
-                        slow_down,
-                    } => self.retry_later(p, &e, wait, pause, slow_down, ctx),
+                    Decision::Retry { wait, pause } => self.retry_later(p, &e, wait, pause, ctx),
                     Decision::GiveUp { stop } => self.give_up(p, &e, stop),
                 }
             }
