@@ -17,7 +17,7 @@ use super::report::{growth_row, Growth};
 use super::{enum_text, parse_ts, Store, StoreError};
 use crate::model::PostKind;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct History {
     /// By crawl tag, then day (`YYYY-MM-DD`, UTC), questions asked that day.
     pub asked_per_day: Vec<DayCount>,
@@ -157,13 +157,7 @@ impl Store {
     /// The history `report --html` draws; `top_n` bounds the growth list.
     pub fn history(&self, top_n: usize) -> Result<History, StoreError> {
         let question = enum_text(&PostKind::Question)?;
-        let mut h = History {
-            asked_per_day: Vec::new(),
-            views: Vec::new(),
-            answers: Vec::new(),
-            passes: Vec::new(),
-            growth: Vec::new(),
-        };
+        let mut h = History::default();
         let mut stmt = self.conn.prepare(ASKED_PER_DAY_SQL)?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {

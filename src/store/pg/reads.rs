@@ -85,13 +85,7 @@ pub(super) fn history(c: &mut Client, top_n: usize) -> Result<History, StoreErro
     let question = enum_text(&PostKind::Question)?;
     let count =
         |r: &Row, i: usize| -> Result<u64, StoreError> { unsigned("history", r.try_get(i)?) };
-    let mut h = History {
-        asked_per_day: Vec::new(),
-        views: Vec::new(),
-        answers: Vec::new(),
-        passes: Vec::new(),
-        growth: Vec::new(),
-    };
+    let mut h = History::default();
     for r in c.query(history::ASKED_PER_DAY_SQL, &[])? {
         h.asked_per_day.push(DayCount {
             tag: r.try_get(0)?,
