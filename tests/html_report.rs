@@ -1,21 +1,29 @@
-//! `stackcrawl report --html` on a store of three passes of the fake site:
-//! one self-contained file (nothing it would fetch), its charts present
-//! and rendered by headless Chromium, its figures those of the store.
+//! `stackcrawl report --html` on a store of three passes of the fake site,
+//! SQLite and PostgreSQL alike: one self-contained file (nothing it would
+//! fetch), its charts present (and rendered by headless Chromium), its
+//! figures those of the store.
 
 use std::path::Path;
 use std::process::Command;
 
 use stackcrawl::plan::Plan;
-use stackcrawl::store::Store;
+use stackcrawl::store::{self, StoreLocation};
 use stackcrawl::{crawl, Sink};
 use stackcrawl_fakesite::browser::chromium_dom;
+use stackcrawl_fakesite::pg::TestDb;
 use stackcrawl_fakesite::{FakeSite, TestConfig};
+
+fn site() -> FakeSite {
+    FakeSite::builder()
+        .tag("python", 80)
+        .tag("rust", 60)
+        .start()
+}
 
 /// Three finished `crawl --store` passes; between them the site's
 /// questions gain views and answers, so growth and the unanswered share
 /// move.
-async fn three_passes(site: &FakeSite, dir: &Path) -> std::path::PathBuf {
-    let store_path = dir.join("store.db");
+async fn three_passes(site: &FakeSite, dir: &Path, location: &StoreLocation) {
     for pass in 0..3u64 {
         let cfg = TestConfig::new(site, dir)
             .fetch("fetchers = 2\nrate = 30.0\nburst = 5")
@@ -23,16 +31,10 @@ async fn three_passes(site: &FakeSite, dir: &Path) -> std::path::PathBuf {
             .build();
         let plan = Plan::from_config(&cfg);
         let sink = Sink::create(&cfg.output, cfg.output_format).unwrap();
-        let store = Store::open(&store_path).unwrap();
-        let summary = crawl(
-            cfg,
-            plan,
-            sink,
-            Some(Box::new(store)),
-            std::future::pending(),
-        )
-        .await
-        .expect("crawl runs");
+        let store = store::open(location).unwrap();
+        let summary = crawl(cfg, plan, sink, Some(store), std::future::pending())
+            .await
+            .expect("crawl runs");
         assert_eq!(summary.pages_failed, 0);
         for tag in ["python", "rust"] {
             site.edit(tag, |qs| {
@@ -45,39 +47,13 @@ async fn three_passes(site: &FakeSite, dir: &Path) -> std::path::PathBuf {
             });
         }
     }
-    store_path
 }
 
-fn sql_u64(db: &rusqlite::Connection, sql: &str) -> Vec<(String, u64)> {
-    let mut stmt = db.prepare(sql).unwrap();
-    stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
-}
-
-/// The text of every `<td class="CLASS">` in rows of the table with `id`.
-fn column(doc: &scraper::Html, table: &str, class: &str) -> Vec<String> {
-    let sel = scraper::Selector::parse(&format!("#{table} td.{class}")).unwrap();
-    doc.select(&sel)
-        .map(|c| c.text().collect::<String>().trim().to_string())
-        .collect()
-}
-
-#[actix::test]
-async fn an_html_report_of_three_passes_is_self_contained_and_matches_the_store() {
-    let site = FakeSite::builder()
-        .tag("python", 80)
-        .tag("rust", 60)
-        .start();
-    let dir = tempfile::tempdir().unwrap();
-    let store_path = three_passes(&site, dir.path()).await;
-    let html_path = dir.path().join("report.html");
+/// `report --store STORE --html FILE`, which must succeed; the HTML.
+fn report_html(store: &str, html_path: &Path) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_stackcrawl"))
-        .args(["report", "--store"])
-        .arg(&store_path)
-        .arg("--html")
-        .arg(&html_path)
+        .args(["report", "--store", store, "--html"])
+        .arg(html_path)
         .output()
         .unwrap();
     assert_eq!(
@@ -88,8 +64,47 @@ async fn an_html_report_of_three_passes_is_self_contained_and_matches_the_store(
     );
     // The text report still prints.
     assert!(String::from_utf8_lossy(&out.stdout).contains("python"));
-    let html = std::fs::read_to_string(&html_path).unwrap();
+    std::fs::read_to_string(html_path).unwrap()
+}
 
+/// Rows of a label and a count, from `SELECT label, count` run on the store.
+type Rows = Vec<(String, u64)>;
+
+fn sqlite_rows(path: &Path, sql: &str) -> Rows {
+    let db = rusqlite::Connection::open(path).unwrap();
+    let mut stmt = db.prepare(sql).unwrap();
+    stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// The sync client runs its own runtime, so it is used off the test's.
+fn postgres_rows(url: &str, sql: &str) -> Rows {
+    let (url, sql) = (url.to_string(), sql.to_string());
+    std::thread::spawn(move || {
+        let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        db.query(&sql, &[])
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), u64::try_from(r.get::<_, i64>(1)).unwrap()))
+            .collect()
+    })
+    .join()
+    .unwrap()
+}
+
+/// The text of every `<td class="CLASS">` in rows of the table with `id`.
+fn column(doc: &scraper::Html, table: &str, class: &str) -> Vec<String> {
+    let sel = scraper::Selector::parse(&format!("#{table} td.{class}")).unwrap();
+    doc.select(&sel)
+        .map(|c| c.text().collect::<String>().trim().to_string())
+        .collect()
+}
+
+/// The report is self-contained, draws every chart and shows the store's
+/// figures; `rows` runs SQL (written for both backends) on the store.
+fn assert_report_shows_the_store(html: &str, rows: impl Fn(&str) -> Rows) {
     // Self-contained: nothing to fetch.
     let lower = html.to_lowercase();
     for needle in [
@@ -108,11 +123,9 @@ async fn an_html_report_of_three_passes_is_self_contained_and_matches_the_store(
     assert!(html.matches("<svg").count() >= 7, "{html}");
     assert!(!html.contains("chart not drawn"), "{html}");
 
-    let doc = scraper::Html::parse_document(&html);
-    let db = rusqlite::Connection::open(&store_path).unwrap();
+    let doc = scraper::Html::parse_document(html);
     // Questions per crawl tag.
-    let want = sql_u64(
-        &db,
+    let want = rows(
         "SELECT crawl_tag, COUNT(*) FROM question_crawl_tags GROUP BY crawl_tag ORDER BY crawl_tag",
     );
     assert_eq!(want, [("python".into(), 80), ("rust".into(), 60)]);
@@ -123,9 +136,9 @@ async fn an_html_report_of_three_passes_is_self_contained_and_matches_the_store(
     assert_eq!(shown, want.iter().map(|w| w.1).collect::<Vec<_>>());
     // Unanswered per pass: three passes, each saw every question, and the
     // site answered a third of them between passes.
-    let want = sql_u64(
-        &db,
-        "SELECT CAST(pass_id AS TEXT), SUM(answers = 0) FROM snapshots GROUP BY pass_id ORDER BY pass_id",
+    let want = rows(
+        "SELECT CAST(pass_id AS TEXT), COUNT(CASE WHEN answers = 0 THEN 1 END) FROM snapshots
+         GROUP BY pass_id ORDER BY pass_id",
     );
     assert_eq!(want.len(), 3);
     let shown: Vec<u64> = column(&doc, "passes", "unanswered")
@@ -135,8 +148,7 @@ async fn an_html_report_of_three_passes_is_self_contained_and_matches_the_store(
     assert_eq!(shown, want.iter().map(|w| w.1).collect::<Vec<_>>());
     assert!(shown[0] > shown[2], "answers came in: {shown:?}");
     // Fastest-growing: views gained first to latest snapshot, most first.
-    let want = sql_u64(
-        &db,
+    let want = rows(
         "SELECT CAST(question_id AS TEXT), MAX(views) - MIN(views) AS g FROM snapshots
          GROUP BY site, question_id ORDER BY g DESC, question_id LIMIT 10",
     );
@@ -145,6 +157,22 @@ async fn an_html_report_of_three_passes_is_self_contained_and_matches_the_store(
         .map(|v| v.parse().unwrap())
         .collect();
     assert_eq!(shown, want.iter().map(|w| w.1).collect::<Vec<_>>());
+}
+
+#[actix::test]
+async fn an_html_report_of_three_passes_is_self_contained_and_matches_the_store() {
+    let site = site();
+    let dir = tempfile::tempdir().unwrap();
+    let store_path = dir.path().join("store.db");
+    three_passes(
+        &site,
+        dir.path(),
+        &StoreLocation::Sqlite(store_path.clone()),
+    )
+    .await;
+    let html_path = dir.path().join("report.html");
+    let html = report_html(store_path.to_str().unwrap(), &html_path);
+    assert_report_shows_the_store(&html, |sql| sqlite_rows(&store_path, sql));
 
     // Chromium renders it, charts included.
     let url = format!("file://{}", html_path.display());
@@ -159,4 +187,15 @@ async fn an_html_report_of_three_passes_is_self_contained_and_matches_the_store(
         .text()
         .collect::<String>()
         .contains("Questions asked per day")));
+}
+
+/// The same report from a PostgreSQL store (`report --store postgres://…`).
+#[actix::test]
+async fn an_html_report_of_a_postgresql_store_draws_its_charts() {
+    let db = TestDb::create();
+    let site = site();
+    let dir = tempfile::tempdir().unwrap();
+    three_passes(&site, dir.path(), &StoreLocation::Postgres(db.url.clone())).await;
+    let html = report_html(&db.url, &dir.path().join("report.html"));
+    assert_report_shows_the_store(&html, |sql| postgres_rows(&db.url, sql));
 }

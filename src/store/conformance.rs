@@ -47,6 +47,10 @@ fn exported(s: &dyn PassStore) -> Vec<Question> {
         .collect()
 }
 
+fn buckets(b: &[Bucket]) -> Vec<(&str, u64)> {
+    b.iter().map(|b| (b.label.as_str(), b.questions)).collect()
+}
+
 on_both_backends! {
     upsert_keeps_latest_state_and_one_snapshot_per_pass(s) {
         let p1 = s.begin_pass("langs", at(1)).unwrap().pass_id;
@@ -173,6 +177,63 @@ on_both_backends! {
         assert_eq!(s.report(2).unwrap(), report_fixture().report(2).unwrap());
         let empty = Store::open_in_memory().unwrap();
         assert!(empty.report(5).unwrap().tags.is_empty());
+    }
+
+    a_history_is_the_same_on_every_backend(s) {
+        let empty = s.history(10).unwrap();
+        assert_eq!(empty, Store::open_in_memory().unwrap().history(10).unwrap());
+        assert!(empty.asked_per_day.is_empty() && empty.views.is_empty());
+        assert!(empty.answers.is_empty() && empty.passes.is_empty() && empty.growth.is_empty());
+
+        fill_report_fixture(s);
+        let h = s.history(10).unwrap();
+        // Every question asked at hour 0 of one day; #1 is under both tags.
+        let days: Vec<_> = h
+            .asked_per_day
+            .iter()
+            .map(|d| (d.tag.as_str(), d.day.as_str(), d.questions))
+            .collect();
+        assert_eq!(days, [("rust", "2025-03-01", 3), ("tokio", "2025-03-01", 2)]);
+        // Latest views: 160, 55, 10, 100.
+        assert_eq!(buckets(&h.views), [("10–99", 2), ("100–999", 2)]);
+        // Answers of the three questions (the Advice post is left out).
+        assert_eq!(buckets(&h.answers), [("0", 1), ("1", 1), ("2", 1)]);
+        // Pass 1 saw #1, #2, #4 (and the Advice post): #2 unanswered; pass 2
+        // saw #1, #2, #4 again.
+        let passes: Vec<_> = h
+            .passes
+            .iter()
+            .map(|p| (p.tag_set.as_str(), p.questions, p.unanswered))
+            .collect();
+        assert_eq!(passes, [("async", 3, 1), ("async", 3, 1)]);
+        assert!((h.passes[0].unanswered_share - 1.0 / 3.0).abs() < 1e-12);
+        assert_eq!(h.passes[1].started_at, at(5));
+        // First to latest: #4 +80, #1 +60, #2 +5.
+        let g: Vec<_> = h.growth.iter().map(|g| (g.question_id, g.views_gained)).collect();
+        assert_eq!(g, [(4, 80), (1, 60), (2, 5)]);
+        let mut sqlite = report_fixture();
+        assert_eq!(h, sqlite.history(10).unwrap());
+
+        // Seven answers share the capped bucket; 1,234 views open a decade;
+        // a third pass drawn with no unanswered question; top 2 growth.
+        let many = [q(5, "rust", &["rust"], 0, 7, 1_234)];
+        let p = s.begin_pass("extra", at(7)).unwrap().pass_id;
+        record(s, p, &ctx("rust", 2), &many, at(7));
+        let sp = sqlite.begin_pass("extra", at(7)).unwrap().pass_id;
+        record(&mut sqlite, sp, &ctx("rust", 2), &many, at(7));
+        let h = s.history(2).unwrap();
+        assert_eq!(
+            buckets(&h.answers),
+            [("0", 1), ("1", 1), ("2", 1), ("5+", 1)]
+        );
+        assert_eq!(
+            buckets(&h.views),
+            [("10–99", 2), ("100–999", 2), ("1,000–9,999", 1)]
+        );
+        let last = h.passes.last().unwrap();
+        assert_eq!((last.pass_id, last.questions, last.unanswered), (p, 1, 0));
+        assert_eq!(h.growth.len(), 2);
+        assert_eq!(h, sqlite.history(2).unwrap());
     }
 
     exports_are_byte_for_byte_the_same_on_every_backend(s) {

@@ -100,8 +100,6 @@ pub enum StoreError {
         value: String,
         reason: String,
     },
-    #[error("{0} is not available on a PostgreSQL store yet")]
-    Unsupported(&'static str),
     #[error("export: {0}")]
     Io(#[from] std::io::Error),
     #[error("export: {0}")]

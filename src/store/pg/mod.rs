@@ -430,10 +430,8 @@ impl PassStore for PgStore {
         self.call(|c| reads::report(c, top_n))
     }
 
-    fn history(&self, _top_n: usize) -> Result<History, StoreError> {
-        // The charts' queries are SQLite's (substr on text timestamps,
-        // MIN of two values); not yet ported.
-        Err(StoreError::Unsupported("report --html"))
+    fn history(&self, top_n: usize) -> Result<History, StoreError> {
+        self.call(|c| reads::history(c, top_n))
     }
 
     fn export(

@@ -1,6 +1,8 @@
-//! Reading a PostgreSQL store: `report`, the exports and the status line's
-//! sizes. The report's SQL is the SQLite store's in PostgreSQL's dialect
-//! (`FILTER`, casts of sums back to BIGINT); the rows go out through the
+//! Reading a PostgreSQL store: `report`, `report --html`'s history, the
+//! exports and the status line's sizes. The report's per-tag totals are
+//! the SQLite store's in PostgreSQL's dialect (`FILTER`, casts of sums back
+//! to BIGINT); its co-tags and growth, and the whole history, run the
+//! SQLite store's own portable statements; the rows go out through the
 //! same writers, so both backends export byte for byte alike.
 
 use std::io::Write;
@@ -14,9 +16,10 @@ use crate::config::OutputFormat;
 use crate::model::{PostKind, Question, QuestionStatus};
 use crate::store::export::{write_records, Record};
 use crate::store::{
-    enum_text, parse_enum, parse_opt_ts, parse_ts,
+    enum_text, history, parse_enum, parse_opt_ts, parse_ts,
     report::{share, CO_TAGS_SQL, GROWTH_SQL},
-    CoTag, Growth, HistoryRow, Report, StoreError, StoreStats, TagReport,
+    CoTag, DayCount, Growth, History, HistoryRow, PassShare, Report, StoreError, StoreStats,
+    TagReport,
 };
 
 pub(super) fn stats(c: &mut Client) -> Result<StoreStats, StoreError> {
@@ -69,23 +72,66 @@ pub(super) fn report(c: &mut Client, top_n: usize) -> Result<Report, StoreError>
             });
         }
     }
-    let mut growth = Vec::new();
-    for r in c.query(GROWTH_SQL, &[&top])? {
-        growth.push(Growth {
-            site: r.try_get(0)?,
-            question_id: unsigned("snapshots.question_id", r.try_get(1)?)?,
-            title: r.try_get(2)?,
-            url: r.try_get(3)?,
-            from_pass: r.try_get(4)?,
-            to_pass: r.try_get(5)?,
-            from_seen_at: parse_ts("snapshots.seen_at", r.try_get(6)?)?,
-            to_seen_at: parse_ts("snapshots.seen_at", r.try_get(7)?)?,
-            views_gained: r.try_get(8)?,
-            votes_gained: r.try_get(9)?,
-            answers_gained: r.try_get(10)?,
+    let growth = c
+        .query(GROWTH_SQL, &[&top])?
+        .iter()
+        .map(growth_row)
+        .collect::<Result<_, _>>()?;
+    Ok(Report { tags, growth })
+}
+
+/// The history `report --html` draws, by the SQLite store's own statements.
+pub(super) fn history(c: &mut Client, top_n: usize) -> Result<History, StoreError> {
+    let question = enum_text(&PostKind::Question)?;
+    let count =
+        |r: &Row, i: usize| -> Result<u64, StoreError> { unsigned("history", r.try_get(i)?) };
+    let mut h = History::default();
+    for r in c.query(history::ASKED_PER_DAY_SQL, &[])? {
+        h.asked_per_day.push(DayCount {
+            tag: r.try_get(0)?,
+            day: r.try_get(1)?,
+            questions: count(&r, 2)?,
         });
     }
-    Ok(Report { tags, growth })
+    for r in c.query(history::VIEWS_SQL, &[])? {
+        h.views
+            .push(history::views_bucket(r.try_get(0)?, count(&r, 1)?));
+    }
+    for r in c.query(history::ANSWERS_SQL, &[&history::ANSWERS_CAP, &question])? {
+        h.answers
+            .push(history::answers_bucket(r.try_get(0)?, count(&r, 1)?));
+    }
+    for r in c.query(history::PASSES_SQL, &[&question])? {
+        h.passes.push(PassShare::new(
+            r.try_get(0)?,
+            r.try_get(1)?,
+            parse_ts("passes.started_at", r.try_get(2)?)?,
+            count(&r, 3)?,
+            count(&r, 4)?,
+        ));
+    }
+    for r in c.query(history::GROWTH_SINCE_FIRST_SQL, &[&signed(top_n as u64)])? {
+        h.growth.push(growth_row(&r)?);
+    }
+    Ok(h)
+}
+
+/// A `Growth` from a row in the growth queries' shared shape (see the
+/// SQLite store's `growth_row`).
+fn growth_row(r: &Row) -> Result<Growth, StoreError> {
+    Ok(Growth {
+        site: r.try_get(0)?,
+        question_id: unsigned("snapshots.question_id", r.try_get(1)?)?,
+        title: r.try_get(2)?,
+        url: r.try_get(3)?,
+        from_pass: r.try_get(4)?,
+        to_pass: r.try_get(5)?,
+        from_seen_at: parse_ts("snapshots.seen_at", r.try_get(6)?)?,
+        to_seen_at: parse_ts("snapshots.seen_at", r.try_get(7)?)?,
+        views_gained: r.try_get(8)?,
+        votes_gained: r.try_get(9)?,
+        answers_gained: r.try_get(10)?,
+    })
 }
 
 pub(super) fn export(
