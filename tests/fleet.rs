@@ -275,12 +275,15 @@ fn processes_behind_one_address_share_its_quota_through_the_database() {
     let db = TestDb::create();
     let site = site(PAGES);
     let dir = tempfile::tempdir().unwrap();
-    // Two processes on one address, each allowed the address's whole rate:
-    // only the shared quota keeps them under it together.
+    // Two processes on one address, each allowed most of the address's
+    // 10/s: together, unshared, they would send 16/s; only the shared quota
+    // keeps them under the limit. (Not the whole 10/s: requests leave a
+    // moment after their slot, and at exactly the limit that jitter alone
+    // puts an eleventh request into some one-second window.)
     let mut fleet: Vec<Service> = (0..2)
         .map(|i| {
             let config = member_config(&site, &db, dir.path(), i)
-                .fetch("rate = 10.0\nburst = 1\nfetchers = 2")
+                .fetch("rate = 8.0\nburst = 1\nfetchers = 2")
                 .fleet(format!(
                     "name = \"w{i}\"\nlocal_address = \"127.0.0.5\"\nshared_quota = \"ip5\""
                 ))
