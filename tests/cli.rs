@@ -294,7 +294,7 @@ fn report_and_export_take_store_like_crawl_and_db_still_works() {
     assert!(help.contains("--store") && !help.contains("--db"), "{help}");
     let out = stackcrawl(&["export"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--store PATH"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--store STORE"));
 }
 
 #[test]
