@@ -14,6 +14,11 @@
 //! Their size has one cap, `fetch.max_body_bytes`, enforced by the fetcher
 //! while it reads: refusing a body after reading it whole would be too late.
 //!
+//! Building the tree is most of a page's cost, so html5ever sees only the
+//! list container when a scan of the raw text can find it and vouch for it
+//! (see `region`); any other page, and a list without summaries, is parsed
+//! whole, so the shortcut changes the cost, never the result.
+//!
 //! INTERFACE (relied on by the actors; keep these names and shapes):
 //! - `parse_listing(html: &str) -> Result<ParsedPage, ParseError>`
 //! - `ParsedPage { layout: Layout, summaries: Vec<RawSummary>, drift: Option<LayoutDrift> }`
@@ -26,9 +31,10 @@
 //! - `ParseError::is_retryable(&self) -> bool` (truncated body: true),
 //!   `ParseError::is_block(&self) -> bool` (captcha / human verification).
 
-use std::sync::LazyLock;
+mod region;
 
 use std::collections::HashSet;
+use std::sync::LazyLock;
 
 use ego_tree::{NodeId, NodeRef};
 use scraper::node::Element;
@@ -253,18 +259,41 @@ pub fn parse_listing(html: &str) -> Result<ParsedPage, ParseError> {
     check_text(html)?;
     check_complete(html)?;
     check_depth(html)?;
-    let doc = Html::parse_document(html);
-    let s = &*SEL;
+    // Most pages: a tree of the question list alone (see `region`).
+    if let Some(list) = region::list_region(html) {
+        let doc = Html::parse_document(&region::region_document(html, list));
+        if let Some(page) = read_summaries(&doc)? {
+            return Ok(page);
+        }
+    }
+    // No list found by the scan, or a list without summaries: the whole
+    // page decides what it is (the end of a tag, a block, another page).
+    read_page(&Html::parse_document(html), html)
+}
 
-    let modern = all_summaries(&doc, &s.post_summary)?;
+/// Reads a page from its whole tree.
+fn read_page(doc: &Html, html: &str) -> Result<ParsedPage, ParseError> {
+    match read_summaries(doc)? {
+        Some(page) => Ok(page),
+        None => {
+            let mut page = empty_page(doc, html)?;
+            page.drift = layout_drift(doc, &[]);
+            Ok(page)
+        }
+    }
+}
+
+/// The summaries of a tree, in the newest layout it has, with the drift of
+/// its list; `None` when it has none.
+fn read_summaries(doc: &Html) -> Result<Option<ParsedPage>, ParseError> {
+    let s = &*SEL;
+    let modern = all_summaries(doc, &s.post_summary)?;
     let (layout, found) = if !modern.is_empty() {
         (Layout::PostSummary, modern)
     } else {
-        let old = all_summaries(&doc, &s.question_summary)?;
+        let old = all_summaries(doc, &s.question_summary)?;
         if old.is_empty() {
-            let mut page = empty_page(&doc, html)?;
-            page.drift = layout_drift(&doc, &[]);
-            return Ok(page);
+            return Ok(None);
         }
         let layout = if old.iter().any(|e| has_class(e, "narrow")) {
             Layout::QuestionSummaryNarrow
@@ -274,12 +303,12 @@ pub fn parse_listing(html: &str) -> Result<ParsedPage, ParseError> {
         (layout, old)
     };
     let summaries: Vec<RawSummary> = found.iter().map(|el| summary(*el)).collect();
-    let drift = layout_drift(&doc, &summaries);
-    Ok(ParsedPage {
+    let drift = layout_drift(doc, &summaries);
+    Ok(Some(ParsedPage {
         layout,
         summaries,
         drift,
-    })
+    }))
 }
 
 /// Every summary of a page, nested ones included. Real markup never nests
@@ -1001,18 +1030,22 @@ fn layout_drift(doc: &Html, summaries: &[RawSummary]) -> Option<LayoutDrift> {
     let mut expected: HashSet<&str> = HashSet::new();
     let mut first = None;
     for e in container.descendants().filter_map(ElementRef::wrap) {
-        let v = e.value();
+        // One pass over the attributes: this runs on every element of the list.
+        let (mut post_id, mut summary_id, mut href) = (None, None, None);
+        for (name, value) in e.value().attrs() {
+            match name {
+                "data-post-id" => post_id = Some(value),
+                "id" => summary_id = value.strip_prefix("question-summary-"),
+                "href" => href = Some(value),
+                _ => {}
+            }
+        }
         // Links count only when nothing was read: other lists (a page's
         // featured or hot questions) can sit inside the same container.
-        let id = v
-            .attr("data-post-id")
+        let id = post_id
+            .or(summary_id)
             .or_else(|| {
-                v.attr("id")
-                    .and_then(|i| i.strip_prefix("question-summary-"))
-            })
-            .or_else(|| {
-                v.attr("href")
-                    .filter(|_| summaries.is_empty())
+                href.filter(|_| summaries.is_empty())
                     .and_then(question_id_in_href)
             })
             .map(str::trim)
@@ -1256,6 +1289,77 @@ mod tests {
             "</h3>",
             "</h3><div><div>",
         );
+    }
+
+    /// What the whole page's tree reads, without the list-region shortcut.
+    fn whole_page(html: &str) -> Result<ParsedPage, ParseError> {
+        read_page(&Html::parse_document(html), html)
+    }
+
+    #[test]
+    fn the_list_region_reads_what_the_whole_page_reads() {
+        for name in ALL_FIXTURES {
+            let html = fixture(name);
+            assert!(region::list_region(&html).is_some(), "{name}: no region");
+            assert_eq!(parse_listing(&html), whole_page(&html), "{name}");
+        }
+        // Broken markup of every layout, whether the region survives it or
+        // the page is parsed whole.
+        for (name, nth, from, to) in [
+            (
+                "homepage-narrow-2018.html",
+                0,
+                "<div>votes</div>",
+                "<div>votes/div>",
+            ),
+            (
+                "homepage-narrow-2018.html",
+                10,
+                "<div>answers</div>",
+                "<div>answers",
+            ),
+            ("tagged-python-newest-2013.html", 2, "</div>", ""),
+            (
+                "tagged-webcam-newest-2014-bounty-closed.html",
+                5,
+                "<div class=\"excerpt\">",
+                "<div class=\"excerpt\"><div>",
+            ),
+            (
+                "tagged-python-newest-2025.html",
+                4,
+                "<div class=\"s-post-summary--meta\">",
+                "<div><div class=\"s-post-summary--meta\">",
+            ),
+            (
+                "meta-homepage-2026-resaved.html",
+                7,
+                "</h3>",
+                "</h3><div><div>",
+            ),
+        ] {
+            let broken = survives_broken_markup(name, nth, from, to);
+            assert_eq!(parse_listing(&broken), whole_page(&broken), "{name}");
+        }
+    }
+
+    #[test]
+    fn summaries_that_stray_end_tags_push_out_of_the_list_are_all_read() {
+        let name = "tagged-python-votes-2020.html";
+        let html = fixture(name);
+        let intact = page(name);
+        // End tags between two summaries close the list (and the main bar)
+        // early: the rest of the summaries follow it, outside the region.
+        let at = html
+            .match_indices("<div class=\"question-summary\"")
+            .nth(3)
+            .map(|(i, _)| i)
+            .expect("a fourth summary");
+        let broken = format!("{}</div></div>{}", &html[..at], &html[at..]);
+        assert_eq!(region::list_region(&broken), None);
+        let p = parse_listing(&broken).expect("a listing");
+        assert_eq!(Ok(&p), whole_page(&broken).as_ref());
+        assert_eq!(p.summaries, intact.summaries);
     }
 
     #[test]
