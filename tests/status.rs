@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::Value;
-use stackcrawl::config::Config;
+use stackcrawl::config::{Config, Environment, Overrides};
 use stackcrawl::model::RunSummary;
 use stackcrawl::monitor::Monitor;
 use stackcrawl::plan::Plan;
@@ -172,16 +172,31 @@ async fn status_json_and_metrics_follow_the_crawl_and_end_at_its_summary() {
 
 #[actix::test]
 async fn the_page_never_shows_the_api_key_and_the_json_has_no_key_field() {
+    const KEY: &str = "SeCrEtAppKey((";
     let dir = tempfile::tempdir().unwrap();
-    let (_site, cfg) = site_and_config(dir.path());
+    let site = FakeSite::builder().tag("python", 200).start();
+    // A crawl that holds a key, as a user's would: nothing served may show it.
+    let path = TestConfig::new(&site, dir.path())
+        .fetch("fetchers = 2\nrate = 20.0\nburst = 1")
+        .tag_set("a", &["python"], 2)
+        .write();
+    let env = Environment {
+        api_key: Some(KEY.into()),
+        ..Environment::default()
+    };
+    let cfg = Config::load(&path, &Overrides::default(), &env).unwrap();
+    assert_eq!(cfg.api.key.as_ref().map(|k| k.expose()), Some(KEY));
     let (_monitor, server, crawl) = start(cfg);
     finish(crawl).await;
     let (content_type, page) = get(&server, "/").await;
     assert!(content_type.starts_with("text/html"), "{content_type}");
     assert!(page.contains("http-equiv=\"refresh\""), "refreshes itself");
     assert!(page.contains("<svg"), "the request-rate chart is drawn");
+    assert!(!page.contains(KEY), "{page}");
+    let (_, metrics) = get(&server, "/metrics").await;
+    assert!(!metrics.contains(KEY), "{metrics}");
     let json = status_json(&server).await.to_string();
-    assert!(!json.contains("key"), "{json}");
+    assert!(!json.contains("key") && !json.contains(KEY), "{json}");
     server.stop().await;
 }
 
