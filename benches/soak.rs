@@ -8,7 +8,8 @@
 //!
 //! Run: `cargo bench --bench soak` (about 30 minutes: 50,000 pages at the
 //! 30 requests/s ceiling). `SOAK_PAGES=50` (pages per tag) runs a shorter
-//! soak of 100 × 50 pages.
+//! soak of 100 × 50 pages; `SOAK_RATE` sets a lower quota; `SOAK_BIN` runs
+//! another build of `stackcrawl` (an older commit's, to compare).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -34,6 +35,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(500);
+    let rate: f64 = std::env::var("SOAK_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30.0);
     let mut builder = FakeSite::builder();
     let names: Vec<String> = (0..tags).map(|i| format!("soak-{i}")).collect();
     for name in &names {
@@ -44,7 +49,7 @@ fn main() {
     let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
     let config = TestConfig::new(&site, dir.path())
         .fetch(
-            "fetchers = 8\nrate = 30.0\nburst = 10\nstatus_every_secs = 10\ndaily_budget = 1000000",
+            format!("fetchers = 8\nrate = {rate:.1}\nburst = 10\nstatus_every_secs = 10\ndaily_budget = 10000000"),
         )
         .store()
         .sets(format!(
@@ -52,7 +57,10 @@ fn main() {
             quoted.join(", ")
         ))
         .write();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stackcrawl"))
+    // `SOAK_BIN` runs another build of the crawler (an older commit's, to
+    // compare) against the same site and config.
+    let bin = std::env::var("SOAK_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_stackcrawl").into());
+    let mut child = Command::new(&bin)
         .args(["--log-format", "json", "run", "--config"])
         .arg(&config)
         .stderr(Stdio::piped())
@@ -75,8 +83,11 @@ fn main() {
     let started = Instant::now();
     let mut samples = Vec::new();
     let mut passes = Vec::new();
-    while passes.len() < 2 && started.elapsed() < Duration::from_secs(pages * tags / 10 + 600) {
-        if let Some(kib) = rss_kib(pid) {
+    while passes.len() < 2
+        && started.elapsed() < Duration::from_secs_f64((pages * tags) as f64 * 2.0 / rate + 600.0)
+    {
+        // Under a MiB is the moment around exec, before the crawler runs.
+        if let Some(kib) = rss_kib(pid).filter(|&kib| kib >= 1024) {
             samples.push((started.elapsed().as_secs(), kib));
         }
         if let Ok(v) = rx.recv_timeout(Duration::from_secs(1)) {
@@ -89,7 +100,9 @@ fn main() {
     }
     let _ = child.wait();
 
-    println!("soak: {tags} tags x {pages} pages x 50 questions, 8 fetchers, 30 requests/s");
+    println!(
+        "soak: {tags} tags x {pages} pages x 50 questions, 8 fetchers, quota {rate} requests/s"
+    );
     for (i, (v, at)) in passes.iter().enumerate() {
         println!(
             "  pass {}: pages {} questions {} new {} updated {} unchanged {} incremental {} (finished at {:.0} s)",

@@ -7,7 +7,7 @@ use std::future::Future;
 use tracing::{error, info};
 
 use crate::config::Config;
-use crate::crawler::{page_key, round3, shutdown_flag, status_timer, Crawler};
+use crate::crawler::{round3, shutdown_flag, status_timer, Crawler};
 use crate::error::CrawlError;
 use crate::model::{FailedPage, RunSummary};
 use crate::monitor::Monitor;
@@ -110,12 +110,12 @@ pub async fn crawl_watched(
             "store pass starting"
         );
     } else if let Some(m) = crawler.monitor() {
-        m.pass_started(CRAWL_PASS, &plan, &plan);
+        let per_tag = plan.pages_per_tag();
+        m.pass_started(CRAWL_PASS, &per_tag, &per_tag);
     }
     crawler.check_robots(&plan).await?;
-    let futures = crawler.submit_plan(&plan);
     let mut status = status_timer(crawler.config().status_every);
-    let driven = crawler.drive(futures, &mut shutdown, &mut status).await?;
+    let driven = crawler.drive(&plan, &mut shutdown, &mut status).await?;
     let stats = crawler.stats().await?;
     let api_fatal = stats.api_fatal;
     // Only a crawl that reached every page closes its pass.
@@ -126,6 +126,9 @@ pub async fn crawl_watched(
         m.pass_ended(finished);
     }
     let mut summary = crawler.finish().await?;
+    // Pages are submitted a window at a time: an interrupted crawl
+    // submitted fewer than it planned.
+    summary.pages_planned = plan.len() as u64;
     summary.failures = driven.failures.clone();
     // An interrupted crawl lists what it did not reach beside what it
     // lost, so `--retry-failed` completes it.
@@ -133,10 +136,10 @@ pub async fn crawl_watched(
     if driven.interrupted {
         summary.interrupted = true;
         listed.extend(
-            plan.jobs
-                .iter()
-                .filter(|j| !driven.ended.contains(&page_key(&j.ctx)))
-                .map(|j| FailedPage {
+            plan.jobs()
+                .zip(&driven.ended)
+                .filter(|(_, &ended)| !ended)
+                .map(|(j, _)| FailedPage {
                     ctx: j.ctx.clone(),
                     url: j.url.clone(),
                     attempts: 0,

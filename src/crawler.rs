@@ -5,7 +5,6 @@
 //! take them in completion order with [`as_completed`]; [`Crawler::drive`]
 //! awaits a batch with the log lines an operator reads.
 
-use std::collections::HashSet;
 use std::future::Future;
 use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex};
@@ -27,6 +26,7 @@ use crate::budget::Budget;
 use crate::config::{Config, Tab};
 use crate::error::CrawlError;
 use crate::fetch::{FetchError, HttpClient};
+use crate::frontier::WHY_TAG_ENDED;
 use crate::lane::{Lane, LaneError};
 use crate::model::FailedPage;
 use crate::model::RunSummary;
@@ -191,23 +191,21 @@ impl Crawler {
             })
             .await
             .map_err(|_| CrawlError::Stopped)??;
-        let full = self.monitor().map(|_| plan.clone());
-        plan.jobs.retain(|j| {
-            let lane = (j.ctx.tag.clone(), j.ctx.tab.clone());
-            let past_end = pass.ends.get(&lane).is_some_and(|&end| j.ctx.page > end);
-            !past_end
-                && !pass
-                    .done
-                    .contains(&(j.ctx.tag.clone(), j.ctx.tab.clone(), j.ctx.page))
+        let planned = self.monitor().map(|_| plan.pages_per_tag());
+        plan.retain(|p| {
+            let (tag, tab) = (p.tag.to_string(), p.tab.to_string());
+            let past_end = pass
+                .ends
+                .get(&(tag.clone(), tab.clone()))
+                .is_some_and(|&end| p.page > end);
+            !past_end && !pass.done.contains(&(tag, tab, p.page))
         });
         if pass.incremental {
-            for job in &mut plan.jobs {
-                job.after_previous = true;
-            }
+            plan.wait_for_previous();
         }
         self.pipeline.supervisor.do_send(NewPass);
-        if let (Some(m), Some(full)) = (self.monitor(), full) {
-            m.pass_started(tag_set, &full, plan);
+        if let (Some(m), Some(planned)) = (self.monitor(), planned) {
+            m.pass_started(tag_set, &planned, &plan.pages_per_tag());
             self.report_store_stats(m).await;
         }
         Ok(pass)
@@ -264,13 +262,10 @@ impl Crawler {
         // robots.txt governs crawlers of the site's pages; the API is a
         // documented interface with its own rules (quota, backoff), on
         // another host, so API pages are neither checked nor counted.
-        let pages: Vec<&str> = plan
-            .jobs
-            .iter()
-            .filter(|j| j.source.obeys_robots())
-            .map(|j| j.url.as_str())
-            .collect();
-        if pages.is_empty() && !plan.is_empty() {
+        // The URLs are built as they are checked: a plan holds none.
+        let pages = || plan.jobs().filter(|j| j.source.obeys_robots());
+        let planned = plan.pages().filter(|p| p.source.obeys_robots()).count();
+        if planned == 0 && !plan.is_empty() {
             debug!(
                 api_pages = plan.len(),
                 "robots.txt not fetched: the plan has only API pages, and robots.txt does not apply to the API"
@@ -321,17 +316,17 @@ impl Crawler {
             warn!(robots_url = %url, reason = %reason, attempt, wait_ms = wait.as_millis() as u64, "robots.txt fetch failed; retrying");
             tokio::time::sleep(wait).await;
         };
-        let forbidden = policy.forbidden(pages.iter().copied());
+        let forbidden = policy.forbidden(pages().map(|j| j.url));
         if let Some(first) = forbidden.first() {
             return Err(RobotsError::Disallowed {
                 robots_url: url,
-                url: first.to_string(),
+                url: first.clone(),
                 forbidden: forbidden.len(),
-                planned: pages.len(),
+                planned,
             }
             .into());
         }
-        info!(robots_url = %url, planned = pages.len(), "robots.txt allows the planned pages");
+        info!(robots_url = %url, planned, "robots.txt allows the planned pages");
         Ok(())
     }
 
@@ -364,14 +359,6 @@ impl Crawler {
         let config = self.config.clone();
         pages
             .map(|page| self.submit(PageJob::new(&config, tag, tab, page, pagesize)))
-            .collect()
-    }
-
-    /// Submits every page of a plan.
-    pub fn submit_plan(&mut self, plan: &Plan) -> Vec<PageFuture> {
-        plan.jobs
-            .iter()
-            .map(|job| self.submit(job.clone()))
             .collect()
     }
 
@@ -454,36 +441,55 @@ pub struct BatchEnd {
     pub failures: Vec<FailedPage>,
     /// Shutdown was requested while the batch ran.
     pub interrupted: bool,
-    /// (tag, tab, page) of every page that ended, done, failed or past its
-    /// tag's end: after an interruption, the others were never fetched.
-    pub ended: HashSet<(String, String, u32)>,
+    /// Per page of the plan, in plan order: whether it ended, done, failed
+    /// or past its tag's end. After an interruption, the others were never
+    /// fetched.
+    pub ended: Vec<bool>,
 }
 
+/// How many jobs per fetcher the crawler keeps submitted ahead of the
+/// fetchers: enough that a fetcher never waits for the next job, few enough
+/// that a pass of any length holds a few dozen jobs, not all of them.
+pub const JOBS_AHEAD_PER_FETCHER: usize = 4;
+
 impl Crawler {
-    /// Awaits a batch of pages in completion order, logging a line per page
-    /// and a status line every `status_every`; on shutdown, stops handing
-    /// out jobs and lets in-flight pages finish.
+    /// Crawls a plan: submits its pages in order, a window at a time (a
+    /// few per fetcher), and awaits them in completion order, logging a line
+    /// per page and a status line every `status_every`. On shutdown it
+    /// submits no more, stops handing out jobs and lets in-flight pages
+    /// finish.
     pub async fn drive(
-        &self,
-        futures: Vec<PageFuture>,
+        &mut self,
+        plan: &Plan,
         shutdown: &mut watch::Receiver<bool>,
         status: &mut tokio::time::Interval,
     ) -> Result<BatchEnd, CrawlError> {
-        let mut pending = as_completed(futures);
-        let mut driven = BatchEnd::default();
+        let window = self.config.fetchers.max(1) * JOBS_AHEAD_PER_FETCHER;
+        let mut jobs = plan.jobs().enumerate();
+        let mut pending = FuturesUnordered::new();
+        let mut driven = BatchEnd {
+            ended: vec![false; plan.len()],
+            ..BatchEnd::default()
+        };
         // In-flight pages get this long to finish after a shutdown request;
         // pages cut off are not recorded done, so a resume fetches them.
         let drain_limit = self.config.timeout + self.config.retry_base;
         let mut drain_deadline = None;
         loop {
-            let outcome = tokio::select! {
+            while !driven.interrupted && pending.len() < window {
+                let Some((i, job)) = jobs.next() else { break };
+                pending.push(self.submit(job).map(move |outcome| (i, outcome)));
+            }
+            let (i, outcome) = tokio::select! {
                 next = pending.next() => match next {
                     Some(o) => o,
                     None => break,
                 },
                 _ = shutdown.wait_for(|stop| *stop), if !driven.interrupted => {
                     let s = self.stats().await?;
-                    warn!(in_flight = s.in_flight, pending = s.queued, "shutdown requested: draining");
+                    // Pending: queued at the supervisor, or not yet submitted.
+                    let pending = s.queued + jobs.len();
+                    warn!(in_flight = s.in_flight, pending, "shutdown requested: draining");
                     self.drain();
                     driven.interrupted = true;
                     drain_deadline = Some(tokio::time::Instant::now() + drain_limit);
@@ -501,22 +507,12 @@ impl Crawler {
             if let Some(m) = self.monitor() {
                 m.page_ended(&outcome);
             }
-            match &outcome {
-                PageOutcome::Done(r) => {
-                    driven.ended.insert(page_key(&r.ctx));
-                }
-                PageOutcome::Failed(f) => {
-                    driven.ended.insert(page_key(&f.ctx));
-                }
+            driven.ended[i] = match &outcome {
+                PageOutcome::Done(_) | PageOutcome::Failed(_) => true,
                 // The supervisor's words for a page past its tag's last:
                 // there is nothing to fetch there, interrupted or not.
-                PageOutcome::Skipped { ctx, why, .. }
-                    if *why == "tag exhausted" || *why == WHY_ELSEWHERE =>
-                {
-                    driven.ended.insert(page_key(ctx));
-                }
-                PageOutcome::Skipped { .. } => {}
-            }
+                PageOutcome::Skipped { why, .. } => *why == WHY_TAG_ENDED || *why == WHY_ELSEWHERE,
+            };
             match outcome {
                 PageOutcome::Done(r) => info!(
                     tag = %r.ctx.tag,
@@ -603,10 +599,6 @@ pub fn status_timer(every: std::time::Duration) -> tokio::time::Interval {
     let mut t = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     t
-}
-
-pub(crate) fn page_key(ctx: &crate::model::PageContext) -> (String, String, u32) {
-    (ctx.tag.clone(), ctx.tab.clone(), ctx.page)
 }
 
 pub(crate) async fn sleep_until_opt(at: Option<tokio::time::Instant>) {

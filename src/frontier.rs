@@ -13,7 +13,8 @@
 //!   new in an incremental pass), every later page of that tag is skipped,
 //!   until the next pass;
 //! - once a page is lost after its retries, the later pages of its tag that
-//!   wait on it are not reached: whether they exist is unknown;
+//!   wait on it are not reached, whether already submitted or submitted
+//!   later in the pass: whether they exist is unknown;
 //! - once the crawl stops (drained, budget or quota spent, a fatal API
 //!   error), every page not handed out is skipped with the first reason.
 //!
@@ -69,6 +70,10 @@ pub struct Frontier<R> {
     open: HashMap<(TagLane, u32), usize>,
     /// Per tag lane, the first page where the tag ended in this pass.
     ends: HashMap<TagLane, u32>,
+    /// Per tag lane, the first `after_previous` page lost in this pass: the
+    /// pages after it are submitted a window at a time, so some come after
+    /// the loss.
+    lost: HashMap<TagLane, u32>,
     stopped: Option<&'static str>,
 }
 
@@ -79,6 +84,7 @@ impl<R> Default for Frontier<R> {
             parked: HashMap::new(),
             open: HashMap::new(),
             ends: HashMap::new(),
+            lost: HashMap::new(),
             stopped: None,
         }
     }
@@ -89,6 +95,7 @@ impl<R> Frontier<R> {
     /// where it ends now.
     pub fn new_pass(&mut self) {
         self.ends.clear();
+        self.lost.clear();
     }
 
     /// Why nothing more is handed out, once that is so.
@@ -124,6 +131,9 @@ impl<R> Frontier<R> {
         while let Some(entry) = self.queue.pop_front() {
             if self.is_past_end(&entry.job) {
                 self.skip(entry, WHY_TAG_ENDED, out);
+            } else if let Some(failed_page) = self.lost_before(&entry.job) {
+                self.close(&entry.job);
+                out.push(Unfetched::NotReached { entry, failed_page });
             } else if self.waits_for_previous(&entry.job) {
                 self.parked
                     .entry(lane_of(&entry.job.ctx))
@@ -184,6 +194,12 @@ impl<R> Frontier<R> {
         self.ends
             .get(&lane_of(&job.ctx))
             .is_some_and(|&end| job.ctx.page > end)
+    }
+
+    /// The lost page of its tag this page waits on, if one was lost.
+    fn lost_before(&self, job: &PageJob) -> Option<u32> {
+        let lost = *self.lost.get(&lane_of(&job.ctx))?;
+        (job.after_previous && job.ctx.page > lost).then_some(lost)
     }
 
     /// Only the page before says whether this one is worth a request; a
@@ -258,6 +274,10 @@ impl<R> Frontier<R> {
             None => return,
         }
         let lane = key.0;
+        if ended == Ended::Failed {
+            let lost = self.lost.entry(lane.clone()).or_insert(job.ctx.page);
+            *lost = (*lost).min(job.ctx.page);
+        }
         let Some(waiting) = self.parked.get_mut(&lane) else {
             return;
         };
@@ -491,6 +511,25 @@ mod tests {
         assert_eq!(f.pending(), 1, "b/2 still waits for b/1");
         f.done(&job("b", 1, true).job, false);
         assert_eq!(pages(&drain(&mut f, &mut out)), [("b", 2)]);
+    }
+
+    #[test]
+    fn a_page_submitted_after_a_loss_it_waits_on_is_not_reached() {
+        // Jobs go to the frontier a window at a time: a/3 arrives after
+        // a/1 was lost, when a/2 had already been settled unfetched.
+        let mut f = with(vec![job("a", 1, true), job("a", 2, true)]);
+        let mut out = Vec::new();
+        assert_eq!(pages(&drain(&mut f, &mut out)), [("a", 1)]);
+        assert_eq!(not_reached(&f.failed(&job("a", 1, true).job)), [(2, 1)]);
+        assert!(f.submit(job("a", 3, true)).is_empty());
+        assert!(f.submit(job("b", 1, true)).is_empty());
+        assert_eq!(pages(&drain(&mut f, &mut out)), [("b", 1)]);
+        assert_eq!(not_reached(&out), [(3, 1)]);
+        assert_eq!(f.pending(), 0);
+        // The next pass starts afresh.
+        f.new_pass();
+        f.submit(job("a", 3, true));
+        assert_eq!(pages(&drain(&mut f, &mut out)), [("a", 3)]);
     }
 
     #[test]

@@ -441,7 +441,7 @@ fn crawl(args: CrawlArgs, env: &Environment, progress: bool) -> Result<(), Failu
     };
     if args.dry_run {
         warn_if_robots_refuses(&config, &plan);
-        for job in &plan.jobs {
+        for job in plan.jobs() {
             println!("{}", job.url);
         }
         info!(
@@ -516,7 +516,7 @@ fn serve_status(
 /// verified. So a dry run of HTML pages there says, before listing them,
 /// that the crawl would stop at robots.txt, and what to use instead.
 fn warn_if_robots_refuses(config: &Config, plan: &Plan) {
-    let html_pages = plan.jobs.iter().filter(|j| j.source.obeys_robots()).count();
+    let html_pages = plan.pages().filter(|p| p.source.obeys_robots()).count();
     if html_pages == 0 || !config.obey_robots {
         return;
     }

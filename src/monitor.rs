@@ -24,7 +24,6 @@ use tokio::sync::watch;
 
 use crate::actors::supervisor::{PageOutcome, SupervisorStats};
 use crate::budget::Budget;
-use crate::plan::Plan;
 use crate::store::StoreStats;
 
 /// Pages listed under "last pages completed".
@@ -411,21 +410,27 @@ impl Monitor {
 
     /// A pass of `tag_set` starts: `full` is every page it covers,
     /// `remaining` what is left to fetch (a resumed pass did the rest).
-    pub fn pass_started(&self, tag_set: &str, full: &Plan, remaining: &Plan) {
-        let mut tags: BTreeMap<String, TagStatus> = BTreeMap::new();
-        for job in &full.jobs {
-            let t = tags.entry(job.ctx.tag.clone()).or_default();
-            t.pages_planned += 1;
-            t.pages_done += 1;
-        }
-        for job in &remaining.jobs {
-            if let Some(t) = tags.get_mut(&job.ctx.tag) {
-                t.pages_done = t.pages_done.saturating_sub(1);
-            }
-        }
+    pub fn pass_started(
+        &self,
+        tag_set: &str,
+        planned: &BTreeMap<String, u64>,
+        remaining: &BTreeMap<String, u64>,
+    ) {
+        let tags: BTreeMap<String, TagStatus> = planned
+            .iter()
+            .map(|(tag, &n)| {
+                let left = remaining.get(tag).copied().unwrap_or(0);
+                let t = TagStatus {
+                    pages_planned: n,
+                    pages_done: n.saturating_sub(left),
+                    ..TagStatus::default()
+                };
+                (tag.clone(), t)
+            })
+            .collect();
         let pass = PassStatus {
             started_at: Some(Utc::now()),
-            pages_planned: full.len() as u64,
+            pages_planned: planned.values().sum(),
             pages_done: tags.values().map(|t| t.pages_done).sum(),
             tags,
             ..PassStatus::default()

@@ -1,22 +1,50 @@
 //! The plan: every page a crawl would fetch, built from the config without
 //! fetching anything (like `dask.delayed`), and the `PageJob` each becomes.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use thiserror::Error;
 
-use crate::config::{Config, Source, TagSet};
+use crate::config::{Config, Order, Source, TagSet};
 use crate::model::FailedPage;
 /// A page to fetch is its source's to build; the plan lists them.
 pub use crate::source::PageJob;
 
 /// The pages of one run, in the order they are handed out: page 1 of every
 /// tag first, so each tag learns early whether it runs out.
-#[derive(Debug, Clone, Default)]
+///
+/// A plan is a list of (tag lane, page) pairs, 8 bytes a page: its jobs
+/// are built one at a time as they are submitted, so a 50,000-page pass
+/// does not hold 50,000 URLs and contexts.
+#[derive(Debug, Clone)]
 pub struct Plan {
-    pub jobs: Vec<PageJob>,
+    config: Arc<Config>,
+    lanes: Vec<PlanLane>,
+    /// (index into `lanes`, page), in plan order.
+    pages: Vec<(u32, u32)>,
+    /// Every page waits for the one before it (an incremental pass).
+    after_previous: bool,
+}
+
+/// A tag as the plan pages it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PlanLane {
+    tag: String,
+    order: Order,
+    pagesize: u32,
+}
+
+/// One page of a plan, without its URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanPage<'a> {
+    pub tag: &'a str,
+    /// The tab or API sort, as `PageContext.tab` records it.
+    pub tab: &'static str,
+    pub page: u32,
+    pub source: Source,
 }
 
 impl Plan {
@@ -26,44 +54,118 @@ impl Plan {
 
     /// The pages of some of the config's tag sets (`run` plans one at a time).
     pub fn from_tag_sets(config: &Config, sets: &[TagSet]) -> Plan {
-        let mut seen = HashSet::new();
-        let mut per_tag: Vec<(String, TagSet)> = Vec::new();
+        // Two tag sets naming the same tag, order and page size would fetch
+        // the same pages twice; the larger page count wins.
+        let mut lanes: Vec<PlanLane> = Vec::new();
+        let mut last_page: Vec<u32> = Vec::new();
         for set in sets {
             for tag in &set.tags {
-                // Two tag sets naming the same tag, source and order would
-                // fetch the same pages twice; the larger page count wins.
-                let same = |(t, s): &&mut (String, TagSet)| {
-                    t == tag && s.order == set.order && s.pagesize == set.pagesize
+                let lane = PlanLane {
+                    tag: tag.clone(),
+                    order: set.order,
+                    pagesize: set.pagesize,
                 };
-                if let Some((_, existing)) = per_tag.iter_mut().find(same) {
-                    existing.pages = existing.pages.max(set.pages);
-                } else {
-                    per_tag.push((tag.clone(), set.clone()));
+                match lanes.iter().position(|l| *l == lane) {
+                    Some(i) => last_page[i] = last_page[i].max(set.pages),
+                    None => {
+                        lanes.push(lane);
+                        last_page.push(set.pages);
+                    }
                 }
             }
         }
-        let max_pages = per_tag.iter().map(|(_, s)| s.pages).max().unwrap_or(0);
-        let mut jobs = Vec::new();
+        // The same tag and order at another page size lists the same
+        // questions: a page number an earlier lane plans is not planned again.
+        let first_page: Vec<u32> = (0..lanes.len())
+            .map(|i| {
+                let earlier = (0..i)
+                    .filter(|&j| lanes[j].tag == lanes[i].tag && lanes[j].order == lanes[i].order);
+                earlier.map(|j| last_page[j] + 1).max().unwrap_or(1)
+            })
+            .collect();
+        let max_pages = last_page.iter().copied().max().unwrap_or(0);
+        let mut pages = Vec::new();
         for page in 1..=max_pages {
-            for (tag, set) in &per_tag {
-                if page > set.pages {
-                    continue;
-                }
-                let job = Source::job(config, set, tag, page);
-                if seen.insert((job.source, job.ctx.tab.clone(), tag.clone(), page)) {
-                    jobs.push(job);
+            for (i, &last) in last_page.iter().enumerate() {
+                if (first_page[i]..=last).contains(&page) {
+                    pages.push((i as u32, page));
                 }
             }
         }
-        Plan { jobs }
+        Plan {
+            config: Arc::new(config.clone()),
+            lanes,
+            pages,
+            after_previous: false,
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.jobs.len()
+        self.pages.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.jobs.is_empty()
+        self.pages.is_empty()
+    }
+
+    /// The plan's jobs in order, each built as it is taken.
+    pub fn jobs(&self) -> impl ExactSizeIterator<Item = PageJob> + '_ {
+        self.pages.iter().map(|&(lane, page)| self.job(lane, page))
+    }
+
+    /// The plan's pages in order, without building their jobs.
+    pub fn pages(&self) -> impl ExactSizeIterator<Item = PlanPage<'_>> + '_ {
+        self.pages.iter().map(|&(lane, page)| {
+            let l = &self.lanes[lane as usize];
+            PlanPage {
+                tag: &l.tag,
+                tab: l.order.as_str(),
+                page,
+                source: l.order.source(),
+            }
+        })
+    }
+
+    /// How many pages each tag has in the plan.
+    pub fn pages_per_tag(&self) -> BTreeMap<String, u64> {
+        let mut per_tag: BTreeMap<String, u64> = BTreeMap::new();
+        for p in self.pages() {
+            match per_tag.get_mut(p.tag) {
+                Some(n) => *n += 1,
+                None => {
+                    per_tag.insert(p.tag.to_string(), 1);
+                }
+            }
+        }
+        per_tag
+    }
+
+    /// Keeps only the pages `keep` accepts.
+    pub fn retain(&mut self, mut keep: impl FnMut(PlanPage<'_>) -> bool) {
+        let lanes = &self.lanes;
+        self.pages.retain(|&(lane, page)| {
+            let l = &lanes[lane as usize];
+            keep(PlanPage {
+                tag: &l.tag,
+                tab: l.order.as_str(),
+                page,
+                source: l.order.source(),
+            })
+        });
+    }
+
+    /// Every page goes out only once the page before it of its tag came
+    /// back (an incremental pass: page N+1 is worth a request only if page
+    /// N showed new or changed questions).
+    pub fn wait_for_previous(&mut self) {
+        self.after_previous = true;
+    }
+
+    fn job(&self, lane: u32, page: u32) -> PageJob {
+        let l = &self.lanes[lane as usize];
+        let mut job = PageJob::of(&self.config, l.order, &l.tag, page, l.pagesize);
+        job.after_previous |= self.after_previous;
+        job
     }
 }
 
@@ -115,7 +217,9 @@ impl Plan {
             path: path.to_path_buf(),
             source,
         })?;
-        let mut jobs = Vec::new();
+        let mut lanes: Vec<PlanLane> = Vec::new();
+        let mut index: HashMap<PlanLane, u32> = HashMap::new();
+        let mut pages = Vec::new();
         for (i, line) in text
             .lines()
             .enumerate()
@@ -127,14 +231,29 @@ impl Plan {
                 reason,
             };
             let f: FailedPage = serde_json::from_str(line).map_err(|e| at(e.to_string()))?;
-            jobs.push(failed_job(&f, config).map_err(at)?);
+            let (lane, page) = failed_page(&f, config).map_err(at)?;
+            let n = *index.entry(lane.clone()).or_insert_with(|| {
+                lanes.push(lane);
+                lanes.len() as u32 - 1
+            });
+            pages.push((n, page));
         }
-        Ok(Plan { jobs })
+        // Jobs are submitted a window at a time, and a page that waits for
+        // the one before it only waits for a page already submitted: each
+        // tag's pages go in ascending order, as a plan built from a config
+        // does.
+        pages.sort_by_key(|&(_, page)| page);
+        Ok(Plan {
+            config: Arc::new(config.clone()),
+            lanes,
+            pages,
+            after_previous: false,
+        })
     }
 }
 
-/// Rebuilds a failures-file entry's job from its validated fields.
-fn failed_job(f: &FailedPage, config: &Config) -> Result<PageJob, String> {
+/// Rebuilds a failures-file entry's page from its validated fields.
+fn failed_page(f: &FailedPage, config: &Config) -> Result<(PlanLane, u32), String> {
     let ctx = &f.ctx;
     let tag = crate::config::check_tag(&ctx.tag)?;
     if tag != ctx.tag {
@@ -152,15 +271,20 @@ fn failed_job(f: &FailedPage, config: &Config) -> Result<PageJob, String> {
         .find(|(k, _)| k == "pagesize")
         .and_then(|(_, v)| v.parse().ok())
         .ok_or_else(|| format!("{} has no pagesize", f.url))?;
-    let job = Source::of_url(config, &f.url)
-        .job_from_fields(config, &tag, &ctx.tab, ctx.page, pagesize)?;
+    let order = Source::of_url(config, &f.url).order_named(&ctx.tab, pagesize)?;
+    let job = PageJob::of(config, order, &tag, ctx.page, pagesize);
     if job.url != f.url {
         return Err(format!(
             "{} is not the URL of tag {tag} {} page {} on {}: expected {}",
             f.url, ctx.tab, ctx.page, config.base_url, job.url
         ));
     }
-    Ok(job)
+    let lane = PlanLane {
+        tag,
+        order,
+        pagesize,
+    };
+    Ok((lane, ctx.page))
 }
 
 #[cfg(test)]
@@ -190,7 +314,7 @@ mod tests {
         };
         write_failures(&path, &[line]).unwrap();
         let plan = Plan::from_failures(&path, &c).unwrap();
-        assert_eq!(plan.jobs, [job]);
+        assert_eq!(plan.jobs().collect::<Vec<_>>(), [job]);
     }
 
     fn retry_plan(entries: &[FailedPage]) -> Result<Plan, PlanError> {
@@ -248,8 +372,9 @@ mod tests {
     fn a_failures_file_entry_is_rebuilt_from_its_checked_fields() {
         let url = "http://127.0.0.1:8080/questions/tagged/c%23?tab=Votes&page=3&pagesize=30";
         let plan = retry_plan(&[listing_entry("c#", "Votes", 3, url)]).unwrap();
-        assert_eq!(plan.jobs.len(), 1);
-        let job = &plan.jobs[0];
+        let jobs: Vec<_> = plan.jobs().collect();
+        assert_eq!(jobs.len(), 1);
+        let job = &jobs[0];
         assert_eq!(job.url, url);
         assert_eq!(
             (job.ctx.tag.as_str(), job.ctx.tab.as_str(), job.ctx.page),
@@ -344,17 +469,13 @@ pages = 3
 "#;
         let c = Config::from_toml(text, "t", &Overrides::default()).unwrap();
         let plan = Plan::from_config(&c);
-        let got: Vec<_> = plan
-            .jobs
-            .iter()
-            .map(|j| (j.ctx.tag.as_str(), j.ctx.page))
-            .collect();
+        let got: Vec<_> = plan.pages().map(|p| (p.tag, p.page)).collect();
         assert_eq!(
             got,
             [("rust", 1), ("c#", 1), ("rust", 2), ("c#", 2), ("rust", 3)]
         );
         assert_eq!(
-            plan.jobs[1].url,
+            plan.jobs().nth(1).unwrap().url,
             "https://stackoverflow.com/questions/tagged/c%23?tab=Newest&page=1&pagesize=50"
         );
     }

@@ -193,7 +193,8 @@ mod tests {
         .unwrap();
         let plan = crate::plan::Plan::from_config(&config);
         let m = Monitor::new("crawl", 2.0);
-        m.pass_started("crawl", &plan, &plan);
+        let per_tag = plan.pages_per_tag();
+        m.pass_started("crawl", &per_tag, &per_tag);
         let mut view = View::new(MultiProgress::with_draw_target(ProgressDrawTarget::hidden()));
         view.draw(&m.status());
         assert_eq!(view.total.length(), Some(4));

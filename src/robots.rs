@@ -49,12 +49,15 @@ impl RobotsPolicy {
     }
 
     /// The planned URLs the rules forbid.
-    pub fn forbidden<'a>(&self, urls: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    pub fn forbidden<S: AsRef<str>>(&self, urls: impl IntoIterator<Item = S>) -> Vec<S> {
         let RobotsPolicy::Rules(text) = self else {
             return Vec::new();
         };
         match Robot::new(AGENT_TOKEN, text.as_bytes()) {
-            Ok(robot) => urls.into_iter().filter(|u| !robot.allowed(u)).collect(),
+            Ok(robot) => urls
+                .into_iter()
+                .filter(|u| !robot.allowed(u.as_ref()))
+                .collect(),
             // Rules that cannot be read are not a permission.
             Err(_) => urls.into_iter().collect(),
         }

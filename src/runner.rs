@@ -268,8 +268,7 @@ async fn run_pass(
         pages_already_done = planned - plan.len(),
         "pass starting"
     );
-    let futures = crawler.submit_plan(&plan);
-    let driven = crawler.drive(futures, shutdown, status).await?;
+    let driven = crawler.drive(&plan, shutdown, status).await?;
     report_failures(&config.failures_path, &driven.failures)?;
     let stats = crawler.stats().await?;
     let end = if driven.interrupted {

@@ -16,7 +16,7 @@ use thiserror::Error;
 
 use crate::api::{self, ApiError, ApiQuery, ApiSort};
 use crate::clean::clean_page;
-use crate::config::{ApiKey, Config, Order, Tab, TagSet};
+use crate::config::{ApiKey, Config, Order, Tab};
 use crate::fetch::{Body, FetchError, HttpClient};
 use crate::lane::{Lane, LaneError};
 use crate::model::{Listing, PageContext};
@@ -181,15 +181,17 @@ fn context(config: &Config, tag: &str, order: &str, page: u32) -> PageContext {
     }
 }
 
-impl Source {
-    /// Page `page` of `tag` as `set` asks for it.
-    pub fn job(config: &Config, set: &TagSet, tag: &str, page: u32) -> PageJob {
-        match set.order {
-            Order::Listing(tab) => PageJob::new(config, tag, tab, page, set.pagesize),
-            Order::Api(sort) => PageJob::api(config, tag, sort, page, set.pagesize),
+impl PageJob {
+    /// Page `page` of `tag` in `order`, from the source that order belongs to.
+    pub fn of(config: &Config, order: Order, tag: &str, page: u32, pagesize: u32) -> PageJob {
+        match order {
+            Order::Listing(tab) => PageJob::new(config, tag, tab, page, pagesize),
+            Order::Api(sort) => PageJob::api(config, tag, sort, page, pagesize),
         }
     }
+}
 
+impl Source {
     /// robots.txt governs crawlers of the site's pages; the API is a
     /// documented interface with its own rules, on another host.
     pub fn obeys_robots(self) -> bool {
@@ -209,17 +211,10 @@ impl Source {
         }
     }
 
-    /// The job a failures-file entry names, rebuilt from its fields: an
-    /// order (tab or sort) and a page size this source knows, or an error
-    /// saying which is wrong.
-    pub fn job_from_fields(
-        self,
-        config: &Config,
-        tag: &str,
-        order: &str,
-        page: u32,
-        pagesize: u32,
-    ) -> Result<PageJob, String> {
+    /// The order a failures-file entry names, checked: an order (tab or
+    /// sort) and a page size this source knows, or an error saying which is
+    /// wrong.
+    pub fn order_named(self, order: &str, pagesize: u32) -> Result<Order, String> {
         match self {
             Source::Api => {
                 let sort = ApiSort::ALL
@@ -234,7 +229,7 @@ impl Source {
                         api::MAX_PAGESIZE
                     ));
                 }
-                Ok(PageJob::api(config, tag, sort, page, pagesize))
+                Ok(Order::Api(sort))
             }
             Source::Html => {
                 let tab = Tab::parse(order)
@@ -249,7 +244,7 @@ impl Source {
                 if ![15, 30, 50].contains(&pagesize) {
                     return Err(format!("pagesize {pagesize} is not 15, 30 or 50"));
                 }
-                Ok(PageJob::new(config, tag, tab, page, pagesize))
+                Ok(Order::Listing(tab))
             }
         }
     }
@@ -419,9 +414,8 @@ pages = 2
         let raw = toml::from_str(text).unwrap();
         let c =
             Config::from_raw_with_key(raw, text, "t", &Overrides::default(), Some("K3Y")).unwrap();
-        let plan = Plan::from_config(&c);
-        let got: Vec<_> = plan
-            .jobs
+        let jobs: Vec<_> = Plan::from_config(&c).jobs().collect();
+        let got: Vec<_> = jobs
             .iter()
             .map(|j| (j.source, j.ctx.tab.as_str(), j.ctx.page))
             .collect();
@@ -436,10 +430,10 @@ pages = 2
             "the same tag from both sources is two lanes, not a duplicate"
         );
         assert_eq!(
-            plan.jobs[2].url,
+            jobs[2].url,
             "https://api.stackexchange.com/2.3/questions?tagged=c%2B%2B&site=stackoverflow&sort=activity&order=desc&page=2&pagesize=100"
         );
-        assert_eq!(plan.jobs[2].ctx.site, "stackoverflow.com");
-        assert!(plan.jobs.iter().all(|j| !j.url.contains("K3Y")));
+        assert_eq!(jobs[2].ctx.site, "stackoverflow.com");
+        assert!(jobs.iter().all(|j| !j.url.contains("K3Y")));
     }
 }

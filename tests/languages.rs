@@ -42,11 +42,7 @@ fn tags_of_every_script_plan_to_encoded_urls_for_both_sources() {
         ("es.stackoverflow.com", "es.stackoverflow"),
     ] {
         let c = config(&format!("https://{host}"), &quoted(&TAGS)).expect("valid config");
-        let urls: HashSet<String> = Plan::from_config(&c)
-            .jobs
-            .into_iter()
-            .map(|j| j.url)
-            .collect();
+        let urls: HashSet<String> = Plan::from_config(&c).jobs().map(|j| j.url).collect();
         for enc in ENCODED {
             for page in 1..=2 {
                 let html = format!(
@@ -74,11 +70,7 @@ fn the_api_site_is_derived_from_any_stack_exchange_host_or_given() {
         ("meta.ja.stackoverflow.com", "meta.ja.stackoverflow"),
     ] {
         let c = config(&format!("https://{host}"), "\"x\"").expect("valid config");
-        let urls: Vec<String> = Plan::from_config(&c)
-            .jobs
-            .into_iter()
-            .map(|j| j.url)
-            .collect();
+        let urls: Vec<String> = Plan::from_config(&c).jobs().map(|j| j.url).collect();
         assert!(
             urls.iter().any(|u| u.contains(&format!("&site={site}&"))),
             "{host}: {urls:?}"

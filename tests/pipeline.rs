@@ -7,8 +7,10 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use stackcrawl::config::Tab;
+use stackcrawl::crawler::{status_timer, JOBS_AHEAD_PER_FETCHER};
 use stackcrawl::model::Question;
-use stackcrawl::{as_completed, gather, Crawler, PageOutcome, Sink};
+use stackcrawl::plan::Plan;
+use stackcrawl::{as_completed, gather, shutdown_flag, Crawler, PageOutcome, Sink};
 use stackcrawl_fakesite::{
     budget_used, crawl_site, hits_per_page, read_jsonl, FakeQuestion, FakeSite, Fault, TestConfig,
 };
@@ -420,4 +422,42 @@ async fn two_crawls_sharing_a_budget_file_count_every_request() {
     assert_eq!((a.pages_done, b.pages_done), (10, 10));
     let used = budget_used(&shared);
     assert_eq!(used as usize, site.hits().len(), "22 requests, 22 counted");
+}
+
+/// A pass of any length holds a few jobs per fetcher, not the whole plan:
+/// the crawler submits a window at a time as pages come back.
+#[actix::test]
+async fn a_long_plan_is_held_a_few_jobs_per_fetcher_at_a_time() {
+    let site = FakeSite::builder()
+        .synthetic_tag("a", 20 * 50)
+        .synthetic_tag("b", 20 * 50)
+        .synthetic_tag("c", 20 * 50)
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = TestConfig::new(&site, dir.path())
+        .fetch("fetchers = 2\nrate = 30.0\nburst = 10")
+        .tag_set("s", &["a", "b", "c"], 20)
+        .build();
+    let plan = Plan::from_config(&cfg);
+    assert_eq!(plan.len(), 60);
+    let sink = Sink::create(&cfg.output, cfg.output_format).unwrap();
+    let mut crawler = Crawler::start(cfg, Some(sink), None).expect("start");
+    let mut shutdown = shutdown_flag(std::future::pending());
+    let mut status = status_timer(Duration::from_secs(3600));
+    let driven = crawler
+        .drive(&plan, &mut shutdown, &mut status)
+        .await
+        .expect("drive");
+    assert!(driven.ended.iter().all(|&ended| ended) && !driven.interrupted);
+    let stats = crawler.stats().await.unwrap();
+    assert_eq!(stats.done, 60);
+    assert!(
+        stats.most_held <= 2 * JOBS_AHEAD_PER_FETCHER,
+        "the supervisor held {} jobs at once",
+        stats.most_held
+    );
+    let hits = hits_per_page(&site.page_hits());
+    assert_eq!(hits.len(), 60);
+    assert!(hits.values().all(|&n| n == 1), "{hits:?}");
+    crawler.finish().await.unwrap();
 }

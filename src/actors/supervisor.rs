@@ -90,6 +90,10 @@ pub struct SupervisorStats {
     /// Jobs waiting for a fetcher, and jobs being fetched.
     pub queued: usize,
     pub in_flight: usize,
+    /// The most jobs held at once, waiting or being fetched: what the
+    /// supervisor's memory grows with. A crawl submits a window at a time,
+    /// so this stays a few per fetcher however long the plan.
+    pub most_held: usize,
     pub budget_left: u64,
     /// Set when the daily budget (or the API's quota) ran out: when it
     /// resets.
@@ -224,7 +228,7 @@ impl Supervisor {
             host = %key,
             daily_budget = limit,
             resets_at = %resets.to_rfc3339(),
-            pages_not_fetched = self.frontier.pending(),
+            pages_queued = self.frontier.pending(),
             "daily request budget exhausted: crawl stops; it resets at {}",
             resets.to_rfc3339()
         );
@@ -275,7 +279,7 @@ impl Supervisor {
             stop_at_quota_remaining = self.stop_at_quota_remaining,
             quota_max = self.stats.api.quota_max,
             resets_at = %resets.to_rfc3339(),
-            pages_not_fetched = self.frontier.pending(),
+            pages_queued = self.frontier.pending(),
             "API quota exhausted: crawl stops; it resets at {}",
             resets.to_rfc3339()
         );
@@ -349,6 +353,8 @@ impl Handler<Submit> for Supervisor {
             job: msg.job,
             reply: msg.reply,
         });
+        let held = self.frontier.pending() + self.in_flight.len();
+        self.stats.most_held = self.stats.most_held.max(held);
         self.deliver(out);
         self.dispatch();
     }

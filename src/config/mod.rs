@@ -165,7 +165,7 @@ impl fmt::Display for Source {
 /// A tag set's source with the one ordering that source knows: a listing
 /// tab for HTML, a sort for the API. One type, so no tag set carries a field
 /// that means nothing for its source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Order {
     Listing(Tab),
     Api(ApiSort),
