@@ -14,7 +14,7 @@ use std::process::Command;
 
 use stackcrawl_fakesite::pg::TestDb;
 use stackcrawl_fakesite::service::Service;
-use stackcrawl_fakesite::{config::TestConfig, FakeSite, Hit};
+use stackcrawl_fakesite::{config::TestConfig, FakeSite, Fault, Hit};
 
 const BIN: &str = env!("CARGO_BIN_EXE_stackcrawl");
 const PAGESIZE: u32 = 15;
@@ -78,6 +78,19 @@ fn listing_hits(site: &FakeSite) -> Vec<Hit> {
         .into_iter()
         .filter(|h| h.tag.as_deref() == Some("fleet"))
         .collect()
+}
+
+/// Per page of the `fleet` tag, each answer the site gave, in order, as
+/// "CLIENT STATUS".
+fn answers_per_page(site: &FakeSite) -> HashMap<u32, Vec<String>> {
+    let mut per_page: HashMap<u32, Vec<String>> = HashMap::new();
+    for h in listing_hits(site) {
+        per_page
+            .entry(h.page.unwrap())
+            .or_default()
+            .push(format!("{} {}", h.client, h.status));
+    }
+    per_page
 }
 
 /// Question ids `stackcrawl export` finds in the store.
@@ -207,13 +220,7 @@ fn a_killed_process_pages_are_taken_over_when_its_leases_expire() {
     );
     // Each page once, but those the victim had on the wire when it died
     // (at most one per fetcher), which another process fetched again.
-    let mut per_page: HashMap<u32, Vec<String>> = HashMap::new();
-    for h in listing_hits(&site) {
-        per_page
-            .entry(h.page.unwrap())
-            .or_default()
-            .push(format!("{} {}", h.client, h.status));
-    }
+    let per_page = answers_per_page(&site);
     let twice: Vec<_> = per_page.iter().filter(|(_, c)| c.len() > 1).collect();
     assert!(twice.len() <= 2, "{twice:?}");
     for (page, clients) in &twice {
@@ -229,6 +236,81 @@ fn a_killed_process_pages_are_taken_over_when_its_leases_expire() {
         .filter(|v| v["message"] == "lease of another process expired: page taken over")
         .count();
     assert!(taken_over >= twice.len(), "{taken_over} take-overs logged");
+}
+
+/// A process that claimed a page and then waits past its lease for the
+/// quota (here a Retry-After that pauses its whole pool) must not fetch the
+/// page once another process has taken it over.
+#[test]
+fn a_holder_kept_waiting_past_its_lease_does_not_fetch_a_page_taken_over() {
+    const PAGES: u32 = 20;
+    let db = TestDb::create();
+    // Page 1's first answer pauses the holder for 12 s, early in the pass;
+    // its fetchers claim the next pages meanwhile and wait for the quota.
+    // The other process has those 12 s to start and take the pass over
+    // (about 3 s on an idle machine).
+    let site = FakeSite::builder()
+        .tag("fleet", u64::from(PAGES * PAGESIZE))
+        .fault(
+            "fleet",
+            1,
+            Fault::Status {
+                status: 429,
+                retry_after: Some("12".into()),
+            },
+        )
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = member_config(&site, &db, dir.path(), 0)
+        .fetch("rate = 8.0\nburst = 1\nfetchers = 2")
+        .fleet("name = \"w0\"\nlocal_address = \"127.0.0.2\"\nlease_secs = 1")
+        .sets(fleet_set(PAGES))
+        .write();
+    let mut holder = Service::start(BIN, &config);
+    holder.wait_for("server asked to slow down: whole pool paused");
+    // Its leases run out while it waits; another process takes the pass.
+    let mut other = member(&site, &db, dir.path(), 1, PAGES);
+    other.wait_for("pass finished");
+    holder.wait_for("pass finished");
+    for svc in [&mut holder, &mut other] {
+        svc.signal("-TERM");
+        assert_eq!(svc.wait_exit(), Some(0));
+    }
+
+    let per_page = answers_per_page(&site);
+    let fetched: Vec<_> = per_page
+        .iter()
+        .map(|(page, c)| (page, c.iter().filter(|c| c.ends_with("200")).count()))
+        .filter(|&(_, n)| n != 1)
+        .collect();
+    assert!(fetched.is_empty(), "each page once: {per_page:?}");
+    let taken_over = other
+        .seen
+        .iter()
+        .filter(|v| v["message"] == "lease of another process expired: page taken over")
+        .count();
+    assert!(
+        taken_over >= 2,
+        "the other process took page 1 and a page the holder waited on over: {per_page:?}"
+    );
+    // The request the holder was admitted for and did not send is not
+    // counted against its budget.
+    let stopped = holder
+        .seen
+        .iter()
+        .find(|v| v["message"] == "run stopped; store flushed")
+        .expect("final line");
+    let sent = site
+        .hits()
+        .iter()
+        .filter(|h| h.client.to_string() == "127.0.0.2")
+        .count();
+    assert_eq!(stopped["requests"], sent as u64, "{stopped}");
+    assert_eq!(
+        exported_ids(&db),
+        served_ids(&site),
+        "the store is what the site served"
+    );
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //! moment it is read.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::{
     Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, Recipient, WrapFuture,
@@ -44,6 +44,8 @@ pub struct Fetcher {
     pub cleaner: Addr<Cleaner>,
     pub aggregator: Addr<Aggregator>,
     pub supervisor: Recipient<JobEnded>,
+    /// How long a page claimed on a shared store stays this process's.
+    pub lease: Duration,
 }
 
 impl Actor for Fetcher {
@@ -59,6 +61,7 @@ impl Handler<PageJob> for Fetcher {
             lane: self.lanes.for_job(&job).clone(),
             cleaner: self.cleaner.clone(),
             aggregator: self.aggregator.clone(),
+            lease: self.lease,
         };
         let span =
             info_span!("page", tag = %job.ctx.tag, page = job.ctx.page, attempt = job.attempt);
@@ -88,9 +91,23 @@ struct Attempt {
     lane: Arc<Lane>,
     cleaner: Addr<Cleaner>,
     aggregator: Addr<Aggregator>,
+    lease: Duration,
 }
 
 impl Attempt {
+    /// Claims the page on the store before its request (on a store a fleet
+    /// shares, the page may be another process's): the lease, or what holds
+    /// the page instead.
+    async fn claim(&self, job: &PageJob) -> Result<Claim, JobError> {
+        self.aggregator
+            .send(ClaimPage {
+                ctx: job.ctx.clone(),
+            })
+            .await
+            .map_err(|_| JobError::Stopped)?
+            .map_err(|e| JobError::Output(std::sync::Arc::new(e)))
+    }
+
     /// Whatever the page's source: the lane's leave, the request, the body
     /// read into records on the cleaner's threads, the records written. What
     /// the page said about quota and paging goes back to the supervisor even
@@ -98,21 +115,27 @@ impl Attempt {
     async fn run(self, job: PageJob) -> (Result<PageReport, JobError>, Option<ApiWrapper>) {
         let mut wrapper = None;
         let result = async {
-            // On a store a fleet shares, the page may be another process's.
-            let claim = self
-                .aggregator
-                .send(ClaimPage {
-                    ctx: job.ctx.clone(),
-                })
-                .await
-                .map_err(|_| JobError::Stopped)?
-                .map_err(|e| JobError::Output(std::sync::Arc::new(e)))?;
+            let claim = self.claim(&job).await?;
             if !matches!(claim, Claim::Leased { .. }) {
                 return Err(JobError::Elsewhere(claim));
             }
+            let claimed = Instant::now();
             // Held until the response is read and any pause it asks for is
             // applied: the next request of a serial lane waits for it.
             let ticket = self.lane.admit().await?;
+            // A wait for the quota or a pause the server asked for can
+            // outlast the lease, and another process may have taken the
+            // page over meanwhile: the lease is renewed (or found lost)
+            // before the request, which then costs nothing.
+            if claimed.elapsed() > self.lease / 3 {
+                let renewed = self.claim(&job).await;
+                if !matches!(renewed, Ok(Claim::Leased { .. })) {
+                    if let Err(e) = self.lane.refund(&ticket).await {
+                        warn!(error = %e, "request budget not handed back");
+                    }
+                    return Err(renewed.map_or_else(|e| e, JobError::Elsewhere));
+                }
+            }
             let sent = Instant::now();
             debug!(url = %job.url, "GET");
             let body = job.source.request(&self.requester, &self.lane, &job).await;

@@ -61,6 +61,7 @@ impl Pipeline {
             violation_pause: config.api.throttle_violation_pause,
         };
         let shared = lanes.clone();
+        let lease = config.fleet.lease;
         let supervisor = Supervisor::create(move |ctx| {
             let mut sup = Supervisor::new(policy, shared.clone(), stop_at_quota_remaining);
             for id in 0..fetchers {
@@ -72,6 +73,7 @@ impl Pipeline {
                         cleaner: cleaner.clone(),
                         aggregator: agg.clone(),
                         supervisor: ctx.address().recipient(),
+                        lease,
                     }
                     .start(),
                 );
