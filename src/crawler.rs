@@ -291,11 +291,30 @@ impl Crawler {
             }
             // A site that throttles counts robots.txt among the requests it
             // allows; so does the lane's rate controller.
-            if matches!(&response, Ok(r) if r.status < 400) {
-                lane.answered(&ticket, Answer::Accepted);
+            match &response {
+                Ok(r) if r.status < 400 => lane.answered(&ticket, Answer::Accepted),
+                // Too many requests: the site's quota speaks, as for a
+                // page, and its Retry-After binds every request.
+                Ok(r) if r.status == 429 => {
+                    lane.answered(
+                        &ticket,
+                        Answer::Throttled {
+                            retry_after: r.retry_after,
+                        },
+                    );
+                    if let Some(pause) = r.retry_after {
+                        lane.pause_for(pause);
+                    }
+                }
+                _ => {}
             }
             drop(ticket);
             let reason = match response {
+                // A 429 says "slow down", not "no rules here" (RFC 9309
+                // lets other 4xx mean no rules; Google treats a 429 as a
+                // 5xx): it is asked again, and if it never answers, it is
+                // unreachable.
+                Ok(r) if r.status == 429 => "HTTP 429".to_string(),
                 Ok(r) if r.status < 500 => break RobotsPolicy::from_response(r.status, &r.text),
                 Ok(r) => format!("HTTP {}", r.status),
                 Err(e) => e.to_string(),

@@ -39,7 +39,8 @@ pub enum RobotsError {
 impl RobotsPolicy {
     /// How a robots.txt response is read: 2xx and 418 (the teapot Stack
     /// Overflow sends with its `Disallow: /`) carry rules; any other 4xx
-    /// means there are none (RFC 9309 §2.3.1.3).
+    /// means there are none (RFC 9309 §2.3.1.3). A 429 never gets here:
+    /// the caller retries it like a 5xx.
     pub fn from_response(status: u16, body: &str) -> RobotsPolicy {
         if (200..300).contains(&status) || status == 418 {
             RobotsPolicy::Rules(body.to_string())

@@ -89,30 +89,77 @@ async fn obey_robots_false_crawls_with_a_warning() {
     assert_eq!(site.robots_hits(), 0, "not even fetched");
 }
 
+/// A robots.txt that keeps answering 5xx, or 429 (which asks us to slow
+/// down, not that anything goes), is unreachable: denied after retries.
 #[actix::test]
 async fn unreachable_robots_is_retried_then_denied_by_default() {
-    let mut b = FakeSite::builder().tag("a", 60);
-    for _ in 0..3 {
-        b = b.robots_fault(Fault::Status {
-            status: 500,
-            retry_after: None,
-        });
+    for status in [500, 429] {
+        let mut b = FakeSite::builder().tag("a", 60);
+        for _ in 0..3 {
+            b = b.robots_fault(Fault::Status {
+                status,
+                retry_after: None,
+            });
+        }
+        let site = b.start();
+        let dir = tempfile::tempdir().unwrap();
+        let err = crawl_site(
+            TestConfig::new(&site, dir.path())
+                .fetch("max_retries = 2")
+                .tag_set("a", &["a"], 1)
+                .build(),
+        )
+        .await
+        .expect_err("denied");
+        assert!(
+            matches!(err, CrawlError::Robots(RobotsError::Unreachable { .. })),
+            "HTTP {status}: {err:?}"
+        );
+        assert_eq!(
+            site.robots_hits(),
+            3,
+            "HTTP {status}: first try and two retries"
+        );
+        assert!(site.page_hits().is_empty(), "HTTP {status}");
     }
-    let site = b.start();
+}
+
+/// A 429 on robots.txt asks us to slow down; it does not say the site has
+/// no rules (RFC 9309 lets a 4xx mean "no rules", and Google treats a 429
+/// like a 5xx): the crawler waits as asked, asks again and obeys the answer.
+#[actix::test]
+async fn a_robots_txt_429_is_waited_out_and_its_rules_obeyed() {
+    let site = FakeSite::builder()
+        .tag("a", 60)
+        .robots(DISALLOW_ALL)
+        .robots_fault(Fault::Status {
+            status: 429,
+            retry_after: Some("1".into()),
+        })
+        .start();
     let dir = tempfile::tempdir().unwrap();
     let err = crawl_site(
         TestConfig::new(&site, dir.path())
-            .fetch("max_retries = 2")
-            .tag_set("a", &["a"], 1)
+            .tag_set("a", &["a"], 2)
             .build(),
     )
     .await
-    .expect_err("denied");
+    .expect_err("robots.txt forbids the pages");
     assert!(
-        matches!(err, CrawlError::Robots(RobotsError::Unreachable { .. })),
+        matches!(err, CrawlError::Robots(RobotsError::Disallowed { .. })),
         "{err:?}"
     );
-    assert_eq!(site.robots_hits(), 3, "first try and two retries");
+    let robots: Vec<_> = site
+        .hits()
+        .into_iter()
+        .filter(|h| h.tag.is_none())
+        .collect();
+    assert_eq!(robots.len(), 2, "asked again after the 429");
+    assert!(
+        robots[1].at - robots[0].at >= Duration::from_secs(1),
+        "Retry-After waited out: {:?}",
+        robots[1].at - robots[0].at
+    );
     assert!(site.page_hits().is_empty());
 }
 
