@@ -138,5 +138,15 @@ fn main() {
             settled as f64 / 1024.0,
             (last.1 as f64 - settled as f64) / 1024.0
         );
+        // Growth that slows quarter by quarter is filling caches and
+        // allocator pools; growth that does not is a leak.
+        let quarter = |q: usize| samples[(samples.len() - 1) * q / 4].1 as f64 / 1024.0;
+        println!(
+            "  RSS growth per quarter of the run: {:+.1}, {:+.1}, {:+.1}, {:+.1} MiB",
+            quarter(1) - quarter(0),
+            quarter(2) - quarter(1),
+            quarter(3) - quarter(2),
+            quarter(4) - quarter(3)
+        );
     }
 }
