@@ -245,8 +245,9 @@ fn a_killed_process_pages_are_taken_over_when_its_leases_expire() {
 fn a_holder_kept_waiting_past_its_lease_does_not_fetch_a_page_taken_over() {
     const PAGES: u32 = 20;
     let db = TestDb::create();
-    // Page 1's first answer pauses the holder for 12 s, early in the pass;
-    // its fetchers claim the next pages meanwhile and wait for the quota.
+    // Page 1's first answer pauses the holder for 12 s; its one fetcher
+    // claims page 2 meanwhile and waits for the quota. (One fetcher: page
+    // 1 goes first for sure, where a second fetcher could get ahead of it.)
     // The other process has those 12 s to start and take the pass over
     // (about 3 s on an idle machine).
     let site = FakeSite::builder()
@@ -262,7 +263,7 @@ fn a_holder_kept_waiting_past_its_lease_does_not_fetch_a_page_taken_over() {
         .start();
     let dir = tempfile::tempdir().unwrap();
     let config = member_config(&site, &db, dir.path(), 0)
-        .fetch("rate = 8.0\nburst = 1\nfetchers = 2")
+        .fetch("rate = 8.0\nburst = 1\nfetchers = 1")
         .fleet("name = \"w0\"\nlocal_address = \"127.0.0.2\"\nlease_secs = 1")
         .sets(fleet_set(PAGES))
         .write();
@@ -291,7 +292,7 @@ fn a_holder_kept_waiting_past_its_lease_does_not_fetch_a_page_taken_over() {
         .count();
     assert!(
         taken_over >= 2,
-        "the other process took page 1 and a page the holder waited on over: {per_page:?}"
+        "the other process took page 1 and page 2, which the holder waited on, over: {per_page:?}"
     );
     // The request the holder was admitted for and did not send is not
     // counted against its budget.
