@@ -36,7 +36,7 @@ use crate::plan::{PageJob, Plan};
 use crate::retry::RetryPolicy;
 use crate::robots::{self, RobotsError, RobotsPolicy};
 use crate::shared_quota::SharedQuota;
-use crate::source::Lanes;
+use crate::source::{honour_retry_after, Lanes};
 use crate::store::{PassStore, PassTotals, SharedCounter, StoreLocation};
 use crate::throttle::{Answer, Throttle};
 
@@ -302,9 +302,7 @@ impl Crawler {
                             retry_after: r.retry_after,
                         },
                     );
-                    if let Some(pause) = r.retry_after {
-                        lane.pause_for(pause);
-                    }
+                    honour_retry_after(lane, &r.status_error());
                 }
                 _ => {}
             }

@@ -115,15 +115,9 @@ impl Plan {
 
     /// The plan's pages in order, without building their jobs.
     pub fn pages(&self) -> impl ExactSizeIterator<Item = PlanPage<'_>> + '_ {
-        self.pages.iter().map(|&(lane, page)| {
-            let l = &self.lanes[lane as usize];
-            PlanPage {
-                tag: &l.tag,
-                tab: l.order.as_str(),
-                page,
-                source: l.order.source(),
-            }
-        })
+        self.pages
+            .iter()
+            .map(|&(lane, page)| plan_page(&self.lanes, lane, page))
     }
 
     /// How many pages each tag has in the plan.
@@ -143,15 +137,8 @@ impl Plan {
     /// Keeps only the pages `keep` accepts.
     pub fn retain(&mut self, mut keep: impl FnMut(PlanPage<'_>) -> bool) {
         let lanes = &self.lanes;
-        self.pages.retain(|&(lane, page)| {
-            let l = &lanes[lane as usize];
-            keep(PlanPage {
-                tag: &l.tag,
-                tab: l.order.as_str(),
-                page,
-                source: l.order.source(),
-            })
-        });
+        self.pages
+            .retain(|&(lane, page)| keep(plan_page(lanes, lane, page)));
     }
 
     /// Every page goes out only once the page before it of its tag came
@@ -166,6 +153,16 @@ impl Plan {
         let mut job = PageJob::of(&self.config, l.order, &l.tag, page, l.pagesize);
         job.after_previous |= self.after_previous;
         job
+    }
+}
+
+fn plan_page(lanes: &[PlanLane], lane: u32, page: u32) -> PlanPage<'_> {
+    let l = &lanes[lane as usize];
+    PlanPage {
+        tag: &l.tag,
+        tab: l.order.as_str(),
+        page,
+        source: l.order.source(),
     }
 }
 

@@ -346,7 +346,7 @@ fn is_json_object(body: &str) -> bool {
 
 /// A server's "slow down" binds every request from the moment it is read,
 /// not from when the supervisor gets to it.
-fn honour_retry_after(lane: &Lane, err: &FetchError) {
+pub(crate) fn honour_retry_after(lane: &Lane, err: &FetchError) {
     if let FetchError::RateLimited {
         retry_after: Some(wait),
         ..
