@@ -27,6 +27,17 @@ pub enum BudgetError {
     Open { path: PathBuf, reason: String },
     #[error("cannot update request budget {path}: {reason}")]
     Write { path: PathBuf, reason: String },
+    /// The count cannot be taken right now: another program holds the
+    /// file's lock, or the fleet's database does not answer. Worth waiting
+    /// for; nothing is sent meanwhile.
+    #[error("request budget {path} cannot count right now: {reason}")]
+    Busy { path: PathBuf, reason: String },
+}
+
+impl BudgetError {
+    pub fn is_busy(&self) -> bool {
+        matches!(self, BudgetError::Busy { .. })
+    }
 }
 
 /// Where the counts are kept: the user's file, or the fleet's database.
@@ -36,8 +47,10 @@ enum Counter {
 }
 
 /// Other processes may hold the file's write lock for one statement: a few
-/// microseconds, so waiting long means something is wrong.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// microseconds. Past this, the lock is someone else's long transaction (a
+/// backup, a person in `sqlite3`): the call says `Busy` and the lane waits
+/// and asks again, rather than holding its thread in SQLite's busy loop.
+const BUSY_TIMEOUT: Duration = Duration::from_millis(250);
 
 pub struct Budget {
     path: PathBuf,
@@ -112,10 +125,15 @@ impl Budget {
         self.limits.get(host).copied().unwrap_or(self.limit)
     }
 
-    fn write_err(&self, e: impl std::fmt::Display) -> BudgetError {
-        BudgetError::Write {
-            path: self.path.clone(),
-            reason: e.to_string(),
+    /// A failed statement: `Busy` when waiting may cure it (the file is
+    /// locked; the fleet's database did not answer), else `Write`.
+    fn write_err(&self, e: impl Into<CountError>) -> BudgetError {
+        let (path, e) = (self.path.clone(), e.into());
+        match e {
+            CountError::Locked(reason) | CountError::Unreachable(reason) => {
+                BudgetError::Busy { path, reason }
+            }
+            CountError::Failed(reason) => BudgetError::Write { path, reason },
         }
     }
 
@@ -244,6 +262,26 @@ impl Budget {
             .checked_add_days(Days::new(1))
             .unwrap_or(now.date_naive());
         tomorrow.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
+    }
+}
+
+/// Why a count failed, as far as waiting is concerned.
+#[derive(Debug)]
+pub enum CountError {
+    /// Another connection holds the file's lock.
+    Locked(String),
+    /// The fleet's database did not answer or dropped the connection.
+    Unreachable(String),
+    Failed(String),
+}
+
+impl From<rusqlite::Error> for CountError {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
+        match e.sqlite_error_code() {
+            Some(DatabaseBusy | DatabaseLocked) => CountError::Locked(e.to_string()),
+            _ => CountError::Failed(e.to_string()),
+        }
     }
 }
 

@@ -7,7 +7,9 @@ use std::future::Future;
 use tracing::{error, info};
 
 use crate::config::Config;
-use crate::crawler::{round3, shutdown_flag, status_timer, Crawler};
+use crate::crawler::{
+    round3, shutdown_flag, status_timer, Crawler, PassEnd, PassSpec, KIND_INTERRUPTED,
+};
 use crate::error::CrawlError;
 use crate::model::{FailedPage, RunSummary};
 use crate::monitor::Monitor;
@@ -18,9 +20,6 @@ use crate::writer_lock;
 
 /// The store's name for the pass of a one-off `crawl --store`.
 pub const CRAWL_PASS: &str = "crawl";
-
-/// The failures-file kind of a page an interrupted crawl did not fetch.
-pub const KIND_INTERRUPTED: &str = "interrupted";
 
 /// Writes the failures file (or clears a stale one) and says where it is.
 pub(crate) fn report_failures(
@@ -72,7 +71,7 @@ pub async fn crawl(
 /// display) as it goes.
 pub async fn crawl_watched(
     config: Config,
-    mut plan: Plan,
+    plan: Plan,
     sink: Sink,
     store: Option<Box<dyn PassStore>>,
     shutdown: impl Future<Output = ()> + 'static,
@@ -87,9 +86,7 @@ pub async fn crawl_watched(
         output = %sink.path().display(),
         "crawl starting"
     );
-    let failures_path = config.failures_path.clone();
-    let mut shutdown = shutdown_flag(shutdown);
-    let with_store = store.is_some();
+    let shutdown = shutdown_flag(shutdown);
     // A store has one writer; a second `crawl --store` or a `run` beside
     // this one is refused before anything is fetched.
     let _lock = match &store {
@@ -97,67 +94,29 @@ pub async fn crawl_watched(
         None => None,
     };
     let mut crawler = Crawler::start(config, Some(sink), store)?;
+    crawler.stop_on(shutdown);
     if let Some(m) = monitor {
         crawler.watch(m);
     }
-    if with_store {
-        let planned = plan.len();
-        let pass = crawler.begin_pass(CRAWL_PASS, false, &mut plan).await?;
-        info!(
-            pass_id = pass.pass_id,
-            resumed = pass.resumed,
-            pages_already_done = planned - plan.len(),
-            "store pass starting"
-        );
-    } else if let Some(m) = crawler.monitor() {
-        let per_tag = plan.pages_per_tag();
-        m.pass_started(CRAWL_PASS, &per_tag, &per_tag);
-    }
     crawler.check_robots(&plan).await?;
     let mut status = status_timer(crawler.config().status_every);
-    let driven = crawler.drive(&plan, &mut shutdown, &mut status).await?;
-    let stats = crawler.stats().await?;
-    let api_fatal = stats.api_fatal;
-    // Only a crawl that reached every page closes its pass.
-    let finished = !driven.interrupted && stats.budget_resets_at.is_none() && api_fatal.is_none();
-    if with_store {
-        crawler.end_pass(finished).await?;
-    } else if let Some(m) = crawler.monitor() {
-        m.pass_ended(finished);
-    }
+    let spec = PassSpec {
+        name: CRAWL_PASS,
+        newest: false,
+        list_unfetched: true,
+    };
+    let pass = crawler.pass(spec, plan, &mut status).await?;
     let mut summary = crawler.finish().await?;
     // Pages are submitted a window at a time: an interrupted crawl
     // submitted fewer than it planned.
-    summary.pages_planned = plan.len() as u64;
-    summary.failures = driven.failures.clone();
-    // An interrupted crawl lists what it did not reach beside what it
-    // lost, so `--retry-failed` completes it.
-    let mut listed = driven.failures;
-    if driven.interrupted {
-        summary.interrupted = true;
-        listed.extend(
-            plan.jobs()
-                .zip(&driven.ended)
-                .filter(|(_, &ended)| !ended)
-                .map(|(j, _)| FailedPage {
-                    ctx: j.ctx.clone(),
-                    url: j.url.clone(),
-                    attempts: 0,
-                    kind: KIND_INTERRUPTED.to_string(),
-                    error: "not fetched: the crawl was interrupted".to_string(),
-                }),
-        );
-    }
-    report_failures(&failures_path, &listed)?;
+    summary.pages_planned = pass.planned as u64;
+    summary.failures = pass.failures;
+    summary.interrupted = matches!(pass.end, PassEnd::Interrupted);
     log_summary(&summary);
     // Records so far are flushed and the summary logged; the run still
     // failed, and says why in the API's own words.
-    if let Some(f) = api_fatal {
-        return Err(CrawlError::Api {
-            tag: f.ctx.tag,
-            page: f.ctx.page,
-            error: f.error,
-        });
+    if let PassEnd::Fatal(e) = pass.end {
+        return Err(e);
     }
     Ok(summary)
 }

@@ -7,17 +7,19 @@
 
 use std::future::Future;
 use std::ops::RangeInclusive;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::future::{join_all, BoxFuture};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::FutureExt;
 use tokio::sync::{oneshot, watch};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
+
+use actix::{Handler, Message};
 
 use crate::actors::aggregator::{
-    BeginPass, EndPass, FinishedPassStarted, Flush, GetPassCounts, GetStoreStats, OpenedPass,
+    Aggregator, BeginPass, EndPass, FinishedPassStarted, Flush, OpenedPass,
 };
 use crate::actors::supervisor::{Drain, GetStats, NewPass, Submit, SupervisorStats};
 use crate::actors::supervisor::{PageOutcome, WHY_ELSEWHERE};
@@ -27,7 +29,8 @@ use crate::config::{Config, Tab};
 use crate::error::CrawlError;
 use crate::fetch::{FetchError, HttpClient};
 use crate::frontier::WHY_TAG_ENDED;
-use crate::lane::{Lane, LaneError};
+use crate::lane::{Counting, Lane, LaneError, Opening};
+use crate::ledger::Ledger;
 use crate::model::FailedPage;
 use crate::model::RunSummary;
 use crate::monitor::Monitor;
@@ -37,6 +40,7 @@ use crate::retry::RetryPolicy;
 use crate::robots::{self, RobotsError, RobotsPolicy};
 use crate::shared_quota::SharedQuota;
 use crate::source::{honour_retry_after, Lanes};
+use crate::stall::{Stalled, Stalls};
 use crate::store::{PassStore, PassTotals, SharedCounter, StoreLocation};
 use crate::throttle::{Answer, Throttle};
 
@@ -53,7 +57,15 @@ pub struct Crawler {
     /// Records go to a store too: pages have new and updated counts.
     stored: bool,
     monitor: Option<Watched>,
+    /// What the crawl waits on that does not answer (store, budget).
+    stalls: Stalls,
+    /// Set once shutdown is requested (see [`Crawler::stop_on`]).
+    shutdown: watch::Receiver<bool>,
 }
+
+/// After a shutdown request, a store that has not answered gets this long
+/// more: what it has not written by then, the next start fetches again.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// A monitor and the task that passes it the supervisor's counters; the
 /// task ends with the crawler, so a replaced crawler's figures never
@@ -83,19 +95,31 @@ impl Crawler {
         store: Option<Box<dyn PassStore>>,
     ) -> Result<Crawler, CrawlError> {
         let http = HttpClient::new(&config).map_err(CrawlError::HttpClient)?;
+        let stalls = Stalls::default();
         let mut budget = Budget::open(&config.budget_file, config.daily_budget)?;
-        budget.set_limit(&config.api.budget_key(), config.api.daily_quota);
-        let budget = Arc::new(Mutex::new(budget));
+        let api_key = config.api.budget_key();
+        budget.set_limit(&api_key, config.api.daily_quota);
+        let html_opening = Opening::read(&budget, &config.site);
         // An app key's daily quota is the key's, wherever it is spent: a
         // fleet sharing a PostgreSQL store spends it from one row there.
         // Without a key the quota is the IP's, which the file keeps.
-        let api_budget = match (&config.store, &config.api.key) {
+        let (api_opening, api_ledger) = match (&config.store, &config.api.key) {
             (StoreLocation::Postgres(url), Some(key)) => {
                 let counter = SharedCounter::open(url, key.expose())
                     .map_err(|e| CrawlError::Output(e.into()))?;
-                Arc::new(Mutex::new(Budget::shared(counter, config.api.daily_quota)))
+                let shared = Budget::shared(counter, config.api.daily_quota);
+                (
+                    Opening::read(&shared, &api_key),
+                    Some(Ledger::start(shared)),
+                )
             }
-            _ => budget.clone(),
+            _ => (Opening::read(&budget, &api_key), None),
+        };
+        let ledger = Ledger::start(budget);
+        let counting = |ledger| Counting {
+            ledger,
+            stalls: stalls.clone(),
+            give_up: config.store_give_up,
         };
         // The API host has a quota of its own, apart from the site's.
         let shared = |lane: Lane| -> Result<Arc<Lane>, CrawlError> {
@@ -115,19 +139,21 @@ impl Crawler {
             html: shared(Lane::new(
                 config.site.clone(),
                 Throttle::new(config.rate, config.burst),
-                budget.clone(),
+                counting(ledger.clone()),
+                html_opening,
                 false,
             ))?,
             api: shared(Lane::new(
-                config.api.budget_key(),
+                api_key,
                 Throttle::new(config.rate, config.burst),
-                api_budget,
+                counting(api_ledger.unwrap_or(ledger)),
+                api_opening,
                 true,
             ))?,
         };
         let started = Instant::now();
         let stored = store.is_some();
-        let pipeline = Pipeline::start(&config, http.clone(), lanes, sink, store);
+        let pipeline = Pipeline::start(&config, http.clone(), lanes, sink, store, stalls.clone());
         Ok(Crawler {
             config: Arc::new(config),
             pipeline,
@@ -136,7 +162,71 @@ impl Crawler {
             submitted: 0,
             stored,
             monitor: None,
+            stalls,
+            shutdown: shutdown_flag(std::future::pending()),
         })
+    }
+
+    /// Stops when `shutdown` turns true: a batch being driven drains, and
+    /// a store that does not answer is waited for [`SHUTDOWN_GRACE`] more.
+    pub fn stop_on(&mut self, shutdown: watch::Receiver<bool>) {
+        self.shutdown = shutdown;
+    }
+
+    /// Asks the aggregator (the store's thread) and waits for its answer
+    /// under the one policy for a store that does not answer: a warning at
+    /// every status interval naming what waits, for how long and how many
+    /// fetched pages are not written; after a shutdown request, the answer
+    /// is waited for [`SHUTDOWN_GRACE`] more; after `[store] give_up_secs`,
+    /// the crawl stops.
+    async fn ask<M>(&self, msg: M, what: &'static str) -> Result<M::Result, CrawlError>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        Aggregator: Handler<M>,
+    {
+        let started = tokio::time::Instant::now();
+        let reply = self.pipeline.aggregator.send(msg);
+        tokio::pin!(reply);
+        let mut shutdown = self.shutdown.clone();
+        let mut stopping = *shutdown.borrow();
+        let grace = |at: tokio::time::Instant| at.min(tokio::time::Instant::now() + SHUTDOWN_GRACE);
+        let mut give_up_at = started + self.config.store_give_up;
+        if stopping {
+            give_up_at = grace(give_up_at);
+        }
+        let mut every = status_timer(self.config.status_every);
+        loop {
+            tokio::select! {
+                answer = &mut reply => return answer.map_err(|_| CrawlError::Stopped),
+                _ = shutdown.wait_for(|s| *s), if !stopping => {
+                    stopping = true;
+                    give_up_at = grace(give_up_at);
+                }
+                _ = every.tick() => warn!(
+                    waiting_for = what,
+                    waited_secs = started.elapsed().as_secs(),
+                    pages_not_written = self.pipeline.view.unwritten(),
+                    give_up_in_secs = give_up_at.saturating_duration_since(tokio::time::Instant::now()).as_secs(),
+                    "the store has not answered: waiting; fetched pages are kept until written"
+                ),
+                _ = tokio::time::sleep_until(give_up_at) => {
+                    let unwritten = self.pipeline.view.unwritten();
+                    error!(
+                        waiting_for = what,
+                        waited_secs = started.elapsed().as_secs(),
+                        pages_not_written = unwritten,
+                        "stopping without the store's answer: {unwritten} fetched pages were not written; they are not marked done, so the next start fetches them again"
+                    );
+                    return Err(CrawlError::StoreNotAnswering {
+                        what,
+                        waited_secs: started.elapsed().as_secs(),
+                        pages_not_written: unwritten,
+                        interrupted: stopping,
+                    });
+                }
+            }
+        }
     }
 
     /// Reports to `monitor` from now on: every page's outcome, and the
@@ -182,15 +272,15 @@ impl Crawler {
         plan: &mut Plan,
     ) -> Result<OpenedPass, CrawlError> {
         let pass = self
-            .pipeline
-            .aggregator
-            .send(BeginPass {
-                tag_set: tag_set.to_string(),
-                newest,
-                now: chrono::Utc::now(),
-            })
-            .await
-            .map_err(|_| CrawlError::Stopped)??;
+            .ask(
+                BeginPass {
+                    tag_set: tag_set.to_string(),
+                    newest,
+                    now: chrono::Utc::now(),
+                },
+                "starting the pass",
+            )
+            .await??;
         let planned = self.monitor().map(|_| plan.pages_per_tag());
         plan.retain(|p| {
             let (tag, tab) = (p.tag.to_string(), p.tab.to_string());
@@ -206,7 +296,7 @@ impl Crawler {
         self.pipeline.supervisor.do_send(NewPass);
         if let (Some(m), Some(planned)) = (self.monitor(), planned) {
             m.pass_started(tag_set, &planned, &plan.pages_per_tag());
-            self.report_store_stats(m).await;
+            self.report_store_stats(m);
         }
         Ok(pass)
     }
@@ -218,38 +308,38 @@ impl Crawler {
         tag_set: &str,
     ) -> Result<Option<chrono::DateTime<chrono::Utc>>, CrawlError> {
         Ok(self
-            .pipeline
-            .aggregator
-            .send(FinishedPassStarted {
-                tag_set: tag_set.to_string(),
-            })
-            .await
-            .map_err(|_| CrawlError::Stopped)??)
+            .ask(
+                FinishedPassStarted {
+                    tag_set: tag_set.to_string(),
+                },
+                "reading when the tag set's last pass started",
+            )
+            .await??)
     }
 
     /// Ends the current store pass; only a `finished` one is closed, so an
     /// interrupted pass is resumed next time.
     pub async fn end_pass(&self, finished: bool) -> Result<PassTotals, CrawlError> {
         let totals = self
-            .pipeline
-            .aggregator
-            .send(EndPass {
-                finished,
-                now: chrono::Utc::now(),
-            })
-            .await
-            .map_err(|_| CrawlError::Stopped)??;
+            .ask(
+                EndPass {
+                    finished,
+                    now: chrono::Utc::now(),
+                },
+                "ending the pass",
+            )
+            .await??;
         if let Some(m) = self.monitor() {
             m.pass_ended(finished);
-            self.report_store_stats(m).await;
+            self.report_store_stats(m);
         }
         Ok(totals)
     }
 
     /// The store's totals for the monitor, at the moments they change most
     /// (a pass's start and end); pages add their new questions between.
-    async fn report_store_stats(&self, m: &Monitor) {
-        if let Ok(Some(st)) = self.pipeline.aggregator.send(GetStoreStats).await {
+    fn report_store_stats(&self, m: &Monitor) {
+        if let Some(st) = self.pipeline.view.latest().stats {
             m.store_stats(&st);
         }
     }
@@ -287,7 +377,7 @@ impl Crawler {
             })?;
             let response = self.http.get_response(&url).await;
             if let Err(FetchError::Connect(_)) = &response {
-                lane.refund(&ticket).await?;
+                lane.refund(&ticket);
             }
             // A site that throttles counts robots.txt among the requests it
             // allows; so does the lane's rate controller.
@@ -402,13 +492,7 @@ impl Crawler {
             w.feeder.abort();
             w.monitor.supervisor_stats(&stats);
         }
-        let totals = self
-            .pipeline
-            .aggregator
-            .send(Flush)
-            .await
-            .map_err(|_| CrawlError::Stopped)??;
-        self.pipeline.stop();
+        let totals = self.ask(Flush, "flushing the output").await??;
         Ok(RunSummary {
             pages_planned: self.submitted,
             pages_done: stats.done,
@@ -472,13 +556,14 @@ pub const JOBS_AHEAD_PER_FETCHER: usize = 4;
 impl Crawler {
     /// Crawls a plan: submits its pages in order, a window at a time (a
     /// few per fetcher), and awaits them in completion order, logging a line
-    /// per page and a status line every `status_every`. On shutdown it
+    /// per page and a status line every `status` tick. On shutdown it
     /// submits no more, stops handing out jobs and lets in-flight pages
-    /// finish.
+    /// finish, for as long as a request may take, or [`SHUTDOWN_GRACE`]
+    /// when the store does not answer (nothing in flight could be written).
+    /// Nothing in this loop waits on the store.
     pub async fn drive(
         &mut self,
         plan: &Plan,
-        shutdown: &mut watch::Receiver<bool>,
         status: &mut tokio::time::Interval,
     ) -> Result<BatchEnd, CrawlError> {
         let window = self.config.fetchers.max(1) * JOBS_AHEAD_PER_FETCHER;
@@ -488,10 +573,15 @@ impl Crawler {
             ended: vec![false; plan.len()],
             ..BatchEnd::default()
         };
+        let mut shutdown = self.shutdown.clone();
         // In-flight pages get this long to finish after a shutdown request;
         // pages cut off are not recorded done, so a resume fetches them.
         let drain_limit = self.config.timeout + self.config.retry_base;
         let mut drain_deadline = None;
+        // While draining, whether the store still answers is looked at
+        // this often: a stalled store writes nothing more, so waiting the
+        // whole drain for it would only delay the exit.
+        let mut drain_check = tokio::time::interval(std::time::Duration::from_millis(250));
         loop {
             while !driven.interrupted && pending.len() < window {
                 let Some((i, job)) = jobs.next() else { break };
@@ -512,8 +602,19 @@ impl Crawler {
                     drain_deadline = Some(tokio::time::Instant::now() + drain_limit);
                     continue;
                 }
+                _ = drain_check.tick(), if driven.interrupted => {
+                    if self.stalls.current().iter().any(|s| s.what == Stalled::Store) {
+                        let grace = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+                        drain_deadline = drain_deadline.map(|d| d.min(grace));
+                    }
+                    continue;
+                }
                 _ = sleep_until_opt(drain_deadline) => {
-                    warn!(abandoned = pending.len(), "drain timed out; unfinished pages are left for the next run");
+                    warn!(
+                        abandoned = pending.len(),
+                        pages_not_written = self.pipeline.view.unwritten(),
+                        "drain timed out; unfinished pages are left for the next run"
+                    );
                     break;
                 }
                 _ = status.tick() => {
@@ -552,29 +653,29 @@ impl Crawler {
     }
 
     /// The periodic status line; between passes of `run`, `next_pass` says
-    /// which tag set is due next and when.
+    /// which tag set is due next and when. It reads what the store last
+    /// published and never asks it, so a stalled store cannot hold it up;
+    /// a stall is named in the line and in a warning of its own.
     pub async fn log_status(
         &self,
         next_pass: Option<(&str, std::time::Duration)>,
     ) -> Result<(), CrawlError> {
         let s = self.stats().await?;
-        let store = self
-            .pipeline
-            .aggregator
-            .send(GetStoreStats)
-            .await
-            .map_err(|_| CrawlError::Stopped)?;
-        let pass = self
-            .pipeline
-            .aggregator
-            .send(GetPassCounts)
-            .await
-            .map_err(|_| CrawlError::Stopped)?;
+        let viewed = self.pipeline.view.latest();
+        let store = viewed.stats.as_ref();
+        let stalls = self.stalls.current();
+        let waited = |what: Stalled| {
+            stalls
+                .iter()
+                .find(|s| s.what == what)
+                .map(|s| s.waited.as_secs())
+        };
         if let Some(m) = self.monitor() {
             m.supervisor_stats(&s);
-            if let Some(st) = &store {
+            if let Some(st) = store {
                 m.store_stats(st);
             }
+            m.stalls(&stalls);
             if let Some((name, wait)) = next_pass {
                 m.next_pass(name, wait);
             }
@@ -594,19 +695,178 @@ impl Crawler {
             requests_last_minute = s.requests_last_minute,
             quota_per_minute = round3(self.config.rate * 60.0),
             budget_left = s.budget_left,
-            rejected = pass.rejected,
-            layout_drift_pages = pass.layout_drift_pages,
+            rejected = viewed.pass.rejected,
+            layout_drift_pages = viewed.pass.layout_drift_pages,
             api_requests = (s.api.requests > 0).then_some(s.api.requests),
             api_quota_remaining = s.api.quota_remaining,
             api_backoffs = (s.api.backoffs > 0).then_some(s.api.backoffs),
             pages_per_sec = round3(s.done as f64 / self.started.elapsed().as_secs_f64()),
-            store_questions = store.as_ref().map(|st| st.questions),
-            store_bytes = store.as_ref().map(|st| st.size_bytes),
+            store_questions = store.map(|st| st.questions),
+            store_bytes = store.map(|st| st.size_bytes),
+            store_waiting_secs = waited(Stalled::Store),
+            budget_waiting_secs = waited(Stalled::Budget),
+            pages_not_written = (self.pipeline.view.unwritten() > 0).then(|| self.pipeline.view.unwritten()),
             next_pass = next_pass.map(|(name, _)| name),
             next_pass_in_secs = next_pass.map(|(_, wait)| round3(wait.as_secs_f64())),
             "status"
         );
+        for stall in &stalls {
+            warn!(
+                waiting_on = stall.what.name(),
+                waited_secs = stall.waited.as_secs(),
+                doing = %stall.why,
+                give_up_secs = self.config.store_give_up.as_secs(),
+                "waiting: the {} has not answered for {} s; fetched pages are kept until written and no request goes out uncounted",
+                stall.what.name(),
+                stall.waited.as_secs()
+            );
+        }
         Ok(())
+    }
+}
+
+/// One pass as the engine runs it, for `crawl` (one pass into a sink) and
+/// `run` (passes on a schedule) alike.
+pub struct PassSpec<'a> {
+    /// The tag set's name; the store keeps its passes under it.
+    pub name: &'a str,
+    /// Whether a Newest pass may stop at pages of already-stored questions.
+    pub newest: bool,
+    /// The failures file lists the pages an interruption left unfetched
+    /// too, so that `--retry-failed` completes the pass (`crawl`, which has
+    /// no other way to resume without a store); `run` resumes from its store.
+    pub list_unfetched: bool,
+}
+
+/// How a pass ended.
+pub enum PassEnd {
+    Finished,
+    /// A shutdown request cut it short; the store keeps it open.
+    Interrupted,
+    /// The daily budget or the API quota ran out; it resets then.
+    OutOfBudget(chrono::DateTime<chrono::Utc>),
+    /// The API refused for good (bad key, bad parameter): no pass can succeed.
+    Fatal(CrawlError),
+}
+
+/// What a pass did, for the command that ran it.
+pub struct PassReport {
+    pub end: PassEnd,
+    /// Pages planned once the store's done pages were dropped.
+    pub planned: usize,
+    pub failures: Vec<FailedPage>,
+    /// The store's totals of the pass; `None` without a store.
+    pub totals: Option<PassTotals>,
+}
+
+/// The failures-file kind of a page an interrupted pass did not fetch.
+pub const KIND_INTERRUPTED: &str = "interrupted";
+
+impl Crawler {
+    /// One pass over `plan`: opened in the store (dropping the pages it
+    /// already did), driven, its failures file written, and closed in the
+    /// store only if it reached every page. The failures file is written
+    /// before the store is asked to close the pass, so a store that does not
+    /// answer cannot cost the list of what is left.
+    pub async fn pass(
+        &mut self,
+        spec: PassSpec<'_>,
+        mut plan: Plan,
+        status: &mut tokio::time::Interval,
+    ) -> Result<PassReport, CrawlError> {
+        let started = Instant::now();
+        let planned = plan.len();
+        let opened = if self.stored {
+            Some(self.begin_pass(spec.name, spec.newest, &mut plan).await?)
+        } else {
+            if let Some(m) = self.monitor() {
+                let per_tag = plan.pages_per_tag();
+                m.pass_started(spec.name, &per_tag, &per_tag);
+            }
+            None
+        };
+        info!(
+            worker = %self.config.fleet.name,
+            tag_set = spec.name,
+            pass_id = opened.as_ref().map(|p| p.pass_id),
+            resumed = opened.as_ref().map(|p| p.resumed),
+            incremental = opened.as_ref().map(|p| p.incremental),
+            pages_planned = planned,
+            pages_already_done = planned - plan.len(),
+            "pass starting"
+        );
+        let driven = self.drive(&plan, status).await?;
+        let stats = self.stats().await?;
+        let mut listed = driven.failures.clone();
+        if driven.interrupted && spec.list_unfetched {
+            listed.extend(
+                plan.jobs()
+                    .zip(&driven.ended)
+                    .filter(|(_, &ended)| !ended)
+                    .map(|(j, _)| FailedPage {
+                        ctx: j.ctx.clone(),
+                        url: j.url.clone(),
+                        attempts: 0,
+                        kind: KIND_INTERRUPTED.to_string(),
+                        error: "not fetched: the crawl was interrupted".to_string(),
+                    }),
+            );
+        }
+        crate::crawl::report_failures(&self.config.failures_path, &listed)?;
+        let end = if driven.interrupted {
+            PassEnd::Interrupted
+        } else if let Some(f) = stats.api_fatal {
+            PassEnd::Fatal(CrawlError::Api {
+                tag: f.ctx.tag,
+                page: f.ctx.page,
+                error: f.error,
+            })
+        } else if let Some(at) = stats.budget_resets_at {
+            PassEnd::OutOfBudget(at)
+        } else {
+            PassEnd::Finished
+        };
+        // A pass whose pages were skipped for want of budget stays open, so
+        // the next attempt resumes it rather than calling it complete.
+        let finished = matches!(end, PassEnd::Finished);
+        let totals = match &opened {
+            Some(_) => Some(self.end_pass(finished).await?),
+            None => {
+                if let Some(m) = self.monitor() {
+                    m.pass_ended(finished);
+                }
+                None
+            }
+        };
+        if finished {
+            info!(
+                worker = %self.config.fleet.name,
+                tag_set = spec.name,
+                pass_id = opened.as_ref().map(|p| p.pass_id),
+                pages = totals.as_ref().map_or(stats.done, |t| t.pages),
+                questions = totals.as_ref().map(|t| t.questions),
+                new = totals.as_ref().map(|t| t.new),
+                updated = totals.as_ref().map(|t| t.updated),
+                unchanged = totals.as_ref().map(|t| t.unchanged),
+                failed = driven.failures.len(),
+                incremental = opened.as_ref().map(|p| p.incremental),
+                wall_secs = started.elapsed().as_secs_f64(),
+                "pass finished"
+            );
+        } else if let Some(t) = &totals {
+            error!(
+                tag_set = spec.name,
+                pass_id = opened.as_ref().map(|p| p.pass_id),
+                pages_done = t.pages,
+                "pass interrupted; the next start resumes it"
+            );
+        }
+        Ok(PassReport {
+            end,
+            planned: plan.len(),
+            failures: driven.failures,
+            totals,
+        })
     }
 }
 

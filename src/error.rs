@@ -45,4 +45,14 @@ pub enum CrawlError {
     },
     #[error("the crawler's actors stopped before the run ended")]
     Stopped,
+    /// The store did not answer: within `[store] give_up_secs`, or within
+    /// the grace after a shutdown request (`interrupted`). Pages not
+    /// written are not marked done, so the next start fetches them.
+    #[error("the store did not answer ({what}) for {waited_secs} s; {pages_not_written} fetched pages were not written")]
+    StoreNotAnswering {
+        what: &'static str,
+        waited_secs: u64,
+        pages_not_written: u64,
+        interrupted: bool,
+    },
 }

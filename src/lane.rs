@@ -16,12 +16,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use actix::Addr;
 use chrono::{DateTime, Utc};
 use thiserror::Error;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tracing::warn;
 
-use crate::budget::{Budget, BudgetError};
+use crate::budget::Budget;
+use crate::ledger::{Ledger, RecordPause, Refund, Take};
 use crate::shared_quota::SharedQuota;
+use crate::stall::{Stalled, Stalls};
 use crate::throttle::{Answer, Change, Throttle};
 
 #[derive(Debug, Clone, Error)]
@@ -32,14 +36,47 @@ pub enum LaneError {
         host: String,
         resets_at: DateTime<Utc>,
     },
-    /// The budget file cannot be updated: nothing may be sent uncounted.
+    /// The budget could not count the request, and waiting did not cure
+    /// it: nothing may be sent uncounted.
     #[error("{0}")]
     Budget(String),
+    /// The crawl is stopping: a request not yet sent is not sent.
+    #[error("not sent: the crawl is stopping")]
+    Closed,
 }
 
-impl From<BudgetError> for LaneError {
-    fn from(e: BudgetError) -> Self {
-        LaneError::Budget(e.to_string())
+/// How a lane reaches the budget, shared by every lane of a crawler.
+#[derive(Clone)]
+pub struct Counting {
+    pub ledger: Addr<Ledger>,
+    /// Where a wait for the budget is reported.
+    pub stalls: Stalls,
+    /// How long a budget that cannot count is waited for before the crawl
+    /// stops (`[store] give_up_secs`).
+    pub give_up: Duration,
+}
+
+/// What the budget said of a lane's key when the crawler started.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Opening {
+    pub limit: u64,
+    pub left: u64,
+    /// A pause the server asked for, recorded by an earlier process or
+    /// before a reload, and still running.
+    pub paused_until: Option<DateTime<Utc>>,
+}
+
+impl Opening {
+    /// Read from the budget before it moves to its ledger: a budget that
+    /// cannot answer now opens as "nothing left known, no pause", and the
+    /// first request asks again.
+    pub fn read(budget: &Budget, key: &str) -> Opening {
+        let now = Utc::now();
+        Opening {
+            limit: budget.limit_for(key),
+            left: budget.remaining(key, now).unwrap_or(0),
+            paused_until: budget.paused_until(key, now).ok().flatten(),
+        }
     }
 }
 
@@ -47,17 +84,20 @@ pub struct Lane {
     /// The budget entry: the site's host, or `api:` and the API's host.
     pub key: String,
     pub throttle: Throttle,
-    budget: Arc<Mutex<Budget>>,
+    counting: Counting,
+    limit: u64,
     /// One permit: requests go one at a time (the API).
     serial: Option<Arc<Semaphore>>,
+    /// Set when the crawl stops: requests waiting for their turn give up.
+    closed: watch::Sender<bool>,
     /// Requests counted and not handed back: what reached the server.
     requests: AtomicU64,
     /// Requests left today, as of this lane's last take or refund (other
     /// processes may have spent some since): the status line's figure,
     /// kept so that reading it costs no query on the event loop.
     left: AtomicU64,
-    /// The end of the pause last written to the budget file, in Unix
-    /// seconds: the same pause is not written twice.
+    /// The end of the pause last sent to the budget, in Unix seconds: the
+    /// same pause is not written twice.
     pause_recorded: Mutex<i64>,
     /// When each request of the last minute went out, for the status line.
     recent: Mutex<VecDeque<Instant>>,
@@ -74,29 +114,32 @@ pub struct Ticket {
     _permit: Option<OwnedSemaphorePermit>,
 }
 
+/// The longest wait between two attempts to count a request the budget
+/// could not count.
+const RECOUNT_MAX_WAIT: Duration = Duration::from_secs(2);
+
 impl Lane {
     /// A lane for `key`; a pause the server asked for and that is still
-    /// running (recorded by an earlier process, or before a reload) holds
-    /// from the start.
-    pub fn new(key: String, throttle: Throttle, budget: Arc<Mutex<Budget>>, serial: bool) -> Lane {
-        let now = Utc::now();
-        let (pending, left) = {
-            let b = budget.lock().unwrap_or_else(|p| p.into_inner());
-            (
-                b.paused_until(&key, now).ok().flatten(),
-                b.remaining(&key, now).unwrap_or(0),
-            )
-        };
-        if let Some(until) = pending {
-            throttle.pause_for((until - now).to_std().unwrap_or_default());
+    /// running holds from the start.
+    pub fn new(
+        key: String,
+        throttle: Throttle,
+        counting: Counting,
+        opening: Opening,
+        serial: bool,
+    ) -> Lane {
+        if let Some(until) = opening.paused_until {
+            throttle.pause_for((until - Utc::now()).to_std().unwrap_or_default());
         }
         Lane {
             key,
             throttle,
-            budget,
+            counting,
+            limit: opening.limit,
             serial: serial.then(|| Arc::new(Semaphore::new(1))),
+            closed: watch::channel(false).0,
             requests: AtomicU64::new(0),
-            left: AtomicU64::new(left),
+            left: AtomicU64::new(opening.left),
             pause_recorded: Mutex::new(0),
             recent: Mutex::new(VecDeque::new()),
             shared: None,
@@ -110,28 +153,26 @@ impl Lane {
         self
     }
 
-    /// Runs `f` on the budget file off the event loop: a statement may wait
-    /// on another process's write lock, and the fetchers must not wait with it.
-    async fn with_budget<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Budget) -> Result<T, BudgetError> + Send + 'static,
-    ) -> Result<T, LaneError> {
-        let budget = self.budget.clone();
-        tokio::task::spawn_blocking(move || f(&budget.lock().unwrap_or_else(|p| p.into_inner())))
-            .await
-            .map_err(|e| LaneError::Budget(format!("budget update did not finish: {e}")))?
-            .map_err(LaneError::from)
+    /// The crawl stops: every request waiting for its turn, its quota slot
+    /// or its count gives up with [`LaneError::Closed`], and none is sent.
+    pub fn close(&self) {
+        self.closed.send_replace(true);
+    }
+
+    /// Resolves once the lane is closed.
+    async fn until_closed(&self) {
+        let mut rx = self.closed.subscribe();
+        let _ = rx.wait_for(|c| *c).await;
     }
 
     /// Stops every request of this lane for `wait` (the server asked), in
-    /// this process at once and, through the budget file, in any process
-    /// started before it is over. Returns when the lane resumes.
+    /// this process at once and, through the budget, in any process started
+    /// before it is over. Returns when the lane resumes.
     ///
     /// The fetcher applies a pause the moment it reads it and the supervisor
     /// applies the same one a moment later when it decides the retry. The
     /// record is kept in whole seconds, rounded up (never shorter than the
-    /// pause), so the second application finds it recorded and writes
-    /// nothing.
+    /// pause), so the second application sends nothing.
     pub fn pause_for(&self, wait: Duration) -> tokio::time::Instant {
         let until = self.throttle.pause_for(wait);
         let left = until.saturating_duration_since(tokio::time::Instant::now());
@@ -144,45 +185,43 @@ impl Lane {
         if *recorded >= wall_secs {
             return until;
         }
-        let wall = DateTime::from_timestamp(wall_secs, 0).unwrap_or_default();
-        // Written at once, on the caller's thread: pauses are rare (the
-        // server asked), and a process started a moment later must see it.
-        let budget = self.budget.lock().unwrap_or_else(|p| p.into_inner());
-        match budget.pause_until(&self.key, wall) {
-            Ok(()) => *recorded = wall_secs,
-            Err(e) => {
-                tracing::warn!(error = %e, host = %self.key, "pause not recorded for later processes")
-            }
-        }
+        *recorded = wall_secs;
+        // Sent, not awaited: the pause binds this process already, and the
+        // ledger writes it on its own thread for processes started later.
+        self.counting.ledger.do_send(RecordPause {
+            key: self.key.clone(),
+            until: DateTime::from_timestamp(wall_secs, 0).unwrap_or_default(),
+        });
         until
     }
 
     /// Waits for this lane's turn (the previous request of a serial lane,
     /// any pause, the quota), then counts the request in the daily budget.
     /// The budget is the last step, so a request is counted only when it is
-    /// about to be sent.
+    /// about to be sent. Every wait ends when the lane closes.
     pub async fn admit(&self) -> Result<Ticket, LaneError> {
-        let permit = match &self.serial {
-            Some(s) => Some(
-                s.clone()
-                    .acquire_owned()
-                    .await
-                    .map_err(|_| LaneError::Budget("lane closed".into()))?,
-            ),
-            None => None,
+        let turn = async {
+            let permit = match &self.serial {
+                Some(s) => Some(
+                    s.clone()
+                        .acquire_owned()
+                        .await
+                        .map_err(|_| LaneError::Closed)?,
+                ),
+                None => None,
+            };
+            self.throttle.acquire().await;
+            if let Some(shared) = &self.shared {
+                shared.until_ready().await;
+            }
+            Ok(permit)
         };
-        self.throttle.acquire().await;
-        if let Some(shared) = &self.shared {
-            shared.until_ready().await;
-        }
+        let permit = tokio::select! {
+            permit = turn => permit?,
+            _ = self.until_closed() => return Err(LaneError::Closed),
+        };
         let now = Utc::now();
-        let key = self.key.clone();
-        let Some(left) = self.with_budget(move |b| b.take(&key, now)).await? else {
-            return Err(LaneError::Exhausted {
-                host: self.key.clone(),
-                resets_at: Budget::resets_at(now),
-            });
-        };
+        let left = self.count(now).await?;
         self.left.store(left, Ordering::Relaxed);
         self.requests.fetch_add(1, Ordering::Relaxed);
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
@@ -195,11 +234,69 @@ impl Lane {
         })
     }
 
+    /// Counts one request: what is left after it. A budget that cannot
+    /// count (its file locked by another program, the fleet's database not
+    /// answering) is asked again until it can, reported as a stall, for as
+    /// long as `give_up`; nothing is sent meanwhile.
+    async fn count(&self, now: DateTime<Utc>) -> Result<u64, LaneError> {
+        let stalls = &self.counting.stalls;
+        let give_up_at = tokio::time::Instant::now() + self.counting.give_up;
+        let mut wait = Duration::from_millis(100);
+        loop {
+            let take = self.counting.ledger.send(Take {
+                key: self.key.clone(),
+                now,
+            });
+            // A count still running when the lane closes may yet be taken:
+            // the budget is then one high, never one low.
+            let answer = tokio::select! {
+                a = take => a,
+                _ = self.until_closed() => return Err(LaneError::Closed),
+                _ = tokio::time::sleep_until(give_up_at) => return Err(self.gave_up("did not answer")),
+            };
+            let why = match answer {
+                Ok(Ok(Some(left))) => {
+                    stalls.end(Stalled::Budget);
+                    return Ok(left);
+                }
+                Ok(Ok(None)) => {
+                    stalls.end(Stalled::Budget);
+                    return Err(LaneError::Exhausted {
+                        host: self.key.clone(),
+                        resets_at: Budget::resets_at(now),
+                    });
+                }
+                Ok(Err(e)) if e.is_busy() => e.to_string(),
+                Ok(Err(e)) => return Err(LaneError::Budget(e.to_string())),
+                Err(_) => return Err(LaneError::Budget("the budget's ledger stopped".into())),
+            };
+            // One line when the wait starts; the status line says the rest.
+            if stalls.begin(Stalled::Budget, why.clone()) {
+                warn!(host = %self.key, reason = %why, give_up_secs = self.counting.give_up.as_secs(), "the request budget cannot count: requests wait until it can");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.until_closed() => return Err(LaneError::Closed),
+                _ = tokio::time::sleep_until(give_up_at) => return Err(self.gave_up("could not count")),
+            }
+            wait = (wait * 2).min(RECOUNT_MAX_WAIT);
+        }
+    }
+
+    fn gave_up(&self, how: &str) -> LaneError {
+        self.counting.stalls.end(Stalled::Budget);
+        LaneError::Budget(format!(
+            "the request budget of {} {how} for {} s ([store] give_up_secs)",
+            self.key,
+            self.counting.give_up.as_secs()
+        ))
+    }
+
     /// What the server answered to the request of `ticket`: the lane's
     /// rate follows what the site accepts.
     pub fn answered(&self, ticket: &Ticket, answer: Answer) {
         match self.throttle.answered(ticket.sent, answer) {
-            Some(Change::Lowered { rate, accepted }) => tracing::warn!(
+            Some(Change::Lowered { rate, accepted }) => warn!(
                 host = %self.key,
                 rate = rate,
                 accepted_per_sec = accepted,
@@ -213,12 +310,14 @@ impl Lane {
     }
 
     /// The request never reached the server (refused connection, DNS): it
-    /// costs no budget and is not counted.
-    pub async fn refund(&self, ticket: &Ticket) -> Result<(), LaneError> {
+    /// costs no budget and is not counted. Sent to the ledger, not awaited.
+    pub fn refund(&self, ticket: &Ticket) {
         self.requests.fetch_sub(1, Ordering::Relaxed);
         self.left.fetch_add(1, Ordering::Relaxed);
-        let (key, taken_at) = (self.key.clone(), ticket.taken_at);
-        self.with_budget(move |b| b.refund(&key, taken_at)).await
+        self.counting.ledger.do_send(Refund {
+            key: self.key.clone(),
+            taken_at: ticket.taken_at,
+        });
     }
 
     /// Requests this lane sent that reached the server.
@@ -240,8 +339,7 @@ impl Lane {
     }
 
     pub fn budget_limit(&self) -> u64 {
-        let budget = self.budget.lock().unwrap_or_else(|p| p.into_inner());
-        budget.limit_for(&self.key)
+        self.limit
     }
 }
 
@@ -260,20 +358,48 @@ fn forget_older_than_a_minute(recent: &mut VecDeque<Instant>) {
 mod tests {
     use super::*;
 
-    fn lane(dir: &std::path::Path, limit: u64, serial: bool) -> Lane {
-        let budget = Arc::new(Mutex::new(
-            Budget::open(&dir.join("budget.sqlite"), limit).unwrap(),
-        ));
-        Lane::new("h".into(), Throttle::new(1000.0, 100), budget, serial)
+    fn lane_with(dir: &std::path::Path, limit: u64, serial: bool, give_up: Duration) -> Lane {
+        let budget = Budget::open(&dir.join("budget.sqlite"), limit).unwrap();
+        let opening = Opening::read(&budget, "h");
+        let counting = Counting {
+            ledger: Ledger::start(budget),
+            stalls: Stalls::default(),
+            give_up,
+        };
+        Lane::new(
+            "h".into(),
+            Throttle::new(1000.0, 100),
+            counting,
+            opening,
+            serial,
+        )
     }
 
-    #[tokio::test]
+    fn lane(dir: &std::path::Path, limit: u64, serial: bool) -> Lane {
+        lane_with(dir, limit, serial, Duration::from_secs(300))
+    }
+
+    /// The ledger answers in order: once a later count is answered, every
+    /// refund and pause sent before it is written.
+    async fn settled(l: &Lane) {
+        l.counting
+            .ledger
+            .send(Take {
+                key: "settle".into(),
+                now: Utc::now(),
+            })
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    #[actix_rt::test]
     async fn every_admitted_request_is_counted_and_a_refund_hands_it_back() {
         let dir = tempfile::tempdir().unwrap();
         let l = lane(dir.path(), 3, false);
         let a = l.admit().await.unwrap();
         let _b = l.admit().await.unwrap();
-        l.refund(&a).await.unwrap();
+        l.refund(&a);
         assert_eq!(l.requests(), 1);
         assert_eq!(l.budget_left(), 2);
         l.admit().await.unwrap();
@@ -285,11 +411,12 @@ mod tests {
         assert_eq!(l.requests(), 3, "a refused request is not counted");
     }
 
-    #[tokio::test]
+    #[actix_rt::test]
     async fn a_lane_started_during_a_pause_waits_it_out() {
         let dir = tempfile::tempdir().unwrap();
         let first = lane(dir.path(), 10, true);
         first.pause_for(Duration::from_secs(30));
+        settled(&first).await;
         let second = lane(dir.path(), 10, true);
         let resumes = second
             .throttle
@@ -298,33 +425,36 @@ mod tests {
         assert!(resumes > tokio::time::Instant::now() + Duration::from_secs(29));
     }
 
-    #[tokio::test]
+    #[actix_rt::test]
     async fn the_same_pause_applied_twice_is_written_once() {
         let dir = tempfile::tempdir().unwrap();
         let l = lane(dir.path(), 10, false);
         l.pause_for(Duration::from_secs(30));
+        settled(&l).await;
         // Forget the record behind the lane's back: a second write would
         // bring it back.
         let raw = rusqlite::Connection::open(dir.path().join("budget.sqlite")).unwrap();
         raw.execute("DELETE FROM pauses", []).unwrap();
         l.pause_for(Duration::from_secs(30));
+        settled(&l).await;
         let rows: i64 = raw
             .query_row("SELECT COUNT(*) FROM pauses", [], |r| r.get(0))
             .unwrap();
         assert_eq!(rows, 0, "the same pause was written again");
         l.pause_for(Duration::from_secs(90));
+        settled(&l).await;
         let rows: i64 = raw
             .query_row("SELECT COUNT(*) FROM pauses", [], |r| r.get(0))
             .unwrap();
         assert_eq!(rows, 1, "a longer pause is written");
     }
 
-    #[tokio::test]
+    #[actix_rt::test]
     async fn a_serial_lane_admits_the_next_request_only_after_the_last_ticket_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let l = Arc::new(lane(dir.path(), 10, true));
         let first = l.admit().await.unwrap();
-        let mut second = tokio::spawn({
+        let mut second = actix_rt::spawn({
             let l = l.clone();
             async move { l.admit().await.map(|_| ()) }
         });
@@ -337,5 +467,75 @@ mod tests {
         drop(first);
         second.await.unwrap().unwrap();
         assert_eq!(l.requests(), 2);
+    }
+
+    /// Another program holding the budget file's write lock (a backup, a
+    /// person in `sqlite3`) until `release` is dropped.
+    fn hold_lock(path: &std::path::Path) -> std::sync::mpsc::Sender<()> {
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (locked, is_locked) = std::sync::mpsc::channel();
+        let path = path.to_path_buf();
+        std::thread::spawn(move || {
+            let c = rusqlite::Connection::open(path).unwrap();
+            c.execute_batch("BEGIN IMMEDIATE; UPDATE requests SET used = used;")
+                .unwrap();
+            locked.send(()).unwrap();
+            let _ = held.recv();
+            c.execute_batch("COMMIT").unwrap();
+        });
+        is_locked.recv().unwrap();
+        release
+    }
+
+    #[actix_rt::test]
+    async fn a_locked_budget_file_holds_requests_back_until_it_is_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Arc::new(lane(dir.path(), 10, false));
+        l.admit().await.unwrap();
+        let release = hold_lock(&dir.path().join("budget.sqlite"));
+        let mut waiting = actix_rt::spawn({
+            let l = l.clone();
+            async move { l.admit().await.map(|_| ()) }
+        });
+        // Past the file's busy timeout and a few recounts: still waiting,
+        // not failed, and the wait is reported.
+        let early = tokio::time::timeout(Duration::from_secs(2), &mut waiting).await;
+        assert!(early.is_err(), "held while the file is locked: {early:?}");
+        let stalls = l.counting.stalls.current();
+        assert_eq!(stalls.len(), 1, "{stalls:?}");
+        assert_eq!(stalls[0].what, Stalled::Budget);
+        assert_eq!(l.requests(), 1, "nothing counted, so nothing sent");
+        drop(release);
+        waiting.await.unwrap().unwrap();
+        assert_eq!(l.requests(), 2);
+        assert!(l.counting.stalls.current().is_empty(), "the wait is over");
+    }
+
+    #[actix_rt::test]
+    async fn a_budget_locked_past_the_give_up_time_stops_with_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = lane_with(dir.path(), 10, false, Duration::from_millis(600));
+        l.admit().await.unwrap();
+        let _release = hold_lock(&dir.path().join("budget.sqlite"));
+        match l.admit().await {
+            Err(LaneError::Budget(why)) => assert!(why.contains("give_up_secs"), "{why}"),
+            other => panic!("expected a budget error, got {:?}", other.map(|_| ())),
+        }
+    }
+
+    #[actix_rt::test]
+    async fn closing_a_lane_ends_every_wait_and_sends_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Arc::new(lane(dir.path(), 10, false));
+        // Paused for an hour: the request would wait all of it.
+        l.pause_for(Duration::from_secs(3600));
+        let waiting = actix_rt::spawn({
+            let l = l.clone();
+            async move { l.admit().await.map(|_| ()) }
+        });
+        tokio::task::yield_now().await;
+        l.close();
+        assert!(matches!(waiting.await.unwrap(), Err(LaneError::Closed)));
+        assert_eq!(l.requests(), 0);
     }
 }

@@ -408,6 +408,11 @@ impl Failure {
             Failure::Usage(_) => 2,
             Failure::Crawl(CrawlError::Robots(_) | CrawlError::Locked(_)) => 2,
             Failure::Interrupted { .. } => 3,
+            // Stopped by a signal while the store did not answer: what was
+            // not written is fetched again at the next start.
+            Failure::Crawl(CrawlError::StoreNotAnswering {
+                interrupted: true, ..
+            }) => 3,
             Failure::Failed(_) | Failure::Crawl(_) | Failure::Incomplete { .. } => 1,
         }
     }

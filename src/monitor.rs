@@ -24,6 +24,7 @@ use tokio::sync::watch;
 
 use crate::actors::supervisor::{PageOutcome, SupervisorStats};
 use crate::budget::Budget;
+use crate::stall::Stall;
 use crate::store::StoreStats;
 
 /// Pages listed under "last pages completed".
@@ -53,6 +54,18 @@ pub struct Status {
     /// Most recent first.
     pub recent_pages: VecDeque<RecentPage>,
     pub next_pass: Option<NextPass>,
+    /// What the crawl waits on that has not answered (the store, the
+    /// budget), as of the last status line: empty when nothing stalls.
+    pub waiting: Vec<Waiting>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Waiting {
+    /// `store` or `budget`.
+    pub on: &'static str,
+    pub secs: u64,
+    /// What waits, in words.
+    pub doing: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -329,6 +342,7 @@ impl Monitor {
             store: None,
             recent_pages: VecDeque::new(),
             next_pass: None,
+            waiting: Vec::new(),
         };
         Monitor {
             shared: Arc::new(Shared {
@@ -607,6 +621,19 @@ impl Monitor {
                 s.samples.pop_front();
             }
         });
+    }
+
+    /// What the crawl waits on, as the status line reports it.
+    pub fn stalls(&self, stalls: &[Stall]) {
+        let waiting = stalls
+            .iter()
+            .map(|s| Waiting {
+                on: s.what.name(),
+                secs: s.waited.as_secs(),
+                doing: s.why.clone(),
+            })
+            .collect();
+        self.update(|s, _| s.status.waiting = waiting);
     }
 
     /// The store's totals, as a status line or a pass's end reads them.

@@ -10,14 +10,15 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use tokio::sync::{mpsc, watch};
-use tokio::time::{Instant, Interval};
-use tracing::{error, info, warn};
+use tokio::time::Instant;
+use tracing::{info, warn};
 
-use crate::config::{Config, TagSet};
-use crate::crawl::report_failures;
-use crate::crawler::{round3, shutdown_flag, sleep_until_opt, status_timer, Crawler};
+use crate::config::Config;
+use crate::crawler::{
+    round3, shutdown_flag, sleep_until_opt, status_timer, Crawler, PassEnd, PassSpec,
+};
 use crate::error::CrawlError;
 use crate::model::RunSummary;
 use crate::monitor::Monitor;
@@ -86,6 +87,8 @@ pub async fn run_watched(
     monitor: Option<Monitor>,
 ) -> Result<RunTotals, CrawlError> {
     let mut shutdown = shutdown_flag(shutdown);
+    // Each crawler started stops on the same request.
+    let stop = shutdown.clone();
     // First, before any request: a store has one writer.
     // A PostgreSQL store has many writers, the fleet: no lock there.
     let _lock = config
@@ -95,7 +98,7 @@ pub async fn run_watched(
         .transpose()?;
     let mut config = config;
     let mut totals = RunTotals::default();
-    let mut crawler = start(&config, &monitor).await?;
+    let mut crawler = start(&config, &monitor, &stop).await?;
     // One clock for status lines, in passes and between them alike.
     let mut status = status_timer(config.status_every);
     // Every tag set is due at once on start, and an unfinished pass
@@ -140,7 +143,7 @@ pub async fn run_watched(
                 if new.status_every != config.status_every {
                     status = status_timer(new.status_every);
                 }
-                (config, crawler) = reload(config, new, crawler, &mut due, &mut totals, &monitor).await?;
+                (config, crawler) = reload(config, new, crawler, &mut due, &mut totals, &monitor, &stop).await?;
                 continue;
             }
             _ = status.tick() => {
@@ -157,7 +160,13 @@ pub async fn run_watched(
             continue;
         };
         let started = Instant::now();
-        match run_pass(&mut crawler, &config, &set, &mut shutdown, &mut status).await? {
+        let spec = PassSpec {
+            name: &set.name,
+            newest: set.is_newest_first(),
+            list_unfetched: false,
+        };
+        let plan = Plan::from_tag_sets(&config, std::slice::from_ref(&set));
+        match crawler.pass(spec, plan, &mut status).await?.end {
             PassEnd::Finished => {}
             PassEnd::Interrupted => {
                 totals.interrupted = true;
@@ -181,7 +190,7 @@ pub async fn run_watched(
                         return Ok(totals);
                     }
                 }
-                crawler = start(&config, &monitor).await?;
+                crawler = start(&config, &monitor, &stop).await?;
                 continue;
             }
         }
@@ -209,9 +218,14 @@ fn log_run_stopped(t: &RunTotals) {
 
 /// Opens the store, starts the actors and checks robots.txt for every
 /// configured page (once per start and per reload, not per pass).
-async fn start(config: &Config, monitor: &Option<Monitor>) -> Result<Crawler, CrawlError> {
+async fn start(
+    config: &Config,
+    monitor: &Option<Monitor>,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<Crawler, CrawlError> {
     let store = store::open(&config.store).map_err(|e| CrawlError::Output(e.into()))?;
     let mut crawler = Crawler::start(config.clone(), None, Some(store))?;
+    crawler.stop_on(shutdown.clone());
     if let Some(m) = monitor {
         crawler.watch(m.clone());
     }
@@ -228,9 +242,10 @@ async fn reload(
     due: &mut BTreeMap<String, Instant>,
     totals: &mut RunTotals,
     monitor: &Option<Monitor>,
+    shutdown: &watch::Receiver<bool>,
 ) -> Result<(Config, Crawler), CrawlError> {
     totals.retire(crawler).await?;
-    let crawler = start(&new, monitor).await?;
+    let crawler = start(&new, monitor, shutdown).await?;
     due.retain(|name, _| new.tag_sets.iter().any(|s| &s.name == name));
     for set in &new.tag_sets {
         due.entry(set.name.clone()).or_insert_with(Instant::now);
@@ -242,83 +257,4 @@ async fn reload(
         "config reloaded; applies from the next pass"
     );
     Ok((new, crawler))
-}
-
-/// One pass of a tag set. Returns true when shutdown cut it short.
-async fn run_pass(
-    crawler: &mut Crawler,
-    config: &Config,
-    set: &TagSet,
-    shutdown: &mut watch::Receiver<bool>,
-    status: &mut Interval,
-) -> Result<PassEnd, CrawlError> {
-    let started = Instant::now();
-    let mut plan = Plan::from_tag_sets(config, std::slice::from_ref(set));
-    let planned = plan.len();
-    let pass = crawler
-        .begin_pass(&set.name, set.is_newest_first(), &mut plan)
-        .await?;
-    info!(
-        worker = %config.fleet.name,
-        tag_set = %set.name,
-        pass_id = pass.pass_id,
-        resumed = pass.resumed,
-        incremental = pass.incremental,
-        pages_planned = planned,
-        pages_already_done = planned - plan.len(),
-        "pass starting"
-    );
-    let driven = crawler.drive(&plan, shutdown, status).await?;
-    report_failures(&config.failures_path, &driven.failures)?;
-    let stats = crawler.stats().await?;
-    let end = if driven.interrupted {
-        PassEnd::Interrupted
-    } else if let Some(f) = stats.api_fatal {
-        PassEnd::Fatal(CrawlError::Api {
-            tag: f.ctx.tag,
-            page: f.ctx.page,
-            error: f.error,
-        })
-    } else if let Some(at) = stats.budget_resets_at {
-        PassEnd::OutOfBudget(at)
-    } else {
-        PassEnd::Finished
-    };
-    // A pass whose pages were skipped for want of budget stays open, so the
-    // next attempt resumes it rather than calling it complete.
-    let finished = matches!(end, PassEnd::Finished);
-    let totals = crawler.end_pass(finished).await?;
-    if finished {
-        info!(
-            worker = %config.fleet.name,
-            tag_set = %set.name,
-            pass_id = pass.pass_id,
-            pages = totals.pages,
-            questions = totals.questions,
-            new = totals.new,
-            updated = totals.updated,
-            unchanged = totals.unchanged,
-            failed = driven.failures.len(),
-            incremental = pass.incremental,
-            wall_secs = started.elapsed().as_secs_f64(),
-            "pass finished"
-        );
-    } else {
-        error!(
-            tag_set = %set.name,
-            pass_id = pass.pass_id,
-            pages_done = totals.pages,
-            "pass interrupted; the next start resumes it"
-        );
-    }
-    Ok(end)
-}
-
-enum PassEnd {
-    Finished,
-    Interrupted,
-    /// The daily budget or the API quota ran out; it resets then.
-    OutOfBudget(DateTime<Utc>),
-    /// The API refused for good (bad key, bad parameter): no pass can succeed.
-    Fatal(CrawlError),
 }

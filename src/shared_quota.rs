@@ -40,6 +40,9 @@ pub struct SharedQuota {
 /// While the database is unreachable a request waits rather than go out
 /// unmetered: the IP's quota is what keeps the fleet welcome.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
+/// A reservation is one short statement: one that takes this long is on a
+/// connection that no longer reaches the server.
+const RESERVE_DEADLINE: Duration = Duration::from_secs(10);
 
 impl SharedQuota {
     /// A quota of `rate` requests a second with bursts of `burst`, named
@@ -78,7 +81,14 @@ impl SharedQuota {
     /// Waits for this process's turn under the shared quota.
     pub async fn until_ready(&self) {
         loop {
-            match self.reserve().await {
+            // A blackholed connection would keep a reservation waiting
+            // forever: past the deadline it is dropped and reopened.
+            let reserved = tokio::time::timeout(RESERVE_DEADLINE, self.reserve()).await;
+            let reserved = match reserved {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("no answer in {} s", RESERVE_DEADLINE.as_secs())),
+            };
+            match reserved {
                 Ok(wait) => {
                     if !wait.is_zero() {
                         tokio::time::sleep(wait).await;

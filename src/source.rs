@@ -71,6 +71,7 @@ impl JobError {
             JobError::Api(e) => e.kind(),
             JobError::Lane(LaneError::Exhausted { .. }) => "budget_exhausted",
             JobError::Lane(LaneError::Budget(_)) => "budget",
+            JobError::Lane(LaneError::Closed) => "not_sent",
             JobError::Output(_) => "output",
             JobError::Stopped => "stopped",
             JobError::Elsewhere(_) => "elsewhere",

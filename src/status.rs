@@ -180,6 +180,15 @@ td:first-child,th:first-child{{text-align:left}}
             })
             .collect(),
     };
+    for w in &s.waiting {
+        let _ = writeln!(
+            h,
+            "<p class=\"failed\" id=\"waiting\">Paused: waiting on the {} for {} s ({}). Fetched pages are kept until written; no request goes out uncounted.</p>",
+            w.on,
+            w.secs,
+            charts::escape(&w.doing)
+        );
+    }
     h.push_str("<h2>Requests</h2>\n");
     h.push_str(&charts::lines(
         "Request rate against the quota",

@@ -157,7 +157,7 @@ fn crawl_store_killed_mid_crawl_then_rerun_outputs_every_record() {
     first.wait_exit();
 
     let mut second = Service::from_command(json_crawl(&config, &store));
-    let resumed = second.wait_for("store pass starting");
+    let resumed = second.wait_for("pass starting");
     assert_eq!(resumed["resumed"], true);
     assert!(resumed["pages_already_done"].as_u64().unwrap() >= 5);
     let status = second.wait_exit();

@@ -10,7 +10,7 @@ use stackcrawl::config::Tab;
 use stackcrawl::crawler::{status_timer, JOBS_AHEAD_PER_FETCHER};
 use stackcrawl::model::Question;
 use stackcrawl::plan::Plan;
-use stackcrawl::{as_completed, gather, shutdown_flag, Crawler, PageOutcome, Sink};
+use stackcrawl::{as_completed, gather, Crawler, PageOutcome, Sink};
 use stackcrawl_fakesite::{
     budget_used, crawl_site, hits_per_page, read_jsonl, FakeQuestion, FakeSite, Fault, TestConfig,
 };
@@ -442,12 +442,8 @@ async fn a_long_plan_is_held_a_few_jobs_per_fetcher_at_a_time() {
     assert_eq!(plan.len(), 60);
     let sink = Sink::create(&cfg.output, cfg.output_format).unwrap();
     let mut crawler = Crawler::start(cfg, Some(sink), None).expect("start");
-    let mut shutdown = shutdown_flag(std::future::pending());
     let mut status = status_timer(Duration::from_secs(3600));
-    let driven = crawler
-        .drive(&plan, &mut shutdown, &mut status)
-        .await
-        .expect("drive");
+    let driven = crawler.drive(&plan, &mut status).await.expect("drive");
     assert!(driven.ended.iter().all(|&ended| ended) && !driven.interrupted);
     let stats = crawler.stats().await.unwrap();
     assert_eq!(stats.done, 60);

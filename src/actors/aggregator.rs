@@ -3,14 +3,20 @@
 //! running totals and answers with the page's `PageReport`. `BeginPass` and
 //! `EndPass` bracket a pass of `run`; `Flush` ends the run's output.
 //!
-//! It runs on its own arbiter so that file and database writes stay off the
-//! fetchers' event loop, and it is the store's only user, so the SQLite
-//! connection needs no lock.
+//! It is the store's only user, on a thread of its own (a `SyncArbiter`):
+//! every file and database call blocks that thread and no other, so the
+//! SQLite connection needs no lock and a store that stops answering stalls
+//! only the writes. Whoever sends it a message awaits the answer alongside
+//! its shutdown and patience; what the status line needs of it (the pass's
+//! counts, the store's totals, whether a call is stuck) it publishes in a
+//! [`StoreView`] that is read without asking.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use actix::{Actor, Context, Handler, Message, MessageResult};
+use actix::{Actor, Handler, Message, SyncContext};
 use chrono::{DateTime, Utc};
 use tracing::{error, info, warn};
 
@@ -18,6 +24,7 @@ use crate::config::FleetSettings;
 use crate::model::{Listing, PageContext, PageReport, PostKind, TagTotals};
 use crate::output::{OutputError, Sink};
 use crate::plan::PageJob;
+use crate::stall::{Stalled, Stalls};
 use crate::store::{Claim, ExportFormat, PassStore, PassTotals, StoreStats};
 
 #[derive(Debug, Message)]
@@ -60,10 +67,6 @@ pub struct EndPass {
     pub now: DateTime<Utc>,
 }
 
-#[derive(Debug, Message)]
-#[rtype(result = "Option<StoreStats>")]
-pub struct GetStoreStats;
-
 /// When the tag set's latest pass started, if a shared store says it is
 /// finished: `run` waits for the next one to fall due.
 #[derive(Debug, Message)]
@@ -88,14 +91,58 @@ pub struct Flush;
 /// What the status line reports of the current pass (the last one, between
 /// `run`'s passes; the whole run of a `crawl`): summaries rejected, and
 /// listing pages whose markup referred to questions the parser did not read.
-#[derive(Debug, Message)]
-#[rtype(result = "PassCounts")]
-pub struct GetPassCounts;
-
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PassCounts {
     pub rejected: u64,
     pub layout_drift_pages: u64,
+}
+
+/// What the aggregator last knew, for readers that must not wait on it.
+#[derive(Clone, Default)]
+pub struct StoreView(Arc<ViewInner>);
+
+#[derive(Default)]
+struct ViewInner {
+    latest: Mutex<Viewed>,
+    /// Pages fetched and sent to be written, not yet answered.
+    unwritten: AtomicU64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Viewed {
+    pub pass: PassCounts,
+    /// The store's totals as of `stats_at`; `None` without a store.
+    pub stats: Option<StoreStats>,
+    stats_at: Option<Instant>,
+}
+
+impl StoreView {
+    pub fn latest(&self) -> Viewed {
+        self.0
+            .latest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Viewed)) {
+        f(&mut self.0.latest.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// A fetcher sends a page's records: counted until they are answered.
+    pub fn page_sent(&self) {
+        self.0.unwritten.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn page_answered(&self) {
+        self.0.unwritten.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Fetched pages whose records the aggregator has not yet answered for:
+    /// what an exit now would leave unwritten (and the next start refetch).
+    pub fn unwritten(&self) -> u64 {
+        self.0.unwritten.load(Ordering::Relaxed)
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -131,6 +178,11 @@ pub struct Aggregator {
     pass_counts: PassCounts,
     /// This process's name and lease, for claiming pages.
     fleet: FleetSettings,
+    view: StoreView,
+    stalls: Stalls,
+    /// How stale the store's totals in the view may grow (they cost a
+    /// count over the store): the status line's interval.
+    stats_every: Duration,
 }
 
 impl Aggregator {
@@ -138,6 +190,9 @@ impl Aggregator {
         sink: Option<Sink>,
         store: Option<Box<dyn PassStore>>,
         fleet: FleetSettings,
+        view: StoreView,
+        stalls: Stalls,
+        stats_every: Duration,
     ) -> Aggregator {
         // A file output must hold each question once per run; `run` writes
         // only to the store, which is keyed, so it keeps no set.
@@ -151,18 +206,52 @@ impl Aggregator {
             totals: Totals::default(),
             pass_counts: PassCounts::default(),
             fleet,
+            view,
+            stalls,
+            stats_every,
         }
+    }
+
+    /// The store is busy for the caller until the guard drops: past
+    /// `STALL_AFTER`, the status line says it waits on the store.
+    fn busy(&self, doing: impl Into<String>) -> crate::stall::StallGuard {
+        self.stalls.guard(Stalled::Store, doing)
+    }
+
+    /// Publishes the pass's counts, and the store's totals when they are
+    /// older than `stats_every` (or `now_too`: a pass began or ended).
+    fn publish(&self, now_too: bool) {
+        let stale = self
+            .view
+            .latest()
+            .stats_at
+            .is_none_or(|at| at.elapsed() >= self.stats_every);
+        let stats = match &self.store {
+            Some(store) if now_too || stale => {
+                let _busy = self.busy("counting the store's totals");
+                store.stats().ok()
+            }
+            _ => None,
+        };
+        let pass = self.pass_counts;
+        self.view.update(|v| {
+            v.pass = pass;
+            if stats.is_some() {
+                v.stats = stats;
+                v.stats_at = Some(Instant::now());
+            }
+        });
     }
 }
 
 impl Actor for Aggregator {
-    type Context = Context<Self>;
+    type Context = SyncContext<Self>;
 }
 
 impl Handler<Records> for Aggregator {
     type Result = Result<PageReport, OutputError>;
 
-    fn handle(&mut self, msg: Records, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Records, _: &mut SyncContext<Self>) -> Self::Result {
         let Records { job, listing, sent } = msg;
         if let Some(drift) = &listing.layout_drift {
             // Noticed on the first page of a layout change, not weeks later
@@ -204,6 +293,10 @@ impl Handler<Records> for Aggregator {
         // Where the tag ends: an empty listing, the API's `has_more: false`,
         // or, in an incremental pass, a page with nothing new or changed.
         let (mut new, mut updated, mut ends_tag) = (0, 0, empty || no_more);
+        let busy = self.busy(format!(
+            "writing page {} of [{}]",
+            job.ctx.page, job.ctx.tag
+        ));
         if let (Some(store), Some(pass)) = (&mut self.store, &self.pass) {
             let incremental = pass.incremental;
             let write = store.record_page_ending(pass.id, &job.ctx, &fresh, Utc::now(), &|w| {
@@ -216,6 +309,8 @@ impl Handler<Records> for Aggregator {
         if let Some(sink) = &mut self.sink {
             sink.write_page(&fresh)?;
         }
+        drop(busy);
+        self.publish(false);
         let tag = self.totals.per_tag.entry(job.ctx.tag.clone()).or_default();
         tag.pages += 1;
         for q in &fresh {
@@ -251,7 +346,8 @@ impl Handler<Records> for Aggregator {
 impl Handler<BeginPass> for Aggregator {
     type Result = Result<OpenedPass, OutputError>;
 
-    fn handle(&mut self, msg: BeginPass, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: BeginPass, _: &mut SyncContext<Self>) -> Self::Result {
+        let _busy = self.busy(format!("starting a pass of {}", msg.tag_set));
         let store = self.store.as_mut().ok_or(OutputError::NoStore)?;
         // Incremental only once a full pass of this tag set is on record:
         // the first pass must see every configured page.
@@ -265,6 +361,7 @@ impl Handler<BeginPass> for Aggregator {
             incremental,
         });
         self.pass_counts = PassCounts::default();
+        self.publish(true);
         Ok(OpenedPass {
             pass_id: start.pass_id,
             resumed: start.resumed,
@@ -278,28 +375,25 @@ impl Handler<BeginPass> for Aggregator {
 impl Handler<EndPass> for Aggregator {
     type Result = Result<PassTotals, OutputError>;
 
-    fn handle(&mut self, msg: EndPass, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: EndPass, _: &mut SyncContext<Self>) -> Self::Result {
+        let busy = self.busy("ending the pass");
         let store = self.store.as_mut().ok_or(OutputError::NoStore)?;
         let pass = self.pass.take().ok_or(OutputError::NoStore)?;
         if msg.finished {
             store.finish_pass(pass.id, msg.now)?;
         }
-        Ok(store.pass_totals(pass.id)?)
-    }
-}
-
-impl Handler<GetPassCounts> for Aggregator {
-    type Result = MessageResult<GetPassCounts>;
-
-    fn handle(&mut self, _: GetPassCounts, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.pass_counts)
+        let totals = store.pass_totals(pass.id)?;
+        drop(busy);
+        self.publish(true);
+        Ok(totals)
     }
 }
 
 impl Handler<FinishedPassStarted> for Aggregator {
     type Result = Result<Option<DateTime<Utc>>, OutputError>;
 
-    fn handle(&mut self, msg: FinishedPassStarted, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: FinishedPassStarted, _: &mut SyncContext<Self>) -> Self::Result {
+        let _busy = self.busy("reading when the last pass started");
         match &self.store {
             Some(store) => Ok(store.finished_pass_started(&msg.tag_set)?),
             None => Ok(None),
@@ -310,7 +404,11 @@ impl Handler<FinishedPassStarted> for Aggregator {
 impl Handler<ClaimPage> for Aggregator {
     type Result = Result<Claim, OutputError>;
 
-    fn handle(&mut self, msg: ClaimPage, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: ClaimPage, _: &mut SyncContext<Self>) -> Self::Result {
+        let _busy = self.busy(format!(
+            "leasing page {} of [{}]",
+            msg.ctx.page, msg.ctx.tag
+        ));
         let (Some(store), Some(pass)) = (&mut self.store, &self.pass) else {
             // No pass (a crawl without a store): nobody else to ask.
             return Ok(Claim::Leased {
@@ -334,18 +432,11 @@ impl Handler<ClaimPage> for Aggregator {
     }
 }
 
-impl Handler<GetStoreStats> for Aggregator {
-    type Result = MessageResult<GetStoreStats>;
-
-    fn handle(&mut self, _: GetStoreStats, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.store.as_ref().and_then(|s| s.stats().ok()))
-    }
-}
-
 impl Handler<Flush> for Aggregator {
     type Result = Result<Totals, OutputError>;
 
-    fn handle(&mut self, _: Flush, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, _: Flush, _: &mut SyncContext<Self>) -> Self::Result {
+        let _busy = self.busy("flushing the output");
         if let Some(sink) = &mut self.sink {
             match (self.resumed_pass, &self.store) {
                 // An appending run adds its pages to an output the store

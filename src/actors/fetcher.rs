@@ -1,5 +1,6 @@
-//! Fetcher: takes one `PageJob` at a time from the supervisor, waits on its
-//! host's lane (quota, pause, budget), has the page's source request it,
+//! Fetcher: takes one `PageJob` at a time from the supervisor (leased
+//! already, on a store a fleet shares), waits on its host's lane (quota,
+//! pause, budget), has the page's source request it,
 //! has the cleaner read it, hands the records to the aggregator, and tells
 //! the supervisor how the attempt ended (`JobEnded`). A pause the server
 //! asks for (a 429's Retry-After, an API `backoff`) binds the whole lane the
@@ -11,10 +12,11 @@ use std::time::{Duration, Instant};
 use actix::{
     Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, Recipient, WrapFuture,
 };
-use tracing::{debug, info_span, warn, Instrument};
+use tracing::{debug, info_span, Instrument};
 
-use crate::actors::aggregator::{Aggregator, ClaimPage, Records};
+use crate::actors::aggregator::{Aggregator, Records, StoreView};
 use crate::actors::cleaner::{Cleaner, RawPage};
+use crate::actors::supervisor::RenewLease;
 use crate::fetch::FetchError;
 use crate::lane::Lane;
 use crate::model::{ApiWrapper, PageReport};
@@ -44,8 +46,13 @@ pub struct Fetcher {
     pub cleaner: Addr<Cleaner>,
     pub aggregator: Addr<Aggregator>,
     pub supervisor: Recipient<JobEnded>,
+    /// Where a lease is renewed when the wait for the lane outlasts a
+    /// third of it.
+    pub leases: Recipient<RenewLease>,
     /// How long a page claimed on a shared store stays this process's.
     pub lease: Duration,
+    /// Counts the pages sent to be written and not yet answered.
+    pub view: StoreView,
 }
 
 impl Actor for Fetcher {
@@ -61,7 +68,9 @@ impl Handler<PageJob> for Fetcher {
             lane: self.lanes.for_job(&job).clone(),
             cleaner: self.cleaner.clone(),
             aggregator: self.aggregator.clone(),
+            leases: self.leases.clone(),
             lease: self.lease,
+            view: self.view.clone(),
         };
         let span =
             info_span!("page", tag = %job.ctx.tag, page = job.ctx.page, attempt = job.attempt);
@@ -91,19 +100,19 @@ struct Attempt {
     lane: Arc<Lane>,
     cleaner: Addr<Cleaner>,
     aggregator: Addr<Aggregator>,
+    leases: Recipient<RenewLease>,
     lease: Duration,
+    view: StoreView,
 }
 
 impl Attempt {
-    /// Claims the page on the store before its request (on a store a fleet
-    /// shares, the page may be another process's): the lease, or what holds
-    /// the page instead.
-    async fn claim(&self, job: &PageJob) -> Result<Claim, JobError> {
-        self.aggregator
-            .send(ClaimPage {
-                ctx: job.ctx.clone(),
-            })
-            .await
+    /// Writes the page's records; until the aggregator answers, the page
+    /// counts as fetched and not written.
+    async fn write(&self, records: Records) -> Result<PageReport, JobError> {
+        self.view.page_sent();
+        let written = self.aggregator.send(records).await;
+        self.view.page_answered();
+        written
             .map_err(|_| JobError::Stopped)?
             .map_err(|e| JobError::Output(std::sync::Arc::new(e)))
     }
@@ -114,12 +123,9 @@ impl Attempt {
     /// when its records cannot be written.
     async fn run(self, job: PageJob) -> (Result<PageReport, JobError>, Option<ApiWrapper>) {
         let mut wrapper = None;
+        // The supervisor leased the page just before handing it out.
+        let claimed = Instant::now();
         let result = async {
-            let claim = self.claim(&job).await?;
-            if !matches!(claim, Claim::Leased { .. }) {
-                return Err(JobError::Elsewhere(claim));
-            }
-            let claimed = Instant::now();
             // Held until the response is read and any pause it asks for is
             // applied: the next request of a serial lane waits for it.
             let ticket = self.lane.admit().await?;
@@ -128,11 +134,15 @@ impl Attempt {
             // page over meanwhile: the lease is renewed (or found lost)
             // before the request, which then costs nothing.
             if claimed.elapsed() > self.lease / 3 {
-                let renewed = self.claim(&job).await;
+                let renewed = self
+                    .leases
+                    .send(RenewLease {
+                        ctx: job.ctx.clone(),
+                    })
+                    .await
+                    .unwrap_or(Err(JobError::Stopped));
                 if !matches!(renewed, Ok(Claim::Leased { .. })) {
-                    if let Err(e) = self.lane.refund(&ticket).await {
-                        warn!(error = %e, "request budget not handed back");
-                    }
+                    self.lane.refund(&ticket);
                     return Err(renewed.map_or_else(|e| e, JobError::Elsewhere));
                 }
             }
@@ -154,9 +164,7 @@ impl Attempt {
             }
             if let Err(JobError::Fetch(FetchError::Connect(_))) = &body {
                 // It never reached the server: it costs no budget.
-                if let Err(e) = self.lane.refund(&ticket).await {
-                    warn!(error = %e, "request budget not handed back");
-                }
+                self.lane.refund(&ticket);
             }
             let body = body?;
             let listing = self
@@ -174,11 +182,7 @@ impl Attempt {
                 self.lane.pause_for(pause);
             }
             drop(ticket);
-            self.aggregator
-                .send(Records { job, listing, sent })
-                .await
-                .map_err(|_| JobError::Stopped)?
-                .map_err(|e| JobError::Output(std::sync::Arc::new(e)))
+            self.write(Records { job, listing, sent }).await
         }
         .await;
         (result, wrapper)

@@ -1,21 +1,25 @@
-//! Wiring only: starts the cleaner pool, the aggregator on its own arbiter,
-//! the supervisor and its fetchers, all sharing one `Lane` per host (the
-//! site's, and the API's).
+//! Wiring only: starts the cleaner pool, the aggregator on a thread of its
+//! own (every store call blocks that thread and no other), the supervisor
+//! and its fetchers, all sharing one `Lane` per host (the site's, and the
+//! API's).
 
 pub mod aggregator;
 pub mod cleaner;
 pub mod fetcher;
 pub mod supervisor;
 
-use actix::{Actor, Addr, Arbiter, AsyncContext, SyncArbiter};
+use std::sync::Mutex;
+
+use actix::{Actor, Addr, AsyncContext, SyncArbiter};
 
 use crate::config::Config;
 use crate::fetch::HttpClient;
 use crate::output::Sink;
 use crate::retry::RetryPolicy;
 use crate::source::{Lanes, Requester};
+use crate::stall::Stalls;
 use crate::store::PassStore;
-use aggregator::Aggregator;
+use aggregator::{Aggregator, StoreView};
 use cleaner::Cleaner;
 use fetcher::Fetcher;
 use supervisor::Supervisor;
@@ -33,7 +37,8 @@ pub struct Pipeline {
     pub supervisor: Addr<Supervisor>,
     pub aggregator: Addr<Aggregator>,
     pub lanes: Lanes,
-    aggregator_arbiter: Arbiter,
+    /// What the aggregator last published, read without asking it.
+    pub view: StoreView,
 }
 
 impl Pipeline {
@@ -43,13 +48,30 @@ impl Pipeline {
         http: HttpClient,
         lanes: Lanes,
         sink: Option<Sink>,
-        store: Option<Box<dyn PassStore>>,
+        mut store: Option<Box<dyn PassStore>>,
+        stalls: Stalls,
     ) -> Pipeline {
+        if let Some(store) = &mut store {
+            store.set_give_up(config.store_give_up);
+        }
         let cleaner = SyncArbiter::start(cleaner_threads(), || Cleaner);
-        let aggregator_arbiter = Arbiter::new();
-        let fleet = config.fleet.clone();
-        let aggregator = Aggregator::start_in_arbiter(&aggregator_arbiter.handle(), move |_| {
-            Aggregator::new(sink, store, fleet)
+        let view = StoreView::default();
+        let leases_pages = store.as_ref().is_some_and(|s| s.leases_pages());
+        // One thread, so the factory runs once; SyncArbiter wants an `Fn`.
+        let aggregator = Mutex::new(Some(Aggregator::new(
+            sink,
+            store,
+            config.fleet.clone(),
+            view.clone(),
+            stalls,
+            config.status_every,
+        )));
+        let aggregator = SyncArbiter::start(1, move || {
+            aggregator
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+                .expect("the aggregator runs on exactly one thread")
         });
         let policy = RetryPolicy::from_config(config);
         let fetchers = config.fetchers;
@@ -62,8 +84,10 @@ impl Pipeline {
         };
         let shared = lanes.clone();
         let lease = config.fleet.lease;
+        let leases = leases_pages.then(|| aggregator.clone());
+        let fetcher_view = view.clone();
         let supervisor = Supervisor::create(move |ctx| {
-            let mut sup = Supervisor::new(policy, shared.clone(), stop_at_quota_remaining);
+            let mut sup = Supervisor::new(policy, shared.clone(), leases, stop_at_quota_remaining);
             for id in 0..fetchers {
                 sup.add_fetcher(
                     Fetcher {
@@ -73,7 +97,9 @@ impl Pipeline {
                         cleaner: cleaner.clone(),
                         aggregator: agg.clone(),
                         supervisor: ctx.address().recipient(),
+                        leases: ctx.address().recipient(),
                         lease,
+                        view: fetcher_view.clone(),
                     }
                     .start(),
                 );
@@ -84,12 +110,7 @@ impl Pipeline {
             supervisor,
             aggregator,
             lanes,
-            aggregator_arbiter,
+            view,
         }
-    }
-
-    /// Stops the aggregator's thread once its output is flushed.
-    pub fn stop(self) {
-        self.aggregator_arbiter.stop();
     }
 }

@@ -1,6 +1,9 @@
-//! Supervisor: owns the frontier. Receives `Submit`ted page jobs, hands one
-//! `PageJob` at a time to each idle fetcher (so no mailbox grows without
-//! bound), and on `JobEnded` resolves the job's future, requeues a retryable
+//! Supervisor: owns the frontier and decides what is fetched next. Receives
+//! `Submit`ted page jobs, leases each page from a store a fleet shares
+//! before it goes out (`ClaimPage`, awaited off its handlers; a fetcher
+//! kept waiting renews the lease through `RenewLease`), hands one `PageJob`
+//! at a time to each idle fetcher (so no mailbox grows without bound), and
+//! on `JobEnded` resolves the job's future, requeues a retryable
 //! failure with exponential backoff and jitter, pauses the pool when the
 //! server asks, and stops a tag's pages after its first empty page. Where a
 //! tag ended is forgotten at each new pass (`NewPass`).
@@ -23,10 +26,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult};
+use actix::{
+    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, MailboxError, Message,
+    MessageResult, ResponseFuture, WrapFuture,
+};
 use tokio::sync::oneshot;
 use tracing::{debug, error, info, warn};
 
+use crate::actors::aggregator::{Aggregator, ClaimPage};
 use crate::actors::fetcher::{Fetcher, JobEnded};
 use crate::api::{self, ApiError};
 use crate::budget::Budget;
@@ -34,6 +41,7 @@ use crate::fetch::FetchError;
 use crate::frontier::{Entry, Frontier, Unfetched};
 use crate::lane::LaneError;
 use crate::model::{ApiUsage, ApiWrapper, FailedPage, PageContext, PageReport};
+use crate::output::OutputError;
 use crate::plan::PageJob;
 use crate::retry::{Decision, RetryPolicy, Stop};
 use crate::source::{JobError, Lanes};
@@ -75,6 +83,14 @@ pub struct NewPass;
 #[derive(Debug, Message)]
 #[rtype(result = "SupervisorStats")]
 pub struct GetStats;
+
+/// A fetcher kept waiting (the quota, a pause) past a third of its lease
+/// asks for the lease again before it sends the request.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Claim, JobError>")]
+pub struct RenewLease {
+    pub ctx: PageContext,
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct SupervisorStats {
@@ -137,6 +153,8 @@ pub struct Supervisor {
     /// The hosts' quotas and budgets, shared with the fetchers and the
     /// robots.txt check.
     lanes: Lanes,
+    /// Where pages are leased before they go out: a store a fleet shares.
+    leases: Option<Addr<Aggregator>>,
     /// The API quota left at which the crawl stops cleanly.
     stop_at_quota_remaining: u64,
     fetchers: Vec<Addr<Fetcher>>,
@@ -147,10 +165,16 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    pub fn new(policy: RetryPolicy, lanes: Lanes, stop_at_quota_remaining: u64) -> Supervisor {
+    pub fn new(
+        policy: RetryPolicy,
+        lanes: Lanes,
+        leases: Option<Addr<Aggregator>>,
+        stop_at_quota_remaining: u64,
+    ) -> Supervisor {
         Supervisor {
             policy,
             lanes,
+            leases,
             stop_at_quota_remaining,
             fetchers: Vec::new(),
             idle: Vec::new(),
@@ -201,18 +225,53 @@ impl Supervisor {
         self.fetchers.push(fetcher);
     }
 
-    fn dispatch(&mut self) {
+    /// Hands the next pages to idle fetchers, at most one job per fetcher
+    /// at a time (bounded by construction). On a shared store each page is
+    /// leased first, and goes out only once the store says it is ours.
+    fn dispatch(&mut self, ctx: &mut Context<Self>) {
         let mut out = Vec::new();
         while let Some(&fetcher) = self.idle.last() {
             let Some(p) = self.frontier.next(&mut out) else {
                 break;
             };
             self.idle.pop();
-            // At most one job per fetcher at a time: bounded by construction.
-            self.fetchers[fetcher].do_send(p.job.clone());
+            let job = p.job.clone();
             self.in_flight.insert(fetcher, p);
+            match &self.leases {
+                Some(store) => {
+                    let claim = store.send(ClaimPage {
+                        ctx: job.ctx.clone(),
+                    });
+                    ctx.spawn(
+                        claim
+                            .into_actor(self)
+                            .map(move |claim, act, ctx| act.claimed(fetcher, job, claim, ctx)),
+                    );
+                }
+                None => self.fetchers[fetcher].do_send(job),
+            }
         }
         self.deliver(out);
+    }
+
+    /// The store's answer to a lease asked at dispatch.
+    fn claimed(
+        &mut self,
+        fetcher: usize,
+        job: PageJob,
+        claim: Result<Result<Claim, OutputError>, MailboxError>,
+        ctx: &mut Context<Self>,
+    ) {
+        let result = match claim {
+            Ok(Ok(Claim::Leased { .. })) => {
+                self.fetchers[fetcher].do_send(job);
+                return;
+            }
+            Ok(Ok(claim)) => Err(JobError::Elsewhere(claim)),
+            Ok(Err(e)) => Err(JobError::Output(std::sync::Arc::new(e))),
+            Err(_) => Err(JobError::Stopped),
+        };
+        self.job_ended(fetcher, result, None, ctx);
     }
 
     fn stop_for_budget(&mut self, key: &str, resets: DateTime<Utc>) {
@@ -333,10 +392,10 @@ impl Supervisor {
             "retrying page"
         );
         p.job.attempt += 1;
-        ctx.run_later(wait, move |act, _| {
+        ctx.run_later(wait, move |act, ctx| {
             let out = act.frontier.retry(p);
             act.deliver(out);
-            act.dispatch();
+            act.dispatch(ctx);
         });
     }
 }
@@ -348,7 +407,7 @@ impl Actor for Supervisor {
 impl Handler<Submit> for Supervisor {
     type Result = ();
 
-    fn handle(&mut self, msg: Submit, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: Submit, ctx: &mut Context<Self>) {
         let out = self.frontier.submit(Entry {
             job: msg.job,
             reply: msg.reply,
@@ -356,7 +415,7 @@ impl Handler<Submit> for Supervisor {
         let held = self.frontier.pending() + self.in_flight.len();
         self.stats.most_held = self.stats.most_held.max(held);
         self.deliver(out);
-        self.dispatch();
+        self.dispatch(ctx);
     }
 }
 
@@ -364,19 +423,37 @@ impl Handler<JobEnded> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: JobEnded, ctx: &mut Context<Self>) {
-        self.idle.push(msg.fetcher);
-        let Some(p) = self.in_flight.remove(&msg.fetcher) else {
-            error!(
-                fetcher = msg.fetcher,
-                "outcome for a job the supervisor did not hand out"
-            );
-            self.dispatch();
+        self.job_ended(msg.fetcher, msg.result, msg.api, ctx);
+    }
+}
+
+impl Supervisor {
+    fn job_ended(
+        &mut self,
+        fetcher: usize,
+        result: Result<PageReport, JobError>,
+        api: Option<ApiWrapper>,
+        ctx: &mut Context<Self>,
+    ) {
+        self.idle.push(fetcher);
+        let Some(p) = self.in_flight.remove(&fetcher) else {
+            error!(fetcher, "outcome for a job the supervisor did not hand out");
+            self.dispatch(ctx);
             return;
         };
-        if let Some(w) = &msg.api {
+        if let Some(w) = &api {
             self.note_api(w, &p.job.ctx);
         }
-        match msg.result {
+        match result {
+            // Never sent: the crawl is stopping.
+            Err(JobError::Lane(LaneError::Closed)) => {
+                self.stats.skipped += 1;
+                let _ = p.reply.send(PageOutcome::Skipped {
+                    ctx: p.job.ctx,
+                    url: p.job.url,
+                    why: WHY_DRAINED,
+                });
+            }
             Err(JobError::Lane(LaneError::Exhausted { host, resets_at })) => {
                 // Nothing was sent: the page waits, unfetched, with the rest.
                 self.frontier.put_back(p);
@@ -407,7 +484,7 @@ impl Handler<JobEnded> for Supervisor {
                 }
             }
         }
-        self.dispatch();
+        self.dispatch(ctx);
     }
 }
 
@@ -435,10 +512,10 @@ impl Supervisor {
                 let left = (until - Utc::now()).to_std().unwrap_or_default();
                 let wait = left.clamp(Duration::from_millis(100), RECHECK_HELD);
                 debug!(tag = %p.job.ctx.tag, page = p.job.ctx.page, by = %by, wait_ms = wait.as_millis() as u64, "page held by another process");
-                ctx.run_later(wait, move |act, _| {
+                ctx.run_later(wait, move |act, ctx| {
                     let out = act.frontier.retry(p);
                     act.deliver(out);
-                    act.dispatch();
+                    act.dispatch(ctx);
                 });
             }
             Claim::Leased { .. } => {
@@ -520,6 +597,30 @@ impl Handler<Drain> for Supervisor {
             );
         }
         self.stop(WHY_DRAINED);
+        // Pages waiting for their turn, their quota slot or their count are
+        // not in flight: they are not sent.
+        self.lanes.html.close();
+        self.lanes.api.close();
+    }
+}
+
+impl Handler<RenewLease> for Supervisor {
+    type Result = ResponseFuture<Result<Claim, JobError>>;
+
+    fn handle(&mut self, msg: RenewLease, _: &mut Context<Self>) -> Self::Result {
+        let store = self.leases.clone();
+        Box::pin(async move {
+            let Some(store) = store else {
+                return Ok(Claim::Leased {
+                    taken_over_from: None,
+                });
+            };
+            store
+                .send(ClaimPage { ctx: msg.ctx })
+                .await
+                .map_err(|_| JobError::Stopped)?
+                .map_err(|e| JobError::Output(std::sync::Arc::new(e)))
+        })
     }
 }
 

@@ -252,6 +252,9 @@ pub struct Config {
     /// The store `run` keeps questions and their history in: a SQLite file
     /// or a PostgreSQL database a fleet shares.
     pub store: StoreLocation,
+    /// How long a store or budget that does not answer is waited for
+    /// (status lines say so meanwhile) before the crawl stops.
+    pub store_give_up: Duration,
     pub api: ApiSettings,
     /// Where the live status page listens, if anywhere (`[status] addr`,
     /// `--status-addr`). Loopback only unless `[status] allow_remote`: the

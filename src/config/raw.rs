@@ -72,6 +72,7 @@ pub struct RawApi {
 #[serde(deny_unknown_fields)]
 pub struct RawStore {
     pub path: Option<String>,
+    pub give_up_secs: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -30,6 +30,9 @@ const DEFAULT_READ_TIMEOUT_SECS: f64 = 20.0;
 /// The Stack Exchange API's daily quota with an app key; used for HTML too.
 const DEFAULT_DAILY_BUDGET: i64 = 10_000;
 const DEFAULT_STATUS_EVERY_SECS: i64 = 30;
+/// How long the store or the budget may not answer before the crawl stops:
+/// long enough for a PostgreSQL failover or a backup holding the budget file.
+const DEFAULT_GIVE_UP_SECS: i64 = 300;
 /// A block page means the site distrusts us: back off for minutes, not seconds.
 const DEFAULT_BLOCK_PAUSE_SECS: f64 = 300.0;
 /// The budget file's name inside the user's state directory.
@@ -147,6 +150,15 @@ pub(super) fn validate(
         DEFAULT_STATUS_EVERY_SECS,
         1..=86_400,
     )?;
+    // One policy for every part that waits on the store or the budget.
+    let give_up = v.int(
+        "store.give_up_secs",
+        "",
+        None,
+        &raw.store.give_up_secs,
+        DEFAULT_GIVE_UP_SECS,
+        1..=86_400,
+    )?;
     let block_pause = v.secs(
         "fetch.block_pause_secs",
         &f.block_pause_secs,
@@ -241,6 +253,7 @@ pub(super) fn validate(
         daily_budget: daily_budget as u64,
         budget_file,
         status_every: Duration::from_secs(status_every as u64),
+        store_give_up: Duration::from_secs(give_up as u64),
         block_pause,
         fleet: v.fleet(&raw.fleet, &store)?,
         store,

@@ -287,6 +287,16 @@ pub trait PassStore: Send {
         Ok(None)
     }
 
+    /// How long a call may wait for a store that does not answer before it
+    /// fails (`[store] give_up_secs`); a local file has nothing to wait for.
+    fn set_give_up(&mut self, _after: Duration) {}
+
+    /// Whether pages must be leased before they are fetched: the store is
+    /// shared by a fleet. A store with one writer leases every page at once.
+    fn leases_pages(&self) -> bool {
+        false
+    }
+
     /// Leases a page of the pass to `worker` for `lease` before it is
     /// fetched, unless another process did or is doing it. A store with one
     /// writer (SQLite, under its lock) leases every page at once.

@@ -14,7 +14,8 @@ use std::sync::Mutex;
 use postgres::Client;
 use sha2::{Digest, Sha256};
 
-use super::{connect_migrated, off_runtime, SyncClient};
+use super::{connect_migrated, is_lost, off_runtime, SyncClient};
+use crate::budget::CountError;
 use crate::store::StoreError;
 
 pub struct SharedCounter {
@@ -52,23 +53,32 @@ impl SharedCounter {
     }
 
     /// Runs one statement; a connection the server closed is reopened
-    /// once first. A budget that cannot be counted is an error, never a
-    /// request sent uncounted: the crawl stops and says so.
+    /// first. A budget that cannot be counted is an error, never a request
+    /// sent uncounted: an unreachable database is `Unreachable`, which the
+    /// lane waits out (asking again) until its patience runs out.
     fn call<T: Send>(
         &self,
         f: impl FnOnce(&mut Client) -> Result<T, postgres::Error> + Send,
-    ) -> Result<T, String> {
+    ) -> Result<T, CountError> {
         let mut guard = self.client.lock().unwrap_or_else(|p| p.into_inner());
         let client: &mut Client = &mut guard;
         off_runtime(move || {
             if client.is_closed() {
-                *client = connect_migrated(&self.url).map_err(|e| e.to_string())?.0;
+                *client = connect_migrated(&self.url)
+                    .map_err(|e| CountError::Unreachable(e.to_string()))?
+                    .0;
             }
-            f(client).map_err(|e| e.to_string())
+            f(client).map_err(|e| {
+                if client.is_closed() || is_lost(&e) {
+                    CountError::Unreachable(e.to_string())
+                } else {
+                    CountError::Failed(e.to_string())
+                }
+            })
         })
     }
 
-    pub(crate) fn used(&self, host: &str, day: &str) -> Result<u64, String> {
+    pub(crate) fn used(&self, host: &str, day: &str) -> Result<u64, CountError> {
         let budget = self.budget(host);
         let used: Option<i64> = self.call(|c| {
             c.query_opt(
@@ -82,7 +92,12 @@ impl SharedCounter {
     }
 
     /// Requests used after this one, or `None` when none was left.
-    pub(crate) fn take(&self, host: &str, day: &str, limit: u64) -> Result<Option<u64>, String> {
+    pub(crate) fn take(
+        &self,
+        host: &str,
+        day: &str,
+        limit: u64,
+    ) -> Result<Option<u64>, CountError> {
         let (budget, limit) = (self.budget(host), i64::try_from(limit).unwrap_or(i64::MAX));
         let used: Option<i64> = self.call(|c| {
             c.query_opt(
@@ -97,7 +112,7 @@ impl SharedCounter {
         Ok(used.map(|u| u.max(0) as u64))
     }
 
-    pub(crate) fn refund(&self, host: &str, day: &str) -> Result<(), String> {
+    pub(crate) fn refund(&self, host: &str, day: &str) -> Result<(), CountError> {
         let budget = self.budget(host);
         self.call(|c| {
             c.execute(
@@ -111,7 +126,7 @@ impl SharedCounter {
 
     /// `until` is fixed-width RFC 3339 text, so the greater text is the
     /// later time, as in the budget file.
-    pub(crate) fn pause_until(&self, host: &str, until: &str) -> Result<(), String> {
+    pub(crate) fn pause_until(&self, host: &str, until: &str) -> Result<(), CountError> {
         let budget = self.budget(host);
         self.call(|c| {
             c.execute(
@@ -123,7 +138,7 @@ impl SharedCounter {
         Ok(())
     }
 
-    pub(crate) fn paused_until(&self, host: &str) -> Result<Option<String>, String> {
+    pub(crate) fn paused_until(&self, host: &str) -> Result<Option<String>, CountError> {
         let budget = self.budget(host);
         self.call(|c| {
             c.query_opt(

@@ -46,7 +46,8 @@ use super::{
 use crate::config::OutputFormat;
 use crate::model::{PageContext, Question};
 
-/// How long a call waits for an unreachable server before it fails.
+/// How long a call waits for an unreachable server before it fails, unless
+/// the config says otherwise (`[store] give_up_secs`, see `set_give_up`).
 pub const RECONNECT_FOR: Duration = Duration::from_secs(300);
 /// The longest wait between two connection attempts.
 const RECONNECT_MAX_WAIT: Duration = Duration::from_secs(15);
@@ -93,6 +94,8 @@ impl Drop for SyncClient {
 
 pub struct PgStore {
     client: Mutex<SyncClient>,
+    /// How long a call waits for an unreachable server.
+    give_up: Duration,
     config: postgres::Config,
     tls: Tls,
     /// The URL with its password hidden, for log lines and errors.
@@ -175,6 +178,24 @@ pub(crate) fn settings(url: &str) -> Result<(postgres::Config, Tls, String), Sto
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(Duration::from_secs(10));
     }
+    // A partition or a failover drops packets without a reset: TCP alone
+    // would wait hours to call the connection dead. Keepalives find a
+    // silent idle connection, the user timeout one with unacknowledged
+    // writes; then the call fails as "connection lost" and reconnects.
+    if config.get_keepalives_idle() == Duration::from_secs(2 * 60 * 60) {
+        config
+            .keepalives_idle(Duration::from_secs(10))
+            .keepalives_interval(Duration::from_secs(5))
+            .keepalives_retries(3);
+    }
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(Duration::from_secs(30));
+    }
+    // A connection cut mid-transaction leaves the server holding its row
+    // locks until it notices: the server ends such a session after this.
+    if config.get_options().is_none() {
+        config.options("-c idle_in_transaction_session_timeout=60s");
+    }
     if config.get_application_name().is_none() {
         config.application_name("stackcrawl");
     }
@@ -228,6 +249,7 @@ impl PgStore {
         })?;
         Ok(PgStore {
             client: Mutex::new(SyncClient::new(client)),
+            give_up: RECONNECT_FOR,
             config,
             tls,
             shown,
@@ -264,12 +286,12 @@ impl PgStore {
                             broken = false;
                             wait = Duration::from_millis(500);
                         }
-                        Err(e) if since.elapsed() < RECONNECT_FOR => {
+                        Err(e) if since.elapsed() < self.give_up => {
                             warn!(
                                 store = %self.shown,
                                 error = %e,
                                 retry_in_secs = wait.as_secs_f64(),
-                                gives_up_in_secs = (RECONNECT_FOR.saturating_sub(since.elapsed())).as_secs(),
+                                gives_up_in_secs = (self.give_up.saturating_sub(since.elapsed())).as_secs(),
                                 "PostgreSQL unreachable: waiting to reconnect; fetched pages are kept until written"
                             );
                             std::thread::sleep(wait);
@@ -306,7 +328,7 @@ impl PgStore {
 /// The connection is gone: closed, or the server is shutting it down
 /// (class 57P, operator intervention) or reports a connection exception
 /// (class 08).
-fn is_lost(e: &postgres::Error) -> bool {
+pub(crate) fn is_lost(e: &postgres::Error) -> bool {
     e.is_closed()
         || e.code()
             .is_some_and(|c| c.code().starts_with("57P") || c.code().starts_with("08"))
@@ -362,6 +384,14 @@ impl PgStore {
 impl PassStore for PgStore {
     fn path(&self) -> Option<&Path> {
         None
+    }
+
+    fn leases_pages(&self) -> bool {
+        true
+    }
+
+    fn set_give_up(&mut self, after: Duration) {
+        self.give_up = after;
     }
 
     fn previous_finished_pass(&self, tag_set: &str) -> Result<Option<i64>, StoreError> {

@@ -1,0 +1,91 @@
+//! The request budget's actor: the only user of the budget (its SQLite
+//! file, or the fleet's PostgreSQL row for an API key), on a thread of its
+//! own. Lanes send it what to count and await the answer alongside their
+//! shutdown and patience, so a budget that another program holds locked,
+//! or a database that does not answer, stalls only the requests waiting to
+//! be counted: never an event loop, a signal or a status line.
+
+use std::sync::Mutex;
+
+use actix::{Actor, Addr, Handler, Message, SyncArbiter, SyncContext};
+use chrono::{DateTime, Utc};
+use tracing::warn;
+
+use crate::budget::{Budget, BudgetError};
+
+pub struct Ledger {
+    budget: Budget,
+}
+
+impl Actor for Ledger {
+    type Context = SyncContext<Self>;
+}
+
+impl Ledger {
+    /// Moves `budget` onto a thread of its own; the System must be running.
+    pub fn start(budget: Budget) -> Addr<Ledger> {
+        // One thread, so the factory runs once; SyncArbiter wants an `Fn`.
+        let budget = Mutex::new(Some(budget));
+        SyncArbiter::start(1, move || Ledger {
+            budget: budget
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+                .expect("a ledger runs on exactly one thread"),
+        })
+    }
+}
+
+/// Count one request of `key` about to be sent: the requests left after it,
+/// or `None` when none was left.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Option<u64>, BudgetError>")]
+pub struct Take {
+    pub key: String,
+    pub now: DateTime<Utc>,
+}
+
+/// Hand back a request taken at `taken_at` that never reached the server.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Refund {
+    pub key: String,
+    pub taken_at: DateTime<Utc>,
+}
+
+/// Keep a pause the server asked for, for processes started before it ends.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RecordPause {
+    pub key: String,
+    pub until: DateTime<Utc>,
+}
+
+impl Handler<Take> for Ledger {
+    type Result = Result<Option<u64>, BudgetError>;
+
+    fn handle(&mut self, msg: Take, _: &mut SyncContext<Self>) -> Self::Result {
+        self.budget.take(&msg.key, msg.now)
+    }
+}
+
+impl Handler<Refund> for Ledger {
+    type Result = ();
+
+    fn handle(&mut self, msg: Refund, _: &mut SyncContext<Self>) {
+        // A refund lost leaves the count one high: never a request uncounted.
+        if let Err(e) = self.budget.refund(&msg.key, msg.taken_at) {
+            warn!(error = %e, host = %msg.key, "request budget not handed back");
+        }
+    }
+}
+
+impl Handler<RecordPause> for Ledger {
+    type Result = ();
+
+    fn handle(&mut self, msg: RecordPause, _: &mut SyncContext<Self>) {
+        if let Err(e) = self.budget.pause_until(&msg.key, msg.until) {
+            warn!(error = %e, host = %msg.key, "pause not recorded for later processes");
+        }
+    }
+}
