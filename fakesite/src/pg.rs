@@ -40,6 +40,31 @@ impl TestDb {
         }
     }
 
+    /// The server's address, for a proxy to stand in front of.
+    pub fn server_addr() -> std::net::SocketAddr {
+        let url = server_url();
+        let host = url.rsplit('@').next().unwrap_or(&url);
+        let host = host.split('/').next().unwrap_or(host);
+        let host = host.trim_start_matches("postgres://");
+        std::net::ToSocketAddrs::to_socket_addrs(host)
+            .ok()
+            .and_then(|mut a| a.next())
+            .unwrap_or_else(|| panic!("no address in {url}"))
+    }
+
+    /// This database's URL, reached through `addr` (a test's proxy).
+    pub fn url_through(&self, addr: std::net::SocketAddr) -> String {
+        let url = server_url();
+        let user = url
+            .trim_start_matches("postgres://")
+            .split('@')
+            .next()
+            .filter(|_| url.contains('@'))
+            .map(|u| format!("{u}@"))
+            .unwrap_or_default();
+        format!("postgres://{user}{addr}/{}", self.name)
+    }
+
     /// Runs SQL in this database (to look at, or break, what a test made).
     pub fn execute(&self, sql: &str) {
         let (url, sql) = (self.url.clone(), sql.to_string());

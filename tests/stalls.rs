@@ -1,0 +1,217 @@
+//! A store or a budget that stops answering stalls the crawl, never stops
+//! it from reporting or from obeying a signal: the real binary against the
+//! fake site, its PostgreSQL store behind a TCP proxy the test owns (a
+//! partition that forwards nothing, a server that refuses), and a budget
+//! file another connection holds locked. Every test has its own database
+//! and directory.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use stackcrawl_fakesite::pg::TestDb;
+use stackcrawl_fakesite::proxy::Proxy;
+use stackcrawl_fakesite::service::Service;
+use stackcrawl_fakesite::{config::TestConfig, FakeSite};
+
+const BIN: &str = env!("CARGO_BIN_EXE_stackcrawl");
+const PAGES: u32 = 40;
+
+fn site() -> FakeSite {
+    FakeSite::builder()
+        .tag("a", u64::from(PAGES) * 50)
+        .latency(Duration::from_millis(20))
+        .start()
+}
+
+/// `run` on a PostgreSQL store reached through `proxy`.
+fn run_through(site: &FakeSite, db: &TestDb, proxy: &Proxy, dir: &std::path::Path) -> Service {
+    let config = TestConfig::service(site, dir)
+        .store_at(&db.url_through(proxy.addr))
+        .fetch("fetchers = 2\nrate = 10.0\nburst = 2")
+        .tag_set("s", &["a"], PAGES)
+        .write();
+    Service::start(BIN, &config)
+}
+
+/// Waits for `n` status lines that say the store is waiting.
+fn status_lines_waiting_on(svc: &mut Service, field: &str, n: usize) -> Vec<serde_json::Value> {
+    let mut lines = Vec::new();
+    while lines.len() < n {
+        let line = svc.wait_for("status");
+        if line[field].as_u64().is_some_and(|secs| secs >= 1) {
+            lines.push(line);
+        }
+    }
+    lines
+}
+
+/// SIGTERM, and how long the process took to exit, with its code.
+fn terminate(svc: &mut Service) -> (Duration, Option<i32>) {
+    let asked = Instant::now();
+    svc.signal("-TERM");
+    let code = svc.wait_exit();
+    (asked.elapsed(), code)
+}
+
+/// After the fault, the pass completes on a healthy connection: every
+/// question of the site in the store, each with one snapshot of the pass.
+fn restart_completes(site: &FakeSite, db: &TestDb, proxy: &Proxy, dir: &std::path::Path) {
+    let mut again = run_through(site, db, proxy, dir);
+    again.wait_for("pass finished");
+    let (_, code) = terminate(&mut again);
+    assert_eq!(code, Some(0), "{:#?}", again.seen);
+    let served: HashSet<u64> = site.questions("a").iter().map(|q| q.id).collect();
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM questions") as usize,
+        served.len()
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM snapshots") as usize,
+        served.len(),
+        "one snapshot per question: none written twice"
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM passes WHERE finished_at IS NOT NULL"),
+        1
+    );
+}
+
+#[test]
+fn a_blackholed_database_is_reported_and_sigterm_still_stops_the_run() {
+    let site = site();
+    let db = TestDb::create();
+    let proxy = Proxy::start(TestDb::server_addr());
+    let dir = tempfile::tempdir().unwrap();
+    let mut svc = run_through(&site, &db, &proxy, dir.path());
+    for _ in 0..3 {
+        svc.wait_for("page done");
+    }
+    proxy.blackhole();
+    // The status line keeps coming and says what waits.
+    let waiting = status_lines_waiting_on(&mut svc, "store_waiting_secs", 2);
+    assert!(
+        svc.seen.iter().any(|l| l["waiting_on"] == "store"),
+        "a warning names the store: {waiting:#?}"
+    );
+    let (took, code) = terminate(&mut svc);
+    assert_eq!(code, Some(3), "interrupted, resumable: {:#?}", svc.seen);
+    assert!(
+        took < Duration::from_secs(15),
+        "SIGTERM took {took:?} with the store blackholed"
+    );
+    let last = svc
+        .seen
+        .iter()
+        .find(|l| l["pages_not_written"].is_u64() && l["level"] == "ERROR")
+        .unwrap_or_else(|| panic!("no final line naming pages not written: {:#?}", svc.seen));
+    eprintln!("SIGTERM latency, blackholed store: {took:?}; {last}");
+    // The partition heals; its old connections did not survive it.
+    proxy.cut();
+    proxy.heal();
+    restart_completes(&site, &db, &proxy, dir.path());
+}
+
+#[test]
+fn a_refusing_database_is_reported_and_sigterm_still_stops_the_run() {
+    let site = site();
+    let db = TestDb::create();
+    let proxy = Proxy::start(TestDb::server_addr());
+    let dir = tempfile::tempdir().unwrap();
+    let mut svc = run_through(&site, &db, &proxy, dir.path());
+    for _ in 0..3 {
+        svc.wait_for("page done");
+    }
+    proxy.refuse();
+    status_lines_waiting_on(&mut svc, "store_waiting_secs", 2);
+    assert!(svc
+        .saw("PostgreSQL unreachable: waiting to reconnect; fetched pages are kept until written"));
+    let (took, code) = terminate(&mut svc);
+    assert_eq!(code, Some(3), "interrupted, resumable: {:#?}", svc.seen);
+    assert!(
+        took < Duration::from_secs(15),
+        "SIGTERM took {took:?} with the store refusing"
+    );
+    eprintln!("SIGTERM latency, refusing store: {took:?}");
+    proxy.heal();
+    restart_completes(&site, &db, &proxy, dir.path());
+}
+
+/// Another program holding the budget file's write lock (a backup, a
+/// person in `sqlite3`) until the returned sender is dropped.
+fn hold_budget_lock(path: &std::path::Path) -> std::sync::mpsc::Sender<()> {
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let (locked, is_locked) = std::sync::mpsc::channel();
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        let c = rusqlite::Connection::open(path).unwrap();
+        c.execute_batch("BEGIN IMMEDIATE; UPDATE requests SET used = used;")
+            .unwrap();
+        locked.send(()).unwrap();
+        let _ = held.recv();
+        c.execute_batch("COMMIT").unwrap();
+    });
+    is_locked.recv().unwrap();
+    release
+}
+
+fn crawl_with_budget(site: &FakeSite, dir: &std::path::Path) -> Service {
+    let config = TestConfig::new(site, dir)
+        .fetch("fetchers = 2\nrate = 10.0\nburst = 2\nstatus_every_secs = 1")
+        .tag_set("s", &["a"], PAGES)
+        .write();
+    Service::spawn(BIN, &["crawl", "--config"], &config)
+}
+
+#[test]
+fn a_locked_budget_file_pauses_the_crawl_which_then_finishes_every_page() {
+    let site = site();
+    let dir = tempfile::tempdir().unwrap();
+    let mut svc = crawl_with_budget(&site, dir.path());
+    for _ in 0..3 {
+        svc.wait_for("page done");
+    }
+    let release = hold_budget_lock(&dir.path().join("budget.sqlite"));
+    let first = status_lines_waiting_on(&mut svc, "budget_waiting_secs", 1);
+    let hits = site.page_hits().len();
+    let later = status_lines_waiting_on(&mut svc, "budget_waiting_secs", 1);
+    assert_eq!(
+        site.page_hits().len(),
+        hits,
+        "no request while the budget cannot count: {first:#?} {later:#?}"
+    );
+    assert!(svc.saw("the request budget cannot count: requests wait until it can"));
+    drop(release);
+    assert_eq!(svc.wait_exit(), Some(0), "{:#?}", svc.seen);
+    let out = dir.path().join("q.jsonl");
+    let ids: Vec<u64> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["question_id"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    let unique: HashSet<u64> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "no record twice");
+    assert_eq!(unique.len(), site.questions("a").len(), "every question");
+}
+
+#[test]
+fn sigterm_during_a_budget_lock_stops_at_once_and_lists_what_was_not_fetched() {
+    let site = site();
+    let dir = tempfile::tempdir().unwrap();
+    let mut svc = crawl_with_budget(&site, dir.path());
+    svc.wait_for("page done");
+    let _release = hold_budget_lock(&dir.path().join("budget.sqlite"));
+    status_lines_waiting_on(&mut svc, "budget_waiting_secs", 1);
+    let (took, code) = terminate(&mut svc);
+    assert_eq!(code, Some(3), "interrupted: {:#?}", svc.seen);
+    assert!(
+        took < Duration::from_secs(5),
+        "SIGTERM took {took:?} while the budget file was locked"
+    );
+    eprintln!("SIGTERM latency, locked budget file: {took:?}");
+    let failures = std::fs::read_to_string(dir.path().join("q.failed.jsonl")).unwrap();
+    assert!(failures.lines().count() > 0);
+}
