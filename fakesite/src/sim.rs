@@ -7,8 +7,9 @@
 //! dry.
 //! Faults (5xx, dropped connections, truncated bodies, 429 with Retry-After,
 //! API `backoff` and errors) and signals (SIGHUP with a good and a bad
-//! config, SIGTERM, kill -9, each followed by a restart) come at seeded
-//! random moments.
+//! config, SIGTERM, kill -9, each followed by a restart) and budget-file
+//! locks (another connection holding its write lock for a second or three,
+//! as a backup would) come at seeded random moments.
 //!
 //! The truth is known at every instant: the test holds a model of what the
 //! store must contain and, from it, works out which pages each pass must
@@ -103,6 +104,8 @@ pub struct Checked {
     pub sigterms: u64,
     pub kills: u64,
     pub restarts: u64,
+    /// Times another connection held the budget file locked mid-pass.
+    pub budget_locks: u64,
     pub budget_checks: u64,
     pub requests: u64,
     /// API requests inside a backoff that a kill kept every process from
@@ -110,10 +113,13 @@ pub struct Checked {
     pub backoffs_unknowable: u64,
 }
 
-/// A signal waiting for its moment: the n-th "page done" line from now.
+/// A signal or a lock waiting for its moment: the n-th "page done" line
+/// from now.
 enum Pending {
     Kill(u32),
     Term(u32),
+    /// Hold the budget file's write lock for this long.
+    LockBudget(u32, Duration),
 }
 
 pub struct Sim {
@@ -227,7 +233,16 @@ impl Sim {
             match message.as_str() {
                 "pass starting" | "pass finished" => self.on_pass_line(&line, true),
                 "page done" => match &mut self.pending {
-                    Some(Pending::Kill(n) | Pending::Term(n)) if *n > 1 => *n -= 1,
+                    Some(Pending::Kill(n) | Pending::Term(n) | Pending::LockBudget(n, _))
+                        if *n > 1 =>
+                    {
+                        *n -= 1
+                    }
+                    Some(Pending::LockBudget(_, hold)) => {
+                        let hold = *hold;
+                        self.pending = None;
+                        self.lock_budget(hold);
+                    }
                     Some(Pending::Kill(_)) => {
                         self.pending = None;
                         self.kill_and_restart(bin);
@@ -618,7 +633,35 @@ impl Sim {
             self.pending = Some(Pending::Kill(self.rng.u32(1..=4)));
         } else if roll < 0.50 {
             self.pending = Some(Pending::Term(self.rng.u32(1..=4)));
+        } else if roll < 0.60 {
+            let hold = Duration::from_millis(self.rng.u64(1000..=3000));
+            self.pending = Some(Pending::LockBudget(self.rng.u32(1..=4), hold));
         }
+    }
+
+    /// Another connection takes the budget file's write lock and holds it
+    /// for `hold`: the crawl must wait, send nothing uncounted, and go on.
+    fn lock_budget(&mut self, hold: Duration) {
+        eprintln!(
+            "seed {}: budget file locked for {hold:?} during {:?}",
+            self.seed,
+            self.running_set()
+        );
+        let (locked, is_locked) = std::sync::mpsc::channel();
+        let path = self.budget_path();
+        std::thread::spawn(move || {
+            let c = rusqlite::Connection::open(path).expect("open the budget file");
+            let took = c.execute_batch("BEGIN IMMEDIATE");
+            let _ = locked.send(());
+            if took.is_ok() {
+                // The fault's length, not a synchronisation: the crawl must
+                // cope with a lock of any length.
+                std::thread::sleep(hold);
+                let _ = c.execute_batch("COMMIT");
+            }
+        });
+        let _ = is_locked.recv();
+        self.checked.budget_locks += 1;
     }
 
     fn kill_and_restart(&mut self, bin: &str) {
