@@ -11,7 +11,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use stackcrawl::plan::Plan;
+use stackcrawl::engine::plan::Plan;
 use stackcrawl_fakesite::{read_jsonl, FakeSite, Fault, RandomFaults, TestConfig};
 
 fn main() {

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use stackcrawl::shared_quota::SharedQuota;
+use stackcrawl::lane::shared_quota::SharedQuota;
 use stackcrawl::store::PgStore;
 use stackcrawl_fakesite::pg::TestDb;
 use stackcrawl_fakesite::service::Service;

@@ -11,9 +11,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use stackcrawl::clean::clean_page;
 use stackcrawl::model::PageContext;
-use stackcrawl::parse::parse_listing;
+use stackcrawl::source::html::clean::clean_page;
+use stackcrawl::source::html::parse::parse_listing;
 
 const LISTINGS: [&str; 8] = [
     "tagged-python-newest-2013.html",

@@ -3,13 +3,14 @@
 
 use thiserror::Error;
 
-use crate::budget::BudgetError;
-use crate::fetch::FetchError;
+use crate::engine::plan::PlanError;
+use crate::lane::budget::BudgetError;
+use crate::lane::robots::RobotsError;
 use crate::lane::LaneError;
-use crate::output::OutputError;
-use crate::plan::PlanError;
-use crate::robots::RobotsError;
-use crate::{api, writer_lock};
+use crate::source::api;
+use crate::source::fetch::FetchError;
+use crate::store::output::OutputError;
+use crate::store::writer_lock;
 
 #[derive(Debug, Error)]
 pub enum CrawlError {

@@ -12,10 +12,10 @@ use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
 use stackcrawl::config::{Config, ConfigError, Environment, Overrides, API_KEY_ENV};
-use stackcrawl::monitor::Monitor;
-use stackcrawl::plan::Plan;
-use stackcrawl::progress::{LogWriter, Progress};
-use stackcrawl::status::StatusServer;
+use stackcrawl::engine::plan::Plan;
+use stackcrawl::observe::monitor::Monitor;
+use stackcrawl::observe::progress::{LogWriter, Progress};
+use stackcrawl::observe::status::StatusServer;
 use stackcrawl::store::{self, ExportFormat, PassStore, StoreLocation};
 use stackcrawl::{CrawlError, Sink};
 
@@ -551,7 +551,8 @@ fn run(args: RunArgs, env: Environment) -> Result<(), Failure> {
         let server = serve_status(config.status_addr, &monitor)?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         actix_rt::spawn(reload_on_sighup(args, env, overrides, tx));
-        let totals = stackcrawl::runner::run_watched(config, rx, shutdown_signal(), monitor).await;
+        let totals =
+            stackcrawl::engine::run::run_watched(config, rx, shutdown_signal(), monitor).await;
         if let Some(server) = server {
             server.stop().await;
         }
@@ -622,7 +623,7 @@ fn report(args: StoreArgs, env: &Environment) -> Result<(), Failure> {
         let history = store
             .history(args.top)
             .map_err(|e| Failure::Failed(e.to_string()))?;
-        let page = stackcrawl::html_report::render(&report, &history, chrono::Utc::now());
+        let page = stackcrawl::observe::html_report::render(&report, &history, chrono::Utc::now());
         std::fs::write(path, page)
             .map_err(|e| Failure::Failed(format!("cannot write {}: {e}", path.display())))?;
         info!(html = %path.display(), "report written with charts");

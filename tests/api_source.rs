@@ -13,8 +13,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use stackcrawl::api::ApiError;
 use stackcrawl::model::{FailedPage, Question};
+use stackcrawl::source::api::ApiError;
 use stackcrawl::CrawlError;
 use stackcrawl_fakesite::api::{api_link, last_activity, query_param, ApiFault};
 use stackcrawl_fakesite::{

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use stackcrawl::plan::Plan;
+use stackcrawl::engine::plan::Plan;
 use stackcrawl_fakesite::{crawl_site, read_jsonl, FakeSite, Fault, RandomFaults, TestConfig};
 
 #[actix::test]

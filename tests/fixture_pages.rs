@@ -3,9 +3,9 @@
 //! first, middle and last of them, author as displayed included.
 
 use chrono::{DateTime, Utc};
-use stackcrawl::clean::clean_page;
 use stackcrawl::model::{AuthorAction, AuthorAction::*, PageContext, Question};
-use stackcrawl::parse::parse_listing;
+use stackcrawl::source::html::clean::clean_page;
+use stackcrawl::source::html::parse::parse_listing;
 
 fn read(name: &str) -> Vec<Question> {
     let path = format!(

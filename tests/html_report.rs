@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use stackcrawl::plan::Plan;
+use stackcrawl::engine::plan::Plan;
 use stackcrawl::store::{self, StoreLocation};
 use stackcrawl::{crawl, Sink};
 use stackcrawl_fakesite::browser::chromium_dom;

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 
 use stackcrawl::config::{Config, ConfigError, Overrides};
-use stackcrawl::plan::Plan;
+use stackcrawl::engine::plan::Plan;
 use stackcrawl_fakesite::{crawl_site, read_jsonl, FakeSite, TestConfig};
 
 const TAGS: [&str; 3] = ["日本語", "python-библиотеки", "programação"];

@@ -16,11 +16,13 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::Config;
 
-use stackcrawl::clean::{
+use stackcrawl::model::PageContext;
+use stackcrawl::source::html::clean::{
     absolute_url, clean_page, decode_count, exact_number, parse_iso, split_status,
 };
-use stackcrawl::model::PageContext;
-use stackcrawl::parse::{parse_listing, ParseError, ParsedPage, RawStat, RawSummary, RawTime};
+use stackcrawl::source::html::parse::{
+    parse_listing, ParseError, ParsedPage, RawStat, RawSummary, RawTime,
+};
 
 const LISTINGS: [&str; 8] = [
     "tagged-python-newest-2013.html",
@@ -387,7 +389,7 @@ proptest! {
 
     #[test]
     fn clean_page_never_panics(summaries in prop::collection::vec(raw_summary(), 0..4)) {
-        let page = ParsedPage { layout: stackcrawl::parse::Layout::PostSummary, summaries, drift: None };
+        let page = ParsedPage { layout: stackcrawl::source::html::parse::Layout::PostSummary, summaries, drift: None };
         check_cleaned(&page)?;
     }
 

@@ -7,9 +7,10 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use stackcrawl::config::Tab;
-use stackcrawl::crawler::{status_timer, JOBS_AHEAD_PER_FETCHER};
+use stackcrawl::engine::crawler::status_timer;
+use stackcrawl::engine::drive::JOBS_AHEAD_PER_FETCHER;
+use stackcrawl::engine::plan::Plan;
 use stackcrawl::model::Question;
-use stackcrawl::plan::Plan;
 use stackcrawl::{as_completed, gather, Crawler, PageOutcome, Sink};
 use stackcrawl_fakesite::{
     budget_used, crawl_site, hits_per_page, read_jsonl, FakeQuestion, FakeSite, Fault, TestConfig,

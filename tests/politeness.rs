@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use stackcrawl::robots::RobotsError;
+use stackcrawl::lane::robots::RobotsError;
 use stackcrawl::CrawlError;
 use stackcrawl_fakesite::{crawl_site, FakeSite, Fault, Hit, TestConfig};
 

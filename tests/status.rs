@@ -8,10 +8,10 @@ use std::path::Path;
 
 use serde_json::Value;
 use stackcrawl::config::{Config, Environment, Overrides};
+use stackcrawl::engine::plan::Plan;
 use stackcrawl::model::RunSummary;
-use stackcrawl::monitor::Monitor;
-use stackcrawl::plan::Plan;
-use stackcrawl::status::StatusServer;
+use stackcrawl::observe::monitor::Monitor;
+use stackcrawl::observe::status::StatusServer;
 use stackcrawl::{crawl_watched, Sink, CRAWL_PASS};
 use stackcrawl_fakesite::browser::chromium_dom;
 use stackcrawl_fakesite::config::CRAWL_BOUND;
@@ -267,7 +267,7 @@ async fn a_run_serves_its_passes_store_totals_and_next_pass() {
     let server = StatusServer::start("127.0.0.1:0".parse().unwrap(), monitor.clone()).unwrap();
     let (_reload, reloads) = tokio::sync::mpsc::unbounded_channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let run = actix_rt::spawn(stackcrawl::runner::run_watched(
+    let run = actix_rt::spawn(stackcrawl::engine::run::run_watched(
         cfg,
         reloads,
         async move {

@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use stackcrawl::config::{Config, Overrides};
+use stackcrawl::engine::plan::Plan;
 use stackcrawl::model::RunSummary;
-use stackcrawl::plan::Plan;
 use stackcrawl::{crawl, CrawlError, Sink};
 
 use crate::FakeSite;

@@ -10,13 +10,14 @@ mod raw;
 mod url;
 mod validate;
 
+pub use crate::store::output::OutputFormat;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::api::ApiSort;
+use crate::source::api::ApiSort;
 use crate::store::StoreLocation;
 
 pub use raw::{RawApi, RawConfig, RawFetch, RawFleet, RawOutput, RawSite, RawStore, RawTagSet};
@@ -129,12 +130,6 @@ pub struct Overrides {
     pub pages_from_file: bool,
     /// `--status-addr HOST:PORT`: serve the status page there.
     pub status_addr: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputFormat {
-    Jsonl,
-    Csv,
 }
 
 /// Where a tag set's questions come from.

@@ -3,7 +3,7 @@
 //! through the public entry points rather than any one file.
 
 use super::*;
-use crate::api::{self, ApiSort};
+use crate::source::api::{self, ApiSort};
 
 fn load(text: &str) -> Result<Config, ConfigError> {
     Config::from_toml(text, "test.toml", &Overrides::default())

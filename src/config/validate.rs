@@ -17,7 +17,7 @@ use super::{
     OutputFormat, Overrides, Source, Tab, TagSet, API_KEY_ENV, DEFAULT_BASE_URL,
     DEFAULT_USER_AGENT, MAX_RATE_PER_SEC,
 };
-use crate::api::{self, ApiSort};
+use crate::source::api::{self, ApiSort};
 use crate::store::StoreLocation;
 
 /// Gentle defaults: the real site promises nothing for HTML pages, so one

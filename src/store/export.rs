@@ -13,9 +13,9 @@ use rusqlite::Row;
 use serde::{Deserialize, Serialize};
 
 use super::{parse_enum, parse_opt_ts, parse_ts, Store, StoreError};
-use crate::config::OutputFormat;
 use crate::model::{csv_time, CsvRow};
 use crate::model::{PostKind, Question, QuestionStatus};
+use crate::store::output::OutputFormat;
 
 /// The export formats are the crawl output's, so exporting takes the
 /// config's `OutputFormat` itself. `ExportFormat` was a copy of it with a

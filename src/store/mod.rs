@@ -24,9 +24,11 @@
 mod export;
 mod history;
 mod location;
+pub mod output;
 pub(crate) mod pg;
 mod report;
 mod schema;
+pub mod writer_lock;
 mod writes;
 
 #[cfg(test)]
@@ -46,8 +48,8 @@ use serde::Serialize;
 use thiserror::Error;
 use tracing::warn;
 
-use crate::config::OutputFormat;
 use crate::model::{PageContext, Question};
+use crate::store::output::OutputFormat;
 
 pub use export::{ExportFormat, HistoryRow};
 pub use history::{Bucket, DayCount, History, PassShare};

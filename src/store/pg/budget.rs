@@ -1,5 +1,5 @@
 //! The daily budget of an API key, kept in the fleet's database: the
-//! budget file's counting statements (`crate::budget`) on PostgreSQL, so
+//! budget file's counting statements (`crate::lane::budget`) on PostgreSQL, so
 //! that every process spending one key's quota, on any machine, takes from
 //! one row with one atomic statement and none can take the last request
 //! twice.
@@ -15,7 +15,7 @@ use postgres::Client;
 use sha2::{Digest, Sha256};
 
 use super::{connect_migrated, is_lost, off_runtime, SyncClient};
-use crate::budget::CountError;
+use crate::lane::budget::CountError;
 use crate::store::StoreError;
 
 pub struct SharedCounter {

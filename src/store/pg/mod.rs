@@ -43,8 +43,8 @@ use super::{
     Claim, History, PageWrite, PassStart, PassStore, PassTotals, Report, StoreError, StoreLocation,
     StoreStats,
 };
-use crate::config::OutputFormat;
 use crate::model::{PageContext, Question};
+use crate::store::output::OutputFormat;
 
 /// How long a call waits for an unreachable server before it fails, unless
 /// the config says otherwise (`[store] give_up_secs`, see `set_give_up`).

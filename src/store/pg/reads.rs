@@ -12,9 +12,9 @@ use postgres::types::ToSql;
 use postgres::{Client, Row};
 
 use super::{signed, unsigned};
-use crate::config::OutputFormat;
 use crate::model::{PostKind, Question, QuestionStatus};
 use crate::store::export::{write_records, Record};
+use crate::store::output::OutputFormat;
 use crate::store::{
     enum_text, history, parse_enum, parse_opt_ts, parse_ts,
     report::{share, CO_TAGS_SQL, GROWTH_SQL},

@@ -12,8 +12,8 @@ use actix_web::{http::header, web, App, HttpResponse, HttpServer};
 use chrono::{DateTime, Utc};
 use thiserror::Error;
 
-use crate::charts::{self, escape};
-use crate::monitor::{Monitor, Status};
+use crate::observe::charts::{self, escape};
+use crate::observe::monitor::{Monitor, Status};
 
 /// Seconds between the page's own refreshes.
 const REFRESH_SECS: u32 = 5;

@@ -1,6 +1,6 @@
 //! What a running crawl is doing, for eyes other than the log's: the live
-//! status page, `/status.json`, `/metrics` ([`crate::status`]) and the
-//! terminal progress display ([`crate::progress`]) all read one [`Monitor`].
+//! status page, `/status.json`, `/metrics` ([`crate::observe::status`]) and the
+//! terminal progress display ([`crate::observe::progress`]) all read one [`Monitor`].
 //!
 //! It is fed by the events the crawler already has (a pass planned, each
 //! page's outcome, the supervisor's counters, the store's totals at a
@@ -22,9 +22,9 @@ use prometheus_client::registry::Registry;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::actors::supervisor::{PageOutcome, SupervisorStats};
-use crate::budget::Budget;
-use crate::stall::Stall;
+use crate::engine::stall::Stall;
+use crate::engine::supervisor::{PageOutcome, SupervisorStats};
+use crate::lane::budget::Budget;
 use crate::store::StoreStats;
 
 /// Pages listed under "last pages completed".

@@ -11,56 +11,54 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::future::{join_all, BoxFuture};
-use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::stream::FuturesUnordered;
 use futures_util::FutureExt;
 use tokio::sync::{oneshot, watch};
 use tracing::{debug, error, info, warn};
 
 use actix::{Handler, Message};
 
-use crate::actors::aggregator::{
+use crate::config::{Config, Tab};
+use crate::engine::aggregator::{
     Aggregator, BeginPass, EndPass, FinishedPassStarted, Flush, OpenedPass,
 };
-use crate::actors::supervisor::{Drain, GetStats, NewPass, Submit, SupervisorStats};
-use crate::actors::supervisor::{PageOutcome, WHY_ELSEWHERE};
-use crate::actors::Pipeline;
-use crate::budget::Budget;
-use crate::config::{Config, Tab};
+use crate::engine::pipeline::Pipeline;
+use crate::engine::plan::{PageJob, Plan};
+use crate::engine::retry::RetryPolicy;
+use crate::engine::stall::Stalls;
+use crate::engine::supervisor::PageOutcome;
+use crate::engine::supervisor::{Drain, GetStats, NewPass, Submit, SupervisorStats};
 use crate::error::CrawlError;
-use crate::fetch::{FetchError, HttpClient};
-use crate::frontier::WHY_TAG_ENDED;
+use crate::lane::budget::Budget;
+use crate::lane::ledger::Ledger;
+use crate::lane::robots::{self, RobotsError, RobotsPolicy};
+use crate::lane::shared_quota::SharedQuota;
+use crate::lane::throttle::{Answer, Throttle};
 use crate::lane::{Counting, Lane, LaneError, Opening};
-use crate::ledger::Ledger;
-use crate::model::FailedPage;
 use crate::model::RunSummary;
-use crate::monitor::Monitor;
-use crate::output::Sink;
-use crate::plan::{PageJob, Plan};
-use crate::retry::RetryPolicy;
-use crate::robots::{self, RobotsError, RobotsPolicy};
-use crate::shared_quota::SharedQuota;
+use crate::observe::monitor::Monitor;
+use crate::source::fetch::{FetchError, HttpClient};
 use crate::source::{honour_retry_after, Lanes};
-use crate::stall::{Stalled, Stalls};
+use crate::store::output::Sink;
 use crate::store::{PassStore, PassTotals, SharedCounter, StoreLocation};
-use crate::throttle::{Answer, Throttle};
 
 /// A page's outcome, once it has one. Resolves even if the crawler stops.
 pub type PageFuture = BoxFuture<'static, PageOutcome>;
 
 /// A running pipeline: submit page jobs to it, then `finish` it.
 pub struct Crawler {
-    config: Arc<Config>,
-    pipeline: Pipeline,
+    pub(super) config: Arc<Config>,
+    pub(super) pipeline: Pipeline,
     http: HttpClient,
-    started: Instant,
+    pub(super) started: Instant,
     submitted: u64,
     /// Records go to a store too: pages have new and updated counts.
-    stored: bool,
+    pub(super) stored: bool,
     monitor: Option<Watched>,
     /// What the crawl waits on that does not answer (store, budget).
-    stalls: Stalls,
+    pub(super) stalls: Stalls,
     /// Set once shutdown is requested (see [`Crawler::stop_on`]).
-    shutdown: watch::Receiver<bool>,
+    pub(super) shutdown: watch::Receiver<bool>,
 }
 
 /// After a shutdown request, a store that has not answered gets this long
@@ -533,341 +531,6 @@ pub fn shutdown_flag(shutdown: impl Future<Output = ()> + 'static) -> watch::Rec
         let _ = tx.send(true);
     });
     rx
-}
-
-/// How a batch of submitted pages ended.
-#[derive(Debug, Default)]
-pub struct BatchEnd {
-    /// Pages lost after their retries, as the failures file lists them.
-    pub failures: Vec<FailedPage>,
-    /// Shutdown was requested while the batch ran.
-    pub interrupted: bool,
-    /// Per page of the plan, in plan order: whether it ended, done, failed
-    /// or past its tag's end. After an interruption, the others were never
-    /// fetched.
-    pub ended: Vec<bool>,
-}
-
-/// How many jobs per fetcher the crawler keeps submitted ahead of the
-/// fetchers: enough that a fetcher never waits for the next job, few enough
-/// that a pass of any length holds a few dozen jobs, not all of them.
-pub const JOBS_AHEAD_PER_FETCHER: usize = 4;
-
-impl Crawler {
-    /// Crawls a plan: submits its pages in order, a window at a time (a
-    /// few per fetcher), and awaits them in completion order, logging a line
-    /// per page and a status line every `status` tick. On shutdown it
-    /// submits no more, stops handing out jobs and lets in-flight pages
-    /// finish, for as long as a request may take, or [`SHUTDOWN_GRACE`]
-    /// when the store does not answer (nothing in flight could be written).
-    /// Nothing in this loop waits on the store.
-    pub async fn drive(
-        &mut self,
-        plan: &Plan,
-        status: &mut tokio::time::Interval,
-    ) -> Result<BatchEnd, CrawlError> {
-        let window = self.config.fetchers.max(1) * JOBS_AHEAD_PER_FETCHER;
-        let mut jobs = plan.jobs().enumerate();
-        let mut pending = FuturesUnordered::new();
-        let mut driven = BatchEnd {
-            ended: vec![false; plan.len()],
-            ..BatchEnd::default()
-        };
-        let mut shutdown = self.shutdown.clone();
-        // In-flight pages get this long to finish after a shutdown request;
-        // pages cut off are not recorded done, so a resume fetches them.
-        let drain_limit = self.config.timeout + self.config.retry_base;
-        let mut drain_deadline = None;
-        // While draining, whether the store still answers is looked at
-        // this often: a stalled store writes nothing more, so waiting the
-        // whole drain for it would only delay the exit.
-        let mut drain_check = tokio::time::interval(std::time::Duration::from_millis(250));
-        loop {
-            while !driven.interrupted && pending.len() < window {
-                let Some((i, job)) = jobs.next() else { break };
-                pending.push(self.submit(job).map(move |outcome| (i, outcome)));
-            }
-            let (i, outcome) = tokio::select! {
-                next = pending.next() => match next {
-                    Some(o) => o,
-                    None => break,
-                },
-                _ = shutdown.wait_for(|stop| *stop), if !driven.interrupted => {
-                    let s = self.stats().await?;
-                    // Pending: queued at the supervisor, or not yet submitted.
-                    let pending = s.queued + jobs.len();
-                    warn!(in_flight = s.in_flight, pending, "shutdown requested: draining");
-                    self.drain();
-                    driven.interrupted = true;
-                    drain_deadline = Some(tokio::time::Instant::now() + drain_limit);
-                    continue;
-                }
-                _ = drain_check.tick(), if driven.interrupted => {
-                    if self.stalls.current().iter().any(|s| s.what == Stalled::Store) {
-                        let grace = tokio::time::Instant::now() + SHUTDOWN_GRACE;
-                        drain_deadline = drain_deadline.map(|d| d.min(grace));
-                    }
-                    continue;
-                }
-                _ = sleep_until_opt(drain_deadline) => {
-                    warn!(
-                        abandoned = pending.len(),
-                        pages_not_written = self.pipeline.view.unwritten(),
-                        "drain timed out; unfinished pages are left for the next run"
-                    );
-                    break;
-                }
-                _ = status.tick() => {
-                    self.log_status(None).await?;
-                    continue;
-                }
-            };
-            if let Some(m) = self.monitor() {
-                m.page_ended(&outcome);
-            }
-            driven.ended[i] = match &outcome {
-                PageOutcome::Done(_) | PageOutcome::Failed(_) => true,
-                // The supervisor's words for a page past its tag's last:
-                // there is nothing to fetch there, interrupted or not.
-                PageOutcome::Skipped { why, .. } => *why == WHY_TAG_ENDED || *why == WHY_ELSEWHERE,
-            };
-            match outcome {
-                PageOutcome::Done(r) => info!(
-                    tag = %r.ctx.tag,
-                    page = r.ctx.page,
-                    questions = r.questions,
-                    duplicates = r.duplicates,
-                    rejected = r.rejected,
-                    new = self.stored.then_some(r.new),
-                    updated = self.stored.then_some(r.updated),
-                    tag_views_total = r.tag_views_total,
-                    attempts = r.attempts,
-                    elapsed_ms = r.elapsed.as_millis() as u64,
-                    "page done"
-                ),
-                PageOutcome::Failed(f) => driven.failures.push(f),
-                PageOutcome::Skipped { .. } => {}
-            }
-        }
-        Ok(driven)
-    }
-
-    /// The periodic status line; between passes of `run`, `next_pass` says
-    /// which tag set is due next and when. It reads what the store last
-    /// published and never asks it, so a stalled store cannot hold it up;
-    /// a stall is named in the line and in a warning of its own.
-    pub async fn log_status(
-        &self,
-        next_pass: Option<(&str, std::time::Duration)>,
-    ) -> Result<(), CrawlError> {
-        let s = self.stats().await?;
-        let viewed = self.pipeline.view.latest();
-        let store = viewed.stats.as_ref();
-        let stalls = self.stalls.current();
-        let waited = |what: Stalled| {
-            stalls
-                .iter()
-                .find(|s| s.what == what)
-                .map(|s| s.waited.as_secs())
-        };
-        if let Some(m) = self.monitor() {
-            m.supervisor_stats(&s);
-            if let Some(st) = store {
-                m.store_stats(st);
-            }
-            m.stalls(&stalls);
-            if let Some((name, wait)) = next_pass {
-                m.next_pass(name, wait);
-            }
-        }
-        info!(
-            worker = %self.config.fleet.name,
-            pages_done = s.done,
-            pages_elsewhere = (s.elsewhere > 0).then_some(s.elsewhere),
-            pages_failed = s.failed,
-            queued = s.queued,
-            in_flight = s.in_flight,
-            requests = s.requests,
-            retries = s.retries,
-            rate_limited = s.rate_limited,
-            effective_rate = round3(s.effective_rate),
-            quota_rate = self.config.rate,
-            requests_last_minute = s.requests_last_minute,
-            quota_per_minute = round3(self.config.rate * 60.0),
-            budget_left = s.budget_left,
-            rejected = viewed.pass.rejected,
-            layout_drift_pages = viewed.pass.layout_drift_pages,
-            api_requests = (s.api.requests > 0).then_some(s.api.requests),
-            api_quota_remaining = s.api.quota_remaining,
-            api_backoffs = (s.api.backoffs > 0).then_some(s.api.backoffs),
-            pages_per_sec = round3(s.done as f64 / self.started.elapsed().as_secs_f64()),
-            store_questions = store.map(|st| st.questions),
-            store_bytes = store.map(|st| st.size_bytes),
-            store_waiting_secs = waited(Stalled::Store),
-            budget_waiting_secs = waited(Stalled::Budget),
-            pages_not_written = (self.pipeline.view.unwritten() > 0).then(|| self.pipeline.view.unwritten()),
-            next_pass = next_pass.map(|(name, _)| name),
-            next_pass_in_secs = next_pass.map(|(_, wait)| round3(wait.as_secs_f64())),
-            "status"
-        );
-        for stall in &stalls {
-            warn!(
-                waiting_on = stall.what.name(),
-                waited_secs = stall.waited.as_secs(),
-                doing = %stall.why,
-                give_up_secs = self.config.store_give_up.as_secs(),
-                "waiting: the {} has not answered for {} s; fetched pages are kept until written and no request goes out uncounted",
-                stall.what.name(),
-                stall.waited.as_secs()
-            );
-        }
-        Ok(())
-    }
-}
-
-/// One pass as the engine runs it, for `crawl` (one pass into a sink) and
-/// `run` (passes on a schedule) alike.
-pub struct PassSpec<'a> {
-    /// The tag set's name; the store keeps its passes under it.
-    pub name: &'a str,
-    /// Whether a Newest pass may stop at pages of already-stored questions.
-    pub newest: bool,
-    /// The failures file lists the pages an interruption left unfetched
-    /// too, so that `--retry-failed` completes the pass (`crawl`, which has
-    /// no other way to resume without a store); `run` resumes from its store.
-    pub list_unfetched: bool,
-}
-
-/// How a pass ended.
-pub enum PassEnd {
-    Finished,
-    /// A shutdown request cut it short; the store keeps it open.
-    Interrupted,
-    /// The daily budget or the API quota ran out; it resets then.
-    OutOfBudget(chrono::DateTime<chrono::Utc>),
-    /// The API refused for good (bad key, bad parameter): no pass can succeed.
-    Fatal(CrawlError),
-}
-
-/// What a pass did, for the command that ran it.
-pub struct PassReport {
-    pub end: PassEnd,
-    /// Pages planned once the store's done pages were dropped.
-    pub planned: usize,
-    pub failures: Vec<FailedPage>,
-    /// The store's totals of the pass; `None` without a store.
-    pub totals: Option<PassTotals>,
-}
-
-/// The failures-file kind of a page an interrupted pass did not fetch.
-pub const KIND_INTERRUPTED: &str = "interrupted";
-
-impl Crawler {
-    /// One pass over `plan`: opened in the store (dropping the pages it
-    /// already did), driven, its failures file written, and closed in the
-    /// store only if it reached every page. The failures file is written
-    /// before the store is asked to close the pass, so a store that does not
-    /// answer cannot cost the list of what is left.
-    pub async fn pass(
-        &mut self,
-        spec: PassSpec<'_>,
-        mut plan: Plan,
-        status: &mut tokio::time::Interval,
-    ) -> Result<PassReport, CrawlError> {
-        let started = Instant::now();
-        let planned = plan.len();
-        let opened = if self.stored {
-            Some(self.begin_pass(spec.name, spec.newest, &mut plan).await?)
-        } else {
-            if let Some(m) = self.monitor() {
-                let per_tag = plan.pages_per_tag();
-                m.pass_started(spec.name, &per_tag, &per_tag);
-            }
-            None
-        };
-        info!(
-            worker = %self.config.fleet.name,
-            tag_set = spec.name,
-            pass_id = opened.as_ref().map(|p| p.pass_id),
-            resumed = opened.as_ref().map(|p| p.resumed),
-            incremental = opened.as_ref().map(|p| p.incremental),
-            pages_planned = planned,
-            pages_already_done = planned - plan.len(),
-            "pass starting"
-        );
-        let driven = self.drive(&plan, status).await?;
-        let stats = self.stats().await?;
-        let mut listed = driven.failures.clone();
-        if driven.interrupted && spec.list_unfetched {
-            listed.extend(
-                plan.jobs()
-                    .zip(&driven.ended)
-                    .filter(|(_, &ended)| !ended)
-                    .map(|(j, _)| FailedPage {
-                        ctx: j.ctx.clone(),
-                        url: j.url.clone(),
-                        attempts: 0,
-                        kind: KIND_INTERRUPTED.to_string(),
-                        error: "not fetched: the crawl was interrupted".to_string(),
-                    }),
-            );
-        }
-        crate::crawl::report_failures(&self.config.failures_path, &listed)?;
-        let end = if driven.interrupted {
-            PassEnd::Interrupted
-        } else if let Some(f) = stats.api_fatal {
-            PassEnd::Fatal(CrawlError::Api {
-                tag: f.ctx.tag,
-                page: f.ctx.page,
-                error: f.error,
-            })
-        } else if let Some(at) = stats.budget_resets_at {
-            PassEnd::OutOfBudget(at)
-        } else {
-            PassEnd::Finished
-        };
-        // A pass whose pages were skipped for want of budget stays open, so
-        // the next attempt resumes it rather than calling it complete.
-        let finished = matches!(end, PassEnd::Finished);
-        let totals = match &opened {
-            Some(_) => Some(self.end_pass(finished).await?),
-            None => {
-                if let Some(m) = self.monitor() {
-                    m.pass_ended(finished);
-                }
-                None
-            }
-        };
-        if finished {
-            info!(
-                worker = %self.config.fleet.name,
-                tag_set = spec.name,
-                pass_id = opened.as_ref().map(|p| p.pass_id),
-                pages = totals.as_ref().map_or(stats.done, |t| t.pages),
-                questions = totals.as_ref().map(|t| t.questions),
-                new = totals.as_ref().map(|t| t.new),
-                updated = totals.as_ref().map(|t| t.updated),
-                unchanged = totals.as_ref().map(|t| t.unchanged),
-                failed = driven.failures.len(),
-                incremental = opened.as_ref().map(|p| p.incremental),
-                wall_secs = started.elapsed().as_secs_f64(),
-                "pass finished"
-            );
-        } else if let Some(t) = &totals {
-            error!(
-                tag_set = spec.name,
-                pass_id = opened.as_ref().map(|p| p.pass_id),
-                pages_done = t.pages,
-                "pass interrupted; the next start resumes it"
-            );
-        }
-        Ok(PassReport {
-            end,
-            planned: plan.len(),
-            failures: driven.failures,
-            totals,
-        })
-    }
 }
 
 /// The status line's clock: its first tick is one interval from now, and a

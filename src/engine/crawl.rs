@@ -7,46 +7,18 @@ use std::future::Future;
 use tracing::{error, info};
 
 use crate::config::Config;
-use crate::crawler::{
-    round3, shutdown_flag, status_timer, Crawler, PassEnd, PassSpec, KIND_INTERRUPTED,
-};
+use crate::engine::crawler::{round3, shutdown_flag, status_timer, Crawler};
+use crate::engine::pass::{PassEnd, PassSpec};
+use crate::engine::plan::Plan;
 use crate::error::CrawlError;
-use crate::model::{FailedPage, RunSummary};
-use crate::monitor::Monitor;
-use crate::output::Sink;
-use crate::plan::{self, Plan};
+use crate::model::RunSummary;
+use crate::observe::monitor::Monitor;
+use crate::store::output::Sink;
+use crate::store::writer_lock;
 use crate::store::PassStore;
-use crate::writer_lock;
 
 /// The store's name for the pass of a one-off `crawl --store`.
 pub const CRAWL_PASS: &str = "crawl";
-
-/// Writes the failures file (or clears a stale one) and says where it is.
-pub(crate) fn report_failures(
-    path: &std::path::Path,
-    failures: &[FailedPage],
-) -> Result<(), CrawlError> {
-    plan::write_failures(path, failures)?;
-    let not_fetched = failures
-        .iter()
-        .filter(|f| f.kind == KIND_INTERRUPTED)
-        .count();
-    if not_fetched > 0 {
-        error!(
-            failures_file = %path.display(),
-            pages = failures.len(),
-            not_fetched,
-            "pages lost or not fetched before the interruption are listed; complete the crawl with --retry-failed"
-        );
-    } else if !failures.is_empty() {
-        error!(
-            failures_file = %path.display(),
-            pages = failures.len(),
-            "pages lost after their retries are listed; re-run them with --retry-failed"
-        );
-    }
-    Ok(())
-}
 
 /// One pass over `plan`: the `crawl` command. Checks robots.txt, logs a
 /// line per page as it completes and a status line periodically, writes

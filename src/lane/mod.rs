@@ -11,6 +11,12 @@
 //! previous response was read and its backoff applied. The API's daily quota,
 //! not its latency, is what bounds an API crawl, so this costs no data.
 
+pub mod budget;
+pub mod ledger;
+pub mod robots;
+pub mod shared_quota;
+pub mod throttle;
+
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,11 +28,11 @@ use thiserror::Error;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tracing::warn;
 
-use crate::budget::Budget;
-use crate::ledger::{Ledger, RecordPause, Refund, Take};
-use crate::shared_quota::SharedQuota;
-use crate::stall::{Stalled, Stalls};
-use crate::throttle::{Answer, Change, Throttle};
+use crate::engine::stall::{Stalled, Stalls};
+use crate::lane::budget::Budget;
+use crate::lane::ledger::{Ledger, RecordPause, Refund, Take};
+use crate::lane::shared_quota::SharedQuota;
+use crate::lane::throttle::{Answer, Change, Throttle};
 
 #[derive(Debug, Clone, Error)]
 pub enum LaneError {

@@ -14,16 +14,15 @@ use actix::{
 };
 use tracing::{debug, info_span, Instrument};
 
-use crate::actors::aggregator::{Aggregator, Records, StoreView};
-use crate::actors::cleaner::{Cleaner, RawPage};
-use crate::actors::supervisor::RenewLease;
-use crate::fetch::FetchError;
+use crate::engine::aggregator::{Aggregator, Records, StoreView};
+use crate::engine::cleaner::{Cleaner, RawPage};
+use crate::engine::plan::PageJob;
+use crate::lane::throttle::Answer;
 use crate::lane::Lane;
-use crate::model::{ApiWrapper, PageReport};
-use crate::plan::PageJob;
+use crate::model::{ApiWrapper, PageContext, PageReport};
+use crate::source::fetch::FetchError;
 use crate::source::{JobError, Lanes, Requester};
 use crate::store::Claim;
-use crate::throttle::Answer;
 
 impl Message for PageJob {
     type Result = ();
@@ -37,6 +36,14 @@ pub struct JobEnded {
     pub result: Result<PageReport, JobError>,
     /// For an API page that was read: has_more, quota and backoff.
     pub api: Option<ApiWrapper>,
+}
+
+/// A fetcher kept waiting (the quota, a pause) past a third of its lease
+/// asks for the lease again before it sends the request.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Claim, JobError>")]
+pub struct RenewLease {
+    pub ctx: PageContext,
 }
 
 pub struct Fetcher {

@@ -16,15 +16,14 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::crawler::{
-    round3, shutdown_flag, sleep_until_opt, status_timer, Crawler, PassEnd, PassSpec,
-};
+use crate::engine::crawler::{round3, shutdown_flag, sleep_until_opt, status_timer, Crawler};
+use crate::engine::pass::{PassEnd, PassSpec};
+use crate::engine::plan::Plan;
 use crate::error::CrawlError;
 use crate::model::RunSummary;
-use crate::monitor::Monitor;
-use crate::plan::Plan;
+use crate::observe::monitor::Monitor;
 use crate::store;
-use crate::writer_lock::WriterLock;
+use crate::store::writer_lock::WriterLock;
 
 /// What a run did, over every crawler it started (a reload or a spent
 /// budget starts a new one), for the final log line.

@@ -6,7 +6,11 @@
 //! becomes records, and its paging rules (an API tag is paged by `has_more`;
 //! a listing ends at its first empty page). Outside this module no code asks
 //! which source a page is; adding a source is a variant here, its pure
-//! module (like [`crate::api`]) and its config section.
+//! module (like [`crate::source::api`]) and its config section.
+
+pub mod api;
+pub mod fetch;
+pub mod html;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,14 +18,14 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use thiserror::Error;
 
-use crate::api::{self, ApiError, ApiQuery, ApiSort};
-use crate::clean::clean_page;
+use self::api::{ApiError, ApiQuery, ApiSort};
 use crate::config::{ApiKey, Config, Order, Tab};
-use crate::fetch::{Body, FetchError, HttpClient};
 use crate::lane::{Lane, LaneError};
 use crate::model::{Listing, PageContext};
-use crate::output::OutputError;
-use crate::parse::{parse_listing, ParseError};
+use crate::source::fetch::{Body, FetchError, HttpClient};
+use crate::source::html::clean::clean_page;
+use crate::source::html::parse::{parse_listing, ParseError};
+use crate::store::output::OutputError;
 use crate::store::Claim;
 
 pub use crate::config::Source;
@@ -398,7 +402,7 @@ mod tests {
 
     use super::*;
     use crate::config::Overrides;
-    use crate::plan::Plan;
+    use crate::engine::plan::Plan;
 
     #[test]
     fn api_jobs_carry_the_sort_and_no_key() {

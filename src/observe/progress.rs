@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::monitor::{Monitor, Status};
+use crate::observe::monitor::{Monitor, Status};
 
 /// The bars on screen, while a display runs: the log writer needs them.
 static BARS: OnceLock<MultiProgress> = OnceLock::new();
@@ -191,7 +191,7 @@ mod tests {
             &crate::config::Overrides::default(),
         )
         .unwrap();
-        let plan = crate::plan::Plan::from_config(&config);
+        let plan = crate::engine::plan::Plan::from_config(&config);
         let m = Monitor::new("crawl", 2.0);
         let per_tag = plan.pages_per_tag();
         m.pass_started("crawl", &per_tag, &per_tag);

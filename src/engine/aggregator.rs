@@ -21,10 +21,10 @@ use chrono::{DateTime, Utc};
 use tracing::{error, info, warn};
 
 use crate::config::FleetSettings;
+use crate::engine::plan::PageJob;
+use crate::engine::stall::{Stalled, Stalls};
 use crate::model::{Listing, PageContext, PageReport, PostKind, TagTotals};
-use crate::output::{OutputError, Sink};
-use crate::plan::PageJob;
-use crate::stall::{Stalled, Stalls};
+use crate::store::output::{OutputError, Sink};
 use crate::store::{Claim, ExportFormat, PassStore, PassTotals, StoreStats};
 
 #[derive(Debug, Message)]
@@ -214,7 +214,7 @@ impl Aggregator {
 
     /// The store is busy for the caller until the guard drops: past
     /// `STALL_AFTER`, the status line says it waits on the store.
-    fn busy(&self, doing: impl Into<String>) -> crate::stall::StallGuard {
+    fn busy(&self, doing: impl Into<String>) -> crate::engine::stall::StallGuard {
         self.stalls.guard(Stalled::Store, doing)
     }
 

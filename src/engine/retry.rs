@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::fetch::FetchError;
 use crate::lane::LaneError;
+use crate::source::fetch::FetchError;
 use crate::source::JobError;
 
 /// The longest `throttle_violation` pause the crawl waits out. A longer one
@@ -112,8 +112,8 @@ impl RetryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::ApiError;
-    use crate::parse::ParseError;
+    use crate::source::api::ApiError;
+    use crate::source::html::parse::ParseError;
 
     fn policy() -> RetryPolicy {
         RetryPolicy {

@@ -1,5 +1,5 @@
 //! `report --html FILE`: the store's report as one self-contained HTML
-//! file, with SVG charts drawn by [`crate::charts`] inline and each chart's
+//! file, with SVG charts drawn by [`crate::observe::charts`] inline and each chart's
 //! figures in a table under it. Nothing is fetched when it is opened: no
 //! script, stylesheet, font or image comes from elsewhere, and question
 //! URLs are shown as text, not links.
@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::charts::{self, escape, Line};
+use crate::observe::charts::{self, escape, Line};
 use crate::store::{Bucket, History, Report};
 
 /// The page for `report` (latest state) and `history`, made at `now`.

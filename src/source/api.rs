@@ -33,7 +33,7 @@ use thiserror::Error;
 use crate::model::{
     ApiWrapper, AuthorAction, Listing, PageContext, PostKind, Question, QuestionStatus, Rejection,
 };
-use crate::parse::collapse;
+use crate::source::html::parse::collapse;
 
 /// Where the API lives; tests point the crawler at a fake on 127.0.0.1.
 pub const DEFAULT_API_BASE: &str = "https://api.stackexchange.com";

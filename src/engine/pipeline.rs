@@ -3,26 +3,21 @@
 //! and its fetchers, all sharing one `Lane` per host (the site's, and the
 //! API's).
 
-pub mod aggregator;
-pub mod cleaner;
-pub mod fetcher;
-pub mod supervisor;
-
 use std::sync::Mutex;
 
 use actix::{Actor, Addr, AsyncContext, SyncArbiter};
 
+use super::aggregator::{Aggregator, StoreView};
+use super::cleaner::Cleaner;
+use super::fetcher::Fetcher;
+use super::supervisor::Supervisor;
 use crate::config::Config;
-use crate::fetch::HttpClient;
-use crate::output::Sink;
-use crate::retry::RetryPolicy;
+use crate::engine::retry::RetryPolicy;
+use crate::engine::stall::Stalls;
+use crate::source::fetch::HttpClient;
 use crate::source::{Lanes, Requester};
-use crate::stall::Stalls;
+use crate::store::output::Sink;
 use crate::store::PassStore;
-use aggregator::{Aggregator, StoreView};
-use cleaner::Cleaner;
-use fetcher::Fetcher;
-use supervisor::Supervisor;
 
 /// Parsing threads: CPU-bound work, so as many as there are cores, capped
 /// because a crawl's rate is bounded by the quota, not by parsing.

@@ -11,7 +11,7 @@ use actix::{Actor, Addr, Handler, Message, SyncArbiter, SyncContext};
 use chrono::{DateTime, Utc};
 use tracing::warn;
 
-use crate::budget::{Budget, BudgetError};
+use crate::lane::budget::{Budget, BudgetError};
 
 pub struct Ledger {
     budget: Budget,

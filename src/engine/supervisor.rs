@@ -33,18 +33,18 @@ use actix::{
 use tokio::sync::oneshot;
 use tracing::{debug, error, info, warn};
 
-use crate::actors::aggregator::{Aggregator, ClaimPage};
-use crate::actors::fetcher::{Fetcher, JobEnded};
-use crate::api::{self, ApiError};
-use crate::budget::Budget;
-use crate::fetch::FetchError;
-use crate::frontier::{Entry, Frontier, Unfetched};
+use crate::engine::aggregator::{Aggregator, ClaimPage};
+use crate::engine::fetcher::{Fetcher, JobEnded, RenewLease};
+use crate::engine::frontier::{Entry, Frontier, Unfetched};
+use crate::engine::plan::PageJob;
+use crate::engine::retry::{Decision, RetryPolicy, Stop};
+use crate::lane::budget::Budget;
 use crate::lane::LaneError;
 use crate::model::{ApiUsage, ApiWrapper, FailedPage, PageContext, PageReport};
-use crate::output::OutputError;
-use crate::plan::PageJob;
-use crate::retry::{Decision, RetryPolicy, Stop};
+use crate::source::api::{self, ApiError};
+use crate::source::fetch::FetchError;
 use crate::source::{JobError, Lanes};
+use crate::store::output::OutputError;
 use crate::store::Claim;
 
 /// How a submitted page ended.
@@ -83,14 +83,6 @@ pub struct NewPass;
 #[derive(Debug, Message)]
 #[rtype(result = "SupervisorStats")]
 pub struct GetStats;
-
-/// A fetcher kept waiting (the quota, a pause) past a third of its lease
-/// asks for the lease again before it sends the request.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<Claim, JobError>")]
-pub struct RenewLease {
-    pub ctx: PageContext,
-}
 
 #[derive(Debug, Clone, Default)]
 pub struct SupervisorStats {

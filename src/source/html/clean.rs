@@ -16,7 +16,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use crate::model::{
     AuthorAction, Listing, PageContext, PostKind, Question, QuestionStatus, Rejection,
 };
-use crate::parse::{collapse, ParsedPage, RawStat, RawSummary};
+use crate::source::html::parse::{collapse, ParsedPage, RawStat, RawSummary};
 
 pub fn clean_page(page: &ParsedPage, ctx: &PageContext, fetched_at: DateTime<Utc>) -> Listing {
     let mut out = Listing {
@@ -456,7 +456,7 @@ pub fn absolute_url(base: &str, href: Option<&str>, question_id: u64) -> String 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::parse_listing;
+    use crate::source::html::parse::parse_listing;
     use chrono::TimeZone;
 
     fn ctx() -> PageContext {
@@ -708,7 +708,7 @@ mod tests {
             ..RawSummary::default()
         };
         let page = ParsedPage {
-            layout: crate::parse::Layout::PostSummary,
+            layout: crate::source::html::parse::Layout::PostSummary,
             summaries: vec![raw, RawSummary::default()],
             drift: None,
         };

@@ -23,8 +23,8 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
+use crate::engine::plan::PageJob;
 use crate::model::PageContext;
-use crate::plan::PageJob;
 
 /// Why a page was skipped because its tag had ended before it.
 pub const WHY_TAG_ENDED: &str = "tag exhausted";

@@ -287,9 +287,9 @@ fn failed_page(f: &FailedPage, config: &Config) -> Result<(PlanLane, u32), Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::ApiSort;
     use crate::config::Overrides;
     use crate::model::PageContext;
+    use crate::source::api::ApiSort;
 
     #[test]
     fn failed_api_pages_are_fetched_again_as_api_pages() {

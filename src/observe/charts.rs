@@ -141,7 +141,7 @@ fn draw(f: impl FnOnce(&DrawingArea<SVGBackend, plotters::coord::Shift>) -> Draw
         // A chart that cannot be drawn must not take the page with it.
         Err(e) => format!(
             "<p class=\"chart-error\">chart not drawn: {}</p>",
-            crate::charts::escape(&e.to_string())
+            crate::observe::charts::escape(&e.to_string())
         ),
     }
 }
