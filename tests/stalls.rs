@@ -215,3 +215,56 @@ fn sigterm_during_a_budget_lock_stops_at_once_and_lists_what_was_not_fetched() {
     let failures = std::fs::read_to_string(dir.path().join("q.failed.jsonl")).unwrap();
     assert!(failures.lines().count() > 0);
 }
+
+#[test]
+fn a_store_file_locked_past_a_readers_timeout_pauses_the_crawl_which_loses_nothing() {
+    let site = site();
+    let dir = tempfile::tempdir().unwrap();
+    let config = TestConfig::new(&site, dir.path())
+        .fetch("fetchers = 2\nrate = 10.0\nburst = 2\nstatus_every_secs = 1")
+        .tag_set("s", &["a"], PAGES)
+        .write();
+    let db = dir.path().join("store.db");
+    let mut svc = Service::spawn(
+        BIN,
+        &["crawl", "--store", db.to_str().unwrap(), "--config"],
+        &config,
+    );
+    for _ in 0..3 {
+        svc.wait_for("page done");
+    }
+    // Another program holds the store's write lock longer than the 5 s a
+    // reader waits for one.
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let (locked, is_locked) = std::sync::mpsc::channel();
+    let path = db.clone();
+    let holder = std::thread::spawn(move || {
+        let c = rusqlite::Connection::open(path).unwrap();
+        c.execute_batch("BEGIN IMMEDIATE").unwrap();
+        locked.send(()).unwrap();
+        let _ = held.recv();
+        c.execute_batch("COMMIT").unwrap();
+    });
+    is_locked.recv().unwrap();
+    let mut waited = 0;
+    while waited < 6 {
+        let line = svc.wait_for("status");
+        waited = line["store_waiting_secs"].as_u64().unwrap_or(waited);
+    }
+    drop(release);
+    holder.join().unwrap();
+    assert_eq!(svc.wait_exit(), Some(0), "{:#?}", svc.seen);
+    assert!(!svc.saw("page failed"), "{:#?}", svc.seen);
+    let ids: Vec<u64> = std::fs::read_to_string(dir.path().join("q.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["question_id"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    let unique: HashSet<u64> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "no record twice");
+    assert_eq!(unique.len(), site.questions("a").len(), "every question");
+}

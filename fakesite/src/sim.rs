@@ -7,9 +7,10 @@
 //! dry.
 //! Faults (5xx, dropped connections, truncated bodies, 429 with Retry-After,
 //! API `backoff` and errors) and signals (SIGHUP with a good and a bad
-//! config, SIGTERM, kill -9, each followed by a restart) and budget-file
-//! locks (another connection holding its write lock for a second or three,
-//! as a backup would) come at seeded random moments.
+//! config, SIGTERM, kill -9, each followed by a restart) and locks (another
+//! connection holding the budget file's or the store's write lock for a few
+//! seconds, as a backup would; longer than a reader's busy timeout) come at
+//! seeded random moments.
 //!
 //! The truth is known at every instant: the test holds a model of what the
 //! store must contain and, from it, works out which pages each pass must
@@ -106,6 +107,8 @@ pub struct Checked {
     pub restarts: u64,
     /// Times another connection held the budget file locked mid-pass.
     pub budget_locks: u64,
+    /// Times another connection held the store locked mid-pass.
+    pub store_locks: u64,
     pub budget_checks: u64,
     pub requests: u64,
     /// API requests inside a backoff that a kill kept every process from
@@ -120,6 +123,8 @@ enum Pending {
     Term(u32),
     /// Hold the budget file's write lock for this long.
     LockBudget(u32, Duration),
+    /// Hold the store's write lock for this long.
+    LockStore(u32, Duration),
 }
 
 pub struct Sim {
@@ -233,15 +238,23 @@ impl Sim {
             match message.as_str() {
                 "pass starting" | "pass finished" => self.on_pass_line(&line, true),
                 "page done" => match &mut self.pending {
-                    Some(Pending::Kill(n) | Pending::Term(n) | Pending::LockBudget(n, _))
-                        if *n > 1 =>
-                    {
-                        *n -= 1
-                    }
+                    Some(
+                        Pending::Kill(n)
+                        | Pending::Term(n)
+                        | Pending::LockBudget(n, _)
+                        | Pending::LockStore(n, _),
+                    ) if *n > 1 => *n -= 1,
                     Some(Pending::LockBudget(_, hold)) => {
                         let hold = *hold;
                         self.pending = None;
-                        self.lock_budget(hold);
+                        self.hold_lock(self.budget_path(), hold);
+                        self.checked.budget_locks += 1;
+                    }
+                    Some(Pending::LockStore(_, hold)) => {
+                        let hold = *hold;
+                        self.pending = None;
+                        self.hold_lock(self.store_path(), hold);
+                        self.checked.store_locks += 1;
                     }
                     Some(Pending::Kill(_)) => {
                         self.pending = None;
@@ -636,21 +649,26 @@ impl Sim {
         } else if roll < 0.60 {
             let hold = Duration::from_millis(self.rng.u64(1000..=3000));
             self.pending = Some(Pending::LockBudget(self.rng.u32(1..=4), hold));
+        } else if roll < 0.68 {
+            // Past the 5 s a reader of the store waits for a lock.
+            let hold = Duration::from_millis(self.rng.u64(2000..=7000));
+            self.pending = Some(Pending::LockStore(self.rng.u32(1..=4), hold));
         }
     }
 
-    /// Another connection takes the budget file's write lock and holds it
-    /// for `hold`: the crawl must wait, send nothing uncounted, and go on.
-    fn lock_budget(&mut self, hold: Duration) {
+    /// Another connection takes the write lock of the SQLite file at `path`
+    /// (the budget or the store) and holds it for `hold`: the crawl must
+    /// wait, send nothing uncounted, lose nothing, and go on.
+    fn hold_lock(&mut self, path: PathBuf, hold: Duration) {
         eprintln!(
-            "seed {}: budget file locked for {hold:?} during {:?}",
+            "seed {}: {} locked for {hold:?} during {:?}",
             self.seed,
+            path.display(),
             self.running_set()
         );
         let (locked, is_locked) = std::sync::mpsc::channel();
-        let path = self.budget_path();
         std::thread::spawn(move || {
-            let c = rusqlite::Connection::open(path).expect("open the budget file");
+            let c = rusqlite::Connection::open(path).expect("open the file to lock");
             let took = c.execute_batch("BEGIN IMMEDIATE");
             let _ = locked.send(());
             if took.is_ok() {
@@ -661,7 +679,6 @@ impl Sim {
             }
         });
         let _ = is_locked.recv();
-        self.checked.budget_locks += 1;
     }
 
     fn kill_and_restart(&mut self, bin: &str) {

@@ -120,6 +120,9 @@ pub struct Ticket {
     _permit: Option<OwnedSemaphorePermit>,
 }
 
+/// How long a closing lane waits for a count already sent to the ledger.
+const CLOSING_COUNT_WAIT: Duration = Duration::from_secs(1);
+
 /// The longest wait between two attempts to count a request the budget
 /// could not count.
 const RECOUNT_MAX_WAIT: Duration = Duration::from_secs(2);
@@ -253,11 +256,19 @@ impl Lane {
                 key: self.key.clone(),
                 now,
             });
-            // A count still running when the lane closes may yet be taken:
-            // the budget is then one high, never one low.
+            tokio::pin!(take);
             let answer = tokio::select! {
-                a = take => a,
-                _ = self.until_closed() => return Err(LaneError::Closed),
+                a = &mut take => a,
+                _ = self.until_closed() => {
+                    // The count may be under way: once it is taken, it is
+                    // handed back, so the budget stays what the server saw.
+                    // A ledger that does not answer in time leaves it one
+                    // high, never one low.
+                    if let Ok(Ok(Ok(Some(_)))) = tokio::time::timeout(CLOSING_COUNT_WAIT, take).await {
+                        self.counting.ledger.do_send(Refund { key: self.key.clone(), taken_at: now });
+                    }
+                    return Err(LaneError::Closed);
+                }
                 _ = tokio::time::sleep_until(give_up_at) => return Err(self.gave_up("did not answer")),
             };
             let why = match answer {

@@ -402,6 +402,16 @@ impl PassStore for Store {
         Store::path(self)
     }
 
+    /// Another connection holding the file's lock (a backup, `sqlite3`, a
+    /// long `export`) is waited out as long as the crawl's patience, not
+    /// the few seconds that suit a reader: the engine reports the wait
+    /// meanwhile and answers SIGTERM without it.
+    fn set_give_up(&mut self, after: Duration) {
+        if let Err(e) = self.conn.busy_timeout(after) {
+            warn!(error = %e, "the store's busy timeout could not be set");
+        }
+    }
+
     fn previous_finished_pass(&self, tag_set: &str) -> Result<Option<i64>, StoreError> {
         Store::previous_finished_pass(self, tag_set)
     }
