@@ -268,3 +268,27 @@ fn a_store_file_locked_past_a_readers_timeout_pauses_the_crawl_which_loses_nothi
     assert_eq!(unique.len(), ids.len(), "no record twice");
     assert_eq!(unique.len(), site.questions("a").len(), "every question");
 }
+
+#[test]
+fn a_reload_while_the_database_is_blackholed_still_answers_sigterm() {
+    let site = site();
+    let db = TestDb::create();
+    let proxy = Proxy::start(TestDb::server_addr());
+    let dir = tempfile::tempdir().unwrap();
+    let mut svc = run_through(&site, &db, &proxy, dir.path());
+    svc.wait_for("pass finished");
+    proxy.blackhole();
+    // A reload opens the store again: through the partition, that never
+    // answers.
+    svc.signal("-HUP");
+    let waiting =
+        svc.wait_for("the store has not answered: waiting; fetched pages are kept until written");
+    assert_eq!(waiting["waiting_for"], "opening the store", "{waiting}");
+    let (took, code) = terminate(&mut svc);
+    assert_eq!(code, Some(3), "interrupted: {:#?}", svc.seen);
+    assert!(
+        took < Duration::from_secs(15),
+        "SIGTERM took {took:?} while a reload waited on the store"
+    );
+    eprintln!("SIGTERM latency, reload on a blackholed store: {took:?}");
+}

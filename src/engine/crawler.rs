@@ -14,7 +14,7 @@ use futures_util::future::{join_all, BoxFuture};
 use futures_util::stream::FuturesUnordered;
 use futures_util::FutureExt;
 use tokio::sync::{oneshot, watch};
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
 use actix::{Handler, Message};
 
@@ -22,6 +22,7 @@ use crate::config::{Config, Tab};
 use crate::engine::aggregator::{
     Aggregator, BeginPass, EndPass, FinishedPassStarted, Flush, OpenedPass,
 };
+use crate::engine::patience::Patience;
 use crate::engine::pipeline::Pipeline;
 use crate::engine::plan::{PageJob, Plan};
 use crate::engine::retry::RetryPolicy;
@@ -40,7 +41,7 @@ use crate::observe::monitor::Monitor;
 use crate::source::fetch::{FetchError, HttpClient};
 use crate::source::{honour_retry_after, Lanes};
 use crate::store::output::Sink;
-use crate::store::{PassStore, PassTotals, SharedCounter, StoreLocation};
+use crate::store::{self, PassStore, PassTotals, SharedCounter, StoreLocation};
 
 /// A page's outcome, once it has one. Resolves even if the crawler stops.
 pub type PageFuture = BoxFuture<'static, PageOutcome>;
@@ -61,9 +62,27 @@ pub struct Crawler {
     pub(super) shutdown: watch::Receiver<bool>,
 }
 
-/// After a shutdown request, a store that has not answered gets this long
-/// more: what it has not written by then, the next start fetches again.
-pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+/// An app key's daily quota is the key's, wherever it is spent: a fleet
+/// sharing a PostgreSQL store spends it from one row there. Without a key
+/// (or a shared store) the quota is the IP's, which the budget file keeps.
+struct KeyBudget {
+    budget: Budget,
+    opening: Opening,
+}
+
+impl KeyBudget {
+    /// Blocking: connects to the fleet's database when there is one.
+    fn open(config: &Config) -> Result<Option<KeyBudget>, CrawlError> {
+        let (StoreLocation::Postgres(url), Some(key)) = (&config.store, &config.api.key) else {
+            return Ok(None);
+        };
+        let counter =
+            SharedCounter::open(url, key.expose()).map_err(|e| CrawlError::Output(e.into()))?;
+        let budget = Budget::shared(counter, config.api.daily_quota);
+        let opening = Opening::read(&budget, &config.api.budget_key());
+        Ok(Some(KeyBudget { budget, opening }))
+    }
+}
 
 /// A monitor and the task that passes it the supervisor's counters; the
 /// task ends with the crawler, so a replaced crawler's figures never
@@ -86,11 +105,48 @@ const MONITOR_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 impl Crawler {
     /// Starts the actors, writing records to `sink` and/or `store` (`run`
     /// has only a store, `crawl` a file and perhaps a store). Must be called
-    /// from within a running actix System.
+    /// from within a running actix System. Opening a fleet's key budget may
+    /// wait on PostgreSQL here; [`Crawler::open`] does that off the loop.
     pub fn start(
         config: Config,
         sink: Option<Sink>,
         store: Option<Box<dyn PassStore>>,
+    ) -> Result<Crawler, CrawlError> {
+        let key_budget = KeyBudget::open(&config)?;
+        Crawler::start_opened(config, sink, store, key_budget)
+    }
+
+    /// [`Crawler::start`] for `run`: its store (and a fleet's key budget)
+    /// are opened on a thread of their own under the store's [`Patience`],
+    /// so a database that does not answer at a start, a reload or after a
+    /// budget reset never holds the loop that sees signals.
+    pub async fn open(
+        config: Config,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<Crawler, CrawlError> {
+        let patience = Patience {
+            give_up: config.store_give_up,
+            status_every: config.status_every,
+            shutdown,
+            unwritten: &|| 0,
+        };
+        let cfg = config.clone();
+        let (store, key_budget) = patience
+            .off_loop("opening the store", move || {
+                let store = store::open(&cfg.store).map_err(|e| CrawlError::Output(e.into()))?;
+                Ok::<_, CrawlError>((store, KeyBudget::open(&cfg)?))
+            })
+            .await??;
+        let mut crawler = Crawler::start_opened(config, None, Some(store), key_budget)?;
+        crawler.stop_on(shutdown.clone());
+        Ok(crawler)
+    }
+
+    fn start_opened(
+        config: Config,
+        sink: Option<Sink>,
+        store: Option<Box<dyn PassStore>>,
+        key_budget: Option<KeyBudget>,
     ) -> Result<Crawler, CrawlError> {
         let http = HttpClient::new(&config).map_err(CrawlError::HttpClient)?;
         let stalls = Stalls::default();
@@ -98,20 +154,9 @@ impl Crawler {
         let api_key = config.api.budget_key();
         budget.set_limit(&api_key, config.api.daily_quota);
         let html_opening = Opening::read(&budget, &config.site);
-        // An app key's daily quota is the key's, wherever it is spent: a
-        // fleet sharing a PostgreSQL store spends it from one row there.
-        // Without a key the quota is the IP's, which the file keeps.
-        let (api_opening, api_ledger) = match (&config.store, &config.api.key) {
-            (StoreLocation::Postgres(url), Some(key)) => {
-                let counter = SharedCounter::open(url, key.expose())
-                    .map_err(|e| CrawlError::Output(e.into()))?;
-                let shared = Budget::shared(counter, config.api.daily_quota);
-                (
-                    Opening::read(&shared, &api_key),
-                    Some(Ledger::start(shared)),
-                )
-            }
-            _ => (Opening::read(&budget, &api_key), None),
+        let (api_opening, api_ledger) = match key_budget {
+            Some(k) => (k.opening, Some(Ledger::start(k.budget))),
+            None => (Opening::read(&budget, &api_key), None),
         };
         let ledger = Ledger::start(budget);
         let counting = |ledger| Counting {
@@ -183,48 +228,18 @@ impl Crawler {
         M::Result: Send,
         Aggregator: Handler<M>,
     {
-        let started = tokio::time::Instant::now();
+        let view = &self.pipeline.view;
+        let patience = Patience {
+            give_up: self.config.store_give_up,
+            status_every: self.config.status_every,
+            shutdown: &self.shutdown,
+            unwritten: &|| view.unwritten(),
+        };
         let reply = self.pipeline.aggregator.send(msg);
-        tokio::pin!(reply);
-        let mut shutdown = self.shutdown.clone();
-        let mut stopping = *shutdown.borrow();
-        let grace = |at: tokio::time::Instant| at.min(tokio::time::Instant::now() + SHUTDOWN_GRACE);
-        let mut give_up_at = started + self.config.store_give_up;
-        if stopping {
-            give_up_at = grace(give_up_at);
-        }
-        let mut every = status_timer(self.config.status_every);
-        loop {
-            tokio::select! {
-                answer = &mut reply => return answer.map_err(|_| CrawlError::Stopped),
-                _ = shutdown.wait_for(|s| *s), if !stopping => {
-                    stopping = true;
-                    give_up_at = grace(give_up_at);
-                }
-                _ = every.tick() => warn!(
-                    waiting_for = what,
-                    waited_secs = started.elapsed().as_secs(),
-                    pages_not_written = self.pipeline.view.unwritten(),
-                    give_up_in_secs = give_up_at.saturating_duration_since(tokio::time::Instant::now()).as_secs(),
-                    "the store has not answered: waiting; fetched pages are kept until written"
-                ),
-                _ = tokio::time::sleep_until(give_up_at) => {
-                    let unwritten = self.pipeline.view.unwritten();
-                    error!(
-                        waiting_for = what,
-                        waited_secs = started.elapsed().as_secs(),
-                        pages_not_written = unwritten,
-                        "stopping without the store's answer: {unwritten} fetched pages were not written; they are not marked done, so the next start fetches them again"
-                    );
-                    return Err(CrawlError::StoreNotAnswering {
-                        what,
-                        waited_secs: started.elapsed().as_secs(),
-                        pages_not_written: unwritten,
-                        interrupted: stopping,
-                    });
-                }
-            }
-        }
+        patience
+            .wait(what, reply)
+            .await?
+            .map_err(|_| CrawlError::Stopped)
     }
 
     /// Reports to `monitor` from now on: every page's outcome, and the

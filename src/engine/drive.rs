@@ -6,8 +6,9 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::FutureExt;
 use tracing::{info, warn};
 
-use super::crawler::{round3, sleep_until_opt, Crawler, SHUTDOWN_GRACE};
+use super::crawler::{round3, sleep_until_opt, Crawler};
 use super::frontier::WHY_TAG_ENDED;
+use super::patience::SHUTDOWN_GRACE;
 use super::plan::Plan;
 use super::stall::Stalled;
 use super::supervisor::{PageOutcome, WHY_ELSEWHERE};

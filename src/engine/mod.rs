@@ -30,6 +30,7 @@ pub mod drive;
 pub mod fetcher;
 pub mod frontier;
 pub mod pass;
+pub mod patience;
 pub mod pipeline;
 pub mod plan;
 pub mod retry;

@@ -22,7 +22,6 @@ use crate::engine::plan::Plan;
 use crate::error::CrawlError;
 use crate::model::RunSummary;
 use crate::observe::monitor::Monitor;
-use crate::store;
 use crate::store::writer_lock::WriterLock;
 
 /// What a run did, over every crawler it started (a reload or a spent
@@ -222,9 +221,7 @@ async fn start(
     monitor: &Option<Monitor>,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<Crawler, CrawlError> {
-    let store = store::open(&config.store).map_err(|e| CrawlError::Output(e.into()))?;
-    let mut crawler = Crawler::start(config.clone(), None, Some(store))?;
-    crawler.stop_on(shutdown.clone());
+    let mut crawler = Crawler::open(config.clone(), shutdown).await?;
     if let Some(m) = monitor {
         crawler.watch(m.clone());
     }
