@@ -7,7 +7,6 @@ use crate::engine::plan::PlanError;
 use crate::lane::budget::BudgetError;
 use crate::lane::robots::RobotsError;
 use crate::lane::LaneError;
-use crate::source::api;
 use crate::source::fetch::FetchError;
 use crate::store::output::OutputError;
 use crate::store::writer_lock;
@@ -36,13 +35,15 @@ pub enum CrawlError {
     BudgetExhausted {
         resets_at: chrono::DateTime<chrono::Utc>,
     },
-    /// The API refused a request for good (bad parameter, key errors,
-    /// access denied): the crawl stopped at once, records so far kept.
-    #[error("the Stack Exchange API refused tag {tag} page {page}, crawl stopped: {error}")]
-    Api {
+    /// A source refused a request for good (the API: a bad parameter, key
+    /// errors, access denied): the crawl stopped at once, records so far
+    /// kept.
+    #[error("{source_name} refused tag {tag} page {page}, crawl stopped: {error}")]
+    Refused {
+        source_name: &'static str,
         tag: String,
         page: u32,
-        error: api::ApiError,
+        error: crate::source::JobError,
     },
     #[error("the crawler's actors stopped before the run ended")]
     Stopped,

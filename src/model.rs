@@ -127,22 +127,25 @@ pub struct Listing {
     pub layout: &'static str,
     pub questions: Vec<Question>,
     pub rejections: Vec<Rejection>,
-    /// What the API said beyond its items; `None` for an HTML page.
-    pub api: Option<ApiWrapper>,
+    /// What the source said beyond its items (paging, its own quota, a
+    /// pause it asked for); `None` for a source that says nothing more.
+    pub signals: Option<Signals>,
     /// An HTML listing that refers to more questions than it yielded: what
     /// the parser saw, for the ERROR that says the layout may have changed.
     pub layout_drift: Option<String>,
 }
 
-/// What an API response says beyond its items: whether the tag goes on,
-/// how much quota is left, and whether to back off.
+/// What a source says of a page beyond its records, in the terms the
+/// engine acts on: paging (whether the tag goes on), the source's own quota
+/// (how much is left of it), and a pause it asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ApiWrapper {
+pub struct Signals {
     /// False ends the tag: there is no further page.
     pub has_more: bool,
     pub quota_remaining: Option<u64>,
     pub quota_max: Option<u64>,
-    /// As the API sent it; `api::throttle_pause` gives the pause to take.
+    /// The pause the source asked for after this page, as it said it; the
+    /// source's `pause_after` gives the pause to take.
     pub backoff: Option<Duration>,
 }
 
@@ -275,13 +278,14 @@ impl TagTotals {
     }
 }
 
-/// What a run spent of the API and what the API said about it, for the
-/// status line and the summary.
+/// What a run spent of a source that keeps a quota of its own (the Stack
+/// Exchange API) and what the source said about it, for the status line
+/// and the summary.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct ApiUsage {
+pub struct QuotaUsage {
     /// Requests sent (every attempt: each costs one unit of quota).
     pub requests: u64,
-    /// Responses that carried `backoff`; each paused the API pool.
+    /// Responses that asked for a pause; each paused the source's lane.
     pub backoffs: u64,
     pub throttle_violations: u64,
     /// The API's latest figures, from the last response that had them.
@@ -314,9 +318,10 @@ pub struct RunSummary {
     /// Set when the run stopped because the daily budget ran out.
     pub budget_resets_at: Option<DateTime<Utc>>,
     pub wall_time: Duration,
-    /// Requests, backoffs and quota of the Stack Exchange API, when the run
-    /// used it.
-    pub api: Option<ApiUsage>,
+    /// Requests, pauses and quota of a source with a quota of its own (the
+    /// Stack Exchange API), when the run used one.
+    #[serde(rename = "api")]
+    pub quota: Option<QuotaUsage>,
     /// A signal stopped the run before every page was reached.
     pub interrupted: bool,
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use stackcrawl::model::{FailedPage, Question};
 use stackcrawl::source::api::ApiError;
+use stackcrawl::source::JobError;
 use stackcrawl::CrawlError;
 use stackcrawl_fakesite::api::{api_link, last_activity, query_param, ApiFault};
 use stackcrawl_fakesite::{
@@ -131,7 +132,7 @@ async fn api_tags_page_until_has_more_is_false_and_records_equal_the_server() {
         "pages past has_more never fetched"
     );
     assert_eq!(s.questions, 357);
-    let api = s.api.expect("the run used the API");
+    let api = s.quota.expect("the run used the API");
     assert_eq!(api.requests, 6);
     assert_eq!(api.backoffs, 0);
     assert_eq!(api.quota_remaining, Some(10_000 - 6));
@@ -189,7 +190,7 @@ async fn backoff_pauses_every_api_request_for_backoff_plus_one_seconds() {
     let records = read_jsonl(&output);
     assert_served(&records, &site, "a", 300);
     assert_served(&records, &site, "b", 300);
-    let api = s.api.expect("API used");
+    let api = s.quota.expect("API used");
     assert_eq!(api.backoffs, 1);
     assert_eq!(api.requests, 12);
     let first_after = after
@@ -250,7 +251,7 @@ async fn a_throttle_violation_pauses_the_api_pool_then_the_page_succeeds() {
     assert_eq!(s.pages_done, 6);
     assert_eq!(s.pages_failed, 0);
     assert_eq!(s.retries, 1);
-    let api = s.api.expect("API used");
+    let api = s.quota.expect("API used");
     assert_eq!(api.throttle_violations, 1);
     assert_eq!(api.requests, 7);
     let records = read_jsonl(&output);
@@ -290,7 +291,12 @@ async fn a_bad_parameter_stops_the_crawl_at_once_and_nothing_is_retried() {
         .await
         .expect_err("the API refused the crawl");
     match &err {
-        CrawlError::Api { tag, page, error } => {
+        CrawlError::Refused {
+            tag,
+            page,
+            error: JobError::Api(error),
+            ..
+        } => {
             assert_eq!((tag.as_str(), *page), ("a", 2));
             assert_eq!(
                 error,
@@ -354,7 +360,7 @@ async fn running_out_of_quota_stops_cleanly_and_keeps_the_records() {
     assert_eq!(s.pages_done, 5);
     assert_eq!(s.pages_skipped, 5);
     assert_eq!(s.pages_failed, 0);
-    let api = s.api.clone().expect("API used");
+    let api = s.quota.clone().expect("API used");
     assert_eq!(api.quota_remaining, Some(3));
     assert_eq!(api.quota_max, Some(8));
     let resets = api
@@ -396,7 +402,7 @@ async fn html_and_api_tag_sets_share_one_crawl_and_robots_covers_only_html() {
     let records = read_jsonl(&output);
     assert_served(&records, &site, "rust", 120);
     assert_eq!(records.iter().filter(|r| r.tag == "python").count(), 60);
-    assert_eq!(s.api.map(|a| a.requests), Some(2));
+    assert_eq!(s.quota.map(|a| a.requests), Some(2));
 }
 
 /// Runs the CLI with the app key in its environment and debug logs in JSON.
@@ -504,7 +510,7 @@ async fn three_tags_paging_side_by_side_never_send_inside_a_backoff() {
     let output = cfg.output.clone();
     let s = crawl_site(cfg).await.expect("crawl runs");
     assert_eq!(site.api_violations(), 0, "requests sent inside a backoff");
-    let api = s.api.expect("API used");
+    let api = s.quota.expect("API used");
     assert_eq!(api.backoffs, 5);
     assert_eq!(api.throttle_violations, 0);
     assert_eq!(api.requests, 12, "each page once");

@@ -109,7 +109,7 @@ fn log_summary(s: &RunSummary) {
     for f in &s.failures {
         error!(tag = %f.ctx.tag, page = f.ctx.page, why = %f, "page lost after retries");
     }
-    if let Some(api) = &s.api {
+    if let Some(api) = &s.quota {
         info!(
             api_requests = api.requests,
             api_backoffs = api.backoffs,
@@ -130,7 +130,10 @@ fn log_summary(s: &RunSummary) {
     }
     // An API quota stop also sets budget_resets_at (so the exit code says
     // "incomplete"); it was reported above in its own words.
-    let quota_stop = s.api.as_ref().is_some_and(|a| a.quota_resets_at.is_some());
+    let quota_stop = s
+        .quota
+        .as_ref()
+        .is_some_and(|a| a.quota_resets_at.is_some());
     if let Some(at) = s.budget_resets_at.filter(|_| !quota_stop) {
         error!(resets_at = %at.to_rfc3339(), pages_skipped = s.pages_skipped, "stopped: the daily request budget ran out");
     }

@@ -16,7 +16,7 @@ use futures_util::FutureExt;
 use tokio::sync::{oneshot, watch};
 use tracing::{debug, info, warn};
 
-use actix::{Handler, Message};
+use actix::{Addr, Handler, Message};
 
 use crate::config::{Config, Tab};
 use crate::engine::aggregator::{
@@ -39,7 +39,7 @@ use crate::lane::{Counting, Lane, LaneError, Opening};
 use crate::model::RunSummary;
 use crate::observe::monitor::Monitor;
 use crate::source::fetch::{FetchError, HttpClient};
-use crate::source::{honour_retry_after, Lanes};
+use crate::source::{honour_retry_after, Lanes, Source};
 use crate::store::output::Sink;
 use crate::store::{self, PassStore, PassTotals, SharedCounter, StoreLocation};
 
@@ -66,21 +66,35 @@ pub struct Crawler {
 /// sharing a PostgreSQL store spends it from one row there. Without a key
 /// (or a shared store) the quota is the IP's, which the budget file keeps.
 struct KeyBudget {
+    /// The lane's budget entry.
+    key: String,
     budget: Budget,
     opening: Opening,
 }
 
 impl KeyBudget {
     /// Blocking: connects to the fleet's database when there is one.
-    fn open(config: &Config) -> Result<Option<KeyBudget>, CrawlError> {
-        let (StoreLocation::Postgres(url), Some(key)) = (&config.store, &config.api.key) else {
-            return Ok(None);
+    fn open(config: &Config) -> Result<Vec<KeyBudget>, CrawlError> {
+        let StoreLocation::Postgres(url) = &config.store else {
+            return Ok(Vec::new());
         };
-        let counter =
-            SharedCounter::open(url, key.expose()).map_err(|e| CrawlError::Output(e.into()))?;
-        let budget = Budget::shared(counter, config.api.daily_quota);
-        let opening = Opening::read(&budget, &config.api.budget_key());
-        Ok(Some(KeyBudget { budget, opening }))
+        Source::ALL
+            .into_iter()
+            .map(|s| s.lane_spec(config))
+            .filter_map(|spec| Some((spec.app_key.clone()?, spec)))
+            .map(|(app_key, spec)| {
+                let counter = SharedCounter::open(url, app_key.expose())
+                    .map_err(|e| CrawlError::Output(e.into()))?;
+                let limit = spec.daily_limit.unwrap_or(config.daily_budget);
+                let budget = Budget::shared(counter, limit);
+                let opening = Opening::read(&budget, &spec.key);
+                Ok(KeyBudget {
+                    key: spec.key,
+                    budget,
+                    opening,
+                })
+            })
+            .collect()
     }
 }
 
@@ -112,8 +126,8 @@ impl Crawler {
         sink: Option<Sink>,
         store: Option<Box<dyn PassStore>>,
     ) -> Result<Crawler, CrawlError> {
-        let key_budget = KeyBudget::open(&config)?;
-        Crawler::start_opened(config, sink, store, key_budget)
+        let key_budgets = KeyBudget::open(&config)?;
+        Crawler::start_opened(config, sink, store, key_budgets)
     }
 
     /// [`Crawler::start`] for `run`: its store (and a fleet's key budget)
@@ -131,13 +145,13 @@ impl Crawler {
             unwritten: &|| 0,
         };
         let cfg = config.clone();
-        let (store, key_budget) = patience
+        let (store, key_budgets) = patience
             .off_loop("opening the store", move || {
                 let store = store::open(&cfg.store).map_err(|e| CrawlError::Output(e.into()))?;
                 Ok::<_, CrawlError>((store, KeyBudget::open(&cfg)?))
             })
             .await??;
-        let mut crawler = Crawler::start_opened(config, None, Some(store), key_budget)?;
+        let mut crawler = Crawler::start_opened(config, None, Some(store), key_budgets)?;
         crawler.stop_on(shutdown.clone());
         Ok(crawler)
     }
@@ -146,26 +160,50 @@ impl Crawler {
         config: Config,
         sink: Option<Sink>,
         store: Option<Box<dyn PassStore>>,
-        key_budget: Option<KeyBudget>,
+        key_budgets: Vec<KeyBudget>,
     ) -> Result<Crawler, CrawlError> {
         let http = HttpClient::new(&config).map_err(CrawlError::HttpClient)?;
         let stalls = Stalls::default();
         let mut budget = Budget::open(&config.budget_file, config.daily_budget)?;
-        let api_key = config.api.budget_key();
-        budget.set_limit(&api_key, config.api.daily_quota);
-        let html_opening = Opening::read(&budget, &config.site);
-        let (api_opening, api_ledger) = match key_budget {
-            Some(k) => (k.opening, Some(Ledger::start(k.budget))),
-            None => (Opening::read(&budget, &api_key), None),
-        };
-        let ledger = Ledger::start(budget);
-        let counting = |ledger| Counting {
-            ledger,
-            stalls: stalls.clone(),
-            give_up: config.store_give_up,
-        };
-        // The API host has a quota of its own, apart from the site's.
-        let shared = |lane: Lane| -> Result<Arc<Lane>, CrawlError> {
+        for spec in Source::ALL.map(|s| s.lane_spec(&config)) {
+            if let Some(limit) = spec.daily_limit {
+                budget.set_limit(&spec.key, limit);
+            }
+        }
+        // Each lane's budget and where it stood: a key's own, or the file's.
+        let mut ledgers: Vec<(String, Opening, Addr<Ledger>)> = key_budgets
+            .into_iter()
+            .map(|k| (k.key, k.opening, Ledger::start(k.budget)))
+            .collect();
+        let openings: Vec<(String, Opening)> = Source::ALL
+            .map(|s| s.lane_spec(&config).key)
+            .into_iter()
+            .filter(|key| ledgers.iter().all(|(k, _, _)| k != key))
+            .map(|key| {
+                let opening = Opening::read(&budget, &key);
+                (key, opening)
+            })
+            .collect();
+        let file = Ledger::start(budget);
+        ledgers.extend(openings.into_iter().map(|(k, o)| (k, o, file.clone())));
+        let lanes = Lanes::build(&config, |spec| -> Result<Arc<Lane>, CrawlError> {
+            let (_, opening, ledger) = ledgers
+                .iter()
+                .find(|(k, _, _)| *k == spec.key)
+                .expect("a ledger for every lane");
+            let counting = Counting {
+                ledger: ledger.clone(),
+                stalls: stalls.clone(),
+                give_up: config.store_give_up,
+            };
+            let lane = Lane::new(
+                spec.key,
+                Throttle::new(config.rate, config.burst),
+                counting,
+                *opening,
+                spec.serial,
+            );
+            // Processes behind one egress IP share its per-second quota.
             Ok(Arc::new(
                 match (&config.fleet.shared_quota, &config.store) {
                     (Some(name), StoreLocation::Postgres(url)) => {
@@ -177,23 +215,7 @@ impl Crawler {
                     _ => lane,
                 },
             ))
-        };
-        let lanes = Lanes {
-            html: shared(Lane::new(
-                config.site.clone(),
-                Throttle::new(config.rate, config.burst),
-                counting(ledger.clone()),
-                html_opening,
-                false,
-            ))?,
-            api: shared(Lane::new(
-                api_key,
-                Throttle::new(config.rate, config.burst),
-                counting(api_ledger.unwrap_or(ledger)),
-                api_opening,
-                true,
-            ))?,
-        };
+        })?;
         let started = Instant::now();
         let stored = store.is_some();
         let pipeline = Pipeline::start(&config, http.clone(), lanes, sink, store, stalls.clone());
@@ -379,7 +401,7 @@ impl Crawler {
             warn!(robots_url = %url, "site.obey_robots = false: robots.txt is NOT checked; crawl only sites you may crawl");
             return Ok(());
         }
-        let lane = &self.pipeline.lanes.html;
+        let lane = self.pipeline.lanes.site();
         let retry = RetryPolicy::from_config(&self.config);
         let mut attempt = 0;
         let policy = loop {
@@ -522,7 +544,7 @@ impl Crawler {
             budget_left: stats.budget_left,
             budget_resets_at: stats.budget_resets_at,
             wall_time: self.started.elapsed(),
-            api: (stats.api.requests > 0).then_some(stats.api),
+            quota: (stats.quota.requests > 0).then_some(stats.quota),
             interrupted: false,
         })
     }

@@ -19,7 +19,7 @@ use crate::engine::cleaner::{Cleaner, RawPage};
 use crate::engine::plan::PageJob;
 use crate::lane::throttle::Answer;
 use crate::lane::Lane;
-use crate::model::{ApiWrapper, PageContext, PageReport};
+use crate::model::{PageContext, PageReport, Signals};
 use crate::source::fetch::FetchError;
 use crate::source::{JobError, Lanes, Requester};
 use crate::store::Claim;
@@ -34,8 +34,9 @@ impl Message for PageJob {
 pub struct JobEnded {
     pub fetcher: usize,
     pub result: Result<PageReport, JobError>,
-    /// For an API page that was read: has_more, quota and backoff.
-    pub api: Option<ApiWrapper>,
+    /// What the page's source said beyond its records (paging, its quota,
+    /// a pause), when the page was read.
+    pub signals: Option<Signals>,
 }
 
 /// A fetcher kept waiting (the quota, a pause) past a third of its lease
@@ -85,7 +86,7 @@ impl Handler<PageJob> for Fetcher {
         let work = attempt.run(job).instrument(span);
         let fetcher = self.id;
         let supervisor = self.supervisor.clone();
-        ctx.spawn(work.into_actor(self).map(move |(result, api), _, _| {
+        ctx.spawn(work.into_actor(self).map(move |(result, signals), _, _| {
             if let Err(e) = &result {
                 debug!(url = %url, error = %e, "attempt failed");
             }
@@ -94,7 +95,7 @@ impl Handler<PageJob> for Fetcher {
             supervisor.do_send(JobEnded {
                 fetcher,
                 result,
-                api,
+                signals,
             });
         }));
     }
@@ -128,8 +129,8 @@ impl Attempt {
     /// read into records on the cleaner's threads, the records written. What
     /// the page said about quota and paging goes back to the supervisor even
     /// when its records cannot be written.
-    async fn run(self, job: PageJob) -> (Result<PageReport, JobError>, Option<ApiWrapper>) {
-        let mut wrapper = None;
+    async fn run(self, job: PageJob) -> (Result<PageReport, JobError>, Option<Signals>) {
+        let mut signals = None;
         // The supervisor leased the page just before handing it out.
         let claimed = Instant::now();
         let result = async {
@@ -184,7 +185,7 @@ impl Attempt {
                 })
                 .await
                 .map_err(|_| JobError::Stopped)??;
-            wrapper = listing.api;
+            signals = listing.signals;
             if let Some(pause) = listing.pause_after() {
                 self.lane.pause_for(pause);
             }
@@ -192,6 +193,6 @@ impl Attempt {
             self.write(Records { job, listing, sent }).await
         }
         .await;
-        (result, wrapper)
+        (result, signals)
     }
 }

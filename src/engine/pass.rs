@@ -101,8 +101,9 @@ impl Crawler {
         report_failures(&self.config.failures_path, &listed)?;
         let end = if driven.interrupted {
             PassEnd::Interrupted
-        } else if let Some(f) = stats.api_fatal {
-            PassEnd::Fatal(CrawlError::Api {
+        } else if let Some(f) = stats.refusal {
+            PassEnd::Fatal(CrawlError::Refused {
+                source_name: f.source.title(),
                 tag: f.ctx.tag,
                 page: f.ctx.page,
                 error: f.error,

@@ -10,8 +10,9 @@ use crate::lane::LaneError;
 use crate::source::fetch::FetchError;
 use crate::source::JobError;
 
-/// The longest `throttle_violation` pause the crawl waits out. A longer one
-/// means the day's quota is spent: the crawl stops and says when it resets.
+/// The longest pause a source's refusal for speed (the API's
+/// `throttle_violation`) is waited out. A longer one means the day's quota
+/// is spent: the crawl stops and says when it resets.
 pub const MAX_VIOLATION_WAIT: Duration = Duration::from_secs(15 * 60);
 
 /// Politeness settings the retry rules need from the config.
@@ -21,8 +22,9 @@ pub struct RetryPolicy {
     pub base: Duration,
     /// A block page gets a long pause: hammering it only makes things worse.
     pub block_pause: Duration,
-    /// The shortest pause after an API `throttle_violation`.
-    pub violation_pause: Duration,
+    /// The shortest pause after a source refused a request for going too
+    /// fast (the API's `throttle_violation`).
+    pub source_pause: Duration,
 }
 
 /// What to do with a failed attempt.
@@ -42,11 +44,11 @@ pub enum Decision {
 /// Why a lost page stops the whole crawl.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
-    /// The API refused for good (a bad parameter, a refused key): every
+    /// The source refused for good (a bad parameter, a refused key): every
     /// other page would get the same answer.
-    ApiFatal,
-    /// The API's quota is gone for this long.
-    ApiQuota(Duration),
+    Refused,
+    /// The source's own quota is gone for this long.
+    QuotaSpent(Duration),
     /// The daily budget cannot be counted: nothing may be sent uncounted.
     BudgetBroken,
 }
@@ -57,7 +59,7 @@ impl RetryPolicy {
             max_retries: config.max_retries,
             base: config.retry_base,
             block_pause: config.block_pause,
-            violation_pause: config.api.throttle_violation_pause,
+            source_pause: config.api.throttle_violation_pause,
         }
     }
 
@@ -65,13 +67,13 @@ impl RetryPolicy {
     /// failed with `err`. `jitter` in [0, 1) spreads retries so pages do not
     /// come back in lockstep.
     pub fn decide(&self, err: &JobError, attempt: u32, jitter: f64) -> Decision {
-        let violation = self.violation_pause(err);
+        let violation = err.source_pause(self.source_pause);
         let stop = match err {
-            JobError::Api(e) if e.is_fatal() => Some(Stop::ApiFatal),
+            e if e.is_refusal() => Some(Stop::Refused),
             JobError::Lane(LaneError::Budget(_)) => Some(Stop::BudgetBroken),
             _ => violation
                 .filter(|p| *p > MAX_VIOLATION_WAIT)
-                .map(Stop::ApiQuota),
+                .map(Stop::QuotaSpent),
         };
         if stop.is_some() || !err.is_retryable() || attempt > self.max_retries {
             return Decision::GiveUp { stop };
@@ -88,15 +90,6 @@ impl RetryPolicy {
         Decision::Retry {
             wait: pause.map_or(backoff, |p| backoff.max(p)),
             pause,
-        }
-    }
-
-    /// How long a `throttle_violation` pauses the API lane: what the API
-    /// said plus one second, never less than the configured minimum.
-    pub fn violation_pause(&self, err: &JobError) -> Option<Duration> {
-        match err {
-            JobError::Api(e) => e.pause(self.violation_pause),
-            _ => None,
         }
     }
 
@@ -120,7 +113,7 @@ mod tests {
             max_retries: 3,
             base: Duration::from_millis(100),
             block_pause: Duration::from_secs(300),
-            violation_pause: Duration::from_secs(30),
+            source_pause: Duration::from_secs(30),
         }
     }
 
@@ -232,7 +225,7 @@ mod tests {
         assert_eq!(
             p.decide(&violation(Some(40_000)), 1, 0.5),
             Decision::GiveUp {
-                stop: Some(Stop::ApiQuota(Duration::from_secs(40_001)))
+                stop: Some(Stop::QuotaSpent(Duration::from_secs(40_001)))
             }
         );
     }
@@ -246,7 +239,7 @@ mod tests {
         assert_eq!(
             p.decide(&bad, 1, 0.5),
             Decision::GiveUp {
-                stop: Some(Stop::ApiFatal)
+                stop: Some(Stop::Refused)
             }
         );
         let budget = JobError::Lane(LaneError::Budget("disk full".into()));

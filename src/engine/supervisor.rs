@@ -40,10 +40,10 @@ use crate::engine::plan::PageJob;
 use crate::engine::retry::{Decision, RetryPolicy, Stop};
 use crate::lane::budget::Budget;
 use crate::lane::LaneError;
-use crate::model::{ApiUsage, ApiWrapper, FailedPage, PageContext, PageReport};
-use crate::source::api::{self, ApiError};
+use crate::model::{FailedPage, PageContext, PageReport, QuotaUsage, Signals};
+
 use crate::source::fetch::FetchError;
-use crate::source::{JobError, Lanes};
+use crate::source::{JobError, Lanes, Source};
 use crate::store::output::OutputError;
 use crate::store::Claim;
 
@@ -109,25 +109,29 @@ pub struct SupervisorStats {
     pub effective_rate: f64,
     /// Requests handed out in the last 60 s, to compare with the quota.
     pub requests_last_minute: usize,
-    pub api: ApiUsage,
-    /// The API error that stopped the crawl, if one did.
-    pub api_fatal: Option<ApiFatal>,
+    /// Of the sources that keep a quota of their own: requests, pauses
+    /// and the quota they report.
+    pub quota: QuotaUsage,
+    /// The refusal that stopped the crawl, if one did.
+    pub refusal: Option<Refusal>,
 }
 
-/// An API error no retry can cure, with the page that got it.
+/// A source's refusal no retry can cure (a bad parameter, a refused key),
+/// with the page that got it.
 #[derive(Debug, Clone)]
-pub struct ApiFatal {
+pub struct Refusal {
+    pub source: Source,
     pub ctx: PageContext,
-    /// Without the key, like every URL a job carries.
+    /// Without any key, like every URL a job carries.
     pub url: String,
-    pub error: ApiError,
+    pub error: JobError,
 }
 
 /// Why pages were skipped when the crawl stopped handing them out.
 const WHY_DRAINED: &str = "crawl drained";
 const WHY_BUDGET: &str = "daily budget exhausted";
-const WHY_QUOTA: &str = "API quota exhausted";
-const WHY_FATAL: &str = "API error stopped the crawl";
+const WHY_QUOTA: &str = "the source's quota is exhausted";
+const WHY_REFUSED: &str = "the source refused: crawl stopped";
 const WHY_BUDGET_BROKEN: &str = "request budget cannot be counted";
 /// Why a page was not fetched: another process of the fleet did it.
 pub const WHY_ELSEWHERE: &str = "fetched by another process";
@@ -270,11 +274,7 @@ impl Supervisor {
         if self.frontier.stopped() == Some(WHY_BUDGET) {
             return;
         }
-        let limit = if key == self.lanes.api.key {
-            self.lanes.api.budget_limit()
-        } else {
-            self.lanes.html.budget_limit()
-        };
+        let limit = self.lanes.by_key(key).map(|l| l.budget_limit());
         error!(
             host = %key,
             daily_budget = limit,
@@ -287,32 +287,33 @@ impl Supervisor {
         self.stop(WHY_BUDGET);
     }
 
-    /// Keeps what an API response said and acts on it. The backoff itself
-    /// was already applied by the fetcher the moment it read the body.
-    fn note_api(&mut self, w: &ApiWrapper, ctx: &PageContext) {
+    /// Keeps what a source said of a page beyond its records and acts on
+    /// it. A pause it asked for was already applied by the fetcher the
+    /// moment it read the body.
+    fn note_signals(&mut self, w: &Signals, job: &PageJob) {
         if w.quota_remaining.is_some() {
-            self.stats.api.quota_remaining = w.quota_remaining;
+            self.stats.quota.quota_remaining = w.quota_remaining;
         }
         if w.quota_max.is_some() {
-            self.stats.api.quota_max = w.quota_max;
+            self.stats.quota.quota_max = w.quota_max;
         }
-        if let Some(backoff) = w.backoff {
-            self.stats.api.backoffs += 1;
-            let resume_in = self
-                .lanes
-                .api
+        if let Some(asked) = w.backoff {
+            self.stats.quota.backoffs += 1;
+            let lane = self.lanes.for_job(job);
+            let resume_in = lane
                 .throttle
                 .paused_until()
                 .map_or(Duration::ZERO, |until| {
                     until.saturating_duration_since(tokio::time::Instant::now())
                 });
             warn!(
-                tag = %ctx.tag,
-                page = ctx.page,
-                backoff_secs = backoff.as_secs(),
-                pause_secs = api::throttle_pause(Some(backoff)).unwrap_or_default().as_secs(),
+                tag = %job.ctx.tag,
+                page = job.ctx.page,
+                source = %job.source,
+                backoff_secs = asked.as_secs(),
                 resume_in_secs = resume_in.as_secs_f64(),
-                "API asked to back off: every API request paused"
+                host = %lane.key,
+                "the source asked to back off: every request of its lane paused"
             );
         }
         if let Some(left) = w.quota_remaining {
@@ -322,19 +323,19 @@ impl Supervisor {
         }
     }
 
-    /// The API's quota is (nearly) spent: stop cleanly, keeping every
+    /// A source's own quota is (nearly) spent: stop cleanly, keeping every
     /// record so far, rather than have every request refused until it resets.
     fn stop_for_quota(&mut self, resets: DateTime<Utc>, left: u64) {
         error!(
             quota_remaining = left,
             stop_at_quota_remaining = self.stop_at_quota_remaining,
-            quota_max = self.stats.api.quota_max,
+            quota_max = self.stats.quota.quota_max,
             resets_at = %resets.to_rfc3339(),
             pages_queued = self.frontier.pending(),
-            "API quota exhausted: crawl stops; it resets at {}",
+            "the source's quota is exhausted: crawl stops; it resets at {}",
             resets.to_rfc3339()
         );
-        self.stats.api.quota_resets_at = Some(resets);
+        self.stats.quota.quota_resets_at = Some(resets);
         self.stats.budget_resets_at = Some(resets);
         self.stop(WHY_QUOTA);
     }
@@ -359,11 +360,11 @@ impl Supervisor {
                     pause_secs = pause.as_secs_f64(),
                     "BLOCK PAGE: the site served a captcha/verification page; whole pool paused"
                 ),
-                JobError::Api(e) => warn!(
-                    error = %e,
+                _ if err.is_source_pause() => warn!(
+                    error = %err,
                     pause_secs = pause.as_secs_f64(),
                     url = %p.job.url,
-                    "API throttle_violation: every API request paused"
+                    "the source refused a request for going too fast: every request of its lane paused"
                 ),
                 _ => warn!(
                     pause_secs = pause.as_secs_f64(),
@@ -415,7 +416,7 @@ impl Handler<JobEnded> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: JobEnded, ctx: &mut Context<Self>) {
-        self.job_ended(msg.fetcher, msg.result, msg.api, ctx);
+        self.job_ended(msg.fetcher, msg.result, msg.signals, ctx);
     }
 }
 
@@ -424,7 +425,7 @@ impl Supervisor {
         &mut self,
         fetcher: usize,
         result: Result<PageReport, JobError>,
-        api: Option<ApiWrapper>,
+        signals: Option<Signals>,
         ctx: &mut Context<Self>,
     ) {
         self.idle.push(fetcher);
@@ -433,8 +434,8 @@ impl Supervisor {
             self.dispatch(ctx);
             return;
         };
-        if let Some(w) = &api {
-            self.note_api(w, &p.job.ctx);
+        if let Some(w) = &signals {
+            self.note_signals(w, &p.job);
         }
         match result {
             // Never sent: the crawl is stopping.
@@ -467,8 +468,8 @@ impl Supervisor {
                 if let JobError::Fetch(FetchError::RateLimited { .. }) = e {
                     self.stats.rate_limited += 1;
                 }
-                if self.policy.violation_pause(&e).is_some() {
-                    self.stats.api.throttle_violations += 1;
+                if e.is_source_pause() {
+                    self.stats.quota.throttle_violations += 1;
                 }
                 match self.policy.decide(&e, p.job.attempt, fastrand::f64()) {
                     Decision::Retry { wait, pause } => self.retry_later(p, &e, wait, pause, ctx),
@@ -532,9 +533,9 @@ impl Supervisor {
             "page failed"
         );
         match (stop, e) {
-            (Some(Stop::ApiFatal), JobError::Api(err)) => self.stop_for_api_error(&p.job, err),
-            (Some(Stop::ApiQuota(pause)), _) => {
-                let left = self.stats.api.quota_remaining.unwrap_or(0);
+            (Some(Stop::Refused), _) => self.stop_for_refusal(&p.job, e),
+            (Some(Stop::QuotaSpent(pause)), _) => {
+                let left = self.stats.quota.quota_remaining.unwrap_or(0);
                 self.stop_for_quota(Utc::now() + pause, left);
             }
             (Some(Stop::BudgetBroken), _) => {
@@ -554,26 +555,28 @@ impl Supervisor {
         self.deliver(out);
     }
 
-    /// A bad parameter or a refused key: every other API page would get the
-    /// same answer and spend quota on it, so the whole crawl stops now.
-    fn stop_for_api_error(&mut self, job: &PageJob, err: &ApiError) {
+    /// A bad parameter or a refused key: every other page of the source
+    /// would get the same answer and spend quota on it, so the whole crawl
+    /// stops now.
+    fn stop_for_refusal(&mut self, job: &PageJob, err: &JobError) {
         error!(
             tag = %job.ctx.tag,
             page = job.ctx.page,
             url = %job.url,
-            error_id = err.error_id(),
+            source = %job.source,
             error_name = err.kind(),
             error = %err,
-            "the API refused the request: crawl stops, nothing is retried"
+            "the source refused the request: crawl stops, nothing is retried"
         );
-        if self.stats.api_fatal.is_none() {
-            self.stats.api_fatal = Some(ApiFatal {
+        if self.stats.refusal.is_none() {
+            self.stats.refusal = Some(Refusal {
+                source: job.source,
                 ctx: job.ctx.clone(),
                 url: job.url.clone(),
                 error: err.clone(),
             });
         }
-        self.stop(WHY_FATAL);
+        self.stop(WHY_REFUSED);
     }
 }
 
@@ -591,8 +594,9 @@ impl Handler<Drain> for Supervisor {
         self.stop(WHY_DRAINED);
         // Pages waiting for their turn, their quota slot or their count are
         // not in flight: they are not sent.
-        self.lanes.html.close();
-        self.lanes.api.close();
+        for lane in self.lanes.all() {
+            lane.close();
+        }
     }
 }
 
@@ -629,19 +633,20 @@ impl Handler<GetStats> for Supervisor {
 
     fn handle(&mut self, _: GetStats, _: &mut Context<Self>) -> Self::Result {
         let mut stats = self.stats.clone();
-        let (html, api) = (&self.lanes.html, &self.lanes.api);
+        let lanes = &self.lanes;
         stats.in_flight = self.in_flight.len();
-        stats.requests = html.requests() + api.requests();
-        stats.api.requests = api.requests();
-        stats.requests_last_minute = html.requests_last_minute() + api.requests_last_minute();
-        stats.effective_rate = html.throttle.effective_rate();
+        stats.requests = lanes.all().map(|l| l.requests()).sum();
+        stats.quota.requests = lanes.with_own_quota().map(|l| l.requests()).sum();
+        stats.requests_last_minute = lanes.all().map(|l| l.requests_last_minute()).sum();
+        stats.effective_rate = lanes.site().throttle.effective_rate();
         stats.queued = self.frontier.pending();
         // The budget that will stop the crawl first, among those it spends.
-        stats.budget_left = match (html.requests() > 0, api.requests() > 0) {
-            (true, true) => html.budget_left().min(api.budget_left()),
-            (false, true) => api.budget_left(),
-            _ => html.budget_left(),
-        };
+        stats.budget_left = lanes
+            .all()
+            .filter(|l| l.requests() > 0)
+            .map(|l| l.budget_left())
+            .min()
+            .unwrap_or_else(|| lanes.site().budget_left());
         MessageResult(stats)
     }
 }

@@ -47,8 +47,10 @@ pub struct Status {
     pub passes: BTreeMap<String, PassStatus>,
     pub requests: RequestStatus,
     pub budget: BudgetStatus,
-    /// Present once the process has spent any of the Stack Exchange API.
-    pub api: Option<ApiStatus>,
+    /// Present once the process has spent any of a source that keeps a
+    /// quota of its own (the Stack Exchange API); `api` in `/status.json`.
+    #[serde(rename = "api")]
+    pub quota: Option<QuotaStatus>,
     /// The store's totals; absent without a store.
     pub store: Option<StoreTotals>,
     /// Most recent first.
@@ -126,7 +128,7 @@ pub struct BudgetStatus {
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct ApiStatus {
+pub struct QuotaStatus {
     pub requests: u64,
     pub quota_remaining: Option<u64>,
     pub quota_max: Option<u64>,
@@ -192,7 +194,7 @@ struct Counts {
     requests: u64,
     retries: u64,
     rate_limited: u64,
-    api_requests: u64,
+    quota_requests: u64,
 }
 
 impl Counts {
@@ -201,7 +203,7 @@ impl Counts {
             requests: self.requests + o.requests,
             retries: self.retries + o.retries,
             rate_limited: self.rate_limited + o.rate_limited,
-            api_requests: self.api_requests + o.api_requests,
+            quota_requests: self.quota_requests + o.quota_requests,
         }
     }
 }
@@ -224,7 +226,7 @@ struct Metrics {
     budget_remaining: Gauge,
     /// No label; a family so that no sample is exported before the API
     /// has reported a quota (a 0 would read as "quota spent").
-    api_quota_remaining: Family<Vec<(String, String)>, Gauge>,
+    quota_remaining: Family<Vec<(String, String)>, Gauge>,
     store_questions: Gauge,
     pass_duration: Histogram,
 }
@@ -240,7 +242,7 @@ impl Metrics {
             questions: Counter::default(),
             quota_per_second: Gauge::default(),
             budget_remaining: Gauge::default(),
-            api_quota_remaining: Family::default(),
+            quota_remaining: Family::default(),
             store_questions: Gauge::default(),
             // 1 s to about 9 h.
             pass_duration: Histogram::new(exponential_buckets(1.0, 2.0, 16)),
@@ -280,7 +282,7 @@ impl Metrics {
         registry.register(
             "api_quota_remaining",
             "Stack Exchange API quota left, as the API last reported it",
-            m.api_quota_remaining.clone(),
+            m.quota_remaining.clone(),
         );
         registry.register(
             "store_questions",
@@ -338,7 +340,7 @@ impl Monitor {
                 ..RequestStatus::default()
             },
             budget: BudgetStatus::default(),
-            api: None,
+            quota: None,
             store: None,
             recent_pages: VecDeque::new(),
             next_pass: None,
@@ -570,7 +572,7 @@ impl Monitor {
                 requests: st.requests,
                 retries: st.retries,
                 rate_limited: st.rate_limited,
-                api_requests: st.api.requests,
+                quota_requests: st.quota.requests,
             };
             let total = s.retired.plus(s.live);
             let r = &mut s.status.requests;
@@ -591,23 +593,23 @@ impl Monitor {
                 exhausted: st.budget_resets_at.is_some(),
             };
             m.budget_remaining.set(st.budget_left as i64);
-            if total.api_requests > 0 {
-                let api = s.status.api.get_or_insert_with(ApiStatus::default);
-                api.requests = total.api_requests;
-                api.backoffs = st.api.backoffs;
-                if st.api.quota_remaining.is_some() {
-                    api.quota_remaining = st.api.quota_remaining;
+            if total.quota_requests > 0 {
+                let q = s.status.quota.get_or_insert_with(QuotaStatus::default);
+                q.requests = total.quota_requests;
+                q.backoffs = st.quota.backoffs;
+                if st.quota.quota_remaining.is_some() {
+                    q.quota_remaining = st.quota.quota_remaining;
                 }
-                if st.api.quota_max.is_some() {
-                    api.quota_max = st.api.quota_max;
+                if st.quota.quota_max.is_some() {
+                    q.quota_max = st.quota.quota_max;
                 }
-                api.resets_at = Some(
-                    st.api
+                q.resets_at = Some(
+                    st.quota
                         .quota_resets_at
                         .unwrap_or_else(|| Budget::resets_at(now)),
                 );
-                if let Some(left) = api.quota_remaining {
-                    m.api_quota_remaining
+                if let Some(left) = q.quota_remaining {
+                    m.quota_remaining
                         .get_or_create(&Vec::new())
                         .set(left as i64);
                 }
@@ -745,7 +747,7 @@ mod tests {
         assert!(!text.contains("stackcrawl_api_quota_remaining "), "{text}");
         m.supervisor_stats(&SupervisorStats {
             requests: 4,
-            api: crate::model::ApiUsage {
+            quota: crate::model::QuotaUsage {
                 requests: 1,
                 quota_remaining: Some(299),
                 ..Default::default()
@@ -757,6 +759,6 @@ mod tests {
             text.contains("stackcrawl_api_quota_remaining 299"),
             "{text}"
         );
-        assert_eq!(m.status().api.unwrap().quota_remaining, Some(299));
+        assert_eq!(m.status().quota.unwrap().quota_remaining, Some(299));
     }
 }

@@ -223,7 +223,7 @@ td:first-child,th:first-child{{text-align:left}}
         if b.exhausted { " (spent)" } else { "" },
         time(b.resets_at)
     );
-    if let Some(api) = &s.api {
+    if let Some(api) = &s.quota {
         let _ = write!(
             h,
             "<tr><td>API requests</td><td>{}</td></tr><tr><td>API quota left</td><td>{} of {}</td></tr><tr><td>API quota resets</td><td>{}</td></tr><tr><td>API backoffs</td><td>{}</td></tr>",

@@ -67,6 +67,27 @@ impl JobError {
         }
     }
 
+    /// The source refused for good (a bad parameter, a refused key): no
+    /// retry can cure it, and every other page would get the same answer.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, JobError::Api(e) if e.is_fatal())
+    }
+
+    /// The source refused the request for going too fast and named (or
+    /// implied) a pause for its whole lane (the API's `throttle_violation`).
+    pub fn is_source_pause(&self) -> bool {
+        self.source_pause(Duration::ZERO).is_some()
+    }
+
+    /// How long such a refusal pauses the lane: what the source said plus
+    /// one second, never less than `min`.
+    pub fn source_pause(&self, min: Duration) -> Option<Duration> {
+        match self {
+            JobError::Api(e) => e.pause(min),
+            _ => None,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             JobError::Fetch(e) => e.kind(),
@@ -88,30 +109,84 @@ impl JobError {
 impl Listing {
     /// The source says no page of this tag comes after this one.
     pub fn is_last(&self) -> bool {
-        self.api.is_some_and(|w| !w.has_more)
+        self.signals.is_some_and(|w| !w.has_more)
     }
 
     /// How long the source asked to be left alone after this page.
     pub fn pause_after(&self) -> Option<Duration> {
-        api::throttle_pause(self.api.and_then(|w| w.backoff))
+        api::throttle_pause(self.signals.and_then(|w| w.backoff))
     }
 }
 
-/// The two hosts' lanes. The API's `backoff` must not stall HTML pages, nor
-/// a site's 429 stall the API.
+/// One lane per source, each on its own host: an API `backoff` must not
+/// stall HTML pages, nor a site's 429 stall the API.
 #[derive(Clone)]
-pub struct Lanes {
-    pub html: Arc<Lane>,
-    pub api: Arc<Lane>,
-}
+pub struct Lanes(Vec<(Source, Arc<Lane>)>);
 
 impl Lanes {
-    pub fn for_job(&self, job: &PageJob) -> &Arc<Lane> {
-        match job.source {
-            Source::Html => &self.html,
-            Source::Api => &self.api,
-        }
+    /// The lanes `lane` builds from each source's [`LaneSpec`].
+    pub fn build<E>(
+        config: &Config,
+        mut lane: impl FnMut(LaneSpec) -> Result<Arc<Lane>, E>,
+    ) -> Result<Lanes, E> {
+        Source::ALL
+            .into_iter()
+            .map(|source| Ok((source, lane(source.lane_spec(config))?)))
+            .collect::<Result<_, E>>()
+            .map(Lanes)
     }
+
+    pub fn for_job(&self, job: &PageJob) -> &Arc<Lane> {
+        self.for_source(job.source)
+    }
+
+    fn for_source(&self, source: Source) -> &Arc<Lane> {
+        &self
+            .0
+            .iter()
+            .find(|(s, _)| *s == source)
+            .expect("Lanes::build makes a lane for every source")
+            .1
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Arc<Lane>> {
+        self.0.iter().map(|(_, lane)| lane)
+    }
+
+    /// The lane whose budget entry is `key`.
+    pub fn by_key(&self, key: &str) -> Option<&Arc<Lane>> {
+        self.all().find(|l| l.key == key)
+    }
+
+    /// The lanes of sources that keep a quota of their own: their requests
+    /// and what they say of that quota are reported apart.
+    pub fn with_own_quota(&self) -> impl Iterator<Item = &Arc<Lane>> {
+        self.0
+            .iter()
+            .filter(|(s, _)| s.keeps_own_quota())
+            .map(|(_, lane)| lane)
+    }
+
+    /// The lane robots.txt is requested through: the site's own.
+    pub fn site(&self) -> &Arc<Lane> {
+        self.for_source(Source::Html)
+    }
+}
+
+/// How a source's requests are spaced and counted.
+#[derive(Debug, Clone)]
+pub struct LaneSpec {
+    /// The budget entry: the host, or a name of the source's own quota.
+    pub key: String,
+    /// A daily limit of the source's own instead of `fetch.daily_budget`.
+    pub daily_limit: Option<u64>,
+    /// Requests go one at a time: each waits for the previous answer (an
+    /// answer may carry a pause that binds the next request).
+    pub serial: bool,
+    /// The app key whose quota the source spends, if any: a fleet keeps
+    /// that budget in its database, since it is the key's wherever it is
+    /// spent.
+    pub app_key: Option<ApiKey>,
 }
 
 /// What a request needs besides its lane.
@@ -197,6 +272,45 @@ impl PageJob {
 }
 
 impl Source {
+    /// Every source; one line per source added.
+    pub const ALL: [Source; 2] = [Source::Html, Source::Api];
+
+    /// The source as a sentence names it.
+    pub fn title(self) -> &'static str {
+        match self {
+            Source::Html => "the site",
+            Source::Api => "the Stack Exchange API",
+        }
+    }
+
+    /// How this source's requests are spaced and counted.
+    pub fn lane_spec(self, config: &Config) -> LaneSpec {
+        match self {
+            Source::Html => LaneSpec {
+                key: config.site.clone(),
+                daily_limit: None,
+                serial: false,
+                app_key: None,
+            },
+            // One request at a time: see `crate::lane` for why.
+            Source::Api => LaneSpec {
+                key: config.api.budget_key(),
+                daily_limit: Some(config.api.daily_quota),
+                serial: true,
+                app_key: config.api.key.clone(),
+            },
+        }
+    }
+
+    /// The source keeps a quota of its own and reports it with its pages
+    /// (`Signals::quota_remaining`).
+    pub fn keeps_own_quota(self) -> bool {
+        match self {
+            Source::Html => false,
+            Source::Api => true,
+        }
+    }
+
     /// robots.txt governs crawlers of the site's pages; the API is a
     /// documented interface with its own rules, on another host.
     pub fn obeys_robots(self) -> bool {
@@ -379,7 +493,7 @@ mod tests {
         };
         let api = read_saved(&fixture("se-api/questions-search-php-2017.json"), &ctx, at)
             .expect("API response");
-        assert_eq!((api.questions.len(), api.api.is_some()), (9, true));
+        assert_eq!((api.questions.len(), api.signals.is_some()), (9, true));
         let pretty = read_saved(
             &format!(
                 "\u{feff}\n  {}",
@@ -392,7 +506,7 @@ mod tests {
         assert_eq!(pretty.questions.len(), 10);
         let html = read_saved(&fixture("so-html/tagged-python-newest-2025.html"), &ctx, at)
             .expect("HTML listing");
-        assert_eq!((html.questions.len(), html.api.is_none()), (15, true));
+        assert_eq!((html.questions.len(), html.signals.is_none()), (15, true));
         // A JSON error wrapper is the API's error, not a truncated page.
         let err = read_saved("{\"error_id\": 502, \"error_name\": \"throttle_violation\", \"error_message\": \"too many requests\"}", &ctx, at)
             .unwrap_err();
