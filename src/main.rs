@@ -457,17 +457,20 @@ fn crawl(args: CrawlArgs, env: &Environment, progress: bool) -> Result<(), Failu
         );
         return Ok(());
     }
-    // A retry run adds to the records the first run wrote.
+    let store_location = args.store.as_deref().map(StoreLocation::parse);
+    stackcrawl::engine::crawl::check_written_paths(&config, true, store_location.as_ref())
+        .map_err(|e| Failure::Usage(e.to_string()))?;
+    // A retry run adds to the records the first run wrote. The output's
+    // directory is the user's to fix, like any bad path.
     let sink = if args.retry_failed.is_some() {
         Sink::append(&config.output, config.output_format)
     } else {
         Sink::create(&config.output, config.output_format)
     }
-    .map_err(|e| Failure::Failed(e.to_string()))?;
-    let store = args
-        .store
-        .as_deref()
-        .map(|name| store::open(&StoreLocation::parse(name)))
+    .map_err(|e| Failure::Usage(e.to_string()))?;
+    let store = store_location
+        .as_ref()
+        .map(store::open)
         .transpose()
         .map_err(|e| Failure::Failed(e.to_string()))?;
     let monitor =
@@ -546,6 +549,8 @@ fn run(args: RunArgs, env: Environment) -> Result<(), Failure> {
     let config =
         Config::load(&args.config, &overrides, &env).map_err(|e| Failure::Usage(e.to_string()))?;
     let config = args.apply(config);
+    stackcrawl::engine::crawl::check_written_paths(&config, false, Some(&config.store))
+        .map_err(|e| Failure::Usage(e.to_string()))?;
     let monitor = config.status_addr.map(|_| Monitor::new("run", config.rate));
     actix_rt::System::new().block_on(async move {
         let server = serve_status(config.status_addr, &monitor)?;

@@ -307,3 +307,61 @@ fn export_into_a_pipe_closed_early_exits_0_quietly() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains("Broken pipe"), "{stderr}");
 }
+
+/// A file the crawl would write but cannot is found before the first
+/// request, named, as bad usage. Each case is one root cannot write either:
+/// a directory that takes no new file (/proc), or a path under a file.
+#[test]
+fn every_path_the_crawl_writes_is_checked_before_the_first_request() {
+    let site = FakeSite::builder().tag("a", 100).start();
+    let dir = tempfile::tempdir().unwrap();
+    let afile = dir.path().join("afile");
+    std::fs::write(&afile, "").unwrap();
+    let under_file = |name: &str| afile.join(name).display().to_string();
+    let base = || {
+        TestConfig::new(&site, dir.path())
+            .tag_set("a", &["a"], 2)
+            .output("q.jsonl")
+    };
+    let cases: Vec<(&str, String, TestConfig, Vec<String>)> = vec![
+        (
+            "output",
+            "/proc/self/q.jsonl".into(),
+            base(),
+            vec!["--output".into(), "/proc/self/q.jsonl".into()],
+        ),
+        ("failures file", under_file("f.jsonl"), base(), vec![]),
+        (
+            "store",
+            under_file("s.db"),
+            base(),
+            vec!["--store".into(), under_file("s.db")],
+        ),
+        (
+            "budget file",
+            under_file("state/budget.sqlite"),
+            base().fetch(format!(
+                "budget_file = \"{}\"",
+                under_file("state/budget.sqlite")
+            )),
+            vec![],
+        ),
+    ];
+    for (what, path, config, extra) in cases {
+        let mut toml = config.toml();
+        if what == "failures file" {
+            toml = toml.replace("[output]\n", &format!("[output]\nfailures = \"{path}\"\n"));
+        }
+        let file = dir.path().join("stackcrawl.toml");
+        std::fs::write(&file, toml).unwrap();
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let run = crawl(&file, &extra);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{what}: {stderr}");
+        assert!(
+            stderr.contains(&format!("cannot write the {what} {path}")),
+            "{what}: {stderr}"
+        );
+        assert!(site.hits().is_empty(), "{what}: {:?}", site.hits());
+    }
+}

@@ -14,11 +14,30 @@ use crate::error::CrawlError;
 use crate::model::RunSummary;
 use crate::observe::monitor::Monitor;
 use crate::store::output::Sink;
+use crate::store::writable::{self, NotWritable};
 use crate::store::writer_lock;
-use crate::store::PassStore;
+use crate::store::{PassStore, StoreLocation};
 
 /// The store's name for the pass of a one-off `crawl --store`.
 pub const CRAWL_PASS: &str = "crawl";
+
+/// Checks every file a `crawl` (with `output`) or a `run` (without) will
+/// write, before its first request: the output and the `.partial` file
+/// beside it, the failures file, a SQLite store and the budget file.
+pub fn check_written_paths(
+    config: &Config,
+    output: bool,
+    store: Option<&StoreLocation>,
+) -> Result<(), NotWritable> {
+    if output {
+        writable::check("output", &config.output)?;
+    }
+    writable::check("failures file", &config.failures_path)?;
+    if let Some(path) = store.and_then(StoreLocation::sqlite_path) {
+        writable::check("store", path)?;
+    }
+    writable::check("budget file", &config.budget_file)
+}
 
 /// One pass over `plan`: the `crawl` command. Checks robots.txt, logs a
 /// line per page as it completes and a status line periodically, writes

@@ -28,6 +28,7 @@ pub mod output;
 pub(crate) mod pg;
 mod report;
 mod schema;
+pub mod writable;
 pub mod writer_lock;
 mod writes;
 
