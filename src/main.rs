@@ -438,10 +438,17 @@ impl Failure {
 }
 
 fn crawl(args: CrawlArgs, env: &Environment, progress: bool) -> Result<(), Failure> {
-    let config = args.load(env).map_err(|e| Failure::Usage(e.to_string()))?;
+    let mut config = args.load(env).map_err(|e| Failure::Usage(e.to_string()))?;
     let plan = match &args.retry_failed {
-        Some(path) => Plan::from_failures(path, &config)
-            .map_err(|e| Failure::Usage(format!("--retry-failed: {e}")))?,
+        Some(path) => {
+            let plan = Plan::from_failures(path, &config)
+                .map_err(|e| Failure::Usage(format!("--retry-failed: {e}")))?;
+            // The pages still missing after the retry replace the file it
+            // consumed (removed when none are), wherever that file is: left
+            // as it was, a second retry would append its records again.
+            config.failures_path = path.clone();
+            plan
+        }
         None => Plan::from_config(&config),
     };
     if args.dry_run {

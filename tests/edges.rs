@@ -365,3 +365,49 @@ fn every_path_the_crawl_writes_is_checked_before_the_first_request() {
         assert!(site.hits().is_empty(), "{what}: {:?}", site.hits());
     }
 }
+
+/// A retry from a failures file kept somewhere else than the default path
+/// consumes that file: a second retry finds nothing to fetch and so never
+/// adds the same records twice.
+#[test]
+fn a_retry_from_a_failures_file_at_another_path_never_duplicates_records() {
+    let site = FakeSite::builder()
+        .tag("a", 100)
+        .fault(
+            "a",
+            2,
+            Fault::Status {
+                status: 404,
+                retry_after: None,
+            },
+        )
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = TestConfig::new(&site, dir.path())
+        .fetch("max_retries = 0")
+        .tag_set("a", &["a"], 2)
+        .write();
+    let out = dir.path().join("q.jsonl");
+    let first = crawl(&config, &[]);
+    assert_eq!(first.status.code(), Some(1));
+    let kept = dir.path().join("kept").join("lost-pages.jsonl");
+    std::fs::create_dir(kept.parent().unwrap()).unwrap();
+    std::fs::rename(dir.path().join("q.failed.jsonl"), &kept).unwrap();
+
+    let retry = crawl_retry(&config, &kept);
+    assert_eq!(
+        retry.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&retry.stderr)
+    );
+    let all: HashSet<u64> = site.questions("a").iter().map(|q| q.id).collect();
+    assert_eq!(ids(&out).len(), all.len());
+    assert!(!kept.exists(), "the consumed failures file is gone");
+
+    let again = crawl_retry(&config, &kept);
+    assert_ne!(again.status.code(), Some(0));
+    let got = ids(&out);
+    assert_eq!(got.len(), all.len(), "no record twice");
+    assert_eq!(got.into_iter().collect::<HashSet<u64>>(), all);
+}
