@@ -411,3 +411,36 @@ fn a_retry_from_a_failures_file_at_another_path_never_duplicates_records() {
     assert_eq!(got.len(), all.len(), "no record twice");
     assert_eq!(got.into_iter().collect::<HashSet<u64>>(), all);
 }
+
+/// A tag the site lists nothing for (misspelled, say) is a warning naming
+/// it, and the output is still written, empty, so a reader finds a file:
+/// JSONL with no line, CSV with its header.
+#[test]
+fn a_tag_that_lists_nothing_warns_naming_it_and_still_writes_the_output() {
+    let site = FakeSite::builder().tag("pandas", 100).start();
+    for (name, header) in [("q.jsonl", false), ("q.csv", true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = TestConfig::new(&site, dir.path())
+            .tag_set("a", &["pnadas"], 2)
+            .output(name)
+            .write();
+        let run = crawl(&config, &[]);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(0), "{stderr}");
+        let warning = stderr
+            .lines()
+            .find(|l| l.contains("no questions: does the tag exist?"))
+            .unwrap_or_else(|| panic!("no warning: {stderr}"));
+        assert!(
+            warning.contains("WARN") && warning.contains("pnadas"),
+            "{warning}"
+        );
+        let text = std::fs::read_to_string(dir.path().join(name)).expect("an output file");
+        if header {
+            assert!(text.starts_with("site,question_id,"), "{text}");
+            assert_eq!(text.lines().count(), 1, "{text}");
+        } else {
+            assert_eq!(text, "");
+        }
+    }
+}
