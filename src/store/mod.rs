@@ -111,22 +111,6 @@ pub enum StoreError {
     Csv(#[from] csv::Error),
 }
 
-impl StoreError {
-    /// The export's reader went away (a closed pipe).
-    pub fn is_broken_pipe(&self) -> bool {
-        let kind = match self {
-            StoreError::Io(e) => Some(e.kind()),
-            StoreError::Serialize(e) => e.io_error_kind(),
-            StoreError::Csv(e) => match e.kind() {
-                csv::ErrorKind::Io(e) => Some(e.kind()),
-                _ => None,
-            },
-            _ => None,
-        };
-        kind == Some(std::io::ErrorKind::BrokenPipe)
-    }
-}
-
 /// Sizes for the periodic status line.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct StoreStats {
