@@ -472,7 +472,12 @@ fn crawl(args: CrawlArgs, env: &Environment, progress: bool) -> Result<(), Failu
         );
         return Ok(());
     }
-    let store_location = args.store.as_deref().map(StoreLocation::parse);
+    let store_location = args
+        .store
+        .as_deref()
+        .map(StoreLocation::parse)
+        .transpose()
+        .map_err(|e| Failure::Usage(format!("--store: {e}")))?;
     stackcrawl::engine::crawl::check_written_paths(&config, true, store_location.as_ref())
         .map_err(|e| Failure::Usage(e.to_string()))?;
     // A retry run adds to the records the first run wrote. The output's
@@ -618,7 +623,7 @@ async fn reload_on_sighup(
 
 fn store_location(source: &StoreSource, env: &Environment) -> Result<StoreLocation, String> {
     match (&source.config, &source.store) {
-        (_, Some(store)) => Ok(StoreLocation::parse(store)),
+        (_, Some(store)) => StoreLocation::parse(store).map_err(|e| format!("--store: {e}")),
         (Some(c), None) => Config::load(c, &Overrides::default(), env)
             .map(|c| c.store)
             .map_err(|e| e.to_string()),

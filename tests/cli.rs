@@ -410,3 +410,55 @@ fn a_closed_or_full_stdout_is_exit_0_quietly_or_exit_1_in_one_line() {
         );
     }
 }
+
+/// A PostgreSQL store that refuses the connection says why in the server's
+/// words (the password still hidden), and a store URL of a scheme
+/// stackcrawl does not speak is refused rather than taken for a file name.
+#[test]
+fn a_store_error_keeps_the_server_message_and_an_unknown_scheme_is_refused() {
+    let server = stackcrawl_fakesite::pg::server_url();
+    let host = server
+        .rsplit('@')
+        .next()
+        .unwrap()
+        .trim_start_matches("postgres://");
+    let db = format!("stackcrawl_no_such_db_{}", std::process::id());
+    for (url, said) in [
+        (
+            format!("postgres://postgres:s3cret@{host}/{db}"),
+            format!("database \"{db}\" does not exist"),
+        ),
+        (
+            format!("postgres://stackcrawl_no_such_role:s3cret@{host}/postgres"),
+            "role \"stackcrawl_no_such_role\" does not exist".to_string(),
+        ),
+    ] {
+        let out = stackcrawl(&["report", "--store", &url]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(&said), "{said}: {stderr}");
+        assert!(!stderr.contains("s3cret"), "{stderr}");
+    }
+
+    let out = stackcrawl(&["export", "--store", "mysql://u:s3cret@h/db"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("`mysql://` is not a store") && !stderr.contains("s3cret"),
+        "{stderr}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        "[store]\npath = \"mysql://u@h/db\"\n[tag_sets.a]\ntags = [\"rust\"]\n",
+    )
+    .unwrap();
+    let out = stackcrawl(&["crawl", "--config", config.to_str().unwrap(), "--dry-run"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("store.path") && stderr.contains("`mysql://`"),
+        "{stderr}"
+    );
+}

@@ -54,7 +54,7 @@ use crate::store::output::OutputFormat;
 
 pub use export::{ExportFormat, HistoryRow};
 pub use history::{Bucket, DayCount, History, PassShare};
-pub use location::StoreLocation;
+pub use location::{StoreLocation, UnknownScheme};
 pub use pg::{PgStore, SharedCounter};
 pub use report::{CoTag, Growth, Report, TagReport};
 pub use writes::{PageWrite, PassStart, PassTotals};
@@ -89,7 +89,7 @@ pub enum StoreError {
         name: String,
         source: Box<StoreError>,
     },
-    #[error("store: {0}")]
+    #[error("store: {}", pg::describe(.0))]
     Postgres(#[from] postgres::Error),
     #[error("store TLS: {0}")]
     Tls(String),
