@@ -14,6 +14,7 @@ use tracing_subscriber::EnvFilter;
 
 use stackcrawl::config::{Config, ConfigError, Environment, Overrides, API_KEY_ENV};
 use stackcrawl::engine::plan::Plan;
+use stackcrawl::lane::robots::RobotsError;
 use stackcrawl::observe::monitor::Monitor;
 use stackcrawl::observe::progress::{LogWriter, Progress};
 use stackcrawl::observe::status::StatusServer;
@@ -411,7 +412,10 @@ impl Failure {
         match self {
             Failure::StdoutClosed => 0,
             Failure::Usage(_) => 2,
-            Failure::Crawl(CrawlError::Robots(_) | CrawlError::Locked(_)) => 2,
+            // An unreachable robots.txt is the site's failure, not usage.
+            Failure::Crawl(
+                CrawlError::Robots(RobotsError::Disallowed { .. }) | CrawlError::Locked(_),
+            ) => 2,
             Failure::Interrupted { .. } => 3,
             // Stopped by a signal while the store did not answer: what was
             // not written is fetched again at the next start.
@@ -429,6 +433,7 @@ impl Failure {
             Failure::StdoutClosed => {}
             Failure::Usage(why) | Failure::Failed(why) => error!("{why}"),
             Failure::Crawl(CrawlError::Robots(e)) => error!("{e}"),
+            Failure::Crawl(e @ CrawlError::Unreachable { .. }) => error!("{e}"),
             Failure::Crawl(e @ CrawlError::Locked(_)) => error!(error = %e, "store in use"),
             Failure::Crawl(e) => error!(error = %e, "run failed"),
             Failure::Interrupted { pages_failed } => error!(

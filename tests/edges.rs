@@ -72,7 +72,8 @@ fn unreachable_robots_leaves_the_output_as_it_was() {
             retry_after: None,
         })
         .start();
-    assert_eq!(assert_output_kept(&site, "max_retries = 0", |_| {}), 2);
+    // The site failed, not the usage: exit 1.
+    assert_eq!(assert_output_kept(&site, "max_retries = 0", |_| {}), 1);
 }
 
 #[test]
@@ -442,5 +443,41 @@ fn a_tag_that_lists_nothing_warns_naming_it_and_still_writes_the_output() {
         } else {
             assert_eq!(text, "");
         }
+    }
+}
+
+/// A loopback port nothing listens on: connections to it are refused.
+fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+/// A site that refuses every connection is a failure of the run (exit 1),
+/// not bad usage (2), and is said once: at robots.txt when it is checked,
+/// else after the pages, never as each page "lost after retries".
+#[test]
+fn an_unreachable_site_is_exit_1_and_said_once() {
+    let url = closed_port_url();
+    for site_lines in ["", "obey_robots = false"] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = TestConfig::at(&url, dir.path())
+            .site(site_lines)
+            .fetch("max_retries = 1")
+            .tag_set("a", &["a", "b"], 3)
+            .write();
+        let run = crawl(&config, &[]);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{site_lines}: {stderr}");
+        let said: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains("ERROR") && l.contains("cannot be reached"))
+            .collect();
+        assert_eq!(said.len(), 1, "{site_lines}: {stderr}");
+        assert!(
+            !stderr.contains("lost after retries") && !stderr.contains("after 0 attempts"),
+            "{site_lines}: {stderr}"
+        );
     }
 }
