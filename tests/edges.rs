@@ -481,3 +481,30 @@ fn an_unreachable_site_is_exit_1_and_said_once() {
         );
     }
 }
+
+/// `run` checks the files it writes (store, failures file, budget file)
+/// before its first request too.
+#[test]
+fn run_checks_the_files_it_writes_before_the_first_request() {
+    let site = FakeSite::builder().tag("a", 100).start();
+    let dir = tempfile::tempdir().unwrap();
+    let afile = dir.path().join("afile");
+    std::fs::write(&afile, "").unwrap();
+    let store = afile.join("store.db").display().to_string();
+    let config = TestConfig::service(&site, dir.path())
+        .store_at(&store)
+        .sets("[tag_sets.s]\ntags = [\"a\"]\npages = 2\nevery = \"1h\"\n")
+        .write();
+    let run = bin()
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run stackcrawl run");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot write the store {store}")),
+        "{stderr}"
+    );
+    assert!(site.hits().is_empty(), "{:?}", site.hits());
+}
