@@ -27,8 +27,13 @@ pub enum CrawlError {
     #[error(transparent)]
     Locked(#[from] writer_lock::LockError),
     /// robots.txt forbids the plan: a usage problem, not a crawl failure.
+    /// An unreachable robots.txt is a failure of the run, not of usage.
     #[error(transparent)]
     Robots(#[from] RobotsError),
+    /// Not even a connection to the site: said once, rather than as every
+    /// page's error, and nothing is fetched.
+    #[error("the site cannot be reached at {url}: {reason}; nothing was fetched")]
+    Unreachable { url: String, reason: String },
     #[error(transparent)]
     Failures(#[from] PlanError),
     #[error("daily request budget exhausted; it resets at {}", .resets_at.to_rfc3339())]

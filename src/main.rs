@@ -4,6 +4,7 @@
 //! 3 a crawl interrupted by a signal, resumable).
 
 use std::ffi::OsString;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -13,6 +14,7 @@ use tracing_subscriber::EnvFilter;
 
 use stackcrawl::config::{Config, ConfigError, Environment, Overrides, API_KEY_ENV};
 use stackcrawl::engine::plan::Plan;
+use stackcrawl::lane::robots::RobotsError;
 use stackcrawl::observe::monitor::Monitor;
 use stackcrawl::observe::progress::{LogWriter, Progress};
 use stackcrawl::observe::status::StatusServer;
@@ -360,13 +362,13 @@ fn main() -> ExitCode {
         Command::Parse(args) => parse_files(args),
         Command::Completions(args) => {
             use clap::CommandFactory;
-            clap_complete::generate(
-                args.shell,
-                &mut Cli::command(),
-                "stackcrawl",
-                &mut std::io::stdout(),
-            );
-            Ok(())
+            // Generated into memory: clap_complete panics on a failed write.
+            let mut script = Vec::new();
+            clap_complete::generate(args.shell, &mut Cli::command(), "stackcrawl", &mut script);
+            let mut out = Stdout::new();
+            out.write_all(&script)
+                .map_err(Stdout::failure)
+                .and_then(|()| out.finish())
         }
     };
     match outcome {
@@ -386,6 +388,9 @@ fn main() -> ExitCode {
 enum Failure {
     Usage(String),
     Failed(String),
+    /// Standard output was closed by its reader (`| head`): it has what it
+    /// wanted, so the command ends quietly with 0.
+    StdoutClosed,
     Crawl(CrawlError),
     Interrupted {
         pages_failed: u64,
@@ -405,8 +410,12 @@ impl From<CrawlError> for Failure {
 impl Failure {
     fn code(&self) -> u8 {
         match self {
+            Failure::StdoutClosed => 0,
             Failure::Usage(_) => 2,
-            Failure::Crawl(CrawlError::Robots(_) | CrawlError::Locked(_)) => 2,
+            // An unreachable robots.txt is the site's failure, not usage.
+            Failure::Crawl(
+                CrawlError::Robots(RobotsError::Disallowed { .. }) | CrawlError::Locked(_),
+            ) => 2,
             Failure::Interrupted { .. } => 3,
             // Stopped by a signal while the store did not answer: what was
             // not written is fetched again at the next start.
@@ -421,8 +430,10 @@ impl Failure {
     /// failures too.
     fn log(&self) {
         match self {
+            Failure::StdoutClosed => {}
             Failure::Usage(why) | Failure::Failed(why) => error!("{why}"),
             Failure::Crawl(CrawlError::Robots(e)) => error!("{e}"),
+            Failure::Crawl(e @ CrawlError::Unreachable { .. }) => error!("{e}"),
             Failure::Crawl(e @ CrawlError::Locked(_)) => error!(error = %e, "store in use"),
             Failure::Crawl(e) => error!(error = %e, "run failed"),
             Failure::Interrupted { pages_failed } => error!(
@@ -438,17 +449,26 @@ impl Failure {
 }
 
 fn crawl(args: CrawlArgs, env: &Environment, progress: bool) -> Result<(), Failure> {
-    let config = args.load(env).map_err(|e| Failure::Usage(e.to_string()))?;
+    let mut config = args.load(env).map_err(|e| Failure::Usage(e.to_string()))?;
     let plan = match &args.retry_failed {
-        Some(path) => Plan::from_failures(path, &config)
-            .map_err(|e| Failure::Usage(format!("--retry-failed: {e}")))?,
+        Some(path) => {
+            let plan = Plan::from_failures(path, &config)
+                .map_err(|e| Failure::Usage(format!("--retry-failed: {e}")))?;
+            // The pages still missing after the retry replace the file it
+            // consumed (removed when none are), wherever that file is: left
+            // as it was, a second retry would append its records again.
+            config.failures_path = path.clone();
+            plan
+        }
         None => Plan::from_config(&config),
     };
     if args.dry_run {
         warn_if_robots_refuses(&config, &plan);
+        let mut out = Stdout::new();
         for job in plan.jobs() {
-            println!("{}", job.url);
+            writeln!(out, "{}", job.url).map_err(Stdout::failure)?;
         }
+        out.finish()?;
         info!(
             "dry run: {} pages planned at {} requests/s (burst {}), nothing fetched",
             plan.len(),
@@ -457,17 +477,25 @@ fn crawl(args: CrawlArgs, env: &Environment, progress: bool) -> Result<(), Failu
         );
         return Ok(());
     }
-    // A retry run adds to the records the first run wrote.
+    let store_location = args
+        .store
+        .as_deref()
+        .map(StoreLocation::parse)
+        .transpose()
+        .map_err(|e| Failure::Usage(format!("--store: {e}")))?;
+    stackcrawl::engine::crawl::check_written_paths(&config, true, store_location.as_ref())
+        .map_err(|e| Failure::Usage(e.to_string()))?;
+    // A retry run adds to the records the first run wrote. The output's
+    // directory is the user's to fix, like any bad path.
     let sink = if args.retry_failed.is_some() {
         Sink::append(&config.output, config.output_format)
     } else {
         Sink::create(&config.output, config.output_format)
     }
-    .map_err(|e| Failure::Failed(e.to_string()))?;
-    let store = args
-        .store
-        .as_deref()
-        .map(|name| store::open(&StoreLocation::parse(name)))
+    .map_err(|e| Failure::Usage(e.to_string()))?;
+    let store = store_location
+        .as_ref()
+        .map(store::open)
         .transpose()
         .map_err(|e| Failure::Failed(e.to_string()))?;
     let monitor =
@@ -546,6 +574,8 @@ fn run(args: RunArgs, env: Environment) -> Result<(), Failure> {
     let config =
         Config::load(&args.config, &overrides, &env).map_err(|e| Failure::Usage(e.to_string()))?;
     let config = args.apply(config);
+    stackcrawl::engine::crawl::check_written_paths(&config, false, Some(&config.store))
+        .map_err(|e| Failure::Usage(e.to_string()))?;
     let monitor = config.status_addr.map(|_| Monitor::new("run", config.rate));
     actix_rt::System::new().block_on(async move {
         let server = serve_status(config.status_addr, &monitor)?;
@@ -598,7 +628,7 @@ async fn reload_on_sighup(
 
 fn store_location(source: &StoreSource, env: &Environment) -> Result<StoreLocation, String> {
     match (&source.config, &source.store) {
-        (_, Some(store)) => Ok(StoreLocation::parse(store)),
+        (_, Some(store)) => StoreLocation::parse(store).map_err(|e| format!("--store: {e}")),
         (Some(c), None) => Config::load(c, &Overrides::default(), env)
             .map(|c| c.store)
             .map_err(|e| e.to_string()),
@@ -628,14 +658,16 @@ fn report(args: StoreArgs, env: &Environment) -> Result<(), Failure> {
             .map_err(|e| Failure::Failed(format!("cannot write {}: {e}", path.display())))?;
         info!(html = %path.display(), "report written with charts");
     }
+    let mut out = Stdout::new();
     if args.json {
         let text =
             serde_json::to_string_pretty(&report).map_err(|e| Failure::Failed(e.to_string()))?;
-        println!("{text}");
-        return Ok(());
+        writeln!(out, "{text}").map_err(Stdout::failure)?;
+        return out.finish();
     }
     for t in &report.tags {
-        println!(
+        writeln!(
+            out,
             "{:<24} {:>7} questions  {:>12} views  {:>8} votes  {:>7} answers  {:>5.1}% unanswered",
             t.tag,
             t.questions,
@@ -643,26 +675,29 @@ fn report(args: StoreArgs, env: &Environment) -> Result<(), Failure> {
             t.votes,
             t.answers,
             t.unanswered_share * 100.0
-        );
+        )
+        .map_err(Stdout::failure)?;
         let co: Vec<String> = t
             .co_tags
             .iter()
             .map(|c| format!("{} ({})", c.tag, c.questions))
             .collect();
         if !co.is_empty() {
-            println!("    with: {}", co.join(", "));
+            writeln!(out, "    with: {}", co.join(", ")).map_err(Stdout::failure)?;
         }
     }
     if !report.growth.is_empty() {
-        println!("fastest-growing since the previous pass:");
+        writeln!(out, "fastest-growing since the previous pass:").map_err(Stdout::failure)?;
         for g in &report.growth {
-            println!(
+            writeln!(
+                out,
                 "  +{:<8} views  +{} votes  {}  {}",
                 g.views_gained, g.votes_gained, g.title, g.url
-            );
+            )
+            .map_err(Stdout::failure)?;
         }
     }
-    Ok(())
+    out.finish()
 }
 
 fn export(args: ExportArgs, env: &Environment) -> Result<(), Failure> {
@@ -679,12 +714,18 @@ fn export(args: ExportArgs, env: &Environment) -> Result<(), Failure> {
                     .export(&mut std::io::BufWriter::new(f), format, args.history)
                     .map_err(|e| e.to_string())
             }),
-        None => match store.export(&mut std::io::stdout().lock(), format, args.history) {
-            // The reader has what it wanted (`export | head`): Rust ignores
-            // SIGPIPE, so the closed pipe arrives as an error; it is not one.
-            Err(e) if e.is_broken_pipe() => return Ok(()),
-            other => other.map_err(|e| e.to_string()),
-        },
+        None => {
+            let mut out = Stdout::new();
+            // A failed write reaches here as the store's error; the writer
+            // kept what it was.
+            let rows = store.export(&mut out, format, args.history).map_err(|e| {
+                out.error
+                    .take()
+                    .map_or(Failure::Failed(e.to_string()), Stdout::failure)
+            })?;
+            out.finish()?;
+            Ok(rows)
+        }
     };
     let rows = result.map_err(Failure::Failed)?;
     info!("exported {rows} rows");
@@ -713,7 +754,6 @@ fn parsed_record(q: &stackcrawl::model::Question) -> String {
 /// Parses each file on its own: one bad file is reported and the others
 /// still print. Exit 1 if any file is not a listing page.
 fn parse_files(args: ParseArgs) -> Result<(), Failure> {
-    use std::io::Write;
     let site = reqwest::Url::parse(&args.base_url)
         .ok()
         .and_then(|u| u.host_str().map(str::to_string))
@@ -723,7 +763,7 @@ fn parse_files(args: ParseArgs) -> Result<(), Failure> {
                 args.base_url
             ))
         })?;
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = Stdout::new();
     let mut failed = 0;
     for path in &args.files {
         let bytes = match std::fs::read(path) {
@@ -782,10 +822,10 @@ fn parse_files(args: ParseArgs) -> Result<(), Failure> {
         }
         for q in &cleaned.questions {
             let line = parsed_record(q);
-            writeln!(stdout, "{line}")
-                .map_err(|e| Failure::Failed(format!("cannot write the records: {e}")))?;
+            writeln!(stdout, "{line}").map_err(Stdout::failure)?;
         }
     }
+    stdout.finish()?;
     if failed > 0 {
         return Err(Failure::Failed(format!(
             "{failed} of {} files were not read as listing pages",
@@ -793,6 +833,60 @@ fn parse_files(args: ParseArgs) -> Result<(), Failure> {
         )));
     }
     Ok(())
+}
+
+/// Standard output, for every command that prints, and the one rule for
+/// its errors: a reader that closed the pipe (`| head`) has what it wanted,
+/// so the command ends quietly with 0 ([`Failure::StdoutClosed`]); any
+/// other failed write (`> /dev/full`) is exit 1 in one line. Rust ignores
+/// SIGPIPE, so a closed pipe arrives as an error, and `println!` panics on
+/// it.
+struct Stdout {
+    inner: std::io::StdoutLock<'static>,
+    /// The first write error, for writers that wrap it in their own error
+    /// (the store's export).
+    error: Option<std::io::Error>,
+}
+
+impl Stdout {
+    fn new() -> Stdout {
+        Stdout {
+            inner: std::io::stdout().lock(),
+            error: None,
+        }
+    }
+
+    fn failure(e: std::io::Error) -> Failure {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            Failure::StdoutClosed
+        } else {
+            Failure::Failed(format!("cannot write to standard output: {e}"))
+        }
+    }
+
+    /// Flushes what is still buffered: a write error shows only here.
+    fn finish(mut self) -> Result<(), Failure> {
+        self.flush().map_err(Stdout::failure)
+    }
+
+    fn keep<T>(&mut self, r: std::io::Result<T>) -> std::io::Result<T> {
+        r.inspect_err(|e| {
+            let kept = std::io::Error::new(e.kind(), e.to_string());
+            self.error.get_or_insert(kept);
+        })
+    }
+}
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let r = self.inner.write(buf);
+        self.keep(r)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let r = self.inner.flush();
+        self.keep(r)
+    }
 }
 
 #[cfg(test)]

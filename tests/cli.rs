@@ -1,7 +1,7 @@
 //! The command line as a user meets it: exit codes, `--dry-run`, `parse`.
 //! Nothing here touches the network.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 fn stackcrawl(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_stackcrawl"))
@@ -342,5 +342,123 @@ fn page_lines_give_the_page_own_time_and_new_counts_only_with_a_store() {
     assert!(
         with.iter().all(|p| p["new"] == 50 && p["updated"] == 0),
         "{with:?}"
+    );
+}
+
+/// One rule for every command that prints: a closed standard output (the
+/// reader of `| head` is gone) ends quietly with 0; a full disk
+/// (`> /dev/full`) is exit 1 in one line. Never a panic (101).
+#[test]
+fn a_closed_or_full_stdout_is_exit_0_quietly_or_exit_1_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    stackcrawl::store::Store::open(&db).unwrap();
+    let db = db.to_str().unwrap();
+    let commands: [&[&str]; 5] = [
+        &[
+            "crawl",
+            "--tag",
+            "a",
+            "--pages",
+            "3",
+            "--base-url",
+            "http://127.0.0.1:9",
+            "--dry-run",
+        ],
+        &["report", "--store", db, "--json"],
+        &["export", "--store", db, "--format", "csv"],
+        &[
+            "parse",
+            "tests/fixtures/so-html/tagged-python-newest-2025.html",
+        ],
+        &["completions", "bash"],
+    ];
+    let run = |args: &[&str], stdout: Stdio| {
+        Command::new(env!("CARGO_BIN_EXE_stackcrawl"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_remove("RUST_LOG")
+            .stdout(stdout)
+            .output()
+            .expect("run stackcrawl")
+    };
+    for args in commands {
+        // A pipe whose reader is gone before the command starts: every
+        // write meets EPIPE, with no race against the reader.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = run(args, writer.into());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?} | head: {stderr}");
+        assert!(
+            !stderr.contains("ERROR") && !stderr.contains("panicked"),
+            "{args:?} | head: {stderr}"
+        );
+
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = run(args, full.into());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?} > /dev/full: {stderr}");
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("ERROR")).collect();
+        assert_eq!(errors.len(), 1, "{args:?} > /dev/full: {stderr}");
+        assert!(
+            errors[0].contains("cannot write to standard output") && !stderr.contains("panicked"),
+            "{args:?} > /dev/full: {stderr}"
+        );
+    }
+}
+
+/// A PostgreSQL store that refuses the connection says why in the server's
+/// words (the password still hidden), and a store URL of a scheme
+/// stackcrawl does not speak is refused rather than taken for a file name.
+#[test]
+fn a_store_error_keeps_the_server_message_and_an_unknown_scheme_is_refused() {
+    let server = stackcrawl_fakesite::pg::server_url();
+    let host = server
+        .rsplit('@')
+        .next()
+        .unwrap()
+        .trim_start_matches("postgres://");
+    let db = format!("stackcrawl_no_such_db_{}", std::process::id());
+    for (url, said) in [
+        (
+            format!("postgres://postgres:s3cret@{host}/{db}"),
+            format!("database \"{db}\" does not exist"),
+        ),
+        (
+            format!("postgres://stackcrawl_no_such_role:s3cret@{host}/postgres"),
+            "role \"stackcrawl_no_such_role\" does not exist".to_string(),
+        ),
+    ] {
+        let out = stackcrawl(&["report", "--store", &url]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(&said), "{said}: {stderr}");
+        assert!(!stderr.contains("s3cret"), "{stderr}");
+    }
+
+    let out = stackcrawl(&["export", "--store", "mysql://u:s3cret@h/db"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("`mysql://` is not a store") && !stderr.contains("s3cret"),
+        "{stderr}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        "[store]\npath = \"mysql://u@h/db\"\n[tag_sets.a]\ntags = [\"rust\"]\n",
+    )
+    .unwrap();
+    let out = stackcrawl(&["crawl", "--config", config.to_str().unwrap(), "--dry-run"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("store.path") && stderr.contains("`mysql://`"),
+        "{stderr}"
     );
 }

@@ -72,7 +72,8 @@ fn unreachable_robots_leaves_the_output_as_it_was() {
             retry_after: None,
         })
         .start();
-    assert_eq!(assert_output_kept(&site, "max_retries = 0", |_| {}), 2);
+    // The site failed, not the usage: exit 1.
+    assert_eq!(assert_output_kept(&site, "max_retries = 0", |_| {}), 1);
 }
 
 #[test]
@@ -306,4 +307,204 @@ fn export_into_a_pipe_closed_early_exits_0_quietly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains("Broken pipe"), "{stderr}");
+}
+
+/// A file the crawl would write but cannot is found before the first
+/// request, named, as bad usage. Each case is one root cannot write either:
+/// a directory that takes no new file (/proc), or a path under a file.
+#[test]
+fn every_path_the_crawl_writes_is_checked_before_the_first_request() {
+    let site = FakeSite::builder().tag("a", 100).start();
+    let dir = tempfile::tempdir().unwrap();
+    let afile = dir.path().join("afile");
+    std::fs::write(&afile, "").unwrap();
+    let under_file = |name: &str| afile.join(name).display().to_string();
+    let base = || {
+        TestConfig::new(&site, dir.path())
+            .tag_set("a", &["a"], 2)
+            .output("q.jsonl")
+    };
+    let cases: Vec<(&str, String, TestConfig, Vec<String>)> = vec![
+        (
+            "output",
+            "/proc/self/q.jsonl".into(),
+            base(),
+            vec!["--output".into(), "/proc/self/q.jsonl".into()],
+        ),
+        ("failures file", under_file("f.jsonl"), base(), vec![]),
+        (
+            "store",
+            under_file("s.db"),
+            base(),
+            vec!["--store".into(), under_file("s.db")],
+        ),
+        (
+            "budget file",
+            under_file("state/budget.sqlite"),
+            base().fetch(format!(
+                "budget_file = \"{}\"",
+                under_file("state/budget.sqlite")
+            )),
+            vec![],
+        ),
+    ];
+    for (what, path, config, extra) in cases {
+        let mut toml = config.toml();
+        if what == "failures file" {
+            toml = toml.replace("[output]\n", &format!("[output]\nfailures = \"{path}\"\n"));
+        }
+        let file = dir.path().join("stackcrawl.toml");
+        std::fs::write(&file, toml).unwrap();
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let run = crawl(&file, &extra);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{what}: {stderr}");
+        assert!(
+            stderr.contains(&format!("cannot write the {what} {path}")),
+            "{what}: {stderr}"
+        );
+        assert!(site.hits().is_empty(), "{what}: {:?}", site.hits());
+    }
+}
+
+/// A retry from a failures file kept somewhere else than the default path
+/// consumes that file: a second retry finds nothing to fetch and so never
+/// adds the same records twice.
+#[test]
+fn a_retry_from_a_failures_file_at_another_path_never_duplicates_records() {
+    let site = FakeSite::builder()
+        .tag("a", 100)
+        .fault(
+            "a",
+            2,
+            Fault::Status {
+                status: 404,
+                retry_after: None,
+            },
+        )
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = TestConfig::new(&site, dir.path())
+        .fetch("max_retries = 0")
+        .tag_set("a", &["a"], 2)
+        .write();
+    let out = dir.path().join("q.jsonl");
+    let first = crawl(&config, &[]);
+    assert_eq!(first.status.code(), Some(1));
+    let kept = dir.path().join("kept").join("lost-pages.jsonl");
+    std::fs::create_dir(kept.parent().unwrap()).unwrap();
+    std::fs::rename(dir.path().join("q.failed.jsonl"), &kept).unwrap();
+
+    let retry = crawl_retry(&config, &kept);
+    assert_eq!(
+        retry.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&retry.stderr)
+    );
+    let all: HashSet<u64> = site.questions("a").iter().map(|q| q.id).collect();
+    assert_eq!(ids(&out).len(), all.len());
+    assert!(!kept.exists(), "the consumed failures file is gone");
+
+    let again = crawl_retry(&config, &kept);
+    assert_ne!(again.status.code(), Some(0));
+    let got = ids(&out);
+    assert_eq!(got.len(), all.len(), "no record twice");
+    assert_eq!(got.into_iter().collect::<HashSet<u64>>(), all);
+}
+
+/// A tag the site lists nothing for (misspelled, say) is a warning naming
+/// it, and the output is still written, empty, so a reader finds a file:
+/// JSONL with no line, CSV with its header.
+#[test]
+fn a_tag_that_lists_nothing_warns_naming_it_and_still_writes_the_output() {
+    let site = FakeSite::builder().tag("pandas", 100).start();
+    for (name, header) in [("q.jsonl", false), ("q.csv", true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = TestConfig::new(&site, dir.path())
+            .tag_set("a", &["pnadas"], 2)
+            .output(name)
+            .write();
+        let run = crawl(&config, &[]);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(0), "{stderr}");
+        let warning = stderr
+            .lines()
+            .find(|l| l.contains("no questions: does the tag exist?"))
+            .unwrap_or_else(|| panic!("no warning: {stderr}"));
+        assert!(
+            warning.contains("WARN") && warning.contains("pnadas"),
+            "{warning}"
+        );
+        let text = std::fs::read_to_string(dir.path().join(name)).expect("an output file");
+        if header {
+            assert!(text.starts_with("site,question_id,"), "{text}");
+            assert_eq!(text.lines().count(), 1, "{text}");
+        } else {
+            assert_eq!(text, "");
+        }
+    }
+}
+
+/// A loopback port nothing listens on: connections to it are refused.
+fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+/// A site that refuses every connection is a failure of the run (exit 1),
+/// not bad usage (2), and is said once: at robots.txt when it is checked,
+/// else after the pages, never as each page "lost after retries".
+#[test]
+fn an_unreachable_site_is_exit_1_and_said_once() {
+    let url = closed_port_url();
+    for site_lines in ["", "obey_robots = false"] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = TestConfig::at(&url, dir.path())
+            .site(site_lines)
+            .fetch("max_retries = 1")
+            .tag_set("a", &["a", "b"], 3)
+            .write();
+        let run = crawl(&config, &[]);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{site_lines}: {stderr}");
+        let said: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains("ERROR") && l.contains("cannot be reached"))
+            .collect();
+        assert_eq!(said.len(), 1, "{site_lines}: {stderr}");
+        assert!(
+            !stderr.contains("lost after retries") && !stderr.contains("after 0 attempts"),
+            "{site_lines}: {stderr}"
+        );
+    }
+}
+
+/// `run` checks the files it writes (store, failures file, budget file)
+/// before its first request too.
+#[test]
+fn run_checks_the_files_it_writes_before_the_first_request() {
+    let site = FakeSite::builder().tag("a", 100).start();
+    let dir = tempfile::tempdir().unwrap();
+    let afile = dir.path().join("afile");
+    std::fs::write(&afile, "").unwrap();
+    let store = afile.join("store.db").display().to_string();
+    let config = TestConfig::service(&site, dir.path())
+        .store_at(&store)
+        .sets("[tag_sets.s]\ntags = [\"a\"]\npages = 2\nevery = \"1h\"\n")
+        .write();
+    let run = bin()
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run stackcrawl run");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot write the store {store}")),
+        "{stderr}"
+    );
+    assert!(site.hits().is_empty(), "{:?}", site.hits());
 }

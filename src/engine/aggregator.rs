@@ -290,6 +290,10 @@ impl Handler<Records> for Aggregator {
         let duplicates = total - fresh.len();
         // A page whose summaries went unread is not the end of its tag.
         let empty = total == 0 && listing.rejections.is_empty() && listing.layout_drift.is_none();
+        if empty && job.ctx.page == 1 {
+            // A misspelled tag is no error to the site: it lists nothing.
+            warn!(tag = %job.ctx.tag, url = %job.url, "no questions: does the tag exist?");
+        }
         // Where the tag ends: an empty listing, the API's `has_more: false`,
         // or, in an incremental pass, a page with nothing new or changed.
         let (mut new, mut updated, mut ends_tag) = (0, 0, empty || no_more);

@@ -13,12 +13,32 @@ use crate::engine::plan::Plan;
 use crate::error::CrawlError;
 use crate::model::RunSummary;
 use crate::observe::monitor::Monitor;
+use crate::source::fetch::FetchError;
 use crate::store::output::Sink;
+use crate::store::writable::{self, NotWritable};
 use crate::store::writer_lock;
-use crate::store::PassStore;
+use crate::store::{PassStore, StoreLocation};
 
 /// The store's name for the pass of a one-off `crawl --store`.
 pub const CRAWL_PASS: &str = "crawl";
+
+/// Checks every file a `crawl` (with `output`) or a `run` (without) will
+/// write, before its first request: the output and the `.partial` file
+/// beside it, the failures file, a SQLite store and the budget file.
+pub fn check_written_paths(
+    config: &Config,
+    output: bool,
+    store: Option<&StoreLocation>,
+) -> Result<(), NotWritable> {
+    if output {
+        writable::check("output", &config.output)?;
+    }
+    writable::check("failures file", &config.failures_path)?;
+    if let Some(path) = store.and_then(StoreLocation::sqlite_path) {
+        writable::check("store", path)?;
+    }
+    writable::check("budget file", &config.budget_file)
+}
 
 /// One pass over `plan`: the `crawl` command. Checks robots.txt, logs a
 /// line per page as it completes and a status line periodically, writes
@@ -93,6 +113,33 @@ pub async fn crawl_watched(
     Ok(summary)
 }
 
+/// The pages lost. When not one page was fetched and every page tried
+/// failed to connect, the site cannot be reached: that is said once, not as
+/// each page's error. A page never requested (not reached after an earlier
+/// page of its tag was lost, interrupted) was not lost after retries, and
+/// says why it was not fetched.
+fn log_failures(s: &RunSummary) {
+    let tried: Vec<_> = s.failures.iter().filter(|f| f.attempts > 0).collect();
+    let connect = FetchError::Connect(String::new()).kind();
+    if s.pages_done == 0 && !tried.is_empty() && tried.iter().all(|f| f.kind == connect) {
+        let f = tried[0];
+        error!(
+            url = %f.url,
+            pages_failed = s.failures.len(),
+            why = %f.error,
+            "the site cannot be reached: no page was fetched"
+        );
+        return;
+    }
+    for f in &s.failures {
+        if f.attempts == 0 {
+            error!(tag = %f.ctx.tag, page = f.ctx.page, kind = %f.kind, why = %f.error, "page not fetched");
+        } else {
+            error!(tag = %f.ctx.tag, page = f.ctx.page, why = %f, "page lost after retries");
+        }
+    }
+}
+
 fn log_summary(s: &RunSummary) {
     for (tag, t) in &s.per_tag {
         info!(
@@ -106,9 +153,7 @@ fn log_summary(s: &RunSummary) {
             "tag totals"
         );
     }
-    for f in &s.failures {
-        error!(tag = %f.ctx.tag, page = f.ctx.page, why = %f, "page lost after retries");
-    }
+    log_failures(s);
     if let Some(api) = &s.quota {
         info!(
             api_requests = api.requests,

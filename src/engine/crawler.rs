@@ -432,6 +432,7 @@ impl Crawler {
                 _ => {}
             }
             drop(ticket);
+            let unreachable = matches!(response, Err(FetchError::Connect(_)));
             let reason = match response {
                 // A 429 says "slow down", not "no rules here" (RFC 9309
                 // lets other 4xx mean no rules; Google treats a 429 as a
@@ -443,6 +444,14 @@ impl Crawler {
                 Err(e) => e.to_string(),
             };
             if attempt > retry.max_retries {
+                // No connection at all: every page would fail the same way,
+                // whatever robots_unreachable allows.
+                if unreachable {
+                    return Err(CrawlError::Unreachable {
+                        url: self.config.base_url.clone(),
+                        reason,
+                    });
+                }
                 if self.config.robots_unreachable_allows {
                     warn!(robots_url = %url, reason = %reason, "robots.txt unreachable; site.robots_unreachable = \"allow\": crawling");
                     return Ok(());

@@ -28,6 +28,14 @@ pub enum FetchError {
     TooLarge { limit: usize },
     #[error("body broken off: {0}")]
     Body(String),
+    /// A redirect off the configured hosts, or too many: the next attempt
+    /// is sent the same way.
+    #[error("redirect refused: {0}")]
+    Redirect(String),
+    /// The response's headers are larger than the client reads: the same
+    /// request gets the same headers.
+    #[error("response headers too large")]
+    HeadersTooLarge,
     #[error("request failed: {0}")]
     Other(String),
 }
@@ -48,7 +56,9 @@ impl FetchError {
             | FetchError::Body(_)
             | FetchError::Other(_) => true,
             FetchError::Status { status } => *status >= 500 || *status == 408,
-            FetchError::TooLarge { .. } => false,
+            FetchError::TooLarge { .. } | FetchError::Redirect(_) | FetchError::HeadersTooLarge => {
+                false
+            }
         }
     }
 
@@ -61,6 +71,8 @@ impl FetchError {
             FetchError::Connect(_) => "connect",
             FetchError::TooLarge { .. } => "too_large",
             FetchError::Body(_) => "body",
+            FetchError::Redirect(_) => "redirect",
+            FetchError::HeadersTooLarge => "headers_too_large",
             FetchError::Other(_) => "other",
         }
     }
@@ -71,6 +83,10 @@ impl FetchError {
         let e = e.without_url();
         if e.is_timeout() {
             FetchError::Timeout
+        } else if e.is_redirect() {
+            FetchError::Redirect(root_cause(&e))
+        } else if root_cause(&e) == HEAD_TOO_LARGE {
+            FetchError::HeadersTooLarge
         } else if e.is_connect() {
             FetchError::Connect(root_cause(&e))
         } else if e.is_body() || e.is_decode() {
@@ -80,6 +96,11 @@ impl FetchError {
         }
     }
 }
+
+/// hyper's words for response headers over its limit. Its error says so
+/// only through `is_parse_too_large`, which it builds for servers alone, so
+/// the text is matched; the test of `HeadersTooLarge` catches a change.
+const HEAD_TOO_LARGE: &str = "message head is too large";
 
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cur = e;
@@ -271,6 +292,68 @@ mod tests {
         let text = format!("{err} {err:?}");
         assert!(!text.contains("S3CRET"), "{text}");
         assert!(!text.contains("key="), "{text}");
+    }
+
+    /// A server on loopback answering each request by its path with raw
+    /// HTTP: a redirect to another host, a redirect to itself, and a
+    /// response whose headers exceed what the client reads.
+    async fn answering_server() -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let n = socket.read(&mut buf).await.unwrap_or(0);
+                    let request = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    let reply = match path.as_str() {
+                        "/away" => "HTTP/1.1 302 Found\r\nLocation: http://elsewhere.invalid/x\r\nContent-Length: 0\r\n\r\n".to_string(),
+                        "/loop" => "HTTP/1.1 302 Found\r\nLocation: /loop\r\nContent-Length: 0\r\n\r\n".to_string(),
+                        _ => format!(
+                            "HTTP/1.1 200 OK\r\nX-Big: {}\r\nContent-Length: 0\r\n\r\n",
+                            "a".repeat(1024 * 1024)
+                        ),
+                    };
+                    let _ = socket.write_all(reply.as_bytes()).await;
+                    let _ = socket.shutdown().await;
+                });
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn failures_a_retry_cannot_change_are_not_retried() {
+        let base = answering_server().await;
+        let config = Config::from_toml(
+            "",
+            "test",
+            &crate::config::Overrides {
+                tags: vec!["x".into()],
+                base_url: Some(base.clone()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let http = HttpClient::new(&config).unwrap();
+        for path in ["/away", "/loop", "/big"] {
+            let err = http
+                .get_response(&format!("{base}{path}"))
+                .await
+                .unwrap_err();
+            assert!(!err.is_retryable(), "{path}: {err:?}");
+            assert!(
+                matches!(
+                    (path, &err),
+                    ("/away", FetchError::Redirect(_))
+                        | ("/loop", FetchError::Redirect(_))
+                        | ("/big", FetchError::HeadersTooLarge)
+                ),
+                "{path}: {err:?}"
+            );
+        }
     }
 
     #[test]

@@ -159,7 +159,7 @@ pub(super) fn write_records(
                 if history {
                     w.write_record(&csv_header(HistoryCsvRow::default())?)?;
                 } else {
-                    w.write_record(&csv_header(CsvRow::from(&placeholder_question()))?)?;
+                    w.write_record(&question_csv_header()?)?;
                 }
             }
             w.flush()?;
@@ -231,6 +231,12 @@ fn csv_header<T: Serialize>(row: T) -> Result<csv::StringRecord, StoreError> {
     Ok(csv::Reader::from_reader(bytes.as_slice())
         .headers()?
         .clone())
+}
+
+/// The header of the crawl's CSV rows, for a file that has none (an empty
+/// export, a crawl whose tags list nothing).
+pub(super) fn question_csv_header() -> Result<csv::StringRecord, StoreError> {
+    csv_header(CsvRow::from(&placeholder_question()))
 }
 
 /// A question of empty, zero and `None` fields, serialised only for the

@@ -8,6 +8,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use thiserror::Error;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreLocation {
     Sqlite(PathBuf),
@@ -15,16 +17,39 @@ pub enum StoreLocation {
     Postgres(String),
 }
 
+/// A store name with a URL scheme stackcrawl does not speak.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error(
+    "`{scheme}://` is not a store stackcrawl can use: give a SQLite file \
+     (PATH or sqlite:PATH) or a PostgreSQL URL (postgres://…)"
+)]
+pub struct UnknownScheme {
+    /// Only the scheme: the rest of the URL may carry a password.
+    pub scheme: String,
+}
+
 impl StoreLocation {
     /// Reads a store name: `postgres://…` or `postgresql://…` is a
-    /// PostgreSQL database, `sqlite:PATH` or anything else a SQLite file.
-    pub fn parse(name: &str) -> StoreLocation {
+    /// PostgreSQL database, `sqlite:PATH` or a path a SQLite file. Any other
+    /// `scheme://` (`mysql://…`) is refused rather than taken for a file
+    /// name, which would create a SQLite file named after the URL.
+    pub fn parse(name: &str) -> Result<StoreLocation, UnknownScheme> {
         if name.starts_with("postgres://") || name.starts_with("postgresql://") {
-            StoreLocation::Postgres(name.to_string())
-        } else {
-            let path = name.strip_prefix("sqlite:").unwrap_or(name);
-            StoreLocation::Sqlite(PathBuf::from(path))
+            return Ok(StoreLocation::Postgres(name.to_string()));
         }
+        if let Some((scheme, _)) = name.split_once("://") {
+            let is_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c));
+            if is_scheme && !scheme.eq_ignore_ascii_case("sqlite") {
+                return Err(UnknownScheme {
+                    scheme: scheme.to_string(),
+                });
+            }
+        }
+        let path = name.strip_prefix("sqlite:").unwrap_or(name);
+        Ok(StoreLocation::Sqlite(PathBuf::from(path)))
     }
 
     /// The SQLite file, if the store is one.
@@ -70,11 +95,11 @@ mod tests {
     fn a_name_says_which_backend() {
         assert_eq!(
             StoreLocation::parse("crawl.db"),
-            StoreLocation::Sqlite("crawl.db".into())
+            Ok(StoreLocation::Sqlite("crawl.db".into()))
         );
         assert_eq!(
             StoreLocation::parse("sqlite:/var/lib/s.db"),
-            StoreLocation::Sqlite("/var/lib/s.db".into())
+            Ok(StoreLocation::Sqlite("/var/lib/s.db".into()))
         );
         for url in [
             "postgres://h/db",
@@ -82,22 +107,43 @@ mod tests {
         ] {
             assert_eq!(
                 StoreLocation::parse(url),
-                StoreLocation::Postgres(url.into())
+                Ok(StoreLocation::Postgres(url.into()))
             );
         }
+    }
+
+    #[test]
+    fn an_unknown_scheme_is_refused_naming_only_the_scheme() {
+        for (name, scheme) in [
+            ("mysql://u:secret@h/db", "mysql"),
+            ("redis://h", "redis"),
+            ("HTTP://h/x.db", "HTTP"),
+        ] {
+            let e = StoreLocation::parse(name).unwrap_err();
+            assert_eq!(e.scheme, scheme);
+            assert!(!e.to_string().contains("secret"), "{e}");
+        }
+        // A path is a path, even with `://` past its first component.
+        assert_eq!(
+            StoreLocation::parse("data/a://b.db"),
+            Ok(StoreLocation::Sqlite("data/a://b.db".into()))
+        );
     }
 
     #[test]
     fn a_password_never_reaches_the_log() {
         let shown =
             StoreLocation::parse("postgres://crawler:s3cret@db.example:5432/sc?sslmode=require")
+                .unwrap()
                 .to_string();
         assert_eq!(
             shown,
             "postgres://crawler:***@db.example:5432/sc?sslmode=require"
         );
         assert_eq!(
-            StoreLocation::parse("postgres://crawler@db/sc").to_string(),
+            StoreLocation::parse("postgres://crawler@db/sc")
+                .unwrap()
+                .to_string(),
             "postgres://crawler@db/sc"
         );
     }

@@ -28,6 +28,7 @@ pub mod output;
 pub(crate) mod pg;
 mod report;
 mod schema;
+pub mod writable;
 pub mod writer_lock;
 mod writes;
 
@@ -53,7 +54,7 @@ use crate::store::output::OutputFormat;
 
 pub use export::{ExportFormat, HistoryRow};
 pub use history::{Bucket, DayCount, History, PassShare};
-pub use location::StoreLocation;
+pub use location::{StoreLocation, UnknownScheme};
 pub use pg::{PgStore, SharedCounter};
 pub use report::{CoTag, Growth, Report, TagReport};
 pub use writes::{PageWrite, PassStart, PassTotals};
@@ -88,7 +89,7 @@ pub enum StoreError {
         name: String,
         source: Box<StoreError>,
     },
-    #[error("store: {0}")]
+    #[error("store: {}", pg::describe(.0))]
     Postgres(#[from] postgres::Error),
     #[error("store TLS: {0}")]
     Tls(String),
@@ -108,22 +109,6 @@ pub enum StoreError {
     Serialize(#[from] serde_json::Error),
     #[error("export: {0}")]
     Csv(#[from] csv::Error),
-}
-
-impl StoreError {
-    /// The export's reader went away (a closed pipe).
-    pub fn is_broken_pipe(&self) -> bool {
-        let kind = match self {
-            StoreError::Io(e) => Some(e.kind()),
-            StoreError::Serialize(e) => e.io_error_kind(),
-            StoreError::Csv(e) => match e.kind() {
-                csv::ErrorKind::Io(e) => Some(e.kind()),
-                _ => None,
-            },
-            _ => None,
-        };
-        kind == Some(std::io::ErrorKind::BrokenPipe)
-    }
 }
 
 /// Sizes for the periodic status line.

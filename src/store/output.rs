@@ -57,7 +57,9 @@ pub struct Sink {
 
 enum SinkKind {
     Jsonl(BufWriter<File>),
-    Csv(Box<csv::Writer<File>>),
+    /// The writer, and whether the file still lacks its header: csv writes
+    /// it before the first row, and a file that gets no row needs it too.
+    Csv(Box<csv::Writer<File>>, bool),
 }
 
 impl Sink {
@@ -132,9 +134,15 @@ impl Sink {
     }
 
     /// Writes one page's records and flushes them. A page without records
-    /// writes nothing, so it opens nothing either.
+    /// still opens a replacing output: a crawl whose pages came back empty
+    /// (a misspelled tag) writes an empty output, so a reader finds the file
+    /// this crawl made rather than none or an earlier crawl's. An appending
+    /// output has nothing to add.
     pub fn write_page(&mut self, questions: &[Question]) -> Result<(), SinkError> {
         if questions.is_empty() {
+            if !self.append {
+                self.open()?;
+            }
             return Ok(());
         }
         let path = self.path.clone();
@@ -144,8 +152,8 @@ impl Sink {
     }
 
     /// Ends the output: the records written replace the output in one
-    /// rename. Returns whether there were any; without any, the output is
-    /// not touched.
+    /// rename. Returns whether a page was written (with or without
+    /// records); without one, the output is not touched.
     pub fn finish(&mut self) -> Result<bool, SinkError> {
         let Some(mut kind) = self.kind.take() else {
             return Ok(false);
@@ -155,6 +163,13 @@ impl Sink {
             reason,
         };
         kind.write(&[]).map_err(write_err)?;
+        if let SinkKind::Csv(w, true) = &mut kind {
+            let header =
+                super::export::question_csv_header().map_err(|e| write_err(e.to_string()))?;
+            w.write_record(&header)
+                .and_then(|()| w.flush().map_err(Into::into))
+                .map_err(|e| write_err(e.to_string()))?;
+        }
         if !self.append {
             // On disk before the rename, so a power cut cannot leave an
             // empty file under the output's name.
@@ -214,11 +229,14 @@ impl SinkKind {
     fn new(file: File, format: OutputFormat, empty: bool) -> SinkKind {
         match format {
             OutputFormat::Jsonl => SinkKind::Jsonl(BufWriter::new(file)),
-            OutputFormat::Csv => SinkKind::Csv(Box::new(
-                csv::WriterBuilder::new()
-                    .has_headers(empty)
-                    .from_writer(file),
-            )),
+            OutputFormat::Csv => SinkKind::Csv(
+                Box::new(
+                    csv::WriterBuilder::new()
+                        .has_headers(empty)
+                        .from_writer(file),
+                ),
+                empty,
+            ),
         }
     }
 
@@ -231,17 +249,20 @@ impl SinkKind {
                     w.write_all(b"\n").map_err(|e| e.to_string())
                 })
                 .and_then(|()| w.flush().map_err(|e| e.to_string())),
-            SinkKind::Csv(w) => questions
-                .iter()
-                .try_for_each(|q| w.serialize(CsvRow::from(q)).map_err(|e| e.to_string()))
-                .and_then(|()| w.flush().map_err(|e| e.to_string())),
+            SinkKind::Csv(w, headerless) => {
+                questions
+                    .iter()
+                    .try_for_each(|q| w.serialize(CsvRow::from(q)).map_err(|e| e.to_string()))?;
+                *headerless &= questions.is_empty();
+                w.flush().map_err(|e| e.to_string())
+            }
         }
     }
 
     fn sync(&self) -> std::io::Result<()> {
         match self {
             SinkKind::Jsonl(w) => w.get_ref().sync_all(),
-            SinkKind::Csv(w) => w.get_ref().sync_all(),
+            SinkKind::Csv(w, _) => w.get_ref().sync_all(),
         }
     }
 }

@@ -222,7 +222,8 @@ pub(super) fn validate(
     };
 
     let tag_sets = v.tag_sets(&raw.tag_sets, ov)?;
-    let store = StoreLocation::parse(raw.store.path.as_deref().unwrap_or(DEFAULT_STORE));
+    let store = StoreLocation::parse(raw.store.path.as_deref().unwrap_or(DEFAULT_STORE))
+        .map_err(|e| v.err("store.path", None, e.to_string()))?;
     let uses_api = tag_sets.iter().any(|s| s.source() == Source::Api);
     let api = v.api(&raw.api, &site, env.api_key.as_deref(), uses_api)?;
     let failures_path = match &raw.output.failures {

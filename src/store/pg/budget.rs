@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use postgres::Client;
 use sha2::{Digest, Sha256};
 
-use super::{connect_migrated, is_lost, off_runtime, SyncClient};
+use super::{connect_migrated, describe, is_lost, off_runtime, SyncClient};
 use crate::lane::budget::CountError;
 use crate::store::StoreError;
 
@@ -70,9 +70,9 @@ impl SharedCounter {
             }
             f(client).map_err(|e| {
                 if client.is_closed() || is_lost(&e) {
-                    CountError::Unreachable(e.to_string())
+                    CountError::Unreachable(describe(&e))
                 } else {
-                    CountError::Failed(e.to_string())
+                    CountError::Failed(describe(&e))
                 }
             })
         })

@@ -210,7 +210,7 @@ pub(crate) fn connect_migrated(url: &str) -> Result<(Client, String), StoreError
     let client = off_runtime(|| {
         let mut c = tls.connect(&config).map_err(|e| StoreError::Connect {
             url: shown.clone(),
-            reason: e.to_string(),
+            reason: describe(&e),
         })?;
         schema::migrate(&mut c)?;
         Ok::<_, StoreError>(c)
@@ -237,7 +237,7 @@ impl PgStore {
             reason,
         };
         let client = off_runtime(|| {
-            let mut client = tls.connect(&config).map_err(|e| open_err(e.to_string()))?;
+            let mut client = tls.connect(&config).map_err(|e| open_err(describe(&e)))?;
             schema::migrate(&mut client).map_err(|e| match e {
                 e @ StoreError::Schema { .. } => StoreError::Named {
                     name: shown.clone(),
@@ -323,6 +323,23 @@ impl PgStore {
             }
         })
     }
+}
+
+/// A PostgreSQL error in full. The client's own text names only the kind
+/// of error ("db error", "error connecting to server"); what the server
+/// said (`database "x" does not exist`, a failed login) or the socket's
+/// error is its cause, and is what the user needs. The URL is not part of
+/// it, so no password is either.
+pub(crate) fn describe(e: &postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    // The server's DETAIL and HINT come on lines of their own.
+    text.replace('\n', "; ")
 }
 
 /// The connection is gone: closed, or the server is shutting it down
