@@ -483,12 +483,14 @@ fn closest_gap(hits: &[Hit]) -> Duration {
 
 #[actix::test]
 async fn the_429s_of_requests_in_flight_together_lower_the_rate_once() {
-    // Four requests go out together and all four come back 429: one
-    // congestion event. The lane cuts its rate once (to a quarter of 20/s
-    // at most, as nothing was accepted before), not once per 429.
+    // Four requests go out before any answer comes back (50 ms apart: no
+    // burst before the site has shown it takes the quota; 300 ms of
+    // latency) and all four come back 429: one congestion event. The lane
+    // cuts its rate once (to a quarter of 20/s at most, as nothing was
+    // accepted before), not once per 429.
     let mut b = FakeSite::builder()
         .tag("a", 20 * 50)
-        .latency(Duration::from_millis(100));
+        .latency(Duration::from_millis(300));
     for page in 1..=4 {
         b = b.fault(
             "a",
