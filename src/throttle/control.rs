@@ -49,13 +49,23 @@ const DEEPEST_CUT: f64 = 0.25;
 /// The rate never falls below this share of the quota.
 const FLOOR: f64 = 1.0 / 64.0;
 /// After a measured decrease the rate holds this long before probing...
-const HOLD: Duration = Duration::from_secs(5);
+const HOLD: Duration = Duration::from_secs(6);
+/// ...twice as long each time a 429 confirms the rate measured before
+/// (within [`CONFIRMED`]), up to this: a probe into a limit already known
+/// costs a 429 and its pause, so a stable site is probed ever more rarely.
+const LONGEST_HOLD: Duration = Duration::from_secs(48);
+const CONFIRMED: f64 = 0.1;
 /// ...then rises by half in this long again, slowly at first: rate =
 /// base × (1 + ½ (t / RISE)³), t counted from the end of the hold.
 const RISE: Duration = Duration::from_secs(6);
-/// After a decrease the evidence could not measure, the hold and the rise
-/// are this much shorter.
-const GUESS_SPEEDUP: u32 = 4;
+/// After a decrease the evidence could not measure, the hold is this much
+/// shorter...
+const GUESS_HOLD: u32 = 5;
+/// ...and the rise this much faster.
+const GUESS_RISE: u32 = 2;
+/// The refusal at the edge of what the site allows is measured by the
+/// spacing of this many accepted requests before it.
+const EDGE_SAMPLE: usize = 4;
 /// The opening ends once the site has accepted requests sent this far
 /// apart without refusing any.
 const OPENING: Duration = Duration::from_secs(1);
@@ -107,17 +117,41 @@ struct Cut {
     rate: f64,
     /// The evidence measured the site's rate (it was not a clamped guess).
     measured: bool,
+    /// How long a measured rate holds before probing.
+    hold: Duration,
 }
 
 impl Cut {
     /// The rate `now`: held, then rising ever faster.
     fn probe(&self, now: Instant) -> f64 {
-        let speedup = if self.measured { 1 } else { GUESS_SPEEDUP };
+        let (hold, rise) = if self.measured {
+            (self.hold, RISE)
+        } else {
+            (HOLD / GUESS_HOLD, RISE / GUESS_RISE)
+        };
         let safe = now.saturating_duration_since(self.at);
-        let rising = safe.saturating_sub(HOLD / speedup).as_secs_f64();
-        let t = rising / (RISE / speedup).as_secs_f64();
+        let rising = safe.saturating_sub(hold).as_secs_f64();
+        let t = rising / rise.as_secs_f64();
         self.rate * (1.0 + 0.5 * t * t * t)
     }
+}
+
+/// One congestion event: the first 429 sent after the last decrease, and
+/// the requests that were on the wire with it. Their answers keep coming
+/// during the pause it brings, and each refines the estimate.
+#[derive(Debug, Clone, Copy)]
+struct Event {
+    /// The rate before the event; every estimate is bounded by it.
+    before: f64,
+    /// When the first refused request was sent.
+    refused: Instant,
+    /// The span its Retry-After names.
+    window: Duration,
+    /// Not refused soon after a pause: the requests before it measure.
+    measurable: bool,
+    /// The evidence covers the whole window (not the opening, not just
+    /// after a pause).
+    observed: bool,
 }
 
 /// The rate a host accepts, learned from its answers. Pure: every instant
@@ -128,18 +162,25 @@ pub struct RateControl {
     rate: f64,
     /// Nothing shows yet that the site takes the quota: no burst.
     opening: bool,
+    /// Since when the quota has been offered without a burst (`None`:
+    /// since the first request).
+    opened_at: Option<Instant>,
     first_sent: Option<Instant>,
     /// A 429 for a request sent before this instant belongs to the
     /// congestion event already answered.
     cut_at: Option<Instant>,
     cut: Option<Cut>,
+    /// The last measured cut's rate and hold, kept after the probe ends.
+    last_measured: Option<(f64, Duration)>,
+    event: Option<Event>,
     /// The rate the site states in its headers: a ceiling of its own.
     stated: Option<f64>,
     /// The rate last reported by a [`Change`].
     reported: f64,
-    /// Send times of the accepted requests of the last [`MAX_WINDOW`],
-    /// oldest first (at most the quota × 60 entries).
-    accepted: VecDeque<Instant>,
+    /// Send times of the answered requests of the last [`MAX_WINDOW`],
+    /// oldest first, and whether each was accepted (at most the quota ×
+    /// 60 entries).
+    answers: VecDeque<(Instant, bool)>,
     /// When the pool's recent pauses end (those of the last
     /// [`MAX_WINDOW`]): a 429 soon after one is not a measurement.
     resumes: VecDeque<Instant>,
@@ -152,12 +193,15 @@ impl RateControl {
             ceiling,
             rate: ceiling,
             opening: true,
+            opened_at: None,
             first_sent: None,
             cut_at: None,
             cut: None,
+            last_measured: None,
+            event: None,
             stated: None,
             reported: ceiling,
-            accepted: VecDeque::new(),
+            answers: VecDeque::new(),
             resumes: VecDeque::new(),
         }
     }
@@ -191,34 +235,51 @@ impl RateControl {
     pub fn answered(&mut self, sent: Instant, now: Instant, answer: Answer) -> Option<Change> {
         let first = *self.first_sent.get_or_insert(sent);
         self.first_sent = Some(first.min(sent));
+        let ok = matches!(answer, Answer::Accepted(_));
+        // Answers arrive out of order; keep the log sorted by send time.
+        let at = self.answers.partition_point(|(t, _)| *t <= sent);
+        self.answers.insert(at, (sent, ok));
+        while self
+            .answers
+            .front()
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > MAX_WINDOW)
+        {
+            self.answers.pop_front();
+        }
+        let limits = match answer {
+            Answer::Accepted(limits) | Answer::Throttled { limits, .. } => limits,
+        };
+        if let Some(stated) = limits.stated_rate() {
+            if let Some(change) = self.told(stated, now) {
+                return Some(change);
+            }
+        }
+        if self.cut_at.is_some_and(|cut| sent < cut) {
+            // On the wire with the last 429: its answer refines that
+            // event's estimate rather than making one of its own, while
+            // the pause it brought lasts (later, the probe has moved on).
+            let open = self
+                .event
+                .zip(self.cut)
+                .is_some_and(|(ev, cut)| now < cut.at + ev.window);
+            return if open { self.refine() } else { None };
+        }
         match answer {
-            Answer::Accepted(limits) => self.accepted(sent, now, limits),
+            Answer::Accepted(_) => self.accepted(sent, now),
             Answer::Throttled {
                 retry_after,
                 limits,
-            } => self.throttled(sent, now, retry_after.or(limits.reset), limits),
+            } => self.throttled(sent, now, retry_after.or(limits.reset)),
         }
     }
 
-    fn accepted(&mut self, sent: Instant, now: Instant, limits: RateLimits) -> Option<Change> {
-        // Answers arrive out of order; keep the log sorted by send time.
-        let at = self.accepted.partition_point(|t| *t <= sent);
-        self.accepted.insert(at, sent);
-        while self
-            .accepted
-            .front()
-            .is_some_and(|t| now.saturating_duration_since(*t) > MAX_WINDOW)
-        {
-            self.accepted.pop_front();
-        }
-        if let Some(stated) = limits.stated_rate() {
-            return self.told(stated, now);
-        }
+    fn accepted(&mut self, sent: Instant, now: Instant) -> Option<Change> {
         if self.opening
             && self.cut.is_none()
             && self
-                .first_sent
-                .is_some_and(|first| sent.saturating_duration_since(first) >= OPENING)
+                .opened_at
+                .or(self.first_sent)
+                .is_some_and(|from| sent.saturating_duration_since(from) >= OPENING)
         {
             self.opening = false;
         }
@@ -231,6 +292,12 @@ impl RateControl {
             return None;
         }
         self.rate = probed;
+        if self.rate >= self.ceiling {
+            // Back at the quota: its burst waits until the site has taken
+            // the quota for a while again.
+            self.opening = true;
+            self.opened_at = Some(now);
+        }
         if self.rate >= cap {
             self.cut = None;
         }
@@ -255,6 +322,7 @@ impl RateControl {
         // A policy replaces what was measured; a 429 despite it measures
         // anew.
         self.cut = None;
+        self.event = None;
         self.cut_at = Some(now);
         match target.total_cmp(&was) {
             std::cmp::Ordering::Less => Some(Change::Lowered {
@@ -271,57 +339,127 @@ impl RateControl {
         sent: Instant,
         now: Instant,
         retry_after: Option<Duration>,
-        limits: RateLimits,
     ) -> Option<Change> {
-        if let Some(stated) = limits.stated_rate() {
-            self.stated = Some(stated);
-        }
-        if self.cut_at.is_some_and(|cut| sent < cut) {
-            return None;
-        }
         self.opening = false;
         // The site's memory spans about as long as it asks us to wait: what
         // it accepted over that span before refusing is what it allows.
         let window = retry_after
             .unwrap_or(MIN_WINDOW)
             .clamp(MIN_WINDOW, MAX_WINDOW);
-        let from = sent.checked_sub(window);
-        let served = self
-            .accepted
-            .iter()
-            .filter(|t| from.is_none_or(|from| **t >= from) && **t < sent)
-            .count();
-        let accepted = served as f64 / window.as_secs_f64();
         // Refused soon after a pause the site asked for, the requests since
         // are too few to measure a rate by: its memory outlasted the
         // Retry-After it gave, or the refusal is not about the rate at all.
-        // The decrease is the least one, as for any loss.
         let resumed = self.resumes.iter().filter(|end| **end <= sent).max();
         let measurable = resumed.is_none_or(|r| sent.duration_since(*r) >= window / 2);
-        let target = if measurable {
-            accepted * MARGIN
-        } else {
-            self.rate * LEAST_CUT
-        };
-        let lowest = self.rate * DEEPEST_CUT;
-        let target = match self.stated {
-            Some(stated) => target.min(stated * STATED_MARGIN),
-            None => target,
-        };
-        self.rate = target
-            .clamp(lowest, self.rate * LEAST_CUT)
-            .max(self.ceiling * FLOOR);
-        self.reported = self.rate;
+        let evidence_from = resumed.copied().max(self.first_sent).unwrap_or(sent);
+        self.event = Some(Event {
+            before: self.rate,
+            refused: sent,
+            window,
+            measurable,
+            observed: sent.saturating_duration_since(evidence_from) >= window,
+        });
         self.cut_at = Some(now);
         self.cut = Some(Cut {
             at: now,
             rate: self.rate,
-            measured: measurable && target > lowest,
+            measured: false,
+            hold: HOLD,
         });
+        let change = self.refine();
+        if let Some(cut) = self.cut.as_mut().filter(|c| c.measured) {
+            cut.hold = match self.last_measured {
+                Some((rate, hold)) if (cut.rate / rate - 1.0).abs() <= CONFIRMED => {
+                    (hold * 2).min(LONGEST_HOLD)
+                }
+                _ => HOLD,
+            };
+            self.last_measured = Some((cut.rate, cut.hold));
+        }
+        change
+    }
+
+    /// Sets the rate from the current event's evidence.
+    fn refine(&mut self) -> Option<Change> {
+        let ev = self.event?;
+        let (accepted, measured) = self.estimate(&ev);
+        let lowest = ev.before * DEEPEST_CUT;
+        let target = match accepted {
+            Some(a) => a * MARGIN,
+            None => ev.before * LEAST_CUT,
+        };
+        let target = match self.stated {
+            Some(stated) => target.min(stated * STATED_MARGIN),
+            None => target,
+        };
+        let rate = target
+            .clamp(lowest, ev.before * LEAST_CUT)
+            .max(self.ceiling * FLOOR);
+        let cut = self.cut.as_mut()?;
+        cut.rate = rate;
+        cut.measured = measured && target > lowest;
+        if rate == self.rate && self.reported == rate {
+            return None;
+        }
+        self.rate = rate;
+        self.reported = rate;
         Some(Change::Lowered {
-            rate: self.rate,
-            accepted,
+            rate,
+            accepted: accepted.unwrap_or(0.0),
         })
+    }
+
+    /// What the site allows, in requests/s, by the event's evidence, and
+    /// whether that is a measurement rather than a guess. `None`: nothing
+    /// to measure by.
+    fn estimate(&self, ev: &Event) -> (Option<f64>, bool) {
+        if !ev.measurable {
+            return (None, false);
+        }
+        let in_span = |from: Instant, to: Instant| {
+            self.answers
+                .iter()
+                .filter(move |(t, _)| *t >= from && *t < to)
+        };
+        // The requests on the wire with the refused one: while the site
+        // refuses some, the ones it still serves come at its rate, however
+        // fast they were offered (a bucket that lets one through per
+        // period). Each stands for one gap of the span.
+        let cut_at = self.cut_at.unwrap_or(ev.refused);
+        let wire: Vec<(Instant, bool)> = in_span(ev.refused, cut_at).copied().collect();
+        let served = wire.iter().filter(|(_, ok)| *ok).count();
+        // One refusal beside a served request is a crawl at the edge of the
+        // limit, not one far above it.
+        if served > 0 && wire.len() - served >= 2 {
+            if let Some(last) = wire.last().map(|(t, _)| *t) {
+                let span = last.saturating_duration_since(ev.refused).as_secs_f64();
+                let gap = span / (wire.len() - 1).max(1) as f64;
+                return (Some(served as f64 / (span + gap)), served >= 3);
+            }
+        }
+        // Else what it accepted over the span it names.
+        let from = ev.refused.checked_sub(ev.window).unwrap_or(ev.refused);
+        let before: Vec<(Instant, bool)> = in_span(from, ev.refused).copied().collect();
+        let accepted = before.iter().filter(|(_, ok)| *ok).count() as f64 / ev.window.as_secs_f64();
+        // The whole window was seen and the site refused nothing else in
+        // it: it took all that was offered, and the refusal is at the edge
+        // of what it allows. The count reads low when the rate was still
+        // rising; the spacing of the last few requests does not.
+        if ev.observed && before.iter().all(|(_, ok)| *ok) {
+            let edge = before
+                .len()
+                .checked_sub(EDGE_SAMPLE)
+                .map(|i| before[i].0)
+                .map(|oldest| {
+                    EDGE_SAMPLE as f64 / ev.refused.saturating_duration_since(oldest).as_secs_f64()
+                })
+                .filter(|r| r.is_finite());
+            return (Some(accepted.max(edge.unwrap_or(0.0))), true);
+        }
+        // Not the whole window seen (the opening, or soon after a pause):
+        // the count is what a window limit allows, and reads low for a
+        // bucket, which the probe corrects.
+        (Some(accepted), true)
     }
 }
 
@@ -442,14 +580,15 @@ mod tests {
 
     #[test]
     fn a_measured_rate_holds_then_probes_ever_faster_to_the_quota_at_most() {
-        // Measured: 8/s accepted in the second before the 429.
+        // Measured: 10/s accepted for three seconds, every request, and
+        // then one refused.
         let mut c = RateControl::new(20.0);
         let t0 = Instant::now();
-        let ninth = accept_run(&mut c, t0, 8, 20.0, ms(1));
-        let cut = ninth + ms(1);
-        c.answered(ninth, cut, throttled(1));
+        let refused = accept_run(&mut c, t0, 30, 10.0, ms(1));
+        let cut = refused + ms(1);
+        c.answered(refused, cut, throttled(1));
         let low = c.rate();
-        assert_eq!(low, 8.0 * MARGIN);
+        assert!((low - 10.0 * MARGIN).abs() < 1e-9, "{low}");
         // Quiet answers during the hold change nothing.
         let mut now = cut;
         while now < cut + HOLD {
@@ -476,6 +615,11 @@ mod tests {
             c.answered(late, late, OK),
             Some(Change::Raised { rate: 20.0 })
         );
+        // The quota's burst comes back once the site has taken the quota
+        // for a second again.
+        assert!(c.is_limiting());
+        let later = late + OPENING;
+        c.answered(later, later, OK);
         assert!(!c.is_limiting());
     }
 
@@ -486,7 +630,7 @@ mod tests {
         let t0 = Instant::now();
         c.answered(t0, t0, throttled(1));
         assert_eq!(c.rate(), 5.0);
-        let soon = t0 + (HOLD + RISE) / GUESS_SPEEDUP;
+        let soon = t0 + HOLD / GUESS_HOLD + RISE / GUESS_RISE;
         c.answered(soon, soon, OK);
         assert!((c.rate() - 7.5).abs() < 1e-9, "{}", c.rate());
     }
@@ -504,12 +648,13 @@ mod tests {
         // two were accepted in its second, which says nothing of the rate.
         let resumed = refused + ms(1005);
         let again = accept_run(&mut c, resumed, 2, 20.0 * MARGIN, ms(5));
+        let before = c.rate();
         c.answered(again, again + ms(5), throttled(1));
-        assert_eq!(c.rate(), 20.0 * MARGIN * LEAST_CUT);
+        assert_eq!(c.rate(), before * LEAST_CUT);
         // Half a window after the pause, a 429 is a measurement again.
         let late = resumed + ms(600);
         c.answered(late, late + ms(5), throttled(1));
-        assert_eq!(c.rate(), 20.0 * MARGIN * LEAST_CUT * DEEPEST_CUT);
+        assert_eq!(c.rate(), before * LEAST_CUT * DEEPEST_CUT);
     }
 
     #[test]
@@ -598,10 +743,10 @@ mod tests {
         let mut c = RateControl::new(30.0);
         let t0 = Instant::now();
         let end = accept_run(&mut c, t0, 30 * 300, 30.0, ms(1));
-        assert!(c.accepted.len() <= 30 * 61, "{}", c.accepted.len());
+        assert!(c.answers.len() <= 30 * 61, "{}", c.answers.len());
         assert!(c
-            .accepted
+            .answers
             .iter()
-            .all(|t| end.duration_since(*t) <= MAX_WINDOW + ms(40)));
+            .all(|(t, _)| end.duration_since(*t) <= MAX_WINDOW + ms(40)));
     }
 }

@@ -119,12 +119,16 @@ impl RateLimits {
         (limit > 0 && !window.is_zero()).then(|| limit as f64 / window.as_secs_f64())
     }
 
-    /// The site says no request is left until `reset`.
+    /// The site says no request is left until `reset`, longer than its
+    /// pacing window. Within the window, pacing at the stated rate already
+    /// waits: a bucket without burst says "none left" after every request,
+    /// with a reset rounded up to the whole second.
     pub fn exhausted_for(&self) -> Option<Duration> {
         (self.remaining == Some(0))
             .then_some(self.reset)
             .flatten()
             .filter(|r| !r.is_zero())
+            .filter(|r| self.stated_rate().is_none() || self.window.is_none_or(|w| *r > w))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -243,6 +247,11 @@ mod tests {
         ]);
         assert_eq!((l.limit, l.window), (Some(10), secs(1)));
         assert_eq!((l.remaining, l.reset), (Some(3), secs(2)));
+        let l = read(&[
+            ("RateLimit", "\"p\";r=0;t=1"),
+            ("RateLimit-Policy", "\"p\";q=8;w=1"),
+        ]);
+        assert_eq!(l.exhausted_for(), None, "paced within its window");
         let l = read(&[("RateLimit", "limit=100, remaining=0, reset=7")]);
         assert_eq!(
             (l.limit, l.remaining, l.reset),
