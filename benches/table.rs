@@ -6,10 +6,16 @@
 //! - quota-bound crawl: 2 tags × 32 pages, quota 20/s, 300 ms latency;
 //!   wall time against (pages − burst) / rate + two round trips (robots.txt
 //!   and the last page)
-//! - slow site: the site serves 8 requests in any second (429 +
-//!   Retry-After beyond), quota 20/s, 60 pages, 100 ms latency; stackcrawl
-//!   5 runs (ratio of each to the 60 / 8 = 7.5 s minimum: min, median, max;
-//!   429 share; pages lost), Scrapy one run with AutoThrottle
+//! - the site's limiter: a site that allows 8 requests/s (429 +
+//!   Retry-After beyond), shaped as a token bucket of burst 16, 8, 4 and 1,
+//!   a sliding one-second window and a fixed one-second window, and a
+//!   sliding window whose limit halves or grows by half after the 60th
+//!   request; quota 20/s burst 5, 8 fetchers, 60 pages (120 for the
+//!   changing limits), 100 ± 50 ms latency. stackcrawl 5 runs each: wall
+//!   time against the site-bound minimum (pages at the site's rate, plus
+//!   one latency), min / median / max, and the 429 share; for a changing
+//!   limit, how long after the change the crawl ran at the new limit.
+//!   Scrapy one run with AutoThrottle against the sliding window
 //! - marginal CPU per 50-question page: (CPU at 400 pages − CPU at 40) / 360,
 //!   user + system time of the crawler process (wait4), at 30 requests/s
 //! - peak RSS of the crawler process at 400 pages (the soak bench follows
@@ -20,15 +26,21 @@
 //! (`pip install scrapy`; `SCRAPY_VENV=DIR` uses another). When it cannot be
 //! set up, the bench says why and reports stackcrawl's figures alone.
 //!
-//! Run: `cargo bench --bench table` (about 3 minutes, plus the venv once).
+//! Run: `cargo bench --bench table` (about 12 minutes, plus the venv
+//! once). `TABLE_ROWS=limiters` (or `quota`, `cpu`, comma-separated) runs
+//! only those rows, `TABLE_RUNS=N` each limiter row N times,
+//! `TABLE_PAGES=N` crawls N pages a limiter row (2N when the limit
+//! changes).
 
+use std::cell::OnceCell;
 use std::collections::HashSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use stackcrawl_fakesite::{FakeSite, TestConfig};
+use stackcrawl_fakesite::limit::{Limiter, Shape, Shift};
+use stackcrawl_fakesite::{FakeSite, Hit, RateHeaders, TestConfig};
 
 const SPIDER: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -49,6 +61,10 @@ struct Run {
     lost: usize,
     requests: usize,
     refused: usize,
+    /// For a limit that changed: seconds from the change until the crawl
+    /// ran at the new limit (the last 429 after a drop; the first second
+    /// with 90% of the new rate served after a rise).
+    settled_after: Option<f64>,
 }
 
 /// A crawl to run: which tags, pages and limits.
@@ -58,19 +74,53 @@ struct Crawl {
     rate: f64,
     burst: u32,
     latency: Duration,
-    site_limit: Option<usize>,
+    /// Each response's latency varies by up to this either way.
+    jitter: Duration,
+    site_limit: Option<SiteLimit>,
+}
+
+/// How the site limits its client.
+#[derive(Clone, Copy)]
+struct SiteLimit {
+    shape: Shape,
+    /// The rate is multiplied by `.1` after the `.0`th request.
+    shift: Option<(u64, f64)>,
+    headers: RateHeaders,
 }
 
 impl Crawl {
     fn site(&self) -> FakeSite {
         let mut b = FakeSite::builder().latency(self.latency);
+        if !self.jitter.is_zero() {
+            b = b.latency_jitter(self.jitter, fastrand::u64(..));
+        }
         for t in &self.tags {
             b = b.synthetic_tag(t, u64::from(self.pages) * 50);
         }
-        if let Some(n) = self.site_limit {
-            b = b.limit(n);
+        if let Some(l) = self.site_limit {
+            let mut limiter = Limiter::new(l.shape, Instant::now());
+            if let Some((n, factor)) = l.shift {
+                limiter = limiter.shifting(Shift::AtRequest(n), factor);
+            }
+            b = b.limiter(limiter).rate_headers(l.headers);
         }
         b.start()
+    }
+
+    /// The site-bound minimum: every page at the rate the site allows at
+    /// the time, plus one latency for the last answer.
+    fn site_bound(&self) -> Option<f64> {
+        let l = self.site_limit?;
+        let pages = self.planned() as f64;
+        let rate = l.shape.rate();
+        let wire = match l.shift {
+            None => pages / rate,
+            Some((n, factor)) => {
+                let before = (n as f64).min(pages);
+                before / rate + (pages - before) / (rate * factor)
+            }
+        };
+        Some(wire + self.latency.as_secs_f64())
     }
 
     fn planned(&self) -> usize {
@@ -121,6 +171,23 @@ fn measure(mut cmd: Command) -> Measured {
 }
 
 fn outcome(crawl: &Crawl, site: &FakeSite, m: Measured) -> Run {
+    if std::env::var_os("TABLE_TRACE").is_some() {
+        // What the site saw, for a row that needs explaining.
+        let all = site.hits();
+        if let Some(first) = all.first().map(|h| h.at) {
+            let line: Vec<String> = all
+                .iter()
+                .map(|h| {
+                    format!(
+                        "{:.3}{}",
+                        (h.at - first).as_secs_f64(),
+                        if h.status == 429 { "R" } else { "" }
+                    )
+                })
+                .collect();
+            eprintln!("  trace: {}", line.join(" "));
+        }
+    }
     let hits = site.page_hits();
     let served: HashSet<(String, u32)> = hits
         .iter()
@@ -143,7 +210,33 @@ fn outcome(crawl: &Crawl, site: &FakeSite, m: Measured) -> Run {
         lost: crawl.planned().saturating_sub(served.len()),
         requests: site.hits().len(),
         refused: site.hits().iter().filter(|h| h.status == 429).count(),
+        settled_after: settled_after(crawl, &site.hits()),
     }
+}
+
+/// How long after the limit changed the crawl ran at the new limit; `None`
+/// when it did not change (or never settled).
+fn settled_after(crawl: &Crawl, hits: &[Hit]) -> Option<f64> {
+    let l = crawl.site_limit?;
+    let (n, factor) = l.shift?;
+    let changed = hits.get(usize::try_from(n).ok()?)?.at;
+    let after = || hits.iter().filter(|h| h.at >= changed);
+    if factor < 1.0 {
+        // The 429s the drop brought: those before the first 3 s without
+        // one (a later probe above the new limit is not the drop's).
+        let refused: Vec<Instant> = after().filter(|h| h.status == 429).map(|h| h.at).collect();
+        let last = refused
+            .windows(2)
+            .find(|w| w[1] - w[0] >= Duration::from_secs(3))
+            .map(|w| w[0])
+            .or(refused.last().copied());
+        return Some(last.map_or(0.0, |t| (t - changed).as_secs_f64()));
+    }
+    let served: Vec<Instant> = after().filter(|h| h.status == 200).map(|h| h.at).collect();
+    let goal = (0.9 * l.shape.rate() * factor).floor() as usize;
+    (goal..served.len())
+        .find(|&i| served[i] - served[i - goal] <= Duration::from_secs(1))
+        .map(|i| (served[i] - changed).as_secs_f64())
 }
 
 fn stackcrawl(crawl: &Crawl) -> Run {
@@ -229,85 +322,216 @@ fn tags(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}{i}")).collect()
 }
 
+/// The limiter rows: each shape at 8 requests/s.
+fn limiter_rows() -> Vec<(&'static str, SiteLimit)> {
+    let second = Duration::from_secs(1);
+    let bucket = |burst| Shape::TokenBucket { rate: 8.0, burst };
+    let sliding = Shape::SlidingWindow {
+        limit: 8,
+        window: second,
+    };
+    let fixed = Shape::FixedWindow {
+        limit: 8,
+        window: second,
+    };
+    let plain = |shape| SiteLimit {
+        shape,
+        shift: None,
+        headers: RateHeaders::RetryAfterOnly,
+    };
+    vec![
+        ("token bucket, burst 16", plain(bucket(16))),
+        ("token bucket, burst 8", plain(bucket(8))),
+        ("token bucket, burst 4", plain(bucket(4))),
+        ("token bucket, burst 1", plain(bucket(1))),
+        ("sliding 1 s window", plain(sliding)),
+        ("fixed 1 s window", plain(fixed)),
+        (
+            "sliding window, halved after 60 requests",
+            SiteLimit {
+                shift: Some((60, 0.5)),
+                ..plain(sliding)
+            },
+        ),
+        (
+            "sliding window, x1.5 after 60 requests",
+            SiteLimit {
+                shift: Some((60, 1.5)),
+                ..plain(sliding)
+            },
+        ),
+        (
+            "token bucket, burst 1, with RateLimit headers",
+            SiteLimit {
+                headers: RateHeaders::Ietf,
+                ..plain(bucket(1))
+            },
+        ),
+    ]
+}
+
+fn env_number(name: &str, default: u32) -> u32 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(default)
+}
+
 fn main() {
-    let python = scrapy_python();
-    if let Err(why) = &python {
-        println!("Scrapy not measured: {why}");
-    }
-    let python = python.ok();
-
-    println!("\n1. quota-bound crawl: 2 tags x 32 pages, quota 20/s burst 5, 300 ms latency, 8 in flight");
-    let quota = Crawl {
-        tags: tags("q", 2),
-        pages: 32,
-        rate: 20.0,
-        burst: 5,
-        latency: Duration::from_millis(300),
-        site_limit: None,
+    let rows = std::env::var("TABLE_ROWS").unwrap_or_else(|_| "quota,limiters,cpu".into());
+    let wants = |row: &str| rows.split(',').any(|r| r.trim() == row);
+    let scrapy_cell = OnceCell::new();
+    let python = || {
+        scrapy_cell
+            .get_or_init(|| {
+                let python = scrapy_python();
+                if let Err(why) = &python {
+                    println!("Scrapy not measured: {why}");
+                }
+                python.ok()
+            })
+            .clone()
     };
-    // robots.txt first (one round trip), then the quota, then the last
-    // page's round trip.
-    let bound = (quota.planned() - 5) as f64 / quota.rate + 2.0 * quota.latency.as_secs_f64();
-    let ours = stackcrawl(&quota);
-    println!(
-        "  stackcrawl  {:.2} s = {:.3} x the quota bound of {bound:.2} s; lost {}",
-        ours.wall,
-        ours.wall / bound,
-        ours.lost
-    );
-    if let Some(py) = &python {
-        let theirs = scrapy(py, &quota, false);
-        let crawl = theirs.crawl_secs.unwrap_or(theirs.wall);
+    let load = || std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("load average at the start: {}", load().trim());
+
+    if wants("quota") {
+        println!("\n1. quota-bound crawl: 2 tags x 32 pages, quota 20/s burst 5, 300 ms latency, 8 in flight");
+        let quota = Crawl {
+            tags: tags("q", 2),
+            pages: 32,
+            rate: 20.0,
+            burst: 5,
+            latency: Duration::from_millis(300),
+            jitter: Duration::ZERO,
+            site_limit: None,
+        };
+        // robots.txt first (one round trip), then the quota, then the last
+        // page's round trip.
+        let bound = (quota.planned() - 5) as f64 / quota.rate + 2.0 * quota.latency.as_secs_f64();
+        let ours = stackcrawl(&quota);
         println!(
-            "  Scrapy      {crawl:.2} s spider open to close = {:.3} x ({:.2} s with the interpreter's start); lost {}",
-            crawl / bound,
-            theirs.wall,
-            theirs.lost
+            "  stackcrawl  {:.2} s = {:.3} x the quota bound of {bound:.2} s; lost {}",
+            ours.wall,
+            ours.wall / bound,
+            ours.lost
         );
+        if let Some(py) = python() {
+            let theirs = scrapy(&py, &quota, false);
+            let crawl = theirs.crawl_secs.unwrap_or(theirs.wall);
+            println!(
+                "  Scrapy      {crawl:.2} s spider open to close = {:.3} x ({:.2} s with the interpreter's start); lost {}",
+                crawl / bound,
+                theirs.wall,
+                theirs.lost
+            );
+        }
     }
 
-    println!("\n2. slow site: it serves 8 requests in any second; quota 20/s burst 5, 60 pages, 100 ms latency");
-    let slow = Crawl {
-        tags: tags("s", 2),
-        pages: 30,
-        rate: 20.0,
-        burst: 5,
-        latency: Duration::from_millis(100),
-        site_limit: Some(8),
-    };
-    let minimum = slow.planned() as f64 / 8.0;
-    let mut ratios = Vec::new();
-    for i in 1..=5 {
-        let r = stackcrawl(&slow);
+    if wants("limiters") {
+        let runs = env_number("TABLE_RUNS", 5) as usize;
+        let pages = env_number("TABLE_PAGES", 60);
         println!(
-            "  stackcrawl run {i}: {:.2} s = {:.3} x the {minimum:.1} s minimum; {} of {} requests 429 ({:.1}%); lost {}",
-            r.wall,
-            r.wall / minimum,
-            r.refused,
-            r.requests,
-            100.0 * r.refused as f64 / r.requests as f64,
-            r.lost
+            "\n2. the site's limiter: 8 requests/s; quota 20/s burst 5, 8 fetchers, {pages} pages ({} when the limit changes), 100 +- 50 ms latency, {runs} runs each",
+            2 * pages
         );
-        ratios.push(r.wall / minimum);
-    }
-    ratios.sort_by(f64::total_cmp);
-    println!(
-        "  stackcrawl ratio over 5 runs: min {:.3}, median {:.3}, max {:.3} (goal <= 1.15)",
-        ratios[0], ratios[2], ratios[4]
-    );
-    if let Some(py) = &python {
-        let r = scrapy(py, &slow, true);
-        let crawl = r.crawl_secs.unwrap_or(r.wall);
-        println!(
-            "  Scrapy (AutoThrottle): {crawl:.2} s spider open to close = {:.3} x; {} of {} requests 429; lost {} of {}",
-            crawl / minimum,
-            r.refused,
-            r.requests,
-            r.lost,
-            r.planned
-        );
+        println!("| the site's limiter | wall / minimum (min / median / max) | 429s (min / median / max) | settled after a change | lost | load average |");
+        println!("|---|---|---|---|---|---|");
+        let only = std::env::var("TABLE_ONLY").unwrap_or_default();
+        for (name, limit) in limiter_rows()
+            .into_iter()
+            .filter(|(n, _)| only.is_empty() || only.split(";").any(|o| o == *n))
+        {
+            let pages = if limit.shift.is_some() {
+                2 * pages
+            } else {
+                pages
+            };
+            let crawl = Crawl {
+                tags: tags("s", 2),
+                pages: pages / 2,
+                rate: 20.0,
+                burst: 5,
+                latency: Duration::from_millis(100),
+                jitter: Duration::from_millis(50),
+                site_limit: Some(limit),
+            };
+            let minimum = crawl.site_bound().expect("a limited site");
+            let mut ratios = Vec::new();
+            let mut shares = Vec::new();
+            let mut settled = Vec::new();
+            let mut lost = 0;
+            let before = load();
+            for i in 1..=runs {
+                let r = stackcrawl(&crawl);
+                let share = r.refused as f64 / r.requests as f64;
+                eprintln!(
+                    "  {name} run {i}: {:.2} s = {:.3} x the {minimum:.2} s minimum; {} of {} requests 429 ({:.1}%); lost {}; settled {:?}",
+                    r.wall,
+                    r.wall / minimum,
+                    r.refused,
+                    r.requests,
+                    100.0 * share,
+                    r.lost,
+                    r.settled_after
+                );
+                ratios.push(r.wall / minimum);
+                shares.push(share);
+                settled.extend(r.settled_after);
+                lost += r.lost;
+            }
+            let spread = |v: &mut Vec<f64>, f: &dyn Fn(f64) -> String| {
+                v.sort_by(f64::total_cmp);
+                format!(
+                    "{} / {} / {}",
+                    f(v[0]),
+                    f(v[v.len() / 2]),
+                    f(v[v.len() - 1])
+                )
+            };
+            let settled = if settled.is_empty() {
+                "".to_string()
+            } else {
+                format!("{} s", spread(&mut settled, &|x| format!("{x:.1}")))
+            };
+            println!(
+                "| {name} | {} | {} | {settled} | {lost} | {} .. {} |",
+                spread(&mut ratios, &|x| format!("{x:.2}x")),
+                spread(&mut shares, &|x| format!("{:.1}%", 100.0 * x)),
+                first_field(&before),
+                first_field(&load()),
+            );
+        }
+        if let Some(py) = python() {
+            let (_, sliding) = limiter_rows()[4];
+            let slow = Crawl {
+                tags: tags("s", 2),
+                pages: pages / 2,
+                rate: 20.0,
+                burst: 5,
+                latency: Duration::from_millis(100),
+                jitter: Duration::from_millis(50),
+                site_limit: Some(sliding),
+            };
+            let minimum = slow.site_bound().expect("a limited site");
+            let r = scrapy(&py, &slow, true);
+            let crawl = r.crawl_secs.unwrap_or(r.wall);
+            println!(
+                "  Scrapy (AutoThrottle) against the sliding window: {crawl:.2} s spider open to close = {:.3} x; {} of {} requests 429; lost {} of {}",
+                crawl / minimum,
+                r.refused,
+                r.requests,
+                r.lost,
+                r.planned
+            );
+        }
     }
 
+    if !wants("cpu") {
+        return;
+    }
+    let python = python();
     println!(
         "\n3-4. marginal CPU per 50-question page (400 - 40 pages) and peak RSS, at 30 requests/s"
     );
@@ -317,6 +541,7 @@ fn main() {
         rate: 30.0,
         burst: 5,
         latency: Duration::ZERO,
+        jitter: Duration::ZERO,
         site_limit: None,
     };
     let large = Crawl {
@@ -349,4 +574,9 @@ fn main() {
         "\n5. release binary: {:.1} MiB (goal <= 20 MB)",
         bin.unwrap_or(0) as f64 / (1024.0 * 1024.0)
     );
+}
+
+/// The one-minute figure of a /proc/loadavg line.
+fn first_field(loadavg: &str) -> &str {
+    loadavg.split_whitespace().next().unwrap_or("?")
 }

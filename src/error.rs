@@ -48,7 +48,7 @@ pub enum CrawlError {
         source_name: &'static str,
         tag: String,
         page: u32,
-        error: crate::source::JobError,
+        error: Box<crate::source::JobError>,
     },
     #[error("the crawler's actors stopped before the run ended")]
     Stopped,

@@ -292,12 +292,12 @@ async fn a_bad_parameter_stops_the_crawl_at_once_and_nothing_is_retried() {
         .expect_err("the API refused the crawl");
     match &err {
         CrawlError::Refused {
-            tag,
-            page,
-            error: JobError::Api(error),
-            ..
+            tag, page, error, ..
         } => {
             assert_eq!((tag.as_str(), *page), ("a", 2));
+            let JobError::Api(error) = error.as_ref() else {
+                panic!("an API refusal: {error:?}")
+            };
             assert_eq!(
                 error,
                 &ApiError::BadParameter {

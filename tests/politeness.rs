@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use stackcrawl::lane::robots::RobotsError;
 use stackcrawl::CrawlError;
-use stackcrawl_fakesite::{crawl_site, FakeSite, Fault, Hit, TestConfig};
+use stackcrawl_fakesite::{
+    crawl_site, FakeSite, Fault, Hit, Limiter, RateHeaders, Shape, TestConfig,
+};
 
 const DISALLOW_ALL: &str = "User-agent: *\nDisallow: /\n";
 
@@ -483,12 +485,14 @@ fn closest_gap(hits: &[Hit]) -> Duration {
 
 #[actix::test]
 async fn the_429s_of_requests_in_flight_together_lower_the_rate_once() {
-    // Four requests go out together and all four come back 429: one
-    // congestion event. The lane cuts its rate once (to a quarter of 20/s
-    // at most, as nothing was accepted before), not once per 429.
+    // Four requests go out before any answer comes back (50 ms apart: no
+    // burst before the site has shown it takes the quota; 300 ms of
+    // latency) and all four come back 429: one congestion event. The lane
+    // cuts its rate once (to a quarter of 20/s at most, as nothing was
+    // accepted before), not once per 429.
     let mut b = FakeSite::builder()
         .tag("a", 20 * 50)
-        .latency(Duration::from_millis(100));
+        .latency(Duration::from_millis(300));
     for page in 1..=4 {
         b = b.fault(
             "a",
@@ -571,4 +575,69 @@ async fn a_site_that_throttles_below_the_quota_is_crawled_just_under_its_limit()
         closest < Duration::from_millis(300),
         "requests at least {closest:?} apart after the last 429"
     );
+}
+
+/// A crawl of `pages` pages at quota 20/s burst 5, 8 fetchers, against
+/// `site`; what the site saw of it.
+async fn crawl_limited(site: &FakeSite, pages: u32) -> (stackcrawl::model::RunSummary, Vec<Hit>) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = crawl_site(
+        TestConfig::new(site, dir.path())
+            .fetch("rate = 20.0\nburst = 5\nfetchers = 8\nmax_retries = 5")
+            .tag_set("a", &["a"], pages)
+            .build(),
+    )
+    .await
+    .unwrap();
+    (s, site.hits())
+}
+
+fn bucket_without_burst() -> Limiter {
+    // nginx's `limit_req` without `burst=`: one request per 125 ms, and
+    // one any closer is refused.
+    Limiter::new(
+        Shape::TokenBucket {
+            rate: 8.0,
+            burst: 1,
+        },
+        std::time::Instant::now(),
+    )
+}
+
+#[actix::test]
+async fn a_bucket_without_burst_is_crawled_whole_with_a_few_429s() {
+    let site = FakeSite::builder()
+        .tag("a", 30 * 50)
+        .latency(Duration::from_millis(50))
+        .limiter(bucket_without_burst())
+        .start();
+    let (s, hits) = crawl_limited(&site, 30).await;
+    assert_eq!((s.pages_done, s.pages_failed), (30, 0), "nothing lost");
+    let refused = hits.iter().filter(|h| h.status == 429).count();
+    assert_eq!(
+        hits.len(),
+        1 + 30 + refused,
+        "robots.txt, one request per page and one per 429"
+    );
+    // The quota's burst of five would be refused four times over at the
+    // start, and a rate left above 8/s would be refused over and over.
+    // Opening without the burst, a congestion event costs the requests on
+    // the wire with it; a loaded machine bunches a few more.
+    assert!(refused <= 8, "{refused} 429s in {} requests", hits.len());
+}
+
+#[actix::test]
+async fn a_site_that_states_its_policy_is_paced_by_it_from_the_first_answer() {
+    let site = FakeSite::builder()
+        .tag("a", 30 * 50)
+        .latency(Duration::from_millis(50))
+        .limiter(bucket_without_burst())
+        .rate_headers(RateHeaders::Ietf)
+        .start();
+    let (s, hits) = crawl_limited(&site, 30).await;
+    assert_eq!((s.pages_done, s.pages_failed), (30, 0));
+    // robots.txt's answer says "8 a second": every page is spaced by it,
+    // so only a request bunched by a loaded machine can be refused.
+    let refused = hits.iter().filter(|h| h.status == 429).count();
+    assert!(refused <= 2, "{refused} 429s in {} requests", hits.len());
 }

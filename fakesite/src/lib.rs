@@ -15,12 +15,14 @@
 pub mod api;
 pub mod browser;
 pub mod config;
+pub mod limit;
 pub mod pg;
 pub mod proxy;
 pub mod service;
 pub mod sim;
 
 pub use config::{budget_used, crawl_site, TestConfig};
+pub use limit::{Limiter, Shape, Shift};
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -156,48 +158,50 @@ struct State {
     gzipped: usize,
     /// Edits per tag, for tests that change the site between passes.
     versions: HashMap<String, u64>,
-    /// The whole site's limit, as one client sees it (`limit`).
-    limit: Option<SiteLimit>,
+    /// The whole site's limit, as one client sees it (`limit`, `limiter`).
+    limit: Option<Limiter>,
     /// Requests per second each client address may make, as Stack Exchange
     /// limits per IP (`per_client_rate`): one window per address.
-    per_client: Option<usize>,
-    client_limits: HashMap<IpAddr, SiteLimit>,
+    per_client: Option<u32>,
+    client_limits: HashMap<IpAddr, Limiter>,
+    /// Which rate-limit headers go with every answer a limiter decided.
+    rate_headers: RateHeaders,
+    /// Each response's latency varies by up to this much either way.
+    jitter: Duration,
+    jitter_rng: Option<fastrand::Rng>,
 }
 
-/// A site that throttles its client: at most `per_second` requests in any
-/// one-second window (a sliding log, as many rate limiters keep), counting
-/// only the requests it served. One more gets a 429 whose `Retry-After`
-/// names the whole seconds until the window has room again.
-#[derive(Debug)]
-struct SiteLimit {
-    per_second: usize,
-    served: VecDeque<Instant>,
+/// The rate-limit headers a site sends, in the styles sites use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RateHeaders {
+    /// `Retry-After` on a refusal, nothing else (nginx, most sites).
+    #[default]
+    RetryAfterOnly,
+    /// The IETF draft's `RateLimit-Policy: "fake";q=N;w=S` and
+    /// `RateLimit: "fake";r=N;t=S` on every answer.
+    Ietf,
+    /// `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset`
+    /// (seconds until the reset) on every answer.
+    XRateLimit,
 }
 
-impl SiteLimit {
-    fn new(per_second: usize) -> SiteLimit {
-        SiteLimit {
-            per_second: per_second.max(1),
-            served: VecDeque::new(),
+impl RateHeaders {
+    /// The header lines for a limiter's verdict, `Retry-After` aside.
+    fn lines(self, v: &limit::Verdict) -> String {
+        let reset = v.retry_after_secs();
+        match self {
+            RateHeaders::RetryAfterOnly => String::new(),
+            RateHeaders::Ietf => format!(
+                "RateLimit-Policy: \"fake\";q={};w={}\r\nRateLimit: \"fake\";r={};t={reset}\r\n",
+                v.limit,
+                v.window.as_secs().max(1),
+                v.remaining
+            ),
+            RateHeaders::XRateLimit => format!(
+                "X-RateLimit-Limit: {}\r\nX-RateLimit-Remaining: {}\r\nX-RateLimit-Reset: {reset}\r\n",
+                v.limit, v.remaining
+            ),
         }
-    }
-
-    /// `None`: serve it (and remember it); `Some(secs)`: refuse it.
-    fn admit(&mut self, at: Instant) -> Option<u64> {
-        let window = Duration::from_secs(1);
-        while self
-            .served
-            .front()
-            .is_some_and(|t| at.saturating_duration_since(*t) >= window)
-        {
-            self.served.pop_front();
-        }
-        if self.served.len() < self.per_second {
-            self.served.push_back(at);
-            return None;
-        }
-        let free_at = self.served[self.served.len() - self.per_second] + window;
-        Some(free_at.saturating_duration_since(at).as_secs_f64().ceil() as u64)
     }
 }
 
@@ -424,15 +428,42 @@ impl SiteBuilder {
     /// Each client address may make `rate` requests in any one-second
     /// window; one more is answered 429 with a `Retry-After`.
     pub fn per_client_rate(mut self, rate: u32) -> Self {
-        self.state.per_client = Some(rate as usize);
+        self.state.per_client = Some(rate);
         self
     }
 
     /// Throttle the client to `per_second` requests in any one-second window
     /// (listings and robots.txt alike): one more gets a 429 with a
     /// `Retry-After`.
-    pub fn limit(mut self, per_second: usize) -> Self {
-        self.state.limit = Some(SiteLimit::new(per_second));
+    pub fn limit(self, per_second: usize) -> Self {
+        let limit = u32::try_from(per_second).unwrap_or(u32::MAX);
+        self.limiter(Limiter::new(
+            Shape::SlidingWindow {
+                limit,
+                window: Duration::from_secs(1),
+            },
+            Instant::now(),
+        ))
+    }
+
+    /// Throttle the client with this limiter (listings and robots.txt
+    /// alike): a refused request gets a 429 with a `Retry-After`.
+    pub fn limiter(mut self, limiter: Limiter) -> Self {
+        self.state.limit = Some(limiter);
+        self
+    }
+
+    /// Send these rate-limit headers with every answer a limiter decided.
+    pub fn rate_headers(mut self, style: RateHeaders) -> Self {
+        self.state.rate_headers = style;
+        self
+    }
+
+    /// Vary each response's latency uniformly by up to `d` either way,
+    /// from a seeded generator so runs are repeatable.
+    pub fn latency_jitter(mut self, d: Duration, seed: u64) -> Self {
+        self.state.jitter = d;
+        self.state.jitter_rng = Some(fastrand::Rng::with_seed(seed));
         self
     }
 
@@ -707,25 +738,38 @@ async fn serve(
     }
 
     // Decide the response under the lock, then sleep and write without it.
-    let (fault, latency, body, gzip) = {
+    let (fault, latency, body, gzip, limit_lines) = {
         let mut st = state.lock().unwrap();
         let key = (req.tag.clone().unwrap_or_default(), req.page.unwrap_or(0));
         let mut fault = st.script.get_mut(&key).and_then(|q| q.pop_front());
+        let mut limit_lines = String::new();
         if fault.is_none() {
             let st = &mut *st;
-            let refused = match st.per_client {
-                Some(n) => st
-                    .client_limits
-                    .entry(client)
-                    .or_insert_with(|| SiteLimit::new(n))
-                    .admit(arrived),
-                None => st.limit.as_mut().and_then(|l| l.admit(arrived)),
+            let verdict = match st.per_client {
+                Some(n) => Some(
+                    st.client_limits
+                        .entry(client)
+                        .or_insert_with(|| {
+                            Limiter::new(
+                                Shape::SlidingWindow {
+                                    limit: n,
+                                    window: Duration::from_secs(1),
+                                },
+                                arrived,
+                            )
+                        })
+                        .admit(arrived),
+                ),
+                None => st.limit.as_mut().map(|l| l.admit(arrived)),
             };
-            if let Some(secs) = refused {
-                fault = Some(Fault::Status {
-                    status: 429,
-                    retry_after: Some(secs.to_string()),
-                });
+            if let Some(v) = verdict {
+                limit_lines = st.rate_headers.lines(&v);
+                if !v.served {
+                    fault = Some(Fault::Status {
+                        status: 429,
+                        retry_after: Some(v.retry_after_secs().to_string()),
+                    });
+                }
             }
         }
         if fault.is_none() && req.tag.is_some() {
@@ -808,7 +852,16 @@ async fn serve(
         if gzip {
             st.gzipped += 1;
         }
-        (fault, st.latency, body, gzip)
+        let st = &mut *st;
+        let latency = match &mut st.jitter_rng {
+            Some(rng) if !st.jitter.is_zero() => {
+                let spread = st.jitter.as_secs_f64();
+                let d = st.latency.as_secs_f64() + spread * (2.0 * rng.f64() - 1.0);
+                Duration::from_secs_f64(d.max(0.0))
+            }
+            _ => st.latency,
+        };
+        (fault, latency, body, gzip, limit_lines)
     };
 
     if !latency.is_zero() {
@@ -830,7 +883,7 @@ async fn serve(
         (body.as_bytes(), "")
     };
     let response = |status: u16, reason: &str, extra: &str, body: &[u8]| -> Vec<u8> {
-        let extra = format!("{extra}{encoding}");
+        let extra = format!("{extra}{limit_lines}{encoding}");
         let mut out = format!(
             "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
             body.len()

@@ -417,7 +417,7 @@ impl Crawler {
             // A site that throttles counts robots.txt among the requests it
             // allows; so does the lane's rate controller.
             match &response {
-                Ok(r) if r.status < 400 => lane.answered(&ticket, Answer::Accepted),
+                Ok(r) if r.status < 400 => lane.answered(&ticket, Answer::Accepted(r.limits)),
                 // Too many requests: the site's quota speaks, as for a
                 // page, and its Retry-After binds every request.
                 Ok(r) if r.status == 429 => {
@@ -425,6 +425,7 @@ impl Crawler {
                         &ticket,
                         Answer::Throttled {
                             retry_after: r.retry_after,
+                            limits: r.limits,
                         },
                     );
                     honour_retry_after(lane, &r.status_error());

@@ -158,14 +158,16 @@ impl Attempt {
             debug!(url = %job.url, "GET");
             let body = job.source.request(&self.requester, &self.lane, &job).await;
             match &body {
-                Ok(_) => self.lane.answered(&ticket, Answer::Accepted),
+                Ok(body) => self.lane.answered(&ticket, Answer::Accepted(body.limits)),
                 Err(JobError::Fetch(FetchError::RateLimited {
                     status: 429,
                     retry_after,
+                    limits,
                 })) => self.lane.answered(
                     &ticket,
                     Answer::Throttled {
                         retry_after: *retry_after,
+                        limits: *limits,
                     },
                 ),
                 Err(_) => {}

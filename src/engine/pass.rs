@@ -106,7 +106,7 @@ impl Crawler {
                 source_name: f.source.title(),
                 tag: f.ctx.tag,
                 page: f.ctx.page,
-                error: f.error,
+                error: Box::new(f.error),
             })
         } else if let Some(at) = stats.budget_resets_at {
             PassEnd::OutOfBudget(at)

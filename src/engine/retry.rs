@@ -160,6 +160,7 @@ mod tests {
         let e = JobError::Fetch(FetchError::RateLimited {
             status: 429,
             retry_after: Some(Duration::from_secs(2)),
+            limits: Default::default(),
         });
         assert_eq!(
             p.decide(&e, 1, 0.5),
@@ -176,6 +177,7 @@ mod tests {
         let e = JobError::Fetch(FetchError::RateLimited {
             status: 503,
             retry_after: None,
+            limits: Default::default(),
         });
         assert_eq!(
             p.decide(&e, 2, 0.5),

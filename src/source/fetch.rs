@@ -9,6 +9,7 @@ use reqwest::redirect;
 use thiserror::Error;
 
 use crate::config::Config;
+use crate::lane::throttle::RateLimits;
 
 #[derive(Debug, Clone, Error)]
 pub enum FetchError {
@@ -17,6 +18,8 @@ pub enum FetchError {
     RateLimited {
         status: u16,
         retry_after: Option<Duration>,
+        /// What the site said of its limit besides.
+        limits: RateLimits,
     },
     #[error("HTTP {status}")]
     Status { status: u16 },
@@ -115,6 +118,8 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 pub struct Body {
     pub text: String,
     pub fetched_at: DateTime<Utc>,
+    /// What the site said of its rate limit, for the lane's controller.
+    pub limits: RateLimits,
 }
 
 #[derive(Clone)]
@@ -172,6 +177,7 @@ impl HttpClient {
             200..=299 => Ok(Body {
                 text: resp.text,
                 fetched_at: resp.fetched_at,
+                limits: resp.limits,
             }),
             _ => Err(resp.status_error()),
         }
@@ -188,6 +194,7 @@ impl HttpClient {
             .map_err(FetchError::from_reqwest)?;
         let status = resp.status().as_u16();
         let retry_after = retry_after(resp.headers(), Utc::now());
+        let limits = RateLimits::from_headers(resp.headers(), Utc::now().timestamp());
         if resp
             .content_length()
             .is_some_and(|len| len > self.max_body_bytes as u64)
@@ -208,6 +215,7 @@ impl HttpClient {
         Ok(Response {
             status,
             retry_after,
+            limits,
             text: String::from_utf8_lossy(&bytes).into_owned(),
             fetched_at: Utc::now(),
         })
@@ -219,6 +227,7 @@ impl HttpClient {
 pub struct Response {
     pub status: u16,
     pub retry_after: Option<Duration>,
+    pub limits: RateLimits,
     pub text: String,
     pub fetched_at: DateTime<Utc>,
 }
@@ -228,9 +237,12 @@ impl Response {
     /// slow down (saying how long, perhaps); any other is plain.
     pub fn status_error(&self) -> FetchError {
         match self.status {
+            // A site that names no Retry-After but the reset of an
+            // exhausted quota says when to come back all the same.
             429 | 503 => FetchError::RateLimited {
                 status: self.status,
-                retry_after: self.retry_after,
+                retry_after: self.retry_after.or(self.limits.reset),
+                limits: self.limits,
             },
             status => FetchError::Status { status },
         }

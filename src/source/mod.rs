@@ -399,6 +399,7 @@ impl Source {
                     return Ok(Body {
                         text: resp.text,
                         fetched_at: resp.fetched_at,
+                        limits: resp.limits,
                     });
                 }
                 let err = api::parse_api_error(resp.status, &resp.text);

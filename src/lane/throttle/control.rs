@@ -1,0 +1,752 @@
+//! [`RateControl`]: the congestion controller of one host, a pure state
+//! machine fed with what the site answered to each request and when that
+//! request was sent. How it compares with its references:
+//! - TCP (Reno/NewReno, RFC 5681/6582): multiplicative decrease, and one
+//!   decrease per window: a 429 for a request that was already on the wire
+//!   when the rate was cut is the same congestion event, not a new one
+//!   (NewReno's recovery point). Unlike TCP's blind halving, the decrease
+//!   goes to a measured figure, as BBR does: what the site accepted over the
+//!   span its `Retry-After` names, less a margin.
+//! - CUBIC (RFC 9438): after a decrease the rate holds near the figure the
+//!   site was measured to allow, then probes upward ever faster the longer
+//!   it stays free of 429s (CUBIC's convex region): a site that raised its
+//!   limit is found within seconds, while a site at its old limit sees no
+//!   probe for as long as the hold lasts. A decrease the evidence could not
+//!   measure (clamped to the deepest cut) holds briefly and probes fast:
+//!   it is a guess, and the probe corrects it.
+//! - TCP's slow start, reduced to what a pacer needs: until the site has
+//!   taken the quota for a second, requests are spaced at the quota without
+//!   the governor's burst. A site that refuses bursts (nginx's `limit_req`
+//!   without `burst=`) would refuse most of it, each refusal a retry.
+//! - Scrapy's AutoThrottle sets a download delay from response latency
+//!   and treats a 429 like any slow response: it never learns the site's
+//!   limit. Latency says nothing about a rate limit on a fast server; the
+//!   answers (429 and what was accepted before it) do.
+//! - A site that states its policy (`RateLimit-Policy`, see
+//!   [`RateLimits`]) is taken at its word: the rate goes just under it at
+//!   once, and never probes above it.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::headers::RateLimits;
+
+/// The settled rate is this share of the rate the site was seen to accept:
+/// room for the jitter between when a request is sent and when it arrives.
+/// Against "8 in any second", 0.97 spaces requests 129 ms apart, so a
+/// request may arrive 4 ms late before two fall closer than the site's
+/// 125 ms.
+const MARGIN: f64 = 0.97;
+/// The share of a rate the site states that requests go at.
+const STATED_MARGIN: f64 = 0.98;
+/// One congestion signal lowers the rate to at most this share of it...
+const LEAST_CUT: f64 = 0.9;
+/// ...and to no less than this share (two TCP halvings), however few
+/// requests were accepted before it: a short sample is not a measurement.
+const DEEPEST_CUT: f64 = 0.25;
+/// The rate never falls below this share of the quota.
+const FLOOR: f64 = 1.0 / 64.0;
+/// After a measured decrease the rate holds this long before probing...
+const HOLD: Duration = Duration::from_secs(6);
+/// ...twice as long each time a 429 confirms the rate measured before
+/// (within [`CONFIRMED`]), up to this: a probe into a limit already known
+/// costs a 429 and its pause, so a stable site is probed ever more rarely.
+const LONGEST_HOLD: Duration = Duration::from_secs(48);
+const CONFIRMED: f64 = 0.1;
+/// ...then rises by half in this long again, slowly at first: rate =
+/// base × (1 + ½ (t / RISE)³), t counted from the end of the hold.
+const RISE: Duration = Duration::from_secs(6);
+/// After a decrease the evidence could not measure, the hold is this much
+/// shorter...
+const GUESS_HOLD: u32 = 5;
+/// ...and the rise this much faster.
+const GUESS_RISE: u32 = 2;
+/// The refusal at the edge of what the site allows is measured by the
+/// spacing of this many accepted requests before it.
+const EDGE_SAMPLE: usize = 4;
+/// The opening ends once the site has accepted requests sent this far
+/// apart without refusing any.
+const OPENING: Duration = Duration::from_secs(1);
+/// The span over which accepted requests are counted when a 429 arrives:
+/// what `Retry-After` names, within these bounds.
+const MIN_WINDOW: Duration = Duration::from_secs(1);
+const MAX_WINDOW: Duration = Duration::from_secs(60);
+/// A probe is reported once it has raised the rate by this share since
+/// the last report.
+const REPORT_STEP: f64 = 0.05;
+
+/// What the site answered to one request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Answer {
+    /// Served (whatever the body held), with the rate-limit headers it had.
+    Accepted(RateLimits),
+    /// A 429: too many requests.
+    Throttled {
+        retry_after: Option<Duration>,
+        limits: RateLimits,
+    },
+}
+
+impl Answer {
+    /// Served, with no rate-limit headers.
+    pub const ACCEPTED: Answer = Answer::Accepted(RateLimits {
+        limit: None,
+        window: None,
+        remaining: None,
+        reset: None,
+    });
+}
+
+/// How one answer moved the rate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Change {
+    /// A congestion signal, or a policy the site stated: `accepted`
+    /// requests/s is what the site was measured (or said) to allow; the
+    /// rate is now `rate`.
+    Lowered { rate: f64, accepted: f64 },
+    /// A probe upward after a quiet spell, or a higher stated policy.
+    Raised { rate: f64 },
+}
+
+/// The last decrease, which the probe starts from.
+#[derive(Debug, Clone, Copy)]
+struct Cut {
+    at: Instant,
+    rate: f64,
+    /// The evidence measured the site's rate (it was not a clamped guess).
+    measured: bool,
+    /// How long a measured rate holds before probing.
+    hold: Duration,
+}
+
+impl Cut {
+    /// The rate `now`: held, then rising ever faster.
+    fn probe(&self, now: Instant) -> f64 {
+        let (hold, rise) = if self.measured {
+            (self.hold, RISE)
+        } else {
+            (HOLD / GUESS_HOLD, RISE / GUESS_RISE)
+        };
+        let safe = now.saturating_duration_since(self.at);
+        let rising = safe.saturating_sub(hold).as_secs_f64();
+        let t = rising / rise.as_secs_f64();
+        self.rate * (1.0 + 0.5 * t * t * t)
+    }
+}
+
+/// One congestion event: the first 429 sent after the last decrease, and
+/// the requests that were on the wire with it. Their answers keep coming
+/// during the pause it brings, and each refines the estimate.
+#[derive(Debug, Clone, Copy)]
+struct Event {
+    /// The rate before the event; every estimate is bounded by it.
+    before: f64,
+    /// When the first refused request was sent.
+    refused: Instant,
+    /// The span its Retry-After names.
+    window: Duration,
+    /// Not refused soon after a pause: the requests before it measure.
+    measurable: bool,
+    /// The evidence covers the whole window (not the opening, not just
+    /// after a pause).
+    observed: bool,
+}
+
+/// The rate a host accepts, learned from its answers. Pure: every instant
+/// is passed in, so a test drives it through any history without waiting.
+#[derive(Debug, Clone)]
+pub struct RateControl {
+    ceiling: f64,
+    rate: f64,
+    /// Nothing shows yet that the site takes the quota: no burst.
+    opening: bool,
+    /// Since when the quota has been offered without a burst (`None`:
+    /// since the first request).
+    opened_at: Option<Instant>,
+    first_sent: Option<Instant>,
+    /// A 429 for a request sent before this instant belongs to the
+    /// congestion event already answered.
+    cut_at: Option<Instant>,
+    cut: Option<Cut>,
+    /// The last measured cut's rate and hold, kept after the probe ends.
+    last_measured: Option<(f64, Duration)>,
+    event: Option<Event>,
+    /// The rate the site states in its headers: a ceiling of its own.
+    stated: Option<f64>,
+    /// The rate last reported by a [`Change`].
+    reported: f64,
+    /// Send times of the answered requests of the last [`MAX_WINDOW`],
+    /// oldest first, and whether each was accepted (at most the quota ×
+    /// 60 entries).
+    answers: VecDeque<(Instant, bool)>,
+    /// When the pool's recent pauses end (those of the last
+    /// [`MAX_WINDOW`]): a 429 soon after one is not a measurement.
+    resumes: VecDeque<Instant>,
+}
+
+impl RateControl {
+    /// Starts at the configured quota, `ceiling` requests/s.
+    pub fn new(ceiling: f64) -> RateControl {
+        RateControl {
+            ceiling,
+            rate: ceiling,
+            opening: true,
+            opened_at: None,
+            first_sent: None,
+            cut_at: None,
+            cut: None,
+            last_measured: None,
+            event: None,
+            stated: None,
+            reported: ceiling,
+            answers: VecDeque::new(),
+            resumes: VecDeque::new(),
+        }
+    }
+
+    /// The rate requests may go out at now.
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    /// Requests are spaced by the controller (below the quota, or at it
+    /// without a burst while opening), not only by the governor.
+    pub fn is_limiting(&self) -> bool {
+        self.opening || self.rate < self.ceiling
+    }
+
+    /// The pool is paused until `until` (a `Retry-After`, a block page, an
+    /// API backoff); `now` is when the pause was applied.
+    pub fn paused(&mut self, until: Instant, now: Instant) {
+        while self
+            .resumes
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) > MAX_WINDOW)
+        {
+            self.resumes.pop_front();
+        }
+        self.resumes.push_back(until);
+    }
+
+    /// The site answered a request sent at `sent`; `now` is when the answer
+    /// was read.
+    pub fn answered(&mut self, sent: Instant, now: Instant, answer: Answer) -> Option<Change> {
+        let first = *self.first_sent.get_or_insert(sent);
+        self.first_sent = Some(first.min(sent));
+        let ok = matches!(answer, Answer::Accepted(_));
+        // Answers arrive out of order; keep the log sorted by send time.
+        let at = self.answers.partition_point(|(t, _)| *t <= sent);
+        self.answers.insert(at, (sent, ok));
+        while self
+            .answers
+            .front()
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > MAX_WINDOW)
+        {
+            self.answers.pop_front();
+        }
+        let limits = match answer {
+            Answer::Accepted(limits) | Answer::Throttled { limits, .. } => limits,
+        };
+        if let Some(stated) = limits.stated_rate() {
+            if let Some(change) = self.told(stated, now) {
+                return Some(change);
+            }
+        }
+        if self.cut_at.is_some_and(|cut| sent < cut) {
+            // On the wire with the last 429: its answer refines that
+            // event's estimate rather than making one of its own, while
+            // the pause it brought lasts (later, the probe has moved on).
+            let open = self
+                .event
+                .zip(self.cut)
+                .is_some_and(|(ev, cut)| now < cut.at + ev.window);
+            return if open { self.refine() } else { None };
+        }
+        match answer {
+            Answer::Accepted(_) => self.accepted(sent, now),
+            Answer::Throttled {
+                retry_after,
+                limits,
+            } => self.throttled(sent, now, retry_after.or(limits.reset)),
+        }
+    }
+
+    fn accepted(&mut self, sent: Instant, now: Instant) -> Option<Change> {
+        if self.opening
+            && self.cut.is_none()
+            && self
+                .opened_at
+                .or(self.first_sent)
+                .is_some_and(|from| sent.saturating_duration_since(from) >= OPENING)
+        {
+            self.opening = false;
+        }
+        let cut = self.cut?;
+        let cap = self
+            .stated
+            .map_or(self.ceiling, |s| (s * STATED_MARGIN).min(self.ceiling));
+        let probed = cut.probe(now).min(cap);
+        if probed <= self.rate {
+            return None;
+        }
+        self.rate = probed;
+        if self.rate >= self.ceiling {
+            // Back at the quota: its burst waits until the site has taken
+            // the quota for a while again.
+            self.opening = true;
+            self.opened_at = Some(now);
+        }
+        if self.rate >= cap {
+            self.cut = None;
+        }
+        if self.rate >= self.reported * (1.0 + REPORT_STEP) || self.cut.is_none() {
+            self.reported = self.rate;
+            return Some(Change::Raised { rate: self.rate });
+        }
+        None
+    }
+
+    /// The site states its rate: go just under it, at once.
+    fn told(&mut self, stated: f64, now: Instant) -> Option<Change> {
+        self.opening = false;
+        if self.stated == Some(stated) {
+            return None;
+        }
+        self.stated = Some(stated);
+        let target = (stated * STATED_MARGIN).min(self.ceiling);
+        let was = self.rate;
+        self.rate = target;
+        self.reported = target;
+        // A policy replaces what was measured; a 429 despite it measures
+        // anew.
+        self.cut = None;
+        self.event = None;
+        self.cut_at = Some(now);
+        match target.total_cmp(&was) {
+            std::cmp::Ordering::Less => Some(Change::Lowered {
+                rate: target,
+                accepted: stated,
+            }),
+            std::cmp::Ordering::Greater => Some(Change::Raised { rate: target }),
+            std::cmp::Ordering::Equal => None,
+        }
+    }
+
+    fn throttled(
+        &mut self,
+        sent: Instant,
+        now: Instant,
+        retry_after: Option<Duration>,
+    ) -> Option<Change> {
+        self.opening = false;
+        // The site's memory spans about as long as it asks us to wait: what
+        // it accepted over that span before refusing is what it allows.
+        let window = retry_after
+            .unwrap_or(MIN_WINDOW)
+            .clamp(MIN_WINDOW, MAX_WINDOW);
+        // Refused soon after a pause the site asked for, the requests since
+        // are too few to measure a rate by: its memory outlasted the
+        // Retry-After it gave, or the refusal is not about the rate at all.
+        let resumed = self.resumes.iter().filter(|end| **end <= sent).max();
+        let measurable = resumed.is_none_or(|r| sent.duration_since(*r) >= window / 2);
+        let evidence_from = resumed.copied().max(self.first_sent).unwrap_or(sent);
+        self.event = Some(Event {
+            before: self.rate,
+            refused: sent,
+            window,
+            measurable,
+            observed: sent.saturating_duration_since(evidence_from) >= window,
+        });
+        self.cut_at = Some(now);
+        self.cut = Some(Cut {
+            at: now,
+            rate: self.rate,
+            measured: false,
+            hold: HOLD,
+        });
+        let change = self.refine();
+        if let Some(cut) = self.cut.as_mut().filter(|c| c.measured) {
+            cut.hold = match self.last_measured {
+                Some((rate, hold)) if (cut.rate / rate - 1.0).abs() <= CONFIRMED => {
+                    (hold * 2).min(LONGEST_HOLD)
+                }
+                _ => HOLD,
+            };
+            self.last_measured = Some((cut.rate, cut.hold));
+        }
+        change
+    }
+
+    /// Sets the rate from the current event's evidence.
+    fn refine(&mut self) -> Option<Change> {
+        let ev = self.event?;
+        let (accepted, measured) = self.estimate(&ev);
+        let lowest = ev.before * DEEPEST_CUT;
+        let target = match accepted {
+            Some(a) => a * MARGIN,
+            None => ev.before * LEAST_CUT,
+        };
+        let target = match self.stated {
+            Some(stated) => target.min(stated * STATED_MARGIN),
+            None => target,
+        };
+        let rate = target
+            .clamp(lowest, ev.before * LEAST_CUT)
+            .max(self.ceiling * FLOOR);
+        let cut = self.cut.as_mut()?;
+        cut.rate = rate;
+        cut.measured = measured && target > lowest;
+        if rate == self.rate && self.reported == rate {
+            return None;
+        }
+        self.rate = rate;
+        self.reported = rate;
+        Some(Change::Lowered {
+            rate,
+            accepted: accepted.unwrap_or(0.0),
+        })
+    }
+
+    /// What the site allows, in requests/s, by the event's evidence, and
+    /// whether that is a measurement rather than a guess. `None`: nothing
+    /// to measure by.
+    fn estimate(&self, ev: &Event) -> (Option<f64>, bool) {
+        if !ev.measurable {
+            return (None, false);
+        }
+        let in_span = |from: Instant, to: Instant| {
+            self.answers
+                .iter()
+                .filter(move |(t, _)| *t >= from && *t < to)
+        };
+        // The requests on the wire with the refused one: while the site
+        // refuses some, the ones it still serves come at its rate, however
+        // fast they were offered (a bucket that lets one through per
+        // period). Each stands for one gap of the span.
+        let cut_at = self.cut_at.unwrap_or(ev.refused);
+        let wire: Vec<(Instant, bool)> = in_span(ev.refused, cut_at).copied().collect();
+        let served = wire.iter().filter(|(_, ok)| *ok).count();
+        // One refusal beside a served request is a crawl at the edge of the
+        // limit, not one far above it.
+        if served > 0 && wire.len() - served >= 2 {
+            if let Some(last) = wire.last().map(|(t, _)| *t) {
+                let span = last.saturating_duration_since(ev.refused).as_secs_f64();
+                let gap = span / (wire.len() - 1).max(1) as f64;
+                return (Some(served as f64 / (span + gap)), served >= 3);
+            }
+        }
+        // Else what it accepted over the span it names.
+        let from = ev.refused.checked_sub(ev.window).unwrap_or(ev.refused);
+        let before: Vec<(Instant, bool)> = in_span(from, ev.refused).copied().collect();
+        let accepted = before.iter().filter(|(_, ok)| *ok).count() as f64 / ev.window.as_secs_f64();
+        // The whole window was seen and the site refused nothing else in
+        // it: it took all that was offered, and the refusal is at the edge
+        // of what it allows. The count reads low when the rate was still
+        // rising; the spacing of the last few requests does not.
+        if ev.observed && before.iter().all(|(_, ok)| *ok) {
+            let edge = before
+                .len()
+                .checked_sub(EDGE_SAMPLE)
+                .map(|i| before[i].0)
+                .map(|oldest| {
+                    EDGE_SAMPLE as f64 / ev.refused.saturating_duration_since(oldest).as_secs_f64()
+                })
+                .filter(|r| r.is_finite());
+            return (Some(accepted.max(edge.unwrap_or(0.0))), true);
+        }
+        // Not the whole window seen (the opening, or soon after a pause):
+        // the count is what a window limit allows, and reads low for a
+        // bucket, which the probe corrects.
+        (Some(accepted), true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn throttled(secs: u64) -> Answer {
+        Answer::Throttled {
+            retry_after: Some(Duration::from_secs(secs)),
+            limits: RateLimits::default(),
+        }
+    }
+
+    const OK: Answer = Answer::ACCEPTED;
+
+    /// Sends `n` requests from `from` at `rate`/s, each answered `latency`
+    /// later and accepted; returns the instant after the last send.
+    fn accept_run(
+        c: &mut RateControl,
+        from: Instant,
+        n: u32,
+        rate: f64,
+        latency: Duration,
+    ) -> Instant {
+        let gap = Duration::from_secs_f64(1.0 / rate);
+        let mut sent = from;
+        for _ in 0..n {
+            c.answered(sent, sent + latency, OK);
+            sent += gap;
+        }
+        sent
+    }
+
+    #[test]
+    fn a_429_settles_the_rate_just_under_what_the_site_accepted() {
+        // Quota 20/s against a site that serves 8 in any second: at 20/s the
+        // ninth request, 0.4 s in, is refused with Retry-After: 1.
+        let mut c = RateControl::new(20.0);
+        let t0 = Instant::now();
+        let ninth = accept_run(&mut c, t0, 8, 20.0, ms(100));
+        let change = c.answered(ninth, ninth + ms(100), throttled(1));
+        assert_eq!(
+            change,
+            Some(Change::Lowered {
+                rate: 8.0 * MARGIN,
+                accepted: 8.0
+            })
+        );
+        assert!(c.is_limiting());
+    }
+
+    #[test]
+    fn the_429s_of_requests_already_in_flight_are_one_signal() {
+        let mut c = RateControl::new(20.0);
+        let t0 = Instant::now();
+        let ninth = accept_run(&mut c, t0, 8, 20.0, ms(100));
+        let answered = ninth + ms(100);
+        assert!(c.answered(ninth, answered, throttled(1)).is_some());
+        // The tenth and eleventh went out before the first 429 was read.
+        assert_eq!(
+            c.answered(ninth + ms(50), answered + ms(50), throttled(1)),
+            None
+        );
+        assert_eq!(
+            c.answered(ninth + ms(99), answered + ms(99), throttled(1)),
+            None
+        );
+        assert_eq!(c.rate(), 8.0 * MARGIN, "one decrease for the one event");
+        // A request sent after the decrease was decided is news.
+        let later = answered + ms(1500);
+        accept_run(&mut c, answered + ms(1000), 7, 7.6, ms(100));
+        assert!(matches!(
+            c.answered(later, later + ms(100), throttled(1)),
+            Some(Change::Lowered { .. })
+        ));
+    }
+
+    #[test]
+    fn a_short_sample_cuts_at_most_to_a_quarter_and_a_long_one_at_least_a_tenth() {
+        let t0 = Instant::now();
+        // Refused at the very first request: nothing accepted to measure.
+        let mut c = RateControl::new(20.0);
+        c.answered(t0, t0 + ms(10), throttled(1));
+        assert_eq!(c.rate(), 5.0);
+        // Everything sent in the last second was accepted, at 20/s: the
+        // limit is just below that, and the cut is the least one.
+        let mut c = RateControl::new(20.0);
+        let next = accept_run(&mut c, t0, 40, 20.0, ms(10));
+        c.answered(next, next + ms(10), throttled(1));
+        assert_eq!(c.rate(), 20.0 * LEAST_CUT);
+    }
+
+    #[test]
+    fn retry_after_sets_the_span_the_accepted_requests_are_counted_over() {
+        // A site that allows 60 a minute: at 20/s it refuses the 61st,
+        // 3 s in, and asks for the rest of its minute.
+        let mut c = RateControl::new(20.0);
+        let t0 = Instant::now();
+        let sixty_first = accept_run(&mut c, t0, 60, 20.0, ms(10));
+        c.answered(sixty_first, sixty_first + ms(10), throttled(57));
+        assert_eq!(
+            c.rate(),
+            5.0,
+            "60/57 per second, but no deeper than a quarter at once"
+        );
+        // A crawler at 5/s meets the same site: now it measures the limit.
+        let mut c = RateControl::new(5.0);
+        let refused = accept_run(&mut c, t0, 60, 5.0, ms(10));
+        c.answered(refused, refused + ms(10), throttled(40));
+        let rate = c.rate();
+        assert!((rate - 60.0 / 40.0 * MARGIN).abs() < 1e-9, "{rate}");
+    }
+
+    #[test]
+    fn a_measured_rate_holds_then_probes_ever_faster_to_the_quota_at_most() {
+        // Measured: 10/s accepted for three seconds, every request, and
+        // then one refused.
+        let mut c = RateControl::new(20.0);
+        let t0 = Instant::now();
+        let refused = accept_run(&mut c, t0, 30, 10.0, ms(1));
+        let cut = refused + ms(1);
+        c.answered(refused, cut, throttled(1));
+        let low = c.rate();
+        assert!((low - 10.0 * MARGIN).abs() < 1e-9, "{low}");
+        // Quiet answers during the hold change nothing.
+        let mut now = cut;
+        while now < cut + HOLD {
+            assert_eq!(c.answered(now, now, OK), None);
+            now += ms(100);
+        }
+        assert_eq!(c.rate(), low);
+        // Then each second safe adds more than the one before.
+        let mut gains = Vec::new();
+        let mut last = low;
+        for s in 1..=6 {
+            let at = cut + HOLD + Duration::from_secs(s);
+            c.answered(at, at, OK);
+            gains.push(c.rate() - last);
+            last = c.rate();
+        }
+        assert!(gains.windows(2).all(|g| g[1] > g[0]), "{gains:?}");
+        // Up by half one RISE after the hold: a site that raised its limit
+        // by half is found within HOLD + RISE of the last 429.
+        assert!((c.rate() - low * 1.5).abs() < 1e-9, "{}", c.rate());
+        // And never past the quota.
+        let late = cut + Duration::from_secs(600);
+        assert_eq!(
+            c.answered(late, late, OK),
+            Some(Change::Raised { rate: 20.0 })
+        );
+        // The quota's burst comes back once the site has taken the quota
+        // for a second again.
+        assert!(c.is_limiting());
+        let later = late + OPENING;
+        c.answered(later, later, OK);
+        assert!(!c.is_limiting());
+    }
+
+    #[test]
+    fn a_guess_probes_sooner_and_faster_than_a_measurement() {
+        // Refused at once, nothing accepted: a clamped guess at a quarter.
+        let mut c = RateControl::new(20.0);
+        let t0 = Instant::now();
+        c.answered(t0, t0, throttled(1));
+        assert_eq!(c.rate(), 5.0);
+        let soon = t0 + HOLD / GUESS_HOLD + RISE / GUESS_RISE;
+        c.answered(soon, soon, OK);
+        assert!((c.rate() - 7.5).abs() < 1e-9, "{}", c.rate());
+    }
+
+    #[test]
+    fn a_429_soon_after_a_pause_lowers_the_rate_by_the_least_step_only() {
+        // A 429 at full speed is measured: 20 accepted in its second.
+        let mut c = RateControl::new(30.0);
+        let t0 = Instant::now();
+        let refused = accept_run(&mut c, t0, 20, 30.0, ms(5));
+        c.answered(refused, refused + ms(5), throttled(1));
+        c.paused(refused + ms(1005), refused + ms(5));
+        assert_eq!(c.rate(), 20.0 * MARGIN);
+        // The same page again, among the first requests after the pause:
+        // two were accepted in its second, which says nothing of the rate.
+        let resumed = refused + ms(1005);
+        let again = accept_run(&mut c, resumed, 2, 20.0 * MARGIN, ms(5));
+        let before = c.rate();
+        c.answered(again, again + ms(5), throttled(1));
+        assert_eq!(c.rate(), before * LEAST_CUT);
+        // Half a window after the pause, a 429 is a measurement again.
+        let late = resumed + ms(600);
+        c.answered(late, late + ms(5), throttled(1));
+        assert_eq!(c.rate(), before * LEAST_CUT * DEEPEST_CUT);
+    }
+
+    #[test]
+    fn the_rate_never_falls_below_its_floor() {
+        let mut c = RateControl::new(16.0);
+        let mut now = Instant::now();
+        for _ in 0..20 {
+            c.answered(now, now, throttled(1));
+            now += ms(10);
+        }
+        assert_eq!(c.rate(), 16.0 * FLOOR);
+    }
+
+    #[test]
+    fn the_opening_spaces_requests_until_the_site_took_the_quota_for_a_second() {
+        let mut c = RateControl::new(20.0);
+        let t0 = Instant::now();
+        assert!(c.is_limiting(), "no burst before any answer");
+        accept_run(&mut c, t0, 20, 20.0, ms(100));
+        assert!(c.is_limiting(), "19 gaps of 50 ms: 950 ms");
+        c.answered(t0 + ms(1000), t0 + ms(1100), OK);
+        assert!(!c.is_limiting());
+        assert_eq!(c.rate(), 20.0);
+    }
+
+    #[test]
+    fn a_stated_policy_sets_the_rate_at_once_and_caps_the_probe() {
+        let mut c = RateControl::new(20.0);
+        let t0 = Instant::now();
+        let policy = |q: u64| {
+            Answer::Accepted(RateLimits {
+                limit: Some(q),
+                window: Some(Duration::from_secs(1)),
+                ..RateLimits::default()
+            })
+        };
+        assert_eq!(
+            c.answered(t0, t0, policy(8)),
+            Some(Change::Lowered {
+                rate: 8.0 * STATED_MARGIN,
+                accepted: 8.0
+            })
+        );
+        assert_eq!(c.answered(t0, t0, policy(8)), None, "said again");
+        // A 429 despite it measures; the probe never passes the policy.
+        let refused = accept_run(&mut c, t0 + ms(10), 6, 7.0, ms(1));
+        c.answered(refused, refused, throttled(1));
+        assert!(c.rate() < 8.0 * STATED_MARGIN);
+        let late = refused + Duration::from_secs(600);
+        c.answered(late, late, OK);
+        assert_eq!(c.rate(), 8.0 * STATED_MARGIN);
+        // The site raises its policy: followed at once.
+        assert_eq!(
+            c.answered(late, late, policy(12)),
+            Some(Change::Raised {
+                rate: 12.0 * STATED_MARGIN
+            })
+        );
+    }
+
+    #[test]
+    fn reset_stands_in_for_a_missing_retry_after() {
+        // 80 accepted in the last 40 s, then a refusal whose
+        // RateLimit-Reset names a 45-second memory.
+        let mut c = RateControl::new(3.0);
+        let t0 = Instant::now();
+        let refused = accept_run(&mut c, t0, 80, 2.0, ms(1));
+        c.answered(
+            refused,
+            refused,
+            Answer::Throttled {
+                retry_after: None,
+                limits: RateLimits {
+                    reset: Some(Duration::from_secs(45)),
+                    ..RateLimits::default()
+                },
+            },
+        );
+        // Over one second it would read 2/s.
+        let rate = c.rate();
+        assert!((rate - 80.0 / 45.0 * MARGIN).abs() < 1e-9, "{rate}");
+    }
+
+    #[test]
+    fn the_accepted_log_forgets_what_no_window_can_reach() {
+        let mut c = RateControl::new(30.0);
+        let t0 = Instant::now();
+        let end = accept_run(&mut c, t0, 30 * 300, 30.0, ms(1));
+        assert!(c.answers.len() <= 30 * 61, "{}", c.answers.len());
+        assert!(c
+            .answers
+            .iter()
+            .all(|(t, _)| end.duration_since(*t) <= MAX_WINDOW + ms(40)));
+    }
+}

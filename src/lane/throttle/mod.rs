@@ -1,0 +1,265 @@
+//! The request rate of one host, shared by every fetcher of its lane.
+//!
+//! Three gates, in the order a request passes them: a pool-wide pause (a
+//! 429's or 503's `Retry-After`, a block page, an API `backoff`, a
+//! `RateLimit` header saying nothing is left until its reset), the rate
+//! the site was learned to accept ([`RateControl`], in [`control`]), and
+//! the configured quota (a governor GCRA limiter, the hard ceiling: the
+//! controller only ever spaces requests further apart).
+//!
+//! What a site says of its own limit is read by [`RateLimits`] (in
+//! [`headers`]) where responses are read, and handed to the controller with
+//! each [`Answer`].
+
+pub mod control;
+pub mod headers;
+
+use std::collections::VecDeque;
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::time::Instant;
+
+pub use control::{Answer, Change, RateControl};
+pub use headers::RateLimits;
+
+pub struct Throttle {
+    limiter: DefaultDirectRateLimiter,
+    control: Mutex<Spacing>,
+    /// Until when no request may start, whatever the limiter says. A plain
+    /// mutex: it is held for a comparison, never across an await.
+    paused_until: Mutex<Option<Instant>>,
+}
+
+/// The controller and the start time it has handed out last: governor's
+/// quota is fixed at construction, so a lower rate is enforced by spacing.
+struct Spacing {
+    control: RateControl,
+    next_start: Instant,
+    /// When the requests of the last second went out while the controller
+    /// limits. Spacing alone lets a request woken late bunch up with the
+    /// next ones on time; sites count what arrives in a window.
+    sent: VecDeque<Instant>,
+}
+
+impl Throttle {
+    /// `rate` requests per second (fractional rates allowed) with `burst`
+    /// requests allowed back to back.
+    pub fn new(rate: f64, burst: u32) -> Throttle {
+        let period = Duration::from_secs_f64(1.0 / rate.max(1e-6));
+        let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::with_period(period)
+            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+            .allow_burst(burst);
+        Throttle {
+            limiter: RateLimiter::direct(quota),
+            control: Mutex::new(Spacing {
+                control: RateControl::new(rate),
+                next_start: Instant::now(),
+                sent: VecDeque::new(),
+            }),
+            paused_until: Mutex::new(None),
+        }
+    }
+
+    /// Waits until the pool is not paused and the quota has a slot.
+    pub async fn acquire(&self) {
+        'turn: loop {
+            if let Some(until) = self.paused_until() {
+                tokio::time::sleep_until(until).await;
+                continue;
+            }
+            // The governor is the last gate: whatever the controller's
+            // spacing held back is then released no faster than the quota.
+            if let Some(slot) = self.reserve_spacing() {
+                tokio::time::sleep_until(slot).await;
+            }
+            self.limiter.until_ready().await;
+            // A pause may have begun while this fetcher waited for its slot;
+            // the slot is given up rather than spent against the server's wish.
+            if self.paused_until().is_some() {
+                continue;
+            }
+            while let Some(at) = self.window_gate(Instant::now()) {
+                tokio::time::sleep_until(at).await;
+                if self.paused_until().is_some() {
+                    continue 'turn;
+                }
+            }
+            return;
+        }
+    }
+
+    /// While the controller limits: requests really went out at least
+    /// 1/rate apart, and no more than the rate, rounded up, in any second.
+    /// Spacing alone hands out start times; a fetcher woken late would go
+    /// out closer to the next one than the site's period, which a bucket
+    /// without burst refuses. `None`: this request may go now (and is
+    /// counted); else when to ask again.
+    fn window_gate(&self, now: Instant) -> Option<Instant> {
+        let window = Duration::from_secs(1);
+        let mut s = self.control.lock().unwrap_or_else(|p| p.into_inner());
+        if !s.control.is_limiting() {
+            s.sent.clear();
+            return None;
+        }
+        while s
+            .sent
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= window)
+        {
+            s.sent.pop_front();
+        }
+        let allowed = (s.control.rate().ceil() as usize).max(1);
+        if s.sent.len() >= allowed {
+            return Some(s.sent[s.sent.len() - allowed] + window);
+        }
+        let gap = Duration::from_secs_f64(1.0 / s.control.rate());
+        if let Some(due) = s
+            .sent
+            .back()
+            .map(|last| *last + gap)
+            .filter(|due| *due > now)
+        {
+            return Some(due);
+        }
+        s.sent.push_back(now);
+        None
+    }
+
+    /// While the controller limits (below the quota, or opening), the start
+    /// time this request may go at: one every 1/rate, never in a burst.
+    fn reserve_spacing(&self) -> Option<Instant> {
+        let mut s = self.control.lock().unwrap_or_else(|p| p.into_inner());
+        if !s.control.is_limiting() {
+            return None;
+        }
+        let slot = s.next_start.max(Instant::now());
+        s.next_start = slot + Duration::from_secs_f64(1.0 / s.control.rate());
+        Some(slot)
+    }
+
+    /// The rate requests go out at now: the quota, or less when the site
+    /// accepts less.
+    pub fn effective_rate(&self) -> f64 {
+        let s = self.control.lock().unwrap_or_else(|p| p.into_inner());
+        s.control.rate()
+    }
+
+    /// What the site answered to a request sent at `sent`. A site that
+    /// says nothing is left until its reset is left alone until then.
+    pub fn answered(&self, sent: Instant, answer: Answer) -> Option<Change> {
+        let change = {
+            let mut s = self.control.lock().unwrap_or_else(|p| p.into_inner());
+            s.control.answered(sent, Instant::now(), answer)
+        };
+        if let Answer::Accepted(limits) = answer {
+            if let Some(wait) = limits.exhausted_for() {
+                self.pause_for(wait);
+            }
+        }
+        change
+    }
+
+    /// Pauses every fetcher for `wait`; an existing longer pause stands.
+    /// Returns the instant the pool resumes.
+    pub fn pause_for(&self, wait: Duration) -> Instant {
+        let until = Instant::now() + wait;
+        let mut guard = self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
+        let until = match *guard {
+            Some(existing) if existing > until => existing,
+            _ => until,
+        };
+        *guard = Some(until);
+        let mut s = self.control.lock().unwrap_or_else(|p| p.into_inner());
+        s.control.paused(until, Instant::now());
+        until
+    }
+
+    /// The end of the current pause, if one is still running.
+    pub fn paused_until(&self) -> Option<Instant> {
+        let guard = self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
+        guard.filter(|until| *until > Instant::now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn throttled(secs: u64) -> Answer {
+        Answer::Throttled {
+            retry_after: Some(Duration::from_secs(secs)),
+            limits: RateLimits::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn pause_extends_but_never_shortens() {
+        let t = Throttle::new(10.0, 1);
+        let long = t.pause_for(Duration::from_secs(60));
+        let short = t.pause_for(Duration::from_secs(1));
+        assert_eq!(long, short);
+        assert_eq!(t.paused_until(), Some(long));
+    }
+
+    #[tokio::test]
+    async fn a_throttle_below_its_quota_spaces_requests_without_a_burst() {
+        let t = Throttle::new(10.0, 10);
+        assert!(t.reserve_spacing().is_some(), "no burst while opening");
+        t.answered(Instant::now(), throttled(1));
+        assert_eq!(t.effective_rate(), 2.5);
+        let first = t.reserve_spacing().unwrap();
+        let second = t.reserve_spacing().unwrap();
+        assert_eq!(second - first, ms(400));
+    }
+
+    #[tokio::test]
+    async fn below_its_quota_a_throttle_sends_no_more_than_its_rate_in_any_second() {
+        let t = Throttle::new(20.0, 1);
+        let t0 = Instant::now();
+        t.answered(t0, throttled(1));
+        assert_eq!(t.effective_rate(), 5.0);
+        // Each waits 200 ms after the one before really went out, however
+        // late that one was woken.
+        assert_eq!(t.window_gate(t0), None);
+        assert_eq!(t.window_gate(t0 + ms(150)), Some(t0 + ms(200)));
+        assert_eq!(t.window_gate(t0 + ms(230)), None, "30 ms late");
+        assert_eq!(t.window_gate(t0 + ms(400)), Some(t0 + ms(430)));
+        for i in 0..3 {
+            assert_eq!(t.window_gate(t0 + ms(430 + 200 * i)), None);
+        }
+        // Five in the second since t0: the sixth waits for the first to
+        // leave it.
+        assert_eq!(t.window_gate(t0 + ms(980)), Some(t0 + ms(1000)));
+        assert_eq!(t.window_gate(t0 + ms(1030)), None);
+    }
+
+    #[tokio::test]
+    async fn burst_is_available_at_once_then_the_rate_applies() {
+        let t = Throttle::new(5.0, 3);
+        for _ in 0..3 {
+            assert!(t.limiter.check().is_ok());
+        }
+        assert!(t.limiter.check().is_err(), "a fourth request must wait");
+    }
+
+    #[tokio::test]
+    async fn a_site_that_says_nothing_is_left_pauses_the_pool_until_its_reset() {
+        let t = Throttle::new(10.0, 1);
+        let exhausted = RateLimits {
+            remaining: Some(0),
+            reset: Some(Duration::from_secs(3)),
+            ..RateLimits::default()
+        };
+        t.answered(Instant::now(), Answer::Accepted(exhausted));
+        let until = t.paused_until().expect("paused");
+        assert!(until > Instant::now() + Duration::from_millis(2900));
+    }
+}
