@@ -15,7 +15,7 @@
 use std::ops::Range;
 
 /// The ids `SEL.listing_container` looks for, in the same roles.
-const CONTAINER_IDS: [&str; 3] = ["questions", "question-mini-list", "qlist-wrapper"];
+pub(super) const CONTAINER_IDS: [&str; 3] = ["questions", "question-mini-list", "qlist-wrapper"];
 
 /// The classes of a summary element (see `is_summary`).
 const SUMMARY_CLASSES: [&str; 2] = ["s-post-summary", "question-summary"];
