@@ -29,6 +29,16 @@ pub(super) trait Dom<'t>: Copy + Eq {
     fn has_class(self, class: &str) -> bool {
         self.classes().any(|c| c == class)
     }
+
+    /// Whether the node is a summary, of either layout (any element with
+    /// the class: what `own_nodes` leaves out).
+    fn is_summary(self) -> bool {
+        self.classes().any(is_summary_class)
+    }
+}
+
+pub(super) fn is_summary_class(class: &str) -> bool {
+    class == "s-post-summary" || class == "question-summary"
 }
 
 impl<'t> Dom<'t> for NodeRef<'t, Node> {
@@ -153,8 +163,7 @@ impl<'t, N: Dom<'t>> Walk<N> {
 }
 
 pub(super) fn is_summary<'t, N: Dom<'t>>(n: N) -> bool {
-    n.classes()
-        .any(|c| c == "s-post-summary" || c == "question-summary")
+    n.is_summary()
 }
 
 /// The nodes of `root`'s subtree in document order, `root` first, leaving

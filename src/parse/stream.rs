@@ -26,7 +26,7 @@ use std::ops::Range;
 use super::charref::decode;
 #[cfg(test)]
 use super::dom::is_summary;
-use super::dom::Dom;
+use super::dom::{is_summary_class, Dom};
 use super::{read_found, ParseError, ParsedPage};
 
 /// Reads the summaries of the region `region` of `html`, as
@@ -77,6 +77,10 @@ enum Kind<'a> {
     Element {
         name: Cow<'a, str>,
         attrs: Range<usize>,
+        /// Where in `Tape::attrs` its class attribute is.
+        class: Option<usize>,
+        /// Whether a class is a summary's (see `dom::is_summary`).
+        summary: bool,
         /// In the SVG namespace.
         foreign: bool,
     },
@@ -146,9 +150,19 @@ impl<'t, 'a: 't> Dom<'t> for TapeNode<'t, 'a> {
     }
 
     fn classes(self) -> impl Iterator<Item = &'t str> {
-        self.attr("class")
+        let class = match &self.entry().kind {
+            Kind::Element {
+                class: Some(at), ..
+            } => self.tape.attrs.get(*at),
+            _ => None,
+        };
+        class
             .into_iter()
-            .flat_map(str::split_ascii_whitespace)
+            .flat_map(|(_, value)| value.split_ascii_whitespace())
+    }
+
+    fn is_summary(self) -> bool {
+        matches!(self.entry().kind, Kind::Element { summary: true, .. })
     }
 
     fn parent(self) -> Option<Self> {
@@ -188,13 +202,15 @@ struct Builder<'a> {
     open: Vec<Open>,
     /// Open `p` elements: the tree builder closes one on many start tags.
     open_p: usize,
+    /// The attributes of the last tag read (names lowercased, values as
+    /// written): one buffer for all tags rather than one per tag.
+    attrs: Vec<(Cow<'a, str>, &'a str)>,
 }
 
-/// A start or end tag as the tokenizer emits it.
+/// A start or end tag as the tokenizer emits it; its attributes are in
+/// `Builder::attrs`.
 struct Tag<'a> {
     name: Cow<'a, str>,
-    /// Names lowercased, values as written.
-    attrs: Vec<(Cow<'a, str>, &'a str)>,
     self_closing: bool,
 }
 
@@ -211,6 +227,7 @@ impl<'a> Tape<'a> {
             },
             open: Vec::new(),
             open_p: 0,
+            attrs: Vec::new(),
         };
         b.run().ok()?;
         Some(b.tape)
@@ -225,7 +242,7 @@ impl<'a> Builder<'a> {
     fn run(&mut self) -> Step {
         let root = self.start_tag_at(0)?;
         let is_container = root.name == "div"
-            && root
+            && self
                 .attrs
                 .iter()
                 .find(|(n, _)| n == "id")
@@ -325,9 +342,9 @@ impl<'a> Builder<'a> {
         }
         let mut tag = Tag {
             name: lower(src.get(name_start..i).ok_or(Unhandled)?),
-            attrs: Vec::new(),
             self_closing: false,
         };
+        self.attrs.clear();
         loop {
             while is_space(self.byte(i)?) {
                 i += 1;
@@ -380,8 +397,8 @@ impl<'a> Builder<'a> {
             }
             let name = lower(name);
             // The first of repeated attributes wins.
-            if !tag.attrs.iter().any(|(n, _)| *n == name) {
-                tag.attrs.push((name, value));
+            if !self.attrs.iter().any(|(n, _)| *n == name) {
+                self.attrs.push((name, value));
             }
         }
         self.pos = i + 1;
@@ -391,7 +408,7 @@ impl<'a> Builder<'a> {
     /// A start tag, by the tree builder's rules for the body.
     fn start(&mut self, tag: Tag<'a>) -> Step {
         if self.in_foreign() {
-            if !FOREIGN.contains(&&*tag.name) {
+            if !is_drawing(&tag.name) {
                 return Err(Unhandled);
             }
             return self.open_foreign(tag);
@@ -400,7 +417,7 @@ impl<'a> Builder<'a> {
         if name == "svg" {
             return self.open_foreign(tag);
         }
-        if REFUSED.contains(&name) || (self.open_p > 0 && !PHRASING.contains(&name)) {
+        if is_refused(name) || (self.open_p > 0 && !is_phrasing(name)) {
             return Err(Unhandled);
         }
         // An `a` inside an `a` (community-wiki posts link their revisions
@@ -420,7 +437,7 @@ impl<'a> Builder<'a> {
         if refused {
             return Err(Unhandled);
         }
-        let void = VOID.contains(&name);
+        let void = is_void(name);
         let raw = matches!(name, "script" | "style");
         let raw_name = if raw { Some(tag.name.clone()) } else { None };
         if name == "p" {
@@ -438,7 +455,7 @@ impl<'a> Builder<'a> {
     fn open_foreign(&mut self, tag: Tag<'a>) -> Step {
         // Namespaced attributes (`xlink:href`) are stored under another
         // name by the tree builder.
-        if tag
+        if self
             .attrs
             .iter()
             .any(|(n, _)| n.contains(':') || n == "xmlns")
@@ -564,12 +581,22 @@ impl<'a> Builder<'a> {
 
     fn open_element(&mut self, tag: Tag<'a>, foreign: bool) -> Step {
         let start = self.tape.attrs.len();
-        for (name, value) in tag.attrs {
+        let mut class = None;
+        for (name, value) in self.attrs.drain(..) {
+            if name == "class" {
+                class = Some(self.tape.attrs.len());
+            }
             self.tape.attrs.push((name, decode(value)?));
         }
+        // The prune test of every walk: worked out once per element.
+        let summary = class
+            .and_then(|at| self.tape.attrs.get(at))
+            .is_some_and(|(_, value)| value.split_ascii_whitespace().any(is_summary_class));
         let kind = Kind::Element {
             name: tag.name,
             attrs: start..self.tape.attrs.len(),
+            class,
+            summary,
             foreign,
         };
         let at = self.append(kind, false);
@@ -611,74 +638,135 @@ impl<'a> Builder<'a> {
 /// document's frame, tables, forms, raw and escapable text other than
 /// `script` and `style`, and the elements with scoping or reparenting
 /// rules (`button`, `nobr`, `applet`, `marquee`, `object`, `select`, ruby).
-const REFUSED: [&str; 45] = [
-    "html",
-    "head",
-    "body",
-    "frameset",
-    "frame",
-    "base",
-    "basefont",
-    "bgsound",
-    "noframes",
-    "template",
-    "title",
-    "pre",
-    "listing",
-    "form",
-    "plaintext",
-    "button",
-    "nobr",
-    "applet",
-    "marquee",
-    "object",
-    "table",
-    "caption",
-    "col",
-    "colgroup",
-    "tbody",
-    "td",
-    "tfoot",
-    "th",
-    "thead",
-    "tr",
-    "image",
-    "textarea",
-    "xmp",
-    "iframe",
-    "noembed",
-    "noscript",
-    "select",
-    "optgroup",
-    "option",
-    "rb",
-    "rtc",
-    "rp",
-    "rt",
-    "math",
-    "menuitem",
-];
+fn is_refused(name: &str) -> bool {
+    matches!(
+        name,
+        "html"
+            | "head"
+            | "body"
+            | "frameset"
+            | "frame"
+            | "base"
+            | "basefont"
+            | "bgsound"
+            | "noframes"
+            | "template"
+            | "title"
+            | "pre"
+            | "listing"
+            | "form"
+            | "plaintext"
+            | "button"
+            | "nobr"
+            | "applet"
+            | "marquee"
+            | "object"
+            | "table"
+            | "caption"
+            | "col"
+            | "colgroup"
+            | "tbody"
+            | "td"
+            | "tfoot"
+            | "th"
+            | "thead"
+            | "tr"
+            | "image"
+            | "textarea"
+            | "xmp"
+            | "iframe"
+            | "noembed"
+            | "noscript"
+            | "select"
+            | "optgroup"
+            | "option"
+            | "rb"
+            | "rtc"
+            | "rp"
+            | "rt"
+            | "math"
+            | "menuitem"
+    )
+}
 
 /// Elements that never have children.
-const VOID: [&str; 13] = [
-    "area", "br", "embed", "img", "keygen", "wbr", "input", "param", "source", "track", "hr",
-    "meta", "link",
-];
+fn is_void(name: &str) -> bool {
+    matches!(
+        name,
+        "area"
+            | "br"
+            | "embed"
+            | "img"
+            | "keygen"
+            | "wbr"
+            | "input"
+            | "param"
+            | "source"
+            | "track"
+            | "hr"
+            | "meta"
+            | "link"
+    )
+}
 
 /// Start tags that leave an open `p` open; any other closes it, which is
 /// left to the tree builder.
-const PHRASING: [&str; 27] = [
-    "a", "abbr", "b", "bdi", "bdo", "br", "cite", "code", "data", "dfn", "em", "i", "img", "kbd",
-    "label", "mark", "q", "s", "samp", "small", "span", "strong", "sub", "sup", "time", "u", "var",
-];
+fn is_phrasing(name: &str) -> bool {
+    matches!(
+        name,
+        "a" | "abbr"
+            | "b"
+            | "bdi"
+            | "bdo"
+            | "br"
+            | "cite"
+            | "code"
+            | "data"
+            | "dfn"
+            | "em"
+            | "i"
+            | "img"
+            | "kbd"
+            | "label"
+            | "mark"
+            | "q"
+            | "s"
+            | "samp"
+            | "small"
+            | "span"
+            | "strong"
+            | "sub"
+            | "sup"
+            | "time"
+            | "u"
+            | "var"
+    )
+}
 
 /// SVG elements whose names the tree builder keeps lowercase and that hold
 /// no HTML: icons are made of these. Anything else inside an `svg`
 /// (HTML breaking out, `foreignObject`, camel-cased names) is refused.
-const FOREIGN: [&str; 16] = [
-    "svg", "g", "path", "circle", "rect", "line", "polyline", "polygon", "ellipse", "defs",
-    "symbol", "use", "stop", "mask", "pattern", "tspan",
-];
+fn is_drawing(name: &str) -> bool {
+    matches!(
+        name,
+        "svg"
+            | "g"
+            | "path"
+            | "circle"
+            | "rect"
+            | "line"
+            | "polyline"
+            | "polygon"
+            | "ellipse"
+            | "defs"
+            | "symbol"
+            | "use"
+            | "stop"
+            | "mask"
+            | "pattern"
+            | "tspan"
+    )
+}
 
 fn is_heading(name: &str) -> bool {
     matches!(name, "h1" | "h2" | "h3" | "h4" | "h5" | "h6")
