@@ -2,7 +2,10 @@
 //! fetcher's time the pure stages take next to the network and the quota.
 //! Each page is parsed and cleaned repeatedly for about a second after a
 //! warm-up; the table gives the mean time per page and the pages per second
-//! one core sustains.
+//! one core sustains, the reader that decided (`stream`, or a tree when the
+//! stream fell back), and beside it the same page read by the reference
+//! tree reader (`parse_listing_tree`, what every page cost before the
+//! stream), measured in the same run.
 //!
 //! Run: `cargo bench --bench parse` (or `-- NAME` to run the fixtures whose
 //! file name contains NAME).
@@ -13,7 +16,9 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use stackcrawl::model::PageContext;
 use stackcrawl::source::html::clean::clean_page;
-use stackcrawl::source::html::parse::parse_listing;
+use stackcrawl::source::html::parse::{
+    parse_listing, parse_listing_traced, parse_listing_tree, ParsePath,
+};
 
 const LISTINGS: [&str; 8] = [
     "tagged-python-newest-2013.html",
@@ -35,6 +40,8 @@ struct Row {
     questions: usize,
     iterations: u32,
     per_page: Duration,
+    path: ParsePath,
+    tree_per_page: Duration,
 }
 
 /// Runs `work` for `WARM_UP`, then for at least `MEASURE`, and returns the
@@ -94,17 +101,32 @@ fn main() {
                 black_box(clean_page(&page, &ctx, fetched_at));
             }
         });
+        let (_, tree_per_page) = measure(|| {
+            if let Ok(page) = parse_listing_tree(black_box(&html)) {
+                black_box(clean_page(&page, &ctx, fetched_at));
+            }
+        });
         rows.push(Row {
             name,
             kb: html.len() / 1024,
             questions,
             iterations,
             per_page,
+            path: parse_listing_traced(&html).1,
+            tree_per_page,
         });
     }
     println!(
-        "{:<46} {:>6} {:>5} {:>7} {:>9} {:>12} {:>12}",
-        "page (parse + clean)", "KiB", "qs", "iters", "ms/page", "pages/s/core", "qs/s/core"
+        "{:<46} {:>6} {:>5} {:>7} {:>9} {:>12} {:>12} {:>12} {:>13}",
+        "page (parse + clean)",
+        "KiB",
+        "qs",
+        "iters",
+        "ms/page",
+        "pages/s/core",
+        "qs/s/core",
+        "path",
+        "tree ms/page"
     );
     for r in &rows {
         let secs = r.per_page.as_secs_f64();
@@ -114,14 +136,16 @@ fn main() {
             f64::INFINITY
         };
         println!(
-            "{:<46} {:>6} {:>5} {:>7} {:>9.3} {:>12.1} {:>12.0}",
+            "{:<46} {:>6} {:>5} {:>7} {:>9.3} {:>12.1} {:>12.0} {:>12} {:>13.3}",
             r.name,
             r.kb,
             r.questions,
             r.iterations,
             secs * 1e3,
             pages_per_s,
-            pages_per_s * r.questions as f64
+            pages_per_s * r.questions as f64,
+            format!("{:?}", r.path),
+            r.tree_per_page.as_secs_f64() * 1e3
         );
     }
 }

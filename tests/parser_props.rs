@@ -21,7 +21,8 @@ use stackcrawl::source::html::clean::{
     absolute_url, clean_page, decode_count, exact_number, parse_iso, split_status,
 };
 use stackcrawl::source::html::parse::{
-    parse_listing, ParseError, ParsedPage, RawStat, RawSummary, RawTime,
+    parse_listing, parse_listing_traced, parse_listing_tree, ParseError, ParsedPage, RawStat,
+    RawSummary, RawTime,
 };
 
 const LISTINGS: [&str; 8] = [
@@ -112,6 +113,13 @@ fn check_listing(html: &str) -> Result<(), TestCaseError> {
     }
 }
 
+/// The fast reader gives what the reference tree gives, whatever the input.
+fn check_same(html: &str) -> Result<(), TestCaseError> {
+    let (fast, path) = parse_listing_traced(html);
+    prop_assert_eq!(fast, parse_listing_tree(html), "path {:?}", path);
+    Ok(())
+}
+
 /// The largest char boundary at or below `i`.
 fn floor_boundary(s: &str, mut i: usize) -> usize {
     i = i.min(s.len());
@@ -173,6 +181,84 @@ fn soup() -> impl Strategy<Value = String> {
         if close {
             html.push_str("</body></html>");
         }
+        html
+    })
+}
+
+/// Markup at the edges of what the list region's own scan reproduces
+/// (`parse/stream.rs`): references, odd tags and attributes, raw text,
+/// SVG, and the tree builder's own rules (misnesting, `p`, lists, tables).
+fn region_token() -> impl Strategy<Value = String> {
+    const TOKENS: [&str; 52] = [
+        "<div class=\"s-post-summary js-post-summary\" data-post-id=\"7\">",
+        "<div class=\"question-summary\" id=\"question-summary-8\">",
+        "<div>",
+        "</div>",
+        "<div class=\"s-user-card\">",
+        "<div class=\"started\">",
+        "<span>",
+        "</span>",
+        "<a href=\"/users/3/x\">",
+        "<a href=\"/questions/5/q\">",
+        "</a>",
+        "<b>",
+        "</b>",
+        "<i>",
+        "</i>",
+        "<p>",
+        "</p>",
+        "<ul>",
+        "</ul>",
+        "<li>",
+        "</li>",
+        "<h3>",
+        "</h3>",
+        "<h4>",
+        "<br>",
+        "</br>",
+        "<img src=x/>",
+        "<span/>",
+        "<svg class=\"svg-icon\"><path d=\"M0\"/>",
+        "</svg>",
+        "<svg><use xlink:href=\"#a\"/>",
+        "<table><tr><td>",
+        "<!-- c -->",
+        "<!-->",
+        "<!DOCTYPE x>",
+        "<?x>",
+        "</ x>",
+        "<script>a</div>b</script>",
+        "<style>p{}</style>",
+        "<noscript>",
+        "<textarea>",
+        "&amp;",
+        "&copy",
+        "&copy;",
+        "&#128;",
+        "&#3#9;",
+        "&eacute;",
+        "&zz;",
+        "\r\n",
+        "\r",
+        "<SPAN CLASS=\"relativetime\" TITLE=\"2020-01-01 00:00:00Z\">",
+        "<a title='a > b'>",
+    ];
+    prop_oneof![
+        4 => (0..TOKENS.len()).prop_map(|i| TOKENS.get(i).copied().unwrap_or("").to_owned()),
+        2 => markup_token(),
+        1 => "[a-z &;#<>/\"'=]{0,8}",
+    ]
+}
+
+/// A complete page whose list container holds random region markup.
+fn region_soup() -> impl Strategy<Value = String> {
+    prop::collection::vec(region_token(), 0..24).prop_map(|tokens| {
+        let mut html = String::from(
+            "<!DOCTYPE html><html><head><title>t</title></head><body>\
+             <div id=\"mainbar\"><div id=\"questions\">",
+        );
+        html.extend(tokens);
+        html.push_str("</div></div></body></html>");
         html
     })
 }
@@ -340,6 +426,17 @@ proptest! {
     }
 
     #[test]
+    fn the_stream_reads_soup_as_the_tree_does(html in soup()) {
+        check_same(&html)?;
+    }
+
+    #[test]
+    fn the_stream_reads_region_soup_as_the_tree_does(html in region_soup()) {
+        check_listing(&html)?;
+        check_same(&html)?;
+    }
+
+    #[test]
     fn decoders_never_panic(s in any::<String>(), href in prop::option::of(any::<String>()), id in any::<u64>()) {
         let _ = decode_count(&s);
         let _ = exact_number(&s);
@@ -426,6 +523,19 @@ proptest! {
     fn fixture_with_mutated_markup(which in any::<Index>(), edits in prop::collection::vec(mutation(), 1..12)) {
         let html = apply(which.get::<String>(&PAGES), &edits);
         check_listing(&html)?;
+    }
+
+    #[test]
+    fn the_stream_reads_mutated_fixtures_as_the_tree_does(which in any::<Index>(), edits in prop::collection::vec(mutation(), 1..12)) {
+        check_same(&apply(which.get::<String>(&PAGES), &edits))?;
+    }
+
+    #[test]
+    fn the_stream_reads_fixtures_cut_short_as_the_tree_does(which in any::<Index>(), at in any::<Index>(), len in 0usize..20_000) {
+        let page: &String = which.get(&PAGES);
+        let a = floor_boundary(page, at.index(page.len() + 1));
+        let b = floor_boundary(page, a + len);
+        check_same(&format!("{}{}", page.get(..a).unwrap_or(""), page.get(b..).unwrap_or("")))?;
     }
 
     #[test]

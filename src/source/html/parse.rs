@@ -17,7 +17,11 @@
 //! Building the tree is most of a page's cost, so html5ever sees only the
 //! list container when a scan of the raw text can find it and vouch for it
 //! (see `region`); any other page, and a list without summaries, is parsed
-//! whole, so the shortcut changes the cost, never the result.
+//! whole, so the shortcut changes the cost, never the result. Most lists
+//! need no tree at all: `stream` reads the container's markup into a flat
+//! tape, and hands any markup it does not reproduce exactly back to the
+//! tree. Both are read by one reader (`dom`, `summary`, `drift`);
+//! [`parse_listing_tree`] is the tree alone, the reference of the tests.
 //!
 //! INTERFACE (relied on by the actors; keep these names and shapes):
 //! - `parse_listing(html: &str) -> Result<ParsedPage, ParseError>`
@@ -31,15 +35,22 @@
 //! - `ParseError::is_retryable(&self) -> bool` (truncated body: true),
 //!   `ParseError::is_block(&self) -> bool` (captcha / human verification).
 
+mod charref;
+mod checks;
+mod dom;
+mod drift;
 mod region;
+mod stream;
+mod summary;
 
-use std::collections::HashSet;
+use std::ops::Range;
 use std::sync::LazyLock;
 
-use ego_tree::{NodeId, NodeRef};
-use scraper::node::Element;
+use ego_tree::NodeRef;
 use scraper::{ElementRef, Html, Node, Selector};
 use thiserror::Error;
+
+use dom::Dom;
 
 /// Which generation of Stack Overflow's listing markup a page uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,13 +267,56 @@ static SEL: LazyLock<Selectors> = LazyLock::new(|| Selectors {
 
 /// Parses one listing page. Never panics, whatever the input.
 pub fn parse_listing(html: &str) -> Result<ParsedPage, ParseError> {
-    check_text(html)?;
-    check_complete(html)?;
-    check_depth(html)?;
+    parse_listing_traced(html).0
+}
+
+/// Which reader gave a page its result (see [`parse_listing_traced`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParsePath {
+    /// Refused by the checks of the raw text, before any reader.
+    Checks,
+    /// The list region's tape (`stream`), without a tree.
+    Stream,
+    /// html5ever's tree of the list region: the stream met markup it does
+    /// not reproduce exactly.
+    RegionTree,
+    /// html5ever's tree of the whole page: no region, or no summary in it.
+    WholePage,
+}
+
+/// [`parse_listing`], with the reader that decided: for the tests and the
+/// bench, which check that the fast path is the one ordinary pages take.
+pub fn parse_listing_traced(html: &str) -> (Result<ParsedPage, ParseError>, ParsePath) {
+    if let Err(e) = check(html) {
+        return (Err(e), ParsePath::Checks);
+    }
+    if let Some(list) = region::list_region(html) {
+        match stream::read_region(html, list.clone()) {
+            Some(Ok(Some(page))) => return (Ok(page), ParsePath::Stream),
+            Some(Err(e)) => return (Err(e), ParsePath::Stream),
+            // No summary in the list: the whole page decides what it is.
+            Some(Ok(None)) => {}
+            None => match region_tree(html, list) {
+                Ok(Some(page)) => return (Ok(page), ParsePath::RegionTree),
+                Err(e) => return (Err(e), ParsePath::RegionTree),
+                Ok(None) => {}
+            },
+        }
+    }
+    (
+        read_page(&Html::parse_document(html), html),
+        ParsePath::WholePage,
+    )
+}
+
+/// The reference reader: html5ever's tree of the list region, or of the
+/// whole page, as every page was read before the stream. The differential
+/// tests hold [`parse_listing`] to it.
+pub fn parse_listing_tree(html: &str) -> Result<ParsedPage, ParseError> {
+    check(html)?;
     // Most pages: a tree of the question list alone (see `region`).
     if let Some(list) = region::list_region(html) {
-        let doc = Html::parse_document(&region::region_document(html, list));
-        if let Some(page) = read_summaries(&doc)? {
+        if let Some(page) = region_tree(html, list)? {
             return Ok(page);
         }
     }
@@ -271,39 +325,74 @@ pub fn parse_listing(html: &str) -> Result<ParsedPage, ParseError> {
     read_page(&Html::parse_document(html), html)
 }
 
+fn check(html: &str) -> Result<(), ParseError> {
+    checks::check_text(html)?;
+    checks::check_complete(html)?;
+    checks::check_depth(html)
+}
+
+fn region_tree(html: &str, list: Range<usize>) -> Result<Option<ParsedPage>, ParseError> {
+    read_summaries(&Html::parse_document(&region::region_document(html, list)))
+}
+
 /// Reads a page from its whole tree.
 fn read_page(doc: &Html, html: &str) -> Result<ParsedPage, ParseError> {
     match read_summaries(doc)? {
         Some(page) => Ok(page),
         None => {
             let mut page = empty_page(doc, html)?;
-            page.drift = layout_drift(doc, &[]);
+            page.drift = drift::layout_drift(list_container(doc), &[]);
             Ok(page)
         }
     }
+}
+
+fn list_container(doc: &Html) -> Option<NodeRef<'_, Node>> {
+    doc.select(&SEL.listing_container).next().map(|e| *e)
 }
 
 /// The summaries of a tree, in the newest layout it has, with the drift of
 /// its list; `None` when it has none.
 fn read_summaries(doc: &Html) -> Result<Option<ParsedPage>, ParseError> {
     let s = &*SEL;
-    let modern = all_summaries(doc, &s.post_summary)?;
-    let (layout, found) = if !modern.is_empty() {
+    let select = |selector: &Selector| doc.select(selector).map(|e| *e).collect::<Vec<_>>();
+    read_found(
+        select(&s.post_summary),
+        || select(&s.question_summary),
+        list_container(doc),
+    )
+}
+
+/// The page of the summaries found in a document (`modern`, else `old`
+/// when there are none), each read from its own elements, with the drift
+/// of its list `container`; `None` when it has no summary.
+///
+/// Every summary is read, nested ones included. Real markup never nests
+/// them on purpose, but an unclosed tag (a 2014 template typo left a `div`
+/// open) makes the tree builder put every following summary inside the one
+/// before it; each is still a question of its own, and `own_nodes` keeps a
+/// summary from reading the fields of those nested in it.
+fn read_found<'t, N: Dom<'t>>(
+    modern: Vec<N>,
+    old: impl FnOnce() -> Vec<N>,
+    container: Option<N>,
+) -> Result<Option<ParsedPage>, ParseError> {
+    let (layout, found) = if !at_most_max(&modern)?.is_empty() {
         (Layout::PostSummary, modern)
     } else {
-        let old = all_summaries(doc, &s.question_summary)?;
-        if old.is_empty() {
+        let old = old();
+        if at_most_max(&old)?.is_empty() {
             return Ok(None);
         }
-        let layout = if old.iter().any(|e| has_class(e, "narrow")) {
+        let layout = if old.iter().any(|e| e.has_class("narrow")) {
             Layout::QuestionSummaryNarrow
         } else {
             Layout::QuestionSummary
         };
         (layout, old)
     };
-    let summaries: Vec<RawSummary> = found.iter().map(|el| summary(*el)).collect();
-    let drift = layout_drift(doc, &summaries);
+    let summaries: Vec<RawSummary> = found.iter().map(|el| summary::summary(*el)).collect();
+    let drift = drift::layout_drift(container, &summaries);
     Ok(Some(ParsedPage {
         layout,
         summaries,
@@ -311,16 +400,7 @@ fn read_summaries(doc: &Html) -> Result<Option<ParsedPage>, ParseError> {
     }))
 }
 
-/// Every summary of a page, nested ones included. Real markup never nests
-/// them on purpose, but an unclosed tag (a 2014 template typo left a `div`
-/// open) makes the tree builder put every following summary inside the one
-/// before it; each is still a question of its own, and [`own_nodes`] keeps a
-/// summary from reading the fields of those nested in it.
-fn all_summaries<'a>(
-    doc: &'a Html,
-    selector: &Selector,
-) -> Result<Vec<ElementRef<'a>>, ParseError> {
-    let found: Vec<ElementRef> = doc.select(selector).collect();
+fn at_most_max<T>(found: &[T]) -> Result<&[T], ParseError> {
     if found.len() > MAX_SUMMARIES {
         return Err(ParseError::TooManySummaries {
             found: found.len(),
@@ -414,698 +494,8 @@ fn block_reason(doc: &Html) -> Option<String> {
         .map(|e| format!("challenge markup <{}>", e.value().name()))
 }
 
-fn check_text(html: &str) -> Result<(), ParseError> {
-    if html.trim().is_empty() {
-        return Err(ParseError::Empty);
-    }
-    // Decoded binary (an image, gzip the client did not undo) is full of
-    // control characters and U+FFFD from lossy decoding; real HTML has
-    // almost none. Sampling the start keeps this cheap on big bodies.
-    let mut sampled = 0usize;
-    let mut bad = 0usize;
-    for c in html.chars().take(4096) {
-        sampled += 1;
-        let control = c.is_control() && !matches!(c, '\n' | '\r' | '\t' | '\u{c}');
-        if control || c == '\u{fffd}' {
-            bad += 1;
-        }
-    }
-    if html.contains('\0') || bad * 20 > sampled {
-        return Err(ParseError::Binary { bad, sampled });
-    }
-    Ok(())
-}
-
-fn check_depth(html: &str) -> Result<(), ParseError> {
-    let depth = block_depth(html, MAX_BLOCK_DEPTH);
-    if depth > MAX_BLOCK_DEPTH {
-        return Err(ParseError::TooDeep {
-            depth,
-            limit: MAX_BLOCK_DEPTH,
-        });
-    }
-    Ok(())
-}
-
-/// Block elements whose start tag makes html5ever scan the open-element
-/// stack ("close a p element in button scope").
-const BLOCK_TAGS: [&str; 24] = [
-    "address",
-    "article",
-    "aside",
-    "blockquote",
-    "center",
-    "details",
-    "dialog",
-    "dir",
-    "div",
-    "dl",
-    "fieldset",
-    "figcaption",
-    "figure",
-    "footer",
-    "header",
-    "hgroup",
-    "main",
-    "menu",
-    "nav",
-    "ol",
-    "search",
-    "section",
-    "summary",
-    "ul",
-];
-
-/// The deepest nesting of block elements, by a linear scan of the tags
-/// (skipping comments and script/style text, where `<` is not markup).
-/// Stops counting once past `limit`. Mismatched end tags make this an
-/// over-estimate, which only matters far beyond what real pages do.
-fn block_depth(html: &str, limit: usize) -> usize {
-    let mut rest = html;
-    let mut depth = 0usize;
-    let mut max = 0usize;
-    while let Some(lt) = rest.find('<') {
-        rest = rest.get(lt + 1..).unwrap_or("");
-        if let Some(comment) = rest.strip_prefix("!--") {
-            rest = comment
-                .find("-->")
-                .and_then(|e| comment.get(e + 3..))
-                .unwrap_or("");
-            continue;
-        }
-        let (closing, tag) = match rest.strip_prefix('/') {
-            Some(t) => (true, t),
-            None => (false, rest),
-        };
-        let name_len = tag
-            .bytes()
-            .take(16)
-            .take_while(u8::is_ascii_alphanumeric)
-            .count();
-        let name = tag.get(..name_len).unwrap_or("");
-        if !closing && (name.eq_ignore_ascii_case("script") || name.eq_ignore_ascii_case("style")) {
-            rest = skip_past_end_tag(tag, name);
-            continue;
-        }
-        if BLOCK_TAGS.iter().any(|b| b.eq_ignore_ascii_case(name)) {
-            if closing {
-                depth = depth.saturating_sub(1);
-            } else {
-                depth += 1;
-                max = max.max(depth);
-                if max > limit {
-                    break;
-                }
-            }
-        }
-    }
-    max
-}
-
-/// The text after `</name`, ignoring case; empty when it never closes.
-fn skip_past_end_tag<'a>(text: &'a str, name: &str) -> &'a str {
-    let mut rest = text;
-    while let Some(lt) = rest.find("</") {
-        let after = rest.get(lt + 2..).unwrap_or("");
-        let matches = after
-            .get(..name.len())
-            .is_some_and(|n| n.eq_ignore_ascii_case(name));
-        if matches {
-            return after.get(name.len()..).unwrap_or("");
-        }
-        rest = after;
-    }
-    ""
-}
-
-/// Complete pages end with `</html>` (maybe followed by whitespace or a
-/// comment); looking only at the tail keeps this O(1) in the body size, and
-/// doing it before parsing means a cut-off body costs nothing. A listing cut
-/// short would still have summaries, but only some of them and maybe a last
-/// one missing its fields: refetching beats recording half a page.
-fn check_complete(html: &str) -> Result<(), ParseError> {
-    let mut start = html.len().saturating_sub(1024);
-    while !html.is_char_boundary(start) {
-        start += 1;
-    }
-    let tail = html.get(start..).unwrap_or("").to_ascii_lowercase();
-    if tail.contains("</html>") {
-        Ok(())
-    } else if let Some(reason) = raw_block_reason(html) {
-        // A cut-off challenge page is still a block: retrying it page by
-        // page would only dig the hole deeper.
-        Err(ParseError::Blocked { reason })
-    } else if !html
-        .trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n'])
-        .starts_with('<')
-    {
-        // Only a page that began as markup can have been cut short.
-        let start: String = html.trim_start().chars().take(20).collect();
-        Err(ParseError::NotHtml {
-            start: format!("{start:?}"),
-        })
-    } else {
-        Err(ParseError::Truncated { len: html.len() })
-    }
-}
-
-/// Block markers found in the raw text of a body that cannot be parsed as a
-/// whole. Skipped when the text shows listing markup, where "recaptcha" may
-/// simply be a tag or a word in an excerpt.
-fn raw_block_reason(html: &str) -> Option<String> {
-    const MARKERS: [&str; 8] = [
-        "human verification",
-        "g-recaptcha",
-        "h-captcha",
-        "/nocaptcha",
-        "_cf_chl_opt",
-        "cf-challenge",
-        "challenge-running",
-        "are you a human",
-    ];
-    let mut end = html.len().min(64 * 1024);
-    while !html.is_char_boundary(end) {
-        end -= 1;
-    }
-    let head = html.get(..end).unwrap_or("").to_ascii_lowercase();
-    if [
-        "s-post-summary",
-        "question-summary",
-        "id=\"questions\"",
-        "id=\"question\"",
-    ]
-    .iter()
-    .any(|m| head.contains(m))
-    {
-        return None;
-    }
-    MARKERS
-        .iter()
-        .find(|m| head.contains(*m))
-        .map(|m| format!("{m:?} in a body without </html>"))
-}
-
-/// The nodes of `root`'s subtree in document order, `root` first, leaving
-/// out every summary nested inside it with its whole subtree. Each node of a
-/// page is visited by the walk of exactly one summary, so extracting every
-/// summary of even a pathologically nested page stays linear.
-fn own_nodes(root: ElementRef<'_>) -> Walk<'_> {
-    Walk {
-        stack: vec![*root],
-        root: root.id(),
-        prune: is_summary,
-    }
-}
-
-/// A pre-order walk of a subtree that leaves out every element (other
-/// than the root) for which `prune` holds, with all of its descendants.
-struct Walk<'a> {
-    stack: Vec<NodeRef<'a, Node>>,
-    root: NodeId,
-    prune: fn(&Element) -> bool,
-}
-
-impl<'a> Iterator for Walk<'a> {
-    type Item = NodeRef<'a, Node>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            let node = self.stack.pop()?;
-            if node.id() != self.root {
-                if let Node::Element(e) = node.value() {
-                    if (self.prune)(e) {
-                        continue;
-                    }
-                }
-            }
-            self.stack.extend(node.children().rev());
-            return Some(node);
-        }
-    }
-}
-
-fn is_summary(e: &Element) -> bool {
-    e.classes()
-        .any(|c| c == "s-post-summary" || c == "question-summary")
-}
-
-/// The elements of `root`'s own subtree (see [`own_nodes`]), `root` first.
-fn own_elements(root: ElementRef<'_>) -> impl Iterator<Item = ElementRef<'_>> {
-    own_nodes(root).filter_map(ElementRef::wrap)
-}
-
-/// The text of `el`, without the text of any summary nested in it.
-fn own_text(el: &ElementRef) -> String {
-    let mut out = String::new();
-    for node in own_nodes(*el) {
-        if let Node::Text(t) = node.value() {
-            out.push_str(t);
-        }
-    }
-    out
-}
-
-/// Classes whose text is not the user's name: the action and its time,
-/// reputation, badges, avatars, the community-wiki marker.
-const NOT_NAME: [&str; 17] = [
-    "started-link",
-    "user-action-time",
-    "relativetime",
-    "reputation-score",
-    "-flair",
-    "badge1",
-    "badge2",
-    "badge3",
-    "badgecount",
-    "v-visible-sr",
-    "community-wiki",
-    "user-gravatar32",
-    "s-avatar",
-    "s-user-card--time",
-    "s-user-card--awards",
-    "s-user-card--rep",
-    "s-user-card--avatar",
-];
-
-/// The text a reader sees as a name in a user area: everything but the
-/// parts listed in [`NOT_NAME`] (and `time`, `script`, `style`), collapsed.
-fn shown_name(area: ElementRef<'_>) -> String {
-    fn hidden(e: &Element) -> bool {
-        is_summary(e)
-            || matches!(e.name(), "time" | "script" | "style" | "img" | "svg")
-            || e.classes().any(|c| NOT_NAME.contains(&c))
-    }
-    let walk = Walk {
-        stack: vec![*area],
-        root: area.id(),
-        prune: hidden,
-    };
-    let mut out = String::new();
-    for node in walk {
-        if let Node::Text(t) = node.value() {
-            out.push_str(t);
-        }
-    }
-    collapse(&out)
-}
-
-/// The profile a link points to: the id in `/users/123/name` (absolute or
-/// relative; `-1` is the Community user).
-fn profile_id(href: &str) -> Option<String> {
-    let rest = href.split("/users/").nth(1)?;
-    let id: String = rest
-        .chars()
-        .enumerate()
-        .take_while(|(i, c)| c.is_ascii_digit() || (*i == 0 && *c == '-'))
-        .map(|(_, c)| c)
-        .collect();
-    id.trim_start_matches('-')
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_digit())
-        .then_some(id)
-}
-
-/// Who a summary names and what they did, as the page shows it.
-fn read_author(area: ElementRef<'_>, raw: &mut RawSummary) {
-    let mut details: Option<String> = None;
-    let mut linked: Option<(String, String)> = None;
-    for el in own_elements(area).skip(1) {
-        let v = el.value();
-        if linked.is_none() && v.name() == "a" {
-            let id = v
-                .attr("href")
-                .and_then(profile_id)
-                .or_else(|| v.attr("data-user-id").map(str::to_owned));
-            if let Some(id) = id {
-                let name = collapse(&own_text(&el));
-                if !name.is_empty() {
-                    linked = Some((name, id));
-                }
-            }
-        }
-        if details.is_none()
-            && v.classes()
-                .any(|c| c == "user-details" || c == "s-user-card--link")
-        {
-            details = Some(shown_name(el)).filter(|n| !n.is_empty());
-        }
-        if has_class(&el, "relativetime") && raw.author_action.is_none() {
-            raw.author_action = Some(label_before(&el)).filter(|l| !l.is_empty());
-        }
-    }
-    match linked {
-        Some((name, id)) => {
-            raw.author_name = Some(name);
-            raw.author_user_id = Some(id);
-            raw.author_linked = true;
-        }
-        None => {
-            raw.author_name = details.or_else(|| Some(shown_name(area)).filter(|n| !n.is_empty()));
-        }
-    }
-}
-
-/// One summary's fields, read in one walk of its own elements: the first
-/// element of each kind wins, as a reader's eye would take it.
-fn summary(el: ElementRef<'_>) -> RawSummary {
-    let mut raw = RawSummary {
-        question_id: attr(&el, "data-post-id").or_else(|| {
-            el.value()
-                .attr("id")
-                .and_then(|id| id.strip_prefix("question-summary-"))
-                .map(str::to_owned)
-        }),
-        ..RawSummary::default()
-    };
-    let mut modern_title = None;
-    let mut hyperlink = None;
-    let mut h3 = None;
-    let mut vote_count = None;
-    let mut votes = None;
-    let mut status = None;
-    let mut views = None;
-    let mut reputation = None;
-    let mut modern_rep = None;
-    let mut user_area = None;
-    let mut modern_stats = Vec::new();
-    let mut bounties = Vec::new();
-    let mut wiki_text = false;
-
-    for e in own_elements(el).skip(1) {
-        let v = e.value();
-        if v.name() == "h3" {
-            h3.get_or_insert(e);
-        }
-        for class in v.classes() {
-            match class {
-                "s-post-summary--stats-item" => modern_stats.push(e),
-                "s-post-summary--content-title" => {
-                    modern_title.get_or_insert(e);
-                }
-                "question-hyperlink" if v.name() == "a" => {
-                    hyperlink.get_or_insert(e);
-                }
-                "vote-count-post" => {
-                    vote_count.get_or_insert(e);
-                }
-                "votes" => {
-                    votes.get_or_insert(e);
-                }
-                "status" => {
-                    status.get_or_insert(e);
-                }
-                "views" => {
-                    views.get_or_insert(e);
-                }
-                "post-tag" if v.name() == "a" => {
-                    let tag = collapse(&own_text(&e));
-                    if !tag.is_empty() {
-                        raw.tags.push(tag);
-                    }
-                }
-                // A summary dates at most three events; the cap bounds the
-                // sibling walk in `label_before` on hostile markup.
-                "relativetime" if v.name() == "span" && raw.times.len() < 8 => {
-                    if let Some(iso) = v.attr("title") {
-                        raw.times.push(RawTime {
-                            label: label_before(&e),
-                            iso: iso.trim().to_owned(),
-                        });
-                    }
-                }
-                "s-post-summary--content-excerpt" | "excerpt" if raw.excerpt.is_none() => {
-                    raw.excerpt = Some(own_text(&e));
-                }
-                "bounty-indicator" | "s-badge__bounty" | "bounty-award" | "has-bounty" => {
-                    bounties.push(e);
-                }
-                "community-wiki" => raw.community_wiki = true,
-                "reputation-score" => {
-                    reputation.get_or_insert(e);
-                }
-                "s-user-card--rep" => {
-                    modern_rep.get_or_insert(e);
-                }
-                "started" | "s-user-card" => {
-                    user_area.get_or_insert(e);
-                }
-                "user-details" | "s-user-card--info" => {
-                    wiki_text |= own_text(&e).to_lowercase().contains("community wiki");
-                }
-                _ => {}
-            }
-        }
-    }
-    raw.community_wiki |= wiki_text;
-
-    if !modern_stats.is_empty() {
-        modern_stat_items(&modern_stats, &mut raw);
-    }
-    let title_link = modern_title
-        .and_then(|t| own_elements(t).find(|a| a.value().name() == "a"))
-        .or(hyperlink)
-        .or_else(|| h3.and_then(|h| own_elements(h).find(|a| a.value().name() == "a")));
-    if let Some(a) = title_link {
-        raw.href = attr(&a, "href");
-        raw.title = Some(own_text(&a));
-    }
-    if raw.votes.is_missing() {
-        if let Some(v) = vote_count {
-            raw.votes = own_stat(&v);
-        } else if let Some(v) = votes {
-            raw.votes = mini_stat(v);
-        }
-    }
-    if let Some(st) = status {
-        raw.accepted = has_class(&st, "answered-accepted");
-        raw.answers = match own_elements(st).find(|e| e.value().name() == "strong") {
-            Some(n) => RawStat {
-                text: Some(own_text(&n)),
-                title: None,
-            },
-            None => mini_stat(st),
-        };
-    }
-    if let Some(v) = views {
-        // The `.views` box of the wide layout carries text and title itself;
-        // the narrow one nests them in `.mini-counts span`.
-        raw.views = if own_elements(v).any(|e| has_class(&e, "mini-counts")) {
-            mini_stat(v)
-        } else {
-            own_stat(&v)
-        };
-    }
-    raw.bounty = bounties
-        .iter()
-        .map(|b| collapse(&own_text(b)))
-        .find(|t| t.chars().any(|c| c.is_ascii_digit()));
-    if let Some(rep) = reputation {
-        raw.author_reputation = own_stat(&rep);
-    } else if let Some(rep) = modern_rep {
-        // `.s-user-card--rep` holds the number in a span with the title.
-        let span = own_elements(rep)
-            .skip(1)
-            .find(|e| e.value().attr("title").is_some())
-            .unwrap_or(rep);
-        raw.author_reputation = own_stat(&span);
-    }
-    if let Some(area) = user_area {
-        read_author(area, &mut raw);
-    }
-    raw
-}
-
-/// The stats items of the modern layout: votes, answers (or an Advice
-/// post's replies) and views, in that order on every site and language.
-/// English units confirm the slot where present; elsewhere the position
-/// decides, since localized pages spell the units their own way. Items
-/// without a number are labels ("Advice") or a bounty.
-fn modern_stat_items(items: &[ElementRef<'_>], raw: &mut RawSummary) {
-    let mut position = 0usize;
-    for item in items {
-        let mut number = None;
-        let mut unit = String::new();
-        for e in own_elements(*item).skip(1) {
-            if number.is_none() && has_class(&e, "s-post-summary--stats-item-number") {
-                number = Some(own_text(&e));
-            } else if unit.is_empty() && has_class(&e, "s-post-summary--stats-item-unit") {
-                unit = collapse(&own_text(&e)).to_lowercase();
-            }
-        }
-        let Some(number) = number else {
-            if !has_class(item, "has-bounty") {
-                let label = collapse(&own_text(item));
-                if !label.is_empty() {
-                    raw.kind_label = Some(label);
-                }
-            }
-            continue;
-        };
-        let title = attr(item, "title");
-        let replies_hint =
-            unit.starts_with("repl") || title.as_deref().is_some_and(|t| t.contains("repl"));
-        let answers_hint = has_class(item, "has-answers") || has_class(item, "has-accepted-answer");
-        let slot = if unit.starts_with("vote") {
-            0
-        } else if unit.starts_with("answer") || unit.starts_with("repl") || answers_hint {
-            1
-        } else if unit.starts_with("view") {
-            2
-        } else {
-            position
-        };
-        position = slot + 1;
-        let stat = RawStat {
-            text: Some(number),
-            title,
-        };
-        match slot {
-            0 => raw.votes = stat,
-            1 if replies_hint => raw.replies = Some(stat),
-            1 => {
-                raw.accepted = has_class(item, "has-accepted-answer");
-                raw.answers = stat;
-            }
-            2 => raw.views = stat,
-            _ => {}
-        }
-    }
-}
-
-/// A stat whose element holds the number itself, with the exact count in
-/// its `title` when the page gives one.
-fn own_stat(el: &ElementRef) -> RawStat {
-    RawStat {
-        text: Some(own_text(el)),
-        title: attr(el, "title"),
-    }
-}
-
-/// A `.mini-counts` stat of the narrow home-page layout: the number is the
-/// text of its span, the exact count the span's title ("20050 views" for a
-/// shown "20k").
-fn mini_stat(container: ElementRef<'_>) -> RawStat {
-    let mini = own_elements(container).find(|e| has_class(e, "mini-counts"));
-    if let Some(span) =
-        mini.and_then(|m| own_elements(m).skip(1).find(|e| e.value().name() == "span"))
-    {
-        return own_stat(&span);
-    }
-    RawStat {
-        text: Some(own_text(&mini.unwrap_or(container))),
-        title: None,
-    }
-}
-
-/// The last word of the nearest non-blank text before a `relativetime`
-/// span: "asked" in `asked <span …>`, or in `<a>asked</a> <span …>`.
-fn label_before(span: &ElementRef) -> String {
-    for node in span.prev_siblings().take(8) {
-        let text = match node.value() {
-            Node::Text(t) => t.to_string(),
-            // A summary nested by broken markup is not this one's label.
-            Node::Element(e) if is_summary(e) => break,
-            Node::Element(_) => ElementRef::wrap(node)
-                .map(|e| own_text(&e))
-                .unwrap_or_default(),
-            _ => continue,
-        };
-        if let Some(word) = text.split_whitespace().last() {
-            return word.to_lowercase();
-        }
-    }
-    String::new()
-}
-
-/// Compares the summaries read with the questions the list container
-/// refers to, in a language-independent way: ids and links, not words.
-fn layout_drift(doc: &Html, summaries: &[RawSummary]) -> Option<LayoutDrift> {
-    let container = doc.select(&SEL.listing_container).next()?;
-    let read: HashSet<&str> = summaries
-        .iter()
-        .filter_map(|s| s.question_id.as_deref())
-        .map(str::trim)
-        .collect();
-    let mut expected: HashSet<&str> = HashSet::new();
-    let mut first = None;
-    for e in container.descendants().filter_map(ElementRef::wrap) {
-        // One pass over the attributes: this runs on every element of the list.
-        let (mut post_id, mut summary_id, mut href) = (None, None, None);
-        for (name, value) in e.value().attrs() {
-            match name {
-                "data-post-id" => post_id = Some(value),
-                "id" => summary_id = value.strip_prefix("question-summary-"),
-                "href" => href = Some(value),
-                _ => {}
-            }
-        }
-        // Links count only when nothing was read: other lists (a page's
-        // featured or hot questions) can sit inside the same container.
-        let id = post_id
-            .or(summary_id)
-            .or_else(|| {
-                href.filter(|_| summaries.is_empty())
-                    .and_then(question_id_in_href)
-            })
-            .map(str::trim)
-            .filter(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()));
-        let Some(id) = id else { continue };
-        if first.is_none() && !read.contains(id) {
-            first = Some(describe(&child_holding(container, e)));
-        }
-        expected.insert(id);
-    }
-    (expected.len() > summaries.len()).then_some(LayoutDrift {
-        expected: expected.len(),
-        found: summaries.len(),
-        first_unrecognised: first,
-    })
-}
-
-/// The question id of a link to a question on this site,
-/// `/questions/123/slug`, but not `/questions/tagged/…`.
-fn question_id_in_href(href: &str) -> Option<&str> {
-    let rest = href.strip_prefix("/questions/")?;
-    let end = rest
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(rest.len());
-    let id = rest.get(..end)?;
-    let after = rest.get(end..).unwrap_or("");
-    (!id.is_empty() && (after.is_empty() || after.starts_with(['/', '?', '#']))).then_some(id)
-}
-
-/// The child of the list container that holds `el` (or `el` itself).
-fn child_holding<'a>(container: ElementRef<'a>, el: ElementRef<'a>) -> ElementRef<'a> {
-    let mut top = el;
-    for a in el.ancestors() {
-        if a.id() == container.id() {
-            break;
-        }
-        if let Some(e) = ElementRef::wrap(a) {
-            top = e;
-        }
-    }
-    top
-}
-
-/// `div.class1.class2`, as a log names an element.
-fn describe(el: &ElementRef) -> String {
-    let mut out = el.value().name().to_owned();
-    // As written in the page: `classes()` does not keep the order.
-    for c in el.value().attr("class").unwrap_or("").split_whitespace() {
-        out.push('.');
-        out.push_str(c);
-    }
-    out
-}
-
 fn text_of(el: &ElementRef) -> String {
     el.text().collect()
-}
-
-fn attr(el: &ElementRef, name: &str) -> Option<String> {
-    el.value().attr(name).map(str::to_owned)
 }
 
 fn has_class(el: &ElementRef, class: &str) -> bool {
@@ -1196,11 +586,7 @@ mod tests {
         let doc = Html::parse_document(html);
         doc.select(&SEL.question_summary)
             .chain(doc.select(&SEL.post_summary))
-            .filter(|e| {
-                e.ancestors()
-                    .filter_map(ElementRef::wrap)
-                    .any(|a| is_summary(a.value()))
-            })
+            .filter(|e| e.ancestors().any(dom::is_summary))
             .count()
     }
 
@@ -1341,6 +727,75 @@ mod tests {
             let broken = survives_broken_markup(name, nth, from, to);
             assert_eq!(parse_listing(&broken), whole_page(&broken), "{name}");
         }
+    }
+
+    /// The broken-markup class of every layout: unclosed and stray tags
+    /// that make the tree builder nest summaries in one another.
+    const BROKEN: [(&str, usize, &str, &str); 9] = [
+        (
+            "homepage-narrow-2018.html",
+            0,
+            "<div>votes</div>",
+            "<div>votes/div>",
+        ),
+        (
+            "so-home-interesting-2016.html",
+            3,
+            "<div>votes</div>",
+            "<div>votes/div>",
+        ),
+        (
+            "homepage-narrow-2018.html",
+            10,
+            "<div>answers</div>",
+            "<div>answers",
+        ),
+        ("tagged-python-newest-2013.html", 2, "</div>", ""),
+        (
+            "so-questions-active-2020.html",
+            0,
+            "<div class=\"viewcount\">votes</div>",
+            "<div class=\"viewcount\">votes",
+        ),
+        (
+            "tagged-webcam-newest-2014-bounty-closed.html",
+            5,
+            "<div class=\"excerpt\">",
+            "<div class=\"excerpt\"><div>",
+        ),
+        (
+            "tagged-python-newest-2025.html",
+            4,
+            "<div class=\"s-post-summary--meta\">",
+            "<div><div class=\"s-post-summary--meta\">",
+        ),
+        (
+            "questions-newest-2026-resaved.html",
+            0,
+            "</h3>",
+            "</h3><div>",
+        ),
+        (
+            "meta-homepage-2026-resaved.html",
+            7,
+            "</h3>",
+            "</h3><div><div>",
+        ),
+    ];
+
+    #[test]
+    fn broken_markup_reads_the_same_by_the_stream_and_the_tree() {
+        let mut nested = 0;
+        for (name, nth, from, to) in BROKEN {
+            let broken = survives_broken_markup(name, nth, from, to);
+            let (fast, path) = parse_listing_traced(&broken);
+            assert_eq!(fast, parse_listing_tree(&broken), "{name}: {to:?}");
+            // Unclosed `div`s are plain nesting: the stream reads them.
+            assert_eq!(path, ParsePath::Stream, "{name}: {to:?}");
+            nested += usize::from(stream::nests_summaries(&broken) == Some(true));
+        }
+        // All but the `</h3><div>` page have summaries inside summaries.
+        assert_eq!(nested, BROKEN.len() - 1);
     }
 
     #[test]
@@ -1665,14 +1120,14 @@ mod tests {
             "tagged-python-newest-2025.html",
             "meta-homepage-2026-resaved.html",
         ] {
-            let depth = block_depth(&fixture(name), MAX_BLOCK_DEPTH);
+            let depth = checks::block_depth(&fixture(name), MAX_BLOCK_DEPTH);
             assert!((5..MAX_BLOCK_DEPTH / 4).contains(&depth), "{name}: {depth}");
         }
         assert_eq!(
-            block_depth("<div><!-- <div> --><script>a<div</script></div>", 10),
+            checks::block_depth("<div><!-- <div> --><script>a<div</script></div>", 10),
             1
         );
-        assert_eq!(block_depth("<DIV><Section></section><ul>", 10), 2);
+        assert_eq!(checks::block_depth("<DIV><Section></section><ul>", 10), 2);
     }
 
     /// Markup that would make parsing quadratic is refused or bounded:

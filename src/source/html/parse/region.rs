@@ -15,7 +15,7 @@
 use std::ops::Range;
 
 /// The ids `SEL.listing_container` looks for, in the same roles.
-const CONTAINER_IDS: [&str; 3] = ["questions", "question-mini-list", "qlist-wrapper"];
+pub(super) const CONTAINER_IDS: [&str; 3] = ["questions", "question-mini-list", "qlist-wrapper"];
 
 /// The classes of a summary element (see `is_summary`).
 const SUMMARY_CLASSES: [&str; 2] = ["s-post-summary", "question-summary"];
@@ -91,14 +91,22 @@ fn doctype(html: &str) -> &str {
 
 /// Whether `text` holds a summary class as a whole token anywhere (in
 /// markup, script or prose alike: a false alarm only costs a full parse).
+/// Both classes end in `-summary`: one vectorised search for that serves
+/// both, over the half of the page outside the list.
 fn mentions_summary_class(text: &str) -> bool {
     let is_name = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
     let bytes = text.as_bytes();
-    SUMMARY_CLASSES.iter().any(|class| {
-        text.match_indices(class).any(|(at, _)| {
+    memchr::memmem::find_iter(bytes, b"-summary").any(|hit| {
+        let after = bytes.get(hit + "-summary".len()).copied();
+        SUMMARY_CLASSES.iter().any(|class| {
+            let head = class.len() - "-summary".len();
+            let Some(at) = hit.checked_sub(head) else {
+                return false;
+            };
             let before = at.checked_sub(1).map(|i| bytes[i]);
-            let after = bytes.get(at + class.len()).copied();
-            !before.is_some_and(is_name) && !after.is_some_and(is_name)
+            bytes.get(at..hit) == Some(&class.as_bytes()[..head])
+                && !before.is_some_and(is_name)
+                && !after.is_some_and(is_name)
         })
     })
 }
@@ -307,6 +315,11 @@ mod tests {
         ));
         assert!(mentions_summary_class("<div class=\"question-summary\">"));
         assert!(mentions_summary_class(".s-post-summary{color:red}"));
+        assert!(mentions_summary_class("s-post-summary"));
+        assert!(!mentions_summary_class("-summary summary x-post-summary"));
+        assert!(!mentions_summary_class(
+            "<p class=\"big-question-summary\">"
+        ));
     }
 
     #[test]
