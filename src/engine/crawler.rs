@@ -34,12 +34,12 @@ use crate::lane::budget::Budget;
 use crate::lane::ledger::Ledger;
 use crate::lane::robots::{self, RobotsError, RobotsPolicy};
 use crate::lane::shared_quota::SharedQuota;
-use crate::lane::throttle::{Answer, Throttle};
+use crate::lane::throttle::Throttle;
 use crate::lane::{Counting, Lane, LaneError, Opening};
 use crate::model::RunSummary;
 use crate::observe::monitor::Monitor;
 use crate::source::fetch::{FetchError, HttpClient};
-use crate::source::{honour_retry_after, Lanes, Source};
+use crate::source::{Lanes, Source};
 use crate::store::output::Sink;
 use crate::store::{self, PassStore, PassTotals, SharedCounter, StoreLocation};
 
@@ -142,7 +142,7 @@ impl Crawler {
             give_up: config.store_give_up,
             status_every: config.status_every,
             shutdown,
-            unwritten: &|| 0,
+            view: None,
         };
         let cfg = config.clone();
         let (store, key_budgets) = patience
@@ -250,18 +250,21 @@ impl Crawler {
         M::Result: Send,
         Aggregator: Handler<M>,
     {
-        let view = &self.pipeline.view;
-        let patience = Patience {
-            give_up: self.config.store_give_up,
-            status_every: self.config.status_every,
-            shutdown: &self.shutdown,
-            unwritten: &|| view.unwritten(),
-        };
         let reply = self.pipeline.aggregator.send(msg);
-        patience
+        self.patience()
             .wait(what, reply)
             .await?
             .map_err(|_| CrawlError::Stopped)
+    }
+
+    /// How this crawler waits on its store and budget (see [`Patience`]).
+    fn patience(&self) -> Patience<'_> {
+        Patience {
+            give_up: self.config.store_give_up,
+            status_every: self.config.status_every,
+            shutdown: &self.shutdown,
+            view: Some(&self.pipeline.view),
+        }
     }
 
     /// Reports to `monitor` from now on: every page's outcome, and the
@@ -411,27 +414,16 @@ impl Crawler {
                 e => e.into(),
             })?;
             let response = self.http.get_response(&url).await;
-            if let Err(FetchError::Connect(_)) = &response {
-                lane.refund(&ticket);
-            }
-            // A site that throttles counts robots.txt among the requests it
-            // allows; so does the lane's rate controller.
-            match &response {
-                Ok(r) if r.status < 400 => lane.answered(&ticket, Answer::Accepted(r.limits)),
-                // Too many requests: the site's quota speaks, as for a
-                // page, and its Retry-After binds every request.
-                Ok(r) if r.status == 429 => {
-                    lane.answered(
-                        &ticket,
-                        Answer::Throttled {
-                            retry_after: r.retry_after,
-                            limits: r.limits,
-                        },
-                    );
-                    honour_retry_after(lane, &r.status_error());
-                }
-                _ => {}
-            }
+            // Settled like a page's: a site that throttles counts robots.txt
+            // among the requests it allows, and its Retry-After binds every
+            // request.
+            lane.settle(
+                &ticket,
+                match &response {
+                    Ok(r) => r.reply(),
+                    Err(e) => e.reply(),
+                },
+            );
             drop(ticket);
             let unreachable = matches!(response, Err(FetchError::Connect(_)));
             let reason = match response {
@@ -538,6 +530,13 @@ impl Crawler {
             w.monitor.supervisor_stats(&stats);
         }
         let totals = self.ask(Flush, "flushing the output").await??;
+        // Refunds and pauses go to the budget unawaited: the budget must
+        // hold them before the run says it ended.
+        let lanes = self.pipeline.lanes.clone();
+        let settled = futures_util::future::join_all(lanes.all().map(|l| l.settled()));
+        self.patience()
+            .wait("writing the request budget", settled)
+            .await?;
         Ok(RunSummary {
             pages_planned: self.submitted,
             pages_done: stats.done,

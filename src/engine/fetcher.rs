@@ -17,10 +17,9 @@ use tracing::{debug, info_span, Instrument};
 use crate::engine::aggregator::{Aggregator, Records, StoreView};
 use crate::engine::cleaner::{Cleaner, RawPage};
 use crate::engine::plan::PageJob;
-use crate::lane::throttle::Answer;
 use crate::lane::Lane;
+use crate::lane::Reply;
 use crate::model::{PageContext, PageReport, Signals};
-use crate::source::fetch::FetchError;
 use crate::source::{JobError, Lanes, Requester};
 use crate::store::Claim;
 
@@ -157,25 +156,14 @@ impl Attempt {
             let sent = Instant::now();
             debug!(url = %job.url, "GET");
             let body = job.source.request(&self.requester, &self.lane, &job).await;
-            match &body {
-                Ok(body) => self.lane.answered(&ticket, Answer::Accepted(body.limits)),
-                Err(JobError::Fetch(FetchError::RateLimited {
-                    status: 429,
-                    retry_after,
-                    limits,
-                })) => self.lane.answered(
-                    &ticket,
-                    Answer::Throttled {
-                        retry_after: *retry_after,
-                        limits: *limits,
-                    },
-                ),
-                Err(_) => {}
-            }
-            if let Err(JobError::Fetch(FetchError::Connect(_))) = &body {
-                // It never reached the server: it costs no budget.
-                self.lane.refund(&ticket);
-            }
+            self.lane.settle(
+                &ticket,
+                match &body {
+                    Ok(body) => Reply::Served(body.limits),
+                    Err(JobError::Fetch(e)) => e.reply(),
+                    Err(_) => Reply::Failed,
+                },
+            );
             let body = body?;
             let listing = self
                 .cleaner

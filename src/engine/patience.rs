@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{error, warn};
 
+use super::aggregator::StoreView;
 use super::crawler::status_timer;
 use crate::error::CrawlError;
 
@@ -25,11 +26,15 @@ pub struct Patience<'a> {
     pub give_up: Duration,
     pub status_every: Duration,
     pub shutdown: &'a watch::Receiver<bool>,
-    /// Fetched pages not yet written, for the log lines.
-    pub unwritten: &'a dyn Fn() -> u64,
+    /// Where fetched pages not yet written are counted, for the log lines.
+    pub view: Option<&'a StoreView>,
 }
 
 impl Patience<'_> {
+    fn unwritten(&self) -> u64 {
+        self.view.map_or(0, StoreView::unwritten)
+    }
+
     /// Awaits `answer` under the policy; `what` says what waits.
     pub async fn wait<T>(
         &self,
@@ -56,12 +61,12 @@ impl Patience<'_> {
                 _ = every.tick() => warn!(
                     waiting_for = what,
                     waited_secs = started.elapsed().as_secs(),
-                    pages_not_written = (self.unwritten)(),
+                    pages_not_written = self.unwritten(),
                     give_up_in_secs = give_up_at.saturating_duration_since(Instant::now()).as_secs(),
                     "the store has not answered: waiting; fetched pages are kept until written"
                 ),
                 _ = tokio::time::sleep_until(give_up_at) => {
-                    let unwritten = (self.unwritten)();
+                    let unwritten = self.unwritten();
                     error!(
                         waiting_for = what,
                         waited_secs = started.elapsed().as_secs(),

@@ -61,6 +61,18 @@ pub struct RecordPause {
     pub until: DateTime<Utc>,
 }
 
+/// Answers once every message sent before it is handled: the refunds and
+/// pauses sent and not awaited are then written.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Settled;
+
+impl Handler<Settled> for Ledger {
+    type Result = ();
+
+    fn handle(&mut self, _: Settled, _: &mut SyncContext<Self>) {}
+}
+
 impl Handler<Take> for Ledger {
     type Result = Result<Option<u64>, BudgetError>;
 

@@ -30,9 +30,9 @@ use tracing::warn;
 
 use crate::engine::stall::{Stalled, Stalls};
 use crate::lane::budget::Budget;
-use crate::lane::ledger::{Ledger, RecordPause, Refund, Take};
+use crate::lane::ledger::{Ledger, RecordPause, Refund, Settled, Take};
 use crate::lane::shared_quota::SharedQuota;
-use crate::lane::throttle::{Answer, Change, Throttle};
+use crate::lane::throttle::{Answer, Change, RateLimits, Throttle};
 
 #[derive(Debug, Clone, Error)]
 pub enum LaneError {
@@ -109,6 +109,24 @@ pub struct Lane {
     recent: Mutex<VecDeque<Instant>>,
     /// The IP's quota, when processes sharing the IP share it.
     shared: Option<SharedQuota>,
+}
+
+/// What became of one request, as far as its lane is concerned.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Reply {
+    /// Answered, and not asked to slow down.
+    Served(RateLimits),
+    /// A 429 or 503: slow down, for `retry_after` if it says; a 429 also
+    /// tells the rate controller the site's limit was passed.
+    SlowDown {
+        status: u16,
+        retry_after: Option<Duration>,
+        limits: RateLimits,
+    },
+    /// It never reached the server (a refused connection, DNS).
+    NeverSent,
+    /// Anything else (a timeout, a 5xx): nothing for the lane to learn.
+    Failed,
 }
 
 /// Leave to send one request. Hold it until the response is read: for a
@@ -309,9 +327,40 @@ impl Lane {
         ))
     }
 
+    /// Settles the request of `ticket` with what became of it: the rate
+    /// controller learns from an answer, a Retry-After binds the whole lane
+    /// at once, and a request that never reached the server is handed back
+    /// to the budget. Every request through a lane (pages, robots.txt) is
+    /// settled here.
+    pub fn settle(&self, ticket: &Ticket, reply: Reply) {
+        match reply {
+            Reply::Served(limits) => self.answered(ticket, Answer::Accepted(limits)),
+            Reply::SlowDown {
+                status,
+                retry_after,
+                limits,
+            } => {
+                if status == 429 {
+                    self.answered(
+                        ticket,
+                        Answer::Throttled {
+                            retry_after,
+                            limits,
+                        },
+                    );
+                }
+                if let Some(wait) = retry_after {
+                    self.pause_for(wait);
+                }
+            }
+            Reply::NeverSent => self.refund(ticket),
+            Reply::Failed => {}
+        }
+    }
+
     /// What the server answered to the request of `ticket`: the lane's
     /// rate follows what the site accepts.
-    pub fn answered(&self, ticket: &Ticket, answer: Answer) {
+    fn answered(&self, ticket: &Ticket, answer: Answer) {
         match self.throttle.answered(ticket.sent, answer) {
             Some(Change::Lowered { rate, accepted }) => warn!(
                 host = %self.key,
@@ -335,6 +384,12 @@ impl Lane {
             key: self.key.clone(),
             taken_at: ticket.taken_at,
         });
+    }
+
+    /// Resolves once every refund and pause this lane sent to the budget
+    /// is written (the ledger answers in order).
+    pub async fn settled(&self) {
+        let _ = self.counting.ledger.send(Settled).await;
     }
 
     /// Requests this lane sent that reached the server.

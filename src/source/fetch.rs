@@ -10,6 +10,7 @@ use thiserror::Error;
 
 use crate::config::Config;
 use crate::lane::throttle::RateLimits;
+use crate::lane::Reply;
 
 #[derive(Debug, Clone, Error)]
 pub enum FetchError {
@@ -245,6 +246,37 @@ impl Response {
                 limits: self.limits,
             },
             status => FetchError::Status { status },
+        }
+    }
+}
+
+impl FetchError {
+    /// What this failure means for the request's lane.
+    pub fn reply(&self) -> Reply {
+        match self {
+            FetchError::RateLimited {
+                status,
+                retry_after,
+                limits,
+            } => Reply::SlowDown {
+                status: *status,
+                retry_after: *retry_after,
+                limits: *limits,
+            },
+            FetchError::Connect(_) => Reply::NeverSent,
+            _ => Reply::Failed,
+        }
+    }
+}
+
+impl Response {
+    /// What this answer means for the request's lane, whatever the caller
+    /// makes of its status.
+    pub fn reply(&self) -> Reply {
+        match self.status {
+            429 | 503 => self.status_error().reply(),
+            s if s < 400 => Reply::Served(self.limits),
+            _ => Reply::Failed,
         }
     }
 }

@@ -378,13 +378,9 @@ impl Source {
         job: &PageJob,
     ) -> Result<Body, JobError> {
         match self {
-            Source::Html => {
-                let body = r.http.get_ok(&job.url).await;
-                if let Err(e) = &body {
-                    honour_retry_after(lane, e);
-                }
-                Ok(body?)
-            }
+            // A Retry-After binds the lane when the fetcher settles the
+            // request (`Lane::settle`).
+            Source::Html => Ok(r.http.get_ok(&job.url).await?),
             Source::Api => {
                 // `job.url` has no key; the keyed URL lives only in this call.
                 let resp = match &r.api_key {
@@ -418,7 +414,6 @@ impl Source {
                     400..=499 if resp.status != 408 => resp.status_error(),
                     _ => return Err(err.into()),
                 };
-                honour_retry_after(lane, &err);
                 Err(err.into())
             }
         }
@@ -462,18 +457,6 @@ fn is_json_object(body: &str) -> bool {
     rest.strip_prefix('{')
         .map(|r| r.trim_start())
         .is_some_and(|r| r.starts_with('"') || r.starts_with('}'))
-}
-
-/// A server's "slow down" binds every request from the moment it is read,
-/// not from when the supervisor gets to it.
-pub(crate) fn honour_retry_after(lane: &Lane, err: &FetchError) {
-    if let FetchError::RateLimited {
-        retry_after: Some(wait),
-        ..
-    } = err
-    {
-        lane.pause_for(*wait);
-    }
 }
 
 #[cfg(test)]
