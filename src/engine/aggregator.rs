@@ -292,7 +292,8 @@ impl Handler<Records> for Aggregator {
         let empty = total == 0 && listing.rejections.is_empty() && listing.layout_drift.is_none();
         if empty && job.ctx.page == 1 {
             // A misspelled tag is no error to the site: it lists nothing.
-            warn!(tag = %job.ctx.tag, url = %job.url, "no questions: does the tag exist?");
+            // The tab is named too: a real tag may have nothing Bountied.
+            warn!(tag = %job.ctx.tag, tab = %job.ctx.tab, url = %job.url, "no questions: does the tag exist?");
         }
         // Where the tag ends: an empty listing, the API's `has_more: false`,
         // or, in an incremental pass, a page with nothing new or changed.

@@ -36,6 +36,8 @@ pub fn check(what: &'static str, path: &Path) -> Result<(), NotWritable> {
     };
     match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => return Err(fail("it is a directory".into())),
+        // Opening a FIFO for writing would wait for a reader.
+        Ok(m) if !m.is_file() => {}
         Ok(_) => {
             OpenOptions::new()
                 .append(true)
@@ -113,6 +115,22 @@ mod tests {
         assert!(e.to_string().starts_with("cannot write the store "), "{e}");
         let e = check("output", dir.path()).unwrap_err();
         assert!(e.to_string().contains("is a directory"), "{e}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_is_not_opened_so_the_check_never_waits_for_a_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("q.jsonl");
+        let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo(3) with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(check("output", &fifo).is_ok()));
+        let passed = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the check returned without a reader on the FIFO");
+        assert!(passed);
     }
 
     #[test]
