@@ -29,9 +29,10 @@ fn main() {
             let (seed, c) = run.join().expect("a seed failed: its panic names it");
             println!(
                 "seed {seed}: passes={} incremental={} questions_checked={} snapshots={} pages_served={} faults={} \
-                 reloads_good={} reloads_bad={} sigterms={} kills={} restarts={} budget_checks={} requests={} backoffs_unknowable={}",
+                 reloads_good={} reloads_bad={} sigterms={} kills={} restarts={} budget_locks={} store_locks={} budget_checks={} requests={} backoffs_unknowable={}",
                 c.passes, c.incremental_passes, c.questions_checked, c.snapshots_checked, c.pages_served,
-                c.faults, c.reloads_good, c.reloads_bad, c.sigterms, c.kills, c.restarts, c.budget_checks, c.requests,
+                c.faults, c.reloads_good, c.reloads_bad, c.sigterms, c.kills, c.restarts, c.budget_locks, c.store_locks,
+                c.budget_checks, c.requests,
                 c.backoffs_unknowable
             );
             total.passes += c.passes;
@@ -43,10 +44,12 @@ fn main() {
             total.questions_checked += c.questions_checked;
             total.requests += c.requests;
             total.backoffs_unknowable += c.backoffs_unknowable;
+            total.budget_locks += c.budget_locks;
+            total.store_locks += c.store_locks;
         }
     }
     println!(
-        "simulation sweep: {seeds} seeds, {} passes checked, {} questions checked, {} faults, {} kill -9, {} SIGTERM, {} good + {} bad SIGHUP, {} requests, \
+        "simulation sweep: {seeds} seeds, {} passes checked, {} questions checked, {} faults, {} kill -9, {} SIGTERM, {} good + {} bad SIGHUP, {} budget-file and {} store locks, {} requests, \
          {} requests inside a backoff that a kill hid from every process, all correct, in {:.0} s",
         total.passes,
         total.questions_checked,
@@ -55,6 +58,8 @@ fn main() {
         total.sigterms,
         total.reloads_good,
         total.reloads_bad,
+        total.budget_locks,
+        total.store_locks,
         total.requests,
         total.backoffs_unknowable,
         started.elapsed().as_secs_f64()

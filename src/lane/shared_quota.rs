@@ -22,7 +22,10 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
-use crate::store::pg::{settings, Tls};
+use crate::store::pg::{
+    describe, settings, Tls, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_RETRIES,
+    TCP_USER_TIMEOUT,
+};
 use crate::store::StoreError;
 
 pub struct SharedQuota {
@@ -62,10 +65,16 @@ impl SharedQuota {
             url.parse()
                 .map_err(|e: tokio_postgres::Error| StoreError::Connect {
                     url: shown.clone(),
-                    reason: e.to_string(),
+                    reason: describe(&e),
                 })?;
         config.connect_timeout(Duration::from_secs(10));
         config.application_name("stackcrawl");
+        // As every other connection: a partition is noticed, not waited on.
+        config
+            .keepalives_idle(KEEPALIVE_IDLE)
+            .keepalives_interval(KEEPALIVE_INTERVAL)
+            .keepalives_retries(KEEPALIVE_RETRIES)
+            .tcp_user_timeout(TCP_USER_TIMEOUT);
         let interval = 1.0 / rate;
         Ok(SharedQuota {
             config,
@@ -85,7 +94,7 @@ impl SharedQuota {
             // forever: past the deadline it is dropped and reopened.
             let reserved = tokio::time::timeout(RESERVE_DEADLINE, self.reserve()).await;
             let reserved = match reserved {
-                Ok(r) => r.map_err(|e| e.to_string()),
+                Ok(r) => r.map_err(|e| describe(&e)),
                 Err(_) => Err(format!("no answer in {} s", RESERVE_DEADLINE.as_secs())),
             };
             match reserved {

@@ -51,6 +51,12 @@ use crate::store::output::OutputFormat;
 pub const RECONNECT_FOR: Duration = Duration::from_secs(300);
 /// The longest wait between two connection attempts.
 const RECONNECT_MAX_WAIT: Duration = Duration::from_secs(15);
+/// TCP keepalives and user timeout of every connection, unless the URL
+/// sets its own (see `settings`).
+pub(crate) const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
+pub(crate) const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+pub(crate) const KEEPALIVE_RETRIES: u32 = 3;
+pub(crate) const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a transaction that lost a deadlock or a serialization race
 /// with another process is replayed before the error is reported.
 const RACE_RETRIES: u32 = 5;
@@ -184,12 +190,12 @@ pub(crate) fn settings(url: &str) -> Result<(postgres::Config, Tls, String), Sto
     // writes; then the call fails as "connection lost" and reconnects.
     if config.get_keepalives_idle() == Duration::from_secs(2 * 60 * 60) {
         config
-            .keepalives_idle(Duration::from_secs(10))
-            .keepalives_interval(Duration::from_secs(5))
-            .keepalives_retries(3);
+            .keepalives_idle(KEEPALIVE_IDLE)
+            .keepalives_interval(KEEPALIVE_INTERVAL)
+            .keepalives_retries(KEEPALIVE_RETRIES);
     }
     if config.get_tcp_user_timeout().is_none() {
-        config.tcp_user_timeout(Duration::from_secs(30));
+        config.tcp_user_timeout(TCP_USER_TIMEOUT);
     }
     // A connection cut mid-transaction leaves the server holding its row
     // locks until it notices: the server ends such a session after this.
