@@ -3,8 +3,15 @@
 
 use std::process::{Command, Stdio};
 
+/// Whatever a command keeps of its own (the default budget file) goes into
+/// this directory, never the user's.
+fn state() -> &'static std::path::Path {
+    static STATE: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    STATE.get_or_init(|| tempfile::tempdir().unwrap()).path()
+}
+
 fn stackcrawl(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_stackcrawl"))
+    stackcrawl_fakesite::service::command(env!("CARGO_BIN_EXE_stackcrawl"), state())
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
@@ -374,7 +381,7 @@ fn a_closed_or_full_stdout_is_exit_0_quietly_or_exit_1_in_one_line() {
         &["completions", "bash"],
     ];
     let run = |args: &[&str], stdout: Stdio| {
-        Command::new(env!("CARGO_BIN_EXE_stackcrawl"))
+        stackcrawl_fakesite::service::command(env!("CARGO_BIN_EXE_stackcrawl"), state())
             .args(args)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env_remove("RUST_LOG")

@@ -2,11 +2,11 @@
 //! page, the daily budget counted across restarts, server pauses and block
 //! pages, timeouts, size caps and redirects.
 
-use std::process::Command;
 use std::time::Duration;
 
 use stackcrawl::lane::robots::RobotsError;
 use stackcrawl::CrawlError;
+use stackcrawl_fakesite::service::command;
 use stackcrawl_fakesite::{
     crawl_site, FakeSite, Fault, Hit, Limiter, RateHeaders, Shape, TestConfig,
 };
@@ -51,7 +51,7 @@ fn robots_disallow_exits_2_from_the_command_line() {
         .robots(DISALLOW_ALL)
         .start();
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_stackcrawl"))
+    let out = command(env!("CARGO_BIN_EXE_stackcrawl"), dir.path())
         .args([
             "crawl",
             "--tag",
@@ -450,7 +450,7 @@ async fn lost_pages_go_to_a_failures_file_that_a_rerun_takes() {
     assert!(listed.contains("\"page\":2"), "{listed}");
 
     // The re-run fetches only page 2 and adds its records to the output.
-    let out = Command::new(env!("CARGO_BIN_EXE_stackcrawl"))
+    let out = command(env!("CARGO_BIN_EXE_stackcrawl"), dir.path())
         .args(["crawl", "--base-url", &site.base_url(), "--retry-failed"])
         .arg(&failures)
         .arg("--output")

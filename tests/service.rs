@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use stackcrawl_fakesite::service::Service;
+use stackcrawl_fakesite::service::{command, Service};
 use stackcrawl_fakesite::{budget_used, FakeQuestion, FakeSite, Fault, TestConfig};
 
 fn query_u64(db: &Path, sql: &str) -> u64 {
@@ -306,7 +306,7 @@ fn crawl_can_keep_its_records_in_the_store_too() {
     let db = dir.path().join("crawl.db");
     let out = dir.path().join("q.csv");
     let crawl = || {
-        Command::new(env!("CARGO_BIN_EXE_stackcrawl"))
+        command(env!("CARGO_BIN_EXE_stackcrawl"), dir.path())
             .args([
                 "crawl",
                 "--tag",

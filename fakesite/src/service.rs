@@ -7,6 +7,17 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// The `stackcrawl` binary as a test runs it: whatever it keeps of its own
+/// (the default budget file, under `XDG_STATE_HOME`) goes into `dir`, the
+/// test's own directory, never the user's; no app key comes from the
+/// environment.
+pub fn command(bin: &str, dir: &Path) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.env("XDG_STATE_HOME", dir.join("state"))
+        .env_remove("STACKCRAWL_API_KEY");
+    cmd
+}
+
 /// A running `stackcrawl run` whose log lines arrive as JSON values.
 pub struct Service {
     pub child: Child,
@@ -24,7 +35,7 @@ impl Service {
 
     /// `stackcrawl --log-format json ARGS... CONFIG` with JSON log lines.
     pub fn spawn(bin: &str, args: &[&str], config: &Path) -> Service {
-        let mut cmd = Command::new(bin);
+        let mut cmd = command(bin, config.parent().unwrap_or(Path::new(".")));
         cmd.args(["--log-format", "json"])
             .args(args)
             .arg(config)
