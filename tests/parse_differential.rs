@@ -160,6 +160,36 @@ fn markup_the_stream_does_not_reproduce_falls_back_to_the_tree() {
 }
 
 #[test]
+fn deep_nesting_and_many_attributes_cost_no_walk_of_the_stack() {
+    let after = |markup: &str| page(&format!("{}{markup}", summary(1, "t")));
+    // A stray end tag is looked up under at most 64 open elements.
+    let shallow = format!("{}</b>{}", "<span>".repeat(10), "</span>".repeat(10));
+    assert_eq!(both(&after(&shallow)), ParsePath::Stream);
+    let deep = format!("{}</b>{}", "<span>".repeat(70), "</span>".repeat(70));
+    assert_eq!(both(&after(&deep)), ParsePath::RegionTree);
+    // Links and list items under deep nesting are counted, not looked up.
+    let links = format!(
+        "{}{}<ul>{}</ul>{}",
+        "<span>".repeat(2000),
+        "<a href=\"/x\">x</a>".repeat(2000),
+        "<li>i</li>".repeat(2000),
+        "</span>".repeat(2000)
+    );
+    assert_eq!(both(&after(&links)), ParsePath::Stream);
+    // Each attribute is checked against those before it: at most 64.
+    let attrs: String = (0..64).map(|i| format!(" data-x{i}=\"{i}\"")).collect();
+    assert_eq!(
+        both(&after(&format!("<span{attrs}>x</span>"))),
+        ParsePath::Stream
+    );
+    let attrs = format!("{attrs} data-last=1");
+    assert_eq!(
+        both(&after(&format!("<span{attrs}>x</span>"))),
+        ParsePath::RegionTree
+    );
+}
+
+#[test]
 fn an_empty_list_and_too_many_summaries_are_decided_alike() {
     assert_eq!(both(&page("")), ParsePath::WholePage);
     let many: String = (0..501).map(|i| summary(i, "t")).collect();
