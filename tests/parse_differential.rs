@@ -120,6 +120,10 @@ fn tags_and_attributes_are_tokenized_as_html5ever_does() {
         "<a href=\"/posts/1/revisions\">2 revs<br><a href=\"/users/5/x\">x</a></a>",
         // Stray end tags nothing answers.
         "</span></b></li></em></table>text",
+        // Text on both sides of an ignored end tag is one text: the label
+        // search, eight siblings deep, finds "asked" past it.
+        "asked<i></i> </b> </b> </b> </b> </b> </b> </b> </b> \
+         <span class=\"relativetime\" title=\"2020-01-01 00:00:00Z\">x</span>",
     ] {
         let html = page(&summary(1, markup));
         assert_eq!(both(&html), ParsePath::Stream, "{markup}");

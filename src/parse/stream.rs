@@ -284,7 +284,7 @@ impl<'a> Builder<'a> {
         }
         if lt > from {
             let text = decode(self.src.get(from..lt).ok_or(Unhandled)?)?;
-            self.append(Kind::Text(text), true);
+            self.append_text(text);
         }
         self.pos = lt;
         match self.byte(lt + 1)? {
@@ -534,7 +534,7 @@ impl<'a> Builder<'a> {
             } else {
                 Cow::Borrowed(text)
             };
-            self.append(Kind::Text(text), true);
+            self.append_text(text);
         }
         self.pos += end;
         Ok(())
@@ -597,6 +597,20 @@ impl<'a> Builder<'a> {
             last_child: None,
         });
         Ok(())
+    }
+
+    /// Appends text to the current element: to its last child when that
+    /// is text already (the tree builder's rule, met after an ignored end
+    /// tag), else as a new node.
+    fn append_text(&mut self, text: Cow<'a, str>) {
+        let last = self.open.last().and_then(|open| open.last_child);
+        if let Some(entry) = last.and_then(|at| self.tape.nodes.get_mut(at)) {
+            if let Kind::Text(before) = &mut entry.kind {
+                before.to_mut().push_str(&text);
+                return;
+            }
+        }
+        self.append(Kind::Text(text), true);
     }
 
     /// Appends a node as the current element's last child; `leaf` nodes
