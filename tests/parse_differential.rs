@@ -120,6 +120,10 @@ fn tags_and_attributes_are_tokenized_as_html5ever_does() {
         "<a href=\"/posts/1/revisions\">2 revs<br><a href=\"/users/5/x\">x</a></a>",
         // Stray end tags nothing answers.
         "</span></b></li></em></table>text",
+        // Text on both sides of an ignored end tag is one text: the label
+        // search, eight siblings deep, finds "asked" past it.
+        "asked<i></i> </b> </b> </b> </b> </b> </b> </b> </b> \
+         <span class=\"relativetime\" title=\"2020-01-01 00:00:00Z\">x</span>",
     ] {
         let html = page(&summary(1, markup));
         assert_eq!(both(&html), ParsePath::Stream, "{markup}");
@@ -157,6 +161,36 @@ fn markup_the_stream_does_not_reproduce_falls_back_to_the_tree() {
     // An element left open at the region's end.
     let html = page(&format!("{}<span>", summary(1, "t")));
     assert_eq!(both(&html), ParsePath::RegionTree);
+}
+
+#[test]
+fn deep_nesting_and_many_attributes_cost_no_walk_of_the_stack() {
+    let after = |markup: &str| page(&format!("{}{markup}", summary(1, "t")));
+    // A stray end tag is looked up under at most 64 open elements.
+    let shallow = format!("{}</b>{}", "<span>".repeat(10), "</span>".repeat(10));
+    assert_eq!(both(&after(&shallow)), ParsePath::Stream);
+    let deep = format!("{}</b>{}", "<span>".repeat(70), "</span>".repeat(70));
+    assert_eq!(both(&after(&deep)), ParsePath::RegionTree);
+    // Links and list items under deep nesting are counted, not looked up.
+    let links = format!(
+        "{}{}<ul>{}</ul>{}",
+        "<span>".repeat(2000),
+        "<a href=\"/x\">x</a>".repeat(2000),
+        "<li>i</li>".repeat(2000),
+        "</span>".repeat(2000)
+    );
+    assert_eq!(both(&after(&links)), ParsePath::Stream);
+    // Each attribute is checked against those before it: at most 64.
+    let attrs: String = (0..64).map(|i| format!(" data-x{i}=\"{i}\"")).collect();
+    assert_eq!(
+        both(&after(&format!("<span{attrs}>x</span>"))),
+        ParsePath::Stream
+    );
+    let attrs = format!("{attrs} data-last=1");
+    assert_eq!(
+        both(&after(&format!("<span{attrs}>x</span>"))),
+        ParsePath::RegionTree
+    );
 }
 
 #[test]

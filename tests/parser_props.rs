@@ -189,7 +189,7 @@ fn soup() -> impl Strategy<Value = String> {
 /// (`parse/stream.rs`): references, odd tags and attributes, raw text,
 /// SVG, and the tree builder's own rules (misnesting, `p`, lists, tables).
 fn region_token() -> impl Strategy<Value = String> {
-    const TOKENS: [&str; 52] = [
+    const TOKENS: [&str; 55] = [
         "<div class=\"s-post-summary js-post-summary\" data-post-id=\"7\">",
         "<div class=\"question-summary\" id=\"question-summary-8\">",
         "<div>",
@@ -242,6 +242,10 @@ fn region_token() -> impl Strategy<Value = String> {
         "\r",
         "<SPAN CLASS=\"relativetime\" TITLE=\"2020-01-01 00:00:00Z\">",
         "<a title='a > b'>",
+        // Ignored end tags between texts and siblings before a date.
+        " </b> ",
+        "<i></i>",
+        " asked ",
     ];
     prop_oneof![
         4 => (0..TOKENS.len()).prop_map(|i| TOKENS.get(i).copied().unwrap_or("").to_owned()),

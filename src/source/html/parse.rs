@@ -42,6 +42,7 @@ mod drift;
 mod region;
 mod stream;
 mod summary;
+mod tags;
 
 use std::ops::Range;
 use std::sync::LazyLock;

@@ -27,6 +27,7 @@ use super::charref::decode;
 #[cfg(test)]
 use super::dom::is_summary;
 use super::dom::{is_summary_class, Dom};
+use super::tags::{is_drawing, is_heading, is_phrasing, is_refused, is_void};
 use super::{read_found, ParseError, ParsedPage};
 
 /// Reads the summaries of the region `region` of `html`, as
@@ -200,8 +201,9 @@ struct Builder<'a> {
     pos: usize,
     tape: Tape<'a>,
     open: Vec<Open>,
-    /// Open `p` elements: the tree builder closes one on many start tags.
-    open_p: usize,
+    /// Open HTML elements the tree builder's rules look for, counted so
+    /// that no rule walks the stack (a hostile page may nest deep).
+    open_count: OpenCount,
     /// The attributes of the last tag read (names lowercased, values as
     /// written): one buffer for all tags rather than one per tag.
     attrs: Vec<(Cow<'a, str>, &'a str)>,
@@ -226,7 +228,7 @@ impl<'a> Tape<'a> {
                 attrs: Vec::with_capacity(src.len() / 64),
             },
             open: Vec::new(),
-            open_p: 0,
+            open_count: OpenCount::default(),
             attrs: Vec::new(),
         };
         b.run().ok()?;
@@ -282,7 +284,7 @@ impl<'a> Builder<'a> {
         }
         if lt > from {
             let text = decode(self.src.get(from..lt).ok_or(Unhandled)?)?;
-            self.append(Kind::Text(text), true);
+            self.append_text(text);
         }
         self.pos = lt;
         match self.byte(lt + 1)? {
@@ -397,6 +399,9 @@ impl<'a> Builder<'a> {
             }
             let name = lower(name);
             // The first of repeated attributes wins.
+            if self.attrs.len() == MAX_ATTRIBUTES {
+                return Err(Unhandled);
+            }
             if !self.attrs.iter().any(|(n, _)| *n == name) {
                 self.attrs.push((name, value));
             }
@@ -417,7 +422,8 @@ impl<'a> Builder<'a> {
         if name == "svg" {
             return self.open_foreign(tag);
         }
-        if is_refused(name) || (self.open_p > 0 && !is_phrasing(name)) {
+        let counts = self.open_count;
+        if is_refused(name) || (counts.p > 0 && !is_phrasing(name)) {
             return Err(Unhandled);
         }
         // An `a` inside an `a` (community-wiki posts link their revisions
@@ -427,10 +433,14 @@ impl<'a> Builder<'a> {
             self.close();
         }
         let current = self.current_name();
+        // A new list item closes an open one unless a list stands between
+        // them; only the plain case (none open, or a list the current
+        // element) is read here.
+        let in_list = matches!(current, Some("ul" | "ol" | "dl" | "menu" | "dir"));
         let refused = match name {
-            "a" => self.is_open("a"),
-            "li" => self.list_item_open(&["li"]),
-            "dd" | "dt" => self.list_item_open(&["dd", "dt"]),
+            "a" => self.open_count.a > 0,
+            "li" => counts.li > 0 && !in_list,
+            "dd" | "dt" => counts.dd_dt > 0 && !in_list,
             _ if is_heading(name) => current.is_some_and(is_heading),
             _ => false,
         };
@@ -440,9 +450,6 @@ impl<'a> Builder<'a> {
         let void = is_void(name);
         let raw = matches!(name, "script" | "style");
         let raw_name = if raw { Some(tag.name.clone()) } else { None };
-        if name == "p" {
-            self.open_p += 1;
-        }
         self.open_element(tag, false)?;
         if void {
             self.close();
@@ -476,14 +483,15 @@ impl<'a> Builder<'a> {
     /// more than one element, by rules left to the tree builder.
     fn end(&mut self, name: &str) -> Step {
         if self.current_name() != Some(name) {
-            let answered =
-                self.is_open(name) || (is_heading(name) && self.open_names().any(is_heading));
+            // Real lists nest a few dozen deep; the walk is bounded.
+            if self.open.len() > MAX_WALK {
+                return Err(Unhandled);
+            }
+            let answered = self.open_names().any(|n| n == name)
+                || (is_heading(name) && self.open_count.heading > 0);
             let special = matches!(name, "p" | "br" | "body" | "html" | "form" | "template");
             let stray = !(self.in_foreign() || special || answered);
             return if stray { Ok(()) } else { Err(Unhandled) };
-        }
-        if name == "p" && !self.in_foreign() {
-            self.open_p -= 1;
         }
         self.close();
         Ok(())
@@ -526,7 +534,7 @@ impl<'a> Builder<'a> {
             } else {
                 Cow::Borrowed(text)
             };
-            self.append(Kind::Text(text), true);
+            self.append_text(text);
         }
         self.pos += end;
         Ok(())
@@ -560,25 +568,6 @@ impl<'a> Builder<'a> {
             })
     }
 
-    fn is_open(&self, name: &str) -> bool {
-        self.open_names().any(|n| n == name)
-    }
-
-    /// Whether a new list item would close an open one: the tree builder
-    /// looks down the stack until a list (or another special element,
-    /// which this stops short of: going further only refuses more).
-    fn list_item_open(&self, items: &[&str]) -> bool {
-        for name in self.open_names() {
-            if items.contains(&name) {
-                return true;
-            }
-            if matches!(name, "ul" | "ol" | "dl" | "menu" | "dir") {
-                return false;
-            }
-        }
-        false
-    }
-
     fn open_element(&mut self, tag: Tag<'a>, foreign: bool) -> Step {
         let start = self.tape.attrs.len();
         let mut class = None;
@@ -592,6 +581,9 @@ impl<'a> Builder<'a> {
         let summary = class
             .and_then(|at| self.tape.attrs.get(at))
             .is_some_and(|(_, value)| value.split_ascii_whitespace().any(is_summary_class));
+        if !foreign {
+            self.open_count.add(&tag.name, 1);
+        }
         let kind = Kind::Element {
             name: tag.name,
             attrs: start..self.tape.attrs.len(),
@@ -605,6 +597,20 @@ impl<'a> Builder<'a> {
             last_child: None,
         });
         Ok(())
+    }
+
+    /// Appends text to the current element: to its last child when that
+    /// is text already (the tree builder's rule, met after an ignored end
+    /// tag), else as a new node.
+    fn append_text(&mut self, text: Cow<'a, str>) {
+        let last = self.open.last().and_then(|open| open.last_child);
+        if let Some(entry) = last.and_then(|at| self.tape.nodes.get_mut(at)) {
+            if let Kind::Text(before) = &mut entry.kind {
+                before.to_mut().push_str(&text);
+                return;
+            }
+        }
+        self.append(Kind::Text(text), true);
     }
 
     /// Appends a node as the current element's last child; `leaf` nodes
@@ -629,147 +635,48 @@ impl<'a> Builder<'a> {
         if let Some(open) = self.open.pop() {
             if let Some(entry) = self.tape.nodes.get_mut(open.at) {
                 entry.end = end;
+                if let Kind::Element {
+                    name,
+                    foreign: false,
+                    ..
+                } = &entry.kind
+                {
+                    self.open_count.add(name, -1);
+                }
             }
         }
     }
 }
 
-/// Start tags whose tree the builder shapes by rules of its own: the
-/// document's frame, tables, forms, raw and escapable text other than
-/// `script` and `style`, and the elements with scoping or reparenting
-/// rules (`button`, `nobr`, `applet`, `marquee`, `object`, `select`, ruby).
-fn is_refused(name: &str) -> bool {
-    matches!(
-        name,
-        "html"
-            | "head"
-            | "body"
-            | "frameset"
-            | "frame"
-            | "base"
-            | "basefont"
-            | "bgsound"
-            | "noframes"
-            | "template"
-            | "title"
-            | "pre"
-            | "listing"
-            | "form"
-            | "plaintext"
-            | "button"
-            | "nobr"
-            | "applet"
-            | "marquee"
-            | "object"
-            | "table"
-            | "caption"
-            | "col"
-            | "colgroup"
-            | "tbody"
-            | "td"
-            | "tfoot"
-            | "th"
-            | "thead"
-            | "tr"
-            | "image"
-            | "textarea"
-            | "xmp"
-            | "iframe"
-            | "noembed"
-            | "noscript"
-            | "select"
-            | "optgroup"
-            | "option"
-            | "rb"
-            | "rtc"
-            | "rp"
-            | "rt"
-            | "math"
-            | "menuitem"
-    )
+/// The deepest stack a stray end tag is looked up in.
+const MAX_WALK: usize = 64;
+
+/// The most attributes a tag may have here: each is checked against the
+/// ones before it (the first of repeated attributes wins).
+const MAX_ATTRIBUTES: usize = 64;
+
+/// Open elements of the names the tree builder's rules look for.
+#[derive(Debug, Default, Clone, Copy)]
+struct OpenCount {
+    p: usize,
+    a: usize,
+    li: usize,
+    dd_dt: usize,
+    heading: usize,
 }
 
-/// Elements that never have children.
-fn is_void(name: &str) -> bool {
-    matches!(
-        name,
-        "area"
-            | "br"
-            | "embed"
-            | "img"
-            | "keygen"
-            | "wbr"
-            | "input"
-            | "param"
-            | "source"
-            | "track"
-            | "hr"
-            | "meta"
-            | "link"
-    )
-}
-
-/// Start tags that leave an open `p` open; any other closes it, which is
-/// left to the tree builder.
-fn is_phrasing(name: &str) -> bool {
-    matches!(
-        name,
-        "a" | "abbr"
-            | "b"
-            | "bdi"
-            | "bdo"
-            | "br"
-            | "cite"
-            | "code"
-            | "data"
-            | "dfn"
-            | "em"
-            | "i"
-            | "img"
-            | "kbd"
-            | "label"
-            | "mark"
-            | "q"
-            | "s"
-            | "samp"
-            | "small"
-            | "span"
-            | "strong"
-            | "sub"
-            | "sup"
-            | "time"
-            | "u"
-            | "var"
-    )
-}
-
-/// SVG elements whose names the tree builder keeps lowercase and that hold
-/// no HTML: icons are made of these. Anything else inside an `svg`
-/// (HTML breaking out, `foreignObject`, camel-cased names) is refused.
-fn is_drawing(name: &str) -> bool {
-    matches!(
-        name,
-        "svg"
-            | "g"
-            | "path"
-            | "circle"
-            | "rect"
-            | "line"
-            | "polyline"
-            | "polygon"
-            | "ellipse"
-            | "defs"
-            | "symbol"
-            | "use"
-            | "stop"
-            | "mask"
-            | "pattern"
-            | "tspan"
-    )
-}
-
-fn is_heading(name: &str) -> bool {
-    matches!(name, "h1" | "h2" | "h3" | "h4" | "h5" | "h6")
+impl OpenCount {
+    fn add(&mut self, name: &str, delta: isize) {
+        let count = match name {
+            "p" => &mut self.p,
+            "a" => &mut self.a,
+            "li" => &mut self.li,
+            "dd" | "dt" => &mut self.dd_dt,
+            _ if is_heading(name) => &mut self.heading,
+            _ => return,
+        };
+        *count = count.saturating_add_signed(delta);
+    }
 }
 
 /// The tokenizer's whitespace; a carriage return is a line feed once the
