@@ -82,6 +82,10 @@ struct ParseArgs {
     /// The tag the pages list, recorded in each record's `tag`.
     #[arg(long, default_value = "")]
     tag: String,
+    /// Files read at once (default: one per core). Records come out in the
+    /// files' order whatever this is.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
 }
 
 #[derive(Args, Clone)]
@@ -348,18 +352,16 @@ fn main() -> ExitCode {
     }
     init_logging(cli.log_format);
     let env = process_environment();
+    // Bars only where a person watches and the log is for people.
+    let progress = !cli.quiet
+        && matches!(cli.log_format, LogFormat::Human)
+        && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let outcome = match cli.command {
-        Command::Crawl(args) => {
-            // Bars only where a person watches and the log is for people.
-            let progress = !cli.quiet
-                && matches!(cli.log_format, LogFormat::Human)
-                && std::io::IsTerminal::is_terminal(&std::io::stderr());
-            crawl(args, &env, progress)
-        }
+        Command::Crawl(args) => crawl(args, &env, progress),
         Command::Run(args) => run(args, env),
         Command::Report(args) => report(args, &env),
         Command::Export(args) => export(args, &env),
-        Command::Parse(args) => parse_files(args),
+        Command::Parse(args) => parse_files(args, progress),
         Command::Completions(args) => {
             use clap::CommandFactory;
             // Generated into memory: clap_complete panics on a failed write.
@@ -753,7 +755,7 @@ fn parsed_record(q: &stackcrawl::model::Question) -> String {
 
 /// Parses each file on its own: one bad file is reported and the others
 /// still print. Exit 1 if any file is not a listing page.
-fn parse_files(args: ParseArgs) -> Result<(), Failure> {
+fn parse_files(args: ParseArgs, progress: bool) -> Result<(), Failure> {
     let site = reqwest::Url::parse(&args.base_url)
         .ok()
         .and_then(|u| u.host_str().map(str::to_string))
@@ -765,65 +767,71 @@ fn parse_files(args: ParseArgs) -> Result<(), Failure> {
         })?;
     let mut stdout = Stdout::new();
     let mut failed = 0;
-    for path in &args.files {
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) => {
-                error!("{}: cannot read: {e}", path.display());
-                failed += 1;
-                continue;
-            }
-        };
-        // A saved page was fetched when it was saved: its file time is the
-        // best record of that.
-        let fetched_at = std::fs::metadata(path)
-            .and_then(|m| m.modified())
-            .map(chrono::DateTime::<chrono::Utc>::from)
-            .unwrap_or_else(|_| chrono::Utc::now());
-        let ctx = stackcrawl::model::PageContext {
-            site: site.clone(),
-            base_url: args.base_url.trim_end_matches('/').to_string(),
-            tag: args.tag.clone(),
-            tab: String::new(),
-            page: 0,
-        };
-        let cleaned = match stackcrawl::source::read_saved(
-            &String::from_utf8_lossy(&bytes),
-            &ctx,
-            fetched_at,
-        ) {
+    let ctx = stackcrawl::model::PageContext {
+        site,
+        base_url: args.base_url.trim_end_matches('/').to_string(),
+        tag: args.tag.clone(),
+        tab: String::new(),
+        page: 0,
+    };
+    let workers = args.jobs.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        usize::from,
+    );
+    // Bars only for many files, where a person watches a terminal.
+    let bar = (progress && args.files.len() > 1).then(|| {
+        let bar = indicatif::ProgressBar::new(args.files.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} files  {per_sec}  ETA {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let log = |f: &dyn Fn()| match &bar {
+        Some(bar) => bar.suspend(f),
+        None => f(),
+    };
+    stackcrawl::source::saved::read_files(&args.files, &ctx, workers, |file| {
+        if let Some(bar) = &bar {
+            bar.inc(1);
+        }
+        let path = file.path.display();
+        let cleaned = match file.read {
             Ok(listing) => listing,
             Err(e) => {
-                error!(
-                    "{}: not a listing page or API response: {e}",
-                    path.display()
-                );
+                log(&|| error!("{path}: {e}"));
                 failed += 1;
-                continue;
+                return Ok::<(), Failure>(());
             }
         };
-        if let Some(drift) = &cleaned.layout_drift {
-            error!("{}: {drift}", path.display());
-        }
-        info!(
-            "{}: layout {}, {} questions, {} rejected",
-            path.display(),
-            cleaned.layout,
-            cleaned.questions.len(),
-            cleaned.rejections.len()
-        );
-        for r in &cleaned.rejections {
-            warn!(
-                "{}: rejected summary {}: {}",
-                path.display(),
-                r.question_id.as_deref().unwrap_or("(no id)"),
-                r.reason
+        log(&|| {
+            if let Some(drift) = &cleaned.layout_drift {
+                error!("{path}: {drift}");
+            }
+            info!(
+                "{path}: layout {}, {} questions, {} rejected",
+                cleaned.layout,
+                cleaned.questions.len(),
+                cleaned.rejections.len()
             );
-        }
+            for r in &cleaned.rejections {
+                warn!(
+                    "{path}: rejected summary {}: {}",
+                    r.question_id.as_deref().unwrap_or("(no id)"),
+                    r.reason
+                );
+            }
+        });
         for q in &cleaned.questions {
             let line = parsed_record(q);
             writeln!(stdout, "{line}").map_err(Stdout::failure)?;
         }
+        Ok(())
+    })?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
     }
     stdout.finish()?;
     if failed > 0 {

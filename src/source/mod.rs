@@ -11,6 +11,7 @@
 pub mod api;
 pub mod fetch;
 pub mod html;
+pub mod saved;
 
 use std::sync::Arc;
 use std::time::Duration;
