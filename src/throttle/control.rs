@@ -62,7 +62,7 @@ const RISE: Duration = Duration::from_secs(6);
 /// shorter...
 const GUESS_HOLD: u32 = 5;
 /// ...and the rise this much faster.
-const GUESS_RISE: u32 = 2;
+const GUESS_RISE: u32 = 4;
 /// The refusal at the edge of what the site allows is measured by the
 /// spacing of this many accepted requests before it.
 const EDGE_SAMPLE: usize = 4;
