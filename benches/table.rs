@@ -27,10 +27,12 @@
 //! set up, the bench says why and reports stackcrawl's figures alone.
 //!
 //! Run: `cargo bench --bench table` (about 12 minutes, plus the venv
-//! once). `TABLE_ROWS=limiters` (or `quota`, `cpu`, comma-separated) runs
-//! only those rows, `TABLE_RUNS=N` each limiter row N times,
-//! `TABLE_PAGES=N` crawls N pages a limiter row (2N when the limit
-//! changes).
+//! once). `TABLE_ROWS=limiters` (or `quota`, `cpu`, comma-separated; `cpu`
+//! brings the RSS and binary-size rows) runs only those rows,
+//! `TABLE_RUNS=N` each limiter row N times, `TABLE_PAGES=N` crawls N pages
+//! a limiter row (2N when the limit changes), `TABLE_ONLY="NAME;NAME"`
+//! only the limiter rows so named, and `TABLE_TRACE=1` prints each run's
+//! requests as the site saw them (seconds from the first, R for a 429).
 
 use std::cell::OnceCell;
 use std::collections::HashSet;

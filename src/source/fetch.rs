@@ -401,6 +401,30 @@ mod tests {
     }
 
     #[test]
+    fn a_429_without_retry_after_waits_for_its_ratelimit_reset() {
+        let resp = |retry_after, reset| Response {
+            status: 429,
+            retry_after,
+            limits: RateLimits {
+                remaining: Some(0),
+                reset,
+                ..RateLimits::default()
+            },
+            text: String::new(),
+            fetched_at: Utc::now(),
+        };
+        let wait = |r: Response| match r.status_error() {
+            FetchError::RateLimited { retry_after, .. } => retry_after,
+            other => panic!("{other:?}"),
+        };
+        let five = Some(Duration::from_secs(5));
+        assert_eq!(wait(resp(None, five)), five);
+        let two = Some(Duration::from_secs(2));
+        assert_eq!(wait(resp(two, five)), two, "Retry-After wins");
+        assert_eq!(wait(resp(None, None)), None);
+    }
+
+    #[test]
     fn only_transient_errors_are_retried() {
         assert!(FetchError::Status { status: 502 }.is_retryable());
         assert!(!FetchError::Status { status: 404 }.is_retryable());

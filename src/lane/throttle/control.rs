@@ -5,15 +5,23 @@
 //!   decrease per window: a 429 for a request that was already on the wire
 //!   when the rate was cut is the same congestion event, not a new one
 //!   (NewReno's recovery point). Unlike TCP's blind halving, the decrease
-//!   goes to a measured figure, as BBR does: what the site accepted over the
-//!   span its `Retry-After` names, less a margin.
+//!   goes to a measured figure, as BBR does, less a margin. Which figure
+//!   depends on what the evidence can tell (see `RateControl::estimate`):
+//!   while the requests on the wire with the refused one are partly served
+//!   (a bucket letting one through per period), the rate they are served
+//!   at; after a whole window of accepted requests (a refusal at the edge
+//!   of the limit), the spacing of the last few; else what the site
+//!   accepted over the span its `Retry-After` names. Answers to requests
+//!   on the wire arrive during the pause the 429 brings, and each refines
+//!   the event's figure.
 //! - CUBIC (RFC 9438): after a decrease the rate holds near the figure the
 //!   site was measured to allow, then probes upward ever faster the longer
 //!   it stays free of 429s (CUBIC's convex region): a site that raised its
 //!   limit is found within seconds, while a site at its old limit sees no
-//!   probe for as long as the hold lasts. A decrease the evidence could not
-//!   measure (clamped to the deepest cut) holds briefly and probes fast:
-//!   it is a guess, and the probe corrects it.
+//!   probe for as long as the hold lasts, twice as long each time a 429
+//!   confirms the figure. A decrease the evidence could not measure
+//!   (clamped to the deepest cut) holds briefly and probes fast: it is a
+//!   guess, and the probe corrects it.
 //! - TCP's slow start, reduced to what a pacer needs: until the site has
 //!   taken the quota for a second, requests are spaced at the quota without
 //!   the governor's burst. A site that refuses bursts (nginx's `limit_req`
@@ -39,8 +47,10 @@ use super::headers::RateLimits;
 /// request may arrive 4 ms late before two fall closer than the site's
 /// 125 ms.
 const MARGIN: f64 = 0.97;
-/// The share of a rate the site states that requests go at.
+/// The share of a rate the site states that requests go at...
 const STATED_MARGIN: f64 = 0.98;
+/// ...and the least cut of a 429 despite it.
+const STATED_CUT: f64 = 0.97;
 /// One congestion signal lowers the rate to at most this share of it...
 const LEAST_CUT: f64 = 0.9;
 /// ...and to no less than this share (two TCP halvings), however few
@@ -50,19 +60,20 @@ const DEEPEST_CUT: f64 = 0.25;
 const FLOOR: f64 = 1.0 / 64.0;
 /// After a measured decrease the rate holds this long before probing...
 const HOLD: Duration = Duration::from_secs(6);
-/// ...twice as long each time a 429 confirms the rate measured before
-/// (within [`CONFIRMED`]), up to this: a probe into a limit already known
-/// costs a 429 and its pause, so a stable site is probed ever more rarely.
-const LONGEST_HOLD: Duration = Duration::from_secs(48);
-const CONFIRMED: f64 = 0.1;
 /// ...then rises by half in this long again, slowly at first: rate =
 /// base × (1 + ½ (t / RISE)³), t counted from the end of the hold.
 const RISE: Duration = Duration::from_secs(6);
+/// The hold doubles each time a 429 confirms the rate measured before
+/// (within this share of it), up to [`LONGEST_HOLD`]: a probe into a limit
+/// already known costs a 429 and its pause, so a stable site is probed
+/// ever more rarely.
+const CONFIRMED: f64 = 0.1;
+const LONGEST_HOLD: Duration = Duration::from_secs(48);
 /// After a decrease the evidence could not measure, the hold is this much
 /// shorter...
 const GUESS_HOLD: u32 = 5;
 /// ...and the rise this much faster.
-const GUESS_RISE: u32 = 2;
+const GUESS_RISE: u32 = 4;
 /// The refusal at the edge of what the site allows is measured by the
 /// spacing of this many accepted requests before it.
 const EDGE_SAMPLE: usize = 4;
@@ -384,16 +395,22 @@ impl RateControl {
         let ev = self.event?;
         let (accepted, measured) = self.estimate(&ev);
         let lowest = ev.before * DEEPEST_CUT;
+        // Refused just under a rate the site states, the request was most
+        // likely bunched on its way; the policy still stands.
+        let least = match self.stated {
+            Some(_) => STATED_CUT,
+            None => LEAST_CUT,
+        };
         let target = match accepted {
             Some(a) => a * MARGIN,
-            None => ev.before * LEAST_CUT,
+            None => ev.before * least,
         };
         let target = match self.stated {
             Some(stated) => target.min(stated * STATED_MARGIN),
             None => target,
         };
         let rate = target
-            .clamp(lowest, ev.before * LEAST_CUT)
+            .clamp(lowest, ev.before * least)
             .max(self.ceiling * FLOOR);
         let cut = self.cut.as_mut()?;
         cut.rate = rate;
@@ -702,7 +719,7 @@ mod tests {
         // A 429 despite it measures; the probe never passes the policy.
         let refused = accept_run(&mut c, t0 + ms(10), 6, 7.0, ms(1));
         c.answered(refused, refused, throttled(1));
-        assert!(c.rate() < 8.0 * STATED_MARGIN);
+        assert_eq!(c.rate(), 8.0 * STATED_MARGIN * STATED_CUT, "a small cut");
         let late = refused + Duration::from_secs(600);
         c.answered(late, late, OK);
         assert_eq!(c.rate(), 8.0 * STATED_MARGIN);
@@ -736,6 +753,65 @@ mod tests {
         // Over one second it would read 2/s.
         let rate = c.rate();
         assert!((rate - 80.0 / 45.0 * MARGIN).abs() < 1e-9, "{rate}");
+    }
+
+    #[test]
+    fn the_answers_on_the_wire_with_a_429_refine_its_estimate() {
+        // A bucket without burst, 8/s, met at 20/s: robots.txt served, then
+        // pages 50 ms apart, refused, served, refused.
+        let mut c = RateControl::new(20.0);
+        let t0 = Instant::now();
+        c.answered(t0, t0 + ms(50), OK);
+        c.answered(t0 + ms(100), t0 + ms(210), throttled(1));
+        assert_eq!(c.rate(), 5.0, "one served in the second: a guess");
+        // On the wire when the 429 was read: they refine, not cut again.
+        c.answered(t0 + ms(150), t0 + ms(250), OK);
+        assert_eq!(c.rate(), 5.0, "one refusal beside a served one says little");
+        let change = c.answered(t0 + ms(200), t0 + ms(300), throttled(1));
+        // One served in the 150 ms the three stand for: 6.7/s.
+        let expected = 1.0 / 0.15 * MARGIN;
+        assert!((c.rate() - expected).abs() < 1e-9, "{}", c.rate());
+        assert!(matches!(change, Some(Change::Lowered { .. })));
+    }
+
+    #[test]
+    fn a_refusal_after_a_window_of_accepted_requests_is_measured_by_their_spacing() {
+        // Two seconds at 5/s, then 10/s: all accepted until one is refused.
+        let mut c = RateControl::new(20.0);
+        let t0 = Instant::now();
+        let faster = accept_run(&mut c, t0, 10, 5.0, ms(1));
+        let refused = accept_run(&mut c, faster, 6, 10.0, ms(1));
+        c.answered(refused, refused + ms(1), throttled(1));
+        // Counted over its second, 8 were accepted; they went 100 ms apart
+        // at the end.
+        let rate = c.rate();
+        assert!((rate - 10.0 * MARGIN).abs() < 1e-9, "{rate}");
+    }
+
+    #[test]
+    fn a_429_that_confirms_the_measured_rate_doubles_the_hold() {
+        let mut c = RateControl::new(20.0);
+        let t0 = Instant::now();
+        let refused = accept_run(&mut c, t0, 30, 10.0, ms(1));
+        c.answered(refused, refused, throttled(1));
+        let first = c.rate();
+        // The site keeps its limit: held for HOLD, the probe passes it two
+        // seconds later and is refused near the same figure.
+        let probe = accept_run(&mut c, refused, 80, first, ms(1));
+        assert!(c.rate() > first, "probing");
+        c.answered(probe, probe, throttled(1));
+        let second = c.rate();
+        assert!(
+            (second / first - 1.0).abs() <= CONFIRMED,
+            "{first} {second}"
+        );
+        // Now it holds twice as long.
+        let held = probe + HOLD + ms(1500);
+        c.answered(held, held, OK);
+        assert_eq!(c.rate(), second, "still holding after HOLD");
+        let rising = probe + 2 * HOLD + ms(1500);
+        c.answered(rising, rising, OK);
+        assert!(c.rate() > second);
     }
 
     #[test]
