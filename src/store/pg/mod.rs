@@ -702,6 +702,15 @@ mod tests {
             }) => assert_eq!((ends_tag, by.as_deref()), (true, Some("b"))),
             other => panic!("not fenced: {other:?}"),
         }
+        // Woken after the pass finished: still fenced, not "pass finished".
+        PassStore::finish_pass(&mut b, pass, at(4)).unwrap();
+        assert!(matches!(
+            a.record_leased_page(pass, &page, stale, &older, at(5), &|_| false),
+            Err(StoreError::Fenced {
+                current: Claim::Done { .. },
+                ..
+            })
+        ));
         assert_eq!(
             db.count("SELECT votes * 1000 + views FROM questions WHERE question_id = 1"),
             7090,

@@ -198,10 +198,14 @@ pub(super) fn record_page(
     ends_tag: &(dyn Fn(&PageWrite) -> bool + Sync),
 ) -> Result<PageWrite, StoreError> {
     let mut tx = c.transaction()?;
-    check_running(&mut tx, pass_id)?;
+    // The lease first: a holder that woke after the others finished the
+    // pass lost its page to them, which says more than "pass finished".
+    // (Lease row, then pass row: no other transaction locks them in the
+    // other order.)
     if let Some(lease) = lease {
         check_lease(&mut tx, pass_id, ctx, lease)?;
     }
+    check_running(&mut tx, pass_id)?;
     let now = ts(now);
     let mut write = upsert_page(&mut tx, pass_id, questions, &now)?;
     // A page recorded twice in a pass keeps its first counts.
