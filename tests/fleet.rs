@@ -402,6 +402,73 @@ fn a_holder_stopped_past_its_lease_cannot_write_over_the_newer_figures() {
     );
 }
 
+/// Issue 20 §1: a page one process gives up (failed after its retries)
+/// hands its lease back at once, and another process fetches it without
+/// waiting for the lease (here 10 minutes) to expire.
+#[test]
+fn a_page_given_up_is_released_and_fetched_by_another_process_at_once() {
+    const PAGES: u32 = 40;
+    let db = TestDb::create();
+    // Page 1 fails both attempts the first process makes.
+    let site = FakeSite::builder()
+        .tag("fleet", u64::from(PAGES * PAGESIZE))
+        .fault(
+            "fleet",
+            1,
+            Fault::Status {
+                status: 500,
+                retry_after: None,
+            },
+        )
+        .fault(
+            "fleet",
+            1,
+            Fault::Status {
+                status: 500,
+                retry_after: None,
+            },
+        )
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    // Slow enough that its share of the pass outlasts the other's start:
+    // a process ends the pass without waiting for a page it gave up.
+    let config = member_config(&site, &db, dir.path(), 0)
+        .fetch("rate = 4.0\nburst = 1\nfetchers = 1\nmax_retries = 1\nretry_base_ms = 100")
+        .fleet("name = \"w0\"\nlocal_address = \"127.0.0.2\"\nlease_secs = 600")
+        .sets(fleet_set(PAGES))
+        .write();
+    let mut giver = Service::start(BIN, &config);
+    giver.wait_for("retrying page");
+    let mut other = member(&site, &db, dir.path(), 1, PAGES);
+    let released = giver.wait_for("page given up: lease released for another process");
+    assert_eq!(released["page"], 1, "{released}");
+    // Bounded by a minute a wait: the lease had ten left.
+    other.wait_until("page done", |v| v["page"] == 1);
+    for svc in [&mut giver, &mut other] {
+        svc.wait_for("pass finished");
+        svc.signal("-TERM");
+        assert_eq!(svc.wait_exit(), Some(0));
+    }
+    let page1 = answers_per_page(&site).remove(&1).unwrap_or_default();
+    assert_eq!(
+        page1,
+        ["127.0.0.2 500", "127.0.0.2 500", "127.0.0.3 200"],
+        "given up by w0, then fetched by w1"
+    );
+    assert!(
+        !other
+            .seen
+            .iter()
+            .any(|v| v["message"] == "lease of another process expired: page taken over"),
+        "claimed as a free page, not taken over"
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM pass_pages WHERE page = 1 AND fetched_by = 'w1'"),
+        1
+    );
+    assert_eq!(exported_ids(&db), served_ids(&site));
+}
+
 #[test]
 fn processes_sharing_an_app_key_spend_one_budget_counted_exactly() {
     const KEY: &str = "fleet-key-1";
