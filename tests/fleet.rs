@@ -314,6 +314,161 @@ fn a_holder_kept_waiting_past_its_lease_does_not_fetch_a_page_taken_over() {
     );
 }
 
+/// Issue 20 §2: a holder stopped (SIGSTOP) with a page on the wire past
+/// its lease wakes with the figures the site showed before; meanwhile
+/// another process took the page over and wrote the newer figures. The
+/// woken holder's write is fenced: the store keeps the newer figures.
+#[test]
+fn a_holder_stopped_past_its_lease_cannot_write_over_the_newer_figures() {
+    const PAGES: u32 = 20;
+    let db = TestDb::create();
+    // Page 1's first answer leaves 2 s after the request came: long enough
+    // to stop the holder with the request on the wire.
+    let site = FakeSite::builder()
+        .tag("fleet", u64::from(PAGES * PAGESIZE))
+        .fault("fleet", 1, Fault::Stall(std::time::Duration::from_secs(2)))
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = member_config(&site, &db, dir.path(), 0)
+        .fetch("rate = 8.0\nburst = 1\nfetchers = 1")
+        .fleet("name = \"w0\"\nlocal_address = \"127.0.0.2\"\nlease_secs = 1")
+        .sets(fleet_set(PAGES))
+        .write();
+    let mut holder = Service::start(BIN, &config);
+    // The site renders page 1 (old figures) the moment the request comes.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !listing_hits(&site).iter().any(|h| h.page == Some(1)) {
+        assert!(std::time::Instant::now() < deadline, "page 1 never asked");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    holder.signal("-STOP");
+    // The site changes; the other process takes page 1 over once the
+    // stopped holder's lease runs out, and writes the newer figures.
+    site.edit("fleet", |qs| {
+        for q in qs.iter_mut() {
+            q.votes += 100;
+        }
+    });
+    let mut other = member(&site, &db, dir.path(), 1, PAGES);
+    let taken = other.wait_for("lease of another process expired: page taken over");
+    assert_eq!(
+        (taken["page"].as_u64(), taken["from"].as_str()),
+        (Some(1), Some("w0"))
+    );
+    // Woken once page 1 is written and while the pass is still open:
+    // unfenced, its write would go through and put the old figures back.
+    other.wait_until("page done", |v| v["page"] == 1);
+    holder.signal("-CONT");
+    let fenced = holder
+        .wait_for("lease taken over while this process held the page: its records are dropped");
+    assert_eq!(
+        (fenced["page"].as_u64(), fenced["holder"].as_str()),
+        (Some(1), Some("w1")),
+        "{fenced}"
+    );
+    assert!(fenced["stale_token"].is_string(), "{fenced}");
+    for svc in [&mut holder, &mut other] {
+        svc.wait_for("pass finished");
+        svc.signal("-TERM");
+        assert_eq!(svc.wait_exit(), Some(0));
+    }
+
+    let page1 = answers_per_page(&site).remove(&1).unwrap_or_default();
+    assert_eq!(page1, ["127.0.0.2 200", "127.0.0.3 200"], "fetched by both");
+    let out = Command::new(BIN)
+        .args(["export", "--db", &db.url])
+        .output()
+        .expect("run export");
+    let stored: HashMap<u64, i64> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["question_id"].as_u64().unwrap(),
+                v["votes"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let served: HashMap<u64, i64> = site
+        .questions("fleet")
+        .iter()
+        .map(|q| (q.id, q.votes))
+        .collect();
+    assert_eq!(stored, served, "the newer figures are kept");
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM pass_pages WHERE page = 1 AND fetched_by = 'w1'"),
+        1
+    );
+}
+
+/// Issue 20 §1: a page one process gives up (failed after its retries)
+/// hands its lease back at once, and another process fetches it without
+/// waiting for the lease (here 10 minutes) to expire.
+#[test]
+fn a_page_given_up_is_released_and_fetched_by_another_process_at_once() {
+    const PAGES: u32 = 40;
+    let db = TestDb::create();
+    // Page 1 fails both attempts the first process makes.
+    let site = FakeSite::builder()
+        .tag("fleet", u64::from(PAGES * PAGESIZE))
+        .fault(
+            "fleet",
+            1,
+            Fault::Status {
+                status: 500,
+                retry_after: None,
+            },
+        )
+        .fault(
+            "fleet",
+            1,
+            Fault::Status {
+                status: 500,
+                retry_after: None,
+            },
+        )
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    // Slow enough that its share of the pass outlasts the other's start:
+    // a process ends the pass without waiting for a page it gave up.
+    let config = member_config(&site, &db, dir.path(), 0)
+        .fetch("rate = 4.0\nburst = 1\nfetchers = 1\nmax_retries = 1\nretry_base_ms = 100")
+        .fleet("name = \"w0\"\nlocal_address = \"127.0.0.2\"\nlease_secs = 600")
+        .sets(fleet_set(PAGES))
+        .write();
+    let mut giver = Service::start(BIN, &config);
+    giver.wait_for("retrying page");
+    let mut other = member(&site, &db, dir.path(), 1, PAGES);
+    let released = giver.wait_for("page given up: lease released for another process");
+    assert_eq!(released["page"], 1, "{released}");
+    // Bounded by a minute a wait: the lease had ten left.
+    other.wait_until("page done", |v| v["page"] == 1);
+    for svc in [&mut giver, &mut other] {
+        svc.wait_for("pass finished");
+        svc.signal("-TERM");
+        assert_eq!(svc.wait_exit(), Some(0));
+    }
+    let page1 = answers_per_page(&site).remove(&1).unwrap_or_default();
+    assert_eq!(
+        page1,
+        ["127.0.0.2 500", "127.0.0.2 500", "127.0.0.3 200"],
+        "given up by w0, then fetched by w1"
+    );
+    assert!(
+        !other
+            .seen
+            .iter()
+            .any(|v| v["message"] == "lease of another process expired: page taken over"),
+        "claimed as a free page, not taken over"
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM pass_pages WHERE page = 1 AND fetched_by = 'w1'"),
+        1
+    );
+    assert_eq!(exported_ids(&db), served_ids(&site));
+}
+
 #[test]
 fn processes_sharing_an_app_key_spend_one_budget_counted_exactly() {
     const KEY: &str = "fleet-key-1";

@@ -80,6 +80,8 @@ impl Service {
             "-HUP" => libc::SIGHUP,
             "-KILL" => libc::SIGKILL,
             "-INT" => libc::SIGINT,
+            "-STOP" => libc::SIGSTOP,
+            "-CONT" => libc::SIGCONT,
             other => panic!("no signal {other}"),
         };
         let pid = libc::pid_t::try_from(self.child.id()).expect("pid");

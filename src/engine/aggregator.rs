@@ -25,7 +25,9 @@ use crate::engine::plan::PageJob;
 use crate::engine::stall::{Stalled, Stalls};
 use crate::model::{Listing, PageContext, PageReport, PostKind, TagTotals};
 use crate::store::output::{OutputError, Sink};
-use crate::store::{Claim, ExportFormat, PassStore, PassTotals, StoreStats};
+use crate::store::{
+    Claim, ExportFormat, LeaseToken, PageWrite, PassStore, PassTotals, StoreError, StoreStats,
+};
 
 #[derive(Debug, Message)]
 #[rtype(result = "Result<PageReport, OutputError>")]
@@ -81,6 +83,15 @@ pub struct FinishedPassStarted {
 #[rtype(result = "Result<Claim, OutputError>")]
 pub struct ClaimPage {
     pub ctx: PageContext,
+}
+
+/// The supervisor gave up a page it leased (it failed after its retries):
+/// its lease goes back at once, so another process may try it now.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ReleasePage {
+    pub ctx: PageContext,
+    pub lease: LeaseToken,
 }
 
 /// Ends the output and returns the totals.
@@ -304,9 +315,30 @@ impl Handler<Records> for Aggregator {
         ));
         if let (Some(store), Some(pass)) = (&mut self.store, &self.pass) {
             let incremental = pass.incremental;
-            let write = store.record_page_ending(pass.id, &job.ctx, &fresh, Utc::now(), &|w| {
-                empty || no_more || (incremental && w.all_unchanged())
-            })?;
+            let ends = |w: &PageWrite| empty || no_more || (incremental && w.all_unchanged());
+            let write = match job.lease {
+                Some(lease) => {
+                    store.record_leased_page(pass.id, &job.ctx, lease, &fresh, Utc::now(), &ends)
+                }
+                None => store.record_page_ending(pass.id, &job.ctx, &fresh, Utc::now(), &ends),
+            };
+            if let Err(StoreError::Fenced { stale, current, .. }) = &write {
+                let holder = match current {
+                    Claim::Done { by, .. } => by.as_deref().unwrap_or("unknown"),
+                    Claim::Held { by, .. } => by,
+                    Claim::Leased { .. } => "this process",
+                };
+                warn!(
+                    tag = %job.ctx.tag,
+                    tab = %job.ctx.tab,
+                    page = job.ctx.page,
+                    stale_token = %stale,
+                    holder,
+                    worker = %self.fleet.name,
+                    "lease taken over while this process held the page: its records are dropped"
+                );
+            }
+            let write = write?;
             new = write.new;
             updated = write.updated;
             ends_tag = write.ends_tag;
@@ -418,11 +450,13 @@ impl Handler<ClaimPage> for Aggregator {
             // No pass (a crawl without a store): nobody else to ask.
             return Ok(Claim::Leased {
                 taken_over_from: None,
+                token: LeaseToken::UNFENCED,
             });
         };
         let claim = store.claim_page(pass.id, &msg.ctx, &self.fleet.name, self.fleet.lease)?;
         if let Claim::Leased {
             taken_over_from: Some(from),
+            ..
         } = &claim
         {
             warn!(
@@ -434,6 +468,37 @@ impl Handler<ClaimPage> for Aggregator {
             );
         }
         Ok(claim)
+    }
+}
+
+impl Handler<ReleasePage> for Aggregator {
+    type Result = ();
+
+    /// A lease that cannot be handed back expires on its own: worth a
+    /// warning, not a failure.
+    fn handle(&mut self, msg: ReleasePage, _: &mut SyncContext<Self>) {
+        let _busy = self.busy(format!(
+            "releasing page {} of [{}]",
+            msg.ctx.page, msg.ctx.tag
+        ));
+        let (Some(store), Some(pass)) = (&mut self.store, &self.pass) else {
+            return;
+        };
+        match store.release_page(pass.id, &msg.ctx, msg.lease) {
+            Ok(()) => info!(
+                tag = %msg.ctx.tag,
+                tab = %msg.ctx.tab,
+                page = msg.ctx.page,
+                token = %msg.lease,
+                "page given up: lease released for another process"
+            ),
+            Err(e) => warn!(
+                tag = %msg.ctx.tag,
+                page = msg.ctx.page,
+                error = %e,
+                "the lease of a page given up could not be released: it expires on its own"
+            ),
+        }
     }
 }
 

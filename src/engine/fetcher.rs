@@ -21,7 +21,8 @@ use crate::lane::Lane;
 use crate::lane::Reply;
 use crate::model::{PageContext, PageReport, Signals};
 use crate::source::{JobError, Lanes, Requester};
-use crate::store::Claim;
+use crate::store::output::OutputError;
+use crate::store::{Claim, StoreError};
 
 impl Message for PageJob {
     type Result = ();
@@ -119,16 +120,22 @@ impl Attempt {
         self.view.page_sent();
         let written = self.aggregator.send(records).await;
         self.view.page_answered();
-        written
-            .map_err(|_| JobError::Stopped)?
-            .map_err(|e| JobError::Output(std::sync::Arc::new(e)))
+        match written.map_err(|_| JobError::Stopped)? {
+            Ok(report) => Ok(report),
+            // Fenced: the page is the process's that took it over, as if
+            // the claim had found it so; not a failure, not retried.
+            Err(OutputError::Store(StoreError::Fenced { current, .. })) => {
+                Err(JobError::Elsewhere(current))
+            }
+            Err(e) => Err(JobError::Output(std::sync::Arc::new(e))),
+        }
     }
 
     /// Whatever the page's source: the lane's leave, the request, the body
     /// read into records on the cleaner's threads, the records written. What
     /// the page said about quota and paging goes back to the supervisor even
     /// when its records cannot be written.
-    async fn run(self, job: PageJob) -> (Result<PageReport, JobError>, Option<Signals>) {
+    async fn run(self, mut job: PageJob) -> (Result<PageReport, JobError>, Option<Signals>) {
         let mut signals = None;
         // The supervisor leased the page just before handing it out.
         let claimed = Instant::now();
@@ -148,9 +155,13 @@ impl Attempt {
                     })
                     .await
                     .unwrap_or(Err(JobError::Stopped));
-                if !matches!(renewed, Ok(Claim::Leased { .. })) {
-                    self.lane.refund(&ticket);
-                    return Err(renewed.map_or_else(|e| e, JobError::Elsewhere));
+                match renewed {
+                    // The records go with the renewed lease's token.
+                    Ok(Claim::Leased { token, .. }) => job.lease = Some(token),
+                    other => {
+                        self.lane.refund(&ticket);
+                        return Err(other.map_or_else(|e| e, JobError::Elsewhere));
+                    }
                 }
             }
             let sent = Instant::now();

@@ -341,6 +341,7 @@ mod tests {
                 attempt: 1,
                 source: Source::Html,
                 after_previous,
+                lease: None,
             },
             reply: (),
         }

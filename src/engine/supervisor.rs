@@ -28,12 +28,12 @@ use chrono::{DateTime, Utc};
 
 use actix::{
     Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, MailboxError, Message,
-    MessageResult, ResponseFuture, WrapFuture,
+    MessageResult, ResponseActFuture, WrapFuture,
 };
 use tokio::sync::oneshot;
 use tracing::{debug, error, info, warn};
 
-use crate::engine::aggregator::{Aggregator, ClaimPage};
+use crate::engine::aggregator::{Aggregator, ClaimPage, ReleasePage};
 use crate::engine::fetcher::{Fetcher, JobEnded, RenewLease};
 use crate::engine::frontier::{Entry, Frontier, Unfetched};
 use crate::engine::plan::PageJob;
@@ -45,7 +45,7 @@ use crate::model::{FailedPage, PageContext, PageReport, QuotaUsage, Signals};
 use crate::source::fetch::FetchError;
 use crate::source::{JobError, Lanes, Source};
 use crate::store::output::OutputError;
-use crate::store::Claim;
+use crate::store::{Claim, LeaseToken};
 
 /// How a submitted page ended.
 #[derive(Debug, Clone)]
@@ -259,7 +259,14 @@ impl Supervisor {
         ctx: &mut Context<Self>,
     ) {
         let result = match claim {
-            Ok(Ok(Claim::Leased { .. })) => {
+            Ok(Ok(Claim::Leased { token, .. })) => {
+                // Kept with the job in flight too: a page given up hands
+                // back the lease it was claimed with.
+                if let Some(p) = self.in_flight.get_mut(&fetcher) {
+                    p.job.lease = Some(token);
+                }
+                let mut job = job;
+                job.lease = Some(token);
                 self.fetchers[fetcher].do_send(job);
                 return;
             }
@@ -524,6 +531,12 @@ impl Supervisor {
     /// whole crawl stops.
     fn give_up(&mut self, p: Pending, e: &JobError, stop: Option<Stop>) {
         self.stats.failed += 1;
+        if let (Some(store), Some(lease)) = (&self.leases, p.job.lease) {
+            store.do_send(ReleasePage {
+                ctx: p.job.ctx.clone(),
+                lease,
+            });
+        }
         error!(
             tag = %p.job.ctx.tag,
             page = p.job.ctx.page,
@@ -601,14 +614,16 @@ impl Handler<Drain> for Supervisor {
 }
 
 impl Handler<RenewLease> for Supervisor {
-    type Result = ResponseFuture<Result<Claim, JobError>>;
+    type Result = ResponseActFuture<Self, Result<Claim, JobError>>;
 
     fn handle(&mut self, msg: RenewLease, _: &mut Context<Self>) -> Self::Result {
         let store = self.leases.clone();
-        Box::pin(async move {
+        let ctx = msg.ctx.clone();
+        let renew = async move {
             let Some(store) = store else {
                 return Ok(Claim::Leased {
                     taken_over_from: None,
+                    token: LeaseToken::UNFENCED,
                 });
             };
             store
@@ -616,7 +631,19 @@ impl Handler<RenewLease> for Supervisor {
                 .await
                 .map_err(|_| JobError::Stopped)?
                 .map_err(|e| JobError::Output(std::sync::Arc::new(e)))
-        })
+        };
+        // The job in flight takes the renewed token, which is the one a
+        // page given up must hand back.
+        Box::pin(renew.into_actor(self).map(move |renewed, act, _| {
+            if let Ok(Claim::Leased { token, .. }) = &renewed {
+                for p in act.in_flight.values_mut() {
+                    if p.job.ctx == ctx {
+                        p.job.lease = Some(*token);
+                    }
+                }
+            }
+            renewed
+        }))
     }
 }
 

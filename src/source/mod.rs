@@ -27,7 +27,7 @@ use crate::source::fetch::{Body, FetchError, HttpClient};
 use crate::source::html::clean::clean_page;
 use crate::source::html::parse::{parse_listing, ParseError};
 use crate::store::output::OutputError;
-use crate::store::Claim;
+use crate::store::{Claim, LeaseToken};
 
 pub use crate::config::Source;
 
@@ -215,6 +215,10 @@ pub struct PageJob {
     /// incremental pass (the page before showed new or changed questions).
     /// Every request past a tag's end would be wasted.
     pub after_previous: bool,
+    /// The token of the lease the page was claimed with on a store a fleet
+    /// shares, set by the supervisor (and by a renewal): its records are
+    /// written only while the lease still has it.
+    pub lease: Option<LeaseToken>,
 }
 
 impl PageJob {
@@ -226,6 +230,7 @@ impl PageJob {
             attempt: 1,
             source: Source::Html,
             after_previous: false,
+            lease: None,
         }
     }
 
@@ -248,6 +253,7 @@ impl PageJob {
             attempt: 1,
             source: Source::Api,
             after_previous: true,
+            lease: None,
         }
     }
 }

@@ -271,4 +271,26 @@ on_both_backends! {
         }
         assert!(exported(s).contains(&full));
     }
+
+    a_page_written_with_its_claims_token_is_stored_and_a_released_page_claimed_again(s) {
+        // The crawl's path on every backend: claim, write with the claim's
+        // token; a page given up is released and claimed again. A store
+        // with one writer hands out a token that never fences.
+        let p = s.begin_pass("langs", at(1)).unwrap().pass_id;
+        let lease = std::time::Duration::from_secs(60);
+        let token = |c: Claim| match c {
+            Claim::Leased { token, .. } => token,
+            other => panic!("not leased: {other:?}"),
+        };
+        let first = token(s.claim_page(p, &ctx("rust", 1), "w", lease).unwrap());
+        s.release_page(p, &ctx("rust", 1), first).unwrap();
+        let again = token(s.claim_page(p, &ctx("rust", 1), "w", lease).unwrap());
+        let page = [q(1, "rust", &["rust"], 2, 1, 20)];
+        let w = s
+            .record_leased_page(p, &ctx("rust", 1), again, &page, at(1), &|_| true)
+            .unwrap();
+        assert_eq!((w.new, w.ends_tag), (1, true));
+        assert_eq!(exported(s), page);
+        assert_eq!(s.done_pages(p).unwrap().len(), 1);
+    }
 }

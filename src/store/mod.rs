@@ -97,6 +97,21 @@ pub enum StoreError {
     UnknownPass(i64),
     #[error("pass {0} is finished and takes no more pages")]
     PassFinished(i64),
+    /// The page's lease passed to another process (this one stalled past
+    /// it) since the writer claimed it: its records are older than what
+    /// the new holder fetched, and are not written.
+    #[error(
+        "page {page} of [{tag}] ({tab}): lease {stale} was taken over ({current:?}): write dropped"
+    )]
+    Fenced {
+        tag: String,
+        tab: String,
+        page: u32,
+        stale: LeaseToken,
+        /// The page as the store has it now: done by another process, or
+        /// held (or free) to be claimed again.
+        current: Claim,
+    },
     #[error("store column {column} holds {value:?}: {reason}")]
     Decode {
         column: &'static str,
@@ -296,7 +311,37 @@ pub trait PassStore: Send {
     ) -> Result<Claim, StoreError> {
         Ok(Claim::Leased {
             taken_over_from: None,
+            token: LeaseToken::UNFENCED,
         })
+    }
+
+    /// [`record_page_ending`](PassStore::record_page_ending) for a page
+    /// claimed with `lease`: the page is written only if the lease is still
+    /// the writer's, checked in the write's transaction; otherwise
+    /// [`StoreError::Fenced`] and nothing is written. A store with one
+    /// writer has no one to lose a lease to: every write goes through.
+    fn record_leased_page(
+        &mut self,
+        pass_id: i64,
+        ctx: &PageContext,
+        _lease: LeaseToken,
+        questions: &[Question],
+        now: DateTime<Utc>,
+        ends_tag: &(dyn Fn(&PageWrite) -> bool + Sync),
+    ) -> Result<PageWrite, StoreError> {
+        self.record_page_ending(pass_id, ctx, questions, now, ends_tag)
+    }
+
+    /// Hands back the lease of a page given up (failed after its retries),
+    /// so another process may try it at once rather than when the lease
+    /// expires. A lease the page no longer has (taken over) is left alone.
+    fn release_page(
+        &mut self,
+        _pass_id: i64,
+        _ctx: &PageContext,
+        _lease: LeaseToken,
+    ) -> Result<(), StoreError> {
+        Ok(())
     }
 
     /// Resumes the tag set's unfinished pass, or starts a new one.
@@ -361,15 +406,36 @@ pub trait PassStore: Send {
 /// it: on a store a fleet shares, each page is fetched by one process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// The page is this process's until its lease expires: fetch it.
+    /// The page is this process's until its lease expires: fetch it, and
+    /// write it with `token`.
     Leased {
         /// The process whose lease had expired (it died, or stalled).
         taken_over_from: Option<String>,
+        token: LeaseToken,
     },
     /// Another process fetched and wrote it; `ends_tag` as it found.
     Done { ends_tag: bool, by: Option<String> },
     /// Another process holds it (fetching it now) until `until`.
     Held { by: String, until: DateTime<Utc> },
+}
+
+/// The generation of a page's lease: every claim of the page, a takeover
+/// included, gets a greater one. A write carries the token of the claim
+/// that fetched the page and commits only while the lease still has it, so
+/// a holder that stalled past its lease cannot write over the figures of
+/// the process that took the page over (fencing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LeaseToken(pub i64);
+
+impl LeaseToken {
+    /// What a store with one writer hands out: it never fences.
+    pub const UNFENCED: LeaseToken = LeaseToken(0);
+}
+
+impl std::fmt::Display for LeaseToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{}", self.0)
+    }
 }
 
 /// Opens (creating and migrating if needed) the store `location` names.

@@ -40,8 +40,8 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use tracing::{info, warn};
 
 use super::{
-    Claim, History, PageWrite, PassStart, PassStore, PassTotals, Report, StoreError, StoreLocation,
-    StoreStats,
+    Claim, History, LeaseToken, PageWrite, PassStart, PassStore, PassTotals, Report, StoreError,
+    StoreLocation, StoreStats,
 };
 use crate::model::{PageContext, Question};
 use crate::store::output::OutputFormat;
@@ -455,7 +455,28 @@ impl PassStore for PgStore {
         now: DateTime<Utc>,
         ends_tag: &(dyn Fn(&PageWrite) -> bool + Sync),
     ) -> Result<PageWrite, StoreError> {
-        self.call(|c| writes::record_page(c, pass_id, ctx, questions, now, ends_tag))
+        self.call(|c| writes::record_page(c, pass_id, ctx, None, questions, now, ends_tag))
+    }
+
+    fn record_leased_page(
+        &mut self,
+        pass_id: i64,
+        ctx: &PageContext,
+        lease: LeaseToken,
+        questions: &[Question],
+        now: DateTime<Utc>,
+        ends_tag: &(dyn Fn(&PageWrite) -> bool + Sync),
+    ) -> Result<PageWrite, StoreError> {
+        self.call(|c| writes::record_page(c, pass_id, ctx, Some(lease), questions, now, ends_tag))
+    }
+
+    fn release_page(
+        &mut self,
+        pass_id: i64,
+        ctx: &PageContext,
+        lease: LeaseToken,
+    ) -> Result<(), StoreError> {
+        self.call(|c| writes::release_page(c, pass_id, ctx, lease))
     }
 
     fn finish_pass(&mut self, pass_id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
@@ -582,15 +603,9 @@ mod tests {
             .pass_id;
         let page = ctx("rust", 1);
         let long = Duration::from_secs(60);
-        let fresh = Claim::Leased {
-            taken_over_from: None,
-        };
-        assert_eq!(a.claim_page(pass, &page, "a", long).unwrap(), fresh);
-        assert_eq!(
-            a.claim_page(pass, &page, "a", long).unwrap(),
-            fresh,
-            "its own again"
-        );
+        let first = leased(a.claim_page(pass, &page, "a", long).unwrap(), None);
+        let again = leased(a.claim_page(pass, &page, "a", long).unwrap(), None);
+        assert!(again > first, "its own again, with a new token");
         match b.claim_page(pass, &page, "b", long).unwrap() {
             Claim::Held { by, until } => {
                 assert_eq!(by, "a");
@@ -622,12 +637,135 @@ mod tests {
         a.claim_page(pass, &next, "a", Duration::from_millis(1))
             .unwrap();
         db.execute("SELECT pg_sleep(0.05)");
-        assert_eq!(
-            b.claim_page(pass, &next, "b", long).unwrap(),
+        leased(b.claim_page(pass, &next, "b", long).unwrap(), Some("a"));
+    }
+
+    /// The token of a claim that must have leased the page, taken over
+    /// from `from`.
+    fn leased(claim: Claim, from: Option<&str>) -> LeaseToken {
+        match claim {
             Claim::Leased {
-                taken_over_from: Some("a".into())
+                taken_over_from,
+                token,
+            } => {
+                assert_eq!(taken_over_from.as_deref(), from);
+                token
             }
+            other => panic!("not leased: {other:?}"),
+        }
+    }
+
+    /// The lease of `page` ends now, as if its holder had stalled past it.
+    fn expire(db: &TestDb, page: &PageContext) {
+        db.execute(&format!(
+            "UPDATE page_leases SET expires_at = now() - interval '1 second'
+             WHERE tag = '{}' AND page = {}",
+            page.tag, page.page
+        ));
+    }
+
+    /// Issue 20 §2: a holder paused past its lease wakes with the page it
+    /// fetched before the takeover; its write is refused, whether the new
+    /// holder is still fetching or has written, and the question keeps
+    /// the new holder's (newer) figures.
+    #[test]
+    fn a_paused_holders_write_is_fenced_after_a_takeover() {
+        let db = TestDb::create();
+        let (mut a, mut b) = (
+            PgStore::open(&db.url).unwrap(),
+            PgStore::open(&db.url).unwrap(),
         );
+        let pass = PassStore::begin_pass(&mut a, "langs", at(1))
+            .unwrap()
+            .pass_id;
+        let page = ctx("rust", 1);
+        let long = Duration::from_secs(60);
+        let stale = leased(a.claim_page(pass, &page, "a", long).unwrap(), None);
+        let older = [seen_at(q(1, "rust", &["rust"], 1, 0, 10), 1)];
+        let newer = [seen_at(q(1, "rust", &["rust"], 7, 2, 90), 2)];
+        expire(&db, &page);
+        let token = leased(b.claim_page(pass, &page, "b", long).unwrap(), Some("a"));
+        assert!(token > stale);
+
+        // Woken while b fetches: refused, the page is b's.
+        match a.record_leased_page(pass, &page, stale, &older, at(1), &|_| false) {
+            Err(StoreError::Fenced {
+                stale: s,
+                current: Claim::Held { by, .. },
+                ..
+            }) => assert_eq!((s, by.as_str()), (stale, "b")),
+            other => panic!("not fenced: {other:?}"),
+        }
+        assert_eq!(db.count("SELECT COUNT(*) FROM questions"), 0);
+
+        b.record_leased_page(pass, &page, token, &newer, at(2), &|_| true)
+            .unwrap();
+        // Woken after b wrote: refused, the page is done by b.
+        match a.record_leased_page(pass, &page, stale, &older, at(3), &|_| false) {
+            Err(StoreError::Fenced {
+                current: Claim::Done { ends_tag, by },
+                ..
+            }) => assert_eq!((ends_tag, by.as_deref()), (true, Some("b"))),
+            other => panic!("not fenced: {other:?}"),
+        }
+        // Woken after the pass finished: still fenced, not "pass finished".
+        PassStore::finish_pass(&mut b, pass, at(4)).unwrap();
+        assert!(matches!(
+            a.record_leased_page(pass, &page, stale, &older, at(5), &|_| false),
+            Err(StoreError::Fenced {
+                current: Claim::Done { .. },
+                ..
+            })
+        ));
+        assert_eq!(
+            db.count("SELECT votes * 1000 + views FROM questions WHERE question_id = 1"),
+            7090,
+            "b's figures kept"
+        );
+        assert_eq!(db.count("SELECT COUNT(*) FROM snapshots"), 1);
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM pass_pages WHERE fetched_by = 'b'"),
+            1
+        );
+    }
+
+    /// Issue 20 §1: a page given up hands its lease back at once; a stale
+    /// token hands back nothing (the page was taken over meanwhile).
+    #[test]
+    fn a_released_lease_is_claimed_at_once_and_a_stale_release_does_nothing() {
+        let db = TestDb::create();
+        let (mut a, mut b) = (
+            PgStore::open(&db.url).unwrap(),
+            PgStore::open(&db.url).unwrap(),
+        );
+        let pass = PassStore::begin_pass(&mut a, "langs", at(1))
+            .unwrap()
+            .pass_id;
+        let page = ctx("rust", 1);
+        let long = Duration::from_secs(60);
+        let first = leased(a.claim_page(pass, &page, "a", long).unwrap(), None);
+        assert!(matches!(
+            b.claim_page(pass, &page, "b", long).unwrap(),
+            Claim::Held { .. }
+        ));
+        a.release_page(pass, &page, first).unwrap();
+        let taken = leased(b.claim_page(pass, &page, "b", long).unwrap(), None);
+        a.release_page(pass, &page, first).unwrap();
+        assert_eq!(db.count("SELECT COUNT(*) FROM page_leases"), 1);
+        match a.claim_page(pass, &page, "a", long).unwrap() {
+            Claim::Held { by, .. } => assert_eq!(by, "b"),
+            other => panic!("b's lease was released by a: {other:?}"),
+        }
+        b.record_leased_page(
+            pass,
+            &page,
+            taken,
+            &[q(1, "rust", &["rust"], 0, 0, 1)],
+            at(1),
+            &|_| false,
+        )
+        .unwrap();
+        assert_eq!(db.count("SELECT COUNT(*) FROM pass_pages"), 1);
     }
 
     /// The aggregator's arbiter drops the store when it stops: closing the

@@ -2,7 +2,8 @@
 //! and meaning, in PostgreSQL's types (BIGINT, BOOLEAN), step for step.
 //!
 //! The list mirrors `store::schema::MIGRATIONS`: step N here makes the
-//! same change as step N there, so a new column is one more entry in each.
+//! same change as step N there, so a new column is one more entry in each;
+//! a step only a fleet needs (step 5, lease tokens) is appended here alone.
 //! Timestamps stay the SQLite store's fixed-width RFC 3339 text, so both
 //! backends hold the same values and share their encoding and decoding.
 //! `schema_migrations` records the steps applied (SQLite's `user_version`).
@@ -145,6 +146,15 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE questions ADD COLUMN author_user_id BIGINT;
     ALTER TABLE questions ADD COLUMN author_has_profile BOOLEAN NOT NULL DEFAULT FALSE;
     ALTER TABLE questions ADD COLUMN author_action TEXT;
+    ",
+    // 5 (PostgreSQL only, like the leases): each lease's fencing token.
+    // One sequence for every page, so a token is never handed out twice,
+    // even to a page whose lease row was deleted (written, released) and
+    // claimed anew; a lease row already there gets one of its own.
+    "
+    CREATE SEQUENCE page_lease_tokens;
+    ALTER TABLE page_leases
+        ADD COLUMN token BIGINT NOT NULL DEFAULT nextval('page_lease_tokens');
     ",
 ];
 

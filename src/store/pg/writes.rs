@@ -18,7 +18,9 @@ use postgres::{Client, Transaction};
 use super::{signed, unsigned};
 use crate::model::{PageContext, Question};
 use crate::store::writes::{compare, question_upsert_set, Compared, Figures};
-use crate::store::{enum_text, ts, Claim, PageWrite, PassStart, PassTotals, StoreError};
+use crate::store::{
+    enum_text, ts, Claim, LeaseToken, PageWrite, PassStart, PassTotals, StoreError,
+};
 
 pub(super) fn begin_pass(
     c: &mut Client,
@@ -108,12 +110,13 @@ pub(super) fn claim_page(
     let inserted = tx.query_opt(
         "INSERT INTO page_leases (pass_id, tag, tab, page, holder, expires_at)
          VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))
-         ON CONFLICT DO NOTHING RETURNING 1",
+         ON CONFLICT DO NOTHING RETURNING token",
         &[key[0], key[1], key[2], key[3], &worker, &lease_secs],
     )?;
-    let claim = if inserted.is_some() {
+    let claim = if let Some(row) = inserted {
         Claim::Leased {
             taken_over_from: None,
+            token: LeaseToken(row.try_get(0)?),
         }
     } else {
         let held = tx.query_opt(
@@ -133,14 +136,22 @@ pub(super) fn claim_page(
                 let until: DateTime<Utc> = row.try_get::<_, SystemTime>(1)?.into();
                 let expired: bool = row.try_get(2)?;
                 if expired || holder == worker {
-                    tx.execute(
-                        "UPDATE page_leases SET holder = $5,
-                             expires_at = now() + make_interval(secs => $6)
-                         WHERE pass_id = $1 AND tag = $2 AND tab = $3 AND page = $4",
-                        &[key[0], key[1], key[2], key[3], &worker, &lease_secs],
-                    )?;
+                    // A new token even for the holder's own claim: a
+                    // process restarted under the same name while its old
+                    // self is stopped must fence that old self too.
+                    let token: i64 = tx
+                        .query_one(
+                            "UPDATE page_leases SET holder = $5,
+                                 expires_at = now() + make_interval(secs => $6),
+                                 token = nextval('page_lease_tokens')
+                             WHERE pass_id = $1 AND tag = $2 AND tab = $3 AND page = $4
+                             RETURNING token",
+                            &[key[0], key[1], key[2], key[3], &worker, &lease_secs],
+                        )?
+                        .try_get(0)?;
                     Claim::Leased {
                         taken_over_from: (holder != worker).then_some(holder),
+                        token: LeaseToken(token),
                     }
                 } else {
                     Claim::Held { by: holder, until }
@@ -175,16 +186,25 @@ pub(super) fn claim_page(
 }
 
 /// As the SQLite store's `record_page_ending`: one transaction, all of the
-/// page or none of it.
+/// page or none of it. With `lease`, fenced: written only if the page's
+/// lease still has that token.
 pub(super) fn record_page(
     c: &mut Client,
     pass_id: i64,
     ctx: &PageContext,
+    lease: Option<LeaseToken>,
     questions: &[Question],
     now: DateTime<Utc>,
     ends_tag: &(dyn Fn(&PageWrite) -> bool + Sync),
 ) -> Result<PageWrite, StoreError> {
     let mut tx = c.transaction()?;
+    // The lease first: a holder that woke after the others finished the
+    // pass lost its page to them, which says more than "pass finished".
+    // (Lease row, then pass row: no other transaction locks them in the
+    // other order.)
+    if let Some(lease) = lease {
+        check_lease(&mut tx, pass_id, ctx, lease)?;
+    }
     check_running(&mut tx, pass_id)?;
     let now = ts(now);
     let mut write = upsert_page(&mut tx, pass_id, questions, &now)?;
@@ -224,6 +244,74 @@ pub(super) fn record_page(
     )?;
     tx.commit()?;
     Ok(write)
+}
+
+/// Locks the page's lease row until the write commits (a takeover waits
+/// for it, and then finds the page done) and fails with
+/// [`StoreError::Fenced`] unless the row still has `lease`. An expired
+/// lease nobody took over is still the writer's: only a new claim fences.
+fn check_lease(
+    tx: &mut Transaction,
+    pass_id: i64,
+    ctx: &PageContext,
+    lease: LeaseToken,
+) -> Result<(), StoreError> {
+    let page = ctx.page as i32;
+    let key: [&(dyn ToSql + Sync); 4] = [&pass_id, &ctx.tag, &ctx.tab, &page];
+    let row = tx.query_opt(
+        "SELECT token, holder, expires_at FROM page_leases
+         WHERE pass_id = $1 AND tag = $2 AND tab = $3 AND page = $4
+         FOR UPDATE",
+        &key,
+    )?;
+    let held = match row {
+        Some(r) if r.try_get::<_, i64>(0)? == lease.0 => return Ok(()),
+        Some(r) => Some((
+            r.try_get::<_, String>(1)?,
+            DateTime::<Utc>::from(r.try_get::<_, SystemTime>(2)?),
+        )),
+        None => None,
+    };
+    let done = tx.query_opt(
+        "SELECT ends_tag, fetched_by FROM pass_pages
+         WHERE pass_id = $1 AND tag = $2 AND tab = $3 AND page = $4",
+        &key,
+    )?;
+    let current = match (done, held) {
+        (Some(r), _) => Claim::Done {
+            ends_tag: r.try_get(0)?,
+            by: r.try_get(1)?,
+        },
+        (None, Some((by, until))) => Claim::Held { by, until },
+        // Released by whoever had it: free to be claimed again now.
+        (None, None) => Claim::Held {
+            by: "nobody".into(),
+            until: Utc::now(),
+        },
+    };
+    Err(StoreError::Fenced {
+        tag: ctx.tag.clone(),
+        tab: ctx.tab.clone(),
+        page: ctx.page,
+        stale: lease,
+        current,
+    })
+}
+
+/// Deletes the page's lease if it still has `lease`: a later claim's lease
+/// (the page taken over meanwhile) is not this process's to hand back.
+pub(super) fn release_page(
+    c: &mut Client,
+    pass_id: i64,
+    ctx: &PageContext,
+    lease: LeaseToken,
+) -> Result<(), StoreError> {
+    c.execute(
+        "DELETE FROM page_leases
+         WHERE pass_id = $1 AND tag = $2 AND tab = $3 AND page = $4 AND token = $5",
+        &[&pass_id, &ctx.tag, &ctx.tab, &(ctx.page as i32), &lease.0],
+    )?;
+    Ok(())
 }
 
 /// Takes a share lock on the pass row: a pass cannot be finished under a
