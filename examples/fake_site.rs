@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --example fake_site -- 8080 pandas=120 dask=60
-//! stackcrawl crawl --config config/example.toml --base-url http://127.0.0.1:8080
+//! stackcrawl crawl --config config/fake-site.toml
 //! ```
 
 use std::time::Duration;

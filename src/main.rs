@@ -274,7 +274,10 @@ fn state_dir(xdg_state_home: Option<OsString>, home: Option<OsString>) -> Option
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Other crates' chatter (the status server's worker lines, PostgreSQL's
+    // NOTICEs about migrations already applied) only with RUST_LOG.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,actix_server=warn,tokio_postgres=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(LogWriter)

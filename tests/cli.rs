@@ -469,3 +469,36 @@ fn a_store_error_keeps_the_server_message_and_an_unknown_scheme_is_refused() {
         "{stderr}"
     );
 }
+
+/// README's offline quick start: the shipped `config/fake-site.toml`,
+/// pointed at a fake site on a free port instead of 8080, crawls every page
+/// of both tags into `questions.jsonl` beside it.
+#[test]
+fn the_offline_quick_start_config_crawls_the_fake_site() {
+    let site = stackcrawl_fakesite::FakeSite::builder()
+        .tag("pandas", 120)
+        .tag("dask", 60)
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = std::fs::read_to_string("config/fake-site.toml").unwrap();
+    assert!(shipped.contains("http://127.0.0.1:8080"), "{shipped}");
+    let config = dir.path().join("fake-site.toml");
+    std::fs::write(
+        &config,
+        shipped.replace("http://127.0.0.1:8080", &site.base_url()),
+    )
+    .unwrap();
+    let out = stackcrawl_fakesite::service::command(env!("CARGO_BIN_EXE_stackcrawl"), dir.path())
+        .current_dir(dir.path())
+        .args(["crawl", "--config", "fake-site.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records = std::fs::read_to_string(dir.path().join("questions.jsonl")).unwrap();
+    assert_eq!(records.lines().count(), 180, "every question of both tags");
+}

@@ -620,3 +620,30 @@ fn a_layout_change_is_an_error_on_its_first_page_and_the_status_line_counts_reje
     svc.signal("-TERM");
     assert_eq!(svc.wait_exit(), Some(0));
 }
+
+#[test]
+fn a_pages_tag_views_total_is_its_pass_s_not_the_whole_run_s() {
+    let site = FakeSite::builder().tag("a", 100).start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = TestConfig::service(&site, dir.path())
+        .fetch("fetchers = 1\nrate = 30.0\nburst = 5")
+        .sets("[tag_sets.s]\ntags = [\"a\"]\npages = 2\nevery = \"1s\"\n")
+        .write();
+    let mut svc = Service::start(BIN, &config);
+    svc.wait_for("pass finished");
+    svc.wait_for("pass finished");
+    svc.signal("-TERM");
+    assert_eq!(svc.wait_exit(), Some(0));
+    let views: u64 = site.questions("a").iter().map(|q| q.views).sum();
+    let totals: Vec<u64> = svc
+        .seen
+        .iter()
+        .filter(|l| l["message"] == "page done")
+        .map(|l| l["tag_views_total"].as_u64().unwrap())
+        .collect();
+    assert!(totals.len() >= 3, "{totals:?}");
+    assert!(
+        totals.iter().all(|&t| t <= views),
+        "a tag's views in one pass are at most {views}: {totals:?}"
+    );
+}

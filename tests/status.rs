@@ -308,3 +308,22 @@ async fn a_run_serves_its_passes_store_totals_and_next_pass() {
     assert_eq!(after["requests"]["total"], totals.requests);
     server.stop().await;
 }
+
+#[test]
+fn the_status_servers_own_lines_stay_out_of_the_default_log() {
+    let site = FakeSite::builder().tag("a", 50).start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = TestConfig::new(&site, dir.path())
+        .tag_set("s", &["a"], 1)
+        .write();
+    let out = stackcrawl_fakesite::service::command(env!("CARGO_BIN_EXE_stackcrawl"), dir.path())
+        .env_remove("RUST_LOG")
+        .args(["crawl", "--status-addr", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("crawl finished"), "{log}");
+    assert!(!log.contains("actix_server"), "{log}");
+}

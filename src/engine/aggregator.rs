@@ -398,6 +398,9 @@ impl Handler<BeginPass> for Aggregator {
             incremental,
         });
         self.pass_counts = PassCounts::default();
+        // A page's tag figures (`tag_views_total`) are the pass's, not the
+        // sum over every pass a long run made.
+        self.totals.per_tag.clear();
         self.publish(true);
         Ok(OpenedPass {
             pass_id: start.pass_id,
