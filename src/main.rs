@@ -90,9 +90,12 @@ struct ParseArgs {
 
 #[derive(Args, Clone)]
 struct RunArgs {
-    /// TOML config (see config/example.toml).
+    /// TOML config (see config/example.toml). Flags override it, at start
+    /// and at every reload.
     #[arg(long)]
     config: PathBuf,
+    #[command(flatten)]
+    site: SiteArgs,
     #[command(flatten)]
     status: StatusArgs,
     /// This process's name in logs, status lines and the store (overrides
@@ -180,9 +183,6 @@ struct CrawlArgs {
     /// TOML config (see config/example.toml). Flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Crawl another Stack Exchange site or a mirror.
-    #[arg(long)]
-    base_url: Option<String>,
     /// Output file: .jsonl or .csv.
     #[arg(long)]
     output: Option<PathBuf>,
@@ -203,6 +203,19 @@ struct CrawlArgs {
     /// PostgreSQL URL; an interrupted crawl resumes there.
     #[arg(long, value_name = "STORE")]
     store: Option<String>,
+    #[command(flatten)]
+    site: SiteArgs,
+    #[command(flatten)]
+    status: StatusArgs,
+}
+
+/// What `crawl` and `run` alike take from flags over the config: where,
+/// which tags, how fast.
+#[derive(Args, Clone)]
+struct SiteArgs {
+    /// Crawl another Stack Exchange site or a mirror.
+    #[arg(long)]
+    base_url: Option<String>,
     /// A tag to crawl (repeatable); replaces the config's tag sets.
     #[arg(long = "tag")]
     tags: Vec<String>,
@@ -224,15 +237,12 @@ struct CrawlArgs {
     /// Requests allowed back to back before the rate applies.
     #[arg(long)]
     burst: Option<i64>,
-    #[command(flatten)]
-    status: StatusArgs,
 }
 
-impl CrawlArgs {
-    fn overrides(&self) -> Overrides {
+impl SiteArgs {
+    fn overrides(&self, status: &StatusArgs) -> Overrides {
         Overrides {
             base_url: self.base_url.clone(),
-            output: self.output.clone(),
             tags: self.tags.clone(),
             tab: self.tab.clone(),
             pages: self.pages,
@@ -240,8 +250,18 @@ impl CrawlArgs {
             fetchers: self.fetchers,
             rate: self.rate,
             burst: self.burst,
+            status_addr: status.status_addr.clone(),
+            ..Overrides::default()
+        }
+    }
+}
+
+impl CrawlArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            output: self.output.clone(),
             pages_from_file: self.retry_failed.is_some(),
-            status_addr: self.status.status_addr.clone(),
+            ..self.site.overrides(&self.status)
         }
     }
 
@@ -571,11 +591,8 @@ fn warn_if_robots_refuses(config: &Config, plan: &Plan) {
 }
 
 fn run(args: RunArgs, env: Environment) -> Result<(), Failure> {
-    // The flag holds across SIGHUP reloads; the server stays where it is.
-    let overrides = Overrides {
-        status_addr: args.status.status_addr.clone(),
-        ..Overrides::default()
-    };
+    // The flags hold across SIGHUP reloads; the server stays where it is.
+    let overrides = args.site.overrides(&args.status);
     let config =
         Config::load(&args.config, &overrides, &env).map_err(|e| Failure::Usage(e.to_string()))?;
     let config = args.apply(config);

@@ -502,3 +502,29 @@ fn the_offline_quick_start_config_crawls_the_fake_site() {
     let records = std::fs::read_to_string(dir.path().join("questions.jsonl")).unwrap();
     assert_eq!(records.lines().count(), 180, "every question of both tags");
 }
+
+/// `run` takes the same flags over its config as `crawl`: the shipped
+/// offline config, unchanged, kept current from a fake site that
+/// `--base-url` names.
+#[test]
+fn run_takes_the_base_url_and_the_rate_from_flags_too() {
+    let site = stackcrawl_fakesite::FakeSite::builder()
+        .tag("pandas", 120)
+        .tag("dask", 60)
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fake-site.toml");
+    std::fs::copy("config/fake-site.toml", &config).unwrap();
+    let url = site.base_url();
+    let mut cmd =
+        stackcrawl_fakesite::service::command(env!("CARGO_BIN_EXE_stackcrawl"), dir.path());
+    cmd.current_dir(dir.path())
+        .args(["--log-format", "json", "run", "--base-url", &url])
+        .args(["--rate", "20", "--config", "fake-site.toml"])
+        .env("RUST_LOG", "info");
+    let mut svc = stackcrawl_fakesite::service::Service::from_command(cmd);
+    let finished = svc.wait_for("pass finished");
+    assert_eq!(finished["questions"], 180, "{finished}");
+    svc.signal("-TERM");
+    assert_eq!(svc.wait_exit(), Some(0));
+}
