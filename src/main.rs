@@ -602,7 +602,19 @@ fn run(args: RunArgs, env: Environment) -> Result<(), Failure> {
     actix_rt::System::new().block_on(async move {
         let server = serve_status(config.status_addr, &monitor)?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        actix_rt::spawn(reload_on_sighup(args, env, overrides, tx));
+        // The handler is in place before the run starts (and so before it
+        // tells systemd it is ready): a reload right after start is heard.
+        #[cfg(unix)]
+        let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .map_err(|e| Failure::Failed(format!("cannot handle SIGHUP: {e}")))?;
+        actix_rt::spawn(reload_on_sighup(
+            args,
+            env,
+            overrides,
+            tx,
+            #[cfg(unix)]
+            hup,
+        ));
         let totals =
             stackcrawl::engine::run::run_watched(config, rx, shutdown_signal(), monitor).await;
         if let Some(server) = server {
@@ -620,25 +632,20 @@ async fn reload_on_sighup(
     env: Environment,
     overrides: Overrides,
     tx: tokio::sync::mpsc::UnboundedSender<Config>,
+    #[cfg(unix)] mut hup: tokio::signal::unix::Signal,
 ) {
     let path = &args.config;
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            return;
-        };
-        while hup.recv().await.is_some() {
-            match Config::load(path, &overrides, &env).map(|c| args.apply(c)) {
-                Ok(c) => {
-                    tracing::info!(config = %path.display(), "SIGHUP: new config accepted");
-                    if tx.send(c).is_err() {
-                        return;
-                    }
+    while hup.recv().await.is_some() {
+        match Config::load(path, &overrides, &env).map(|c| args.apply(c)) {
+            Ok(c) => {
+                tracing::info!(config = %path.display(), "SIGHUP: new config accepted");
+                if tx.send(c).is_err() {
+                    return;
                 }
-                Err(e) => {
-                    error!(config = %path.display(), error = %e, "SIGHUP: config rejected; the running config stays")
-                }
+            }
+            Err(e) => {
+                error!(config = %path.display(), error = %e, "SIGHUP: config rejected; the running config stays")
             }
         }
     }

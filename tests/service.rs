@@ -647,3 +647,48 @@ fn a_pages_tag_views_total_is_its_pass_s_not_the_whole_run_s() {
         "a tag's views in one pass are at most {views}: {totals:?}"
     );
 }
+
+/// The notify protocol as systemd runs it (`Type=notify`, `WatchdogSec`):
+/// READY=1 once the store is open and the reload handler is in place (a
+/// reload sent the moment READY arrives is heard), WATCHDOG=1 while the
+/// engine turns, STATUS= after a pass, STOPPING=1 on SIGTERM.
+#[test]
+fn run_speaks_systemds_notify_protocol() {
+    let site = FakeSite::builder().tag("a", 100).start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = TestConfig::service(&site, dir.path())
+        .sets("[tag_sets.s]\ntags = [\"a\"]\npages = 2\nevery = \"1h\"\n")
+        .write();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let next = || {
+        let mut buf = [0u8; 512];
+        let n = socket.recv(&mut buf).expect("a notification within 30 s");
+        String::from_utf8_lossy(&buf[..n]).to_string()
+    };
+    let mut cmd = command(BIN, dir.path());
+    cmd.args(["--log-format", "json", "run", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "200000");
+    let mut svc = Service::from_command(cmd);
+    let first = next();
+    assert!(first.starts_with("READY=1"), "{first}");
+    svc.signal("-HUP");
+    svc.wait_for("SIGHUP: new config accepted");
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|s: &String| s.starts_with("STATUS=1 passes done"))
+    {
+        seen.push(next());
+    }
+    assert!(seen.iter().any(|s| s == "WATCHDOG=1"), "{seen:?}");
+    svc.signal("-TERM");
+    while next() != "STOPPING=1" {}
+    assert_eq!(svc.wait_exit(), Some(0));
+}

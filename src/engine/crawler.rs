@@ -574,6 +574,7 @@ pub fn shutdown_flag(shutdown: impl Future<Output = ()> + 'static) -> watch::Rec
     let (tx, rx) = watch::channel(false);
     actix_rt::spawn(async move {
         shutdown.await;
+        crate::observe::systemd::notify("STOPPING=1");
         let _ = tx.send(true);
     });
     rx

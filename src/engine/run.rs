@@ -22,6 +22,7 @@ use crate::engine::plan::Plan;
 use crate::error::CrawlError;
 use crate::model::RunSummary;
 use crate::observe::monitor::Monitor;
+use crate::observe::systemd;
 use crate::store::writer_lock::WriterLock;
 
 /// What a run did, over every crawler it started (a reload or a spent
@@ -97,6 +98,20 @@ pub async fn run_watched(
     let mut config = config;
     let mut totals = RunTotals::default();
     let mut crawler = start(&config, &monitor, &stop).await?;
+    // The store is open and main.rs set the signal handlers before this
+    // started: a `systemctl reload` from now on is heard.
+    systemd::notify("READY=1\nSTATUS=running; no pass finished yet");
+    let _watchdog = systemd::watchdog_every().map(|every| {
+        // Pinged from the engine's own event loop: if it stops turning,
+        // the pings stop and systemd restarts the service.
+        actix_rt::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                systemd::notify("WATCHDOG=1");
+            }
+        })
+    });
     // One clock for status lines, in passes and between them alike.
     let mut status = status_timer(config.status_every);
     // Every tag set is due at once on start, and an unfinished pass
@@ -164,7 +179,8 @@ pub async fn run_watched(
             list_unfetched: false,
         };
         let plan = Plan::from_tag_sets(&config, std::slice::from_ref(&set));
-        match crawler.pass(spec, plan, &mut status).await?.end {
+        let pass = crawler.pass(spec, plan, &mut status).await?;
+        match pass.end {
             PassEnd::Finished => {}
             PassEnd::Interrupted => {
                 totals.interrupted = true;
@@ -193,6 +209,12 @@ pub async fn run_watched(
             }
         }
         totals.passes += 1;
+        if let Some(t) = &pass.totals {
+            systemd::notify(&format!(
+                "STATUS={} passes done; the last, of {name}: {} pages, {} questions, {} new",
+                totals.passes, t.pages, t.questions, t.new
+            ));
+        }
         // Start to start, so a pass's own length does not stretch the interval.
         due.insert(name, (started + set.every).max(Instant::now()));
     }

@@ -8,3 +8,13 @@ pub mod html_report;
 pub mod monitor;
 pub mod progress;
 pub mod status;
+#[cfg(unix)]
+pub mod systemd;
+/// systemd exists only where Unix sockets do.
+#[cfg(not(unix))]
+pub mod systemd {
+    pub fn notify(_state: &str) {}
+    pub fn watchdog_every() -> Option<std::time::Duration> {
+        None
+    }
+}
