@@ -670,7 +670,7 @@ fn open_store(source: &StoreSource, env: &Environment) -> Result<Box<dyn PassSto
     if let Some(path) = location.sqlite_path().filter(|p| !p.exists()) {
         return Err(Failure::Usage(format!("no store at {}", path.display())));
     }
-    store::open(&location).map_err(|e| Failure::Failed(e.to_string()))
+    store::open_read_only(&location).map_err(|e| Failure::Failed(e.to_string()))
 }
 
 fn report(args: StoreArgs, env: &Environment) -> Result<(), Failure> {

@@ -692,3 +692,87 @@ fn run_speaks_systemds_notify_protocol() {
     while next() != "STOPPING=1" {}
     assert_eq!(svc.wait_exit(), Some(0));
 }
+
+/// Clears the immutable attribute it set, however the test ends, so the
+/// temporary directory can be removed.
+struct Immutable(Vec<std::path::PathBuf>);
+
+impl Immutable {
+    fn set(paths: &[&Path]) -> Immutable {
+        for p in paths {
+            let ok = Command::new("chattr").arg("+i").arg(p).status().unwrap();
+            assert!(ok.success(), "chattr +i {}", p.display());
+        }
+        Immutable(paths.iter().map(|p| p.to_path_buf()).collect())
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = Command::new("chattr").arg("-i").arg(p).status();
+        }
+    }
+}
+
+/// `report` and `export` only read: a store nobody may write, in a folder
+/// nobody may write (immutable, so even root cannot: the tests run as
+/// root), reads as well, and nothing is created beside it.
+#[test]
+fn report_and_export_read_a_store_they_cannot_write() {
+    let site = FakeSite::builder().tag("a", 60).start();
+    let dir = tempfile::tempdir().unwrap();
+    let ro = dir.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    let db = ro.join("store.db");
+    let config = TestConfig::new(&site, dir.path())
+        .tag_set("s", &["a"], 2)
+        .write();
+    let crawl = command(BIN, dir.path())
+        .args(["crawl", "--store"])
+        .arg(&db)
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        crawl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&crawl.stderr)
+    );
+    let before: Vec<_> = std::fs::read_dir(&ro)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    // A crawl that ended closes its store: nothing of SQLite's is left.
+    assert_eq!(before.len(), 2, "the store and its lock file: {before:?}");
+    let _frozen = Immutable::set(&[&db, &ro]);
+    let report = command(BIN, dir.path())
+        .args(["report", "--json", "--store"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert_eq!(report["tags"][0]["questions"], 60);
+    let export = command(BIN, dir.path())
+        .args(["export", "--store"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&export.stdout).lines().count(), 60);
+    let after: Vec<_> = std::fs::read_dir(&ro)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(before, after, "nothing created beside the store");
+}

@@ -533,6 +533,10 @@ impl Handler<Flush> for Aggregator {
         if let Some(store) = &self.store {
             store.checkpoint()?;
         }
+        // The last call: the store's connection is closed here, not left to
+        // the process's exit, which ends this thread without dropping it
+        // (SQLite would leave its -wal and -shm files behind).
+        self.store = None;
         Ok(self.totals.clone())
     }
 }

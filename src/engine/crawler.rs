@@ -533,7 +533,7 @@ impl Crawler {
         // Refunds and pauses go to the budget unawaited: the budget must
         // hold them before the run says it ended.
         let lanes = self.pipeline.lanes.clone();
-        let settled = futures_util::future::join_all(lanes.all().map(|l| l.settled()));
+        let settled = futures_util::future::join_all(lanes.all().map(|l| l.finish()));
         self.patience()
             .wait("writing the request budget", settled)
             .await?;

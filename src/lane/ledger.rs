@@ -14,7 +14,8 @@ use tracing::warn;
 use crate::lane::budget::{Budget, BudgetError};
 
 pub struct Ledger {
-    budget: Budget,
+    /// `None` once closed: the crawl that used it has ended.
+    budget: Option<Budget>,
 }
 
 impl Actor for Ledger {
@@ -27,11 +28,13 @@ impl Ledger {
         // One thread, so the factory runs once; SyncArbiter wants an `Fn`.
         let budget = Mutex::new(Some(budget));
         SyncArbiter::start(1, move || Ledger {
-            budget: budget
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take()
-                .expect("a ledger runs on exactly one thread"),
+            budget: Some(
+                budget
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take()
+                    .expect("a ledger runs on exactly one thread"),
+            ),
         })
     }
 }
@@ -62,7 +65,10 @@ pub struct RecordPause {
 }
 
 /// Answers once every message sent before it is handled: the refunds and
-/// pauses sent and not awaited are then written.
+/// pauses sent and not awaited are then written; then the budget is
+/// closed (the crawl has ended), its file's connection with it, rather
+/// than left to the process's exit, which would leave SQLite's -wal and
+/// -shm files behind.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Settled;
@@ -70,14 +76,25 @@ pub struct Settled;
 impl Handler<Settled> for Ledger {
     type Result = ();
 
-    fn handle(&mut self, _: Settled, _: &mut SyncContext<Self>) {}
+    fn handle(&mut self, _: Settled, _: &mut SyncContext<Self>) {
+        self.budget = None;
+    }
+}
+
+impl Ledger {
+    fn budget(&self) -> Result<&Budget, BudgetError> {
+        self.budget.as_ref().ok_or_else(|| BudgetError::Write {
+            path: "(closed)".into(),
+            reason: "the crawl has ended".into(),
+        })
+    }
 }
 
 impl Handler<Take> for Ledger {
     type Result = Result<Option<u64>, BudgetError>;
 
     fn handle(&mut self, msg: Take, _: &mut SyncContext<Self>) -> Self::Result {
-        self.budget.take(&msg.key, msg.now)
+        self.budget()?.take(&msg.key, msg.now)
     }
 }
 
@@ -86,7 +103,7 @@ impl Handler<Refund> for Ledger {
 
     fn handle(&mut self, msg: Refund, _: &mut SyncContext<Self>) {
         // A refund lost leaves the count one high: never a request uncounted.
-        if let Err(e) = self.budget.refund(&msg.key, msg.taken_at) {
+        if let Err(e) = self.budget().and_then(|b| b.refund(&msg.key, msg.taken_at)) {
             warn!(error = %e, host = %msg.key, "request budget not handed back");
         }
     }
@@ -96,7 +113,10 @@ impl Handler<RecordPause> for Ledger {
     type Result = ();
 
     fn handle(&mut self, msg: RecordPause, _: &mut SyncContext<Self>) {
-        if let Err(e) = self.budget.pause_until(&msg.key, msg.until) {
+        if let Err(e) = self
+            .budget()
+            .and_then(|b| b.pause_until(&msg.key, msg.until))
+        {
             warn!(error = %e, host = %msg.key, "pause not recorded for later processes");
         }
     }

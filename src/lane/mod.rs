@@ -386,9 +386,10 @@ impl Lane {
         });
     }
 
-    /// Resolves once every refund and pause this lane sent to the budget
-    /// is written (the ledger answers in order).
-    pub async fn settled(&self) {
+    /// The crawl has ended: resolves once every refund and pause this lane
+    /// sent to the budget is written (the ledger answers in order), and the
+    /// budget is closed; the lane counts nothing after this.
+    pub async fn finish(&self) {
         let _ = self.counting.ledger.send(Settled).await;
     }
 

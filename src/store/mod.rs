@@ -75,6 +75,14 @@ pub enum StoreError {
          this stackcrawl knows: upgrade stackcrawl"
     )]
     Schema { found: i64, supported: i64 },
+    /// A reader found a file from an older stackcrawl: only a writer
+    /// migrates it.
+    #[error(
+        "the store is at schema version {found}, older than this stackcrawl's \
+         {supported}: `report` and `export` only read; a `crawl --store` or \
+         `run` on it brings it up to date"
+    )]
+    Outdated { found: i64, supported: i64 },
     #[error("the store {path}: {source}")]
     File {
         path: PathBuf,
@@ -169,6 +177,73 @@ impl Store {
     /// The store's file; `None` for a store in memory.
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
+    }
+
+    /// Opens the file only to read it (`report`, `export`): nothing is
+    /// written, not even the schema, so a store in a folder the reader may
+    /// not write (another user's, a read-only mount) reads as well, and no
+    /// `-wal`/`-shm` files owned by the reader are left beside it. A store
+    /// whose writer is gone has no `-wal` file, and is opened immutable (no
+    /// lock or shared-memory file needed); with a writer at work its WAL
+    /// files exist and are used read-only.
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        use rusqlite::OpenFlags;
+        let open_err = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let immutable = || {
+            let uri = format!(
+                "file:{}?immutable=1",
+                percent_encoding::utf8_percent_encode(
+                    &path.to_string_lossy(),
+                    percent_encoding::NON_ALPHANUMERIC
+                )
+                .to_string()
+                .replace("%2F", "/")
+            );
+            Connection::open_with_flags(uri, flags)
+        };
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let conn = if Path::new(&wal).exists() {
+            // A writer at work, or one that died: its log is read, which
+            // needs the shared-memory file beside it. Where that cannot be
+            // had, the file is read as it is, without the log's last
+            // transactions, and the reader says so.
+            Connection::open_with_flags(path, flags)
+                .and_then(|c| c.query_row("SELECT 1", [], |_| Ok(())).map(|()| c))
+                .or_else(|e| {
+                    warn!(store = %path.display(), error = %e, "the store's write-ahead log cannot be read without writing beside it: reading the file without its last transactions");
+                    immutable()
+                })
+        } else {
+            immutable()
+        }
+        .map_err(open_err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        let found: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(open_err)?;
+        let supported = schema::MIGRATIONS.len() as i64;
+        let outdated = match found.cmp(&supported) {
+            std::cmp::Ordering::Equal => None,
+            std::cmp::Ordering::Greater => Some(StoreError::Schema { found, supported }),
+            std::cmp::Ordering::Less => Some(StoreError::Outdated { found, supported }),
+        };
+        if let Some(e) = outdated {
+            return Err(StoreError::File {
+                path: path.to_path_buf(),
+                source: Box::new(e),
+            });
+        }
+        Ok(Store {
+            conn,
+            path: Some(path.to_path_buf()),
+        })
     }
 
     /// A throwaway store, for tests and dry runs.
@@ -439,6 +514,15 @@ impl std::fmt::Display for LeaseToken {
 }
 
 /// Opens (creating and migrating if needed) the store `location` names.
+/// Opens the store only to read it (`report`, `export`).
+pub fn open_read_only(location: &StoreLocation) -> Result<Box<dyn PassStore>, StoreError> {
+    Ok(match location {
+        StoreLocation::Sqlite(path) => Box::new(Store::open_read_only(path)?),
+        // A database server keeps its own files: a reader writes nothing.
+        StoreLocation::Postgres(url) => Box::new(PgStore::open(url)?),
+    })
+}
+
 pub fn open(location: &StoreLocation) -> Result<Box<dyn PassStore>, StoreError> {
     Ok(match location {
         StoreLocation::Sqlite(path) => Box::new(Store::open(path)?),

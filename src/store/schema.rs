@@ -12,7 +12,7 @@ use super::StoreError;
 
 /// Schema migrations, applied in order. `PRAGMA user_version` is the number
 /// applied so far, so a migration is never edited once released: append.
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     // 1: the initial schema.
     "
     CREATE TABLE passes (
