@@ -501,6 +501,19 @@ fn the_offline_quick_start_config_crawls_the_fake_site() {
     );
     let records = std::fs::read_to_string(dir.path().join("questions.jsonl")).unwrap();
     assert_eq!(records.lines().count(), 180, "every question of both tags");
+    // `parse` writes its records with the same columns in the same order,
+    // so a DataFrame of saved pages lines up with one of a crawl.
+    let keys = |line: &str| serde_json::from_str::<Keys>(line).unwrap().0;
+    let parsed = stackcrawl(&[
+        "parse",
+        "tests/fixtures/so-html/tagged-python-newest-2025.html",
+    ]);
+    assert!(parsed.status.success());
+    let parsed = String::from_utf8(parsed.stdout).unwrap();
+    assert_eq!(
+        keys(parsed.lines().next().unwrap()),
+        keys(records.lines().next().unwrap())
+    );
 }
 
 /// `run` takes the same flags over its config as `crawl`: the shipped
@@ -527,4 +540,28 @@ fn run_takes_the_base_url_and_the_rate_from_flags_too() {
     assert_eq!(finished["questions"], 180, "{finished}");
     svc.signal("-TERM");
     assert_eq!(svc.wait_exit(), Some(0));
+}
+
+/// The keys of a JSON object in the order the text has them (a
+/// `serde_json::Value` may sort them).
+struct Keys(Vec<String>);
+
+impl<'de> serde::Deserialize<'de> for Keys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Keys, D::Error> {
+        struct InOrder;
+        impl<'de> serde::de::Visitor<'de> for InOrder {
+            type Value = Keys;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Keys, A::Error> {
+                let mut keys = Vec::new();
+                while let Some((k, _)) = map.next_entry::<String, serde::de::IgnoredAny>()? {
+                    keys.push(k);
+                }
+                Ok(Keys(keys))
+            }
+        }
+        d.deserialize_map(InOrder)
+    }
 }
