@@ -8,10 +8,11 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use stackcrawl_fakesite::lock::WriteLock;
 use stackcrawl_fakesite::pg::TestDb;
 use stackcrawl_fakesite::proxy::Proxy;
 use stackcrawl_fakesite::service::Service;
-use stackcrawl_fakesite::{config::TestConfig, FakeSite};
+use stackcrawl_fakesite::{config::TestConfig, read_jsonl, FakeSite};
 
 const BIN: &str = env!("CARGO_BIN_EXE_stackcrawl");
 const PAGES: u32 = 40;
@@ -136,22 +137,12 @@ fn a_refusing_database_is_reported_and_sigterm_still_stops_the_run() {
     restart_completes(&site, &db, &proxy, dir.path());
 }
 
-/// Another program holding the budget file's write lock (a backup, a
-/// person in `sqlite3`) until the returned sender is dropped.
-fn hold_budget_lock(path: &std::path::Path) -> std::sync::mpsc::Sender<()> {
-    let (release, held) = std::sync::mpsc::channel::<()>();
-    let (locked, is_locked) = std::sync::mpsc::channel();
-    let path = path.to_path_buf();
-    std::thread::spawn(move || {
-        let c = rusqlite::Connection::open(path).unwrap();
-        c.execute_batch("BEGIN IMMEDIATE; UPDATE requests SET used = used;")
-            .unwrap();
-        locked.send(()).unwrap();
-        let _ = held.recv();
-        c.execute_batch("COMMIT").unwrap();
-    });
-    is_locked.recv().unwrap();
-    release
+/// The output holds every question of the site's tag, each once.
+fn every_question_once(site: &FakeSite, output: &std::path::Path) {
+    let records = read_jsonl(output);
+    let unique: HashSet<u64> = records.iter().map(|r| r.question_id).collect();
+    assert_eq!(unique.len(), records.len(), "no record twice");
+    assert_eq!(unique.len(), site.questions("a").len(), "every question");
 }
 
 fn crawl_with_budget(site: &FakeSite, dir: &std::path::Path) -> Service {
@@ -170,7 +161,7 @@ fn a_locked_budget_file_pauses_the_crawl_which_then_finishes_every_page() {
     for _ in 0..3 {
         svc.wait_for("page done");
     }
-    let release = hold_budget_lock(&dir.path().join("budget.sqlite"));
+    let release = WriteLock::hold(&dir.path().join("budget.sqlite"));
     let first = status_lines_waiting_on(&mut svc, "budget_waiting_secs", 1);
     let hits = site.page_hits().len();
     let later = status_lines_waiting_on(&mut svc, "budget_waiting_secs", 1);
@@ -182,19 +173,7 @@ fn a_locked_budget_file_pauses_the_crawl_which_then_finishes_every_page() {
     assert!(svc.saw("the request budget cannot count: requests wait until it can"));
     drop(release);
     assert_eq!(svc.wait_exit(), Some(0), "{:#?}", svc.seen);
-    let out = dir.path().join("q.jsonl");
-    let ids: Vec<u64> = std::fs::read_to_string(&out)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["question_id"]
-                .as_u64()
-                .unwrap()
-        })
-        .collect();
-    let unique: HashSet<u64> = ids.iter().copied().collect();
-    assert_eq!(unique.len(), ids.len(), "no record twice");
-    assert_eq!(unique.len(), site.questions("a").len(), "every question");
+    every_question_once(&site, &dir.path().join("q.jsonl"));
 }
 
 #[test]
@@ -203,7 +182,7 @@ fn sigterm_during_a_budget_lock_stops_at_once_and_lists_what_was_not_fetched() {
     let dir = tempfile::tempdir().unwrap();
     let mut svc = crawl_with_budget(&site, dir.path());
     svc.wait_for("page done");
-    let _release = hold_budget_lock(&dir.path().join("budget.sqlite"));
+    let _release = WriteLock::hold(&dir.path().join("budget.sqlite"));
     status_lines_waiting_on(&mut svc, "budget_waiting_secs", 1);
     let (took, code) = terminate(&mut svc);
     assert_eq!(code, Some(3), "interrupted: {:#?}", svc.seen);
@@ -235,38 +214,16 @@ fn a_store_file_locked_past_a_readers_timeout_pauses_the_crawl_which_loses_nothi
     }
     // Another program holds the store's write lock longer than the 5 s a
     // reader waits for one.
-    let (release, held) = std::sync::mpsc::channel::<()>();
-    let (locked, is_locked) = std::sync::mpsc::channel();
-    let path = db.clone();
-    let holder = std::thread::spawn(move || {
-        let c = rusqlite::Connection::open(path).unwrap();
-        c.execute_batch("BEGIN IMMEDIATE").unwrap();
-        locked.send(()).unwrap();
-        let _ = held.recv();
-        c.execute_batch("COMMIT").unwrap();
-    });
-    is_locked.recv().unwrap();
+    let release = WriteLock::hold(&db);
     let mut waited = 0;
     while waited < 6 {
         let line = svc.wait_for("status");
         waited = line["store_waiting_secs"].as_u64().unwrap_or(waited);
     }
     drop(release);
-    holder.join().unwrap();
     assert_eq!(svc.wait_exit(), Some(0), "{:#?}", svc.seen);
     assert!(!svc.saw("page failed"), "{:#?}", svc.seen);
-    let ids: Vec<u64> = std::fs::read_to_string(dir.path().join("q.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["question_id"]
-                .as_u64()
-                .unwrap()
-        })
-        .collect();
-    let unique: HashSet<u64> = ids.iter().copied().collect();
-    assert_eq!(unique.len(), ids.len(), "no record twice");
-    assert_eq!(unique.len(), site.questions("a").len(), "every question");
+    every_question_once(&site, &dir.path().join("q.jsonl"));
 }
 
 #[test]

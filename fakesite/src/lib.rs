@@ -16,6 +16,7 @@ pub mod api;
 pub mod browser;
 pub mod config;
 pub mod limit;
+pub mod lock;
 pub mod pg;
 pub mod proxy;
 pub mod service;

@@ -666,19 +666,13 @@ impl Sim {
             path.display(),
             self.running_set()
         );
-        let (locked, is_locked) = std::sync::mpsc::channel();
+        let lock = crate::lock::WriteLock::hold(&path);
         std::thread::spawn(move || {
-            let c = rusqlite::Connection::open(path).expect("open the file to lock");
-            let took = c.execute_batch("BEGIN IMMEDIATE");
-            let _ = locked.send(());
-            if took.is_ok() {
-                // The fault's length, not a synchronisation: the crawl must
-                // cope with a lock of any length.
-                std::thread::sleep(hold);
-                let _ = c.execute_batch("COMMIT");
-            }
+            // The fault's length, not a synchronisation: the crawl must
+            // cope with a lock of any length.
+            std::thread::sleep(hold);
+            drop(lock);
         });
-        let _ = is_locked.recv();
     }
 
     fn kill_and_restart(&mut self, bin: &str) {

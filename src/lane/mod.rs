@@ -429,6 +429,8 @@ fn forget_older_than_a_minute(recent: &mut VecDeque<Instant>) {
 
 #[cfg(test)]
 mod tests {
+    use stackcrawl_fakesite::lock::WriteLock;
+
     use super::*;
 
     fn lane_with(dir: &std::path::Path, limit: u64, serial: bool, give_up: Duration) -> Lane {
@@ -542,30 +544,12 @@ mod tests {
         assert_eq!(l.requests(), 2);
     }
 
-    /// Another program holding the budget file's write lock (a backup, a
-    /// person in `sqlite3`) until `release` is dropped.
-    fn hold_lock(path: &std::path::Path) -> std::sync::mpsc::Sender<()> {
-        let (release, held) = std::sync::mpsc::channel::<()>();
-        let (locked, is_locked) = std::sync::mpsc::channel();
-        let path = path.to_path_buf();
-        std::thread::spawn(move || {
-            let c = rusqlite::Connection::open(path).unwrap();
-            c.execute_batch("BEGIN IMMEDIATE; UPDATE requests SET used = used;")
-                .unwrap();
-            locked.send(()).unwrap();
-            let _ = held.recv();
-            c.execute_batch("COMMIT").unwrap();
-        });
-        is_locked.recv().unwrap();
-        release
-    }
-
     #[actix_rt::test]
     async fn a_locked_budget_file_holds_requests_back_until_it_is_released() {
         let dir = tempfile::tempdir().unwrap();
         let l = Arc::new(lane(dir.path(), 10, false));
         l.admit().await.unwrap();
-        let release = hold_lock(&dir.path().join("budget.sqlite"));
+        let release = WriteLock::hold(&dir.path().join("budget.sqlite"));
         let mut waiting = actix_rt::spawn({
             let l = l.clone();
             async move { l.admit().await.map(|_| ()) }
@@ -589,7 +573,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let l = lane_with(dir.path(), 10, false, Duration::from_millis(600));
         l.admit().await.unwrap();
-        let _release = hold_lock(&dir.path().join("budget.sqlite"));
+        let _release = WriteLock::hold(&dir.path().join("budget.sqlite"));
         match l.admit().await {
             Err(LaneError::Budget(why)) => assert!(why.contains("give_up_secs"), "{why}"),
             other => panic!("expected a budget error, got {:?}", other.map(|_| ())),
