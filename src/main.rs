@@ -813,7 +813,44 @@ fn parse_files(args: ParseArgs, progress: bool) -> Result<(), Failure> {
         Some(bar) => bar.suspend(f),
         None => f(),
     };
-    stackcrawl::source::saved::read_files(&args.files, &ctx, workers, |file| {
+    stackcrawl::source::saved::read_files(&args.files, &ctx, workers, |item| {
+        use stackcrawl::source::saved::Item;
+        let file = match item {
+            Item::Saved(file) => file,
+            // A web archive's pages: one log line per file, not per page.
+            Item::Archived(path, page) => {
+                let listing = match page.read {
+                    Ok(listing) => listing,
+                    Err(e) => {
+                        let path = path.display();
+                        log(&|| warn!("{path}: {} captured {}: {e}", page.uri, page.captured_at));
+                        return Ok(());
+                    }
+                };
+                for q in &listing.questions {
+                    let line = parsed_record(q);
+                    writeln!(stdout, "{line}").map_err(Stdout::failure)?;
+                }
+                return Ok(());
+            }
+            Item::ArchiveEnd(path, counts) => {
+                if let Some(bar) = &bar {
+                    bar.inc(1);
+                }
+                let path = path.display();
+                match counts {
+                    Ok(c) if c.broken_records + c.broken_members > 0 => {
+                        log(&|| warn!("{path}: WARC file: {c}"))
+                    }
+                    Ok(c) => log(&|| info!("{path}: WARC file: {c}")),
+                    Err(e) => {
+                        log(&|| error!("{path}: {e}"));
+                        failed += 1;
+                    }
+                }
+                return Ok(());
+            }
+        };
         if let Some(bar) = &bar {
             bar.inc(1);
         }

@@ -97,27 +97,34 @@ pub fn is_warc(start: &[u8]) -> bool {
 }
 
 /// Reads the WARC file at `path`, handing each listing page to `each` in
-/// the file's order; `workers` threads parse.
-pub fn read_warc_file(
+/// the file's order; `workers` threads parse. Stops at the first error
+/// `each` returns (the outer one); the inner says whether the file could be
+/// read at all.
+pub fn read_warc_file<E>(
     path: &Path,
     workers: usize,
-    each: impl FnMut(ArchivedPage),
-) -> Result<WarcCounts, ArchiveError> {
-    let mut file = BufReader::with_capacity(READ_BUFFER, File::open(path)?);
-    if warc::is_gzip(file.fill_buf()?) {
+    each: impl FnMut(ArchivedPage) -> Result<(), E>,
+) -> Result<Result<WarcCounts, ArchiveError>, E> {
+    let open = || -> std::io::Result<_> {
+        let mut file = BufReader::with_capacity(READ_BUFFER, File::open(path)?);
+        let gzip = warc::is_gzip(file.fill_buf()?);
+        Ok((file, gzip))
+    };
+    let (file, gzip) = match open() {
+        Ok(opened) => opened,
+        Err(e) => return Ok(Err(e.into())),
+    };
+    if gzip {
         let mut r = WarcReader::new(
             BufReader::with_capacity(READ_BUFFER, GzMembers::new(file)),
             MAX_BLOCK_BYTES,
         );
-        let mut counts = read_records(&mut r, workers, each);
+        let mut counts = read_records(&mut r, workers, each)?;
         counts.broken_members = r.get_ref().get_ref().broken;
-        Ok(counts)
+        Ok(Ok(counts))
     } else {
-        Ok(read_records(
-            &mut WarcReader::new(file, MAX_BLOCK_BYTES),
-            workers,
-            each,
-        ))
+        let mut r = WarcReader::new(file, MAX_BLOCK_BYTES);
+        Ok(Ok(read_records(&mut r, workers, each)?))
     }
 }
 
@@ -135,11 +142,11 @@ enum Outcome {
 }
 
 /// Reads every record of `r`; see [`read_warc_file`].
-pub fn read_records<R: BufRead>(
+pub fn read_records<R: BufRead, E>(
     r: &mut WarcReader<R>,
     workers: usize,
-    mut each: impl FnMut(ArchivedPage),
-) -> WarcCounts {
+    mut each: impl FnMut(ArchivedPage) -> Result<(), E>,
+) -> Result<WarcCounts, E> {
     let workers = workers.max(1);
     let mut counts = WarcCounts::default();
     let mut end = false;
@@ -200,12 +207,12 @@ pub fn read_records<R: BufRead>(
                         }
                         Err(_) => counts.unreadable += 1,
                     }
-                    each(page);
+                    each(page)?;
                 }
             }
         }
     }
-    counts
+    Ok(counts)
 }
 
 /// A record worth reading: a response for a listing page, with its capture

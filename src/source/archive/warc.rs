@@ -125,8 +125,19 @@ impl<R: BufRead> WarcReader<R> {
     ) -> Result<Option<Record>, WarcError> {
         // The version line: skip blank lines (and, after a broken record,
         // anything) before it.
+        // A disk that fails every read must not keep us here.
+        let mut io_errors = 0;
         let version = loop {
-            match read_line(&mut self.inner, &mut self.line)? {
+            let line = match read_line(&mut self.inner, &mut self.line) {
+                // The break that sent us looking, seen by the layer below
+                // (a gzip member's checksum): not another broken record.
+                Err(WarcError::Io(_)) if self.resync && io_errors < 16 => {
+                    io_errors += 1;
+                    continue;
+                }
+                line => line?,
+            };
+            match line {
                 Line::End => return Ok(None),
                 Line::TooLong => {
                     if !self.resync {
