@@ -55,9 +55,9 @@ enum Command {
     Report(StoreArgs),
     /// Write the store's questions (or their history) as JSONL or CSV.
     Export(ExportArgs),
-    /// Parse saved listing pages (an archive, a page saved from a browser)
-    /// or saved API 2.x responses, told apart by content, and print their
-    /// records as JSONL.
+    /// Parse saved listing pages (an archive, a page saved from a browser),
+    /// saved API 2.x responses or WARC files, told apart by content, and
+    /// print their records as JSONL.
     Parse(ParseArgs),
     /// Print a shell completion script, e.g.
     /// `stackcrawl completions bash > ~/.local/share/bash-completion/completions/stackcrawl`.
@@ -73,7 +73,7 @@ struct CompletionsArgs {
 
 #[derive(Args)]
 struct ParseArgs {
-    /// Saved listing pages or API responses.
+    /// Saved listing pages, API responses or WARC files (plain or gzipped).
     #[arg(required = true)]
     files: Vec<PathBuf>,
     /// The site the pages came from: makes question URLs absolute.

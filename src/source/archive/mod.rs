@@ -338,6 +338,53 @@ pub fn listing_context(uri: &str) -> Option<PageContext> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::archive::warc::tests::{gz, record};
+
+    /// More listing records than one window, among others: any number of
+    /// workers gives the same pages in the file's order, and the counts.
+    #[test]
+    fn every_worker_count_gives_the_pages_in_the_file_order() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/so-html");
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        names.sort();
+        let mut file = Vec::new();
+        let mut want = Vec::new();
+        for (i, path) in names.iter().cycle().take(names.len() * 3).enumerate() {
+            let uri = format!("https://stackoverflow.com/questions/tagged/t{i}");
+            let mut block = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n".to_vec();
+            block.extend(std::fs::read(path).unwrap());
+            file.extend(gz(&record("request", &uri, b"GET")));
+            file.extend(gz(&record("response", &uri, &block)));
+            want.push(uri);
+        }
+        file.extend(gz(&record(
+            "response",
+            "https://stackoverflow.com/robots.txt",
+            b"",
+        )));
+        let read = |workers| {
+            let mut r = WarcReader::new(BufReader::new(GzMembers::new(&file[..])), MAX_BLOCK_BYTES);
+            let mut pages = Vec::new();
+            let counts = read_records(&mut r, workers, |p| {
+                assert_eq!(p.captured_at.to_rfc3339(), "2019-03-04T05:06:07+00:00");
+                pages.push((p.uri, p.read.map(|l| l.questions.len())));
+                Ok::<_, ()>(())
+            })
+            .unwrap();
+            (pages, counts)
+        };
+        let (one, counts) = read(1);
+        assert_eq!(one.iter().map(|p| p.0.clone()).collect::<Vec<_>>(), want);
+        assert!(one.iter().all(|p| p.1.as_ref().is_ok_and(|&n| n > 0)));
+        assert_eq!(
+            (counts.records, counts.pages, counts.skipped.len()),
+            (want.len() as u64 * 2 + 1, want.len() as u64, 2)
+        );
+        assert_eq!(read(3), (one, counts));
+    }
 
     #[test]
     fn listing_urls_of_every_site_are_told_from_the_rest() {
