@@ -15,6 +15,8 @@ use thiserror::Error;
 const MAX_LINE: usize = 64 * 1024;
 /// Real headers have a dozen fields; thousands means garbage.
 const MAX_FIELDS: usize = 256;
+/// Failed reads in a row after which the stream is given up.
+const MAX_FAILED_READS: u32 = 16;
 
 /// Why one record could not be read. The reader goes on after it.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -89,6 +91,8 @@ pub struct WarcReader<R> {
     max_block: u64,
     /// The last record was broken: skip to the next `WARC/1.` line.
     resync: bool,
+    /// Reads that failed in a row.
+    failed_reads: u32,
     line: Vec<u8>,
 }
 
@@ -98,6 +102,7 @@ impl<R: BufRead> WarcReader<R> {
             inner,
             max_block,
             resync: false,
+            failed_reads: 0,
             line: Vec::new(),
         }
     }
@@ -112,7 +117,16 @@ impl<R: BufRead> WarcReader<R> {
         &mut self,
         want: impl FnOnce(&Head) -> bool,
     ) -> Option<Result<Record, WarcError>> {
+        // A reader that fails every time (a dying disk) would otherwise
+        // give broken records for ever.
+        if self.failed_reads >= MAX_FAILED_READS {
+            return None;
+        }
         let r = self.read_record(want).transpose();
+        match &r {
+            Some(Err(WarcError::Io(_))) => self.failed_reads += 1,
+            _ => self.failed_reads = 0,
+        }
         if matches!(r, Some(Err(_))) {
             self.resync = true;
         }
@@ -666,6 +680,32 @@ pub(crate) mod tests {
         let mut gz_noise = vec![0x1f, 0x8b, 0x08];
         gz_noise.extend_from_slice(&noise);
         read_all(&gz_noise, 1 << 20);
+    }
+
+    #[test]
+    fn a_reader_that_always_fails_ends_the_file() {
+        struct Failing;
+        impl Read for Failing {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Err(io::Error::other("disk on fire"))
+            }
+        }
+        for gzip in [false, true] {
+            let inner: Box<dyn BufRead> = if gzip {
+                Box::new(io::BufReader::new(GzMembers::new(io::BufReader::new(
+                    Failing,
+                ))))
+            } else {
+                Box::new(io::BufReader::new(Failing))
+            };
+            let mut r = WarcReader::new(inner, 100);
+            let mut n = 0;
+            while let Some(rec) = r.next_record(|_| true) {
+                assert!(matches!(rec, Err(WarcError::Io(_))), "{rec:?}");
+                n += 1;
+            }
+            assert!(n <= 16, "{n}");
+        }
     }
 
     #[test]
