@@ -55,9 +55,9 @@ enum Command {
     Report(StoreArgs),
     /// Write the store's questions (or their history) as JSONL or CSV.
     Export(ExportArgs),
-    /// Parse saved listing pages (an archive, a page saved from a browser)
-    /// or saved API 2.x responses, told apart by content, and print their
-    /// records as JSONL.
+    /// Parse saved listing pages (an archive, a page saved from a browser),
+    /// saved API 2.x responses or WARC files, told apart by content, and
+    /// print their records as JSONL.
     Parse(ParseArgs),
     /// Print a shell completion script, e.g.
     /// `stackcrawl completions bash > ~/.local/share/bash-completion/completions/stackcrawl`.
@@ -73,7 +73,7 @@ struct CompletionsArgs {
 
 #[derive(Args)]
 struct ParseArgs {
-    /// Saved listing pages or API responses.
+    /// Saved listing pages, API responses or WARC files (plain or gzipped).
     #[arg(required = true)]
     files: Vec<PathBuf>,
     /// The site the pages came from: makes question URLs absolute.
@@ -820,7 +820,44 @@ fn parse_files(args: ParseArgs, progress: bool) -> Result<(), Failure> {
         Some(bar) => bar.suspend(f),
         None => f(),
     };
-    stackcrawl::source::saved::read_files(&args.files, &ctx, workers, |file| {
+    stackcrawl::source::saved::read_files(&args.files, &ctx, workers, |item| {
+        use stackcrawl::source::saved::Item;
+        let file = match item {
+            Item::Saved(file) => file,
+            // A web archive's pages: one log line per file, not per page.
+            Item::Archived(path, page) => {
+                let listing = match page.read {
+                    Ok(listing) => listing,
+                    Err(e) => {
+                        let path = path.display();
+                        log(&|| warn!("{path}: {} captured {}: {e}", page.uri, page.captured_at));
+                        return Ok(());
+                    }
+                };
+                for q in &listing.questions {
+                    let line = parsed_record(q);
+                    writeln!(stdout, "{line}").map_err(Stdout::failure)?;
+                }
+                return Ok(());
+            }
+            Item::ArchiveEnd(path, counts) => {
+                if let Some(bar) = &bar {
+                    bar.inc(1);
+                }
+                let path = path.display();
+                match counts {
+                    Ok(c) if c.broken_records + c.broken_members > 0 => {
+                        log(&|| warn!("{path}: WARC file: {c}"))
+                    }
+                    Ok(c) => log(&|| info!("{path}: WARC file: {c}")),
+                    Err(e) => {
+                        log(&|| error!("{path}: {e}"));
+                        failed += 1;
+                    }
+                }
+                return Ok(());
+            }
+        };
         if let Some(bar) = &bar {
             bar.inc(1);
         }

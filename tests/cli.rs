@@ -565,3 +565,377 @@ impl<'de> serde::Deserialize<'de> for Keys {
         d.deserialize_map(InOrder)
     }
 }
+
+/// A WARC record of `kind` for `uri` captured at `date`.
+fn warc_record(kind: &str, uri: &str, date: &str, block: &[u8]) -> Vec<u8> {
+    let mut r = format!(
+        "WARC/1.0\r\nWARC-Type: {kind}\r\nWARC-Record-ID: <urn:uuid:{}>\r\nWARC-Target-URI: {uri}\r\nWARC-Date: {date}\r\nContent-Type: application/http; msgtype=response\r\nContent-Length: {}\r\n\r\n",
+        block.len(),
+        block.len()
+    )
+    .into_bytes();
+    r.extend_from_slice(block);
+    r.extend_from_slice(b"\r\n\r\n");
+    r
+}
+
+fn http_response(status: &str, headers: &str, body: &[u8]) -> Vec<u8> {
+    let mut r = format!("HTTP/1.1 {status}\r\n{headers}\r\n").into_bytes();
+    r.extend_from_slice(body);
+    r
+}
+
+fn gzipped(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// Every saved fixture page, put into two WARC files (one plain, one
+/// gzipped per record) among requests, metadata, revisits, non-listing
+/// pages, a 404, a truncated record and a broken gzip member: every
+/// question of every listing record comes out with its capture time and
+/// the page's URL, in the files' order, and each file's counts are logged.
+#[test]
+fn parse_reads_listing_pages_out_of_warc_files() {
+    use chrono::{DateTime, Duration, Utc};
+    let pages = [
+        (
+            "csse-tagged-complexity-theory-newest-2014.html",
+            "https://cs.stackexchange.com/questions/tagged/complexity-theory?tab=Newest",
+        ),
+        (
+            "dbase-tagged-database-administration-newest-2014.html",
+            "https://dba.stackexchange.com/questions/tagged/database-administration?sort=newest",
+        ),
+        (
+            "electronicsse-tagged-integrated-circuit-newest-2014.html",
+            "https://electronics.stackexchange.com/questions/tagged/integrated-circuit",
+        ),
+        ("homepage-narrow-2018.html", "https://stackoverflow.com/"),
+        (
+            "meta-homepage-2026-resaved.html",
+            "https://meta.stackoverflow.com/",
+        ),
+        (
+            "quantse-tagged-equities-newest-2014.html",
+            "https://quant.stackexchange.com/questions/tagged/equities?tab=newest&page=2",
+        ),
+        (
+            "questions-newest-2026-resaved.html",
+            "https://stackoverflow.com/questions",
+        ),
+        (
+            "serverfault-tagged-bash-newest-2014.html",
+            "http://serverfault.com/questions/tagged/bash",
+        ),
+        (
+            "so-home-interesting-2016.html",
+            "https://stackoverflow.com/?tab=interesting",
+        ),
+        (
+            "so-questions-active-2020.html",
+            "https://stackoverflow.com/questions?tab=Active",
+        ),
+        (
+            "so-questions-bounties-featured-2020.html",
+            "https://stackoverflow.com/questions?tab=Bounties",
+        ),
+        (
+            "so-questions-unanswered-2020.html",
+            "https://stackoverflow.com/unanswered",
+        ),
+        (
+            "so-tagged-gitlab-newest-2020.html",
+            "https://stackoverflow.com/questions/tagged/gitlab?tab=Newest&page=3&pagesize=50",
+        ),
+        (
+            "so-tagged-odoo-server-2020.html",
+            "https://stackoverflow.com/questions/tagged/odoo-server",
+        ),
+        (
+            "tagged-command-newest-2020.html",
+            "https://stackoverflow.com/questions/tagged/command?tab=Newest",
+        ),
+        (
+            "tagged-python-newest-2013.html",
+            "http://stackoverflow.com/questions/tagged/python?sort=newest",
+        ),
+        (
+            "tagged-python-newest-2025.html",
+            "https://www.stackoverflow.com/questions/tagged/python",
+        ),
+        (
+            "tagged-python-votes-2020.html",
+            "https://stackoverflow.com/questions/tagged/python?tab=Votes",
+        ),
+        (
+            "tagged-webcam-newest-2014-bounty-closed.html",
+            "https://stackoverflow.com/questions/tagged/webcam?page=1",
+        ),
+    ];
+    let fixture = |dir: &str, name: &str| {
+        std::fs::read(format!(
+            "{}/tests/fixtures/{dir}/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    };
+    let start = DateTime::parse_from_rfc3339("2010-01-01T00:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let date = |i: usize| start + Duration::days(97 * i as i64) + Duration::seconds(i as i64);
+    let stamp = |i: usize| date(i).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    // What each page's questions must be: (id, site, tag, tab, page, seen).
+    type Row = (
+        u64,
+        String,
+        Option<String>,
+        Option<String>,
+        u64,
+        DateTime<Utc>,
+    );
+    let expected = |i: usize| -> Vec<Row> {
+        let (name, uri) = pages[i];
+        let ctx = stackcrawl::source::archive::listing_context(uri).unwrap();
+        let body = String::from_utf8(fixture("so-html", name)).unwrap();
+        let listing = stackcrawl::source::Source::Html
+            .read(&ctx, &body, date(i))
+            .unwrap();
+        assert!(!listing.questions.is_empty(), "{name}");
+        listing
+            .questions
+            .iter()
+            .map(|q| {
+                let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
+                (
+                    q.question_id,
+                    q.site.clone(),
+                    opt(&q.tag),
+                    opt(&q.tab),
+                    q.page as u64,
+                    date(i),
+                )
+            })
+            .collect()
+    };
+    let dir = tempfile::tempdir().unwrap();
+
+    // The plain file: the even pages, each with its request and metadata.
+    let mut plain = warc_record("warcinfo", "", &stamp(0), b"software: test\r\n");
+    let mut want_plain = Vec::new();
+    for i in (0..pages.len()).step_by(2) {
+        let (name, uri) = pages[i];
+        plain.extend(warc_record(
+            "request",
+            uri,
+            &stamp(i),
+            b"GET / HTTP/1.1\r\n\r\n",
+        ));
+        let body = http_response(
+            "200 OK",
+            "Content-Type: text/html; charset=utf-8\r\n",
+            &fixture("so-html", name),
+        );
+        plain.extend(warc_record("response", uri, &stamp(i), &body));
+        plain.extend(warc_record(
+            "metadata",
+            uri,
+            &stamp(i),
+            b"fetchTimeMs: 12\r\n",
+        ));
+        want_plain.extend(expected(i));
+    }
+    let listing = pages[0].1;
+    plain.extend(warc_record(
+        "revisit",
+        listing,
+        &stamp(1),
+        b"HTTP/1.1 200 OK\r\n\r\n",
+    ));
+    let question = http_response(
+        "200 OK",
+        "Content-Type: text/html\r\n",
+        &fixture("so-question", "question-29980798-2020.html"),
+    );
+    plain.extend(warc_record(
+        "response",
+        "https://stackoverflow.com/questions/29980798/where-does-pip-install-its-packages",
+        &stamp(1),
+        &question,
+    ));
+    plain.extend(warc_record(
+        "response",
+        "https://stackoverflow.com/robots.txt",
+        &stamp(1),
+        &http_response(
+            "200 OK",
+            "Content-Type: text/plain\r\n",
+            b"User-agent: *\nDisallow: /\n",
+        ),
+    ));
+    plain.extend(warc_record(
+        "response",
+        listing,
+        &stamp(1),
+        &http_response(
+            "404 Not Found",
+            "Content-Type: text/html\r\n",
+            b"<html>gone</html>",
+        ),
+    ));
+    plain.extend(warc_record(
+        "response",
+        listing,
+        &stamp(1),
+        &http_response("200 OK", "Content-Type: application/json\r\n", b"{}"),
+    ));
+    // The last record cut in the middle of its page.
+    let last = warc_record(
+        "response",
+        listing,
+        &stamp(1),
+        &http_response(
+            "200 OK",
+            "Content-Type: text/html\r\n",
+            &fixture("so-html", pages[0].0),
+        ),
+    );
+    plain.extend_from_slice(&last[..last.len() / 2]);
+    let plain_path = dir.path().join("plain.warc");
+    std::fs::write(&plain_path, &plain).unwrap();
+
+    // A saved page between the two archives.
+    let saved_path = dir.path().join("saved.html");
+    std::fs::write(&saved_path, fixture("so-html", pages[1].0)).unwrap();
+
+    // The gzipped file, named as nothing in particular: the odd pages, some
+    // chunked and gzip-encoded as a crawler may have kept them, and one
+    // more page whose gzip member's checksum is broken.
+    let mut members = vec![gzipped(&warc_record(
+        "warcinfo",
+        "",
+        &stamp(1),
+        b"software: test\r\n",
+    ))];
+    let mut want_gz = Vec::new();
+    for i in (1..pages.len()).step_by(2) {
+        let (name, uri) = pages[i];
+        members.push(gzipped(&warc_record(
+            "request",
+            uri,
+            &stamp(i),
+            b"GET / HTTP/1.1\r\n\r\n",
+        )));
+        let page = fixture("so-html", name);
+        let body = if i % 4 == 1 {
+            let zipped = gzipped(&page);
+            let (a, b) = zipped.split_at(zipped.len() / 3);
+            let mut chunked = Vec::new();
+            for part in [a, b] {
+                chunked.extend(format!("{:x}\r\n", part.len()).into_bytes());
+                chunked.extend_from_slice(part);
+                chunked.extend_from_slice(b"\r\n");
+            }
+            chunked.extend_from_slice(b"0\r\n\r\n");
+            http_response("200 OK", "Content-Type: text/html\r\nTransfer-Encoding: chunked\r\nContent-Encoding: gzip\r\n", &chunked)
+        } else {
+            http_response("200 OK", "Content-Type: text/html\r\n", &page)
+        };
+        members.push(gzipped(&warc_record("response", uri, &stamp(i), &body)));
+        want_gz.extend(expected(i));
+    }
+    let mut broken = gzipped(&warc_record(
+        "response",
+        listing,
+        &stamp(2),
+        &http_response(
+            "200 OK",
+            "Content-Type: text/html\r\n",
+            &fixture("so-html", pages[0].0),
+        ),
+    ));
+    let crc = broken.len() - 8;
+    broken[crc] ^= 0xff;
+    members.insert(3, broken);
+    let gz_path = dir.path().join("capture.bin");
+    std::fs::write(&gz_path, members.concat()).unwrap();
+
+    let out = stackcrawl(&[
+        "parse",
+        "--jobs",
+        "2",
+        plain_path.to_str().unwrap(),
+        saved_path.to_str().unwrap(),
+        gz_path.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let got: Vec<Row> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let s = |k: &str| v[k].as_str().map(str::to_string);
+            (
+                v["question_id"].as_u64().unwrap(),
+                s("site").unwrap(),
+                s("tag"),
+                s("tab"),
+                v["page"].as_u64().unwrap_or(0),
+                DateTime::parse_from_rfc3339(v["fetched_at"].as_str().unwrap())
+                    .unwrap()
+                    .with_timezone(&Utc),
+            )
+        })
+        .collect();
+    let saved_count = 15;
+    let n = want_plain.len();
+    assert_eq!(got[..n], want_plain[..], "the plain file's questions");
+    assert_eq!(
+        got[n + saved_count..],
+        want_gz[..],
+        "the gzipped file's questions"
+    );
+    assert_eq!(got.len(), n + saved_count + want_gz.len());
+    // The URL's parts, spelled out for a few pages.
+    assert!(got.contains(&(
+        want_plain[0].0,
+        "cs.stackexchange.com".into(),
+        Some("complexity-theory".into()),
+        Some("Newest".into()),
+        1,
+        date(0)
+    )));
+    let gitlab = &want_plain
+        .iter()
+        .find(|r| r.2.as_deref() == Some("gitlab"))
+        .unwrap();
+    assert_eq!((gitlab.3.as_deref(), gitlab.4), (Some("Newest"), 3));
+    assert!(want_gz
+        .iter()
+        .any(|r| r.1 == "quant.stackexchange.com" && r.4 == 2));
+
+    let plain_line = stderr
+        .lines()
+        .find(|l| l.contains("plain.warc: WARC file:"))
+        .expect(&stderr);
+    let questions: usize = want_plain.len();
+    assert!(
+        plain_line.contains(&format!(
+            "37 records, 10 listing pages, {questions} questions, 0 pages unreadable, 1 broken records, 0 broken gzip members; skipped: metadata 10, not_200 1, not_html 1, not_listing 2, request 10, revisit 1, warcinfo 1"
+        )),
+        "{plain_line}"
+    );
+    let gz_line = stderr
+        .lines()
+        .find(|l| l.contains("capture.bin: WARC file:"))
+        .expect(&stderr);
+    let questions = want_gz.len();
+    assert!(
+        gz_line.contains(&format!(
+            "20 records, 9 listing pages, {questions} questions, 0 pages unreadable, 1 broken records, 1 broken gzip members; skipped: request 9, warcinfo 1"
+        )),
+        "{gz_line}"
+    );
+}

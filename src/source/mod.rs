@@ -9,6 +9,7 @@
 //! module (like [`crate::source::api`]) and its config section.
 
 pub mod api;
+pub mod archive;
 pub mod fetch;
 pub mod html;
 pub mod saved;

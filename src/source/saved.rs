@@ -2,10 +2,12 @@
 //! files, and the results come out in the files' order, a window at a time,
 //! so memory holds at most one window of files whatever their number.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
+use super::archive::{self, ArchiveError, ArchivedPage, WarcCounts};
 use super::read_saved;
 use crate::model::{Listing, PageContext};
 
@@ -20,17 +22,35 @@ pub struct ReadFile<'a> {
     pub read: Result<Listing, String>,
 }
 
+/// What reading the files yields, in their order.
+#[derive(Debug)]
+pub enum Item<'a> {
+    /// A saved page or API response.
+    Saved(ReadFile<'a>),
+    /// A listing page from a web archive (WARC) file.
+    Archived(&'a Path, ArchivedPage),
+    /// A WARC file read to its end: what it held, or why it could not be read.
+    ArchiveEnd(&'a Path, Result<WarcCounts, ArchiveError>),
+}
+
+/// A file read in a window, or a WARC file left to be streamed in its turn.
+enum Slot<'a> {
+    Read(ReadFile<'a>),
+    Warc(&'a Path),
+}
+
 /// Reads `files` on `workers` threads and hands each result to `each` in
-/// the order of `files`; stops at the first error `each` returns.
+/// the order of `files`; stops at the first error `each` returns. A WARC
+/// file (told by content) is streamed, its records parsed on every core.
 pub fn read_files<'a, E>(
     files: &'a [PathBuf],
     ctx: &PageContext,
     workers: usize,
-    mut each: impl FnMut(ReadFile<'a>) -> Result<(), E>,
+    mut each: impl FnMut(Item<'a>) -> Result<(), E>,
 ) -> Result<(), E> {
     let workers = workers.max(1);
     for window in files.chunks(workers * FILES_PER_WORKER) {
-        let mut read: Vec<Option<ReadFile<'a>>> = Vec::new();
+        let mut read: Vec<Option<Slot<'a>>> = Vec::new();
         read.resize_with(window.len(), || None);
         std::thread::scope(|s| {
             let slots: Vec<_> = read.chunks_mut(FILES_PER_WORKER).collect();
@@ -38,30 +58,57 @@ pub fn read_files<'a, E>(
             for (slots, paths) in slots.into_iter().zip(paths) {
                 s.spawn(move || {
                     for (slot, path) in slots.iter_mut().zip(paths) {
-                        *slot = Some(ReadFile {
-                            path,
-                            read: read_file(path, ctx),
+                        *slot = Some(match read_file(path, ctx) {
+                            Some(read) => Slot::Read(ReadFile { path, read }),
+                            None => Slot::Warc(path),
                         });
                     }
                 });
             }
         });
-        for r in read.into_iter().flatten() {
-            each(r)?;
+        for slot in read.into_iter().flatten() {
+            match slot {
+                Slot::Read(r) => each(Item::Saved(r))?,
+                Slot::Warc(path) => {
+                    let counts = archive::read_warc_file(path, workers, |page| {
+                        each(Item::Archived(path, page))
+                    })?;
+                    each(Item::ArchiveEnd(path, counts))?;
+                }
+            }
         }
     }
     Ok(())
 }
 
 /// One saved page: fetched when it was saved, so its file time is the best
-/// record of when its figures were seen.
-fn read_file(path: &Path, ctx: &PageContext) -> Result<Listing, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+/// record of when its figures were seen. `None` for a WARC file, of which
+/// only the start is read: it may be gigabytes.
+fn read_file(path: &Path, ctx: &PageContext) -> Option<Result<Listing, String>> {
+    let mut bytes = Vec::new();
+    let start = std::fs::File::open(path).and_then(|mut f| {
+        (&mut f).take(64 * 1024).read_to_end(&mut bytes)?;
+        Ok(f)
+    });
+    let rest = start.and_then(|mut f| {
+        if archive::is_warc(&bytes) {
+            return Ok(None);
+        }
+        f.read_to_end(&mut bytes).map(Some)
+    });
+    match rest {
+        Ok(None) => None,
+        Ok(Some(_)) => Some(read_page(path, &bytes, ctx)),
+        Err(e) => Some(Err(format!("cannot read: {e}"))),
+    }
+}
+
+fn read_page(path: &Path, bytes: &[u8], ctx: &PageContext) -> Result<Listing, String> {
     let fetched_at = std::fs::metadata(path)
         .and_then(|m| m.modified())
         .map(DateTime::<Utc>::from)
         .unwrap_or_else(|_| Utc::now());
-    read_saved(&String::from_utf8_lossy(&bytes), ctx, fetched_at)
+    read_saved(&String::from_utf8_lossy(bytes), ctx, fetched_at)
         .map_err(|e| format!("not a listing page or API response: {e}"))
 }
 
@@ -98,6 +145,9 @@ mod tests {
         let read = |workers| {
             let mut out = Vec::new();
             read_files(&files, &ctx(), workers, |r| {
+                let Item::Saved(r) = r else {
+                    panic!("no WARC here")
+                };
                 out.push((
                     r.path.to_path_buf(),
                     r.read.map(|l| {
