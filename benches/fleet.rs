@@ -11,7 +11,12 @@
 //!    GCRA reservation per request, against a bare round trip.
 //!
 //! Needs PostgreSQL on 127.0.0.1:5432 (as the tests). Run:
-//! `cargo bench --bench fleet` (about a minute).
+//! `cargo bench --bench fleet` (about a minute). `FLEET_SIZES=1,3,5,10`
+//! measures only those fleet sizes (one process on 127.0.0.2 upwards each),
+//! and skips 3. and 4.; each size's line also gives the CPU time the
+//! database's backends spent per page (read from /proc, so the server must
+//! run on this machine; backends that had exited by the pass's end are
+//! not counted).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -47,6 +52,8 @@ fn member(site: &FakeSite, db: &TestDb, dir: &Path, i: usize) -> Service {
 
 struct Pass {
     wall: Duration,
+    /// CPU seconds of the database's backends per page, if /proc shows them.
+    db_cpu_per_page: Option<f64>,
     fetched_once: usize,
     fetched_twice: usize,
     refused: usize,
@@ -81,6 +88,7 @@ fn pass(n: usize, kill_after: Option<usize>) -> Pass {
     }
     let wall = started.elapsed();
     let finished_at = Instant::now();
+    let db_cpu_per_page = backends_cpu(&db).map(|s| s / f64::from(PAGES));
     for svc in &mut fleet[survivors..] {
         svc.signal("-TERM");
         svc.wait_exit();
@@ -93,11 +101,45 @@ fn pass(n: usize, kill_after: Option<usize>) -> Pass {
     assert_eq!(per_page.len(), PAGES as usize, "every page fetched");
     Pass {
         wall,
+        db_cpu_per_page,
         fetched_once: per_page.values().filter(|&&c| c == 1).count(),
         fetched_twice: per_page.values().filter(|&&c| c > 1).count(),
         refused: hits.iter().filter(|h| h.status == 429).count(),
         after_kill: killed_at.map(|k| finished_at.duration_since(k)),
     }
+}
+
+/// User + system CPU seconds of the server processes serving `db`, from
+/// /proc/<pid>/stat (fields 14 and 15, in clock ticks; 100 a second on
+/// Linux). This process's own connection is left out.
+fn backends_cpu(db: &TestDb) -> Option<f64> {
+    let pids: Vec<i32> = {
+        let mut c = postgres::Client::connect(&db.url, postgres::NoTls).ok()?;
+        c.query(
+            "SELECT pid FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .ok()?
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+    };
+    let mut ticks = 0u64;
+    for pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name may hold spaces: fields count from its ')'.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let f: Vec<&str> = rest.split(' ').collect();
+        ticks += f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    }
+    Some(ticks as f64 / 100.0)
+}
+
+fn cpu(p: &Pass) -> String {
+    p.db_cpu_per_page
+        .map(|s| format!("{:.2} ms", s * 1e3))
+        .unwrap_or_else(|| "n/a".into())
 }
 
 fn quota_cost() -> (f64, f64) {
@@ -133,6 +175,28 @@ fn quota_cost() -> (f64, f64) {
 fn main() {
     let minimum = f64::from(PAGES) / f64::from(RATE);
     println!("fleet bench: a {PAGES}-page pass, {RATE} requests/s per client address, PostgreSQL store on 127.0.0.1");
+    if let Ok(sizes) = std::env::var("FLEET_SIZES") {
+        let mut one: Option<f64> = None;
+        for n in sizes
+            .split(',')
+            .filter_map(|n| n.trim().parse::<usize>().ok())
+        {
+            let p = pass(n, None);
+            let wall = p.wall.as_secs_f64();
+            let base = *one.get_or_insert(wall * n as f64);
+            println!(
+                "{n:>2} processes: {wall:>6.2} s (minimum {:.1} s); speed-up {:.2}x = {:.0}% of linear; database CPU {} per page; pages fetched once {}, twice {}, 429s {}",
+                minimum / n as f64,
+                base / wall,
+                base / wall / n as f64 * 100.0,
+                cpu(&p),
+                p.fetched_once,
+                p.fetched_twice,
+                p.refused
+            );
+        }
+        return;
+    }
     let one = pass(1, None);
     println!(
         "1 process:   {:>6.2} s  (quota-bound minimum {minimum:.1} s); pages fetched once {}, twice {}, 429s {}",

@@ -14,6 +14,7 @@ use super::stall::Stalled;
 use super::supervisor::{PageOutcome, WHY_ELSEWHERE};
 use crate::error::CrawlError;
 use crate::model::FailedPage;
+use crate::store::StoreLocation;
 
 /// How a batch of submitted pages ended.
 #[derive(Debug, Default)]
@@ -33,6 +34,15 @@ pub struct BatchEnd {
 /// that a pass of any length holds a few dozen jobs, not all of them.
 pub const JOBS_AHEAD_PER_FETCHER: usize = 4;
 
+/// On a store a fleet shares, how many times [`JOBS_AHEAD_PER_FETCHER`]
+/// the window holds. Where processes meet, a page another one holds stays
+/// in the window, parked until it is asked about again (up to a second),
+/// while the fetchers go on to the next; with the plain window the parked
+/// pages filled it and the fetchers waited (issue 20 §1). A parked page
+/// costs no request, and a job is a URL and a context: a few dozen more
+/// are nothing to hold.
+pub const FLEET_WINDOW_FACTOR: usize = 4;
+
 impl Crawler {
     /// Crawls a plan: submits its pages in order, a window at a time (a
     /// few per fetcher), and awaits them in completion order, logging a line
@@ -46,7 +56,10 @@ impl Crawler {
         plan: &Plan,
         status: &mut tokio::time::Interval,
     ) -> Result<BatchEnd, CrawlError> {
-        let window = self.config.fetchers.max(1) * JOBS_AHEAD_PER_FETCHER;
+        let shared = matches!(self.config.store, StoreLocation::Postgres(_));
+        let window = self.config.fetchers.max(1)
+            * JOBS_AHEAD_PER_FETCHER
+            * if shared { FLEET_WINDOW_FACTOR } else { 1 };
         let mut jobs = plan.jobs().enumerate();
         let mut pending = FuturesUnordered::new();
         let mut driven = BatchEnd {

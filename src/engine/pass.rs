@@ -9,7 +9,7 @@ use super::crawler::Crawler;
 use super::plan::{self, Plan};
 use crate::error::CrawlError;
 use crate::model::FailedPage;
-use crate::store::PassTotals;
+use crate::store::{PassTotals, StoreLocation};
 
 /// One pass as the engine runs it, for `crawl` (one pass into a sink) and
 /// `run` (passes on a schedule) alike.
@@ -71,6 +71,10 @@ impl Crawler {
             }
             None
         };
+        // Only a store a fleet shares has others walking the same pages.
+        if matches!(self.config.store, StoreLocation::Postgres(_)) {
+            plan.start_at(&self.config.fleet.name);
+        }
         info!(
             worker = %self.config.fleet.name,
             tag_set = spec.name,

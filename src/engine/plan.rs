@@ -148,12 +148,52 @@ impl Plan {
         self.after_previous = true;
     }
 
+    /// Where a process of a fleet begins its walk of a pass (issue 20 §1):
+    /// every process walks the same plan, and from the same first page they
+    /// would all ask for the same next page at once, the losers parking it
+    /// and asking again later. A stable hash of the process's name turns
+    /// the plan's listing pages past page 1 so that each starts elsewhere;
+    /// they meet only where one runs into pages another has done, which a
+    /// claim answers at once. Page 1 of every tag stays first (each tag
+    /// still learns early whether it runs out), and pages that wait for the
+    /// one before them (API pages, an incremental pass) keep their places.
+    pub fn start_at(&mut self, name: &str) {
+        if self.after_previous {
+            return;
+        }
+        let lanes = &self.lanes;
+        let movable: Vec<usize> = (0..self.pages.len())
+            .filter(|&i| {
+                let (lane, page) = self.pages[i];
+                page > 1 && matches!(lanes[lane as usize].order.source(), Source::Html)
+            })
+            .collect();
+        if movable.len() < 2 {
+            return;
+        }
+        let by = (fnv1a(name.as_bytes()) % movable.len() as u64) as usize;
+        let turned: Vec<(u32, u32)> = (0..movable.len())
+            .map(|k| self.pages[movable[(k + by) % movable.len()]])
+            .collect();
+        for (&i, page) in movable.iter().zip(turned) {
+            self.pages[i] = page;
+        }
+    }
+
     fn job(&self, lane: u32, page: u32) -> PageJob {
         let l = &self.lanes[lane as usize];
         let mut job = PageJob::of(&self.config, l.order, &l.tag, page, l.pagesize);
         job.after_previous |= self.after_previous;
         job
     }
+}
+
+/// FNV-1a, 64 bits: stable across builds and platforms, unlike std's
+/// hasher, so one name starts one place whichever binary runs it.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 fn plan_page(lanes: &[PlanLane], lane: u32, page: u32) -> PlanPage<'_> {
@@ -474,6 +514,69 @@ pages = 3
         assert_eq!(
             plan.jobs().nth(1).unwrap().url,
             "https://stackoverflow.com/questions/tagged/c%23?tab=Newest&page=1&pagesize=50"
+        );
+    }
+
+    /// Issue 20 §1: fleet members start their walks at different pages,
+    /// each one the same wherever it runs, without moving page 1 of a tag
+    /// or any page that waits for the one before it.
+    #[test]
+    fn a_fleet_member_starts_where_its_name_says_and_paging_rules_hold() {
+        let text = r#"
+[tag_sets.html]
+tags = ["rust", "go"]
+pages = 20
+[tag_sets.api]
+source = "api"
+tags = ["python"]
+pages = 20
+"#;
+        let c = Config::from_toml(text, "t", &Overrides::default()).unwrap();
+        let plan = Plan::from_config(&c);
+        let walk = |p: &Plan| -> Vec<(String, u32)> {
+            p.pages().map(|p| (p.tag.to_string(), p.page)).collect()
+        };
+        let before = walk(&plan);
+        let member = |name: &str| {
+            let mut p = plan.clone();
+            p.start_at(name);
+            walk(&p)
+        };
+        let starts: HashMap<Vec<(String, u32)>, ()> =
+            (0..5).map(|i| (member(&format!("w{i}")), ())).collect();
+        assert_eq!(starts.len(), 5, "five names, five starting points");
+        assert_eq!(member("w3"), member("w3"));
+
+        let a = member("w3");
+        let mut sorted = a.clone();
+        sorted.sort();
+        let mut all = before.clone();
+        all.sort();
+        assert_eq!(sorted, all, "the same pages, once each");
+        for (i, (tag, page)) in before.iter().enumerate() {
+            if *page == 1 || tag == "python" {
+                assert_eq!(&a[i], &before[i], "{tag} page {page} kept its place");
+            }
+        }
+        // The moved pages are the plan's own order, turned.
+        let moved = |w: &[(String, u32)]| -> Vec<(String, u32)> {
+            w.iter()
+                .filter(|(t, p)| *p > 1 && t != "python")
+                .cloned()
+                .collect()
+        };
+        let (was, now) = (moved(&before), moved(&a));
+        let by = was.iter().position(|p| *p == now[0]).unwrap();
+        assert!(by > 0);
+        assert_eq!([&was[by..], &was[..by]].concat(), now);
+
+        let mut incremental = plan.clone();
+        incremental.wait_for_previous();
+        incremental.start_at("w3");
+        assert_eq!(
+            walk(&incremental),
+            before,
+            "an incremental pass keeps its order"
         );
     }
 }

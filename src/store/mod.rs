@@ -134,13 +134,17 @@ pub enum StoreError {
     Csv(#[from] csv::Error),
 }
 
-/// Sizes for the periodic status line.
+/// Sizes for the periodic status line. Every figure is exact, and cheap on
+/// a store of millions of snapshots: SQLite counts (one writer, a local
+/// file); PostgreSQL reads the totals its page writes keep, since every
+/// process of a fleet asks at every status interval.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct StoreStats {
     pub questions: u64,
     pub snapshots: u64,
     pub passes: u64,
-    /// Main database file (page_count × page_size); the WAL is not counted.
+    /// SQLite: the main database file (page_count × page_size), the WAL
+    /// not counted. PostgreSQL: the database's files, indexes included.
     pub size_bytes: u64,
 }
 

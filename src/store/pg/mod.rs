@@ -768,6 +768,149 @@ mod tests {
         assert_eq!(db.count("SELECT COUNT(*) FROM pass_pages"), 1);
     }
 
+    /// Issue 20 §1: the status line's totals are the page writes' kept
+    /// counters, and they stay equal to the rows, with four processes
+    /// writing overlapping pages at once (a question two of them insert
+    /// at the same moment is counted once) and a page written twice.
+    #[test]
+    fn kept_totals_equal_the_rows_under_concurrent_writers() {
+        let db = TestDb::create();
+        let mut s = PgStore::open(&db.url).unwrap();
+        let pass = PassStore::begin_pass(&mut s, "langs", at(1))
+            .unwrap()
+            .pass_id;
+        std::thread::scope(|scope| {
+            for w in 0..4u64 {
+                let url = &db.url;
+                scope.spawn(move || {
+                    let mut store = PgStore::open(url).unwrap();
+                    for p in 0..6u64 {
+                        // Pages p and p+1 of every writer share 5 questions.
+                        let page: Vec<Question> = (p * 5..p * 5 + 10)
+                            .map(|id| q(id, "rust", &["rust"], w as i64, 0, id))
+                            .collect();
+                        record(&mut store, pass, &ctx("rust", p as u32 + 1), &page, at(1));
+                    }
+                });
+            }
+        });
+        record(
+            &mut s,
+            pass,
+            &ctx("rust", 1),
+            &[q(0, "rust", &["rust"], 9, 0, 0)],
+            at(2),
+        );
+        let st = PassStore::stats(&s).unwrap();
+        assert_eq!(st.questions, 35);
+        assert_eq!(
+            st.questions as i64,
+            db.count("SELECT COUNT(*) FROM questions")
+        );
+        assert_eq!(
+            st.snapshots as i64,
+            db.count("SELECT COUNT(*) FROM snapshots")
+        );
+        assert_eq!(st.passes, 1);
+    }
+
+    /// A database written before the kept totals starts them from its rows.
+    #[test]
+    fn the_totals_migration_counts_the_rows_already_stored() {
+        let db = TestDb::create();
+        let mut s = PgStore::open(&db.url).unwrap();
+        let pass = PassStore::begin_pass(&mut s, "langs", at(1))
+            .unwrap()
+            .pass_id;
+        let page = [
+            q(1, "rust", &["rust"], 0, 0, 1),
+            q(2, "rust", &["rust"], 0, 0, 1),
+        ];
+        record(&mut s, pass, &ctx("rust", 1), &page, at(1));
+        drop(s);
+        db.execute(&format!(
+            "DROP TABLE store_counts; DELETE FROM schema_migrations WHERE version = {}",
+            schema::MIGRATIONS.len()
+        ));
+        let s = PgStore::open(&db.url).unwrap();
+        let st = PassStore::stats(&s).unwrap();
+        assert_eq!((st.questions, st.snapshots, st.passes), (2, 2, 1));
+    }
+
+    /// Issue 20 §1's measurement, not a test: the status line's figures on
+    /// a store of `STATS_SNAPSHOTS` (default 2 million) snapshots, by the
+    /// exact counts they used to be and by the kept totals. Run with
+    /// `cargo test --release --lib stats_on_a_large_store -- --ignored
+    /// --nocapture`.
+    #[test]
+    #[ignore = "builds a database of millions of rows (about a minute)"]
+    fn stats_on_a_large_store() {
+        let snapshots: i64 = std::env::var("STATS_SNAPSHOTS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2_000_000);
+        let passes = 10;
+        let db = TestDb::create();
+        let s = PgStore::open(&db.url).unwrap();
+        let t = Instant::now();
+        db.execute(&format!(
+            "INSERT INTO passes (tag_set, started_at, finished_at)
+             SELECT 'langs', '2026-01-01T00:00:00Z', '2026-01-01T01:00:00Z'
+             FROM generate_series(1, {passes});
+             INSERT INTO questions (site, question_id, url, title, excerpt, votes, answers,
+                 views, views_exact, tags, has_accepted_answer, status, post_kind,
+                 community_wiki, tag, tab, page, fetched_at, first_seen_at, last_seen_at)
+             SELECT 'stackoverflow.com', i, 'https://stackoverflow.com/q/' || i,
+                 'Question ' || i, 'An excerpt of a question, as long as most are.', 1, 0,
+                 100, TRUE, '[\"rust\"]', FALSE, 'open', 'question', FALSE, 'rust',
+                 'newest', 1, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z',
+                 '2026-01-01T00:00:00Z'
+             FROM generate_series(1, {q}) AS i;
+             INSERT INTO snapshots (site, question_id, pass_id, seen_at, votes, answers, views)
+             SELECT 'stackoverflow.com', i, p, '2026-01-01T00:00:00Z', 1, 0, 100
+             FROM generate_series(1, {passes}) AS p, generate_series(1, {q}) AS i;
+             UPDATE store_counts SET questions = {q}, snapshots = {n};",
+            q = snapshots / passes,
+            n = snapshots / passes * passes,
+        ));
+        eprintln!(
+            "built {snapshots} snapshots in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+        let mut c = Client::connect(&db.url, NoTls).unwrap();
+        let time = |f: &mut dyn FnMut()| {
+            // The first call warms the cache; the best of five is the cost.
+            f();
+            (0..5)
+                .map(|_| {
+                    let t = Instant::now();
+                    f();
+                    t.elapsed()
+                })
+                .min()
+                .unwrap_or_default()
+        };
+        let exact = time(&mut || {
+            c.query_one(
+                "SELECT (SELECT COUNT(*) FROM questions), (SELECT COUNT(*) FROM snapshots),
+                        (SELECT COUNT(*) FROM passes), pg_database_size(current_database())",
+                &[],
+            )
+            .unwrap();
+        });
+        let mut st = StoreStats::default();
+        let kept = time(&mut || st = PassStore::stats(&s).unwrap());
+        assert_eq!(st.snapshots as i64, snapshots / passes * passes);
+        eprintln!(
+            "stats on {} snapshots, {} questions ({} MB): exact COUNT(*) {:.1} ms, kept totals {:.2} ms",
+            st.snapshots,
+            st.questions,
+            st.size_bytes / 1_000_000,
+            exact.as_secs_f64() * 1e3,
+            kept.as_secs_f64() * 1e3
+        );
+    }
+
     /// The aggregator's arbiter drops the store when it stops: closing the
     /// sync client there must not try to start a runtime inside a runtime.
     #[actix_rt::test]

@@ -3,7 +3,8 @@
 //!
 //! The list mirrors `store::schema::MIGRATIONS`: step N here makes the
 //! same change as step N there, so a new column is one more entry in each;
-//! a step only a fleet needs (step 5, lease tokens) is appended here alone.
+//! a step only a fleet needs (step 5, lease tokens; step 6, kept totals)
+//! is appended here alone.
 //! Timestamps stay the SQLite store's fixed-width RFC 3339 text, so both
 //! backends hold the same values and share their encoding and decoding.
 //! `schema_migrations` records the steps applied (SQLite's `user_version`).
@@ -155,6 +156,22 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE SEQUENCE page_lease_tokens;
     ALTER TABLE page_leases
         ADD COLUMN token BIGINT NOT NULL DEFAULT nextval('page_lease_tokens');
+    ",
+    // 6 (PostgreSQL only): the status line's totals, kept by the page
+    // writes, so that every process of a fleet can show them at every
+    // status interval without counting millions of snapshots. A page's
+    // write adds what it inserted to the row of its connection's shard
+    // (backend pid mod 16) in its own transaction: exact, and a fleet's
+    // writers seldom wait on one another's row. Seeded with the counts of
+    // the rows already there.
+    "
+    CREATE TABLE store_counts (
+        shard     INTEGER PRIMARY KEY,
+        questions BIGINT NOT NULL,
+        snapshots BIGINT NOT NULL
+    );
+    INSERT INTO store_counts (shard, questions, snapshots)
+    SELECT 0, (SELECT COUNT(*) FROM questions), (SELECT COUNT(*) FROM snapshots);
     ",
 ];
 

@@ -207,7 +207,7 @@ pub(super) fn record_page(
     }
     check_running(&mut tx, pass_id)?;
     let now = ts(now);
-    let mut write = upsert_page(&mut tx, pass_id, questions, &now)?;
+    let (mut write, added) = upsert_page(&mut tx, pass_id, questions, &now)?;
     // A page recorded twice in a pass keeps its first counts.
     write.ends_tag = ends_tag(&write);
     // The lease ends with the write that marks the page done, in its
@@ -242,8 +242,26 @@ pub(super) fn record_page(
             &fetched_by,
         ],
     )?;
+    // Last: the shard's row stays locked only from here to the commit.
+    if added != Added::default() {
+        tx.execute(
+            "INSERT INTO store_counts (shard, questions, snapshots)
+             VALUES (pg_backend_pid() % 16, $1, $2)
+             ON CONFLICT (shard) DO UPDATE SET
+                 questions = store_counts.questions + excluded.questions,
+                 snapshots = store_counts.snapshots + excluded.snapshots",
+            &[&signed(added.questions), &signed(added.snapshots)],
+        )?;
+    }
     tx.commit()?;
     Ok(write)
+}
+
+/// The rows a page's write inserted (not updated), for `store_counts`.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Added {
+    questions: u64,
+    snapshots: u64,
 }
 
 /// Locks the page's lease row until the write commits (a takeover waits
@@ -338,8 +356,9 @@ fn upsert_page(
     pass_id: i64,
     questions: &[Question],
     now: &str,
-) -> Result<PageWrite, StoreError> {
+) -> Result<(PageWrite, Added), StoreError> {
     let mut write = PageWrite::default();
+    let mut added = Added::default();
     // A question listed twice on one page is written once; the second
     // sighting is what the sequential rule makes it: unchanged.
     let mut page: Vec<&Question> = Vec::with_capacity(questions.len());
@@ -353,7 +372,7 @@ fn upsert_page(
     }
     page.sort_by(|a, b| (&a.site, a.question_id).cmp(&(&b.site, b.question_id)));
     if page.is_empty() {
-        return Ok(write);
+        return Ok((write, added));
     }
     let sites: Vec<&str> = page.iter().map(|q| q.site.as_str()).collect();
     let ids: Vec<i64> = page.iter().map(|q| signed(q.question_id)).collect();
@@ -415,9 +434,13 @@ fn upsert_page(
     let col = |f: fn(&Question) -> Option<String>| -> Vec<Option<String>> {
         page.iter().map(|q| f(q)).collect()
     };
-    tx.execute(
-        concat!(
-            "INSERT INTO questions (
+    // `xmax = 0` marks a row the upsert inserted rather than updated: the
+    // count is the server's, exact even when another process inserted one
+    // of these questions after the read above.
+    let inserted: i64 = tx
+        .query_one(
+            concat!(
+                "WITH upsert AS (INSERT INTO questions (
              site, question_id, url, title, excerpt, votes, answers, replies, views,
              views_exact, tags, has_accepted_answer, author_name, author_reputation,
              asked_at, modified_at, answered_at, bounty, status, post_kind,
@@ -431,55 +454,59 @@ fn upsert_page(
              $17::text[], $18::bigint[], $19::text[], $20::text[], $21::boolean[],
              $22::text[], $23::text[], $24::integer[], $25::text[],
              $27::bigint[], $28::boolean[], $29::text[]) AS u ",
-            question_upsert_set!()
-        ),
-        &[
-            &sites,
-            &ids,
-            &page.iter().map(|q| q.url.as_str()).collect::<Vec<_>>(),
-            &page.iter().map(|q| q.title.as_str()).collect::<Vec<_>>(),
-            &page.iter().map(|q| q.excerpt.as_str()).collect::<Vec<_>>(),
-            &page.iter().map(|q| q.votes).collect::<Vec<_>>(),
-            &page.iter().map(|q| signed(q.answers)).collect::<Vec<_>>(),
-            &page
-                .iter()
-                .map(|q| q.replies.map(signed))
-                .collect::<Vec<_>>(),
-            &page.iter().map(|q| signed(q.views)).collect::<Vec<_>>(),
-            &page.iter().map(|q| q.views_exact).collect::<Vec<_>>(),
-            &tag_lists,
-            &page
-                .iter()
-                .map(|q| q.has_accepted_answer)
-                .collect::<Vec<_>>(),
-            &col(|q| q.author_name.clone()),
-            &page
-                .iter()
-                .map(|q| q.author_reputation.map(signed))
-                .collect::<Vec<_>>(),
-            &col(|q| q.asked_at.map(ts)),
-            &col(|q| q.modified_at.map(ts)),
-            &col(|q| q.answered_at.map(ts)),
-            &page
-                .iter()
-                .map(|q| q.bounty.map(i64::from))
-                .collect::<Vec<_>>(),
-            &statuses,
-            &post_kinds,
-            &page.iter().map(|q| q.community_wiki).collect::<Vec<_>>(),
-            &page.iter().map(|q| q.tag.as_str()).collect::<Vec<_>>(),
-            &page.iter().map(|q| q.tab.as_str()).collect::<Vec<_>>(),
-            &page.iter().map(|q| q.page as i32).collect::<Vec<_>>(),
-            &page.iter().map(|q| ts(q.fetched_at)).collect::<Vec<_>>(),
-            &now,
-            &page.iter().map(|q| q.author_user_id).collect::<Vec<_>>(),
-            &page
-                .iter()
-                .map(|q| q.author_has_profile)
-                .collect::<Vec<_>>(),
-            &actions,
-        ],
-    )?;
+                question_upsert_set!(),
+                " RETURNING xmax = 0 AS inserted)
+             SELECT COUNT(*) FILTER (WHERE inserted) FROM upsert"
+            ),
+            &[
+                &sites,
+                &ids,
+                &page.iter().map(|q| q.url.as_str()).collect::<Vec<_>>(),
+                &page.iter().map(|q| q.title.as_str()).collect::<Vec<_>>(),
+                &page.iter().map(|q| q.excerpt.as_str()).collect::<Vec<_>>(),
+                &page.iter().map(|q| q.votes).collect::<Vec<_>>(),
+                &page.iter().map(|q| signed(q.answers)).collect::<Vec<_>>(),
+                &page
+                    .iter()
+                    .map(|q| q.replies.map(signed))
+                    .collect::<Vec<_>>(),
+                &page.iter().map(|q| signed(q.views)).collect::<Vec<_>>(),
+                &page.iter().map(|q| q.views_exact).collect::<Vec<_>>(),
+                &tag_lists,
+                &page
+                    .iter()
+                    .map(|q| q.has_accepted_answer)
+                    .collect::<Vec<_>>(),
+                &col(|q| q.author_name.clone()),
+                &page
+                    .iter()
+                    .map(|q| q.author_reputation.map(signed))
+                    .collect::<Vec<_>>(),
+                &col(|q| q.asked_at.map(ts)),
+                &col(|q| q.modified_at.map(ts)),
+                &col(|q| q.answered_at.map(ts)),
+                &page
+                    .iter()
+                    .map(|q| q.bounty.map(i64::from))
+                    .collect::<Vec<_>>(),
+                &statuses,
+                &post_kinds,
+                &page.iter().map(|q| q.community_wiki).collect::<Vec<_>>(),
+                &page.iter().map(|q| q.tag.as_str()).collect::<Vec<_>>(),
+                &page.iter().map(|q| q.tab.as_str()).collect::<Vec<_>>(),
+                &page.iter().map(|q| q.page as i32).collect::<Vec<_>>(),
+                &page.iter().map(|q| ts(q.fetched_at)).collect::<Vec<_>>(),
+                &now,
+                &page.iter().map(|q| q.author_user_id).collect::<Vec<_>>(),
+                &page
+                    .iter()
+                    .map(|q| q.author_has_profile)
+                    .collect::<Vec<_>>(),
+                &actions,
+            ],
+        )?
+        .try_get(0)?;
+    added.questions = unsigned("questions inserted", inserted)?;
     // Retags are rare: the side table is rewritten only where the list changed.
     if !retagged.is_empty() {
         let (s, i): (Vec<&str>, Vec<i64>) = retagged.into_iter().unzip();
@@ -505,7 +532,7 @@ fn upsert_page(
             &ids,
         ],
     )?;
-    tx.execute(
+    added.snapshots = tx.execute(
         // When the figures were observed, not when they were stored.
         "INSERT INTO snapshots (site, question_id, pass_id, seen_at, votes, answers, views)
          SELECT u.site, u.id, $3, u.seen, u.votes, u.answers, u.views
@@ -522,7 +549,7 @@ fn upsert_page(
             &page.iter().map(|q| signed(q.views)).collect::<Vec<_>>(),
         ],
     )?;
-    Ok(write)
+    Ok((write, added))
 }
 
 pub(super) fn finish_pass(
