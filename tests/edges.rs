@@ -479,6 +479,11 @@ fn an_unreachable_site_is_exit_1_and_said_once() {
             !stderr.contains("lost after retries") && !stderr.contains("after 0 attempts"),
             "{site_lines}: {stderr}"
         );
+        // Not a line per page and attempt either.
+        assert!(
+            !stderr.contains("retrying page") && !stderr.contains("page failed"),
+            "{site_lines}: {stderr}"
+        );
     }
 }
 

@@ -158,6 +158,10 @@ pub struct Supervisor {
     frontier: Frontier<oneshot::Sender<PageOutcome>>,
     in_flight: HashMap<usize, Pending>,
     stats: SupervisorStats,
+    /// Whether any request has reached a server: until one has, a refused
+    /// connection is the host being unreachable, said once, not per page.
+    answered: bool,
+    unreachable_said: bool,
 }
 
 impl Supervisor {
@@ -177,6 +181,8 @@ impl Supervisor {
             frontier: Frontier::default(),
             in_flight: HashMap::new(),
             stats: SupervisorStats::default(),
+            answered: false,
+            unreachable_said: false,
         }
     }
 
@@ -383,14 +389,18 @@ impl Supervisor {
             }
         }
         self.stats.retries += 1;
-        warn!(
-            tag = %p.job.ctx.tag,
-            page = p.job.ctx.page,
-            attempt = p.job.attempt,
-            why = %err,
-            wait_ms = wait.as_millis() as u64,
-            "retrying page"
-        );
+        if self.quiet_about(err) {
+            debug!(tag = %p.job.ctx.tag, page = p.job.ctx.page, attempt = p.job.attempt, why = %err, "retrying page");
+        } else {
+            warn!(
+                tag = %p.job.ctx.tag,
+                page = p.job.ctx.page,
+                attempt = p.job.attempt,
+                why = %err,
+                wait_ms = wait.as_millis() as u64,
+                "retrying page"
+            );
+        }
         p.job.attempt += 1;
         ctx.run_later(wait, move |act, ctx| {
             let out = act.frontier.retry(p);
@@ -428,6 +438,20 @@ impl Handler<JobEnded> for Supervisor {
 }
 
 impl Supervisor {
+    /// A page's failure to connect while no request has ever reached the
+    /// host is the host being unreachable: one warning says so, and each
+    /// page's own lines go to debug (the run's end says it once more).
+    fn quiet_about(&mut self, err: &JobError) -> bool {
+        if self.answered || !matches!(err, JobError::Fetch(FetchError::Connect(_))) {
+            return false;
+        }
+        if !self.unreachable_said {
+            self.unreachable_said = true;
+            warn!(error = %err, "the host cannot be reached: its pages are retried quietly (RUST_LOG=stackcrawl=debug shows each)");
+        }
+        true
+    }
+
     fn job_ended(
         &mut self,
         fetcher: usize,
@@ -444,6 +468,13 @@ impl Supervisor {
         if let Some(w) = &signals {
             self.note_signals(w, &p.job);
         }
+        // Anything but a refused connection means a server answered.
+        self.answered |= !matches!(
+            &result,
+            Err(JobError::Fetch(FetchError::Connect(_))
+                | JobError::Lane(_)
+                | JobError::Elsewhere(_))
+        );
         match result {
             // Never sent: the crawl is stopping.
             Err(JobError::Lane(LaneError::Closed)) => {
@@ -537,14 +568,18 @@ impl Supervisor {
                 lease,
             });
         }
-        error!(
-            tag = %p.job.ctx.tag,
-            page = p.job.ctx.page,
-            attempts = p.job.attempt,
-            url = %p.job.url,
-            error = %e,
-            "page failed"
-        );
+        if self.quiet_about(e) {
+            debug!(tag = %p.job.ctx.tag, page = p.job.ctx.page, error = %e, "page failed");
+        } else {
+            error!(
+                tag = %p.job.ctx.tag,
+                page = p.job.ctx.page,
+                attempts = p.job.attempt,
+                url = %p.job.url,
+                error = %e,
+                "page failed"
+            );
+        }
         match (stop, e) {
             (Some(Stop::Refused), _) => self.stop_for_refusal(&p.job, e),
             (Some(Stop::QuotaSpent(pause)), _) => {
