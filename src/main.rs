@@ -846,6 +846,8 @@ fn parse_files(args: ParseArgs, progress: bool) -> Result<(), Failure> {
                 }
                 let path = path.display();
                 match counts {
+                    // As a saved page's drift is: the layout may have changed.
+                    Ok(c) if c.drifted > 0 => log(&|| error!("{path}: WARC file: {c}")),
                     Ok(c) if c.broken_records + c.broken_members > 0 => {
                         log(&|| warn!("{path}: WARC file: {c}"))
                     }

@@ -923,7 +923,7 @@ fn parse_reads_listing_pages_out_of_warc_files() {
     let questions: usize = want_plain.len();
     assert!(
         plain_line.contains(&format!(
-            "37 records, 10 listing pages, {questions} questions, 0 pages unreadable, 1 broken records, 0 broken gzip members; skipped: metadata 10, not_200 1, not_html 1, not_listing 2, request 10, revisit 1, warcinfo 1"
+            "37 records, 10 listing pages, {questions} questions, 0 pages unreadable, 0 summaries rejected, 0 pages with layout drift, 1 broken records, 0 broken gzip members; skipped: metadata 10, not_200 1, not_html 1, not_listing 2, request 10, revisit 1, warcinfo 1"
         )),
         "{plain_line}"
     );
@@ -934,7 +934,7 @@ fn parse_reads_listing_pages_out_of_warc_files() {
     let questions = want_gz.len();
     assert!(
         gz_line.contains(&format!(
-            "20 records, 9 listing pages, {questions} questions, 0 pages unreadable, 1 broken records, 1 broken gzip members; skipped: request 9, warcinfo 1"
+            "20 records, 9 listing pages, {questions} questions, 0 pages unreadable, 0 summaries rejected, 0 pages with layout drift, 1 broken records, 1 broken gzip members; skipped: request 9, warcinfo 1"
         )),
         "{gz_line}"
     );

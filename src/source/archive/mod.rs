@@ -57,6 +57,12 @@ pub struct WarcCounts {
     pub questions: u64,
     /// Listing pages (200, HTML) the listing reader did not accept.
     pub unreadable: u64,
+    /// Question summaries the listing reader rejected.
+    pub rejected: u64,
+    /// Pages that refer to more questions than were read: the layout may
+    /// be one the parser does not know (each such page's ERROR would be
+    /// one per page of a file that may hold thousands, so counted here).
+    pub drifted: u64,
     /// Records passed over, by reason.
     pub skipped: BTreeMap<&'static str, u64>,
     pub broken_records: u64,
@@ -73,11 +79,13 @@ impl std::fmt::Display for WarcCounts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} records, {} listing pages, {} questions, {} pages unreadable, {} broken records, {} broken gzip members; skipped:",
+            "{} records, {} listing pages, {} questions, {} pages unreadable, {} summaries rejected, {} pages with layout drift, {} broken records, {} broken gzip members; skipped:",
             self.records,
             self.pages,
             self.questions,
             self.unreadable,
+            self.rejected,
+            self.drifted,
             self.broken_records,
             self.broken_members
         )?;
@@ -204,6 +212,8 @@ pub fn read_records<R: BufRead, E>(
                         Ok(listing) => {
                             counts.pages += 1;
                             counts.questions += listing.questions.len() as u64;
+                            counts.rejected += listing.rejections.len() as u64;
+                            counts.drifted += u64::from(listing.layout_drift.is_some());
                         }
                         Err(_) => counts.unreadable += 1,
                     }
@@ -365,6 +375,15 @@ mod tests {
             "https://stackoverflow.com/robots.txt",
             b"",
         )));
+        // A page whose summaries' class the parser no longer knows.
+        let html = std::fs::read_to_string(dir.join("tagged-command-newest-2020.html"))
+            .unwrap()
+            .replacen("class=\"question-summary\"", "class=\"question-card\"", 2);
+        let mut block = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
+        block.extend(html.into_bytes());
+        let drifted = "https://stackoverflow.com/questions/tagged/command";
+        file.extend(gz(&record("response", drifted, &block)));
+        want.push(drifted.to_string());
         let read = |workers| {
             let mut r = WarcReader::new(BufReader::new(GzMembers::new(&file[..])), MAX_BLOCK_BYTES);
             let mut pages = Vec::new();
@@ -381,7 +400,11 @@ mod tests {
         assert!(one.iter().all(|p| p.1.as_ref().is_ok_and(|&n| n > 0)));
         assert_eq!(
             (counts.records, counts.pages, counts.skipped.len()),
-            (want.len() as u64 * 2 + 1, want.len() as u64, 2)
+            (want.len() as u64 * 2, want.len() as u64, 2)
+        );
+        assert_eq!(
+            (counts.drifted, counts.rejected, counts.unreadable),
+            (1, 0, 0)
         );
         assert_eq!(read(3), (one, counts));
     }

@@ -708,6 +708,53 @@ pub(crate) mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+        /// Whatever the blocks (line ends, `WARC/1.` lines, binary), records
+        /// written come back as written, plain or gzipped per record.
+        #[test]
+        fn records_round_trip(
+            blocks in proptest::collection::vec(
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300), 0..8),
+            prefix in proptest::prelude::any::<bool>(),
+        ) {
+            let recs: Vec<Vec<u8>> = blocks
+                .iter()
+                .map(|b| {
+                    let mut b = b.clone();
+                    if prefix {
+                        b.splice(0..0, b"\r\n\r\nWARC/1.0\r\n".iter().copied());
+                    }
+                    record("response", "u", &b)
+                })
+                .collect();
+            let want: Vec<_> = recs
+                .iter()
+                .map(|r| {
+                    let start = memchr::memmem::find(r, b"\r\n\r\n").unwrap() + 4;
+                    ok("response", &r[start..r.len() - 4])
+                })
+                .collect();
+            proptest::prop_assert_eq!(read_all(&recs.concat(), 1 << 20), want.clone());
+            let zipped: Vec<u8> = recs.iter().flat_map(|r| gz(r)).collect();
+            proptest::prop_assert_eq!(read_all(&zipped, 1 << 20), want);
+        }
+
+        /// Arbitrary bytes, and arbitrary bytes after a gzip header: an end,
+        /// with errors at worst.
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2000),
+            gzip in proptest::prelude::any::<bool>(),
+        ) {
+            let mut input = if gzip { vec![0x1f, 0x8b, 0x08] } else { Vec::new() };
+            input.extend(bytes);
+            read_all(&input, 1 << 20);
+            let _ = crate::source::archive::http::parse_response(&input, 1000);
+        }
+    }
+
     #[test]
     fn a_warc_is_told_by_its_first_bytes() {
         let rec = record("warcinfo", "", b"x");
