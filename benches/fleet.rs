@@ -52,6 +52,9 @@ fn member(site: &FakeSite, db: &TestDb, dir: &Path, i: usize) -> Service {
 
 struct Pass {
     wall: Duration,
+    /// From the fleet's first request for a page to its last: the wall
+    /// time without the processes' start-up and the pass's closing.
+    walk: Duration,
     /// CPU seconds of the database's backends per page, if /proc shows them.
     db_cpu_per_page: Option<f64>,
     fetched_once: usize,
@@ -99,8 +102,14 @@ fn pass(n: usize, kill_after: Option<usize>) -> Pass {
         *per_page.entry(h.page.unwrap_or(0)).or_default() += 1;
     }
     assert_eq!(per_page.len(), PAGES as usize, "every page fetched");
+    let pages = || hits.iter().filter(|h| h.page.is_some());
+    let walk = match (pages().map(|h| h.at).min(), pages().map(|h| h.at).max()) {
+        (Some(first), Some(last)) => last.duration_since(first),
+        _ => Duration::ZERO,
+    };
     Pass {
         wall,
+        walk,
         db_cpu_per_page,
         fetched_once: per_page.values().filter(|&&c| c == 1).count(),
         fetched_twice: per_page.values().filter(|&&c| c > 1).count(),
@@ -176,19 +185,24 @@ fn main() {
     let minimum = f64::from(PAGES) / f64::from(RATE);
     println!("fleet bench: a {PAGES}-page pass, {RATE} requests/s per client address, PostgreSQL store on 127.0.0.1");
     if let Ok(sizes) = std::env::var("FLEET_SIZES") {
-        let mut one: Option<f64> = None;
+        let (mut one, mut one_walk): (Option<f64>, Option<f64>) = (None, None);
         for n in sizes
             .split(',')
             .filter_map(|n| n.trim().parse::<usize>().ok())
         {
             let p = pass(n, None);
             let wall = p.wall.as_secs_f64();
+            let walk = p.walk.as_secs_f64();
             let base = *one.get_or_insert(wall * n as f64);
+            let base_walk = *one_walk.get_or_insert(walk * n as f64);
             println!(
-                "{n:>2} processes: {wall:>6.2} s (minimum {:.1} s); speed-up {:.2}x = {:.0}% of linear; database CPU {} per page; pages fetched once {}, twice {}, 429s {}",
+                "{n:>2} processes: {wall:>6.2} s (minimum {:.1} s); speed-up {:.2}x = {:.0}% of linear; first to last request {walk:.2} s: {:.2}x = {:.0}% of linear, {:.0}% of the quota's pace; database CPU {} per page; pages fetched once {}, twice {}, 429s {}",
                 minimum / n as f64,
                 base / wall,
                 base / wall / n as f64 * 100.0,
+                base_walk / walk,
+                base_walk / walk / n as f64 * 100.0,
+                minimum / n as f64 / walk * 100.0,
                 cpu(&p),
                 p.fetched_once,
                 p.fetched_twice,
