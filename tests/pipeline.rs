@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use stackcrawl::config::Tab;
-use stackcrawl::engine::crawler::status_timer;
+use stackcrawl::engine::clock::status_timer;
 use stackcrawl::engine::drive::JOBS_AHEAD_PER_FETCHER;
 use stackcrawl::engine::plan::Plan;
 use stackcrawl::model::Question;

@@ -10,7 +10,7 @@ mod raw;
 mod url;
 mod validate;
 
-pub use crate::store::output::OutputFormat;
+pub use crate::store::OutputFormat;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

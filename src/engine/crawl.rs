@@ -7,7 +7,8 @@ use std::future::Future;
 use tracing::{error, info};
 
 use crate::config::Config;
-use crate::engine::crawler::{round3, shutdown_flag, status_timer, Crawler};
+use crate::engine::clock::status_timer;
+use crate::engine::crawler::{round3, shutdown_flag, Crawler};
 use crate::engine::pass::{PassEnd, PassSpec};
 use crate::engine::plan::Plan;
 use crate::error::CrawlError;

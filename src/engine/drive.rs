@@ -6,7 +6,8 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::FutureExt;
 use tracing::{info, warn};
 
-use super::crawler::{round3, sleep_until_opt, Crawler};
+use super::clock::sleep_until_opt;
+use super::crawler::{round3, Crawler};
 use super::frontier::WHY_TAG_ENDED;
 use super::patience::SHUTDOWN_GRACE;
 use super::plan::Plan;

@@ -24,6 +24,7 @@
 
 pub mod aggregator;
 pub mod cleaner;
+pub mod clock;
 pub mod crawl;
 pub mod crawler;
 pub mod drive;

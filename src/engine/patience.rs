@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use tracing::{error, warn};
 
 use super::aggregator::StoreView;
-use super::crawler::status_timer;
+use super::clock::status_timer;
 use crate::error::CrawlError;
 
 /// After a shutdown request, a store that has not answered gets this long

@@ -16,7 +16,8 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::engine::crawler::{round3, shutdown_flag, sleep_until_opt, status_timer, Crawler};
+use crate::engine::clock::{sleep_until_opt, status_timer};
+use crate::engine::crawler::{round3, shutdown_flag, Crawler};
 use crate::engine::pass::{PassEnd, PassSpec};
 use crate::engine::plan::Plan;
 use crate::error::CrawlError;

@@ -15,7 +15,13 @@ use serde::{Deserialize, Serialize};
 use super::{parse_enum, parse_opt_ts, parse_ts, Store, StoreError};
 use crate::model::{csv_time, CsvRow};
 use crate::model::{PostKind, Question, QuestionStatus};
-use crate::store::output::OutputFormat;
+
+/// What a file output holds: one JSON object a line, or CSV.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    Jsonl,
+    Csv,
+}
 
 /// The export formats are the crawl output's, so exporting takes the
 /// config's `OutputFormat` itself. `ExportFormat` was a copy of it with a

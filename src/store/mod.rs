@@ -50,9 +50,8 @@ use thiserror::Error;
 use tracing::warn;
 
 use crate::model::{PageContext, Question};
-use crate::store::output::OutputFormat;
 
-pub use export::{ExportFormat, HistoryRow};
+pub use export::{ExportFormat, HistoryRow, OutputFormat};
 pub use history::{Bucket, DayCount, History, PassShare};
 pub use location::{StoreLocation, UnknownScheme};
 pub use pg::{PgStore, SharedCounter};

@@ -9,14 +9,8 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use crate::model::{CsvRow, Question};
+pub use crate::store::OutputFormat;
 use crate::store::StoreError;
-
-/// What a file output holds: one JSON object a line, or CSV.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputFormat {
-    Jsonl,
-    Csv,
-}
 
 /// Why records could not be written: to the file output or to the store.
 #[derive(Debug, Error)]

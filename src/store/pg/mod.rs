@@ -44,7 +44,7 @@ use super::{
     StoreLocation, StoreStats,
 };
 use crate::model::{PageContext, Question};
-use crate::store::output::OutputFormat;
+use crate::store::OutputFormat;
 
 /// How long a call waits for an unreachable server before it fails, unless
 /// the config says otherwise (`[store] give_up_secs`, see `set_give_up`).

@@ -14,7 +14,7 @@ use postgres::{Client, Row};
 use super::{signed, unsigned};
 use crate::model::{PostKind, Question, QuestionStatus};
 use crate::store::export::{write_records, Record};
-use crate::store::output::OutputFormat;
+use crate::store::OutputFormat;
 use crate::store::{
     enum_text, history, parse_enum, parse_opt_ts, parse_ts,
     report::{share, CO_TAGS_SQL, GROWTH_SQL},
