@@ -18,7 +18,8 @@
 //!   actor, [`lane::ledger`]), robots.txt, a quota shared by a fleet
 //! - [`source`]: everything that differs between HTML listings
 //!   ([`source::html`]) and the API ([`source::api`]): URLs, requests,
-//!   statuses, reading bodies, paging; [`source::fetch`] is the HTTP client
+//!   statuses, reading bodies, paging; [`source::fetch`] is the HTTP client;
+//!   [`source::archive`] reads WARC files, [`source::saved`] saved pages
 //! - [`store`]: SQLite or PostgreSQL (shared by a fleet), the file output
 //!   ([`store::output`]) and the writer lock
 //! - [`observe`]: the monitor, status page, metrics, progress display,
