@@ -77,8 +77,20 @@ fn restart_completes(site: &FakeSite, db: &TestDb, proxy: &Proxy, dir: &std::pat
     );
 }
 
-#[test]
-fn a_blackholed_database_is_reported_and_sigterm_still_stops_the_run() {
+/// A run stopped by SIGTERM while its store was faulted, and what it left.
+struct Fault {
+    site: FakeSite,
+    db: TestDb,
+    proxy: Proxy,
+    dir: tempfile::TempDir,
+    svc: Service,
+    took: Duration,
+}
+
+/// `run` through a proxy, a few pages in, when `fault` strikes the store:
+/// the status line keeps coming and says the store is waiting, and SIGTERM
+/// ends the run within seconds, interrupted and resumable.
+fn sigterm_while_the_store_is(fault: impl FnOnce(&Proxy)) -> Fault {
     let site = site();
     let db = TestDb::create();
     let proxy = Proxy::start(TestDb::server_addr());
@@ -87,54 +99,51 @@ fn a_blackholed_database_is_reported_and_sigterm_still_stops_the_run() {
     for _ in 0..3 {
         svc.wait_for("page done");
     }
-    proxy.blackhole();
-    // The status line keeps coming and says what waits.
-    let waiting = status_lines_waiting_on(&mut svc, "store_waiting_secs", 2);
-    assert!(
-        svc.seen.iter().any(|l| l["waiting_on"] == "store"),
-        "a warning names the store: {waiting:#?}"
-    );
+    fault(&proxy);
+    status_lines_waiting_on(&mut svc, "store_waiting_secs", 2);
     let (took, code) = terminate(&mut svc);
     assert_eq!(code, Some(3), "interrupted, resumable: {:#?}", svc.seen);
+    assert!(took < Duration::from_secs(15), "SIGTERM took {took:?}");
+    Fault {
+        site,
+        db,
+        proxy,
+        dir,
+        svc,
+        took,
+    }
+}
+
+#[test]
+fn a_blackholed_database_is_reported_and_sigterm_still_stops_the_run() {
+    let f = sigterm_while_the_store_is(Proxy::blackhole);
     assert!(
-        took < Duration::from_secs(15),
-        "SIGTERM took {took:?} with the store blackholed"
+        f.svc.seen.iter().any(|l| l["waiting_on"] == "store"),
+        "a warning names the store: {:#?}",
+        f.svc.seen
     );
-    let last = svc
+    let last = f
+        .svc
         .seen
         .iter()
         .find(|l| l["pages_not_written"].is_u64() && l["level"] == "ERROR")
-        .unwrap_or_else(|| panic!("no final line naming pages not written: {:#?}", svc.seen));
-    eprintln!("SIGTERM latency, blackholed store: {took:?}; {last}");
+        .unwrap_or_else(|| panic!("no final line naming pages not written: {:#?}", f.svc.seen));
+    eprintln!("SIGTERM latency, blackholed store: {:?}; {last}", f.took);
     // The partition heals; its old connections did not survive it.
-    proxy.cut();
-    proxy.heal();
-    restart_completes(&site, &db, &proxy, dir.path());
+    f.proxy.cut();
+    f.proxy.heal();
+    restart_completes(&f.site, &f.db, &f.proxy, f.dir.path());
 }
 
 #[test]
 fn a_refusing_database_is_reported_and_sigterm_still_stops_the_run() {
-    let site = site();
-    let db = TestDb::create();
-    let proxy = Proxy::start(TestDb::server_addr());
-    let dir = tempfile::tempdir().unwrap();
-    let mut svc = run_through(&site, &db, &proxy, dir.path());
-    for _ in 0..3 {
-        svc.wait_for("page done");
-    }
-    proxy.refuse();
-    status_lines_waiting_on(&mut svc, "store_waiting_secs", 2);
-    assert!(svc
+    let f = sigterm_while_the_store_is(Proxy::refuse);
+    assert!(f
+        .svc
         .saw("PostgreSQL unreachable: waiting to reconnect; fetched pages are kept until written"));
-    let (took, code) = terminate(&mut svc);
-    assert_eq!(code, Some(3), "interrupted, resumable: {:#?}", svc.seen);
-    assert!(
-        took < Duration::from_secs(15),
-        "SIGTERM took {took:?} with the store refusing"
-    );
-    eprintln!("SIGTERM latency, refusing store: {took:?}");
-    proxy.heal();
-    restart_completes(&site, &db, &proxy, dir.path());
+    eprintln!("SIGTERM latency, refusing store: {:?}", f.took);
+    f.proxy.heal();
+    restart_completes(&f.site, &f.db, &f.proxy, f.dir.path());
 }
 
 /// The output holds every question of the site's tag, each once.

@@ -5,6 +5,7 @@
 //! take them in completion order with [`as_completed`]; [`Crawler::drive`]
 //! awaits a batch with the log lines an operator reads.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use futures_util::FutureExt;
 use tokio::sync::{oneshot, watch};
 use tracing::{debug, info, warn};
 
-use actix::{Addr, Handler, Message};
+use actix::{Handler, Message};
 
 use crate::config::{Config, Tab};
 use crate::engine::aggregator::{
@@ -170,29 +171,30 @@ impl Crawler {
                 budget.set_limit(&spec.key, limit);
             }
         }
-        // Each lane's budget and where it stood: a key's own, or the file's.
-        let mut ledgers: Vec<(String, Opening, Addr<Ledger>)> = key_budgets
+        // A source spending an app key's quota in a fleet counts in the key's
+        // own budget; every other counts in the file. What the file says of
+        // each key is read before the file moves onto its ledger.
+        let mut keyed: HashMap<String, KeyBudget> = key_budgets
             .into_iter()
-            .map(|k| (k.key, k.opening, Ledger::start(k.budget)))
+            .map(|k| (k.key.clone(), k))
             .collect();
-        let openings: Vec<(String, Opening)> = Source::ALL
+        let from_file: HashMap<String, Opening> = Source::ALL
             .map(|s| s.lane_spec(&config).key)
             .into_iter()
-            .filter(|key| ledgers.iter().all(|(k, _, _)| k != key))
-            .map(|key| {
-                let opening = Opening::read(&budget, &key);
-                (key, opening)
-            })
+            .filter(|key| !keyed.contains_key(key))
+            .map(|key| (key.clone(), Opening::read(&budget, &key)))
             .collect();
         let file = Ledger::start(budget);
-        ledgers.extend(openings.into_iter().map(|(k, o)| (k, o, file.clone())));
         let lanes = Lanes::build(&config, |spec| -> Result<Arc<Lane>, CrawlError> {
-            let (_, opening, ledger) = ledgers
-                .iter()
-                .find(|(k, _, _)| *k == spec.key)
-                .expect("a ledger for every lane");
+            let (ledger, opening) = match keyed.remove(&spec.key) {
+                Some(k) => (Ledger::start(k.budget), k.opening),
+                None => (
+                    file.clone(),
+                    from_file.get(&spec.key).copied().unwrap_or_default(),
+                ),
+            };
             let counting = Counting {
-                ledger: ledger.clone(),
+                ledger,
                 stalls: stalls.clone(),
                 give_up: config.store_give_up,
             };
@@ -200,7 +202,7 @@ impl Crawler {
                 spec.key,
                 Throttle::new(config.rate, config.burst),
                 counting,
-                *opening,
+                opening,
                 spec.serial,
             );
             // Processes behind one egress IP share its per-second quota.

@@ -480,20 +480,28 @@ impl RateControl {
     }
 }
 
+/// Answers the throttle's tests feed the controller with.
 #[cfg(test)]
-mod tests {
+pub(super) mod testing {
     use super::*;
 
-    fn ms(n: u64) -> Duration {
+    pub fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
     }
 
-    fn throttled(secs: u64) -> Answer {
+    /// A 429 whose `Retry-After` names `secs`.
+    pub fn throttled(secs: u64) -> Answer {
         Answer::Throttled {
             retry_after: Some(Duration::from_secs(secs)),
             limits: RateLimits::default(),
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{ms, throttled};
+    use super::*;
 
     const OK: Answer = Answer::ACCEPTED;
 

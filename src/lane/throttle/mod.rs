@@ -187,18 +187,8 @@ impl Throttle {
 
 #[cfg(test)]
 mod tests {
+    use super::control::testing::{ms, throttled};
     use super::*;
-
-    fn ms(n: u64) -> Duration {
-        Duration::from_millis(n)
-    }
-
-    fn throttled(secs: u64) -> Answer {
-        Answer::Throttled {
-            retry_after: Some(Duration::from_secs(secs)),
-            limits: RateLimits::default(),
-        }
-    }
 
     #[tokio::test]
     async fn pause_extends_but_never_shortens() {

@@ -591,16 +591,22 @@ mod tests {
         assert_eq!(db.count("SELECT COUNT(*) FROM pass_pages"), 1);
     }
 
-    #[test]
-    fn a_page_is_leased_to_one_process_until_written_or_expired() {
+    /// Two processes' stores on one new database, in one open pass.
+    fn two_processes_one_pass() -> (TestDb, PgStore, PgStore, i64) {
         let db = TestDb::create();
-        let (mut a, mut b) = (
+        let (mut a, b) = (
             PgStore::open(&db.url).unwrap(),
             PgStore::open(&db.url).unwrap(),
         );
         let pass = PassStore::begin_pass(&mut a, "langs", at(1))
             .unwrap()
             .pass_id;
+        (db, a, b, pass)
+    }
+
+    #[test]
+    fn a_page_is_leased_to_one_process_until_written_or_expired() {
+        let (db, mut a, mut b, pass) = two_processes_one_pass();
         let page = ctx("rust", 1);
         let long = Duration::from_secs(60);
         let first = leased(a.claim_page(pass, &page, "a", long).unwrap(), None);
@@ -670,14 +676,7 @@ mod tests {
     /// the new holder's (newer) figures.
     #[test]
     fn a_paused_holders_write_is_fenced_after_a_takeover() {
-        let db = TestDb::create();
-        let (mut a, mut b) = (
-            PgStore::open(&db.url).unwrap(),
-            PgStore::open(&db.url).unwrap(),
-        );
-        let pass = PassStore::begin_pass(&mut a, "langs", at(1))
-            .unwrap()
-            .pass_id;
+        let (db, mut a, mut b, pass) = two_processes_one_pass();
         let page = ctx("rust", 1);
         let long = Duration::from_secs(60);
         let stale = leased(a.claim_page(pass, &page, "a", long).unwrap(), None);
@@ -733,14 +732,7 @@ mod tests {
     /// token hands back nothing (the page was taken over meanwhile).
     #[test]
     fn a_released_lease_is_claimed_at_once_and_a_stale_release_does_nothing() {
-        let db = TestDb::create();
-        let (mut a, mut b) = (
-            PgStore::open(&db.url).unwrap(),
-            PgStore::open(&db.url).unwrap(),
-        );
-        let pass = PassStore::begin_pass(&mut a, "langs", at(1))
-            .unwrap()
-            .pass_id;
+        let (db, mut a, mut b, pass) = two_processes_one_pass();
         let page = ctx("rust", 1);
         let long = Duration::from_secs(60);
         let first = leased(a.claim_page(pass, &page, "a", long).unwrap(), None);
