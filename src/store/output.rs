@@ -1,6 +1,8 @@
 //! Record sinks: JSONL (one object a line) or CSV with tags joined by ';',
-//! both readable by pandas as is. Every page's records are flushed when the
-//! page is written, so a crash loses at most the page being written.
+//! both readable by pandas as is, or Parquet (typed columns). JSONL and CSV
+//! flush every page's records when the page is written, so a crash loses at
+//! most the page being written; a Parquet file is readable only once its
+//! footer is written, when the crawl ends (see `Sink::finish`).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -9,6 +11,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use crate::model::{CsvRow, Question};
+use crate::store::parquet::{ParquetError, ParquetWriter};
 pub use crate::store::OutputFormat;
 use crate::store::StoreError;
 
@@ -32,6 +35,13 @@ pub enum SinkError {
     },
     #[error("cannot write output {path}: {reason}")]
     Write { path: PathBuf, reason: String },
+    /// A Parquet file ends in a footer that describes every row before
+    /// it: records cannot be added after it.
+    #[error(
+        "cannot add records to the Parquet output {path}: retry into a .jsonl or .csv \
+         output, or rerun the crawl with --store to resume its pass"
+    )]
+    Append { path: PathBuf },
 }
 
 /// Records go to a temporary file beside the output (`.NAME.partial`) that
@@ -54,6 +64,8 @@ enum SinkKind {
     /// The writer, and whether the file still lacks its header: csv writes
     /// it before the first row, and a file that gets no row needs it too.
     Csv(Box<csv::Writer<File>>, bool),
+    /// The writer (until its footer is written) and the file it writes.
+    Parquet(Option<Box<ParquetWriter<Question>>>, BufWriter<File>),
 }
 
 impl Sink {
@@ -71,6 +83,11 @@ impl Sink {
     }
 
     fn new(path: &Path, format: OutputFormat, append: bool) -> Result<Sink, SinkError> {
+        if append && format == OutputFormat::Parquet {
+            return Err(SinkError::Append {
+                path: path.to_path_buf(),
+            });
+        }
         let dir = parent_dir(path);
         if !dir.is_dir() {
             return Err(SinkError::Create {
@@ -122,7 +139,11 @@ impl Sink {
                 .open(&target)
                 .map_err(|e| self.create_error(&target, e))?;
             let empty = file.metadata().map(|m| m.len() == 0).unwrap_or(true);
-            self.kind = Some(SinkKind::new(file, self.format, empty));
+            let kind = SinkKind::new(file, self.format, empty).map_err(|e| SinkError::Write {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            })?;
+            self.kind = Some(kind);
         }
         Ok(self.kind.as_mut().expect("opened above"))
     }
@@ -163,6 +184,13 @@ impl Sink {
             w.write_record(&header)
                 .and_then(|()| w.flush().map_err(Into::into))
                 .map_err(|e| write_err(e.to_string()))?;
+        }
+        if let SinkKind::Parquet(w, file) = &mut kind {
+            // The footer: only now is the file readable. A crawl killed
+            // before it leaves a `.partial` file no reader opens.
+            if let Some(w) = w.take() {
+                w.finish(file).map_err(|e| write_err(e.to_string()))?;
+            }
         }
         if !self.append {
             // On disk before the rename, so a power cut cannot leave an
@@ -220,8 +248,8 @@ impl Sink {
 }
 
 impl SinkKind {
-    fn new(file: File, format: OutputFormat, empty: bool) -> SinkKind {
-        match format {
+    fn new(file: File, format: OutputFormat, empty: bool) -> Result<SinkKind, ParquetError> {
+        Ok(match format {
             OutputFormat::Jsonl => SinkKind::Jsonl(BufWriter::new(file)),
             OutputFormat::Csv => SinkKind::Csv(
                 Box::new(
@@ -231,7 +259,10 @@ impl SinkKind {
                 ),
                 empty,
             ),
-        }
+            OutputFormat::Parquet => {
+                SinkKind::Parquet(Some(Box::new(ParquetWriter::new()?)), BufWriter::new(file))
+            }
+        })
     }
 
     fn write(&mut self, questions: &[Question]) -> Result<(), String> {
@@ -250,6 +281,11 @@ impl SinkKind {
                 *headerless &= questions.is_empty();
                 w.flush().map_err(|e| e.to_string())
             }
+            // One page batch; a row group is written once enough wait.
+            SinkKind::Parquet(Some(w), file) => w
+                .push_batch(questions.iter().cloned(), file)
+                .map_err(|e| e.to_string()),
+            SinkKind::Parquet(None, _) => Err("the Parquet file is already closed".into()),
         }
     }
 
@@ -257,6 +293,7 @@ impl SinkKind {
         match self {
             SinkKind::Jsonl(w) => w.get_ref().sync_all(),
             SinkKind::Csv(w, _) => w.get_ref().sync_all(),
+            SinkKind::Parquet(_, w) => w.get_ref().sync_all(),
         }
     }
 }
