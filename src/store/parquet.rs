@@ -14,6 +14,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use parquet::basic::Compression;
 use parquet::data_type::{BoolType, ByteArray, ByteArrayType, Int64Type};
+use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::{SerializedFileWriter, SerializedRowGroupWriter};
 use parquet::schema::parser::parse_message_type;
@@ -212,6 +213,34 @@ fn schema_text<R: ParquetRow>() -> String {
     s
 }
 
+/// The "pandas" metadata pyarrow writes with a DataFrame (pandas' own
+/// convention for Parquet), naming only the nullable integer columns as
+/// pandas' `Int64`: without it pandas and Dask read an int64 column that
+/// has a null as float64, and Dask's partitions then disagree on its type.
+/// Every other column's type reads right from the schema alone.
+fn pandas_metadata<R: ParquetRow>() -> String {
+    let columns: Vec<serde_json::Value> = R::columns()
+        .iter()
+        .filter(|c| c.kind == Kind::OptInt)
+        .map(|c| {
+            serde_json::json!({
+                "name": c.name,
+                "field_name": c.name,
+                "pandas_type": "int64",
+                "numpy_type": "Int64",
+                "metadata": null,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "index_columns": [],
+        "column_indexes": [],
+        "columns": columns,
+        "creator": {"library": "stackcrawl", "version": env!("CARGO_PKG_VERSION")},
+    })
+    .to_string()
+}
+
 /// A Parquet file of `R` rows written to any `Write`, a stream included.
 /// The parquet writer needs a `Send` sink; it writes into `Vec` this type
 /// owns, whose bytes go to the caller's writer after each row group, so no
@@ -226,6 +255,10 @@ impl<R: ParquetRow> ParquetWriter<R> {
         let schema = Arc::new(parse_message_type(&schema_text::<R>())?);
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
+            .set_key_value_metadata(Some(vec![KeyValue::new(
+                "pandas".into(),
+                pandas_metadata::<R>(),
+            )]))
             .set_created_by(format!("stackcrawl {}", env!("CARGO_PKG_VERSION")))
             .build();
         Ok(ParquetWriter {
@@ -543,6 +576,36 @@ mod tests {
         assert_eq!(
             list.get_fields()[0].get_basic_info().repetition(),
             Repetition::REQUIRED
+        );
+    }
+
+    #[test]
+    fn pandas_is_told_which_integers_are_nullable() {
+        let file = export(&report_fixture(), false);
+        let r = reader(&file);
+        let kv = r.metadata().file_metadata().key_value_metadata().unwrap();
+        let pandas = kv.iter().find(|k| k.key == "pandas").unwrap();
+        let meta: serde_json::Value =
+            serde_json::from_str(pandas.value.as_deref().unwrap()).unwrap();
+        let named: Vec<(&str, &str)> = meta["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["name"].as_str().unwrap(),
+                    c["numpy_type"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            named,
+            [
+                ("replies", "Int64"),
+                ("author_reputation", "Int64"),
+                ("bounty", "Int64"),
+                ("author_user_id", "Int64"),
+            ]
         );
     }
 

@@ -1,0 +1,202 @@
+//! The Parquet output read back: every saved fixture page's questions
+//! through the crawl's sink, a crawl of the fake site with `--output
+//! x.parquet`, and (where Python has pandas, pyarrow and Dask) each export
+//! format read by pandas and Dask with the documented recipes, dtypes
+//! checked. The schema itself is asserted in `src/store/parquet.rs`.
+
+use std::path::Path;
+use std::process::Command;
+
+use chrono::{DateTime, Utc};
+use stackcrawl::engine::plan::Plan;
+use stackcrawl::model::{PageContext, Question};
+use stackcrawl::source::html::clean::clean_page;
+use stackcrawl::source::html::parse::parse_listing;
+use stackcrawl::store::parquet::read_questions;
+use stackcrawl::store::{self, OutputFormat, StoreLocation};
+use stackcrawl::{crawl, Sink};
+use stackcrawl_fakesite::{FakeSite, TestConfig};
+
+/// Every saved listing page, each as one page's records.
+fn fixture_pages() -> Vec<Vec<Question>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/so-html");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "html"))
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, path)| {
+            let html = std::fs::read_to_string(path).unwrap();
+            let page = parse_listing(&html).unwrap();
+            let ctx = PageContext {
+                site: "stackoverflow.com".into(),
+                base_url: "https://stackoverflow.com".into(),
+                tag: "saved".into(),
+                tab: "Newest".into(),
+                page: i as u32 + 1,
+            };
+            clean_page(&page, &ctx, DateTime::<Utc>::UNIX_EPOCH).questions
+        })
+        .collect()
+}
+
+#[test]
+fn the_saved_pages_come_back_from_parquet_field_for_field() {
+    let pages = fixture_pages();
+    let written: Vec<Question> = pages.iter().flatten().cloned().collect();
+    assert_eq!(pages.len(), 19);
+    assert_eq!(written.len(), 678);
+    // The fixtures hold what the schema must carry: nulls and values in
+    // nullable columns, bounties, closed questions, Advice posts.
+    assert!(written.iter().any(|q| q.bounty.is_some()));
+    assert!(written.iter().any(|q| q.author_reputation.is_none()));
+    assert!(written.iter().any(|q| q.answered_at.is_some()));
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("saved.parquet");
+    let mut sink = Sink::create(&path, OutputFormat::Parquet).unwrap();
+    for page in &pages {
+        sink.write_page(page).unwrap();
+    }
+    assert!(!path.exists(), "the output appears only when finished");
+    assert!(sink.finish().unwrap());
+    assert!(!sink.partial_path().exists());
+
+    let back = read_questions(std::fs::File::open(&path).unwrap()).unwrap();
+    assert_eq!(back.len(), written.len());
+    for (b, w) in back.iter().zip(&written) {
+        assert_eq!(b, w, "question {}", w.question_id);
+    }
+}
+
+#[test]
+fn a_parquet_output_is_never_appended_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Sink::append(&dir.path().join("x.parquet"), OutputFormat::Parquet)
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("cannot add records"), "{err}");
+}
+
+fn site() -> FakeSite {
+    FakeSite::builder()
+        .tag("pandas", 120)
+        .tag("dask", 60)
+        .start()
+}
+
+#[actix::test]
+async fn a_crawl_writes_its_records_to_x_parquet() {
+    let site = site();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = TestConfig::new(&site, dir.path())
+        .fetch("fetchers = 2\nrate = 30.0\nburst = 5")
+        .tag_set("a", &["pandas", "dask"], 3)
+        .output("x.parquet")
+        .build();
+    assert_eq!(cfg.output_format, OutputFormat::Parquet);
+    let out = cfg.output.clone();
+    let location = StoreLocation::parse(&dir.path().join("s.db").display().to_string()).unwrap();
+    let plan = Plan::from_config(&cfg);
+    let sink = Sink::create(&cfg.output, cfg.output_format).unwrap();
+    let summary = crawl(
+        cfg,
+        plan,
+        sink,
+        Some(store::open(&location).unwrap()),
+        std::future::pending(),
+    )
+    .await
+    .expect("crawl runs");
+    assert_eq!(summary.questions, 180);
+
+    let mut records = read_questions(std::fs::File::open(&out).unwrap()).unwrap();
+    assert_eq!(records.len(), 180);
+    for tag in ["pandas", "dask"] {
+        for (i, served) in site.questions(tag).iter().enumerate() {
+            let r = records
+                .iter()
+                .find(|r| r.question_id == served.id)
+                .unwrap_or_else(|| panic!("{tag} {}", served.id));
+            assert_eq!(r.title, served.title);
+            assert_eq!(r.votes, served.votes);
+            assert_eq!(r.views, served.views);
+            assert_eq!(r.tags, served.tags);
+            assert_eq!(r.author_reputation, Some(served.reputation));
+            assert_eq!(r.asked_at, Some(served.asked));
+            assert_eq!((r.tag.as_str(), r.page as usize), (tag, i / 50 + 1));
+        }
+    }
+
+    // The store's export is the same records, fetched_at included (to
+    // the microsecond the file keeps).
+    let exported = dir.path().join("e.parquet");
+    let reader = store::open_read_only(&location).unwrap();
+    reader
+        .export(
+            &mut std::fs::File::create(&exported).unwrap(),
+            OutputFormat::Parquet,
+            false,
+        )
+        .unwrap();
+    let mut from_store = read_questions(std::fs::File::open(&exported).unwrap()).unwrap();
+    records.sort_by_key(|r| r.question_id);
+    from_store.sort_by_key(|r| r.question_id);
+    assert_eq!(from_store, records);
+
+    python_reads_every_format(reader.as_ref(), dir.path());
+}
+
+/// The Python that the check runs: `STACKCRAWL_PYTHON` (a venv's, say) or
+/// `python3`, if it has pandas, pyarrow and Dask.
+fn python_with_dataframes() -> Option<String> {
+    let python = std::env::var("STACKCRAWL_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = Command::new(&python)
+        .args(["-c", "import pandas, pyarrow, dask.dataframe"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    ok.then_some(python)
+}
+
+/// Each export format of `store`, read by pandas and by Dask as
+/// docs/outputs.md says to, every column's dtype checked
+/// (tests/python/read_outputs.py).
+fn python_reads_every_format(store: &dyn store::PassStore, dir: &Path) {
+    let Some(python) = python_with_dataframes() else {
+        eprintln!(
+            "SKIPPED the pandas and Dask reads: no Python with pandas, pyarrow and dask \
+             (set STACKCRAWL_PYTHON)"
+        );
+        return;
+    };
+    let mut paths = Vec::new();
+    for (format, name) in [
+        (OutputFormat::Jsonl, "e.jsonl"),
+        (OutputFormat::Csv, "e.csv"),
+        (OutputFormat::Parquet, "e.parquet"),
+    ] {
+        let path = dir.join(name);
+        store
+            .export(&mut std::fs::File::create(&path).unwrap(), format, false)
+            .unwrap();
+        paths.push(path);
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/read_outputs.py");
+    let out = Command::new(python)
+        .arg(script)
+        .args(&paths)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(said.matches(" ok ").count(), 6, "{said}");
+}
