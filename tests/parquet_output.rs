@@ -132,21 +132,38 @@ async fn a_crawl_writes_its_records_to_x_parquet() {
         }
     }
 
-    // The store's export is the same records, fetched_at included (to
-    // the microsecond the file keeps).
+    // `export --format parquet` is the same records, fetched_at included
+    // (to the microsecond the file keeps).
     let exported = dir.path().join("e.parquet");
-    let reader = store::open_read_only(&location).unwrap();
-    reader
-        .export(
-            &mut std::fs::File::create(&exported).unwrap(),
-            OutputFormat::Parquet,
-            false,
-        )
+    let out = Command::new(env!("CARGO_BIN_EXE_stackcrawl"))
+        .args(["export", "--format", "parquet", "--store"])
+        .arg(dir.path().join("s.db"))
+        .arg("--output")
+        .arg(&exported)
+        .output()
         .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reader = store::open_read_only(&location).unwrap();
     let mut from_store = read_questions(std::fs::File::open(&exported).unwrap()).unwrap();
     records.sort_by_key(|r| r.question_id);
     from_store.sort_by_key(|r| r.question_id);
     assert_eq!(from_store, records);
+
+    // A resumed `crawl --store` rewrites its output from the pass's
+    // records in the store, through the same partial file and rename.
+    let resumed = dir.path().join("resumed.parquet");
+    let mut sink = Sink::create(&resumed, OutputFormat::Parquet).unwrap();
+    let n = sink
+        .replace_with(|w, format| reader.export_pass(1, w, format))
+        .unwrap();
+    assert_eq!(n, 180);
+    let mut rewritten = read_questions(std::fs::File::open(&resumed).unwrap()).unwrap();
+    rewritten.sort_by_key(|r| r.question_id);
+    assert_eq!(rewritten, records);
 
     python_reads_every_format(reader.as_ref(), dir.path());
 }
