@@ -168,14 +168,20 @@ async fn a_crawl_writes_its_records_to_x_parquet() {
     python_reads_every_format(reader.as_ref(), dir.path());
 }
 
-/// The Python that the check runs: `STACKCRAWL_PYTHON` (a venv's, say) or
-/// `python3`, if it has pandas, pyarrow and Dask.
+/// The Python that the check runs: `python3` if it has pandas, pyarrow
+/// and Dask, or `STACKCRAWL_PYTHON` (a venv's, say), which must have them:
+/// a Python named for the check that cannot run it is a failure, not a
+/// skip.
 fn python_with_dataframes() -> Option<String> {
-    let python = std::env::var("STACKCRAWL_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = Command::new(&python)
+    let named = std::env::var("STACKCRAWL_PYTHON").ok();
+    let python = named.clone().unwrap_or_else(|| "python3".into());
+    let out = Command::new(&python)
         .args(["-c", "import pandas, pyarrow, dask.dataframe"])
-        .output()
-        .is_ok_and(|o| o.status.success());
+        .output();
+    let ok = out.as_ref().is_ok_and(|o| o.status.success());
+    if !ok && named.is_some() {
+        panic!("STACKCRAWL_PYTHON={python} cannot import pandas, pyarrow and dask: {out:?}");
+    }
     ok.then_some(python)
 }
 
