@@ -8,6 +8,8 @@ use std::path::Path;
 use std::process::Command;
 
 use chrono::{DateTime, Utc};
+use parquet::file::reader::FileReader;
+use parquet::file::serialized_reader::SerializedFileReader;
 use stackcrawl::engine::plan::Plan;
 use stackcrawl::model::{PageContext, Question};
 use stackcrawl::source::html::clean::clean_page;
@@ -74,12 +76,69 @@ fn the_saved_pages_come_back_from_parquet_field_for_field() {
 }
 
 #[test]
-fn a_parquet_output_is_never_appended_to() {
+fn a_retry_adds_to_a_parquet_output_by_rewriting_it() {
+    let pages = fixture_pages();
+    let (first, retried) = pages.split_at(15);
     let dir = tempfile::tempdir().unwrap();
-    let err = Sink::append(&dir.path().join("x.parquet"), OutputFormat::Parquet)
+    let path = dir.path().join("x.parquet");
+    let mut sink = Sink::create(&path, OutputFormat::Parquet).unwrap();
+    for page in first {
+        sink.write_page(page).unwrap();
+    }
+    sink.finish().unwrap();
+    let before = std::fs::read(&path).unwrap();
+
+    // A retry that gets nothing leaves the file as it was.
+    let mut sink = Sink::append(&path, OutputFormat::Parquet).unwrap();
+    sink.write_page(&[]).unwrap();
+    assert!(!sink.finish().unwrap());
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+
+    let mut sink = Sink::append(&path, OutputFormat::Parquet).unwrap();
+    for page in retried {
+        sink.write_page(page).unwrap();
+    }
+    // Until the retry ends, the output is the first run's, whole.
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    assert!(sink.finish().unwrap());
+    assert!(!sink.partial_path().exists());
+
+    let back = read_questions(std::fs::File::open(&path).unwrap()).unwrap();
+    let want: Vec<Question> = pages.iter().flatten().cloned().collect();
+    assert_eq!(back, want);
+    // The first run's row group is kept as it was, the retry's follows.
+    let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+    let groups: Vec<i64> = reader
+        .metadata()
+        .row_groups()
+        .iter()
+        .map(|g| g.num_rows())
+        .collect();
+    let first_rows = first.iter().map(Vec::len).sum::<usize>() as i64;
+    assert_eq!(groups, [first_rows, want.len() as i64 - first_rows]);
+}
+
+#[test]
+fn a_parquet_file_of_other_rows_is_not_added_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.parquet");
+    let store =
+        store::open(&StoreLocation::parse(&dir.path().join("s.db").display().to_string()).unwrap())
+            .unwrap();
+    store
+        .export(
+            &mut std::fs::File::create(&path).unwrap(),
+            OutputFormat::Parquet,
+            true,
+        )
+        .unwrap();
+    let err = Sink::append(&path, OutputFormat::Parquet)
         .err()
         .expect("refused");
-    assert!(err.to_string().contains("cannot add records"), "{err}");
+    assert!(err.to_string().contains("not a question's"), "{err}");
+
+    std::fs::write(&path, "not parquet").unwrap();
+    assert!(Sink::append(&path, OutputFormat::Parquet).is_err());
 }
 
 fn site() -> FakeSite {

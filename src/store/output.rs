@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use crate::model::{CsvRow, Question};
-use crate::store::parquet::{ParquetError, ParquetWriter};
+use crate::store::parquet::{check_questions_file, copy_questions, ParquetError, ParquetWriter};
 pub use crate::store::OutputFormat;
 use crate::store::StoreError;
 
@@ -35,13 +35,10 @@ pub enum SinkError {
     },
     #[error("cannot write output {path}: {reason}")]
     Write { path: PathBuf, reason: String },
-    /// A Parquet file ends in a footer that describes every row before
-    /// it: records cannot be added after it.
-    #[error(
-        "cannot add records to the Parquet output {path}: retry into a .jsonl or .csv \
-         output, or rerun the crawl with --store to resume its pass"
-    )]
-    Append { path: PathBuf },
+    /// A Parquet output to add records to that is not one stackcrawl
+    /// can read back and rewrite.
+    #[error("cannot add records to the Parquet output {path}: {reason}")]
+    Append { path: PathBuf, reason: String },
 }
 
 /// Records go to a temporary file beside the output (`.NAME.partial`) that
@@ -50,7 +47,8 @@ pub enum SinkError {
 /// every page fails) leaves an existing output as it was, and a reader never
 /// sees a half-written file under the output's name. An appending sink (a
 /// `--retry-failed` run) opens the output itself, but only at its first
-/// record.
+/// record (a Parquet output is rewritten, its rows first, through the
+/// temporary file).
 pub struct Sink {
     path: PathBuf,
     format: OutputFormat,
@@ -83,10 +81,14 @@ impl Sink {
     }
 
     fn new(path: &Path, format: OutputFormat, append: bool) -> Result<Sink, SinkError> {
-        if append && format == OutputFormat::Parquet {
-            return Err(SinkError::Append {
-                path: path.to_path_buf(),
-            });
+        if append && format == OutputFormat::Parquet && path.exists() {
+            std::fs::File::open(path)
+                .map_err(ParquetError::from)
+                .and_then(check_questions_file)
+                .map_err(|e| SinkError::Append {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                })?;
         }
         let dir = parent_dir(path);
         if !dir.is_dir() {
@@ -124,9 +126,18 @@ impl Sink {
         }
     }
 
+    /// Whether records are added to the output file itself (JSONL and CSV
+    /// when appending). A Parquet file ends in a footer describing every
+    /// row before it, so one is added to by rewriting it, its rows first,
+    /// through the partial file and rename like a new output.
+    fn in_place(&self) -> bool {
+        self.append && self.format != OutputFormat::Parquet
+    }
+
     fn open(&mut self) -> Result<&mut SinkKind, SinkError> {
         if self.kind.is_none() {
-            let target = if self.append {
+            let in_place = self.in_place();
+            let target = if in_place {
                 self.path.clone()
             } else {
                 self.partial_path()
@@ -134,15 +145,24 @@ impl Sink {
             let file = std::fs::OpenOptions::new()
                 .create(true)
                 .write(true)
-                .append(self.append)
-                .truncate(!self.append)
+                .append(in_place)
+                .truncate(!in_place)
                 .open(&target)
                 .map_err(|e| self.create_error(&target, e))?;
             let empty = file.metadata().map(|m| m.len() == 0).unwrap_or(true);
-            let kind = SinkKind::new(file, self.format, empty).map_err(|e| SinkError::Write {
+            let write_err = |e: ParquetError| SinkError::Write {
                 path: self.path.clone(),
                 reason: e.to_string(),
-            })?;
+            };
+            let mut kind = SinkKind::new(file, self.format, empty).map_err(write_err)?;
+            if let SinkKind::Parquet(Some(w), file) = &mut kind {
+                if self.append && self.path.exists() {
+                    std::fs::File::open(&self.path)
+                        .map_err(ParquetError::from)
+                        .and_then(|src| copy_questions(src, w, file))
+                        .map_err(write_err)?;
+                }
+            }
             self.kind = Some(kind);
         }
         Ok(self.kind.as_mut().expect("opened above"))
@@ -192,7 +212,7 @@ impl Sink {
                 w.finish(file).map_err(|e| write_err(e.to_string()))?;
             }
         }
-        if !self.append {
+        if !self.in_place() {
             // On disk before the rename, so a power cut cannot leave an
             // empty file under the output's name.
             kind.sync().map_err(|e| write_err(e.to_string()))?;

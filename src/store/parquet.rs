@@ -16,6 +16,8 @@ use parquet::basic::Compression;
 use parquet::data_type::{BoolType, ByteArray, ByteArrayType, Int64Type};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
+use parquet::file::reader::FileReader;
+use parquet::file::serialized_reader::SerializedFileReader;
 use parquet::file::writer::{SerializedFileWriter, SerializedRowGroupWriter};
 use parquet::schema::parser::parse_message_type;
 use thiserror::Error;
@@ -417,27 +419,73 @@ fn mismatch(column: &'static str) -> ParquetError {
 /// its JSONL twin has (times as RFC 3339 in UTC, lists as arrays), so
 /// rows read back compare with the records written.
 pub fn read_json_rows(file: std::fs::File) -> Result<Vec<serde_json::Value>, ParquetError> {
-    use parquet::file::reader::FileReader;
-    use parquet::file::serialized_reader::SerializedFileReader;
     let reader = SerializedFileReader::new(file)?;
-    let mut rows = Vec::new();
-    for row in reader.get_row_iter(None)? {
-        let row = row?;
-        let object = row
-            .get_column_iter()
-            .map(|(name, field)| Ok((name.clone(), field_json(field)?)))
-            .collect::<Result<serde_json::Map<_, _>, ParquetError>>()?;
-        rows.push(serde_json::Value::Object(object));
-    }
-    Ok(rows)
+    reader
+        .get_row_iter(None)?
+        .map(|row| row_json(&row?))
+        .collect()
 }
 
 /// The questions of a Parquet output, as written.
 pub fn read_questions(file: std::fs::File) -> Result<Vec<Question>, ParquetError> {
-    read_json_rows(file)?
-        .into_iter()
-        .map(|v| serde_json::from_value(v).map_err(|e| decode(e.to_string())))
-        .collect()
+    read_json_rows(file)?.into_iter().map(question).collect()
+}
+
+/// Opens a Parquet output that records are to be added to, refusing one
+/// whose columns are not a question's (another tool's file, an export of
+/// history) before anything is fetched for it.
+pub(crate) fn check_questions_file(file: std::fs::File) -> Result<(), ParquetError> {
+    let reader = SerializedFileReader::new(file)?;
+    let found: Vec<String> = reader
+        .metadata()
+        .file_metadata()
+        .schema()
+        .get_fields()
+        .iter()
+        .map(|f| f.name().to_string())
+        .collect();
+    let want: Vec<&str> = Question::columns().iter().map(|c| c.name).collect();
+    if found != want {
+        return Err(decode(format!(
+            "its columns are not a question's: {}",
+            found.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// Writes the questions of the Parquet file `src` through `w`, row group
+/// by row group so each keeps its page batches: a Parquet output is added
+/// to by rewriting it with its rows first. Returns the rows copied.
+pub(crate) fn copy_questions(
+    src: std::fs::File,
+    w: &mut ParquetWriter<Question>,
+    out: &mut dyn Write,
+) -> Result<u64, ParquetError> {
+    let reader = SerializedFileReader::new(src)?;
+    let mut n = 0;
+    for i in 0..reader.num_row_groups() {
+        let group = reader.get_row_group(i)?;
+        let rows = group
+            .get_row_iter(None)?
+            .map(|row| question(row_json(&row?)?))
+            .collect::<Result<Vec<_>, _>>()?;
+        n += rows.len() as u64;
+        w.rows.extend(rows);
+        w.flush_group(out)?;
+    }
+    Ok(n)
+}
+
+fn row_json(row: &parquet::record::Row) -> Result<serde_json::Value, ParquetError> {
+    row.get_column_iter()
+        .map(|(name, field)| Ok((name.clone(), field_json(field)?)))
+        .collect::<Result<serde_json::Map<_, _>, ParquetError>>()
+        .map(serde_json::Value::Object)
+}
+
+fn question(v: serde_json::Value) -> Result<Question, ParquetError> {
+    serde_json::from_value(v).map_err(|e| decode(e.to_string()))
 }
 
 fn field_json(field: &parquet::record::Field) -> Result<serde_json::Value, ParquetError> {
@@ -471,8 +519,6 @@ fn decode(reason: String) -> ParquetError {
 mod tests {
     use chrono::TimeZone;
     use parquet::basic::{LogicalType, Repetition, TimeUnit, Type as Physical};
-    use parquet::file::reader::FileReader;
-    use parquet::file::serialized_reader::SerializedFileReader;
 
     use super::*;
     use crate::model::{PostKind, QuestionStatus};
