@@ -164,7 +164,8 @@ struct StoreArgs {
 struct ExportArgs {
     #[command(flatten)]
     source: StoreSource,
-    /// Row format: one JSON object a line, or CSV with a header.
+    /// Row format: one JSON object a line, CSV with a header, or Parquet
+    /// (typed columns; to --output or a redirected standard output).
     #[arg(long, value_enum, default_value_t = ExportKind::Jsonl)]
     format: ExportKind,
     /// One row per snapshot instead of the latest state.
@@ -179,6 +180,7 @@ struct ExportArgs {
 enum ExportKind {
     Jsonl,
     Csv,
+    Parquet,
 }
 
 #[derive(Args)]
@@ -186,7 +188,7 @@ struct CrawlArgs {
     /// TOML config (see config/example.toml). Flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Output file: .jsonl or .csv.
+    /// Output file: .jsonl, .csv or .parquet.
     #[arg(long)]
     output: Option<PathBuf>,
     /// Print every URL that would be fetched and fetch nothing.

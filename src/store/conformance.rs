@@ -34,10 +34,14 @@ macro_rules! on_both_backends {
     )*};
 }
 
-fn export_text(s: &dyn PassStore, format: ExportFormat, history: bool) -> String {
+fn export_bytes(s: &dyn PassStore, format: ExportFormat, history: bool) -> Vec<u8> {
     let mut out = Vec::new();
     s.export(&mut out, format, history).unwrap();
-    String::from_utf8(out).unwrap()
+    out
+}
+
+fn export_text(s: &dyn PassStore, format: ExportFormat, history: bool) -> String {
+    String::from_utf8(export_bytes(s, format, history)).unwrap()
 }
 
 fn exported(s: &dyn PassStore) -> Vec<Question> {
@@ -256,11 +260,13 @@ on_both_backends! {
         let mut sqlite = report_fixture();
         let sp = sqlite.begin_pass("extra", at(7)).unwrap().pass_id;
         sqlite.record_page(sp, &ctx("rust", 3), &[full.clone()], at(7)).unwrap();
-        for format in [ExportFormat::Jsonl, ExportFormat::Csv] {
+        // Parquet too, byte for byte: the file holds nothing of when or
+        // where it was written.
+        for format in [ExportFormat::Jsonl, ExportFormat::Csv, ExportFormat::Parquet] {
             for history in [false, true] {
                 assert_eq!(
-                    export_text(s, format, history),
-                    export_text(&sqlite, format, history),
+                    export_bytes(s, format, history),
+                    export_bytes(&sqlite, format, history),
                     "{format:?}, history {history}"
                 );
             }

@@ -19,12 +19,14 @@
 //! This file holds what every part shares: opening a `Store`, its errors,
 //! how values are encoded in columns, and [`PassStore`], the interface the
 //! crawl needs from any store. The rest is split by concern: `schema` (the
-//! migrations), `writes` (a pass and its pages), `report`, `export`.
+//! migrations), `writes` (a pass and its pages), `report`, `export` (and `parquet`, its
+//! columnar format).
 
 mod export;
 mod history;
 mod location;
 pub mod output;
+pub mod parquet;
 pub(crate) mod pg;
 mod report;
 mod schema;
@@ -131,6 +133,8 @@ pub enum StoreError {
     Serialize(#[from] serde_json::Error),
     #[error("export: {0}")]
     Csv(#[from] csv::Error),
+    #[error("export: {0}")]
+    Parquet(#[from] parquet::ParquetError),
 }
 
 /// Sizes for the periodic status line. Every figure is exact, and cheap on
