@@ -207,7 +207,7 @@ fn imports_years_of_captures_once_and_reports_over_them(store: &str, dir: &Path)
     let html_path = dir.join("report.html");
     stackcrawl(
         &["report", "--store", store, "--html"],
-        &[html_path.clone()],
+        std::slice::from_ref(&html_path),
     );
     let html = std::fs::read_to_string(&html_path).unwrap();
     let doc = scraper::Html::parse_document(&html);
