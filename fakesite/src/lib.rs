@@ -946,3 +946,4 @@ async fn serve(
     let _ = sock.shutdown().await;
 }
 pub mod warc;
+pub mod wayback;
