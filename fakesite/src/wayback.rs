@@ -22,7 +22,7 @@ pub fn replayed(html: &str, page_url: &str, timestamp: &str) -> String {
 <script type=\"text/javascript\">\n  __wm.init(\"https://web.archive.org/web\");\n  __wm.wombat(\"{page_url}\",\"{timestamp}\",\"https://web.archive.org/\",\"web\",\"/_static/\",\"1551675967\");\n</script>\n\
 <link rel=\"stylesheet\" type=\"text/css\" href=\"/_static/css/banner-styles.css?v=S1zqJCYt\" />\n\
 <link rel=\"stylesheet\" type=\"text/css\" href=\"/_static/css/iconochive.css?v=qtvMKcIJ\" />\n\
-<!-- End Wayback Rewrite JS Include -->\n"
+{INJECTED_END}\n"
     );
     insert_after_open_tag(&mut out, "head", &head);
     let toolbar = format!(
@@ -50,6 +50,25 @@ pub fn replayed(html: &str, page_url: &str, timestamp: &str) -> String {
     ));
     out
 }
+
+/// `html` in the encoding `label` names (`windows-1252`, `shift_jis`…),
+/// declared by a `<meta charset>` at the top of the page's own `<head>`
+/// (after what a replay injected there); characters the encoding lacks
+/// become character references, as browsers write them.
+pub fn reencoded(html: &str, label: &str) -> Vec<u8> {
+    let encoding = encoding_rs::Encoding::for_label(label.as_bytes())
+        .unwrap_or_else(|| panic!("{label} is no encoding"));
+    let meta = format!("\n<meta charset=\"{label}\">");
+    let mut page = html.to_string();
+    match page.find(INJECTED_END) {
+        Some(at) => page.insert_str(at + INJECTED_END.len(), &meta),
+        None => insert_after_open_tag(&mut page, "head", &meta),
+    }
+    encoding.encode(&page).0.into_owned()
+}
+
+/// The comment that closes what a replay injects at the top of `<head>`.
+const INJECTED_END: &str = "<!-- End Wayback Rewrite JS Include -->";
 
 /// `scheme://host` of a URL.
 fn origin(url: &str) -> String {
