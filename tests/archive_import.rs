@@ -302,3 +302,49 @@ fn warc_import_into_postgres() {
     let db = TestDb::create();
     imports_years_of_captures_once_and_reports_over_them(&db.url, dir.path());
 }
+
+/// A saved page goes in at its file's modification time, once per time:
+/// the same file again adds nothing, the file saved anew (a later time)
+/// adds its figures. A SQLite store another process writes is refused.
+#[test]
+fn saved_pages_import_at_their_file_time_and_a_held_store_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store.db");
+    let store = store.to_str().unwrap();
+    let page = dir.path().join("python.html");
+    std::fs::write(&page, fixture("tagged-python-newest-2013.html")).unwrap();
+    let save_at = |y: i32| {
+        let t = Utc.with_ymd_and_hms(y, 1, 2, 3, 4, 5).unwrap();
+        let file = std::fs::File::options().write(true).open(&page).unwrap();
+        file.set_modified(t.into()).unwrap();
+    };
+    let args = ["parse", "--store", store, "--tag", "python"];
+    let snapshots = || -> Vec<String> {
+        String::from_utf8(stackcrawl(&["export", "--store", store, "--history"], &[]).stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["seen_at"].to_string())
+            .collect()
+    };
+    save_at(2016);
+    stackcrawl(&args, std::slice::from_ref(&page));
+    stackcrawl(&args, std::slice::from_ref(&page));
+    let once = snapshots();
+    assert_eq!(once.len(), 15);
+    assert!(
+        once.iter().all(|t| t == "\"2016-01-02T03:04:05Z\""),
+        "{once:?}"
+    );
+    save_at(2017);
+    stackcrawl(&args, std::slice::from_ref(&page));
+    assert_eq!(snapshots().len(), 30);
+
+    let _held = stackcrawl::store::writer_lock::WriterLock::acquire(Path::new(store)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_stackcrawl"))
+        .args(args)
+        .arg(&page)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in use by another stackcrawl process"));
+}
