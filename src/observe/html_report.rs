@@ -95,6 +95,26 @@ fn time_number(t: DateTime<Utc>) -> f64 {
     t.timestamp() as f64 / 86_400.0
 }
 
+/// A label for a time axis over `lines`: the day where they span days (an
+/// import's years), the minute where they do not (live passes an hour
+/// apart would all read the same day).
+fn time_label(lines: &[Line]) -> impl Fn(f64) -> String {
+    let xs = lines.iter().flat_map(|l| l.points.iter().map(|p| p.0));
+    let (lo, hi) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+        (a.min(x), b.max(x))
+    });
+    let within_days = hi - lo < 3.0;
+    move |n: f64| {
+        if within_days {
+            DateTime::<Utc>::from_timestamp((n * 86_400.0).round() as i64, 0)
+                .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                .unwrap_or_default()
+        } else {
+            day_label(n)
+        }
+    }
+}
+
 fn day_label(n: f64) -> String {
     (NaiveDate::default() + chrono::Days::new(n.max(0.0).round() as u64))
         .format("%Y-%m-%d")
@@ -179,7 +199,7 @@ fn unanswered_per_pass(h: &mut String, history: &History) {
         "% unanswered",
         &lines,
         None,
-        &day_label,
+        &time_label(&lines),
     ));
     h.push_str("<table id=\"passes\"><tr><th>pass</th><th>tag set</th><th>started</th><th>questions</th><th>unanswered</th><th>share</th></tr>\n");
     for p in &history.passes {
@@ -249,7 +269,7 @@ fn views_over_time(h: &mut String, history: &History) {
         "views",
         &lines,
         None,
-        &day_label,
+        &time_label(&lines),
     ));
     h.push_str("<details><summary>figures</summary><table id=\"views-over-time-table\"><tr><th>question</th><th>seen</th><th>views</th></tr>\n");
     for q in &history.views_over_time {
@@ -291,6 +311,14 @@ mod tests {
     fn days_go_to_numbers_and_back() {
         let n = day_number("2025-03-01").unwrap();
         assert_eq!(day_label(n), "2025-03-01");
+        let line = |points: Vec<(f64, f64)>| Line {
+            name: "l".into(),
+            points,
+        };
+        let hours = [line(vec![(n, 1.0), (n + 0.5, 2.0)])];
+        assert_eq!(time_label(&hours)(n + 0.5), "2025-03-01 12:00");
+        let years = [line(vec![(n - 2000.0, 1.0), (n, 2.0)])];
+        assert_eq!(time_label(&years)(n), "2025-03-01");
         assert_eq!(day_number("not a day"), None);
     }
 }
