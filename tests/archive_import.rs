@@ -210,6 +210,10 @@ fn imports_years_of_captures_once_and_reports_over_them(store: &str, dir: &Path)
         std::slice::from_ref(&html_path),
     );
     let html = std::fs::read_to_string(&html_path).unwrap();
+    assert!(
+        html.contains("<td>archive (imported)</td>"),
+        "the passes table says so"
+    );
     let doc = scraper::Html::parse_document(&html);
     let cells = |sel: &str| -> Vec<Vec<String>> {
         let rows = scraper::Selector::parse(&format!("{sel} tr")).unwrap();

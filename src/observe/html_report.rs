@@ -208,7 +208,7 @@ fn unanswered_per_pass(h: &mut String, history: &History) {
             "<tr data-pass=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"unanswered\">{}</td><td>{:.1}%</td></tr>",
             p.pass_id,
             p.pass_id,
-            escape(&p.tag_set),
+            escape(&p.tag_set) + if p.imported { " (imported)" } else { "" },
             p.started_at.format("%Y-%m-%d %H:%M"),
             p.questions,
             p.unanswered,

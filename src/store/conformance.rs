@@ -378,8 +378,8 @@ on_both_backends! {
         assert!(!fresh.resumed);
         // The report orders passes by time: the imports saw the past.
         let h = s.history(10).unwrap();
-        let order: Vec<_> = h.passes.iter().map(|p| p.pass_id).collect();
-        assert_eq!(order, [i1, i2, p1]);
+        let order: Vec<_> = h.passes.iter().map(|p| (p.pass_id, p.imported)).collect();
+        assert_eq!(order, [(i1, true), (i2, true), (p1, false)]);
         // Growth runs from the oldest capture to the live sighting.
         assert_eq!(
             (h.growth[0].from_seen_at, h.growth[0].views_gained),

@@ -70,6 +70,8 @@ pub struct PassShare {
     pub questions: u64,
     pub unanswered: u64,
     pub unanswered_share: f64,
+    /// An import's pass (`parse --store`): it saw archived pages.
+    pub imported: bool,
 }
 
 /// The most answers the distribution tells apart; more are one bucket.
@@ -94,17 +96,19 @@ pub(super) const ANSWERS_SQL: &str =
     "SELECT CASE WHEN answers < $1 THEN answers ELSE $1 END AS n, CAST(COUNT(*) AS BIGINT)
     FROM questions WHERE post_kind = $2 GROUP BY n ORDER BY n";
 
-/// Per pass: id, tag set, start, questions of post kind `$1` it saw and
-/// how many of them had no answer then (an import counts a question once
+/// Per pass: id, tag set, start, questions of post kind `$1` it saw, how
+/// many of them had no answer then, and whether it was an import (an import counts a question once
 /// per capture time). In time order: an import, numbered after the live
 /// passes, saw the past.
 pub(super) const PASSES_SQL: &str = "SELECT p.pass_id, p.tag_set, p.started_at,
-      CAST(COUNT(*) AS BIGINT), CAST(COUNT(CASE WHEN s.answers = 0 THEN 1 END) AS BIGINT)
+      CAST(COUNT(*) AS BIGINT), CAST(COUNT(CASE WHEN s.answers = 0 THEN 1 END) AS BIGINT),
+      p.imported
     FROM passes p
     JOIN snapshots s ON s.pass_id = p.pass_id
     JOIN questions q ON q.site = s.site AND q.question_id = s.question_id
     WHERE q.post_kind = $1
-    GROUP BY p.pass_id, p.tag_set, p.started_at ORDER BY p.started_at, p.pass_id";
+    GROUP BY p.pass_id, p.tag_set, p.started_at, p.imported
+    ORDER BY p.started_at, p.pass_id";
 
 /// Crawl tag, day seen, distinct questions with a snapshot that day.
 pub(super) const SEEN_PER_DAY_SQL: &str = "SELECT c.crawl_tag, substr(s.seen_at, 1, 10) AS day,
@@ -171,6 +175,7 @@ impl PassShare {
         started_at: DateTime<Utc>,
         questions: u64,
         unanswered: u64,
+        imported: bool,
     ) -> PassShare {
         PassShare {
             pass_id,
@@ -179,6 +184,7 @@ impl PassShare {
             questions,
             unanswered,
             unanswered_share: super::report::share(unanswered, questions),
+            imported,
         }
     }
 }
@@ -211,6 +217,7 @@ impl Store {
                 parse_ts("passes.started_at", r.get(2)?)?,
                 r.get(3)?,
                 r.get(4)?,
+                r.get(5)?,
             ));
         }
         let mut stmt = self.conn.prepare(GROWTH_SINCE_FIRST_SQL)?;

@@ -120,6 +120,7 @@ pub(super) fn history(c: &mut Client, top_n: usize) -> Result<History, StoreErro
             parse_ts("passes.started_at", r.try_get(2)?)?,
             count(&r, 3)?,
             count(&r, 4)?,
+            r.try_get(5)?,
         ));
     }
     for r in c.query(history::GROWTH_SINCE_FIRST_SQL, &[&signed(top_n as u64)])? {
