@@ -19,7 +19,8 @@
 //! This file holds what every part shares: opening a `Store`, its errors,
 //! how values are encoded in columns, and [`PassStore`], the interface the
 //! crawl needs from any store. The rest is split by concern: `schema` (the
-//! migrations), `writes` (a pass and its pages), `report`, `export`.
+//! migrations), `writes` (a pass and its pages), `import` (captured pages
+//! of the past, `parse --store`), `report`, `history`, `export`.
 
 mod export;
 mod history;
