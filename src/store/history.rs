@@ -32,7 +32,7 @@ pub struct History {
     /// By crawl tag, then day (`YYYY-MM-DD`, UTC) a listing was seen, the
     /// questions seen that day: a tag over the years an import covers.
     pub seen_per_day: Vec<DayCount>,
-    /// The views of the first [`VIEW_LINES`] questions of `growth`,
+    /// The views of the first five (`VIEW_LINES`) questions of `growth`,
     /// snapshot by snapshot.
     pub views_over_time: Vec<QuestionViews>,
 }
