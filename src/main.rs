@@ -89,6 +89,15 @@ struct ParseArgs {
     /// files' order whatever this is.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     jobs: Option<u16>,
+    /// Write the pages into this store (SQLite file or postgres:// URL) as
+    /// snapshots at their capture time (a WARC record's WARC-Date, a saved
+    /// file's modification time) instead of printing them: one import is
+    /// one pass, and a capture already stored adds nothing.
+    #[arg(long, value_name = "STORE")]
+    store: Option<String>,
+    /// The tag set an import's pass is recorded under (with --store).
+    #[arg(long, value_name = "NAME", default_value = stackcrawl::store::IMPORT_TAG_SET, requires = "store")]
+    tag_set: String,
 }
 
 #[derive(Args, Clone)]

@@ -57,7 +57,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let sql = if history {
             "SELECT site, question_id, pass_id, seen_at, votes, answers, views
-             FROM snapshots ORDER BY site, question_id, pass_id"
+             FROM snapshots ORDER BY site, question_id, pass_id, seen_at"
         } else {
             "SELECT * FROM questions ORDER BY site, question_id"
         };
