@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use postgres::config::{Host, SslMode};
-use postgres::{Client, NoTls};
+use postgres::{Client, NoTls, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 use tracing::{info, warn};
 
@@ -100,6 +100,10 @@ impl Drop for SyncClient {
 
 pub struct PgStore {
     client: Mutex<SyncClient>,
+    /// The claim statement, prepared on the connection in `client` (and
+    /// forgotten when that connection is replaced): claims are the fleet's
+    /// most frequent statement.
+    claim: Mutex<Option<Statement>>,
     /// How long a call waits for an unreachable server.
     give_up: Duration,
     config: postgres::Config,
@@ -255,6 +259,7 @@ impl PgStore {
         })?;
         Ok(PgStore {
             client: Mutex::new(SyncClient::new(client)),
+            claim: Mutex::new(None),
             give_up: RECONNECT_FOR,
             config,
             tls,
@@ -283,6 +288,7 @@ impl PgStore {
                     match self.tls.connect(&self.config) {
                         Ok(c) => {
                             *client = c;
+                            *self.claim.lock().unwrap_or_else(|p| p.into_inner()) = None;
                             info!(
                                 store = %self.shown,
                                 down_secs = since.elapsed().as_secs_f64(),
@@ -404,6 +410,19 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// The claim statement on the current connection, prepared on first use.
+    fn prepared_claim(&self, c: &mut Client) -> Result<Statement, StoreError> {
+        let mut slot = self.claim.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = &*slot {
+            return Ok(s.clone());
+        }
+        let s = c.prepare(writes::CLAIM_PAGES)?;
+        *slot = Some(s.clone());
+        Ok(s)
+    }
+}
+
 impl PassStore for PgStore {
     fn path(&self) -> Option<&Path> {
         None
@@ -429,14 +448,18 @@ impl PassStore for PgStore {
         self.call(|c| writes::finished_pass_started(c, tag_set))
     }
 
-    fn claim_page(
+    fn claim_pages(
         &mut self,
         pass_id: i64,
-        ctx: &PageContext,
+        pages: &[PageContext],
+        want: usize,
         worker: &str,
         lease: Duration,
-    ) -> Result<Claim, StoreError> {
-        self.call(|c| writes::claim_page(c, pass_id, ctx, worker, lease))
+    ) -> Result<Vec<Option<Claim>>, StoreError> {
+        self.call(|c| {
+            let statement = self.prepared_claim(c)?;
+            writes::claim_pages(c, &statement, pass_id, pages, want, worker, lease)
+        })
     }
 
     fn done_pages(&self, pass_id: i64) -> Result<HashSet<(String, String, u32)>, StoreError> {
@@ -758,6 +781,105 @@ mod tests {
         )
         .unwrap();
         assert_eq!(db.count("SELECT COUNT(*) FROM pass_pages"), 1);
+    }
+
+    /// Issue 20 §1: one claim offers a process's next pages and leases
+    /// the first free ones, up to the number wanted; pages done or held
+    /// by another process are said so, the rest left for the next claim.
+    #[test]
+    fn a_batch_claim_leases_the_first_free_pages_and_says_what_the_others_are() {
+        let (db, mut a, mut b, pass) = two_processes_one_pass();
+        let long = Duration::from_secs(60);
+        let pages: Vec<PageContext> = (1..=7).map(|p| ctx("rust", p)).collect();
+        leased(a.claim_page(pass, &pages[0], "a", long).unwrap(), None);
+        let written = leased(a.claim_page(pass, &pages[1], "a", long).unwrap(), None);
+        a.record_leased_page(pass, &pages[1], written, &[], at(1), &|_| false)
+            .unwrap();
+        a.claim_page(pass, &pages[4], "a", long).unwrap();
+        expire(&db, &pages[4]);
+
+        let claims = b.claim_pages(pass, &pages, 3, "b", long).unwrap();
+        assert_eq!(claims.len(), 7);
+        assert!(matches!(&claims[0], Some(Claim::Held { by, .. }) if by == "a"));
+        assert_eq!(
+            claims[1],
+            Some(Claim::Done {
+                ends_tag: false,
+                by: Some("a".into())
+            })
+        );
+        let t3 = leased(claims[2].clone().unwrap(), None);
+        let t4 = leased(claims[3].clone().unwrap(), None);
+        let t5 = leased(claims[4].clone().unwrap(), Some("a"));
+        assert!(t3 != t4 && t4 != t5);
+        assert_eq!(&claims[5..], &[None, None], "past the three wanted");
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM page_leases WHERE holder = 'b'"),
+            3,
+            "nothing leased past the batch"
+        );
+        // The next claim starts where the pages are free.
+        let next = b.claim_pages(pass, &pages[5..], 5, "b", long).unwrap();
+        assert!(next.iter().all(|c| matches!(c, Some(Claim::Leased { .. }))));
+        // A store with one writer leases the first pages wanted.
+        let mut sqlite = crate::store::Store::open_in_memory().unwrap();
+        let one = PassStore::claim_pages(&mut sqlite, 1, &pages[..3], 2, "w", long).unwrap();
+        assert_eq!(one.iter().filter(|c| c.is_some()).count(), 2);
+        assert_eq!(one[2], None);
+    }
+
+    /// Issue 20 §1: processes claiming the same pages in the same order at
+    /// once (the fleet's worst case) never hold one page together: every
+    /// page is leased once, and every write with its token goes through.
+    #[test]
+    fn processes_claiming_batches_at_once_never_hold_the_same_page() {
+        const PAGES: u32 = 60;
+        let db = TestDb::create();
+        let mut first = PgStore::open(&db.url).unwrap();
+        let pass = PassStore::begin_pass(&mut first, "langs", at(1))
+            .unwrap()
+            .pass_id;
+        let pages: Vec<PageContext> = (1..=PAGES).map(|p| ctx("rust", p)).collect();
+        let leased_by: Vec<Vec<u32>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..4)
+                .map(|w| {
+                    let (url, pages) = (&db.url, &pages);
+                    scope.spawn(move || {
+                        let mut store = PgStore::open(url).unwrap();
+                        let name = format!("w{w}");
+                        let mut mine = Vec::new();
+                        loop {
+                            let claims = store
+                                .claim_pages(pass, pages, 3, &name, Duration::from_secs(60))
+                                .unwrap();
+                            if claims.iter().all(|c| matches!(c, Some(Claim::Done { .. }))) {
+                                return mine;
+                            }
+                            for (page, claim) in pages.iter().zip(claims) {
+                                if let Some(Claim::Leased { token, .. }) = claim {
+                                    let q = [q(u64::from(page.page), "rust", &["rust"], 0, 0, 1)];
+                                    store
+                                        .record_leased_page(pass, page, token, &q, at(1), &|_| {
+                                            false
+                                        })
+                                        .unwrap();
+                                    mine.push(page.page);
+                                }
+                            }
+                        }
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).collect()
+        });
+        let mut all: Vec<u32> = leased_by.concat();
+        all.sort_unstable();
+        assert_eq!(all, (1..=PAGES).collect::<Vec<_>>(), "{leased_by:?}");
+        assert_eq!(db.count("SELECT COUNT(*) FROM page_leases"), 0);
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM pass_pages"),
+            i64::from(PAGES)
+        );
     }
 
     /// Issue 20 §1: the status line's totals are the page writes' kept

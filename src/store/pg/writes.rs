@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 use postgres::types::ToSql;
-use postgres::{Client, Transaction};
+use postgres::{Client, Statement, Transaction};
 
 use super::{signed, unsigned};
 use crate::model::{PageContext, Question};
@@ -88,101 +88,149 @@ fn page(v: i32) -> Result<u32, StoreError> {
     })
 }
 
-/// Leases the page to `worker` unless it is done or another process's
-/// unexpired lease holds it. The lease row is read `FOR UPDATE SKIP
-/// LOCKED`: a row another process is claiming or writing at this moment is
-/// theirs, and this process moves on instead of waiting for it. The
-/// server's clock decides expiry, so the fleet's clocks need not agree.
-pub(super) fn claim_page(
+/// Leases the first `$7` free pages of a candidate list in one statement
+/// (one round trip, prepared once per connection). Every candidate is
+/// looked at in the statement's snapshot: done, held by a live lease of
+/// another process, or free (no lease, an expired one, or this worker's
+/// own). The first free ones in the candidates' order are taken: a page
+/// without a lease row by an insert that a concurrent insert wins (`ON
+/// CONFLICT DO NOTHING`), one with a row by locking it `FOR UPDATE SKIP
+/// LOCKED` (a row another process is claiming or writing this instant is
+/// theirs) and giving it a new token; the update rechecks expiry on the
+/// row's latest version, so a lease renewed meanwhile stays its holder's.
+/// A page written by another process after the snapshot had its lease row
+/// then, and that row is deleted or locked by the write: it is not taken.
+/// The server's clock decides expiry, so the fleet's clocks need not agree.
+///
+/// A lease lost in a server crash costs at most one page fetched twice: it
+/// is not worth a flush to disk per claim, as a page's write is. The
+/// statement turns synchronous commit off for its own implicit transaction
+/// (`set_config(.., true)` lasts until that transaction's commit), which
+/// `SET LOCAL` could only do in a transaction of several round trips.
+pub(super) const CLAIM_PAGES: &str = "
+    WITH quick AS (SELECT set_config('synchronous_commit', 'off', true)),
+    cand AS (
+        SELECT c.tag, c.tab, c.page, c.ord
+        FROM unnest($2::text[], $3::text[], $4::integer[]) WITH ORDINALITY
+             AS c (tag, tab, page, ord)
+    ),
+    seen AS (
+        SELECT c.ord, c.tag, c.tab, c.page,
+               d.page IS NOT NULL AS done, d.ends_tag, d.fetched_by,
+               l.page IS NOT NULL AS leased, l.holder, l.expires_at,
+               l.expires_at < now() AS expired
+        FROM cand c
+        LEFT JOIN pass_pages d
+               ON d.pass_id = $1 AND d.tag = c.tag AND d.tab = c.tab AND d.page = c.page
+        LEFT JOIN page_leases l
+               ON l.pass_id = $1 AND l.tag = c.tag AND l.tab = c.tab AND l.page = c.page
+    ),
+    wanted AS (
+        SELECT * FROM seen
+        WHERE NOT done AND (NOT leased OR expired OR holder = $5)
+        ORDER BY ord LIMIT $7
+    ),
+    fresh AS (
+        INSERT INTO page_leases (pass_id, tag, tab, page, holder, expires_at)
+        SELECT $1, tag, tab, page, $5, now() + make_interval(secs => $6)
+        FROM wanted WHERE NOT leased
+        ON CONFLICT DO NOTHING
+        RETURNING tag, tab, page, token, NULL::text AS taken_over_from
+    ),
+    locked AS (
+        SELECT l.tag, l.tab, l.page, l.holder AS was
+        FROM page_leases l
+        JOIN wanted w ON l.tag = w.tag AND l.tab = w.tab AND l.page = w.page
+        WHERE l.pass_id = $1 AND w.leased
+        FOR UPDATE OF l SKIP LOCKED
+    ),
+    renewed AS (
+        UPDATE page_leases l SET holder = $5,
+               expires_at = now() + make_interval(secs => $6),
+               token = nextval('page_lease_tokens')
+        FROM locked k
+        WHERE l.pass_id = $1 AND l.tag = k.tag AND l.tab = k.tab AND l.page = k.page
+          AND (l.expires_at < now() OR l.holder = $5)
+        RETURNING l.tag, l.tab, l.page, l.token, NULLIF(k.was, $5) AS taken_over_from
+    ),
+    granted AS (SELECT * FROM fresh UNION ALL SELECT * FROM renewed)
+    SELECT s.done, s.ends_tag, s.fetched_by, s.leased, s.holder, s.expires_at,
+           s.expired, w.ord IS NOT NULL AS tried, g.token, g.taken_over_from
+    FROM seen s
+    CROSS JOIN quick
+    LEFT JOIN wanted w ON w.ord = s.ord
+    LEFT JOIN granted g ON g.tag = s.tag AND g.tab = s.tab AND g.page = s.page
+    ORDER BY s.ord";
+
+/// Runs [`CLAIM_PAGES`] (prepared as `statement`) over `pages`; see
+/// `PassStore::claim_pages` for what each answer means.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn claim_pages(
     c: &mut Client,
+    statement: &Statement,
     pass_id: i64,
-    ctx: &PageContext,
+    pages: &[PageContext],
+    want: usize,
     worker: &str,
     lease: Duration,
-) -> Result<Claim, StoreError> {
-    let mut tx = c.transaction()?;
-    // A lease lost in a server crash costs at most one page fetched twice:
-    // it is not worth a flush to disk per page, as the page's write is.
-    tx.batch_execute("SET LOCAL synchronous_commit = off")?;
-    let page = ctx.page as i32;
-    let key: [&(dyn ToSql + Sync); 4] = [&pass_id, &ctx.tag, &ctx.tab, &page];
-    let lease_secs = lease.as_secs_f64();
-    let inserted = tx.query_opt(
-        "INSERT INTO page_leases (pass_id, tag, tab, page, holder, expires_at)
-         VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))
-         ON CONFLICT DO NOTHING RETURNING token",
-        &[key[0], key[1], key[2], key[3], &worker, &lease_secs],
-    )?;
-    let claim = if let Some(row) = inserted {
-        Claim::Leased {
-            taken_over_from: None,
-            token: LeaseToken(row.try_get(0)?),
-        }
-    } else {
-        let held = tx.query_opt(
-            "SELECT holder, expires_at, expires_at < now() FROM page_leases
-             WHERE pass_id = $1 AND tag = $2 AND tab = $3 AND page = $4
-             FOR UPDATE SKIP LOCKED",
-            &key,
-        )?;
-        match held {
-            // Being claimed or written by another process this instant.
-            None => Claim::Held {
-                by: "another process".into(),
-                until: Utc::now(),
-            },
-            Some(row) => {
-                let holder: String = row.try_get(0)?;
-                let until: DateTime<Utc> = row.try_get::<_, SystemTime>(1)?.into();
-                let expired: bool = row.try_get(2)?;
-                if expired || holder == worker {
-                    // A new token even for the holder's own claim: a
-                    // process restarted under the same name while its old
-                    // self is stopped must fence that old self too.
-                    let token: i64 = tx
-                        .query_one(
-                            "UPDATE page_leases SET holder = $5,
-                                 expires_at = now() + make_interval(secs => $6),
-                                 token = nextval('page_lease_tokens')
-                             WHERE pass_id = $1 AND tag = $2 AND tab = $3 AND page = $4
-                             RETURNING token",
-                            &[key[0], key[1], key[2], key[3], &worker, &lease_secs],
-                        )?
-                        .try_get(0)?;
-                    Claim::Leased {
-                        taken_over_from: (holder != worker).then_some(holder),
-                        token: LeaseToken(token),
-                    }
-                } else {
-                    Claim::Held { by: holder, until }
-                }
-            }
-        }
-    };
-    // Done already (a lease is deleted with the page's write, so a fresh
-    // lease row can belong to a page written a moment ago): the lease just
-    // taken is handed back.
-    if matches!(claim, Claim::Leased { .. }) {
-        let done = tx.query_opt(
-            "SELECT ends_tag, fetched_by FROM pass_pages
-             WHERE pass_id = $1 AND tag = $2 AND tab = $3 AND page = $4",
-            &key,
-        )?;
-        if let Some(row) = done {
-            tx.execute(
-                "DELETE FROM page_leases
-                 WHERE pass_id = $1 AND tag = $2 AND tab = $3 AND page = $4",
-                &key,
-            )?;
-            tx.commit()?;
-            return Ok(Claim::Done {
-                ends_tag: row.try_get(0)?,
-                by: row.try_get(1)?,
-            });
-        }
+) -> Result<Vec<Option<Claim>>, StoreError> {
+    if pages.is_empty() {
+        return Ok(Vec::new());
     }
-    tx.commit()?;
-    Ok(claim)
+    let tags: Vec<&str> = pages.iter().map(|p| p.tag.as_str()).collect();
+    let tabs: Vec<&str> = pages.iter().map(|p| p.tab.as_str()).collect();
+    let numbers: Vec<i32> = pages.iter().map(|p| p.page as i32).collect();
+    let want = i64::try_from(want).unwrap_or(i64::MAX);
+    let rows = c.query(
+        statement,
+        &[
+            &pass_id,
+            &tags,
+            &tabs,
+            &numbers,
+            &worker,
+            &lease.as_secs_f64(),
+            &want,
+        ],
+    )?;
+    rows.iter().map(|r| claim_of_row(r, worker)).collect()
+}
+
+/// One candidate's row of [`CLAIM_PAGES`] as the crawl reads it.
+fn claim_of_row(r: &postgres::Row, worker: &str) -> Result<Option<Claim>, StoreError> {
+    if let Some(token) = r.try_get::<_, Option<i64>>("token")? {
+        return Ok(Some(Claim::Leased {
+            taken_over_from: r.try_get("taken_over_from")?,
+            token: LeaseToken(token),
+        }));
+    }
+    if r.try_get("done")? {
+        return Ok(Some(Claim::Done {
+            ends_tag: r.try_get("ends_tag")?,
+            by: r.try_get("fetched_by")?,
+        }));
+    }
+    if !r.try_get::<_, bool>("leased")? {
+        // Free when looked at: past the batch, or another process's
+        // insert won it a moment ago (asked again, it shows as held).
+        return Ok(None);
+    }
+    let holder: String = r.try_get("holder")?;
+    let until: DateTime<Utc> = r.try_get::<_, SystemTime>("expires_at")?.into();
+    let expired: bool = r.try_get("expired")?;
+    let tried: bool = r.try_get("tried")?;
+    Ok(if tried {
+        // Free when looked at but not taken: its row was locked by another
+        // process claiming or writing it, or renewed meanwhile.
+        Some(Claim::Held {
+            by: holder,
+            until: until.max(Utc::now()),
+        })
+    } else if expired || holder == worker {
+        None
+    } else {
+        Some(Claim::Held { by: holder, until })
+    })
 }
 
 /// As the SQLite store's `record_page_ending`: one transaction, all of the
