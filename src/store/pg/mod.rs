@@ -553,6 +553,7 @@ mod tests {
     use super::*;
     use crate::store::fixtures::*;
     use crate::store::Claim;
+    use chrono::TimeZone;
 
     #[test]
     fn reopening_migrates_once_and_a_newer_schema_is_refused() {
@@ -942,13 +943,98 @@ mod tests {
         ];
         record(&mut s, pass, &ctx("rust", 1), &page, at(1));
         drop(s);
-        db.execute(&format!(
-            "DROP TABLE store_counts; DELETE FROM schema_migrations WHERE version = {}",
-            schema::MIGRATIONS.len()
-        ));
+        // Step 6 and the steps after it run again (a step redone on its
+        // own result changes nothing).
+        db.execute("DROP TABLE store_counts; DELETE FROM schema_migrations WHERE version >= 6");
         let s = PgStore::open(&db.url).unwrap();
         let st = PassStore::stats(&s).unwrap();
         assert_eq!((st.questions, st.snapshots, st.passes), (2, 2, 1));
+    }
+
+    /// Issue 20 §2: a store written before timestamps were `timestamptz`
+    /// (schema 6, RFC 3339 text) is migrated in place when the new code
+    /// opens it: every value survives (to the microsecond), and the
+    /// server compares them as times, whatever offset a time is written in.
+    #[test]
+    fn text_timestamps_of_an_older_store_migrate_in_place_and_compare_as_times() {
+        let db = TestDb::create();
+        let mut old = Client::connect(&db.url, NoTls).unwrap();
+        schema::migrate_to(&mut old, 6).unwrap();
+        old.batch_execute(
+            "INSERT INTO passes (tag_set, started_at, finished_at)
+             VALUES ('langs', '2026-01-02T03:00:00.000000000Z', '2026-01-02T03:30:00.000000000Z');
+             INSERT INTO pass_pages (pass_id, tag, tab, page, done_at, questions, new, updated,
+                 unchanged, ends_tag, fetched_by)
+             VALUES (1, 'rust', 'newest', 1, '2026-01-02T03:05:00.000000000Z', 1, 1, 0, 0,
+                 TRUE, 'w0');
+             INSERT INTO questions (site, question_id, url, title, excerpt, votes, answers,
+                 views, views_exact, tags, has_accepted_answer, asked_at, status, post_kind,
+                 community_wiki, tag, tab, page, fetched_at, first_seen_at, last_seen_at)
+             VALUES ('stackoverflow.com', 1, 'https://stackoverflow.com/q/1', 'Q', 'E', 3, 0,
+                 40, TRUE, '[\"rust\"]', FALSE, '2026-01-01T23:59:59.999999000Z', 'open',
+                 'question', FALSE, 'rust', 'newest', 1, '2026-01-02T03:04:05.123456789Z',
+                 '2026-01-02T03:04:05.123456789Z', '2026-01-02T03:04:05.123456789Z');
+             INSERT INTO question_crawl_tags VALUES ('rust', 'stackoverflow.com', 1);
+             INSERT INTO snapshots (site, question_id, pass_id, seen_at, votes, answers, views)
+             VALUES ('stackoverflow.com', 1, 1, '2026-01-02T03:04:05.123456789Z', 3, 0, 40);",
+        )
+        .unwrap();
+        drop(old);
+
+        let mut s = PgStore::open(&db.url).unwrap();
+        assert_eq!(
+            db.count(
+                "SELECT COUNT(*) FROM information_schema.columns
+                 WHERE table_schema = 'public' AND data_type = 'text'
+                   AND (column_name LIKE '%\\_at' OR column_name = 'until')
+                   AND table_name <> 'budget_pauses'"
+            ),
+            0,
+            "every time of the store is a timestamptz"
+        );
+        let started = Utc.with_ymd_and_hms(2026, 1, 2, 3, 0, 0).unwrap();
+        assert_eq!(s.finished_pass_started("langs").unwrap(), Some(started));
+        assert_eq!(s.previous_finished_pass("langs").unwrap(), Some(1));
+        let stored = crate::store::conformance::exported(&s);
+        assert_eq!(
+            stored[0].fetched_at,
+            Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap()
+                + chrono::Duration::microseconds(123_457),
+            "nanoseconds round to the microsecond"
+        );
+        assert_eq!(
+            stored[0].asked_at,
+            Some(
+                Utc.with_ymd_and_hms(2026, 1, 1, 23, 59, 59).unwrap()
+                    + chrono::Duration::microseconds(999_999)
+            )
+        );
+        assert_eq!(s.history(5).unwrap().asked_per_day[0].day, "2026-01-01");
+        // 04:00 at +02:00 is 02:00 UTC: before the snapshot as a time,
+        // after it as text.
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM snapshots WHERE seen_at > '2026-01-02T04:00:00+02:00'"),
+            1
+        );
+        assert_eq!(
+            db.count(
+                "SELECT COUNT(*) FROM passes
+                 WHERE finished_at - started_at = interval '30 minutes'"
+            ),
+            1
+        );
+        // The migrated store takes the next pass as any other.
+        let pass = PassStore::begin_pass(&mut s, "langs", at(1)).unwrap();
+        assert!(!pass.resumed);
+        record(
+            &mut s,
+            pass.pass_id,
+            &ctx("rust", 1),
+            &[q(1, "rust", &["rust"], 4, 0, 50)],
+            at(2),
+        );
+        assert_eq!(db.count("SELECT COUNT(*) FROM snapshots"), 2);
+        assert_eq!(crate::store::conformance::exported(&s)[0].votes, 4);
     }
 
     /// Issue 20 §1's measurement, not a test: the status line's figures on

@@ -18,9 +18,7 @@ use postgres::{Client, Statement, Transaction};
 use super::{signed, unsigned};
 use crate::model::{PageContext, Question};
 use crate::store::writes::{compare, question_upsert_set, Compared, Figures};
-use crate::store::{
-    enum_text, ts, Claim, LeaseToken, PageWrite, PassStart, PassTotals, StoreError,
-};
+use crate::store::{enum_text, Claim, LeaseToken, PageWrite, PassStart, PassTotals, StoreError};
 
 pub(super) fn begin_pass(
     c: &mut Client,
@@ -32,7 +30,7 @@ pub(super) fn begin_pass(
         "INSERT INTO passes (tag_set, started_at) VALUES ($1, $2)
          ON CONFLICT (tag_set) WHERE finished_at IS NULL DO NOTHING
          RETURNING pass_id",
-        &[&tag_set, &ts(now)],
+        &[&tag_set, &SystemTime::from(now)],
     )?;
     let start = match opened {
         Some(row) => PassStart {
@@ -254,7 +252,7 @@ pub(super) fn record_page(
         check_lease(&mut tx, pass_id, ctx, lease)?;
     }
     check_running(&mut tx, pass_id)?;
-    let now = ts(now);
+    let now = SystemTime::from(now);
     let (mut write, added) = upsert_page(&mut tx, pass_id, questions, &now)?;
     // A page recorded twice in a pass keeps its first counts.
     write.ends_tag = ends_tag(&write);
@@ -387,7 +385,10 @@ fn check_running(tx: &mut Transaction, pass_id: i64) -> Result<(), StoreError> {
         "SELECT finished_at FROM passes WHERE pass_id = $1 FOR SHARE",
         &[&pass_id],
     )?;
-    match row.map(|r| r.try_get::<_, Option<String>>(0)).transpose()? {
+    match row
+        .map(|r| r.try_get::<_, Option<SystemTime>>(0))
+        .transpose()?
+    {
         None => Err(StoreError::UnknownPass(pass_id)),
         Some(Some(_)) => Err(StoreError::PassFinished(pass_id)),
         Some(None) => Ok(()),
@@ -403,7 +404,7 @@ fn upsert_page(
     tx: &mut Transaction,
     pass_id: i64,
     questions: &[Question],
-    now: &str,
+    now: &SystemTime,
 ) -> Result<(PageWrite, Added), StoreError> {
     let mut write = PageWrite::default();
     let mut added = Added::default();
@@ -482,6 +483,10 @@ fn upsert_page(
     let col = |f: fn(&Question) -> Option<String>| -> Vec<Option<String>> {
         page.iter().map(|q| f(q)).collect()
     };
+    let time_col = |f: fn(&Question) -> Option<DateTime<Utc>>| -> Vec<Option<SystemTime>> {
+        page.iter().map(|q| f(q).map(SystemTime::from)).collect()
+    };
+    let fetched_at: Vec<SystemTime> = page.iter().map(|q| q.fetched_at.into()).collect();
     // `xmax = 0` marks a row the upsert inserted rather than updated: the
     // count is the server's, exact even when another process inserted one
     // of these questions after the read above.
@@ -498,9 +503,9 @@ fn upsert_page(
          SELECT u.*, $26, $26 FROM unnest(
              $1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[],
              $7::bigint[], $8::bigint[], $9::bigint[], $10::boolean[], $11::text[],
-             $12::boolean[], $13::text[], $14::bigint[], $15::text[], $16::text[],
-             $17::text[], $18::bigint[], $19::text[], $20::text[], $21::boolean[],
-             $22::text[], $23::text[], $24::integer[], $25::text[],
+             $12::boolean[], $13::text[], $14::bigint[], $15::timestamptz[],
+             $16::timestamptz[], $17::timestamptz[], $18::bigint[], $19::text[], $20::text[],
+             $21::boolean[], $22::text[], $23::text[], $24::integer[], $25::timestamptz[],
              $27::bigint[], $28::boolean[], $29::text[]) AS u ",
                 question_upsert_set!(),
                 " RETURNING xmax = 0 AS inserted)
@@ -530,9 +535,9 @@ fn upsert_page(
                     .iter()
                     .map(|q| q.author_reputation.map(signed))
                     .collect::<Vec<_>>(),
-                &col(|q| q.asked_at.map(ts)),
-                &col(|q| q.modified_at.map(ts)),
-                &col(|q| q.answered_at.map(ts)),
+                &time_col(|q| q.asked_at),
+                &time_col(|q| q.modified_at),
+                &time_col(|q| q.answered_at),
                 &page
                     .iter()
                     .map(|q| q.bounty.map(i64::from))
@@ -543,8 +548,8 @@ fn upsert_page(
                 &page.iter().map(|q| q.tag.as_str()).collect::<Vec<_>>(),
                 &page.iter().map(|q| q.tab.as_str()).collect::<Vec<_>>(),
                 &page.iter().map(|q| q.page as i32).collect::<Vec<_>>(),
-                &page.iter().map(|q| ts(q.fetched_at)).collect::<Vec<_>>(),
-                &now,
+                &fetched_at,
+                now,
                 &page.iter().map(|q| q.author_user_id).collect::<Vec<_>>(),
                 &page
                     .iter()
@@ -584,14 +589,14 @@ fn upsert_page(
         // When the figures were observed, not when they were stored.
         "INSERT INTO snapshots (site, question_id, pass_id, seen_at, votes, answers, views)
          SELECT u.site, u.id, $3, u.seen, u.votes, u.answers, u.views
-         FROM unnest($1::text[], $2::bigint[], $4::text[], $5::bigint[], $6::bigint[],
+         FROM unnest($1::text[], $2::bigint[], $4::timestamptz[], $5::bigint[], $6::bigint[],
                      $7::bigint[]) AS u (site, id, seen, votes, answers, views)
          ON CONFLICT DO NOTHING",
         &[
             &sites,
             &ids,
             &pass_id,
-            &page.iter().map(|q| ts(q.fetched_at)).collect::<Vec<_>>(),
+            &fetched_at,
             &page.iter().map(|q| q.votes).collect::<Vec<_>>(),
             &page.iter().map(|q| signed(q.answers)).collect::<Vec<_>>(),
             &page.iter().map(|q| signed(q.views)).collect::<Vec<_>>(),
@@ -607,7 +612,7 @@ pub(super) fn finish_pass(
 ) -> Result<(), StoreError> {
     let changed = c.execute(
         "UPDATE passes SET finished_at = $2 WHERE pass_id = $1 AND finished_at IS NULL",
-        &[&pass_id, &ts(now)],
+        &[&pass_id, &SystemTime::from(now)],
     )?;
     if changed == 0 && !pass_exists(c, pass_id)? {
         return Err(StoreError::UnknownPass(pass_id));
@@ -644,10 +649,7 @@ pub(super) fn finished_pass_started(
     if !row.try_get::<_, bool>(1)? {
         return Ok(None);
     }
-    Ok(Some(crate::store::parse_ts(
-        "passes.started_at",
-        row.try_get(0)?,
-    )?))
+    Ok(Some(row.try_get::<_, SystemTime>(0)?.into()))
 }
 
 pub(super) fn pass_totals(c: &mut Client, pass_id: i64) -> Result<PassTotals, StoreError> {
