@@ -302,9 +302,18 @@ impl Supervisor {
                     Ok(Err(e)) => JobError::Output(std::sync::Arc::new(e)),
                     _ => JobError::Stopped,
                 };
+                // As many pages as the claim was for fail as one page's
+                // claim did (retried with backoff); the rest were only
+                // candidates, and go back as they were.
+                let tried = fetchers.len();
                 self.idle.extend(fetchers);
-                for p in batch {
+                let mut batch = batch.into_iter();
+                for p in batch.by_ref().take(tried) {
                     self.outcome(p, Err(e.clone()), None, ctx);
+                }
+                for p in batch.rev() {
+                    let out = self.frontier.retry(p);
+                    self.deliver(out);
                 }
                 self.dispatch(ctx);
                 return;
