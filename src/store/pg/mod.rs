@@ -976,7 +976,8 @@ mod tests {
                  '2026-01-02T03:04:05.123456789Z', '2026-01-02T03:04:05.123456789Z');
              INSERT INTO question_crawl_tags VALUES ('rust', 'stackoverflow.com', 1);
              INSERT INTO snapshots (site, question_id, pass_id, seen_at, votes, answers, views)
-             VALUES ('stackoverflow.com', 1, 1, '2026-01-02T03:04:05.123456789Z', 3, 0, 40);",
+             VALUES ('stackoverflow.com', 1, 1, '2026-01-02T03:04:05.123456789Z', 3, 0, 40);
+             INSERT INTO budget_pauses VALUES ('api:h#k', '2026-01-02T03:10:00.000000Z');",
         )
         .unwrap();
         drop(old);
@@ -986,8 +987,7 @@ mod tests {
             db.count(
                 "SELECT COUNT(*) FROM information_schema.columns
                  WHERE table_schema = 'public' AND data_type = 'text'
-                   AND (column_name LIKE '%\\_at' OR column_name = 'until')
-                   AND table_name <> 'budget_pauses'"
+                   AND (column_name LIKE '%\\_at' OR column_name = 'until')"
             ),
             0,
             "every time of the store is a timestamptz"
@@ -1020,6 +1020,13 @@ mod tests {
             db.count(
                 "SELECT COUNT(*) FROM passes
                  WHERE finished_at - started_at = interval '30 minutes'"
+            ),
+            1
+        );
+        assert_eq!(
+            db.count(
+                "SELECT COUNT(*) FROM budget_pauses
+                 WHERE until = '2026-01-02T05:10:00+02:00'"
             ),
             1
         );

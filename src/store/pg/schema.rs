@@ -7,8 +7,7 @@
 //! totals; step 7, timestamps) is appended here alone.
 //! Timestamps are `timestamptz` (step 7; RFC 3339 text before), compared
 //! and ordered by the server as times; SQLite keeps its fixed-width text.
-//! The budget tables keep text: a day is a key, and a pause's text is
-//! the budget file's, compared in the same fixed width.
+//! A budget's day stays text: it is a key (the UTC date), not a time.
 //! `schema_migrations` records the steps applied (SQLite's `user_version`).
 
 use postgres::Client;
@@ -198,6 +197,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
         ALTER COLUMN last_seen_at TYPE TIMESTAMPTZ USING last_seen_at::timestamptz;
     ALTER TABLE snapshots
         ALTER COLUMN seen_at TYPE TIMESTAMPTZ USING seen_at::timestamptz;
+    ALTER TABLE budget_pauses
+        ALTER COLUMN until TYPE TIMESTAMPTZ USING until::timestamptz;
     ",
 ];
 
