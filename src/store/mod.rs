@@ -385,19 +385,44 @@ pub trait PassStore: Send {
     }
 
     /// Leases a page of the pass to `worker` for `lease` before it is
-    /// fetched, unless another process did or is doing it. A store with one
-    /// writer (SQLite, under its lock) leases every page at once.
+    /// fetched, unless another process did or is doing it: a batch of one
+    /// (see [`claim_pages`](PassStore::claim_pages)). A page lost to
+    /// another process's claim at the same instant is held by it.
     fn claim_page(
         &mut self,
+        pass_id: i64,
+        ctx: &PageContext,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Claim, StoreError> {
+        let claim = self
+            .claim_pages(pass_id, std::slice::from_ref(ctx), 1, worker, lease)?
+            .pop()
+            .flatten();
+        Ok(claim.unwrap_or_else(|| Claim::Held {
+            by: "another process".into(),
+            until: Utc::now(),
+        }))
+    }
+
+    /// Leases to `worker`, in one go, up to `want` of the candidate
+    /// `pages` (in the order the paging rules hand them out): the first
+    /// ones neither done nor held by another process, so that processes
+    /// sharing the store take disjoint pages instead of asking for the
+    /// same ones. One answer per candidate, in order: `Some` for a page
+    /// leased, done, or held by another process; `None` for one not
+    /// claimed this time (past the `want` leased, or lost to another
+    /// process's claim in the same instant), to be offered again. A store
+    /// with one writer (SQLite, under its lock) leases the first `want`.
+    fn claim_pages(
+        &mut self,
         _pass_id: i64,
-        _ctx: &PageContext,
+        pages: &[PageContext],
+        want: usize,
         _worker: &str,
         _lease: Duration,
-    ) -> Result<Claim, StoreError> {
-        Ok(Claim::Leased {
-            taken_over_from: None,
-            token: LeaseToken::UNFENCED,
-        })
+    ) -> Result<Vec<Option<Claim>>, StoreError> {
+        Ok(Claim::first_leased(pages.len(), want))
     }
 
     /// [`record_page_ending`](PassStore::record_page_ending) for a page
@@ -511,6 +536,21 @@ pub enum Claim {
     Done { ends_tag: bool, by: Option<String> },
     /// Another process holds it (fetching it now) until `until`.
     Held { by: String, until: DateTime<Utc> },
+}
+
+impl Claim {
+    /// A batch's answers where nobody else can hold a page: the first
+    /// `want` of `candidates` leased, unfenced, the rest not claimed.
+    pub fn first_leased(candidates: usize, want: usize) -> Vec<Option<Claim>> {
+        (0..candidates)
+            .map(|i| {
+                (i < want).then_some(Claim::Leased {
+                    taken_over_from: None,
+                    token: LeaseToken::UNFENCED,
+                })
+            })
+            .collect()
+    }
 }
 
 /// The generation of a page's lease: every claim of the page, a takeover
