@@ -1,14 +1,18 @@
 //! One pass, the same for `crawl` (one pass into a sink) and `run` (passes
 //! on a schedule): opened in the store, driven, its failures written, closed.
 
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use tracing::{error, info};
 
 use super::crawler::Crawler;
 use super::plan::{self, Plan};
+use super::retry::RetryPolicy;
+use crate::config::Order;
 use crate::error::CrawlError;
 use crate::model::FailedPage;
+use crate::source::cdx::{self, discover, ArchiveQuery};
 use crate::store::{PassTotals, StoreLocation};
 
 /// One pass as the engine runs it, for `crawl` (one pass into a sink) and
@@ -71,6 +75,9 @@ impl Crawler {
             }
             None
         };
+        let unlisted = self
+            .list_captures(&mut plan, opened.as_ref().map(|p| (&p.done, &p.last_pages)))
+            .await;
         // Only a store a fleet shares has others walking the same pages.
         if matches!(self.config.store, StoreLocation::Postgres(_)) {
             plan.start_at(&self.config.fleet.name);
@@ -88,6 +95,7 @@ impl Crawler {
         let driven = self.drive(&plan, status).await?;
         let stats = self.stats().await?;
         let mut listed = driven.failures.clone();
+        listed.extend(unlisted.iter().cloned());
         if driven.interrupted && spec.list_unfetched {
             listed.extend(
                 plan.jobs()
@@ -152,14 +160,97 @@ impl Crawler {
                 "pass interrupted; the next start resumes it"
             );
         }
+        let mut failures = driven.failures;
+        failures.extend(unlisted);
         Ok(PassReport {
             end,
             planned: plan.len(),
-            failures: driven.failures,
+            failures,
             totals,
         })
     }
+
+    /// Asks each archive lane's index for its captures and adds them to
+    /// the plan, after the bookmark (the last capture the tag set's
+    /// finished passes stored) and without the ones this pass already did.
+    /// A tag whose index cannot be read is a failed page of its own (the
+    /// index URL, kind `index`): the next pass asks again.
+    async fn list_captures(
+        &self,
+        plan: &mut Plan,
+        stored: Option<(&Done, &HashMap<(String, String), u32>)>,
+    ) -> Vec<FailedPage> {
+        let retry = RetryPolicy::from_config(&self.config);
+        let backoff = |attempt: u32| retry.backoff(attempt, fastrand::f64());
+        let mut failed = Vec::new();
+        for (tag, order) in plan.index_lanes() {
+            let (Order::Archive(archive), Some(query)) = (order, self.query_for(&tag, order))
+            else {
+                continue;
+            };
+            let after = stored
+                .and_then(|(_, last)| last.get(&(tag.clone(), order.as_str().to_string())))
+                .and_then(|&page| chrono::DateTime::from_timestamp(i64::from(page), 0));
+            let asker = discover::Asker {
+                http: &self.http,
+                lane: self.pipeline.lanes.for_source(order.source()),
+                settings: &self.config.archive,
+                max_retries: retry.max_retries,
+                backoff: &backoff,
+            };
+            let cap = self.pages_for(&tag, order) as usize;
+            match discover::captures(&asker, archive, &query, &self.config.site, &tag, after, cap)
+                .await
+            {
+                Ok(captures) => plan.add_captures(&tag, order, captures),
+                Err(e) => {
+                    error!(tag = %tag, archive = archive.as_str(), error = %e, "archive index could not be read; the next pass asks again");
+                    failed.push(FailedPage {
+                        ctx: cdx::context(
+                            &self.config.site,
+                            &self.config.base_url,
+                            &tag,
+                            archive,
+                            0,
+                        ),
+                        url: e.url().unwrap_or_default().to_string(),
+                        attempts: retry.max_retries + 1,
+                        kind: "index".to_string(),
+                        error: e.to_string(),
+                    });
+                }
+            }
+        }
+        if let Some((done, _)) = stored {
+            plan.retain(|p| {
+                !p.source.pages_from_index()
+                    || !done.contains(&(p.tag.to_string(), p.tab.to_string(), p.page))
+            });
+        }
+        failed
+    }
+
+    fn query_for(&self, tag: &str, order: Order) -> Option<ArchiveQuery> {
+        self.config
+            .tag_sets
+            .iter()
+            .find(|s| s.order == order && s.tags.iter().any(|t| t == tag))
+            .and_then(|s| s.archive.clone())
+    }
+
+    fn pages_for(&self, tag: &str, order: Order) -> u32 {
+        self.config
+            .tag_sets
+            .iter()
+            .filter(|s| s.order == order && s.tags.iter().any(|t| t == tag))
+            .map(|s| s.pages)
+            .max()
+            .unwrap_or(0)
+    }
 }
+
+/// (tag, tab, page) done in the pass.
+type Done = HashSet<(String, String, u32)>;
 
 /// Writes the failures file (or clears a stale one) and says where it is.
 fn report_failures(path: &std::path::Path, failures: &[FailedPage]) -> Result<(), CrawlError> {

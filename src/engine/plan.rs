@@ -10,6 +10,7 @@ use thiserror::Error;
 
 use crate::config::{Config, Order, Source, TagSet};
 use crate::model::FailedPage;
+use crate::source::cdx::Capture;
 /// A page to fetch is its source's to build; the plan lists them.
 pub use crate::source::PageJob;
 
@@ -27,6 +28,9 @@ pub struct Plan {
     pages: Vec<(u32, u32)>,
     /// Every page waits for the one before it (an incremental pass).
     after_previous: bool,
+    /// The captures an archive lane's pages fetch, by (lane, page): known
+    /// once its index was asked ([`Plan::add_captures`]).
+    captures: HashMap<(u32, u32), Capture>,
 }
 
 /// A tag as the plan pages it.
@@ -65,11 +69,17 @@ impl Plan {
                     order: set.order,
                     pagesize: set.pagesize,
                 };
+                // An index lists these pages; they join the plan then.
+                let pages = if set.source().pages_from_index() {
+                    0
+                } else {
+                    set.pages
+                };
                 match lanes.iter().position(|l| *l == lane) {
-                    Some(i) => last_page[i] = last_page[i].max(set.pages),
+                    Some(i) => last_page[i] = last_page[i].max(pages),
                     None => {
                         lanes.push(lane);
-                        last_page.push(set.pages);
+                        last_page.push(pages);
                     }
                 }
             }
@@ -97,6 +107,34 @@ impl Plan {
             lanes,
             pages,
             after_previous: false,
+            captures: HashMap::new(),
+        }
+    }
+
+    /// The (tag, order) of every lane whose pages an index lists.
+    pub fn index_lanes(&self) -> Vec<(String, Order)> {
+        self.lanes
+            .iter()
+            .filter(|l| l.order.source().pages_from_index())
+            .map(|l| (l.tag.clone(), l.order))
+            .collect()
+    }
+
+    /// Adds the captures an index listed for `tag` in `order`, one page
+    /// each, after the plan's other pages.
+    pub fn add_captures(&mut self, tag: &str, order: Order, captures: Vec<Capture>) {
+        let Some(lane) = self
+            .lanes
+            .iter()
+            .position(|l| l.tag == tag && l.order == order)
+        else {
+            return;
+        };
+        for c in captures {
+            let key = (lane as u32, c.page());
+            if self.captures.insert(key, c).is_none() {
+                self.pages.push(key);
+            }
         }
     }
 
@@ -182,7 +220,12 @@ impl Plan {
 
     fn job(&self, lane: u32, page: u32) -> PageJob {
         let l = &self.lanes[lane as usize];
-        let mut job = PageJob::of(&self.config, l.order, &l.tag, page, l.pagesize);
+        let mut job = match (l.order, self.captures.get(&(lane, page))) {
+            (Order::Archive(archive), Some(c)) => {
+                PageJob::capture(&self.config, archive, &l.tag, c)
+            }
+            _ => PageJob::of(&self.config, l.order, &l.tag, page, l.pagesize),
+        };
         job.after_previous |= self.after_previous;
         job
     }
@@ -285,6 +328,7 @@ impl Plan {
             lanes,
             pages,
             after_previous: false,
+            captures: HashMap::new(),
         })
     }
 }

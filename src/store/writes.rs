@@ -111,6 +111,18 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// See [`PassStore::last_pages`](super::PassStore::last_pages).
+    pub fn last_pages(&self, tag_set: &str) -> Result<HashMap<(String, String), u32>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT pp.tag, pp.tab, MAX(pp.page) FROM pass_pages pp
+             JOIN passes p ON p.pass_id = pp.pass_id
+             WHERE p.tag_set = ?1 AND p.finished_at IS NOT NULL
+             GROUP BY pp.tag, pp.tab",
+        )?;
+        let rows = stmt.query_map([tag_set], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Stores one page that does not end its tag: see [`Store::record_page_ending`].
     pub fn record_page(
         &mut self,

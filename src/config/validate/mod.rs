@@ -18,9 +18,11 @@ use super::{
     DEFAULT_USER_AGENT, MAX_RATE_PER_SEC,
 };
 use crate::source::api::{self, ApiSort};
+use crate::source::cdx::Archive;
 use crate::store::StoreLocation;
 
 mod api_table;
+mod archive_table;
 pub use api_table::api_site_for_host;
 
 /// Gentle defaults: the real site promises nothing for HTML pages, so one
@@ -263,6 +265,7 @@ pub(super) fn validate(
         store,
         api,
         status_addr: v.status_addr(&raw.status, ov)?,
+        archive: v.archive(&raw.archive)?,
     })
 }
 
@@ -561,13 +564,15 @@ impl Validator<'_> {
             Some(s) => match s.get_ref().trim() {
                 "html" => Source::Html,
                 "api" => Source::Api,
-                other => {
-                    return Err(self.err(
-                        &format!("{prefix}.source"),
-                        Some(s.span().start),
-                        format!("must be \"html\" or \"api\", got `{other}`"),
-                    ))
-                }
+                "wayback" => Source::Wayback,
+                "commoncrawl" => Source::CommonCrawl,
+                other => return Err(self.err(
+                    &format!("{prefix}.source"),
+                    Some(s.span().start),
+                    format!(
+                        "must be \"html\", \"api\", \"wayback\" or \"commoncrawl\", got `{other}`"
+                    ),
+                )),
             },
         };
         let (order, pagesize) = match source {
@@ -616,7 +621,10 @@ impl Validator<'_> {
                 (Order::Listing(tab), pagesize)
             }
             Source::Api => self.api_listing(&prefix, raw, ov)?,
+            Source::Wayback => (Order::Archive(Archive::Wayback), 0),
+            Source::CommonCrawl => (Order::Archive(Archive::CommonCrawl), 0),
         };
+        let archive = self.archive_query(&prefix, source, raw)?;
         let pages = self.int(
             &format!("{prefix}.pages"),
             "--pages",
@@ -650,6 +658,7 @@ impl Validator<'_> {
             pagesize: pagesize as u32,
             pages: pages as u32,
             every,
+            archive,
         })
     }
 }

@@ -567,6 +567,22 @@ pub(super) fn finish_pass(
     Ok(())
 }
 
+pub(super) fn last_pages(
+    c: &mut Client,
+    tag_set: &str,
+) -> Result<HashMap<(String, String), u32>, StoreError> {
+    c.query(
+        "SELECT pp.tag, pp.tab, MAX(pp.page) FROM pass_pages pp
+         JOIN passes p ON p.pass_id = pp.pass_id
+         WHERE p.tag_set = $1 AND p.finished_at IS NOT NULL
+         GROUP BY pp.tag, pp.tab",
+        &[&tag_set],
+    )?
+    .iter()
+    .map(|r| Ok(((r.try_get(0)?, r.try_get(1)?), page(r.try_get(2)?)?)))
+    .collect()
+}
+
 pub(super) fn previous_finished_pass(
     c: &mut Client,
     tag_set: &str,
