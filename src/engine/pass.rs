@@ -178,7 +178,7 @@ impl Crawler {
     async fn list_captures(
         &self,
         plan: &mut Plan,
-        stored: Option<(&Done, &HashMap<(String, String), u32>)>,
+        stored: Option<(&Done, &LastPages)>,
     ) -> Vec<FailedPage> {
         let retry = RetryPolicy::from_config(&self.config);
         let backoff = |attempt: u32| retry.backoff(attempt, fastrand::f64());
@@ -251,6 +251,8 @@ impl Crawler {
 
 /// (tag, tab, page) done in the pass.
 type Done = HashSet<(String, String, u32)>;
+/// Per (tag, tab), the highest page the tag set's finished passes did.
+type LastPages = HashMap<(String, String), u32>;
 
 /// Writes the failures file (or clears a stale one) and says where it is.
 fn report_failures(path: &std::path::Path, failures: &[FailedPage]) -> Result<(), CrawlError> {

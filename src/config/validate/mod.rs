@@ -18,6 +18,7 @@ use super::{
     DEFAULT_USER_AGENT, MAX_RATE_PER_SEC,
 };
 use crate::source::api::{self, ApiSort};
+use crate::source::cdx::settings::DEFAULT_CAPTURES_PER_PASS;
 use crate::source::cdx::Archive;
 use crate::store::StoreLocation;
 
@@ -566,13 +567,15 @@ impl Validator<'_> {
                 "api" => Source::Api,
                 "wayback" => Source::Wayback,
                 "commoncrawl" => Source::CommonCrawl,
-                other => return Err(self.err(
-                    &format!("{prefix}.source"),
-                    Some(s.span().start),
-                    format!(
+                other => {
+                    return Err(self.err(
+                        &format!("{prefix}.source"),
+                        Some(s.span().start),
+                        format!(
                         "must be \"html\", \"api\", \"wayback\" or \"commoncrawl\", got `{other}`"
                     ),
-                )),
+                    ))
+                }
             },
         };
         let (order, pagesize) = match source {
@@ -630,7 +633,12 @@ impl Validator<'_> {
             "--pages",
             ov.pages,
             &raw.pages,
-            DEFAULT_PAGES,
+            // An archive tag set's `pages` caps its captures per tag and pass.
+            if archive.is_some() {
+                DEFAULT_CAPTURES_PER_PASS
+            } else {
+                DEFAULT_PAGES
+            },
             1..=100_000,
         )?;
         let every = match &raw.every {

@@ -20,6 +20,9 @@ pub const DEFAULT_CC_DATA_URL: &str = "https://data.commoncrawl.org";
 /// retry a second and slows down whoever ignores its 503s (README, "Web
 /// archives"). Half a request a second stays under both.
 pub const DEFAULT_ARCHIVE_RATE: f64 = 0.5;
+/// Captures fetched per tag and pass at most, unless `pages` says: a
+/// decade of daily captures of one listing URL.
+pub const DEFAULT_CAPTURES_PER_PASS: i64 = 5000;
 /// Index rows asked for per request (Wayback's `limit`).
 pub const DEFAULT_INDEX_PAGE_ROWS: u32 = 1000;
 
