@@ -19,7 +19,9 @@
 //! - [`source`]: everything that differs between HTML listings
 //!   ([`source::html`]) and the API ([`source::api`]): URLs, requests,
 //!   statuses, reading bodies, paging; [`source::fetch`] is the HTTP client;
-//!   [`source::archive`] reads WARC files, [`source::saved`] saved pages
+//!   [`source::archive`] reads WARC files, [`source::saved`] saved pages,
+//!   [`source::cdx`] reads web archives' indexes and captures as a tag
+//!   set's source
 //! - [`store`]: SQLite or PostgreSQL (shared by a fleet), the file output
 //!   ([`store::output`]) and the writer lock
 //! - [`observe`]: the monitor, status page, metrics, progress display,
