@@ -421,7 +421,10 @@ fn example_api_tag_set_is_valid_once_uncommented() {
         .split_once("# [tag_sets.python-data-api]")
         .expect("the example documents an api tag set");
     // Up to the archive tag set documented after it.
-    let block = block.split("\n\n# A tag set from a web archive").next().unwrap();
+    let block = block
+        .split("\n\n# A tag set from a web archive")
+        .next()
+        .unwrap();
     // Uncomment the TOML lines of the block, leave the prose comments.
     let block: String = std::iter::once("[tag_sets.python-data-api]")
         .chain(block.lines().map(|l| match l.strip_prefix("# ") {
@@ -486,10 +489,19 @@ fn example_archive_tag_set_is_valid_once_uncommented() {
 fn archive_keys_are_checked_with_their_line() {
     let cases = [
         ("source = \"commoncrawl\"\n", "crawl"),
-        ("source = \"commoncrawl\"\ncrawl = \"CC-MAIN/../x\"\n", "crawl"),
-        ("source = \"wayback\"\ncrawl = \"CC-MAIN-2019-13\"\n", "crawl"),
+        (
+            "source = \"commoncrawl\"\ncrawl = \"CC-MAIN/../x\"\n",
+            "crawl",
+        ),
+        (
+            "source = \"wayback\"\ncrawl = \"CC-MAIN-2019-13\"\n",
+            "crawl",
+        ),
         ("source = \"wayback\"\nfrom = \"March\"\n", "from"),
-        ("source = \"wayback\"\nfrom = \"2020\"\nto = \"2019\"\n", "to"),
+        (
+            "source = \"wayback\"\nfrom = \"2020\"\nto = \"2019\"\n",
+            "to",
+        ),
         ("source = \"wayback\"\ncollapse = \"year\"\n", "collapse"),
         ("from = \"2020\"\n", "from"),
     ];
