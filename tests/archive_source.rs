@@ -290,3 +290,87 @@ async fn a_second_pass_asks_only_for_captures_after_the_last_one_stored() {
         &captures[2..],
     );
 }
+
+/// `run` with a wayback tag set due every second: the capture made after
+/// the first pass is the only one the second pass fetches, and its index
+/// query starts one second after the last capture stored.
+async fn run_asks_only_for_newer_captures(store: Option<&str>) {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = FakeArchive::start(10).await;
+    let captures = python_captures();
+    archive.add_wayback(captures[0].clone());
+    archive.add_wayback(captures[1].clone());
+    archive.add_wayback_from_index_request(2, captures[2].clone());
+    let t = config(
+        &archive,
+        dir.path(),
+        "[tag_sets.past]\nsource = \"wayback\"\ntags = [\"python\"]\nevery = \"1s\"\n",
+    );
+    let t = match store {
+        Some(url) => t.store_at(url),
+        None => t.store(),
+    };
+    let newest = format!("/web/{}id_/", captures[2].at.format("%Y%m%d%H%M%S"));
+    let watched = archive.clone();
+    let fetched_newest = async move {
+        // The run stops once the second pass fetched the new capture.
+        while !watched
+            .hits()
+            .iter()
+            .any(|h| h.path.starts_with(&newest) && h.status == 200)
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    let (_reload, reloads) = tokio::sync::mpsc::unbounded_channel();
+    tokio::time::timeout(
+        CRAWL_BOUND,
+        stackcrawl::engine::run::run(t.build(), reloads, fetched_newest),
+    )
+    .await
+    .expect("the run stops in bounded time")
+    .expect("the run runs");
+
+    let hits = archive.hits();
+    let index: Vec<_> = hits
+        .iter()
+        .filter(|h| h.path == "/cdx/search/cdx")
+        .collect();
+    assert!(index.len() >= 2, "{index:?}");
+    assert!(
+        !index[0].query.contains("from="),
+        "the first pass asks for every capture"
+    );
+    let bookmark = (captures[1].at + chrono::Duration::seconds(1))
+        .format("%Y%m%d%H%M%S")
+        .to_string();
+    assert!(
+        index[1].query.contains(&format!("from={bookmark}")),
+        "{}",
+        index[1].query
+    );
+    let mut fetched: Vec<_> = hits
+        .iter()
+        .filter(|h| h.path.starts_with("/web/"))
+        .map(|h| h.path.as_str())
+        .collect();
+    fetched.sort();
+    let before = fetched.len();
+    fetched.dedup();
+    assert_eq!(
+        (before, fetched.len()),
+        (3, 3),
+        "each capture once: {fetched:?}"
+    );
+}
+
+#[actix::test]
+async fn run_keeps_an_archive_tag_set_current_in_sqlite() {
+    run_asks_only_for_newer_captures(None).await;
+}
+
+#[actix::test]
+async fn run_keeps_an_archive_tag_set_current_in_postgres() {
+    let db = stackcrawl_fakesite::pg::TestDb::create();
+    run_asks_only_for_newer_captures(Some(&db.url)).await;
+}

@@ -59,6 +59,9 @@ struct State {
     faults: VecDeque<(String, u16, Option<u64>)>,
     hits: Vec<ArchiveHit>,
     rows_per_page: usize,
+    /// Wayback captures the index lists from its Nth request on.
+    later: Vec<(usize, ArchivedCapture)>,
+    index_requests: usize,
 }
 
 /// The fake archive; it serves until dropped with the test's runtime.
@@ -105,6 +108,12 @@ impl FakeArchive {
     /// Adds a Wayback capture.
     pub fn add_wayback(&self, capture: ArchivedCapture) {
         self.state.lock().unwrap().wayback.push(capture);
+    }
+
+    /// Adds a Wayback capture that appears from the index's `nth` request
+    /// on (1-based): a capture made while `run` waits for its next pass.
+    pub fn add_wayback_from_index_request(&self, nth: usize, capture: ArchivedCapture) {
+        self.state.lock().unwrap().later.push((nth, capture));
     }
 
     /// Adds a Common Crawl capture to `crawl`'s WARC file, one gzip member
@@ -313,7 +322,7 @@ fn answer(head: &str, state: &Mutex<State>) -> Answer {
                 .unwrap_or_default();
             (status, headers, b"slow down".to_vec())
         }
-        None => route(&st, path, query, range.as_deref()),
+        None => route(&mut st, path, query, range.as_deref()),
     };
     st.hits.push(ArchiveHit {
         path: path.to_string(),
@@ -325,10 +334,15 @@ fn answer(head: &str, state: &Mutex<State>) -> Answer {
     (status, headers, body)
 }
 
-fn route(st: &State, path: &str, query: &str, range: Option<&str>) -> Answer {
+fn route(st: &mut State, path: &str, query: &str, range: Option<&str>) -> Answer {
     let p = params(query);
     let json = || vec![("Content-Type", "application/json".to_string())];
     if path == "/cdx/search/cdx" {
+        st.index_requests += 1;
+        let n = st.index_requests;
+        let (due, later): (Vec<_>, Vec<_>) = st.later.drain(..).partition(|(at, _)| *at <= n);
+        st.later = later;
+        st.wayback.extend(due.into_iter().map(|(_, c)| c));
         let rows = select(st.wayback.iter(), &p);
         let start: usize = p
             .get("resumeKey")
