@@ -9,10 +9,10 @@ use tracing::{error, info};
 use super::crawler::Crawler;
 use super::plan::{self, Plan};
 use super::retry::RetryPolicy;
-use crate::config::Order;
+use crate::config::{Order, TagSet};
 use crate::error::CrawlError;
 use crate::model::FailedPage;
-use crate::source::cdx::{self, discover, ArchiveQuery};
+use crate::source::cdx::{self, discover};
 use crate::store::{PassTotals, StoreLocation};
 
 /// One pass as the engine runs it, for `crawl` (one pass into a sink) and
@@ -76,7 +76,11 @@ impl Crawler {
             None
         };
         let unlisted = self
-            .list_captures(&mut plan, opened.as_ref().map(|p| (&p.done, &p.last_pages)))
+            .list_captures(
+                spec.name,
+                &mut plan,
+                opened.as_ref().map(|p| (&p.done, &p.last_pages)),
+            )
             .await;
         // Only a store a fleet shares has others walking the same pages.
         if matches!(self.config.store, StoreLocation::Postgres(_)) {
@@ -177,6 +181,7 @@ impl Crawler {
     /// index URL, kind `index`): the next pass asks again.
     async fn list_captures(
         &self,
+        pass: &str,
         plan: &mut Plan,
         stored: Option<(&Done, &LastPages)>,
     ) -> Vec<FailedPage> {
@@ -184,7 +189,9 @@ impl Crawler {
         let backoff = |attempt: u32| retry.backoff(attempt, fastrand::f64());
         let mut failed = Vec::new();
         for (tag, order) in plan.index_lanes() {
-            let (Order::Archive(archive), Some(query)) = (order, self.query_for(&tag, order))
+            let set = archive_set(&self.config.tag_sets, pass, &tag, order);
+            let (Order::Archive(archive), Some((Some(query), cap))) =
+                (order, set.map(|s| (s.archive.as_ref(), s.pages as usize)))
             else {
                 continue;
             };
@@ -198,8 +205,7 @@ impl Crawler {
                 max_retries: retry.max_retries,
                 backoff: &backoff,
             };
-            let cap = self.pages_for(&tag, order) as usize;
-            match discover::captures(&asker, archive, &query, &self.config.site, &tag, after, cap)
+            match discover::captures(&asker, archive, query, &self.config.site, &tag, after, cap)
                 .await
             {
                 Ok(captures) => plan.add_captures(&tag, order, captures),
@@ -229,24 +235,17 @@ impl Crawler {
         }
         failed
     }
+}
 
-    fn query_for(&self, tag: &str, order: Order) -> Option<ArchiveQuery> {
-        self.config
-            .tag_sets
-            .iter()
-            .find(|s| s.order == order && s.tags.iter().any(|t| t == tag))
-            .and_then(|s| s.archive.clone())
-    }
-
-    fn pages_for(&self, tag: &str, order: Order) -> u32 {
-        self.config
-            .tag_sets
-            .iter()
-            .filter(|s| s.order == order && s.tags.iter().any(|t| t == tag))
-            .map(|s| s.pages)
-            .max()
-            .unwrap_or(0)
-    }
+/// The archive tag set a lane of the pass belongs to: the one the pass is
+/// named after (`run` plans one at a time), else the first that has the
+/// tag (`crawl` plans every set as one pass).
+fn archive_set<'a>(sets: &'a [TagSet], pass: &str, tag: &str, order: Order) -> Option<&'a TagSet> {
+    let has = |s: &&TagSet| s.order == order && s.tags.iter().any(|t| t == tag);
+    sets.iter()
+        .filter(has)
+        .find(|s| s.name == pass)
+        .or_else(|| sets.iter().find(has))
 }
 
 /// (tag, tab, page) done in the pass.
@@ -276,4 +275,32 @@ fn report_failures(path: &std::path::Path, failures: &[FailedPage]) -> Result<()
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Overrides};
+    use crate::source::cdx::Archive;
+
+    #[test]
+    fn a_pass_asks_the_index_with_its_own_tag_sets_range() {
+        let text = "[tag_sets.a]\nsource = \"wayback\"\ntags = [\"rust\"]\nfrom = \"2015\"\n\
+                    [tag_sets.b]\nsource = \"wayback\"\ntags = [\"rust\"]\nfrom = \"2020\"\n";
+        let c = Config::from_toml(text, "t", &Overrides::default()).unwrap();
+        let order = Order::Archive(Archive::Wayback);
+        let from = |pass| {
+            archive_set(&c.tag_sets, pass, "rust", order)
+                .and_then(|s| s.archive.as_ref()?.from)
+                .map(|f| f.format("%Y").to_string())
+        };
+        assert_eq!(from("b").as_deref(), Some("2020"));
+        assert_eq!(from("a").as_deref(), Some("2015"));
+        assert_eq!(
+            from("crawl").as_deref(),
+            Some("2015"),
+            "crawl: the first set"
+        );
+        assert!(archive_set(&c.tag_sets, "b", "go", order).is_none());
+    }
 }
