@@ -13,8 +13,9 @@ use std::path::Path;
 use chrono::{DateTime, TimeZone, Utc};
 use stackcrawl::engine::plan::Plan;
 use stackcrawl::model::{FailedPage, PageContext, Question};
+use stackcrawl::observe::monitor::Monitor;
 use stackcrawl::source::Source;
-use stackcrawl::{crawl, Sink};
+use stackcrawl::{crawl_watched, Sink};
 use stackcrawl_fakesite::archive::{ArchivedCapture, FakeArchive};
 use stackcrawl_fakesite::config::CRAWL_BOUND;
 use stackcrawl_fakesite::{read_jsonl, TestConfig};
@@ -104,13 +105,21 @@ fn config(archive: &FakeArchive, dir: &Path, set: &str) -> TestConfig {
 }
 
 async fn crawl_once(t: &TestConfig, with_store: bool) -> stackcrawl::model::RunSummary {
+    crawl_watched_once(t, with_store, None).await
+}
+
+async fn crawl_watched_once(
+    t: &TestConfig,
+    with_store: bool,
+    monitor: Option<Monitor>,
+) -> stackcrawl::model::RunSummary {
     let config = t.build();
     let plan = Plan::from_config(&config);
     let sink = Sink::create(&config.output, config.output_format).expect("output");
     let store = with_store.then(|| stackcrawl::store::open(&config.store).expect("store"));
     tokio::time::timeout(
         CRAWL_BOUND,
-        crawl(config, plan, sink, store, std::future::pending()),
+        crawl_watched(config, plan, sink, store, std::future::pending(), monitor),
     )
     .await
     .expect("the crawl ends in bounded time")
@@ -149,8 +158,12 @@ async fn wayback_captures_are_paged_fetched_raw_and_seen_at_capture_time() {
         dir.path(),
         "[tag_sets.past]\nsource = \"wayback\"\ntags = [\"python\"]\nfrom = \"2010-01-01\"\ncollapse = \"day\"\n",
     );
-    let summary = crawl_once(&t, false).await;
+    let monitor = Monitor::new("crawl", 30.0);
+    let summary = crawl_watched_once(&t, false, Some(monitor.clone())).await;
     assert_eq!(summary.pages_failed, 0, "{:?}", failures(dir.path()));
+    // The status page counts the captures the index listed as the plan.
+    let pass = &monitor.status().passes["crawl"];
+    assert_eq!((pass.pages_planned, pass.pages_done), (3, 3));
     assert_every_question_at_its_capture_time(&read_jsonl(&dir.path().join("q.jsonl")), &captures);
 
     let hits = archive.hits();

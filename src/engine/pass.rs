@@ -82,6 +82,11 @@ impl Crawler {
                 opened.as_ref().map(|p| (&p.done, &p.last_pages)),
             )
             .await;
+        // The captures an index listed join the display's plan now.
+        if let (false, Some(m)) = (plan.index_lanes().is_empty(), self.monitor()) {
+            let per_tag = plan.pages_per_tag();
+            m.pass_started(spec.name, &per_tag, &per_tag);
+        }
         // Only a store a fleet shares has others walking the same pages.
         if matches!(self.config.store, StoreLocation::Postgres(_)) {
             plan.start_at(&self.config.fleet.name);
