@@ -249,6 +249,27 @@ async fn commoncrawl_reads_byte_ranges_and_a_broken_member_is_a_failed_page() {
     assert!(hits
         .iter()
         .any(|h| h.path == "/CC-MAIN-2013-20-index" && h.query.contains("page=1")));
+    // --retry-failed asks for that one record again, by the same range.
+    let config = t.build();
+    let retry = Plan::from_failures(&dir.path().join("q.failed.jsonl"), &config)
+        .expect("the failures file names a capture");
+    let jobs: Vec<_> = retry.jobs().collect();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].url, failed[0].url);
+    let before = archive.hits().len();
+    let sink = Sink::append(&config.output, config.output_format).expect("output");
+    let again = tokio::time::timeout(
+        CRAWL_BOUND,
+        crawl_watched(config, retry, sink, None, std::future::pending(), None),
+    )
+    .await
+    .expect("bounded")
+    .expect("the retry runs");
+    assert_eq!(again.pages_failed, 1, "the member is still broken");
+    let retried = &archive.hits()[before..];
+    assert_eq!(retried.len(), 1, "no index request, one range: {retried:?}");
+    let asked = failed[0].url.split("#bytes=").nth(1).unwrap();
+    assert_eq!(retried[0].range, Some(format!("bytes={asked}")));
     println!(
         "issue-23 figures: commoncrawl requests={} (ranges {}), failed pages={}",
         hits.len(),

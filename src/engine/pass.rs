@@ -226,7 +226,7 @@ impl Crawler {
                         ),
                         url: e.url().unwrap_or_default().to_string(),
                         attempts: retry.max_retries + 1,
-                        kind: "index".to_string(),
+                        kind: plan::KIND_INDEX.to_string(),
                         error: e.to_string(),
                     });
                 }

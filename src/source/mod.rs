@@ -393,10 +393,16 @@ impl Source {
     /// wrong.
     pub fn order_named(self, order: &str, pagesize: u32) -> Result<Order, String> {
         match self {
-            Source::Wayback | Source::CommonCrawl => Err(format!(
-                "{} captures are not retried from the failures file: the next pass of `run` asks the index again",
-                self.title()
-            )),
+            Source::Wayback | Source::CommonCrawl => {
+                let archive = match self {
+                    Source::Wayback => cdx::Archive::Wayback,
+                    _ => cdx::Archive::CommonCrawl,
+                };
+                if order != archive.as_str() {
+                    return Err(format!("tab `{order}` is not `{}`", archive.as_str()));
+                }
+                Ok(Order::Archive(archive))
+            }
             Source::Api => {
                 let sort = ApiSort::ALL
                     .into_iter()

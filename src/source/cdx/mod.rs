@@ -90,6 +90,46 @@ impl Capture {
     }
 }
 
+/// The capture a fetch URL names (a failures-file entry's), taken at
+/// `page` (its Unix time); `None` for any other URL. A Common Crawl
+/// capture's original URL is not in its fetch URL and not needed: the
+/// record it fetches names it.
+pub fn capture_of_url(
+    settings: &ArchiveSettings,
+    archive: Archive,
+    url: &str,
+    page: u32,
+) -> Option<Capture> {
+    let at = DateTime::from_timestamp(i64::from(page), 0)?;
+    match archive {
+        Archive::Wayback => {
+            let rest = url.strip_prefix(&format!("{}/web/", settings.wayback_url))?;
+            let (ts, original) = rest.split_once("id_/")?;
+            (parse_timestamp(ts)? == at).then(|| Capture {
+                at,
+                original: original.to_string(),
+                warc: None,
+            })
+        }
+        Archive::CommonCrawl => {
+            let (base, (first, last)) = match split_range(url) {
+                (base, Some(range)) => (base, range),
+                _ => return None,
+            };
+            let filename = base.strip_prefix(&format!("{}/", settings.commoncrawl_data_url))?;
+            (last >= first).then(|| Capture {
+                at,
+                original: String::new(),
+                warc: Some(WarcSpan {
+                    filename: filename.to_string(),
+                    offset: first,
+                    length: last - first + 1,
+                }),
+            })
+        }
+    }
+}
+
 /// A fetch URL split into what is requested and the byte range asked for.
 pub fn split_range(url: &str) -> (&str, Option<(u64, u64)>) {
     let Some((base, frag)) = url.split_once("#bytes=") else {
