@@ -21,8 +21,9 @@
 //!   statuses, reading bodies, paging; [`source::fetch`] is the HTTP client;
 //!   [`source::archive`] reads WARC files, [`source::saved`] saved pages,
 //!   [`source::cdx`] reads web archives' indexes and captures as a tag
-//!   set's source
-//! - [`store`]: SQLite or PostgreSQL (shared by a fleet), the file output
+//!   set's source, [`source::charset`] a body in the charset it declares
+//! - [`store`]: SQLite or PostgreSQL (shared by a fleet), archived pages
+//!   imported as passes of the past (`parse --store`), the file output
 //!   ([`store::output`]) and the writer lock
 //! - [`observe`]: the monitor, status page, metrics, progress display,
 //!   charts and `report --html`

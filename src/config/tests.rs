@@ -612,3 +612,18 @@ fn a_bad_fleet_table_names_the_key() {
     assert_eq!(key, "fleet.shared_quota");
     assert!(reason.contains("postgres://"), "{reason}");
 }
+
+#[test]
+fn the_output_format_is_told_by_its_extension() {
+    for (path, format) in [
+        ("out.jsonl", OutputFormat::Jsonl),
+        ("out.CSV", OutputFormat::Csv),
+        ("out.parquet", OutputFormat::Parquet),
+    ] {
+        let c = load(&GOOD.replace("out.csv", path)).unwrap();
+        assert_eq!(c.output_format, format, "{path}");
+    }
+    let (key, line, reason) = invalid(&GOOD.replace("out.csv", "out.txt"));
+    assert_eq!((key.as_str(), line), ("output.path", Some(11)));
+    assert!(reason.contains(".jsonl, .csv or .parquet"), "{reason}");
+}

@@ -11,6 +11,7 @@
 pub mod api;
 pub mod archive;
 pub mod cdx;
+pub mod charset;
 pub mod fetch;
 pub mod html;
 pub mod saved;

@@ -225,7 +225,9 @@ pub fn read_warc_member(bytes: &[u8]) -> Result<(String, DateTime<Utc>), Capture
     if resp.status != 200 {
         return Err(CaptureError::Status(resp.status));
     }
-    Ok((String::from_utf8_lossy(&resp.body).into_owned(), at))
+    // In the charset the page declares, as `stackcrawl parse` reads it.
+    let text = crate::source::charset::decode(&resp.body, resp.header("Content-Type"));
+    Ok((text.into_owned(), at))
 }
 
 /// Fetches a capture job's bytes: the archived page's HTML, with its
