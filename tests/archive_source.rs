@@ -325,6 +325,21 @@ async fn a_second_pass_asks_only_for_captures_after_the_last_one_stored() {
     );
 }
 
+/// Runs the service until `until` resolves.
+async fn run_until(
+    config: stackcrawl::config::Config,
+    until: impl std::future::Future<Output = ()> + 'static,
+) {
+    let (_reload, reloads) = tokio::sync::mpsc::unbounded_channel();
+    tokio::time::timeout(
+        CRAWL_BOUND,
+        stackcrawl::engine::run::run(config, reloads, until),
+    )
+    .await
+    .expect("the run stops in bounded time")
+    .expect("the run runs");
+}
+
 /// `run` with a wayback tag set due every second: the capture made after
 /// the first pass is the only one the second pass fetches, and its index
 /// query starts one second after the last capture stored.
@@ -356,14 +371,7 @@ async fn run_asks_only_for_newer_captures(store: Option<&str>) {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     };
-    let (_reload, reloads) = tokio::sync::mpsc::unbounded_channel();
-    tokio::time::timeout(
-        CRAWL_BOUND,
-        stackcrawl::engine::run::run(t.build(), reloads, fetched_newest),
-    )
-    .await
-    .expect("the run stops in bounded time")
-    .expect("the run runs");
+    run_until(t.build(), fetched_newest).await;
 
     let hits = archive.hits();
     let index: Vec<_> = hits
@@ -407,4 +415,82 @@ async fn run_keeps_an_archive_tag_set_current_in_sqlite() {
 async fn run_keeps_an_archive_tag_set_current_in_postgres() {
     let db = stackcrawl_fakesite::pg::TestDb::create();
     run_asks_only_for_newer_captures(Some(&db.url)).await;
+}
+
+/// `run` over two captures of one listing a day apart: every question on it
+/// gets a snapshot at each capture time, as `parse --store` imports them.
+async fn run_keeps_a_snapshot_per_capture(store: Option<&str>) {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = FakeArchive::start(10).await;
+    let page = &python_captures()[2];
+    let days: Vec<ArchivedCapture> = [0, 1]
+        .iter()
+        .map(|d| ArchivedCapture {
+            at: page.at + chrono::Duration::days(*d),
+            ..page.clone()
+        })
+        .collect();
+    for c in &days {
+        archive.add_wayback(c.clone());
+    }
+    let t = config(
+        &archive,
+        dir.path(),
+        "[tag_sets.past]\nsource = \"wayback\"\ntags = [\"python\"]\n",
+    );
+    let t = match store {
+        Some(url) => t.store_at(url),
+        None => t.store(),
+    };
+    let config = t.build();
+    let location = config.store.clone();
+    let watched = archive.clone();
+    let fetched_both = async move {
+        while watched
+            .hits()
+            .iter()
+            .filter(|h| h.path.starts_with("/web/") && h.status == 200)
+            .count()
+            < 2
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    run_until(config, fetched_both).await;
+
+    let mut history = Vec::new();
+    stackcrawl::store::open_read_only(&location)
+        .expect("store")
+        .export(&mut history, stackcrawl::store::OutputFormat::Jsonl, true)
+        .expect("export --history");
+    let mut seen: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    for line in String::from_utf8(history).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let id = v["question_id"].as_u64().unwrap();
+        seen.entry(id)
+            .or_default()
+            .push(v["seen_at"].as_str().unwrap().to_string());
+    }
+    let ids = ids_of(page);
+    assert_eq!(seen.len(), ids.len());
+    let want: Vec<DateTime<Utc>> = days.iter().map(|c| c.at).collect();
+    for (id, times) in &seen {
+        let mut got: Vec<DateTime<Utc>> = times
+            .iter()
+            .map(|t| DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc))
+            .collect();
+        got.sort();
+        assert_eq!(got, want, "question {id}: a snapshot per capture");
+    }
+}
+
+#[actix::test]
+async fn run_keeps_a_snapshot_per_capture_in_sqlite() {
+    run_keeps_a_snapshot_per_capture(None).await;
+}
+
+#[actix::test]
+async fn run_keeps_a_snapshot_per_capture_in_postgres() {
+    let db = stackcrawl_fakesite::pg::TestDb::create();
+    run_keeps_a_snapshot_per_capture(Some(&db.url)).await;
 }

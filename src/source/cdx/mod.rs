@@ -43,6 +43,15 @@ impl Archive {
     }
 }
 
+/// The `tab` an archive capture's page records: such a page is a sighting
+/// in the past, which the store keeps as an imported capture is kept (a
+/// snapshot per capture time; the latest state only if newer).
+pub fn is_capture_tab(tab: &str) -> bool {
+    [Archive::Wayback, Archive::CommonCrawl]
+        .iter()
+        .any(|a| a.as_str() == tab)
+}
+
 /// Where a Common Crawl capture sits: one gzip member of a WARC file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WarcSpan {

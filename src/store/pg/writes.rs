@@ -210,7 +210,14 @@ pub(super) fn record_page(
     }
     check_running(&mut tx, pass_id)?;
     let now = ts(now);
-    let (mut write, added) = upsert_page(&mut tx, pass_id, questions, &now, Sighting::Live)?;
+    let sighting = Sighting::of_page(ctx);
+    // A capture's questions were first seen when it was captured, as in an
+    // import (they share its time).
+    let now = match (sighting, questions.first()) {
+        (Sighting::Past, Some(q)) => ts(q.fetched_at),
+        _ => now,
+    };
+    let (mut write, added) = upsert_page(&mut tx, pass_id, questions, &now, sighting)?;
     // A page recorded twice in a pass keeps its first counts.
     write.ends_tag = ends_tag(&write);
     // The lease ends with the write that marks the page done, in its
