@@ -58,6 +58,9 @@ pub struct OpenedPass {
     /// Per (tag, tab), the page where the tag ended before a crash.
     pub ends: HashMap<(String, String), u32>,
     pub incremental: bool,
+    /// Per (tag, tab), the highest page done in the tag set's finished
+    /// passes: an archive tag's bookmark.
+    pub last_pages: HashMap<(String, String), u32>,
 }
 
 /// Ends the current pass: `finished` marks it complete in the store; a pass
@@ -405,6 +408,7 @@ impl Handler<BeginPass> for Aggregator {
         let start = store.begin_pass(&msg.tag_set, msg.now)?;
         let done = store.done_pages(start.pass_id)?;
         let ends = store.tag_ends(start.pass_id)?;
+        let last_pages = store.last_pages(&msg.tag_set)?;
         self.resumed_pass = start.resumed.then_some(start.pass_id);
         self.pass = Some(ActivePass {
             id: start.pass_id,
@@ -421,6 +425,7 @@ impl Handler<BeginPass> for Aggregator {
             done,
             ends,
             incremental,
+            last_pages,
         })
     }
 }

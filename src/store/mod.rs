@@ -460,6 +460,11 @@ pub trait PassStore: Send {
     /// (tag, tab, page) already done in the pass: a restart skips them.
     fn done_pages(&self, pass_id: i64) -> Result<HashSet<(String, String, u32)>, StoreError>;
 
+    /// Per (tag, tab), the highest page done in the tag set's finished
+    /// passes: for an archive source, the last capture stored (a page is
+    /// a capture's time), where the next pass's index query starts.
+    fn last_pages(&self, tag_set: &str) -> Result<HashMap<(String, String), u32>, StoreError>;
+
     /// Per (tag, tab), the first page of the pass where the tag ended.
     fn tag_ends(&self, pass_id: i64) -> Result<HashMap<(String, String), u32>, StoreError>;
 
@@ -620,6 +625,10 @@ impl PassStore for Store {
 
     fn tag_ends(&self, pass_id: i64) -> Result<HashMap<(String, String), u32>, StoreError> {
         Store::tag_ends(self, pass_id)
+    }
+
+    fn last_pages(&self, tag_set: &str) -> Result<HashMap<(String, String), u32>, StoreError> {
+        Store::last_pages(self, tag_set)
     }
 
     fn record_page_ending(

@@ -467,6 +467,10 @@ impl PassStore for PgStore {
         self.call(|c| writes::done_pages(c, pass_id))
     }
 
+    fn last_pages(&self, tag_set: &str) -> Result<HashMap<(String, String), u32>, StoreError> {
+        self.call(|c| writes::last_pages(c, tag_set))
+    }
+
     fn tag_ends(&self, pass_id: i64) -> Result<HashMap<(String, String), u32>, StoreError> {
         self.call(|c| writes::tag_ends(c, pass_id))
     }

@@ -255,8 +255,14 @@ pub(super) fn record_page(
         check_lease(&mut tx, pass_id, ctx, lease)?;
     }
     check_running(&mut tx, pass_id)?;
-    let now = SystemTime::from(now);
-    let (mut write, added) = upsert_page(&mut tx, pass_id, questions, &now, Sighting::Live)?;
+    let sighting = Sighting::of_page(ctx);
+    // A capture's questions were first seen when it was captured, as in an
+    // import (they share its time).
+    let now = SystemTime::from(match (sighting, questions.first()) {
+        (Sighting::Past, Some(q)) => q.fetched_at,
+        _ => now,
+    });
+    let (mut write, added) = upsert_page(&mut tx, pass_id, questions, &now, sighting)?;
     // A page recorded twice in a pass keeps its first counts.
     write.ends_tag = ends_tag(&write);
     // The lease ends with the write that marks the page done, in its
@@ -671,6 +677,22 @@ pub(super) fn finish_pass(
         return Err(StoreError::UnknownPass(pass_id));
     }
     Ok(())
+}
+
+pub(super) fn last_pages(
+    c: &mut Client,
+    tag_set: &str,
+) -> Result<HashMap<(String, String), u32>, StoreError> {
+    c.query(
+        "SELECT pp.tag, pp.tab, MAX(pp.page) FROM pass_pages pp
+         JOIN passes p ON p.pass_id = pp.pass_id
+         WHERE p.tag_set = $1 AND p.finished_at IS NOT NULL
+         GROUP BY pp.tag, pp.tab",
+        &[&tag_set],
+    )?
+    .iter()
+    .map(|r| Ok(((r.try_get(0)?, r.try_get(1)?), page(r.try_get(2)?)?)))
+    .collect()
 }
 
 pub(super) fn previous_finished_pass(
