@@ -10,7 +10,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_stackcrawl");
 /// Seeds run side by side, each with its own site, database and fleet.
 const SEEDS: [u64; 2] = [1, 2];
 const PROCESSES: usize = 3;
-const PASSES: u64 = 6;
+const PASSES: u64 = 4;
 
 #[test]
 fn a_fleet_stays_correct_over_many_passes_under_faults() {
