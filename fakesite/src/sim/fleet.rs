@@ -317,7 +317,9 @@ impl FleetSim {
         let mut cmd = crate::service::command(&self.bin, &member.dir);
         cmd.args(["--log-format", "json", "run", "--config"])
             .arg(&member.config)
-            .env("RUST_LOG", "info")
+            // The supervisor's debug lines say which page another process
+            // had, for a failure's account of a page.
+            .env("RUST_LOG", "info,stackcrawl::engine::supervisor=debug")
             .env("STACKCRAWL_API_KEY", KEY)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

@@ -113,9 +113,9 @@ pub struct Sim {
 /// A sweep as a bench runs it, from its command line `SEEDS PASSES
 /// [FIRST]` (`seeds` and `passes` by default, from seed 1): `run(seed,
 /// passes)` for each seed, two at a time, each result handed to `each` in
-/// seed order. A failed seed (its panic names what failed) ends the sweep
-/// with exit 1 and the command that replays it. Returns the seeds and
-/// passes it ran.
+/// seed order. A failed seed (its panic names what failed) is named with
+/// the command that replays it, the sweep goes on, and it ends with exit 1.
+/// Returns the seeds and passes it ran.
 pub fn sweep<T: Send + 'static>(
     bench: &str,
     (seeds, passes): (u64, u64),
@@ -129,6 +129,7 @@ pub fn sweep<T: Send + 'static>(
     let seeds = args.first().copied().unwrap_or(seeds);
     let passes = args.get(1).copied().unwrap_or(passes);
     let first = args.get(2).copied().unwrap_or(1);
+    let mut failed = Vec::new();
     for pair in (first..first + seeds).collect::<Vec<_>>().chunks(2) {
         let runs: Vec<_> = pair
             .iter()
@@ -138,13 +139,17 @@ pub fn sweep<T: Send + 'static>(
             match run.join() {
                 Ok(result) => each(seed, result),
                 Err(_) => {
-                    eprintln!(
-                        "{bench}: seed {seed} FAILED (its panic is above); replay: cargo bench --bench {bench} -- 1 {passes} {seed}"
+                    println!(
+                        "{bench}: seed {seed} FAILED (its panic is on standard error); replay: cargo bench --bench {bench} -- 1 {passes} {seed}"
                     );
-                    std::process::exit(1);
+                    failed.push(seed);
                 }
             }
         }
+    }
+    if !failed.is_empty() {
+        println!("{bench}: seeds {failed:?} of {seeds} FAILED");
+        std::process::exit(1);
     }
     (seeds, passes)
 }
