@@ -20,8 +20,9 @@
 //!   set holds the latest figures a finished pass saw (a stale write from a
 //!   process that stalled would put older ones back);
 //! - no page was served whole twice in the pass, unless the first fetch was
-//!   by a process under a fault then (or any process, for a termination of
-//!   every connection): each such page is counted under its fault;
+//!   by a process under a fault then, or the second by one under a fault or
+//!   just out of it (any process, for a termination of every connection):
+//!   each such page is counted under its fault;
 //! - the API key's budget, shared in the database, counted every API
 //!   request the site saw (never fewer).
 //!
@@ -575,7 +576,8 @@ impl FleetSim {
 
     /// Each page of the pass served whole once, but where a fault explains
     /// the second fetch: the first went to a process under a fault then
-    /// (from a client timeout before it began to a lease after it ended).
+    /// (from a client timeout before it began to a lease after it ended),
+    /// or the second came from one under a fault or a lease out of it.
     fn check_served_once(&mut self, set: &Set, pass_id: i64, epoch: u64) {
         let mut served: BTreeMap<(String, u32), Vec<Hit>> = BTreeMap::new();
         for h in self.site.hits() {
@@ -591,13 +593,19 @@ impl FleetSim {
         for (page, hits) in &mut served {
             hits.sort_by_key(|h| h.at);
             for pair in hits.windows(2) {
-                let first = &pair[0];
-                let holder = self.members.iter().position(|m| m.ip == first.client);
+                let (first, second) = (&pair[0], &pair[1]);
+                let member = |h: &Hit| self.members.iter().position(|m| m.ip == h.client);
+                let (holder, again) = (member(first), member(second));
                 let lease = Duration::from_secs(LEASE_SECS);
+                // The first fetch went to a process under the fault (on the
+                // wire when it began, or before its lease ran out after), or
+                // the second came from one just out of it, acting on what it
+                // knew before (a claim it sent into a partition).
                 let explained = self.windows.iter().find(|w| {
-                    (w.member.is_none() || w.member == holder)
-                        && first.at + TIMEOUT >= w.from
-                        && w.to.is_none_or(|to| first.at <= to + lease)
+                    let until = |t: Instant| w.to.is_none_or(|to| t <= to + lease);
+                    let on = |m: Option<usize>| w.member.is_none() || w.member == m;
+                    (on(holder) && first.at + TIMEOUT >= w.from && until(first.at))
+                        || (on(again) && second.at >= w.from && until(second.at))
                 });
                 match explained {
                     Some(w) => *self.checked.twice.entry(w.kind).or_default() += 1,
