@@ -1,6 +1,7 @@
 //! The fleet simulation (see `fakesite/src/sim/fleet.rs`): a few seeds of a
 //! fleet of `stackcrawl run` processes on one PostgreSQL database, with
-//! kills, stops, database and network faults, bounded to about a minute.
+//! kills, stops, database and network faults, bounded to about a minute
+//! (three seeds of 3 processes, 4 passes each: 30-50 s on this machine).
 //! The long sweep is `cargo bench --bench fleet_sim`.
 
 use stackcrawl_fakesite::sim::fleet::FleetSim;
@@ -8,7 +9,7 @@ use stackcrawl_fakesite::sim::fleet::FleetSim;
 const BIN: &str = env!("CARGO_BIN_EXE_stackcrawl");
 
 /// Seeds run side by side, each with its own site, database and fleet.
-const SEEDS: [u64; 2] = [1, 2];
+const SEEDS: [u64; 3] = [1, 2, 3];
 const PROCESSES: usize = 3;
 const PASSES: u64 = 4;
 

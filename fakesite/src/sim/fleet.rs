@@ -3,7 +3,7 @@
 //! PostgreSQL database through a TCP proxy the simulation owns, keep that
 //! store current while the evolving site (`world`) changes under them.
 //!
-//! At seeded moments (the n-th "page done" line of the fleet after a
+//! At seeded moments (the n-th "page done" line of the victim after a
 //! pass), one fault from a seeded cycle of them: kill -9 and a restart a
 //! moment later; SIGSTOP past the lease, then SIGCONT; one process's
 //! connection to the database blackholed (healed with its old connections
@@ -175,7 +175,8 @@ pub struct FleetSim {
     model: HashMap<&'static str, HashMap<u64, Figures>>,
     checked_passes: HashSet<i64>,
     next_id: u64,
-    /// The next fault, and how many "page done" lines before it.
+    /// The next fault, its victim, and how many of the victim's "page
+    /// done" lines before it.
     pending: Option<(u32, FaultKind, usize)>,
     cycle: Vec<FaultKind>,
     windows: Vec<Window>,
@@ -422,8 +423,12 @@ impl FleetSim {
                     self.schedule_fault();
                 }
             }
+            // Counted on the victim's own lines: it is mid-pass then, with
+            // pages leased and on the wire, where a fault bites.
             "page done" => {
-                if let Some((n, kind, victim)) = &mut self.pending {
+                let counts = matches!(&self.pending, Some((_, kind, victim))
+                    if *victim == m || *kind == FaultKind::Terminate);
+                if let (true, Some((n, kind, victim))) = (counts, &mut self.pending) {
                     if *n > 1 {
                         *n -= 1;
                     } else {
@@ -452,7 +457,7 @@ impl FleetSim {
         let n = self.checked.passes as usize;
         let kind = self.cycle[n % self.cycle.len()];
         let victim = self.rng.usize(..self.members.len());
-        self.pending = Some((self.rng.u32(1..=6), kind, victim));
+        self.pending = Some((self.rng.u32(1..=3), kind, victim));
     }
 
     fn begin_fault(&mut self, kind: FaultKind, m: usize) {
