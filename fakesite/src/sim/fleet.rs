@@ -874,12 +874,20 @@ impl FleetSim {
             .collect();
         if !unexplained.is_empty() {
             let ms = |t: Instant| t.saturating_duration_since(self.started).as_millis();
+            let hits = self.site.api_hits();
+            let client = |at: Instant| {
+                hits.iter()
+                    .find(|h| h.at == at)
+                    .map_or("?".to_string(), |h| h.client.to_string())
+            };
             let detail: Vec<String> = unexplained
                 .iter()
                 .map(|(asked, at)| {
                     format!(
-                        "backoff asked at {} ms, request at {} ms",
+                        "backoff asked by {} at {} ms, request from {} at {} ms",
+                        client(*asked),
                         ms(*asked),
+                        client(*at),
                         ms(*at)
                     )
                 })
