@@ -1,4 +1,4 @@
-//! The long sweep of the evolving-site simulation (`fakesite/src/sim.rs`):
+//! The long sweep of the evolving-site simulation (`fakesite/src/sim/mod.rs`):
 //! several seeds, hundreds of passes in all, each seed a `stackcrawl run`
 //! process against its own fake site. Prints what each seed checked; a
 //! failure names its seed.
@@ -6,27 +6,18 @@
 //! `cargo bench --bench simulation [-- SEEDS PASSES [FIRST]]` (default: 6
 //! seeds of 40 passes from seed 1, two at a time); `-- 1 40 4` replays seed 4.
 
-use stackcrawl_fakesite::sim::Sim;
+use stackcrawl_fakesite::sim::{sweep, Sim};
 
 const BIN: &str = env!("CARGO_BIN_EXE_stackcrawl");
 
 fn main() {
-    let args: Vec<u64> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    let seeds = args.first().copied().unwrap_or(6);
-    let passes = args.get(1).copied().unwrap_or(40);
-    let first = args.get(2).copied().unwrap_or(1);
     let started = std::time::Instant::now();
     let mut total = stackcrawl_fakesite::sim::Checked::default();
-    for pair in (first..first + seeds).collect::<Vec<_>>().chunks(2) {
-        let runs: Vec<_> = pair
-            .iter()
-            .map(|&seed| std::thread::spawn(move || (seed, Sim::run(BIN, seed, passes))))
-            .collect();
-        for run in runs {
-            let (seed, c) = run.join().expect("a seed failed: its panic names it");
+    let (seeds, _) = sweep(
+        "simulation",
+        (6, 40),
+        |seed, passes| Sim::run(BIN, seed, passes),
+        |seed, c| {
             println!(
                 "seed {seed}: passes={} incremental={} questions_checked={} snapshots={} pages_served={} faults={} \
                  reloads_good={} reloads_bad={} sigterms={} kills={} restarts={} budget_locks={} store_locks={} budget_checks={} requests={} backoffs_unknowable={}",
@@ -46,8 +37,8 @@ fn main() {
             total.backoffs_unknowable += c.backoffs_unknowable;
             total.budget_locks += c.budget_locks;
             total.store_locks += c.store_locks;
-        }
-    }
+        },
+    );
     println!(
         "simulation sweep: {seeds} seeds, {} passes checked, {} questions checked, {} faults, {} kill -9, {} SIGTERM, {} good + {} bad SIGHUP, {} budget-file and {} store locks, {} requests, \
          {} requests inside a backoff that a kill hid from every process, all correct, in {:.0} s",

@@ -1,4 +1,4 @@
-//! The evolving-site simulation (see `fakesite/src/sim.rs`): a small seed
+//! The evolving-site simulation (see `fakesite/src/sim/mod.rs`): a small seed
 //! sweep, bounded to well under a minute. The long sweep is
 //! `cargo bench --bench simulation`.
 

@@ -9,7 +9,8 @@
 //! Also here, shared by the tests and benches: [`config`] builds a config
 //! for a site and runs a crawl with it, [`browser`] renders HTML in
 //! headless Chromium, [`service`] runs the real binary and
-//! reads its JSON log lines, and [`sim`] is the evolving-site simulation. Whatever needs `env!("CARGO_BIN_EXE_stackcrawl")` takes the
+//! reads its JSON log lines, and [`sim`] is the evolving-site simulation
+//! (one process on SQLite, and [`sim::fleet`], a fleet on PostgreSQL). Whatever needs `env!("CARGO_BIN_EXE_stackcrawl")` takes the
 //! path from its caller, since only stackcrawl's own targets have it.
 
 pub mod api;
@@ -26,7 +27,7 @@ pub mod sim;
 pub use config::{budget_used, crawl_site, TestConfig};
 pub use limit::{Limiter, Shape, Shift};
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -171,6 +172,9 @@ struct State {
     /// Each response's latency varies by up to this much either way.
     jitter: Duration,
     jitter_rng: Option<fastrand::Rng>,
+    /// Client addresses whose requests are read and then dropped
+    /// unanswered: one machine's network to the site failing.
+    refused: HashSet<IpAddr>,
 }
 
 /// The rate-limit headers a site sends, in the styles sites use.
@@ -595,6 +599,18 @@ impl FakeSite {
             .push_back(fault);
     }
 
+    /// From now on, requests from `client` are read and dropped without an
+    /// answer (logged with status 0, never clean), as when that machine's
+    /// route to the site fails mid-request.
+    pub fn refuse_client(&self, client: IpAddr) {
+        self.state.lock().unwrap().refused.insert(client);
+    }
+
+    /// Answers `client` again.
+    pub fn admit_client(&self, client: IpAddr) {
+        self.state.lock().unwrap().refused.remove(&client);
+    }
+
     /// How many times robots.txt was requested.
     pub fn robots_hits(&self) -> usize {
         self.hits()
@@ -674,6 +690,30 @@ struct Request {
     api: bool,
 }
 
+impl Request {
+    /// The log entry of this request, answered with `status`.
+    fn hit(&self, st: &State, client: IpAddr, at: Instant, status: u16, clean: bool) -> Hit {
+        Hit {
+            at,
+            raw_path: self.raw_path.clone(),
+            tag: self.tag.clone(),
+            page: self.page,
+            pagesize: self.pagesize,
+            tab: self.tab.clone(),
+            user_agent: self.user_agent.clone(),
+            status,
+            version: self
+                .tag
+                .as_ref()
+                .and_then(|t| st.versions.get(t))
+                .copied()
+                .unwrap_or(0),
+            clean,
+            client,
+        }
+    }
+}
+
 fn parse_request(head: &str) -> Option<Request> {
     let mut lines = head.split("\r\n");
     let mut first = lines.next()?.split(' ');
@@ -713,6 +753,17 @@ fn parse_request(head: &str) -> Option<Request> {
     })
 }
 
+/// Logs a request from a refused client, which gets no answer.
+fn refused(state: &Mutex<State>, client: IpAddr, req: &Request, arrived: Instant) -> bool {
+    let mut st = state.lock().unwrap();
+    if !st.refused.contains(&client) {
+        return false;
+    }
+    let hit = req.hit(&st, client, arrived, 0, false);
+    st.hits.push(hit);
+    true
+}
+
 async fn serve(
     mut sock: TcpStream,
     client: IpAddr,
@@ -735,6 +786,9 @@ async fn serve(
     let Some(req) = parse_request(&head) else {
         return;
     };
+    if refused(&state, client, &req, arrived) {
+        return;
+    }
     if req.api {
         return api::serve_api(sock, client, state, req, arrived).await;
     }
@@ -830,26 +884,9 @@ async fn serve(
             (_, true) => 200,
             (_, false) => 404,
         };
-        let version = req
-            .tag
-            .as_ref()
-            .and_then(|t| st.versions.get(t))
-            .copied()
-            .unwrap_or(0);
         let clean = status == 200 && matches!(fault, None | Some(Fault::Stall(_)));
-        st.hits.push(Hit {
-            at: arrived,
-            raw_path: req.raw_path.clone(),
-            tag: req.tag.clone(),
-            page: req.page,
-            pagesize: req.pagesize,
-            tab: req.tab.clone(),
-            user_agent: req.user_agent.clone(),
-            status,
-            version,
-            clean,
-            client,
-        });
+        let hit = req.hit(&st, client, arrived, status, clean);
+        st.hits.push(hit);
         let gzip = st.gzip && req.accepts_gzip && fault.is_none();
         if gzip {
             st.gzipped += 1;

@@ -120,16 +120,8 @@ pub async fn run_watched(
     // before its interval is up.
     let mut due: BTreeMap<String, Instant> = BTreeMap::new();
     for set in &config.tag_sets {
-        let at = match crawler.finished_pass_started(&set.name).await? {
-            Some(started) => {
-                let wait = (started + set.every - Utc::now())
-                    .to_std()
-                    .unwrap_or_default();
-                Instant::now() + wait
-            }
-            None => Instant::now(),
-        };
-        due.insert(set.name.clone(), at);
+        let at = fleet_due(&crawler, &set.name, set.every).await?;
+        due.insert(set.name.clone(), at.unwrap_or_else(Instant::now));
     }
     info!(
         worker = %config.fleet.name,
@@ -173,6 +165,14 @@ pub async fn run_watched(
             due.remove(&name);
             continue;
         };
+        // While this process ran another set's pass, the rest of the fleet
+        // may have run this one: its interval counts from that pass.
+        if let Some(at) = fleet_due(&crawler, &set.name, set.every).await? {
+            if at > Instant::now() {
+                due.insert(name, at);
+                continue;
+            }
+        }
         let started = Instant::now();
         let spec = PassSpec {
             name: &set.name,
@@ -222,6 +222,22 @@ pub async fn run_watched(
     totals.retire(crawler).await?;
     log_run_stopped(&totals);
     Ok(totals)
+}
+
+/// When the tag set falls due by the fleet's latest finished pass of it
+/// (start to start); `None` with no such pass, or a store with one writer.
+async fn fleet_due(
+    crawler: &Crawler,
+    tag_set: &str,
+    every: std::time::Duration,
+) -> Result<Option<Instant>, CrawlError> {
+    Ok(crawler
+        .finished_pass_started(tag_set)
+        .await?
+        .map(|started| {
+            let wait = (started + every - Utc::now()).to_std().unwrap_or_default();
+            Instant::now() + wait
+        }))
 }
 
 fn log_run_stopped(t: &RunTotals) {

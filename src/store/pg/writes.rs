@@ -27,31 +27,42 @@ pub(super) fn begin_pass(
     tag_set: &str,
     now: DateTime<Utc>,
 ) -> Result<PassStart, StoreError> {
-    let mut tx = c.transaction()?;
-    let opened = tx.query_opt(
-        "INSERT INTO passes (tag_set, started_at) VALUES ($1, $2)
-         ON CONFLICT (tag_set) WHERE finished_at IS NULL DO NOTHING
-         RETURNING pass_id",
-        &[&tag_set, &SystemTime::from(now)],
-    )?;
-    let start = match opened {
-        Some(row) => PassStart {
-            pass_id: row.try_get(0)?,
-            resumed: false,
-        },
-        None => PassStart {
-            pass_id: tx
-                .query_one(
-                    "SELECT pass_id FROM passes
-                     WHERE tag_set = $1 AND finished_at IS NULL AND NOT imported",
-                    &[&tag_set],
-                )?
-                .try_get(0)?,
-            resumed: true,
-        },
-    };
-    tx.commit()?;
-    Ok(start)
+    const OPEN: &str =
+        "SELECT pass_id FROM passes WHERE tag_set = $1 AND finished_at IS NULL AND NOT imported";
+    // The open pass the INSERT ran into can finish (another process wrote
+    // its last page) before the SELECT reads it: then no pass is open, and
+    // the INSERT is tried again. Missing three times in a row would take
+    // two whole passes between two statements: that error stands.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut tx = c.transaction()?;
+        let opened = tx.query_opt(
+            "INSERT INTO passes (tag_set, started_at) VALUES ($1, $2)
+             ON CONFLICT (tag_set) WHERE finished_at IS NULL DO NOTHING
+             RETURNING pass_id",
+            &[&tag_set, &SystemTime::from(now)],
+        )?;
+        let start = match opened {
+            Some(row) => PassStart {
+                pass_id: row.try_get(0)?,
+                resumed: false,
+            },
+            None => {
+                let row = match tx.query_opt(OPEN, &[&tag_set])? {
+                    Some(row) => row,
+                    None if attempt < 3 => continue,
+                    None => tx.query_one(OPEN, &[&tag_set])?,
+                };
+                PassStart {
+                    pass_id: row.try_get(0)?,
+                    resumed: true,
+                }
+            }
+        };
+        tx.commit()?;
+        return Ok(start);
+    }
 }
 
 pub(super) fn tag_ends(

@@ -31,65 +31,16 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::api::ApiFault;
 use crate::config::{budget_used, TestConfig};
 use crate::service::Service;
-use crate::{FakeQuestion, FakeSite, Fault};
+use crate::FakeSite;
 
-/// One tag set of the simulated config.
-struct Set {
-    name: &'static str,
-    api: bool,
-    tags: &'static [&'static str],
-    pages: usize,
-    pagesize: usize,
-}
+pub mod fleet;
+mod world;
 
-const SETS: [Set; 2] = [
-    Set {
-        name: "web",
-        api: false,
-        tags: &["alpha", "beta", "gamma"],
-        pages: 4,
-        pagesize: 15,
-    },
-    Set {
-        name: "api",
-        api: true,
-        tags: &["delta", "eps"],
-        pages: 3,
-        pagesize: 20,
-    },
-];
+use world::{set_named, Figures};
 
-/// The tag that never gets a new question, and may be deleted down to none.
-const DRY_TAG: &str = "gamma";
 const FETCHERS: u64 = 3;
-
-/// The figures the store keeps and compares to decide "changed".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Figures {
-    votes: i64,
-    answers: u64,
-    views: u64,
-    accepted: bool,
-    /// The listing shows it closed (`[closed]` after the title).
-    closed: bool,
-}
-
-impl From<&FakeQuestion> for Figures {
-    fn from(q: &FakeQuestion) -> Self {
-        Figures {
-            votes: q.votes,
-            answers: q.answers,
-            views: q.views,
-            accepted: q.accepted,
-            closed: q.title.ends_with(CLOSED),
-        }
-    }
-}
-
-const CLOSED: &str = " [closed]";
 
 /// What a run checked, for the long sweep's report.
 #[derive(Debug, Default, Clone)]
@@ -159,6 +110,50 @@ pub struct Sim {
     pub checked: Checked,
 }
 
+/// A sweep as a bench runs it, from its command line `SEEDS PASSES
+/// [FIRST]` (`seeds` and `passes` by default, from seed 1): `run(seed,
+/// passes)` for each seed, two at a time, each result handed to `each` in
+/// seed order. A failed seed (its panic names what failed) is named with
+/// the command that replays it, the sweep goes on, and it ends with exit 1.
+/// Returns the seeds and passes it ran.
+pub fn sweep<T: Send + 'static>(
+    bench: &str,
+    (seeds, passes): (u64, u64),
+    run: fn(u64, u64) -> T,
+    mut each: impl FnMut(u64, T),
+) -> (u64, u64) {
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let seeds = args.first().copied().unwrap_or(seeds);
+    let passes = args.get(1).copied().unwrap_or(passes);
+    let first = args.get(2).copied().unwrap_or(1);
+    let mut failed = Vec::new();
+    for pair in (first..first + seeds).collect::<Vec<_>>().chunks(2) {
+        let runs: Vec<_> = pair
+            .iter()
+            .map(|&seed| std::thread::spawn(move || run(seed, passes)))
+            .collect();
+        for (run, &seed) in runs.into_iter().zip(pair) {
+            match run.join() {
+                Ok(result) => each(seed, result),
+                Err(_) => {
+                    println!(
+                        "{bench}: seed {seed} FAILED (its panic is on standard error); replay: cargo bench --bench {bench} -- 1 {passes} {seed}"
+                    );
+                    failed.push(seed);
+                }
+            }
+        }
+    }
+    if !failed.is_empty() {
+        println!("{bench}: seeds {failed:?} of {seeds} FAILED");
+        std::process::exit(1);
+    }
+    (seeds, passes)
+}
+
 impl Sim {
     /// Runs one seed until `passes` passes have been checked.
     pub fn run(bin: &str, seed: u64, passes: u64) -> Checked {
@@ -168,17 +163,7 @@ impl Sim {
     }
 
     fn start(bin: &str, seed: u64) -> Sim {
-        let mut b = FakeSite::builder().latency(Duration::from_millis(5));
-        for (tag, n) in [
-            ("alpha", 70),
-            ("beta", 40),
-            ("gamma", 20),
-            ("delta", 50),
-            ("eps", 30),
-        ] {
-            b = b.tag(tag, n);
-        }
-        let site = b.start();
+        let site = world::site(Duration::from_millis(5), None);
         let dir = tempfile::tempdir().expect("tempdir");
         let config = test_config(&site, dir.path(), 30).write();
         let svc = Service::start(bin, &config);
@@ -385,32 +370,8 @@ impl Sim {
         };
         let pass_id = line["pass_id"].as_i64().expect("pass_id");
         let incremental = line["incremental"].as_bool().expect("incremental");
-        let epoch = self.site.version(set.tags[0]);
-        let mut expected: BTreeMap<u64, Figures> = BTreeMap::new();
-        for tag in set.tags {
-            if self.site.version(tag) != epoch {
-                self.fail(format!("tags of {} at different versions", set.name));
-            }
-            let content = self.site.questions(tag);
-            for page in 1..=set.pages {
-                let from = ((page - 1) * set.pagesize).min(content.len());
-                let to = (page * set.pagesize).min(content.len());
-                let slice = &content[from..to];
-                if slice.is_empty() {
-                    break;
-                }
-                let unchanged = slice
-                    .iter()
-                    .all(|q| self.model.get(&q.id) == Some(&Figures::from(q)));
-                for q in slice {
-                    expected.insert(q.id, Figures::from(q));
-                }
-                let has_more = to < content.len();
-                if (incremental && unchanged) || (set.api && !has_more) {
-                    break;
-                }
-            }
-        }
+        let (epoch, expected) = world::expected(&self.site, set, &self.model, incremental)
+            .unwrap_or_else(|e| self.fail(e));
         // The pages the server served in this pass: this set's tags at
         // this version (the site changes only between passes).
         let hits: Vec<_> = self
@@ -471,30 +432,15 @@ impl Sim {
             .expect("rows")
             .map(Result::unwrap)
             .collect();
-        let missing: Vec<_> = expected
-            .keys()
-            .filter(|id| !rows.contains_key(id))
-            .collect();
-        let extra: Vec<_> = rows
-            .keys()
-            .filter(|id| !expected.contains_key(id))
-            .collect();
-        if !missing.is_empty() || !extra.is_empty() {
+        if let Some(differ) = world::differ(&expected, &rows) {
             self.fail(format!(
-                "pass {pass_id} of {} (incremental {incremental}): {} questions missing {missing:?}, {} unexpected {extra:?}",
-                set.name,
-                missing.len(),
-                extra.len()
+                "pass {pass_id} of {} (incremental {incremental}): {differ}",
+                set.name
             ));
         }
         for (id, want) in &expected {
             let (snap, latest) = rows[id];
-            // A snapshot keeps the figures that change, not the marks.
-            let snap_want = Figures {
-                accepted: false,
-                closed: false,
-                ..*want
-            };
+            let snap_want = want.in_snapshot();
             if snap != snap_want || latest != *want {
                 self.fail(format!(
                     "question {id} in pass {pass_id}: served {want:?}, snapshot {snap:?}, stored {latest:?}"
@@ -513,115 +459,9 @@ impl Sim {
         let Some(set) = set_named(&line["tag_set"]) else {
             return;
         };
-        let old_epoch = self.site.version(set.tags[0]);
-        let before = self.hits_at(set, old_epoch);
-        for tag in set.tags {
-            let arrivals = if *tag != DRY_TAG && self.rng.bool() {
-                self.rng.u64(1..=35)
-            } else {
-                0
-            };
-            let fresh: Vec<FakeQuestion> = (0..arrivals)
-                .map(|i| {
-                    self.next_id += 1;
-                    let mut q = FakeQuestion::generated(tag, 50, (self.next_id + i) % 997);
-                    q.id = 90_000_000 + self.next_id;
-                    q
-                })
-                .collect();
-            let changes: Vec<(usize, i64, u64, u64)> = (0..self.rng.usize(0..6))
-                .map(|_| {
-                    (
-                        self.rng.usize(..1000),
-                        self.rng.i64(-2..=5),
-                        self.rng.u64(0..=1),
-                        self.rng.u64(1..=500),
-                    )
-                })
-                .collect();
-            let delete = self.rng.f64() < 0.2;
-            let victim = self.rng.usize(..1000);
-            // Closing shows in the HTML listing's title; the API has no
-            // such mark in the fields the crawler reads.
-            let close = !set.api && self.rng.f64() < 0.25;
-            let to_close = self.rng.usize(..1000);
-            self.site.edit(tag, |qs| {
-                for q in fresh.into_iter().rev() {
-                    qs.insert(0, q);
-                }
-                if !qs.is_empty() {
-                    for (i, dv, da, dw) in changes {
-                        let n = qs.len();
-                        let q = &mut qs[i % n];
-                        q.votes += dv;
-                        q.answers += da;
-                        q.views += dw;
-                    }
-                    if close {
-                        let n = qs.len();
-                        let q = &mut qs[to_close % n];
-                        if !q.title.ends_with(CLOSED) {
-                            q.title.push_str(CLOSED);
-                        }
-                    }
-                    if delete {
-                        let n = qs.len();
-                        qs.remove(victim % n);
-                    }
-                }
-            });
-        }
-        // The next pass of this set must not have begun before the change:
-        // the set is due 4 s after the last began, and the change is made
-        // as soon as its "pass finished" line is read.
-        if self.hits_at(set, old_epoch) != before {
-            self.fail(format!(
-                "the next {} pass began before the site changed",
-                set.name
-            ));
-        }
-        for _ in 0..self.rng.usize(0..=2) {
-            let tag = set.tags[self.rng.usize(..set.tags.len())];
-            let page = self.rng.u32(1..=2);
-            self.checked.faults += 1;
-            if set.api {
-                let fault = if self.rng.bool() {
-                    ApiFault::Backoff(1)
-                } else {
-                    ApiFault::error(500, "internal_error", "simulated")
-                };
-                self.site.push_api_fault(tag, page, fault);
-            } else {
-                let fault = match self.rng.u32(0..5) {
-                    0 => Fault::Status {
-                        status: 500,
-                        retry_after: None,
-                    },
-                    1 => Fault::Status {
-                        status: 503,
-                        retry_after: None,
-                    },
-                    2 => Fault::Drop,
-                    3 => Fault::Truncate,
-                    _ => Fault::Status {
-                        status: 429,
-                        retry_after: Some("1".into()),
-                    },
-                };
-                self.site.push_fault(tag, page, fault);
-            }
-        }
-    }
-
-    /// Requests for the set's tags served at this version of them.
-    fn hits_at(&self, set: &Set, version: u64) -> usize {
-        self.site
-            .hits()
-            .iter()
-            .filter(|h| {
-                h.tag.as_deref().is_some_and(|t| set.tags.contains(&t)) && h.version == version
-            })
-            .count()
+        self.checked.faults +=
+            world::next_version(&self.site, &mut self.rng, set, &mut self.next_id)
+                .unwrap_or_else(|e| self.fail(e));
     }
 
     /// Now and then, a signal: a reload at once, or a kill or a SIGTERM a
@@ -740,27 +580,10 @@ impl Sim {
 
 /// The simulated service's config; `rate` flips between reloads.
 fn test_config(site: &FakeSite, dir: &Path, rate: u32) -> TestConfig {
-    let mut config = TestConfig::service(site, dir)
+    TestConfig::service(site, dir)
         .fetch(format!(
             "fetchers = {FETCHERS}\nrate = {rate}.0\nburst = 5\nmax_retries = 8\ntimeout_secs = 10.0"
         ))
-        .api("");
-    for set in &SETS {
-        let tags: Vec<String> = set.tags.iter().map(|t| format!("\"{t}\"")).collect();
-        config = config.sets(format!(
-            "[tag_sets.{}]\ntags = [{}]\npages = {}\npagesize = {}\nevery = \"4s\"\n",
-            set.name,
-            tags.join(", "),
-            set.pages,
-            set.pagesize
-        ));
-        if set.api {
-            config = config.sets("source = \"api\"\nsort = \"creation\"\n");
-        }
-    }
-    config
-}
-
-fn set_named(v: &serde_json::Value) -> Option<&'static Set> {
-    SETS.iter().find(|s| v.as_str() == Some(s.name))
+        .api("")
+        .sets(world::sets_toml("4s"))
 }
