@@ -77,6 +77,19 @@ const GUESS_RISE: u32 = 4;
 /// The refusal at the edge of what the site allows is measured by the
 /// spacing of this many accepted requests before it.
 const EDGE_SAMPLE: usize = 4;
+/// How far before a refusal the evidence of the site's refill rate
+/// reaches: long enough for two refills of a strict bucket, short enough
+/// that a limit the site changed is measured anew.
+const REFILL_SPAN: Duration = Duration::from_secs(3);
+/// The refusals' bound on a bucket's rate narrows the refill measured
+/// when it is within this factor of it.
+const TIGHT_BOUND: f64 = 1.5;
+/// A `Retry-After` no longer than this is the site rounding "shortly" up
+/// to whole seconds; once the evidence shows the site serving again at a
+/// measured rate within it, the lane goes on below that rate instead of
+/// waiting it out. Longer ones (a window's reset, a quota) are always
+/// waited out.
+const SHORT_RETRY: Duration = Duration::from_secs(2);
 /// The opening ends once the site has accepted requests sent this far
 /// apart without refusing any.
 const OPENING: Duration = Duration::from_secs(1);
@@ -163,6 +176,9 @@ struct Event {
     /// The evidence covers the whole window (not the opening, not just
     /// after a pause).
     observed: bool,
+    /// The site was seen serving again, at a measured rate, within a short
+    /// `Retry-After`: the lane need not wait it out.
+    lifted: bool,
 }
 
 /// The rate a host accepts, learned from its answers. Pure: every instant
@@ -239,6 +255,13 @@ impl RateControl {
             self.resumes.pop_front();
         }
         self.resumes.push_back(until);
+    }
+
+    /// A pause ended early at `now`, `until` (now, or the end of the firm
+    /// pauses that remain).
+    pub fn resumed(&mut self, until: Instant, now: Instant) {
+        self.resumes.retain(|end| *end <= now);
+        self.paused(until, now);
     }
 
     /// The site answered a request sent at `sent`; `now` is when the answer
@@ -369,6 +392,7 @@ impl RateControl {
             window,
             measurable,
             observed: sent.saturating_duration_since(evidence_from) >= window,
+            lifted: false,
         });
         self.cut_at = Some(now);
         self.cut = Some(Cut {
@@ -393,7 +417,15 @@ impl RateControl {
     /// Sets the rate from the current event's evidence.
     fn refine(&mut self) -> Option<Change> {
         let ev = self.event?;
-        let (accepted, measured) = self.estimate(&ev);
+        let refill = self.refill_rate(&ev);
+        let (accepted, measured) = match refill {
+            Some(rate) => (Some(rate), true),
+            None => self.estimate(&ev),
+        };
+        let served_since = self.answers.iter().any(|(t, ok)| *ok && *t > ev.refused);
+        if served_since && ev.window <= SHORT_RETRY {
+            self.event = Some(Event { lifted: true, ..ev });
+        }
         let lowest = ev.before * DEEPEST_CUT;
         // Refused just under a rate the site states, the request was most
         // likely bunched on its way; the policy still stands.
@@ -409,9 +441,12 @@ impl RateControl {
             Some(stated) => target.min(stated * STATED_MARGIN),
             None => target,
         };
-        let rate = target
-            .clamp(lowest, ev.before * least)
-            .max(self.ceiling * FLOOR);
+        // A refill measured corrects a guess made earlier, upward too.
+        let highest = match refill {
+            Some(_) => self.ceiling * least,
+            None => ev.before * least,
+        };
+        let rate = target.clamp(lowest, highest).max(self.ceiling * FLOOR);
         let cut = self.cut.as_mut()?;
         cut.rate = rate;
         cut.measured = measured && target > lowest;
@@ -424,6 +459,70 @@ impl RateControl {
             rate,
             accepted: accepted.unwrap_or(0.0),
         })
+    }
+
+    /// The rate the site hands out room at again while it refuses, by the
+    /// answers from [`REFILL_SPAN`] before the event's refusal on: each
+    /// acceptance that follows a refusal (in send order) marks room come
+    /// free between the two sends, and from the first such instant to the
+    /// last the site accepted exactly what came free (a bucket's tokens, a
+    /// window's expiring slots), whatever was offered. Unlike a count over
+    /// a span, a bucket's burst does not inflate it, nor a window's edge
+    /// deflate it. `None`: room came free fewer than twice, or not since
+    /// the refusal (a window still full).
+    fn refill_rate(&self, ev: &Event) -> Option<f64> {
+        let from = ev.refused.checked_sub(REFILL_SPAN).unwrap_or(ev.refused);
+        let mut freed: Vec<(Instant, usize)> = Vec::new();
+        let mut accepted = 0;
+        let mut refused: Option<Instant> = None;
+        // The longest a refusal followed the acceptance just before it: a
+        // bucket's period is longer, whatever its burst.
+        let mut unrefilled = Duration::ZERO;
+        let mut last_ok: Option<Instant> = None;
+        for &(sent, ok) in self.answers.iter().filter(|(t, _)| *t >= from) {
+            if !ok {
+                if let Some(a) = last_ok.take() {
+                    unrefilled = unrefilled.max(sent.saturating_duration_since(a));
+                }
+                refused = Some(sent);
+                continue;
+            }
+            accepted += 1;
+            last_ok = Some(sent);
+            if let Some(x) = refused.take() {
+                freed.push((x + sent.saturating_duration_since(x) / 2, accepted));
+            }
+        }
+        let (&(first, n0), &(last, n1)) = (freed.first()?, freed.last()?);
+        let span = last.saturating_duration_since(first).as_secs_f64();
+        if last < ev.refused || n1 <= n0 || span <= 0.0 {
+            return None;
+        }
+        let refill = (n1 - n0) as f64 / span;
+        // Against a bucket the refill reads low when requests came late for
+        // their token (one without burst restarts its period at each
+        // acceptance); the refusals bound the rate from above. Between
+        // the two when the bound is close enough to narrow it; a window's
+        // refusals bound nothing.
+        let bound = 1.0 / unrefilled.as_secs_f64();
+        Some(if bound > refill && bound <= refill * TIGHT_BOUND {
+            (refill + bound) / 2.0
+        } else {
+            refill
+        })
+    }
+
+    /// Whether a 429's `Retry-After` of `wait` should hold the whole lane:
+    /// not once the site was seen serving again at a measured rate within
+    /// a short one (the rate is then set just under that), always for a
+    /// long one.
+    pub fn waits_out(&self, wait: Duration) -> bool {
+        !(Self::is_short(wait) && self.event.is_some_and(|ev| ev.lifted))
+    }
+
+    /// A `Retry-After` short enough to be lifted by what the site serves.
+    pub fn is_short(wait: Duration) -> bool {
+        wait <= SHORT_RETRY
     }
 
     /// What the site allows, in requests/s, by the event's evidence, and
