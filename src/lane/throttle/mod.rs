@@ -303,6 +303,48 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_429s_short_pause_ends_when_the_site_serves_again_and_a_firm_one_stays() {
+        let t = Throttle::new(20.0, 1);
+        let t0 = Instant::now() - ms(500);
+        t.answered(t0, Answer::ACCEPTED);
+        t.answered(t0 + ms(100), throttled(1));
+        assert!(t.refused_for(Duration::from_secs(1)).is_some());
+        assert!(t.paused_until().is_some());
+        // Sent after the refused one, before its 429 was read: served.
+        t.answered(t0 + ms(150), Answer::ACCEPTED);
+        assert_eq!(t.paused_until(), None, "lifted");
+        assert_eq!(t.refused_for(Duration::from_secs(1)), None);
+        // A block page's pause is no 429's to lift.
+        let t = Throttle::new(20.0, 1);
+        t.answered(t0, Answer::ACCEPTED);
+        t.answered(t0 + ms(100), throttled(1));
+        let firm = t.pause_for(Duration::from_secs(60));
+        t.refused_for(Duration::from_secs(1));
+        t.answered(t0 + ms(150), Answer::ACCEPTED);
+        assert_eq!(t.paused_until(), Some(firm));
+    }
+
+    #[tokio::test]
+    async fn a_rate_change_gives_up_the_slots_booked_at_the_old_spacing() {
+        let t = Throttle::new(20.0, 1);
+        t.answered(Instant::now(), throttled(1));
+        assert_eq!(t.effective_rate(), 5.0);
+        let booked: Vec<Instant> = (0..4).filter_map(|_| t.reserve_spacing()).collect();
+        assert_eq!(booked[3] - booked[0], ms(600));
+        // The site states 12/s: the next slot is now, not 800 ms on.
+        let policy = RateLimits {
+            limit: Some(12),
+            window: Some(Duration::from_secs(1)),
+            ..RateLimits::default()
+        };
+        assert!(t
+            .answered(Instant::now(), Answer::Accepted(policy))
+            .is_some());
+        let next = t.reserve_spacing().expect("spaced below the quota");
+        assert!(next < booked[3], "{:?}", next - booked[0]);
+    }
+
+    #[tokio::test]
     async fn burst_is_available_at_once_then_the_rate_applies() {
         let t = Throttle::new(5.0, 3);
         for _ in 0..3 {
