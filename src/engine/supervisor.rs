@@ -453,7 +453,20 @@ impl Supervisor {
     ) {
         if let Some(pause) = pause {
             let lane = self.lanes.for_job(&p.job).clone();
-            let until = lane.pause_for(pause);
+            let until = match err {
+                JobError::Fetch(FetchError::RateLimited { status: 429, .. }) => {
+                    lane.refused_for(pause)
+                }
+                _ => Some(lane.pause_for(pause)),
+            };
+            let Some(until) = until else {
+                debug!(
+                    url = %p.job.url,
+                    retry_after_secs = pause.as_secs_f64(),
+                    "the site serves again at the rate measured: its Retry-After holds this page only"
+                );
+                return self.retry_later(p, err, wait, None, ctx);
+            };
             let resume_in = until.saturating_duration_since(tokio::time::Instant::now());
             match err {
                 JobError::Page(_) => error!(

@@ -202,6 +202,19 @@ impl Lane {
     /// pause), so the second application sends nothing.
     pub fn pause_for(&self, wait: Duration) -> tokio::time::Instant {
         let until = self.throttle.pause_for(wait);
+        self.record_pause(until)
+    }
+
+    /// A 429's `Retry-After` of `wait`: the lane's pause as
+    /// [`Lane::pause_for`], unless the site was found serving again at the
+    /// rate the lane now goes at (`None`: only the refused page waits).
+    pub fn refused_for(&self, wait: Duration) -> Option<tokio::time::Instant> {
+        let until = self.throttle.refused_for(wait)?;
+        Some(self.record_pause(until))
+    }
+
+    /// Keeps the pause until `until` for processes started before it ends.
+    fn record_pause(&self, until: tokio::time::Instant) -> tokio::time::Instant {
         let left = until.saturating_duration_since(tokio::time::Instant::now());
         let now = Utc::now().timestamp();
         let wall_secs = now + left.as_secs() as i64 + i64::from(left.subsec_nanos() > 0);
@@ -349,8 +362,14 @@ impl Lane {
                         },
                     );
                 }
-                if let Some(wait) = retry_after {
-                    self.pause_for(wait);
+                match retry_after {
+                    Some(wait) if status == 429 => {
+                        self.refused_for(wait);
+                    }
+                    Some(wait) => {
+                        self.pause_for(wait);
+                    }
+                    None => {}
                 }
             }
             Reply::NeverSent => self.refund(ticket),

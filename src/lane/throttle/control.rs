@@ -6,7 +6,11 @@
 //!   when the rate was cut is the same congestion event, not a new one
 //!   (NewReno's recovery point). Unlike TCP's blind halving, the decrease
 //!   goes to a measured figure, as BBR does, less a margin. Which figure
-//!   depends on what the evidence can tell (see `RateControl::estimate`):
+//!   depends on what the evidence can tell. First, once room came free
+//!   twice while the site refused (a refusal followed by an acceptance,
+//!   see `RateControl::refill_rate`), the rate it came free at: what the
+//!   site accepted between those instants, whatever its burst or window.
+//!   Else (see `RateControl::estimate`):
 //!   while the requests on the wire with the refused one are partly served
 //!   (a bucket letting one through per period), the rate they are served
 //!   at; after a whole window of accepted requests (a refusal at the edge
@@ -14,6 +18,13 @@
 //!   accepted over the span its `Retry-After` names. Answers to requests
 //!   on the wire arrive during the pause the 429 brings, and each refines
 //!   the event's figure.
+//! - A 429's `Retry-After` pauses the lane, but one of a second or two is
+//!   often the site rounding "a few ms" up to whole seconds (a bucket's
+//!   next token): once a request sent after the refused one is served,
+//!   the pause is lifted and the lane goes on at the rate just set
+//!   ([`RateControl::waits_out`]). The refused page itself still waits
+//!   the whole `Retry-After`; a window that stays full refuses the wire
+//!   too, and its pause holds.
 //! - CUBIC (RFC 9438): after a decrease the rate holds near the figure the
 //!   site was measured to allow, then probes upward ever faster the longer
 //!   it stays free of 429s (CUBIC's convex region): a site that raised its
@@ -77,6 +88,19 @@ const GUESS_RISE: u32 = 4;
 /// The refusal at the edge of what the site allows is measured by the
 /// spacing of this many accepted requests before it.
 const EDGE_SAMPLE: usize = 4;
+/// How far before a refusal the evidence of the site's refill rate
+/// reaches: long enough for two refills of a strict bucket, short enough
+/// that a limit the site changed is measured anew.
+const REFILL_SPAN: Duration = Duration::from_secs(1);
+/// The refusals' bound on a bucket's rate narrows the refill measured
+/// when it is within this factor of it.
+const TIGHT_BOUND: f64 = 1.5;
+/// A `Retry-After` no longer than this is the site rounding "shortly" up
+/// to whole seconds; once the evidence shows the site serving again at a
+/// measured rate within it, the lane goes on below that rate instead of
+/// waiting it out. Longer ones (a window's reset, a quota) are always
+/// waited out.
+const SHORT_RETRY: Duration = Duration::from_secs(2);
 /// The opening ends once the site has accepted requests sent this far
 /// apart without refusing any.
 const OPENING: Duration = Duration::from_secs(1);
@@ -163,6 +187,9 @@ struct Event {
     /// The evidence covers the whole window (not the opening, not just
     /// after a pause).
     observed: bool,
+    /// The site was seen serving again, at a measured rate, within a short
+    /// `Retry-After`: the lane need not wait it out.
+    lifted: bool,
 }
 
 /// The rate a host accepts, learned from its answers. Pure: every instant
@@ -239,6 +266,13 @@ impl RateControl {
             self.resumes.pop_front();
         }
         self.resumes.push_back(until);
+    }
+
+    /// A pause ended early at `now`, `until` (now, or the end of the firm
+    /// pauses that remain).
+    pub fn resumed(&mut self, until: Instant, now: Instant) {
+        self.resumes.retain(|end| *end <= now);
+        self.paused(until, now);
     }
 
     /// The site answered a request sent at `sent`; `now` is when the answer
@@ -369,6 +403,7 @@ impl RateControl {
             window,
             measurable,
             observed: sent.saturating_duration_since(evidence_from) >= window,
+            lifted: false,
         });
         self.cut_at = Some(now);
         self.cut = Some(Cut {
@@ -393,7 +428,15 @@ impl RateControl {
     /// Sets the rate from the current event's evidence.
     fn refine(&mut self) -> Option<Change> {
         let ev = self.event?;
-        let (accepted, measured) = self.estimate(&ev);
+        let refill = self.refill_rate(&ev);
+        let (accepted, measured) = match refill {
+            Some(rate) => (Some(rate), true),
+            None => self.estimate(&ev),
+        };
+        let served_since = self.answers.iter().any(|(t, ok)| *ok && *t > ev.refused);
+        if served_since && ev.window <= SHORT_RETRY {
+            self.event = Some(Event { lifted: true, ..ev });
+        }
         let lowest = ev.before * DEEPEST_CUT;
         // Refused just under a rate the site states, the request was most
         // likely bunched on its way; the policy still stands.
@@ -409,9 +452,12 @@ impl RateControl {
             Some(stated) => target.min(stated * STATED_MARGIN),
             None => target,
         };
-        let rate = target
-            .clamp(lowest, ev.before * least)
-            .max(self.ceiling * FLOOR);
+        // A refill measured corrects a guess made earlier, upward too.
+        let highest = match refill {
+            Some(_) => self.ceiling * least,
+            None => ev.before * least,
+        };
+        let rate = target.clamp(lowest, highest).max(self.ceiling * FLOOR);
         let cut = self.cut.as_mut()?;
         cut.rate = rate;
         cut.measured = measured && target > lowest;
@@ -424,6 +470,70 @@ impl RateControl {
             rate,
             accepted: accepted.unwrap_or(0.0),
         })
+    }
+
+    /// The rate the site hands out room at again while it refuses, by the
+    /// answers from [`REFILL_SPAN`] before the event's refusal on: each
+    /// acceptance that follows a refusal (in send order) marks room come
+    /// free between the two sends, and from the first such instant to the
+    /// last the site accepted exactly what came free (a bucket's tokens, a
+    /// window's expiring slots), whatever was offered. Unlike a count over
+    /// a span, a bucket's burst does not inflate it, nor a window's edge
+    /// deflate it. `None`: room came free fewer than twice, or not since
+    /// the refusal (a window still full).
+    fn refill_rate(&self, ev: &Event) -> Option<f64> {
+        let from = ev.refused.checked_sub(REFILL_SPAN).unwrap_or(ev.refused);
+        let mut freed: Vec<(Instant, usize)> = Vec::new();
+        let mut accepted = 0;
+        let mut refused: Option<Instant> = None;
+        // The longest a refusal followed the acceptance just before it: a
+        // bucket's period is longer, whatever its burst.
+        let mut unrefilled = Duration::ZERO;
+        let mut last_ok: Option<Instant> = None;
+        for &(sent, ok) in self.answers.iter().filter(|(t, _)| *t >= from) {
+            if !ok {
+                if let Some(a) = last_ok.take() {
+                    unrefilled = unrefilled.max(sent.saturating_duration_since(a));
+                }
+                refused = Some(sent);
+                continue;
+            }
+            accepted += 1;
+            last_ok = Some(sent);
+            if let Some(x) = refused.take() {
+                freed.push((x + sent.saturating_duration_since(x) / 2, accepted));
+            }
+        }
+        let (&(first, n0), &(last, n1)) = (freed.first()?, freed.last()?);
+        let span = last.saturating_duration_since(first).as_secs_f64();
+        if last < ev.refused || n1 <= n0 || span <= 0.0 {
+            return None;
+        }
+        let refill = (n1 - n0) as f64 / span;
+        // Against a bucket the refill reads low when requests came late for
+        // their token (one without burst restarts its period at each
+        // acceptance); the refusals bound the rate from above. Between
+        // the two when the bound is close enough to narrow it; a window's
+        // refusals bound nothing.
+        let bound = 1.0 / unrefilled.as_secs_f64();
+        Some(if bound > refill && bound <= refill * TIGHT_BOUND {
+            (refill + bound) / 2.0
+        } else {
+            refill
+        })
+    }
+
+    /// Whether a 429's `Retry-After` of `wait` should hold the whole lane:
+    /// not once the site was seen serving again at a measured rate within
+    /// a short one (the rate is then set just under that), always for a
+    /// long one.
+    pub fn waits_out(&self, wait: Duration) -> bool {
+        !(Self::is_short(wait) && self.event.is_some_and(|ev| ev.lifted))
+    }
+
+    /// A `Retry-After` short enough to be lifted by what the site serves.
+    pub fn is_short(wait: Duration) -> bool {
+        wait <= SHORT_RETRY
     }
 
     /// What the site allows, in requests/s, by the event's evidence, and
@@ -780,6 +890,93 @@ mod tests {
         let expected = 1.0 / 0.15 * MARGIN;
         assert!((c.rate() - expected).abs() < 1e-9, "{}", c.rate());
         assert!(matches!(change, Some(Change::Lowered { .. })));
+    }
+
+    /// Feeds answers to requests sent at `t0` + each offset (ms), in send
+    /// order, each answered `latency` later: `true` served, `false` a 429
+    /// with Retry-After: 1.
+    fn feed(c: &mut RateControl, t0: Instant, sends: &[(u64, bool)], latency: Duration) {
+        for &(at, ok) in sends {
+            let sent = t0 + ms(at);
+            let answer = if ok { OK } else { throttled(1) };
+            c.answered(sent, sent + latency, answer);
+        }
+    }
+
+    #[test]
+    fn a_bucket_is_measured_by_how_fast_its_refusals_turn_back_to_acceptances() {
+        // A bucket of 8/s without burst (GCRA, as nginx's `limit_req`):
+        // robots.txt served, then pages 50 ms apart from 108 ms on. It
+        // serves one in three, 6.7/s, as its period restarts at each
+        // acceptance; but a request 108 ms after a served one was refused,
+        // so its period is longer than that, 9.3/s at most. The rate is
+        // set between the two: neither a quarter of the quota nor 6.7.
+        let sends = [
+            (0, true),
+            (108, false),
+            (158, true),
+            (208, false),
+            (258, false),
+            (308, true),
+            (358, false),
+            (408, false),
+            (458, true),
+        ];
+        // Every page on the wire when the first 429 is read.
+        let mut c = RateControl::new(20.0);
+        feed(&mut c, Instant::now(), &sends, ms(400));
+        let rate = c.rate();
+        assert!((7.5..8.0).contains(&rate), "{rate}");
+    }
+
+    #[test]
+    fn a_bucket_with_burst_is_not_read_as_a_window_of_its_burst() {
+        // Burst 4 at 8/s offered 20/s: five served back to back, then one
+        // in two or three as tokens come (GCRA). Counted over the second
+        // of its Retry-After, 7 served read as 7/s and held for seconds.
+        let sends = [
+            (0, true),
+            (108, true),
+            (158, true),
+            (208, true),
+            (258, true),
+            (308, true),
+            (358, false),
+            (408, true),
+            (458, false),
+            (508, true),
+            (558, false),
+            (608, false),
+            (658, true),
+        ];
+        let mut c = RateControl::new(20.0);
+        feed(&mut c, Instant::now(), &sends, ms(100));
+        let rate = c.rate();
+        assert!((7.0..8.0).contains(&rate), "{rate}");
+    }
+
+    #[test]
+    fn a_short_retry_after_is_lifted_once_the_site_serves_again() {
+        // The 429 for the request at 100 ms is read at 200 ms, when the
+        // one sent at 150 ms is still on the wire.
+        let mut c = RateControl::new(20.0);
+        let t0 = Instant::now();
+        c.answered(t0, t0 + ms(100), OK);
+        c.answered(t0 + ms(100), t0 + ms(200), throttled(1));
+        assert!(c.waits_out(Duration::from_secs(1)), "nothing served since");
+        c.answered(t0 + ms(150), t0 + ms(250), OK);
+        assert!(!c.waits_out(Duration::from_secs(1)));
+        assert!(
+            c.waits_out(Duration::from_secs(30)),
+            "a long one always holds"
+        );
+        // A window full to its end refuses everything on the wire: its
+        // Retry-After holds.
+        let mut c = RateControl::new(20.0);
+        let served = accept_run(&mut c, t0, 8, 20.0, ms(100));
+        c.answered(served, served + ms(100), throttled(1));
+        c.answered(served + ms(50), served + ms(150), throttled(1));
+        assert!(c.waits_out(Duration::from_secs(1)));
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //!
 //! Three gates, in the order a request passes them: a pool-wide pause (a
 //! 429's or 503's `Retry-After`, a block page, an API `backoff`, a
-//! `RateLimit` header saying nothing is left until its reset), the rate
+//! `RateLimit` header saying nothing is left until its reset; a 429's
+//! short `Retry-After` is lifted once the controller finds the site
+//! serving again at a measured rate, see [`RateControl::waits_out`]), the rate
 //! the site was learned to accept ([`RateControl`], in [`control`]), and
 //! the configured quota (a governor GCRA limiter, the hard ceiling: the
 //! controller only ever spaces requests further apart).
@@ -20,6 +22,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 pub use control::{Answer, Change, RateControl};
@@ -30,7 +33,20 @@ pub struct Throttle {
     control: Mutex<Spacing>,
     /// Until when no request may start, whatever the limiter says. A plain
     /// mutex: it is held for a comparison, never across an await.
-    paused_until: Mutex<Option<Instant>>,
+    paused_until: Mutex<Pause>,
+    /// Wakes the fetchers asleep on a start time when the rate changes:
+    /// slots booked at the old spacing would hold them seconds too long
+    /// after a rise (and the window gate would hold back those booked too
+    /// early after a cut anyway).
+    respaced: Notify,
+}
+
+#[derive(Default)]
+struct Pause {
+    until: Option<Instant>,
+    /// The end of the pauses no answer lifts (all but a 429's short
+    /// `Retry-After`).
+    firm: Option<Instant>,
 }
 
 /// The controller and the start time it has handed out last: governor's
@@ -60,7 +76,8 @@ impl Throttle {
                 next_start: Instant::now(),
                 sent: VecDeque::new(),
             }),
-            paused_until: Mutex::new(None),
+            paused_until: Mutex::new(Pause::default()),
+            respaced: Notify::new(),
         }
     }
 
@@ -68,13 +85,24 @@ impl Throttle {
     pub async fn acquire(&self) {
         'turn: loop {
             if let Some(until) = self.paused_until() {
-                tokio::time::sleep_until(until).await;
+                // A lifted pause wakes its sleepers.
+                let lifted = self.respaced.notified();
+                tokio::select! {
+                    _ = tokio::time::sleep_until(until) => {}
+                    _ = lifted => {}
+                }
                 continue;
             }
             // The governor is the last gate: whatever the controller's
             // spacing held back is then released no faster than the quota.
+            // Made before the slot is booked: a change after the booking
+            // wakes it.
+            let respaced = self.respaced.notified();
             if let Some(slot) = self.reserve_spacing() {
-                tokio::time::sleep_until(slot).await;
+                tokio::select! {
+                    _ = tokio::time::sleep_until(slot) => {}
+                    _ = respaced => continue 'turn,
+                }
             }
             self.limiter.until_ready().await;
             // A pause may have begun while this fetcher waited for its slot;
@@ -149,12 +177,24 @@ impl Throttle {
     }
 
     /// What the site answered to a request sent at `sent`. A site that
-    /// says nothing is left until its reset is left alone until then.
+    /// says nothing is left until its reset is left alone until then; a
+    /// site seen serving again at a measured rate ends a 429's short pause.
     pub fn answered(&self, sent: Instant, answer: Answer) -> Option<Change> {
-        let change = {
+        let (change, lift) = {
             let mut s = self.control.lock().unwrap_or_else(|p| p.into_inner());
-            s.control.answered(sent, Instant::now(), answer)
+            let now = Instant::now();
+            let change = s.control.answered(sent, now, answer);
+            if change.is_some() {
+                s.next_start = s.next_start.min(now);
+            }
+            (change, !s.control.waits_out(Duration::ZERO))
         };
+        if change.is_some() {
+            self.respaced.notify_waiters();
+        }
+        if lift && self.lift() {
+            self.respaced.notify_waiters();
+        }
         if let Answer::Accepted(limits) = answer {
             if let Some(wait) = limits.exhausted_for() {
                 self.pause_for(wait);
@@ -166,22 +206,53 @@ impl Throttle {
     /// Pauses every fetcher for `wait`; an existing longer pause stands.
     /// Returns the instant the pool resumes.
     pub fn pause_for(&self, wait: Duration) -> Instant {
+        self.pause(wait, true)
+    }
+
+    /// A 429's `Retry-After` of `wait`: pauses every fetcher as
+    /// [`Throttle::pause_for`] does, unless the controller has found the
+    /// site serving again at the rate it now goes at (`None`). A short
+    /// pause ends early once it does.
+    pub fn refused_for(&self, wait: Duration) -> Option<Instant> {
+        let waits = {
+            let s = self.control.lock().unwrap_or_else(|p| p.into_inner());
+            s.control.waits_out(wait)
+        };
+        waits.then(|| self.pause(wait, !RateControl::is_short(wait)))
+    }
+
+    fn pause(&self, wait: Duration, firm: bool) -> Instant {
         let until = Instant::now() + wait;
         let mut guard = self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
-        let until = match *guard {
-            Some(existing) if existing > until => existing,
-            _ => until,
-        };
-        *guard = Some(until);
+        if firm {
+            guard.firm = guard.firm.max(Some(until));
+        }
+        let until = guard.until.max(Some(until)).unwrap_or(until);
+        guard.until = Some(until);
         let mut s = self.control.lock().unwrap_or_else(|p| p.into_inner());
         s.control.paused(until, Instant::now());
         until
     }
 
+    /// Ends a 429's short pause: what is left is the firm pauses'. Whether
+    /// there was one to end.
+    fn lift(&self) -> bool {
+        let now = Instant::now();
+        let mut guard = self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.until.is_none_or(|u| u <= now) || guard.until == guard.firm {
+            return false;
+        }
+        guard.until = guard.firm.filter(|f| *f > now);
+        let resumes = guard.until.unwrap_or(now);
+        let mut s = self.control.lock().unwrap_or_else(|p| p.into_inner());
+        s.control.resumed(resumes, now);
+        true
+    }
+
     /// The end of the current pause, if one is still running.
     pub fn paused_until(&self) -> Option<Instant> {
         let guard = self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
-        guard.filter(|until| *until > Instant::now())
+        guard.until.filter(|until| *until > Instant::now())
     }
 }
 
@@ -229,6 +300,48 @@ mod tests {
         // leave it.
         assert_eq!(t.window_gate(t0 + ms(980)), Some(t0 + ms(1000)));
         assert_eq!(t.window_gate(t0 + ms(1030)), None);
+    }
+
+    #[tokio::test]
+    async fn a_429s_short_pause_ends_when_the_site_serves_again_and_a_firm_one_stays() {
+        let t = Throttle::new(20.0, 1);
+        let t0 = Instant::now() - ms(500);
+        t.answered(t0, Answer::ACCEPTED);
+        t.answered(t0 + ms(100), throttled(1));
+        assert!(t.refused_for(Duration::from_secs(1)).is_some());
+        assert!(t.paused_until().is_some());
+        // Sent after the refused one, before its 429 was read: served.
+        t.answered(t0 + ms(150), Answer::ACCEPTED);
+        assert_eq!(t.paused_until(), None, "lifted");
+        assert_eq!(t.refused_for(Duration::from_secs(1)), None);
+        // A block page's pause is no 429's to lift.
+        let t = Throttle::new(20.0, 1);
+        t.answered(t0, Answer::ACCEPTED);
+        t.answered(t0 + ms(100), throttled(1));
+        let firm = t.pause_for(Duration::from_secs(60));
+        t.refused_for(Duration::from_secs(1));
+        t.answered(t0 + ms(150), Answer::ACCEPTED);
+        assert_eq!(t.paused_until(), Some(firm));
+    }
+
+    #[tokio::test]
+    async fn a_rate_change_gives_up_the_slots_booked_at_the_old_spacing() {
+        let t = Throttle::new(20.0, 1);
+        t.answered(Instant::now(), throttled(1));
+        assert_eq!(t.effective_rate(), 5.0);
+        let booked: Vec<Instant> = (0..4).filter_map(|_| t.reserve_spacing()).collect();
+        assert_eq!(booked[3] - booked[0], ms(600));
+        // The site states 12/s: the next slot is now, not 800 ms on.
+        let policy = RateLimits {
+            limit: Some(12),
+            window: Some(Duration::from_secs(1)),
+            ..RateLimits::default()
+        };
+        assert!(t
+            .answered(Instant::now(), Answer::Accepted(policy))
+            .is_some());
+        let next = t.reserve_spacing().expect("spaced below the quota");
+        assert!(next < booked[3], "{:?}", next - booked[0]);
     }
 
     #[tokio::test]
