@@ -544,3 +544,18 @@ fn a_bad_fleet_table_names_the_key() {
     assert_eq!(key, "fleet.shared_quota");
     assert!(reason.contains("postgres://"), "{reason}");
 }
+
+#[test]
+fn run_writes_an_output_only_when_the_config_or_output_names_one() {
+    assert!(load(GOOD).unwrap().output_named);
+    let unnamed = GOOD.replace("[output]\npath = \"out.csv\"\n", "");
+    let c = load(&unnamed).unwrap();
+    assert!(!c.output_named);
+    assert_eq!(c.output, PathBuf::from("questions.jsonl"));
+    let ov = Overrides {
+        output: Some("x.jsonl".into()),
+        ..Overrides::default()
+    };
+    let c = Config::from_toml(&unnamed, "test.toml", &ov).unwrap();
+    assert!(c.output_named);
+}

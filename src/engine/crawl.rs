@@ -23,8 +23,8 @@ use crate::store::{PassStore, StoreLocation};
 /// The store's name for the pass of a one-off `crawl --store`.
 pub const CRAWL_PASS: &str = "crawl";
 
-/// Checks every file a `crawl` (with `output`) or a `run` (without) will
-/// write, before its first request: the output and the `.partial` file
+/// Checks every file a `crawl` (with `output`) or a `run` (with `output`
+/// when its config names one) will write, before its first request: the output and the `.partial` file
 /// beside it, the failures file, a SQLite store and the budget file.
 pub fn check_written_paths(
     config: &Config,
