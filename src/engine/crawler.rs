@@ -370,6 +370,11 @@ impl Crawler {
             )
             .await??;
         if let Some(m) = self.monitor() {
+            // A report taken now counts every page of the pass, so the
+            // pass is shown whole as it ends, not at the next tick.
+            if let Ok(stats) = self.stats().await {
+                m.supervisor_stats(&stats);
+            }
             m.pass_ended(finished);
             self.report_store_stats(m);
         }
