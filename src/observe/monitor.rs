@@ -120,8 +120,9 @@ pub struct RateSample {
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct BudgetStatus {
-    /// Requests left today in the budget that will stop the crawl first.
-    pub remaining: u64,
+    /// Requests left today in the budget that will stop the crawl first;
+    /// unknown (`null`) until the crawl has opened its budget and reported.
+    pub remaining: Option<u64>,
     pub resets_at: Option<DateTime<Utc>>,
     /// The crawl stopped because it ran out.
     pub exhausted: bool,
@@ -236,7 +237,9 @@ struct Metrics {
     pages: Family<OutcomeLabel, Counter>,
     questions: Counter,
     quota_per_second: Gauge<f64, AtomicU64>,
-    budget_remaining: Gauge,
+    /// A family for the same reason as `quota_remaining`: before the
+    /// crawl has read its budget, a 0 would read as "budget spent".
+    budget_remaining: Family<Vec<(String, String)>, Gauge>,
     /// No label; a family so that no sample is exported before the API
     /// has reported a quota (a 0 would read as "quota spent").
     quota_remaining: Family<Vec<(String, String)>, Gauge>,
@@ -254,7 +257,7 @@ impl Metrics {
             pages: Family::default(),
             questions: Counter::default(),
             quota_per_second: Gauge::default(),
-            budget_remaining: Gauge::default(),
+            budget_remaining: Family::default(),
             quota_remaining: Family::default(),
             store_questions: Gauge::default(),
             // 1 s to about 9 h.
@@ -570,14 +573,16 @@ impl Monitor {
             raise_to(&m.retries, total.retries);
             raise_to(&m.rate_limited, total.rate_limited);
             s.status.budget = BudgetStatus {
-                remaining: st.budget_left,
+                remaining: Some(st.budget_left),
                 resets_at: Some(
                     st.budget_resets_at
                         .unwrap_or_else(|| Budget::resets_at(now)),
                 ),
                 exhausted: st.budget_resets_at.is_some(),
             };
-            m.budget_remaining.set(st.budget_left as i64);
+            m.budget_remaining
+                .get_or_create(&Vec::new())
+                .set(st.budget_left as i64);
             if total.quota_requests > 0 {
                 let q = s.status.quota.get_or_insert_with(QuotaStatus::default);
                 q.requests = total.quota_requests;
@@ -856,5 +861,28 @@ mod tests {
         m.page_ended(&done("a", 9));
         m.crawler_started(5.0);
         assert_eq!(pages_done(&m.status()), 9);
+    }
+
+    #[test]
+    fn the_budget_is_absent_until_the_crawl_has_read_it_never_zero() {
+        let m = Monitor::new("run", 5.0);
+        let sample = |text: &str| {
+            text.lines()
+                .find(|l| l.starts_with("stackcrawl_budget_remaining"))
+                .map(str::to_owned)
+        };
+        assert_eq!(sample(&m.metrics_text()), None);
+        assert_eq!(m.status().budget.remaining, None);
+        let json = serde_json::to_value(m.status()).unwrap();
+        assert!(json["budget"]["remaining"].is_null(), "{json}");
+        m.supervisor_stats(&SupervisorStats {
+            budget_left: 9_995,
+            ..SupervisorStats::default()
+        });
+        assert_eq!(
+            sample(&m.metrics_text()).as_deref(),
+            Some("stackcrawl_budget_remaining 9995")
+        );
+        assert_eq!(m.status().budget.remaining, Some(9_995));
     }
 }

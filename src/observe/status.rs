@@ -219,7 +219,7 @@ td:first-child,th:first-child{{text-align:left}}
     let _ = write!(
         h,
         "<tr><td>daily budget left</td><td>{}{}</td></tr><tr><td>resets</td><td>{}</td></tr>",
-        b.remaining,
+        opt(b.remaining),
         if b.exhausted { " (spent)" } else { "" },
         time(b.resets_at)
     );
