@@ -573,6 +573,7 @@ impl Crawler {
             budget_left: stats.budget_left,
             budget_resets_at: stats.budget_resets_at,
             wall_time: self.started.elapsed(),
+            sending_time: stats.sending,
             quota: (stats.quota.requests > 0).then_some(stats.quota),
             interrupted: false,
         })
