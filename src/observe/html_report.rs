@@ -102,6 +102,7 @@ fn asked_per_day(h: &mut String, history: &History) {
         "questions",
         &lines,
         None,
+        1.0,
         &day_label,
     ));
     h.push_str("<details><summary>figures</summary><table id=\"asked-per-day\"><tr><th>tag</th><th>day</th><th>questions</th></tr>\n");
@@ -157,6 +158,7 @@ fn unanswered_per_pass(h: &mut String, history: &History) {
         "% unanswered",
         &lines,
         None,
+        1.0,
         &|x| format!("pass {x:.0}"),
     ));
     h.push_str("<table id=\"passes\"><tr><th>pass</th><th>tag set</th><th>started</th><th>questions</th><th>unanswered</th><th>share</th></tr>\n");
@@ -178,6 +180,18 @@ fn unanswered_per_pass(h: &mut String, history: &History) {
 
 fn growth(h: &mut String, history: &History) {
     h.push_str("<h2 id=\"growth\">Fastest-growing questions</h2>\n");
+    if history.growth.is_empty() {
+        // Growth is between two snapshots of a question: say what is
+        // missing rather than draw an empty chart over an empty table.
+        let passes = history.passes.len();
+        let why = if passes < 2 {
+            format!("Needs two passes: a question's growth is the views it gained between its first and latest snapshots, and the store has {passes} pass{}.", if passes == 1 { "" } else { "es" })
+        } else {
+            "No question gained views between its first and latest snapshots.".to_string()
+        };
+        let _ = writeln!(h, "<p class=\"chart-empty\" id=\"growth-empty\">{why}</p>");
+        return;
+    }
     let bars: Vec<(String, f64)> = history
         .growth
         .iter()

@@ -195,6 +195,8 @@ td:first-child,th:first-child{{text-align:left}}
         "requests/s",
         &[rate],
         Some(("quota", r.quota_per_second)),
+        // Labels to the second.
+        1.0,
         &|secs| {
             (start + chrono::TimeDelta::milliseconds((secs * 1000.0) as i64))
                 .format("%H:%M:%S")
