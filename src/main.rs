@@ -297,8 +297,10 @@ fn state_dir(xdg_state_home: Option<OsString>, home: Option<OsString>) -> Option
 }
 
 fn init_logging(format: LogFormat) {
-    // Other crates' chatter (the status server's worker lines, PostgreSQL's
-    // NOTICEs about migrations already applied) only with RUST_LOG.
+    // Other crates' chatter (the status server's worker lines, the
+    // PostgreSQL client's connection lines) only with RUST_LOG. The
+    // server's NOTICEs are logged by the sync client as `postgres::config`,
+    // which this does not quiet: the store sends nothing that draws one.
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,actix_server=warn,tokio_postgres=warn"));
     let builder = tracing_subscriber::fmt()

@@ -494,6 +494,27 @@ fn a_store_error_keeps_the_server_message_and_an_unknown_scheme_is_refused() {
     );
 }
 
+/// A PostgreSQL store opened again (its schema already there) leaves the
+/// log clean even with every crate's INFO lines on: the server is not
+/// made to send a NOTICE about a table that exists.
+#[test]
+fn reopening_a_postgresql_store_logs_no_notice_from_the_server() {
+    let db = stackcrawl_fakesite::pg::TestDb::create();
+    for open in ["creates the schema", "finds it"] {
+        let out = stackcrawl_fakesite::service::command(env!("CARGO_BIN_EXE_stackcrawl"), state())
+            .env("RUST_LOG", "info")
+            .args(["export", "--store", &db.url])
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{open}: {log}");
+        assert!(
+            !log.contains("NOTICE") && !log.contains("already exists"),
+            "{open}: {log}"
+        );
+    }
+}
+
 /// README's offline quick start: the shipped `config/fake-site.toml`,
 /// pointed at a fake site on a free port instead of 8080, crawls every page
 /// of both tags into `questions.jsonl` beside it.
