@@ -77,6 +77,10 @@ pub struct PassStatus {
     pub duration_secs: Option<f64>,
     pub pages_planned: u64,
     pub pages_done: u64,
+    /// Of `pages_done`, those a resumed pass had done before this process
+    /// started: none of this process's requests went to them, so they are
+    /// shown apart from the requests sent.
+    pub pages_done_before: u64,
     pub pages_failed: u64,
     pub pages_skipped: u64,
     pub questions: u64,
@@ -468,10 +472,12 @@ impl Monitor {
                 (tag.clone(), t)
             })
             .collect();
+        let before = tags.values().map(|t| t.pages_done).sum();
         let pass = PassStatus {
             started_at: Some(Utc::now()),
             pages_planned: planned.values().sum(),
-            pages_done: tags.values().map(|t| t.pages_done).sum(),
+            pages_done: before,
+            pages_done_before: before,
             tags,
             ..PassStatus::default()
         };
@@ -884,5 +890,31 @@ mod tests {
             Some("stackcrawl_budget_remaining 9995")
         );
         assert_eq!(m.status().budget.remaining, Some(9_995));
+    }
+
+    #[test]
+    fn a_resumed_pass_names_the_pages_done_before_this_process_started() {
+        let m = Monitor::new("run", 5.0);
+        let planned = BTreeMap::from([("a".to_string(), 8)]);
+        let remaining = BTreeMap::from([("a".to_string(), 5)]);
+        m.pass_started("s", &planned, &remaining);
+        for page in 4..=5 {
+            m.page_ended(&done("a", page));
+        }
+        m.supervisor_stats(&SupervisorStats {
+            requests: 3,
+            done: 2,
+            ..SupervisorStats::default()
+        });
+        let s = m.status();
+        assert_eq!(
+            (s.passes["s"].pages_done, s.passes["s"].pages_done_before),
+            (5, 3)
+        );
+        let page = crate::observe::status::render_page(&s);
+        assert!(
+            page.contains("5 <span class=\"before\">(3 before this start)</span>"),
+            "{page}"
+        );
     }
 }
