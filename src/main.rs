@@ -601,13 +601,18 @@ fn run(args: RunArgs, env: Environment) -> Result<(), Failure> {
     let config =
         Config::load(&args.config, &overrides, &env).map_err(|e| Failure::Usage(e.to_string()))?;
     let config = args.apply(config);
-    // `run` rewrites the output after each pass only when the config names it.
+    // `run` rewrites the output after each pass only when the config names
+    // it; its directory must exist then, as for `crawl`.
     stackcrawl::engine::crawl::check_written_paths(
         &config,
         config.output_named,
         Some(&config.store),
     )
     .map_err(|e| Failure::Usage(e.to_string()))?;
+    if config.output_named {
+        Sink::create(&config.output, config.output_format)
+            .map_err(|e| Failure::Usage(e.to_string()))?;
+    }
     let monitor = config.status_addr.map(|_| Monitor::new("run", config.rate));
     actix_rt::System::new().block_on(async move {
         let server = serve_status(config.status_addr, &monitor)?;

@@ -818,3 +818,32 @@ fn run_rewrites_the_configured_output_with_the_stores_records_after_each_pass() 
     // Only the renamed file is left: no temporary beside it.
     assert!(!dir.path().join(".latest.csv.partial").exists());
 }
+
+/// The output `run` will rewrite is checked with the files it writes
+/// before any request, on its own (the failures file is elsewhere here).
+#[test]
+fn run_refuses_an_output_it_could_not_write_before_any_request() {
+    let site = FakeSite::builder().tag("a", 50).start();
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-dir").join("q.jsonl");
+    let config = TestConfig::service(&site, dir.path())
+        .output(&missing)
+        .tag_set("s", &["a"], 1)
+        .write();
+    let text = std::fs::read_to_string(&config).unwrap();
+    let failures = dir.path().join("failed.jsonl");
+    let text = text.replacen(
+        "[output]\n",
+        &format!("[output]\nfailures = \"{}\"\n", failures.display()),
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut svc = Service::start(BIN, &config);
+    assert_eq!(svc.wait_exit(), Some(2), "{:#?}", svc.seen);
+    let said = format!("{:?}", svc.seen);
+    assert!(
+        said.contains("output") && said.contains("no-such-dir"),
+        "{said}"
+    );
+    assert!(site.page_hits().is_empty(), "{said}");
+}
