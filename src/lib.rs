@@ -19,8 +19,10 @@
 //! - [`source`]: everything that differs between HTML listings
 //!   ([`source::html`]) and the API ([`source::api`]): URLs, requests,
 //!   statuses, reading bodies, paging; [`source::fetch`] is the HTTP client;
-//!   [`source::archive`] reads WARC files, [`source::saved`] saved pages
-//! - [`store`]: SQLite or PostgreSQL (shared by a fleet), the file output
+//!   [`source::archive`] reads WARC files, [`source::saved`] saved pages,
+//!   [`source::charset`] a body in the charset it declares
+//! - [`store`]: SQLite or PostgreSQL (shared by a fleet), archived pages
+//!   imported as passes of the past (`parse --store`), the file output
 //!   ([`store::output`]) and the writer lock
 //! - [`observe`]: the monitor, status page, metrics, progress display,
 //!   charts and `report --html`

@@ -89,6 +89,15 @@ struct ParseArgs {
     /// files' order whatever this is.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     jobs: Option<u16>,
+    /// Write the pages into this store (SQLite file or postgres:// URL) as
+    /// snapshots at their capture time (a WARC record's WARC-Date, a saved
+    /// file's modification time) instead of printing them: one import is
+    /// one pass, and a capture already stored adds nothing.
+    #[arg(long, value_name = "STORE")]
+    store: Option<String>,
+    /// The tag set an import's pass is recorded under (with --store).
+    #[arg(long, value_name = "NAME", default_value = stackcrawl::store::IMPORT_TAG_SET, requires = "store")]
+    tag_set: String,
 }
 
 #[derive(Args, Clone)]
@@ -164,7 +173,8 @@ struct StoreArgs {
 struct ExportArgs {
     #[command(flatten)]
     source: StoreSource,
-    /// Row format: one JSON object a line, or CSV with a header.
+    /// Row format: one JSON object a line, CSV with a header, or Parquet
+    /// (typed columns; to --output or a redirected standard output).
     #[arg(long, value_enum, default_value_t = ExportKind::Jsonl)]
     format: ExportKind,
     /// One row per snapshot instead of the latest state.
@@ -179,6 +189,7 @@ struct ExportArgs {
 enum ExportKind {
     Jsonl,
     Csv,
+    Parquet,
 }
 
 #[derive(Args)]
@@ -186,7 +197,7 @@ struct CrawlArgs {
     /// TOML config (see config/example.toml). Flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Output file: .jsonl or .csv.
+    /// Output file: .jsonl, .csv or .parquet.
     #[arg(long)]
     output: Option<PathBuf>,
     /// Print every URL that would be fetched and fetch nothing.

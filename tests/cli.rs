@@ -611,31 +611,7 @@ impl<'de> serde::Deserialize<'de> for Keys {
     }
 }
 
-/// A WARC record of `kind` for `uri` captured at `date`.
-fn warc_record(kind: &str, uri: &str, date: &str, block: &[u8]) -> Vec<u8> {
-    let mut r = format!(
-        "WARC/1.0\r\nWARC-Type: {kind}\r\nWARC-Record-ID: <urn:uuid:{}>\r\nWARC-Target-URI: {uri}\r\nWARC-Date: {date}\r\nContent-Type: application/http; msgtype=response\r\nContent-Length: {}\r\n\r\n",
-        block.len(),
-        block.len()
-    )
-    .into_bytes();
-    r.extend_from_slice(block);
-    r.extend_from_slice(b"\r\n\r\n");
-    r
-}
-
-fn http_response(status: &str, headers: &str, body: &[u8]) -> Vec<u8> {
-    let mut r = format!("HTTP/1.1 {status}\r\n{headers}\r\n").into_bytes();
-    r.extend_from_slice(body);
-    r
-}
-
-fn gzipped(bytes: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap()
-}
+use stackcrawl_fakesite::warc::{gzipped, http_response, record as warc_record};
 
 /// Every saved fixture page, put into two WARC files (one plain, one
 /// gzipped per record) among requests, metadata, revisits, non-listing

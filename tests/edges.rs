@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use stackcrawl::store::parquet::read_questions;
 use stackcrawl_fakesite::service::Service;
 use stackcrawl_fakesite::{read_jsonl, FakeSite, Fault, TestConfig};
 
@@ -131,12 +132,29 @@ fn json_crawl(config: &Path, extra: &[&str]) -> Command {
     cmd
 }
 
+/// The ids in an output, JSONL or Parquet by its extension.
 fn ids(path: &Path) -> Vec<u64> {
-    read_jsonl(path).iter().map(|q| q.question_id).collect()
+    let records = if path.extension().is_some_and(|e| e == "parquet") {
+        read_questions(std::fs::File::open(path).expect("output written")).unwrap()
+    } else {
+        read_jsonl(path)
+    };
+    records.iter().map(|q| q.question_id).collect()
 }
 
 #[test]
 fn crawl_store_killed_mid_crawl_then_rerun_outputs_every_record() {
+    killed_then_rerun("q.jsonl");
+}
+
+/// A killed crawl leaves a Parquet `.partial` without its footer; the
+/// rerun writes the whole pass from the store.
+#[test]
+fn crawl_store_killed_mid_crawl_then_rerun_outputs_every_record_in_parquet() {
+    killed_then_rerun("q.parquet");
+}
+
+fn killed_then_rerun(output: &str) {
     let site = FakeSite::builder()
         .tag("a", 1000)
         .latency(Duration::from_millis(50))
@@ -145,9 +163,10 @@ fn crawl_store_killed_mid_crawl_then_rerun_outputs_every_record() {
     let config = TestConfig::new(&site, dir.path())
         .fetch("fetchers = 2\nburst = 1")
         .tag_set("a", &["a"], 20)
+        .output(output)
         .write();
     let db = dir.path().join("store.db");
-    let out = dir.path().join("q.jsonl");
+    let out = dir.path().join(output);
     let store = ["--store", db.to_str().unwrap()];
 
     let mut first = Service::from_command(json_crawl(&config, &store));
@@ -156,6 +175,13 @@ fn crawl_store_killed_mid_crawl_then_rerun_outputs_every_record() {
     }
     first.signal("-KILL");
     first.wait_exit();
+    // What the killed crawl left: its records so far in the partial file,
+    // which for Parquet lacks the footer that makes it readable.
+    let partial = dir.path().join(format!(".{output}.partial"));
+    assert!(partial.exists());
+    if output.ends_with(".parquet") {
+        assert!(read_questions(std::fs::File::open(&partial).unwrap()).is_err());
+    }
 
     let mut second = Service::from_command(json_crawl(&config, &store));
     let resumed = second.wait_for("pass starting");
@@ -173,6 +199,17 @@ fn crawl_store_killed_mid_crawl_then_rerun_outputs_every_record() {
 
 #[test]
 fn sigterm_mid_crawl_exits_3_listing_the_unfetched_pages_for_retry() {
+    interrupted_then_retried("q.jsonl");
+}
+
+/// The interrupted crawl writes its Parquet footer; the retry rewrites
+/// the file with its records first.
+#[test]
+fn sigterm_mid_crawl_then_retry_completes_a_parquet_output() {
+    interrupted_then_retried("q.parquet");
+}
+
+fn interrupted_then_retried(output: &str) {
     let site = FakeSite::builder()
         .tag("a", 2000)
         .latency(Duration::from_millis(100))
@@ -181,8 +218,9 @@ fn sigterm_mid_crawl_exits_3_listing_the_unfetched_pages_for_retry() {
     let config = TestConfig::new(&site, dir.path())
         .fetch("fetchers = 2\nburst = 1")
         .tag_set("a", &["a"], 40)
+        .output(output)
         .write();
-    let out = dir.path().join("q.jsonl");
+    let out = dir.path().join(output);
     let failures = dir.path().join("q.failed.jsonl");
 
     let mut crawl = Service::from_command(json_crawl(&config, &[]));
@@ -208,6 +246,11 @@ fn sigterm_mid_crawl_exits_3_listing_the_unfetched_pages_for_retry() {
     assert_eq!(listed_pages, unfetched);
     assert_eq!(listed.len(), unfetched.len());
     assert!(listed.iter().all(|f| f["kind"] == "interrupted"));
+    let first = ids(&out);
+    assert!(
+        !first.is_empty(),
+        "the interrupted crawl's records are in the output"
+    );
 
     let retry = crawl_retry(&config, &failures);
     assert_eq!(

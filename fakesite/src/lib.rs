@@ -945,3 +945,5 @@ async fn serve(
     let _ = sock.write_all(&bytes).await;
     let _ = sock.shutdown().await;
 }
+pub mod warc;
+pub mod wayback;

@@ -4,8 +4,49 @@ use std::io::Write;
 
 use tracing::{error, info, warn};
 
+use chrono::{DateTime, Utc};
+use stackcrawl::model::{PageContext, Question};
+
+use super::import::Importer;
 use super::stdout::Stdout;
 use crate::{Failure, ParseArgs};
+
+/// Where `parse` puts the records: standard output, or a store.
+enum Records {
+    Print(Stdout),
+    Store(Importer),
+}
+
+impl Records {
+    /// One page's records; `url` and `captured_at` say which capture it
+    /// is (`None`: a saved file, see `Importer::saved`).
+    fn page(
+        &mut self,
+        capture: Option<(&str, DateTime<Utc>)>,
+        path: &std::path::Path,
+        ctx: &PageContext,
+        questions: &[Question],
+    ) -> Result<(), Failure> {
+        match (self, capture) {
+            (Records::Print(out), _) => {
+                for q in questions {
+                    let line = parsed_record(q);
+                    writeln!(out, "{line}").map_err(Stdout::failure)?;
+                }
+                Ok(())
+            }
+            (Records::Store(store), Some((url, at))) => store.capture(url, ctx, at, questions),
+            (Records::Store(store), None) => store.saved(path, ctx, questions),
+        }
+    }
+
+    fn finish(self) -> Result<(), Failure> {
+        match self {
+            Records::Print(out) => out.finish(),
+            Records::Store(store) => store.finish(),
+        }
+    }
+}
 
 /// A saved page's record: a saved file does not say which tab or page it
 /// was, nor (without --tag) which tag, so those are null rather than made
@@ -38,7 +79,10 @@ pub fn parse_files(args: ParseArgs, progress: bool) -> Result<(), Failure> {
                 args.base_url
             ))
         })?;
-    let mut stdout = Stdout::new();
+    let mut records = match &args.store {
+        Some(store) => Records::Store(Importer::open(store, &args.tag_set)?),
+        None => Records::Print(Stdout::new()),
+    };
     let mut failed = 0;
     let ctx = stackcrawl::model::PageContext {
         site,
@@ -80,11 +124,13 @@ pub fn parse_files(args: ParseArgs, progress: bool) -> Result<(), Failure> {
                         return Ok(());
                     }
                 };
-                for q in &listing.questions {
-                    let line = parsed_record(q);
-                    writeln!(stdout, "{line}").map_err(Stdout::failure)?;
-                }
-                return Ok(());
+                // The URL names the page (site, tag, tab, page): it was
+                // wanted for it.
+                let Some(page_ctx) = stackcrawl::source::archive::listing_context(&page.uri) else {
+                    return Ok(());
+                };
+                let capture = Some((page.uri.as_str(), page.captured_at));
+                return records.page(capture, path, &page_ctx, &listing.questions);
             }
             Item::ArchiveEnd(path, counts) => {
                 if let Some(bar) = &bar {
@@ -136,16 +182,12 @@ pub fn parse_files(args: ParseArgs, progress: bool) -> Result<(), Failure> {
                 );
             }
         });
-        for q in &cleaned.questions {
-            let line = parsed_record(q);
-            writeln!(stdout, "{line}").map_err(Stdout::failure)?;
-        }
-        Ok(())
+        records.page(None, file.path, &ctx, &cleaned.questions)
     })?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    stdout.finish()?;
+    records.finish()?;
     if failed > 0 {
         return Err(Failure::Failed(format!(
             "{failed} of {} files were not read as listing pages",

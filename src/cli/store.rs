@@ -89,7 +89,19 @@ pub fn export(args: ExportArgs, env: &Environment) -> Result<(), Failure> {
     let format = match args.format {
         ExportKind::Jsonl => ExportFormat::Jsonl,
         ExportKind::Csv => ExportFormat::Csv,
+        ExportKind::Parquet => ExportFormat::Parquet,
     };
+    // Parquet is binary: on a terminal it would only garble the screen.
+    if format == ExportFormat::Parquet
+        && args.output.is_none()
+        && std::io::IsTerminal::is_terminal(&std::io::stdout())
+    {
+        return Err(Failure::Usage(
+            "--format parquet writes a binary file: give --output FILE or redirect \
+             standard output"
+                .into(),
+        ));
+    }
     let result = match &args.output {
         Some(path) => std::fs::File::create(path)
             .map_err(|e| format!("cannot create {}: {e}", path.display()))

@@ -559,3 +559,18 @@ fn run_writes_an_output_only_when_the_config_or_output_names_one() {
     let c = Config::from_toml(&unnamed, "test.toml", &ov).unwrap();
     assert!(c.output_named);
 }
+
+#[test]
+fn the_output_format_is_told_by_its_extension() {
+    for (path, format) in [
+        ("out.jsonl", OutputFormat::Jsonl),
+        ("out.CSV", OutputFormat::Csv),
+        ("out.parquet", OutputFormat::Parquet),
+    ] {
+        let c = load(&GOOD.replace("out.csv", path)).unwrap();
+        assert_eq!(c.output_format, format, "{path}");
+    }
+    let (key, line, reason) = invalid(&GOOD.replace("out.csv", "out.txt"));
+    assert_eq!((key.as_str(), line), ("output.path", Some(11)));
+    assert!(reason.contains(".jsonl, .csv or .parquet"), "{reason}");
+}

@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod archive;
+pub mod charset;
 pub mod fetch;
 pub mod html;
 pub mod saved;

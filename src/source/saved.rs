@@ -108,7 +108,7 @@ fn read_page(path: &Path, bytes: &[u8], ctx: &PageContext) -> Result<Listing, St
         .and_then(|m| m.modified())
         .map(DateTime::<Utc>::from)
         .unwrap_or_else(|_| Utc::now());
-    read_saved(&String::from_utf8_lossy(bytes), ctx, fetched_at)
+    read_saved(&super::charset::decode(bytes, None), ctx, fetched_at)
         .map_err(|e| format!("not a listing page or API response: {e}"))
 }
 

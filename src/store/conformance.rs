@@ -34,10 +34,14 @@ macro_rules! on_both_backends {
     )*};
 }
 
-fn export_text(s: &dyn PassStore, format: ExportFormat, history: bool) -> String {
+fn export_bytes(s: &dyn PassStore, format: ExportFormat, history: bool) -> Vec<u8> {
     let mut out = Vec::new();
     s.export(&mut out, format, history).unwrap();
-    String::from_utf8(out).unwrap()
+    out
+}
+
+fn export_text(s: &dyn PassStore, format: ExportFormat, history: bool) -> String {
+    String::from_utf8(export_bytes(s, format, history)).unwrap()
 }
 
 fn exported(s: &dyn PassStore) -> Vec<Question> {
@@ -87,6 +91,10 @@ on_both_backends! {
         assert_eq!(s.stats().unwrap().snapshots, 2);
         let t = s.pass_totals(p).unwrap();
         assert_eq!((t.pages, t.questions, t.new, t.unchanged), (1, 2, 2, 0));
+        // Fetched again later in the pass (a resume): still one per pass.
+        let later = [seen_at(page[0].clone(), 3)];
+        record(s, p, &ctx("rust", 2), &later, at(3));
+        assert_eq!(s.stats().unwrap().snapshots, 2);
     }
 
     a_question_listed_twice_on_a_page_counts_once(s) {
@@ -257,11 +265,13 @@ on_both_backends! {
         let mut sqlite = report_fixture();
         let sp = sqlite.begin_pass("extra", at(7)).unwrap().pass_id;
         sqlite.record_page(sp, &ctx("rust", 3), &[full.clone()], at(7)).unwrap();
-        for format in [ExportFormat::Jsonl, ExportFormat::Csv] {
+        // Parquet too, byte for byte: the file holds nothing of when or
+        // where it was written.
+        for format in [ExportFormat::Jsonl, ExportFormat::Csv, ExportFormat::Parquet] {
             for history in [false, true] {
                 assert_eq!(
-                    export_text(s, format, history),
-                    export_text(&sqlite, format, history),
+                    export_bytes(s, format, history),
+                    export_bytes(&sqlite, format, history),
                     "{format:?}, history {history}"
                 );
             }
@@ -294,4 +304,124 @@ on_both_backends! {
         assert_eq!(exported(s), page);
         assert_eq!(s.done_pages(p).unwrap().len(), 1);
     }
+
+    an_import_is_one_pass_at_its_capture_times_and_adds_nothing_twice(s) {
+        let url = "https://stackoverflow.com/questions/tagged/rust?tab=newest";
+        let (y15, y19) = (year(2015), year(2019));
+        let old = [captured(q(1, "rust", &["rust"], 1, 0, 10), y15)];
+        let newer = [
+            captured(q(1, "rust", &["rust"], 4, 2, 900), y19),
+            captured(q(2, "rust", &["rust"], 0, 0, 5), y19),
+        ];
+        let mut first = Import::new(IMPORT_TAG_SET);
+        // Captures need not come in time order: files are read as given.
+        let w = import(s, &mut first, url, y19, &newer);
+        assert_eq!((w.imported, w.new, w.snapshots), (true, 2, 2));
+        let w = import(s, &mut first, url, y15, &old);
+        assert_eq!((w.imported, w.new, w.snapshots), (true, 0, 1));
+        let pass = first.pass_id().unwrap();
+        let st = s.stats().unwrap();
+        assert_eq!((st.questions, st.snapshots, st.passes), (2, 3, 1));
+        // The latest state is the newest capture's, whatever the order.
+        assert_eq!(exported(s), newer);
+        let h = s.history(10).unwrap();
+        assert_eq!(h.passes.len(), 1);
+        assert_eq!((h.passes[0].pass_id, h.passes[0].started_at), (pass, y15));
+        let g: Vec<_> = h.growth.iter().map(|g| (g.question_id, g.views_gained)).collect();
+        assert_eq!(g, [(1, 890)]);
+        assert_eq!(
+            (h.growth[0].from_seen_at, h.growth[0].to_seen_at),
+            (y15, y19)
+        );
+        let line = &h.views_over_time[0];
+        assert_eq!((line.question_id, line.points.clone()), (1, vec![(y15, 10), (y19, 900)]));
+        let seen: Vec<_> = h.seen_per_day.iter().map(|d| (d.day.as_str(), d.questions)).collect();
+        assert_eq!(seen, [("2015-06-01", 1), ("2019-06-01", 2)]);
+        let history = export_text(s, ExportFormat::Jsonl, true);
+        let rows: Vec<HistoryRow> = history.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let rows: Vec<_> = rows.iter().map(|r| (r.question_id, r.pass_id, r.seen_at, r.views)).collect();
+        assert_eq!(rows, [(1, pass, y15, 10), (1, pass, y19, 900), (2, pass, y19, 5)]);
+
+        // Importing the same captures again adds nothing, not even a pass.
+        let mut again = Import::new(IMPORT_TAG_SET);
+        for (t, qs) in [(y15, &old[..]), (y19, &newer[..])] {
+            assert_eq!(import(s, &mut again, url, t, qs), CaptureWrite::default());
+        }
+        assert_eq!(again.pass_id(), None);
+        assert_eq!(s.stats().unwrap(), st);
+        assert_eq!(s.history(10).unwrap(), h);
+    }
+
+    an_import_of_the_past_leaves_live_passes_their_state_and_order(s) {
+        let p1 = s.begin_pass("langs", at(1)).unwrap().pass_id;
+        let live = [q(1, "rust", &["rust", "tokio"], 9, 3, 5_000)];
+        record(s, p1, &ctx("rust", 1), &live, at(1));
+        s.finish_pass(p1, at(2)).unwrap();
+        // Archived captures of the same question, years before, imported
+        // under the live tag set's own name and under a set never crawled.
+        let url = "https://stackoverflow.com/questions/tagged/rust";
+        let mut imp = Import::new("langs");
+        let older = [captured(q(1, "rust", &["rust", "old-tag"], 1, 0, 40), year(2016))];
+        import(s, &mut imp, url, year(2016), &older);
+        let mut other = Import::new("never-crawled");
+        import(s, &mut other, url, year(2018), &[captured(q(1, "rust", &["rust"], 2, 1, 300), year(2018))]);
+        let (i1, i2) = (imp.pass_id().unwrap(), other.pass_id().unwrap());
+        assert!(i1 > p1 && i2 > i1);
+
+        // The latest state and tags stay the live sighting's.
+        assert_eq!(exported(s), live);
+        let r = s.report(10).unwrap();
+        let tokio: Vec<_> = r.tags[0].co_tags.iter().map(|c| c.tag.as_str()).collect();
+        assert_eq!(tokio, ["tokio"]);
+        // A live pass follows the live passes alone: an import is no
+        // "previous finished pass", is not resumed, and a set only
+        // imported starts its first live pass as a full one.
+        assert_eq!(s.previous_finished_pass("langs").unwrap(), Some(p1));
+        assert_eq!(s.previous_finished_pass("never-crawled").unwrap(), None);
+        assert_eq!(s.finished_pass_started("never-crawled").unwrap(), None);
+        let next = s.begin_pass("langs", at(3)).unwrap();
+        assert!(!next.resumed && next.pass_id > i2);
+        let fresh = s.begin_pass("never-crawled", at(3)).unwrap();
+        assert!(!fresh.resumed);
+        // The report orders passes by time: the imports saw the past.
+        let h = s.history(10).unwrap();
+        let order: Vec<_> = h.passes.iter().map(|p| (p.pass_id, p.imported)).collect();
+        assert_eq!(order, [(i1, true), (i2, true), (p1, false)]);
+        // Growth runs from the oldest capture to the live sighting.
+        assert_eq!(
+            (h.growth[0].from_seen_at, h.growth[0].views_gained),
+            (year(2016), 4_960)
+        );
+        assert_eq!(r.growth[0].from_seen_at, year(2018));
+    }
+}
+
+fn year(y: i32) -> chrono::DateTime<Utc> {
+    use chrono::TimeZone;
+    Utc.with_ymd_and_hms(y, 6, 1, 0, 0, 0).unwrap()
+}
+
+fn captured(mut q: Question, t: chrono::DateTime<Utc>) -> Question {
+    q.fetched_at = t;
+    q
+}
+
+fn import(
+    s: &mut dyn PassStore,
+    imp: &mut Import,
+    url: &str,
+    t: chrono::DateTime<Utc>,
+    questions: &[Question],
+) -> CaptureWrite {
+    let ctx = crate::source::archive::listing_context(url).unwrap();
+    s.import_capture(
+        imp,
+        &Capture {
+            url,
+            ctx: &ctx,
+            captured_at: t,
+            questions,
+        },
+    )
+    .unwrap()
 }

@@ -1,5 +1,6 @@
 //! `stackcrawl export` and a resumed crawl's output: rows streamed out of
-//! the store as JSONL or CSV, in the very formats the crawl itself writes.
+//! the store as JSONL, CSV or Parquet, in the very formats the crawl itself
+//! writes.
 //!
 //! Kept apart because its contract is with the crawl's output
 //! (`output::CsvRow`, `Question`'s JSON), not with the schema: a row read
@@ -12,15 +13,18 @@ use chrono::{DateTime, Utc};
 use rusqlite::Row;
 use serde::{Deserialize, Serialize};
 
+use super::parquet::{ParquetRow, ParquetWriter};
 use super::{parse_enum, parse_opt_ts, parse_ts, Store, StoreError};
 use crate::model::{csv_time, CsvRow};
 use crate::model::{PostKind, Question, QuestionStatus};
 
-/// What a file output holds: one JSON object a line, or CSV.
+/// What a file output holds: one JSON object a line, CSV, or Parquet
+/// (typed columns, see `store::parquet`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
     Jsonl,
     Csv,
+    Parquet,
 }
 
 /// The export formats are the crawl output's, so exporting takes the
@@ -53,7 +57,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let sql = if history {
             "SELECT site, question_id, pass_id, seen_at, votes, answers, views
-             FROM snapshots ORDER BY site, question_id, pass_id"
+             FROM snapshots ORDER BY site, question_id, pass_id, seen_at"
         } else {
             "SELECT * FROM questions ORDER BY site, question_id"
         };
@@ -170,7 +174,45 @@ pub(super) fn write_records(
             }
             w.flush()?;
         }
+        OutputFormat::Parquet => {
+            let mut w = w;
+            if history {
+                n = write_parquet(rows, &mut w, |r| match r {
+                    Record::History(h) => Some(h),
+                    Record::Question(_) => None,
+                })?;
+            } else {
+                n = write_parquet(rows, &mut w, |r| match r {
+                    Record::Question(q) => Some(q),
+                    Record::History(_) => None,
+                })?;
+            }
+        }
     }
+    Ok(n)
+}
+
+/// Rows of one kind (`pick`) as a Parquet file, in row groups of
+/// `ROW_GROUP_ROWS`; an empty export is a file with the schema and no row.
+fn write_parquet<R: ParquetRow>(
+    rows: impl Iterator<Item = Result<Record, StoreError>>,
+    w: &mut dyn Write,
+    pick: fn(Record) -> Option<R>,
+) -> Result<u64, StoreError> {
+    let mut out = ParquetWriter::<R>::new()?;
+    let mut n = 0;
+    for r in rows {
+        // Both kinds of row come from one query of one kind: another
+        // kind here is a bug in the caller, told rather than dropped.
+        let row = pick(r?).ok_or_else(|| StoreError::Decode {
+            column: "export",
+            value: String::new(),
+            reason: "a row of another kind than the export's".into(),
+        })?;
+        out.push_batch([row], w)?;
+        n += 1;
+    }
+    out.finish(w)?;
     Ok(n)
 }
 

@@ -31,6 +31,23 @@ pub struct History {
     pub passes: Vec<PassShare>,
     /// Views gained between each question's first and latest snapshot.
     pub growth: Vec<Growth>,
+    /// By crawl tag, then day (`YYYY-MM-DD`, UTC) a listing was seen, the
+    /// questions seen that day: a tag over the years an import covers.
+    pub seen_per_day: Vec<DayCount>,
+    /// The views of the first five (`VIEW_LINES`) questions of `growth`,
+    /// snapshot by snapshot.
+    pub views_over_time: Vec<QuestionViews>,
+}
+
+/// How many of the fastest-growing questions get a line of their views.
+pub const VIEW_LINES: usize = 5;
+
+/// One question's views at each of its snapshots, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QuestionViews {
+    pub site: String,
+    pub question_id: u64,
+    pub points: Vec<(DateTime<Utc>, u64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -55,6 +72,8 @@ pub struct PassShare {
     pub questions: u64,
     pub unanswered: u64,
     pub unanswered_share: f64,
+    /// An import's pass (`parse --store`): it saw archived pages.
+    pub imported: bool,
 }
 
 /// The most answers the distribution tells apart; more are one bucket.
@@ -79,15 +98,30 @@ pub(super) const ANSWERS_SQL: &str =
     "SELECT CASE WHEN answers < $1 THEN answers ELSE $1 END AS n, CAST(COUNT(*) AS BIGINT)
     FROM questions WHERE post_kind = $2 GROUP BY n ORDER BY n";
 
-/// Per pass: id, tag set, start, questions of post kind `$1` it saw and
-/// how many of them had no answer then.
+/// Per pass: id, tag set, start, questions of post kind `$1` it saw, how
+/// many of them had no answer then, and whether it was an import (an import counts a question once
+/// per capture time). In time order: an import, numbered after the live
+/// passes, saw the past.
 pub(super) const PASSES_SQL: &str = "SELECT p.pass_id, p.tag_set, p.started_at,
-      CAST(COUNT(*) AS BIGINT), CAST(COUNT(CASE WHEN s.answers = 0 THEN 1 END) AS BIGINT)
+      CAST(COUNT(*) AS BIGINT), CAST(COUNT(CASE WHEN s.answers = 0 THEN 1 END) AS BIGINT),
+      p.imported
     FROM passes p
     JOIN snapshots s ON s.pass_id = p.pass_id
     JOIN questions q ON q.site = s.site AND q.question_id = s.question_id
     WHERE q.post_kind = $1
-    GROUP BY p.pass_id, p.tag_set, p.started_at ORDER BY p.pass_id";
+    GROUP BY p.pass_id, p.tag_set, p.started_at, p.imported
+    ORDER BY p.started_at, p.pass_id";
+
+/// Crawl tag, day seen, distinct questions with a snapshot that day.
+pub(super) const SEEN_PER_DAY_SQL: &str = "SELECT c.crawl_tag, substr(s.seen_at, 1, 10) AS day,
+      CAST(COUNT(DISTINCT s.site || ' ' || CAST(s.question_id AS TEXT)) AS BIGINT)
+    FROM question_crawl_tags c JOIN snapshots s USING (site, question_id)
+    GROUP BY c.crawl_tag, substr(s.seen_at, 1, 10)
+    ORDER BY c.crawl_tag, day";
+
+/// A question's (site `$1`, id `$2`) snapshots: seen_at, views.
+pub(super) const VIEWS_OVER_TIME_SQL: &str = "SELECT seen_at, views FROM snapshots
+    WHERE site = $1 AND question_id = $2 ORDER BY seen_at, pass_id";
 
 /// Each question's first and latest snapshot by observation time, the
 /// `$1` that gained most views between them, in `growth_row`'s shape.
@@ -168,6 +202,7 @@ impl PassShare {
         started_at: DateTime<Utc>,
         questions: u64,
         unanswered: u64,
+        imported: bool,
     ) -> PassShare {
         PassShare {
             pass_id,
@@ -176,6 +211,7 @@ impl PassShare {
             questions,
             unanswered,
             unanswered_share: super::report::share(unanswered, questions),
+            imported,
         }
     }
 }
@@ -184,16 +220,11 @@ impl Store {
     /// The history `report --html` draws; `top_n` bounds the growth list.
     pub fn history(&self, top_n: usize) -> Result<History, StoreError> {
         let question = enum_text(&PostKind::Question)?;
-        let mut h = History::default();
-        let mut stmt = self.conn.prepare(ASKED_PER_DAY_SQL)?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            h.asked_per_day.push(DayCount {
-                tag: r.get(0)?,
-                day: r.get(1)?,
-                questions: r.get(2)?,
-            });
-        }
+        let mut h = History {
+            asked_per_day: self.day_counts(ASKED_PER_DAY_SQL)?,
+            seen_per_day: self.day_counts(SEEN_PER_DAY_SQL)?,
+            ..History::default()
+        };
         let pair = |r: &rusqlite::Row| Ok((r.get(0)?, r.get(1)?));
         let mut stmt = self.conn.prepare(VIEWS_SQL)?;
         let rows = stmt.query_map([], pair)?;
@@ -210,6 +241,7 @@ impl Store {
                 parse_ts("passes.started_at", r.get(2)?)?,
                 r.get(3)?,
                 r.get(4)?,
+                r.get(5)?,
             ));
         }
         let mut stmt = self.conn.prepare(GROWTH_SINCE_FIRST_SQL)?;
@@ -217,7 +249,34 @@ impl Store {
         while let Some(r) = rows.next()? {
             h.growth.push(growth_row(r)?);
         }
+        let mut stmt = self.conn.prepare(VIEWS_OVER_TIME_SQL)?;
+        for g in h.growth.iter().take(VIEW_LINES) {
+            let mut line = QuestionViews {
+                site: g.site.clone(),
+                question_id: g.question_id,
+                points: Vec::new(),
+            };
+            let mut rows = stmt.query(rusqlite::params![g.site, g.question_id])?;
+            while let Some(r) = rows.next()? {
+                line.points
+                    .push((parse_ts("snapshots.seen_at", r.get(0)?)?, r.get(1)?));
+            }
+            h.views_over_time.push(line);
+        }
         Ok(h)
+    }
+
+    /// The rows of a tag, day, count statement.
+    fn day_counts(&self, sql: &str) -> Result<Vec<DayCount>, StoreError> {
+        let mut stmt = self.conn.prepare(sql)?;
+        let rows = stmt.query_map([], |r| {
+            Ok(DayCount {
+                tag: r.get(0)?,
+                day: r.get(1)?,
+                questions: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 }
 

@@ -19,12 +19,16 @@
 //! This file holds what every part shares: opening a `Store`, its errors,
 //! how values are encoded in columns, and [`PassStore`], the interface the
 //! crawl needs from any store. The rest is split by concern: `schema` (the
-//! migrations), `writes` (a pass and its pages), `report`, `export`.
+//! migrations), `writes` (a pass and its pages), `import` (captured pages
+//! of the past, `parse --store`), `report`, `history`, `export` (and
+//! `parquet`, its columnar format).
 
 mod export;
 mod history;
+mod import;
 mod location;
 pub mod output;
+pub mod parquet;
 pub(crate) mod pg;
 mod report;
 mod schema;
@@ -52,7 +56,8 @@ use tracing::warn;
 use crate::model::{PageContext, Question};
 
 pub use export::{ExportFormat, HistoryRow, OutputFormat};
-pub use history::{Bucket, DayCount, History, PassShare};
+pub use history::{Bucket, DayCount, History, PassShare, QuestionViews};
+pub use import::{Capture, CaptureWrite, Import, IMPORT_TAG_SET};
 pub use location::{StoreLocation, UnknownScheme};
 pub use pg::{PgStore, SharedCounter};
 pub use report::{CoTag, Growth, Report, TagReport};
@@ -131,6 +136,8 @@ pub enum StoreError {
     Serialize(#[from] serde_json::Error),
     #[error("export: {0}")]
     Csv(#[from] csv::Error),
+    #[error("export: {0}")]
+    Parquet(#[from] parquet::ParquetError),
 }
 
 /// Sizes for the periodic status line. Every figure is exact, and cheap on
@@ -445,6 +452,15 @@ pub trait PassStore: Send {
     /// Marks the pass finished; finishing a finished pass is a no-op.
     fn finish_pass(&mut self, pass_id: i64, now: DateTime<Utc>) -> Result<(), StoreError>;
 
+    /// Writes a listing page captured in the past into the import's pass,
+    /// in one transaction; a capture the store has adds nothing. See
+    /// `store::import`.
+    fn import_capture(
+        &mut self,
+        import: &mut Import,
+        capture: &Capture,
+    ) -> Result<CaptureWrite, StoreError>;
+
     /// The pass's totals over its done pages.
     fn pass_totals(&self, pass_id: i64) -> Result<PassTotals, StoreError>;
 
@@ -579,6 +595,14 @@ impl PassStore for Store {
 
     fn finish_pass(&mut self, pass_id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
         Store::finish_pass(self, pass_id, now)
+    }
+
+    fn import_capture(
+        &mut self,
+        import: &mut Import,
+        capture: &Capture,
+    ) -> Result<CaptureWrite, StoreError> {
+        Store::import_capture(self, import, capture)
     }
 
     fn pass_totals(&self, pass_id: i64) -> Result<PassTotals, StoreError> {

@@ -1,6 +1,8 @@
 //! Record sinks: JSONL (one object a line) or CSV with tags joined by ';',
-//! both readable by pandas as is. Every page's records are flushed when the
-//! page is written, so a crash loses at most the page being written.
+//! both readable by pandas as is, or Parquet (typed columns). JSONL and CSV
+//! flush every page's records when the page is written, so a crash loses at
+//! most the page being written; a Parquet file is readable only once its
+//! footer is written, when the crawl ends (see `Sink::finish`).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -9,6 +11,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use crate::model::{CsvRow, Question};
+use crate::store::parquet::{check_questions_file, copy_questions, ParquetError, ParquetWriter};
 pub use crate::store::OutputFormat;
 use crate::store::StoreError;
 
@@ -32,6 +35,10 @@ pub enum SinkError {
     },
     #[error("cannot write output {path}: {reason}")]
     Write { path: PathBuf, reason: String },
+    /// A Parquet output to add records to that is not one stackcrawl
+    /// can read back and rewrite.
+    #[error("cannot add records to the Parquet output {path}: {reason}")]
+    Append { path: PathBuf, reason: String },
 }
 
 /// Records go to a temporary file beside the output (`.NAME.partial`) that
@@ -40,7 +47,8 @@ pub enum SinkError {
 /// every page fails) leaves an existing output as it was, and a reader never
 /// sees a half-written file under the output's name. An appending sink (a
 /// `--retry-failed` run) opens the output itself, but only at its first
-/// record.
+/// record (a Parquet output is rewritten, its rows first, through the
+/// temporary file).
 pub struct Sink {
     path: PathBuf,
     format: OutputFormat,
@@ -54,6 +62,8 @@ enum SinkKind {
     /// The writer, and whether the file still lacks its header: csv writes
     /// it before the first row, and a file that gets no row needs it too.
     Csv(Box<csv::Writer<File>>, bool),
+    /// The writer (until its footer is written) and the file it writes.
+    Parquet(Option<Box<ParquetWriter<Question>>>, BufWriter<File>),
 }
 
 impl Sink {
@@ -71,6 +81,15 @@ impl Sink {
     }
 
     fn new(path: &Path, format: OutputFormat, append: bool) -> Result<Sink, SinkError> {
+        if append && format == OutputFormat::Parquet && path.exists() {
+            std::fs::File::open(path)
+                .map_err(ParquetError::from)
+                .and_then(check_questions_file)
+                .map_err(|e| SinkError::Append {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                })?;
+        }
         let dir = parent_dir(path);
         if !dir.is_dir() {
             return Err(SinkError::Create {
@@ -107,9 +126,18 @@ impl Sink {
         }
     }
 
+    /// Whether records are added to the output file itself (JSONL and CSV
+    /// when appending). A Parquet file ends in a footer describing every
+    /// row before it, so one is added to by rewriting it, its rows first,
+    /// through the partial file and rename like a new output.
+    fn in_place(&self) -> bool {
+        self.append && self.format != OutputFormat::Parquet
+    }
+
     fn open(&mut self) -> Result<&mut SinkKind, SinkError> {
         if self.kind.is_none() {
-            let target = if self.append {
+            let in_place = self.in_place();
+            let target = if in_place {
                 self.path.clone()
             } else {
                 self.partial_path()
@@ -117,12 +145,25 @@ impl Sink {
             let file = std::fs::OpenOptions::new()
                 .create(true)
                 .write(true)
-                .append(self.append)
-                .truncate(!self.append)
+                .append(in_place)
+                .truncate(!in_place)
                 .open(&target)
                 .map_err(|e| self.create_error(&target, e))?;
             let empty = file.metadata().map(|m| m.len() == 0).unwrap_or(true);
-            self.kind = Some(SinkKind::new(file, self.format, empty));
+            let write_err = |e: ParquetError| SinkError::Write {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            };
+            let mut kind = SinkKind::new(file, self.format, empty).map_err(write_err)?;
+            if let SinkKind::Parquet(Some(w), file) = &mut kind {
+                if self.append && self.path.exists() {
+                    std::fs::File::open(&self.path)
+                        .map_err(ParquetError::from)
+                        .and_then(|src| copy_questions(src, w, file))
+                        .map_err(write_err)?;
+                }
+            }
+            self.kind = Some(kind);
         }
         Ok(self.kind.as_mut().expect("opened above"))
     }
@@ -164,7 +205,14 @@ impl Sink {
                 .and_then(|()| w.flush().map_err(Into::into))
                 .map_err(|e| write_err(e.to_string()))?;
         }
-        if !self.append {
+        if let SinkKind::Parquet(w, file) = &mut kind {
+            // The footer: only now is the file readable. A crawl killed
+            // before it leaves a `.partial` file no reader opens.
+            if let Some(w) = w.take() {
+                w.finish(file).map_err(|e| write_err(e.to_string()))?;
+            }
+        }
+        if !self.in_place() {
             // On disk before the rename, so a power cut cannot leave an
             // empty file under the output's name.
             kind.sync().map_err(|e| write_err(e.to_string()))?;
@@ -220,8 +268,8 @@ impl Sink {
 }
 
 impl SinkKind {
-    fn new(file: File, format: OutputFormat, empty: bool) -> SinkKind {
-        match format {
+    fn new(file: File, format: OutputFormat, empty: bool) -> Result<SinkKind, ParquetError> {
+        Ok(match format {
             OutputFormat::Jsonl => SinkKind::Jsonl(BufWriter::new(file)),
             OutputFormat::Csv => SinkKind::Csv(
                 Box::new(
@@ -231,7 +279,10 @@ impl SinkKind {
                 ),
                 empty,
             ),
-        }
+            OutputFormat::Parquet => {
+                SinkKind::Parquet(Some(Box::new(ParquetWriter::new()?)), BufWriter::new(file))
+            }
+        })
     }
 
     fn write(&mut self, questions: &[Question]) -> Result<(), String> {
@@ -250,6 +301,11 @@ impl SinkKind {
                 *headerless &= questions.is_empty();
                 w.flush().map_err(|e| e.to_string())
             }
+            // One page batch; a row group is written once enough wait.
+            SinkKind::Parquet(Some(w), file) => w
+                .push_batch(questions.iter().cloned(), file)
+                .map_err(|e| e.to_string()),
+            SinkKind::Parquet(None, _) => Err("the Parquet file is already closed".into()),
         }
     }
 
@@ -257,6 +313,7 @@ impl SinkKind {
         match self {
             SinkKind::Jsonl(w) => w.get_ref().sync_all(),
             SinkKind::Csv(w, _) => w.get_ref().sync_all(),
+            SinkKind::Parquet(_, w) => w.get_ref().sync_all(),
         }
     }
 }

@@ -123,6 +123,42 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE questions ADD COLUMN author_has_profile INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE questions ADD COLUMN author_action TEXT;
     ",
+    // 5: imports (`parse --store`): listing pages captured in the past
+    // (web archives) as passes marked `imported`, each capture keyed by
+    // (site, URL, capture time) so importing it again adds nothing. An
+    // import holds captures of years, so a question may have a snapshot
+    // per capture time in one pass: the snapshot key gains `seen_at` (a
+    // live pass still writes one per question, see `writes`). SQLite
+    // cannot change a key in place: the table is copied.
+    "
+    ALTER TABLE passes ADD COLUMN imported INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE captures (
+        site        TEXT NOT NULL,
+        url         TEXT NOT NULL,
+        captured_at TEXT NOT NULL,
+        pass_id     INTEGER NOT NULL REFERENCES passes (pass_id),
+        tag         TEXT NOT NULL,
+        tab         TEXT NOT NULL,
+        page        INTEGER NOT NULL,
+        questions   INTEGER NOT NULL,
+        PRIMARY KEY (site, url, captured_at)
+    ) WITHOUT ROWID;
+    CREATE TABLE snapshots_by_time (
+        site        TEXT NOT NULL,
+        question_id INTEGER NOT NULL,
+        pass_id     INTEGER NOT NULL REFERENCES passes (pass_id),
+        seen_at     TEXT NOT NULL,
+        votes       INTEGER NOT NULL,
+        answers     INTEGER NOT NULL,
+        views       INTEGER NOT NULL,
+        PRIMARY KEY (site, question_id, pass_id, seen_at),
+        FOREIGN KEY (site, question_id) REFERENCES questions (site, question_id)
+    ) WITHOUT ROWID;
+    INSERT INTO snapshots_by_time
+        SELECT site, question_id, pass_id, seen_at, votes, answers, views FROM snapshots;
+    DROP TABLE snapshots;
+    ALTER TABLE snapshots_by_time RENAME TO snapshots;
+    ",
 ];
 
 /// Brings the schema of `conn` up to the last migration. A file from a newer

@@ -66,7 +66,8 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let running: Option<i64> = tx
             .query_row(
-                "SELECT pass_id FROM passes WHERE tag_set = ?1 AND finished_at IS NULL",
+                "SELECT pass_id FROM passes
+                 WHERE tag_set = ?1 AND finished_at IS NULL AND NOT imported",
                 [tag_set],
                 |r| r.get(0),
             )
@@ -141,11 +142,15 @@ impl Store {
         let now = ts(now);
         let mut write = PageWrite::default();
         for q in questions {
-            write.count(&upsert_question(&tx, q, &now)?);
+            write.count(&upsert_question(&tx, q, &now, Sighting::Live)?);
+            // One snapshot per question per live pass, so a page fetched
+            // again in a resumed pass (at another time) adds none.
             tx.prepare_cached(
-                "INSERT OR IGNORE INTO snapshots
+                "INSERT INTO snapshots
                  (site, question_id, pass_id, seen_at, votes, answers, views)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
+                 WHERE NOT EXISTS (SELECT 1 FROM snapshots
+                                   WHERE site = ?1 AND question_id = ?2 AND pass_id = ?3)",
             )?
             .execute(params![
                 q.site,
@@ -197,13 +202,14 @@ impl Store {
     }
 
     /// The tag set's most recently finished pass: with one, a Newest pass
-    /// can be incremental.
+    /// can be incremental. An import is none: it saw the past, not what
+    /// the last live pass left.
     pub fn previous_finished_pass(&self, tag_set: &str) -> Result<Option<i64>, StoreError> {
         Ok(self
             .conn
             .query_row(
                 "SELECT pass_id FROM passes
-                 WHERE tag_set = ?1 AND finished_at IS NOT NULL
+                 WHERE tag_set = ?1 AND finished_at IS NOT NULL AND NOT imported
                  ORDER BY finished_at DESC, pass_id DESC LIMIT 1",
                 [tag_set],
                 |r| r.get(0),
@@ -289,6 +295,18 @@ macro_rules! question_upsert_set {
 }
 pub(super) use question_upsert_set;
 
+/// Whether a sighting is the newest the store will have of a question (a
+/// live pass) or may be older than what it holds (an imported capture).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Sighting {
+    Live,
+    Past,
+}
+
+/// The latest state is the newest sighting's: a past capture imported
+/// after it updates nothing.
+pub(super) const ONLY_IF_NEWER: &str = " WHERE excluded.fetched_at >= questions.fetched_at";
+
 pub(super) enum Change {
     New,
     Updated,
@@ -362,10 +380,19 @@ impl PageWrite {
     }
 }
 
-fn upsert_question(tx: &Transaction, q: &Question, now: &str) -> Result<Change, StoreError> {
+/// Writes one sighting of `q`; `now` is when the store first saw it.
+pub(super) fn upsert_question(
+    tx: &Transaction,
+    q: &Question,
+    now: &str,
+    sighting: Sighting,
+) -> Result<Change, StoreError> {
+    let seen = ts(q.fetched_at);
+    let mut older = false;
     let stored = tx
         .prepare_cached(
-            "SELECT votes, answers, replies, views, title, status, has_accepted_answer, tags
+            "SELECT votes, answers, replies, views, title, status, has_accepted_answer, tags,
+                    fetched_at
              FROM questions WHERE site = ?1 AND question_id = ?2",
         )?
         .query_row(params![q.site, q.question_id], |r| {
@@ -380,16 +407,21 @@ fn upsert_question(tx: &Transaction, q: &Question, now: &str) -> Result<Change, 
                     has_accepted_answer: r.get(6)?,
                 },
                 r.get::<_, String>(7)?,
+                r.get::<_, String>(8)?,
             ))
         })
-        .optional()?;
+        .optional()?
+        .map(|(figures, tags, fetched_at)| {
+            older = sighting == Sighting::Past && fetched_at > seen;
+            (figures, tags)
+        });
     let Compared {
         change,
         tags_changed,
         status,
         tags,
     } = compare(stored, q)?;
-    tx.prepare_cached(concat!(
+    let upsert = concat!(
         "INSERT INTO questions (
              site, question_id, url, title, excerpt, votes, answers, replies, views,
              views_exact, tags, has_accepted_answer, author_name, author_reputation,
@@ -399,8 +431,12 @@ fn upsert_question(tx: &Transaction, q: &Question, now: &str) -> Result<Change, 
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
                  ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?26, ?27, ?28, ?29) ",
         question_upsert_set!()
-    ))?
-    .execute(params![
+    );
+    let upsert = match sighting {
+        Sighting::Live => upsert.to_string(),
+        Sighting::Past => format!("{upsert}{ONLY_IF_NEWER}"),
+    };
+    tx.prepare_cached(&upsert)?.execute(params![
         q.site,
         q.question_id,
         q.url,
@@ -425,14 +461,23 @@ fn upsert_question(tx: &Transaction, q: &Question, now: &str) -> Result<Change, 
         q.tag,
         q.tab,
         q.page,
-        ts(q.fetched_at),
+        seen,
         now,
         q.author_user_id,
         q.author_has_profile,
         q.author_action.as_ref().map(enum_text).transpose()?,
     ])?;
-    // Retags are rare: rewrite the side table only when the list changed.
-    if tags_changed {
+    if sighting == Sighting::Past {
+        // A capture older than any sighting stored is the first sighting.
+        tx.prepare_cached(
+            "UPDATE questions SET first_seen_at = ?3
+             WHERE site = ?1 AND question_id = ?2 AND first_seen_at > ?3",
+        )?
+        .execute(params![q.site, q.question_id, seen])?;
+    }
+    // Retags are rare: rewrite the side table only when the list changed
+    // (and the listing is the newest the store has seen).
+    if tags_changed && !older {
         tx.prepare_cached("DELETE FROM question_tags WHERE site = ?1 AND question_id = ?2")?
             .execute(params![q.site, q.question_id])?;
         let mut insert = tx.prepare_cached(

@@ -206,6 +206,7 @@ pub(super) fn validate(
     let output_format = match output.extension().and_then(|e| e.to_str()) {
         Some(e) if e.eq_ignore_ascii_case("jsonl") => OutputFormat::Jsonl,
         Some(e) if e.eq_ignore_ascii_case("csv") => OutputFormat::Csv,
+        Some(e) if e.eq_ignore_ascii_case("parquet") => OutputFormat::Parquet,
         _ => {
             let line = raw.output.path.as_ref().map(|p| p.span().start);
             let key = if ov.output.is_some() {
@@ -216,7 +217,10 @@ pub(super) fn validate(
             return Err(v.err(
                 key,
                 line.filter(|_| ov.output.is_none()),
-                format!("`{}` must end in .jsonl or .csv", output.display()),
+                format!(
+                    "`{}` must end in .jsonl, .csv or .parquet",
+                    output.display()
+                ),
             ));
         }
     };

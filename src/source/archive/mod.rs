@@ -261,7 +261,7 @@ fn read_capture(c: &Capture) -> Outcome {
     if !resp.is_html() {
         return Outcome::Skip("not_html");
     }
-    let body = String::from_utf8_lossy(&resp.body);
+    let body = crate::source::charset::decode(&resp.body, resp.header("Content-Type"));
     Outcome::Page(ArchivedPage {
         uri: c.uri.clone(),
         captured_at: c.captured_at,

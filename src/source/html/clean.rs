@@ -431,9 +431,12 @@ fn rank(s: QuestionStatus) -> u8 {
 
 /// Joins a question link to the site's base URL. A summary without a link
 /// still has its id, and `/questions/{id}` is where Stack Exchange serves it.
+/// A link an archive rewrote is the original site's.
 pub fn absolute_url(base: &str, href: Option<&str>, question_id: u64) -> String {
     let base = base.trim().trim_end_matches('/');
-    let href = href.map(str::trim).filter(|h| !h.is_empty());
+    let href = href
+        .map(|h| super::archived::original_url(h).trim())
+        .filter(|h| !h.is_empty());
     match href {
         Some(h) if h.starts_with("http://") || h.starts_with("https://") => h.to_owned(),
         Some(h) if h.starts_with("//") => {

@@ -924,14 +924,25 @@ mod tests {
             <article class=\"q-card\"><a href=\"/questions/12/b\">b</a> <a href=\"/questions/tagged/x\">x</a></article>\
             </div></div></body></html>";
         let p = parse_listing(bare).expect("listing");
-        assert_eq!(
-            p.drift,
-            Some(LayoutDrift {
-                expected: 2,
-                found: 0,
-                first_unrecognised: Some("article.q-card".into())
-            })
-        );
+        let want = Some(LayoutDrift {
+            expected: 2,
+            found: 0,
+            first_unrecognised: Some("article.q-card".into()),
+        });
+        assert_eq!(p.drift, want);
+        // The same links as a Wayback replay rewrote them.
+        let replayed = bare
+            .replacen(
+                "\"/questions/11",
+                "\"/web/2019/https://stackoverflow.com/questions/11",
+                1,
+            )
+            .replacen(
+                "\"/questions/12",
+                "\"https://web.archive.org/web/2019/https://stackoverflow.com/questions/12",
+                1,
+            );
+        assert_eq!(parse_listing(&replayed).expect("listing").drift, want);
     }
 
     #[test]

@@ -18,8 +18,8 @@ use crate::store::OutputFormat;
 use crate::store::{
     enum_text, history, parse_enum, parse_opt_ts, parse_ts,
     report::{share, CO_TAGS_SQL, GROWTH_SQL},
-    CoTag, DayCount, Growth, History, HistoryRow, PassShare, Report, StoreError, StoreStats,
-    TagReport,
+    CoTag, DayCount, Growth, History, HistoryRow, PassShare, QuestionViews, Report, StoreError,
+    StoreStats, TagReport,
 };
 
 /// Cheap on any size of store: the questions and snapshots are the
@@ -91,13 +91,20 @@ pub(super) fn history(c: &mut Client, top_n: usize) -> Result<History, StoreErro
     let count =
         |r: &Row, i: usize| -> Result<u64, StoreError> { unsigned("history", r.try_get(i)?) };
     let mut h = History::default();
-    for r in c.query(history::ASKED_PER_DAY_SQL, &[])? {
-        h.asked_per_day.push(DayCount {
-            tag: r.try_get(0)?,
-            day: r.try_get(1)?,
-            questions: count(&r, 2)?,
-        });
-    }
+    let day_counts = |c: &mut Client, sql: &str| -> Result<Vec<DayCount>, StoreError> {
+        c.query(sql, &[])?
+            .iter()
+            .map(|r| {
+                Ok(DayCount {
+                    tag: r.try_get(0)?,
+                    day: r.try_get(1)?,
+                    questions: count(r, 2)?,
+                })
+            })
+            .collect()
+    };
+    h.asked_per_day = day_counts(c, history::ASKED_PER_DAY_SQL)?;
+    h.seen_per_day = day_counts(c, history::SEEN_PER_DAY_SQL)?;
     let pairs = |rows: Vec<Row>| -> Result<Vec<(i64, u64)>, StoreError> {
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, count(r, 1)?)))
@@ -114,10 +121,24 @@ pub(super) fn history(c: &mut Client, top_n: usize) -> Result<History, StoreErro
             parse_ts("passes.started_at", r.try_get(2)?)?,
             count(&r, 3)?,
             count(&r, 4)?,
+            r.try_get(5)?,
         ));
     }
     for r in c.query(history::GROWTH_SINCE_FIRST_SQL, &[&signed(top_n as u64)])? {
         h.growth.push(growth_row(&r)?);
+    }
+    let views = c.prepare(history::VIEWS_OVER_TIME_SQL)?;
+    for g in h.growth.iter().take(history::VIEW_LINES) {
+        let mut line = QuestionViews {
+            site: g.site.clone(),
+            question_id: g.question_id,
+            points: Vec::new(),
+        };
+        for r in c.query(&views, &[&g.site, &signed(g.question_id)])? {
+            line.points
+                .push((parse_ts("snapshots.seen_at", r.try_get(0)?)?, count(&r, 1)?));
+        }
+        h.views_over_time.push(line);
     }
     Ok(h)
 }
@@ -150,7 +171,7 @@ pub(super) fn export(
         stream(
             c,
             "SELECT site, question_id, pass_id, seen_at, votes, answers, views
-             FROM snapshots ORDER BY site, question_id, pass_id",
+             FROM snapshots ORDER BY site, question_id, pass_id, seen_at",
             &[],
             w,
             format,

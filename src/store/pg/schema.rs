@@ -4,7 +4,7 @@
 //! The list mirrors `store::schema::MIGRATIONS`: step N here makes the
 //! same change as step N there, so a new column is one more entry in each;
 //! a step only a fleet needs (step 5, lease tokens; step 6, kept totals)
-//! is appended here alone.
+//! is appended here alone, so SQLite's step 5 (imports) is step 7 here.
 //! Timestamps stay the SQLite store's fixed-width RFC 3339 text, so both
 //! backends hold the same values and share their encoding and decoding.
 //! `schema_migrations` records the steps applied (SQLite's `user_version`).
@@ -172,6 +172,25 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     INSERT INTO store_counts (shard, questions, snapshots)
     SELECT 0, (SELECT COUNT(*) FROM questions), (SELECT COUNT(*) FROM snapshots);
+    ",
+    // 7: SQLite's step 5, imports: passes marked `imported`, each capture
+    // keyed by (site, URL, capture time), and a snapshot per capture time
+    // of a question in an import's one pass.
+    "
+    ALTER TABLE passes ADD COLUMN imported BOOLEAN NOT NULL DEFAULT FALSE;
+    CREATE TABLE captures (
+        site        TEXT NOT NULL,
+        url         TEXT NOT NULL,
+        captured_at TEXT NOT NULL,
+        pass_id     BIGINT NOT NULL REFERENCES passes (pass_id),
+        tag         TEXT NOT NULL,
+        tab         TEXT NOT NULL,
+        page        INTEGER NOT NULL,
+        questions   INTEGER NOT NULL,
+        PRIMARY KEY (site, url, captured_at)
+    );
+    ALTER TABLE snapshots DROP CONSTRAINT snapshots_pkey;
+    ALTER TABLE snapshots ADD PRIMARY KEY (site, question_id, pass_id, seen_at);
     ",
 ];
 

@@ -17,7 +17,9 @@ use postgres::{Client, Transaction};
 
 use super::{signed, unsigned};
 use crate::model::{PageContext, Question};
-use crate::store::writes::{compare, question_upsert_set, Compared, Figures};
+use crate::store::writes::{
+    compare, question_upsert_set, Compared, Figures, Sighting, ONLY_IF_NEWER,
+};
 use crate::store::{
     enum_text, ts, Claim, LeaseToken, PageWrite, PassStart, PassTotals, StoreError,
 };
@@ -42,7 +44,8 @@ pub(super) fn begin_pass(
         None => PassStart {
             pass_id: tx
                 .query_one(
-                    "SELECT pass_id FROM passes WHERE tag_set = $1 AND finished_at IS NULL",
+                    "SELECT pass_id FROM passes
+                     WHERE tag_set = $1 AND finished_at IS NULL AND NOT imported",
                     &[&tag_set],
                 )?
                 .try_get(0)?,
@@ -207,7 +210,7 @@ pub(super) fn record_page(
     }
     check_running(&mut tx, pass_id)?;
     let now = ts(now);
-    let (mut write, added) = upsert_page(&mut tx, pass_id, questions, &now)?;
+    let (mut write, added) = upsert_page(&mut tx, pass_id, questions, &now, Sighting::Live)?;
     // A page recorded twice in a pass keeps its first counts.
     write.ends_tag = ends_tag(&write);
     // The lease ends with the write that marks the page done, in its
@@ -243,7 +246,21 @@ pub(super) fn record_page(
         ],
     )?;
     // Last: the shard's row stays locked only from here to the commit.
-    if added != Added::default() {
+    add_counts(&mut tx, &added)?;
+    tx.commit()?;
+    Ok(write)
+}
+
+/// The rows a page's write inserted (not updated), for `store_counts`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Added {
+    pub(super) questions: u64,
+    pub(super) snapshots: u64,
+}
+
+/// Adds what a write inserted to the kept totals, in its transaction.
+pub(super) fn add_counts(tx: &mut Transaction, added: &Added) -> Result<(), StoreError> {
+    if *added != Added::default() {
         tx.execute(
             "INSERT INTO store_counts (shard, questions, snapshots)
              VALUES (pg_backend_pid() % 16, $1, $2)
@@ -253,15 +270,7 @@ pub(super) fn record_page(
             &[&signed(added.questions), &signed(added.snapshots)],
         )?;
     }
-    tx.commit()?;
-    Ok(write)
-}
-
-/// The rows a page's write inserted (not updated), for `store_counts`.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Added {
-    questions: u64,
-    snapshots: u64,
+    Ok(())
 }
 
 /// Locks the page's lease row until the write commits (a takeover waits
@@ -351,11 +360,12 @@ fn check_running(tx: &mut Transaction, pass_id: i64) -> Result<(), StoreError> {
 /// on a server across a network the round trips, not the rows, are what
 /// a page costs. The rows are locked in (site, id) order, so two processes
 /// writing pages that share questions cannot deadlock.
-fn upsert_page(
+pub(super) fn upsert_page(
     tx: &mut Transaction,
     pass_id: i64,
     questions: &[Question],
     now: &str,
+    sighting: Sighting,
 ) -> Result<(PageWrite, Added), StoreError> {
     let mut write = PageWrite::default();
     let mut added = Added::default();
@@ -377,16 +387,31 @@ fn upsert_page(
     let sites: Vec<&str> = page.iter().map(|q| q.site.as_str()).collect();
     let ids: Vec<i64> = page.iter().map(|q| signed(q.question_id)).collect();
     let mut stored: HashMap<(String, i64), (Figures, String)> = HashMap::new();
+    // Questions whose stored sighting is newer than this (past) one.
+    let mut newer_stored: HashSet<(String, i64)> = HashSet::new();
+    let seen_at: HashMap<(&str, i64), String> = page
+        .iter()
+        .map(|q| ((q.site.as_str(), signed(q.question_id)), ts(q.fetched_at)))
+        .collect();
     for r in tx.query(
         "SELECT site, question_id, votes, answers, replies, views, title, status,
-                has_accepted_answer, tags
+                has_accepted_answer, tags, fetched_at
          FROM questions
          WHERE (site, question_id) IN (SELECT * FROM unnest($1::text[], $2::bigint[]))
          ORDER BY site, question_id FOR UPDATE",
         &[&sites, &ids],
     )? {
+        let key: (String, i64) = (r.try_get(0)?, r.try_get(1)?);
+        let fetched_at: String = r.try_get(10)?;
+        if sighting == Sighting::Past
+            && seen_at
+                .get(&(key.0.as_str(), key.1))
+                .is_some_and(|seen| fetched_at > *seen)
+        {
+            newer_stored.insert(key.clone());
+        }
         stored.insert(
-            (r.try_get(0)?, r.try_get(1)?),
+            key,
             (
                 Figures {
                     votes: r.try_get(2)?,
@@ -418,7 +443,7 @@ fn upsert_page(
             tags,
         } = compare(stored.remove(&(q.site.clone(), id)), q)?;
         write.count(&change);
-        if tags_changed {
+        if tags_changed && !newer_stored.contains(&(q.site.clone(), id)) {
             retagged.push((q.site.as_str(), id));
             for t in &q.tags {
                 retag_sites.push(q.site.as_str());
@@ -437,10 +462,8 @@ fn upsert_page(
     // `xmax = 0` marks a row the upsert inserted rather than updated: the
     // count is the server's, exact even when another process inserted one
     // of these questions after the read above.
-    let inserted: i64 = tx
-        .query_one(
-            concat!(
-                "WITH upsert AS (INSERT INTO questions (
+    let upsert = concat!(
+        "WITH upsert AS (INSERT INTO questions (
              site, question_id, url, title, excerpt, votes, answers, replies, views,
              views_exact, tags, has_accepted_answer, author_name, author_reputation,
              asked_at, modified_at, answered_at, bounty, status, post_kind,
@@ -454,9 +477,17 @@ fn upsert_page(
              $17::text[], $18::bigint[], $19::text[], $20::text[], $21::boolean[],
              $22::text[], $23::text[], $24::integer[], $25::text[],
              $27::bigint[], $28::boolean[], $29::text[]) AS u ",
-                question_upsert_set!(),
-                " RETURNING xmax = 0 AS inserted)
-             SELECT COUNT(*) FILTER (WHERE inserted) FROM upsert"
+        question_upsert_set!()
+    );
+    let only_if_newer = match sighting {
+        Sighting::Live => "",
+        Sighting::Past => ONLY_IF_NEWER,
+    };
+    let inserted: i64 = tx
+        .query_one(
+            &format!(
+                "{upsert}{only_if_newer} RETURNING xmax = 0 AS inserted)
+                 SELECT COUNT(*) FILTER (WHERE inserted) FROM upsert"
             ),
             &[
                 &sites,
@@ -532,13 +563,39 @@ fn upsert_page(
             &ids,
         ],
     )?;
+    if sighting == Sighting::Past {
+        // A capture older than any sighting stored is the first sighting.
+        tx.execute(
+            "UPDATE questions q SET first_seen_at = u.seen
+             FROM unnest($1::text[], $2::bigint[], $3::text[]) AS u (site, id, seen)
+             WHERE q.site = u.site AND q.question_id = u.id AND q.first_seen_at > u.seen",
+            &[
+                &sites,
+                &ids,
+                &page.iter().map(|q| ts(q.fetched_at)).collect::<Vec<_>>(),
+            ],
+        )?;
+    }
+    // One snapshot per question per live pass (a page fetched again in a
+    // resumed pass adds none; the question rows locked above order two
+    // writers of one question); one per capture time in an import.
+    let one_per_pass = match sighting {
+        Sighting::Live => {
+            "WHERE NOT EXISTS (SELECT 1 FROM snapshots s
+                               WHERE s.site = u.site AND s.question_id = u.id AND s.pass_id = $3)"
+        }
+        Sighting::Past => "",
+    };
     added.snapshots = tx.execute(
         // When the figures were observed, not when they were stored.
-        "INSERT INTO snapshots (site, question_id, pass_id, seen_at, votes, answers, views)
-         SELECT u.site, u.id, $3, u.seen, u.votes, u.answers, u.views
-         FROM unnest($1::text[], $2::bigint[], $4::text[], $5::bigint[], $6::bigint[],
-                     $7::bigint[]) AS u (site, id, seen, votes, answers, views)
-         ON CONFLICT DO NOTHING",
+        &format!(
+            "INSERT INTO snapshots (site, question_id, pass_id, seen_at, votes, answers, views)
+             SELECT u.site, u.id, $3, u.seen, u.votes, u.answers, u.views
+             FROM unnest($1::text[], $2::bigint[], $4::text[], $5::bigint[], $6::bigint[],
+                         $7::bigint[]) AS u (site, id, seen, votes, answers, views)
+             {one_per_pass}
+             ON CONFLICT DO NOTHING"
+        ),
         &[
             &sites,
             &ids,
@@ -573,7 +630,7 @@ pub(super) fn previous_finished_pass(
 ) -> Result<Option<i64>, StoreError> {
     Ok(c.query_opt(
         "SELECT pass_id FROM passes
-         WHERE tag_set = $1 AND finished_at IS NOT NULL
+         WHERE tag_set = $1 AND finished_at IS NOT NULL AND NOT imported
          ORDER BY finished_at DESC, pass_id DESC LIMIT 1",
         &[&tag_set],
     )?
@@ -589,7 +646,7 @@ pub(super) fn finished_pass_started(
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
     let row = c.query_opt(
         "SELECT started_at, finished_at IS NOT NULL FROM passes
-         WHERE tag_set = $1 ORDER BY pass_id DESC LIMIT 1",
+         WHERE tag_set = $1 AND NOT imported ORDER BY pass_id DESC LIMIT 1",
         &[&tag_set],
     )?;
     let Some(row) = row else { return Ok(None) };

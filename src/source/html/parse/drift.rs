@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use super::dom::{Dom, Walk};
 use super::{LayoutDrift, RawSummary};
+use crate::source::html::archived::original_url;
 
 /// Compares the summaries read with the questions the list container
 /// refers to, in a language-independent way: ids and links, not words.
@@ -56,9 +57,17 @@ pub(super) fn layout_drift<'t, N: Dom<'t>>(
 }
 
 /// The question id of a link to a question on this site,
-/// `/questions/123/slug`, but not `/questions/tagged/…`.
+/// `/questions/123/slug`, but not `/questions/tagged/…`; a link a Wayback
+/// replay rewrote into the archive is the site's link it was.
 fn question_id_in_href(href: &str) -> Option<&str> {
-    let rest = href.strip_prefix("/questions/")?;
+    let original = original_url(href);
+    let path = if original == href {
+        href
+    } else {
+        let (_, after_scheme) = original.split_once("://")?;
+        &after_scheme[after_scheme.find('/')?..]
+    };
+    let rest = path.strip_prefix("/questions/")?;
     let end = rest
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(rest.len());
