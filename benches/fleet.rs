@@ -11,7 +11,8 @@
 //!    GCRA reservation per request, against a bare round trip.
 //!
 //! Needs PostgreSQL on 127.0.0.1:5432 (as the tests). Run:
-//! `cargo bench --bench fleet` (about a minute). `FLEET_SIZES=1,3,5,10`
+//! `cargo bench --bench fleet` (about a minute); `FLEET_PAGES` sets the
+//! pass's length (300 pages by default). `FLEET_SIZES=1,3,5,10`
 //! measures only those fleet sizes (one process on 127.0.0.2 upwards each),
 //! and skips 3. and 4.; each size's line also gives the CPU time the
 //! database's backends spent per page (read from /proc, so the server must
@@ -29,7 +30,14 @@ use stackcrawl_fakesite::service::Service;
 use stackcrawl_fakesite::{FakeSite, TestConfig};
 
 const BIN: &str = env!("CARGO_BIN_EXE_stackcrawl");
-const PAGES: u32 = 300;
+/// The pass's pages: 300, or `FLEET_PAGES` (a longer pass makes each
+/// process's start-up and the pass's closing a smaller share of the time).
+fn pages() -> u32 {
+    std::env::var("FLEET_PAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300)
+}
 const PAGESIZE: u32 = 15;
 const RATE: u32 = 10;
 
@@ -44,7 +52,8 @@ fn member(site: &FakeSite, db: &TestDb, dir: &Path, i: usize) -> Service {
             i + 2
         ))
         .sets(format!(
-            "[tag_sets.fleet]\ntags = [\"fleet\"]\npages = {PAGES}\npagesize = {PAGESIZE}\nevery = \"1h\"\n"
+            "[tag_sets.fleet]\ntags = [\"fleet\"]\npages = {}\npagesize = {PAGESIZE}\nevery = \"1h\"\n",
+            pages()
         ))
         .write();
     Service::start(BIN, &config)
@@ -69,7 +78,7 @@ fn pass(n: usize, kill_after: Option<usize>) -> Pass {
     let db = TestDb::create();
     drop(PgStore::open(&db.url).unwrap());
     let site = FakeSite::builder()
-        .tag("fleet", u64::from(PAGES * PAGESIZE))
+        .tag("fleet", u64::from(pages() * PAGESIZE))
         .per_client_rate(RATE)
         .start();
     let dir = tempfile::tempdir().unwrap();
@@ -91,7 +100,7 @@ fn pass(n: usize, kill_after: Option<usize>) -> Pass {
     }
     let wall = started.elapsed();
     let finished_at = Instant::now();
-    let db_cpu_per_page = backends_cpu(&db).map(|s| s / f64::from(PAGES));
+    let db_cpu_per_page = backends_cpu(&db).map(|s| s / f64::from(pages()));
     for svc in &mut fleet[survivors..] {
         svc.signal("-TERM");
         svc.wait_exit();
@@ -101,7 +110,7 @@ fn pass(n: usize, kill_after: Option<usize>) -> Pass {
     for h in hits.iter().filter(|h| h.status == 200) {
         *per_page.entry(h.page.unwrap_or(0)).or_default() += 1;
     }
-    assert_eq!(per_page.len(), PAGES as usize, "every page fetched");
+    assert_eq!(per_page.len(), pages() as usize, "every page fetched");
     let pages = || hits.iter().filter(|h| h.page.is_some());
     let walk = match (pages().map(|h| h.at).min(), pages().map(|h| h.at).max()) {
         (Some(first), Some(last)) => last.duration_since(first),
@@ -182,8 +191,8 @@ fn quota_cost() -> (f64, f64) {
 }
 
 fn main() {
-    let minimum = f64::from(PAGES) / f64::from(RATE);
-    println!("fleet bench: a {PAGES}-page pass, {RATE} requests/s per client address, PostgreSQL store on 127.0.0.1");
+    let minimum = f64::from(pages()) / f64::from(RATE);
+    println!("fleet bench: a {}-page pass, {RATE} requests/s per client address, PostgreSQL store on 127.0.0.1", pages());
     if let Ok(sizes) = std::env::var("FLEET_SIZES") {
         let (mut one, mut one_walk): (Option<f64>, Option<f64>) = (None, None);
         for n in sizes
@@ -230,10 +239,10 @@ fn main() {
         three.fetched_twice,
         three.refused
     );
-    let killed = pass(3, Some(PAGES as usize / 9));
+    let killed = pass(3, Some(pages() as usize / 9));
     println!(
         "3 processes, one kill -9'd after {} of its pages: pass {:.2} s, the other two finished {:.2} s after the kill (lease 5 s); pages fetched twice {} (on the wire at the kill), 429s {}",
-        PAGES / 9,
+        pages() / 9,
         killed.wall.as_secs_f64(),
         killed.after_kill.unwrap_or_default().as_secs_f64(),
         killed.fetched_twice,

@@ -20,7 +20,8 @@
 //!   ([`source::html`]) and the API ([`source::api`]): URLs, requests,
 //!   statuses, reading bodies, paging; [`source::fetch`] is the HTTP client;
 //!   [`source::archive`] reads WARC files, [`source::saved`] saved pages,
-//!   [`source::charset`] a body in the charset it declares
+//!   [`source::cdx`] reads web archives' indexes and captures as a tag
+//!   set's source, [`source::charset`] a body in the charset it declares
 //! - [`store`]: SQLite or PostgreSQL (shared by a fleet), archived pages
 //!   imported as passes of the past (`parse --store`), the file output
 //!   ([`store::output`]) and the writer lock

@@ -510,6 +510,13 @@ fn crawl(args: CrawlArgs, env: &Environment, progress: bool) -> Result<(), Failu
             writeln!(out, "{}", job.url).map_err(Stdout::failure)?;
         }
         out.finish()?;
+        for (tag, order) in plan.index_lanes() {
+            info!(
+                tag = %tag,
+                archive = order.as_str(),
+                "dry run: this tag's captures are listed by the archive's index when the crawl starts; the index is not asked"
+            );
+        }
         info!(
             "dry run: {} pages planned at {} requests/s (burst {}), nothing fetched",
             plan.len(),

@@ -469,6 +469,38 @@ fn a_page_given_up_is_released_and_fetched_by_another_process_at_once() {
     assert_eq!(exported_ids(&db), served_ids(&site));
 }
 
+/// Issue 20 §1: a process leases pages for its idle fetchers in one claim;
+/// the pages it leased but never sent (waiting for their turn under a slow
+/// rate when it is told to stop) hand their leases back as it drains, so
+/// no lease outlives a process that did not get to its page.
+#[test]
+fn leases_of_pages_never_sent_are_released_when_a_process_stops() {
+    const PAGES: u32 = 20;
+    let db = TestDb::create();
+    let site = site(PAGES);
+    let dir = tempfile::tempdir().unwrap();
+    let config = member_config(&site, &db, dir.path(), 0)
+        .fetch("rate = 0.5\nburst = 1\nfetchers = 4")
+        .fleet("name = \"w0\"\nlocal_address = \"127.0.0.2\"\nlease_secs = 600")
+        .sets(fleet_set(PAGES))
+        .write();
+    let mut svc = Service::start(BIN, &config);
+    svc.wait_for("page done");
+    assert!(
+        db.count("SELECT COUNT(*) FROM page_leases") > 0,
+        "fetchers waiting for their turn hold leases"
+    );
+    svc.signal("-TERM");
+    assert_eq!(svc.wait_exit(), Some(0));
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM page_leases"),
+        0,
+        "every lease written or handed back"
+    );
+    assert!(svc.saw("crawl drained before the page went out: lease released for another process"));
+    assert!(db.count("SELECT COUNT(*) FROM pass_pages") < i64::from(PAGES));
+}
+
 #[test]
 fn processes_sharing_an_app_key_spend_one_budget_counted_exactly() {
     const KEY: &str = "fleet-key-1";

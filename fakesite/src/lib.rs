@@ -13,6 +13,7 @@
 //! path from its caller, since only stackcrawl's own targets have it.
 
 pub mod api;
+pub mod archive;
 pub mod browser;
 pub mod config;
 pub mod limit;

@@ -18,6 +18,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::source::api::ApiSort;
+use crate::source::cdx::{Archive, ArchiveQuery, ArchiveSettings};
 use crate::store::StoreLocation;
 
 pub use raw::{RawApi, RawConfig, RawFetch, RawFleet, RawOutput, RawSite, RawStore, RawTagSet};
@@ -140,6 +141,10 @@ pub enum Source {
     Html,
     /// The Stack Exchange API's `/questions` method: JSON with exact figures.
     Api,
+    /// The Wayback Machine's captures of the tag's listing pages.
+    Wayback,
+    /// Common Crawl's captures of the tag's listing pages.
+    CommonCrawl,
 }
 
 impl Source {
@@ -147,6 +152,8 @@ impl Source {
         match self {
             Source::Html => "html",
             Source::Api => "api",
+            Source::Wayback => "wayback",
+            Source::CommonCrawl => "commoncrawl",
         }
     }
 }
@@ -164,6 +171,8 @@ impl fmt::Display for Source {
 pub enum Order {
     Listing(Tab),
     Api(ApiSort),
+    /// An archive's captures, oldest first.
+    Archive(Archive),
 }
 
 impl Order {
@@ -171,6 +180,8 @@ impl Order {
         match self {
             Order::Listing(_) => Source::Html,
             Order::Api(_) => Source::Api,
+            Order::Archive(Archive::Wayback) => Source::Wayback,
+            Order::Archive(Archive::CommonCrawl) => Source::CommonCrawl,
         }
     }
 
@@ -179,6 +190,7 @@ impl Order {
         match self {
             Order::Listing(tab) => tab.as_str(),
             Order::Api(sort) => sort.as_str(),
+            Order::Archive(a) => a.as_str(),
         }
     }
 }
@@ -193,6 +205,9 @@ pub struct TagSet {
     pub pages: u32,
     /// How often `run` repeats this tag set.
     pub every: Duration,
+    /// What an archive tag set asks its index for (`None` for the others);
+    /// `pages` caps its captures per tag and pass.
+    pub archive: Option<ArchiveQuery>,
 }
 
 impl TagSet {
@@ -260,6 +275,8 @@ pub struct Config {
     /// page has no authentication.
     pub status_addr: Option<std::net::SocketAddr>,
     pub fleet: FleetSettings,
+    /// `[archive]`: where the web archives live and how fast they are asked.
+    pub archive: ArchiveSettings,
 }
 
 /// The validated `[fleet]` table.

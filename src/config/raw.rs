@@ -33,6 +33,8 @@ pub struct RawConfig {
     pub status: RawStatus,
     #[serde(default)]
     pub fleet: RawFleet,
+    #[serde(default)]
+    pub archive: crate::source::cdx::RawArchive,
 }
 
 /// `[status]`: the optional live status page, JSON and metrics.
@@ -119,6 +121,10 @@ pub struct RawTagSet {
     pub every: Option<Spanned<String>>,
     pub source: Option<Spanned<String>>,
     pub sort: Option<Spanned<String>>,
+    pub from: Option<Spanned<String>>,
+    pub to: Option<Spanned<String>>,
+    pub collapse: Option<Spanned<String>>,
+    pub crawl: Option<Spanned<crate::source::cdx::settings::RawCrawls>>,
 }
 
 /// Parses TOML text; `origin` names it in errors.

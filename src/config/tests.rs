@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::source::api::{self, ApiSort};
+use crate::source::cdx::Collapse;
 
 fn load(text: &str) -> Result<Config, ConfigError> {
     Config::from_toml(text, "test.toml", &Overrides::default())
@@ -419,6 +420,11 @@ fn example_api_tag_set_is_valid_once_uncommented() {
     let (head, block) = text
         .split_once("# [tag_sets.python-data-api]")
         .expect("the example documents an api tag set");
+    // Up to the archive tag set documented after it.
+    let block = block
+        .split("\n\n# A tag set from a web archive")
+        .next()
+        .unwrap();
     // Uncomment the TOML lines of the block, leave the prose comments.
     let block: String = std::iter::once("[tag_sets.python-data-api]")
         .chain(block.lines().map(|l| match l.strip_prefix("# ") {
@@ -446,6 +452,68 @@ fn example_api_tag_set_is_valid_once_uncommented() {
     );
     assert_eq!(c.api.site.as_deref(), Some("stackoverflow"));
     assert_eq!(c.api.base_url, api::DEFAULT_API_BASE);
+}
+
+#[test]
+fn example_archive_tag_set_is_valid_once_uncommented() {
+    let text = include_str!("../../config/example.toml");
+    let (head, block) = text
+        .split_once("# [tag_sets.python-data-past]")
+        .expect("the example documents an archive tag set");
+    let block: String = std::iter::once("[tag_sets.python-data-past]")
+        .chain(block.lines().map(|l| match l.strip_prefix("# ") {
+            Some(toml)
+                if toml.split_once(" = ").is_some_and(|(k, _)| {
+                    k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                }) =>
+            {
+                toml
+            }
+            _ => l,
+        }))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let c = load(&format!("{head}{block}")).unwrap();
+    let set = c
+        .tag_sets
+        .iter()
+        .find(|s| s.source() == Source::Wayback)
+        .unwrap();
+    let q = set.archive.as_ref().unwrap();
+    assert_eq!((set.pages, q.collapse), (200, Some(Collapse::Month)));
+    assert!(q.from.unwrap() < q.to.unwrap());
+    assert_eq!(c.archive, ArchiveSettings::default());
+}
+
+#[test]
+fn archive_keys_are_checked_with_their_line() {
+    let cases = [
+        ("source = \"commoncrawl\"\n", "crawl"),
+        (
+            "source = \"commoncrawl\"\ncrawl = \"CC-MAIN/../x\"\n",
+            "crawl",
+        ),
+        (
+            "source = \"wayback\"\ncrawl = \"CC-MAIN-2019-13\"\n",
+            "crawl",
+        ),
+        ("source = \"wayback\"\nfrom = \"March\"\n", "from"),
+        (
+            "source = \"wayback\"\nfrom = \"2020\"\nto = \"2019\"\n",
+            "to",
+        ),
+        ("source = \"wayback\"\ncollapse = \"year\"\n", "collapse"),
+        ("from = \"2020\"\n", "from"),
+    ];
+    for (lines, key) in cases {
+        let text = format!("[tag_sets.a]\ntags = [\"rust\"]\n{lines}");
+        match load(&text) {
+            Err(ConfigError::Invalid { key: k, .. }) => {
+                assert_eq!(k, format!("tag_sets.a.{key}"), "{text}")
+            }
+            other => panic!("{text}: {other:?}"),
+        }
+    }
 }
 
 #[test]

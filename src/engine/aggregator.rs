@@ -58,6 +58,9 @@ pub struct OpenedPass {
     /// Per (tag, tab), the page where the tag ended before a crash.
     pub ends: HashMap<(String, String), u32>,
     pub incremental: bool,
+    /// Per (tag, tab), the highest page done in the tag set's finished
+    /// passes: an archive tag's bookmark.
+    pub last_pages: HashMap<(String, String), u32>,
 }
 
 /// Ends the current pass: `finished` marks it complete in the store; a pass
@@ -85,13 +88,26 @@ pub struct ClaimPage {
     pub ctx: PageContext,
 }
 
-/// The supervisor gave up a page it leased (it failed after its retries):
-/// its lease goes back at once, so another process may try it now.
+/// The supervisor leases pages for its free fetchers in one go: up to
+/// `want` of the candidate `pages`, the first ones free (see
+/// `PassStore::claim_pages`), one answer per candidate.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<Option<Claim>>, OutputError>")]
+pub struct ClaimPages {
+    pub pages: Vec<PageContext>,
+    pub want: usize,
+}
+
+/// The supervisor will not fetch a page it leased (it failed after its
+/// retries, or the crawl stopped before it went out): its lease goes back
+/// at once, so another process may take it now.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct ReleasePage {
     pub ctx: PageContext,
     pub lease: LeaseToken,
+    /// Why the page is handed back, for the log.
+    pub why: &'static str,
 }
 
 /// `run`, after a finished pass: the file output, rewritten with the
@@ -401,6 +417,7 @@ impl Handler<BeginPass> for Aggregator {
         let start = store.begin_pass(&msg.tag_set, msg.now)?;
         let done = store.done_pages(start.pass_id)?;
         let ends = store.tag_ends(start.pass_id)?;
+        let last_pages = store.last_pages(&msg.tag_set)?;
         self.resumed_pass = start.resumed.then_some(start.pass_id);
         self.pass = Some(ActivePass {
             id: start.pass_id,
@@ -417,6 +434,7 @@ impl Handler<BeginPass> for Aggregator {
             done,
             ends,
             incremental,
+            last_pages,
         })
     }
 }
@@ -483,6 +501,41 @@ impl Handler<ClaimPage> for Aggregator {
     }
 }
 
+impl Handler<ClaimPages> for Aggregator {
+    type Result = Result<Vec<Option<Claim>>, OutputError>;
+
+    fn handle(&mut self, msg: ClaimPages, _: &mut SyncContext<Self>) -> Self::Result {
+        let _busy = self.busy(format!("leasing {} pages", msg.want));
+        let (Some(store), Some(pass)) = (&mut self.store, &self.pass) else {
+            // No pass (a crawl without a store): nobody else to ask.
+            return Ok(Claim::first_leased(msg.pages.len(), msg.want));
+        };
+        let claims = store.claim_pages(
+            pass.id,
+            &msg.pages,
+            msg.want,
+            &self.fleet.name,
+            self.fleet.lease,
+        )?;
+        for (ctx, claim) in msg.pages.iter().zip(&claims) {
+            if let Some(Claim::Leased {
+                taken_over_from: Some(from),
+                ..
+            }) = claim
+            {
+                warn!(
+                    tag = %ctx.tag,
+                    page = ctx.page,
+                    from = %from,
+                    worker = %self.fleet.name,
+                    "lease of another process expired: page taken over"
+                );
+            }
+        }
+        Ok(claims)
+    }
+}
+
 impl Handler<ReleasePage> for Aggregator {
     type Result = ();
 
@@ -502,13 +555,15 @@ impl Handler<ReleasePage> for Aggregator {
                 tab = %msg.ctx.tab,
                 page = msg.ctx.page,
                 token = %msg.lease,
-                "page given up: lease released for another process"
+                "{}: lease released for another process",
+                msg.why
             ),
             Err(e) => warn!(
                 tag = %msg.ctx.tag,
                 page = msg.ctx.page,
                 error = %e,
-                "the lease of a page given up could not be released: it expires on its own"
+                why = msg.why,
+                "a lease could not be released: it expires on its own"
             ),
         }
     }

@@ -51,7 +51,7 @@ pub type PageFuture = BoxFuture<'static, PageOutcome>;
 pub struct Crawler {
     pub(super) config: Arc<Config>,
     pub(super) pipeline: Pipeline,
-    http: HttpClient,
+    pub(super) http: HttpClient,
     pub(super) started: Instant,
     submitted: u64,
     /// Records go to a store too: pages have new and updated counts.
@@ -198,9 +198,10 @@ impl Crawler {
                 stalls: stalls.clone(),
                 give_up: config.store_give_up,
             };
+            let rate = spec.rate.map_or(config.rate, |r| r.min(config.rate));
             let lane = Lane::new(
                 spec.key,
-                Throttle::new(config.rate, config.burst),
+                Throttle::new(rate, config.burst),
                 counting,
                 opening,
                 spec.serial,
@@ -209,9 +210,8 @@ impl Crawler {
             Ok(Arc::new(
                 match (&config.fleet.shared_quota, &config.store) {
                     (Some(name), StoreLocation::Postgres(url)) => {
-                        let quota =
-                            SharedQuota::new(url, name, &lane.key, config.rate, config.burst)
-                                .map_err(|e| CrawlError::Output(e.into()))?;
+                        let quota = SharedQuota::new(url, name, &lane.key, rate, config.burst)
+                            .map_err(|e| CrawlError::Output(e.into()))?;
                         lane.with_shared_quota(quota)
                     }
                     _ => lane,
@@ -413,10 +413,12 @@ impl Crawler {
         // The URLs are built as they are checked: a plan holds none.
         let pages = || plan.jobs().filter(|j| j.source.obeys_robots());
         let planned = plan.pages().filter(|p| p.source.obeys_robots()).count();
-        if planned == 0 && !plan.is_empty() {
+        // Pages an archive's index lists are not in the plan yet, and none
+        // of them is the site's.
+        if planned == 0 && !(plan.is_empty() && plan.index_lanes().is_empty()) {
             debug!(
                 api_pages = plan.len(),
-                "robots.txt not fetched: the plan has only API pages, and robots.txt does not apply to the API"
+                "robots.txt not fetched: the plan has only API or archive pages, and robots.txt governs neither"
             );
             return Ok(());
         }

@@ -1,14 +1,18 @@
 //! One pass, the same for `crawl` (one pass into a sink) and `run` (passes
 //! on a schedule): opened in the store, driven, its failures written, closed.
 
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use tracing::{error, info};
 
 use super::crawler::Crawler;
 use super::plan::{self, Plan};
+use super::retry::RetryPolicy;
+use crate::config::{Order, TagSet};
 use crate::error::CrawlError;
 use crate::model::FailedPage;
+use crate::source::cdx::{self, discover};
 use crate::store::{PassTotals, StoreLocation};
 
 /// One pass as the engine runs it, for `crawl` (one pass into a sink) and
@@ -71,6 +75,18 @@ impl Crawler {
             }
             None
         };
+        let unlisted = self
+            .list_captures(
+                spec.name,
+                &mut plan,
+                opened.as_ref().map(|p| (&p.done, &p.last_pages)),
+            )
+            .await;
+        // The captures an index listed join the display's plan now.
+        if let (false, Some(m)) = (plan.index_lanes().is_empty(), self.monitor()) {
+            let per_tag = plan.pages_per_tag();
+            m.pass_started(spec.name, &per_tag, &per_tag);
+        }
         // Only a store a fleet shares has others walking the same pages.
         if matches!(self.config.store, StoreLocation::Postgres(_)) {
             plan.start_at(&self.config.fleet.name);
@@ -88,6 +104,7 @@ impl Crawler {
         let driven = self.drive(&plan, status).await?;
         let stats = self.stats().await?;
         let mut listed = driven.failures.clone();
+        listed.extend(unlisted.iter().cloned());
         if driven.interrupted && spec.list_unfetched {
             listed.extend(
                 plan.jobs()
@@ -152,14 +169,94 @@ impl Crawler {
                 "pass interrupted; the next start resumes it"
             );
         }
+        let mut failures = driven.failures;
+        failures.extend(unlisted);
         Ok(PassReport {
             end,
             planned: plan.len(),
-            failures: driven.failures,
+            failures,
             totals,
         })
     }
+
+    /// Asks each archive lane's index for its captures and adds them to
+    /// the plan, after the bookmark (the last capture the tag set's
+    /// finished passes stored) and without the ones this pass already did.
+    /// A tag whose index cannot be read is a failed page of its own (the
+    /// index URL, kind `index`): the next pass asks again.
+    async fn list_captures(
+        &self,
+        pass: &str,
+        plan: &mut Plan,
+        stored: Option<(&Done, &LastPages)>,
+    ) -> Vec<FailedPage> {
+        let retry = RetryPolicy::from_config(&self.config);
+        let backoff = |attempt: u32| retry.backoff(attempt, fastrand::f64());
+        let mut failed = Vec::new();
+        for (tag, order) in plan.index_lanes() {
+            let set = archive_set(&self.config.tag_sets, pass, &tag, order);
+            let (Order::Archive(archive), Some((Some(query), cap))) =
+                (order, set.map(|s| (s.archive.as_ref(), s.pages as usize)))
+            else {
+                continue;
+            };
+            let after = stored
+                .and_then(|(_, last)| last.get(&(tag.clone(), order.as_str().to_string())))
+                .and_then(|&page| chrono::DateTime::from_timestamp(i64::from(page), 0));
+            let asker = discover::Asker {
+                http: &self.http,
+                lane: self.pipeline.lanes.for_source(order.source()),
+                settings: &self.config.archive,
+                max_retries: retry.max_retries,
+                backoff: &backoff,
+            };
+            match discover::captures(&asker, archive, query, &self.config.site, &tag, after, cap)
+                .await
+            {
+                Ok(captures) => plan.add_captures(&tag, order, captures),
+                Err(e) => {
+                    error!(tag = %tag, archive = archive.as_str(), error = %e, "archive index could not be read; the next pass asks again");
+                    failed.push(FailedPage {
+                        ctx: cdx::context(
+                            &self.config.site,
+                            &self.config.base_url,
+                            &tag,
+                            archive,
+                            0,
+                        ),
+                        url: e.url().unwrap_or_default().to_string(),
+                        attempts: retry.max_retries + 1,
+                        kind: plan::KIND_INDEX.to_string(),
+                        error: e.to_string(),
+                    });
+                }
+            }
+        }
+        if let Some((done, _)) = stored {
+            plan.retain(|p| {
+                !p.source.pages_from_index()
+                    || !done.contains(&(p.tag.to_string(), p.tab.to_string(), p.page))
+            });
+        }
+        failed
+    }
 }
+
+/// The archive tag set a lane of the pass belongs to: the one the pass is
+/// named after (`run` plans one at a time), else the first that has the
+/// tag (`crawl` plans every set as one pass).
+fn archive_set<'a>(sets: &'a [TagSet], pass: &str, tag: &str, order: Order) -> Option<&'a TagSet> {
+    let has = |s: &&TagSet| s.order == order && s.tags.iter().any(|t| t == tag);
+    sets.iter()
+        .filter(has)
+        .find(|s| s.name == pass)
+        .or_else(|| sets.iter().find(has))
+}
+
+/// (tag, tab, page) done in the pass.
+type Done = HashSet<(String, String, u32)>;
+/// Per (tag, tab), the highest page the tag set's finished passes did.
+type LastPages = HashMap<(String, String), u32>;
 
 /// Writes the failures file (or clears a stale one) and says where it is.
 fn report_failures(path: &std::path::Path, failures: &[FailedPage]) -> Result<(), CrawlError> {
@@ -183,4 +280,32 @@ fn report_failures(path: &std::path::Path, failures: &[FailedPage]) -> Result<()
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Overrides};
+    use crate::source::cdx::Archive;
+
+    #[test]
+    fn a_pass_asks_the_index_with_its_own_tag_sets_range() {
+        let text = "[tag_sets.a]\nsource = \"wayback\"\ntags = [\"rust\"]\nfrom = \"2015\"\n\
+                    [tag_sets.b]\nsource = \"wayback\"\ntags = [\"rust\"]\nfrom = \"2020\"\n";
+        let c = Config::from_toml(text, "t", &Overrides::default()).unwrap();
+        let order = Order::Archive(Archive::Wayback);
+        let from = |pass| {
+            archive_set(&c.tag_sets, pass, "rust", order)
+                .and_then(|s| s.archive.as_ref()?.from)
+                .map(|f| f.format("%Y").to_string())
+        };
+        assert_eq!(from("b").as_deref(), Some("2020"));
+        assert_eq!(from("a").as_deref(), Some("2015"));
+        assert_eq!(
+            from("crawl").as_deref(),
+            Some("2015"),
+            "crawl: the first set"
+        );
+        assert!(archive_set(&c.tag_sets, "b", "go", order).is_none());
+    }
 }

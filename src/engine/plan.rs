@@ -10,6 +10,7 @@ use thiserror::Error;
 
 use crate::config::{Config, Order, Source, TagSet};
 use crate::model::FailedPage;
+use crate::source::cdx::{self, Capture};
 /// A page to fetch is its source's to build; the plan lists them.
 pub use crate::source::PageJob;
 
@@ -27,6 +28,13 @@ pub struct Plan {
     pages: Vec<(u32, u32)>,
     /// Every page waits for the one before it (an incremental pass).
     after_previous: bool,
+    /// The captures an archive lane's pages fetch, by (lane, page): known
+    /// once its index was asked ([`Plan::add_captures`]).
+    captures: HashMap<(u32, u32), Capture>,
+    /// The plan's archive lanes are listed by their index before the pass
+    /// (a plan from the config); a plan from a failures file holds its
+    /// captures already.
+    asks_index: bool,
 }
 
 /// A tag as the plan pages it.
@@ -65,11 +73,17 @@ impl Plan {
                     order: set.order,
                     pagesize: set.pagesize,
                 };
+                // An index lists these pages; they join the plan then.
+                let pages = if set.source().pages_from_index() {
+                    0
+                } else {
+                    set.pages
+                };
                 match lanes.iter().position(|l| *l == lane) {
-                    Some(i) => last_page[i] = last_page[i].max(set.pages),
+                    Some(i) => last_page[i] = last_page[i].max(pages),
                     None => {
                         lanes.push(lane);
-                        last_page.push(set.pages);
+                        last_page.push(pages);
                     }
                 }
             }
@@ -97,6 +111,35 @@ impl Plan {
             lanes,
             pages,
             after_previous: false,
+            captures: HashMap::new(),
+            asks_index: true,
+        }
+    }
+
+    /// The (tag, order) of every lane whose pages an index lists.
+    pub fn index_lanes(&self) -> Vec<(String, Order)> {
+        self.lanes
+            .iter()
+            .filter(|l| self.asks_index && l.order.source().pages_from_index())
+            .map(|l| (l.tag.clone(), l.order))
+            .collect()
+    }
+
+    /// Adds the captures an index listed for `tag` in `order`, one page
+    /// each, after the plan's other pages.
+    pub fn add_captures(&mut self, tag: &str, order: Order, captures: Vec<Capture>) {
+        let Some(lane) = self
+            .lanes
+            .iter()
+            .position(|l| l.tag == tag && l.order == order)
+        else {
+            return;
+        };
+        for c in captures {
+            let key = (lane as u32, c.page());
+            if self.captures.insert(key, c).is_none() {
+                self.pages.push(key);
+            }
         }
     }
 
@@ -182,7 +225,12 @@ impl Plan {
 
     fn job(&self, lane: u32, page: u32) -> PageJob {
         let l = &self.lanes[lane as usize];
-        let mut job = PageJob::of(&self.config, l.order, &l.tag, page, l.pagesize);
+        let mut job = match (l.order, self.captures.get(&(lane, page))) {
+            (Order::Archive(archive), Some(c)) => {
+                PageJob::capture(&self.config, archive, &l.tag, c)
+            }
+            _ => PageJob::of(&self.config, l.order, &l.tag, page, l.pagesize),
+        };
         job.after_previous |= self.after_previous;
         job
     }
@@ -257,6 +305,7 @@ impl Plan {
         let mut lanes: Vec<PlanLane> = Vec::new();
         let mut index: HashMap<PlanLane, u32> = HashMap::new();
         let mut pages = Vec::new();
+        let mut captures = HashMap::new();
         for (i, line) in text
             .lines()
             .enumerate()
@@ -268,12 +317,21 @@ impl Plan {
                 reason,
             };
             let f: FailedPage = serde_json::from_str(line).map_err(|e| at(e.to_string()))?;
-            let (lane, page) = failed_page(&f, config).map_err(at)?;
+            // An archive index that could not be read is asked again by
+            // the tag set's next pass; it is no page to fetch.
+            if f.kind == KIND_INDEX {
+                continue;
+            }
+            let mut captured = None;
+            let (lane, page) = failed_page(&f, config, &mut captured).map_err(at)?;
             let n = *index.entry(lane.clone()).or_insert_with(|| {
                 lanes.push(lane);
                 lanes.len() as u32 - 1
             });
             pages.push((n, page));
+            if let Some((page, c)) = captured {
+                captures.insert((n, page), c);
+            }
         }
         // Jobs are submitted a window at a time, and a page that waits for
         // the one before it only waits for a page already submitted: each
@@ -285,12 +343,21 @@ impl Plan {
             lanes,
             pages,
             after_previous: false,
+            captures,
+            asks_index: false,
         })
     }
 }
 
+/// The failures-file kind of an archive index that could not be read.
+pub const KIND_INDEX: &str = "index";
+
 /// Rebuilds a failures-file entry's page from its validated fields.
-fn failed_page(f: &FailedPage, config: &Config) -> Result<(PlanLane, u32), String> {
+fn failed_page(
+    f: &FailedPage,
+    config: &Config,
+    captured: &mut Option<(u32, Capture)>,
+) -> Result<(PlanLane, u32), String> {
     let ctx = &f.ctx;
     let tag = crate::config::check_tag(&ctx.tag)?;
     if tag != ctx.tag {
@@ -303,13 +370,37 @@ fn failed_page(f: &FailedPage, config: &Config) -> Result<(PlanLane, u32), Strin
         return Err("page 0: pages start at 1".into());
     }
     let url = reqwest::Url::parse(&f.url).map_err(|e| format!("`{}` is not a URL: {e}", f.url))?;
-    let pagesize: u32 = url
-        .query_pairs()
-        .find(|(k, _)| k == "pagesize")
-        .and_then(|(_, v)| v.parse().ok())
-        .ok_or_else(|| format!("{} has no pagesize", f.url))?;
-    let order = Source::of_url(config, &f.url).order_named(&ctx.tab, pagesize)?;
-    let job = PageJob::of(config, order, &tag, ctx.page, pagesize);
+    let source = Source::of_url(config, &f.url);
+    // A capture's page is its capture time, its URL names it whole.
+    let capture = match source.order_named(&ctx.tab, 0) {
+        Ok(Order::Archive(archive)) => Some((
+            archive,
+            cdx::capture_of_url(&config.archive, archive, &f.url, ctx.page)
+                .ok_or_else(|| format!("{} is not a capture's URL", f.url))?,
+        )),
+        _ => None,
+    };
+    let (order, pagesize, job) = match capture {
+        Some((archive, c)) => {
+            let job = PageJob::capture(config, archive, &tag, &c);
+            let page = (job.ctx.page, c);
+            *captured = Some(page);
+            (Order::Archive(archive), 0, job)
+        }
+        None => {
+            let pagesize: u32 = url
+                .query_pairs()
+                .find(|(k, _)| k == "pagesize")
+                .and_then(|(_, v)| v.parse().ok())
+                .ok_or_else(|| format!("{} has no pagesize", f.url))?;
+            let order = source.order_named(&ctx.tab, pagesize)?;
+            (
+                order,
+                pagesize,
+                PageJob::of(config, order, &tag, ctx.page, pagesize),
+            )
+        }
+    };
     if job.url != f.url {
         return Err(format!(
             "{} is not the URL of tag {tag} {} page {} on {}: expected {}",
@@ -331,16 +422,18 @@ mod tests {
     use crate::model::PageContext;
     use crate::source::api::ApiSort;
 
+    /// A config whose one tag set reads [rust] from `source`, and a
+    /// directory for its failures file.
+    fn rust_set(source: &str) -> (tempfile::TempDir, Config) {
+        let text = format!("[tag_sets.a]\nsource = \"{source}\"\ntags = [\"rust\"]\n");
+        let c = Config::from_toml(&text, "t", &Overrides::default()).unwrap();
+        (tempfile::tempdir().unwrap(), c)
+    }
+
     #[test]
     fn failed_api_pages_are_fetched_again_as_api_pages() {
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, c) = rust_set("api");
         let path = dir.path().join("failed.jsonl");
-        let c = Config::from_toml(
-            "[tag_sets.a]\nsource = \"api\"\ntags = [\"rust\"]\n",
-            "t",
-            &Overrides::default(),
-        )
-        .unwrap();
         let job = PageJob::api(&c, "rust", ApiSort::Creation, 3, 100);
         let line = FailedPage {
             ctx: job.ctx.clone(),
@@ -352,6 +445,46 @@ mod tests {
         write_failures(&path, &[line]).unwrap();
         let plan = Plan::from_failures(&path, &c).unwrap();
         assert_eq!(plan.jobs().collect::<Vec<_>>(), [job]);
+    }
+
+    #[test]
+    fn failed_captures_are_fetched_again_and_a_foreign_one_is_refused() {
+        let (dir, c) = rust_set("wayback");
+        let path = dir.path().join("failed.jsonl");
+        let capture = Capture {
+            at: cdx::parse_timestamp("20190301123456").unwrap(),
+            original: "https://stackoverflow.com/questions/tagged/rust?tab=votes".into(),
+            warc: None,
+        };
+        let job = PageJob::capture(&c, cdx::Archive::Wayback, "rust", &capture);
+        let entry = |url: &str, kind: &str| FailedPage {
+            ctx: job.ctx.clone(),
+            url: url.to_string(),
+            attempts: 1,
+            kind: kind.into(),
+            error: "HTTP 404".into(),
+        };
+        write_failures(
+            &path,
+            &[
+                entry(&job.url, "status"),
+                entry("https://web.archive.org/cdx/search/cdx?url=x", KIND_INDEX),
+            ],
+        )
+        .unwrap();
+        let plan = Plan::from_failures(&path, &c).unwrap();
+        assert_eq!(
+            plan.jobs().collect::<Vec<_>>(),
+            std::slice::from_ref(&job),
+            "the index entry is the next pass's"
+        );
+        assert!(plan.index_lanes().is_empty(), "a retry asks no index");
+        let elsewhere = job.url.replace("20190301123456", "20190301123457");
+        write_failures(&path, &[entry(&elsewhere, "status")]).unwrap();
+        assert!(matches!(
+            Plan::from_failures(&path, &c),
+            Err(PlanError::Entry { .. })
+        ));
     }
 
     fn retry_plan(entries: &[FailedPage]) -> Result<Plan, PlanError> {

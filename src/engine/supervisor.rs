@@ -1,7 +1,9 @@
 //! Supervisor: owns the frontier and decides what is fetched next. Receives
-//! `Submit`ted page jobs, leases each page from a store a fleet shares
-//! before it goes out (`ClaimPage`, awaited off its handlers; a fetcher
-//! kept waiting renews the lease through `RenewLease`), hands one `PageJob`
+//! `Submit`ted page jobs, leases pages from a store a fleet shares before
+//! they go out (`ClaimPages`: the frontier's next pages offered in one
+//! claim, of which the store leases the first free ones to the idle
+//! fetchers; awaited off its handlers; a fetcher kept waiting renews its
+//! lease through `RenewLease`), hands one `PageJob`
 //! at a time to each idle fetcher (so no mailbox grows without bound), and
 //! on `JobEnded` resolves the job's future, requeues a retryable
 //! failure with exponential backoff and jitter, pauses the pool when the
@@ -33,7 +35,7 @@ use actix::{
 use tokio::sync::oneshot;
 use tracing::{debug, error, info, warn};
 
-use crate::engine::aggregator::{Aggregator, ClaimPage, ReleasePage};
+use crate::engine::aggregator::{Aggregator, ClaimPage, ClaimPages, ReleasePage};
 use crate::engine::fetcher::{Fetcher, JobEnded, RenewLease};
 use crate::engine::frontier::{Entry, Frontier, Unfetched};
 use crate::engine::plan::PageJob;
@@ -144,6 +146,12 @@ pub const WHY_ELSEWHERE: &str = "fetched by another process";
 /// lease expires on its own clock.
 const RECHECK_HELD: Duration = Duration::from_secs(1);
 
+/// On a store a fleet shares, how many of the frontier's next pages one
+/// claim offers per idle fetcher. The store leases the first free ones, so
+/// pages that other processes did or are doing are passed over in the
+/// same round trip, where a claim per page asked about each in turn.
+const CANDIDATES_PER_FETCHER: usize = 4;
+
 /// A job with the future waiting on it.
 type Pending = Entry<oneshot::Sender<PageOutcome>>;
 
@@ -160,6 +168,8 @@ pub struct Supervisor {
     idle: Vec<usize>,
     frontier: Frontier<oneshot::Sender<PageOutcome>>,
     in_flight: HashMap<usize, Pending>,
+    /// Pages offered in claims not yet answered.
+    claiming: usize,
     stats: SupervisorStats,
     /// Whether any request has reached a server: until one has, a refused
     /// connection is the host being unreachable, said once, not per page.
@@ -183,6 +193,7 @@ impl Supervisor {
             idle: Vec::new(),
             frontier: Frontier::default(),
             in_flight: HashMap::new(),
+            claiming: 0,
             stats: SupervisorStats::default(),
             answered: false,
             unreachable_said: false,
@@ -231,59 +242,136 @@ impl Supervisor {
     }
 
     /// Hands the next pages to idle fetchers, at most one job per fetcher
-    /// at a time (bounded by construction). On a shared store each page is
-    /// leased first, and goes out only once the store says it is ours.
+    /// at a time (bounded by construction). On a shared store the pages
+    /// are leased first, a claim for all idle fetchers at once, and go out
+    /// only once the store says they are ours.
     fn dispatch(&mut self, ctx: &mut Context<Self>) {
         let mut out = Vec::new();
-        while let Some(&fetcher) = self.idle.last() {
+        let Some(store) = self.leases.clone() else {
+            while let Some(&fetcher) = self.idle.last() {
+                let Some(p) = self.frontier.next(&mut out) else {
+                    break;
+                };
+                self.idle.pop();
+                self.fetchers[fetcher].do_send(p.job.clone());
+                self.in_flight.insert(fetcher, p);
+            }
+            self.deliver(out);
+            return;
+        };
+        let mut batch = Vec::new();
+        while batch.len() < self.idle.len() * CANDIDATES_PER_FETCHER {
             let Some(p) = self.frontier.next(&mut out) else {
                 break;
             };
-            self.idle.pop();
-            let job = p.job.clone();
-            self.in_flight.insert(fetcher, p);
-            match &self.leases {
-                Some(store) => {
-                    let claim = store.send(ClaimPage {
-                        ctx: job.ctx.clone(),
-                    });
-                    ctx.spawn(
-                        claim
-                            .into_actor(self)
-                            .map(move |claim, act, ctx| act.claimed(fetcher, job, claim, ctx)),
-                    );
-                }
-                None => self.fetchers[fetcher].do_send(job),
-            }
+            batch.push(p);
         }
         self.deliver(out);
+        if batch.is_empty() {
+            return;
+        }
+        // The fetchers the claim is for wait for its answer, out of `idle`.
+        let free = self.idle.len().min(batch.len());
+        let fetchers = self.idle.split_off(self.idle.len() - free);
+        self.claiming += batch.len();
+        let claim = store.send(ClaimPages {
+            pages: batch.iter().map(|p| p.job.ctx.clone()).collect(),
+            want: fetchers.len(),
+        });
+        ctx.spawn(
+            claim
+                .into_actor(self)
+                .map(move |claims, act, ctx| act.claimed(fetchers, batch, claims, ctx)),
+        );
     }
 
-    /// The store's answer to a lease asked at dispatch.
+    /// The store's answer to a claim sent at dispatch: each leased page
+    /// goes to one of the claim's fetchers, a page done or held elsewhere
+    /// is settled as such, and one not claimed goes back to the front of
+    /// the queue, in order.
     fn claimed(
         &mut self,
-        fetcher: usize,
-        job: PageJob,
-        claim: Result<Result<Claim, OutputError>, MailboxError>,
+        fetchers: Vec<usize>,
+        batch: Vec<Pending>,
+        claims: Result<Result<Vec<Option<Claim>>, OutputError>, MailboxError>,
         ctx: &mut Context<Self>,
     ) {
-        let result = match claim {
-            Ok(Ok(Claim::Leased { token, .. })) => {
-                // Kept with the job in flight too: a page given up hands
-                // back the lease it was claimed with.
-                if let Some(p) = self.in_flight.get_mut(&fetcher) {
-                    p.job.lease = Some(token);
+        self.claiming -= batch.len();
+        let mut fetchers = fetchers.into_iter();
+        let claims = match claims {
+            Ok(Ok(claims)) => claims,
+            failed => {
+                let e = match failed {
+                    Ok(Err(e)) => JobError::Output(std::sync::Arc::new(e)),
+                    _ => JobError::Stopped,
+                };
+                // As many pages as the claim was for fail as one page's
+                // claim did (retried with backoff); the rest were only
+                // candidates, and go back as they were.
+                let tried = fetchers.len();
+                self.idle.extend(fetchers);
+                let mut batch = batch.into_iter();
+                for p in batch.by_ref().take(tried) {
+                    self.outcome(p, Err(e.clone()), None, ctx);
                 }
-                let mut job = job;
-                job.lease = Some(token);
-                self.fetchers[fetcher].do_send(job);
+                for p in batch.rev() {
+                    let out = self.frontier.retry(p);
+                    self.deliver(out);
+                }
+                self.dispatch(ctx);
                 return;
             }
-            Ok(Ok(claim)) => Err(JobError::Elsewhere(claim)),
-            Ok(Err(e)) => Err(JobError::Output(std::sync::Arc::new(e))),
-            Err(_) => Err(JobError::Stopped),
         };
-        self.job_ended(fetcher, result, None, ctx);
+        let mut back = Vec::new();
+        for (mut p, claim) in batch
+            .into_iter()
+            .zip(claims.into_iter().chain(std::iter::repeat(None)))
+        {
+            match claim {
+                Some(Claim::Leased { token, .. }) => {
+                    // Kept with the job in flight too: a page given up
+                    // hands back the lease it was claimed with.
+                    p.job.lease = Some(token);
+                    let fetcher = match self.frontier.stopped() {
+                        None => fetchers.next(),
+                        Some(_) => None,
+                    };
+                    match fetcher {
+                        Some(f) => {
+                            self.fetchers[f].do_send(p.job.clone());
+                            self.in_flight.insert(f, p);
+                        }
+                        // The crawl stopped while the claim was out: the
+                        // page is not fetched, and its lease goes back now
+                        // rather than when it expires.
+                        None => {
+                            self.release(&p.job, token, "crawl stopped before the page went out");
+                            back.push(p);
+                        }
+                    }
+                }
+                Some(claim) => self.elsewhere(p, claim, ctx),
+                None => back.push(p),
+            }
+        }
+        for p in back.into_iter().rev() {
+            let out = self.frontier.retry(p);
+            self.deliver(out);
+        }
+        self.idle.extend(fetchers);
+        self.dispatch(ctx);
+    }
+
+    /// Hands a lease back to the store, for a page this process will not
+    /// fetch under it.
+    fn release(&self, job: &PageJob, lease: LeaseToken, why: &'static str) {
+        if let Some(store) = &self.leases {
+            store.do_send(ReleasePage {
+                ctx: job.ctx.clone(),
+                lease,
+                why,
+            });
+        }
     }
 
     fn stop_for_budget(&mut self, key: &str, resets: DateTime<Utc>) {
@@ -425,7 +513,7 @@ impl Handler<Submit> for Supervisor {
             job: msg.job,
             reply: msg.reply,
         });
-        let held = self.frontier.pending() + self.in_flight.len();
+        let held = self.frontier.pending() + self.claiming + self.in_flight.len();
         self.stats.most_held = self.stats.most_held.max(held);
         self.deliver(out);
         self.dispatch(ctx);
@@ -468,6 +556,19 @@ impl Supervisor {
             self.dispatch(ctx);
             return;
         };
+        self.outcome(p, result, signals, ctx);
+        self.dispatch(ctx);
+    }
+
+    /// What a job's outcome does: its future resolves, or it is retried,
+    /// put back or asked about again.
+    fn outcome(
+        &mut self,
+        p: Pending,
+        result: Result<PageReport, JobError>,
+        signals: Option<Signals>,
+        ctx: &mut Context<Self>,
+    ) {
         if let Some(w) = &signals {
             self.note_signals(w, &p.job);
         }
@@ -481,6 +582,9 @@ impl Supervisor {
         match result {
             // Never sent: the crawl is stopping.
             Err(JobError::Lane(LaneError::Closed)) => {
+                if let Some(lease) = p.job.lease {
+                    self.release(&p.job, lease, "crawl drained before the page went out");
+                }
                 self.stats.skipped += 1;
                 let _ = p.reply.send(PageOutcome::Skipped {
                     ctx: p.job.ctx,
@@ -489,7 +593,11 @@ impl Supervisor {
                 });
             }
             Err(JobError::Lane(LaneError::Exhausted { host, resets_at })) => {
-                // Nothing was sent: the page waits, unfetched, with the rest.
+                // Nothing was sent: the page waits, unfetched, with the
+                // rest, and another process may fetch it meanwhile.
+                if let Some(lease) = p.job.lease {
+                    self.release(&p.job, lease, "budget spent before the page went out");
+                }
                 self.frontier.put_back(p);
                 self.stop_for_budget(&host, resets_at);
             }
@@ -518,7 +626,6 @@ impl Supervisor {
                 }
             }
         }
-        self.dispatch(ctx);
     }
 }
 
@@ -565,11 +672,8 @@ impl Supervisor {
     /// whole crawl stops.
     fn give_up(&mut self, p: Pending, e: &JobError, stop: Option<Stop>) {
         self.stats.failed += 1;
-        if let (Some(store), Some(lease)) = (&self.leases, p.job.lease) {
-            store.do_send(ReleasePage {
-                ctx: p.job.ctx.clone(),
-                lease,
-            });
+        if let Some(lease) = p.job.lease {
+            self.release(&p.job, lease, "page given up");
         }
         if self.quiet_about(e) {
             debug!(tag = %p.job.ctx.tag, page = p.job.ctx.page, error = %e, "page failed");
@@ -712,7 +816,7 @@ impl Handler<GetStats> for Supervisor {
         }
         stats.sending = span.map_or(Duration::ZERO, |(f, l)| l.saturating_duration_since(f));
         stats.effective_rate = lanes.site().throttle.effective_rate();
-        stats.queued = self.frontier.pending();
+        stats.queued = self.frontier.pending() + self.claiming;
         // The budget that will stop the crawl first, among those it spends.
         stats.budget_left = lanes
             .all()

@@ -214,11 +214,7 @@ impl Budget {
     pub fn pause_until(&self, host: &str, until: DateTime<Utc>) -> Result<(), BudgetError> {
         let conn = match &self.counter {
             Counter::File(conn) => conn,
-            Counter::Shared(s) => {
-                return s
-                    .pause_until(host, &stamp(until))
-                    .map_err(|e| self.write_err(e))
-            }
+            Counter::Shared(s) => return s.pause_until(host, until).map_err(|e| self.write_err(e)),
         };
         conn.prepare_cached(
             "INSERT INTO pauses (host, until) VALUES (?1, ?2)
@@ -241,8 +237,6 @@ impl Budget {
                 return Ok(s
                     .paused_until(host)
                     .map_err(|e| self.write_err(e))?
-                    .and_then(|u| DateTime::parse_from_rfc3339(&u).ok())
-                    .map(|u| u.with_timezone(&Utc))
                     .filter(|u| *u > now))
             }
         }

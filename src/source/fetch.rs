@@ -138,7 +138,9 @@ const MAX_REDIRECTS: usize = 3;
 
 impl HttpClient {
     pub fn new(config: &Config) -> Result<HttpClient, FetchError> {
-        let hosts = [config.site.clone(), config.api.host.clone()];
+        let mut hosts = vec![config.site.clone(), config.api.host.clone()];
+        // The archives redirect a capture to the nearest one they hold.
+        hosts.extend(config.archive.hosts());
         let policy = redirect::Policy::custom(move |attempt| {
             let allowed = attempt
                 .url()
@@ -187,12 +189,25 @@ impl HttpClient {
     /// GETs a URL and returns whatever status it answers with, its body read
     /// up to the size cap (robots.txt and the API put meaning in error bodies).
     pub async fn get_response(&self, url: &str) -> Result<Response, FetchError> {
-        let mut resp = self
-            .client
-            .get(url)
-            .send()
-            .await
-            .map_err(FetchError::from_reqwest)?;
+        let (resp, bytes) = self.get_bytes(url, None).await?;
+        Ok(Response {
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+            ..resp
+        })
+    }
+
+    /// GETs a URL, or the inclusive byte range `range` of it (a record in
+    /// an archive's file), as bytes; the returned response's `text` is empty.
+    pub async fn get_bytes(
+        &self,
+        url: &str,
+        range: Option<(u64, u64)>,
+    ) -> Result<(Response, Vec<u8>), FetchError> {
+        let mut request = self.client.get(url);
+        if let Some((first, last)) = range {
+            request = request.header(reqwest::header::RANGE, format!("bytes={first}-{last}"));
+        }
+        let mut resp = request.send().await.map_err(FetchError::from_reqwest)?;
         let status = resp.status().as_u16();
         let retry_after = retry_after(resp.headers(), Utc::now());
         let limits = RateLimits::from_headers(resp.headers(), Utc::now().timestamp());
@@ -213,13 +228,14 @@ impl HttpClient {
             }
             bytes.extend_from_slice(&chunk);
         }
-        Ok(Response {
+        let resp = Response {
             status,
             retry_after,
             limits,
-            text: String::from_utf8_lossy(&bytes).into_owned(),
+            text: String::new(),
             fetched_at: Utc::now(),
-        })
+        };
+        Ok((resp, bytes))
     }
 }
 

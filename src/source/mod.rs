@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod archive;
+pub mod cdx;
 pub mod charset;
 pub mod fetch;
 pub mod html;
@@ -42,6 +43,8 @@ pub enum JobError {
     Page(#[from] ParseError),
     #[error(transparent)]
     Api(#[from] ApiError),
+    #[error("unusable capture: {0}")]
+    Capture(#[from] cdx::CaptureError),
     /// No request could be sent: the budget is spent or cannot be counted.
     #[error(transparent)]
     Lane(#[from] LaneError),
@@ -63,6 +66,8 @@ impl JobError {
             JobError::Fetch(e) => e.is_retryable(),
             JobError::Page(e) => e.is_retryable() || e.is_block(),
             JobError::Api(e) => e.is_retryable(),
+            // The archive serves the same bytes again.
+            JobError::Capture(_) => false,
             JobError::Lane(_)
             | JobError::Output(_)
             | JobError::Stopped
@@ -97,6 +102,7 @@ impl JobError {
             JobError::Page(e) if e.is_block() => "blocked",
             JobError::Page(_) => "page",
             JobError::Api(e) => e.kind(),
+            JobError::Capture(_) => "capture",
             JobError::Lane(LaneError::Exhausted { .. }) => "budget_exhausted",
             JobError::Lane(LaneError::Budget(_)) => "budget",
             JobError::Lane(LaneError::Closed) => "not_sent",
@@ -143,7 +149,7 @@ impl Lanes {
         self.for_source(job.source)
     }
 
-    fn for_source(&self, source: Source) -> &Arc<Lane> {
+    pub fn for_source(&self, source: Source) -> &Arc<Lane> {
         &self
             .0
             .iter()
@@ -190,6 +196,8 @@ pub struct LaneSpec {
     /// that budget in its database, since it is the key's wherever it is
     /// spent.
     pub app_key: Option<ApiKey>,
+    /// A rate of the source's own, below `fetch.rate` (which caps it).
+    pub rate: Option<f64>,
 }
 
 /// What a request needs besides its lane.
@@ -276,19 +284,38 @@ impl PageJob {
         match order {
             Order::Listing(tab) => PageJob::new(config, tag, tab, page, pagesize),
             Order::Api(sort) => PageJob::api(config, tag, sort, page, pagesize),
+            // A capture's job is built from what the index listed
+            // (`PageJob::capture`); without that, the page number is all
+            // there is: the tag's listing as the archive held it at that
+            // second (Wayback answers with the nearest capture).
+            Order::Archive(archive) => {
+                let capture = cdx::Capture {
+                    at: DateTime::from_timestamp(i64::from(page), 0).unwrap_or_default(),
+                    original: config.listing_url(tag, Tab::Newest, 1, pagesize.max(15)),
+                    warc: None,
+                };
+                PageJob::capture(config, archive, tag, &capture)
+            }
         }
     }
 }
 
 impl Source {
     /// Every source; one line per source added.
-    pub const ALL: [Source; 2] = [Source::Html, Source::Api];
+    pub const ALL: [Source; 4] = [
+        Source::Html,
+        Source::Api,
+        Source::Wayback,
+        Source::CommonCrawl,
+    ];
 
     /// The source as a sentence names it.
     pub fn title(self) -> &'static str {
         match self {
             Source::Html => "the site",
             Source::Api => "the Stack Exchange API",
+            Source::Wayback => "the Wayback Machine",
+            Source::CommonCrawl => "Common Crawl",
         }
     }
 
@@ -300,6 +327,7 @@ impl Source {
                 daily_limit: None,
                 serial: false,
                 app_key: None,
+                rate: None,
             },
             // One request at a time: see `crate::lane` for why.
             Source::Api => LaneSpec {
@@ -307,6 +335,16 @@ impl Source {
                 daily_limit: Some(config.api.daily_quota),
                 serial: true,
                 app_key: config.api.key.clone(),
+                rate: None,
+            },
+            // A public archive, asked gently: one request at a time, at the
+            // archive rate (see `cdx::settings`).
+            Source::Wayback | Source::CommonCrawl => LaneSpec {
+                key: self.as_str().to_string(),
+                daily_limit: None,
+                serial: true,
+                app_key: None,
+                rate: Some(config.archive.rate),
             },
         }
     }
@@ -315,9 +353,15 @@ impl Source {
     /// (`Signals::quota_remaining`).
     pub fn keeps_own_quota(self) -> bool {
         match self {
-            Source::Html => false,
+            Source::Html | Source::Wayback | Source::CommonCrawl => false,
             Source::Api => true,
         }
+    }
+
+    /// The source's pages are the captures its index lists, known only
+    /// once the index is asked (before the pass), not page numbers.
+    pub fn pages_from_index(self) -> bool {
+        matches!(self, Source::Wayback | Source::CommonCrawl)
     }
 
     /// robots.txt governs crawlers of the site's pages; the API is a
@@ -325,7 +369,9 @@ impl Source {
     pub fn obeys_robots(self) -> bool {
         match self {
             Source::Html => true,
-            Source::Api => false,
+            // The archive's own pages, not the site's: the site's robots.txt
+            // governs the site, and the archives publish their own limits.
+            Source::Api | Source::Wayback | Source::CommonCrawl => false,
         }
     }
 
@@ -334,6 +380,10 @@ impl Source {
     pub fn of_url(config: &Config, url: &str) -> Source {
         if url.starts_with(&format!("{}/2.3/", config.api.base_url)) {
             Source::Api
+        } else if url.starts_with(&format!("{}/web/", config.archive.wayback_url)) {
+            Source::Wayback
+        } else if url.starts_with(&format!("{}/", config.archive.commoncrawl_data_url)) {
+            Source::CommonCrawl
         } else {
             Source::Html
         }
@@ -344,6 +394,16 @@ impl Source {
     /// wrong.
     pub fn order_named(self, order: &str, pagesize: u32) -> Result<Order, String> {
         match self {
+            Source::Wayback | Source::CommonCrawl => {
+                let archive = match self {
+                    Source::Wayback => cdx::Archive::Wayback,
+                    _ => cdx::Archive::CommonCrawl,
+                };
+                if order != archive.as_str() {
+                    return Err(format!("tab `{order}` is not `{}`", archive.as_str()));
+                }
+                Ok(Order::Archive(archive))
+            }
             Source::Api => {
                 let sort = ApiSort::ALL
                     .into_iter()
@@ -425,6 +485,7 @@ impl Source {
                 };
                 Err(err.into())
             }
+            Source::Wayback | Source::CommonCrawl => Ok(cdx::request(&r.http, job).await?),
         }
     }
 
@@ -439,6 +500,18 @@ impl Source {
         match self {
             Source::Html => Ok(clean_page(&parse_listing(body)?, ctx, fetched_at)),
             Source::Api => Ok(api::parse_api_page(body, ctx, fetched_at)?),
+            // `request` left the archived page's HTML, and its capture time
+            // as the time it was fetched.
+            Source::Wayback | Source::CommonCrawl => {
+                let listing = clean_page(&parse_listing(body)?, ctx, fetched_at);
+                // An empty listing ends a tag's pages; one capture of an
+                // empty listing (a page past the end, say) must not end
+                // the captures after it.
+                if listing.questions.is_empty() && listing.rejections.is_empty() {
+                    return Err(cdx::CaptureError::Empty.into());
+                }
+                Ok(listing)
+            }
         }
     }
 }

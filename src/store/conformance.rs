@@ -44,7 +44,8 @@ fn export_text(s: &dyn PassStore, format: ExportFormat, history: bool) -> String
     String::from_utf8(export_bytes(s, format, history)).unwrap()
 }
 
-fn exported(s: &dyn PassStore) -> Vec<Question> {
+/// Every question the store holds, latest state.
+pub(super) fn exported(s: &dyn PassStore) -> Vec<Question> {
     export_text(s, ExportFormat::Jsonl, false)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

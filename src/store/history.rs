@@ -79,14 +79,28 @@ pub struct PassShare {
 /// The most answers the distribution tells apart; more are one bucket.
 pub(super) const ANSWERS_CAP: i64 = 5;
 
-/// Crawl tag, day, questions asked that day. Timestamps are RFC 3339 text
-/// in UTC on both backends: the first ten characters are the day.
-pub(super) const ASKED_PER_DAY_SQL: &str = "SELECT c.crawl_tag, substr(q.asked_at, 1, 10) AS day,
-      CAST(COUNT(*) AS BIGINT)
+/// Crawl tag, day, questions asked that day, with the day (UTC, as
+/// `YYYY-MM-DD`) taken from `asked_at` by each backend's expression.
+macro_rules! asked_per_day_sql {
+    ($day:literal) => {
+        concat!(
+            "SELECT c.crawl_tag, ",
+            $day,
+            " AS day, CAST(COUNT(*) AS BIGINT)
     FROM question_crawl_tags c JOIN questions q USING (site, question_id)
     WHERE q.asked_at IS NOT NULL
-    GROUP BY c.crawl_tag, substr(q.asked_at, 1, 10)
-    ORDER BY c.crawl_tag, day";
+    GROUP BY c.crawl_tag, day
+    ORDER BY c.crawl_tag, day"
+        )
+    };
+}
+
+/// SQLite keeps timestamps as RFC 3339 text in UTC: the first ten
+/// characters are the day.
+pub(super) const ASKED_PER_DAY_SQL: &str = asked_per_day_sql!("substr(q.asked_at, 1, 10)");
+/// PostgreSQL keeps a `timestamptz`.
+pub(super) const ASKED_PER_DAY_PG_SQL: &str =
+    asked_per_day_sql!("to_char(q.asked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')");
 
 /// Digits of the views (the decade: 1 digit is 0–9, 2 is 10–99), questions.
 pub(super) const VIEWS_SQL: &str =
@@ -113,11 +127,22 @@ pub(super) const PASSES_SQL: &str = "SELECT p.pass_id, p.tag_set, p.started_at,
     ORDER BY p.started_at, p.pass_id";
 
 /// Crawl tag, day seen, distinct questions with a snapshot that day.
-pub(super) const SEEN_PER_DAY_SQL: &str = "SELECT c.crawl_tag, substr(s.seen_at, 1, 10) AS day,
+macro_rules! seen_per_day_sql {
+    ($day:literal) => {
+        concat!(
+            "SELECT c.crawl_tag, ",
+            $day,
+            " AS day,
       CAST(COUNT(DISTINCT s.site || ' ' || CAST(s.question_id AS TEXT)) AS BIGINT)
     FROM question_crawl_tags c JOIN snapshots s USING (site, question_id)
-    GROUP BY c.crawl_tag, substr(s.seen_at, 1, 10)
-    ORDER BY c.crawl_tag, day";
+    GROUP BY c.crawl_tag, day
+    ORDER BY c.crawl_tag, day"
+        )
+    };
+}
+pub(super) const SEEN_PER_DAY_SQL: &str = seen_per_day_sql!("substr(s.seen_at, 1, 10)");
+pub(super) const SEEN_PER_DAY_PG_SQL: &str =
+    seen_per_day_sql!("to_char(s.seen_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')");
 
 /// A question's (site `$1`, id `$2`) snapshots: seen_at, views.
 pub(super) const VIEWS_OVER_TIME_SQL: &str = "SELECT seen_at, views FROM snapshots

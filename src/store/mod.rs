@@ -385,19 +385,44 @@ pub trait PassStore: Send {
     }
 
     /// Leases a page of the pass to `worker` for `lease` before it is
-    /// fetched, unless another process did or is doing it. A store with one
-    /// writer (SQLite, under its lock) leases every page at once.
+    /// fetched, unless another process did or is doing it: a batch of one
+    /// (see [`claim_pages`](PassStore::claim_pages)). A page lost to
+    /// another process's claim at the same instant is held by it.
     fn claim_page(
         &mut self,
+        pass_id: i64,
+        ctx: &PageContext,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Claim, StoreError> {
+        let claim = self
+            .claim_pages(pass_id, std::slice::from_ref(ctx), 1, worker, lease)?
+            .pop()
+            .flatten();
+        Ok(claim.unwrap_or_else(|| Claim::Held {
+            by: "another process".into(),
+            until: Utc::now(),
+        }))
+    }
+
+    /// Leases to `worker`, in one go, up to `want` of the candidate
+    /// `pages` (in the order the paging rules hand them out): the first
+    /// ones neither done nor held by another process, so that processes
+    /// sharing the store take disjoint pages instead of asking for the
+    /// same ones. One answer per candidate, in order: `Some` for a page
+    /// leased, done, or held by another process; `None` for one not
+    /// claimed this time (past the `want` leased, or lost to another
+    /// process's claim in the same instant), to be offered again. A store
+    /// with one writer (SQLite, under its lock) leases the first `want`.
+    fn claim_pages(
+        &mut self,
         _pass_id: i64,
-        _ctx: &PageContext,
+        pages: &[PageContext],
+        want: usize,
         _worker: &str,
         _lease: Duration,
-    ) -> Result<Claim, StoreError> {
-        Ok(Claim::Leased {
-            taken_over_from: None,
-            token: LeaseToken::UNFENCED,
-        })
+    ) -> Result<Vec<Option<Claim>>, StoreError> {
+        Ok(Claim::first_leased(pages.len(), want))
     }
 
     /// [`record_page_ending`](PassStore::record_page_ending) for a page
@@ -434,6 +459,11 @@ pub trait PassStore: Send {
 
     /// (tag, tab, page) already done in the pass: a restart skips them.
     fn done_pages(&self, pass_id: i64) -> Result<HashSet<(String, String, u32)>, StoreError>;
+
+    /// Per (tag, tab), the highest page done in the tag set's finished
+    /// passes: for an archive source, the last capture stored (a page is
+    /// a capture's time), where the next pass's index query starts.
+    fn last_pages(&self, tag_set: &str) -> Result<HashMap<(String, String), u32>, StoreError>;
 
     /// Per (tag, tab), the first page of the pass where the tag ended.
     fn tag_ends(&self, pass_id: i64) -> Result<HashMap<(String, String), u32>, StoreError>;
@@ -513,6 +543,21 @@ pub enum Claim {
     Held { by: String, until: DateTime<Utc> },
 }
 
+impl Claim {
+    /// A batch's answers where nobody else can hold a page: the first
+    /// `want` of `candidates` leased, unfenced, the rest not claimed.
+    pub fn first_leased(candidates: usize, want: usize) -> Vec<Option<Claim>> {
+        (0..candidates)
+            .map(|i| {
+                (i < want).then_some(Claim::Leased {
+                    taken_over_from: None,
+                    token: LeaseToken::UNFENCED,
+                })
+            })
+            .collect()
+    }
+}
+
 /// The generation of a page's lease: every claim of the page, a takeover
 /// included, gets a greater one. A write carries the token of the claim
 /// that fetched the page and commits only while the lease still has it, so
@@ -580,6 +625,10 @@ impl PassStore for Store {
 
     fn tag_ends(&self, pass_id: i64) -> Result<HashMap<(String, String), u32>, StoreError> {
         Store::tag_ends(self, pass_id)
+    }
+
+    fn last_pages(&self, tag_set: &str) -> Result<HashMap<(String, String), u32>, StoreError> {
+        Store::last_pages(self, tag_set)
     }
 
     fn record_page_ending(

@@ -112,6 +112,18 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// See [`PassStore::last_pages`](super::PassStore::last_pages).
+    pub fn last_pages(&self, tag_set: &str) -> Result<HashMap<(String, String), u32>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT pp.tag, pp.tab, MAX(pp.page) FROM pass_pages pp
+             JOIN passes p ON p.pass_id = pp.pass_id
+             WHERE p.tag_set = ?1 AND p.finished_at IS NOT NULL
+             GROUP BY pp.tag, pp.tab",
+        )?;
+        let rows = stmt.query_map([tag_set], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Stores one page that does not end its tag: see [`Store::record_page_ending`].
     pub fn record_page(
         &mut self,
@@ -141,17 +153,30 @@ impl Store {
         check_running(&tx, pass_id)?;
         let now = ts(now);
         let mut write = PageWrite::default();
+        let sighting = Sighting::of_page(ctx);
         for q in questions {
-            write.count(&upsert_question(&tx, q, &now, Sighting::Live)?);
+            let seen = match sighting {
+                Sighting::Live => now.clone(),
+                Sighting::Past => ts(q.fetched_at),
+            };
+            write.count(&upsert_question(&tx, q, &seen, sighting)?);
             // One snapshot per question per live pass, so a page fetched
-            // again in a resumed pass (at another time) adds none.
-            tx.prepare_cached(
-                "INSERT INTO snapshots
-                 (site, question_id, pass_id, seen_at, votes, answers, views)
-                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
-                 WHERE NOT EXISTS (SELECT 1 FROM snapshots
-                                   WHERE site = ?1 AND question_id = ?2 AND pass_id = ?3)",
-            )?
+            // again in a resumed pass (at another time) adds none; one per
+            // capture time for an archive's capture, as in an import.
+            tx.prepare_cached(match sighting {
+                Sighting::Live => {
+                    "INSERT INTO snapshots
+                     (site, question_id, pass_id, seen_at, votes, answers, views)
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
+                     WHERE NOT EXISTS (SELECT 1 FROM snapshots
+                                       WHERE site = ?1 AND question_id = ?2 AND pass_id = ?3)"
+                }
+                Sighting::Past => {
+                    "INSERT OR IGNORE INTO snapshots
+                     (site, question_id, pass_id, seen_at, votes, answers, views)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                }
+            })?
             .execute(params![
                 q.site,
                 q.question_id,
@@ -301,6 +326,17 @@ pub(super) use question_upsert_set;
 pub(super) enum Sighting {
     Live,
     Past,
+}
+
+impl Sighting {
+    /// A page of a pass is live, unless it is an archive's capture.
+    pub(super) fn of_page(ctx: &PageContext) -> Sighting {
+        if crate::source::cdx::is_capture_tab(&ctx.tab) {
+            Sighting::Past
+        } else {
+            Sighting::Live
+        }
+    }
 }
 
 /// The latest state is the newest sighting's: a past capture imported

@@ -18,9 +18,12 @@ use super::{
     DEFAULT_USER_AGENT, MAX_RATE_PER_SEC,
 };
 use crate::source::api::{self, ApiSort};
+use crate::source::cdx::settings::DEFAULT_CAPTURES_PER_PASS;
+use crate::source::cdx::Archive;
 use crate::store::StoreLocation;
 
 mod api_table;
+mod archive_table;
 pub use api_table::api_site_for_host;
 
 /// Gentle defaults: the real site promises nothing for HTML pages, so one
@@ -268,6 +271,7 @@ pub(super) fn validate(
         store,
         api,
         status_addr: v.status_addr(&raw.status, ov)?,
+        archive: v.archive(&raw.archive)?,
     })
 }
 
@@ -566,11 +570,15 @@ impl Validator<'_> {
             Some(s) => match s.get_ref().trim() {
                 "html" => Source::Html,
                 "api" => Source::Api,
+                "wayback" => Source::Wayback,
+                "commoncrawl" => Source::CommonCrawl,
                 other => {
                     return Err(self.err(
                         &format!("{prefix}.source"),
                         Some(s.span().start),
-                        format!("must be \"html\" or \"api\", got `{other}`"),
+                        format!(
+                        "must be \"html\", \"api\", \"wayback\" or \"commoncrawl\", got `{other}`"
+                    ),
                     ))
                 }
             },
@@ -621,13 +629,21 @@ impl Validator<'_> {
                 (Order::Listing(tab), pagesize)
             }
             Source::Api => self.api_listing(&prefix, raw, ov)?,
+            Source::Wayback => (Order::Archive(Archive::Wayback), 0),
+            Source::CommonCrawl => (Order::Archive(Archive::CommonCrawl), 0),
         };
+        let archive = self.archive_query(&prefix, source, raw)?;
         let pages = self.int(
             &format!("{prefix}.pages"),
             "--pages",
             ov.pages,
             &raw.pages,
-            DEFAULT_PAGES,
+            // An archive tag set's `pages` caps its captures per tag and pass.
+            if archive.is_some() {
+                DEFAULT_CAPTURES_PER_PASS
+            } else {
+                DEFAULT_PAGES
+            },
             1..=100_000,
         )?;
         let every = match &raw.every {
@@ -655,6 +671,7 @@ impl Validator<'_> {
             pagesize: pagesize as u32,
             pages: pages as u32,
             every,
+            archive,
         })
     }
 }

@@ -10,7 +10,9 @@
 
 use std::fmt;
 use std::sync::Mutex;
+use std::time::SystemTime;
 
+use chrono::{DateTime, Utc};
 use postgres::Client;
 use sha2::{Digest, Sha256};
 
@@ -124,10 +126,10 @@ impl SharedCounter {
         Ok(())
     }
 
-    /// `until` is fixed-width RFC 3339 text, so the greater text is the
-    /// later time, as in the budget file.
-    pub(crate) fn pause_until(&self, host: &str, until: &str) -> Result<(), CountError> {
+    /// The later of two pauses stands: the server compares them as times.
+    pub(crate) fn pause_until(&self, host: &str, until: DateTime<Utc>) -> Result<(), CountError> {
         let budget = self.budget(host);
+        let until = SystemTime::from(until);
         self.call(|c| {
             c.execute(
                 "INSERT INTO budget_pauses AS p (budget, until) VALUES ($1, $2)
@@ -138,14 +140,14 @@ impl SharedCounter {
         Ok(())
     }
 
-    pub(crate) fn paused_until(&self, host: &str) -> Result<Option<String>, CountError> {
+    pub(crate) fn paused_until(&self, host: &str) -> Result<Option<DateTime<Utc>>, CountError> {
         let budget = self.budget(host);
         self.call(|c| {
             c.query_opt(
                 "SELECT until FROM budget_pauses WHERE budget = $1",
                 &[&budget],
             )?
-            .map(|r| r.try_get(0))
+            .map(|r| r.try_get::<_, SystemTime>(0).map(DateTime::from))
             .transpose()
         })
     }
@@ -193,13 +195,15 @@ mod tests {
             SharedCounter::open(&db.url, "k").unwrap(),
             SharedCounter::open(&db.url, "k").unwrap(),
         );
-        a.pause_until("api:h", "2026-11-26T10:00:05.000000Z")
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        a.pause_until("api:h", at("2026-11-26T10:00:05.000000Z"))
             .unwrap();
-        b.pause_until("api:h", "2026-11-26T10:00:02.000000Z")
+        // Earlier as a time, though later as text.
+        b.pause_until("api:h", at("2026-11-26T11:00:02.000000+02:00"))
             .unwrap();
         assert_eq!(
-            b.paused_until("api:h").unwrap().as_deref(),
-            Some("2026-11-26T10:00:05.000000Z")
+            b.paused_until("api:h").unwrap(),
+            Some(at("2026-11-26T10:00:05Z"))
         );
     }
 }

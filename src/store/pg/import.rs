@@ -6,7 +6,9 @@ use postgres::Client;
 
 use super::writes::{add_counts, upsert_page};
 use crate::store::writes::Sighting;
-use crate::store::{ts, Capture, CaptureWrite, Import, StoreError};
+use std::time::SystemTime;
+
+use crate::store::{Capture, CaptureWrite, Import, StoreError};
 
 /// Writes one capture in one transaction; also the import's pass, which
 /// the caller keeps only once this returns (a call replayed after a lost
@@ -17,7 +19,7 @@ pub(super) fn import_capture(
     capture: &Capture,
 ) -> Result<(CaptureWrite, Option<i64>), StoreError> {
     let mut tx = c.transaction()?;
-    let at = ts(capture.captured_at);
+    let at = SystemTime::from(capture.captured_at);
     let pass_id: i64 = match import.pass_id {
         Some(pass_id) => {
             tx.execute(

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use postgres::config::{Host, SslMode};
-use postgres::{Client, NoTls};
+use postgres::{Client, NoTls, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 use tracing::{info, warn};
 
@@ -101,6 +101,10 @@ impl Drop for SyncClient {
 
 pub struct PgStore {
     client: Mutex<SyncClient>,
+    /// The claim statement, prepared on the connection in `client` (and
+    /// forgotten when that connection is replaced): claims are the fleet's
+    /// most frequent statement.
+    claim: Mutex<Option<Statement>>,
     /// How long a call waits for an unreachable server.
     give_up: Duration,
     config: postgres::Config,
@@ -256,6 +260,7 @@ impl PgStore {
         })?;
         Ok(PgStore {
             client: Mutex::new(SyncClient::new(client)),
+            claim: Mutex::new(None),
             give_up: RECONNECT_FOR,
             config,
             tls,
@@ -284,6 +289,7 @@ impl PgStore {
                     match self.tls.connect(&self.config) {
                         Ok(c) => {
                             *client = c;
+                            *self.claim.lock().unwrap_or_else(|p| p.into_inner()) = None;
                             info!(
                                 store = %self.shown,
                                 down_secs = since.elapsed().as_secs_f64(),
@@ -405,6 +411,19 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// The claim statement on the current connection, prepared on first use.
+    fn prepared_claim(&self, c: &mut Client) -> Result<Statement, StoreError> {
+        let mut slot = self.claim.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = &*slot {
+            return Ok(s.clone());
+        }
+        let s = c.prepare(writes::CLAIM_PAGES)?;
+        *slot = Some(s.clone());
+        Ok(s)
+    }
+}
+
 impl PassStore for PgStore {
     fn path(&self) -> Option<&Path> {
         None
@@ -430,18 +449,26 @@ impl PassStore for PgStore {
         self.call(|c| writes::finished_pass_started(c, tag_set))
     }
 
-    fn claim_page(
+    fn claim_pages(
         &mut self,
         pass_id: i64,
-        ctx: &PageContext,
+        pages: &[PageContext],
+        want: usize,
         worker: &str,
         lease: Duration,
-    ) -> Result<Claim, StoreError> {
-        self.call(|c| writes::claim_page(c, pass_id, ctx, worker, lease))
+    ) -> Result<Vec<Option<Claim>>, StoreError> {
+        self.call(|c| {
+            let statement = self.prepared_claim(c)?;
+            writes::claim_pages(c, &statement, pass_id, pages, want, worker, lease)
+        })
     }
 
     fn done_pages(&self, pass_id: i64) -> Result<HashSet<(String, String, u32)>, StoreError> {
         self.call(|c| writes::done_pages(c, pass_id))
+    }
+
+    fn last_pages(&self, tag_set: &str) -> Result<HashMap<(String, String), u32>, StoreError> {
+        self.call(|c| writes::last_pages(c, tag_set))
     }
 
     fn tag_ends(&self, pass_id: i64) -> Result<HashMap<(String, String), u32>, StoreError> {
@@ -541,6 +568,7 @@ mod tests {
     use super::*;
     use crate::store::fixtures::*;
     use crate::store::Claim;
+    use chrono::TimeZone;
 
     #[test]
     fn reopening_migrates_once_and_a_newer_schema_is_refused() {
@@ -771,6 +799,105 @@ mod tests {
         assert_eq!(db.count("SELECT COUNT(*) FROM pass_pages"), 1);
     }
 
+    /// Issue 20 §1: one claim offers a process's next pages and leases
+    /// the first free ones, up to the number wanted; pages done or held
+    /// by another process are said so, the rest left for the next claim.
+    #[test]
+    fn a_batch_claim_leases_the_first_free_pages_and_says_what_the_others_are() {
+        let (db, mut a, mut b, pass) = two_processes_one_pass();
+        let long = Duration::from_secs(60);
+        let pages: Vec<PageContext> = (1..=7).map(|p| ctx("rust", p)).collect();
+        leased(a.claim_page(pass, &pages[0], "a", long).unwrap(), None);
+        let written = leased(a.claim_page(pass, &pages[1], "a", long).unwrap(), None);
+        a.record_leased_page(pass, &pages[1], written, &[], at(1), &|_| false)
+            .unwrap();
+        a.claim_page(pass, &pages[4], "a", long).unwrap();
+        expire(&db, &pages[4]);
+
+        let claims = b.claim_pages(pass, &pages, 3, "b", long).unwrap();
+        assert_eq!(claims.len(), 7);
+        assert!(matches!(&claims[0], Some(Claim::Held { by, .. }) if by == "a"));
+        assert_eq!(
+            claims[1],
+            Some(Claim::Done {
+                ends_tag: false,
+                by: Some("a".into())
+            })
+        );
+        let t3 = leased(claims[2].clone().unwrap(), None);
+        let t4 = leased(claims[3].clone().unwrap(), None);
+        let t5 = leased(claims[4].clone().unwrap(), Some("a"));
+        assert!(t3 != t4 && t4 != t5);
+        assert_eq!(&claims[5..], &[None, None], "past the three wanted");
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM page_leases WHERE holder = 'b'"),
+            3,
+            "nothing leased past the batch"
+        );
+        // The next claim starts where the pages are free.
+        let next = b.claim_pages(pass, &pages[5..], 5, "b", long).unwrap();
+        assert!(next.iter().all(|c| matches!(c, Some(Claim::Leased { .. }))));
+        // A store with one writer leases the first pages wanted.
+        let mut sqlite = crate::store::Store::open_in_memory().unwrap();
+        let one = PassStore::claim_pages(&mut sqlite, 1, &pages[..3], 2, "w", long).unwrap();
+        assert_eq!(one.iter().filter(|c| c.is_some()).count(), 2);
+        assert_eq!(one[2], None);
+    }
+
+    /// Issue 20 §1: processes claiming the same pages in the same order at
+    /// once (the fleet's worst case) never hold one page together: every
+    /// page is leased once, and every write with its token goes through.
+    #[test]
+    fn processes_claiming_batches_at_once_never_hold_the_same_page() {
+        const PAGES: u32 = 60;
+        let db = TestDb::create();
+        let mut first = PgStore::open(&db.url).unwrap();
+        let pass = PassStore::begin_pass(&mut first, "langs", at(1))
+            .unwrap()
+            .pass_id;
+        let pages: Vec<PageContext> = (1..=PAGES).map(|p| ctx("rust", p)).collect();
+        let leased_by: Vec<Vec<u32>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..4)
+                .map(|w| {
+                    let (url, pages) = (&db.url, &pages);
+                    scope.spawn(move || {
+                        let mut store = PgStore::open(url).unwrap();
+                        let name = format!("w{w}");
+                        let mut mine = Vec::new();
+                        loop {
+                            let claims = store
+                                .claim_pages(pass, pages, 3, &name, Duration::from_secs(60))
+                                .unwrap();
+                            if claims.iter().all(|c| matches!(c, Some(Claim::Done { .. }))) {
+                                return mine;
+                            }
+                            for (page, claim) in pages.iter().zip(claims) {
+                                if let Some(Claim::Leased { token, .. }) = claim {
+                                    let q = [q(u64::from(page.page), "rust", &["rust"], 0, 0, 1)];
+                                    store
+                                        .record_leased_page(pass, page, token, &q, at(1), &|_| {
+                                            false
+                                        })
+                                        .unwrap();
+                                    mine.push(page.page);
+                                }
+                            }
+                        }
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).collect()
+        });
+        let mut all: Vec<u32> = leased_by.concat();
+        all.sort_unstable();
+        assert_eq!(all, (1..=PAGES).collect::<Vec<_>>(), "{leased_by:?}");
+        assert_eq!(db.count("SELECT COUNT(*) FROM page_leases"), 0);
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM pass_pages"),
+            i64::from(PAGES)
+        );
+    }
+
     /// Issue 20 §1: the status line's totals are the page writes' kept
     /// counters, and they stay equal to the rows, with four processes
     /// writing overlapping pages at once (a question two of them insert
@@ -831,16 +958,105 @@ mod tests {
         ];
         record(&mut s, pass, &ctx("rust", 1), &page, at(1));
         drop(s);
-        // Back to schema 5: step 7 (imports) undone too, and replayed.
-        db.execute(
-            "DROP TABLE captures; ALTER TABLE passes DROP COLUMN imported;
-             ALTER TABLE snapshots DROP CONSTRAINT snapshots_pkey;
-             ALTER TABLE snapshots ADD PRIMARY KEY (site, question_id, pass_id);
-             DROP TABLE store_counts; DELETE FROM schema_migrations WHERE version >= 6",
-        );
+        // Step 6 and the steps after it run again (a step redone on its
+        // own result changes nothing).
+        db.execute("DROP TABLE store_counts; DELETE FROM schema_migrations WHERE version >= 6");
         let s = PgStore::open(&db.url).unwrap();
         let st = PassStore::stats(&s).unwrap();
         assert_eq!((st.questions, st.snapshots, st.passes), (2, 2, 1));
+    }
+
+    /// Issue 20 §2: a store written before timestamps were `timestamptz`
+    /// (schema 6, RFC 3339 text) is migrated in place when the new code
+    /// opens it: every value survives (to the microsecond), and the
+    /// server compares them as times, whatever offset a time is written in.
+    #[test]
+    fn text_timestamps_of_an_older_store_migrate_in_place_and_compare_as_times() {
+        let db = TestDb::create();
+        let mut old = Client::connect(&db.url, NoTls).unwrap();
+        schema::migrate_to(&mut old, 6).unwrap();
+        old.batch_execute(
+            "INSERT INTO passes (tag_set, started_at, finished_at)
+             VALUES ('langs', '2026-01-02T03:00:00.000000000Z', '2026-01-02T03:30:00.000000000Z');
+             INSERT INTO pass_pages (pass_id, tag, tab, page, done_at, questions, new, updated,
+                 unchanged, ends_tag, fetched_by)
+             VALUES (1, 'rust', 'newest', 1, '2026-01-02T03:05:00.000000000Z', 1, 1, 0, 0,
+                 TRUE, 'w0');
+             INSERT INTO questions (site, question_id, url, title, excerpt, votes, answers,
+                 views, views_exact, tags, has_accepted_answer, asked_at, status, post_kind,
+                 community_wiki, tag, tab, page, fetched_at, first_seen_at, last_seen_at)
+             VALUES ('stackoverflow.com', 1, 'https://stackoverflow.com/q/1', 'Q', 'E', 3, 0,
+                 40, TRUE, '[\"rust\"]', FALSE, '2026-01-01T23:59:59.999999000Z', 'open',
+                 'question', FALSE, 'rust', 'newest', 1, '2026-01-02T03:04:05.123456789Z',
+                 '2026-01-02T03:04:05.123456789Z', '2026-01-02T03:04:05.123456789Z');
+             INSERT INTO question_crawl_tags VALUES ('rust', 'stackoverflow.com', 1);
+             INSERT INTO snapshots (site, question_id, pass_id, seen_at, votes, answers, views)
+             VALUES ('stackoverflow.com', 1, 1, '2026-01-02T03:04:05.123456789Z', 3, 0, 40);
+             INSERT INTO budget_pauses VALUES ('api:h#k', '2026-01-02T03:10:00.000000Z');",
+        )
+        .unwrap();
+        drop(old);
+
+        let mut s = PgStore::open(&db.url).unwrap();
+        assert_eq!(
+            db.count(
+                "SELECT COUNT(*) FROM information_schema.columns
+                 WHERE table_schema = 'public' AND data_type = 'text'
+                   AND (column_name LIKE '%\\_at' OR column_name = 'until')"
+            ),
+            0,
+            "every time of the store is a timestamptz"
+        );
+        let started = Utc.with_ymd_and_hms(2026, 1, 2, 3, 0, 0).unwrap();
+        assert_eq!(s.finished_pass_started("langs").unwrap(), Some(started));
+        assert_eq!(s.previous_finished_pass("langs").unwrap(), Some(1));
+        let stored = crate::store::conformance::exported(&s);
+        assert_eq!(
+            stored[0].fetched_at,
+            Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap()
+                + chrono::Duration::microseconds(123_457),
+            "nanoseconds round to the microsecond"
+        );
+        assert_eq!(
+            stored[0].asked_at,
+            Some(
+                Utc.with_ymd_and_hms(2026, 1, 1, 23, 59, 59).unwrap()
+                    + chrono::Duration::microseconds(999_999)
+            )
+        );
+        assert_eq!(s.history(5).unwrap().asked_per_day[0].day, "2026-01-01");
+        // 04:00 at +02:00 is 02:00 UTC: before the snapshot as a time,
+        // after it as text.
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM snapshots WHERE seen_at > '2026-01-02T04:00:00+02:00'"),
+            1
+        );
+        assert_eq!(
+            db.count(
+                "SELECT COUNT(*) FROM passes
+                 WHERE finished_at - started_at = interval '30 minutes'"
+            ),
+            1
+        );
+        assert_eq!(
+            db.count(
+                "SELECT COUNT(*) FROM budget_pauses
+                 WHERE until = '2026-01-02T05:10:00+02:00'"
+            ),
+            1
+        );
+        // The migrated store takes the next pass as any other.
+        let pass = PassStore::begin_pass(&mut s, "langs", at(1)).unwrap();
+        assert!(!pass.resumed);
+        record(
+            &mut s,
+            pass.pass_id,
+            &ctx("rust", 1),
+            &[q(1, "rust", &["rust"], 4, 0, 50)],
+            at(2),
+        );
+        assert_eq!(db.count("SELECT COUNT(*) FROM snapshots"), 2);
+        assert_eq!(crate::store::conformance::exported(&s)[0].votes, 4);
     }
 
     /// Issue 20 §1's measurement, not a test: the status line's figures on

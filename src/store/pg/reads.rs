@@ -6,7 +6,9 @@
 //! same writers, so both backends export byte for byte alike.
 
 use std::io::Write;
+use std::time::SystemTime;
 
+use chrono::{DateTime, Utc};
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use postgres::{Client, Row};
@@ -16,7 +18,7 @@ use crate::model::{PostKind, Question, QuestionStatus};
 use crate::store::export::{write_records, Record};
 use crate::store::OutputFormat;
 use crate::store::{
-    enum_text, history, parse_enum, parse_opt_ts, parse_ts,
+    enum_text, history, parse_enum,
     report::{share, CO_TAGS_SQL, GROWTH_SQL},
     CoTag, DayCount, Growth, History, HistoryRow, PassShare, QuestionViews, Report, StoreError,
     StoreStats, TagReport,
@@ -103,8 +105,8 @@ pub(super) fn history(c: &mut Client, top_n: usize) -> Result<History, StoreErro
             })
             .collect()
     };
-    h.asked_per_day = day_counts(c, history::ASKED_PER_DAY_SQL)?;
-    h.seen_per_day = day_counts(c, history::SEEN_PER_DAY_SQL)?;
+    h.asked_per_day = day_counts(c, history::ASKED_PER_DAY_PG_SQL)?;
+    h.seen_per_day = day_counts(c, history::SEEN_PER_DAY_PG_SQL)?;
     let pairs = |rows: Vec<Row>| -> Result<Vec<(i64, u64)>, StoreError> {
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, count(r, 1)?)))
@@ -118,7 +120,7 @@ pub(super) fn history(c: &mut Client, top_n: usize) -> Result<History, StoreErro
         h.passes.push(PassShare::new(
             r.try_get(0)?,
             r.try_get(1)?,
-            parse_ts("passes.started_at", r.try_get(2)?)?,
+            r.try_get::<_, SystemTime>(2)?.into(),
             count(&r, 3)?,
             count(&r, 4)?,
             r.try_get(5)?,
@@ -136,7 +138,7 @@ pub(super) fn history(c: &mut Client, top_n: usize) -> Result<History, StoreErro
         };
         for r in c.query(&views, &[&g.site, &signed(g.question_id)])? {
             line.points
-                .push((parse_ts("snapshots.seen_at", r.try_get(0)?)?, count(&r, 1)?));
+                .push((r.try_get::<_, SystemTime>(0)?.into(), count(&r, 1)?));
         }
         h.views_over_time.push(line);
     }
@@ -153,8 +155,8 @@ fn growth_row(r: &Row) -> Result<Growth, StoreError> {
         url: r.try_get(3)?,
         from_pass: r.try_get(4)?,
         to_pass: r.try_get(5)?,
-        from_seen_at: parse_ts("snapshots.seen_at", r.try_get(6)?)?,
-        to_seen_at: parse_ts("snapshots.seen_at", r.try_get(7)?)?,
+        from_seen_at: r.try_get::<_, SystemTime>(6)?.into(),
+        to_seen_at: r.try_get::<_, SystemTime>(7)?.into(),
         views_gained: r.try_get(8)?,
         votes_gained: r.try_get(9)?,
         answers_gained: r.try_get(10)?,
@@ -234,6 +236,10 @@ fn question_row(r: &Row) -> Result<Record, StoreError> {
             .map(|v| unsigned(column, v))
             .transpose()
     };
+    let opt_time = |column: &'static str| -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(r.try_get::<_, Option<SystemTime>>(column)?
+            .map(DateTime::from))
+    };
     Ok(Record::Question(Question {
         site: r.try_get("site")?,
         question_id: unsigned("question_id", r.try_get("question_id")?)?,
@@ -253,9 +259,9 @@ fn question_row(r: &Row) -> Result<Record, StoreError> {
         has_accepted_answer: r.try_get("has_accepted_answer")?,
         author_name: r.try_get("author_name")?,
         author_reputation: opt_unsigned("author_reputation")?,
-        asked_at: parse_opt_ts("questions.asked_at", r.try_get("asked_at")?)?,
-        modified_at: parse_opt_ts("questions.modified_at", r.try_get("modified_at")?)?,
-        answered_at: parse_opt_ts("questions.answered_at", r.try_get("answered_at")?)?,
+        asked_at: opt_time("asked_at")?,
+        modified_at: opt_time("modified_at")?,
+        answered_at: opt_time("answered_at")?,
         bounty: opt_unsigned("bounty")?
             .map(|b| {
                 u32::try_from(b).map_err(|e| StoreError::Decode {
@@ -275,7 +281,7 @@ fn question_row(r: &Row) -> Result<Record, StoreError> {
             value: String::new(),
             reason: e.to_string(),
         })?,
-        fetched_at: parse_ts("questions.fetched_at", r.try_get("fetched_at")?)?,
+        fetched_at: r.try_get::<_, SystemTime>("fetched_at")?.into(),
         author_user_id: r.try_get("author_user_id")?,
         author_has_profile: r.try_get("author_has_profile")?,
         author_action: r
@@ -290,7 +296,7 @@ fn history_row(r: &Row) -> Result<Record, StoreError> {
         site: r.try_get(0)?,
         question_id: unsigned("snapshots.question_id", r.try_get(1)?)?,
         pass_id: r.try_get(2)?,
-        seen_at: parse_ts("snapshots.seen_at", r.try_get(3)?)?,
+        seen_at: r.try_get::<_, SystemTime>(3)?.into(),
         votes: r.try_get(4)?,
         answers: unsigned("snapshots.answers", r.try_get(5)?)?,
         views: unsigned("snapshots.views", r.try_get(6)?)?,

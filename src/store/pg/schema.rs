@@ -3,10 +3,12 @@
 //!
 //! The list mirrors `store::schema::MIGRATIONS`: step N here makes the
 //! same change as step N there, so a new column is one more entry in each;
-//! a step only a fleet needs (step 5, lease tokens; step 6, kept totals)
-//! is appended here alone, so SQLite's step 5 (imports) is step 7 here.
-//! Timestamps stay the SQLite store's fixed-width RFC 3339 text, so both
-//! backends hold the same values and share their encoding and decoding.
+//! a step only PostgreSQL needs (step 5, lease tokens; step 6, kept
+//! totals; step 7, timestamps) is appended here alone, so SQLite's step 5
+//! (imports) is step 8 here.
+//! Timestamps are `timestamptz` (step 7; RFC 3339 text before), compared
+//! and ordered by the server as times; SQLite keeps its fixed-width text.
+//! A budget's day stays text: it is a key (the UTC date), not a time.
 //! `schema_migrations` records the steps applied (SQLite's `user_version`).
 
 use postgres::Client;
@@ -173,15 +175,41 @@ pub(super) const MIGRATIONS: &[&str] = &[
     INSERT INTO store_counts (shard, questions, snapshots)
     SELECT 0, (SELECT COUNT(*) FROM questions), (SELECT COUNT(*) FROM snapshots);
     ",
-    // 7: SQLite's step 5, imports: passes marked `imported`, each capture
+    // 7 (PostgreSQL only): times as `timestamptz`, so that the database
+    // compares and orders them as times (a lease's expiry against a page's
+    // write, a pass's start) rather than as text. The stored RFC 3339 text
+    // converts in place; timestamptz keeps microseconds, so the SQLite
+    // store's nanoseconds lose their last three digits. A process of an
+    // older stackcrawl still running binds text to these columns and its
+    // writes fail (it stops, nothing is written wrong); one started later
+    // refuses the newer schema.
+    "
+    ALTER TABLE passes
+        ALTER COLUMN started_at TYPE TIMESTAMPTZ USING started_at::timestamptz,
+        ALTER COLUMN finished_at TYPE TIMESTAMPTZ USING finished_at::timestamptz;
+    ALTER TABLE pass_pages
+        ALTER COLUMN done_at TYPE TIMESTAMPTZ USING done_at::timestamptz;
+    ALTER TABLE questions
+        ALTER COLUMN asked_at TYPE TIMESTAMPTZ USING asked_at::timestamptz,
+        ALTER COLUMN modified_at TYPE TIMESTAMPTZ USING modified_at::timestamptz,
+        ALTER COLUMN answered_at TYPE TIMESTAMPTZ USING answered_at::timestamptz,
+        ALTER COLUMN fetched_at TYPE TIMESTAMPTZ USING fetched_at::timestamptz,
+        ALTER COLUMN first_seen_at TYPE TIMESTAMPTZ USING first_seen_at::timestamptz,
+        ALTER COLUMN last_seen_at TYPE TIMESTAMPTZ USING last_seen_at::timestamptz;
+    ALTER TABLE snapshots
+        ALTER COLUMN seen_at TYPE TIMESTAMPTZ USING seen_at::timestamptz;
+    ALTER TABLE budget_pauses
+        ALTER COLUMN until TYPE TIMESTAMPTZ USING until::timestamptz;
+    ",
+    // 8: SQLite's step 5, imports: passes marked `imported`, each capture
     // keyed by (site, URL, capture time), and a snapshot per capture time
     // of a question in an import's one pass.
     "
-    ALTER TABLE passes ADD COLUMN imported BOOLEAN NOT NULL DEFAULT FALSE;
-    CREATE TABLE captures (
+    ALTER TABLE passes ADD COLUMN IF NOT EXISTS imported BOOLEAN NOT NULL DEFAULT FALSE;
+    CREATE TABLE IF NOT EXISTS captures (
         site        TEXT NOT NULL,
         url         TEXT NOT NULL,
-        captured_at TEXT NOT NULL,
+        captured_at TIMESTAMPTZ NOT NULL,
         pass_id     BIGINT NOT NULL REFERENCES passes (pass_id),
         tag         TEXT NOT NULL,
         tab         TEXT NOT NULL,
@@ -189,7 +217,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
         questions   INTEGER NOT NULL,
         PRIMARY KEY (site, url, captured_at)
     );
-    ALTER TABLE snapshots DROP CONSTRAINT snapshots_pkey;
+    ALTER TABLE snapshots DROP CONSTRAINT IF EXISTS snapshots_pkey;
     ALTER TABLE snapshots ADD PRIMARY KEY (site, question_id, pass_id, seen_at);
     ",
 ];
@@ -201,7 +229,12 @@ const MIGRATION_LOCK: i64 = 0x5374_6b43_7261_776c;
 /// Brings the database up to the last migration, one process at a time; a
 /// database from a newer stackcrawl is refused, not touched.
 pub(super) fn migrate(client: &mut Client) -> Result<(), StoreError> {
-    let supported = MIGRATIONS.len() as i64;
+    migrate_to(client, MIGRATIONS.len())
+}
+
+/// [`migrate`], up to step `last` (a test builds an older store with it).
+pub(super) fn migrate_to(client: &mut Client, last: usize) -> Result<(), StoreError> {
+    let supported = last.min(MIGRATIONS.len()) as i64;
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
     // Asked first, not left to IF NOT EXISTS: on every open after the
@@ -232,7 +265,11 @@ pub(super) fn migrate(client: &mut Client) -> Result<(), StoreError> {
         tx.commit()?;
         return Ok(());
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
+    for (i, sql) in MIGRATIONS[..supported as usize]
+        .iter()
+        .enumerate()
+        .skip(found.max(0) as usize)
+    {
         tx.batch_execute(sql)?;
         tx.execute(
             "INSERT INTO schema_migrations (version) VALUES ($1)",

@@ -13,16 +13,14 @@ use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 use postgres::types::ToSql;
-use postgres::{Client, Transaction};
+use postgres::{Client, Statement, Transaction};
 
 use super::{signed, unsigned};
 use crate::model::{PageContext, Question};
 use crate::store::writes::{
     compare, question_upsert_set, Compared, Figures, Sighting, ONLY_IF_NEWER,
 };
-use crate::store::{
-    enum_text, ts, Claim, LeaseToken, PageWrite, PassStart, PassTotals, StoreError,
-};
+use crate::store::{enum_text, Claim, LeaseToken, PageWrite, PassStart, PassTotals, StoreError};
 
 pub(super) fn begin_pass(
     c: &mut Client,
@@ -34,7 +32,7 @@ pub(super) fn begin_pass(
         "INSERT INTO passes (tag_set, started_at) VALUES ($1, $2)
          ON CONFLICT (tag_set) WHERE finished_at IS NULL DO NOTHING
          RETURNING pass_id",
-        &[&tag_set, &ts(now)],
+        &[&tag_set, &SystemTime::from(now)],
     )?;
     let start = match opened {
         Some(row) => PassStart {
@@ -91,101 +89,149 @@ fn page(v: i32) -> Result<u32, StoreError> {
     })
 }
 
-/// Leases the page to `worker` unless it is done or another process's
-/// unexpired lease holds it. The lease row is read `FOR UPDATE SKIP
-/// LOCKED`: a row another process is claiming or writing at this moment is
-/// theirs, and this process moves on instead of waiting for it. The
-/// server's clock decides expiry, so the fleet's clocks need not agree.
-pub(super) fn claim_page(
+/// Leases the first `$7` free pages of a candidate list in one statement
+/// (one round trip, prepared once per connection). Every candidate is
+/// looked at in the statement's snapshot: done, held by a live lease of
+/// another process, or free (no lease, an expired one, or this worker's
+/// own). The first free ones in the candidates' order are taken: a page
+/// without a lease row by an insert that a concurrent insert wins (`ON
+/// CONFLICT DO NOTHING`), one with a row by locking it `FOR UPDATE SKIP
+/// LOCKED` (a row another process is claiming or writing this instant is
+/// theirs) and giving it a new token; the update rechecks expiry on the
+/// row's latest version, so a lease renewed meanwhile stays its holder's.
+/// A page written by another process after the snapshot had its lease row
+/// then, and that row is deleted or locked by the write: it is not taken.
+/// The server's clock decides expiry, so the fleet's clocks need not agree.
+///
+/// A lease lost in a server crash costs at most one page fetched twice: it
+/// is not worth a flush to disk per claim, as a page's write is. The
+/// statement turns synchronous commit off for its own implicit transaction
+/// (`set_config(.., true)` lasts until that transaction's commit), which
+/// `SET LOCAL` could only do in a transaction of several round trips.
+pub(super) const CLAIM_PAGES: &str = "
+    WITH quick AS (SELECT set_config('synchronous_commit', 'off', true)),
+    cand AS (
+        SELECT c.tag, c.tab, c.page, c.ord
+        FROM unnest($2::text[], $3::text[], $4::integer[]) WITH ORDINALITY
+             AS c (tag, tab, page, ord)
+    ),
+    seen AS (
+        SELECT c.ord, c.tag, c.tab, c.page,
+               d.page IS NOT NULL AS done, d.ends_tag, d.fetched_by,
+               l.page IS NOT NULL AS leased, l.holder, l.expires_at,
+               l.expires_at < now() AS expired
+        FROM cand c
+        LEFT JOIN pass_pages d
+               ON d.pass_id = $1 AND d.tag = c.tag AND d.tab = c.tab AND d.page = c.page
+        LEFT JOIN page_leases l
+               ON l.pass_id = $1 AND l.tag = c.tag AND l.tab = c.tab AND l.page = c.page
+    ),
+    wanted AS (
+        SELECT * FROM seen
+        WHERE NOT done AND (NOT leased OR expired OR holder = $5)
+        ORDER BY ord LIMIT $7
+    ),
+    fresh AS (
+        INSERT INTO page_leases (pass_id, tag, tab, page, holder, expires_at)
+        SELECT $1, tag, tab, page, $5, now() + make_interval(secs => $6)
+        FROM wanted WHERE NOT leased
+        ON CONFLICT DO NOTHING
+        RETURNING tag, tab, page, token, NULL::text AS taken_over_from
+    ),
+    locked AS (
+        SELECT l.tag, l.tab, l.page, l.holder AS was
+        FROM page_leases l
+        JOIN wanted w ON l.tag = w.tag AND l.tab = w.tab AND l.page = w.page
+        WHERE l.pass_id = $1 AND w.leased
+        FOR UPDATE OF l SKIP LOCKED
+    ),
+    renewed AS (
+        UPDATE page_leases l SET holder = $5,
+               expires_at = now() + make_interval(secs => $6),
+               token = nextval('page_lease_tokens')
+        FROM locked k
+        WHERE l.pass_id = $1 AND l.tag = k.tag AND l.tab = k.tab AND l.page = k.page
+          AND (l.expires_at < now() OR l.holder = $5)
+        RETURNING l.tag, l.tab, l.page, l.token, NULLIF(k.was, $5) AS taken_over_from
+    ),
+    granted AS (SELECT * FROM fresh UNION ALL SELECT * FROM renewed)
+    SELECT s.done, s.ends_tag, s.fetched_by, s.leased, s.holder, s.expires_at,
+           s.expired, w.ord IS NOT NULL AS tried, g.token, g.taken_over_from
+    FROM seen s
+    CROSS JOIN quick
+    LEFT JOIN wanted w ON w.ord = s.ord
+    LEFT JOIN granted g ON g.tag = s.tag AND g.tab = s.tab AND g.page = s.page
+    ORDER BY s.ord";
+
+/// Runs [`CLAIM_PAGES`] (prepared as `statement`) over `pages`; see
+/// `PassStore::claim_pages` for what each answer means.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn claim_pages(
     c: &mut Client,
+    statement: &Statement,
     pass_id: i64,
-    ctx: &PageContext,
+    pages: &[PageContext],
+    want: usize,
     worker: &str,
     lease: Duration,
-) -> Result<Claim, StoreError> {
-    let mut tx = c.transaction()?;
-    // A lease lost in a server crash costs at most one page fetched twice:
-    // it is not worth a flush to disk per page, as the page's write is.
-    tx.batch_execute("SET LOCAL synchronous_commit = off")?;
-    let page = ctx.page as i32;
-    let key: [&(dyn ToSql + Sync); 4] = [&pass_id, &ctx.tag, &ctx.tab, &page];
-    let lease_secs = lease.as_secs_f64();
-    let inserted = tx.query_opt(
-        "INSERT INTO page_leases (pass_id, tag, tab, page, holder, expires_at)
-         VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))
-         ON CONFLICT DO NOTHING RETURNING token",
-        &[key[0], key[1], key[2], key[3], &worker, &lease_secs],
-    )?;
-    let claim = if let Some(row) = inserted {
-        Claim::Leased {
-            taken_over_from: None,
-            token: LeaseToken(row.try_get(0)?),
-        }
-    } else {
-        let held = tx.query_opt(
-            "SELECT holder, expires_at, expires_at < now() FROM page_leases
-             WHERE pass_id = $1 AND tag = $2 AND tab = $3 AND page = $4
-             FOR UPDATE SKIP LOCKED",
-            &key,
-        )?;
-        match held {
-            // Being claimed or written by another process this instant.
-            None => Claim::Held {
-                by: "another process".into(),
-                until: Utc::now(),
-            },
-            Some(row) => {
-                let holder: String = row.try_get(0)?;
-                let until: DateTime<Utc> = row.try_get::<_, SystemTime>(1)?.into();
-                let expired: bool = row.try_get(2)?;
-                if expired || holder == worker {
-                    // A new token even for the holder's own claim: a
-                    // process restarted under the same name while its old
-                    // self is stopped must fence that old self too.
-                    let token: i64 = tx
-                        .query_one(
-                            "UPDATE page_leases SET holder = $5,
-                                 expires_at = now() + make_interval(secs => $6),
-                                 token = nextval('page_lease_tokens')
-                             WHERE pass_id = $1 AND tag = $2 AND tab = $3 AND page = $4
-                             RETURNING token",
-                            &[key[0], key[1], key[2], key[3], &worker, &lease_secs],
-                        )?
-                        .try_get(0)?;
-                    Claim::Leased {
-                        taken_over_from: (holder != worker).then_some(holder),
-                        token: LeaseToken(token),
-                    }
-                } else {
-                    Claim::Held { by: holder, until }
-                }
-            }
-        }
-    };
-    // Done already (a lease is deleted with the page's write, so a fresh
-    // lease row can belong to a page written a moment ago): the lease just
-    // taken is handed back.
-    if matches!(claim, Claim::Leased { .. }) {
-        let done = tx.query_opt(
-            "SELECT ends_tag, fetched_by FROM pass_pages
-             WHERE pass_id = $1 AND tag = $2 AND tab = $3 AND page = $4",
-            &key,
-        )?;
-        if let Some(row) = done {
-            tx.execute(
-                "DELETE FROM page_leases
-                 WHERE pass_id = $1 AND tag = $2 AND tab = $3 AND page = $4",
-                &key,
-            )?;
-            tx.commit()?;
-            return Ok(Claim::Done {
-                ends_tag: row.try_get(0)?,
-                by: row.try_get(1)?,
-            });
-        }
+) -> Result<Vec<Option<Claim>>, StoreError> {
+    if pages.is_empty() {
+        return Ok(Vec::new());
     }
-    tx.commit()?;
-    Ok(claim)
+    let tags: Vec<&str> = pages.iter().map(|p| p.tag.as_str()).collect();
+    let tabs: Vec<&str> = pages.iter().map(|p| p.tab.as_str()).collect();
+    let numbers: Vec<i32> = pages.iter().map(|p| p.page as i32).collect();
+    let want = i64::try_from(want).unwrap_or(i64::MAX);
+    let rows = c.query(
+        statement,
+        &[
+            &pass_id,
+            &tags,
+            &tabs,
+            &numbers,
+            &worker,
+            &lease.as_secs_f64(),
+            &want,
+        ],
+    )?;
+    rows.iter().map(|r| claim_of_row(r, worker)).collect()
+}
+
+/// One candidate's row of [`CLAIM_PAGES`] as the crawl reads it.
+fn claim_of_row(r: &postgres::Row, worker: &str) -> Result<Option<Claim>, StoreError> {
+    if let Some(token) = r.try_get::<_, Option<i64>>("token")? {
+        return Ok(Some(Claim::Leased {
+            taken_over_from: r.try_get("taken_over_from")?,
+            token: LeaseToken(token),
+        }));
+    }
+    if r.try_get("done")? {
+        return Ok(Some(Claim::Done {
+            ends_tag: r.try_get("ends_tag")?,
+            by: r.try_get("fetched_by")?,
+        }));
+    }
+    if !r.try_get::<_, bool>("leased")? {
+        // Free when looked at: past the batch, or another process's
+        // insert won it a moment ago (asked again, it shows as held).
+        return Ok(None);
+    }
+    let holder: String = r.try_get("holder")?;
+    let until: DateTime<Utc> = r.try_get::<_, SystemTime>("expires_at")?.into();
+    let expired: bool = r.try_get("expired")?;
+    let tried: bool = r.try_get("tried")?;
+    Ok(if tried {
+        // Free when looked at but not taken: its row was locked by another
+        // process claiming or writing it, or renewed meanwhile.
+        Some(Claim::Held {
+            by: holder,
+            until: until.max(Utc::now()),
+        })
+    } else if expired || holder == worker {
+        None
+    } else {
+        Some(Claim::Held { by: holder, until })
+    })
 }
 
 /// As the SQLite store's `record_page_ending`: one transaction, all of the
@@ -209,8 +255,14 @@ pub(super) fn record_page(
         check_lease(&mut tx, pass_id, ctx, lease)?;
     }
     check_running(&mut tx, pass_id)?;
-    let now = ts(now);
-    let (mut write, added) = upsert_page(&mut tx, pass_id, questions, &now, Sighting::Live)?;
+    let sighting = Sighting::of_page(ctx);
+    // A capture's questions were first seen when it was captured, as in an
+    // import (they share its time).
+    let now = SystemTime::from(match (sighting, questions.first()) {
+        (Sighting::Past, Some(q)) => q.fetched_at,
+        _ => now,
+    });
+    let (mut write, added) = upsert_page(&mut tx, pass_id, questions, &now, sighting)?;
     // A page recorded twice in a pass keeps its first counts.
     write.ends_tag = ends_tag(&write);
     // The lease ends with the write that marks the page done, in its
@@ -348,7 +400,10 @@ fn check_running(tx: &mut Transaction, pass_id: i64) -> Result<(), StoreError> {
         "SELECT finished_at FROM passes WHERE pass_id = $1 FOR SHARE",
         &[&pass_id],
     )?;
-    match row.map(|r| r.try_get::<_, Option<String>>(0)).transpose()? {
+    match row
+        .map(|r| r.try_get::<_, Option<SystemTime>>(0))
+        .transpose()?
+    {
         None => Err(StoreError::UnknownPass(pass_id)),
         Some(Some(_)) => Err(StoreError::PassFinished(pass_id)),
         Some(None) => Ok(()),
@@ -364,7 +419,7 @@ pub(super) fn upsert_page(
     tx: &mut Transaction,
     pass_id: i64,
     questions: &[Question],
-    now: &str,
+    now: &SystemTime,
     sighting: Sighting,
 ) -> Result<(PageWrite, Added), StoreError> {
     let mut write = PageWrite::default();
@@ -389,9 +444,9 @@ pub(super) fn upsert_page(
     let mut stored: HashMap<(String, i64), (Figures, String)> = HashMap::new();
     // Questions whose stored sighting is newer than this (past) one.
     let mut newer_stored: HashSet<(String, i64)> = HashSet::new();
-    let seen_at: HashMap<(&str, i64), String> = page
+    let seen_at: HashMap<(&str, i64), DateTime<Utc>> = page
         .iter()
-        .map(|q| ((q.site.as_str(), signed(q.question_id)), ts(q.fetched_at)))
+        .map(|q| ((q.site.as_str(), signed(q.question_id)), q.fetched_at))
         .collect();
     for r in tx.query(
         "SELECT site, question_id, votes, answers, replies, views, title, status,
@@ -402,7 +457,7 @@ pub(super) fn upsert_page(
         &[&sites, &ids],
     )? {
         let key: (String, i64) = (r.try_get(0)?, r.try_get(1)?);
-        let fetched_at: String = r.try_get(10)?;
+        let fetched_at: DateTime<Utc> = r.try_get::<_, SystemTime>(10)?.into();
         if sighting == Sighting::Past
             && seen_at
                 .get(&(key.0.as_str(), key.1))
@@ -459,6 +514,10 @@ pub(super) fn upsert_page(
     let col = |f: fn(&Question) -> Option<String>| -> Vec<Option<String>> {
         page.iter().map(|q| f(q)).collect()
     };
+    let time_col = |f: fn(&Question) -> Option<DateTime<Utc>>| -> Vec<Option<SystemTime>> {
+        page.iter().map(|q| f(q).map(SystemTime::from)).collect()
+    };
+    let fetched_at: Vec<SystemTime> = page.iter().map(|q| q.fetched_at.into()).collect();
     // `xmax = 0` marks a row the upsert inserted rather than updated: the
     // count is the server's, exact even when another process inserted one
     // of these questions after the read above.
@@ -473,9 +532,9 @@ pub(super) fn upsert_page(
          SELECT u.*, $26, $26 FROM unnest(
              $1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[],
              $7::bigint[], $8::bigint[], $9::bigint[], $10::boolean[], $11::text[],
-             $12::boolean[], $13::text[], $14::bigint[], $15::text[], $16::text[],
-             $17::text[], $18::bigint[], $19::text[], $20::text[], $21::boolean[],
-             $22::text[], $23::text[], $24::integer[], $25::text[],
+             $12::boolean[], $13::text[], $14::bigint[], $15::timestamptz[],
+             $16::timestamptz[], $17::timestamptz[], $18::bigint[], $19::text[], $20::text[],
+             $21::boolean[], $22::text[], $23::text[], $24::integer[], $25::timestamptz[],
              $27::bigint[], $28::boolean[], $29::text[]) AS u ",
         question_upsert_set!()
     );
@@ -513,9 +572,9 @@ pub(super) fn upsert_page(
                     .iter()
                     .map(|q| q.author_reputation.map(signed))
                     .collect::<Vec<_>>(),
-                &col(|q| q.asked_at.map(ts)),
-                &col(|q| q.modified_at.map(ts)),
-                &col(|q| q.answered_at.map(ts)),
+                &time_col(|q| q.asked_at),
+                &time_col(|q| q.modified_at),
+                &time_col(|q| q.answered_at),
                 &page
                     .iter()
                     .map(|q| q.bounty.map(i64::from))
@@ -526,8 +585,8 @@ pub(super) fn upsert_page(
                 &page.iter().map(|q| q.tag.as_str()).collect::<Vec<_>>(),
                 &page.iter().map(|q| q.tab.as_str()).collect::<Vec<_>>(),
                 &page.iter().map(|q| q.page as i32).collect::<Vec<_>>(),
-                &page.iter().map(|q| ts(q.fetched_at)).collect::<Vec<_>>(),
-                &now,
+                &fetched_at,
+                now,
                 &page.iter().map(|q| q.author_user_id).collect::<Vec<_>>(),
                 &page
                     .iter()
@@ -567,13 +626,9 @@ pub(super) fn upsert_page(
         // A capture older than any sighting stored is the first sighting.
         tx.execute(
             "UPDATE questions q SET first_seen_at = u.seen
-             FROM unnest($1::text[], $2::bigint[], $3::text[]) AS u (site, id, seen)
+             FROM unnest($1::text[], $2::bigint[], $3::timestamptz[]) AS u (site, id, seen)
              WHERE q.site = u.site AND q.question_id = u.id AND q.first_seen_at > u.seen",
-            &[
-                &sites,
-                &ids,
-                &page.iter().map(|q| ts(q.fetched_at)).collect::<Vec<_>>(),
-            ],
+            &[&sites, &ids, &fetched_at],
         )?;
     }
     // One snapshot per question per live pass (a page fetched again in a
@@ -591,7 +646,7 @@ pub(super) fn upsert_page(
         &format!(
             "INSERT INTO snapshots (site, question_id, pass_id, seen_at, votes, answers, views)
              SELECT u.site, u.id, $3, u.seen, u.votes, u.answers, u.views
-             FROM unnest($1::text[], $2::bigint[], $4::text[], $5::bigint[], $6::bigint[],
+             FROM unnest($1::text[], $2::bigint[], $4::timestamptz[], $5::bigint[], $6::bigint[],
                          $7::bigint[]) AS u (site, id, seen, votes, answers, views)
              {one_per_pass}
              ON CONFLICT DO NOTHING"
@@ -600,7 +655,7 @@ pub(super) fn upsert_page(
             &sites,
             &ids,
             &pass_id,
-            &page.iter().map(|q| ts(q.fetched_at)).collect::<Vec<_>>(),
+            &fetched_at,
             &page.iter().map(|q| q.votes).collect::<Vec<_>>(),
             &page.iter().map(|q| signed(q.answers)).collect::<Vec<_>>(),
             &page.iter().map(|q| signed(q.views)).collect::<Vec<_>>(),
@@ -616,12 +671,28 @@ pub(super) fn finish_pass(
 ) -> Result<(), StoreError> {
     let changed = c.execute(
         "UPDATE passes SET finished_at = $2 WHERE pass_id = $1 AND finished_at IS NULL",
-        &[&pass_id, &ts(now)],
+        &[&pass_id, &SystemTime::from(now)],
     )?;
     if changed == 0 && !pass_exists(c, pass_id)? {
         return Err(StoreError::UnknownPass(pass_id));
     }
     Ok(())
+}
+
+pub(super) fn last_pages(
+    c: &mut Client,
+    tag_set: &str,
+) -> Result<HashMap<(String, String), u32>, StoreError> {
+    c.query(
+        "SELECT pp.tag, pp.tab, MAX(pp.page) FROM pass_pages pp
+         JOIN passes p ON p.pass_id = pp.pass_id
+         WHERE p.tag_set = $1 AND p.finished_at IS NOT NULL
+         GROUP BY pp.tag, pp.tab",
+        &[&tag_set],
+    )?
+    .iter()
+    .map(|r| Ok(((r.try_get(0)?, r.try_get(1)?), page(r.try_get(2)?)?)))
+    .collect()
 }
 
 pub(super) fn previous_finished_pass(
@@ -653,10 +724,7 @@ pub(super) fn finished_pass_started(
     if !row.try_get::<_, bool>(1)? {
         return Ok(None);
     }
-    Ok(Some(crate::store::parse_ts(
-        "passes.started_at",
-        row.try_get(0)?,
-    )?))
+    Ok(Some(row.try_get::<_, SystemTime>(0)?.into()))
 }
 
 pub(super) fn pass_totals(c: &mut Client, pass_id: i64) -> Result<PassTotals, StoreError> {
