@@ -308,8 +308,10 @@ fn state_dir(xdg_state_home: Option<OsString>, home: Option<OsString>) -> Option
 }
 
 fn init_logging(format: LogFormat) {
-    // Other crates' chatter (the status server's worker lines, PostgreSQL's
-    // NOTICEs about migrations already applied) only with RUST_LOG.
+    // Other crates' chatter (the status server's worker lines, the
+    // PostgreSQL client's connection lines) only with RUST_LOG. The
+    // server's NOTICEs are logged by the sync client as `postgres::config`,
+    // which this does not quiet: the store sends nothing that draws one.
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,actix_server=warn,tokio_postgres=warn"));
     let builder = tracing_subscriber::fmt()
@@ -617,8 +619,18 @@ fn run(args: RunArgs, env: Environment) -> Result<(), Failure> {
     let config =
         Config::load(&args.config, &overrides, &env).map_err(|e| Failure::Usage(e.to_string()))?;
     let config = args.apply(config);
-    stackcrawl::engine::crawl::check_written_paths(&config, false, Some(&config.store))
-        .map_err(|e| Failure::Usage(e.to_string()))?;
+    // `run` rewrites the output after each pass only when the config names
+    // it; its directory must exist then, as for `crawl`.
+    stackcrawl::engine::crawl::check_written_paths(
+        &config,
+        config.output_named,
+        Some(&config.store),
+    )
+    .map_err(|e| Failure::Usage(e.to_string()))?;
+    if config.output_named {
+        Sink::create(&config.output, config.output_format)
+            .map_err(|e| Failure::Usage(e.to_string()))?;
+    }
     let monitor = config.status_addr.map(|_| Monitor::new("run", config.rate));
     actix_rt::System::new().block_on(async move {
         let server = serve_status(config.status_addr, &monitor)?;

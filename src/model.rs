@@ -318,6 +318,9 @@ pub struct RunSummary {
     /// Set when the run stopped because the daily budget ran out.
     pub budget_resets_at: Option<DateTime<Utc>>,
     pub wall_time: Duration,
+    /// From the first request to the last: what [`RunSummary::request_rate`]
+    /// is measured over.
+    pub sending_time: Duration,
     /// Requests, pauses and quota of a source with a quota of its own (the
     /// Stack Exchange API), when the run used one.
     #[serde(rename = "api")]
@@ -327,13 +330,16 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
-    pub fn request_rate(&self) -> f64 {
-        let secs = self.wall_time.as_secs_f64();
-        if secs > 0.0 {
-            self.requests as f64 / secs
-        } else {
-            0.0
-        }
+    /// Requests per second past the first `burst`, from the first request
+    /// to the last: the figure to hold against the quota, which allows
+    /// `burst` at once and then `rate` a second. Requests over the wall
+    /// time would not do: 2 requests 0.2 s apart at a quota of 5/s, over
+    /// the 0.26 s the crawl took, read as 7.6/s. `None` while the crawl
+    /// sent no more than its burst, when there is no rate to speak of.
+    pub fn request_rate(&self, burst: u32) -> Option<f64> {
+        let paced = self.requests.checked_sub(u64::from(burst.max(1)))?;
+        let secs = self.sending_time.as_secs_f64();
+        (paced > 0 && secs > 0.0).then(|| paced as f64 / secs)
     }
 }
 
@@ -411,5 +417,28 @@ impl<'a> From<&'a Question> for CsvRow<'a> {
             author_has_profile: q.author_has_profile,
             author_action: q.author_action,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_rate_leaves_out_the_burst_and_needs_requests_past_it() {
+        let run = |requests, millis| RunSummary {
+            requests,
+            sending_time: Duration::from_millis(millis),
+            // What the rate once was measured over: not used.
+            wall_time: Duration::from_millis(260),
+            ..RunSummary::default()
+        };
+        // Two requests 0.2 s apart at 5/s with a burst of 1: 5/s, not 7.6.
+        assert_eq!(run(2, 200).request_rate(1), Some(5.0));
+        // A burst of 3 sent at once, then 2 more at 5/s.
+        assert_eq!(run(5, 400).request_rate(3), Some(5.0));
+        assert_eq!(run(3, 0).request_rate(3), None);
+        assert_eq!(run(1, 0).request_rate(1), None);
+        assert_eq!(run(0, 0).request_rate(0), None);
     }
 }

@@ -304,6 +304,24 @@ fn report_and_export_take_store_like_crawl_and_db_still_works() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--store STORE"));
 }
 
+/// The JSON log lines of a `crawl --config CONFIG EXTRA…` that exits 0.
+fn crawl_log(config: &std::path::Path, extra: &[&str]) -> Vec<serde_json::Value> {
+    let mut args = vec![
+        "--log-format",
+        "json",
+        "crawl",
+        "--config",
+        config.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let out = stackcrawl(&args);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    log.lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
 #[test]
 fn page_lines_give_the_page_own_time_and_new_counts_only_with_a_store() {
     use stackcrawl_fakesite::{FakeSite, TestConfig};
@@ -316,24 +334,8 @@ fn page_lines_give_the_page_own_time_and_new_counts_only_with_a_store() {
         .tag_set("a", &["python"], 3)
         .write();
     let pages = |extra: &[&str]| -> Vec<serde_json::Value> {
-        let mut args = vec![
-            "--log-format",
-            "json",
-            "crawl",
-            "--config",
-            config.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        let out = stackcrawl(&args);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stderr)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        crawl_log(&config, extra)
+            .into_iter()
             .filter(|v| v["message"] == "page done")
             .collect()
     };
@@ -350,6 +352,28 @@ fn page_lines_give_the_page_own_time_and_new_counts_only_with_a_store() {
         with.iter().all(|p| p["new"] == 50 && p["updated"] == 0),
         "{with:?}"
     );
+}
+
+/// A crawl of two requests (robots.txt and one page) at a quota of one a
+/// second: its request rate is the quota's pace, never above it, however
+/// short the crawl after its last request.
+#[test]
+fn a_tiny_crawls_request_rate_is_not_faster_than_its_quota() {
+    use stackcrawl_fakesite::{FakeSite, TestConfig};
+    let site = FakeSite::builder().tag("python", 50).start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = TestConfig::new(&site, dir.path())
+        .fetch("fetchers = 1\nrate = 1.0\nburst = 1")
+        .tag_set("a", &["python"], 1)
+        .write();
+    let finished = crawl_log(&config, &[])
+        .into_iter()
+        .find(|v| v["message"] == "crawl finished")
+        .expect("a crawl finished line");
+    assert_eq!(finished["requests"], 2, "{finished}");
+    assert_eq!(finished["quota_rate"], 1.0, "{finished}");
+    let rate = finished["request_rate"].as_f64().expect("a rate");
+    assert!(rate > 0.0 && rate <= 1.0, "{finished}");
 }
 
 /// One rule for every command that prints: a closed standard output (the
@@ -468,6 +492,27 @@ fn a_store_error_keeps_the_server_message_and_an_unknown_scheme_is_refused() {
         stderr.contains("store.path") && stderr.contains("`mysql://`"),
         "{stderr}"
     );
+}
+
+/// A PostgreSQL store opened again (its schema already there) leaves the
+/// log clean even with every crate's INFO lines on: the server is not
+/// made to send a NOTICE about a table that exists.
+#[test]
+fn reopening_a_postgresql_store_logs_no_notice_from_the_server() {
+    let db = stackcrawl_fakesite::pg::TestDb::create();
+    for open in ["creates the schema", "finds it"] {
+        let out = stackcrawl_fakesite::service::command(env!("CARGO_BIN_EXE_stackcrawl"), state())
+            .env("RUST_LOG", "info")
+            .args(["export", "--store", &db.url])
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{open}: {log}");
+        assert!(
+            !log.contains("NOTICE") && !log.contains("already exists"),
+            "{open}: {log}"
+        );
+    }
 }
 
 /// README's offline quick start: the shipped `config/fake-site.toml`,

@@ -24,7 +24,12 @@ fn site() -> FakeSite {
 /// questions gain views and answers, so growth and the unanswered share
 /// move.
 async fn three_passes(site: &FakeSite, dir: &Path, location: &StoreLocation) {
-    for pass in 0..3u64 {
+    passes(site, dir, location, 3).await
+}
+
+/// `n` finished `crawl --store` passes, as [`three_passes`].
+async fn passes(site: &FakeSite, dir: &Path, location: &StoreLocation, n: u64) {
+    for pass in 0..n {
         let cfg = TestConfig::new(site, dir)
             .fetch("fetchers = 2\nrate = 30.0\nburst = 5")
             .tag_set("a", &["python", "rust"], 2)
@@ -198,4 +203,36 @@ async fn an_html_report_of_a_postgresql_store_draws_its_charts() {
     three_passes(&site, dir.path(), &StoreLocation::Postgres(db.url.clone())).await;
     let html = report_html(&db.url, &dir.path().join("report.html"));
     assert_report_shows_the_store(&html, |sql| postgres_rows(&db.url, sql));
+}
+
+/// A store of one pass: its per-pass line is a point, and where growth
+/// would be the report says it needs two passes instead of an empty table.
+#[actix::test]
+async fn a_report_of_one_pass_draws_its_point_and_says_growth_needs_two_passes() {
+    let site = site();
+    let dir = tempfile::tempdir().unwrap();
+    let store_path = dir.path().join("store.db");
+    let location = StoreLocation::Sqlite(store_path.clone());
+    passes(&site, dir.path(), &location, 1).await;
+    let html = report_html(
+        store_path.to_str().unwrap(),
+        &dir.path().join("report.html"),
+    );
+    let doc = scraper::Html::parse_document(&html);
+    let sel = |s: &str| scraper::Selector::parse(s).unwrap();
+    let unanswered_chart = doc
+        .select(&sel("h2#unanswered + svg"))
+        .next()
+        .expect("the unanswered share chart");
+    assert_eq!(
+        unanswered_chart.select(&sel("circle")).count(),
+        1,
+        "one pass, one point: {html}"
+    );
+    let said: String = doc
+        .select(&sel("#growth-empty"))
+        .flat_map(|p| p.text())
+        .collect();
+    assert!(said.starts_with("Needs two passes"), "{html}");
+    assert_eq!(doc.select(&sel("#growth-table")).count(), 0, "{html}");
 }

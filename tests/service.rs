@@ -776,3 +776,74 @@ fn report_and_export_read_a_store_they_cannot_write() {
         .collect();
     assert_eq!(before, after, "nothing created beside the store");
 }
+
+/// What `stackcrawl export` writes of the store, for comparing with the
+/// file `run` keeps.
+fn exported(dir: &Path, format: &str) -> Vec<u8> {
+    let out = command(BIN, dir)
+        .args(["export", "--format", format, "--store"])
+        .arg(dir.join("store.db"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    out.stdout
+}
+
+#[test]
+fn run_rewrites_the_configured_output_with_the_stores_records_after_each_pass() {
+    let site = FakeSite::builder().tag("a", 60).start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = TestConfig::service(&site, dir.path())
+        .output("latest.csv")
+        .fetch("fetchers = 1\nrate = 30.0\nburst = 5")
+        .sets("[tag_sets.s]\ntags = [\"a\"]\npages = 3\nevery = \"1s\"\n")
+        .write();
+    let output = dir.path().join("latest.csv");
+    let mut svc = Service::start(BIN, &config);
+    let first = svc.wait_for("output rewritten with the store's latest records");
+    assert_eq!(first["records"], 60, "{first}");
+    assert_eq!(std::fs::read(&output).unwrap(), exported(dir.path(), "csv"));
+
+    let mut q = FakeQuestion::generated("a", 7, 0);
+    q.id = 90_000_000;
+    site.add_newest("a", q);
+    let second = svc.wait_for("output rewritten with the store's latest records");
+    svc.signal("-TERM");
+    assert_eq!(svc.wait_exit(), Some(0));
+    // An incremental pass read one page, but the file holds every question.
+    assert_eq!(second["records"], 61, "{second}");
+    let written = std::fs::read(&output).unwrap();
+    assert_eq!(written, exported(dir.path(), "csv"));
+    assert!(String::from_utf8_lossy(&written).contains("90000000"));
+    // Only the renamed file is left: no temporary beside it.
+    assert!(!dir.path().join(".latest.csv.partial").exists());
+}
+
+/// The output `run` will rewrite is checked with the files it writes
+/// before any request, on its own (the failures file is elsewhere here).
+#[test]
+fn run_refuses_an_output_it_could_not_write_before_any_request() {
+    let site = FakeSite::builder().tag("a", 50).start();
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-dir").join("q.jsonl");
+    let config = TestConfig::service(&site, dir.path())
+        .output(&missing)
+        .tag_set("s", &["a"], 1)
+        .write();
+    let text = std::fs::read_to_string(&config).unwrap();
+    let failures = dir.path().join("failed.jsonl");
+    let text = text.replacen(
+        "[output]\n",
+        &format!("[output]\nfailures = \"{}\"\n", failures.display()),
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut svc = Service::start(BIN, &config);
+    assert_eq!(svc.wait_exit(), Some(2), "{:#?}", svc.seen);
+    let said = format!("{:?}", svc.seen);
+    assert!(
+        said.contains("output") && said.contains("no-such-dir"),
+        "{said}"
+    );
+    assert!(site.page_hits().is_empty(), "{said}");
+}

@@ -243,6 +243,8 @@ fn a_reload_while_the_database_is_blackholed_still_answers_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let mut svc = run_through(&site, &db, &proxy, dir.path());
     svc.wait_for("pass finished");
+    // The pass's last use of the store: the configured output rewritten.
+    svc.wait_for("output rewritten with the store's latest records");
     proxy.blackhole();
     // A reload opens the store again: through the partition, that never
     // answers.

@@ -246,6 +246,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub output: PathBuf,
     pub output_format: OutputFormat,
+    /// The config file or `--output` named the output. `crawl` writes one
+    /// either way; `run` rewrites it after each pass only when named, so a
+    /// service never leaves a file nobody asked for.
+    pub output_named: bool,
     /// Where pages lost after their retries are listed for `--retry-failed`.
     pub failures_path: PathBuf,
     pub tag_sets: Vec<TagSet>,

@@ -614,6 +614,21 @@ fn a_bad_fleet_table_names_the_key() {
 }
 
 #[test]
+fn run_writes_an_output_only_when_the_config_or_output_names_one() {
+    assert!(load(GOOD).unwrap().output_named);
+    let unnamed = GOOD.replace("[output]\npath = \"out.csv\"\n", "");
+    let c = load(&unnamed).unwrap();
+    assert!(!c.output_named);
+    assert_eq!(c.output, PathBuf::from("questions.jsonl"));
+    let ov = Overrides {
+        output: Some("x.jsonl".into()),
+        ..Overrides::default()
+    };
+    let c = Config::from_toml(&unnamed, "test.toml", &ov).unwrap();
+    assert!(c.output_named);
+}
+
+#[test]
 fn the_output_format_is_told_by_its_extension() {
     for (path, format) in [
         ("out.jsonl", OutputFormat::Jsonl),

@@ -110,6 +110,15 @@ pub struct ReleasePage {
     pub why: &'static str,
 }
 
+/// `run`, after a finished pass: the file output, rewritten with the
+/// latest state of every question in the store. Returns records written.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<u64, OutputError>")]
+pub struct RewriteOutput {
+    pub path: std::path::PathBuf,
+    pub format: ExportFormat,
+}
+
 /// Ends the output and returns the totals.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Totals, OutputError>")]
@@ -557,6 +566,20 @@ impl Handler<ReleasePage> for Aggregator {
                 "a lease could not be released: it expires on its own"
             ),
         }
+    }
+}
+
+impl Handler<RewriteOutput> for Aggregator {
+    type Result = Result<u64, OutputError>;
+
+    fn handle(&mut self, msg: RewriteOutput, _: &mut SyncContext<Self>) -> Self::Result {
+        let _busy = self.busy(format!("rewriting the output {}", msg.path.display()));
+        let store = self.store.as_ref().ok_or(OutputError::NoStore)?;
+        // Through the crawl output's temporary file and rename: a reader
+        // of the file sees the last pass's records or this one's, never
+        // half of them.
+        let mut sink = Sink::create(&msg.path, msg.format)?;
+        Ok(sink.replace_with(|w, format| store.export(w, format, false))?)
     }
 }
 

@@ -23,8 +23,8 @@ use crate::store::{PassStore, StoreLocation};
 /// The store's name for the pass of a one-off `crawl --store`.
 pub const CRAWL_PASS: &str = "crawl";
 
-/// Checks every file a `crawl` (with `output`) or a `run` (without) will
-/// write, before its first request: the output and the `.partial` file
+/// Checks every file a `crawl` (with `output`) or a `run` (with `output`
+/// when its config names one) will write, before its first request: the output and the `.partial` file
 /// beside it, the failures file, a SQLite store and the budget file.
 pub fn check_written_paths(
     config: &Config,
@@ -99,13 +99,14 @@ pub async fn crawl_watched(
         list_unfetched: true,
     };
     let pass = crawler.pass(spec, plan, &mut status).await?;
+    let quota = (crawler.config().rate, crawler.config().burst);
     let mut summary = crawler.finish().await?;
     // Pages are submitted a window at a time: an interrupted crawl
     // submitted fewer than it planned.
     summary.pages_planned = pass.planned as u64;
     summary.failures = pass.failures;
     summary.interrupted = matches!(pass.end, PassEnd::Interrupted);
-    log_summary(&summary);
+    log_summary(&summary, quota);
     // Records so far are flushed and the summary logged; the run still
     // failed, and says why in the API's own words.
     if let PassEnd::Fatal(e) = pass.end {
@@ -141,7 +142,9 @@ fn log_failures(s: &RunSummary) {
     }
 }
 
-fn log_summary(s: &RunSummary) {
+/// The crawl's last lines; `(rate, burst)` is the quota its request rate
+/// is held against.
+fn log_summary(s: &RunSummary, (rate, burst): (f64, u32)) {
     for (tag, t) in &s.per_tag {
         info!(
             tag = %tag,
@@ -201,7 +204,8 @@ fn log_summary(s: &RunSummary) {
         requests = s.requests,
         budget_left = s.budget_left,
         wall_secs = round3(s.wall_time.as_secs_f64()),
-        request_rate = round3(s.request_rate()),
+        request_rate = s.request_rate(burst).map(round3),
+        quota_rate = rate,
         "{message}"
     );
 }

@@ -21,7 +21,7 @@ use actix::{Handler, Message};
 
 use crate::config::{Config, Tab};
 use crate::engine::aggregator::{
-    Aggregator, BeginPass, EndPass, FinishedPassStarted, Flush, OpenedPass,
+    Aggregator, BeginPass, EndPass, FinishedPassStarted, Flush, OpenedPass, RewriteOutput,
 };
 use crate::engine::patience::Patience;
 use crate::engine::pipeline::Pipeline;
@@ -41,8 +41,8 @@ use crate::model::RunSummary;
 use crate::observe::monitor::Monitor;
 use crate::source::fetch::{FetchError, HttpClient};
 use crate::source::{Lanes, Source};
-use crate::store::output::Sink;
-use crate::store::{self, PassStore, PassTotals, SharedCounter, StoreLocation};
+use crate::store::output::{OutputError, Sink};
+use crate::store::{self, ExportFormat, PassStore, PassTotals, SharedCounter, StoreLocation};
 
 /// A page's outcome, once it has one. Resolves even if the crawler stops.
 pub type PageFuture = BoxFuture<'static, PageOutcome>;
@@ -370,10 +370,28 @@ impl Crawler {
             )
             .await??;
         if let Some(m) = self.monitor() {
+            // A report taken now counts every page of the pass, so the
+            // pass is shown whole as it ends, not at the next tick.
+            if let Ok(stats) = self.stats().await {
+                m.supervisor_stats(&stats);
+            }
             m.pass_ended(finished);
             self.report_store_stats(m);
         }
         Ok(totals)
+    }
+
+    /// Rewrites the file output `path` with the store's latest records
+    /// (`run`, after each finished pass). The outer error is the crawl's
+    /// (stopped, the store gave up); the inner one the file's.
+    pub async fn rewrite_output(
+        &self,
+        path: &std::path::Path,
+        format: ExportFormat,
+    ) -> Result<Result<u64, OutputError>, CrawlError> {
+        let path = path.to_path_buf();
+        self.ask(RewriteOutput { path, format }, "rewriting the output")
+            .await
     }
 
     /// The store's totals for the monitor, at the moments they change most
@@ -557,6 +575,7 @@ impl Crawler {
             budget_left: stats.budget_left,
             budget_resets_at: stats.budget_resets_at,
             wall_time: self.started.elapsed(),
+            sending_time: stats.sending,
             quota: (stats.quota.requests > 0).then_some(stats.quota),
             interrupted: false,
         })

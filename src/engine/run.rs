@@ -13,7 +13,7 @@ use std::future::Future;
 use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::engine::clock::{sleep_until_opt, status_timer};
@@ -210,6 +210,9 @@ pub async fn run_watched(
             }
         }
         totals.passes += 1;
+        if config.output_named {
+            rewrite_output(&crawler, &config).await?;
+        }
         if let Some(t) = &pass.totals {
             systemd::notify(&format!(
                 "STATUS={} passes done; the last, of {name}: {} pages, {} questions, {} new",
@@ -238,6 +241,28 @@ async fn fleet_due(
             let wait = (started + every - Utc::now()).to_std().unwrap_or_default();
             Instant::now() + wait
         }))
+}
+
+/// `[output] path` (or `--output`) in `run`: after each finished pass the
+/// file holds the latest state of every question in the store, as
+/// `stackcrawl export` would write it. A file that cannot be written is
+/// logged, not fatal: the store holds every record, and the next pass
+/// tries again.
+async fn rewrite_output(crawler: &Crawler, config: &Config) -> Result<(), CrawlError> {
+    let path = &config.output;
+    match crawler.rewrite_output(path, config.output_format).await? {
+        Ok(records) => info!(
+            records,
+            output = %path.display(),
+            "output rewritten with the store's latest records"
+        ),
+        Err(e) => error!(
+            output = %path.display(),
+            error = %e,
+            "the output could not be rewritten; the store keeps every record, the next pass tries again"
+        ),
+    }
+    Ok(())
 }
 
 fn log_run_stopped(t: &RunTotals) {

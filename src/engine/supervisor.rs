@@ -111,6 +111,9 @@ pub struct SupervisorStats {
     pub effective_rate: f64,
     /// Requests handed out in the last 60 s, to compare with the quota.
     pub requests_last_minute: usize,
+    /// From the first request of any lane to the latest: what a crawl's
+    /// request rate is measured over. Zero before a second request.
+    pub sending: Duration,
     /// Of the sources that keep a quota of their own: requests, pauses
     /// and the quota they report.
     pub quota: QuotaUsage,
@@ -817,6 +820,14 @@ impl Handler<GetStats> for Supervisor {
         stats.requests = lanes.all().map(|l| l.requests()).sum();
         stats.quota.requests = lanes.with_own_quota().map(|l| l.requests()).sum();
         stats.requests_last_minute = lanes.all().map(|l| l.requests_last_minute()).sum();
+        let mut span = None;
+        for (first, last) in lanes.all().filter_map(|l| l.sending_span()) {
+            span = Some(match span {
+                Some((f, l)) => (first.min(f), last.max(l)),
+                None => (first, last),
+            });
+        }
+        stats.sending = span.map_or(Duration::ZERO, |(f, l)| l.saturating_duration_since(f));
         stats.effective_rate = lanes.site().throttle.effective_rate();
         stats.queued = self.frontier.pending() + self.claiming;
         // The budget that will stop the crawl first, among those it spends.

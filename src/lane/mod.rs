@@ -107,6 +107,9 @@ pub struct Lane {
     pause_recorded: Mutex<i64>,
     /// When each request of the last minute went out, for the status line.
     recent: Mutex<VecDeque<Instant>>,
+    /// When the first request went out: with the last of `recent`, the
+    /// span a crawl's request rate is measured over.
+    first_sent: std::sync::OnceLock<Instant>,
     /// The IP's quota, when processes sharing the IP share it.
     shared: Option<SharedQuota>,
 }
@@ -169,6 +172,7 @@ impl Lane {
             left: AtomicU64::new(opening.left),
             pause_recorded: Mutex::new(0),
             recent: Mutex::new(VecDeque::new()),
+            first_sent: std::sync::OnceLock::new(),
             shared: None,
         }
     }
@@ -265,7 +269,9 @@ impl Lane {
         self.left.store(left, Ordering::Relaxed);
         self.requests.fetch_add(1, Ordering::Relaxed);
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        recent.push_back(Instant::now());
+        let sent = Instant::now();
+        self.first_sent.get_or_init(|| sent);
+        recent.push_back(sent);
         forget_older_than_a_minute(&mut recent);
         Ok(Ticket {
             taken_at: now,
@@ -415,6 +421,13 @@ impl Lane {
     /// Requests this lane sent that reached the server.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// When this lane's first and latest requests went out, once it sent one.
+    pub fn sending_span(&self) -> Option<(Instant, Instant)> {
+        let first = *self.first_sent.get()?;
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        Some((first, recent.back().copied().unwrap_or(first)))
     }
 
     /// Requests sent in the last 60 s.

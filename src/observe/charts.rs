@@ -5,6 +5,12 @@
 use plotters::prelude::*;
 
 const SIZE: (u32, u32) = (720, 260);
+/// Room right of the plot for half of the last x label (a date is about
+/// 60 px wide), which is centred on the plot's right edge.
+const RIGHT_MARGIN: u32 = 45;
+const MAX_TICKS: usize = 6;
+/// Each point is marked: a line needs two points to show at all.
+const POINT_RADIUS: u32 = 3;
 
 /// The series' colours, in order.
 const PALETTE: [RGBColor; 6] = [
@@ -23,13 +29,17 @@ pub struct Line {
 }
 
 /// Lines over a shared x axis; `x_label` formats an x value (a time, a
-/// pass number). `limit`, if given, is drawn as a dashed red line (a
-/// quota). An empty chart says so rather than drawing bare axes.
+/// pass number) and `x_unit` is the step below which two x values would
+/// read alike (a day, a pass, a second): only ticks on its multiples are
+/// labelled, so no label repeats. Every point is marked too, so a line of one point
+/// (one pass) still shows. `limit`, if given, is drawn as a dashed red
+/// line (a quota). An empty chart says so rather than drawing bare axes.
 pub fn lines(
     title: &str,
     y_desc: &str,
     series: &[Line],
     limit: Option<(&str, f64)>,
+    x_unit: f64,
     x_label: &dyn Fn(f64) -> String,
 ) -> String {
     let xs = series.iter().flat_map(|l| l.points.iter().map(|p| p.0));
@@ -39,7 +49,17 @@ pub fn lines(
     if !x0.is_finite() {
         return empty(title);
     }
-    let x1 = if x1 > x0 { x1 } else { x0 + 1.0 };
+    let unit = if x_unit > 0.0 { x_unit } else { 1.0 };
+    // A single x: its point in the middle, with no other multiple of the
+    // unit on the axis (a one-pass chart names no pass it does not have).
+    let (x0, x1) = if x1 > x0 {
+        (x0, x1)
+    } else {
+        (x0 - unit / 2.0, x1 + unit / 2.0)
+    };
+    // plotters puts its ticks on round fractions too: those between two
+    // multiples of the unit would repeat their neighbour's label.
+    let on_unit = |x: f64| ((x / unit) - (x / unit).round()).abs() < 1e-6;
     let y_max = series
         .iter()
         .flat_map(|l| l.points.iter().map(|p| p.1))
@@ -50,14 +70,21 @@ pub fn lines(
         let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 18))
             .margin(10)
+            .margin_right(RIGHT_MARGIN)
             .x_label_area_size(30)
             .y_label_area_size(50)
             .build_cartesian_2d(x0..x1, 0.0..y_max)?;
         chart
             .configure_mesh()
-            .x_labels(6)
+            .x_labels(MAX_TICKS)
             .y_labels(6)
-            .x_label_formatter(&|x| x_label(*x))
+            .x_label_formatter(&|x| {
+                if on_unit(*x) {
+                    x_label(*x)
+                } else {
+                    String::new()
+                }
+            })
             .y_desc(y_desc)
             .draw()?;
         for (i, l) in series.iter().enumerate() {
@@ -69,6 +96,11 @@ pub fn lines(
                 ))?
                 .label(l.name.as_str())
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], colour));
+            chart.draw_series(
+                l.points
+                    .iter()
+                    .map(|&p| Circle::new(p, POINT_RADIUS, colour.filled())),
+            )?;
         }
         if let Some((name, y)) = limit {
             chart
@@ -183,6 +215,7 @@ mod tests {
                 points: vec![(0.0, 1.0), (10.0, 2.0)],
             }],
             Some(("quota", 3.0)),
+            1.0,
             &|x| format!("{x:.0}s"),
         );
         assert!(svg.starts_with("<svg"), "{svg}");
@@ -192,7 +225,7 @@ mod tests {
 
     #[test]
     fn no_data_says_so_and_text_is_escaped() {
-        assert!(lines("<x>", "", &[], None, &|x| x.to_string()).contains("&lt;x&gt;: no data"));
+        assert!(lines("<x>", "", &[], None, 1.0, &|x| x.to_string()).contains("&lt;x&gt;: no data"));
         assert!(bars("t", "", &[]).contains("no data"));
         let svg = bars(
             "Views",
@@ -200,5 +233,108 @@ mod tests {
             &[("0-10".into(), 3.0), ("10+".into(), 1.0)],
         );
         assert!(svg.starts_with("<svg") && svg.contains("0-10"), "{svg}");
+    }
+
+    /// Each `<text>` of an SVG: its anchor point, anchor, font size and
+    /// content. Rotated texts (the y axis' name) are left out.
+    fn texts(svg: &str) -> Vec<(f64, String, f64, String)> {
+        let attr = |tag: &str, name: &str| {
+            let at = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+            Some(tag[at..].split('"').next()?.to_string())
+        };
+        svg.split("<text")
+            .skip(1)
+            .filter_map(|t| {
+                let (tag, rest) = t.split_once('>')?;
+                if tag.contains("transform=") {
+                    return None;
+                }
+                let text = rest.split("</text>").next()?.trim().to_string();
+                Some((
+                    attr(tag, "x")?.parse().ok()?,
+                    attr(tag, "text-anchor")?,
+                    attr(tag, "font-size")?.parse().ok()?,
+                    text,
+                ))
+            })
+            .collect()
+    }
+
+    /// Whether every text fits across the view box, at a generous 0.6 em a
+    /// character.
+    fn texts_fit(svg: &str) -> Result<(), String> {
+        let width = f64::from(SIZE.0);
+        for (x, anchor, size, text) in texts(svg) {
+            let w = text.chars().count() as f64 * size * 0.6;
+            let (left, right) = match anchor.as_str() {
+                "middle" => (x - w / 2.0, x + w / 2.0),
+                "end" => (x - w, x),
+                _ => (x, x + w),
+            };
+            if left < 0.0 || right > width {
+                return Err(format!(
+                    "{text:?} spans {left:.0}..{right:.0} of 0..{width}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn day(n: f64) -> String {
+        let d = chrono::NaiveDate::from_ymd_opt(2025, 11, 14).unwrap();
+        (d + chrono::Days::new(n.round() as u64))
+            .format("%Y-%m-%d")
+            .to_string()
+    }
+
+    #[test]
+    fn a_date_axis_labels_each_day_once_and_its_last_label_is_not_clipped() {
+        let per_day = Line {
+            name: "python".into(),
+            points: vec![(0.0, 3.0), (1.0, 5.0), (2.0, 1.0)],
+        };
+        let svg = lines("Asked", "questions", &[per_day], None, 1.0, &day);
+        let days: Vec<String> = texts(&svg)
+            .into_iter()
+            .map(|t| t.3)
+            .filter(|t| t.starts_with("2025-"))
+            .collect();
+        assert_eq!(days, ["2025-11-14", "2025-11-15", "2025-11-16"], "{svg}");
+        texts_fit(&svg).unwrap();
+        // A long span keeps to a few distinct labels.
+        let long = Line {
+            name: "python".into(),
+            points: (0..40).map(|d| (f64::from(d), 1.0)).collect(),
+        };
+        let svg = lines("Asked", "questions", &[long], None, 1.0, &day);
+        let mut days: Vec<String> = texts(&svg)
+            .into_iter()
+            .map(|t| t.3)
+            .filter(|t| t.starts_with("2025-"))
+            .collect();
+        assert!((2..=MAX_TICKS).contains(&days.len()), "{days:?}");
+        let n = days.len();
+        days.dedup();
+        assert_eq!(days.len(), n, "{days:?}");
+        texts_fit(&svg).unwrap();
+    }
+
+    #[test]
+    fn a_line_of_one_point_is_drawn_as_a_point_on_its_own_tick() {
+        let one = Line {
+            name: "s".into(),
+            points: vec![(3.0, 25.0)],
+        };
+        let svg = lines("Unanswered", "%", &[one], None, 1.0, &|x| {
+            format!("pass {x:.0}")
+        });
+        assert_eq!(svg.matches("<circle").count(), 1, "{svg}");
+        let passes: Vec<String> = texts(&svg)
+            .into_iter()
+            .map(|t| t.3)
+            .filter(|t| t.starts_with("pass"))
+            .collect();
+        assert_eq!(passes, ["pass 3"], "{svg}");
+        texts_fit(&svg).unwrap();
     }
 }

@@ -95,16 +95,17 @@ fn time_number(t: DateTime<Utc>) -> f64 {
     t.timestamp() as f64 / 86_400.0
 }
 
-/// A label for a time axis over `lines`: the day where they span days (an
-/// import's years), the minute where they do not (live passes an hour
-/// apart would all read the same day).
-fn time_label(lines: &[Line]) -> impl Fn(f64) -> String {
+/// A label for a time axis over `lines` (in days), and the unit it reads
+/// to: the day where they span days (an import's years), the minute where
+/// they do not (live passes an hour apart would all read the same day).
+fn time_label(lines: &[Line]) -> (f64, impl Fn(f64) -> String) {
     let xs = lines.iter().flat_map(|l| l.points.iter().map(|p| p.0));
     let (lo, hi) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
         (a.min(x), b.max(x))
     });
     let within_days = hi - lo < 3.0;
-    move |n: f64| {
+    let unit = if within_days { 1.0 / 1440.0 } else { 1.0 };
+    (unit, move |n: f64| {
         if within_days {
             DateTime::<Utc>::from_timestamp((n * 86_400.0).round() as i64, 0)
                 .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
@@ -112,7 +113,7 @@ fn time_label(lines: &[Line]) -> impl Fn(f64) -> String {
         } else {
             day_label(n)
         }
-    }
+    })
 }
 
 fn day_label(n: f64) -> String {
@@ -139,7 +140,14 @@ fn per_day(h: &mut String, ids: (&str, &str), heading: &str, title: &str, counts
         }
     }
     let _ = writeln!(h, "<h2 id=\"{}\">{heading}</h2>", ids.0);
-    h.push_str(&charts::lines(title, "questions", &lines, None, &day_label));
+    h.push_str(&charts::lines(
+        title,
+        "questions",
+        &lines,
+        None,
+        1.0,
+        &day_label,
+    ));
     let _ = writeln!(
         h,
         "<details><summary>figures</summary><table id=\"{}\"><tr><th>tag</th><th>day</th><th>questions</th></tr>",
@@ -194,12 +202,14 @@ fn unanswered_per_pass(h: &mut String, history: &History) {
         }
     }
     h.push_str("<h2 id=\"unanswered\">Unanswered share per pass</h2>\n");
+    let (unit, label) = time_label(&lines);
     h.push_str(&charts::lines(
         "Unanswered questions among those each pass saw, by tag set",
         "% unanswered",
         &lines,
         None,
-        &time_label(&lines),
+        unit,
+        &label,
     ));
     h.push_str("<table id=\"passes\"><tr><th>pass</th><th>tag set</th><th>started</th><th>questions</th><th>unanswered</th><th>share</th></tr>\n");
     for p in &history.passes {
@@ -220,6 +230,18 @@ fn unanswered_per_pass(h: &mut String, history: &History) {
 
 fn growth(h: &mut String, history: &History) {
     h.push_str("<h2 id=\"growth\">Fastest-growing questions</h2>\n");
+    if history.growth.is_empty() {
+        // Growth is between two snapshots of a question: say what is
+        // missing rather than draw an empty chart over an empty table.
+        let passes = history.passes.len();
+        let why = if passes < 2 {
+            format!("Needs two passes: a question's growth is the views it gained between its first and latest snapshots, and the store has {passes} pass{}.", if passes == 1 { "" } else { "es" })
+        } else {
+            "No question gained views between its first and latest snapshots.".to_string()
+        };
+        let _ = writeln!(h, "<p class=\"chart-empty\" id=\"growth-empty\">{why}</p>");
+        return;
+    }
     let bars: Vec<(String, f64)> = history
         .growth
         .iter()
@@ -264,12 +286,14 @@ fn views_over_time(h: &mut String, history: &History) {
         })
         .collect();
     h.push_str("<h2 id=\"views-over-time\">Views over time</h2>\n");
+    let (unit, label) = time_label(&lines);
     h.push_str(&charts::lines(
         "Views of the fastest-growing questions, snapshot by snapshot",
         "views",
         &lines,
         None,
-        &time_label(&lines),
+        unit,
+        &label,
     ));
     h.push_str("<details><summary>figures</summary><table id=\"views-over-time-table\"><tr><th>question</th><th>seen</th><th>views</th></tr>\n");
     for q in &history.views_over_time {
@@ -316,9 +340,14 @@ mod tests {
             points,
         };
         let hours = [line(vec![(n, 1.0), (n + 0.5, 2.0)])];
-        assert_eq!(time_label(&hours)(n + 0.5), "2025-03-01 12:00");
+        let (unit, label) = time_label(&hours);
+        assert_eq!(
+            (unit, label(n + 0.5).as_str()),
+            (1.0 / 1440.0, "2025-03-01 12:00")
+        );
         let years = [line(vec![(n - 2000.0, 1.0), (n, 2.0)])];
-        assert_eq!(time_label(&years)(n), "2025-03-01");
+        let (unit, label) = time_label(&years);
+        assert_eq!((unit, label(n).as_str()), (1.0, "2025-03-01"));
         assert_eq!(day_number("not a day"), None);
     }
 }

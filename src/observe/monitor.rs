@@ -77,6 +77,10 @@ pub struct PassStatus {
     pub duration_secs: Option<f64>,
     pub pages_planned: u64,
     pub pages_done: u64,
+    /// Of `pages_done`, those a resumed pass had done before this process
+    /// started: none of this process's requests went to them, so they are
+    /// shown apart from the requests sent.
+    pub pages_done_before: u64,
     pub pages_failed: u64,
     pub pages_skipped: u64,
     pub questions: u64,
@@ -120,8 +124,9 @@ pub struct RateSample {
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct BudgetStatus {
-    /// Requests left today in the budget that will stop the crawl first.
-    pub remaining: u64,
+    /// Requests left today in the budget that will stop the crawl first;
+    /// unknown (`null`) until the crawl has opened its budget and reported.
+    pub remaining: Option<u64>,
     pub resets_at: Option<DateTime<Utc>>,
     /// The crawl stopped because it ran out.
     pub exhausted: bool,
@@ -187,6 +192,19 @@ struct State {
     samples: VecDeque<(DateTime<Utc>, u64)>,
     /// The pass running now, by tag set name.
     current: Option<String>,
+    /// Pages that ended but are not shown yet: a page is shown with the
+    /// supervisor report that counted it, so that one refresh never shows
+    /// more pages done than the requests it shows (the requests come only
+    /// with a report).
+    staged: VecDeque<Ended>,
+    /// Pages of the live crawler shown so far.
+    shown: u64,
+}
+
+/// A page's outcome as the monitor shows it, with the pass it ended in.
+struct Ended {
+    pass: String,
+    recent: RecentPage,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -223,7 +241,9 @@ struct Metrics {
     pages: Family<OutcomeLabel, Counter>,
     questions: Counter,
     quota_per_second: Gauge<f64, AtomicU64>,
-    budget_remaining: Gauge,
+    /// A family for the same reason as `quota_remaining`: before the
+    /// crawl has read its budget, a 0 would read as "budget spent".
+    budget_remaining: Family<Vec<(String, String)>, Gauge>,
     /// No label; a family so that no sample is exported before the API
     /// has reported a quota (a 0 would read as "quota spent").
     quota_remaining: Family<Vec<(String, String)>, Gauge>,
@@ -241,7 +261,7 @@ impl Metrics {
             pages: Family::default(),
             questions: Counter::default(),
             quota_per_second: Gauge::default(),
-            budget_remaining: Gauge::default(),
+            budget_remaining: Family::default(),
             quota_remaining: Family::default(),
             store_questions: Gauge::default(),
             // 1 s to about 9 h.
@@ -354,6 +374,8 @@ impl Monitor {
                     live: Counts::default(),
                     samples: VecDeque::new(),
                     current: None,
+                    staged: VecDeque::new(),
+                    shown: 0,
                 }),
                 changed: watch::channel(0).0,
                 metrics,
@@ -417,6 +439,12 @@ impl Monitor {
     /// A new crawler starts: the last one's counters are kept.
     pub fn crawler_started(&self, quota_per_second: f64) {
         self.update(|s, m| {
+            // The last crawler's final report was its last word: whatever
+            // it did not count (futures it dropped) is shown now.
+            while let Some(ended) = s.staged.pop_front() {
+                show_page(s, m, ended);
+            }
+            s.shown = 0;
             s.retired = s.retired.plus(s.live);
             s.live = Counts::default();
             s.status.requests.quota_per_second = quota_per_second;
@@ -444,10 +472,12 @@ impl Monitor {
                 (tag.clone(), t)
             })
             .collect();
+        let before = tags.values().map(|t| t.pages_done).sum();
         let pass = PassStatus {
             started_at: Some(Utc::now()),
             pages_planned: planned.values().sum(),
-            pages_done: tags.values().map(|t| t.pages_done).sum(),
+            pages_done: before,
+            pages_done_before: before,
             tags,
             ..PassStatus::default()
         };
@@ -483,85 +513,49 @@ impl Monitor {
         });
     }
 
-    /// A page's outcome, as the crawler's futures deliver it.
+    /// A page's outcome, as the crawler's futures deliver it; shown with
+    /// the supervisor's report that counts it ([`Monitor::supervisor_stats`]).
     pub fn page_ended(&self, outcome: &PageOutcome) {
         let now = Utc::now();
-        let (ctx, recent) = match outcome {
-            PageOutcome::Done(r) => (
-                &r.ctx,
-                RecentPage {
-                    tag: r.ctx.tag.clone(),
-                    page: r.ctx.page,
-                    outcome: "done",
-                    questions: r.questions as u64,
-                    new: r.new as u64,
-                    updated: r.updated as u64,
-                    attempts: r.attempts,
-                    completed_at: now,
-                    detail: None,
-                },
-            ),
-            PageOutcome::Failed(f) => (
-                &f.ctx,
-                RecentPage {
-                    tag: f.ctx.tag.clone(),
-                    page: f.ctx.page,
-                    outcome: "failed",
-                    questions: 0,
-                    new: 0,
-                    updated: 0,
-                    attempts: f.attempts,
-                    completed_at: now,
-                    detail: Some(f.to_string()),
-                },
-            ),
-            PageOutcome::Skipped { ctx, why, .. } => (
-                ctx,
-                RecentPage {
-                    tag: ctx.tag.clone(),
-                    page: ctx.page,
-                    outcome: "skipped",
-                    questions: 0,
-                    new: 0,
-                    updated: 0,
-                    attempts: 0,
-                    completed_at: now,
-                    detail: Some(why.to_string()),
-                },
-            ),
+        let recent = match outcome {
+            PageOutcome::Done(r) => RecentPage {
+                tag: r.ctx.tag.clone(),
+                page: r.ctx.page,
+                outcome: "done",
+                questions: r.questions as u64,
+                new: r.new as u64,
+                updated: r.updated as u64,
+                attempts: r.attempts,
+                completed_at: now,
+                detail: None,
+            },
+            PageOutcome::Failed(f) => RecentPage {
+                tag: f.ctx.tag.clone(),
+                page: f.ctx.page,
+                outcome: "failed",
+                questions: 0,
+                new: 0,
+                updated: 0,
+                attempts: f.attempts,
+                completed_at: now,
+                detail: Some(f.to_string()),
+            },
+            PageOutcome::Skipped { ctx, why, .. } => RecentPage {
+                tag: ctx.tag.clone(),
+                page: ctx.page,
+                outcome: "skipped",
+                questions: 0,
+                new: 0,
+                updated: 0,
+                attempts: 0,
+                completed_at: now,
+                detail: Some(why.to_string()),
+            },
         };
-        self.update(|s, m| {
-            m.page(recent.outcome);
-            m.questions.inc_by(recent.questions);
-            if let Some(store) = &mut s.status.store {
-                store.questions += recent.new;
-                m.store_questions.set(store.questions as i64);
-            }
-            if recent.outcome == "failed" {
-                s.status.requests.pages_failed += 1;
-            }
-            let pass_name = s.current.clone().unwrap_or_default();
-            let pass = s.status.passes.entry(pass_name).or_default();
-            let tag = pass.tags.entry(ctx.tag.clone()).or_default();
-            match recent.outcome {
-                "done" => {
-                    tag.pages_done += 1;
-                    tag.questions += recent.questions;
-                    pass.pages_done += 1;
-                    pass.questions += recent.questions;
-                }
-                "failed" => {
-                    tag.pages_failed += 1;
-                    pass.pages_failed += 1;
-                }
-                _ => {
-                    tag.pages_skipped += 1;
-                    pass.pages_skipped += 1;
-                }
-            }
-            s.status.recent_pages.push_front(recent);
-            s.status.recent_pages.truncate(RECENT_PAGES);
-        });
+        // Nothing shown changes until the supervisor's next report.
+        let mut s = self.lock();
+        let pass = s.current.clone().unwrap_or_default();
+        s.staged.push_back(Ended { pass, recent });
     }
 
     /// The supervisor's counters, as its status report gives them.
@@ -585,14 +579,16 @@ impl Monitor {
             raise_to(&m.retries, total.retries);
             raise_to(&m.rate_limited, total.rate_limited);
             s.status.budget = BudgetStatus {
-                remaining: st.budget_left,
+                remaining: Some(st.budget_left),
                 resets_at: Some(
                     st.budget_resets_at
                         .unwrap_or_else(|| Budget::resets_at(now)),
                 ),
                 exhausted: st.budget_resets_at.is_some(),
             };
-            m.budget_remaining.set(st.budget_left as i64);
+            m.budget_remaining
+                .get_or_create(&Vec::new())
+                .set(st.budget_left as i64);
             if total.quota_requests > 0 {
                 let q = s.status.quota.get_or_insert_with(QuotaStatus::default);
                 q.requests = total.quota_requests;
@@ -613,6 +609,15 @@ impl Monitor {
                         .get_or_create(&Vec::new())
                         .set(left as i64);
                 }
+            }
+            // The pages this report counted, and no others: the outcomes
+            // that reached the monitor after the report was taken wait for
+            // the next one.
+            let ended = st.done + st.failed + st.skipped;
+            while s.shown < ended {
+                let Some(e) = s.staged.pop_front() else { break };
+                show_page(s, m, e);
+                s.shown += 1;
             }
             s.samples.push_back((now, total.requests));
             while s
@@ -659,6 +664,41 @@ impl Monitor {
             })
         });
     }
+}
+
+/// A page's outcome into the figures shown: its tag and pass, the page
+/// counters, the store's questions, the last pages completed.
+fn show_page(s: &mut State, m: &Metrics, ended: Ended) {
+    let Ended { pass, recent } = ended;
+    m.page(recent.outcome);
+    m.questions.inc_by(recent.questions);
+    if let Some(store) = &mut s.status.store {
+        store.questions += recent.new;
+        m.store_questions.set(store.questions as i64);
+    }
+    if recent.outcome == "failed" {
+        s.status.requests.pages_failed += 1;
+    }
+    let pass = s.status.passes.entry(pass).or_default();
+    let tag = pass.tags.entry(recent.tag.clone()).or_default();
+    match recent.outcome {
+        "done" => {
+            tag.pages_done += 1;
+            tag.questions += recent.questions;
+            pass.pages_done += 1;
+            pass.questions += recent.questions;
+        }
+        "failed" => {
+            tag.pages_failed += 1;
+            pass.pages_failed += 1;
+        }
+        _ => {
+            tag.pages_skipped += 1;
+            pass.pages_skipped += 1;
+        }
+    }
+    s.status.recent_pages.push_front(recent);
+    s.status.recent_pages.truncate(RECENT_PAGES);
 }
 
 fn chrono_span(d: Duration) -> chrono::TimeDelta {
@@ -760,5 +800,121 @@ mod tests {
             "{text}"
         );
         assert_eq!(m.status().quota.unwrap().quota_remaining, Some(299));
+    }
+
+    fn done(tag: &str, page: u32) -> PageOutcome {
+        PageOutcome::Done(crate::model::PageReport {
+            ctx: crate::model::PageContext {
+                site: "127.0.0.1".into(),
+                base_url: "http://127.0.0.1".into(),
+                tag: tag.into(),
+                tab: "Newest".into(),
+                page,
+            },
+            url: String::new(),
+            questions: 50,
+            duplicates: 0,
+            rejected: 0,
+            attempts: 1,
+            tag_views_total: 0,
+            elapsed: Duration::ZERO,
+            layout: "",
+            ends_tag: false,
+            new: 50,
+            updated: 0,
+        })
+    }
+
+    fn pages_done(s: &Status) -> u64 {
+        s.passes.values().map(|p| p.pages_done).sum()
+    }
+
+    #[test]
+    fn a_refresh_shows_the_pages_its_request_count_covers_and_no_more() {
+        let m = Monitor::new("crawl", 5.0);
+        let stats = |requests, done| SupervisorStats {
+            requests,
+            done,
+            ..SupervisorStats::default()
+        };
+        let mut planned = BTreeMap::new();
+        planned.insert("a".to_string(), 8);
+        m.pass_started("s", &planned, &planned);
+        // 8 outcomes reach the monitor, then a report the supervisor took
+        // when it had counted 4 of them, and 5 requests.
+        for page in 1..=8 {
+            m.page_ended(&done("a", page));
+        }
+        m.supervisor_stats(&stats(5, 4));
+        let s = m.status();
+        assert_eq!((s.requests.total, pages_done(&s)), (5, 4));
+        assert_eq!(s.passes["s"].tags["a"].pages_done, 4);
+        assert_eq!(s.recent_pages.len(), 4);
+        let text = m.metrics_text();
+        assert!(text.contains("stackcrawl_requests_total 5"), "{text}");
+        assert!(
+            text.contains("stackcrawl_pages_total{outcome=\"done\"} 4"),
+            "{text}"
+        );
+        assert!(text.contains("stackcrawl_questions_total 200"), "{text}");
+        m.supervisor_stats(&stats(9, 8));
+        let s = m.status();
+        assert_eq!((s.requests.total, pages_done(&s)), (9, 8));
+        assert_eq!(s.passes["s"].questions, 400);
+        // A crawler replaced keeps its pages: outcomes it never reported
+        // are shown when the next one starts, in the pass they ended in.
+        m.pass_ended(true);
+        m.page_ended(&done("a", 9));
+        m.crawler_started(5.0);
+        assert_eq!(pages_done(&m.status()), 9);
+    }
+
+    #[test]
+    fn the_budget_is_absent_until_the_crawl_has_read_it_never_zero() {
+        let m = Monitor::new("run", 5.0);
+        let sample = |text: &str| {
+            text.lines()
+                .find(|l| l.starts_with("stackcrawl_budget_remaining"))
+                .map(str::to_owned)
+        };
+        assert_eq!(sample(&m.metrics_text()), None);
+        assert_eq!(m.status().budget.remaining, None);
+        let json = serde_json::to_value(m.status()).unwrap();
+        assert!(json["budget"]["remaining"].is_null(), "{json}");
+        m.supervisor_stats(&SupervisorStats {
+            budget_left: 9_995,
+            ..SupervisorStats::default()
+        });
+        assert_eq!(
+            sample(&m.metrics_text()).as_deref(),
+            Some("stackcrawl_budget_remaining 9995")
+        );
+        assert_eq!(m.status().budget.remaining, Some(9_995));
+    }
+
+    #[test]
+    fn a_resumed_pass_names_the_pages_done_before_this_process_started() {
+        let m = Monitor::new("run", 5.0);
+        let planned = BTreeMap::from([("a".to_string(), 8)]);
+        let remaining = BTreeMap::from([("a".to_string(), 5)]);
+        m.pass_started("s", &planned, &remaining);
+        for page in 4..=5 {
+            m.page_ended(&done("a", page));
+        }
+        m.supervisor_stats(&SupervisorStats {
+            requests: 3,
+            done: 2,
+            ..SupervisorStats::default()
+        });
+        let s = m.status();
+        assert_eq!(
+            (s.passes["s"].pages_done, s.passes["s"].pages_done_before),
+            (5, 3)
+        );
+        let page = crate::observe::status::render_page(&s);
+        assert!(
+            page.contains("5 <span class=\"before\">(3 before this start)</span>"),
+            "{page}"
+        );
     }
 }

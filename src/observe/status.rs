@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use thiserror::Error;
 
 use crate::observe::charts::{self, escape};
-use crate::observe::monitor::{Monitor, Status};
+use crate::observe::monitor::{Monitor, PassStatus, Status};
 
 /// Seconds between the page's own refreshes.
 const REFRESH_SECS: u32 = 5;
@@ -97,6 +97,18 @@ fn opt(n: Option<u64>) -> String {
     n.map_or_else(|| "—".to_string(), |n| n.to_string())
 }
 
+/// A pass's pages done, with those done before this process started (a
+/// resumed pass) named: they cost none of the requests the page shows.
+fn done_pages(p: &PassStatus) -> String {
+    if p.pages_done_before == 0 {
+        return p.pages_done.to_string();
+    }
+    format!(
+        "{} <span class=\"before\">({} before this start)</span>",
+        p.pages_done, p.pages_done_before
+    )
+}
+
 /// The page, drawn on the server: it shows its figures without scripts,
 /// and refreshes itself with a plain meta refresh.
 pub fn render_page(s: &Status) -> String {
@@ -142,7 +154,7 @@ td:first-child,th:first-child{{text-align:left}}
         let _ = writeln!(
             h,
             "<tr class=\"tag-set\" data-tag-set=\"{n}\"><th>{n} ({state})</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
-            p.pages_done,
+            done_pages(p),
             p.pages_planned,
             p.pages_failed,
             p.pages_skipped,
@@ -195,6 +207,8 @@ td:first-child,th:first-child{{text-align:left}}
         "requests/s",
         &[rate],
         Some(("quota", r.quota_per_second)),
+        // Labels to the second.
+        1.0,
         &|secs| {
             (start + chrono::TimeDelta::milliseconds((secs * 1000.0) as i64))
                 .format("%H:%M:%S")
@@ -219,7 +233,7 @@ td:first-child,th:first-child{{text-align:left}}
     let _ = write!(
         h,
         "<tr><td>daily budget left</td><td>{}{}</td></tr><tr><td>resets</td><td>{}</td></tr>",
-        b.remaining,
+        opt(b.remaining),
         if b.exhausted { " (spent)" } else { "" },
         time(b.resets_at)
     );

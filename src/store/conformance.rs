@@ -203,8 +203,8 @@ on_both_backends! {
             .map(|d| (d.tag.as_str(), d.day.as_str(), d.questions))
             .collect();
         assert_eq!(days, [("rust", "2025-03-01", 3), ("tokio", "2025-03-01", 2)]);
-        // Latest views: 160, 55, 10, 100.
-        assert_eq!(buckets(&h.views), [("10–99", 2), ("100–999", 2)]);
+        // Latest views: 160, 55, 10, 100; the scale starts at 0–9, empty.
+        assert_eq!(buckets(&h.views), [("0–9", 0), ("10–99", 2), ("100–999", 2)]);
         // Answers of the three questions (the Advice post is left out).
         assert_eq!(buckets(&h.answers), [("0", 1), ("1", 1), ("2", 1)]);
         // Pass 1 saw #1, #2, #4 (and the Advice post): #2 unanswered; pass 2
@@ -231,13 +231,14 @@ on_both_backends! {
         let sp = sqlite.begin_pass("extra", at(7)).unwrap().pass_id;
         record(&mut sqlite, sp, &ctx("rust", 2), &many, at(7));
         let h = s.history(2).unwrap();
+        // The buckets between, empty, are there as 0.
         assert_eq!(
             buckets(&h.answers),
-            [("0", 1), ("1", 1), ("2", 1), ("5+", 1)]
+            [("0", 1), ("1", 1), ("2", 1), ("3", 0), ("4", 0), ("5+", 1)]
         );
         assert_eq!(
             buckets(&h.views),
-            [("10–99", 2), ("100–999", 2), ("1,000–9,999", 1)]
+            [("0–9", 0), ("10–99", 2), ("100–999", 2), ("1,000–9,999", 1)]
         );
         let last = h.passes.last().unwrap();
         assert_eq!((last.pass_id, last.questions, last.unanswered), (p, 1, 0));

@@ -10,6 +10,8 @@
 //! `report`. `$N` parameters appear in the text in order, because SQLite
 //! numbers named parameters by their first appearance.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -193,6 +195,31 @@ pub(super) fn answers_bucket(n: i64, questions: u64) -> Bucket {
     }
 }
 
+/// The views buckets from (digits, questions) rows, an empty decade
+/// between two others included as 0: a bar chart without it would put
+/// 0–9 beside 1,000–9,999 as if nothing lay between.
+pub(super) fn views_buckets(rows: impl IntoIterator<Item = (i64, u64)>) -> Vec<Bucket> {
+    let counts: BTreeMap<i64, u64> = rows.into_iter().collect();
+    let Some(&most) = counts.keys().next_back() else {
+        return Vec::new();
+    };
+    (1..=most.clamp(1, 20))
+        .map(|d| views_bucket(d, counts.get(&d).copied().unwrap_or(0)))
+        .collect()
+}
+
+/// The answers buckets from (answers, questions) rows, from 0 up to the
+/// most found, an empty one included as 0 (see [`views_buckets`]).
+pub(super) fn answers_buckets(rows: impl IntoIterator<Item = (i64, u64)>) -> Vec<Bucket> {
+    let counts: BTreeMap<i64, u64> = rows.into_iter().collect();
+    let Some(&most) = counts.keys().next_back() else {
+        return Vec::new();
+    };
+    (0..=most.clamp(0, ANSWERS_CAP))
+        .map(|n| answers_bucket(n, counts.get(&n).copied().unwrap_or(0)))
+        .collect()
+}
+
 impl PassShare {
     pub(super) fn new(
         pass_id: i64,
@@ -223,16 +250,13 @@ impl Store {
             seen_per_day: self.day_counts(SEEN_PER_DAY_SQL)?,
             ..History::default()
         };
+        let pair = |r: &rusqlite::Row| Ok((r.get(0)?, r.get(1)?));
         let mut stmt = self.conn.prepare(VIEWS_SQL)?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            h.views.push(views_bucket(r.get(0)?, r.get(1)?));
-        }
+        let rows = stmt.query_map([], pair)?;
+        h.views = views_buckets(rows.collect::<Result<Vec<_>, _>>()?);
         let mut stmt = self.conn.prepare(ANSWERS_SQL)?;
-        let mut rows = stmt.query(rusqlite::params![ANSWERS_CAP, question])?;
-        while let Some(r) = rows.next()? {
-            h.answers.push(answers_bucket(r.get(0)?, r.get(1)?));
-        }
+        let rows = stmt.query_map(rusqlite::params![ANSWERS_CAP, question], pair)?;
+        h.answers = answers_buckets(rows.collect::<Result<Vec<_>, _>>()?);
         let mut stmt = self.conn.prepare(PASSES_SQL)?;
         let mut rows = stmt.query([&question])?;
         while let Some(r) = rows.next()? {
@@ -324,5 +348,31 @@ mod tests {
         assert_eq!(answers_bucket(0, 1).label, "0");
         assert_eq!(answers_bucket(ANSWERS_CAP - 1, 1).label, "4");
         assert_eq!(answers_bucket(ANSWERS_CAP, 1).label, "5+");
+    }
+
+    #[test]
+    fn an_empty_bucket_between_others_is_kept_as_zero() {
+        let shown = |b: Vec<Bucket>| -> Vec<(String, u64)> {
+            b.into_iter().map(|b| (b.label, b.questions)).collect()
+        };
+        // Questions of 0–9 and of 1,000–9,999 views: the two decades
+        // between hold none, and say so.
+        let views = shown(views_buckets([(1, 3), (4, 2)]));
+        let labels: Vec<&str> = views.iter().map(|v| v.0.as_str()).collect();
+        assert_eq!(labels, ["0–9", "10–99", "100–999", "1,000–9,999"]);
+        assert_eq!(views.iter().map(|v| v.1).collect::<Vec<_>>(), [3, 0, 0, 2]);
+        let answers = shown(answers_buckets([(0, 4), (2, 1), (ANSWERS_CAP, 1)]));
+        assert_eq!(
+            answers,
+            [
+                ("0".to_string(), 4),
+                ("1".to_string(), 0),
+                ("2".to_string(), 1),
+                ("3".to_string(), 0),
+                ("4".to_string(), 0),
+                ("5+".to_string(), 1)
+            ]
+        );
+        assert!(views_buckets([]).is_empty() && answers_buckets([]).is_empty());
     }
 }

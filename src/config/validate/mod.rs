@@ -255,6 +255,7 @@ pub(super) fn validate(
         max_retries: max_retries as u32,
         retry_base: Duration::from_millis(retry_base_ms as u64),
         max_body_bytes: max_body_bytes as usize,
+        output_named: ov.output.is_some() || raw.output.path.is_some(),
         output,
         output_format,
         failures_path,

@@ -107,14 +107,15 @@ pub(super) fn history(c: &mut Client, top_n: usize) -> Result<History, StoreErro
     };
     h.asked_per_day = day_counts(c, history::ASKED_PER_DAY_PG_SQL)?;
     h.seen_per_day = day_counts(c, history::SEEN_PER_DAY_PG_SQL)?;
-    for r in c.query(history::VIEWS_SQL, &[])? {
-        h.views
-            .push(history::views_bucket(r.try_get(0)?, count(&r, 1)?));
-    }
-    for r in c.query(history::ANSWERS_SQL, &[&history::ANSWERS_CAP, &question])? {
-        h.answers
-            .push(history::answers_bucket(r.try_get(0)?, count(&r, 1)?));
-    }
+    let pairs = |rows: Vec<Row>| -> Result<Vec<(i64, u64)>, StoreError> {
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, count(r, 1)?)))
+            .collect()
+    };
+    h.views = history::views_buckets(pairs(c.query(history::VIEWS_SQL, &[])?)?);
+    h.answers = history::answers_buckets(pairs(
+        c.query(history::ANSWERS_SQL, &[&history::ANSWERS_CAP, &question])?,
+    )?);
     for r in c.query(history::PASSES_SQL, &[&question])? {
         h.passes.push(PassShare::new(
             r.try_get(0)?,

@@ -237,12 +237,21 @@ pub(super) fn migrate_to(client: &mut Client, last: usize) -> Result<(), StoreEr
     let supported = last.min(MIGRATIONS.len()) as i64;
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
-    tx.batch_execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (
-             version    BIGINT PRIMARY KEY,
-             applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
-         )",
-    )?;
+    // Asked first, not left to IF NOT EXISTS: on every open after the
+    // first, that makes the server send a NOTICE ("already exists,
+    // skipping"), which the client logs. The advisory lock above keeps
+    // the two steps from racing another process.
+    let exists: bool = tx
+        .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])?
+        .get(0);
+    if !exists {
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version    BIGINT PRIMARY KEY,
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+             )",
+        )?;
+    }
     let found: i64 = tx
         .query_one(
             "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
