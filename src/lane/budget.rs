@@ -111,6 +111,12 @@ impl Budget {
         }
     }
 
+    /// Whether other processes (a fleet) count in the same place, and so
+    /// may record a pause this one must keep while it runs.
+    pub fn pauses_are_shared(&self) -> bool {
+        matches!(self.counter, Counter::Shared(_))
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -39,13 +39,24 @@ impl Ledger {
     }
 }
 
-/// Count one request of `key` about to be sent: the requests left after it,
-/// or `None` when none was left.
+/// Count one request of `key` about to be sent.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Option<u64>, BudgetError>")]
+#[rtype(result = "Result<Counted, BudgetError>")]
 pub struct Take {
     pub key: String,
     pub now: DateTime<Utc>,
+}
+
+/// What a [`Take`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// Counted: the requests left after it.
+    Left(u64),
+    /// Not counted: none was left today.
+    Exhausted,
+    /// Not counted: the fleet was asked to leave `key` alone until then
+    /// (another process got the Retry-After or API backoff).
+    Paused(DateTime<Utc>),
 }
 
 /// Hand back a request taken at `taken_at` that never reached the server.
@@ -91,10 +102,22 @@ impl Ledger {
 }
 
 impl Handler<Take> for Ledger {
-    type Result = Result<Option<u64>, BudgetError>;
+    type Result = Result<Counted, BudgetError>;
 
     fn handle(&mut self, msg: Take, _: &mut SyncContext<Self>) -> Self::Result {
-        self.budget()?.take(&msg.key, msg.now)
+        let budget = self.budget()?;
+        // A fleet's processes share their pauses: one read per request, as
+        // the pause another process records can begin at any moment (a
+        // process reads them at start too, which is all a single one needs).
+        if budget.pauses_are_shared() {
+            if let Some(until) = budget.paused_until(&msg.key, msg.now)? {
+                return Ok(Counted::Paused(until));
+            }
+        }
+        Ok(match budget.take(&msg.key, msg.now)? {
+            Some(left) => Counted::Left(left),
+            None => Counted::Exhausted,
+        })
     }
 }
 

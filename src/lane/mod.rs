@@ -26,11 +26,11 @@ use actix::Addr;
 use chrono::{DateTime, Utc};
 use thiserror::Error;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::engine::stall::{Stalled, Stalls};
 use crate::lane::budget::Budget;
-use crate::lane::ledger::{Ledger, RecordPause, Refund, Settled, Take};
+use crate::lane::ledger::{Counted, Ledger, RecordPause, Refund, Settled, Take};
 use crate::lane::shared_quota::SharedQuota;
 use crate::lane::throttle::{Answer, Change, RateLimits, Throttle};
 
@@ -244,28 +244,50 @@ impl Lane {
     /// The budget is the last step, so a request is counted only when it is
     /// about to be sent. Every wait ends when the lane closes.
     pub async fn admit(&self) -> Result<Ticket, LaneError> {
-        let turn = async {
-            let permit = match &self.serial {
-                Some(s) => Some(
-                    s.clone()
-                        .acquire_owned()
-                        .await
-                        .map_err(|_| LaneError::Closed)?,
-                ),
-                None => None,
+        loop {
+            let turn = async {
+                let permit = match &self.serial {
+                    Some(s) => Some(
+                        s.clone()
+                            .acquire_owned()
+                            .await
+                            .map_err(|_| LaneError::Closed)?,
+                    ),
+                    None => None,
+                };
+                self.throttle.acquire().await;
+                if let Some(shared) = &self.shared {
+                    shared.until_ready().await;
+                }
+                Ok(permit)
             };
-            self.throttle.acquire().await;
-            if let Some(shared) = &self.shared {
-                shared.until_ready().await;
+            let permit = tokio::select! {
+                permit = turn => permit?,
+                _ = self.until_closed() => return Err(LaneError::Closed),
+            };
+            let now = Utc::now();
+            match self.count(now).await? {
+                Ok(left) => return Ok(self.admitted(now, left, permit)),
+                Err(until) => {
+                    // Another process of the fleet was asked to leave the
+                    // host alone: this one waits as if it had been asked.
+                    let wait = (until - Utc::now()).to_std().unwrap_or_default();
+                    if self.throttle.paused_until().is_none() {
+                        info!(host = %self.key, resume_in_secs = wait.as_secs_f64(), "another process of the fleet was asked to pause: this one pauses too");
+                    }
+                    self.throttle.pause_for(wait);
+                }
             }
-            Ok(permit)
-        };
-        let permit = tokio::select! {
-            permit = turn => permit?,
-            _ = self.until_closed() => return Err(LaneError::Closed),
-        };
-        let now = Utc::now();
-        let left = self.count(now).await?;
+        }
+    }
+
+    /// A request counted at `now` with `left` after it: about to be sent.
+    fn admitted(
+        &self,
+        now: DateTime<Utc>,
+        left: u64,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Ticket {
         self.left.store(left, Ordering::Relaxed);
         self.requests.fetch_add(1, Ordering::Relaxed);
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
@@ -273,18 +295,19 @@ impl Lane {
         self.first_sent.get_or_init(|| sent);
         recent.push_back(sent);
         forget_older_than_a_minute(&mut recent);
-        Ok(Ticket {
+        Ticket {
             taken_at: now,
             sent: tokio::time::Instant::now(),
             _permit: permit,
-        })
+        }
     }
 
     /// Counts one request: what is left after it. A budget that cannot
     /// count (its file locked by another program, the fleet's database not
     /// answering) is asked again until it can, reported as a stall, for as
-    /// long as `give_up`; nothing is sent meanwhile.
-    async fn count(&self, now: DateTime<Utc>) -> Result<u64, LaneError> {
+    /// long as `give_up`; nothing is sent meanwhile. `Err(until)`: not
+    /// counted, as the fleet was asked to leave the host alone until then.
+    async fn count(&self, now: DateTime<Utc>) -> Result<Result<u64, DateTime<Utc>>, LaneError> {
         let stalls = &self.counting.stalls;
         let give_up_at = tokio::time::Instant::now() + self.counting.give_up;
         let mut wait = Duration::from_millis(100);
@@ -301,7 +324,7 @@ impl Lane {
                     // handed back, so the budget stays what the server saw.
                     // A ledger that does not answer in time leaves it one
                     // high, never one low.
-                    if let Ok(Ok(Ok(Some(_)))) = tokio::time::timeout(CLOSING_COUNT_WAIT, take).await {
+                    if let Ok(Ok(Ok(Counted::Left(_)))) = tokio::time::timeout(CLOSING_COUNT_WAIT, take).await {
                         self.counting.ledger.do_send(Refund { key: self.key.clone(), taken_at: now });
                     }
                     return Err(LaneError::Closed);
@@ -309,11 +332,15 @@ impl Lane {
                 _ = tokio::time::sleep_until(give_up_at) => return Err(self.gave_up("did not answer")),
             };
             let why = match answer {
-                Ok(Ok(Some(left))) => {
+                Ok(Ok(Counted::Left(left))) => {
                     stalls.end(Stalled::Budget);
-                    return Ok(left);
+                    return Ok(Ok(left));
                 }
-                Ok(Ok(None)) => {
+                Ok(Ok(Counted::Paused(until))) => {
+                    stalls.end(Stalled::Budget);
+                    return Ok(Err(until));
+                }
+                Ok(Ok(Counted::Exhausted)) => {
                     stalls.end(Stalled::Budget);
                     return Err(LaneError::Exhausted {
                         host: self.key.clone(),
@@ -530,6 +557,39 @@ mod tests {
             .paused_until()
             .expect("paused from the start");
         assert!(resumes > tokio::time::Instant::now() + Duration::from_secs(29));
+    }
+
+    #[actix_rt::test]
+    async fn a_running_lane_of_a_fleet_keeps_a_pause_another_process_was_asked_for() {
+        let db = stackcrawl_fakesite::pg::TestDb::create();
+        let fleet_lane = || {
+            let counter = crate::lane::budget::SharedCounter::open(&db.url, "key").unwrap();
+            let budget = Budget::shared(counter, 100);
+            let opening = Opening::read(&budget, "h");
+            let counting = Counting {
+                ledger: Ledger::start(budget),
+                stalls: Stalls::default(),
+                give_up: Duration::from_secs(300),
+            };
+            Lane::new(
+                "h".into(),
+                Throttle::new(1000.0, 100),
+                counting,
+                opening,
+                false,
+            )
+        };
+        // Both running, neither paused, when one is asked to pause.
+        let (asked, other) = (fleet_lane(), fleet_lane());
+        other.admit().await.unwrap();
+        asked.pause_for(Duration::from_secs(30));
+        settled(&asked).await;
+        // The other's next request waits out the pause rather than going.
+        let next = tokio::time::timeout(Duration::from_secs(2), other.admit()).await;
+        assert!(next.is_err(), "a request went out inside the fleet's pause");
+        let resumes = other.throttle.paused_until().expect("paused by the fleet");
+        assert!(resumes > tokio::time::Instant::now() + Duration::from_secs(25));
+        assert_eq!(other.requests(), 1, "nothing counted while paused");
     }
 
     #[actix_rt::test]

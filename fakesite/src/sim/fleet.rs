@@ -62,6 +62,10 @@ const LEASE_SECS: u64 = 5;
 const EVERY: &str = "20s";
 /// A request on the wire when a fault began: the client's timeout.
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the process that got an API backoff takes to write it where
+/// the fleet reads it: a request another process counted meanwhile is on
+/// its way and cannot be called back.
+const TELL_THE_FLEET: Duration = Duration::from_millis(250);
 /// The most any wait of the driver may take before the run is called stuck.
 const STUCK: Duration = Duration::from_secs(90);
 
@@ -870,7 +874,7 @@ impl FleetSim {
         };
         let unexplained: Vec<_> = violations
             .iter()
-            .filter(|(asked, _)| !unknowable(*asked))
+            .filter(|(asked, at)| !unknowable(*asked) && *at > *asked + TELL_THE_FLEET)
             .collect();
         if !unexplained.is_empty() {
             let ms = |t: Instant| t.saturating_duration_since(self.started).as_millis();
