@@ -41,7 +41,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use stackcrawl_fakesite::limit::{Limiter, Shape, Shift};
+use stackcrawl_fakesite::limit::{measured_shapes, Limiter, Shape, Shift};
 use stackcrawl_fakesite::{FakeSite, Hit, RateHeaders, TestConfig};
 
 const SPIDER: &str = concat!(
@@ -324,52 +324,38 @@ fn tags(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}{i}")).collect()
 }
 
-/// The limiter rows: each shape at 8 requests/s.
+/// The limiter rows: each measured shape, then a bucket of burst 1 that
+/// states its policy in `RateLimit` headers.
 fn limiter_rows() -> Vec<(&'static str, SiteLimit)> {
-    let second = Duration::from_secs(1);
-    let bucket = |burst| Shape::TokenBucket { rate: 8.0, burst };
-    let sliding = Shape::SlidingWindow {
-        limit: 8,
-        window: second,
-    };
-    let fixed = Shape::FixedWindow {
-        limit: 8,
-        window: second,
-    };
     let plain = |shape| SiteLimit {
         shape,
         shift: None,
         headers: RateHeaders::RetryAfterOnly,
     };
-    vec![
-        ("token bucket, burst 16", plain(bucket(16))),
-        ("token bucket, burst 8", plain(bucket(8))),
-        ("token bucket, burst 4", plain(bucket(4))),
-        ("token bucket, burst 1", plain(bucket(1))),
-        ("sliding 1 s window", plain(sliding)),
-        ("fixed 1 s window", plain(fixed)),
-        (
-            "sliding window, halved after 60 requests",
-            SiteLimit {
-                shift: Some((60, 0.5)),
-                ..plain(sliding)
-            },
-        ),
-        (
-            "sliding window, x1.5 after 60 requests",
-            SiteLimit {
-                shift: Some((60, 1.5)),
-                ..plain(sliding)
-            },
-        ),
-        (
-            "token bucket, burst 1, with RateLimit headers",
-            SiteLimit {
-                headers: RateHeaders::Ietf,
-                ..plain(bucket(1))
-            },
-        ),
-    ]
+    let mut rows: Vec<_> = measured_shapes()
+        .into_iter()
+        .map(|(name, shape, shift)| {
+            let shift = shift.map(|factor| (60, factor));
+            (
+                name,
+                SiteLimit {
+                    shift,
+                    ..plain(shape)
+                },
+            )
+        })
+        .collect();
+    rows.push((
+        "token bucket, burst 1, with RateLimit headers",
+        SiteLimit {
+            headers: RateHeaders::Ietf,
+            ..plain(Shape::TokenBucket {
+                rate: 8.0,
+                burst: 1,
+            })
+        },
+    ));
+    rows
 }
 
 fn env_number(name: &str, default: u32) -> u32 {

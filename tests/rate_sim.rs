@@ -4,17 +4,21 @@
 //! the real [`RateControl`] and the real [`Limiter`]s, so hundreds of
 //! crawls run in a second and every run is repeatable from its seed.
 //!
-//! Politeness is asserted here (the quota is never exceeded, the 429
-//! share stays within 5%, a window limiter's `Retry-After` is waited
-//! out); speed is the table bench's business (`benches/table.rs`), and
-//! this model only prints its figures (`--nocapture`) as a guide.
+//! The model's own gates (the quota, a window limiter's `Retry-After`
+//! waited out) are checked so that the model stays a lane; what holds the
+//! controller is the bound on what it does in the model: the median 429
+//! share within 10% and no run past 15%, the median run within 1.5× of the
+//! site-bound minimum. These are regression bounds in simulated time, not
+//! the goal (1.15× and 5%), which is the table bench's business
+//! (`benches/table.rs`, real time); the model prints its figures
+//! (`--nocapture`) as a guide.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::time::Duration;
 
 use stackcrawl::lane::throttle::{Answer, RateControl, RateLimits};
-use stackcrawl_fakesite::limit::{Limiter, Shape, Shift};
+use stackcrawl_fakesite::limit::{measured_shapes, Limiter, Shape, Shift};
 
 const QUOTA: f64 = 20.0;
 const QUOTA_BURST: f64 = 5.0;
@@ -345,45 +349,15 @@ fn crawl(name: &str, limiter: Limiter, pages: u32, seed: u64) -> Outcome {
     .run(pages)
 }
 
-struct Row {
-    name: &'static str,
-    shape: Shape,
-    shift: Option<f64>,
-}
-
-fn rows() -> Vec<Row> {
-    let second = Duration::from_secs(1);
-    let bucket = |burst| Shape::TokenBucket { rate: 8.0, burst };
-    let sliding = Shape::SlidingWindow {
-        limit: 8,
-        window: second,
-    };
-    let fixed = Shape::FixedWindow {
-        limit: 8,
-        window: second,
-    };
-    let row = |name, shape, shift| Row { name, shape, shift };
-    vec![
-        row("bucket 16", bucket(16), None),
-        row("bucket 8", bucket(8), None),
-        row("bucket 4", bucket(4), None),
-        row("bucket 1", bucket(1), None),
-        row("sliding", sliding, None),
-        row("fixed", fixed, None),
-        row("sliding halved", sliding, Some(0.5)),
-        row("sliding x1.5", sliding, Some(1.5)),
-    ]
-}
-
 #[test]
 fn every_limiter_shape_is_crawled_politely() {
     let runs: u64 = std::env::var("SIM_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
-    for row in rows() {
-        let pages = if row.shift.is_some() { 120 } else { 60 };
-        let minimum = match row.shift {
+    for (name, shape, shift) in measured_shapes() {
+        let pages = if shift.is_some() { 120 } else { 60 };
+        let minimum = match shift {
             None => f64::from(pages) / 8.0 + LATENCY,
             Some(f) => 60.0 / 8.0 + 60.0 / (8.0 * f) + LATENCY,
         };
@@ -393,21 +367,21 @@ fn every_limiter_shape_is_crawled_politely() {
             // The fixed windows' phase varies with the seed.
             let origin = std::time::Instant::now()
                 - Duration::from_millis(fastrand::Rng::with_seed(seed).u64(0..1000));
-            let mut limiter = Limiter::new(row.shape, origin);
-            if let Some(f) = row.shift {
+            let mut limiter = Limiter::new(shape, origin);
+            if let Some(f) = shift {
                 limiter = limiter.shifting(Shift::AtRequest(60), f);
             }
-            let o = crawl(row.name, limiter, pages, seed);
+            let o = crawl(name, limiter, pages, seed);
             assert!(
                 o.busiest_second as f64 <= QUOTA + QUOTA_BURST,
                 "{}: {o:?}",
-                row.name
+                name
             );
             if matches!(
-                row.shape,
+                shape,
                 Shape::SlidingWindow { .. } | Shape::FixedWindow { .. }
             ) {
-                assert_eq!(o.sent_in_pause, 0, "{}: {o:?}", row.name);
+                assert_eq!(o.sent_in_pause, 0, "{}: {o:?}", name);
             }
             ratios.push(o.wall / minimum);
             shares.push(o.refused as f64 / o.requests as f64);
@@ -415,9 +389,15 @@ fn every_limiter_shape_is_crawled_politely() {
         ratios.sort_by(f64::total_cmp);
         shares.sort_by(f64::total_cmp);
         let mid = ratios.len() / 2;
+        assert!(
+            shares[mid] <= 0.10 && shares[shares.len() - 1] <= 0.15,
+            "{}: 429 shares {shares:?}",
+            name
+        );
+        assert!(ratios[mid] <= 1.5, "{}: wall / minimum {ratios:?}", name);
         println!(
-            "{:16} wall/min {:.2} / {:.2} / {:.2}  429s {:.1}% / {:.1}% / {:.1}%",
-            row.name,
+            "{:42} wall/min {:.2} / {:.2} / {:.2}  429s {:.1}% / {:.1}% / {:.1}%",
+            name,
             ratios[0],
             ratios[mid],
             ratios[ratios.len() - 1],

@@ -57,6 +57,37 @@ impl Shape {
     }
 }
 
+/// The limiters the rate controller is measured against (issue 21), each
+/// at 8 requests/s: a name, the shape, and the factor its limit changes by
+/// after the 60th request, if it does. The table bench crawls them in real
+/// time, `tests/rate_sim.rs` in simulated time.
+pub fn measured_shapes() -> Vec<(&'static str, Shape, Option<f64>)> {
+    let second = Duration::from_secs(1);
+    let bucket = |burst| Shape::TokenBucket { rate: 8.0, burst };
+    let sliding = Shape::SlidingWindow {
+        limit: 8,
+        window: second,
+    };
+    let fixed = Shape::FixedWindow {
+        limit: 8,
+        window: second,
+    };
+    vec![
+        ("token bucket, burst 16", bucket(16), None),
+        ("token bucket, burst 8", bucket(8), None),
+        ("token bucket, burst 4", bucket(4), None),
+        ("token bucket, burst 1", bucket(1), None),
+        ("sliding 1 s window", sliding, None),
+        ("fixed 1 s window", fixed, None),
+        (
+            "sliding window, halved after 60 requests",
+            sliding,
+            Some(0.5),
+        ),
+        ("sliding window, x1.5 after 60 requests", sliding, Some(1.5)),
+    ]
+}
+
 /// When the limit changes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Shift {
