@@ -11,6 +11,7 @@ use thiserror::Error;
 use crate::config::Config;
 use crate::lane::throttle::RateLimits;
 use crate::lane::Reply;
+use crate::source::charset;
 
 #[derive(Debug, Clone, Error)]
 pub enum FetchError {
@@ -190,10 +191,10 @@ impl HttpClient {
     /// up to the size cap (robots.txt and the API put meaning in error bodies).
     pub async fn get_response(&self, url: &str) -> Result<Response, FetchError> {
         let (resp, bytes) = self.get_bytes(url, None).await?;
-        Ok(Response {
-            text: String::from_utf8_lossy(&bytes).into_owned(),
-            ..resp
-        })
+        // In the charset the response declares (a Wayback capture fetched
+        // raw keeps its page's own), as `stackcrawl parse` reads a file.
+        let text = charset::decode(&bytes, resp.content_type.as_deref()).into_owned();
+        Ok(Response { text, ..resp })
     }
 
     /// GETs a URL, or the inclusive byte range `range` of it (a record in
@@ -211,6 +212,11 @@ impl HttpClient {
         let status = resp.status().as_u16();
         let retry_after = retry_after(resp.headers(), Utc::now());
         let limits = RateLimits::from_headers(resp.headers(), Utc::now().timestamp());
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         if resp
             .content_length()
             .is_some_and(|len| len > self.max_body_bytes as u64)
@@ -232,6 +238,7 @@ impl HttpClient {
             status,
             retry_after,
             limits,
+            content_type,
             text: String::new(),
             fetched_at: Utc::now(),
         };
@@ -245,6 +252,7 @@ pub struct Response {
     pub status: u16,
     pub retry_after: Option<Duration>,
     pub limits: RateLimits,
+    pub content_type: Option<String>,
     pub text: String,
     pub fetched_at: DateTime<Utc>,
 }
@@ -355,8 +363,9 @@ mod tests {
     }
 
     /// A server on loopback answering each request by its path with raw
-    /// HTTP: a redirect to another host, a redirect to itself, and a
-    /// response whose headers exceed what the client reads.
+    /// HTTP: a redirect to another host, a redirect to itself, a page in
+    /// windows-1252, and a response whose headers exceed what the client
+    /// reads.
     async fn answering_server() -> String {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -368,6 +377,18 @@ mod tests {
                     let n = socket.read(&mut buf).await.unwrap_or(0);
                     let request = String::from_utf8_lossy(&buf[..n]).into_owned();
                     let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    if path == "/latin" {
+                        // "café – naïve" in windows-1252.
+                        let body = b"<p>caf\xe9 \x96 na\xefve</p>";
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=windows-1252\r\nContent-Length: {}\r\n\r\n",
+                            body.len()
+                        );
+                        let _ = socket.write_all(head.as_bytes()).await;
+                        let _ = socket.write_all(body).await;
+                        let _ = socket.shutdown().await;
+                        return;
+                    }
                     let reply = match path.as_str() {
                         "/away" => "HTTP/1.1 302 Found\r\nLocation: http://elsewhere.invalid/x\r\nContent-Length: 0\r\n\r\n".to_string(),
                         "/loop" => "HTTP/1.1 302 Found\r\nLocation: /loop\r\nContent-Length: 0\r\n\r\n".to_string(),
@@ -382,6 +403,23 @@ mod tests {
             }
         });
         format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn a_page_is_read_in_the_charset_its_response_declares() {
+        let base = answering_server().await;
+        let config = Config::from_toml(
+            "",
+            "test",
+            &crate::config::Overrides {
+                tags: vec!["x".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let http = HttpClient::new(&config).unwrap();
+        let body = http.get_ok(&format!("{base}/latin")).await.unwrap();
+        assert_eq!(body.text, "<p>café – naïve</p>");
     }
 
     #[tokio::test]
@@ -426,6 +464,7 @@ mod tests {
                 reset,
                 ..RateLimits::default()
             },
+            content_type: None,
             text: String::new(),
             fetched_at: Utc::now(),
         };

@@ -207,11 +207,18 @@ pub enum CaptureError {
 /// archived page's HTML and its capture time (`WARC-Date`).
 pub fn read_warc_member(bytes: &[u8]) -> Result<(String, DateTime<Utc>), CaptureError> {
     use std::io::Read;
+    // A record's headers and a page: what a member may inflate to. A small
+    // range that inflates past it (a gzip bomb) stops there.
+    let cap = MAX_BODY_BYTES as u64 + 256 * 1024;
     let mut raw = Vec::new();
     flate2::read::GzDecoder::new(bytes)
+        .take(cap + 1)
         .read_to_end(&mut raw)
         .map_err(|e| CaptureError::Gzip(e.to_string()))?;
-    let mut reader = warc::WarcReader::new(&raw[..], MAX_BODY_BYTES as u64 + 256 * 1024);
+    if raw.len() as u64 > cap {
+        return Err(CaptureError::Warc(format!("record over {cap} bytes")));
+    }
+    let mut reader = warc::WarcReader::new(&raw[..], cap);
     let record = reader
         .next_record(|_| true)
         .ok_or_else(|| CaptureError::Warc("no record".into()))?
@@ -353,5 +360,21 @@ mod tests {
             Err(CaptureError::Gzip(_))
         ));
         assert!(read_warc_member(b"").is_err());
+    }
+
+    #[test]
+    fn a_member_that_inflates_past_a_page_stops_at_the_cap() {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..(MAX_BODY_BYTES >> 20) + 2 {
+            gz.write_all(&zeros).unwrap();
+        }
+        let member = gz.finish().unwrap();
+        assert!(member.len() < 64 * 1024, "a small range");
+        assert!(matches!(
+            read_warc_member(&member),
+            Err(CaptureError::Warc(why)) if why.starts_with("record over")
+        ));
     }
 }
