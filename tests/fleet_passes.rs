@@ -50,7 +50,10 @@ fn a_process_beginning_a_pass_another_finishes_meanwhile_opens_the_next() {
     loop {
         let waiting: i64 = gate
             .query_one(
-                "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+                // This test's database only: other tests on the server
+                // (a migration's advisory lock) wait on locks of their own.
+                "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
                 &[],
             )
             .expect("pg_locks")

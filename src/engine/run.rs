@@ -102,16 +102,17 @@ pub async fn run_watched(
     // The store is open and main.rs set the signal handlers before this
     // started: a `systemctl reload` from now on is heard.
     systemd::notify("READY=1\nSTATUS=running; no pass finished yet");
+    // Pinged from the engine's own event loop: if it stops turning, the
+    // pings stop and systemd restarts the service. The pings end with this
+    // function, whichever way it returns.
     let _watchdog = systemd::watchdog_every().map(|every| {
-        // Pinged from the engine's own event loop: if it stops turning,
-        // the pings stop and systemd restarts the service.
-        actix_rt::spawn(async move {
+        AbortOnDrop(actix_rt::spawn(async move {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
                 systemd::notify("WATCHDOG=1");
             }
-        })
+        }))
     });
     // One clock for status lines, in passes and between them alike.
     let mut status = status_timer(config.status_every);
@@ -225,6 +226,16 @@ pub async fn run_watched(
     totals.retire(crawler).await?;
     log_run_stopped(&totals);
     Ok(totals)
+}
+
+/// A task that ends when its handle is dropped (a dropped `JoinHandle`
+/// only detaches it).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// When the tag set falls due by the fleet's latest finished pass of it

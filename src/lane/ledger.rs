@@ -45,6 +45,10 @@ impl Ledger {
 pub struct Take {
     pub key: String,
     pub now: DateTime<Utc>,
+    /// The latest pause this process recorded for `key`: it binds this
+    /// process already (and may have been lifted here), so a recorded
+    /// pause that ends no later is not another process's.
+    pub own_pause: Option<DateTime<Utc>>,
 }
 
 /// What a [`Take`] found.
@@ -111,7 +115,9 @@ impl Handler<Take> for Ledger {
         // process reads them at start too, which is all a single one needs).
         if budget.pauses_are_shared() {
             if let Some(until) = budget.paused_until(&msg.key, msg.now)? {
-                return Ok(Counted::Paused(until));
+                if msg.own_pause.is_none_or(|own| until > own) {
+                    return Ok(Counted::Paused(until));
+                }
             }
         }
         Ok(match budget.take(&msg.key, msg.now)? {

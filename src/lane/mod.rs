@@ -312,9 +312,14 @@ impl Lane {
         let give_up_at = tokio::time::Instant::now() + self.counting.give_up;
         let mut wait = Duration::from_millis(100);
         loop {
+            let own_pause = *self
+                .pause_recorded
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             let take = self.counting.ledger.send(Take {
                 key: self.key.clone(),
                 now,
+                own_pause: DateTime::from_timestamp(own_pause, 0).filter(|_| own_pause > 0),
             });
             tokio::pin!(take);
             let answer = tokio::select! {
@@ -521,6 +526,7 @@ mod tests {
             .send(Take {
                 key: "settle".into(),
                 now: Utc::now(),
+                own_pause: None,
             })
             .await
             .unwrap()
@@ -590,6 +596,33 @@ mod tests {
         let resumes = other.throttle.paused_until().expect("paused by the fleet");
         assert!(resumes > tokio::time::Instant::now() + Duration::from_secs(25));
         assert_eq!(other.requests(), 1, "nothing counted while paused");
+    }
+
+    #[actix_rt::test]
+    async fn a_lane_of_a_fleet_is_not_paused_again_by_its_own_record() {
+        let db = stackcrawl_fakesite::pg::TestDb::create();
+        let counter = crate::lane::budget::SharedCounter::open(&db.url, "key").unwrap();
+        let budget = Budget::shared(counter, 100);
+        let opening = Opening::read(&budget, "h");
+        let counting = Counting {
+            ledger: Ledger::start(budget),
+            stalls: Stalls::default(),
+            give_up: Duration::from_secs(300),
+        };
+        let l = Lane::new(
+            "h".into(),
+            Throttle::new(1000.0, 100),
+            counting,
+            opening,
+            false,
+        );
+        // A pause this lane recorded for the fleet but no longer keeps (a
+        // short Retry-After lifted once the site served again).
+        l.record_pause(tokio::time::Instant::now() + Duration::from_secs(30));
+        settled(&l).await;
+        let ticket = tokio::time::timeout(Duration::from_secs(5), l.admit()).await;
+        assert!(matches!(ticket, Ok(Ok(_))), "paused by its own record");
+        assert!(l.throttle.paused_until().is_none());
     }
 
     #[actix_rt::test]
