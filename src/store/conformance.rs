@@ -351,6 +351,8 @@ on_both_backends! {
         assert_eq!(again.pass_id(), None);
         assert_eq!(s.stats().unwrap(), st);
         assert_eq!(s.history(10).unwrap(), h);
+        // Nor draws a pass id: the next pass follows the import's.
+        assert_eq!(s.begin_pass("langs", at(9)).unwrap().pass_id, pass + 1);
     }
 
     an_import_of_the_past_leaves_live_passes_their_state_and_order(s) {

@@ -20,6 +20,18 @@ pub(super) fn import_capture(
 ) -> Result<(CaptureWrite, Option<i64>), StoreError> {
     let mut tx = c.transaction()?;
     let at = SystemTime::from(capture.captured_at);
+    let ctx = capture.ctx;
+    // A capture already stored touches no pass (no lock on its row, no
+    // pass id drawn and rolled back); the insert below still decides a race.
+    let stored = tx
+        .query_opt(
+            "SELECT 1 FROM captures WHERE site = $1 AND url = $2 AND captured_at = $3",
+            &[&ctx.site, &capture.url, &at],
+        )?
+        .is_some();
+    if stored {
+        return Ok((CaptureWrite::default(), import.pass_id));
+    }
     let pass_id: i64 = match import.pass_id {
         Some(pass_id) => {
             tx.execute(
@@ -38,7 +50,6 @@ pub(super) fn import_capture(
             )?
             .try_get(0)?,
     };
-    let ctx = capture.ctx;
     let inserted = tx.execute(
         "INSERT INTO captures (site, url, captured_at, pass_id, tag, tab, page, questions)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
