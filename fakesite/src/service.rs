@@ -95,9 +95,18 @@ impl Service {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
-                // Collect the remaining lines for assertions.
-                while let Ok(v) = self.lines.recv_timeout(Duration::from_millis(200)) {
-                    self.seen.push(v);
+                // Every line it wrote, for assertions: the reader thread
+                // ends (and the channel with it) at the pipe's end of file,
+                // however long a loaded machine takes to get there.
+                loop {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match self.lines.recv_timeout(left) {
+                        Ok(v) => self.seen.push(v),
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            panic!("stackcrawl exited but its standard error stayed open")
+                        }
+                    }
                 }
                 return status.code();
             }
