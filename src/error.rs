@@ -50,6 +50,15 @@ pub enum CrawlError {
         page: u32,
         error: Box<crate::source::JobError>,
     },
+    /// A page's records could not be written (a full disk, a store that
+    /// refuses the write): the crawl stopped rather than fetch pages whose
+    /// records could not be kept either; records so far kept.
+    #[error("the records of tag {tag} page {page} could not be written, crawl stopped: {error}")]
+    Unwritable {
+        tag: String,
+        page: u32,
+        error: std::sync::Arc<OutputError>,
+    },
     #[error("the crawler's actors stopped before the run ended")]
     Stopped,
     /// The store did not answer: within `[store] give_up_secs`, or within

@@ -556,3 +556,68 @@ fn run_checks_the_files_it_writes_before_the_first_request() {
     );
     assert!(site.hits().is_empty(), "{:?}", site.hits());
 }
+
+/// A disk that fills mid-crawl (here a file-size limit on the process,
+/// which fails writes past it as a full disk does): the crawl stops at the
+/// first page whose records it cannot write, says why, and exits 1, rather
+/// than fetch (and spend quota on) pages it could not keep either. The
+/// output keeps every page written whole, and once there is room a
+/// `--retry-failed` run completes it: every question once.
+#[test]
+fn an_output_that_cannot_be_written_stops_the_crawl_and_a_retry_completes_it() {
+    const PAGES: usize = 20;
+    const FETCHERS: usize = 2;
+    let site = FakeSite::builder().tag("a", 500).tag("b", 500).start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = TestConfig::new(&site, dir.path())
+        .fetch(format!("fetchers = {FETCHERS}\nrate = 20.0\nburst = 5"))
+        .tag_set("s", &["a", "b"], PAGES as u32 / 2)
+        .write();
+    let mut cmd = bin();
+    cmd.args(["crawl", "--config"]).arg(&config);
+    // A page of 50 questions is about 35 KB of JSON lines: the second page
+    // written does not fit.
+    stackcrawl_fakesite::service::limit_file_size(&mut cmd, 64 * 1024);
+    let out = cmd.output().expect("run stackcrawl crawl");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("could not be written, crawl stopped") && stderr.contains("File too large"),
+        "{stderr}"
+    );
+    // The pages written, the one that could not be, and what the fetchers
+    // had in hand when it failed: not the rest of the plan.
+    let fetched = site.page_hits().iter().filter(|h| h.page.is_some()).count();
+    assert!(
+        fetched <= 2 + 2 * FETCHERS,
+        "{fetched} of {PAGES} pages fetched: {stderr}"
+    );
+    let failures_file = dir.path().join("q.failed.jsonl");
+    let failures = std::fs::read_to_string(&failures_file).unwrap();
+    assert!(
+        failures.lines().count() >= PAGES - fetched,
+        "the pages not fetched are listed for a retry: {failures}"
+    );
+    // Whole pages only: every line a record, 50 to a page.
+    let kept = read_jsonl(&dir.path().join("q.jsonl"));
+    let done = stderr.matches("page done").count();
+    assert!(done >= 1, "{stderr}");
+    assert_eq!(kept.len(), 50 * done, "{stderr}");
+
+    let retry = bin()
+        .args(["crawl", "--config"])
+        .arg(&config)
+        .arg("--retry-failed")
+        .arg(&failures_file)
+        .output()
+        .expect("run stackcrawl crawl --retry-failed");
+    assert_eq!(
+        retry.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&retry.stderr)
+    );
+    let all = read_jsonl(&dir.path().join("q.jsonl"));
+    let ids: HashSet<u64> = all.iter().map(|q| q.question_id).collect();
+    assert_eq!((all.len(), ids.len()), (50 * PAGES, 50 * PAGES));
+}

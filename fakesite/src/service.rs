@@ -168,3 +168,28 @@ impl Service {
         Some(v)
     }
 }
+
+/// Makes every write of `cmd`'s process past `bytes` into one file fail
+/// (`EFBIG`, "File too large"), as writes fail on a disk that fills up:
+/// a full disk for one process, without a file system of its own.
+pub fn limit_file_size(cmd: &mut Command, bytes: u64) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec the closure calls only signal(2) and
+    // setrlimit(2), both async-signal-safe, and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Past the limit the kernel also sends SIGXFSZ, which would
+            // kill the process rather than fail the write; ignored, the
+            // write returns EFBIG.
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let limit = libc::rlimit {
+                rlim_cur: bytes,
+                rlim_max: bytes,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}

@@ -98,9 +98,18 @@ pub async fn crawl_watched(
         newest: false,
         list_unfetched: true,
     };
-    let pass = crawler.pass(spec, plan, &mut status).await?;
+    let mut pass = crawler.pass(spec, plan, &mut status).await?;
     let quota = (crawler.config().rate, crawler.config().burst);
-    let mut summary = crawler.finish().await?;
+    let mut summary = match (crawler.finish().await, pass.end) {
+        (Ok(summary), end) => {
+            pass.end = end;
+            summary
+        }
+        // Records that could not be written cannot be flushed either: the
+        // page that met the error first says what stopped the crawl.
+        (Err(_), PassEnd::Fatal(e @ CrawlError::Unwritable { .. })) => return Err(e),
+        (Err(e), _) => return Err(e),
+    };
     // Pages are submitted a window at a time: an interrupted crawl
     // submitted fewer than it planned.
     summary.pages_planned = pass.planned as u64;

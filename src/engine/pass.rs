@@ -13,6 +13,7 @@ use crate::config::{Order, TagSet};
 use crate::error::CrawlError;
 use crate::model::FailedPage;
 use crate::source::cdx::{self, discover};
+use crate::source::JobError;
 use crate::store::{PassTotals, StoreLocation};
 
 /// One pass as the engine runs it, for `crawl` (one pass into a sink) and
@@ -51,6 +52,9 @@ pub struct PassReport {
 
 /// The failures-file kind of a page an interrupted pass did not fetch.
 pub const KIND_INTERRUPTED: &str = "interrupted";
+/// The failures file's kind for a page not fetched because the crawl
+/// stopped when records could not be written.
+pub const KIND_UNWRITTEN: &str = "not_written";
 
 impl Crawler {
     /// One pass over `plan`: opened in the store (dropping the pages it
@@ -105,7 +109,19 @@ impl Crawler {
         let stats = self.stats().await?;
         let mut listed = driven.failures.clone();
         listed.extend(unlisted.iter().cloned());
-        if driven.interrupted && spec.list_unfetched {
+        // Pages not fetched because the crawl stopped short are listed for
+        // `--retry-failed`: after a signal, or once records could not be
+        // written (the disk freed, the retry fetches them).
+        let unwritable = stats
+            .fatal
+            .as_ref()
+            .is_some_and(|f| matches!(f.error, JobError::Output(_)));
+        if (driven.interrupted || unwritable) && spec.list_unfetched {
+            let (kind, error) = if driven.interrupted {
+                (KIND_INTERRUPTED, "not fetched: the crawl was interrupted")
+            } else {
+                (KIND_UNWRITTEN, "not fetched: records could not be written")
+            };
             listed.extend(
                 plan.jobs()
                     .zip(&driven.ended)
@@ -114,20 +130,27 @@ impl Crawler {
                         ctx: j.ctx.clone(),
                         url: j.url.clone(),
                         attempts: 0,
-                        kind: KIND_INTERRUPTED.to_string(),
-                        error: "not fetched: the crawl was interrupted".to_string(),
+                        kind: kind.to_string(),
+                        error: error.to_string(),
                     }),
             );
         }
         report_failures(&self.config.failures_path, &listed)?;
         let end = if driven.interrupted {
             PassEnd::Interrupted
-        } else if let Some(f) = stats.refusal {
-            PassEnd::Fatal(CrawlError::Refused {
-                source_name: f.source.title(),
-                tag: f.ctx.tag,
-                page: f.ctx.page,
-                error: Box::new(f.error),
+        } else if let Some(f) = stats.fatal {
+            PassEnd::Fatal(match f.error {
+                JobError::Output(error) => CrawlError::Unwritable {
+                    tag: f.ctx.tag,
+                    page: f.ctx.page,
+                    error,
+                },
+                error => CrawlError::Refused {
+                    source_name: f.source.title(),
+                    tag: f.ctx.tag,
+                    page: f.ctx.page,
+                    error: Box::new(error),
+                },
             })
         } else if let Some(at) = stats.budget_resets_at {
             PassEnd::OutOfBudget(at)
@@ -263,14 +286,14 @@ fn report_failures(path: &std::path::Path, failures: &[FailedPage]) -> Result<()
     plan::write_failures(path, failures)?;
     let not_fetched = failures
         .iter()
-        .filter(|f| f.kind == KIND_INTERRUPTED)
+        .filter(|f| f.kind == KIND_INTERRUPTED || f.kind == KIND_UNWRITTEN)
         .count();
     if not_fetched > 0 {
         error!(
             failures_file = %path.display(),
             pages = failures.len(),
             not_fetched,
-            "pages lost or not fetched before the interruption are listed; complete the crawl with --retry-failed"
+            "pages lost or not fetched before the crawl stopped are listed; complete the crawl with --retry-failed"
         );
     } else if !failures.is_empty() {
         error!(

@@ -51,6 +51,10 @@ pub enum Stop {
     QuotaSpent(Duration),
     /// The daily budget cannot be counted: nothing may be sent uncounted.
     BudgetBroken,
+    /// The page's records could not be written (a full disk, a store that
+    /// refuses the write): every other page would be fetched, and its
+    /// quota spent, for records that cannot be kept either.
+    Unwritable,
 }
 
 impl RetryPolicy {
@@ -71,6 +75,7 @@ impl RetryPolicy {
         let stop = match err {
             e if e.is_refusal() => Some(Stop::Refused),
             JobError::Lane(LaneError::Budget(_)) => Some(Stop::BudgetBroken),
+            JobError::Output(e) if e.refuses_every_write() => Some(Stop::Unwritable),
             _ => violation
                 .filter(|p| *p > MAX_VIOLATION_WAIT)
                 .map(Stop::QuotaSpent),
@@ -152,6 +157,28 @@ mod tests {
             p.decide(&not_found, 1, 0.5),
             Decision::GiveUp { stop: None }
         );
+    }
+
+    #[test]
+    fn records_that_cannot_be_written_stop_the_crawl_unless_the_pass_moved_on() {
+        use crate::store::output::{OutputError, SinkError};
+        use crate::store::StoreError;
+        use std::sync::Arc;
+        let p = policy();
+        let full = JobError::Output(Arc::new(OutputError::Sink(SinkError::Write {
+            path: "q.jsonl".into(),
+            reason: "No space left on device (os error 28)".into(),
+        })));
+        assert_eq!(
+            p.decide(&full, 1, 0.5),
+            Decision::GiveUp {
+                stop: Some(Stop::Unwritable)
+            }
+        );
+        // Only this page's pass is closed to it: the next pass's pages are
+        // written as ever.
+        let finished = JobError::Output(Arc::new(OutputError::Store(StoreError::PassFinished(7))));
+        assert_eq!(p.decide(&finished, 1, 0.5), Decision::GiveUp { stop: None });
     }
 
     #[test]

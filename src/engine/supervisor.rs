@@ -117,14 +117,15 @@ pub struct SupervisorStats {
     /// Of the sources that keep a quota of their own: requests, pauses
     /// and the quota they report.
     pub quota: QuotaUsage,
-    /// The refusal that stopped the crawl, if one did.
-    pub refusal: Option<Refusal>,
+    /// The page whose failure stopped the crawl, if one did.
+    pub fatal: Option<FatalPage>,
 }
 
-/// A source's refusal no retry can cure (a bad parameter, a refused key),
-/// with the page that got it.
+/// A failure no retry can cure and every other page would meet too (a
+/// source's refusal: a bad parameter, a refused key; records that cannot
+/// be written), with the page that met it.
 #[derive(Debug, Clone)]
-pub struct Refusal {
+pub struct FatalPage {
     pub source: Source,
     pub ctx: PageContext,
     /// Without any key, like every URL a job carries.
@@ -137,6 +138,7 @@ const WHY_DRAINED: &str = "crawl drained";
 const WHY_BUDGET: &str = "daily budget exhausted";
 const WHY_QUOTA: &str = "the source's quota is exhausted";
 const WHY_REFUSED: &str = "the source refused: crawl stopped";
+const WHY_UNWRITABLE: &str = "records cannot be written: crawl stopped";
 const WHY_BUDGET_BROKEN: &str = "request budget cannot be counted";
 /// Why a page was not fetched: another process of the fleet did it.
 pub const WHY_ELSEWHERE: &str = "fetched by another process";
@@ -702,6 +704,16 @@ impl Supervisor {
         }
         match (stop, e) {
             (Some(Stop::Refused), _) => self.stop_for_refusal(&p.job, e),
+            (Some(Stop::Unwritable), _) => {
+                error!(
+                    tag = %p.job.ctx.tag,
+                    page = p.job.ctx.page,
+                    error = %e,
+                    "the page's records cannot be written: crawl stops, no further page is fetched"
+                );
+                self.keep_fatal(&p.job, e);
+                self.stop(WHY_UNWRITABLE);
+            }
             (Some(Stop::QuotaSpent(pause)), _) => {
                 let left = self.stats.quota.quota_remaining.unwrap_or(0);
                 self.stop_for_quota(Utc::now() + pause, left);
@@ -736,15 +748,20 @@ impl Supervisor {
             error = %err,
             "the source refused the request: crawl stops, nothing is retried"
         );
-        if self.stats.refusal.is_none() {
-            self.stats.refusal = Some(Refusal {
+        self.keep_fatal(job, err);
+        self.stop(WHY_REFUSED);
+    }
+
+    /// The first page that stopped the crawl is the one its end names.
+    fn keep_fatal(&mut self, job: &PageJob, err: &JobError) {
+        if self.stats.fatal.is_none() {
+            self.stats.fatal = Some(FatalPage {
                 source: job.source,
                 ctx: job.ctx.clone(),
                 url: job.url.clone(),
                 error: err.clone(),
             });
         }
-        self.stop(WHY_REFUSED);
     }
 }
 

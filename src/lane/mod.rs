@@ -220,8 +220,12 @@ impl Lane {
     /// Keeps the pause until `until` for processes started before it ends.
     fn record_pause(&self, until: tokio::time::Instant) -> tokio::time::Instant {
         let left = until.saturating_duration_since(tokio::time::Instant::now());
-        let now = Utc::now().timestamp();
-        let wall_secs = now + left.as_secs() as i64 + i64::from(left.subsec_nanos() > 0);
+        // The pause's end on the wall clock, rounded up to the second the
+        // record holds: the same end gives the same second whenever it is
+        // recorded (whole seconds of now plus rounded-up seconds left would
+        // not, once a second boundary passes between two calls).
+        let end = Utc::now() + chrono::Duration::from_std(left).unwrap_or_default();
+        let wall_secs = end.timestamp() + i64::from(end.timestamp_subsec_nanos() > 0);
         let mut recorded = self
             .pause_recorded
             .lock()
@@ -635,7 +639,8 @@ mod tests {
         // bring it back.
         let raw = rusqlite::Connection::open(dir.path().join("budget.sqlite")).unwrap();
         raw.execute("DELETE FROM pauses", []).unwrap();
-        l.pause_for(Duration::from_secs(30));
+        // Within the pause already kept, whenever it comes.
+        l.pause_for(Duration::from_secs(29));
         settled(&l).await;
         let rows: i64 = raw
             .query_row("SELECT COUNT(*) FROM pauses", [], |r| r.get(0))

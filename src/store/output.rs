@@ -5,7 +5,7 @@
 //! footer is written, when the crawl ends (see `Sink::finish`).
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -24,6 +24,23 @@ pub enum OutputError {
     Store(#[from] StoreError),
     #[error("no store is open")]
     NoStore,
+}
+
+impl OutputError {
+    /// Whether the next page's records would meet the same error: the file
+    /// or the database refuses writes (a full disk, a read-only file, a
+    /// constraint), as opposed to this page meeting its pass's state (the
+    /// pass finished or was removed under it, the lease was taken over).
+    pub fn refuses_every_write(&self) -> bool {
+        !matches!(
+            self,
+            OutputError::Store(
+                StoreError::PassFinished(_)
+                    | StoreError::UnknownPass(_)
+                    | StoreError::Fenced { .. }
+            )
+        )
+    }
 }
 
 #[derive(Debug, Error)]
@@ -58,10 +75,10 @@ pub struct Sink {
 }
 
 enum SinkKind {
-    Jsonl(BufWriter<File>),
-    /// The writer, and whether the file still lacks its header: csv writes
-    /// it before the first row, and a file that gets no row needs it too.
-    Csv(Box<csv::Writer<File>>, bool),
+    Jsonl(PageFile),
+    /// The file, and whether it still lacks its header: it goes before the
+    /// first row, and a file that gets no row needs it too.
+    Csv(PageFile, bool),
     /// The writer (until its footer is written) and the file it writes.
     Parquet(Option<Box<ParquetWriter<Question>>>, BufWriter<File>),
 }
@@ -198,12 +215,14 @@ impl Sink {
             reason,
         };
         kind.write(&[]).map_err(write_err)?;
-        if let SinkKind::Csv(w, true) = &mut kind {
+        if let SinkKind::Csv(file, true) = &mut kind {
             let header =
                 super::export::question_csv_header().map_err(|e| write_err(e.to_string()))?;
+            let mut w = csv::Writer::from_writer(Vec::new());
             w.write_record(&header)
-                .and_then(|()| w.flush().map_err(Into::into))
                 .map_err(|e| write_err(e.to_string()))?;
+            let bytes = w.into_inner().map_err(|e| write_err(e.to_string()))?;
+            file.append(&bytes).map_err(write_err)?;
         }
         if let SinkKind::Parquet(w, file) = &mut kind {
             // The footer: only now is the file readable. A crawl killed
@@ -270,15 +289,8 @@ impl Sink {
 impl SinkKind {
     fn new(file: File, format: OutputFormat, empty: bool) -> Result<SinkKind, ParquetError> {
         Ok(match format {
-            OutputFormat::Jsonl => SinkKind::Jsonl(BufWriter::new(file)),
-            OutputFormat::Csv => SinkKind::Csv(
-                Box::new(
-                    csv::WriterBuilder::new()
-                        .has_headers(empty)
-                        .from_writer(file),
-                ),
-                empty,
-            ),
+            OutputFormat::Jsonl => SinkKind::Jsonl(PageFile::new(file)?),
+            OutputFormat::Csv => SinkKind::Csv(PageFile::new(file)?, empty),
             OutputFormat::Parquet => {
                 SinkKind::Parquet(Some(Box::new(ParquetWriter::new()?)), BufWriter::new(file))
             }
@@ -287,19 +299,25 @@ impl SinkKind {
 
     fn write(&mut self, questions: &[Question]) -> Result<(), String> {
         match self {
-            SinkKind::Jsonl(w) => questions
-                .iter()
-                .try_for_each(|q| {
-                    serde_json::to_writer(&mut *w, q).map_err(|e| e.to_string())?;
-                    w.write_all(b"\n").map_err(|e| e.to_string())
-                })
-                .and_then(|()| w.flush().map_err(|e| e.to_string())),
-            SinkKind::Csv(w, headerless) => {
+            SinkKind::Jsonl(file) => {
+                let mut page = Vec::new();
+                for q in questions {
+                    serde_json::to_writer(&mut page, q).map_err(|e| e.to_string())?;
+                    page.push(b'\n');
+                }
+                file.append(&page)
+            }
+            SinkKind::Csv(file, headerless) => {
+                let mut w = csv::WriterBuilder::new()
+                    .has_headers(*headerless)
+                    .from_writer(Vec::new());
                 questions
                     .iter()
                     .try_for_each(|q| w.serialize(CsvRow::from(q)).map_err(|e| e.to_string()))?;
+                let page = w.into_inner().map_err(|e| e.to_string())?;
+                file.append(&page)?;
                 *headerless &= questions.is_empty();
-                w.flush().map_err(|e| e.to_string())
+                Ok(())
             }
             // One page batch; a row group is written once enough wait.
             SinkKind::Parquet(Some(w), file) => w
@@ -311,9 +329,65 @@ impl SinkKind {
 
     fn sync(&self) -> std::io::Result<()> {
         match self {
-            SinkKind::Jsonl(w) => w.get_ref().sync_all(),
-            SinkKind::Csv(w, _) => w.get_ref().sync_all(),
+            SinkKind::Jsonl(f) | SinkKind::Csv(f, _) => f.file.sync_all(),
             SinkKind::Parquet(_, w) => w.get_ref().sync_all(),
+        }
+    }
+}
+
+/// A text output (JSON lines, CSV) written a page at a time, each page in
+/// one write. A write that fails part-way (a full disk) is cut back off,
+/// so the file always ends with the last page written whole: the crawl
+/// stops there, and a `--retry-failed` run adds the failed page after it
+/// rather than after half a line.
+struct PageFile {
+    file: File,
+    /// The file's length after the last page written whole.
+    len: u64,
+    /// A failed page could not be cut off again: the file ends in a torn
+    /// line, and takes no more records.
+    torn: bool,
+}
+
+impl PageFile {
+    fn new(file: File) -> std::io::Result<PageFile> {
+        let len = file.metadata()?.len();
+        Ok(PageFile {
+            file,
+            len,
+            torn: false,
+        })
+    }
+
+    fn append(&mut self, page: &[u8]) -> Result<(), String> {
+        if self.torn {
+            return Err("the file ends in a page written in part, and takes no more".into());
+        }
+        if page.is_empty() {
+            return Ok(());
+        }
+        match self.file.write_all(page) {
+            Ok(()) => {
+                self.len += page.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                // A file opened for appending writes at its end whatever
+                // the cursor says; one opened afresh needs the cursor back.
+                let cut = self
+                    .file
+                    .set_len(self.len)
+                    .and_then(|()| self.file.seek(SeekFrom::Start(self.len)).map(drop));
+                match cut {
+                    Ok(()) => Err(e.to_string()),
+                    Err(cut) => {
+                        self.torn = true;
+                        Err(format!(
+                            "{e}; what was written of the page could not be cut off: {cut}"
+                        ))
+                    }
+                }
+            }
         }
     }
 }
