@@ -621,3 +621,80 @@ fn an_output_that_cannot_be_written_stops_the_crawl_and_a_retry_completes_it() {
     let ids: HashSet<u64> = all.iter().map(|q| q.question_id).collect();
     assert_eq!((all.len(), ids.len()), (50 * PAGES, 50 * PAGES));
 }
+
+/// A site that accepts connections and never answers: each request waits
+/// out its timeout.
+fn silent_site() -> (String, std::thread::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let held = std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for conn in listener.incoming().take(16) {
+            open.push(conn);
+        }
+    });
+    (url, held)
+}
+
+/// SIGTERM while robots.txt is still being asked (a site that does not
+/// answer, retried with backoff) stops the crawl at once as an interrupted
+/// one: exit 3, every page listed for --retry-failed, nothing fetched.
+/// Before, the signal waited for every robots.txt retry to time out, then
+/// the crawl failed with exit 1 as if robots.txt were unreachable.
+#[test]
+fn sigterm_while_robots_txt_does_not_answer_interrupts_the_crawl() {
+    let (url, _held) = silent_site();
+    let dir = tempfile::tempdir().unwrap();
+    let config = TestConfig::at(&url, dir.path())
+        .fetch("timeout_secs = 1.0\nmax_retries = 20")
+        .tag_set("a", &["a"], 3)
+        .write();
+    let mut crawl = Service::from_command(json_crawl(&config, &[]));
+    crawl.wait_for("robots.txt fetch failed; retrying");
+    crawl.signal("-TERM");
+    assert_eq!(crawl.wait_exit(), Some(3), "{:#?}", crawl.seen);
+    assert!(crawl.saw("crawl interrupted"), "{:#?}", crawl.seen);
+    let failures = std::fs::read_to_string(dir.path().join("q.failed.jsonl")).unwrap();
+    assert_eq!(
+        failures.matches("\"kind\":\"interrupted\"").count(),
+        3,
+        "{failures}"
+    );
+}
+
+/// The same for `run`: a SIGTERM while robots.txt does not answer stops
+/// the service as any SIGTERM does (exit 0, the run stopped), not after
+/// every retry.
+#[test]
+fn sigterm_while_robots_txt_does_not_answer_stops_run() {
+    let (url, _held) = silent_site();
+    let dir = tempfile::tempdir().unwrap();
+    let config = TestConfig::at(&url, dir.path())
+        .fetch("timeout_secs = 1.0\nmax_retries = 20")
+        .store()
+        .tag_set("a", &["a"], 3)
+        .write();
+    let mut run = Service::start(env!("CARGO_BIN_EXE_stackcrawl"), &config);
+    run.wait_for("robots.txt fetch failed; retrying");
+    run.signal("-TERM");
+    assert_eq!(run.wait_exit(), Some(0), "{:#?}", run.seen);
+    assert!(run.saw("run stopped; store flushed"), "{:#?}", run.seen);
+}
+
+/// The same while an archive's index does not answer: SIGTERM interrupts
+/// the crawl at once (exit 3), rather than after every index retry.
+#[test]
+fn sigterm_while_an_archive_index_does_not_answer_interrupts_the_crawl() {
+    let (url, _held) = silent_site();
+    let dir = tempfile::tempdir().unwrap();
+    let config = TestConfig::at("https://stackoverflow.com", dir.path())
+        .fetch("timeout_secs = 1.0\nmax_retries = 20")
+        .sets(format!("[archive]\nwayback_url = \"{url}\"\nrate = 30.0\n"))
+        .sets("[tag_sets.past]\nsource = \"wayback\"\ntags = [\"python\"]\n")
+        .write();
+    let mut crawl = Service::from_command(json_crawl(&config, &[]));
+    crawl.wait_for("archive index request failed; retrying");
+    crawl.signal("-TERM");
+    assert_eq!(crawl.wait_exit(), Some(3), "{:#?}", crawl.seen);
+    assert!(crawl.saw("crawl interrupted"), "{:#?}", crawl.seen);
+}

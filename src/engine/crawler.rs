@@ -404,8 +404,22 @@ impl Crawler {
 
     /// Fetches robots.txt once (through the shared quota and budget) and
     /// checks every planned URL against it. Unreachable robots.txt is
-    /// retried, then treated as the config says.
+    /// retried, then treated as the config says. A shutdown request ends
+    /// the check at once, whatever it waits on (the quota, a site that does
+    /// not answer, a retry's backoff): a pass driven after it submits no
+    /// page, so nothing unchecked is fetched.
     pub async fn check_robots(&self, plan: &Plan) -> Result<(), CrawlError> {
+        let mut shutdown = self.shutdown.clone();
+        tokio::select! {
+            checked = self.ask_robots(plan) => checked,
+            _ = shutdown.wait_for(|stop| *stop) => {
+                warn!("shutdown requested before robots.txt was checked: no page is fetched");
+                Ok(())
+            }
+        }
+    }
+
+    async fn ask_robots(&self, plan: &Plan) -> Result<(), CrawlError> {
         let url = robots::robots_url(&self.config.base_url);
         // robots.txt governs crawlers of the site's pages; the API is a
         // documented interface with its own rules (quota, backoff), on

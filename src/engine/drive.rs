@@ -68,6 +68,10 @@ impl Crawler {
             ..BatchEnd::default()
         };
         let mut shutdown = self.shutdown.clone();
+        // Asked before the first page went out (while robots.txt was
+        // checked, say): the pass submits nothing, and lists every page as
+        // not fetched.
+        driven.interrupted = *shutdown.borrow();
         // In-flight pages get this long to finish after a shutdown request;
         // pages cut off are not recorded done, so a resume fetches them.
         let drain_limit = self.config.timeout + self.config.retry_base;

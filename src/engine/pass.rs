@@ -79,13 +79,17 @@ impl Crawler {
             }
             None
         };
-        let unlisted = self
-            .list_captures(
+        // A shutdown ends the listing at once (an index that does not
+        // answer waits out every retry): the pass then submits nothing.
+        let mut shutdown = self.shutdown.clone();
+        let unlisted = tokio::select! {
+            unlisted = self.list_captures(
                 spec.name,
                 &mut plan,
                 opened.as_ref().map(|p| (&p.done, &p.last_pages)),
-            )
-            .await;
+            ) => unlisted,
+            _ = shutdown.wait_for(|stop| *stop) => Vec::new(),
+        };
         // The captures an index listed join the display's plan now.
         if let (false, Some(m)) = (plan.index_lanes().is_empty(), self.monitor()) {
             let per_tag = plan.pages_per_tag();
