@@ -698,3 +698,32 @@ fn sigterm_while_an_archive_index_does_not_answer_interrupts_the_crawl() {
     assert_eq!(crawl.wait_exit(), Some(3), "{:#?}", crawl.seen);
     assert!(crawl.saw("crawl interrupted"), "{:#?}", crawl.seen);
 }
+
+/// A page waiting out a long Retry-After is not in flight: SIGTERM stops
+/// the crawl at once (exit 3, the page listed for --retry-failed) rather
+/// than when the drain's time for in-flight requests runs out.
+#[test]
+fn sigterm_while_a_page_waits_out_a_long_retry_after_interrupts_at_once() {
+    let site = FakeSite::builder()
+        .tag("a", 150)
+        .fault(
+            "a",
+            2,
+            Fault::Status {
+                status: 429,
+                retry_after: Some("3600".into()),
+            },
+        )
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = TestConfig::new(&site, dir.path())
+        .fetch("fetchers = 1")
+        .tag_set("a", &["a"], 3)
+        .write();
+    let mut crawl = Service::from_command(json_crawl(&config, &[]));
+    crawl.wait_for("retrying page");
+    crawl.signal("-TERM");
+    assert_eq!(crawl.wait_exit(), Some(3), "{:#?}", crawl.seen);
+    let failures = std::fs::read_to_string(dir.path().join("q.failed.jsonl")).unwrap();
+    assert!(failures.contains("\"page\":2"), "{failures}");
+}

@@ -170,6 +170,11 @@ pub struct Supervisor {
     idle: Vec<usize>,
     frontier: Frontier<oneshot::Sender<PageOutcome>>,
     in_flight: HashMap<usize, Pending>,
+    /// Pages waiting out a retry's wait, by the number their timer holds:
+    /// a stop settles them at once rather than when the wait ends (a
+    /// Retry-After can be an hour).
+    retrying: HashMap<u64, Pending>,
+    next_retry: u64,
     /// Pages offered in claims not yet answered.
     claiming: usize,
     stats: SupervisorStats,
@@ -195,6 +200,8 @@ impl Supervisor {
             idle: Vec::new(),
             frontier: Frontier::default(),
             in_flight: HashMap::new(),
+            retrying: HashMap::new(),
+            next_retry: 0,
             claiming: 0,
             stats: SupervisorStats::default(),
             answered: false,
@@ -233,7 +240,10 @@ impl Supervisor {
 
     /// No further page is handed out; in-flight pages still finish.
     fn stop(&mut self, why: &'static str) {
-        let out = self.frontier.stop(why);
+        let mut out = self.frontier.stop(why);
+        for (_, p) in self.retrying.drain() {
+            out.extend(self.frontier.retry(p));
+        }
         self.deliver(out);
     }
 
@@ -508,10 +518,16 @@ impl Supervisor {
             );
         }
         p.job.attempt += 1;
+        let id = self.next_retry;
+        self.next_retry += 1;
+        self.retrying.insert(id, p);
         ctx.run_later(wait, move |act, ctx| {
-            let out = act.frontier.retry(p);
-            act.deliver(out);
-            act.dispatch(ctx);
+            // Gone if a stop settled it meanwhile.
+            if let Some(p) = act.retrying.remove(&id) {
+                let out = act.frontier.retry(p);
+                act.deliver(out);
+                act.dispatch(ctx);
+            }
         });
     }
 }
