@@ -249,9 +249,10 @@ fn a_reload_while_the_database_is_blackholed_still_answers_sigterm() {
     // A reload opens the store again: through the partition, that never
     // answers.
     svc.signal("-HUP");
-    // On a loaded machine closing the old crawler's output can itself
-    // outlast a status interval and be reported first; the reload's own
-    // wait is the one that must follow.
+    // The old crawler may have had a call of its own on the wire when the
+    // link went dark (a status line's store figures): retiring it waits on
+    // that call, reported at each status interval, until the connection's
+    // TCP user timeout (30 s) fails it. The reload's own wait must follow.
     let mut other_waits = Vec::new();
     loop {
         let waiting = svc
@@ -261,7 +262,7 @@ fn a_reload_while_the_database_is_blackholed_still_answers_sigterm() {
         }
         other_waits.push(waiting);
         assert!(
-            other_waits.len() < 10,
+            other_waits.len() < 45,
             "never waited on opening: {other_waits:#?}"
         );
     }
