@@ -305,17 +305,32 @@ impl Response {
     }
 }
 
+/// The longest wait a `Retry-After` is taken at: a day, however it is
+/// written (a server's clock or arithmetic gone wrong must not park the
+/// crawler for a year).
+const LONGEST_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
 /// `Retry-After` as seconds or as an HTTP date; a date in the past means
-/// "now", an unreadable value means the header was not given.
+/// "now", an unreadable value means the header was not given. Seconds with
+/// a fraction (`1.5`, not in RFC 9110 but sent by some servers) are read
+/// as written.
 pub fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs.min(24 * 3600)));
-    }
-    let when = DateTime::parse_from_rfc2822(value)
-        .ok()?
-        .with_timezone(&Utc);
-    Some((when - now).to_std().unwrap_or(Duration::ZERO))
+    let wait = if let Ok(secs) = value.parse::<u64>() {
+        Duration::from_secs(secs.min(LONGEST_RETRY_AFTER.as_secs()))
+    } else if let Some(secs) = value
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+    {
+        Duration::from_secs_f64(secs.min(LONGEST_RETRY_AFTER.as_secs_f64()))
+    } else {
+        let when = DateTime::parse_from_rfc2822(value)
+            .ok()?
+            .with_timezone(&Utc);
+        (when - now).to_std().unwrap_or(Duration::ZERO)
+    };
+    Some(wait.min(LONGEST_RETRY_AFTER))
 }
 
 #[cfg(test)]
@@ -338,6 +353,28 @@ mod tests {
         assert_eq!(retry_after(&h, now), Some(Duration::from_secs(30)));
         h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h, now), None);
+    }
+
+    #[test]
+    fn retry_after_reads_fractions_and_caps_every_form_at_a_day() {
+        let now = DateTime::parse_from_rfc3339("2015-10-21T07:28:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, HeaderValue::from_static("1.5"));
+        assert_eq!(retry_after(&h, now), Some(Duration::from_millis(1500)));
+        for never in ["NaN", "-3", "inf"] {
+            h.insert(RETRY_AFTER, HeaderValue::from_static(never));
+            assert_eq!(retry_after(&h, now), None, "{never}");
+        }
+        let day = Some(Duration::from_secs(24 * 3600));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("1e9"));
+        assert_eq!(retry_after(&h, now), day);
+        h.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2026 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&h, now), day, "a date years ahead");
     }
 
     #[tokio::test]
