@@ -317,6 +317,11 @@ fn init_logging(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(LogWriter)
+        // A log that cannot be written (standard error on a full disk, a
+        // closed pipe) loses its lines, not the crawl: by default the
+        // subscriber reports the failure with eprintln!, which panics on
+        // the same standard error.
+        .log_internal_errors(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         LogFormat::Human => builder.init(),

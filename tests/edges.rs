@@ -727,3 +727,28 @@ fn sigterm_while_a_page_waits_out_a_long_retry_after_interrupts_at_once() {
     let failures = std::fs::read_to_string(dir.path().join("q.failed.jsonl")).unwrap();
     assert!(failures.contains("\"page\":2"), "{failures}");
 }
+
+/// A log that cannot be written (standard error on a full disk) costs the
+/// log lines, not the crawl: every record is written and the exit code is
+/// the crawl's. Before, the first failed line panicked (exit 101) and the
+/// output was never written.
+#[test]
+fn a_log_that_cannot_be_written_does_not_stop_the_crawl() {
+    let site = FakeSite::builder().tag("a", 100).start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = TestConfig::new(&site, dir.path())
+        .tag_set("a", &["a"], 2)
+        .write();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let status = bin()
+        .args(["crawl", "--config"])
+        .arg(&config)
+        .stderr(full)
+        .status()
+        .expect("run stackcrawl crawl");
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(read_jsonl(&dir.path().join("q.jsonl")).len(), 100);
+}
