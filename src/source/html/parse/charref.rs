@@ -6,7 +6,11 @@ use std::borrow::Cow;
 
 use markup5ever::data::{C1_REPLACEMENTS, NAMED_ENTITIES};
 
-use super::stream::{Step, Unhandled};
+/// Why the list region's scan gave up (here, or in `stream`); never shown,
+/// the tree is built instead.
+pub(super) struct Unhandled;
+
+pub(super) type Step<T = ()> = Result<T, Unhandled>;
 
 /// Text or an attribute value as the tree holds it: character references
 /// decoded, line breaks normalized; `Unhandled` for the few references

@@ -23,7 +23,7 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use super::charref::decode;
+use super::charref::{decode, Step, Unhandled};
 #[cfg(test)]
 use super::dom::is_summary;
 use super::dom::{is_summary_class, Dom};
@@ -184,11 +184,6 @@ impl<'t, 'a: 't> Dom<'t> for TapeNode<'t, 'a> {
         self.entry().prev.map(|p| self.at(p))
     }
 }
-
-/// Why the scan gave up; never shown, the tree is built instead.
-pub(super) struct Unhandled;
-
-pub(super) type Step<T = ()> = Result<T, Unhandled>;
 
 /// An open element on the builder's stack.
 struct Open {
