@@ -35,12 +35,13 @@
 //!   it stays free of 429s (CUBIC's convex region): a site that raised its
 //!   limit is found within seconds, while a site at its old limit sees no
 //!   probe for as long as the hold lasts, twice as long each time a 429
-//!   confirms the figure. A decrease the evidence could not measure
-//!   (clamped to the deepest cut) holds half a second and probes fast: it
-//!   is a guess, and the probe corrects it, but only up to just under the
-//!   lowest rate the site refused until the rate has been safe for as long
-//!   as a measured one holds (then that bound probes as a measured rate
-//!   does). A guess refused again with nothing measured is halved rather
+//!   confirms the figure. A decrease the evidence could not measure (a
+//!   sample too short) holds briefly and probes fast: it is a guess, and
+//!   the probe corrects it. A blind one (clamped to the deepest cut, with
+//!   nothing to go by) holds half a second and probes faster still. Every
+//!   guess probes only up to just under the lowest rate the site refused,
+//!   until the rate has been safe for as long as a measured one holds
+//!   (then that bound probes as a measured rate does). A guess refused again with nothing measured is halved rather
 //!   than trimmed, as TCP does, and bounds the next probe in turn. A probe
 //!   refused well above the rate it had a second before (with no pause
 //!   since) cuts no lower than that rate: the site took it for a second.
@@ -100,9 +101,14 @@ const CONFIRMED: f64 = 0.1;
 const LONGEST_HOLD: Duration = Duration::from_secs(48);
 /// After a decrease the evidence could not measure, the hold is this much
 /// shorter...
-const GUESS_HOLD: u32 = 12;
+const GUESS_HOLD: u32 = 5;
 /// ...and the rise this much faster.
-const GUESS_RISE: u32 = 6;
+const GUESS_RISE: u32 = 4;
+/// A blind cut (clamped, or a guess halved) holds and rises faster still:
+/// it says least of all where the site's rate is, and its probe stops
+/// under the rate the site refused.
+const BLIND_HOLD: u32 = 12;
+const BLIND_RISE: u32 = 6;
 /// The refusal at the edge of what the site allows is measured by the
 /// spacing of this many accepted requests before it.
 const EDGE_SAMPLE: usize = 4;
@@ -170,6 +176,10 @@ struct Cut {
     rate: f64,
     /// The evidence measured the site's rate (it was not a clamped guess).
     measured: bool,
+    /// Not measured, but some evidence gave the figure (a sample too
+    /// short to trust): it probes at a guess's pace. Else it is blind (a
+    /// clamped cut, a halving) and probes faster.
+    informed: bool,
     /// How long a measured rate holds before probing.
     hold: Duration,
     /// The lowest rate the site refused in this event and in the guesses
@@ -191,7 +201,11 @@ impl Cut {
         if self.measured {
             return rising(self.rate, self.hold, RISE);
         }
-        let guess = rising(self.rate, HOLD / GUESS_HOLD, RISE / GUESS_RISE);
+        let guess = if self.informed {
+            rising(self.rate, HOLD / GUESS_HOLD, RISE / GUESS_RISE)
+        } else {
+            rising(self.rate, HOLD / BLIND_HOLD, RISE / BLIND_RISE)
+        };
         let bound = rising(self.refused * LEAST_CUT, HOLD, RISE);
         guess.min(bound.max(self.rate))
     }
@@ -460,6 +474,7 @@ impl RateControl {
             at: now,
             rate: self.rate,
             measured: false,
+            informed: false,
             hold: HOLD,
             refused,
         });
@@ -515,6 +530,7 @@ impl RateControl {
         let cut = self.cut.as_mut()?;
         cut.rate = rate;
         cut.measured = measured && target > lowest;
+        cut.informed = accepted.is_some() && target > lowest;
         if rate == self.rate && self.reported == rate {
             return None;
         }
@@ -828,14 +844,34 @@ mod tests {
 
     #[test]
     fn a_guess_probes_sooner_and_faster_than_a_measurement() {
-        // Refused at once, nothing accepted: a clamped guess at a quarter.
+        // Refused at once, nothing accepted: a clamped guess at a quarter,
+        // blind.
         let mut c = RateControl::new(20.0);
         let t0 = Instant::now();
         c.answered(t0, t0, throttled(1));
         assert_eq!(c.rate(), 5.0);
-        let soon = t0 + HOLD / GUESS_HOLD + RISE / GUESS_RISE;
+        let soon = t0 + HOLD / BLIND_HOLD + RISE / BLIND_RISE;
         c.answered(soon, soon, OK);
         assert!((c.rate() - 7.5).abs() < 1e-9, "{}", c.rate());
+    }
+
+    #[test]
+    fn a_guess_from_a_short_sample_probes_slower_than_a_blind_one() {
+        // One served beside two refused on the wire: 6.5/s, not a
+        // measurement, but not nothing either (a bucket with burst serves
+        // the probe from its tokens for seconds past its rate).
+        let mut c = RateControl::new(20.0);
+        let t0 = Instant::now();
+        c.answered(t0, t0 + ms(50), OK);
+        c.answered(t0 + ms(100), t0 + ms(210), throttled(1));
+        c.answered(t0 + ms(150), t0 + ms(250), OK);
+        c.answered(t0 + ms(200), t0 + ms(300), throttled(1));
+        let guess = c.rate();
+        assert!((guess - 1.0 / 0.15 * MARGIN).abs() < 1e-9, "{guess}");
+        // Counted from the first 429 read.
+        let soon = t0 + ms(210) + HOLD / GUESS_HOLD + RISE / GUESS_RISE;
+        c.answered(soon, soon, OK);
+        assert!((c.rate() - guess * 1.5).abs() < 1e-9, "{}", c.rate());
     }
 
     #[test]
