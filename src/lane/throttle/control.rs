@@ -41,10 +41,11 @@
 //!   nothing to go by) holds half a second and probes faster still. Every
 //!   guess probes only up to just under the lowest rate the site refused,
 //!   until the rate has been safe for as long as a measured one holds
-//!   (then that bound probes as a measured rate does). A guess refused again with nothing measured is halved rather
-//!   than trimmed, as TCP does, and bounds the next probe in turn. A probe
-//!   refused well above the rate it had a second before (with no pause
-//!   since) cuts no lower than that rate: the site took it for a second.
+//!   (then that bound probes as a measured rate does). A guess refused
+//!   again with nothing measured is halved rather than trimmed, as TCP
+//!   does, and bounds the next probe in turn. A probe refused well above
+//!   the rate it had a second before (with no pause since) cuts no lower
+//!   than that rate: the site took it for a second.
 //! - TCP's slow start, reduced to what a pacer needs: until the site has
 //!   taken the quota for a second, requests are spaced at the quota without
 //!   the governor's burst. A site that refuses bursts (nginx's `limit_req`
@@ -227,7 +228,6 @@ struct Event {
     /// The evidence covers the whole window (not the opening, not just
     /// after a pause).
     observed: bool,
-
     /// The site was seen serving again, at a measured rate, within a short
     /// `Retry-After`: the lane need not wait it out.
     lifted: bool,
@@ -446,11 +446,10 @@ impl RateControl {
         let evidence_from = resumed.copied().max(self.first_sent).unwrap_or(sent);
         // A guess refused again bounds the site's rate with its own.
         let guess = self.cut.filter(|cut| !cut.measured);
-        // The probe's rate a while ago was taken since; a refusal well
-        // above it is the probe's, and the cut stops there. Near it, the
-        // site may have lowered its limit.
-        // Not if the lane was paused since: the probe's rate is what it
-        // allowed, and the site took it only if requests went.
+        // The probe's rate a second ago was taken since (unless a pause
+        // stopped the requests): a refusal well above it is the probe's,
+        // and the cut stops there. Near it, the site may have lowered its
+        // limit.
         let safe = self
             .cut
             .zip(now.checked_sub(SAFE_SPAN))
