@@ -28,7 +28,7 @@ pub enum Shape {
 impl Shape {
     /// The shape with its rate multiplied by `factor` (the bucket keeps its
     /// burst, a window its length).
-    fn scaled(self, factor: f64) -> Shape {
+    pub fn scaled(self, factor: f64) -> Shape {
         let count = |n: u32| ((f64::from(n) * factor).round() as u32).max(1);
         match self {
             Shape::TokenBucket { rate, burst } => Shape::TokenBucket {

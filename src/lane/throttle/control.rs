@@ -8,16 +8,21 @@
 //!   goes to a measured figure, as BBR does, less a margin. Which figure
 //!   depends on what the evidence can tell. First, once room came free
 //!   twice while the site refused (a refusal followed by an acceptance,
-//!   see `RateControl::refill_rate`), the rate it came free at: what the
-//!   site accepted between those instants, whatever its burst or window.
+//!   see `RateControl::refill_rate`) with no pause between (a pause idles
+//!   the crawl, and a bucket keeps no more than its burst of what came
+//!   free meanwhile), the rate it came free at: what the site accepted
+//!   between those instants, whatever its burst or window.
 //!   Else (see `RateControl::estimate`):
 //!   while the requests on the wire with the refused one are partly served
 //!   (a bucket letting one through per period), the rate they are served
 //!   at; after a whole window of accepted requests (a refusal at the edge
 //!   of the limit), the spacing of the last few; else what the site
-//!   accepted over the span its `Retry-After` names. Answers to requests
-//!   on the wire arrive during the pause the 429 brings, and each refines
-//!   the event's figure.
+//!   accepted over the span its `Retry-After` names. A measured figure is
+//!   bracketed from above by the refusals: one that came soon after an
+//!   acceptance says a bucket's period is longer than that gap, and the
+//!   figure moves halfway to that bound when it is close
+//!   (`RateControl::narrowed`). Answers to requests on the wire arrive
+//!   during the pause the 429 brings, and each refines the event's figure.
 //! - A 429's `Retry-After` pauses the lane, but one of a second or two is
 //!   often the site rounding "a few ms" up to whole seconds (a bucket's
 //!   next token): once a request sent after the refused one is served,
@@ -30,9 +35,17 @@
 //!   it stays free of 429s (CUBIC's convex region): a site that raised its
 //!   limit is found within seconds, while a site at its old limit sees no
 //!   probe for as long as the hold lasts, twice as long each time a 429
-//!   confirms the figure. A decrease the evidence could not measure
-//!   (clamped to the deepest cut) holds briefly and probes fast: it is a
-//!   guess, and the probe corrects it.
+//!   confirms the figure. A decrease the evidence could not measure (a
+//!   sample too short) holds briefly and probes fast: it is a guess, and
+//!   the probe corrects it. A blind one (clamped to the deepest cut, with
+//!   nothing to go by) holds half a second and probes faster still. Every
+//!   guess probes only up to just under the lowest rate the site refused,
+//!   until the rate has been safe for as long as a measured one holds
+//!   (then that bound probes as a measured rate does). A guess refused
+//!   again with nothing measured is halved rather than trimmed, as TCP
+//!   does, and bounds the next probe in turn. A probe refused well above
+//!   the rate it had a second before (with no pause since) cuts no lower
+//!   than that rate: the site took it for a second.
 //! - TCP's slow start, reduced to what a pacer needs: until the site has
 //!   taken the quota for a second, requests are spaced at the quota without
 //!   the governor's burst. A site that refuses bursts (nginx's `limit_req`
@@ -67,6 +80,13 @@ const LEAST_CUT: f64 = 0.9;
 /// ...and to no less than this share (two TCP halvings), however few
 /// requests were accepted before it: a short sample is not a measurement.
 const DEEPEST_CUT: f64 = 0.25;
+/// A refusal of a probe at more than this multiple of the rate it had a
+/// [`SAFE_SPAN`] before cuts no lower than that rate.
+const PROBED: f64 = 1.1;
+const SAFE_SPAN: Duration = Duration::from_secs(1);
+/// A guess the site refused, with nothing measured since, is halved (TCP's
+/// decrease): trimming it by the least cut again costs a 429 a step.
+const REFUTED_CUT: f64 = 0.5;
 /// The rate never falls below this share of the quota.
 const FLOOR: f64 = 1.0 / 64.0;
 /// After a measured decrease the rate holds this long before probing...
@@ -85,6 +105,11 @@ const LONGEST_HOLD: Duration = Duration::from_secs(48);
 const GUESS_HOLD: u32 = 5;
 /// ...and the rise this much faster.
 const GUESS_RISE: u32 = 4;
+/// A blind cut (clamped, or a guess halved) holds and rises faster still:
+/// it says least of all where the site's rate is, and its probe stops
+/// under the rate the site refused.
+const BLIND_HOLD: u32 = 12;
+const BLIND_RISE: u32 = 6;
 /// The refusal at the edge of what the site allows is measured by the
 /// spacing of this many accepted requests before it.
 const EDGE_SAMPLE: usize = 4;
@@ -152,22 +177,38 @@ struct Cut {
     rate: f64,
     /// The evidence measured the site's rate (it was not a clamped guess).
     measured: bool,
+    /// Not measured, but some evidence gave the figure (a sample too
+    /// short to trust): it probes at a guess's pace. Else it is blind (a
+    /// clamped cut, a halving) and probes faster.
+    informed: bool,
     /// How long a measured rate holds before probing.
     hold: Duration,
+    /// The lowest rate the site refused in this event and in the guesses
+    /// that led to it: the evidence's upper bound on its rate.
+    refused: f64,
 }
 
 impl Cut {
-    /// The rate `now`: held, then rising ever faster.
+    /// The rate `now`: held, then rising ever faster. A guess probes soon
+    /// and fast, but not past the rate the site refused until the rate
+    /// has been safe as long as a measured one holds: that bound is
+    /// evidence, the guess is not.
     fn probe(&self, now: Instant) -> f64 {
-        let (hold, rise) = if self.measured {
-            (self.hold, RISE)
-        } else {
-            (HOLD / GUESS_HOLD, RISE / GUESS_RISE)
-        };
         let safe = now.saturating_duration_since(self.at);
-        let rising = safe.saturating_sub(hold).as_secs_f64();
-        let t = rising / rise.as_secs_f64();
-        self.rate * (1.0 + 0.5 * t * t * t)
+        let rising = |base: f64, hold: Duration, rise: Duration| {
+            let t = safe.saturating_sub(hold).as_secs_f64() / rise.as_secs_f64();
+            base * (1.0 + 0.5 * t * t * t)
+        };
+        if self.measured {
+            return rising(self.rate, self.hold, RISE);
+        }
+        let guess = if self.informed {
+            rising(self.rate, HOLD / GUESS_HOLD, RISE / GUESS_RISE)
+        } else {
+            rising(self.rate, HOLD / BLIND_HOLD, RISE / BLIND_RISE)
+        };
+        let bound = rising(self.refused * LEAST_CUT, HOLD, RISE);
+        guess.min(bound.max(self.rate))
     }
 }
 
@@ -190,6 +231,12 @@ struct Event {
     /// The site was seen serving again, at a measured rate, within a short
     /// `Retry-After`: the lane need not wait it out.
     lifted: bool,
+    /// The rate before it was a guess, which the site refused: the next
+    /// guess halves it rather than trimming it.
+    refuted: bool,
+    /// A rate the site took for [`SAFE_SPAN`] before the probe went on
+    /// past it and was refused: no cut goes below it.
+    safe: f64,
 }
 
 /// The rate a host accepts, learned from its answers. Pure: every instant
@@ -397,6 +444,19 @@ impl RateControl {
         let resumed = self.resumes.iter().filter(|end| **end <= sent).max();
         let measurable = resumed.is_none_or(|r| sent.duration_since(*r) >= window / 2);
         let evidence_from = resumed.copied().max(self.first_sent).unwrap_or(sent);
+        // A guess refused again bounds the site's rate with its own.
+        let guess = self.cut.filter(|cut| !cut.measured);
+        // The probe's rate a second ago was taken since (unless a pause
+        // stopped the requests): a refusal well above it is the probe's,
+        // and the cut stops there. Near it, the site may have lowered its
+        // limit.
+        let safe = self
+            .cut
+            .zip(now.checked_sub(SAFE_SPAN))
+            .filter(|(cut, t)| *t >= cut.at && self.resumes.iter().all(|r| r <= t))
+            .map(|(cut, t)| cut.probe(t))
+            .filter(|safe| self.rate > safe * PROBED)
+            .unwrap_or(0.0);
         self.event = Some(Event {
             before: self.rate,
             refused: sent,
@@ -404,13 +464,18 @@ impl RateControl {
             measurable,
             observed: sent.saturating_duration_since(evidence_from) >= window,
             lifted: false,
+            refuted: guess.is_some(),
+            safe,
         });
+        let refused = guess.map_or(self.rate, |cut| cut.refused.min(self.rate));
         self.cut_at = Some(now);
         self.cut = Some(Cut {
             at: now,
             rate: self.rate,
             measured: false,
+            informed: false,
             hold: HOLD,
+            refused,
         });
         let change = self.refine();
         if let Some(cut) = self.cut.as_mut().filter(|c| c.measured) {
@@ -437,7 +502,7 @@ impl RateControl {
         if served_since && ev.window <= SHORT_RETRY {
             self.event = Some(Event { lifted: true, ..ev });
         }
-        let lowest = ev.before * DEEPEST_CUT;
+        let lowest = (ev.before * DEEPEST_CUT).max(ev.safe);
         // Refused just under a rate the site states, the request was most
         // likely bunched on its way; the policy still stands.
         let least = match self.stated {
@@ -446,6 +511,7 @@ impl RateControl {
         };
         let target = match accepted {
             Some(a) => a * MARGIN,
+            None if ev.refuted && self.stated.is_none() => ev.before * REFUTED_CUT,
             None => ev.before * least,
         };
         let target = match self.stated {
@@ -457,10 +523,13 @@ impl RateControl {
             Some(_) => self.ceiling * least,
             None => ev.before * least,
         };
-        let rate = target.clamp(lowest, highest).max(self.ceiling * FLOOR);
+        let rate = target
+            .clamp(lowest.min(highest), highest)
+            .max(self.ceiling * FLOOR);
         let cut = self.cut.as_mut()?;
         cut.rate = rate;
         cut.measured = measured && target > lowest;
+        cut.informed = accepted.is_some() && target > lowest;
         if rate == self.rate && self.reported == rate {
             return None;
         }
@@ -486,20 +555,12 @@ impl RateControl {
         let mut freed: Vec<(Instant, usize)> = Vec::new();
         let mut accepted = 0;
         let mut refused: Option<Instant> = None;
-        // The longest a refusal followed the acceptance just before it: a
-        // bucket's period is longer, whatever its burst.
-        let mut unrefilled = Duration::ZERO;
-        let mut last_ok: Option<Instant> = None;
         for &(sent, ok) in self.answers.iter().filter(|(t, _)| *t >= from) {
             if !ok {
-                if let Some(a) = last_ok.take() {
-                    unrefilled = unrefilled.max(sent.saturating_duration_since(a));
-                }
                 refused = Some(sent);
                 continue;
             }
             accepted += 1;
-            last_ok = Some(sent);
             if let Some(x) = refused.take() {
                 freed.push((x + sent.saturating_duration_since(x) / 2, accepted));
             }
@@ -509,18 +570,39 @@ impl RateControl {
         if last < ev.refused || n1 <= n0 || span <= 0.0 {
             return None;
         }
+        // A pause between the two instants idled the crawl: a bucket kept
+        // no more than its burst of what came free meanwhile.
+        if self.resumes.iter().any(|r| *r > first && *r < last) {
+            return None;
+        }
         let refill = (n1 - n0) as f64 / span;
         // Against a bucket the refill reads low when requests came late for
         // their token (one without burst restarts its period at each
-        // acceptance); the refusals bound the rate from above. Between
-        // the two when the bound is close enough to narrow it; a window's
-        // refusals bound nothing.
+        // acceptance).
+        Some(self.narrowed(refill, from))
+    }
+
+    /// A measured `rate` narrowed by the refusals' bound from `from` on:
+    /// the longest a refusal followed the acceptance just before it says
+    /// a bucket's period is longer than that, whatever its burst. Between
+    /// the two when the bound is close enough to narrow it; a window's
+    /// refusals bound nothing.
+    fn narrowed(&self, rate: f64, from: Instant) -> f64 {
+        let mut unrefilled = Duration::ZERO;
+        let mut last_ok: Option<Instant> = None;
+        for &(sent, ok) in self.answers.iter().filter(|(t, _)| *t >= from) {
+            if ok {
+                last_ok = Some(sent);
+            } else if let Some(a) = last_ok.take() {
+                unrefilled = unrefilled.max(sent.saturating_duration_since(a));
+            }
+        }
         let bound = 1.0 / unrefilled.as_secs_f64();
-        Some(if bound > refill && bound <= refill * TIGHT_BOUND {
-            (refill + bound) / 2.0
+        if bound > rate && bound <= rate * TIGHT_BOUND {
+            (rate + bound) / 2.0
         } else {
-            refill
-        })
+            rate
+        }
     }
 
     /// Whether a 429's `Retry-After` of `wait` should hold the whole lane:
@@ -581,7 +663,8 @@ impl RateControl {
                     EDGE_SAMPLE as f64 / ev.refused.saturating_duration_since(oldest).as_secs_f64()
                 })
                 .filter(|r| r.is_finite());
-            return (Some(accepted.max(edge.unwrap_or(0.0))), true);
+            let measured = accepted.max(edge.unwrap_or(0.0));
+            return (Some(self.narrowed(measured, from)), true);
         }
         // Not the whole window seen (the opening, or soon after a pause):
         // the count is what a window limit allows, and reads low for a
@@ -760,14 +843,34 @@ mod tests {
 
     #[test]
     fn a_guess_probes_sooner_and_faster_than_a_measurement() {
-        // Refused at once, nothing accepted: a clamped guess at a quarter.
+        // Refused at once, nothing accepted: a clamped guess at a quarter,
+        // blind.
         let mut c = RateControl::new(20.0);
         let t0 = Instant::now();
         c.answered(t0, t0, throttled(1));
         assert_eq!(c.rate(), 5.0);
-        let soon = t0 + HOLD / GUESS_HOLD + RISE / GUESS_RISE;
+        let soon = t0 + HOLD / BLIND_HOLD + RISE / BLIND_RISE;
         c.answered(soon, soon, OK);
         assert!((c.rate() - 7.5).abs() < 1e-9, "{}", c.rate());
+    }
+
+    #[test]
+    fn a_guess_from_a_short_sample_probes_slower_than_a_blind_one() {
+        // One served beside two refused on the wire: 6.5/s, not a
+        // measurement, but not nothing either (a bucket with burst serves
+        // the probe from its tokens for seconds past its rate).
+        let mut c = RateControl::new(20.0);
+        let t0 = Instant::now();
+        c.answered(t0, t0 + ms(50), OK);
+        c.answered(t0 + ms(100), t0 + ms(210), throttled(1));
+        c.answered(t0 + ms(150), t0 + ms(250), OK);
+        c.answered(t0 + ms(200), t0 + ms(300), throttled(1));
+        let guess = c.rate();
+        assert!((guess - 1.0 / 0.15 * MARGIN).abs() < 1e-9, "{guess}");
+        // Counted from the first 429 read.
+        let soon = t0 + ms(210) + HOLD / GUESS_HOLD + RISE / GUESS_RISE;
+        c.answered(soon, soon, OK);
+        assert!((c.rate() - guess * 1.5).abs() < 1e-9, "{}", c.rate());
     }
 
     #[test]
@@ -1029,5 +1132,123 @@ mod tests {
             .answers
             .iter()
             .all(|(t, _)| end.duration_since(*t) <= MAX_WINDOW + ms(40)));
+    }
+
+    #[test]
+    fn a_refusal_at_a_buckets_edge_is_narrowed_by_how_soon_it_followed_an_acceptance() {
+        // A second at 5/s, then a probe closing in on a bucket of about 8/s
+        // without burst: 150, 140, 130, 128 ms apart, all served, and the
+        // next request, 120 ms after the last, refused. The last four's
+        // spacing reads 7.7/s; the refusal says the period is longer than
+        // 120 ms, 8.3/s at most. The rate goes between the two.
+        let sends = [
+            (0, true),
+            (200, true),
+            (400, true),
+            (600, true),
+            (800, true),
+            (1000, true),
+            (1150, true),
+            (1290, true),
+            (1420, true),
+            (1548, true),
+            (1668, false),
+        ];
+        let mut c = RateControl::new(20.0);
+        feed(&mut c, Instant::now(), &sends, ms(1));
+        let rate = c.rate();
+        assert!((7.7..8.1).contains(&rate), "{rate}");
+    }
+
+    #[test]
+    fn a_guess_probes_fast_but_not_past_the_rate_the_site_refused_until_it_has_held() {
+        // Refused at the quota at once: a guess of a quarter.
+        let mut c = RateControl::new(20.0);
+        let t0 = Instant::now();
+        c.answered(t0, t0, throttled(1));
+        assert_eq!(c.rate(), 5.0);
+        // Three seconds safe: the guess has probed up to just under the
+        // rate the site refused, and no further...
+        let safe = t0 + ms(3000);
+        c.answered(safe, safe, OK);
+        assert_eq!(c.rate(), 20.0 * LEAST_CUT);
+        let held = t0 + HOLD - ms(1);
+        c.answered(held, held, OK);
+        assert_eq!(c.rate(), 20.0 * LEAST_CUT);
+        // ...until it has held as long as a measured rate does: then it
+        // probes past it, as a site that raised its limit needs.
+        let late = t0 + HOLD + RISE;
+        c.answered(late, late, OK);
+        assert_eq!(c.rate(), 20.0);
+    }
+
+    #[test]
+    fn a_guess_refused_again_with_nothing_measured_is_halved_and_bounds_the_probe() {
+        let mut c = RateControl::new(20.0);
+        let t0 = Instant::now();
+        c.answered(t0, t0, throttled(1));
+        c.paused(t0 + ms(1000), t0);
+        // Refused again among the first requests after the pause: too few
+        // to measure by, and the guess itself was too high.
+        let resumed = t0 + ms(1000);
+        c.answered(resumed, resumed + ms(10), OK);
+        let guess = c.rate();
+        c.answered(resumed + ms(200), resumed + ms(210), throttled(1));
+        assert_eq!(c.rate(), guess * REFUTED_CUT);
+        // The probe from there stops under the guess the site refused.
+        let safe = resumed + ms(3000);
+        c.answered(safe, safe, OK);
+        assert_eq!(c.rate(), guess * LEAST_CUT);
+    }
+
+    #[test]
+    fn a_probe_refused_well_above_the_rate_it_had_a_second_before_cuts_no_lower() {
+        // A guess probing fast, each request sent at the rate the probe
+        // allows; then a refusal whose Retry-After (3 s) reaches back past
+        // the guess: counted over that span, the site took 3.5/s.
+        let mut c = RateControl::new(20.0);
+        let t0 = Instant::now();
+        c.answered(t0, t0, throttled(1));
+        let mut sent = t0 + ms(100);
+        let mut rates = Vec::new();
+        while sent < t0 + ms(2000) {
+            c.answered(sent, sent + ms(1), OK);
+            rates.push((sent + ms(1), c.rate()));
+            sent += Duration::from_secs_f64(1.0 / c.rate());
+        }
+        let refused_at = sent + ms(1);
+        let a_second_before = rates
+            .iter()
+            .rev()
+            .find(|(at, _)| *at + SAFE_SPAN <= refused_at)
+            .map_or(0.0, |(_, rate)| *rate);
+        assert!(c.rate() > a_second_before * PROBED, "still probing");
+        c.answered(sent, refused_at, throttled(3));
+        assert!(
+            c.rate() >= a_second_before,
+            "{} < {a_second_before}",
+            c.rate()
+        );
+    }
+
+    #[test]
+    fn room_freed_on_either_side_of_a_pause_is_not_read_as_the_refill() {
+        // A bucket of 8/s without burst met by a probe: refused, a pause
+        // (lifted early), then one served, one refused and one served on
+        // the wire with it. One acceptance between the two instants room
+        // came free, 200 ms apart, reads 5/s; the pause idled the crawl in
+        // between, and a bucket keeps no more than its burst.
+        let mut c = RateControl::new(20.0);
+        let t0 = Instant::now();
+        let probe = accept_run(&mut c, t0, 24, 8.0, ms(1));
+        let first = probe + ms(120);
+        c.answered(first, first + ms(110), throttled(1));
+        let measured = c.rate();
+        c.paused(first + ms(1110), first + ms(110));
+        c.resumed(first + ms(225), first + ms(225));
+        c.answered(first + ms(230), first + ms(330), OK);
+        c.answered(first + ms(350), first + ms(450), throttled(1));
+        c.answered(first + ms(400), first + ms(500), OK);
+        assert!(c.rate() > measured * 0.8, "{} after {measured}", c.rate());
     }
 }
