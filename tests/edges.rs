@@ -752,3 +752,47 @@ fn a_log_that_cannot_be_written_does_not_stop_the_crawl() {
     assert_eq!(status.code(), Some(0));
     assert_eq!(read_jsonl(&dir.path().join("q.jsonl")).len(), 100);
 }
+
+/// A page in flight when the crawl stops (here: records that cannot be
+/// written) that then meets a long Retry-After is settled at once, not
+/// after the wait: a stop other than a signal has no drain deadline, and
+/// the crawl waited out the whole Retry-After before it could end.
+#[test]
+fn a_page_refused_after_the_crawl_stopped_does_not_wait_out_its_retry_after() {
+    let site = FakeSite::builder()
+        .tag("a", 100)
+        .tag("b", 50)
+        .fault(
+            "b",
+            1,
+            Fault::Late(
+                Duration::from_secs(1),
+                Box::new(Fault::Status {
+                    status: 429,
+                    retry_after: Some("3600".into()),
+                }),
+            ),
+        )
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = TestConfig::new(&site, dir.path())
+        .fetch("fetchers = 4\nburst = 4")
+        .sets("[tag_sets.s]\ntags = [\"a\", \"b\"]\npages = 2\n")
+        .write();
+    let mut cmd = json_crawl(&config, &[]);
+    // All four pages go out at once; the first written (about 35 KB)
+    // fits, the next does not and stops the crawl while b/1 is still on
+    // the wire.
+    stackcrawl_fakesite::service::limit_file_size(&mut cmd, 64 * 1024);
+    let mut crawl = Service::from_command(cmd);
+    assert_eq!(crawl.wait_exit(), Some(1), "{:#?}", crawl.seen);
+    assert!(
+        crawl.saw("the page's records cannot be written: crawl stops, no further page is fetched")
+    );
+    assert!(
+        site.page_hits()
+            .iter()
+            .any(|h| h.tag.as_deref() == Some("b") && h.status == 429),
+        "b/1 was refused after the stop"
+    );
+}

@@ -116,6 +116,8 @@ pub enum Fault {
     Redirect(String),
     /// A 200 whose body is this text instead of the page.
     Body(String),
+    /// This fault, once this long has passed.
+    Late(Duration, Box<Fault>),
 }
 
 /// Random faults, applied with a seeded generator so runs are repeatable.
@@ -878,7 +880,12 @@ async fn serve(
         } else {
             String::new()
         };
-        let status = match (&fault, req.tag.is_some() || req.robots) {
+        // What the client will see, a late fault's included.
+        let mut seen = fault.as_ref();
+        while let Some(Fault::Late(_, inner)) = seen {
+            seen = Some(&**inner);
+        }
+        let status = match (seen, req.tag.is_some() || req.robots) {
             (Some(Fault::Status { status, .. }), _) => *status,
             (Some(Fault::Drop), _) => 0,
             (_, true) => 200,
@@ -931,7 +938,14 @@ async fn serve(
         out.extend_from_slice(body);
         out
     };
+    let mut fault = fault;
+    while let Some(Fault::Late(d, inner)) = fault {
+        tokio::time::sleep(d).await;
+        fault = Some(*inner);
+    }
     let bytes = match fault {
+        // Unwrapped just above.
+        Some(Fault::Late(..)) => return,
         Some(Fault::Drop) => return,
         Some(Fault::Status { status, retry_after }) => {
             let extra = retry_after.map(|r| format!("Retry-After: {r}\r\n")).unwrap_or_default();

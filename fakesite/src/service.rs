@@ -99,7 +99,9 @@ impl Service {
                 // ends (and the channel with it) at the pipe's end of file,
                 // however long a loaded machine takes to get there.
                 loop {
-                    let left = deadline.saturating_duration_since(Instant::now());
+                    let left = deadline
+                        .saturating_duration_since(Instant::now())
+                        .max(Duration::from_secs(1));
                     match self.lines.recv_timeout(left) {
                         Ok(v) => self.seen.push(v),
                         Err(mpsc::RecvTimeoutError::Disconnected) => break,

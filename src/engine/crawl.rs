@@ -107,7 +107,10 @@ pub async fn crawl_watched(
         }
         // Records that could not be written cannot be flushed either: the
         // page that met the error first says what stopped the crawl.
-        (Err(_), PassEnd::Fatal(e @ CrawlError::Unwritable { .. })) => return Err(e),
+        (Err(flush), PassEnd::Fatal(e @ CrawlError::Unwritable { .. })) => {
+            error!(error = %flush, "the output could not be completed either");
+            return Err(e);
+        }
         (Err(e), _) => return Err(e),
     };
     // Pages are submitted a window at a time: an interrupted crawl

@@ -412,7 +412,9 @@ impl Crawler {
         let mut shutdown = self.shutdown.clone();
         tokio::select! {
             checked = self.ask_robots(plan) => checked,
-            _ = shutdown.wait_for(|stop| *stop) => {
+            // Only a shutdown asked for (a flag whose sender is gone says
+            // nothing): the pass then submits nothing.
+            Ok(_) = shutdown.wait_for(|stop| *stop) => {
                 warn!("shutdown requested before robots.txt was checked: no page is fetched");
                 Ok(())
             }

@@ -88,7 +88,7 @@ impl Crawler {
                 &mut plan,
                 opened.as_ref().map(|p| (&p.done, &p.last_pages)),
             ) => unlisted,
-            _ = shutdown.wait_for(|stop| *stop) => Vec::new(),
+            Ok(_) = shutdown.wait_for(|stop| *stop) => Vec::new(),
         };
         // The captures an index listed join the display's plan now.
         if let (false, Some(m)) = (plan.index_lanes().is_empty(), self.monitor()) {

@@ -165,7 +165,7 @@ mod tests {
         use crate::store::StoreError;
         use std::sync::Arc;
         let p = policy();
-        let full = JobError::Output(Arc::new(OutputError::Sink(SinkError::Write {
+        let full = JobError::Output(Arc::new(OutputError::Sink(SinkError::Refused {
             path: "q.jsonl".into(),
             reason: "No space left on device (os error 28)".into(),
         })));
@@ -179,6 +179,31 @@ mod tests {
         // written as ever.
         let finished = JobError::Output(Arc::new(OutputError::Store(StoreError::PassFinished(7))));
         assert_eq!(p.decide(&finished, 1, 0.5), Decision::GiveUp { stop: None });
+        // One page's data the store would not take: that page fails alone.
+        let data = JobError::Output(Arc::new(OutputError::Store(StoreError::Decode {
+            column: "title",
+            value: "\0".into(),
+            reason: "invalid byte sequence".into(),
+        })));
+        assert_eq!(p.decide(&data, 1, 0.5), Decision::GiveUp { stop: None });
+        let busy = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            None,
+        );
+        let busy = JobError::Output(Arc::new(OutputError::Store(StoreError::Sqlite(busy))));
+        assert_eq!(p.decide(&busy, 1, 0.5), Decision::GiveUp { stop: None });
+        let disk_full = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            None,
+        );
+        let disk_full =
+            JobError::Output(Arc::new(OutputError::Store(StoreError::Sqlite(disk_full))));
+        assert_eq!(
+            p.decide(&disk_full, 1, 0.5),
+            Decision::GiveUp {
+                stop: Some(Stop::Unwritable)
+            }
+        );
     }
 
     #[test]

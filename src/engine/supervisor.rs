@@ -240,10 +240,21 @@ impl Supervisor {
 
     /// No further page is handed out; in-flight pages still finish.
     fn stop(&mut self, why: &'static str) {
-        let mut out = self.frontier.stop(why);
-        for (_, p) in self.retrying.drain() {
-            out.extend(self.frontier.retry(p));
+        let out = self.frontier.stop(why);
+        self.deliver(out);
+        let waiting: Vec<Pending> = self.retrying.drain().map(|(_, p)| p).collect();
+        for p in waiting {
+            self.settle_stopped(p);
         }
+    }
+
+    /// A page that would wait for a retry after the crawl stopped: not
+    /// fetched, and its lease handed back for the rest of the fleet.
+    fn settle_stopped(&mut self, p: Pending) {
+        if let Some(lease) = p.job.lease {
+            self.release(&p.job, lease, "crawl stopped");
+        }
+        let out = self.frontier.retry(p);
         self.deliver(out);
     }
 
@@ -503,6 +514,12 @@ impl Supervisor {
                     "server asked to slow down: whole pool paused"
                 ),
             }
+        }
+        // In flight when the crawl stopped: nothing will fetch it again.
+        // (Its pause above still binds the lane, and processes started
+        // later.)
+        if self.frontier.stopped().is_some() {
+            return self.settle_stopped(p);
         }
         self.stats.retries += 1;
         if self.quiet_about(err) {

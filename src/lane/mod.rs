@@ -640,7 +640,7 @@ mod tests {
         let raw = rusqlite::Connection::open(dir.path().join("budget.sqlite")).unwrap();
         raw.execute("DELETE FROM pauses", []).unwrap();
         // Within the pause already kept, whenever it comes.
-        l.pause_for(Duration::from_secs(29));
+        l.pause_for(Duration::from_secs(20));
         settled(&l).await;
         let rows: i64 = raw
             .query_row("SELECT COUNT(*) FROM pauses", [], |r| r.get(0))

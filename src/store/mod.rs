@@ -140,6 +140,34 @@ pub enum StoreError {
     Parquet(#[from] parquet::ParquetError),
 }
 
+impl StoreError {
+    /// Whether the store refuses writes for good, not only this one: its
+    /// disk is full, it is read-only, it cannot be opened or written at
+    /// all, or this user may not write to it. See
+    /// [`OutputError::refuses_every_write`](output::OutputError::refuses_every_write).
+    pub fn refuses_every_write(&self) -> bool {
+        use rusqlite::ErrorCode::*;
+        match self {
+            StoreError::File { source, .. } | StoreError::Named { source, .. } => {
+                source.refuses_every_write()
+            }
+            StoreError::Sqlite(e) => matches!(
+                e.sqlite_error_code(),
+                Some(DiskFull | ReadOnly | SystemIoFailure | CannotOpen | PermissionDenied)
+            ),
+            // 53100: the server's disk is full (not the rest of class 53:
+            // out of memory, too many connections pass); 25006: a
+            // read-only transaction (a standby); 42501: no privilege to
+            // write.
+            StoreError::Postgres(e) => e
+                .code()
+                .is_some_and(|c| matches!(c.code(), "53100" | "25006" | "42501")),
+            StoreError::Io(e) => output::is_lasting(e),
+            _ => false,
+        }
+    }
+}
+
 /// Sizes for the periodic status line. Every figure is exact, and cheap on
 /// a store of millions of snapshots: SQLite counts (one writer, a local
 /// file); PostgreSQL reads the totals its page writes keep, since every

@@ -27,20 +27,30 @@ pub enum OutputError {
 }
 
 impl OutputError {
-    /// Whether the next page's records would meet the same error: the file
-    /// or the database refuses writes (a full disk, a read-only file, a
-    /// constraint), as opposed to this page meeting its pass's state (the
-    /// pass finished or was removed under it, the lease was taken over).
+    /// Whether the next page's records would meet the same error, so that
+    /// fetching more pages only spends quota: the output's file system is
+    /// full, read-only, over a size or quota limit, or no longer ours to
+    /// write; a Parquet writer failed part-way (it cannot go on); the
+    /// store's disk is full or read-only. An error of one page's data, a
+    /// transient one (a timeout, a lost race, a lock) or one of the pass's
+    /// state (finished, a lease taken over) is not: the page fails alone.
     pub fn refuses_every_write(&self) -> bool {
-        !matches!(
-            self,
-            OutputError::Store(
-                StoreError::PassFinished(_)
-                    | StoreError::UnknownPass(_)
-                    | StoreError::Fenced { .. }
-            )
-        )
+        match self {
+            OutputError::Sink(SinkError::Refused { .. }) => true,
+            OutputError::Sink(_) | OutputError::NoStore => false,
+            OutputError::Store(e) => e.refuses_every_write(),
+        }
     }
+}
+
+/// Whether an I/O error says the file system refuses writes for good, not
+/// only this one.
+pub(crate) fn is_lasting(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        StorageFull | ReadOnlyFilesystem | FileTooLarge | QuotaExceeded | PermissionDenied
+    )
 }
 
 #[derive(Debug, Error)]
@@ -52,6 +62,10 @@ pub enum SinkError {
     },
     #[error("cannot write output {path}: {reason}")]
     Write { path: PathBuf, reason: String },
+    /// As `Write`, and every later page would meet it too (see
+    /// [`OutputError::refuses_every_write`]).
+    #[error("cannot write output {path}: {reason}")]
+    Refused { path: PathBuf, reason: String },
     /// A Parquet output to add records to that is not one stackcrawl
     /// can read back and rewrite.
     #[error("cannot add records to the Parquet output {path}: {reason}")]
@@ -198,9 +212,10 @@ impl Sink {
             return Ok(());
         }
         let path = self.path.clone();
-        self.open()?
-            .write(questions)
-            .map_err(|reason| SinkError::Write { path, reason })
+        self.open()?.write(questions).map_err(|f| match f {
+            WriteFailure::Lasting(reason) => SinkError::Refused { path, reason },
+            WriteFailure::Once(reason) => SinkError::Write { path, reason },
+        })
     }
 
     /// Ends the output: the records written replace the output in one
@@ -214,7 +229,7 @@ impl Sink {
             path: self.path.clone(),
             reason,
         };
-        kind.write(&[]).map_err(write_err)?;
+        kind.write(&[]).map_err(|f| write_err(f.into_reason()))?;
         if let SinkKind::Csv(file, true) = &mut kind {
             let header =
                 super::export::question_csv_header().map_err(|e| write_err(e.to_string()))?;
@@ -222,7 +237,7 @@ impl Sink {
             w.write_record(&header)
                 .map_err(|e| write_err(e.to_string()))?;
             let bytes = w.into_inner().map_err(|e| write_err(e.to_string()))?;
-            file.append(&bytes).map_err(write_err)?;
+            file.append(&bytes).map_err(|e| write_err(e.to_string()))?;
         }
         if let SinkKind::Parquet(w, file) = &mut kind {
             // The footer: only now is the file readable. A crawl killed
@@ -297,15 +312,15 @@ impl SinkKind {
         })
     }
 
-    fn write(&mut self, questions: &[Question]) -> Result<(), String> {
+    fn write(&mut self, questions: &[Question]) -> Result<(), WriteFailure> {
         match self {
             SinkKind::Jsonl(file) => {
                 let mut page = Vec::new();
                 for q in questions {
-                    serde_json::to_writer(&mut page, q).map_err(|e| e.to_string())?;
+                    serde_json::to_writer(&mut page, q).map_err(WriteFailure::once)?;
                     page.push(b'\n');
                 }
-                file.append(&page)
+                file.append(&page).map_err(WriteFailure::io)
             }
             SinkKind::Csv(file, headerless) => {
                 let mut w = csv::WriterBuilder::new()
@@ -313,17 +328,21 @@ impl SinkKind {
                     .from_writer(Vec::new());
                 questions
                     .iter()
-                    .try_for_each(|q| w.serialize(CsvRow::from(q)).map_err(|e| e.to_string()))?;
-                let page = w.into_inner().map_err(|e| e.to_string())?;
-                file.append(&page)?;
+                    .try_for_each(|q| w.serialize(CsvRow::from(q)).map_err(WriteFailure::once))?;
+                let page = w.into_inner().map_err(WriteFailure::once)?;
+                file.append(&page).map_err(WriteFailure::io)?;
                 *headerless &= questions.is_empty();
                 Ok(())
             }
             // One page batch; a row group is written once enough wait.
+            // A writer that failed part-way has row groups in an unknown
+            // state: no later page can be added after them.
             SinkKind::Parquet(Some(w), file) => w
                 .push_batch(questions.iter().cloned(), file)
-                .map_err(|e| e.to_string()),
-            SinkKind::Parquet(None, _) => Err("the Parquet file is already closed".into()),
+                .map_err(|e| WriteFailure::Lasting(e.to_string())),
+            SinkKind::Parquet(None, _) => Err(WriteFailure::Lasting(
+                "the Parquet file is already closed".into(),
+            )),
         }
     }
 
@@ -359,9 +378,12 @@ impl PageFile {
         })
     }
 
-    fn append(&mut self, page: &[u8]) -> Result<(), String> {
+    fn append(&mut self, page: &[u8]) -> std::io::Result<()> {
         if self.torn {
-            return Err("the file ends in a page written in part, and takes no more".into());
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::FileTooLarge,
+                "the file ends in a page written in part, and takes no more",
+            ));
         }
         if page.is_empty() {
             return Ok(());
@@ -379,15 +401,45 @@ impl PageFile {
                     .set_len(self.len)
                     .and_then(|()| self.file.seek(SeekFrom::Start(self.len)).map(drop));
                 match cut {
-                    Ok(()) => Err(e.to_string()),
+                    Ok(()) => Err(e),
                     Err(cut) => {
                         self.torn = true;
-                        Err(format!(
-                            "{e}; what was written of the page could not be cut off: {cut}"
+                        Err(std::io::Error::new(
+                            e.kind(),
+                            format!(
+                                "{e}; what was written of the page could not be cut off: {cut}"
+                            ),
                         ))
                     }
                 }
             }
+        }
+    }
+}
+
+/// Why a page's records did not reach the output.
+enum WriteFailure {
+    /// Every later page would fail the same way.
+    Lasting(String),
+    Once(String),
+}
+
+impl WriteFailure {
+    fn io(e: std::io::Error) -> WriteFailure {
+        if is_lasting(&e) {
+            WriteFailure::Lasting(e.to_string())
+        } else {
+            WriteFailure::Once(e.to_string())
+        }
+    }
+
+    fn once(e: impl std::fmt::Display) -> WriteFailure {
+        WriteFailure::Once(e.to_string())
+    }
+
+    fn into_reason(self) -> String {
+        match self {
+            WriteFailure::Lasting(r) | WriteFailure::Once(r) => r,
         }
     }
 }
