@@ -17,7 +17,11 @@
 //! and skips 3. and 4.; each size's line also gives the CPU time the
 //! database's backends spent per page (read from /proc, so the server must
 //! run on this machine; backends that had exited by the pass's end are
-//! not counted).
+//! not counted). `FLEET_TIMELINE=1` prints, per process, when it logged
+//! its start, its pass's start and end, and its first and last page
+//! requests (seconds from the first spawn); `FLEET_DEBUG_LOG` sets the
+//! processes' `RUST_LOG` and `FLEET_DEBUG_DIR` writes their log lines
+//! there (`w0.jsonl`…), with the timeline.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -56,6 +60,13 @@ fn member(site: &FakeSite, db: &TestDb, dir: &Path, i: usize) -> Service {
             pages()
         ))
         .write();
+    if let Ok(filter) = std::env::var("FLEET_DEBUG_LOG") {
+        let mut cmd = stackcrawl_fakesite::service::command(BIN, config.parent().unwrap());
+        cmd.args(["--log-format", "json", "run", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", filter);
+        return Service::from_command(cmd);
+    }
     Service::start(BIN, &config)
 }
 
@@ -83,6 +94,7 @@ fn pass(n: usize, kill_after: Option<usize>) -> Pass {
         .start();
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
+    let started_wall = std::time::SystemTime::now();
     let mut fleet: Vec<Service> = (0..n).map(|i| member(&site, &db, dir.path(), i)).collect();
     let mut killed_at = None;
     if let Some(pages) = kill_after {
@@ -105,8 +117,11 @@ fn pass(n: usize, kill_after: Option<usize>) -> Pass {
         svc.signal("-TERM");
         svc.wait_exit();
     }
-    let mut per_page: HashMap<u32, usize> = HashMap::new();
     let hits = site.page_hits();
+    if std::env::var_os("FLEET_TIMELINE").is_some() {
+        timeline(&fleet, &site.hits(), started, started_wall);
+    }
+    let mut per_page: HashMap<u32, usize> = HashMap::new();
     for h in hits.iter().filter(|h| h.status == 200) {
         *per_page.entry(h.page.unwrap_or(0)).or_default() += 1;
     }
@@ -124,6 +139,54 @@ fn pass(n: usize, kill_after: Option<usize>) -> Pass {
         fetched_twice: per_page.values().filter(|&&c| c > 1).count(),
         refused: hits.iter().filter(|h| h.status == 429).count(),
         after_kill: killed_at.map(|k| finished_at.duration_since(k)),
+    }
+}
+
+/// Where each process's time went (`FLEET_TIMELINE=1`): seconds from the
+/// first spawn to its log lines and to its first and last requests.
+fn timeline(
+    fleet: &[Service],
+    hits: &[stackcrawl_fakesite::Hit],
+    started: Instant,
+    started_wall: std::time::SystemTime,
+) {
+    let since = |line: &serde_json::Value| -> Option<f64> {
+        let at = chrono::DateTime::parse_from_rfc3339(line["timestamp"].as_str()?).ok()?;
+        let at = std::time::SystemTime::from(at);
+        Some(at.duration_since(started_wall).ok()?.as_secs_f64())
+    };
+    let logged = |svc: &Service, message: &str| -> String {
+        svc.seen
+            .iter()
+            .find(|l| l["message"] == message)
+            .and_then(since)
+            .map_or("-".into(), |s| format!("{s:.2}"))
+    };
+    for (i, svc) in fleet.iter().enumerate() {
+        if let Ok(dir) = std::env::var("FLEET_DEBUG_DIR") {
+            let lines: Vec<String> = svc.seen.iter().map(|l| l.to_string()).collect();
+            std::fs::write(format!("{dir}/w{i}.jsonl"), lines.join("\n")).unwrap();
+        }
+        let client: std::net::IpAddr = format!("127.0.0.{}", i + 2).parse().unwrap();
+        let own: Vec<&stackcrawl_fakesite::Hit> =
+            hits.iter().filter(|h| h.client == client).collect();
+        let at = |h: Option<&&stackcrawl_fakesite::Hit>| {
+            h.map_or("-".into(), |h| {
+                format!("{:.2}", h.at.duration_since(started).as_secs_f64())
+            })
+        };
+        let pages: Vec<&&stackcrawl_fakesite::Hit> =
+            own.iter().filter(|h| h.page.is_some()).collect();
+        println!(
+            "  w{i}: run starting {}, pass starting {}, first request {}, first page {}, last page {}, pages {}, pass finished {}",
+            logged(svc, "run starting"),
+            logged(svc, "pass starting"),
+            at(own.first()),
+            at(pages.first().copied()),
+            at(pages.last().copied()),
+            pages.len(),
+            logged(svc, "pass finished"),
+        );
     }
 }
 

@@ -61,6 +61,43 @@ fn member(site: &FakeSite, db: &TestDb, dir: &Path, i: usize, pages: u32) -> Ser
     Service::start(BIN, &config)
 }
 
+/// One tag of `pages` full pages, as `site`, but the first answer for page
+/// 1 is a 429 asking for `retry_after` seconds of quiet.
+fn site_pausing_at_page_one(pages: u32, retry_after: &str) -> FakeSite {
+    FakeSite::builder()
+        .tag("fleet", u64::from(pages * PAGESIZE))
+        .fault(
+            "fleet",
+            1,
+            Fault::Status {
+                status: 429,
+                retry_after: Some(retry_after.into()),
+            },
+        )
+        .start()
+}
+
+/// The config of process `i` with `fetchers` fetchers at 8 requests/s and
+/// leases of ten minutes: a lease never expires within a test, so a page
+/// held elsewhere is fetched only once its holder settles it.
+fn long_lease_member(
+    site: &FakeSite,
+    db: &TestDb,
+    dir: &Path,
+    i: usize,
+    pages: u32,
+    fetchers: u32,
+) -> std::path::PathBuf {
+    member_config(site, db, dir, i)
+        .fetch(format!("rate = 8.0\nburst = 1\nfetchers = {fetchers}"))
+        .fleet(format!(
+            "name = \"w{i}\"\nlocal_address = \"127.0.0.{}\"\nlease_secs = 600",
+            i + 2
+        ))
+        .sets(fleet_set(pages))
+        .write()
+}
+
 /// `n` processes of a fleet on a database and a site of their own, crawling
 /// a pass of `pages` pages.
 fn start_fleet(n: usize, pages: u32) -> (TestDb, FakeSite, tempfile::TempDir, Vec<Service>) {
@@ -240,27 +277,16 @@ fn a_killed_process_pages_are_taken_over_when_its_leases_expire() {
 
 /// A process that claimed a page and then waits past its lease for the
 /// quota (here a Retry-After that pauses its whole pool) must not fetch the
-/// page once another process has taken it over.
+/// page once another process has fetched it.
 #[test]
 fn a_holder_kept_waiting_past_its_lease_does_not_fetch_a_page_taken_over() {
     const PAGES: u32 = 20;
     let db = TestDb::create();
-    // Page 1's first answer pauses the holder for 12 s; its one fetcher
-    // claims page 2 meanwhile and waits for the quota. (One fetcher: page
+    // Page 1's first answer pauses the holder for 12 s. (One fetcher: page
     // 1 goes first for sure, where a second fetcher could get ahead of it.)
     // The other process has those 12 s to start and take the pass over
     // (about 3 s on an idle machine).
-    let site = FakeSite::builder()
-        .tag("fleet", u64::from(PAGES * PAGESIZE))
-        .fault(
-            "fleet",
-            1,
-            Fault::Status {
-                status: 429,
-                retry_after: Some("12".into()),
-            },
-        )
-        .start();
+    let site = site_pausing_at_page_one(PAGES, "12");
     let dir = tempfile::tempdir().unwrap();
     let config = member_config(&site, &db, dir.path(), 0)
         .fetch("rate = 8.0\nburst = 1\nfetchers = 1")
@@ -285,14 +311,13 @@ fn a_holder_kept_waiting_past_its_lease_does_not_fetch_a_page_taken_over() {
         .filter(|&(_, n)| n != 1)
         .collect();
     assert!(fetched.is_empty(), "each page once: {per_page:?}");
-    let taken_over = other
-        .seen
-        .iter()
-        .filter(|v| v["message"] == "lease of another process expired: page taken over")
-        .count();
-    assert!(
-        taken_over >= 2,
-        "the other process took page 1 and page 2, which the holder waited on, over: {per_page:?}"
+    // Issue 20 §1: the holder handed page 1 back as it began to wait, and
+    // leased nothing while paused: the other process fetched page 1
+    // without waiting for a lease to expire.
+    assert!(holder.saw("page retried later: lease released for another process"));
+    assert_eq!(
+        per_page.get(&1).map(Vec::as_slice),
+        Some(&["127.0.0.2 429".to_string(), "127.0.0.3 200".to_string()][..])
     );
     // The request the holder was admitted for and did not send is not
     // counted against its budget.
@@ -438,10 +463,11 @@ fn a_page_given_up_is_released_and_fetched_by_another_process_at_once() {
         .sets(fleet_set(PAGES))
         .write();
     let mut giver = Service::start(BIN, &config);
-    giver.wait_for("retrying page");
-    let mut other = member(&site, &db, dir.path(), 1, PAGES);
+    // Alone until it gives the page up: a page waiting for its retry is
+    // handed back too, and another process could fetch it meanwhile.
     let released = giver.wait_for("page given up: lease released for another process");
     assert_eq!(released["page"], 1, "{released}");
+    let mut other = member(&site, &db, dir.path(), 1, PAGES);
     // Bounded by a minute a wait: the lease had ten left.
     other.wait_until("page done", |v| v["page"] == 1);
     for svc in [&mut giver, &mut other] {
@@ -465,6 +491,105 @@ fn a_page_given_up_is_released_and_fetched_by_another_process_at_once() {
     assert_eq!(
         db.count("SELECT COUNT(*) FROM pass_pages WHERE page = 1 AND fetched_by = 'w1'"),
         1
+    );
+    assert_eq!(exported_ids(&db), served_ids(&site));
+}
+
+/// Issue 20 §1: the pass's end is announced, not polled. A process whose
+/// last page of the pass is one another process holds waits on it; the
+/// holder's write of it is announced, and the waiting process finishes
+/// the pass then. With leases of ten minutes, a process that asked again
+/// only on a timer or at the lease's expiry would not finish within the
+/// minute `wait_for` allows.
+#[test]
+fn a_page_held_elsewhere_is_taken_as_done_when_its_write_is_announced() {
+    const PAGES: u32 = 12;
+    let db = TestDb::create();
+    let site = site(PAGES);
+    let dir = tempfile::tempdir().unwrap();
+    let member = |i| long_lease_member(&site, &db, dir.path(), i, PAGES, 1);
+    let mut holder = Service::start(BIN, &member(0));
+    // Stopped with its first page on the wire: it holds that page's lease.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let held = loop {
+        let first = listing_hits(&site)
+            .iter()
+            .find(|h| h.client.to_string() == "127.0.0.2")
+            .and_then(|h| h.page);
+        if let Some(page) = first {
+            break page;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "w0 never asked a page"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    holder.signal("-STOP");
+    let config = member(1);
+    let mut cmd = stackcrawl_fakesite::service::command(BIN, config.parent().unwrap());
+    cmd.args(["--log-format", "json", "run", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info,stackcrawl::engine::supervisor=debug");
+    let mut waiter = Service::from_command(cmd);
+    // The waiter did the rest and found the held page held.
+    waiter.wait_until("page held by another process", |v| {
+        v["page"] == held && v["by"] == "w0"
+    });
+    holder.signal("-CONT");
+    holder.wait_until("page done", |v| v["page"] == held);
+    waiter.wait_for("pass finished");
+    holder.wait_for("pass finished");
+    for svc in [&mut holder, &mut waiter] {
+        svc.signal("-TERM");
+        assert_eq!(svc.wait_exit(), Some(0));
+    }
+    assert!(!waiter.saw("lease of another process expired: page taken over"));
+    let answers = answers_per_page(&site);
+    assert_eq!(answers.len(), PAGES as usize);
+    assert!(answers.values().all(|a| a.len() == 1), "{answers:?}");
+    assert_eq!(exported_ids(&db), served_ids(&site));
+}
+
+/// Issue 20 §1: a process the site pauses (a 429 with a Retry-After of ten
+/// minutes) holds none of the pass's pages while it waits: the refused
+/// page's lease and those of the pages its other fetchers were waiting to
+/// send are handed back, and another process fetches them all. Holding
+/// them, the pass would wait for the pause or the leases (ten minutes
+/// too), past the minute `wait_for` allows.
+#[test]
+fn a_process_paused_by_the_site_hands_back_the_pages_it_holds() {
+    const PAGES: u32 = 12;
+    let db = TestDb::create();
+    let site = site_pausing_at_page_one(PAGES, "600");
+    let dir = tempfile::tempdir().unwrap();
+    let member = |i| Service::start(BIN, &long_lease_member(&site, &db, dir.path(), i, PAGES, 3));
+    let mut paused = member(0);
+    paused.wait_until("retrying page", |v| v["page"] == 1);
+    paused.wait_until(
+        "page retried later: lease released for another process",
+        |v| v["page"] == 1,
+    );
+    let mut other = member(1);
+    other.wait_for("pass finished");
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM page_leases"),
+        0,
+        "no lease left with the paused process"
+    );
+    paused.signal("-TERM");
+    other.signal("-TERM");
+    assert_eq!(paused.wait_exit(), Some(0));
+    assert_eq!(other.wait_exit(), Some(0));
+    let answers = answers_per_page(&site);
+    assert_eq!(
+        answers.get(&1).map(Vec::as_slice),
+        Some(&["127.0.0.2 429".to_string(), "127.0.0.3 200".to_string()][..])
+    );
+    assert_eq!(answers.len(), PAGES as usize);
+    assert!(
+        answers.iter().all(|(&p, a)| p == 1 || a.len() == 1),
+        "{answers:?}"
     );
     assert_eq!(exported_ids(&db), served_ids(&site));
 }

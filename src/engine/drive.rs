@@ -37,7 +37,8 @@ pub const JOBS_AHEAD_PER_FETCHER: usize = 4;
 
 /// On a store a fleet shares, how many times [`JOBS_AHEAD_PER_FETCHER`]
 /// the window holds. Where processes meet, a page another one holds stays
-/// in the window, parked until it is asked about again (up to a second),
+/// in the window, parked until it is asked about again (when its write is
+/// announced, or its lease expires),
 /// while the fetchers go on to the next; with the plain window the parked
 /// pages filled it and the fetchers waited (issue 20 §1). A parked page
 /// costs no request, and a job is a URL and a context: a few dozen more

@@ -142,7 +142,9 @@ impl Attempt {
         let result = async {
             // Held until the response is read and any pause it asks for is
             // applied: the next request of a serial lane waits for it.
-            let ticket = self.lane.admit().await?;
+            // A leased page gives way to a pause: handed back, another
+            // process fetches it while this one waits.
+            let ticket = self.lane.admit_or_give_way(job.lease.is_some()).await?;
             // A wait for the quota or a pause the server asked for can
             // outlast the lease, and another process may have taken the
             // page over meanwhile: the lease is renewed (or found lost)

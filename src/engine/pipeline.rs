@@ -10,14 +10,14 @@ use actix::{Actor, Addr, AsyncContext, SyncArbiter};
 use super::aggregator::{Aggregator, StoreView};
 use super::cleaner::Cleaner;
 use super::fetcher::Fetcher;
-use super::supervisor::Supervisor;
+use super::supervisor::{Heard, Supervisor};
 use crate::config::Config;
 use crate::engine::retry::RetryPolicy;
 use crate::engine::stall::Stalls;
 use crate::source::fetch::HttpClient;
 use crate::source::{Lanes, Requester};
 use crate::store::output::Sink;
-use crate::store::PassStore;
+use crate::store::{PassStore, StoreLocation};
 
 /// Parsing threads: CPU-bound work, so as many as there are cores, capped
 /// because a crawl's rate is bounded by the quota, not by parsing.
@@ -34,6 +34,18 @@ pub struct Pipeline {
     pub lanes: Lanes,
     /// What the aggregator last published, read without asking it.
     pub view: StoreView,
+    /// The task listening for pages the rest of the fleet settles, on a
+    /// store a fleet shares; it ends with the pipeline.
+    _listener: Option<Listener>,
+}
+
+/// A spawned task that ends when this is dropped.
+struct Listener(tokio::task::JoinHandle<()>);
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Pipeline {
@@ -79,10 +91,17 @@ impl Pipeline {
         };
         let shared = lanes.clone();
         let lease = config.fleet.lease;
+        let worker = config.fleet.name.clone();
         let leases = leases_pages.then(|| aggregator.clone());
         let fetcher_view = view.clone();
         let supervisor = Supervisor::create(move |ctx| {
-            let mut sup = Supervisor::new(policy, shared.clone(), leases, stop_at_quota_remaining);
+            let mut sup = Supervisor::new(
+                policy,
+                worker,
+                shared.clone(),
+                leases,
+                stop_at_quota_remaining,
+            );
             for id in 0..fetchers {
                 sup.add_fetcher(
                     Fetcher {
@@ -101,11 +120,33 @@ impl Pipeline {
             }
             sup
         });
+        // Pages written or handed back by other processes are announced:
+        // a page held elsewhere is asked about again when it settles.
+        let listener = match (&config.store, leases_pages) {
+            (StoreLocation::Postgres(url), true) => {
+                let to = supervisor.clone();
+                let heard = move |a| {
+                    to.connected() && {
+                        to.do_send(Heard(a));
+                        true
+                    }
+                };
+                match crate::store::pg::listen(url, heard) {
+                    Ok(task) => Some(Listener(actix_rt::spawn(task))),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot listen for pages settled elsewhere: pages held by other processes are asked about on a timer");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         Pipeline {
             supervisor,
             aggregator,
             lanes,
             view,
+            _listener: listener,
         }
     }
 }

@@ -3,7 +3,8 @@
 //! they go out (`ClaimPages`: the frontier's next pages offered in one
 //! claim, of which the store leases the first free ones to the idle
 //! fetchers; awaited off its handlers; a fetcher kept waiting renews its
-//! lease through `RenewLease`), hands one `PageJob`
+//! lease through `RenewLease`; a page another process holds waits for its
+//! write or release to be announced, `Heard`), hands one `PageJob`
 //! at a time to each idle fetcher (so no mailbox grows without bound), and
 //! on `JobEnded` resolves the job's future, requeues a retryable
 //! failure with exponential backoff and jitter, pauses the pool when the
@@ -30,7 +31,7 @@ use chrono::{DateTime, Utc};
 
 use actix::{
     Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, MailboxError, Message,
-    MessageResult, ResponseActFuture, WrapFuture,
+    MessageResult, ResponseActFuture, SpawnHandle, WrapFuture,
 };
 use tokio::sync::oneshot;
 use tracing::{debug, error, info, warn};
@@ -47,6 +48,7 @@ use crate::model::{FailedPage, PageContext, PageReport, QuotaUsage, Signals};
 use crate::source::fetch::FetchError;
 use crate::source::{JobError, Lanes, Source};
 use crate::store::output::OutputError;
+use crate::store::pg::Announcement;
 use crate::store::{Claim, LeaseToken};
 
 /// How a submitted page ended.
@@ -143,10 +145,15 @@ const WHY_BUDGET_BROKEN: &str = "request budget cannot be counted";
 /// Why a page was not fetched: another process of the fleet did it.
 pub const WHY_ELSEWHERE: &str = "fetched by another process";
 
-/// How often a page another process holds is asked about again, at most:
-/// a live holder finishes in about a request's time, and a dead one's
-/// lease expires on its own clock.
+/// How often a page another process holds is asked about again, at most,
+/// while the fleet's announcements are not heard: a live holder finishes
+/// in about a request's time, and a dead one's lease expires on its own
+/// clock. While they are heard, a held page waits for its announcement
+/// (written, or handed back) or for its lease to expire.
 const RECHECK_HELD: Duration = Duration::from_secs(1);
+/// The shortest wait for a held page: one locked by another process's
+/// claim or write this instant is asked about again after it.
+const RECHECK_LOCKED: Duration = Duration::from_millis(100);
 
 /// On a store a fleet shares, how many of the frontier's next pages one
 /// claim offers per idle fetcher. The store leases the first free ones, so
@@ -154,11 +161,46 @@ const RECHECK_HELD: Duration = Duration::from_secs(1);
 /// same round trip, where a claim per page asked about each in turn.
 const CANDIDATES_PER_FETCHER: usize = 4;
 
+/// How many pages one claim looks at (leasing none) while their lane is
+/// paused.
+const LOOKED_AT_IN_A_PAUSE: usize = 64;
+
 /// A job with the future waiting on it.
 type Pending = Entry<oneshot::Sender<PageOutcome>>;
 
+/// A page as the fleet's announcements name it: tag, tab, page.
+type PageKey = (String, String, u32);
+
+fn key_of(ctx: &PageContext) -> PageKey {
+    (ctx.tag.clone(), ctx.tab.clone(), ctx.page)
+}
+
+/// A page another process holds, waiting to be asked about again: on its
+/// announcement, or when `timer` fires.
+struct HeldPage {
+    pending: Pending,
+    timer: SpawnHandle,
+}
+
+/// What the supervisor knows of the fleet's announcements (see
+/// `store::pg::announce`).
+#[derive(Default)]
+struct Announced {
+    /// Whether they are heard now: if not, held pages are asked about on
+    /// a short timer.
+    listening: bool,
+    /// Announcements heard so far; a claim notes the count when it is sent.
+    heard: u64,
+    /// Per page of the pass, the count at its latest announcement: a claim
+    /// that saw the page held, sent before that announcement, saw it
+    /// before it settled.
+    settled: HashMap<PageKey, u64>,
+}
+
 pub struct Supervisor {
     policy: RetryPolicy,
+    /// This process's name in the fleet (`[fleet] name`).
+    worker: String,
     /// The hosts' quotas and budgets, shared with the fetchers and the
     /// robots.txt check.
     lanes: Lanes,
@@ -177,6 +219,9 @@ pub struct Supervisor {
     next_retry: u64,
     /// Pages offered in claims not yet answered.
     claiming: usize,
+    /// Pages other processes hold, waiting to be asked about again.
+    held: HashMap<PageKey, HeldPage>,
+    announced: Announced,
     stats: SupervisorStats,
     /// Whether any request has reached a server: until one has, a refused
     /// connection is the host being unreachable, said once, not per page.
@@ -187,12 +232,14 @@ pub struct Supervisor {
 impl Supervisor {
     pub fn new(
         policy: RetryPolicy,
+        worker: String,
         lanes: Lanes,
         leases: Option<Addr<Aggregator>>,
         stop_at_quota_remaining: u64,
     ) -> Supervisor {
         Supervisor {
             policy,
+            worker,
             lanes,
             leases,
             stop_at_quota_remaining,
@@ -203,6 +250,8 @@ impl Supervisor {
             retrying: HashMap::new(),
             next_retry: 0,
             claiming: 0,
+            held: HashMap::new(),
+            announced: Announced::default(),
             stats: SupervisorStats::default(),
             answered: false,
             unreachable_said: false,
@@ -242,6 +291,12 @@ impl Supervisor {
     fn stop(&mut self, why: &'static str) {
         let out = self.frontier.stop(why);
         self.deliver(out);
+        // Pages waiting on another process are not waited for any more
+        // (their timers find nothing when they fire).
+        for (_, h) in std::mem::take(&mut self.held) {
+            let out = self.frontier.retry(h.pending);
+            self.deliver(out);
+        }
         let waiting: Vec<Pending> = self.retrying.drain().map(|(_, p)| p).collect();
         for p in waiting {
             self.settle_stopped(p);
@@ -282,11 +337,34 @@ impl Supervisor {
             self.deliver(out);
             return;
         };
+        // While the next page's lane is paused, nothing is leased: the
+        // pages are only looked at (done or held elsewhere, they settle
+        // now), and the free ones wait for the pause's end, when another
+        // process may have fetched them.
         let mut batch = Vec::new();
-        while batch.len() < self.idle.len() * CANDIDATES_PER_FETCHER {
+        let mut resume = None;
+        loop {
+            let enough = match resume {
+                None => batch.len() >= self.idle.len() * CANDIDATES_PER_FETCHER,
+                Some(_) => batch.len() >= LOOKED_AT_IN_A_PAUSE,
+            };
+            if enough {
+                break;
+            }
             let Some(p) = self.frontier.next(&mut out) else {
                 break;
             };
+            let paused = self.lanes.for_job(&p.job).throttle.paused_until();
+            match (paused, batch.is_empty(), resume.is_some()) {
+                (Some(until), true, _) => resume = Some(until),
+                (Some(_), false, true) | (None, _, false) => {}
+                // The batch is of the other kind: this page waits for
+                // the next one.
+                _ => {
+                    self.frontier.put_back(p);
+                    break;
+                }
+            }
             batch.push(p);
         }
         self.deliver(out);
@@ -294,29 +372,37 @@ impl Supervisor {
             return;
         }
         // The fetchers the claim is for wait for its answer, out of `idle`.
-        let free = self.idle.len().min(batch.len());
+        let free = match resume {
+            None => self.idle.len().min(batch.len()),
+            Some(_) => 0,
+        };
         let fetchers = self.idle.split_off(self.idle.len() - free);
         self.claiming += batch.len();
+        let heard = self.announced.heard;
         let claim = store.send(ClaimPages {
             pages: batch.iter().map(|p| p.job.ctx.clone()).collect(),
             want: fetchers.len(),
         });
         ctx.spawn(
-            claim
-                .into_actor(self)
-                .map(move |claims, act, ctx| act.claimed(fetchers, batch, claims, ctx)),
+            claim.into_actor(self).map(move |claims, act, ctx| {
+                act.claimed(fetchers, batch, claims, heard, resume, ctx)
+            }),
         );
     }
 
     /// The store's answer to a claim sent at dispatch: each leased page
     /// goes to one of the claim's fetchers, a page done or held elsewhere
     /// is settled as such, and one not claimed goes back to the front of
-    /// the queue, in order.
+    /// the queue, in order (or, looked at during a lane's pause, waits
+    /// for its end, `resume`). `heard` is the count of announcements when
+    /// the claim was sent.
     fn claimed(
         &mut self,
         fetchers: Vec<usize>,
         batch: Vec<Pending>,
         claims: Result<Result<Vec<Option<Claim>>, OutputError>, MailboxError>,
+        heard: u64,
+        resume: Option<tokio::time::Instant>,
         ctx: &mut Context<Self>,
     ) {
         self.claiming -= batch.len();
@@ -373,8 +459,14 @@ impl Supervisor {
                         }
                     }
                 }
-                Some(claim) => self.elsewhere(p, claim, ctx),
-                None => back.push(p),
+                Some(claim) => self.elsewhere(p, claim, heard, ctx),
+                None => match resume {
+                    Some(until) => {
+                        let wait = until.saturating_duration_since(tokio::time::Instant::now());
+                        self.park(p, wait, ctx);
+                    }
+                    None => back.push(p),
+                },
             }
         }
         for p in back.into_iter().rev() {
@@ -535,6 +627,15 @@ impl Supervisor {
             );
         }
         p.job.attempt += 1;
+        // On a store a fleet shares, the page is not this process's while
+        // it waits: handed back, another process may fetch it meanwhile
+        // (its write, announced, settles the page here too); it is claimed
+        // again when the wait is over.
+        if let Some(lease) = p.job.lease.take() {
+            self.release(&p.job, lease, "page retried later");
+            self.park(p, wait, ctx);
+            return;
+        }
         let id = self.next_retry;
         self.next_retry += 1;
         self.retrying.insert(id, p);
@@ -546,6 +647,17 @@ impl Supervisor {
                 act.dispatch(ctx);
             }
         });
+    }
+
+    /// Keeps a page out of the queue for `wait`, or until another process
+    /// is announced to have settled it.
+    fn park(&mut self, p: Pending, wait: Duration, ctx: &mut Context<Self>) {
+        let key = key_of(&p.job.ctx);
+        let timer = ctx.run_later(wait, {
+            let key = key.clone();
+            move |act, ctx| act.ask_again(&key, ctx)
+        });
+        self.held.insert(key, HeldPage { pending: p, timer });
     }
 }
 
@@ -640,6 +752,16 @@ impl Supervisor {
                     why: WHY_DRAINED,
                 });
             }
+            // Gave way to a pause of its lane, unsent: handed back, and
+            // claimed again (if nobody else did it) once the pause is over.
+            Err(JobError::Lane(LaneError::Paused)) => {
+                let mut p = p;
+                if let Some(lease) = p.job.lease.take() {
+                    self.release(&p.job, lease, "lane paused before the page went out");
+                }
+                let out = self.frontier.retry(p);
+                self.deliver(out);
+            }
             Err(JobError::Lane(LaneError::Exhausted { host, resets_at })) => {
                 // Nothing was sent: the page waits, unfetched, with the
                 // rest, and another process may fetch it meanwhile.
@@ -660,7 +782,10 @@ impl Supervisor {
                 let _ = p.reply.send(PageOutcome::Done(report));
                 self.deliver(out);
             }
-            Err(JobError::Elsewhere(claim)) => self.elsewhere(p, claim, ctx),
+            Err(JobError::Elsewhere(claim)) => {
+                let heard = self.announced.heard;
+                self.elsewhere(p, claim, heard, ctx)
+            }
             Err(e) => {
                 if let JobError::Fetch(FetchError::RateLimited { .. }) = e {
                     self.stats.rate_limited += 1;
@@ -680,10 +805,12 @@ impl Supervisor {
 impl Supervisor {
     /// A page another process of the fleet has: done there, it counts as
     /// done for the paging rules here (the next page of an incremental or
-    /// API tag goes out, or none after a tag's end); held there, it is
-    /// asked about again shortly, without spending an attempt, so a lease
-    /// that expires (its holder died) is taken over.
-    fn elsewhere(&mut self, p: Pending, claim: Claim, ctx: &mut Context<Self>) {
+    /// API tag goes out, or none after a tag's end); held there, it waits
+    /// without spending an attempt until it is announced settled (written
+    /// or handed back) or its lease expires (its holder died), and is
+    /// asked about again then. `heard`: the count of announcements when
+    /// the claim that saw it was sent.
+    fn elsewhere(&mut self, p: Pending, claim: Claim, heard: u64, ctx: &mut Context<Self>) {
         match claim {
             Claim::Done { ends_tag, by } => {
                 self.stats.elsewhere += 1;
@@ -698,20 +825,52 @@ impl Supervisor {
                 self.deliver(out);
             }
             Claim::Held { by, until } => {
+                let key = key_of(&p.job.ctx);
+                // Settled after the claim looked: its announcement came
+                // before this answer, and is not heard again.
+                if self
+                    .announced
+                    .settled
+                    .get(&key)
+                    .is_some_and(|&at| at > heard)
+                {
+                    let out = self.frontier.retry(p);
+                    self.deliver(out);
+                    return;
+                }
                 let left = (until - Utc::now()).to_std().unwrap_or_default();
-                let wait = left.clamp(Duration::from_millis(100), RECHECK_HELD);
+                let wait = if self.announced.listening {
+                    left.max(RECHECK_LOCKED)
+                } else {
+                    left.clamp(RECHECK_LOCKED, RECHECK_HELD)
+                };
                 debug!(tag = %p.job.ctx.tag, page = p.job.ctx.page, by = %by, wait_ms = wait.as_millis() as u64, "page held by another process");
-                ctx.run_later(wait, move |act, ctx| {
-                    let out = act.frontier.retry(p);
-                    act.deliver(out);
-                    act.dispatch(ctx);
-                });
+                self.park(p, wait, ctx);
             }
             Claim::Leased { .. } => {
                 error!(tag = %p.job.ctx.tag, page = p.job.ctx.page, "a leased page came back unfetched");
                 let out = self.frontier.retry(p);
                 self.deliver(out);
             }
+        }
+    }
+
+    /// A held page goes back to the front of the queue to be claimed again.
+    fn ask_again(&mut self, key: &PageKey, ctx: &mut Context<Self>) {
+        if let Some(h) = self.held.remove(key) {
+            ctx.cancel_future(h.timer);
+            let out = self.frontier.retry(h.pending);
+            self.deliver(out);
+            self.dispatch(ctx);
+        }
+    }
+
+    /// Every held page is asked about again: announcements may have been
+    /// missed, or the wait they allowed no longer holds.
+    fn ask_all_again(&mut self, ctx: &mut Context<Self>) {
+        let keys: Vec<PageKey> = self.held.keys().cloned().collect();
+        for key in keys {
+            self.ask_again(&key, ctx);
         }
     }
 
@@ -857,6 +1016,40 @@ impl Handler<NewPass> for Supervisor {
 
     fn handle(&mut self, _: NewPass, _: &mut Context<Self>) {
         self.frontier.new_pass();
+        self.announced.settled.clear();
+    }
+}
+
+/// What the fleet's listening connection heard, for the supervisor.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Heard(pub Announcement);
+
+impl Handler<Heard> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, Heard(a): Heard, ctx: &mut Context<Self>) {
+        match a {
+            // This process's own writes and releases settle nothing it
+            // waits on (a page it retries later waits out its backoff).
+            Announcement::Settled { by: Some(by), .. } if by == self.worker => {}
+            Announcement::Settled { tag, tab, page, .. } => {
+                self.announced.heard += 1;
+                let key = (tag, tab, page);
+                self.announced
+                    .settled
+                    .insert(key.clone(), self.announced.heard);
+                self.ask_again(&key, ctx);
+            }
+            Announcement::Listening => {
+                self.announced.listening = true;
+                self.ask_all_again(ctx);
+            }
+            Announcement::Deaf => {
+                self.announced.listening = false;
+                self.ask_all_again(ctx);
+            }
+        }
     }
 }
 

@@ -49,6 +49,10 @@ pub enum LaneError {
     /// The crawl is stopping: a request not yet sent is not sent.
     #[error("not sent: the crawl is stopping")]
     Closed,
+    /// The lane paused while the request waited for its turn, and the
+    /// request gave way (see [`Lane::admit_or_give_way`]): not sent.
+    #[error("not sent: the lane paused while the request waited for its turn")]
+    Paused,
 }
 
 /// How a lane reaches the budget, shared by every lane of a crawler.
@@ -96,6 +100,9 @@ pub struct Lane {
     serial: Option<Arc<Semaphore>>,
     /// Set when the crawl stops: requests waiting for their turn give up.
     closed: watch::Sender<bool>,
+    /// Woken each time a pause starts, for the requests that give way to
+    /// one.
+    pause_started: tokio::sync::Notify,
     /// Requests counted and not handed back: what reached the server.
     requests: AtomicU64,
     /// Requests left today, as of this lane's last take or refund (other
@@ -168,6 +175,7 @@ impl Lane {
             limit: opening.limit,
             serial: serial.then(|| Arc::new(Semaphore::new(1))),
             closed: watch::channel(false).0,
+            pause_started: tokio::sync::Notify::new(),
             requests: AtomicU64::new(0),
             left: AtomicU64::new(opening.left),
             pause_recorded: Mutex::new(0),
@@ -206,6 +214,7 @@ impl Lane {
     /// pause), so the second application sends nothing.
     pub fn pause_for(&self, wait: Duration) -> tokio::time::Instant {
         let until = self.throttle.pause_for(wait);
+        self.pause_started.notify_waiters();
         self.record_pause(until)
     }
 
@@ -214,6 +223,7 @@ impl Lane {
     /// rate the lane now goes at (`None`: only the refused page waits).
     pub fn refused_for(&self, wait: Duration) -> Option<tokio::time::Instant> {
         let until = self.throttle.refused_for(wait)?;
+        self.pause_started.notify_waiters();
         Some(self.record_pause(until))
     }
 
@@ -248,6 +258,22 @@ impl Lane {
     /// The budget is the last step, so a request is counted only when it is
     /// about to be sent. Every wait ends when the lane closes.
     pub async fn admit(&self) -> Result<Ticket, LaneError> {
+        self.admit_or_give_way(false).await
+    }
+
+    /// [`Lane::admit`]; with `give_way`, a pause that starts while the
+    /// request waits for its turn ends the wait with [`LaneError::Paused`]
+    /// (a fleet's page: another process may fetch it meanwhile). Only the
+    /// wait for the turn gives way, never a count under way.
+    pub async fn admit_or_give_way(&self, give_way: bool) -> Result<Ticket, LaneError> {
+        let paused = self.pause_started.notified();
+        tokio::pin!(paused);
+        paused.as_mut().enable();
+        // A pause that started before this request came (a page leased
+        // by a claim sent just before it) ends the wait as well.
+        if give_way && self.throttle.paused_until().is_some() {
+            return Err(LaneError::Paused);
+        }
         loop {
             let turn = async {
                 let permit = match &self.serial {
@@ -268,6 +294,7 @@ impl Lane {
             let permit = tokio::select! {
                 permit = turn => permit?,
                 _ = self.until_closed() => return Err(LaneError::Closed),
+                _ = &mut paused, if give_way => return Err(LaneError::Paused),
             };
             let now = Utc::now();
             match self.count(now).await? {

@@ -22,10 +22,7 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
-use crate::store::pg::{
-    describe, settings, Tls, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_RETRIES,
-    TCP_USER_TIMEOUT,
-};
+use crate::store::pg::{async_settings, describe, Tls};
 use crate::store::StoreError;
 
 pub struct SharedQuota {
@@ -58,23 +55,7 @@ impl SharedQuota {
         rate: f64,
         burst: u32,
     ) -> Result<SharedQuota, StoreError> {
-        // The checks and the TLS choice of every stackcrawl connection;
-        // the async client takes the same URL's settings in its own type.
-        let (_, tls, shown) = settings(url)?;
-        let mut config: tokio_postgres::Config =
-            url.parse()
-                .map_err(|e: tokio_postgres::Error| StoreError::Connect {
-                    url: shown.clone(),
-                    reason: describe(&e),
-                })?;
-        config.connect_timeout(Duration::from_secs(10));
-        config.application_name("stackcrawl");
-        // As every other connection: a partition is noticed, not waited on.
-        config
-            .keepalives_idle(KEEPALIVE_IDLE)
-            .keepalives_interval(KEEPALIVE_INTERVAL)
-            .keepalives_retries(KEEPALIVE_RETRIES)
-            .tcp_user_timeout(TCP_USER_TIMEOUT);
+        let (config, tls, shown) = async_settings(url)?;
         let interval = 1.0 / rate;
         Ok(SharedQuota {
             config,

@@ -105,7 +105,7 @@ impl JobError {
             JobError::Capture(_) => "capture",
             JobError::Lane(LaneError::Exhausted { .. }) => "budget_exhausted",
             JobError::Lane(LaneError::Budget(_)) => "budget",
-            JobError::Lane(LaneError::Closed) => "not_sent",
+            JobError::Lane(LaneError::Closed | LaneError::Paused) => "not_sent",
             JobError::Output(_) => "output",
             JobError::Stopped => "stopped",
             JobError::Elsewhere(_) => "elsewhere",

@@ -4,7 +4,8 @@
 
 use postgres::Client;
 
-use super::writes::{add_counts, upsert_page};
+use super::writes::write_page;
+use super::Prepared;
 use crate::store::writes::Sighting;
 use std::time::SystemTime;
 
@@ -15,6 +16,7 @@ use crate::store::{Capture, CaptureWrite, Import, StoreError};
 /// connection starts again from the pass it had).
 pub(super) fn import_capture(
     c: &mut Client,
+    prepared: &Prepared,
     import: &Import,
     capture: &Capture,
 ) -> Result<(CaptureWrite, Option<i64>), StoreError> {
@@ -69,8 +71,16 @@ pub(super) fn import_capture(
         // Dropped, the transaction rolls back the pass it may have opened.
         return Ok((CaptureWrite::default(), import.pass_id));
     }
-    let (write, added) = upsert_page(&mut tx, pass_id, capture.questions, &at, Sighting::Past)?;
-    add_counts(&mut tx, &added)?;
+    let written = write_page(
+        &mut tx,
+        prepared,
+        pass_id,
+        capture.questions,
+        &at,
+        Sighting::Past,
+        None,
+    )?;
+    let (write, added) = (written.write, written.added);
     tx.commit()?;
     Ok((
         CaptureWrite {

@@ -19,12 +19,14 @@
 //! `schema` the migrations, `writes` a pass and its pages, `reads` the
 //! report and the exports.
 
+mod announce;
 mod budget;
 mod import;
 mod reads;
 mod schema;
 mod writes;
 
+pub use announce::{listen, Announcement};
 pub use budget::SharedCounter;
 
 use std::collections::{HashMap, HashSet};
@@ -101,10 +103,11 @@ impl Drop for SyncClient {
 
 pub struct PgStore {
     client: Mutex<SyncClient>,
-    /// The claim statement, prepared on the connection in `client` (and
-    /// forgotten when that connection is replaced): claims are the fleet's
-    /// most frequent statement.
-    claim: Mutex<Option<Statement>>,
+    /// The statements prepared on the connection in `client`, by their
+    /// text (forgotten when that connection is replaced): claims and page
+    /// writes, the fleet's most frequent statements, are parsed and
+    /// planned once per connection rather than once per page.
+    prepared: Prepared,
     /// How long a call waits for an unreachable server.
     give_up: Duration,
     config: postgres::Config,
@@ -214,6 +217,30 @@ pub(crate) fn settings(url: &str) -> Result<(postgres::Config, Tls, String), Sto
     Ok((config, tls, shown))
 }
 
+/// [`settings`] for an async connection (the shared quota, the fleet's
+/// announcements): the same checks and TLS, the same timeouts, in the
+/// async client's own type.
+pub(crate) fn async_settings(
+    url: &str,
+) -> Result<(tokio_postgres::Config, Tls, String), StoreError> {
+    let (_, tls, shown) = settings(url)?;
+    let mut config: tokio_postgres::Config =
+        url.parse()
+            .map_err(|e: tokio_postgres::Error| StoreError::Connect {
+                url: shown.clone(),
+                reason: describe(&e),
+            })?;
+    config.connect_timeout(Duration::from_secs(10));
+    config.application_name("stackcrawl");
+    // As every other connection: a partition is noticed, not waited on.
+    config
+        .keepalives_idle(KEEPALIVE_IDLE)
+        .keepalives_interval(KEEPALIVE_INTERVAL)
+        .keepalives_retries(KEEPALIVE_RETRIES)
+        .tcp_user_timeout(TCP_USER_TIMEOUT);
+    Ok((config, tls, shown))
+}
+
 /// A connection to a migrated database, for the fleet's other shared
 /// state (the key's budget, the IP's quota) beside the store's own.
 pub(crate) fn connect_migrated(url: &str) -> Result<(Client, String), StoreError> {
@@ -260,7 +287,7 @@ impl PgStore {
         })?;
         Ok(PgStore {
             client: Mutex::new(SyncClient::new(client)),
-            claim: Mutex::new(None),
+            prepared: Prepared::default(),
             give_up: RECONNECT_FOR,
             config,
             tls,
@@ -289,7 +316,7 @@ impl PgStore {
                     match self.tls.connect(&self.config) {
                         Ok(c) => {
                             *client = c;
-                            *self.claim.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                            self.prepared.forget();
                             info!(
                                 store = %self.shown,
                                 down_secs = since.elapsed().as_secs_f64(),
@@ -411,16 +438,51 @@ impl PgStore {
     }
 }
 
-impl PgStore {
-    /// The claim statement on the current connection, prepared on first use.
-    fn prepared_claim(&self, c: &mut Client) -> Result<Statement, StoreError> {
-        let mut slot = self.claim.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = &*slot {
+/// Statements prepared on one connection, by their text.
+#[derive(Default)]
+pub(super) struct Prepared(Mutex<PreparedCache>);
+
+#[derive(Default)]
+struct PreparedCache {
+    statements: HashMap<String, Statement>,
+    /// Uses since the statements were prepared.
+    uses: u32,
+}
+
+/// After this many uses the statements are prepared anew. The server plans
+/// a prepared statement once for all parameters (a generic plan) from the
+/// tables as they are then: kept from a young store's small tables, the
+/// page write cost more and more as they grew (the database's CPU per page
+/// of a 900-page pass more than doubled; `benches/fleet.rs`). Planned
+/// again, the statements follow the tables' growth; a few hundred uses
+/// spread the planning over as many pages.
+const REPREPARE_AFTER: u32 = 300;
+
+impl Prepared {
+    /// The statement `sql` on the connection `c` (a client or one of its
+    /// transactions), prepared on first use.
+    pub(super) fn get(
+        &self,
+        c: &mut impl postgres::GenericClient,
+        sql: &str,
+    ) -> Result<Statement, StoreError> {
+        let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        cache.uses += 1;
+        if cache.uses > REPREPARE_AFTER {
+            // Dropped, each statement is closed on the server.
+            *cache = PreparedCache::default();
+        }
+        if let Some(s) = cache.statements.get(sql) {
             return Ok(s.clone());
         }
-        let s = c.prepare(writes::CLAIM_PAGES)?;
-        *slot = Some(s.clone());
+        let s = c.prepare(sql)?;
+        cache.statements.insert(sql.to_string(), s.clone());
         Ok(s)
+    }
+
+    /// The connection was replaced: its statements went with it.
+    fn forget(&self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = PreparedCache::default();
     }
 }
 
@@ -458,7 +520,7 @@ impl PassStore for PgStore {
         lease: Duration,
     ) -> Result<Vec<Option<Claim>>, StoreError> {
         self.call(|c| {
-            let statement = self.prepared_claim(c)?;
+            let statement = self.prepared.get(c, writes::CLAIM_PAGES)?;
             writes::claim_pages(c, &statement, pass_id, pages, want, worker, lease)
         })
     }
@@ -483,7 +545,18 @@ impl PassStore for PgStore {
         now: DateTime<Utc>,
         ends_tag: &(dyn Fn(&PageWrite) -> bool + Sync),
     ) -> Result<PageWrite, StoreError> {
-        self.call(|c| writes::record_page(c, pass_id, ctx, None, questions, now, ends_tag))
+        self.call(|c| {
+            writes::record_page(
+                c,
+                &self.prepared,
+                pass_id,
+                ctx,
+                None,
+                questions,
+                now,
+                ends_tag,
+            )
+        })
     }
 
     fn record_leased_page(
@@ -495,7 +568,19 @@ impl PassStore for PgStore {
         now: DateTime<Utc>,
         ends_tag: &(dyn Fn(&PageWrite) -> bool + Sync),
     ) -> Result<PageWrite, StoreError> {
-        self.call(|c| writes::record_page(c, pass_id, ctx, Some(lease), questions, now, ends_tag))
+        self.call(|c| {
+            let lease = Some(lease);
+            writes::record_page(
+                c,
+                &self.prepared,
+                pass_id,
+                ctx,
+                lease,
+                questions,
+                now,
+                ends_tag,
+            )
+        })
     }
 
     fn release_page(
@@ -516,7 +601,8 @@ impl PassStore for PgStore {
         import: &mut Import,
         capture: &Capture,
     ) -> Result<CaptureWrite, StoreError> {
-        let (write, pass_id) = self.call(|c| import::import_capture(c, import, capture))?;
+        let (write, pass_id) =
+            self.call(|c| import::import_capture(c, &self.prepared, import, capture))?;
         import.pass_id = pass_id;
         Ok(write)
     }
@@ -586,6 +672,32 @@ mod tests {
             Err(e) => panic!("wrong error: {e}"),
             Ok(_) => panic!("a newer schema was opened"),
         }
+    }
+
+    /// Issue 20 §1: opening a store whose schema is current takes no
+    /// lock, so a fleet's processes starting at once do not queue on the
+    /// migration lock (held here by another session throughout).
+    #[test]
+    fn a_current_store_opens_while_another_session_holds_the_migration_lock() {
+        let db = TestDb::create();
+        drop(PgStore::open(&db.url).unwrap());
+        let mut holder = Client::connect(&db.url, NoTls).unwrap();
+        let mut tx = holder.transaction().unwrap();
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[&schema::MIGRATION_LOCK],
+        )
+        .unwrap();
+        let (done, opened) = std::sync::mpsc::channel();
+        let url = db.url.clone();
+        std::thread::spawn(move || {
+            let _ = done.send(PgStore::open(&url).map(drop).map_err(|e| e.to_string()));
+        });
+        // Bounded: without the lock-free check, the open waits for the
+        // lock, which is released only after this.
+        let opened = opened.recv_timeout(Duration::from_secs(60));
+        tx.rollback().unwrap();
+        assert_eq!(opened, Ok(Ok(())), "opened without waiting for the lock");
     }
 
     #[test]
@@ -844,6 +956,65 @@ mod tests {
         assert_eq!(one[2], None);
     }
 
+    /// Issue 20 §1: a page's write and a lease handed back are announced
+    /// to the listening processes when they commit, each naming its page;
+    /// a fenced write, which writes nothing, announces nothing.
+    #[test]
+    fn page_writes_and_released_leases_are_announced_a_fenced_write_is_not() {
+        let (db, mut a, mut b, pass) = two_processes_one_pass();
+        let mut listener = Client::connect(&db.url, NoTls).unwrap();
+        listener
+            .batch_execute(&format!("LISTEN {}", announce::CHANNEL))
+            .unwrap();
+        let mut next = || {
+            use postgres::fallible_iterator::FallibleIterator;
+            let n = listener
+                .notifications()
+                .timeout_iter(Duration::from_secs(30))
+                .next()
+                .unwrap()
+                .expect("an announcement");
+            let payload: serde_json::Value = serde_json::from_str(n.payload()).unwrap();
+            assert_eq!(payload["by"], "a", "{payload}");
+            payload["page"].as_u64().expect("a page's announcement")
+        };
+        let long = Duration::from_secs(60);
+        let (one, two, three) = (ctx("rust", 1), ctx("rust", 2), ctx("rust", 3));
+        let token = leased(a.claim_page(pass, &one, "a", long).unwrap(), None);
+        a.record_leased_page(
+            pass,
+            &one,
+            token,
+            &[q(1, "rust", &["rust"], 0, 0, 1)],
+            at(1),
+            &|_| false,
+        )
+        .unwrap();
+        assert_eq!(next(), 1, "a page written");
+
+        let stale = leased(a.claim_page(pass, &two, "a", long).unwrap(), None);
+        expire(&db, &two);
+        leased(b.claim_page(pass, &two, "b", long).unwrap(), Some("a"));
+        assert!(matches!(
+            a.record_leased_page(
+                pass,
+                &two,
+                stale,
+                &[q(2, "rust", &["rust"], 0, 0, 1)],
+                at(2),
+                &|_| false
+            ),
+            Err(StoreError::Fenced { .. })
+        ));
+        let given_back = leased(a.claim_page(pass, &three, "a", long).unwrap(), None);
+        a.release_page(pass, &three, given_back).unwrap();
+        assert_eq!(
+            next(),
+            3,
+            "the release, and nothing for the fenced write before it"
+        );
+    }
+
     /// Issue 20 §1: processes claiming the same pages in the same order at
     /// once (the fleet's worst case) never hold one page together: every
     /// page is leased once, and every write with its token goes through.
@@ -901,7 +1072,8 @@ mod tests {
     /// Issue 20 §1: the status line's totals are the page writes' kept
     /// counters, and they stay equal to the rows, with four processes
     /// writing overlapping pages at once (a question two of them insert
-    /// at the same moment is counted once) and a page written twice.
+    /// at the same moment is counted once, and has one snapshot in the
+    /// pass) and a page written twice.
     #[test]
     fn kept_totals_equal_the_rows_under_concurrent_writers() {
         let db = TestDb::create();
@@ -916,8 +1088,12 @@ mod tests {
                     let mut store = PgStore::open(url).unwrap();
                     for p in 0..6u64 {
                         // Pages p and p+1 of every writer share 5 questions.
+                        // Each writer sees them at its own time: only the
+                        // write's own rule keeps one snapshot per pass.
                         let page: Vec<Question> = (p * 5..p * 5 + 10)
-                            .map(|id| q(id, "rust", &["rust"], w as i64, 0, id))
+                            .map(|id| {
+                                seen_at(q(id, "rust", &["rust"], w as i64, 0, id), w as u32 + 1)
+                            })
                             .collect();
                         record(&mut store, pass, &ctx("rust", p as u32 + 1), &page, at(1));
                     }
@@ -942,6 +1118,14 @@ mod tests {
             db.count("SELECT COUNT(*) FROM snapshots")
         );
         assert_eq!(st.passes, 1);
+        assert_eq!(
+            db.count(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM snapshots
+                 GROUP BY site, question_id, pass_id HAVING COUNT(*) > 1) AS twice"
+            ),
+            0,
+            "one snapshot per question per pass, with writers racing on new questions"
+        );
     }
 
     /// A database written before the kept totals starts them from its rows.
@@ -1063,9 +1247,10 @@ mod tests {
     /// a store of `STATS_SNAPSHOTS` (default 2 million) snapshots, by the
     /// exact counts they used to be and by the kept totals. Run with
     /// `cargo test --release --lib stats_on_a_large_store -- --ignored
-    /// --nocapture`.
+    /// --nocapture`; `STATS_SNAPSHOTS=10000000` for the 10 million case
+    /// (about 4 GB of disk while it runs; the database is dropped after).
     #[test]
-    #[ignore = "builds a database of millions of rows (about a minute)"]
+    #[ignore = "builds a database of millions of rows (a minute or more)"]
     fn stats_on_a_large_store() {
         let snapshots: i64 = std::env::var("STATS_SNAPSHOTS")
             .ok()
@@ -1075,8 +1260,14 @@ mod tests {
         let db = TestDb::create();
         let s = PgStore::open(&db.url).unwrap();
         let t = Instant::now();
+        // Set-based, in one session: the rows are consistent by
+        // construction, so the foreign keys' per-row checks are skipped
+        // (`session_replication_role`), and the snapshots' key is built
+        // once over the whole table rather than row by row.
         db.execute(&format!(
-            "INSERT INTO passes (tag_set, started_at, finished_at)
+            "SET session_replication_role = replica;
+             SET maintenance_work_mem = '512MB';
+             INSERT INTO passes (tag_set, started_at, finished_at)
              SELECT 'langs', '2026-01-01T00:00:00Z', '2026-01-01T01:00:00Z'
              FROM generate_series(1, {passes});
              INSERT INTO questions (site, question_id, url, title, excerpt, votes, answers,
@@ -1088,13 +1279,16 @@ mod tests {
                  'newest', 1, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z',
                  '2026-01-01T00:00:00Z'
              FROM generate_series(1, {q}) AS i;
+             ALTER TABLE snapshots DROP CONSTRAINT snapshots_pkey;
              INSERT INTO snapshots (site, question_id, pass_id, seen_at, votes, answers, views)
              SELECT 'stackoverflow.com', i, p, '2026-01-01T00:00:00Z', 1, 0, 100
              FROM generate_series(1, {passes}) AS p, generate_series(1, {q}) AS i;
+             ALTER TABLE snapshots ADD PRIMARY KEY (site, question_id, pass_id, seen_at);
              UPDATE store_counts SET questions = {q}, snapshots = {n};",
             q = snapshots / passes,
             n = snapshots / passes * passes,
         ));
+        db.execute("VACUUM ANALYZE");
         eprintln!(
             "built {snapshots} snapshots in {:.1} s",
             t.elapsed().as_secs_f64()

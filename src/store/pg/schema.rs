@@ -224,7 +224,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
 
 /// Any constant the fleet agrees on: the advisory lock that lets one
 /// process at a time migrate a database several are opening.
-const MIGRATION_LOCK: i64 = 0x5374_6b43_7261_776c;
+pub(super) const MIGRATION_LOCK: i64 = 0x5374_6b43_7261_776c;
 
 /// Brings the database up to the last migration, one process at a time; a
 /// database from a newer stackcrawl is refused, not touched.
@@ -235,6 +235,13 @@ pub(super) fn migrate(client: &mut Client) -> Result<(), StoreError> {
 /// [`migrate`], up to step `last` (a test builds an older store with it).
 pub(super) fn migrate_to(client: &mut Client, last: usize) -> Result<(), StoreError> {
     let supported = last.min(MIGRATIONS.len()) as i64;
+    // A current schema needs no lock: every process of a fleet opens the
+    // store (and its key budget) at each start, all at once, and would
+    // otherwise queue on the lock one after the other. Steps are only
+    // ever added, so a schema at `supported` stays there.
+    if applied(client)? == Some(supported) {
+        return Ok(());
+    }
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
     // Asked first, not left to IF NOT EXISTS: on every open after the
@@ -279,4 +286,17 @@ pub(super) fn migrate_to(client: &mut Client, last: usize) -> Result<(), StoreEr
     tx.commit()?;
     info!(from = found, to = supported, "store schema migrated");
     Ok(())
+}
+
+/// The last step applied, without a lock; `None` on a database that has
+/// no `schema_migrations` table yet.
+fn applied(client: &mut Client) -> Result<Option<i64>, StoreError> {
+    match client.query_one(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        &[],
+    ) {
+        Ok(row) => Ok(Some(row.try_get(0)?)),
+        Err(e) if e.code() == Some(&postgres::error::SqlState::UNDEFINED_TABLE) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }

@@ -3,10 +3,11 @@
 //!
 //! What several writers change: a pass is opened by one insert that the
 //! `passes_one_running` index lets only one process win (the others find
-//! its pass); a page's questions are written in (site, id) order so two
-//! pages sharing questions lock them in the same order; and the "changed?"
-//! read takes the row's lock, so two processes seeing one question at once
-//! count it new once.
+//! its pass); and a page's write first locks its questions' keys (an
+//! advisory lock each, in one order, so two pages sharing questions cannot
+//! deadlock) before the "changed?" read, so two processes seeing one
+//! question at once count it new once and give it one snapshot a pass.
+//! A page's write is announced to the fleet when it commits (`announce`).
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
@@ -15,7 +16,7 @@ use chrono::{DateTime, Utc};
 use postgres::types::ToSql;
 use postgres::{Client, Statement, Transaction};
 
-use super::{signed, unsigned};
+use super::{announce, signed, unsigned, Prepared};
 use crate::model::{PageContext, Question};
 use crate::store::writes::{
     compare, question_upsert_set, Compared, Figures, Sighting, ONLY_IF_NEWER,
@@ -248,8 +249,22 @@ fn claim_of_row(r: &postgres::Row, worker: &str) -> Result<Option<Claim>, StoreE
 /// As the SQLite store's `record_page_ending`: one transaction, all of the
 /// page or none of it. With `lease`, fenced: written only if the page's
 /// lease still has that token.
+///
+/// Four round trips (ten statements, each parsed and planned per page,
+/// before): the transaction's start; the read of the page's questions; the
+/// write of everything (questions, snapshots, the page done, the lease
+/// ended, the kept totals, the announcement) in one statement whose every
+/// part is gated on the checks it makes first (the pass still running, the
+/// lease still this writer's token); and the commit. The read and the
+/// write are prepared once per connection. The read stays a statement of
+/// its own: what the page did (new, updated, unchanged) is compared in
+/// Rust, one rule for both stores, and decides the page's `ends_tag`,
+/// which the write stores. A failed check writes nothing and is then read
+/// in detail.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn record_page(
     c: &mut Client,
+    prepared: &Prepared,
     pass_id: i64,
     ctx: &PageContext,
     lease: Option<LeaseToken>,
@@ -258,14 +273,6 @@ pub(super) fn record_page(
     ends_tag: &(dyn Fn(&PageWrite) -> bool + Sync),
 ) -> Result<PageWrite, StoreError> {
     let mut tx = c.transaction()?;
-    // The lease first: a holder that woke after the others finished the
-    // pass lost its page to them, which says more than "pass finished".
-    // (Lease row, then pass row: no other transaction locks them in the
-    // other order.)
-    if let Some(lease) = lease {
-        check_lease(&mut tx, pass_id, ctx, lease)?;
-    }
-    check_running(&mut tx, pass_id)?;
     let sighting = Sighting::of_page(ctx);
     // A capture's questions were first seen when it was captured, as in an
     // import (they share its time).
@@ -273,45 +280,77 @@ pub(super) fn record_page(
         (Sighting::Past, Some(q)) => q.fetched_at,
         _ => now,
     });
-    let (mut write, added) = upsert_page(&mut tx, pass_id, questions, &now, sighting)?;
-    // A page recorded twice in a pass keeps its first counts.
-    write.ends_tag = ends_tag(&write);
-    // The lease ends with the write that marks the page done, in its
-    // transaction: a page whose records did not commit stays leased, and
-    // another process takes it over when the lease expires.
-    let fetched_by: Option<String> = tx
-        .query_opt(
-            "DELETE FROM page_leases
-             WHERE pass_id = $1 AND tag = $2 AND tab = $3 AND page = $4
-             RETURNING holder",
-            &[&pass_id, &ctx.tag, &ctx.tab, &(ctx.page as i32)],
-        )?
-        .map(|r| r.try_get(0))
-        .transpose()?;
-    tx.execute(
-        "INSERT INTO pass_pages
-         (pass_id, tag, tab, page, done_at, questions, new, updated, unchanged, ends_tag,
-          fetched_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-         ON CONFLICT DO NOTHING",
-        &[
-            &pass_id,
-            &ctx.tag,
-            &ctx.tab,
-            &(ctx.page as i32),
-            &now,
-            &(questions.len() as i32),
-            &(write.new as i32),
-            &(write.updated as i32),
-            &(write.unchanged as i32),
-            &write.ends_tag,
-            &fetched_by,
-        ],
+    let page = PageDone {
+        ctx,
+        lease,
+        now,
+        questions: questions.len(),
+        ends_tag,
+    };
+    let written = write_page(
+        &mut tx,
+        prepared,
+        pass_id,
+        questions,
+        &now,
+        sighting,
+        Some(&page),
     )?;
-    // Last: the shard's row stays locked only from here to the commit.
-    add_counts(&mut tx, &added)?;
+    if let Some(refused) = written.refused {
+        drop(tx);
+        return Err(refusal(c, pass_id, ctx, refused)?);
+    }
     tx.commit()?;
-    Ok(write)
+    Ok(written.write)
+}
+
+/// The page a write marks done, for [`write_page`].
+pub(super) struct PageDone<'a> {
+    ctx: &'a PageContext,
+    lease: Option<LeaseToken>,
+    now: SystemTime,
+    /// The questions the page listed, repeats included.
+    questions: usize,
+    ends_tag: &'a (dyn Fn(&PageWrite) -> bool + Sync),
+}
+
+/// Why a page's write was refused, found by its statement's checks.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Refused {
+    /// The lease no longer has the writer's token.
+    Fenced(LeaseToken),
+    UnknownPass,
+    PassFinished,
+}
+
+/// What [`write_page`] did.
+pub(super) struct Written {
+    pub(super) write: PageWrite,
+    pub(super) added: Added,
+    /// Set when a check failed and nothing was written.
+    pub(super) refused: Option<Refused>,
+}
+
+/// The error of a refused write, read after its transaction rolled back.
+/// The lease first: a holder that woke after the others finished the pass
+/// lost its page to them, which says more than "pass finished".
+fn refusal(
+    c: &mut Client,
+    pass_id: i64,
+    ctx: &PageContext,
+    refused: Refused,
+) -> Result<StoreError, StoreError> {
+    Ok(match refused {
+        Refused::Fenced(stale) => StoreError::Fenced {
+            tag: ctx.tag.clone(),
+            tab: ctx.tab.clone(),
+            page: ctx.page,
+            stale,
+            current: current_claim(c, pass_id, ctx)?,
+        },
+        Refused::UnknownPass => StoreError::UnknownPass(pass_id),
+        Refused::PassFinished => StoreError::PassFinished(pass_id),
+    })
 }
 
 /// The rows a page's write inserted (not updated), for `store_counts`.
@@ -321,120 +360,237 @@ pub(super) struct Added {
     pub(super) snapshots: u64,
 }
 
-/// Adds what a write inserted to the kept totals, in its transaction.
-pub(super) fn add_counts(tx: &mut Transaction, added: &Added) -> Result<(), StoreError> {
-    if *added != Added::default() {
-        tx.execute(
-            "INSERT INTO store_counts (shard, questions, snapshots)
-             VALUES (pg_backend_pid() % 16, $1, $2)
-             ON CONFLICT (shard) DO UPDATE SET
-                 questions = store_counts.questions + excluded.questions,
-                 snapshots = store_counts.snapshots + excluded.snapshots",
-            &[&signed(added.questions), &signed(added.snapshots)],
-        )?;
-    }
-    Ok(())
-}
-
-/// Locks the page's lease row until the write commits (a takeover waits
-/// for it, and then finds the page done) and fails with
-/// [`StoreError::Fenced`] unless the row still has `lease`. An expired
-/// lease nobody took over is still the writer's: only a new claim fences.
-fn check_lease(
-    tx: &mut Transaction,
-    pass_id: i64,
-    ctx: &PageContext,
-    lease: LeaseToken,
-) -> Result<(), StoreError> {
+/// Who has a page whose writer's lease was taken over: done by, or held by.
+fn current_claim(c: &mut Client, pass_id: i64, ctx: &PageContext) -> Result<Claim, StoreError> {
     let page = ctx.page as i32;
     let key: [&(dyn ToSql + Sync); 4] = [&pass_id, &ctx.tag, &ctx.tab, &page];
-    let row = tx.query_opt(
-        "SELECT token, holder, expires_at FROM page_leases
-         WHERE pass_id = $1 AND tag = $2 AND tab = $3 AND page = $4
-         FOR UPDATE",
-        &key,
-    )?;
-    let held = match row {
-        Some(r) if r.try_get::<_, i64>(0)? == lease.0 => return Ok(()),
-        Some(r) => Some((
-            r.try_get::<_, String>(1)?,
-            DateTime::<Utc>::from(r.try_get::<_, SystemTime>(2)?),
-        )),
-        None => None,
-    };
-    let done = tx.query_opt(
+    let done = c.query_opt(
         "SELECT ends_tag, fetched_by FROM pass_pages
          WHERE pass_id = $1 AND tag = $2 AND tab = $3 AND page = $4",
         &key,
     )?;
-    let current = match (done, held) {
-        (Some(r), _) => Claim::Done {
+    if let Some(r) = done {
+        return Ok(Claim::Done {
             ends_tag: r.try_get(0)?,
             by: r.try_get(1)?,
+        });
+    }
+    let held = c.query_opt(
+        "SELECT holder, expires_at FROM page_leases
+         WHERE pass_id = $1 AND tag = $2 AND tab = $3 AND page = $4",
+        &key,
+    )?;
+    Ok(match held {
+        Some(r) => Claim::Held {
+            by: r.try_get(0)?,
+            until: DateTime::<Utc>::from(r.try_get::<_, SystemTime>(1)?),
         },
-        (None, Some((by, until))) => Claim::Held { by, until },
         // Released by whoever had it: free to be claimed again now.
-        (None, None) => Claim::Held {
+        None => Claim::Held {
             by: "nobody".into(),
             until: Utc::now(),
         },
-    };
-    Err(StoreError::Fenced {
-        tag: ctx.tag.clone(),
-        tab: ctx.tab.clone(),
-        page: ctx.page,
-        stale: lease,
-        current,
     })
 }
 
 /// Deletes the page's lease if it still has `lease`: a later claim's lease
 /// (the page taken over meanwhile) is not this process's to hand back.
+/// The page is announced, so a process waiting on it takes it at once.
 pub(super) fn release_page(
     c: &mut Client,
     pass_id: i64,
     ctx: &PageContext,
     lease: LeaseToken,
 ) -> Result<(), StoreError> {
+    let sql = format!(
+        "WITH gone AS (
+             DELETE FROM page_leases
+             WHERE pass_id = $1 AND tag = $2 AND tab = $3 AND page = $4 AND token = $5
+             RETURNING holder)
+         SELECT pg_notify($6, {}) FROM gone",
+        announce::payload_sql("$1", "$2", "$3", "$4", "gone.holder")
+    );
     c.execute(
-        "DELETE FROM page_leases
-         WHERE pass_id = $1 AND tag = $2 AND tab = $3 AND page = $4 AND token = $5",
-        &[&pass_id, &ctx.tag, &ctx.tab, &(ctx.page as i32), &lease.0],
+        &sql,
+        &[
+            &pass_id,
+            &ctx.tag,
+            &ctx.tab,
+            &(ctx.page as i32),
+            &lease.0,
+            &announce::CHANNEL,
+        ],
     )?;
     Ok(())
 }
 
-/// Takes a share lock on the pass row: a pass cannot be finished under a
-/// page being written to it.
-fn check_running(tx: &mut Transaction, pass_id: i64) -> Result<(), StoreError> {
-    let row = tx.query_opt(
-        "SELECT finished_at FROM passes WHERE pass_id = $1 FOR SHARE",
-        &[&pass_id],
-    )?;
-    match row
-        .map(|r| r.try_get::<_, Option<SystemTime>>(0))
-        .transpose()?
-    {
-        None => Err(StoreError::UnknownPass(pass_id)),
-        Some(Some(_)) => Err(StoreError::PassFinished(pass_id)),
-        Some(None) => Ok(()),
-    }
+/// Reads and locks what the store holds of a page's questions. Writers of
+/// one question are serialised by a transaction-scoped advisory lock on
+/// its key, taken here, before the write statement's snapshot: a question
+/// new to both is then written by one and found by the other, whose write
+/// sees the first one's rows (its snapshot of the pass among them). The
+/// keys are locked in one order, so two writers cannot deadlock.
+const READ_PAGE: &str = "
+    WITH keys AS MATERIALIZED (
+        SELECT pg_advisory_xact_lock(k.key)
+        FROM (SELECT DISTINCT hashtextextended(u.site || ' ' || u.id, 0) AS key
+              FROM unnest($1::text[], $2::bigint[]) AS u (site, id)
+              ORDER BY 1) AS k
+    )
+    SELECT site, question_id, votes, answers, replies, views, title, status,
+           has_accepted_answer, tags, fetched_at
+    FROM questions
+    WHERE (SELECT COUNT(*) FROM keys) >= 0
+      AND (site, question_id) IN (SELECT * FROM unnest($1::text[], $2::bigint[]))
+    ORDER BY site, question_id FOR UPDATE";
+
+/// The write of a page's questions: one statement of data-modifying CTEs.
+/// With `page` (a pass's page), the statement first locks the page's
+/// lease row and shares the pass's row (a pass cannot be finished under a
+/// page being written to it), and every part writes only if the pass is
+/// running and the lease still has the writer's token; then the lease
+/// ends, the page is marked done and announced. Without it (an import),
+/// the questions alone.
+fn write_sql(sighting: Sighting, page: bool) -> String {
+    let checks = if page {
+        "lease AS MATERIALIZED (
+             SELECT token FROM page_leases
+             WHERE pass_id = $30 AND tag = $36 AND tab = $37 AND page = $38 FOR UPDATE),
+         pass AS MATERIALIZED (SELECT finished_at FROM passes WHERE pass_id = $30 FOR SHARE),
+         chk AS MATERIALIZED (
+             SELECT ($39::bigint IS NULL OR EXISTS (SELECT 1 FROM lease WHERE token = $39))
+                        AS holds,
+                    EXISTS (SELECT 1 FROM pass) AS found,
+                    EXISTS (SELECT 1 FROM pass WHERE finished_at IS NULL) AS running),
+         ok AS MATERIALIZED (SELECT holds AND running AS ok FROM chk),"
+    } else {
+        "ok AS MATERIALIZED (SELECT TRUE AS ok),"
+    };
+    let only_if_newer = match sighting {
+        Sighting::Live => "",
+        Sighting::Past => ONLY_IF_NEWER,
+    };
+    // One snapshot per question per live pass (a page fetched again in a
+    // resumed pass adds none; the advisory locks of `READ_PAGE` order two
+    // writers of one question); one per capture time in an import.
+    let one_per_pass = match sighting {
+        Sighting::Live => {
+            "AND NOT EXISTS (SELECT 1 FROM snapshots s
+                             WHERE s.site = u.site AND s.question_id = u.id AND s.pass_id = $30)"
+        }
+        Sighting::Past => "",
+    };
+    let done = if page {
+        "gone AS (
+             DELETE FROM page_leases
+             WHERE (SELECT ok FROM ok) AND pass_id = $30 AND tag = $36 AND tab = $37
+               AND page = $38
+             RETURNING holder),
+         marked AS (
+             INSERT INTO pass_pages
+                 (pass_id, tag, tab, page, done_at, questions, new, updated, unchanged,
+                  ends_tag, fetched_by)
+             SELECT $30, $36, $37, $38, $40, $41, $42, $43, $44, $45,
+                    (SELECT holder FROM gone)
+             WHERE (SELECT ok FROM ok)
+             ON CONFLICT DO NOTHING),"
+    } else {
+        ""
+    };
+    // The announcement is delivered when the transaction commits, and
+    // never for one rolled back.
+    let answer = if page {
+        format!(
+            "announced AS (SELECT pg_notify($46, {}) FROM ok WHERE ok)
+             SELECT c.holds, c.found, c.running, a.questions, a.snapshots,
+                    (SELECT COUNT(*) FROM announced)
+             FROM chk c, added a",
+            announce::payload_sql("$30", "$36", "$37", "$38", "(SELECT holder FROM gone)")
+        )
+    } else {
+        "nothing AS (SELECT 1)
+         SELECT TRUE, TRUE, TRUE, a.questions, a.snapshots, 0::bigint FROM added a"
+            .to_string()
+    };
+    format!(
+        "WITH {checks}
+         up AS (
+             INSERT INTO questions (
+                 site, question_id, url, title, excerpt, votes, answers, replies, views,
+                 views_exact, tags, has_accepted_answer, author_name, author_reputation,
+                 asked_at, modified_at, answered_at, bounty, status, post_kind,
+                 community_wiki, tag, tab, page, fetched_at,
+                 author_user_id, author_has_profile, author_action,
+                 first_seen_at, last_seen_at)
+             SELECT u.*, $26, $26 FROM unnest(
+                 $1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[],
+                 $7::bigint[], $8::bigint[], $9::bigint[], $10::boolean[], $11::text[],
+                 $12::boolean[], $13::text[], $14::bigint[], $15::timestamptz[],
+                 $16::timestamptz[], $17::timestamptz[], $18::bigint[], $19::text[],
+                 $20::text[], $21::boolean[], $22::text[], $23::text[], $24::integer[],
+                 $25::timestamptz[], $27::bigint[], $28::boolean[], $29::text[]) AS u
+             WHERE (SELECT ok FROM ok)
+             {upsert_set}{only_if_newer}
+             RETURNING xmax = 0 AS inserted),
+         crawl_tags AS (
+             INSERT INTO question_crawl_tags (crawl_tag, site, question_id)
+             SELECT * FROM unnest($22::text[], $1::text[], $2::bigint[])
+             WHERE (SELECT ok FROM ok)
+             ON CONFLICT DO NOTHING),
+         -- Retags are rare: the side table changes only where the list did.
+         untagged AS (
+             DELETE FROM question_tags t
+             USING unnest($31::text[], $32::bigint[]) AS r (site, id)
+             WHERE (SELECT ok FROM ok) AND t.site = r.site AND t.question_id = r.id
+               AND (t.site, t.question_id, t.tag) NOT IN
+                   (SELECT * FROM unnest($33::text[], $34::bigint[], $35::text[]))),
+         tagged AS (
+             INSERT INTO question_tags (site, question_id, tag)
+             SELECT * FROM unnest($33::text[], $34::bigint[], $35::text[])
+             WHERE (SELECT ok FROM ok)
+             ON CONFLICT DO NOTHING),
+         -- When the figures were observed, not when they were stored.
+         snap AS (
+             INSERT INTO snapshots (site, question_id, pass_id, seen_at, votes, answers, views)
+             SELECT u.site, u.id, $30, u.seen, u.votes, u.answers, u.views
+             FROM unnest($1::text[], $2::bigint[], $25::timestamptz[], $6::bigint[],
+                         $7::bigint[], $9::bigint[]) AS u (site, id, seen, votes, answers, views)
+             WHERE (SELECT ok FROM ok) {one_per_pass}
+             ON CONFLICT DO NOTHING
+             RETURNING 1),
+         -- `xmax = 0` marks a row the upsert inserted rather than updated:
+         -- the count is the server's.
+         added AS MATERIALIZED (
+             SELECT (SELECT COUNT(*) FROM up WHERE inserted) AS questions,
+                    (SELECT COUNT(*) FROM snap) AS snapshots),
+         -- The shard's row stays locked only from here to the commit.
+         counted AS (
+             INSERT INTO store_counts (shard, questions, snapshots)
+             SELECT pg_backend_pid() % 16, a.questions, a.snapshots FROM added a
+             WHERE a.questions > 0 OR a.snapshots > 0
+             ON CONFLICT (shard) DO UPDATE SET
+                 questions = store_counts.questions + excluded.questions,
+                 snapshots = store_counts.snapshots + excluded.snapshots),
+         {done}
+         {answer}",
+        upsert_set = question_upsert_set!(),
+    )
 }
 
-/// The page's questions, written in a few set-based statements (arrays
-/// `unnest`ed server-side) rather than several round trips per question:
-/// on a server across a network the round trips, not the rows, are what
-/// a page costs. The rows are locked in (site, id) order, so two processes
-/// writing pages that share questions cannot deadlock.
-pub(super) fn upsert_page(
+/// The page's questions, read and compared with what the store holds in
+/// one statement ([`READ_PAGE`]) and written in another ([`write_sql`]),
+/// each prepared once per connection: on a server across a network the
+/// round trips, not the rows, are what a page costs.
+pub(super) fn write_page(
     tx: &mut Transaction,
+    prepared: &Prepared,
     pass_id: i64,
     questions: &[Question],
     now: &SystemTime,
     sighting: Sighting,
-) -> Result<(PageWrite, Added), StoreError> {
+    done: Option<&PageDone>,
+) -> Result<Written, StoreError> {
     let mut write = PageWrite::default();
-    let mut added = Added::default();
     // A question listed twice on one page is written once; the second
     // sighting is what the sequential rule makes it: unchanged.
     let mut page: Vec<&Question> = Vec::with_capacity(questions.len());
@@ -447,9 +603,6 @@ pub(super) fn upsert_page(
         }
     }
     page.sort_by(|a, b| (&a.site, a.question_id).cmp(&(&b.site, b.question_id)));
-    if page.is_empty() {
-        return Ok((write, added));
-    }
     let sites: Vec<&str> = page.iter().map(|q| q.site.as_str()).collect();
     let ids: Vec<i64> = page.iter().map(|q| signed(q.question_id)).collect();
     let mut stored: HashMap<(String, i64), (Figures, String)> = HashMap::new();
@@ -459,14 +612,14 @@ pub(super) fn upsert_page(
         .iter()
         .map(|q| ((q.site.as_str(), signed(q.question_id)), q.fetched_at))
         .collect();
-    for r in tx.query(
-        "SELECT site, question_id, votes, answers, replies, views, title, status,
-                has_accepted_answer, tags, fetched_at
-         FROM questions
-         WHERE (site, question_id) IN (SELECT * FROM unnest($1::text[], $2::bigint[]))
-         ORDER BY site, question_id FOR UPDATE",
-        &[&sites, &ids],
-    )? {
+    let rows = match page.is_empty() {
+        true => Vec::new(),
+        false => {
+            let read = prepared.get(tx, READ_PAGE)?;
+            tx.query(&read, &[&sites, &ids])?
+        }
+    };
+    for r in rows {
         let key: (String, i64) = (r.try_get(0)?, r.try_get(1)?);
         let fetched_at: DateTime<Utc> = r.try_get::<_, SystemTime>(10)?.into();
         if sighting == Sighting::Past
@@ -500,7 +653,7 @@ pub(super) fn upsert_page(
     let mut post_kinds = Vec::with_capacity(page.len());
     let mut actions: Vec<Option<String>> = Vec::with_capacity(page.len());
     let (mut retag_sites, mut retag_ids, mut retag_tags) = (Vec::new(), Vec::new(), Vec::new());
-    let mut retagged: Vec<(&str, i64)> = Vec::new();
+    let (mut retagged_sites, mut retagged_ids): (Vec<&str>, Vec<i64>) = (Vec::new(), Vec::new());
     for (q, &id) in page.iter().zip(&ids) {
         let Compared {
             change,
@@ -510,7 +663,8 @@ pub(super) fn upsert_page(
         } = compare(stored.remove(&(q.site.clone(), id)), q)?;
         write.count(&change);
         if tags_changed && !newer_stored.contains(&(q.site.clone(), id)) {
-            retagged.push((q.site.as_str(), id));
+            retagged_sites.push(q.site.as_str());
+            retagged_ids.push(id);
             for t in &q.tags {
                 retag_sites.push(q.site.as_str());
                 retag_ids.push(id);
@@ -522,6 +676,10 @@ pub(super) fn upsert_page(
         post_kinds.push(enum_text(&q.post_kind)?);
         actions.push(q.author_action.as_ref().map(enum_text).transpose()?);
     }
+    // A page recorded twice in a pass keeps its first counts.
+    if let Some(d) = done {
+        write.ends_tag = (d.ends_tag)(&write);
+    }
     let col = |f: fn(&Question) -> Option<String>| -> Vec<Option<String>> {
         page.iter().map(|q| f(q)).collect()
     };
@@ -529,112 +687,109 @@ pub(super) fn upsert_page(
         page.iter().map(|q| f(q).map(SystemTime::from)).collect()
     };
     let fetched_at: Vec<SystemTime> = page.iter().map(|q| q.fetched_at.into()).collect();
-    // `xmax = 0` marks a row the upsert inserted rather than updated: the
-    // count is the server's, exact even when another process inserted one
-    // of these questions after the read above.
-    let upsert = concat!(
-        "WITH upsert AS (INSERT INTO questions (
-             site, question_id, url, title, excerpt, votes, answers, replies, views,
-             views_exact, tags, has_accepted_answer, author_name, author_reputation,
-             asked_at, modified_at, answered_at, bounty, status, post_kind,
-             community_wiki, tag, tab, page, fetched_at,
-             author_user_id, author_has_profile, author_action,
-             first_seen_at, last_seen_at)
-         SELECT u.*, $26, $26 FROM unnest(
-             $1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[],
-             $7::bigint[], $8::bigint[], $9::bigint[], $10::boolean[], $11::text[],
-             $12::boolean[], $13::text[], $14::bigint[], $15::timestamptz[],
-             $16::timestamptz[], $17::timestamptz[], $18::bigint[], $19::text[], $20::text[],
-             $21::boolean[], $22::text[], $23::text[], $24::integer[], $25::timestamptz[],
-             $27::bigint[], $28::boolean[], $29::text[]) AS u ",
-        question_upsert_set!()
-    );
-    let only_if_newer = match sighting {
-        Sighting::Live => "",
-        Sighting::Past => ONLY_IF_NEWER,
-    };
-    let inserted: i64 = tx
-        .query_one(
-            &format!(
-                "{upsert}{only_if_newer} RETURNING xmax = 0 AS inserted)
-                 SELECT COUNT(*) FILTER (WHERE inserted) FROM upsert"
-            ),
-            &[
-                &sites,
-                &ids,
-                &page.iter().map(|q| q.url.as_str()).collect::<Vec<_>>(),
-                &page.iter().map(|q| q.title.as_str()).collect::<Vec<_>>(),
-                &page.iter().map(|q| q.excerpt.as_str()).collect::<Vec<_>>(),
-                &page.iter().map(|q| q.votes).collect::<Vec<_>>(),
-                &page.iter().map(|q| signed(q.answers)).collect::<Vec<_>>(),
-                &page
-                    .iter()
-                    .map(|q| q.replies.map(signed))
-                    .collect::<Vec<_>>(),
-                &page.iter().map(|q| signed(q.views)).collect::<Vec<_>>(),
-                &page.iter().map(|q| q.views_exact).collect::<Vec<_>>(),
-                &tag_lists,
-                &page
-                    .iter()
-                    .map(|q| q.has_accepted_answer)
-                    .collect::<Vec<_>>(),
-                &col(|q| q.author_name.clone()),
-                &page
-                    .iter()
-                    .map(|q| q.author_reputation.map(signed))
-                    .collect::<Vec<_>>(),
-                &time_col(|q| q.asked_at),
-                &time_col(|q| q.modified_at),
-                &time_col(|q| q.answered_at),
-                &page
-                    .iter()
-                    .map(|q| q.bounty.map(i64::from))
-                    .collect::<Vec<_>>(),
-                &statuses,
-                &post_kinds,
-                &page.iter().map(|q| q.community_wiki).collect::<Vec<_>>(),
-                &page.iter().map(|q| q.tag.as_str()).collect::<Vec<_>>(),
-                &page.iter().map(|q| q.tab.as_str()).collect::<Vec<_>>(),
-                &page.iter().map(|q| q.page as i32).collect::<Vec<_>>(),
-                &fetched_at,
-                now,
-                &page.iter().map(|q| q.author_user_id).collect::<Vec<_>>(),
-                &page
-                    .iter()
-                    .map(|q| q.author_has_profile)
-                    .collect::<Vec<_>>(),
-                &actions,
-            ],
-        )?
-        .try_get(0)?;
-    added.questions = unsigned("questions inserted", inserted)?;
-    // Retags are rare: the side table is rewritten only where the list changed.
-    if !retagged.is_empty() {
-        let (s, i): (Vec<&str>, Vec<i64>) = retagged.into_iter().unzip();
-        tx.execute(
-            "DELETE FROM question_tags
-             WHERE (site, question_id) IN (SELECT * FROM unnest($1::text[], $2::bigint[]))",
-            &[&s, &i],
-        )?;
-        tx.execute(
-            "INSERT INTO question_tags (site, question_id, tag)
-             SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[])
-             ON CONFLICT DO NOTHING",
-            &[&retag_sites, &retag_ids, &retag_tags],
-        )?;
+    let urls: Vec<&str> = page.iter().map(|q| q.url.as_str()).collect();
+    let titles: Vec<&str> = page.iter().map(|q| q.title.as_str()).collect();
+    let excerpts: Vec<&str> = page.iter().map(|q| q.excerpt.as_str()).collect();
+    let votes: Vec<i64> = page.iter().map(|q| q.votes).collect();
+    let answers: Vec<i64> = page.iter().map(|q| signed(q.answers)).collect();
+    let replies: Vec<Option<i64>> = page.iter().map(|q| q.replies.map(signed)).collect();
+    let views: Vec<i64> = page.iter().map(|q| signed(q.views)).collect();
+    let views_exact: Vec<bool> = page.iter().map(|q| q.views_exact).collect();
+    let accepted: Vec<bool> = page.iter().map(|q| q.has_accepted_answer).collect();
+    let author_names = col(|q| q.author_name.clone());
+    let reputations: Vec<Option<i64>> = page
+        .iter()
+        .map(|q| q.author_reputation.map(signed))
+        .collect();
+    let asked = time_col(|q| q.asked_at);
+    let modified = time_col(|q| q.modified_at);
+    let answered = time_col(|q| q.answered_at);
+    let bounties: Vec<Option<i64>> = page.iter().map(|q| q.bounty.map(i64::from)).collect();
+    let wikis: Vec<bool> = page.iter().map(|q| q.community_wiki).collect();
+    let crawl_tags: Vec<&str> = page.iter().map(|q| q.tag.as_str()).collect();
+    let tabs: Vec<&str> = page.iter().map(|q| q.tab.as_str()).collect();
+    let pages: Vec<i32> = page.iter().map(|q| q.page as i32).collect();
+    let user_ids: Vec<Option<i64>> = page.iter().map(|q| q.author_user_id).collect();
+    let profiles: Vec<bool> = page.iter().map(|q| q.author_has_profile).collect();
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+        &sites,
+        &ids,
+        &urls,
+        &titles,
+        &excerpts,
+        &votes,
+        &answers,
+        &replies,
+        &views,
+        &views_exact,
+        &tag_lists,
+        &accepted,
+        &author_names,
+        &reputations,
+        &asked,
+        &modified,
+        &answered,
+        &bounties,
+        &statuses,
+        &post_kinds,
+        &wikis,
+        &crawl_tags,
+        &tabs,
+        &pages,
+        &fetched_at,
+        now,
+        &user_ids,
+        &profiles,
+        &actions,
+        &pass_id,
+        &retagged_sites,
+        &retagged_ids,
+        &retag_sites,
+        &retag_ids,
+        &retag_tags,
+    ];
+    let page_no: i32;
+    let counts: [i32; 4];
+    let token: Option<i64>;
+    if let Some(d) = done {
+        page_no = d.ctx.page as i32;
+        counts = [
+            d.questions as i32,
+            write.new as i32,
+            write.updated as i32,
+            write.unchanged as i32,
+        ];
+        token = d.lease.map(|l| l.0);
+        params.extend::<[&(dyn ToSql + Sync); 11]>([
+            &d.ctx.tag,
+            &d.ctx.tab,
+            &page_no,
+            &token,
+            &d.now,
+            &counts[0],
+            &counts[1],
+            &counts[2],
+            &counts[3],
+            &write.ends_tag,
+            &announce::CHANNEL,
+        ]);
     }
-    tx.execute(
-        "INSERT INTO question_crawl_tags (crawl_tag, site, question_id)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
-         ON CONFLICT DO NOTHING",
-        &[
-            &page.iter().map(|q| q.tag.as_str()).collect::<Vec<_>>(),
-            &sites,
-            &ids,
-        ],
-    )?;
-    if sighting == Sighting::Past {
-        // A capture older than any sighting stored is the first sighting.
+    let sql = write_sql(sighting, done.is_some());
+    let statement = prepared.get(tx, &sql)?;
+    let row = tx.query_one(&statement, &params)?;
+    let (holds, found, running): (bool, bool, bool) =
+        (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+    let refused = match (holds, found, running) {
+        (false, ..) => Some(Refused::Fenced(
+            done.and_then(|d| d.lease).unwrap_or(LeaseToken::UNFENCED),
+        )),
+        (true, false, _) => Some(Refused::UnknownPass),
+        (true, true, false) => Some(Refused::PassFinished),
+        (true, true, true) => None,
+    };
+    if refused.is_none() && sighting == Sighting::Past && !page.is_empty() {
+        // A capture older than any sighting stored is the first sighting
+        // (after the upsert: a statement updates a row once).
         tx.execute(
             "UPDATE questions q SET first_seen_at = u.seen
              FROM unnest($1::text[], $2::bigint[], $3::timestamptz[]) AS u (site, id, seen)
@@ -642,37 +797,14 @@ pub(super) fn upsert_page(
             &[&sites, &ids, &fetched_at],
         )?;
     }
-    // One snapshot per question per live pass (a page fetched again in a
-    // resumed pass adds none; the question rows locked above order two
-    // writers of one question); one per capture time in an import.
-    let one_per_pass = match sighting {
-        Sighting::Live => {
-            "WHERE NOT EXISTS (SELECT 1 FROM snapshots s
-                               WHERE s.site = u.site AND s.question_id = u.id AND s.pass_id = $3)"
-        }
-        Sighting::Past => "",
-    };
-    added.snapshots = tx.execute(
-        // When the figures were observed, not when they were stored.
-        &format!(
-            "INSERT INTO snapshots (site, question_id, pass_id, seen_at, votes, answers, views)
-             SELECT u.site, u.id, $3, u.seen, u.votes, u.answers, u.views
-             FROM unnest($1::text[], $2::bigint[], $4::timestamptz[], $5::bigint[], $6::bigint[],
-                         $7::bigint[]) AS u (site, id, seen, votes, answers, views)
-             {one_per_pass}
-             ON CONFLICT DO NOTHING"
-        ),
-        &[
-            &sites,
-            &ids,
-            &pass_id,
-            &fetched_at,
-            &page.iter().map(|q| q.votes).collect::<Vec<_>>(),
-            &page.iter().map(|q| signed(q.answers)).collect::<Vec<_>>(),
-            &page.iter().map(|q| signed(q.views)).collect::<Vec<_>>(),
-        ],
-    )?;
-    Ok((write, added))
+    Ok(Written {
+        write,
+        added: Added {
+            questions: unsigned("questions inserted", row.try_get(3)?)?,
+            snapshots: unsigned("snapshots inserted", row.try_get(4)?)?,
+        },
+        refused,
+    })
 }
 
 pub(super) fn finish_pass(
