@@ -427,7 +427,16 @@ impl Supervisor {
                     let out = self.frontier.retry(p);
                     self.deliver(out);
                 }
-                self.dispatch(ctx);
+                match resume {
+                    // Looked at during a pause: asked about again when it
+                    // ends, not at once, or a claim that keeps failing
+                    // would be sent again in a loop until then.
+                    Some(at) => {
+                        let wait = at.saturating_duration_since(tokio::time::Instant::now());
+                        ctx.run_later(wait, |act, ctx| act.dispatch(ctx));
+                    }
+                    None => self.dispatch(ctx),
+                }
                 return;
             }
         };
@@ -628,13 +637,12 @@ impl Supervisor {
         }
         p.job.attempt += 1;
         // On a store a fleet shares, the page is not this process's while
-        // it waits: handed back, another process may fetch it meanwhile
-        // (its write, announced, settles the page here too); it is claimed
-        // again when the wait is over.
+        // it waits: handed back, another process may fetch it meanwhile;
+        // it is claimed again when the wait is over (and found done, if
+        // so). It waits the whole backoff or Retry-After: not parked with
+        // the pages held elsewhere, which any announcement wakes.
         if let Some(lease) = p.job.lease.take() {
             self.release(&p.job, lease, "page retried later");
-            self.park(p, wait, ctx);
-            return;
         }
         let id = self.next_retry;
         self.next_retry += 1;
@@ -652,6 +660,13 @@ impl Supervisor {
     /// Keeps a page out of the queue for `wait`, or until another process
     /// is announced to have settled it.
     fn park(&mut self, p: Pending, wait: Duration, ctx: &mut Context<Self>) {
+        // After a stop nothing asks about it again: settled now, not when
+        // a lease or a pause ends.
+        if self.frontier.stopped().is_some() {
+            let out = self.frontier.retry(p);
+            self.deliver(out);
+            return;
+        }
         let key = key_of(&p.job.ctx);
         let timer = ctx.run_later(wait, {
             let key = key.clone();

@@ -3,10 +3,14 @@
 //!
 //! What several writers change: a pass is opened by one insert that the
 //! `passes_one_running` index lets only one process win (the others find
-//! its pass); and a page's write first locks its questions' keys (an
-//! advisory lock each, in one order, so two pages sharing questions cannot
-//! deadlock) before the "changed?" read, so two processes seeing one
-//! question at once count it new once and give it one snapshot a pass.
+//! its pass); and a page's write locks its questions' keys (an advisory
+//! lock each, in one order, so two pages sharing questions cannot
+//! deadlock), so two processes seeing one question at once give it one
+//! snapshot a pass. The "changed?" read takes its snapshot before that
+//! lock is granted (READ COMMITTED: a statement's snapshot is taken when
+//! it starts), so both may count a brand-new question as new in their
+//! page's counts; the write, a later statement, sees the other's row.
+//! Only those per-page counts can differ (the kept totals count rows).
 //! A page's write is announced to the fleet when it commits (`announce`).
 
 use std::collections::{HashMap, HashSet};
