@@ -120,6 +120,20 @@ pub enum Fault {
     Late(Duration, Box<Fault>),
 }
 
+impl Fault {
+    /// The fault a late one comes to, and how late: the delays of nested
+    /// ones add up.
+    fn unlate(self) -> (Duration, Fault) {
+        let mut late = Duration::ZERO;
+        let mut fault = self;
+        while let Fault::Late(d, inner) = fault {
+            late += d;
+            fault = *inner;
+        }
+        (late, fault)
+    }
+}
+
 /// Random faults, applied with a seeded generator so runs are repeatable.
 #[derive(Debug, Clone, Default)]
 pub struct RandomFaults {
@@ -799,7 +813,14 @@ async fn serve(
     let (fault, latency, body, gzip, limit_lines) = {
         let mut st = state.lock().unwrap();
         let key = (req.tag.clone().unwrap_or_default(), req.page.unwrap_or(0));
-        let mut fault = st.script.get_mut(&key).and_then(|q| q.pop_front());
+        // A late fault is its inner fault, after the delay.
+        let (late, mut fault) = match st.script.get_mut(&key).and_then(|q| q.pop_front()) {
+            Some(f) => {
+                let (late, f) = f.unlate();
+                (late, Some(f))
+            }
+            None => (Duration::ZERO, None),
+        };
         let mut limit_lines = String::new();
         if fault.is_none() {
             let st = &mut *st;
@@ -880,12 +901,7 @@ async fn serve(
         } else {
             String::new()
         };
-        // What the client will see, a late fault's included.
-        let mut seen = fault.as_ref();
-        while let Some(Fault::Late(_, inner)) = seen {
-            seen = Some(&**inner);
-        }
-        let status = match (seen, req.tag.is_some() || req.robots) {
+        let status = match (&fault, req.tag.is_some() || req.robots) {
             (Some(Fault::Status { status, .. }), _) => *status,
             (Some(Fault::Drop), _) => 0,
             (_, true) => 200,
@@ -907,7 +923,7 @@ async fn serve(
             }
             _ => st.latency,
         };
-        (fault, latency, body, gzip, limit_lines)
+        (fault, latency + late, body, gzip, limit_lines)
     };
 
     if !latency.is_zero() {
@@ -938,15 +954,9 @@ async fn serve(
         out.extend_from_slice(body);
         out
     };
-    let mut fault = fault;
-    while let Some(Fault::Late(d, inner)) = fault {
-        tokio::time::sleep(d).await;
-        fault = Some(*inner);
-    }
     let bytes = match fault {
-        // Unwrapped just above.
-        Some(Fault::Late(..)) => return,
-        Some(Fault::Drop) => return,
+        // Taken apart when it was popped (`Fault::unlate`).
+        Some(Fault::Late(..)) | Some(Fault::Drop) => return,
         Some(Fault::Status { status, retry_after }) => {
             let extra = retry_after.map(|r| format!("Retry-After: {r}\r\n")).unwrap_or_default();
             response(status, "Error", &extra, b"<html><body>error</body></html>")

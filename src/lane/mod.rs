@@ -596,28 +596,31 @@ mod tests {
         assert!(resumes > tokio::time::Instant::now() + Duration::from_secs(29));
     }
 
+    /// A lane of host `h` counting in the fleet's database, as each
+    /// process of a fleet has one.
+    fn fleet_lane(db: &stackcrawl_fakesite::pg::TestDb) -> Lane {
+        let counter = crate::lane::budget::SharedCounter::open(&db.url, "key").unwrap();
+        let budget = Budget::shared(counter, 100);
+        let opening = Opening::read(&budget, "h");
+        let counting = Counting {
+            ledger: Ledger::start(budget),
+            stalls: Stalls::default(),
+            give_up: Duration::from_secs(300),
+        };
+        Lane::new(
+            "h".into(),
+            Throttle::new(1000.0, 100),
+            counting,
+            opening,
+            false,
+        )
+    }
+
     #[actix_rt::test]
     async fn a_running_lane_of_a_fleet_keeps_a_pause_another_process_was_asked_for() {
         let db = stackcrawl_fakesite::pg::TestDb::create();
-        let fleet_lane = || {
-            let counter = crate::lane::budget::SharedCounter::open(&db.url, "key").unwrap();
-            let budget = Budget::shared(counter, 100);
-            let opening = Opening::read(&budget, "h");
-            let counting = Counting {
-                ledger: Ledger::start(budget),
-                stalls: Stalls::default(),
-                give_up: Duration::from_secs(300),
-            };
-            Lane::new(
-                "h".into(),
-                Throttle::new(1000.0, 100),
-                counting,
-                opening,
-                false,
-            )
-        };
         // Both running, neither paused, when one is asked to pause.
-        let (asked, other) = (fleet_lane(), fleet_lane());
+        let (asked, other) = (fleet_lane(&db), fleet_lane(&db));
         other.admit().await.unwrap();
         asked.pause_for(Duration::from_secs(30));
         settled(&asked).await;
@@ -632,21 +635,7 @@ mod tests {
     #[actix_rt::test]
     async fn a_lane_of_a_fleet_is_not_paused_again_by_its_own_record() {
         let db = stackcrawl_fakesite::pg::TestDb::create();
-        let counter = crate::lane::budget::SharedCounter::open(&db.url, "key").unwrap();
-        let budget = Budget::shared(counter, 100);
-        let opening = Opening::read(&budget, "h");
-        let counting = Counting {
-            ledger: Ledger::start(budget),
-            stalls: Stalls::default(),
-            give_up: Duration::from_secs(300),
-        };
-        let l = Lane::new(
-            "h".into(),
-            Throttle::new(1000.0, 100),
-            counting,
-            opening,
-            false,
-        );
+        let l = fleet_lane(&db);
         // A pause this lane recorded for the fleet but no longer keeps (a
         // short Retry-After lifted once the site served again).
         l.record_pause(tokio::time::Instant::now() + Duration::from_secs(30));

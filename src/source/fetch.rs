@@ -377,18 +377,24 @@ mod tests {
         assert_eq!(retry_after(&h, now), day, "a date years ahead");
     }
 
-    #[tokio::test]
-    async fn errors_never_quote_the_url_and_its_key() {
+    /// The client a crawl of tag `x` builds, at `base_url` if given.
+    fn client(base_url: Option<&str>) -> HttpClient {
         let config = Config::from_toml(
             "",
             "test",
             &crate::config::Overrides {
                 tags: vec!["x".into()],
+                base_url: base_url.map(str::to_string),
                 ..Default::default()
             },
         )
         .unwrap();
-        let http = HttpClient::new(&config).unwrap();
+        HttpClient::new(&config).unwrap()
+    }
+
+    #[tokio::test]
+    async fn errors_never_quote_the_url_and_its_key() {
+        let http = client(None);
         // Port 1 on loopback: nothing listens, the connection is refused.
         let err = http
             .get_response("http://127.0.0.1:1/2.3/questions?site=stackoverflow&key=S3CRET")
@@ -445,16 +451,7 @@ mod tests {
     #[tokio::test]
     async fn a_page_is_read_in_the_charset_its_response_declares() {
         let base = answering_server().await;
-        let config = Config::from_toml(
-            "",
-            "test",
-            &crate::config::Overrides {
-                tags: vec!["x".into()],
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        let http = HttpClient::new(&config).unwrap();
+        let http = client(None);
         let body = http.get_ok(&format!("{base}/latin")).await.unwrap();
         assert_eq!(body.text, "<p>café – naïve</p>");
     }
@@ -462,17 +459,7 @@ mod tests {
     #[tokio::test]
     async fn failures_a_retry_cannot_change_are_not_retried() {
         let base = answering_server().await;
-        let config = Config::from_toml(
-            "",
-            "test",
-            &crate::config::Overrides {
-                tags: vec!["x".into()],
-                base_url: Some(base.clone()),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        let http = HttpClient::new(&config).unwrap();
+        let http = client(Some(&base));
         for path in ["/away", "/loop", "/big"] {
             let err = http
                 .get_response(&format!("{base}{path}"))

@@ -237,7 +237,8 @@ impl Sink {
             w.write_record(&header)
                 .map_err(|e| write_err(e.to_string()))?;
             let bytes = w.into_inner().map_err(|e| write_err(e.to_string()))?;
-            file.append(&bytes).map_err(|e| write_err(e.to_string()))?;
+            file.append(&bytes)
+                .map_err(|f| write_err(f.into_reason()))?;
         }
         if let SinkKind::Parquet(w, file) = &mut kind {
             // The footer: only now is the file readable. A crawl killed
@@ -320,7 +321,7 @@ impl SinkKind {
                     serde_json::to_writer(&mut page, q).map_err(WriteFailure::once)?;
                     page.push(b'\n');
                 }
-                file.append(&page).map_err(WriteFailure::io)
+                file.append(&page)
             }
             SinkKind::Csv(file, headerless) => {
                 let mut w = csv::WriterBuilder::new()
@@ -330,7 +331,7 @@ impl SinkKind {
                     .iter()
                     .try_for_each(|q| w.serialize(CsvRow::from(q)).map_err(WriteFailure::once))?;
                 let page = w.into_inner().map_err(WriteFailure::once)?;
-                file.append(&page).map_err(WriteFailure::io)?;
+                file.append(&page)?;
                 *headerless &= questions.is_empty();
                 Ok(())
             }
@@ -378,11 +379,10 @@ impl PageFile {
         })
     }
 
-    fn append(&mut self, page: &[u8]) -> std::io::Result<()> {
+    fn append(&mut self, page: &[u8]) -> Result<(), WriteFailure> {
         if self.torn {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::FileTooLarge,
-                "the file ends in a page written in part, and takes no more",
+            return Err(WriteFailure::Lasting(
+                "the file ends in a page written in part, and takes no more".into(),
             ));
         }
         if page.is_empty() {
@@ -401,15 +401,12 @@ impl PageFile {
                     .set_len(self.len)
                     .and_then(|()| self.file.seek(SeekFrom::Start(self.len)).map(drop));
                 match cut {
-                    Ok(()) => Err(e),
+                    Ok(()) => Err(WriteFailure::io(e)),
                     Err(cut) => {
                         self.torn = true;
-                        Err(std::io::Error::new(
-                            e.kind(),
-                            format!(
-                                "{e}; what was written of the page could not be cut off: {cut}"
-                            ),
-                        ))
+                        Err(WriteFailure::Lasting(format!(
+                            "{e}; what was written of the page could not be cut off: {cut}"
+                        )))
                     }
                 }
             }
