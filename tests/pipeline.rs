@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use stackcrawl::config::Tab;
 use stackcrawl::engine::clock::status_timer;
+use stackcrawl::engine::crawler::shutdown_flag;
 use stackcrawl::engine::drive::JOBS_AHEAD_PER_FETCHER;
 use stackcrawl::engine::plan::Plan;
 use stackcrawl::model::Question;
@@ -37,6 +38,11 @@ fn assert_record_matches(r: &Question, q: &FakeQuestion, base: &str) {
         q.id
     );
     assert_eq!(r.asked_at, Some(q.asked));
+}
+
+/// A crawler's shutdown flag that never turns.
+fn never_stopped() -> tokio::sync::watch::Receiver<bool> {
+    shutdown_flag(std::future::pending())
 }
 
 #[actix::test]
@@ -310,7 +316,9 @@ async fn a_question_pushed_to_the_next_page_is_recorded_once() {
         .build();
     let out = cfg.output.clone();
     let sink = Sink::create(&cfg.output, cfg.output_format).unwrap();
-    let mut crawler = Crawler::start(cfg, Some(sink), None).expect("start");
+    let mut crawler = Crawler::start(cfg, Some(sink), None, never_stopped())
+        .await
+        .expect("start");
     let first = gather(crawler.map("a", Tab::Newest, 1..=1, 50)).await;
     assert!(matches!(first[0], PageOutcome::Done(_)));
     // A new question arrives: the last of page 1 moves to page 2.
@@ -343,7 +351,9 @@ async fn futures_api_submit_map_gather_as_completed() {
         .sets("[tag_sets.a]\ntags = [\"a\"]\n")
         .build();
     let out = cfg.output.clone();
-    let mut crawler = Crawler::start(cfg, None, None).expect("start");
+    let mut crawler = Crawler::start(cfg, None, None, never_stopped())
+        .await
+        .expect("start");
     let futures = crawler.map("a", Tab::Newest, 1..=3, 50);
     let mut seen = Vec::new();
     let mut stream = as_completed(futures);
@@ -442,7 +452,9 @@ async fn a_long_plan_is_held_a_few_jobs_per_fetcher_at_a_time() {
     let plan = Plan::from_config(&cfg);
     assert_eq!(plan.len(), 60);
     let sink = Sink::create(&cfg.output, cfg.output_format).unwrap();
-    let mut crawler = Crawler::start(cfg, Some(sink), None).expect("start");
+    let mut crawler = Crawler::start(cfg, Some(sink), None, never_stopped())
+        .await
+        .expect("start");
     let mut status = status_timer(Duration::from_secs(3600));
     let driven = crawler.drive(&plan, &mut status).await.expect("drive");
     assert!(driven.ended.iter().all(|&ended| ended) && !driven.interrupted);

@@ -86,8 +86,7 @@ pub async fn crawl_watched(
         Some(s) => s.path().map(writer_lock::WriterLock::acquire).transpose()?,
         None => None,
     };
-    let mut crawler = Crawler::start(config, Some(sink), store)?;
-    crawler.stop_on(shutdown);
+    let mut crawler = Crawler::start(config, Some(sink), store, shutdown).await?;
     if let Some(m) = monitor {
         crawler.watch(m);
     }

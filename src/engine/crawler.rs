@@ -118,17 +118,36 @@ impl Drop for Watched {
 const MONITOR_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Crawler {
-    /// Starts the actors, writing records to `sink` and/or `store` (`run`
-    /// has only a store, `crawl` a file and perhaps a store). Must be called
-    /// from within a running actix System. Opening a fleet's key budget may
-    /// wait on PostgreSQL here; [`Crawler::open`] does that off the loop.
-    pub fn start(
+    /// Starts the actors, writing records to `sink` and/or `store` (`crawl`:
+    /// a file and perhaps a store), stopping when `shutdown` turns true.
+    /// Must be called from within a running actix System. A fleet's key
+    /// budget is opened as [`Crawler::open`] opens `run`'s: off the loop,
+    /// under the store's [`Patience`].
+    pub async fn start(
         config: Config,
         sink: Option<Sink>,
         store: Option<Box<dyn PassStore>>,
+        shutdown: watch::Receiver<bool>,
     ) -> Result<Crawler, CrawlError> {
-        let key_budgets = KeyBudget::open(&config)?;
-        Crawler::start_opened(config, sink, store, key_budgets)
+        let cfg = config.clone();
+        let key_budgets = Crawler::patience_opening(&config, &shutdown)
+            .off_loop("opening the fleet's key budget", move || {
+                KeyBudget::open(&cfg)
+            })
+            .await??;
+        let mut crawler = Crawler::start_opened(config, sink, store, key_budgets)?;
+        crawler.stop_on(shutdown);
+        Ok(crawler)
+    }
+
+    /// How a crawler waits on what it opens before its actors run.
+    fn patience_opening<'a>(config: &Config, shutdown: &'a watch::Receiver<bool>) -> Patience<'a> {
+        Patience {
+            give_up: config.store_give_up,
+            status_every: config.status_every,
+            shutdown,
+            view: None,
+        }
     }
 
     /// [`Crawler::start`] for `run`: its store (and a fleet's key budget)
@@ -139,14 +158,8 @@ impl Crawler {
         config: Config,
         shutdown: &watch::Receiver<bool>,
     ) -> Result<Crawler, CrawlError> {
-        let patience = Patience {
-            give_up: config.store_give_up,
-            status_every: config.status_every,
-            shutdown,
-            view: None,
-        };
         let cfg = config.clone();
-        let (store, key_budgets) = patience
+        let (store, key_budgets) = Crawler::patience_opening(&config, shutdown)
             .off_loop("opening the store", move || {
                 let store = store::open(&cfg.store).map_err(|e| CrawlError::Output(e.into()))?;
                 Ok::<_, CrawlError>((store, KeyBudget::open(&cfg)?))
