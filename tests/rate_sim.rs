@@ -13,7 +13,9 @@
 //! regression bounds in simulated time, not the goal (1.15× and
 //! 5%), which is the table bench's business (`benches/table.rs`, real
 //! time); the model prints its figures (`--nocapture`) as a guide.
-//! `SIM_RUNS=N` sets the seeds a shape is crawled with, `SIM_SEEDS=1`
+//! `SIM_RUNS=N` sets the seeds a shape is crawled with, `SIM_PAGES=N` the
+//! pages of a crawl (60; twice that when the limit changes, after the
+//! first N requests; the bounds hold for 60 only), `SIM_SEEDS=1`
 //! prints each run, and `SIM_TRACE="NAME at RATE SEED"` (as printed) the
 //! sends, answers and rates of one run.
 
@@ -379,12 +381,18 @@ impl Figures {
 /// with `runs` seeds, checking the lane's own gates on each run.
 fn measure(name: &str, shape: Shape, shift: Option<f64>, rate: f64, runs: u64) -> Figures {
     let shape = shape.scaled(rate / shape.rate());
-    let pages = if shift.is_some() { 120 } else { 60 };
+    let pass: u32 = std::env::var("SIM_PAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    let pages = if shift.is_some() { 2 * pass } else { pass };
     // Site-bound: the pages at the rate the site allows at the time, plus
     // one latency; a window's limit after a change is a whole count.
     let minimum = match shift {
         None => f64::from(pages) / shape.rate() + LATENCY,
-        Some(f) => 60.0 / shape.rate() + 60.0 / shape.scaled(f).rate() + LATENCY,
+        Some(f) => {
+            f64::from(pass) / shape.rate() + f64::from(pass) / shape.scaled(f).rate() + LATENCY
+        }
     };
     let mut ratios = Vec::new();
     let mut shares = Vec::new();
@@ -394,7 +402,7 @@ fn measure(name: &str, shape: Shape, shift: Option<f64>, rate: f64, runs: u64) -
             - Duration::from_millis(fastrand::Rng::with_seed(seed).u64(0..1000));
         let mut limiter = Limiter::new(shape, origin);
         if let Some(f) = shift {
-            limiter = limiter.shifting(Shift::AtRequest(60), f);
+            limiter = limiter.shifting(Shift::AtRequest(u64::from(pass)), f);
         }
         let o = crawl(&format!("{name} at {rate}"), limiter, pages, seed);
         assert!(

@@ -228,6 +228,9 @@ struct Event {
     /// The evidence covers the whole window (not the opening, not just
     /// after a pause).
     observed: bool,
+    /// Where the evidence starts: the first request, or the end of the
+    /// last pause before the refusal.
+    evidence_from: Instant,
     /// The site was seen serving again, at a measured rate, within a short
     /// `Retry-After`: the lane need not wait it out.
     lifted: bool,
@@ -463,6 +466,7 @@ impl RateControl {
             window,
             measurable,
             observed: sent.saturating_duration_since(evidence_from) >= window,
+            evidence_from,
             lifted: false,
             refuted: guess.is_some(),
             safe,
@@ -655,12 +659,18 @@ impl RateControl {
         // of what it allows. The count reads low when the rate was still
         // rising; the spacing of the last few requests does not.
         if ev.observed && before.iter().all(|(_, ok)| *ok) {
-            let edge = before
-                .len()
-                .checked_sub(EDGE_SAMPLE)
-                .map(|i| before[i].0)
-                .map(|oldest| {
-                    EDGE_SAMPLE as f64 / ev.refused.saturating_duration_since(oldest).as_secs_f64()
+            // The last few since the evidence starts, though older than the
+            // window: a slow site's second holds too few to space.
+            let last: Vec<(Instant, bool)> = in_span(ev.evidence_from, ev.refused)
+                .rev()
+                .take(EDGE_SAMPLE)
+                .copied()
+                .collect();
+            let edge = last
+                .last()
+                .filter(|_| last.len() == EDGE_SAMPLE && last.iter().all(|(_, ok)| *ok))
+                .map(|(oldest, _)| {
+                    EDGE_SAMPLE as f64 / ev.refused.saturating_duration_since(*oldest).as_secs_f64()
                 })
                 .filter(|r| r.is_finite());
             let measured = accepted.max(edge.unwrap_or(0.0));
@@ -1094,6 +1104,20 @@ mod tests {
         // at the end.
         let rate = c.rate();
         assert!((rate - 10.0 * MARGIN).abs() < 1e-9, "{rate}");
+    }
+
+    #[test]
+    fn a_refusal_at_a_slow_sites_edge_is_measured_by_spacing_older_than_its_window() {
+        // Ten seconds at 2.9/s under a quota of 3.2, all accepted, then one
+        // refused: a second holds two or three of them, so a count over it
+        // reads 2 or 3/s; their spacing reads 2.9/s (and the cut is the
+        // least one, from 3.2).
+        let mut c = RateControl::new(3.2);
+        let t0 = Instant::now();
+        let refused = accept_run(&mut c, t0, 30, 2.9, ms(100));
+        c.answered(refused, refused + ms(100), throttled(1));
+        let rate = c.rate();
+        assert!((rate - 2.9 * MARGIN).abs() < 1e-6, "{rate}");
     }
 
     #[test]
