@@ -17,8 +17,9 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::model::Archive;
 use crate::source::api::ApiSort;
-use crate::source::cdx::{Archive, ArchiveQuery, ArchiveSettings};
+use crate::source::cdx::{ArchiveQuery, ArchiveSettings};
 use crate::store::StoreLocation;
 
 pub use raw::{RawApi, RawConfig, RawFetch, RawFleet, RawOutput, RawSite, RawStore, RawTagSet};

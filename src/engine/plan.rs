@@ -419,7 +419,7 @@ fn failed_page(
 mod tests {
     use super::*;
     use crate::config::Overrides;
-    use crate::model::PageContext;
+    use crate::model::{Archive, PageContext};
     use crate::source::api::ApiSort;
 
     /// A config whose one tag set reads [rust] from `source`, and a
@@ -456,7 +456,7 @@ mod tests {
             original: "https://stackoverflow.com/questions/tagged/rust?tab=votes".into(),
             warc: None,
         };
-        let job = PageJob::capture(&c, cdx::Archive::Wayback, "rust", &capture);
+        let job = PageJob::capture(&c, Archive::Wayback, "rust", &capture);
         let entry = |url: &str, kind: &str| FailedPage {
             ctx: job.ctx.clone(),
             url: url.to_string(),

@@ -25,7 +25,7 @@ use thiserror::Error;
 use self::api::{ApiError, ApiQuery, ApiSort};
 use crate::config::{ApiKey, Config, Order, Tab};
 use crate::lane::{Lane, LaneError};
-use crate::model::{Listing, PageContext};
+use crate::model::{Archive, Listing, PageContext};
 use crate::source::fetch::{Body, FetchError, HttpClient};
 use crate::source::html::clean::clean_page;
 use crate::source::html::parse::{parse_listing, ParseError};
@@ -396,8 +396,8 @@ impl Source {
         match self {
             Source::Wayback | Source::CommonCrawl => {
                 let archive = match self {
-                    Source::Wayback => cdx::Archive::Wayback,
-                    _ => cdx::Archive::CommonCrawl,
+                    Source::Wayback => Archive::Wayback,
+                    _ => Archive::CommonCrawl,
                 };
                 if order != archive.as_str() {
                     return Err(format!("tab `{order}` is not `{}`", archive.as_str()));

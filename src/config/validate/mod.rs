@@ -17,9 +17,9 @@ use super::{
     OutputFormat, Overrides, Source, Tab, TagSet, API_KEY_ENV, DEFAULT_BASE_URL,
     DEFAULT_USER_AGENT, MAX_RATE_PER_SEC,
 };
+use crate::model::Archive;
 use crate::source::api::{self, ApiSort};
 use crate::source::cdx::settings::DEFAULT_CAPTURES_PER_PASS;
-use crate::source::cdx::Archive;
 use crate::store::StoreLocation;
 
 mod api_table;

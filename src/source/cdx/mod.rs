@@ -20,37 +20,12 @@ use chrono::{DateTime, Datelike, NaiveDateTime, TimeZone, Utc};
 use thiserror::Error;
 
 use crate::config::{Config, Source};
-use crate::model::PageContext;
+use crate::model::{Archive, PageContext};
 use crate::source::archive::{http, warc, MAX_BODY_BYTES};
 use crate::source::fetch::{Body, HttpClient};
 use crate::source::{JobError, PageJob};
 
 pub use settings::{ArchiveQuery, ArchiveSettings, Collapse, RawArchive};
-
-/// Which archive a tag set reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Archive {
-    Wayback,
-    CommonCrawl,
-}
-
-impl Archive {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Archive::Wayback => "wayback",
-            Archive::CommonCrawl => "commoncrawl",
-        }
-    }
-}
-
-/// The `tab` an archive capture's page records: such a page is a sighting
-/// in the past, which the store keeps as an imported capture is kept (a
-/// snapshot per capture time; the latest state only if newer).
-pub fn is_capture_tab(tab: &str) -> bool {
-    [Archive::Wayback, Archive::CommonCrawl]
-        .iter()
-        .any(|a| a.as_str() == tab)
-}
 
 /// Where a Common Crawl capture sits: one gzip member of a WARC file.
 #[derive(Debug, Clone, PartialEq, Eq)]
