@@ -418,9 +418,9 @@ fn failed_page(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::ApiSort;
     use crate::config::Overrides;
     use crate::model::{Archive, PageContext};
-    use crate::source::api::ApiSort;
 
     /// A config whose one tag set reads [rust] from `source`, and a
     /// directory for its failures file.
