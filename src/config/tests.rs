@@ -4,7 +4,6 @@
 
 use super::api::{self, ApiSort};
 use super::*;
-use crate::source::cdx::Collapse;
 
 fn load(text: &str) -> Result<Config, ConfigError> {
     Config::from_toml(text, "test.toml", &Overrides::default())

@@ -418,6 +418,7 @@ fn failed_page(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::archive::parse_timestamp;
     use crate::config::ApiSort;
     use crate::config::Overrides;
     use crate::model::{Archive, PageContext};
@@ -452,7 +453,7 @@ mod tests {
         let (dir, c) = rust_set("wayback");
         let path = dir.path().join("failed.jsonl");
         let capture = Capture {
-            at: cdx::parse_timestamp("20190301123456").unwrap(),
+            at: parse_timestamp("20190301123456").unwrap(),
             original: "https://stackoverflow.com/questions/tagged/rust?tab=votes".into(),
             warc: None,
         };

@@ -12,6 +12,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::api::{self, ApiSort};
+use super::archive::DEFAULT_CAPTURES_PER_PASS;
 use super::raw::{RawApi, RawConfig, RawFleet, RawTagSet};
 use super::{
     ApiKey, ApiSettings, Config, ConfigError, Environment, FleetSettings, LineRef, Order,
@@ -19,7 +20,6 @@ use super::{
     DEFAULT_USER_AGENT, MAX_RATE_PER_SEC,
 };
 use crate::model::Archive;
-use crate::source::cdx::settings::DEFAULT_CAPTURES_PER_PASS;
 use crate::store::StoreLocation;
 
 mod api_table;
