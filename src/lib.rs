@@ -9,7 +9,10 @@
 //! ```
 //!
 //! Folders, in the order a page flows through them:
-//! - [`config`]: TOML → validated `Config` (key and line in every error)
+//! - [`config`]: TOML → validated `Config` (key and line in every error),
+//!   with the values it is checked against: listing tabs, the API's sorts
+//!   and limits ([`config::ApiSort`]), the `[archive]` settings
+//!   ([`config::archive`])
 //! - [`engine`]: the plan, the actors (supervisor, fetchers, cleaner,
 //!   aggregator), one pass for `crawl` and `run`, and what the crawl waits
 //!   on ([`engine::stall`]); nothing in it waits without a deadline
@@ -27,7 +30,20 @@
 //!   ([`store::output`]) and the writer lock
 //! - [`observe`]: the monitor, status page, metrics, progress display,
 //!   charts and `report --html`
-//! - [`model`]: `Question`, `PageReport`, `RunSummary`; [`error`]: `CrawlError`
+//! - [`model`]: `Question`, `PageContext` (and the [`model::Archive`] a
+//!   page may be a capture of), `PageReport`, `RunSummary`; [`error`]:
+//!   `CrawlError`
+//!
+//! Layers, lowest first; each imports only the ones before it:
+//! `model` < `store` < `config` < `lane` < `source` < `engine` and beside
+//! it `observe` and `error` < the binary. The data knows no storage; the
+//! store knows no config (it is handed a `StoreLocation`); the config
+//! names stores and archives but no source; lanes pace requests; sources
+//! read the `Config` and go through lanes; the engine runs them all, and
+//! `observe` (which it starts) reads its figures. Two references
+//! still point down-to-up, neither closing a loop: the PostgreSQL budget
+//! counter answers with `lane::budget::CountError`, and a lane records its
+//! budget waits in [`engine::stall`] (which imports nothing of the crate).
 //!
 //! The futures-style API mirrors the Dask tutorial this descends from:
 //! [`Crawler::submit`] one page and get a future of its outcome,

@@ -24,6 +24,35 @@ pub struct PageContext {
     pub page: u32,
 }
 
+impl PageContext {
+    /// The web archive this page is a capture of, if it is one: its tab
+    /// then names the archive. Such a page is a sighting in the past, which
+    /// the store keeps as an imported capture is kept (a snapshot per
+    /// capture time; the latest state only if newer).
+    pub fn archive(&self) -> Option<Archive> {
+        Archive::ALL.into_iter().find(|a| a.as_str() == self.tab)
+    }
+}
+
+/// Which web archive a page was captured by: an archive tag set's source,
+/// and the `tab` its pages record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Archive {
+    Wayback,
+    CommonCrawl,
+}
+
+impl Archive {
+    pub const ALL: [Archive; 2] = [Archive::Wayback, Archive::CommonCrawl];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Archive::Wayback => "wayback",
+            Archive::CommonCrawl => "commoncrawl",
+        }
+    }
+}
+
 /// Whether a listing shows the question open or with a closing marker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -440,5 +469,21 @@ mod tests {
         assert_eq!(run(3, 0).request_rate(3), None);
         assert_eq!(run(1, 0).request_rate(1), None);
         assert_eq!(run(0, 0).request_rate(0), None);
+    }
+
+    #[test]
+    fn only_a_page_whose_tab_names_an_archive_is_a_capture() {
+        let page = |tab: &str| PageContext {
+            site: "stackoverflow.com".into(),
+            base_url: "https://stackoverflow.com".into(),
+            tag: "rust".into(),
+            tab: tab.into(),
+            page: 1,
+        };
+        assert_eq!(page("wayback").archive(), Some(Archive::Wayback));
+        assert_eq!(page("commoncrawl").archive(), Some(Archive::CommonCrawl));
+        for live in ["Newest", "creation", "", "Wayback"] {
+            assert_eq!(page(live).archive(), None, "{live:?}");
+        }
     }
 }

@@ -6,6 +6,8 @@
 //! turns it into a `Config`, `url` spells listing URLs. This module keeps
 //! the types and re-exports the rest, so `crate::config::X` paths hold.
 
+mod api;
+pub mod archive;
 mod raw;
 mod url;
 mod validate;
@@ -17,10 +19,11 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::source::api::ApiSort;
-use crate::source::cdx::{Archive, ArchiveQuery, ArchiveSettings};
+use crate::model::Archive;
 use crate::store::StoreLocation;
 
+pub use api::{ApiSort, UnknownSort, DEFAULT_API_BASE, MAX_PAGESIZE, THROTTLE_VIOLATION_MIN_PAUSE};
+pub use archive::{ArchiveQuery, ArchiveSettings, Collapse, RawArchive};
 pub use raw::{RawApi, RawConfig, RawFetch, RawFleet, RawOutput, RawSite, RawStore, RawTagSet};
 pub use url::encode_tag;
 pub use validate::api_site_for_host;

@@ -34,7 +34,7 @@ pub struct RawConfig {
     #[serde(default)]
     pub fleet: RawFleet,
     #[serde(default)]
-    pub archive: crate::source::cdx::RawArchive,
+    pub archive: super::archive::RawArchive,
 }
 
 /// `[status]`: the optional live status page, JSON and metrics.
@@ -124,7 +124,7 @@ pub struct RawTagSet {
     pub from: Option<Spanned<String>>,
     pub to: Option<Spanned<String>>,
     pub collapse: Option<Spanned<String>>,
-    pub crawl: Option<Spanned<crate::source::cdx::settings::RawCrawls>>,
+    pub crawl: Option<Spanned<super::archive::RawCrawls>>,
 }
 
 /// Parses TOML text; `origin` names it in errors.

@@ -2,9 +2,8 @@
 //! error out. Kept out of `mod.rs` because most of it exercises `validate`
 //! through the public entry points rather than any one file.
 
+use super::api::{self, ApiSort};
 use super::*;
-use crate::source::api::{self, ApiSort};
-use crate::source::cdx::Collapse;
 
 fn load(text: &str) -> Result<Config, ConfigError> {
     Config::from_toml(text, "test.toml", &Overrides::default())

@@ -313,7 +313,7 @@ fn report_failures(path: &std::path::Path, failures: &[FailedPage]) -> Result<()
 mod tests {
     use super::*;
     use crate::config::{Config, Overrides};
-    use crate::source::cdx::Archive;
+    use crate::model::Archive;
 
     #[test]
     fn a_pass_asks_the_index_with_its_own_tag_sets_range() {

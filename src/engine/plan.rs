@@ -418,9 +418,10 @@ fn failed_page(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::archive::parse_timestamp;
+    use crate::config::ApiSort;
     use crate::config::Overrides;
-    use crate::model::PageContext;
-    use crate::source::api::ApiSort;
+    use crate::model::{Archive, PageContext};
 
     /// A config whose one tag set reads [rust] from `source`, and a
     /// directory for its failures file.
@@ -452,11 +453,11 @@ mod tests {
         let (dir, c) = rust_set("wayback");
         let path = dir.path().join("failed.jsonl");
         let capture = Capture {
-            at: cdx::parse_timestamp("20190301123456").unwrap(),
+            at: parse_timestamp("20190301123456").unwrap(),
             original: "https://stackoverflow.com/questions/tagged/rust?tab=votes".into(),
             warc: None,
         };
-        let job = PageJob::capture(&c, cdx::Archive::Wayback, "rust", &capture);
+        let job = PageJob::capture(&c, Archive::Wayback, "rust", &capture);
         let entry = |url: &str, kind: &str| FailedPage {
             ctx: job.ctx.clone(),
             url: url.to_string(),

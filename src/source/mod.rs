@@ -22,10 +22,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use thiserror::Error;
 
-use self::api::{ApiError, ApiQuery, ApiSort};
-use crate::config::{ApiKey, Config, Order, Tab};
+use self::api::{ApiError, ApiQuery};
+use crate::config::{ApiKey, ApiSort, Config, Order, Tab, MAX_PAGESIZE};
 use crate::lane::{Lane, LaneError};
-use crate::model::{Listing, PageContext};
+use crate::model::{Archive, Listing, PageContext};
 use crate::source::fetch::{Body, FetchError, HttpClient};
 use crate::source::html::clean::clean_page;
 use crate::source::html::parse::{parse_listing, ParseError};
@@ -396,8 +396,8 @@ impl Source {
         match self {
             Source::Wayback | Source::CommonCrawl => {
                 let archive = match self {
-                    Source::Wayback => cdx::Archive::Wayback,
-                    _ => cdx::Archive::CommonCrawl,
+                    Source::Wayback => Archive::Wayback,
+                    _ => Archive::CommonCrawl,
                 };
                 if order != archive.as_str() {
                     return Err(format!("tab `{order}` is not `{}`", archive.as_str()));
@@ -411,10 +411,10 @@ impl Source {
                     .ok_or_else(|| {
                         format!("sort `{}` is not one of creation, activity, votes", order)
                     })?;
-                if !(1..=api::MAX_PAGESIZE).contains(&pagesize) {
+                if !(1..=MAX_PAGESIZE).contains(&pagesize) {
                     return Err(format!(
                         "pagesize {pagesize} is outside the API's 1 to {}",
-                        api::MAX_PAGESIZE
+                        MAX_PAGESIZE
                     ));
                 }
                 Ok(Order::Api(sort))

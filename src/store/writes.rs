@@ -331,7 +331,7 @@ pub(super) enum Sighting {
 impl Sighting {
     /// A page of a pass is live, unless it is an archive's capture.
     pub(super) fn of_page(ctx: &PageContext) -> Sighting {
-        if crate::source::cdx::is_capture_tab(&ctx.tab) {
+        if ctx.archive().is_some() {
             Sighting::Past
         } else {
             Sighting::Live

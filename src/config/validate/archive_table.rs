@@ -1,10 +1,11 @@
 //! The `[archive]` table and an archive tag set's query keys (`from`, `to`,
 //! `collapse`, `crawl`): what `source = "wayback"` / `"commoncrawl"` read.
 
+use super::super::archive::{
+    check_crawl, parse_when, ArchiveQuery, ArchiveSettings, Collapse, RawArchive,
+};
 use super::super::raw::RawTagSet;
 use super::{ConfigError, Source, Validator};
-use crate::source::cdx::settings::{check_crawl, parse_when};
-use crate::source::cdx::{ArchiveQuery, ArchiveSettings, Collapse, RawArchive};
 
 impl Validator<'_> {
     pub(super) fn archive(&self, raw: &RawArchive) -> Result<ArchiveSettings, ConfigError> {

@@ -11,15 +11,15 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use super::api::{self, ApiSort};
+use super::archive::DEFAULT_CAPTURES_PER_PASS;
 use super::raw::{RawApi, RawConfig, RawFleet, RawTagSet};
 use super::{
     ApiKey, ApiSettings, Config, ConfigError, Environment, FleetSettings, LineRef, Order,
     OutputFormat, Overrides, Source, Tab, TagSet, API_KEY_ENV, DEFAULT_BASE_URL,
     DEFAULT_USER_AGENT, MAX_RATE_PER_SEC,
 };
-use crate::source::api::{self, ApiSort};
-use crate::source::cdx::settings::DEFAULT_CAPTURES_PER_PASS;
-use crate::source::cdx::Archive;
+use crate::model::Archive;
 use crate::store::StoreLocation;
 
 mod api_table;

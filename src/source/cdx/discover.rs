@@ -10,8 +10,9 @@ use thiserror::Error;
 use tracing::{info, warn};
 
 use super::index::{self, Cursor};
-use super::{Archive, ArchiveQuery, ArchiveSettings, Capture};
+use super::{ArchiveQuery, ArchiveSettings, Capture};
 use crate::lane::{Lane, LaneError};
+use crate::model::Archive;
 use crate::source::fetch::{FetchError, HttpClient};
 
 /// Why a tag's captures could not be listed.

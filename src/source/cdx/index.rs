@@ -316,7 +316,7 @@ pub fn keep(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::cdx::Collapse;
+    use crate::config::Collapse;
 
     fn query() -> ArchiveQuery {
         ArchiveQuery {

@@ -14,43 +14,16 @@
 
 pub mod discover;
 pub mod index;
-pub mod settings;
 
-use chrono::{DateTime, Datelike, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use thiserror::Error;
 
-use crate::config::{Config, Source};
-use crate::model::PageContext;
+use crate::config::archive::parse_timestamp;
+use crate::config::{ArchiveQuery, ArchiveSettings, Collapse, Config, Source};
+use crate::model::{Archive, PageContext};
 use crate::source::archive::{http, warc, MAX_BODY_BYTES};
 use crate::source::fetch::{Body, HttpClient};
 use crate::source::{JobError, PageJob};
-
-pub use settings::{ArchiveQuery, ArchiveSettings, Collapse, RawArchive};
-
-/// Which archive a tag set reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Archive {
-    Wayback,
-    CommonCrawl,
-}
-
-impl Archive {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Archive::Wayback => "wayback",
-            Archive::CommonCrawl => "commoncrawl",
-        }
-    }
-}
-
-/// The `tab` an archive capture's page records: such a page is a sighting
-/// in the past, which the store keeps as an imported capture is kept (a
-/// snapshot per capture time; the latest state only if newer).
-pub fn is_capture_tab(tab: &str) -> bool {
-    [Archive::Wayback, Archive::CommonCrawl]
-        .iter()
-        .any(|a| a.as_str() == tab)
-}
 
 /// Where a Common Crawl capture sits: one gzip member of a WARC file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,17 +127,6 @@ pub fn split_range(url: &str) -> (&str, Option<(u64, u64)>) {
 pub fn wayback_time(url: &str) -> Option<DateTime<Utc>> {
     let rest = &url[url.find("/web/")? + 5..];
     parse_timestamp(rest.split("id_/").next()?)
-}
-
-/// A CDX timestamp (`YYYYMMDDhhmmss`, or a prefix of it) as UTC.
-pub fn parse_timestamp(ts: &str) -> Option<DateTime<Utc>> {
-    if ts.len() < 4 || ts.len() > 14 || !ts.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    // A prefix stands for the start of the period it names.
-    let full = format!("{ts}{}", &"00000101000000"[ts.len()..]);
-    let t = NaiveDateTime::parse_from_str(&full, "%Y%m%d%H%M%S").ok()?;
-    Some(Utc.from_utc_datetime(&t))
 }
 
 pub fn timestamp14(at: DateTime<Utc>) -> String {

@@ -1,12 +1,11 @@
 //! The archive sources' config: the `[archive]` table (where the archives
 //! live, how fast they are asked) and an archive tag set's query (`from`,
-//! `to`, `collapse`, `crawl`).
+//! `to`, `collapse`, `crawl`), with the CDX timestamps `from` and `to` may
+//! be written as. The archive source (`source::cdx`) reads them from here.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use serde::Deserialize;
 use toml::Spanned;
-
-use super::parse_timestamp;
 
 /// The Wayback Machine: its CDX server and its captures.
 pub const DEFAULT_WAYBACK_URL: &str = "https://web.archive.org";
@@ -120,6 +119,17 @@ pub struct ArchiveQuery {
     pub collapse: Option<Collapse>,
     /// Common Crawl's crawl ids; empty for Wayback.
     pub crawls: Vec<String>,
+}
+
+/// A CDX timestamp (`YYYYMMDDhhmmss`, or a prefix of it) as UTC.
+pub fn parse_timestamp(ts: &str) -> Option<DateTime<Utc>> {
+    if ts.len() < 4 || ts.len() > 14 || !ts.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // A prefix stands for the start of the period it names.
+    let full = format!("{ts}{}", &"00000101000000"[ts.len()..]);
+    let t = NaiveDateTime::parse_from_str(&full, "%Y%m%d%H%M%S").ok()?;
+    Some(Utc.from_utc_datetime(&t))
 }
 
 /// A `from`/`to` value: a date (`2019-03-01`), or a CDX timestamp or a
