@@ -706,14 +706,7 @@ fn sigterm_while_an_archive_index_does_not_answer_interrupts_the_crawl() {
 fn sigterm_while_a_page_waits_out_a_long_retry_after_interrupts_at_once() {
     let site = FakeSite::builder()
         .tag("a", 150)
-        .fault(
-            "a",
-            2,
-            Fault::Status {
-                status: 429,
-                retry_after: Some("3600".into()),
-            },
-        )
+        .fault("a", 2, Fault::retry_after(429, 3600))
         .start();
     let dir = tempfile::tempdir().unwrap();
     let config = TestConfig::new(&site, dir.path())
