@@ -373,11 +373,11 @@ fn a_tiny_crawls_request_rate_is_not_faster_than_its_quota() {
     assert_eq!(finished["requests"], 2, "{finished}");
     assert_eq!(finished["quota_rate"], 1.0, "{finished}");
     let rate = finished["request_rate"].as_f64().expect("a rate");
-    // Send times are taken after each request's count in the budget file,
-    // which takes a few milliseconds more for the first request than for
-    // the second: 1.003 has been read for a second exactly between grants.
-    // The rate this guards against was 1.747.
-    assert!(rate > 0.0 && rate <= 1.02, "{finished}");
+    // Requests leave no closer than the quota allows, however long each
+    // one's count in the budget file took (the first takes longer), so the
+    // rate is at most the quota's, but for float noise. The rate this
+    // guards against was 1.747.
+    assert!(rate > 0.0 && rate <= 1.0 + 1e-9, "{finished}");
 }
 
 /// One rule for every command that prints: a closed standard output (the

@@ -699,33 +699,36 @@ fn sigterm_while_an_archive_index_does_not_answer_interrupts_the_crawl() {
     assert!(crawl.saw("crawl interrupted"), "{:#?}", crawl.seen);
 }
 
-/// A page waiting out a long Retry-After is not in flight: SIGTERM stops
-/// the crawl at once (exit 3, the page listed for --retry-failed) rather
-/// than when the drain's time for in-flight requests runs out.
+/// A page waiting out a long Retry-After is not in flight: the status line
+/// counts it as retrying, and SIGTERM stops the crawl at once (exit 3, the
+/// page listed for --retry-failed with the one attempt it had) rather than
+/// when the drain's time for in-flight requests runs out.
 #[test]
 fn sigterm_while_a_page_waits_out_a_long_retry_after_interrupts_at_once() {
     let site = FakeSite::builder()
         .tag("a", 150)
-        .fault(
-            "a",
-            2,
-            Fault::Status {
-                status: 429,
-                retry_after: Some("3600".into()),
-            },
-        )
+        .fault("a", 2, Fault::retry_after(429, 3600))
         .start();
     let dir = tempfile::tempdir().unwrap();
     let config = TestConfig::new(&site, dir.path())
-        .fetch("fetchers = 1")
+        .fetch("fetchers = 1\nstatus_every_secs = 1")
         .tag_set("a", &["a"], 3)
         .write();
     let mut crawl = Service::from_command(json_crawl(&config, &[]));
     crawl.wait_for("retrying page");
+    // The status that counts the 429 is one the page is waiting in.
+    let status = crawl.wait_until("status", |v| v["rate_limited"] == 1);
+    assert_eq!(status["retrying"], 1, "{status:#}");
     crawl.signal("-TERM");
     assert_eq!(crawl.wait_exit(), Some(3), "{:#?}", crawl.seen);
     let failures = std::fs::read_to_string(dir.path().join("q.failed.jsonl")).unwrap();
-    assert!(failures.contains("\"page\":2"), "{failures}");
+    let attempts: Vec<(u64, u64)> = failures
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|f| (f["page"].as_u64().unwrap(), f["attempts"].as_u64().unwrap()))
+        .collect();
+    // Page 3 waited for its turn behind the pause, never sent.
+    assert_eq!(attempts, [(2, 1), (3, 0)], "{failures}");
 }
 
 /// A log that cannot be written (standard error on a full disk) costs the

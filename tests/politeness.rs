@@ -222,6 +222,59 @@ async fn daily_budget_stops_the_crawl_and_counts_across_restarts() {
     assert_eq!(site.hits().len(), 6, "nothing more was requested");
 }
 
+/// Two sites on one host, on different ports, sharing a budget file: a
+/// Retry-After from one is kept for it alone, and each is counted apart.
+#[actix::test]
+async fn a_pause_asked_by_a_site_on_one_port_does_not_hold_a_site_on_another() {
+    let refusing = FakeSite::builder()
+        .tag("a", 100)
+        .fault("a", 1, Fault::retry_after(429, 3600))
+        .start();
+    let other = FakeSite::builder().tag("a", 100).start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = |site: &FakeSite, pages| {
+        TestConfig::new(site, dir.path())
+            .fetch("fetchers = 1\nmax_retries = 0")
+            .tag_set("a", &["a"], pages)
+            .build()
+    };
+    // Its one page is refused for an hour, the pause kept in the file;
+    // given up at once (no retries), the crawl ends.
+    let refused = crawl_site(cfg(&refusing, 1)).await.unwrap();
+    assert_eq!(refused.pages_failed, 1);
+    // The other site is crawled at once, not an hour later.
+    let served = crawl_site(cfg(&other, 2)).await.unwrap();
+    assert_eq!(served.pages_done, 2);
+
+    let port = |site: &FakeSite| site.base_url().rsplit(':').next().unwrap().to_string();
+    let (refusing_key, other_key) = (
+        format!("127.0.0.1:{}", port(&refusing)),
+        format!("127.0.0.1:{}", port(&other)),
+    );
+    let file = rusqlite::Connection::open(dir.path().join("budget.sqlite")).unwrap();
+    let paused: Vec<String> = file
+        .prepare("SELECT host FROM pauses")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(paused, std::slice::from_ref(&refusing_key));
+    let counted: Vec<(String, i64)> = file
+        .prepare("SELECT host, used FROM requests ORDER BY host")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut expected = vec![
+        (refusing_key, refusing.hits().len() as i64),
+        (other_key, other.hits().len() as i64),
+    ];
+    expected.sort();
+    assert_eq!(counted, expected, "each site's requests counted apart");
+}
+
 #[actix::test]
 async fn retry_after_as_an_http_date_pauses_the_pool() {
     let when = chrono::Utc::now() + chrono::Duration::seconds(3);

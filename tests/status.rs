@@ -15,7 +15,7 @@ use stackcrawl::observe::status::StatusServer;
 use stackcrawl::{crawl_watched, Sink, CRAWL_PASS};
 use stackcrawl_fakesite::browser::chromium_dom;
 use stackcrawl_fakesite::config::CRAWL_BOUND;
-use stackcrawl_fakesite::{FakeSite, TestConfig};
+use stackcrawl_fakesite::{FakeSite, Fault, TestConfig};
 
 async fn get(server: &StatusServer, path: &str) -> (String, String) {
     let r = reqwest::get(format!("http://{}{path}", server.addr))
@@ -70,6 +70,18 @@ fn start(
     StatusServer,
     actix_rt::task::JoinHandle<Result<RunSummary, stackcrawl::CrawlError>>,
 ) {
+    start_until(cfg, std::future::pending())
+}
+
+/// [`start`], the crawl stopping when `shutdown` resolves.
+fn start_until(
+    cfg: Config,
+    shutdown: impl std::future::Future<Output = ()> + 'static,
+) -> (
+    Monitor,
+    StatusServer,
+    actix_rt::task::JoinHandle<Result<RunSummary, stackcrawl::CrawlError>>,
+) {
     let monitor = Monitor::new("crawl", cfg.rate);
     let server = StatusServer::start("127.0.0.1:0".parse().unwrap(), monitor.clone())
         .expect("status server starts");
@@ -80,7 +92,7 @@ fn start(
         plan,
         sink,
         None,
-        std::future::pending(),
+        shutdown,
         Some(monitor.clone()),
     ));
     (monitor, server, crawl)
@@ -167,6 +179,43 @@ async fn status_json_and_metrics_follow_the_crawl_and_end_at_its_summary() {
         text.contains("# TYPE stackcrawl_requests counter"),
         "{text}"
     );
+    server.stop().await;
+}
+
+/// A page waiting out a long Retry-After is neither queued nor in flight:
+/// `/status.json` counts it apart, until a stop settles it.
+#[actix::test]
+async fn a_page_waiting_out_a_retry_after_is_shown_until_a_stop_settles_it() {
+    let site = FakeSite::builder()
+        .tag("python", 100)
+        .fault("python", 1, Fault::retry_after(429, 3600))
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = TestConfig::new(&site, dir.path())
+        .fetch("fetchers = 1")
+        .tag_set("a", &["python"], 1)
+        .build();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (monitor, server, crawl) = start_until(cfg, async {
+        let _ = stopped.await;
+    });
+    // The report that counts the 429 is the one the page is waiting in.
+    tokio::time::timeout(
+        CRAWL_BOUND,
+        monitor.wait_for(|s| s.requests.rate_limited == 1),
+    )
+    .await
+    .expect("the 429 is reported");
+    let waiting = status_json(&server).await;
+    assert_eq!(waiting["requests"]["pages_retrying"], 1, "{waiting:#}");
+    let (_, text) = get(&server, "/metrics").await;
+    assert_eq!(metric(&text, "stackcrawl_pages_retrying"), 1.0, "{text}");
+
+    stop.send(()).unwrap();
+    let summary = finish(crawl).await;
+    assert!(summary.interrupted, "{summary:?}");
+    let after = status_json(&server).await;
+    assert_eq!(after["requests"]["pages_retrying"], 0, "{after:#}");
     server.stop().await;
 }
 

@@ -121,6 +121,14 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// A `status` answer (429, 503) asking to come back in `secs` seconds.
+    pub fn retry_after(status: u16, secs: u64) -> Fault {
+        Fault::Status {
+            status,
+            retry_after: Some(secs.to_string()),
+        }
+    }
+
     /// The fault a late one comes to, and how late: the delays of nested
     /// ones add up.
     fn unlate(self) -> (Duration, Fault) {

@@ -361,7 +361,19 @@ impl ApiSettings {
     /// The daily budget file's entry for the API. The API counts its quota
     /// per IP (or per key), across all sites, so one entry per API host.
     pub fn budget_key(&self) -> String {
-        format!("api:{}", self.host)
+        format!("api:{}", budget_host(&self.base_url, &self.host))
+    }
+}
+
+/// The budget's entry for `host` served at `base_url`: the host, with the
+/// port where the URL names one other than its scheme's, so that two sites
+/// on one host (a site on 127.0.0.1:8080, another on :8098) keep their
+/// counts and pauses apart. A key without a port is the default port's, as
+/// every key of a budget file written before keys had ports.
+fn budget_host(base_url: &str, host: &str) -> String {
+    match reqwest::Url::parse(base_url).ok().and_then(|u| u.port()) {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
     }
 }
 
@@ -453,6 +465,12 @@ impl Config {
             state_dir: None,
         };
         Config::from_raw(raw, text, origin, ov, &env)
+    }
+
+    /// The daily budget file's entry for the site's HTML pages (see
+    /// [`ApiSettings::budget_key`] for the API's).
+    pub fn budget_key(&self) -> String {
+        budget_host(&self.base_url, &self.site)
     }
 
     /// The listing URL of one page: the tag is percent-encoded as a single

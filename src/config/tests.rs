@@ -28,6 +28,37 @@ pagesize = 30
 pages = 3
 "#;
 
+/// Two sites on one host keep their budget entries apart by port; a
+/// default port is no port, as the entries of older budget files are.
+#[test]
+fn budget_keys_carry_a_port_only_where_the_url_names_one() {
+    let keys = |site: &str, api: &str| {
+        let c = load(&format!(
+            "[site]\nbase_url = \"{site}\"\n[api]\nsite = \"stackoverflow\"\nbase_url = \"{api}\"\n{API_SET}"
+        ))
+        .unwrap();
+        (c.budget_key(), c.api.budget_key())
+    };
+    assert_eq!(
+        keys("http://127.0.0.1:8080/", "http://127.0.0.1:8098/2.3"),
+        ("127.0.0.1:8080".into(), "api:127.0.0.1:8098".into())
+    );
+    assert_eq!(
+        keys(
+            "https://stackoverflow.com:443",
+            "https://api.stackexchange.com/2.3"
+        ),
+        (
+            "stackoverflow.com".into(),
+            "api:api.stackexchange.com".into()
+        )
+    );
+    assert_eq!(
+        keys("http://[::1]:8080", "http://localhost:80/2.3"),
+        ("[::1]:8080".into(), "api:localhost".into())
+    );
+}
+
 #[test]
 fn good_config_is_validated_and_normalised() {
     let c = load(GOOD).unwrap();

@@ -538,6 +538,7 @@ impl Crawler {
                 ctx,
                 url,
                 why: "crawler stopped",
+                attempts: 0,
             })
         })
         .boxed()

@@ -28,6 +28,9 @@ pub struct BatchEnd {
     /// or past its tag's end. After an interruption, the others were never
     /// fetched.
     pub ended: Vec<bool>,
+    /// Per page of the plan, in plan order: the requests a page that did
+    /// not end had (one waiting out a retry when the crawl stopped had some).
+    pub tried: Vec<u32>,
 }
 
 /// How many jobs per fetcher the crawler keeps submitted ahead of the
@@ -66,6 +69,7 @@ impl Crawler {
         let mut pending = FuturesUnordered::new();
         let mut driven = BatchEnd {
             ended: vec![false; plan.len()],
+            tried: vec![0; plan.len()],
             ..BatchEnd::default()
         };
         let mut shutdown = self.shutdown.clone();
@@ -95,7 +99,7 @@ impl Crawler {
                     let s = self.stats().await?;
                     // Pending: queued at the supervisor, or not yet submitted.
                     let pending = s.queued + jobs.len();
-                    warn!(in_flight = s.in_flight, pending, "shutdown requested: draining");
+                    warn!(in_flight = s.in_flight, pending, retrying = s.retrying, "shutdown requested: draining");
                     self.drain();
                     driven.interrupted = true;
                     drain_deadline = Some(tokio::time::Instant::now() + drain_limit);
@@ -130,6 +134,9 @@ impl Crawler {
                 // there is nothing to fetch there, interrupted or not.
                 PageOutcome::Skipped { why, .. } => *why == WHY_TAG_ENDED || *why == WHY_ELSEWHERE,
             };
+            if let PageOutcome::Skipped { attempts, .. } = &outcome {
+                driven.tried[i] = *attempts;
+            }
             match outcome {
                 PageOutcome::Done(r) => info!(
                     tag = %r.ctx.tag,
@@ -186,6 +193,7 @@ impl Crawler {
             pages_failed = s.failed,
             queued = s.queued,
             in_flight = s.in_flight,
+            retrying = s.retrying,
             requests = s.requests,
             retries = s.retries,
             rate_limited = s.rate_limited,

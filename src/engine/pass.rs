@@ -128,12 +128,12 @@ impl Crawler {
             };
             listed.extend(
                 plan.jobs()
-                    .zip(&driven.ended)
-                    .filter(|(_, &ended)| !ended)
-                    .map(|(j, _)| FailedPage {
+                    .zip(driven.ended.iter().zip(&driven.tried))
+                    .filter(|(_, (&ended, _))| !ended)
+                    .map(|(j, (_, &tried))| FailedPage {
                         ctx: j.ctx.clone(),
                         url: j.url.clone(),
-                        attempts: 0,
+                        attempts: tried,
                         kind: kind.to_string(),
                         error: error.to_string(),
                     }),

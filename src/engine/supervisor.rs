@@ -62,6 +62,9 @@ pub enum PageOutcome {
         ctx: PageContext,
         url: String,
         why: &'static str,
+        /// The requests it had before it was skipped: a page waiting out
+        /// a retry when the crawl stopped had one or more.
+        attempts: u32,
     },
 }
 
@@ -102,6 +105,9 @@ pub struct SupervisorStats {
     /// Jobs waiting for a fetcher, and jobs being fetched.
     pub queued: usize,
     pub in_flight: usize,
+    /// Jobs waiting out a retry's wait (a backoff, a Retry-After that may
+    /// be an hour): neither queued nor in flight.
+    pub retrying: usize,
     /// The most jobs held at once, waiting or being fetched: what the
     /// supervisor's memory grows with. A crawl submits a window at a time,
     /// so this stays a few per fetcher however long the plan.
@@ -173,6 +179,12 @@ type PageKey = (String, String, u32);
 
 fn key_of(ctx: &PageContext) -> PageKey {
     (ctx.tag.clone(), ctx.tab.clone(), ctx.page)
+}
+
+/// The requests a job not going out (again) had: its attempt is the one
+/// it would have made next (a retry waits with the next attempt's number).
+fn tried(job: &PageJob) -> u32 {
+    job.attempt.saturating_sub(1)
 }
 
 /// A page another process holds, waiting to be asked about again: on its
@@ -265,6 +277,7 @@ impl Supervisor {
                 Unfetched::Skipped { entry, why } => {
                     self.stats.skipped += 1;
                     let _ = entry.reply.send(PageOutcome::Skipped {
+                        attempts: tried(&entry.job),
                         ctx: entry.job.ctx,
                         url: entry.job.url,
                         why,
@@ -274,9 +287,9 @@ impl Supervisor {
                     self.stats.failed += 1;
                     warn!(tag = %entry.job.ctx.tag, page = entry.job.ctx.page, failed_page, "page not fetched after an earlier page failed");
                     let _ = entry.reply.send(PageOutcome::Failed(FailedPage {
+                        attempts: tried(&entry.job),
                         ctx: entry.job.ctx,
                         url: entry.job.url,
-                        attempts: 0,
                         kind: "not_reached".into(),
                         error: format!(
                             "not fetched: page {failed_page} of the tag failed, so whether this page exists is unknown"
@@ -762,6 +775,7 @@ impl Supervisor {
                 }
                 self.stats.skipped += 1;
                 let _ = p.reply.send(PageOutcome::Skipped {
+                    attempts: tried(&p.job),
                     ctx: p.job.ctx,
                     url: p.job.url,
                     why: WHY_DRAINED,
@@ -833,6 +847,7 @@ impl Supervisor {
                 debug!(tag = %p.job.ctx.tag, page = p.job.ctx.page, by = by.as_deref().unwrap_or(""), ends_tag, "page done by another process");
                 let out = self.frontier.done(&p.job, ends_tag);
                 let _ = p.reply.send(PageOutcome::Skipped {
+                    attempts: tried(&p.job),
                     ctx: p.job.ctx,
                     url: p.job.url,
                     why: WHY_ELSEWHERE,
@@ -1075,6 +1090,7 @@ impl Handler<GetStats> for Supervisor {
         let mut stats = self.stats.clone();
         let lanes = &self.lanes;
         stats.in_flight = self.in_flight.len();
+        stats.retrying = self.retrying.len();
         stats.requests = lanes.all().map(|l| l.requests()).sum();
         stats.quota.requests = lanes.with_own_quota().map(|l| l.requests()).sum();
         stats.requests_last_minute = lanes.all().map(|l| l.requests_last_minute()).sum();

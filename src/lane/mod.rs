@@ -12,6 +12,7 @@
 //! not its latency, is what bounds an API crawl, so this costs no data.
 
 pub mod budget;
+pub mod departures;
 pub mod ledger;
 pub mod robots;
 pub mod shared_quota;
@@ -30,6 +31,7 @@ use tracing::{info, warn};
 
 use crate::engine::stall::{Stalled, Stalls};
 use crate::lane::budget::Budget;
+use crate::lane::departures::Departures;
 use crate::lane::ledger::{Counted, Ledger, RecordPause, Refund, Settled, Take};
 use crate::lane::shared_quota::SharedQuota;
 use crate::lane::throttle::{Answer, Change, RateLimits, Throttle};
@@ -49,8 +51,9 @@ pub enum LaneError {
     /// The crawl is stopping: a request not yet sent is not sent.
     #[error("not sent: the crawl is stopping")]
     Closed,
-    /// The lane paused while the request waited for its turn, and the
-    /// request gave way (see [`Lane::admit_or_give_way`]): not sent.
+    /// The lane paused while the request waited for its turn or was
+    /// counted, and the request gave way (see [`Lane::admit_or_give_way`]):
+    /// not sent, and its count handed back.
     #[error("not sent: the lane paused while the request waited for its turn")]
     Paused,
 }
@@ -119,6 +122,9 @@ pub struct Lane {
     first_sent: std::sync::OnceLock<Instant>,
     /// The IP's quota, when processes sharing the IP share it.
     shared: Option<SharedQuota>,
+    /// The quota held to the instants requests leave at, after their
+    /// count (see [`departures`]).
+    departures: Mutex<Departures>,
 }
 
 /// What became of one request, as far as its lane is concerned.
@@ -170,6 +176,7 @@ impl Lane {
         }
         Lane {
             key,
+            departures: Mutex::new(Departures::new(throttle.quota())),
             throttle,
             counting,
             limit: opening.limit,
@@ -254,17 +261,22 @@ impl Lane {
     }
 
     /// Waits for this lane's turn (the previous request of a serial lane,
-    /// any pause, the quota), then counts the request in the daily budget.
-    /// The budget is the last step, so a request is counted only when it is
-    /// about to be sent. Every wait ends when the lane closes.
+    /// any pause, the quota), then counts the request in the daily budget,
+    /// then lets it leave no sooner than the quota allows after the one
+    /// before it left (a count may take longer than the next one). The
+    /// budget comes after the turn, so a request is counted only when it is
+    /// about to be sent; one a pause overtakes while it is counted is
+    /// handed back and waits for its turn again. Every wait ends when the
+    /// lane closes.
     pub async fn admit(&self) -> Result<Ticket, LaneError> {
         self.admit_or_give_way(false).await
     }
 
     /// [`Lane::admit`]; with `give_way`, a pause that starts while the
     /// request waits for its turn ends the wait with [`LaneError::Paused`]
-    /// (a fleet's page: another process may fetch it meanwhile). Only the
-    /// wait for the turn gives way, never a count under way.
+    /// (a fleet's page: another process may fetch it meanwhile), as does
+    /// one that starts while it is counted (the count handed back once
+    /// taken). A count under way is never abandoned.
     pub async fn admit_or_give_way(&self, give_way: bool) -> Result<Ticket, LaneError> {
         let paused = self.pause_started.notified();
         tokio::pin!(paused);
@@ -298,7 +310,17 @@ impl Lane {
             };
             let now = Utc::now();
             match self.count(now).await? {
-                Ok(left) => return Ok(self.admitted(now, left, permit)),
+                Ok(left) => match self.depart().await {
+                    Ok(sent) => return Ok(self.admitted(now, left, sent, permit)),
+                    // Counted, not sent: handed back.
+                    Err(e) => {
+                        self.hand_back(now);
+                        match e {
+                            LaneError::Paused if !give_way => {}
+                            e => return Err(e),
+                        }
+                    }
+                },
                 Err(until) => {
                     // Another process of the fleet was asked to leave the
                     // host alone: this one waits as if it had been asked.
@@ -312,25 +334,62 @@ impl Lane {
         }
     }
 
-    /// A request counted at `now` with `left` after it: about to be sent.
+    /// The instant a counted request leaves: no sooner than the quota
+    /// allows after the request before it left. A pause that began while
+    /// it was counted or waited here binds it (`Paused`: it waits for its
+    /// turn again), and so does the lane closing.
+    async fn depart(&self) -> Result<tokio::time::Instant, LaneError> {
+        loop {
+            if self.throttle.paused_until().is_some() {
+                return Err(LaneError::Paused);
+            }
+            let now = tokio::time::Instant::now();
+            let Some(at) = self
+                .departures
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .leave(now)
+            else {
+                return Ok(now);
+            };
+            tokio::select! {
+                _ = tokio::time::sleep_until(at) => {}
+                _ = self.until_closed() => return Err(LaneError::Closed),
+            }
+        }
+    }
+
+    /// A request counted at `now` with `left` after it, leaving at `sent`.
     fn admitted(
         &self,
         now: DateTime<Utc>,
         left: u64,
+        sent: tokio::time::Instant,
         permit: Option<OwnedSemaphorePermit>,
     ) -> Ticket {
         self.left.store(left, Ordering::Relaxed);
         self.requests.fetch_add(1, Ordering::Relaxed);
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        let sent = Instant::now();
-        self.first_sent.get_or_init(|| sent);
-        recent.push_back(sent);
+        // The departure's own instant: the span a crawl's rate is
+        // measured over is the one the quota was held to.
+        let sent_std = sent.into_std();
+        self.first_sent.get_or_init(|| sent_std);
+        recent.push_back(sent_std);
         forget_older_than_a_minute(&mut recent);
         Ticket {
             taken_at: now,
-            sent: tokio::time::Instant::now(),
+            sent,
             _permit: permit,
         }
+    }
+
+    /// Hands back a request counted at `taken_at` that was not sent. Sent
+    /// to the ledger, not awaited.
+    fn hand_back(&self, taken_at: DateTime<Utc>) {
+        self.counting.ledger.do_send(Refund {
+            key: self.key.clone(),
+            taken_at,
+        });
     }
 
     /// Counts one request: what is left after it. A budget that cannot
@@ -361,7 +420,7 @@ impl Lane {
                     // A ledger that does not answer in time leaves it one
                     // high, never one low.
                     if let Ok(Ok(Ok(Counted::Left(_)))) = tokio::time::timeout(CLOSING_COUNT_WAIT, take).await {
-                        self.counting.ledger.do_send(Refund { key: self.key.clone(), taken_at: now });
+                        self.hand_back(now);
                     }
                     return Err(LaneError::Closed);
                 }
@@ -468,10 +527,7 @@ impl Lane {
     pub fn refund(&self, ticket: &Ticket) {
         self.requests.fetch_sub(1, Ordering::Relaxed);
         self.left.fetch_add(1, Ordering::Relaxed);
-        self.counting.ledger.do_send(Refund {
-            key: self.key.clone(),
-            taken_at: ticket.taken_at,
-        });
+        self.hand_back(ticket.taken_at);
     }
 
     /// The crawl has ended: resolves once every refund and pause this lane
@@ -724,6 +780,46 @@ mod tests {
             Err(LaneError::Budget(why)) => assert!(why.contains("give_up_secs"), "{why}"),
             other => panic!("expected a budget error, got {:?}", other.map(|_| ())),
         }
+    }
+
+    /// The quota's turns are granted before the count; a count slower than
+    /// the next one (here: the budget file locked for over a second) must
+    /// not bring two requests closer on the wire than the quota allows.
+    #[actix_rt::test]
+    async fn requests_leave_no_closer_than_the_quota_however_slow_a_count_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let period = Duration::from_secs(1);
+        let budget = Budget::open(&dir.path().join("budget.sqlite"), 10).unwrap();
+        let l = Arc::new(Lane::new(
+            "h".into(),
+            Throttle::new(1.0, 1),
+            Counting {
+                ledger: Ledger::start(budget),
+                stalls: Stalls::default(),
+                give_up: Duration::from_secs(300),
+            },
+            Opening::default(),
+            false,
+        ));
+        let release = WriteLock::hold(&dir.path().join("budget.sqlite"));
+        let first = actix_rt::spawn({
+            let l = l.clone();
+            async move { l.admit().await.map(|t| t.sent) }
+        });
+        // The first request had its turn and its count has waited a
+        // stall's length: by then the quota grants the second at once.
+        while l.counting.stalls.current().is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(release);
+        let first = first.await.unwrap().unwrap();
+        let second = l.admit().await.unwrap().sent;
+        assert!(
+            second - first >= period,
+            "two requests left {:?} apart under a quota of one a second",
+            second - first
+        );
+        assert_eq!(l.requests(), 2);
     }
 
     #[actix_rt::test]

@@ -108,6 +108,9 @@ pub struct RequestStatus {
     pub rate_limited: u64,
     /// Pages lost after their retries.
     pub pages_failed: u64,
+    /// Pages waiting out a retry's wait (a backoff, a Retry-After): neither
+    /// queued nor being fetched.
+    pub pages_retrying: u64,
     /// The configured quota, and the rate the adaptive throttle allows now.
     pub quota_per_second: f64,
     pub effective_rate: f64,
@@ -239,6 +242,7 @@ struct Metrics {
     retries: Counter,
     rate_limited: Counter,
     pages: Family<OutcomeLabel, Counter>,
+    pages_retrying: Gauge,
     questions: Counter,
     quota_per_second: Gauge<f64, AtomicU64>,
     /// A family for the same reason as `quota_remaining`: before the
@@ -259,6 +263,7 @@ impl Metrics {
             retries: Counter::default(),
             rate_limited: Counter::default(),
             pages: Family::default(),
+            pages_retrying: Gauge::default(),
             questions: Counter::default(),
             quota_per_second: Gauge::default(),
             budget_remaining: Family::default(),
@@ -283,6 +288,11 @@ impl Metrics {
             "pages",
             "Pages by outcome: done, failed (after retries) or skipped",
             m.pages.clone(),
+        );
+        registry.register(
+            "pages_retrying",
+            "Pages waiting out a retry's wait (a backoff, a Retry-After)",
+            m.pages_retrying.clone(),
         );
         registry.register(
             "questions",
@@ -540,14 +550,16 @@ impl Monitor {
                 completed_at: now,
                 detail: Some(f.to_string()),
             },
-            PageOutcome::Skipped { ctx, why, .. } => RecentPage {
+            PageOutcome::Skipped {
+                ctx, why, attempts, ..
+            } => RecentPage {
                 tag: ctx.tag.clone(),
                 page: ctx.page,
                 outcome: "skipped",
                 questions: 0,
                 new: 0,
                 updated: 0,
-                attempts: 0,
+                attempts: *attempts,
                 completed_at: now,
                 detail: Some(why.to_string()),
             },
@@ -575,6 +587,8 @@ impl Monitor {
             r.rate_limited = total.rate_limited;
             r.effective_rate = st.effective_rate;
             r.last_minute = st.requests_last_minute as u64;
+            r.pages_retrying = st.retrying as u64;
+            m.pages_retrying.set(st.retrying as i64);
             raise_to(&m.requests, total.requests);
             raise_to(&m.retries, total.retries);
             raise_to(&m.rate_limited, total.rate_limited);

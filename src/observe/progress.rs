@@ -95,6 +95,9 @@ impl View {
         if pass.pages_failed > 0 {
             msg.push_str(&format!("  {} failed", pass.pages_failed));
         }
+        if r.pages_retrying > 0 {
+            msg.push_str(&format!("  {} waiting to retry", r.pages_retrying));
+        }
         self.total.set_message(msg);
         for (tag, t) in &pass.tags {
             let bar = self.tags.entry(tag.clone()).or_insert_with(|| {

@@ -217,7 +217,7 @@ td:first-child,th:first-child{{text-align:left}}
     ));
     let _ = writeln!(
         h,
-        "<table id=\"requests\"><tr><td>requests sent</td><td>{}</td></tr><tr><td>last minute</td><td>{}</td></tr><tr><td>quota</td><td>{} /s (now {:.3} /s)</td></tr><tr><td>retries</td><td>{}</td></tr><tr><td>429 Too Many Requests</td><td>{}</td></tr><tr><td>pages failed</td><td class=\"{}\">{}</td></tr></table>",
+        "<table id=\"requests\"><tr><td>requests sent</td><td>{}</td></tr><tr><td>last minute</td><td>{}</td></tr><tr><td>quota</td><td>{} /s (now {:.3} /s)</td></tr><tr><td>retries</td><td>{}</td></tr><tr><td>429 Too Many Requests</td><td>{}</td></tr><tr><td>pages failed</td><td class=\"{}\">{}</td></tr><tr><td>pages waiting to retry</td><td>{}</td></tr></table>",
         r.total,
         r.last_minute,
         r.quota_per_second,
@@ -226,6 +226,7 @@ td:first-child,th:first-child{{text-align:left}}
         r.rate_limited,
         if r.pages_failed > 0 { "failed" } else { "" },
         r.pages_failed,
+        r.pages_retrying,
     );
 
     h.push_str("<div class=\"grid\"><div><h2>Budget and quota</h2>\n<table id=\"budget\">");

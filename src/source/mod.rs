@@ -323,7 +323,7 @@ impl Source {
     pub fn lane_spec(self, config: &Config) -> LaneSpec {
         match self {
             Source::Html => LaneSpec {
-                key: config.site.clone(),
+                key: config.budget_key(),
                 daily_limit: None,
                 serial: false,
                 app_key: None,

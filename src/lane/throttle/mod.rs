@@ -30,6 +30,9 @@ pub use headers::RateLimits;
 
 pub struct Throttle {
     limiter: DefaultDirectRateLimiter,
+    /// The limiter's quota, which governor does not give back: the lane
+    /// applies it once more to the instants requests leave at.
+    quota: Quota,
     control: Mutex<Spacing>,
     /// Until when no request may start, whatever the limiter says. A plain
     /// mutex: it is held for a comparison, never across an await.
@@ -71,6 +74,7 @@ impl Throttle {
             .allow_burst(burst);
         Throttle {
             limiter: RateLimiter::direct(quota),
+            quota,
             control: Mutex::new(Spacing {
                 control: RateControl::new(rate),
                 next_start: Instant::now(),
@@ -79,6 +83,11 @@ impl Throttle {
             paused_until: Mutex::new(Pause::default()),
             respaced: Notify::new(),
         }
+    }
+
+    /// The configured quota: the hard ceiling.
+    pub fn quota(&self) -> Quota {
+        self.quota
     }
 
     /// Waits until the pool is not paused and the quota has a slot.
