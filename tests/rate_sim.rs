@@ -64,6 +64,7 @@ struct Sim {
     paused_until: f64,
     next_start: f64,
     sent: VecDeque<f64>,
+    last_sent: Option<f64>,
     quota_tat: f64,
     events: BinaryHeap<Reverse<(u64, u64)>>,
     payloads: Vec<Option<(f64, Event)>>,
@@ -121,6 +122,7 @@ impl Sim {
     fn window_gate(&mut self, now: f64) -> Option<f64> {
         if !self.control.is_limiting() {
             self.sent.clear();
+            self.last_sent = Some(now);
             return None;
         }
         let rate = self.control.rate();
@@ -131,12 +133,13 @@ impl Sim {
         if self.sent.len() >= allowed {
             return Some(self.sent[self.sent.len() - allowed] + 1.0 + 1e-9);
         }
-        if let Some(due) = self.sent.back().map(|l| l + 1.0 / rate) {
+        if let Some(due) = self.last_sent.map(|l| l + 1.0 / rate) {
             if due > now {
                 return Some(due);
             }
         }
         self.sent.push_back(now);
+        self.last_sent = Some(now);
         None
     }
 
@@ -343,6 +346,7 @@ fn crawl(name: &str, limiter: Limiter, pages: u32, seed: u64) -> Outcome {
         paused_until: 0.0,
         next_start: 0.0,
         sent: VecDeque::new(),
+        last_sent: None,
         quota_tat: 0.0,
         events: BinaryHeap::new(),
         payloads: Vec::new(),

@@ -61,6 +61,9 @@ struct Spacing {
     /// limits. Spacing alone lets a request woken late bunch up with the
     /// next ones on time; sites count what arrives in a window.
     sent: VecDeque<Instant>,
+    /// When the last request went out, limited or not: the first request
+    /// after a cut keeps the new spacing from it.
+    last_sent: Option<Instant>,
 }
 
 impl Throttle {
@@ -79,6 +82,7 @@ impl Throttle {
                 control: RateControl::new(rate),
                 next_start: Instant::now(),
                 sent: VecDeque::new(),
+                last_sent: None,
             }),
             paused_until: Mutex::new(Pause::default()),
             respaced: Notify::new(),
@@ -140,6 +144,7 @@ impl Throttle {
         let mut s = self.control.lock().unwrap_or_else(|p| p.into_inner());
         if !s.control.is_limiting() {
             s.sent.clear();
+            s.last_sent = Some(now);
             return None;
         }
         while s
@@ -154,15 +159,11 @@ impl Throttle {
             return Some(s.sent[s.sent.len() - allowed] + window);
         }
         let gap = Duration::from_secs_f64(1.0 / s.control.rate());
-        if let Some(due) = s
-            .sent
-            .back()
-            .map(|last| *last + gap)
-            .filter(|due| *due > now)
-        {
+        if let Some(due) = s.last_sent.map(|last| last + gap).filter(|due| *due > now) {
             return Some(due);
         }
         s.sent.push_back(now);
+        s.last_sent = Some(now);
         None
     }
 
@@ -309,6 +310,22 @@ mod tests {
         // leave it.
         assert_eq!(t.window_gate(t0 + ms(980)), Some(t0 + ms(1000)));
         assert_eq!(t.window_gate(t0 + ms(1030)), None);
+    }
+
+    #[tokio::test]
+    async fn after_a_cut_the_next_request_waits_the_new_spacing_from_the_last_one_sent() {
+        let t = Throttle::new(20.0, 5);
+        let t0 = Instant::now() - Duration::from_secs(5);
+        // The site took the quota for a second: no longer limiting.
+        t.answered(t0, Answer::ACCEPTED);
+        t.answered(t0 + ms(1000), Answer::ACCEPTED);
+        assert_eq!(t.window_gate(t0 + ms(1100)), None);
+        // A 429 cuts the rate to 5/s: the next request goes 200 ms after
+        // the one sent at 1.1 s, not at once.
+        t.answered(t0 + ms(1050), throttled(1));
+        assert_eq!(t.effective_rate(), 5.0);
+        assert_eq!(t.window_gate(t0 + ms(1110)), Some(t0 + ms(1300)));
+        assert_eq!(t.window_gate(t0 + ms(1300)), None);
     }
 
     #[tokio::test]
