@@ -10,7 +10,7 @@ use actix::{Actor, Addr, AsyncContext, SyncArbiter};
 use super::aggregator::{Aggregator, StoreView};
 use super::cleaner::Cleaner;
 use super::fetcher::Fetcher;
-use super::supervisor::{Heard, Supervisor};
+use super::supervisor::{Heard, Leases, Supervisor};
 use crate::config::Config;
 use crate::engine::retry::RetryPolicy;
 use crate::engine::stall::Stalls;
@@ -92,7 +92,7 @@ impl Pipeline {
         let shared = lanes.clone();
         let lease = config.fleet.lease;
         let worker = config.fleet.name.clone();
-        let leases = leases_pages.then(|| aggregator.clone());
+        let leases = leases_pages.then(|| Leases::of(&aggregator));
         let fetcher_view = view.clone();
         let supervisor = Supervisor::create(move |ctx| {
             let mut sup = Supervisor::new(
@@ -115,7 +115,8 @@ impl Pipeline {
                         lease,
                         view: fetcher_view.clone(),
                     }
-                    .start(),
+                    .start()
+                    .recipient(),
                 );
             }
             sup

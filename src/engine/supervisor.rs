@@ -31,13 +31,13 @@ use chrono::{DateTime, Utc};
 
 use actix::{
     Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, MailboxError, Message,
-    MessageResult, ResponseActFuture, SpawnHandle, WrapFuture,
+    MessageResult, Recipient, ResponseActFuture, SpawnHandle, WrapFuture,
 };
 use tokio::sync::oneshot;
 use tracing::{debug, error, info, warn};
 
 use crate::engine::aggregator::{Aggregator, ClaimPage, ClaimPages, ReleasePage};
-use crate::engine::fetcher::{Fetcher, JobEnded, RenewLease};
+use crate::engine::fetcher::{JobEnded, RenewLease};
 use crate::engine::frontier::{Entry, Frontier, Unfetched};
 use crate::engine::plan::PageJob;
 use crate::engine::retry::{Decision, RetryPolicy, Stop};
@@ -174,6 +174,34 @@ const LOOKED_AT_IN_A_PAUSE: usize = 64;
 /// A job with the future waiting on it.
 type Pending = Entry<oneshot::Sender<PageOutcome>>;
 
+/// Where pages are leased on a store a fleet shares: the aggregator's
+/// store, through the three messages the supervisor sends it (which is
+/// all it needs of the aggregator; its tests answer them themselves).
+#[derive(Clone)]
+pub struct Leases {
+    pub claim_pages: Recipient<ClaimPages>,
+    pub claim_page: Recipient<ClaimPage>,
+    pub release: Recipient<ReleasePage>,
+}
+
+impl Leases {
+    pub fn of(aggregator: &Addr<Aggregator>) -> Leases {
+        Leases {
+            claim_pages: aggregator.clone().recipient(),
+            claim_page: aggregator.clone().recipient(),
+            release: aggregator.clone().recipient(),
+        }
+    }
+}
+
+/// A job being fetched, with the count of announcements heard when its
+/// claim was last looked up (at the claim that leased it, or at a
+/// renewal): what an `Elsewhere` answer for it is measured against.
+struct InFlight {
+    pending: Pending,
+    heard: u64,
+}
+
 /// A page as the fleet's announcements name it: tag, tab, page.
 type PageKey = (String, String, u32);
 
@@ -188,10 +216,13 @@ fn tried(job: &PageJob) -> u32 {
 }
 
 /// A page another process holds, waiting to be asked about again: on its
-/// announcement, or when `timer` fires.
+/// announcement, or when `timer` fires (at `due`).
 struct HeldPage {
-    pending: Pending,
+    /// Its jobs: one, unless the page was submitted twice (a failures file
+    /// that lists it twice, a library caller), each copy with its future.
+    pending: Vec<Pending>,
     timer: SpawnHandle,
+    due: tokio::time::Instant,
 }
 
 /// What the supervisor knows of the fleet's announcements (see
@@ -217,13 +248,13 @@ pub struct Supervisor {
     /// robots.txt check.
     lanes: Lanes,
     /// Where pages are leased before they go out: a store a fleet shares.
-    leases: Option<Addr<Aggregator>>,
+    leases: Option<Leases>,
     /// The API quota left at which the crawl stops cleanly.
     stop_at_quota_remaining: u64,
-    fetchers: Vec<Addr<Fetcher>>,
+    fetchers: Vec<Recipient<PageJob>>,
     idle: Vec<usize>,
     frontier: Frontier<oneshot::Sender<PageOutcome>>,
-    in_flight: HashMap<usize, Pending>,
+    in_flight: HashMap<usize, InFlight>,
     /// Pages waiting out a retry's wait, by the number their timer holds:
     /// a stop settles them at once rather than when the wait ends (a
     /// Retry-After can be an hour).
@@ -246,7 +277,7 @@ impl Supervisor {
         policy: RetryPolicy,
         worker: String,
         lanes: Lanes,
-        leases: Option<Addr<Aggregator>>,
+        leases: Option<Leases>,
         stop_at_quota_remaining: u64,
     ) -> Supervisor {
         Supervisor {
@@ -306,8 +337,11 @@ impl Supervisor {
         self.deliver(out);
         // Pages waiting on another process are not waited for any more
         // (their timers find nothing when they fire).
-        for (_, h) in std::mem::take(&mut self.held) {
-            let out = self.frontier.retry(h.pending);
+        for p in std::mem::take(&mut self.held)
+            .into_values()
+            .flat_map(|h| h.pending)
+        {
+            let out = self.frontier.retry(p);
             self.deliver(out);
         }
         let waiting: Vec<Pending> = self.retrying.drain().map(|(_, p)| p).collect();
@@ -327,7 +361,7 @@ impl Supervisor {
     }
 
     /// Fetchers are started after the supervisor (they need its address).
-    pub fn add_fetcher(&mut self, fetcher: Addr<Fetcher>) {
+    pub fn add_fetcher(&mut self, fetcher: Recipient<PageJob>) {
         self.idle.push(self.fetchers.len());
         self.fetchers.push(fetcher);
     }
@@ -345,7 +379,14 @@ impl Supervisor {
                 };
                 self.idle.pop();
                 self.fetchers[fetcher].do_send(p.job.clone());
-                self.in_flight.insert(fetcher, p);
+                // Without a shared store nothing is announced.
+                self.in_flight.insert(
+                    fetcher,
+                    InFlight {
+                        pending: p,
+                        heard: 0,
+                    },
+                );
             }
             self.deliver(out);
             return;
@@ -392,7 +433,7 @@ impl Supervisor {
         let fetchers = self.idle.split_off(self.idle.len() - free);
         self.claiming += batch.len();
         let heard = self.announced.heard;
-        let claim = store.send(ClaimPages {
+        let claim = store.claim_pages.send(ClaimPages {
             pages: batch.iter().map(|p| p.job.ctx.clone()).collect(),
             want: fetchers.len(),
         });
@@ -434,7 +475,7 @@ impl Supervisor {
                 self.idle.extend(fetchers);
                 let mut batch = batch.into_iter();
                 for p in batch.by_ref().take(tried) {
-                    self.outcome(p, Err(e.clone()), None, ctx);
+                    self.outcome(p, Err(e.clone()), None, heard, ctx);
                 }
                 for p in batch.rev() {
                     let out = self.frontier.retry(p);
@@ -470,7 +511,7 @@ impl Supervisor {
                     match fetcher {
                         Some(f) => {
                             self.fetchers[f].do_send(p.job.clone());
-                            self.in_flight.insert(f, p);
+                            self.in_flight.insert(f, InFlight { pending: p, heard });
                         }
                         // The crawl stopped while the claim was out: the
                         // page is not fetched, and its lease goes back now
@@ -503,7 +544,7 @@ impl Supervisor {
     /// fetch under it.
     fn release(&self, job: &PageJob, lease: LeaseToken, why: &'static str) {
         if let Some(store) = &self.leases {
-            store.do_send(ReleasePage {
+            store.release.do_send(ReleasePage {
                 ctx: job.ctx.clone(),
                 lease,
                 why,
@@ -681,11 +722,38 @@ impl Supervisor {
             return;
         }
         let key = key_of(&p.job.ctx);
+        let due = tokio::time::Instant::now() + wait;
+        let mut pending = vec![p];
+        // A copy of the page is parked already: both wait, for the sooner
+        // of the two waits (one is the holder's lease either way), and
+        // both are asked about again together.
+        if let Some(h) = self.held.remove(&key) {
+            pending.extend(h.pending);
+            if h.due <= due {
+                self.held.insert(
+                    key,
+                    HeldPage {
+                        pending,
+                        timer: h.timer,
+                        due: h.due,
+                    },
+                );
+                return;
+            }
+            ctx.cancel_future(h.timer);
+        }
         let timer = ctx.run_later(wait, {
             let key = key.clone();
             move |act, ctx| act.ask_again(&key, ctx)
         });
-        self.held.insert(key, HeldPage { pending: p, timer });
+        self.held.insert(
+            key,
+            HeldPage {
+                pending,
+                timer,
+                due,
+            },
+        );
     }
 }
 
@@ -739,22 +807,24 @@ impl Supervisor {
         ctx: &mut Context<Self>,
     ) {
         self.idle.push(fetcher);
-        let Some(p) = self.in_flight.remove(&fetcher) else {
+        let Some(f) = self.in_flight.remove(&fetcher) else {
             error!(fetcher, "outcome for a job the supervisor did not hand out");
             self.dispatch(ctx);
             return;
         };
-        self.outcome(p, result, signals, ctx);
+        self.outcome(f.pending, result, signals, f.heard, ctx);
         self.dispatch(ctx);
     }
 
     /// What a job's outcome does: its future resolves, or it is retried,
-    /// put back or asked about again.
+    /// put back or asked about again. `heard`: the count of announcements
+    /// when the job's claim was last looked up.
     fn outcome(
         &mut self,
         p: Pending,
         result: Result<PageReport, JobError>,
         signals: Option<Signals>,
+        heard: u64,
         ctx: &mut Context<Self>,
     ) {
         if let Some(w) = &signals {
@@ -811,10 +881,9 @@ impl Supervisor {
                 let _ = p.reply.send(PageOutcome::Done(report));
                 self.deliver(out);
             }
-            Err(JobError::Elsewhere(claim)) => {
-                let heard = self.announced.heard;
-                self.elsewhere(p, claim, heard, ctx)
-            }
+            // Not the count now: an announcement heard between the lookup
+            // and this answer found nothing parked, and is not heard again.
+            Err(JobError::Elsewhere(claim)) => self.elsewhere(p, claim, heard, ctx),
             Err(e) => {
                 if let JobError::Fetch(FetchError::RateLimited { .. }) = e {
                     self.stats.rate_limited += 1;
@@ -889,8 +958,10 @@ impl Supervisor {
     fn ask_again(&mut self, key: &PageKey, ctx: &mut Context<Self>) {
         if let Some(h) = self.held.remove(key) {
             ctx.cancel_future(h.timer);
-            let out = self.frontier.retry(h.pending);
-            self.deliver(out);
+            for p in h.pending {
+                let out = self.frontier.retry(p);
+                self.deliver(out);
+            }
             self.dispatch(ctx);
         }
     }
@@ -1013,6 +1084,14 @@ impl Handler<RenewLease> for Supervisor {
     fn handle(&mut self, msg: RenewLease, _: &mut Context<Self>) -> Self::Result {
         let store = self.leases.clone();
         let ctx = msg.ctx.clone();
+        // The lookup is sent now: an announcement heard from here on may
+        // be one its answer does not reflect.
+        let heard = self.announced.heard;
+        for f in self.in_flight.values_mut() {
+            if f.pending.job.ctx == ctx {
+                f.heard = heard;
+            }
+        }
         let renew = async move {
             let Some(store) = store else {
                 return Ok(Claim::Leased {
@@ -1021,6 +1100,7 @@ impl Handler<RenewLease> for Supervisor {
                 });
             };
             store
+                .claim_page
                 .send(ClaimPage { ctx: msg.ctx })
                 .await
                 .map_err(|_| JobError::Stopped)?
@@ -1030,9 +1110,9 @@ impl Handler<RenewLease> for Supervisor {
         // page given up must hand back.
         Box::pin(renew.into_actor(self).map(move |renewed, act, _| {
             if let Ok(Claim::Leased { token, .. }) = &renewed {
-                for p in act.in_flight.values_mut() {
-                    if p.job.ctx == ctx {
-                        p.job.lease = Some(*token);
+                for f in act.in_flight.values_mut() {
+                    if f.pending.job.ctx == ctx {
+                        f.pending.job.lease = Some(*token);
                     }
                 }
             }
@@ -1063,6 +1143,12 @@ impl Handler<Heard> for Supervisor {
             // This process's own writes and releases settle nothing it
             // waits on (a page it retries later waits out its backoff).
             Announcement::Settled { by: Some(by), .. } if by == self.worker => {}
+            // Whatever its pass: a page of another pass with the same tag,
+            // tab and page (a tag set sharing a tag, run by another process
+            // meanwhile) wakes this one too, which costs one claim that
+            // finds it still held and parks it again (at the count now, so
+            // the same announcement does not wake it twice). Nothing is
+            // settled on an announcement alone; the claim decides.
             Announcement::Settled { tag, tab, page, .. } => {
                 self.announced.heard += 1;
                 let key = (tag, tab, page);
@@ -1114,3 +1200,6 @@ impl Handler<GetStats> for Supervisor {
         MessageResult(stats)
     }
 }
+
+#[cfg(test)]
+mod tests;
