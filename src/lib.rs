@@ -14,11 +14,12 @@
 //!   and limits ([`config::ApiSort`]), the `[archive]` settings
 //!   ([`config::archive`])
 //! - [`engine`]: the plan, the actors (supervisor, fetchers, cleaner,
-//!   aggregator), one pass for `crawl` and `run`, and what the crawl waits
-//!   on ([`engine::stall`]); nothing in it waits without a deadline
+//!   aggregator), one pass for `crawl` and `run`; nothing in it waits
+//!   without a deadline
 //! - [`lane`]: everything between a fetcher and one request to a host:
 //!   quota and rate controller, pauses, the daily budget (kept by its own
-//!   actor, [`lane::ledger`]), robots.txt, a quota shared by a fleet
+//!   actor, [`lane::ledger`]), robots.txt, a quota shared by a fleet, and
+//!   what the crawl waits on ([`lane::stall`])
 //! - [`source`]: everything that differs between HTML listings
 //!   ([`source::html`]) and the API ([`source::api`]): URLs, requests,
 //!   statuses, reading bodies, paging; [`source::fetch`] is the HTTP client;
@@ -43,7 +44,7 @@
 //! `observe` (which it starts) reads its figures. Two references
 //! still point down-to-up, neither closing a loop: the PostgreSQL budget
 //! counter answers with `lane::budget::CountError`, and a lane records its
-//! budget waits in [`engine::stall`] (which imports nothing of the crate).
+//! budget waits in `engine::stall` (which imports nothing of the crate).
 //!
 //! The futures-style API mirrors the Dask tutorial this descends from:
 //! [`Crawler::submit`] one page and get a future of its outcome,

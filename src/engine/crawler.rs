@@ -27,7 +27,7 @@ use crate::engine::patience::Patience;
 use crate::engine::pipeline::Pipeline;
 use crate::engine::plan::{PageJob, Plan};
 use crate::engine::retry::RetryPolicy;
-use crate::engine::stall::Stalls;
+use crate::lane::stall::Stalls;
 use crate::engine::supervisor::PageOutcome;
 use crate::engine::supervisor::{Drain, GetStats, NewPass, Submit, SupervisorStats};
 use crate::error::CrawlError;
