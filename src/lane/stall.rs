@@ -36,7 +36,7 @@ impl Stalled {
 pub struct Stall {
     pub what: Stalled,
     pub waited: Duration,
-    /// What is waiting, in words ("writing page 3 of [rust]", "the budget
+    /// What is waiting, in words ("writing page 3 of \[rust\]", "the budget
     /// file is locked by another process").
     pub why: String,
 }
