@@ -14,11 +14,12 @@
 //!   and limits ([`config::ApiSort`]), the `[archive]` settings
 //!   ([`config::archive`])
 //! - [`engine`]: the plan, the actors (supervisor, fetchers, cleaner,
-//!   aggregator), one pass for `crawl` and `run`, and what the crawl waits
-//!   on ([`engine::stall`]); nothing in it waits without a deadline
+//!   aggregator), one pass for `crawl` and `run`; nothing in it waits
+//!   without a deadline
 //! - [`lane`]: everything between a fetcher and one request to a host:
 //!   quota and rate controller, pauses, the daily budget (kept by its own
-//!   actor, [`lane::ledger`]), robots.txt, a quota shared by a fleet
+//!   actor, [`lane::ledger`]), robots.txt, a quota shared by a fleet, and
+//!   what the crawl waits on ([`lane::stall`])
 //! - [`source`]: everything that differs between HTML listings
 //!   ([`source::html`]) and the API ([`source::api`]): URLs, requests,
 //!   statuses, reading bodies, paging; [`source::fetch`] is the HTTP client;
@@ -40,10 +41,11 @@
 //! store knows no config (it is handed a `StoreLocation`); the config
 //! names stores and archives but no source; lanes pace requests; sources
 //! read the `Config` and go through lanes; the engine runs them all, and
-//! `observe` (which it starts) reads its figures. Two references
-//! still point down-to-up, neither closing a loop: the PostgreSQL budget
-//! counter answers with `lane::budget::CountError`, and a lane records its
-//! budget waits in [`engine::stall`] (which imports nothing of the crate).
+//! `observe` (which it starts) reads its figures. No reference points
+//! down-to-up outside tests; two unit tests build their input from a
+//! higher layer: the API's job tests in [`source`] take an
+//! `engine::plan::Plan`, and the store's conformance tests take a page
+//! context from `source::archive`.
 //!
 //! The futures-style API mirrors the Dask tutorial this descends from:
 //! [`Crawler::submit`] one page and get a future of its outcome,

@@ -22,7 +22,7 @@ use tracing::{error, info, warn};
 
 use crate::config::FleetSettings;
 use crate::engine::plan::PageJob;
-use crate::engine::stall::{Stalled, Stalls};
+use crate::lane::stall::{Stalled, Stalls};
 use crate::model::{Listing, PageContext, PageReport, PostKind, TagTotals};
 use crate::store::output::{OutputError, Sink};
 use crate::store::{
@@ -250,7 +250,7 @@ impl Aggregator {
 
     /// The store is busy for the caller until the guard drops: past
     /// `STALL_AFTER`, the status line says it waits on the store.
-    fn busy(&self, doing: impl Into<String>) -> crate::engine::stall::StallGuard {
+    fn busy(&self, doing: impl Into<String>) -> crate::lane::stall::StallGuard {
         self.stalls.guard(Stalled::Store, doing)
     }
 

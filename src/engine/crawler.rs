@@ -27,7 +27,6 @@ use crate::engine::patience::Patience;
 use crate::engine::pipeline::Pipeline;
 use crate::engine::plan::{PageJob, Plan};
 use crate::engine::retry::RetryPolicy;
-use crate::engine::stall::Stalls;
 use crate::engine::supervisor::PageOutcome;
 use crate::engine::supervisor::{Drain, GetStats, NewPass, Submit, SupervisorStats};
 use crate::error::CrawlError;
@@ -35,6 +34,7 @@ use crate::lane::budget::Budget;
 use crate::lane::ledger::Ledger;
 use crate::lane::robots::{self, RobotsError, RobotsPolicy};
 use crate::lane::shared_quota::SharedQuota;
+use crate::lane::stall::Stalls;
 use crate::lane::throttle::Throttle;
 use crate::lane::{Counting, Lane, LaneError, Opening};
 use crate::model::RunSummary;
@@ -248,7 +248,8 @@ impl Crawler {
     }
 
     /// Stops when `shutdown` turns true: a batch being driven drains, and
-    /// a store that does not answer is waited for [`SHUTDOWN_GRACE`] more.
+    /// a store that does not answer is waited for
+    /// [`SHUTDOWN_GRACE`](super::patience::SHUTDOWN_GRACE) more.
     pub fn stop_on(&mut self, shutdown: watch::Receiver<bool>) {
         self.shutdown = shutdown;
     }
@@ -257,8 +258,8 @@ impl Crawler {
     /// under the one policy for a store that does not answer: a warning at
     /// every status interval naming what waits, for how long and how many
     /// fetched pages are not written; after a shutdown request, the answer
-    /// is waited for [`SHUTDOWN_GRACE`] more; after `[store] give_up_secs`,
-    /// the crawl stops.
+    /// is waited for [`SHUTDOWN_GRACE`](super::patience::SHUTDOWN_GRACE)
+    /// more; after `[store] give_up_secs`, the crawl stops.
     async fn ask<M>(&self, msg: M, what: &'static str) -> Result<M::Result, CrawlError>
     where
         M: Message + Send + 'static,

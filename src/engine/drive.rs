@@ -11,9 +11,9 @@ use super::crawler::{round3, Crawler};
 use super::frontier::WHY_TAG_ENDED;
 use super::patience::SHUTDOWN_GRACE;
 use super::plan::Plan;
-use super::stall::Stalled;
 use super::supervisor::{PageOutcome, WHY_ELSEWHERE};
 use crate::error::CrawlError;
+use crate::lane::stall::Stalled;
 use crate::model::FailedPage;
 use crate::store::StoreLocation;
 

@@ -15,8 +15,9 @@
 //! [`aggregator`] (totals and writes, on a thread of its own). [`pipeline`]
 //! wires them; [`crawler`] is the running pipeline and its futures API,
 //! [`drive`] the loop over a batch, [`pass`] one pass for both commands,
-//! [`crawl`] the `crawl` command and [`run`] the `run` service. [`stall`]
-//! is what the crawl waits on that does not answer.
+//! [`crawl`] the `crawl` command and [`run`] the `run` service. What the
+//! crawl waits on that does not answer is registered in
+//! [`crate::lane::stall`].
 //!
 //! Nothing here waits without a deadline: every call to the store's thread
 //! is awaited beside the shutdown request and `[store] give_up_secs`, and
@@ -36,5 +37,4 @@ pub mod pipeline;
 pub mod plan;
 pub mod retry;
 pub mod run;
-pub mod stall;
 pub mod supervisor;

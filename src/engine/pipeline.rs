@@ -13,7 +13,7 @@ use super::fetcher::Fetcher;
 use super::supervisor::{Heard, Leases, Supervisor};
 use crate::config::Config;
 use crate::engine::retry::RetryPolicy;
-use crate::engine::stall::Stalls;
+use crate::lane::stall::Stalls;
 use crate::source::fetch::HttpClient;
 use crate::source::{Lanes, Requester};
 use crate::store::output::Sink;

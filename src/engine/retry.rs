@@ -32,7 +32,7 @@ pub struct RetryPolicy {
 pub enum Decision {
     /// Try the page again after `wait`. First pause the page's whole lane
     /// for `pause` when the server asked. (A 429's lesson for the lane's
-    /// rate was learned when it was read: [`crate::lane::Lane::answered`].)
+    /// rate was learned when it was read, in the lane's `Lane::answered`.)
     Retry {
         wait: Duration,
         pause: Option<Duration>,

@@ -19,7 +19,7 @@ use chrono::{DateTime, Days, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 use thiserror::Error;
 
-pub use crate::store::SharedCounter;
+pub use crate::store::{CountError, SharedCounter};
 
 #[derive(Debug, Error)]
 pub enum BudgetError {
@@ -263,16 +263,6 @@ impl Budget {
             .unwrap_or(now.date_naive());
         tomorrow.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
     }
-}
-
-/// Why a count failed, as far as waiting is concerned.
-#[derive(Debug)]
-pub enum CountError {
-    /// Another connection holds the file's lock.
-    Locked(String),
-    /// The fleet's database did not answer or dropped the connection.
-    Unreachable(String),
-    Failed(String),
 }
 
 impl From<rusqlite::Error> for CountError {

@@ -16,6 +16,7 @@ pub mod departures;
 pub mod ledger;
 pub mod robots;
 pub mod shared_quota;
+pub mod stall;
 pub mod throttle;
 
 use std::collections::VecDeque;
@@ -29,11 +30,11 @@ use thiserror::Error;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tracing::{info, warn};
 
-use crate::engine::stall::{Stalled, Stalls};
 use crate::lane::budget::Budget;
 use crate::lane::departures::Departures;
 use crate::lane::ledger::{Counted, Ledger, RecordPause, Refund, Settled, Take};
 use crate::lane::shared_quota::SharedQuota;
+use crate::lane::stall::{Stalled, Stalls};
 use crate::lane::throttle::{Answer, Change, RateLimits, Throttle};
 
 #[derive(Debug, Clone, Error)]

@@ -22,9 +22,9 @@ use prometheus_client::registry::Registry;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::engine::stall::Stall;
 use crate::engine::supervisor::{PageOutcome, SupervisorStats};
 use crate::lane::budget::Budget;
+use crate::lane::stall::Stall;
 use crate::store::StoreStats;
 
 /// Pages listed under "last pages completed".

@@ -59,7 +59,7 @@ pub use export::{ExportFormat, HistoryRow, OutputFormat};
 pub use history::{Bucket, DayCount, History, PassShare, QuestionViews};
 pub use import::{Capture, CaptureWrite, Import, IMPORT_TAG_SET};
 pub use location::{StoreLocation, UnknownScheme};
-pub use pg::{PgStore, SharedCounter};
+pub use pg::{CountError, PgStore, SharedCounter};
 pub use report::{CoTag, Growth, Report, TagReport};
 pub use writes::{PageWrite, PassStart, PassTotals};
 

@@ -96,7 +96,7 @@ impl ApiError {
     /// How long the whole pool should pause after this error: for a
     /// `throttle_violation`, the message's "available in N seconds" plus one,
     /// but never less than `min` (the config's, by default
-    /// [`THROTTLE_VIOLATION_MIN_PAUSE`]). N can be hours (the daily quota is
+    /// [`crate::config::THROTTLE_VIOLATION_MIN_PAUSE`]). N can be hours (the daily quota is
     /// spent); a caller may rather stop the crawl than wait that long.
     pub fn pause(&self, min: Duration) -> Option<Duration> {
         match self {

@@ -393,7 +393,7 @@ const STATUS_SUFFIXES: [(&str, QuestionStatus); 5] = [
 ];
 
 /// Removes the `[closed]`-style suffixes Stack Overflow appends to titles.
-/// With several ("[duplicate] [closed]"), the most specific one is kept.
+/// With several (`[duplicate] [closed]`), the most specific one is kept.
 pub fn split_status(title: &str) -> (&str, QuestionStatus) {
     let mut rest = title.trim();
     let mut status = QuestionStatus::Open;

@@ -230,7 +230,7 @@ impl ParseError {
 /// Compiled once per process, not per page: the set never changes and
 /// fetchers parse pages concurrently from several threads. Only page-level
 /// questions use selectors; a summary's fields come from one walk of its own
-/// elements (see [`own_nodes`]).
+/// elements (see [`own_nodes`](dom::own_nodes)).
 struct Selectors {
     post_summary: Selector,
     question_summary: Selector,

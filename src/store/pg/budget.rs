@@ -17,8 +17,19 @@ use postgres::Client;
 use sha2::{Digest, Sha256};
 
 use super::{connect_migrated, describe, is_lost, off_runtime, SyncClient};
-use crate::lane::budget::CountError;
 use crate::store::StoreError;
+
+/// Why a count failed, as far as waiting is concerned: the answer of both
+/// counters, this one and the budget file's (which maps SQLite's errors onto
+/// it), so that the budget tells a wait from a failure in one place.
+#[derive(Debug)]
+pub enum CountError {
+    /// Another connection holds the file's lock.
+    Locked(String),
+    /// The fleet's database did not answer or dropped the connection.
+    Unreachable(String),
+    Failed(String),
+}
 
 pub struct SharedCounter {
     client: Mutex<SyncClient>,

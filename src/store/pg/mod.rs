@@ -27,7 +27,7 @@ mod schema;
 mod writes;
 
 pub use announce::{listen, Announcement};
-pub use budget::SharedCounter;
+pub use budget::{CountError, SharedCounter};
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;

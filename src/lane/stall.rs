@@ -3,6 +3,10 @@
 //! the status page and the final line of an interrupted run read it, so an
 //! operator sees *what* waits and for how long without anything asking the
 //! stalled party (which, stalled, could not answer).
+//!
+//! It sits with the lanes because a lane is the lowest layer that waits
+//! (on the budget) and this module needs nothing of the crate; the engine
+//! registers the store's waits here too, and `observe` reads them.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -32,7 +36,7 @@ impl Stalled {
 pub struct Stall {
     pub what: Stalled,
     pub waited: Duration,
-    /// What is waiting, in words ("writing page 3 of [rust]", "the budget
+    /// What is waiting, in words ("writing page 3 of \[rust\]", "the budget
     /// file is locked by another process").
     pub why: String,
 }
