@@ -672,7 +672,14 @@ impl RateControl {
                 .map(|(oldest, _)| {
                     EDGE_SAMPLE as f64 / ev.refused.saturating_duration_since(*oldest).as_secs_f64()
                 })
-                .filter(|r| r.is_finite());
+                .filter(|r| r.is_finite())
+                // Reaching back, it may find a burst sent before a quiet
+                // window: never more than one request above what the window
+                // held.
+                .map(|r| match before.len() < EDGE_SAMPLE {
+                    true => r.min((before.len() + 1) as f64 / ev.window.as_secs_f64()),
+                    false => r,
+                });
             let measured = accepted.max(edge.unwrap_or(0.0));
             return (Some(self.narrowed(measured, from)), true);
         }
@@ -1118,6 +1125,27 @@ mod tests {
         c.answered(refused, refused + ms(100), throttled(1));
         let rate = c.rate();
         assert!((rate - 2.9 * MARGIN).abs() < 1e-6, "{rate}");
+    }
+
+    #[test]
+    fn a_burst_before_a_quiet_window_is_not_read_as_the_rate() {
+        let mut c = RateControl::new(10.0);
+        let t0 = Instant::now();
+        // The opening: accepted a second apart.
+        c.answered(t0, t0 + ms(50), OK);
+        c.answered(t0 + ms(1000), t0 + ms(1050), OK);
+        assert!(!c.is_limiting());
+        // Four at once (the governor's burst), accepted, then nothing for
+        // over a second, then one refused with Retry-After: 1: the site
+        // allows less than one a second after a burst of four.
+        for i in 0..4 {
+            let s = t0 + ms(2000 + i * 10);
+            c.answered(s, s + ms(50), OK);
+        }
+        let refused = t0 + ms(3100);
+        c.answered(refused, refused + ms(50), throttled(1));
+        let rate = c.rate();
+        assert!(rate <= 10.0 * DEEPEST_CUT + 1e-9, "{rate}");
     }
 
     #[test]
