@@ -17,7 +17,7 @@ use postgres::Client;
 use sha2::{Digest, Sha256};
 
 use super::{connect_migrated, describe, is_lost, off_runtime, SyncClient};
-use crate::lane::budget::CountError;
+use crate::lane::budget::{legacy_key, CountError};
 use crate::store::StoreError;
 
 pub struct SharedCounter {
@@ -54,6 +54,13 @@ impl SharedCounter {
         format!("{host}#{}", self.fingerprint)
     }
 
+    /// The row the key had before keys had ports
+    /// ([`crate::lane::budget::legacy_key`]), whose counts and pauses still
+    /// hold for it.
+    fn legacy_budget(&self, host: &str) -> Option<String> {
+        legacy_key(host).map(|legacy| self.budget(legacy))
+    }
+
     /// Runs one statement; a connection the server closed is reopened
     /// first. A budget that cannot be counted is an error, never a request
     /// sent uncounted: an unreachable database is `Unreachable`, which the
@@ -81,16 +88,16 @@ impl SharedCounter {
     }
 
     pub(crate) fn used(&self, host: &str, day: &str) -> Result<u64, CountError> {
-        let budget = self.budget(host);
-        let used: Option<i64> = self.call(|c| {
-            c.query_opt(
-                "SELECT used FROM budget_requests WHERE budget = $1 AND day = $2",
-                &[&budget, &day],
+        let (budget, legacy) = (self.budget(host), self.legacy_budget(host));
+        let used: i64 = self.call(|c| {
+            c.query_one(
+                "SELECT COALESCE(SUM(used), 0)::bigint FROM budget_requests
+                 WHERE (budget = $1 OR budget = $3) AND day = $2",
+                &[&budget, &day, &legacy],
             )?
-            .map(|r| r.try_get(0))
-            .transpose()
+            .try_get(0)
         })?;
-        Ok(used.unwrap_or(0).max(0) as u64)
+        Ok(used.max(0) as u64)
     }
 
     /// Requests used after this one, or `None` when none was left.
@@ -101,12 +108,21 @@ impl SharedCounter {
         limit: u64,
     ) -> Result<Option<u64>, CountError> {
         let (budget, limit) = (self.budget(host), i64::try_from(limit).unwrap_or(i64::MAX));
+        let legacy = self.legacy_budget(host);
+        // Counted in the key's row, against what it and its legacy row
+        // used together.
         let used: Option<i64> = self.call(|c| {
             c.query_opt(
-                "INSERT INTO budget_requests AS b (budget, day, used) VALUES ($1, $2, 1)
-                 ON CONFLICT (budget, day) DO UPDATE SET used = b.used + 1 WHERE b.used < $3
-                 RETURNING used",
-                &[&budget, &day, &limit],
+                "WITH legacy AS (
+                     SELECT COALESCE((SELECT used FROM budget_requests
+                                      WHERE budget = $4 AND day = $2), 0) AS used
+                 )
+                 INSERT INTO budget_requests AS b (budget, day, used)
+                 SELECT $1, $2, 1 FROM legacy WHERE legacy.used < $3
+                 ON CONFLICT (budget, day) DO UPDATE SET used = b.used + 1
+                 WHERE b.used + (SELECT used FROM legacy) < $3
+                 RETURNING b.used + (SELECT used FROM legacy)",
+                &[&budget, &day, &limit, &legacy],
             )?
             .map(|r| r.try_get(0))
             .transpose()
@@ -141,14 +157,15 @@ impl SharedCounter {
     }
 
     pub(crate) fn paused_until(&self, host: &str) -> Result<Option<DateTime<Utc>>, CountError> {
-        let budget = self.budget(host);
+        let (budget, legacy) = (self.budget(host), self.legacy_budget(host));
+        // The later of the key's pause and its legacy row's.
         self.call(|c| {
-            c.query_opt(
-                "SELECT until FROM budget_pauses WHERE budget = $1",
-                &[&budget],
+            c.query_one(
+                "SELECT MAX(until) FROM budget_pauses WHERE budget = $1 OR budget = $2",
+                &[&budget, &legacy],
             )?
-            .map(|r| r.try_get::<_, SystemTime>(0).map(DateTime::from))
-            .transpose()
+            .try_get::<_, Option<SystemTime>>(0)
+            .map(|u| u.map(DateTime::from))
         })
     }
 }
@@ -186,6 +203,44 @@ mod tests {
             0,
             "a budget per key"
         );
+    }
+
+    /// A key with a port was its bare host before keys had ports: what a
+    /// process of the fleet not yet upgraded counts or pauses there holds
+    /// for the upgraded ones.
+    #[test]
+    fn a_key_with_a_port_honours_what_was_recorded_under_its_bare_host() {
+        let db = TestDb::create();
+        let c = SharedCounter::open(&db.url, "k").unwrap();
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let day = "2026-11-26";
+        c.take("api:h", day, 5).unwrap();
+        c.take("api:h", day, 5).unwrap();
+        c.pause_until("api:h", at("2026-11-26T10:00:30Z")).unwrap();
+        c.pause_until("api:h:8080", at("2026-11-26T10:00:10Z"))
+            .unwrap();
+        assert_eq!(c.used("api:h:8080", day).unwrap(), 2);
+        // Used after each take: the old row's two and the new row's own.
+        let used: Vec<_> = (0..4)
+            .map(|_| c.take("api:h:8080", day, 5).unwrap())
+            .collect();
+        assert_eq!(used, [Some(3), Some(4), Some(5), None]);
+        assert_eq!(
+            c.used("api:h", day).unwrap(),
+            2,
+            "the old key counts its own"
+        );
+        assert_eq!(
+            c.paused_until("api:h:8080").unwrap(),
+            Some(at("2026-11-26T10:00:30Z"))
+        );
+        c.pause_until("api:h:8080", at("2026-11-26T10:01:00Z"))
+            .unwrap();
+        assert_eq!(
+            c.paused_until("api:h:8080").unwrap(),
+            Some(at("2026-11-26T10:01:00Z"))
+        );
+        assert_eq!(c.paused_until("api:other:8080").unwrap(), None);
     }
 
     #[test]
