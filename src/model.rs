@@ -216,7 +216,10 @@ pub struct FailedPage {
     pub ctx: PageContext,
     /// Without the app key, like every URL a job carries.
     pub url: String,
-    /// 0 for a page never requested (`not_reached`, `interrupted`).
+    /// The requests made for the page this run: 0 for one never requested
+    /// (`not_reached`; `interrupted` before its first request), else at
+    /// least 1 (an `interrupted` page may have been requested, answered
+    /// with a retryable error, and not retried as the crawl stopped).
     pub attempts: u32,
     /// A short name for what went wrong, e.g. `server_error`.
     pub kind: String,

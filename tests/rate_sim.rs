@@ -43,7 +43,9 @@ enum Event {
     Ready { page: Option<u32> },
     /// Its slot has come: the quota's turn.
     Quota { page: Option<u32> },
-    /// Past the quota: the pause and the window gate.
+    /// Past the quota, its turn granted: the lane's departure, where the
+    /// pause and the window gate are checked (after the count, which takes
+    /// no time here; the departure's quota never binds then).
     Send { page: Option<u32> },
     /// A page waiting out a retry is handed out again.
     Retry { page: u32 },
@@ -117,8 +119,9 @@ impl Sim {
         (t, spaced)
     }
 
-    /// `Throttle::window_gate`: `None`, the request goes at `now` (and is
-    /// counted); else when to ask again.
+    /// `Throttle::window_gate`, as the lane asks it at departure: `None`,
+    /// the request goes at `now` (and is recorded as sent then); else when
+    /// to ask again.
     fn window_gate(&mut self, now: f64) -> Option<f64> {
         if !self.control.is_limiting() {
             self.sent.clear();

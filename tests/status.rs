@@ -63,6 +63,14 @@ fn site_and_config(dir: &Path) -> (FakeSite, Config) {
 }
 
 /// Starts a monitored crawl of `cfg` with a status server on a free port.
+/// One fetcher crawling the first page of [python].
+fn first_python_page(site: &FakeSite, dir: &Path) -> Config {
+    TestConfig::new(site, dir)
+        .fetch("fetchers = 1")
+        .tag_set("a", &["python"], 1)
+        .build()
+}
+
 fn start(
     cfg: Config,
 ) -> (
@@ -191,10 +199,7 @@ async fn a_page_waiting_out_a_retry_after_is_shown_until_a_stop_settles_it() {
         .fault("python", 1, Fault::retry_after(429, 3600))
         .start();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = TestConfig::new(&site, dir.path())
-        .fetch("fetchers = 1")
-        .tag_set("a", &["python"], 1)
-        .build();
+    let cfg = first_python_page(&site, dir.path());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (monitor, server, crawl) = start_until(cfg, async {
         let _ = stopped.await;
@@ -375,4 +380,49 @@ fn the_status_servers_own_lines_stay_out_of_the_default_log() {
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(log.contains("crawl finished"), "{log}");
     assert!(!log.contains("actix_server"), "{log}");
+}
+
+/// A page in flight when the crawl stops, whose request reached the
+/// server and was answered with a retryable error during the drain, is
+/// listed with the requests it had (one), not zero.
+#[actix::test]
+async fn a_page_answered_503_during_the_drain_lists_its_one_attempt() {
+    let site = FakeSite::builder()
+        .tag("python", 100)
+        .fault(
+            "python",
+            1,
+            Fault::Late(
+                std::time::Duration::from_secs(3),
+                Box::new(Fault::Status {
+                    status: 503,
+                    retry_after: None,
+                }),
+            ),
+        )
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = first_python_page(&site, dir.path());
+    let failures_path = cfg.failures_path.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (_monitor, server, crawl) = start_until(cfg, async {
+        let _ = stopped.await;
+    });
+    // The request is counted (sent) while its answer is 3 s away.
+    site.until_page_hits(1).await;
+    stop.send(()).unwrap();
+    let summary = finish(crawl).await;
+    assert!(summary.interrupted, "{summary:?}");
+    assert_eq!(site.page_hits().len(), 1, "one request reached the server");
+    let failures = std::fs::read_to_string(&failures_path).unwrap();
+    let attempts: Vec<u64> = failures
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["attempts"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(attempts, [1], "{failures}");
+    server.stop().await;
 }

@@ -178,6 +178,8 @@ struct State {
     script: HashMap<(String, u32), VecDeque<Fault>>,
     random: Option<(RandomFaults, fastrand::Rng)>,
     hits: Vec<Hit>,
+    /// Woken at each hit, for the tests that wait for one.
+    hit_made: Arc<tokio::sync::Notify>,
     robots: String,
     api: api::ApiState,
     /// Compress 200 bodies for clients that accept gzip.
@@ -582,6 +584,19 @@ impl FakeSite {
             .collect()
     }
 
+    /// Resolves once `n` listing requests have reached the site.
+    pub async fn until_page_hits(&self, n: usize) {
+        let hit_made = self.state.lock().unwrap().hit_made.clone();
+        loop {
+            // Registered before the count is read: a hit in between wakes it.
+            let hit = hit_made.notified();
+            if self.page_hits().len() >= n {
+                return;
+            }
+            hit.await;
+        }
+    }
+
     pub fn questions(&self, tag: &str) -> Vec<FakeQuestion> {
         self.state
             .lock()
@@ -785,6 +800,7 @@ fn refused(state: &Mutex<State>, client: IpAddr, req: &Request, arrived: Instant
     }
     let hit = req.hit(&st, client, arrived, 0, false);
     st.hits.push(hit);
+    st.hit_made.notify_waiters();
     true
 }
 
@@ -918,6 +934,7 @@ async fn serve(
         let clean = status == 200 && matches!(fault, None | Some(Fault::Stall(_)));
         let hit = req.hit(&st, client, arrived, status, clean);
         st.hits.push(hit);
+        st.hit_made.notify_waiters();
         let gzip = st.gzip && req.accepts_gzip && fault.is_none();
         if gzip {
             st.gzipped += 1;

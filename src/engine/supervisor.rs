@@ -674,6 +674,9 @@ impl Supervisor {
         // (Its pause above still binds the lane, and processes started
         // later.)
         if self.frontier.stopped().is_some() {
+            // Its request was made: listed with it, as a page waiting for
+            // its retry would be.
+            p.job.attempt += 1;
             return self.settle_stopped(p);
         }
         self.stats.retries += 1;

@@ -19,6 +19,7 @@ use chrono::{DateTime, Days, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 use thiserror::Error;
 
+use crate::store::legacy_key;
 pub use crate::store::{CountError, SharedCounter};
 
 #[derive(Debug, Error)]
@@ -149,14 +150,14 @@ impl Budget {
             Counter::File(conn) => conn,
             Counter::Shared(s) => return s.used(host, &day(now)).map_err(|e| self.write_err(e)),
         };
-        let used: Option<i64> = conn
-            .prepare_cached("SELECT used FROM requests WHERE host = ?1 AND day = ?2")
-            .and_then(|mut s| {
-                s.query_row(params![host, day(now)], |r| r.get(0))
-                    .optional()
-            })
+        let used: i64 = conn
+            .prepare_cached(
+                "SELECT COALESCE(SUM(used), 0) FROM requests
+                 WHERE (host = ?1 OR host = ?3) AND day = ?2",
+            )
+            .and_then(|mut s| s.query_row(params![host, day(now), legacy_key(host)], |r| r.get(0)))
             .map_err(|e| self.write_err(e))?;
-        Ok(used.unwrap_or(0).max(0) as u64)
+        Ok(used.max(0) as u64)
     }
 
     /// Requests left today for `host`.
@@ -181,15 +182,24 @@ impl Budget {
                 return Ok(used.map(|u| limit.saturating_sub(u)));
             }
         };
+        // Counted in `host`'s row, against what it and the key's legacy
+        // row (see [`legacy_key`]) used together; one statement, so the
+        // file's lock covers both rows.
         let used: Option<i64> = conn
             .prepare_cached(
-                "INSERT INTO requests (host, day, used) VALUES (?1, ?2, 1)
-                 ON CONFLICT (host, day) DO UPDATE SET used = used + 1 WHERE used < ?3
-                 RETURNING used",
+                "INSERT INTO requests (host, day, used)
+                 SELECT ?1, ?2, 1
+                 WHERE COALESCE((SELECT used FROM requests WHERE host = ?4 AND day = ?2), 0) < ?3
+                 ON CONFLICT (host, day) DO UPDATE SET used = used + 1
+                 WHERE used + COALESCE((SELECT used FROM requests WHERE host = ?4 AND day = ?2), 0) < ?3
+                 RETURNING used + COALESCE((SELECT used FROM requests WHERE host = ?4 AND day = ?2), 0)",
             )
             .and_then(|mut s| {
-                s.query_row(params![host, day(now), limit as i64], |r| r.get(0))
-                    .optional()
+                s.query_row(
+                    params![host, day(now), limit as i64, legacy_key(host)],
+                    |r| r.get(0),
+                )
+                .optional()
             })
             .map_err(|e| self.write_err(e))?;
         Ok(used.map(|u| limit.saturating_sub(u.max(0) as u64)))
@@ -246,8 +256,9 @@ impl Budget {
                     .filter(|u| *u > now))
             }
         }
-        .prepare_cached("SELECT until FROM pauses WHERE host = ?1")
-        .and_then(|mut s| s.query_row([host], |r| r.get(0)).optional())
+        // The later of the key's pause and its legacy row's.
+        .prepare_cached("SELECT MAX(until) FROM pauses WHERE host = ?1 OR host = ?2")
+        .and_then(|mut s| s.query_row(params![host, legacy_key(host)], |r| r.get(0)))
         .map_err(|e| self.write_err(e))?;
         Ok(until
             .and_then(|u| DateTime::parse_from_rfc3339(&u).ok())
@@ -403,6 +414,52 @@ mod tests {
             None
         );
         assert_eq!(again.paused_until("other", now).unwrap(), None);
+    }
+
+    /// A key with a port was its bare host before keys had ports: what an
+    /// older version (or a process of the fleet not yet upgraded) counted
+    /// or paused there still holds after the upgrade.
+    #[test]
+    fn a_key_with_a_port_honours_what_was_recorded_under_its_bare_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = Budget::open(&dir.path().join("budget.sqlite"), 5).unwrap();
+        let now = at("2026-11-25T10:00:00Z");
+        // Recorded under the old key.
+        b.take("h", now).unwrap();
+        b.take("h", now).unwrap();
+        b.pause_until("h", at("2026-11-25T10:00:30Z")).unwrap();
+        b.pause_until("h:8080", at("2026-11-25T10:00:10Z")).unwrap();
+        assert_eq!(b.used("h:8080", now).unwrap(), 2);
+        assert_eq!(b.remaining("h:8080", now).unwrap(), 3);
+        let left: Vec<_> = (0..4).map(|_| b.take("h:8080", now).unwrap()).collect();
+        assert_eq!(left, [Some(2), Some(1), Some(0), None]);
+        assert_eq!(b.used("h:8080", now).unwrap(), 5);
+        assert_eq!(b.used("h", now).unwrap(), 2, "the old key counts its own");
+        // The later end wins, whichever key recorded it.
+        assert_eq!(
+            b.paused_until("h:8080", now).unwrap(),
+            Some(at("2026-11-25T10:00:30Z"))
+        );
+        b.pause_until("h:8080", at("2026-11-25T10:01:00Z")).unwrap();
+        assert_eq!(
+            b.paused_until("h:8080", now).unwrap(),
+            Some(at("2026-11-25T10:01:00Z"))
+        );
+        // An old key spent on its own leaves nothing to the new one.
+        for _ in 0..5 {
+            b.take("api:h", now).unwrap();
+        }
+        assert_eq!(b.take("api:h:8080", now).unwrap(), None);
+    }
+
+    #[test]
+    fn the_legacy_key_is_the_key_without_its_port() {
+        assert_eq!(legacy_key("h:8080"), Some("h"));
+        assert_eq!(legacy_key("api:h:8080"), Some("api:h"));
+        assert_eq!(legacy_key("[::1]:8080"), Some("[::1]"));
+        for none in ["h", "api:h", "[::1]", "h:", ":8080", "api:8080"] {
+            assert_eq!(legacy_key(none), None, "{none}");
+        }
     }
 
     #[test]

@@ -36,16 +36,27 @@ impl Departures {
         }
     }
 
+    /// When a request ready to leave at `now` may leave, if not now.
+    /// Nothing is booked: the lane books with [`Departures::book`] once
+    /// every departure gate lets the request go.
+    pub fn due(&self, now: Instant) -> Option<Instant> {
+        let next = self.next?;
+        let earliest = next.checked_sub(self.tolerance).unwrap_or(now);
+        (earliest > now).then_some(earliest)
+    }
+
+    /// A request left at `now`.
+    pub fn book(&mut self, now: Instant) {
+        self.next = Some(self.next.map_or(now, |next| next.max(now)) + self.period);
+    }
+
     /// A request ready to leave at `now`: `None` when it may, and its
     /// departure is booked; else when to ask again.
     pub fn leave(&mut self, now: Instant) -> Option<Instant> {
-        if let Some(next) = self.next {
-            let earliest = next.checked_sub(self.tolerance).unwrap_or(now);
-            if earliest > now {
-                return Some(earliest);
-            }
+        if let Some(at) = self.due(now) {
+            return Some(at);
         }
-        self.next = Some(self.next.map_or(now, |next| next.max(now)) + self.period);
+        self.book(now);
         None
     }
 }

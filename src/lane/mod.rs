@@ -193,8 +193,8 @@ impl Lane {
         }
     }
 
-    /// Requests also wait for their turn under a quota shared with other
-    /// processes on this IP.
+    /// Requests also wait for their slot under a quota shared with other
+    /// processes on this IP, once counted (see `depart`).
     pub fn with_shared_quota(mut self, quota: SharedQuota) -> Lane {
         self.shared = Some(quota);
         self
@@ -262,9 +262,11 @@ impl Lane {
     }
 
     /// Waits for this lane's turn (the previous request of a serial lane,
-    /// any pause, the quota), then counts the request in the daily budget,
-    /// then lets it leave no sooner than the quota allows after the one
-    /// before it left (a count may take longer than the next one). The
+    /// any pause, the learned rate's spacing, the quota), then counts the
+    /// request in the daily budget, then lets it leave no sooner than the
+    /// quota, the learned rate and an IP's shared quota allow after the
+    /// requests before it left (a count may take longer than the next
+    /// one; see `depart`). The
     /// budget comes after the turn, so a request is counted only when it is
     /// about to be sent; one a pause overtakes while it is counted is
     /// handed back and waits for its turn again. Every wait ends when the
@@ -299,9 +301,6 @@ impl Lane {
                     None => None,
                 };
                 self.throttle.acquire().await;
-                if let Some(shared) = &self.shared {
-                    shared.until_ready().await;
-                }
                 Ok(permit)
             };
             let permit = tokio::select! {
@@ -336,27 +335,55 @@ impl Lane {
     }
 
     /// The instant a counted request leaves: no sooner than the quota
-    /// allows after the request before it left. A pause that began while
-    /// it was counted or waited here binds it (`Paused`: it waits for its
-    /// turn again), and so does the lane closing.
+    /// allows after the request before it left, nor than the rate the site
+    /// was learned to accept (its spacing and its one-second window, see
+    /// [`Throttle::window_gate`]) allows after the requests before it left;
+    /// with a quota shared by the processes on this IP, no sooner than its
+    /// slot there, taken once the local gates would let it go. All are
+    /// held here, after the count, on the instants requests really leave
+    /// at: a count slower than the next one cannot bring two requests
+    /// closer on the wire. A pause that began while it was counted or
+    /// waited here binds it (`Paused`: it waits for its turn again), and so
+    /// does the lane closing.
     async fn depart(&self) -> Result<tokio::time::Instant, LaneError> {
         loop {
             if self.throttle.paused_until().is_some() {
                 return Err(LaneError::Paused);
             }
-            let now = tokio::time::Instant::now();
-            let Some(at) = self
-                .departures
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .leave(now)
-            else {
-                return Ok(now);
+            let due = {
+                let now = tokio::time::Instant::now();
+                let departures = self.departures.lock().unwrap_or_else(|p| p.into_inner());
+                departures
+                    .due(now)
+                    .or_else(|| self.throttle.window_due(now))
             };
-            tokio::select! {
-                _ = tokio::time::sleep_until(at) => {}
-                _ = self.until_closed() => return Err(LaneError::Closed),
+            if let Some(at) = due {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(at) => {}
+                    _ = self.until_closed() => return Err(LaneError::Closed),
+                }
+                continue;
             }
+            if let Some(shared) = &self.shared {
+                tokio::select! {
+                    _ = shared.until_ready() => {}
+                    _ = self.until_closed() => return Err(LaneError::Closed),
+                }
+                if self.throttle.paused_until().is_some() {
+                    return Err(LaneError::Paused);
+                }
+            }
+            let now = tokio::time::Instant::now();
+            // Held across both gates: the window gate records the
+            // departure when it lets it go, and so the quota must too.
+            let mut departures = self.departures.lock().unwrap_or_else(|p| p.into_inner());
+            if departures.due(now).is_none() && self.throttle.window_gate(now).is_none() {
+                departures.book(now);
+                return Ok(now);
+            }
+            // Another request of this lane left while this one waited for
+            // its shared slot: the slot goes unused (the fleet runs a
+            // little below its quota, never above it).
         }
     }
 
@@ -783,17 +810,12 @@ mod tests {
         }
     }
 
-    /// The quota's turns are granted before the count; a count slower than
-    /// the next one (here: the budget file locked for over a second) must
-    /// not bring two requests closer on the wire than the quota allows.
-    #[actix_rt::test]
-    async fn requests_leave_no_closer_than_the_quota_however_slow_a_count_was() {
-        let dir = tempfile::tempdir().unwrap();
-        let period = Duration::from_secs(1);
-        let budget = Budget::open(&dir.path().join("budget.sqlite"), 10).unwrap();
-        let l = Arc::new(Lane::new(
+    /// A lane of host `h` under `throttle`, counting in `dir`'s budget file.
+    fn timed_lane(dir: &std::path::Path, throttle: Throttle) -> Lane {
+        let budget = Budget::open(&dir.join("budget.sqlite"), 10).unwrap();
+        Lane::new(
             "h".into(),
-            Throttle::new(1.0, 1),
+            throttle,
             Counting {
                 ledger: Ledger::start(budget),
                 stalls: Stalls::default(),
@@ -801,26 +823,110 @@ mod tests {
             },
             Opening::default(),
             false,
-        ));
-        let release = WriteLock::hold(&dir.path().join("budget.sqlite"));
+        )
+    }
+
+    /// Admits one request whose count takes `slow` longer than usual: the
+    /// budget file is locked until `slow` after the count found it locked
+    /// (so after the request's turn). When the request left.
+    async fn admitted_after_a_slow_count(
+        l: &Arc<Lane>,
+        dir: &std::path::Path,
+        slow: Duration,
+    ) -> tokio::time::Instant {
+        let release = WriteLock::hold(&dir.join("budget.sqlite"));
+        let begun = l.counting.stalls.begun();
         let first = actix_rt::spawn({
             let l = l.clone();
             async move { l.admit().await.map(|t| t.sent) }
         });
-        // The first request had its turn and its count has waited a
-        // stall's length: by then the quota grants the second at once.
-        while l.counting.stalls.current().is_empty() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        begun.await;
+        // The count's extra latency itself, not a wait for an event.
+        tokio::time::sleep(slow).await;
         drop(release);
-        let first = first.await.unwrap().unwrap();
-        let second = l.admit().await.unwrap().sent;
+        first.await.unwrap().unwrap()
+    }
+
+    /// How long after a request whose count took `slow` longer than usual
+    /// the next one left.
+    async fn next_departure_after_a_slow_count(
+        l: &Arc<Lane>,
+        dir: &std::path::Path,
+        slow: Duration,
+    ) -> Duration {
+        let first = admitted_after_a_slow_count(l, dir, slow).await;
+        l.admit().await.unwrap().sent - first
+    }
+
+    /// The quota's turns are granted before the count; a count slower than
+    /// the next one (here: the budget file locked for a second) must not
+    /// bring two requests closer on the wire than the quota allows.
+    #[actix_rt::test]
+    async fn requests_leave_no_closer_than_the_quota_however_slow_a_count_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let period = Duration::from_secs(1);
+        let l = Arc::new(timed_lane(dir.path(), Throttle::new(1.0, 1)));
+        // By the time the first is counted, the quota grants the second
+        // its turn at once.
+        let gap = next_departure_after_a_slow_count(&l, dir.path(), period).await;
         assert!(
-            second - first >= period,
-            "two requests left {:?} apart under a quota of one a second",
-            second - first
+            gap >= period,
+            "two requests left {gap:?} apart under a quota of one a second"
         );
         assert_eq!(l.requests(), 2);
+    }
+
+    /// The rate the site was learned to accept (here stated at 1/s under a
+    /// quota of 10/s) is held on the instants requests leave at too, not
+    /// only at their turn, before the count.
+    #[actix_rt::test]
+    async fn the_learned_rate_is_held_at_departure_however_slow_a_count_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Arc::new(timed_lane(dir.path(), Throttle::new(10.0, 1)));
+        let t = l.admit().await.unwrap();
+        l.settle(
+            &t,
+            Reply::Served(RateLimits {
+                limit: Some(1),
+                window: Some(Duration::from_secs(1)),
+                ..RateLimits::default()
+            }),
+        );
+        let rate = l.throttle.effective_rate();
+        assert!(rate <= 1.0, "{rate}");
+        let period = Duration::from_secs_f64(1.0 / rate);
+        let gap = next_departure_after_a_slow_count(&l, dir.path(), period).await;
+        assert!(
+            gap >= period,
+            "two requests left {gap:?} apart at a learned rate of {rate}/s"
+        );
+    }
+
+    /// Two processes sharing an IP's quota of one a second (each with its
+    /// own budget file and a quota of its own of 10/s): the first one's
+    /// count slower than the second's must not bring their requests closer
+    /// on the wire than the shared quota allows.
+    #[actix_rt::test]
+    async fn processes_sharing_an_ips_quota_leave_no_closer_than_it_however_slow_a_count_was() {
+        let db = stackcrawl_fakesite::pg::TestDb::create();
+        drop(crate::store::PgStore::open(&db.url).unwrap());
+        let period = Duration::from_secs(1);
+        let shared = || SharedQuota::new(&db.url, "ip", "h", 1.0, 1).unwrap();
+        let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a =
+            Arc::new(timed_lane(dir_a.path(), Throttle::new(10.0, 1)).with_shared_quota(shared()));
+        let b = timed_lane(dir_b.path(), Throttle::new(10.0, 1)).with_shared_quota(shared());
+        let first = admitted_after_a_slow_count(&a, dir_a.path(), period).await;
+        let second = b.admit().await.unwrap().sent;
+        // The slots are a period apart on the database's clock; each
+        // process leaves once its slot's answer is back, so the two
+        // departures may differ from that by the answers' round trips.
+        let round_trips = Duration::from_millis(100);
+        assert!(
+            second - first >= period - round_trips,
+            "two processes sent {:?} apart under an IP's quota of one a second",
+            second - first
+        );
     }
 
     #[actix_rt::test]

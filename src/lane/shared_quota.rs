@@ -7,7 +7,9 @@
 //! share its quota, or they would send N times the rate between them.
 //!
 //! The quota is a GCRA cell: one row holding the theoretical arrival time
-//! (TAT) of the next request. Each request reserves the next slot with one
+//! (TAT) of the next request. Each request, once counted in the budget and
+//! past its lane's own gates (so that nothing slow stands between its slot
+//! and its departure), reserves the next slot with one
 //! atomic `UPDATE … RETURNING` (TAT = max(TAT, now) + 1/rate) and sleeps
 //! until its slot, less the burst tolerance; the database serialises the
 //! updates, so the fleet never exceeds the rate however many processes

@@ -12,6 +12,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::sync::futures::Notified;
+use tokio::sync::Notify;
+
 /// What can stall the crawl.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Stalled {
@@ -46,24 +49,45 @@ pub const STALL_AFTER: Duration = Duration::from_secs(1);
 
 /// The shared registry; cheap to clone.
 #[derive(Clone, Default)]
-pub struct Stalls(Arc<Mutex<BTreeMap<Stalled, (Instant, String)>>>);
+pub struct Stalls(Arc<Registry>);
+
+#[derive(Default)]
+struct Registry {
+    waits: Mutex<BTreeMap<Stalled, (Instant, String)>>,
+    /// Woken when a new wait begins.
+    begun: Notify,
+}
 
 impl Stalls {
     /// `what` is being waited on from now, unless it already was (the
     /// earlier start stands: the wait is one wait). True when the wait is
     /// new.
     pub fn begin(&self, what: Stalled, why: impl Into<String>) -> bool {
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let new = !map.contains_key(&what);
-        let entry = map
-            .entry(what)
-            .or_insert_with(|| (Instant::now(), String::new()));
-        entry.1 = why.into();
+        let new = {
+            let mut map = self.0.waits.lock().unwrap_or_else(|p| p.into_inner());
+            let new = !map.contains_key(&what);
+            let entry = map
+                .entry(what)
+                .or_insert_with(|| (Instant::now(), String::new()));
+            entry.1 = why.into();
+            new
+        };
+        if new {
+            self.0.begun.notify_waiters();
+        }
         new
+    }
+
+    /// Resolves once a wait begins after this call (even if it is not
+    /// polled until later): what a caller that provokes a wait, such as a
+    /// test holding a file locked, waits for instead of polling.
+    pub fn begun(&self) -> Notified<'_> {
+        self.0.begun.notified()
     }
 
     pub fn end(&self, what: Stalled) {
         self.0
+            .waits
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&what);
@@ -80,7 +104,7 @@ impl Stalls {
 
     /// The waits that have lasted at least [`STALL_AFTER`], longest first.
     pub fn current(&self) -> Vec<Stall> {
-        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let map = self.0.waits.lock().unwrap_or_else(|p| p.into_inner());
         let mut out: Vec<Stall> = map
             .iter()
             .map(|(&what, (since, why))| Stall {
@@ -117,7 +141,14 @@ mod tests {
         let g = stalls.guard(Stalled::Store, "writing");
         assert!(stalls.current().is_empty(), "just begun: work, not a stall");
         // Backdate the wait instead of sleeping through STALL_AFTER.
-        stalls.0.lock().unwrap().get_mut(&Stalled::Store).unwrap().0 -= STALL_AFTER;
+        stalls
+            .0
+            .waits
+            .lock()
+            .unwrap()
+            .get_mut(&Stalled::Store)
+            .unwrap()
+            .0 -= STALL_AFTER;
         let now = stalls.current();
         assert_eq!(now.len(), 1);
         assert_eq!(now[0].what, Stalled::Store);
@@ -132,6 +163,7 @@ mod tests {
         stalls.begin(Stalled::Budget, "locked");
         stalls
             .0
+            .waits
             .lock()
             .unwrap()
             .get_mut(&Stalled::Budget)

@@ -59,6 +59,7 @@ pub use export::{ExportFormat, HistoryRow, OutputFormat};
 pub use history::{Bucket, DayCount, History, PassShare, QuestionViews};
 pub use import::{Capture, CaptureWrite, Import, IMPORT_TAG_SET};
 pub use location::{StoreLocation, UnknownScheme};
+pub(crate) use pg::legacy_key;
 pub use pg::{CountError, PgStore, SharedCounter};
 pub use report::{CoTag, Growth, Report, TagReport};
 pub use writes::{PageWrite, PassStart, PassTotals};

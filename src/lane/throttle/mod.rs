@@ -7,7 +7,10 @@
 //! serving again at a measured rate, see [`RateControl::waits_out`]), the rate
 //! the site was learned to accept ([`RateControl`], in [`control`]), and
 //! the configured quota (a governor GCRA limiter, the hard ceiling: the
-//! controller only ever spaces requests further apart).
+//! controller only ever spaces requests further apart). These grant a
+//! request its turn; the lane then counts it in the budget, and holds the
+//! learned rate ([`Throttle::window_gate`]) and the quota once more on the
+//! instant it really leaves, since a count's latency varies.
 //!
 //! What a site says of its own limit is read by [`RateLimits`] (in
 //! [`headers`]) where responses are read, and handed to the controller with
@@ -64,6 +67,32 @@ struct Spacing {
     /// When the last request went out, limited or not: the first request
     /// after a cut keeps the new spacing from it.
     last_sent: Option<Instant>,
+}
+
+impl Spacing {
+    /// The window gate's answer for a request ready at `now`: `None` when
+    /// it may go (not recorded here), else when to ask again.
+    fn window_due(&mut self, now: Instant) -> Option<Instant> {
+        if !self.control.is_limiting() {
+            return None;
+        }
+        let window = Duration::from_secs(1);
+        while self
+            .sent
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= window)
+        {
+            self.sent.pop_front();
+        }
+        let allowed = (self.control.rate().ceil() as usize).max(1);
+        if self.sent.len() >= allowed {
+            return Some(self.sent[self.sent.len() - allowed] + window);
+        }
+        let gap = Duration::from_secs_f64(1.0 / self.control.rate());
+        self.last_sent
+            .map(|last| last + gap)
+            .filter(|due| *due > now)
+    }
 }
 
 impl Throttle {
@@ -123,48 +152,41 @@ impl Throttle {
             if self.paused_until().is_some() {
                 continue;
             }
-            while let Some(at) = self.window_gate(Instant::now()) {
-                tokio::time::sleep_until(at).await;
-                if self.paused_until().is_some() {
-                    continue 'turn;
-                }
-            }
+            // The window gate is the lane's, at departure, once the
+            // request is counted ([`Throttle::window_gate`]).
             return;
         }
     }
 
     /// While the controller limits: requests really went out at least
     /// 1/rate apart, and no more than the rate, rounded up, in any second.
-    /// Spacing alone hands out start times; a fetcher woken late would go
-    /// out closer to the next one than the site's period, which a bucket
-    /// without burst refuses. `None`: this request may go now (and is
-    /// counted); else when to ask again.
-    fn window_gate(&self, now: Instant) -> Option<Instant> {
-        let window = Duration::from_secs(1);
+    /// Spacing alone hands out start times; a fetcher woken late, or a
+    /// count slower than the next one, would send a request closer to the
+    /// next one than the site's period, which a bucket without burst
+    /// refuses. So the lane asks this at the instant a counted request is
+    /// about to leave, not at its turn. `None`: this request leaves at
+    /// `now` (and is recorded as sent then); else when to ask again.
+    pub fn window_gate(&self, now: Instant) -> Option<Instant> {
         let mut s = self.control.lock().unwrap_or_else(|p| p.into_inner());
-        if !s.control.is_limiting() {
+        if let Some(at) = s.window_due(now) {
+            return Some(at);
+        }
+        if s.control.is_limiting() {
+            s.sent.push_back(now);
+        } else {
             s.sent.clear();
-            s.last_sent = Some(now);
-            return None;
         }
-        while s
-            .sent
-            .front()
-            .is_some_and(|t| now.saturating_duration_since(*t) >= window)
-        {
-            s.sent.pop_front();
-        }
-        let allowed = (s.control.rate().ceil() as usize).max(1);
-        if s.sent.len() >= allowed {
-            return Some(s.sent[s.sent.len() - allowed] + window);
-        }
-        let gap = Duration::from_secs_f64(1.0 / s.control.rate());
-        if let Some(due) = s.last_sent.map(|last| last + gap).filter(|due| *due > now) {
-            return Some(due);
-        }
-        s.sent.push_back(now);
         s.last_sent = Some(now);
         None
+    }
+
+    /// When [`Throttle::window_gate`] would let a request ready at `now`
+    /// go, if not now; nothing is recorded.
+    pub fn window_due(&self, now: Instant) -> Option<Instant> {
+        self.control
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .window_due(now)
     }
 
     /// While the controller limits (below the quota, or opening), the start

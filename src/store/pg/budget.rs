@@ -19,6 +19,20 @@ use sha2::{Digest, Sha256};
 use super::{connect_migrated, describe, is_lost, off_runtime, SyncClient};
 use crate::store::StoreError;
 
+/// The entry a budget written before keys had ports used for `key`: the
+/// key without its port (`host:8080` was `host`, `api:host:8080` was
+/// `api:host`). What was counted or paused there, by an older version or a
+/// process of the fleet not yet upgraded, counts for `key` too: an upgrade
+/// neither restarts the day's count nor forgets a pause the server asked
+/// for. `None` for a key without a port. Both counters (this one and the
+/// budget file) read it.
+pub(crate) fn legacy_key(key: &str) -> Option<&str> {
+    let (bare, port) = key.rsplit_once(':')?;
+    let is_port = !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
+    // `api:` alone is no host.
+    (is_port && !bare.is_empty() && !bare.ends_with(':') && bare != "api").then_some(bare)
+}
+
 /// Why a count failed, as far as waiting is concerned: the answer of both
 /// counters, this one and the budget file's (which maps SQLite's errors onto
 /// it), so that the budget tells a wait from a failure in one place.
@@ -65,6 +79,13 @@ impl SharedCounter {
         format!("{host}#{}", self.fingerprint)
     }
 
+    /// The row the key had before keys had ports
+    /// ([`legacy_key`]), whose counts and pauses still
+    /// hold for it.
+    fn legacy_budget(&self, host: &str) -> Option<String> {
+        legacy_key(host).map(|legacy| self.budget(legacy))
+    }
+
     /// Runs one statement; a connection the server closed is reopened
     /// first. A budget that cannot be counted is an error, never a request
     /// sent uncounted: an unreachable database is `Unreachable`, which the
@@ -92,16 +113,16 @@ impl SharedCounter {
     }
 
     pub(crate) fn used(&self, host: &str, day: &str) -> Result<u64, CountError> {
-        let budget = self.budget(host);
-        let used: Option<i64> = self.call(|c| {
-            c.query_opt(
-                "SELECT used FROM budget_requests WHERE budget = $1 AND day = $2",
-                &[&budget, &day],
+        let (budget, legacy) = (self.budget(host), self.legacy_budget(host));
+        let used: i64 = self.call(|c| {
+            c.query_one(
+                "SELECT COALESCE(SUM(used), 0)::bigint FROM budget_requests
+                 WHERE (budget = $1 OR budget = $3) AND day = $2",
+                &[&budget, &day, &legacy],
             )?
-            .map(|r| r.try_get(0))
-            .transpose()
+            .try_get(0)
         })?;
-        Ok(used.unwrap_or(0).max(0) as u64)
+        Ok(used.max(0) as u64)
     }
 
     /// Requests used after this one, or `None` when none was left.
@@ -112,12 +133,21 @@ impl SharedCounter {
         limit: u64,
     ) -> Result<Option<u64>, CountError> {
         let (budget, limit) = (self.budget(host), i64::try_from(limit).unwrap_or(i64::MAX));
+        let legacy = self.legacy_budget(host);
+        // Counted in the key's row, against what it and its legacy row
+        // used together.
         let used: Option<i64> = self.call(|c| {
             c.query_opt(
-                "INSERT INTO budget_requests AS b (budget, day, used) VALUES ($1, $2, 1)
-                 ON CONFLICT (budget, day) DO UPDATE SET used = b.used + 1 WHERE b.used < $3
-                 RETURNING used",
-                &[&budget, &day, &limit],
+                "WITH legacy AS (
+                     SELECT COALESCE((SELECT used FROM budget_requests
+                                      WHERE budget = $4 AND day = $2), 0) AS used
+                 )
+                 INSERT INTO budget_requests AS b (budget, day, used)
+                 SELECT $1, $2, 1 FROM legacy WHERE legacy.used < $3
+                 ON CONFLICT (budget, day) DO UPDATE SET used = b.used + 1
+                 WHERE b.used + (SELECT used FROM legacy) < $3
+                 RETURNING b.used + (SELECT used FROM legacy)",
+                &[&budget, &day, &limit, &legacy],
             )?
             .map(|r| r.try_get(0))
             .transpose()
@@ -152,14 +182,15 @@ impl SharedCounter {
     }
 
     pub(crate) fn paused_until(&self, host: &str) -> Result<Option<DateTime<Utc>>, CountError> {
-        let budget = self.budget(host);
+        let (budget, legacy) = (self.budget(host), self.legacy_budget(host));
+        // The later of the key's pause and its legacy row's.
         self.call(|c| {
-            c.query_opt(
-                "SELECT until FROM budget_pauses WHERE budget = $1",
-                &[&budget],
+            c.query_one(
+                "SELECT MAX(until) FROM budget_pauses WHERE budget = $1 OR budget = $2",
+                &[&budget, &legacy],
             )?
-            .map(|r| r.try_get::<_, SystemTime>(0).map(DateTime::from))
-            .transpose()
+            .try_get::<_, Option<SystemTime>>(0)
+            .map(|u| u.map(DateTime::from))
         })
     }
 }
@@ -197,6 +228,44 @@ mod tests {
             0,
             "a budget per key"
         );
+    }
+
+    /// A key with a port was its bare host before keys had ports: what a
+    /// process of the fleet not yet upgraded counts or pauses there holds
+    /// for the upgraded ones.
+    #[test]
+    fn a_key_with_a_port_honours_what_was_recorded_under_its_bare_host() {
+        let db = TestDb::create();
+        let c = SharedCounter::open(&db.url, "k").unwrap();
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let day = "2026-11-26";
+        c.take("api:h", day, 5).unwrap();
+        c.take("api:h", day, 5).unwrap();
+        c.pause_until("api:h", at("2026-11-26T10:00:30Z")).unwrap();
+        c.pause_until("api:h:8080", at("2026-11-26T10:00:10Z"))
+            .unwrap();
+        assert_eq!(c.used("api:h:8080", day).unwrap(), 2);
+        // Used after each take: the old row's two and the new row's own.
+        let used: Vec<_> = (0..4)
+            .map(|_| c.take("api:h:8080", day, 5).unwrap())
+            .collect();
+        assert_eq!(used, [Some(3), Some(4), Some(5), None]);
+        assert_eq!(
+            c.used("api:h", day).unwrap(),
+            2,
+            "the old key counts its own"
+        );
+        assert_eq!(
+            c.paused_until("api:h:8080").unwrap(),
+            Some(at("2026-11-26T10:00:30Z"))
+        );
+        c.pause_until("api:h:8080", at("2026-11-26T10:01:00Z"))
+            .unwrap();
+        assert_eq!(
+            c.paused_until("api:h:8080").unwrap(),
+            Some(at("2026-11-26T10:01:00Z"))
+        );
+        assert_eq!(c.paused_until("api:other:8080").unwrap(), None);
     }
 
     #[test]

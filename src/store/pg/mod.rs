@@ -27,6 +27,7 @@ mod schema;
 mod writes;
 
 pub use announce::{listen, Announcement};
+pub(crate) use budget::legacy_key;
 pub use budget::{CountError, SharedCounter};
 
 use std::collections::{HashMap, HashSet};
