@@ -1,7 +1,7 @@
 //! The plan: every page a crawl would fetch, built from the config without
 //! fetching anything (like `dask.delayed`), and the `PageJob` each becomes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -306,6 +306,9 @@ impl Plan {
         let mut index: HashMap<PlanLane, u32> = HashMap::new();
         let mut pages = Vec::new();
         let mut captures = HashMap::new();
+        // A page listed twice (the file appended to by two runs) is one
+        // job: two would be fetched twice, or wait for each other.
+        let mut seen = HashSet::new();
         for (i, line) in text
             .lines()
             .enumerate()
@@ -328,6 +331,9 @@ impl Plan {
                 lanes.push(lane);
                 lanes.len() as u32 - 1
             });
+            if !seen.insert((n, page)) {
+                continue;
+            }
             pages.push((n, page));
             if let Some((page, c)) = captured {
                 captures.insert((n, page), c);
@@ -446,6 +452,26 @@ mod tests {
         write_failures(&path, &[line]).unwrap();
         let plan = Plan::from_failures(&path, &c).unwrap();
         assert_eq!(plan.jobs().collect::<Vec<_>>(), [job]);
+    }
+
+    #[test]
+    fn a_page_listed_twice_in_a_failures_file_is_one_job() {
+        let (dir, c) = rust_set("api");
+        let path = dir.path().join("failed.jsonl");
+        let line = |page| {
+            let job = PageJob::api(&c, "rust", ApiSort::Creation, page, 100);
+            FailedPage {
+                ctx: job.ctx.clone(),
+                url: job.url.clone(),
+                attempts: 5,
+                kind: "internal_error".into(),
+                error: "API error 500".into(),
+            }
+        };
+        write_failures(&path, &[line(3), line(2), line(3)]).unwrap();
+        let plan = Plan::from_failures(&path, &c).unwrap();
+        let pages: Vec<u32> = plan.jobs().map(|j| j.ctx.page).collect();
+        assert_eq!(pages, [2, 3]);
     }
 
     #[test]

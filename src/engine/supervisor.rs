@@ -216,13 +216,10 @@ fn tried(job: &PageJob) -> u32 {
 }
 
 /// A page another process holds, waiting to be asked about again: on its
-/// announcement, or when `timer` fires (at `due`).
+/// announcement, or when `timer` fires.
 struct HeldPage {
-    /// Its jobs: one, unless the page was submitted twice (a failures file
-    /// that lists it twice, a library caller), each copy with its future.
-    pending: Vec<Pending>,
+    pending: Pending,
     timer: SpawnHandle,
-    due: tokio::time::Instant,
 }
 
 /// What the supervisor knows of the fleet's announcements (see
@@ -265,6 +262,12 @@ pub struct Supervisor {
     /// Pages other processes hold, waiting to be asked about again.
     held: HashMap<PageKey, HeldPage>,
     announced: Announced,
+    /// Every page submitted and not yet resolved, with the futures of the
+    /// copies submitted after it (a failures file that lists a page twice,
+    /// a library caller): one job per page, so one claim never offers a
+    /// page twice and the frontier never holds it twice; each copy's
+    /// future resolves with the job's outcome.
+    live: HashMap<PageKey, Vec<oneshot::Sender<PageOutcome>>>,
     stats: SupervisorStats,
     /// Whether any request has reached a server: until one has, a refused
     /// connection is the host being unreachable, said once, not per page.
@@ -295,29 +298,49 @@ impl Supervisor {
             claiming: 0,
             held: HashMap::new(),
             announced: Announced::default(),
+            live: HashMap::new(),
             stats: SupervisorStats::default(),
             answered: false,
             unreachable_said: false,
         }
     }
 
+    /// A page's outcome: its future resolves, and so does every copy's.
+    fn answer(&mut self, reply: oneshot::Sender<PageOutcome>, outcome: PageOutcome) {
+        let ctx = match &outcome {
+            PageOutcome::Done(report) => &report.ctx,
+            PageOutcome::Failed(failed) => &failed.ctx,
+            PageOutcome::Skipped { ctx, .. } => ctx,
+        };
+        for copy in self.live.remove(&key_of(ctx)).unwrap_or_default() {
+            let _ = copy.send(outcome.clone());
+        }
+        let _ = reply.send(outcome);
+    }
+
+    /// A page not fetched, for `why`.
+    fn skipped(&mut self, p: Pending, why: &'static str) {
+        self.stats.skipped += 1;
+        self.answer(
+            p.reply,
+            PageOutcome::Skipped {
+                attempts: tried(&p.job),
+                ctx: p.job.ctx,
+                url: p.job.url,
+                why,
+            },
+        );
+    }
+
     /// Carries out what the frontier settled: every future resolves.
     fn deliver(&mut self, unfetched: Vec<Unfetched<oneshot::Sender<PageOutcome>>>) {
         for u in unfetched {
             match u {
-                Unfetched::Skipped { entry, why } => {
-                    self.stats.skipped += 1;
-                    let _ = entry.reply.send(PageOutcome::Skipped {
-                        attempts: tried(&entry.job),
-                        ctx: entry.job.ctx,
-                        url: entry.job.url,
-                        why,
-                    });
-                }
+                Unfetched::Skipped { entry, why } => self.skipped(entry, why),
                 Unfetched::NotReached { entry, failed_page } => {
                     self.stats.failed += 1;
                     warn!(tag = %entry.job.ctx.tag, page = entry.job.ctx.page, failed_page, "page not fetched after an earlier page failed");
-                    let _ = entry.reply.send(PageOutcome::Failed(FailedPage {
+                    self.answer(entry.reply, PageOutcome::Failed(FailedPage {
                         attempts: tried(&entry.job),
                         ctx: entry.job.ctx,
                         url: entry.job.url,
@@ -337,11 +360,8 @@ impl Supervisor {
         self.deliver(out);
         // Pages waiting on another process are not waited for any more
         // (their timers find nothing when they fire).
-        for p in std::mem::take(&mut self.held)
-            .into_values()
-            .flat_map(|h| h.pending)
-        {
-            let out = self.frontier.retry(p);
+        for (_, h) in std::mem::take(&mut self.held) {
+            let out = self.frontier.retry(h.pending);
             self.deliver(out);
         }
         let waiting: Vec<Pending> = self.retrying.drain().map(|(_, p)| p).collect();
@@ -724,39 +744,13 @@ impl Supervisor {
             self.deliver(out);
             return;
         }
+        // One job per page (`live`): none of this page is parked already.
         let key = key_of(&p.job.ctx);
-        let due = tokio::time::Instant::now() + wait;
-        let mut pending = vec![p];
-        // A copy of the page is parked already: both wait, for the sooner
-        // of the two waits (one is the holder's lease either way), and
-        // both are asked about again together.
-        if let Some(h) = self.held.remove(&key) {
-            pending.extend(h.pending);
-            if h.due <= due {
-                self.held.insert(
-                    key,
-                    HeldPage {
-                        pending,
-                        timer: h.timer,
-                        due: h.due,
-                    },
-                );
-                return;
-            }
-            ctx.cancel_future(h.timer);
-        }
         let timer = ctx.run_later(wait, {
             let key = key.clone();
             move |act, ctx| act.ask_again(&key, ctx)
         });
-        self.held.insert(
-            key,
-            HeldPage {
-                pending,
-                timer,
-                due,
-            },
-        );
+        self.held.insert(key, HeldPage { pending: p, timer });
     }
 }
 
@@ -768,6 +762,20 @@ impl Handler<Submit> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: Submit, ctx: &mut Context<Self>) {
+        // A copy of a page already queued, held or in flight waits for
+        // that job's outcome rather than being a second job: two jobs for
+        // one page would be offered in one claim (both leased under one
+        // token) and would wait for each other in the frontier.
+        match self.live.entry(key_of(&msg.job.ctx)) {
+            std::collections::hash_map::Entry::Occupied(mut copies) => {
+                debug!(tag = %msg.job.ctx.tag, page = msg.job.ctx.page, "page submitted again while its job is unresolved: waits for that job");
+                copies.get_mut().push(msg.reply);
+                return;
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(Vec::new());
+            }
+        }
         let out = self.frontier.submit(Entry {
             job: msg.job,
             reply: msg.reply,
@@ -846,13 +854,7 @@ impl Supervisor {
                 if let Some(lease) = p.job.lease {
                     self.release(&p.job, lease, "crawl drained before the page went out");
                 }
-                self.stats.skipped += 1;
-                let _ = p.reply.send(PageOutcome::Skipped {
-                    attempts: tried(&p.job),
-                    ctx: p.job.ctx,
-                    url: p.job.url,
-                    why: WHY_DRAINED,
-                });
+                self.skipped(p, WHY_DRAINED);
             }
             // Gave way to a pause of its lane, unsent: handed back, and
             // claimed again (if nobody else did it) once the pause is over.
@@ -881,7 +883,7 @@ impl Supervisor {
                     info!(tag = %report.ctx.tag, tab = %report.ctx.tab, page = report.ctx.page, "tag exhausted: no further pages handed out");
                 }
                 let out = self.frontier.done(&p.job, report.ends_tag);
-                let _ = p.reply.send(PageOutcome::Done(report));
+                self.answer(p.reply, PageOutcome::Done(report));
                 self.deliver(out);
             }
             // Not the count now: an announcement heard between the lookup
@@ -915,15 +917,9 @@ impl Supervisor {
         match claim {
             Claim::Done { ends_tag, by } => {
                 self.stats.elsewhere += 1;
-                self.stats.skipped += 1;
                 debug!(tag = %p.job.ctx.tag, page = p.job.ctx.page, by = by.as_deref().unwrap_or(""), ends_tag, "page done by another process");
                 let out = self.frontier.done(&p.job, ends_tag);
-                let _ = p.reply.send(PageOutcome::Skipped {
-                    attempts: tried(&p.job),
-                    ctx: p.job.ctx,
-                    url: p.job.url,
-                    why: WHY_ELSEWHERE,
-                });
+                self.skipped(p, WHY_ELSEWHERE);
                 self.deliver(out);
             }
             Claim::Held { by, until } => {
@@ -961,10 +957,8 @@ impl Supervisor {
     fn ask_again(&mut self, key: &PageKey, ctx: &mut Context<Self>) {
         if let Some(h) = self.held.remove(key) {
             ctx.cancel_future(h.timer);
-            for p in h.pending {
-                let out = self.frontier.retry(p);
-                self.deliver(out);
-            }
+            let out = self.frontier.retry(h.pending);
+            self.deliver(out);
             self.dispatch(ctx);
         }
     }
@@ -1021,13 +1015,16 @@ impl Supervisor {
             _ => {}
         }
         let out = self.frontier.failed(&p.job);
-        let _ = p.reply.send(PageOutcome::Failed(FailedPage {
-            ctx: p.job.ctx,
-            url: p.job.url,
-            attempts: p.job.attempt,
-            kind: e.kind().into(),
-            error: e.to_string(),
-        }));
+        self.answer(
+            p.reply,
+            PageOutcome::Failed(FailedPage {
+                ctx: p.job.ctx,
+                url: p.job.url,
+                attempts: p.job.attempt,
+                kind: e.kind().into(),
+                error: e.to_string(),
+            }),
+        );
         self.deliver(out);
     }
 

@@ -912,6 +912,28 @@ mod tests {
         assert_eq!(db.count("SELECT COUNT(*) FROM pass_pages"), 1);
     }
 
+    /// A page offered twice in one claim is leased once: the statement
+    /// joins its grants to the candidates by page, and leased both copies
+    /// under one token, so a process could fetch it under one copy while
+    /// the other handed the lease back.
+    #[test]
+    fn a_page_offered_twice_in_one_claim_is_leased_once() {
+        let (_db, _a, mut b, pass) = two_processes_one_pass();
+        let long = Duration::from_secs(60);
+        let pages = vec![ctx("rust", 1), ctx("rust", 1), ctx("rust", 2)];
+        let claims = b.claim_pages(pass, &pages, 1, "b", long).unwrap();
+        assert!(
+            matches!(claims[..], [Some(Claim::Leased { .. }), None, None]),
+            "{claims:?}"
+        );
+        let pages = vec![ctx("rust", 3), ctx("rust", 3)];
+        let claims = b.claim_pages(pass, &pages, 2, "b", long).unwrap();
+        assert!(
+            matches!(claims[..], [Some(Claim::Leased { .. }), None]),
+            "{claims:?}"
+        );
+    }
+
     /// Issue 20 §1: one claim offers a process's next pages and leases
     /// the first free ones, up to the number wanted; pages done or held
     /// by another process are said so, the rest left for the next claim.

@@ -194,6 +194,26 @@ pub(super) fn claim_pages(
     if pages.is_empty() {
         return Ok(Vec::new());
     }
+    // The statement joins the leases it grants back to the candidates by
+    // page: a page offered twice would be leased to both copies under one
+    // token. Each page is offered once; a later copy is answered as not
+    // claimed.
+    let mut seen = HashMap::new();
+    let slot: Vec<Option<usize>> = pages
+        .iter()
+        .map(|p| {
+            let next = seen.len();
+            match seen.entry((p.tag.as_str(), p.tab.as_str(), p.page)) {
+                std::collections::hash_map::Entry::Occupied(_) => None,
+                std::collections::hash_map::Entry::Vacant(v) => Some(*v.insert(next)),
+            }
+        })
+        .collect();
+    let pages: Vec<&PageContext> = pages
+        .iter()
+        .zip(&slot)
+        .filter_map(|(p, s)| s.map(|_| p))
+        .collect();
     let tags: Vec<&str> = pages.iter().map(|p| p.tag.as_str()).collect();
     let tabs: Vec<&str> = pages.iter().map(|p| p.tab.as_str()).collect();
     let numbers: Vec<i32> = pages.iter().map(|p| p.page as i32).collect();
@@ -210,7 +230,14 @@ pub(super) fn claim_pages(
             &want,
         ],
     )?;
-    rows.iter().map(|r| claim_of_row(r, worker)).collect()
+    let claims = rows
+        .iter()
+        .map(|r| claim_of_row(r, worker))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(slot
+        .into_iter()
+        .map(|s| s.and_then(|i| claims.get(i).cloned().flatten()))
+        .collect())
 }
 
 /// One candidate's row of [`CLAIM_PAGES`] as the crawl reads it.
