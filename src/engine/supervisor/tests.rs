@@ -303,6 +303,15 @@ impl Harness {
         .await
     }
 
+    /// `job`'s page was not parked but handed out again at once: the
+    /// settlement it was measured against had already been heard.
+    async fn asked_about_again(&mut self, job: &PageJob) {
+        let at = self.place().await;
+        assert_eq!(at.held, 0, "parked for a settlement already heard: {at:?}");
+        let (_, again) = self.handed_out().await;
+        assert_eq!(again.ctx, job.ctx);
+    }
+
     /// Until every claim sent is answered: claims go to the store and back
     /// outside the supervisor's mailbox, so this asks between its messages
     /// until none is out. A claim never answered fails the test rather
@@ -345,10 +354,7 @@ async fn a_page_settled_between_its_lookup_and_the_answer_is_asked_about_again_a
     };
     h.sup.send(settled(1, "w2")).await.unwrap();
     h.ended(fetcher, Err(JobError::Elsewhere(claim))).await;
-    let at = h.place().await;
-    assert_eq!(at.held, 0, "parked for a settlement already heard: {at:?}");
-    let (_, again) = h.handed_out().await;
-    assert_eq!(again.ctx, job.ctx);
+    h.asked_about_again(&job).await;
 }
 
 /// The same for a write found fenced, whose lookup happens inside the
@@ -361,9 +367,7 @@ async fn a_page_settled_while_its_fenced_write_was_answered_is_asked_about_again
     h.sup.send(settled(1, "w2")).await.unwrap();
     h.ended(fetcher, Err(JobError::Elsewhere(held_by("w2"))))
         .await;
-    assert_eq!(h.place().await.held, 0);
-    let (_, again) = h.handed_out().await;
-    assert_eq!(again.ctx, job.ctx);
+    h.asked_about_again(&job).await;
 }
 
 /// A settlement heard while the renewal's lookup is out (its answer held
@@ -388,10 +392,7 @@ async fn a_settlement_heard_while_the_renewal_is_out_wakes_the_page() {
         panic!("the renewal finds the page held");
     };
     h.ended(fetcher, Err(JobError::Elsewhere(claim))).await;
-    let at = h.place().await;
-    assert_eq!(at.held, 0, "parked for a settlement already heard: {at:?}");
-    let (_, again) = h.handed_out().await;
-    assert_eq!(again.ctx, job.ctx);
+    h.asked_about_again(&job).await;
 }
 
 /// A settlement heard before the renewal looked is one its answer
