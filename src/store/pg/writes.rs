@@ -230,14 +230,66 @@ pub(super) fn claim_pages(
             &want,
         ],
     )?;
-    let claims = rows
+    let mut claims = rows
         .iter()
         .map(|r| claim_of_row(r, worker))
         .collect::<Result<Vec<_>, _>>()?;
+    done_since_looked(c, pass_id, &pages, &mut claims)?;
     Ok(slot
         .into_iter()
         .map(|s| s.and_then(|i| claims.get(i).cloned().flatten()))
         .collect())
+}
+
+/// The statement reads whether a page is done from its snapshot, taken
+/// when it began; another process's write committed after that deletes
+/// its lease, so this statement's insert then meets no conflict and leases
+/// a page already written. Asked again in a statement of its own, which
+/// sees every write committed before the insert, such a page's lease is
+/// handed back and it is answered as done.
+fn done_since_looked(
+    c: &mut Client,
+    pass_id: i64,
+    pages: &[&PageContext],
+    claims: &mut [Option<Claim>],
+) -> Result<(), StoreError> {
+    let leased: Vec<usize> = (0..claims.len())
+        .filter(|&i| matches!(claims[i], Some(Claim::Leased { .. })))
+        .collect();
+    if leased.is_empty() {
+        return Ok(());
+    }
+    let tags: Vec<&str> = leased.iter().map(|&i| pages[i].tag.as_str()).collect();
+    let tabs: Vec<&str> = leased.iter().map(|&i| pages[i].tab.as_str()).collect();
+    let numbers: Vec<i32> = leased.iter().map(|&i| pages[i].page as i32).collect();
+    let written = c.query(
+        "SELECT d.tag, d.tab, d.page, d.ends_tag, d.fetched_by
+         FROM unnest($2::text[], $3::text[], $4::integer[]) AS c (tag, tab, page)
+         JOIN pass_pages d
+           ON d.pass_id = $1 AND d.tag = c.tag AND d.tab = c.tab AND d.page = c.page",
+        &[&pass_id, &tags, &tabs, &numbers],
+    )?;
+    for r in written {
+        let (tag, tab, page): (String, String, i32) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+        let Some(&i) = leased
+            .iter()
+            .find(|&&i| pages[i].tag == tag && pages[i].tab == tab && pages[i].page as i32 == page)
+        else {
+            continue;
+        };
+        if let Some(Claim::Leased { token, .. }) = &claims[i] {
+            c.execute(
+                "DELETE FROM page_leases
+                 WHERE pass_id = $1 AND tag = $2 AND tab = $3 AND page = $4 AND token = $5",
+                &[&pass_id, &tag, &tab, &page, &token.0],
+            )?;
+            claims[i] = Some(Claim::Done {
+                ends_tag: r.try_get(3)?,
+                by: r.try_get(4)?,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// One candidate's row of [`CLAIM_PAGES`] as the crawl reads it.
